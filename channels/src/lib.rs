@@ -7,8 +7,38 @@
 //!
 //! Layout:
 //! - [`web`]: the JSON frames of the web widget (and mobile apps) WebSocket and long-poll protocol.
+//! - [`adapter`]: the shape every webhook channel follows, the webhook request the gateway hands
+//!   in, what comes out, and the typed send errors the outbox retries on (or not).
+//! - [`wechat`]: official accounts and mini-programs (signatures, safe-mode AES, XML and JSON,
+//!   passive replies, customer-service send with a cached access token).
+//! - [`douyin`]: Douyin private messages (webhook signature, challenge, IM events, send).
+//! - [`mobile`]: bearer JWTs from a tenant's app server and the nonce cache that refuses replays;
+//!   mobile apps then speak the [`web`] frames.
+//! - [`conformance`]: the one fixture check every webhook adapter passes.
+//!
+//! ## The adapter shape
+//! The gateway owns the routes; an adapter owns the protocol. For every delivery the gateway
+//! builds one [`adapter::WebhookRequest`] (method, query, lowercased headers, raw body bytes) and
+//! calls, in order ([`adapter::ChannelAdapter::handle`] does all three):
+//! 1. `verify`: signatures (and timestamps where the provider signs them) over the raw bytes;
+//! 2. `decode`: bytes into the provider's payload (decrypting when the provider encrypts);
+//! 3. `normalize`: the payload into a [`adapter::WebhookOutcome`]: a handshake to answer, one
+//!    [`InboundMessage`] with its dedup key (plus an opaque [`adapter::ReplyContext`] to keep
+//!    for replies), or an ignored delivery (our own echo, an event with nothing for a
+//!    conversation).
+//!
+//! Replies go the other way: `encode` turns an [`OutboundMessage`] (and the reply context)
+//! into the provider's send request, and each channel's sender performs that call against a
+//! configurable base URL, answering [`adapter::SendError`]s that say whether a retry can help.
 
+pub mod adapter;
+pub mod conformance;
+pub mod douyin;
+mod http;
+pub mod mobile;
+mod token;
 pub mod web;
+pub mod wechat;
 
 use serde::{Deserialize, Serialize};
 

@@ -112,8 +112,9 @@ impl FrameError {
 
 const CLIENT_TYPES: [&str; 4] = ["send", "ack", "resume", "typing"];
 
-/// Decode one text frame from a customer client, checking sizes and required fields.
-pub fn decode_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
+/// Decode one text frame of a tagged JSON protocol whose frame types are `known_types`:
+/// size first, then JSON, then the type, then the frame's shape.
+pub fn decode_frame<T: serde::de::DeserializeOwned>(raw: &str, known_types: &[&str]) -> Result<T, FrameError> {
     // A frame far over the text limit is refused before it is parsed.
     if raw.len() > MAX_TEXT_BYTES + 1024 {
         return Err(FrameError::TooLarge(raw.len()));
@@ -121,11 +122,15 @@ pub fn decode_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|error| FrameError::InvalidJson(error.to_string()))?;
     let frame_type = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-    if !CLIENT_TYPES.contains(&frame_type.as_str()) {
+    if !known_types.contains(&frame_type.as_str()) {
         return Err(FrameError::UnknownType(frame_type));
     }
-    let frame: ClientFrame =
-        serde_json::from_value(value).map_err(|error| FrameError::BadShape(error.to_string()))?;
+    serde_json::from_value(value).map_err(|error| FrameError::BadShape(error.to_string()))
+}
+
+/// Decode one text frame from a customer client, checking sizes and required fields.
+pub fn decode_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
+    let frame: ClientFrame = decode_frame(raw, &CLIENT_TYPES)?;
     if let ClientFrame::Send { client_msg_id, text } = &frame {
         check_send(client_msg_id, text)?;
     }

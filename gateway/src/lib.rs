@@ -1,1 +1,167 @@
-//! gateway
+//! # switchboard-gateway
+//!
+//! The one binary, `switchboard`: HTTP and WebSocket surface (axum), settings, the store
+//! (SQLite or PostgreSQL through sqlx), the bus between connections, agent presence, queues and
+//! assignment, and the CLI. No other crate depends on it.
+//!
+//! Layout:
+//! - [`config`]: typed settings (file, `SWITCHBOARD__*` environment, flags).
+//! - [`store`]: everything persistent; one implementation for both databases.
+//! - [`bus`]: delivery notifications between connections ([`bus::Bus`], in-process default).
+//! - [`presence`]: which agents are connected, online or away.
+//! - [`chat`]: the shared operations (customer send, agent send, close, transfer) and the dispatcher.
+//! - [`session`]: one live connection (customer or agent), transport-free.
+//! - `http`: routes, per area (web channel, agent, admin, pages).
+//! - [`crypto`]: token signing, contact-field encryption, masking.
+//!
+//! Tests start the real server with [`Server::start`] on port 0, or call [`app`] directly.
+
+pub mod bus;
+pub mod chat;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod error;
+mod http;
+pub mod presence;
+pub mod session;
+pub mod store;
+pub mod util;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+
+use crate::bus::{Bus, LocalBus};
+use crate::chat::Chat;
+use crate::config::Settings;
+use crate::crypto::{FieldCipher, SecretKey, TokenSigner};
+use crate::store::Store;
+
+pub use crate::http::agent_token;
+
+/// Cheap handles shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+    pub chat: Arc<Chat>,
+    pub signer: TokenSigner,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    http::router(state)
+}
+
+/// The two keys the node needs, from settings or, on a single node, generated once into the
+/// data directory (readable by the owner only).
+pub fn load_keys(settings: &Settings) -> anyhow::Result<(SecretKey, SecretKey)> {
+    if let (Some(signing), Some(encryption)) = (&settings.secrets.signing_key, &settings.secrets.encryption_key) {
+        return Ok((signing.clone(), encryption.clone()));
+    }
+    let path = settings.data_dir.join("secrets.json");
+    let stored: Option<serde_json::Value> = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{} is not valid json", path.display()))?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let read = |name: &str| -> anyhow::Result<Option<SecretKey>> {
+        match stored.as_ref().and_then(|value| value.get(name)).and_then(|value| value.as_str()) {
+            Some(text) => Ok(Some(SecretKey::from_base64(text).map_err(|e| anyhow::anyhow!("{}: {name}: {e}", path.display()))?)),
+            None => Ok(None),
+        }
+    };
+    let signing = settings.secrets.signing_key.clone().or(read("signing_key")?).unwrap_or_else(SecretKey::generate);
+    let encryption =
+        settings.secrets.encryption_key.clone().or(read("encryption_key")?).unwrap_or_else(SecretKey::generate);
+    if stored.is_none() {
+        write_private(
+            &path,
+            &serde_json::json!({ "signing_key": signing.to_base64(), "encryption_key": encryption.to_base64() }).to_string(),
+        )?;
+    }
+    Ok((signing, encryption))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Opens the store named by the settings (creating the data directory) and migrates it.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<(Store, TokenSigner)> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+    let (signing, encryption) = load_keys(settings)?;
+    let store = Store::connect(&settings.database_url(), FieldCipher::new(&encryption))
+        .await
+        .context("cannot open the store")?;
+    store.migrate().await.context("cannot migrate the store")?;
+    Ok((store, TokenSigner::new(signing)))
+}
+
+/// A running server: its address and a handle to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, starts the chat service and serves on `settings.addr` (port 0 picks one).
+    pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        let (store, signer) = open_store(&settings).await?;
+        let listener = tokio::net::TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let addr = listener.local_addr()?;
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(1024));
+        let chat = Chat::start(store.clone(), bus.clone(), Duration::from_millis(settings.agent_grace_ms));
+        chat.recover_orphans().await?;
+        let state = AppState { settings: Arc::new(settings), store, bus, chat, signer };
+        let router = app(state.clone());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Server { addr, state, shutdown: Some(shutdown), task })
+    }
+
+    /// Waits until the server stops (it runs until `stop` or a fatal error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Stops accepting, lets open requests finish, and closes the store.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        // WebSockets stay open through a graceful shutdown; do not wait for them forever.
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+        self.task.abort();
+        self.state.store.close().await;
+        Ok(())
+    }
+}

@@ -1,1 +1,11 @@
-//! End-to-end tests.
+//! End-to-end tests: the real gateway on port 0, real WebSockets and HTTP, a real browser.
+//! One test binary, one module per feature.
+
+mod admin;
+mod browser;
+mod chat;
+mod frames;
+mod isolation;
+mod long_poll;
+mod queues;
+mod store_suite;

@@ -1,1 +1,233 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a real server on port 0 with its own data directory,
+//! an HTTP client, WebSocket clients that read JSON frames with timeouts, and a fresh PostgreSQL
+//! database per test.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use gateway::config::Settings;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame it expects.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub server: gateway::Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    /// The tenant every test gets, and its admin key.
+    pub tenant: String,
+    pub admin_key: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server on SQLite in a fresh directory; `configure` may change the settings.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::load(None, &HashMap::new()).expect("default settings");
+        settings.addr = "127.0.0.1:0".parse().expect("addr");
+        settings.data_dir = data_dir.path().to_path_buf();
+        settings.demo = false;
+        settings.agent_grace_ms = 300;
+        settings.poll_timeout_ms = 3_000;
+        settings.log.filter = "warn".into();
+        configure(&mut settings);
+        let server = gateway::Server::start(settings).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        let admin_key = gateway::demo::create_tenant(&server.state.store, "acme").await.expect("tenant");
+        TestApp {
+            server,
+            base,
+            http: reqwest::Client::new(),
+            tenant: "acme".into(),
+            admin_key,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.server.addr, path)
+    }
+
+    /// Creates another tenant and returns its admin key.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        gateway::demo::create_tenant(&self.server.state.store, name).await.expect("tenant")
+    }
+
+    /// Creates an agent in `tenant` with the admin key; returns (id, token).
+    pub async fn create_agent_in(&self, tenant: &str, admin_key: &str, name: &str, skills: &[&str], max: i64) -> (String, String) {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/tenants/{tenant}/agents")))
+            .bearer_auth(admin_key)
+            .json(&json!({ "name": name, "skills": skills, "max_concurrent": max }))
+            .send()
+            .await
+            .expect("create agent");
+        assert_eq!(response.status(), 201, "create agent");
+        let body: Value = response.json().await.expect("json");
+        (body["id"].as_str().expect("id").to_owned(), body["token"].as_str().expect("token").to_owned())
+    }
+
+    pub async fn create_agent(&self, name: &str, skills: &[&str], max: i64) -> (String, String) {
+        self.create_agent_in(&self.tenant.clone(), &self.admin_key.clone(), name, skills, max).await
+    }
+
+    /// A new anonymous visitor of `tenant`: (token, session body).
+    pub async fn visitor_in(&self, tenant: &str) -> (String, Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/web/session"))
+            .json(&json!({ "tenant": tenant }))
+            .send()
+            .await
+            .expect("session");
+        assert_eq!(response.status(), 200, "visitor session");
+        let body: Value = response.json().await.expect("json");
+        (body["token"].as_str().expect("token").to_owned(), body)
+    }
+
+    pub async fn visitor(&self) -> String {
+        self.visitor_in(&self.tenant.clone()).await.0
+    }
+
+    pub async fn customer_ws(&self, token: &str) -> WsClient {
+        WsClient::connect(&self.ws_url(&format!("/v1/web/ws?token={token}"))).await.expect("customer ws")
+    }
+
+    /// An agent connection, after its hello frame.
+    pub async fn agent_ws(&self, token: &str) -> WsClient {
+        let mut ws = WsClient::connect(&self.ws_url(&format!("/v1/agent/ws?token={token}"))).await.expect("agent ws");
+        ws.expect_type("hello").await;
+        ws
+    }
+
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).bearer_auth(&self.admin_key).send().await.expect("get");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A WebSocket client speaking JSON text frames.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("connect {url}"))?;
+        Ok(WsClient { stream })
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.stream.send(Message::Text(frame.to_string().into())).await.expect("send frame");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("send raw");
+    }
+
+    /// The next JSON frame, or an error after `timeout`.
+    pub async fn next_within(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        loop {
+            let message = tokio::time::timeout(timeout, self.stream.next())
+                .await
+                .map_err(|_| anyhow!("no frame within {timeout:?}"))?
+                .ok_or_else(|| anyhow!("socket closed"))??;
+            match message {
+                Message::Text(text) => return Ok(serde_json::from_str(&text)?),
+                Message::Close(_) => bail!("socket closed"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Value {
+        self.next_within(FRAME_TIMEOUT).await.expect("frame")
+    }
+
+    /// Reads frames until one matches; panics with the frames seen if none does in time.
+    pub async fn expect(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Ok(frame) if matches(&frame) => return frame,
+                Ok(frame) => seen.push(frame),
+                Err(error) => panic!("expected {what}: {error}; frames seen: {seen:#?}"),
+            }
+        }
+    }
+
+    pub async fn expect_type(&mut self, frame_type: &str) -> Value {
+        self.expect(frame_type, |frame| frame["type"] == frame_type).await
+    }
+
+    /// The next message frame whose text is `text`.
+    pub async fn expect_text(&mut self, text: &str) -> Value {
+        self.expect(&format!("message {text:?}"), |frame| frame["type"] == "message" && frame["text"] == text).await
+    }
+
+    /// Collects every frame that arrives within `window`.
+    pub async fn drain(&mut self, window: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = self.next_within(window).await {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// A database of its own on the local PostgreSQL server, dropped by `drop_database`.
+pub struct PostgresDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+/// The server tests use: `SWITCHBOARD_TEST_POSTGRES` or the local one.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl PostgresDatabase {
+    pub async fn create() -> anyhow::Result<PostgresDatabase> {
+        let admin_url = postgres_admin_url();
+        let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+        admin_exec(&admin_url, &format!("CREATE DATABASE {name}")).await?;
+        let base = admin_url.rsplit_once('/').map(|(base, _)| base.to_owned()).unwrap_or(admin_url.clone());
+        Ok(PostgresDatabase { url: format!("{base}/{name}"), admin_url, name })
+    }
+
+    pub async fn drop_database(self) {
+        let _ = admin_exec(&self.admin_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+    }
+}
+
+async fn admin_exec(url: &str, statement: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(url).await.with_context(|| format!("connect {url}"))?;
+    sqlx::query(statement).execute(&mut connection).await.with_context(|| statement.to_owned())?;
+    Ok(())
+}

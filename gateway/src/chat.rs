@@ -1,0 +1,331 @@
+//! The operations of live chat that every transport shares (WebSocket, long-poll, later the
+//! webhook channels): store first, then publish, then let the dispatcher assign.
+//!
+//! The dispatcher is one task per node that runs an assignment round for a tenant whenever
+//! something changed (a conversation queued, an agent came online or freed capacity). A round
+//! walks the tenant's queue (priority, then waiting time) and gives each conversation to an online
+//! agent of its skill group with spare capacity: least busy first, ties to the longest idle.
+//! The store's conditional update makes a second assignment of one conversation impossible.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_channels::web::{check_send, SenderKind};
+use tokio::sync::mpsc;
+
+use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent};
+use crate::error::{ApiError, ApiResult};
+use crate::presence::{AgentStatus, Presence};
+use crate::store::{Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord, Store};
+use crate::util::now_ms;
+
+/// The skill group of conversations nobody routed elsewhere.
+pub const DEFAULT_SKILL_GROUP: &str = "general";
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    Skill(String),
+    Agent(String),
+}
+
+impl TransferTarget {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.split_once(':') {
+            Some(("skill", name)) if !name.trim().is_empty() => Some(TransferTarget::Skill(name.trim().to_owned())),
+            Some(("agent", id)) if !id.trim().is_empty() => Some(TransferTarget::Agent(id.trim().to_owned())),
+            _ => None,
+        }
+    }
+}
+
+pub struct Chat {
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+    pub presence: Presence,
+    agent_grace: Duration,
+    kick: mpsc::UnboundedSender<String>,
+    /// The last queue position told to each queued conversation.
+    positions: Mutex<HashMap<String, i64>>,
+}
+
+impl Chat {
+    /// Starts the chat service and its dispatcher task.
+    pub fn start(store: Store, bus: Arc<dyn Bus>, agent_grace: Duration) -> Arc<Chat> {
+        let (kick, mut kicks) = mpsc::unbounded_channel::<String>();
+        let chat = Arc::new(Chat {
+            store,
+            bus,
+            presence: Presence::default(),
+            agent_grace,
+            kick,
+            positions: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&chat);
+        tokio::spawn(async move {
+            while let Some(first) = kicks.recv().await {
+                let mut tenants = HashSet::from([first]);
+                while let Ok(more) = kicks.try_recv() {
+                    tenants.insert(more);
+                }
+                let Some(chat) = weak.upgrade() else { break };
+                for tenant in tenants {
+                    if let Err(error) = chat.assign_round(&tenant).await {
+                        tracing::error!(tenant = %tenant, error = %error, "assignment round failed");
+                    }
+                }
+            }
+        });
+        chat
+    }
+
+    /// Asks the dispatcher to run a round for this tenant.
+    pub fn kick(&self, tenant: &str) {
+        let _ = self.kick.send(tenant.to_owned());
+    }
+
+    /// After start-up: chats held by agents who do not come back within the grace period go back
+    /// to the head of their queue.
+    pub async fn recover_orphans(self: &Arc<Self>) -> anyhow::Result<()> {
+        for (tenant, agent_id) in self.store.agents_holding_conversations().await? {
+            self.start_grace_timer(tenant, agent_id, 0);
+        }
+        Ok(())
+    }
+
+    pub fn queue_position(&self, conversation_id: &str) -> Option<i64> {
+        self.positions.lock().unwrap_or_else(|p| p.into_inner()).get(conversation_id).copied()
+    }
+
+    fn publish_message(&self, message: &MessageRecord) {
+        self.bus.publish(&conversation_topic(&message.conversation_id), BusEvent::Message(message.clone()));
+    }
+
+    // ---- customers --------------------------------------------------------------------------
+
+    /// Stores a customer's message (once per client_msg_id) and sends it on its way.
+    pub async fn customer_send(&self, customer: &Customer, client_msg_id: &str, text: &str) -> ApiResult<Appended> {
+        check_send(client_msg_id, text).map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        let entry = Entry { state: ConversationState::Queued, skill_group: DEFAULT_SKILL_GROUP.into(), priority: 0 };
+        let appended = self.store.append_customer_message(customer, Some(client_msg_id), text, &entry).await?;
+        if appended.duplicate {
+            return Ok(appended);
+        }
+        tracing::info!(
+            conversation_id = %appended.conversation.id,
+            seq = appended.message.seq,
+            customer = %customer.masked(),
+            "customer message stored"
+        );
+        self.publish_message(&appended.message);
+        if appended.created {
+            self.bus.publish(
+                &customer_topic(&customer.id),
+                BusEvent::Opened { conversation_id: appended.conversation.id.clone() },
+            );
+        }
+        if appended.created || appended.reopened {
+            self.kick(&customer.tenant_id);
+        }
+        Ok(appended)
+    }
+
+    pub fn customer_typing(&self, conversation_id: &str) {
+        self.bus.publish(
+            &conversation_topic(conversation_id),
+            BusEvent::Typing { conversation_id: conversation_id.to_owned(), from: SenderKind::Customer },
+        );
+    }
+
+    // ---- agents -----------------------------------------------------------------------------
+
+    pub async fn agent_send(&self, agent: &Agent, conversation_id: &str, client_msg_id: &str, text: &str) -> ApiResult<Appended> {
+        check_send(client_msg_id, text).map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        let appended = self
+            .store
+            .append_agent_message(conversation_id, &agent.id, client_msg_id, text)
+            .await
+            .map_err(|_| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+        if !appended.duplicate {
+            tracing::info!(conversation_id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
+            self.publish_message(&appended.message);
+        }
+        Ok(appended)
+    }
+
+    pub fn agent_typing(&self, conversation_id: &str) {
+        self.bus.publish(
+            &conversation_topic(conversation_id),
+            BusEvent::Typing { conversation_id: conversation_id.to_owned(), from: SenderKind::Agent },
+        );
+    }
+
+    pub async fn close(&self, agent: &Agent, conversation_id: &str) -> ApiResult<()> {
+        let closed = self
+            .store
+            .close(conversation_id, &agent.id, "The chat was closed · 会话已结束")
+            .await?
+            .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+        tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");
+        self.after_release(&agent.id, &closed.0, Some(&closed.1), "closed");
+        Ok(())
+    }
+
+    pub async fn transfer(&self, agent: &Agent, conversation_id: &str, target: &TransferTarget) -> ApiResult<()> {
+        match target {
+            TransferTarget::Skill(skill) => {
+                let notice = "You are being transferred to another team · 正在为您转接其他客服组";
+                let moved = self
+                    .store
+                    .requeue(conversation_id, &agent.id, Some(skill), true, "transferred", &Actor::agent(&agent.id), &format!("to skill {skill}"), Some(notice))
+                    .await?
+                    .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+                self.after_release(&agent.id, &moved.0, moved.1.as_ref(), "transferred");
+            }
+            TransferTarget::Agent(target_id) => {
+                let target = self
+                    .store
+                    .agent(&agent.tenant_id, target_id)
+                    .await?
+                    .ok_or_else(|| ApiError::invalid("unknown_agent", "no such agent in this tenant"))?;
+                if target.id == agent.id {
+                    return Err(ApiError::invalid("bad_transfer", "cannot transfer to yourself"));
+                }
+                if self.presence.status(&target.id) != Some(AgentStatus::Online) {
+                    return Err(ApiError::invalid("agent_unavailable", "that agent is not online"));
+                }
+                let load = self.store.agent_loads(&agent.tenant_id).await?.get(&target.id).copied().unwrap_or(0);
+                if load >= target.max_concurrent {
+                    return Err(ApiError::invalid("agent_unavailable", "that agent has no spare capacity"));
+                }
+                let notice = format!("{0} took over the chat · 客服 {0} 已接手", target.name);
+                let (conversation, message) = self
+                    .store
+                    .reassign(conversation_id, &agent.id, &target, &notice)
+                    .await?
+                    .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+                self.bus.publish(
+                    &agent_topic(&agent.id),
+                    BusEvent::Unassigned { conversation_id: conversation.id.clone(), reason: "transferred".into() },
+                );
+                self.bus.publish(&agent_topic(&target.id), BusEvent::Assigned { conversation_id: conversation.id.clone() });
+                self.publish_message(&message);
+                self.kick(&agent.tenant_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The agent chose a status. Going away hands their chats back to the head of the queue.
+    pub async fn set_status(&self, agent: &Agent, status: AgentStatus) -> ApiResult<()> {
+        self.presence.set_status(&agent.id, status);
+        if status == AgentStatus::Away {
+            self.requeue_all(&agent.id, "agent went away").await?;
+        }
+        self.kick(&agent.tenant_id);
+        Ok(())
+    }
+
+    pub fn agent_connected(&self, agent: &Agent) -> AgentStatus {
+        let status = self.presence.connect(agent, now_ms());
+        self.kick(&agent.tenant_id);
+        status
+    }
+
+    /// The agent's connection ended; without a reconnect in the grace period their chats are requeued.
+    pub fn agent_disconnected(self: &Arc<Self>, agent: &Agent) {
+        if let Some(generation) = self.presence.disconnect(&agent.id) {
+            self.start_grace_timer(agent.tenant_id.clone(), agent.id.clone(), generation);
+        }
+    }
+
+    fn start_grace_timer(self: &Arc<Self>, tenant: String, agent_id: String, generation: u64) {
+        let chat = Arc::downgrade(self);
+        let grace = self.agent_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let Some(chat) = chat.upgrade() else { return };
+            if chat.presence.expire(&agent_id, generation) {
+                if let Err(error) = chat.requeue_all(&agent_id, "agent disconnected").await {
+                    tracing::error!(agent_id = %agent_id, error = %error, "requeue after disconnect failed");
+                }
+                chat.kick(&tenant);
+            }
+        });
+    }
+
+    async fn requeue_all(&self, agent_id: &str, reason: &str) -> ApiResult<()> {
+        for conversation in self.store.assigned_conversations(agent_id).await? {
+            let notice = "Your agent is unavailable; you are back at the front of the queue · 客服暂时离开，已为您优先重新排队";
+            if let Some((conversation, message)) = self
+                .store
+                .requeue(&conversation.id, agent_id, None, true, "requeued", &Actor::system(), reason, Some(notice))
+                .await?
+            {
+                tracing::info!(conversation_id = %conversation.id, agent_id, reason, "conversation requeued");
+                self.after_release(agent_id, &conversation, message.as_ref(), "requeued");
+            }
+        }
+        Ok(())
+    }
+
+    fn after_release(&self, agent_id: &str, conversation: &Conversation, message: Option<&MessageRecord>, reason: &str) {
+        self.bus.publish(
+            &agent_topic(agent_id),
+            BusEvent::Unassigned { conversation_id: conversation.id.clone(), reason: reason.to_owned() },
+        );
+        if let Some(message) = message {
+            self.publish_message(message);
+        }
+        self.kick(&conversation.tenant_id);
+    }
+
+    // ---- the dispatcher ---------------------------------------------------------------------
+
+    async fn assign_round(&self, tenant: &str) -> anyhow::Result<()> {
+        let queued = self.store.queued_conversations(tenant).await?;
+        let mut available = self.presence.available(tenant);
+        let mut loads = self.store.agent_loads(tenant).await?;
+        let mut waiting: HashMap<String, i64> = HashMap::new();
+        let mut positions: Vec<(String, i64)> = Vec::new();
+        for conversation in queued {
+            let choice = available
+                .iter()
+                .enumerate()
+                .filter(|(_, candidate)| {
+                    candidate.agent.serves(&conversation.skill_group)
+                        && loads.get(&candidate.agent.id).copied().unwrap_or(0) < candidate.agent.max_concurrent
+                })
+                .min_by_key(|(_, candidate)| (loads.get(&candidate.agent.id).copied().unwrap_or(0), candidate.idle_since))
+                .map(|(index, _)| index);
+            if let Some(index) = choice {
+                let agent = available[index].agent.clone();
+                let notice = format!("{0} joined the chat · 客服 {0} 已接入", agent.name);
+                if let Some((conversation, message)) = self.store.assign(&conversation.id, &agent, &notice).await? {
+                    tracing::info!(conversation_id = %conversation.id, agent_id = %agent.id, "conversation assigned");
+                    *loads.entry(agent.id.clone()).or_insert(0) += 1;
+                    available[index].idle_since = now_ms();
+                    self.presence.touch(&agent.id, now_ms());
+                    self.positions.lock().unwrap_or_else(|p| p.into_inner()).remove(&conversation.id);
+                    self.bus.publish(&agent_topic(&agent.id), BusEvent::Assigned { conversation_id: conversation.id.clone() });
+                    self.publish_message(&message);
+                }
+                continue;
+            }
+            let ahead = waiting.entry(conversation.skill_group.clone()).or_insert(0);
+            *ahead += 1;
+            positions.push((conversation.id, *ahead));
+        }
+        let mut told = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        for (conversation_id, position) in positions {
+            if told.insert(conversation_id.clone(), position) != Some(position) {
+                self.bus.publish(
+                    &conversation_topic(&conversation_id),
+                    BusEvent::Queue { conversation_id: conversation_id.clone(), position },
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! Typed settings with defaults that run out of the box. Sources, later ones winning: an
+//! optional TOML file, environment variables `SWITCHBOARD__<KEY>` (nested keys joined by `__`),
+//! then command-line flags. Secrets never print.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::crypto::SecretKey;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// Local state: the SQLite file (when no database_url), generated secrets, indexes.
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite://...`; unset means `sqlite://<data_dir>/switchboard.db`.
+    pub database_url: Option<String>,
+    /// How long an agent may be disconnected before their chats go back to the queue.
+    pub agent_grace_ms: u64,
+    /// How long `GET /v1/web/poll` holds a request when there is nothing new.
+    pub poll_timeout_ms: u64,
+    /// Create the `demo` tenant, its agent and canned replies on first start.
+    pub demo: bool,
+    pub secrets: Secrets,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Secrets {
+    /// Base64 of 32 bytes; signs visitor and agent tokens. Generated into the data dir if unset.
+    /// Every node of a cluster needs the same value.
+    #[serde(deserialize_with = "secret_opt")]
+    pub signing_key: Option<SecretKey>,
+    /// Base64 of 32 bytes; encrypts customer contact fields at rest. Generated if unset.
+    #[serde(deserialize_with = "secret_opt")]
+    pub encryption_key: Option<SecretKey>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `gateway=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: "text".into(), filter: "info".into() }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            agent_grace_ms: 30_000,
+            poll_timeout_ms: 25_000,
+            demo: true,
+            secrets: Secrets::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+fn secret_opt<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SecretKey>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|text| SecretKey::from_base64(&text).map_err(serde::de::Error::custom)).transpose()
+}
+
+impl Settings {
+    /// Loads settings from an optional file and the given environment (tests pass their own).
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> anyhow::Result<Settings> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| anyhow::anyhow!("cannot read config {}: {error}", path.display()))?;
+                text.parse::<toml::Table>().map_err(|error| anyhow::anyhow!("config {}: {error}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix("SWITCHBOARD__") else { continue };
+            let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            insert_path(&mut table, &keys, parse_scalar(value));
+        }
+        Settings::deserialize(toml::Value::Table(table)).map_err(|error| anyhow::anyhow!("invalid settings: {error}"))
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("switchboard.db").display()),
+        }
+    }
+}
+
+/// An environment value as TOML would read it (numbers, booleans), else as a string.
+fn parse_scalar(value: &str) -> toml::Value {
+    if let Ok(number) = value.parse::<i64>() {
+        return toml::Value::Integer(number);
+    }
+    match value {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(value.to_owned()),
+    }
+}
+
+fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_env_overrides_and_unknown_keys() {
+        let settings = Settings::load(None, &HashMap::new()).unwrap();
+        assert_eq!(settings.addr.port(), 8080);
+        assert_eq!(settings.database_url(), "sqlite://data/switchboard.db");
+
+        let key = SecretKey::generate().to_base64();
+        let env = HashMap::from([
+            ("SWITCHBOARD__ADDR".to_owned(), "0.0.0.0:9000".to_owned()),
+            ("SWITCHBOARD__AGENT_GRACE_MS".to_owned(), "500".to_owned()),
+            ("SWITCHBOARD__SECRETS__SIGNING_KEY".to_owned(), key),
+            ("OTHER".to_owned(), "ignored".to_owned()),
+        ]);
+        let settings = Settings::load(None, &env).unwrap();
+        assert_eq!(settings.addr.port(), 9000);
+        assert_eq!(settings.agent_grace_ms, 500);
+        assert!(settings.secrets.signing_key.is_some());
+        assert!(!format!("{settings:?}").contains(&env["SWITCHBOARD__SECRETS__SIGNING_KEY"]));
+
+        let bad = HashMap::from([("SWITCHBOARD__NO_SUCH".to_owned(), "1".to_owned())]);
+        assert!(Settings::load(None, &bad).is_err());
+        let bad_key = HashMap::from([("SWITCHBOARD__SECRETS__SIGNING_KEY".to_owned(), "short".to_owned())]);
+        assert!(Settings::load(None, &bad_key).is_err());
+    }
+}

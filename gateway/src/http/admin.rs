@@ -1,0 +1,281 @@
+//! A tenant's admin API: agents, transcripts, customers and canned replies. Every route is
+//! scoped by the `{tenant}` in its path and takes that tenant's admin key.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::crypto::{Claims, TokenKind};
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::presence::AgentStatus;
+use crate::store::{CannedReply, Conversation, ConversationFilter, CustomerProfile};
+use crate::util::{new_id, now_ms};
+use crate::AppState;
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/agents", get(list_agents).post(create_agent))
+        .route("/v1/tenants/{tenant}/conversations", get(list_conversations))
+        .route("/v1/tenants/{tenant}/conversations/{id}", get(get_conversation))
+        .route("/v1/tenants/{tenant}/conversations/{id}/messages", get(conversation_messages))
+        .route("/v1/tenants/{tenant}/customers/{id}", get(get_customer).put(put_customer))
+        .route("/v1/tenants/{tenant}/canned-replies", get(list_canned).post(create_canned))
+        .route("/v1/tenants/{tenant}/canned-replies/{id}", put(put_canned).delete(delete_canned))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAgent {
+    name: String,
+    #[serde(default = "default_skills")]
+    skills: Vec<String>,
+    #[serde(default = "default_max_concurrent")]
+    max_concurrent: i64,
+}
+
+fn default_skills() -> Vec<String> {
+    vec![crate::chat::DEFAULT_SKILL_GROUP.to_owned()]
+}
+
+fn default_max_concurrent() -> i64 {
+    5
+}
+
+/// A signed agent token for this agent's current token version.
+pub fn agent_token(state: &AppState, agent: &crate::store::Agent) -> String {
+    state.signer.sign(&Claims {
+        tenant: agent.tenant_id.clone(),
+        kind: TokenKind::Agent,
+        subject: agent.id.clone(),
+        version: agent.token_version,
+        iat: now_ms() / 1000,
+    })
+}
+
+async fn create_agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<NewAgent>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(new) = body?;
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(ApiError::invalid("bad_name", "name must be 1 to 80 characters"));
+    }
+    if new.skills.is_empty() || new.skills.iter().any(|s| s.trim().is_empty() || s.len() > 64) {
+        return Err(ApiError::invalid("bad_skills", "skills must be a non-empty list of names up to 64 bytes"));
+    }
+    if !(1..=100).contains(&new.max_concurrent) {
+        return Err(ApiError::invalid("bad_max_concurrent", "max_concurrent must be 1 to 100"));
+    }
+    let agent = state.store.create_agent(&tenant, name, &new.skills, new.max_concurrent).await?;
+    let token = agent_token(&state, &agent);
+    let mut body = serde_json::to_value(&agent).unwrap_or_default();
+    body["token"] = serde_json::Value::String(token);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let loads = state.store.agent_loads(&tenant).await?;
+    let agents: Vec<serde_json::Value> = state
+        .store
+        .agents(&tenant)
+        .await?
+        .into_iter()
+        .map(|agent| {
+            let status = match state.chat.presence.status(&agent.id) {
+                Some(AgentStatus::Online) => "online",
+                Some(AgentStatus::Away) => "away",
+                None => "offline",
+            };
+            let mut value = serde_json::to_value(&agent).unwrap_or_default();
+            value["status"] = status.into();
+            value["load"] = loads.get(&agent.id).copied().unwrap_or(0).into();
+            value
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "agents": agents })))
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    query: Result<Query<ConversationFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Query(filter) = query?;
+    if let Some(value) = &filter.state {
+        if crate::store::ConversationState::parse(value).is_none() {
+            return Err(ApiError::invalid("bad_query", "state must be bot, queued, assigned or closed"));
+        }
+    }
+    let (conversations, next) = state.store.list_conversations(&tenant, &filter).await?;
+    Ok(Json(serde_json::json!({ "conversations": conversations, "next": next })))
+}
+
+/// A conversation of this tenant; another tenant's id is "not found".
+async fn tenant_conversation(state: &AppState, tenant: &str, id: &str) -> ApiResult<Conversation> {
+    state
+        .store
+        .conversation(id)
+        .await?
+        .filter(|conversation| conversation.tenant_id == tenant)
+        .ok_or(ApiError::NotFound("conversation"))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let conversation = tenant_conversation(&state, &tenant, &id).await?;
+    let customer = state.store.customer(&tenant, &conversation.customer_id).await?;
+    let events = state.store.events(&id).await?;
+    Ok(Json(serde_json::json!({ "conversation": conversation, "customer": customer, "events": events })))
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn conversation_messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Query(query) = query?;
+    tenant_conversation(&state, &tenant, &id).await?;
+    let limit = query.limit.unwrap_or(200).clamp(1, 1000);
+    let messages = state.store.messages_after(&id, query.after, limit).await?;
+    let frames: Vec<_> = messages.iter().map(crate::session::message_frame).collect();
+    Ok(Json(serde_json::json!({ "messages": frames })))
+}
+
+async fn get_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<crate::store::Customer>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    Ok(Json(state.store.customer(&tenant, &id).await?.ok_or(ApiError::NotFound("customer"))?))
+}
+
+async fn put_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    body: JsonBody<CustomerProfile>,
+) -> ApiResult<Json<crate::store::Customer>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(profile) = body?;
+    for (field, value, limit) in [("name", &profile.name, 200), ("phone", &profile.phone, 64), ("email", &profile.email, 254), ("address", &profile.address, 500)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > limit) {
+            return Err(ApiError::invalid("bad_profile", format!("{field} is longer than {limit} characters")));
+        }
+    }
+    let customer = state.store.update_customer_profile(&tenant, &id, &profile).await?;
+    tracing::info!(customer = %customer.masked(), "customer profile updated");
+    Ok(Json(customer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CannedBody {
+    shortcut: String,
+    text: String,
+}
+
+fn check_canned(body: &CannedBody) -> ApiResult<()> {
+    let shortcut_ok = !body.shortcut.is_empty()
+        && body.shortcut.chars().count() <= 32
+        && !body.shortcut.chars().any(char::is_whitespace);
+    if !shortcut_ok {
+        return Err(ApiError::invalid("bad_shortcut", "shortcut must be 1 to 32 characters without spaces"));
+    }
+    if body.text.trim().is_empty() || body.text.len() > 4096 {
+        return Err(ApiError::invalid("bad_text", "text must be 1 to 4096 bytes"));
+    }
+    Ok(())
+}
+
+async fn list_canned(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<Vec<CannedReply>>> {
+    let Path(tenant) = path?;
+    require_admin_or_agent(&state, &headers, &tenant).await?;
+    Ok(Json(state.store.canned_replies(&tenant).await?))
+}
+
+async fn create_canned(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<CannedBody>,
+) -> ApiResult<(StatusCode, Json<CannedReply>)> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(body) = body?;
+    check_canned(&body)?;
+    let reply = CannedReply { id: new_id("cr_"), shortcut: body.shortcut, text: body.text };
+    state.store.put_canned_reply(&tenant, &reply).await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+async fn put_canned(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    body: JsonBody<CannedBody>,
+) -> ApiResult<Json<CannedReply>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(body) = body?;
+    check_canned(&body)?;
+    if !state.store.canned_replies(&tenant).await?.iter().any(|reply| reply.id == id) {
+        return Err(ApiError::NotFound("canned reply"));
+    }
+    let reply = CannedReply { id, shortcut: body.shortcut, text: body.text };
+    state.store.put_canned_reply(&tenant, &reply).await?;
+    Ok(Json(reply))
+}
+
+async fn delete_canned(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    state.store.delete_canned_reply(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

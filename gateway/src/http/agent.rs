@@ -1,0 +1,39 @@
+//! The agent side: the console's WebSocket and the agent's own profile.
+
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{agent_from_token, bearer};
+use crate::session::run_agent;
+use crate::store::Agent;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/agent/ws", get(websocket)).route("/v1/agent/me", get(me))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let agent = agent_from_token(&state, &query.token).await?;
+    let chat = state.chat.clone();
+    Ok(crate::http::ws::upgrade(upgrade, move |incoming, outgoing| run_agent(chat, agent, incoming, outgoing)))
+}
+
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Agent>> {
+    let agent = agent_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+    Ok(Json(agent))
+}

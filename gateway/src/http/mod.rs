@@ -1,0 +1,24 @@
+//! The HTTP surface: each module owns its routes, merged here.
+
+mod admin;
+pub(crate) mod auth;
+mod agent;
+mod pages;
+mod web;
+mod ws;
+
+pub use admin::agent_token;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(web::router())
+        .merge(agent::router())
+        .merge(admin::router())
+        .merge(pages::router())
+        .fallback(|| async { crate::error::ApiError::NotFound("route") })
+        .with_state(state)
+}

@@ -1,0 +1,174 @@
+//! The web channel, customer side: visitor sessions, the WebSocket, and the long-poll fallback.
+
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use switchboard_channels::web::ServerFrame;
+use switchboard_channels::ChannelKind;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{StreamExt, StreamMap};
+
+use crate::bus::{conversation_topic, customer_topic, BusEvent};
+use crate::crypto::{Claims, TokenKind};
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{bearer, visitor_from_token};
+use crate::session::{message_frame, run_customer};
+use crate::store::{ConversationState, CustomerProfile};
+use crate::util::{is_valid_slug, new_id, now_ms};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/web/session", post(create_session))
+        .route("/v1/web/ws", get(websocket))
+        .route("/v1/web/messages", post(post_message))
+        .route("/v1/web/poll", get(poll))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    tenant: String,
+    /// A token from an earlier session: the same visitor and conversation continue.
+    #[serde(default)]
+    token: Option<String>,
+    /// Optional pre-chat details.
+    #[serde(default)]
+    profile: Option<CustomerProfile>,
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    body: Result<Json<SessionRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Json(request) = body?;
+    if !is_valid_slug(&request.tenant) || state.store.tenant(&request.tenant).await?.is_none() {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    let (customer, token) = match request.token {
+        Some(token) => {
+            let customer = visitor_from_token(&state, &token).await?;
+            if customer.tenant_id != request.tenant {
+                return Err(ApiError::Unauthorized);
+            }
+            (customer, token)
+        }
+        None => {
+            let visitor_id = new_id("v_");
+            let profile = request.profile.unwrap_or_default();
+            let customer =
+                state.store.customer_for_identity(&request.tenant, ChannelKind::Web, &visitor_id, &profile).await?;
+            let token = state.signer.sign(&Claims {
+                tenant: request.tenant.clone(),
+                kind: TokenKind::Visitor,
+                subject: customer.id.clone(),
+                version: 0,
+                iat: now_ms() / 1000,
+            });
+            (customer, token)
+        }
+    };
+    let conversation = state.store.conversation_for_customer(&customer.id).await?;
+    Ok(Json(serde_json::json!({
+        "tenant": customer.tenant_id,
+        "visitor_id": customer.external_id,
+        "token": token,
+        "conversation_id": conversation.map(|c| c.id),
+    })))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let customer = visitor_from_token(&state, &query.token).await?;
+    let chat = state.chat.clone();
+    Ok(crate::http::ws::upgrade(upgrade, move |incoming, outgoing| run_customer(chat, customer, incoming, outgoing)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostMessage {
+    client_msg_id: String,
+    text: String,
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PostMessage>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<ServerFrame>> {
+    let customer = visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+    let Json(message) = body?;
+    let appended = state.chat.customer_send(&customer, &message.client_msg_id, &message.text).await?;
+    Ok(Json(ServerFrame::Receipt { client_msg_id: message.client_msg_id, seq: appended.message.seq }))
+}
+
+#[derive(Deserialize)]
+struct PollQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+/// Answers at once when there are messages after `after`; otherwise holds the request until
+/// something happens in the conversation or the poll timeout passes.
+async fn poll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let customer = visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+    let Query(PollQuery { after }) = query?;
+    let mut subscriptions = StreamMap::new();
+    subscriptions.insert(customer_topic(&customer.id), BroadcastStream::new(state.bus.subscribe(&customer_topic(&customer.id))));
+    let mut conversation = state.store.conversation_for_customer(&customer.id).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(state.settings.poll_timeout_ms);
+    loop {
+        if let Some(current) = &conversation {
+            let topic = conversation_topic(&current.id);
+            if !subscriptions.contains_key(&topic) {
+                subscriptions.insert(topic.clone(), BroadcastStream::new(state.bus.subscribe(&topic)));
+            }
+            let messages = state.store.messages_after(&current.id, after, 200).await?;
+            if !messages.is_empty() {
+                return Ok(Json(poll_answer(&state, current, &messages)));
+            }
+        }
+        let woke = tokio::time::timeout_at(deadline, subscriptions.next()).await;
+        conversation = state.store.conversation_for_customer(&customer.id).await?;
+        match woke {
+            Ok(Some((_, Ok(BusEvent::Queue { .. })))) | Ok(None) | Err(_) => {
+                let answer = match &conversation {
+                    Some(current) => poll_answer(&state, current, &state.store.messages_after(&current.id, after, 200).await?),
+                    None => serde_json::json!({ "frames": [] }),
+                };
+                return Ok(Json(answer));
+            }
+            _ => continue,
+        }
+    }
+}
+
+fn poll_answer(
+    state: &AppState,
+    conversation: &crate::store::Conversation,
+    messages: &[crate::store::MessageRecord],
+) -> serde_json::Value {
+    let mut frames: Vec<ServerFrame> = messages.iter().map(message_frame).collect();
+    if conversation.state == ConversationState::Queued {
+        if let Some(position) = state.chat.queue_position(&conversation.id) {
+            frames.push(ServerFrame::Queue { position });
+        }
+    }
+    serde_json::json!({ "frames": frames })
+}

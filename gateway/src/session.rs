@@ -1,0 +1,519 @@
+//! One live connection, customer or agent, independent of the socket type: frames come in as
+//! [`Incoming`] and go out as [`Outgoing`], so tests can drive a session without a socket.
+//!
+//! Delivery is by seq. For each conversation a session holds a cursor (the last seq sent). A
+//! message event with the next seq is sent at once; an older one is skipped; a gap (or a lagged
+//! subscription) is filled from the store. A session subscribes to a conversation before it
+//! reads history, so nothing falls between the two.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use switchboard_channels::web::{decode_client_frame, decode_frame, ClientFrame, FrameError, SenderKind, ServerFrame};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamMap;
+
+use crate::bus::{agent_topic, conversation_topic, customer_topic, BusEvent};
+use crate::chat::{Chat, TransferTarget};
+use crate::error::ApiError;
+use crate::presence::AgentStatus;
+use crate::store::{Agent, ConversationState, Customer, MessageRecord};
+use crate::util::rfc3339;
+
+/// A frame from the client, whatever the transport.
+#[derive(Debug)]
+pub enum Incoming {
+    Text(String),
+    Binary,
+    Close,
+}
+
+/// What a session sends: a JSON text frame, or a keep-alive ping.
+#[derive(Debug)]
+pub enum Outgoing {
+    Text(String),
+    Ping,
+}
+
+/// How often an idle connection is pinged (keeps NAT mappings open, finds dead peers).
+const KEEPALIVE: Duration = Duration::from_secs(25);
+/// How many messages an agent sees when a conversation is assigned.
+const ASSIGNED_HISTORY: i64 = 50;
+const CATCH_UP_BATCH: i64 = 500;
+
+type Subscriptions = StreamMap<String, BroadcastStream<BusEvent>>;
+
+/// The session ended because the client went away.
+struct Gone;
+
+pub fn message_frame(message: &MessageRecord) -> ServerFrame {
+    ServerFrame::Message {
+        seq: message.seq,
+        conversation_id: message.conversation_id.clone(),
+        sender: message.sender,
+        text: message.text.clone(),
+        at: rfc3339(message.created_at),
+        client_msg_id: message.client_msg_id.clone(),
+    }
+}
+
+async fn send_json<K, T>(out: &mut K, frame: &T) -> Result<(), Gone>
+where
+    K: Sink<Outgoing> + Unpin,
+    T: Serialize,
+{
+    let text = serde_json::to_string(frame).map_err(|_| Gone)?;
+    out.send(Outgoing::Text(text)).await.map_err(|_| Gone)
+}
+
+fn error_frame(error: &ApiError) -> ServerFrame {
+    ServerFrame::Error { code: error.code().to_owned(), message: error.to_string() }
+}
+
+/// Sends what a conversation has after `cursor` and moves the cursor: the event's message when it
+/// is the next one, the store's messages when there is a gap.
+async fn deliver<K: Sink<Outgoing> + Unpin>(
+    chat: &Chat,
+    out: &mut K,
+    conversation_id: &str,
+    cursor: &mut i64,
+    event: Option<&MessageRecord>,
+) -> Result<(), Gone> {
+    match event {
+        Some(message) if message.seq <= *cursor => return Ok(()),
+        Some(message) if message.seq == *cursor + 1 => {
+            send_json(out, &message_frame(message)).await?;
+            *cursor = message.seq;
+            return Ok(());
+        }
+        _ => {}
+    }
+    loop {
+        let batch = match chat.store.messages_after(conversation_id, *cursor, CATCH_UP_BATCH).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(conversation_id, error = %error, "catch-up read failed");
+                return Ok(());
+            }
+        };
+        for message in &batch {
+            send_json(out, &message_frame(message)).await?;
+            *cursor = message.seq;
+        }
+        if (batch.len() as i64) < CATCH_UP_BATCH {
+            return Ok(());
+        }
+    }
+}
+
+fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {
+    let receiver = chat.bus.subscribe(&topic);
+    subscriptions.insert(topic, BroadcastStream::new(receiver));
+}
+
+// ---- customers ------------------------------------------------------------------------------
+
+struct CustomerSession {
+    chat: Arc<Chat>,
+    customer: Customer,
+    conversation_id: Option<String>,
+    cursor: i64,
+    subscriptions: Subscriptions,
+}
+
+/// Runs a customer connection until the client goes away.
+pub async fn run_customer<S, K>(chat: Arc<Chat>, customer: Customer, mut incoming: S, mut out: K)
+where
+    S: Stream<Item = Incoming> + Unpin,
+    K: Sink<Outgoing> + Unpin,
+{
+    let mut session = CustomerSession {
+        chat: chat.clone(),
+        customer,
+        conversation_id: None,
+        cursor: 0,
+        subscriptions: StreamMap::new(),
+    };
+    subscribe(&chat, &mut session.subscriptions, customer_topic(&session.customer.id));
+    match chat.store.conversation_for_customer(&session.customer.id).await {
+        Ok(Some(conversation)) => {
+            subscribe(&chat, &mut session.subscriptions, conversation_topic(&conversation.id));
+            // Without a resume, only what happens from now on is sent.
+            session.cursor = conversation.last_seq;
+            if conversation.state == ConversationState::Queued {
+                if let Some(position) = chat.queue_position(&conversation.id) {
+                    if send_json(&mut out, &ServerFrame::Queue { position }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            session.conversation_id = Some(conversation.id);
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::error!(error = %error, "customer session could not load its conversation");
+            return;
+        }
+    }
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    loop {
+        let step = tokio::select! {
+            frame = incoming.next() => match frame {
+                None | Some(Incoming::Close) => break,
+                Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
+                Some(Incoming::Text(raw)) => session.on_frame(&raw, &mut out).await,
+            },
+            Some((_, event)) = session.subscriptions.next() => session.on_event(event, &mut out).await,
+            _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
+        };
+        if step.is_err() {
+            break;
+        }
+    }
+}
+
+impl CustomerSession {
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(&mut self, raw: &str, out: &mut K) -> Result<(), Gone> {
+        let frame = match decode_client_frame(raw) {
+            Ok(frame) => frame,
+            Err(error) => return send_json(out, &error.to_frame()).await,
+        };
+        match frame {
+            ClientFrame::Send { client_msg_id, text } => {
+                match self.chat.customer_send(&self.customer, &client_msg_id, &text).await {
+                    Ok(appended) => {
+                        let receipt = ServerFrame::Receipt { client_msg_id, seq: appended.message.seq };
+                        send_json(out, &receipt).await?;
+                        if self.conversation_id.is_none() {
+                            self.open(appended.conversation.id.clone(), out).await?;
+                        }
+                        Ok(())
+                    }
+                    Err(error) => send_json(out, &error_frame(&error)).await,
+                }
+            }
+            ClientFrame::Ack { seq } => {
+                if let Some(conversation_id) = &self.conversation_id {
+                    if let Err(error) = self.chat.store.set_acked(conversation_id, SenderKind::Customer, seq).await {
+                        tracing::warn!(error = %error, "ack not stored");
+                    }
+                }
+                Ok(())
+            }
+            ClientFrame::Resume { last_seq } => {
+                self.cursor = last_seq.max(0);
+                match self.conversation_id.clone() {
+                    Some(conversation_id) => deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await,
+                    None => Ok(()),
+                }
+            }
+            ClientFrame::Typing => {
+                if let Some(conversation_id) = &self.conversation_id {
+                    self.chat.customer_typing(conversation_id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts following a conversation opened by this or another connection of the customer.
+    async fn open<K: Sink<Outgoing> + Unpin>(&mut self, conversation_id: String, out: &mut K) -> Result<(), Gone> {
+        subscribe(&self.chat, &mut self.subscriptions, conversation_topic(&conversation_id));
+        self.cursor = 0;
+        self.conversation_id = Some(conversation_id.clone());
+        deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
+    }
+
+    async fn on_event<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        event: Result<BusEvent, BroadcastStreamRecvError>,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        let Some(conversation_id) = self.conversation_id.clone() else {
+            return match event {
+                Ok(BusEvent::Opened { conversation_id }) => self.open(conversation_id, out).await,
+                _ => Ok(()),
+            };
+        };
+        match event {
+            Ok(BusEvent::Message(message)) => {
+                deliver(&self.chat, out, &conversation_id, &mut self.cursor, Some(&message)).await
+            }
+            Ok(BusEvent::Typing { from, .. }) if from != SenderKind::Customer => send_json(out, &ServerFrame::Typing).await,
+            Ok(BusEvent::Queue { position, .. }) => send_json(out, &ServerFrame::Queue { position }).await,
+            Ok(_) => Ok(()),
+            Err(BroadcastStreamRecvError::Lagged(_)) => deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await,
+        }
+    }
+}
+
+// ---- agents ---------------------------------------------------------------------------------
+
+/// Frames from the agent console.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentClientFrame {
+    Status { status: AgentStatus },
+    Send { conversation_id: String, client_msg_id: String, text: String },
+    Close { conversation_id: String },
+    Transfer { conversation_id: String, to: String },
+    Ack { conversation_id: String, seq: i64 },
+    Resume { conversation_id: String, last_seq: i64 },
+    Typing { conversation_id: String },
+}
+
+const AGENT_TYPES: [&str; 7] = ["status", "send", "close", "transfer", "ack", "resume", "typing"];
+
+/// Frames to the agent console (message frames are the customer's `message` frames).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentServerFrame {
+    Hello { agent: Agent, status: AgentStatus },
+    Status { status: AgentStatus },
+    Assigned { conversation: serde_json::Value, messages: Vec<ServerFrame> },
+    Unassigned { conversation_id: String, reason: String },
+    Receipt { conversation_id: String, client_msg_id: String, seq: i64 },
+    Typing { conversation_id: String },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<String>,
+    },
+}
+
+struct AgentSession {
+    chat: Arc<Chat>,
+    agent: Agent,
+    /// Cursor per conversation this agent holds.
+    cursors: HashMap<String, i64>,
+    subscriptions: Subscriptions,
+}
+
+/// Runs an agent connection until the client goes away.
+pub async fn run_agent<S, K>(chat: Arc<Chat>, agent: Agent, mut incoming: S, mut out: K)
+where
+    S: Stream<Item = Incoming> + Unpin,
+    K: Sink<Outgoing> + Unpin,
+{
+    let mut session =
+        AgentSession { chat: chat.clone(), agent: agent.clone(), cursors: HashMap::new(), subscriptions: StreamMap::new() };
+    subscribe(&chat, &mut session.subscriptions, agent_topic(&agent.id));
+    let status = chat.agent_connected(&agent);
+    tracing::info!(agent_id = %agent.id, "agent connected");
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    let mut result = send_json(&mut out, &AgentServerFrame::Hello { agent: agent.clone(), status }).await;
+    if result.is_ok() {
+        result = session.sync_assigned(&mut out).await;
+    }
+    while result.is_ok() {
+        result = tokio::select! {
+            frame = incoming.next() => match frame {
+                None | Some(Incoming::Close) => break,
+                Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
+                Some(Incoming::Text(raw)) => session.on_frame(&raw, &mut out).await,
+            },
+            Some((topic, event)) = session.subscriptions.next() => session.on_event(&topic, event, &mut out).await,
+            _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
+        };
+    }
+    tracing::info!(agent_id = %agent.id, "agent disconnected");
+    chat.agent_disconnected(&agent);
+}
+
+impl AgentSession {
+    async fn reply_error<K: Sink<Outgoing> + Unpin>(
+        &self,
+        out: &mut K,
+        error: &ApiError,
+        conversation_id: Option<String>,
+    ) -> Result<(), Gone> {
+        let frame = AgentServerFrame::Error { code: error.code().to_owned(), message: error.to_string(), conversation_id };
+        send_json(out, &frame).await
+    }
+
+    /// Opens every conversation the store says this agent holds and drops any it no longer holds.
+    async fn sync_assigned<K: Sink<Outgoing> + Unpin>(&mut self, out: &mut K) -> Result<(), Gone> {
+        let held = match self.chat.store.assigned_conversations(&self.agent.id).await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot list assigned conversations");
+                return Ok(());
+            }
+        };
+        let stale: Vec<String> =
+            self.cursors.keys().filter(|id| !held.iter().any(|c| &c.id == *id)).cloned().collect();
+        for conversation_id in stale {
+            self.drop_conversation(&conversation_id, "requeued", out).await?;
+        }
+        for conversation in held {
+            if !self.cursors.contains_key(&conversation.id) {
+                self.open(&conversation.id, out).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn open<K: Sink<Outgoing> + Unpin>(&mut self, conversation_id: &str, out: &mut K) -> Result<(), Gone> {
+        subscribe(&self.chat, &mut self.subscriptions, conversation_topic(conversation_id));
+        let store = &self.chat.store;
+        let loaded = async {
+            let conversation = store.conversation(conversation_id).await?.ok_or(crate::store::StoreError::NotFound("conversation"))?;
+            let customer = store.customer(&conversation.tenant_id, &conversation.customer_id).await?;
+            let messages = store.recent_messages(conversation_id, ASSIGNED_HISTORY).await?;
+            Ok::<_, crate::store::StoreError>((conversation, customer, messages))
+        }
+        .await;
+        let (conversation, customer, messages) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(conversation_id, error = %error, "cannot load assigned conversation");
+                self.subscriptions.remove(&conversation_topic(conversation_id));
+                return Ok(());
+            }
+        };
+        if conversation.agent_id.as_deref() != Some(&self.agent.id) || conversation.state != ConversationState::Assigned {
+            self.subscriptions.remove(&conversation_topic(conversation_id));
+            return Ok(());
+        }
+        let cursor = messages.last().map(|m| m.seq).unwrap_or(0);
+        self.cursors.insert(conversation_id.to_owned(), cursor);
+        let mut summary = serde_json::to_value(&conversation).unwrap_or_default();
+        summary["created_at"] = serde_json::Value::String(rfc3339(conversation.created_at));
+        summary["customer"] = match customer {
+            Some(customer) => serde_json::json!({
+                "id": customer.id, "name": customer.profile.name, "email": customer.profile.email,
+                "phone": customer.profile.phone, "channel": customer.channel,
+            }),
+            None => serde_json::Value::Null,
+        };
+        let frame = AgentServerFrame::Assigned { conversation: summary, messages: messages.iter().map(message_frame).collect() };
+        send_json(out, &frame).await?;
+        // Anything stored between the history read and now.
+        let mut cursor = cursor;
+        deliver(&self.chat, out, conversation_id, &mut cursor, None).await?;
+        self.cursors.insert(conversation_id.to_owned(), cursor);
+        Ok(())
+    }
+
+    async fn drop_conversation<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        conversation_id: &str,
+        reason: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        if self.cursors.remove(conversation_id).is_some() {
+            self.subscriptions.remove(&conversation_topic(conversation_id));
+            let frame = AgentServerFrame::Unassigned { conversation_id: conversation_id.to_owned(), reason: reason.to_owned() };
+            send_json(out, &frame).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(&mut self, raw: &str, out: &mut K) -> Result<(), Gone> {
+        let frame: AgentClientFrame = match decode_frame(raw, &AGENT_TYPES) {
+            Ok(frame) => frame,
+            Err(error) => return send_json(out, &error.to_frame()).await,
+        };
+        let chat = self.chat.clone();
+        match frame {
+            AgentClientFrame::Status { status } => match chat.set_status(&self.agent, status).await {
+                Ok(()) => send_json(out, &AgentServerFrame::Status { status }).await,
+                Err(error) => self.reply_error(out, &error, None).await,
+            },
+            AgentClientFrame::Send { conversation_id, client_msg_id, text } => {
+                match chat.agent_send(&self.agent, &conversation_id, &client_msg_id, &text).await {
+                    Ok(appended) => {
+                        let receipt = AgentServerFrame::Receipt { conversation_id, client_msg_id, seq: appended.message.seq };
+                        send_json(out, &receipt).await
+                    }
+                    Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
+                }
+            }
+            AgentClientFrame::Close { conversation_id } => match chat.close(&self.agent, &conversation_id).await {
+                Ok(()) => Ok(()),
+                Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
+            },
+            AgentClientFrame::Transfer { conversation_id, to } => {
+                let Some(target) = TransferTarget::parse(&to) else {
+                    let error = ApiError::invalid("bad_transfer", "`to` must be `skill:<name>` or `agent:<id>`");
+                    return self.reply_error(out, &error, Some(conversation_id)).await;
+                };
+                match chat.transfer(&self.agent, &conversation_id, &target).await {
+                    Ok(()) => Ok(()),
+                    Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
+                }
+            }
+            AgentClientFrame::Ack { conversation_id, seq } => {
+                if self.cursors.contains_key(&conversation_id) {
+                    if let Err(error) = chat.store.set_acked(&conversation_id, SenderKind::Agent, seq).await {
+                        tracing::warn!(error = %error, "ack not stored");
+                    }
+                }
+                Ok(())
+            }
+            AgentClientFrame::Resume { conversation_id, last_seq } => match self.cursors.get_mut(&conversation_id) {
+                Some(cursor) => {
+                    *cursor = last_seq.max(0);
+                    let mut cursor_value = *cursor;
+                    deliver(&chat, out, &conversation_id, &mut cursor_value, None).await?;
+                    self.cursors.insert(conversation_id, cursor_value);
+                    Ok(())
+                }
+                None => {
+                    let error = ApiError::invalid("not_assigned", "conversation is not assigned to you");
+                    self.reply_error(out, &error, Some(conversation_id)).await
+                }
+            },
+            AgentClientFrame::Typing { conversation_id } => {
+                if self.cursors.contains_key(&conversation_id) {
+                    chat.agent_typing(&conversation_id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_event<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        topic: &str,
+        event: Result<BusEvent, BroadcastStreamRecvError>,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        match event {
+            Ok(BusEvent::Assigned { conversation_id }) => {
+                if self.cursors.contains_key(&conversation_id) {
+                    return Ok(());
+                }
+                self.open(&conversation_id, out).await
+            }
+            Ok(BusEvent::Unassigned { conversation_id, reason }) => self.drop_conversation(&conversation_id, &reason, out).await,
+            Ok(BusEvent::Message(message)) => {
+                let Some(mut cursor) = self.cursors.get(&message.conversation_id).copied() else { return Ok(()) };
+                deliver(&self.chat, out, &message.conversation_id, &mut cursor, Some(&message)).await?;
+                self.cursors.insert(message.conversation_id.clone(), cursor);
+                Ok(())
+            }
+            Ok(BusEvent::Typing { conversation_id, from: SenderKind::Customer }) => {
+                send_json(out, &AgentServerFrame::Typing { conversation_id }).await
+            }
+            Ok(_) => Ok(()),
+            Err(BroadcastStreamRecvError::Lagged(_)) => {
+                if topic.starts_with("agent:") {
+                    return self.sync_assigned(out).await;
+                }
+                let conversation_id = topic.trim_start_matches("conv:").to_owned();
+                let Some(mut cursor) = self.cursors.get(&conversation_id).copied() else { return Ok(()) };
+                deliver(&self.chat, out, &conversation_id, &mut cursor, None).await?;
+                self.cursors.insert(conversation_id, cursor);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Text analysis shared by indexing and querying: jieba segmentation for Chinese, English
+//! stemming and stop words, one tokenizer for mixed text. Also tenant synonym groups.
+//!
+//! The chain is [`MixedTokenizer`] (full-width folding, lowercasing, jieba search-mode
+//! segmentation, ASCII words split on punctuation, Chinese function words dropped), then
+//! tantivy's English stop-word filter and English stemmer (which leave Chinese tokens as they are).
+
+use std::collections::HashSet;
+
+use tantivy::tokenizer::{
+    Language, Stemmer, StopWordFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
+use tantivy_jieba::JiebaTokenizer;
+
+/// Name under which the analyzer is registered in each tenant index.
+pub const ANALYZER_NAME: &str = "switchboard_mixed";
+
+/// Chinese function words and fillers that carry no FAQ meaning.
+const CHINESE_STOP_WORDS: &[&str] = &[
+    "的", "了", "吗", "呢", "吧", "啊", "呀", "嘛", "哦", "么", "着", "过", "得", "地", "之", "把", "被",
+    "我", "你", "您", "他", "她", "它", "我们", "你们", "是", "在", "和", "与", "及", "或", "就", "都",
+    "也", "还", "又", "请问", "一下", "这", "那", "这个", "那个", "一个", "想", "能", "可以", "要",
+];
+
+/// True for CJK ideographs (the ranges jieba segments).
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2EBEF)
+}
+
+/// Segments mixed Chinese/English text; see the module doc for the steps.
+#[derive(Clone, Default)]
+pub struct MixedTokenizer {
+    jieba: JiebaTokenizer,
+}
+
+/// A token stream over tokens computed up front.
+pub struct CollectedTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl TokenStream for CollectedTokenStream {
+    fn advance(&mut self) -> bool {
+        if self.next < self.tokens.len() {
+            self.next += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next.saturating_sub(1)]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        let at = self.next.saturating_sub(1);
+        &mut self.tokens[at]
+    }
+}
+
+/// Folds full-width ASCII (ｉＰｈｏｎｅ, ０-９) to ASCII and lowercases.
+fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            _ => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+impl Tokenizer for MixedTokenizer {
+    type TokenStream<'a> = CollectedTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CollectedTokenStream {
+        let folded = fold(text);
+        let mut tokens = Vec::new();
+        let mut stream = self.jieba.token_stream(&folded);
+        while let Some(piece) = stream.next() {
+            // jieba keeps runs like "github.com" or "e-mail" whole: split them into words.
+            for word in piece.text.split(|c: char| !c.is_alphanumeric()) {
+                if word.is_empty() || CHINESE_STOP_WORDS.contains(&word) {
+                    continue;
+                }
+                tokens.push(Token {
+                    offset_from: piece.offset_from,
+                    offset_to: piece.offset_to,
+                    position: tokens.len(),
+                    text: word.to_string(),
+                    position_length: 1,
+                });
+            }
+        }
+        CollectedTokenStream { tokens, next: 0 }
+    }
+}
+
+/// The analyzer used for every searched field and every query.
+pub fn analyzer() -> TextAnalyzer {
+    let builder = TextAnalyzer::builder(MixedTokenizer::default()).dynamic();
+    let builder = match StopWordFilter::new(Language::English) {
+        Some(stop_words) => builder.filter_dynamic(stop_words),
+        None => builder,
+    };
+    builder.filter_dynamic(Stemmer::new(Language::English)).build()
+}
+
+/// The analyzed tokens of `text`, in order, with repeats (what the index stores for it).
+pub fn analyze(text: &str) -> Vec<String> {
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while let Some(token) = stream.next() {
+        out.push(token.text.clone());
+    }
+    out
+}
+
+/// A tenant's synonym groups (快递=物流=包裹, refund=money back), applied at query time:
+/// when every token of one member appears in the query, the other members' tokens are added
+/// to the query with a lower weight. Members are analyzed once, when the set is built.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Synonyms {
+    /// Each group is a list of members; each member is its analyzed tokens.
+    groups: Vec<Vec<Vec<String>>>,
+}
+
+impl Synonyms {
+    /// No synonyms.
+    pub fn none() -> Synonyms {
+        Synonyms::default()
+    }
+
+    /// Builds from groups of phrases. Members that analyze to nothing and groups left with fewer
+    /// than two members are dropped.
+    pub fn new<G, M>(groups: G) -> Synonyms
+    where
+        G: IntoIterator<Item = M>,
+        M: IntoIterator,
+        M::Item: AsRef<str>,
+    {
+        let mut out = Vec::new();
+        for group in groups {
+            let mut members: Vec<Vec<String>> = Vec::new();
+            for member in group {
+                let tokens = analyze(member.as_ref());
+                if !tokens.is_empty() && !members.contains(&tokens) {
+                    members.push(tokens);
+                }
+            }
+            if members.len() >= 2 {
+                out.push(members);
+            }
+        }
+        Synonyms { groups: out }
+    }
+
+    /// Parses one group a line, members separated by `=` or `,`; blank lines and `#` comments
+    /// are skipped. Example: `快递=物流=包裹` and `refund = money back`.
+    pub fn parse(text: &str) -> Synonyms {
+        Synonyms::new(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(|line| line.split(['=', ',', '，']).collect::<Vec<_>>()),
+        )
+    }
+
+    /// Number of usable groups.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when there is no usable group.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Tokens to add to a query made of `query_tokens`, without those already present.
+    pub fn expand(&self, query_tokens: &[String]) -> Vec<String> {
+        let present: HashSet<&str> = query_tokens.iter().map(String::as_str).collect();
+        let mut added: Vec<String> = Vec::new();
+        for group in &self.groups {
+            let matched = group.iter().any(|member| member.iter().all(|t| present.contains(t.as_str())));
+            if !matched {
+                continue;
+            }
+            for token in group.iter().flatten() {
+                if !present.contains(token.as_str()) && !added.contains(token) {
+                    added.push(token.clone());
+                }
+            }
+        }
+        added
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_is_stemmed_and_stop_words_dropped() {
+        assert_eq!(analyze("The Refunds were REFUNDED"), vec!["refund", "were", "refund"]);
+        assert_eq!(analyze("shipping e-mail github.com"), vec!["ship", "e", "mail", "github", "com"]);
+    }
+
+    #[test]
+    fn chinese_is_segmented_and_function_words_dropped() {
+        let tokens = analyze("我的快递到哪了？");
+        assert!(tokens.contains(&"快递".to_string()), "{tokens:?}");
+        assert!(!tokens.contains(&"的".to_string()), "{tokens:?}");
+        assert!(!tokens.iter().any(|t| t == "？"), "{tokens:?}");
+        let tokens = analyze("怎么申请退款");
+        assert!(tokens.contains(&"退款".to_string()), "{tokens:?}");
+        assert!(tokens.contains(&"申请".to_string()), "{tokens:?}");
+    }
+
+    #[test]
+    fn mixed_and_full_width_text() {
+        let tokens = analyze("ｉＰｈｏｎｅ订单怎么退货 refunds");
+        for want in ["iphon", "订单", "退货", "refund"] {
+            assert!(tokens.contains(&want.to_string()), "{want} missing from {tokens:?}");
+        }
+    }
+
+    #[test]
+    fn punctuation_and_empty_give_nothing() {
+        assert!(analyze("").is_empty());
+        assert!(analyze("\"(:*~^)!?。，、《》").is_empty());
+    }
+
+    #[test]
+    fn synonyms_expand_any_member_of_a_group() {
+        let synonyms = Synonyms::parse("# comment\n快递=物流=包裹\nrefund = money back\n\nlonely\n");
+        assert_eq!(synonyms.len(), 2);
+        let added = synonyms.expand(&analyze("我的包裹到哪了"));
+        assert!(added.contains(&"快递".to_string()) && added.contains(&"物流".to_string()), "{added:?}");
+        assert_eq!(synonyms.expand(&analyze("I want my money back")), vec!["refund"]);
+        let added = synonyms.expand(&analyze("refund please"));
+        assert_eq!(added, vec!["money", "back"]);
+        assert!(synonyms.expand(&analyze("hello")).is_empty());
+    }
+}

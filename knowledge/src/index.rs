@@ -1,0 +1,431 @@
+//! The per-tenant tantivy indexes and search.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
+
+use crate::analysis::{analyze, analyzer, Synonyms, ANALYZER_NAME};
+use crate::error::KnowledgeError;
+use crate::record::FaqRecord;
+
+/// Bumped when the schema or the analysis changes: an index built by another version reads as
+/// stale (`revision` is `None`) so the gateway rebuilds it from the store.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Query text beyond this many characters is ignored (bounds analysis time).
+pub const MAX_QUERY_CHARS: usize = 2_000;
+/// At most this many distinct query tokens are searched (bounds query cost).
+pub const MAX_QUERY_TOKENS: usize = 64;
+/// At most this many candidates are returned by one search.
+pub const MAX_K: usize = 100;
+
+/// One search hit: what the bot shows, and what a reranker needs (the texts to embed and the
+/// lexical score to blend with).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: String,
+    pub question: String,
+    pub answer: String,
+    /// Other phrasings: a reranker compares the query with these too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternates: Vec<String>,
+    /// BM25 score (summed over fields with their boosts); higher is better, not normalised.
+    pub score: f32,
+}
+
+/// The bot's rerank step: reorders lexical candidates, e.g. by embedding similarity between the
+/// query and each candidate's question and alternates. Used by [`KnowledgeIndex::search_reranked`].
+pub trait Reranker: Send + Sync {
+    /// Returns the candidates best first; may drop some and may rewrite `score`.
+    fn rerank(&self, query: &str, candidates: Vec<Candidate>) -> Vec<Candidate>;
+}
+
+/// Weights of the query clauses. The defaults were chosen on the StackFAQ dev split
+/// (see `examples/stackfaq_eval.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchTuning {
+    pub question_boost: f32,
+    pub alternates_boost: f32,
+    pub answer_boost: f32,
+    /// Weight of tokens added by synonym expansion, relative to the user's own tokens.
+    pub synonym_weight: f32,
+}
+
+impl Default for SearchTuning {
+    fn default() -> Self {
+        SearchTuning { question_boost: 2.0, alternates_boost: 2.0, answer_boost: 1.0, synonym_weight: 0.8 }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    question: Field,
+    alternates: Field,
+    answer: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let analyzed = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER_NAME)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: builder.add_text_field("id", STRING | STORED),
+        question: builder.add_text_field("question", analyzed.clone()),
+        alternates: builder.add_text_field("alternates", analyzed.clone()),
+        answer: builder.add_text_field("answer", analyzed),
+    };
+    (builder.build(), fields)
+}
+
+/// Stored in the commit payload (meta.json of the index directory), so it changes atomically with
+/// the documents it describes.
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    schema: u32,
+    revision: u64,
+}
+
+struct TenantIndex {
+    index: Index,
+    reader: IndexReader,
+    /// Created on the first write and kept, so tantivy's merges of small segments can run.
+    writer: Mutex<Option<IndexWriter>>,
+    fields: Fields,
+}
+
+/// Per-tenant FAQ indexes under one root directory (`<root>/<tenant>/`). Cheap to share in an
+/// `Arc`; all methods take `&self` and are safe to call from many threads. Writes to one tenant are
+/// serialised; searches never wait for writes.
+pub struct KnowledgeIndex {
+    root: PathBuf,
+    tenants: RwLock<HashMap<String, Arc<TenantIndex>>>,
+    writer_memory_bytes: usize,
+    tuning: SearchTuning,
+}
+
+/// Tenant ids become directory names: 1-64 characters of `a-z A-Z 0-9 _ -`.
+pub fn validate_tenant(tenant: &str) -> Result<(), KnowledgeError> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= 64
+        && tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(KnowledgeError::BadTenant(tenant.to_string()))
+    }
+}
+
+fn map_writer_error(err: TantivyError) -> KnowledgeError {
+    match err {
+        TantivyError::LockFailure(lock, _) => KnowledgeError::Locked(lock.to_string()),
+        other => KnowledgeError::Index(other),
+    }
+}
+
+impl KnowledgeIndex {
+    /// Opens (creating if needed) the root directory. Tenant indexes open lazily.
+    pub fn open(root: impl AsRef<Path>) -> Result<KnowledgeIndex, KnowledgeError> {
+        let root = root.as_ref().to_path_buf();
+        std::fs::create_dir_all(&root)?;
+        Ok(KnowledgeIndex {
+            root,
+            tenants: RwLock::new(HashMap::new()),
+            writer_memory_bytes: 32 * 1024 * 1024,
+            tuning: SearchTuning::default(),
+        })
+    }
+
+    /// Memory budget of each tenant's writer (at least 15 MB; more makes large imports faster).
+    pub fn with_writer_memory(mut self, bytes: usize) -> KnowledgeIndex {
+        self.writer_memory_bytes = bytes.max(15_000_000);
+        self
+    }
+
+    /// Replaces the query weights (for evaluation; the defaults suit FAQ data).
+    pub fn with_tuning(mut self, tuning: SearchTuning) -> KnowledgeIndex {
+        self.tuning = tuning;
+        self
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tenant_dir(&self, tenant: &str) -> PathBuf {
+        self.root.join(tenant)
+    }
+
+    /// The tenant's open index; `None` when it has none on disk and `create` is false.
+    fn tenant(&self, tenant: &str, create: bool) -> Result<Option<Arc<TenantIndex>>, KnowledgeError> {
+        validate_tenant(tenant)?;
+        if let Some(found) = self.tenants.read().unwrap_or_else(|e| e.into_inner()).get(tenant) {
+            return Ok(Some(found.clone()));
+        }
+        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = tenants.get(tenant) {
+            return Ok(Some(found.clone()));
+        }
+        let dir = self.tenant_dir(tenant);
+        let (schema, fields) = schema();
+        let existing = dir.join("meta.json").exists();
+        let index = if existing {
+            match Index::open_in_dir(&dir) {
+                Ok(index) if index.schema() == schema => index,
+                // Another schema or a damaged index: it is derived data, start over.
+                _ if create => {
+                    std::fs::remove_dir_all(&dir)?;
+                    std::fs::create_dir_all(&dir)?;
+                    Index::create_in_dir(&dir, schema)?
+                }
+                _ => return Ok(None),
+            }
+        } else if create {
+            std::fs::create_dir_all(&dir)?;
+            Index::create_in_dir(&dir, schema)?
+        } else {
+            return Ok(None);
+        };
+        index.tokenizers().register(ANALYZER_NAME, analyzer());
+        // Manual reload: every write reloads the reader right after its commit, so a change is
+        // searchable as soon as the write call returns.
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let opened = Arc::new(TenantIndex { index, reader, writer: Mutex::new(None), fields });
+        tenants.insert(tenant.to_string(), opened.clone());
+        Ok(Some(opened))
+    }
+
+    /// Runs `apply` with the tenant's writer, then commits with the new revision and reloads.
+    fn write<F>(&self, tenant: &str, revision: u64, apply: F) -> Result<(), KnowledgeError>
+    where
+        F: FnOnce(&IndexWriter, Fields) -> Result<(), KnowledgeError>,
+    {
+        let Some(tenant_index) = self.tenant(tenant, true)? else {
+            return Err(KnowledgeError::BadTenant(tenant.to_string()));
+        };
+        let mut slot = tenant_index.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let options = tantivy::IndexWriterOptions::builder()
+                .num_worker_threads(1)
+                .num_merge_threads(1)
+                .memory_budget_per_thread(self.writer_memory_bytes)
+                .build();
+            *slot = Some(tenant_index.index.writer_with_options(options).map_err(map_writer_error)?);
+        }
+        let Some(writer) = slot.as_mut() else {
+            return Err(KnowledgeError::BadTenant(tenant.to_string()));
+        };
+        if let Err(err) = apply(writer, tenant_index.fields) {
+            writer.rollback()?;
+            return Err(err);
+        }
+        let payload = serde_json::to_string(&Marker { schema: SCHEMA_VERSION, revision })
+            .map_err(|e| KnowledgeError::Io(std::io::Error::other(e)))?;
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&payload);
+        commit.commit()?;
+        tenant_index.reader.reload()?;
+        Ok(())
+    }
+
+    /// Inserts or replaces records by id and records `revision` as the index's freshness marker.
+    /// Disabled records are removed from the index. Every record is validated first; one invalid
+    /// record fails the whole call and nothing is written.
+    pub fn upsert(&self, tenant: &str, records: &[FaqRecord], revision: u64) -> Result<(), KnowledgeError> {
+        for record in records {
+            record
+                .validate()
+                .map_err(|source| KnowledgeError::BadRecord { id: record.id.clone(), source })?;
+        }
+        self.write(tenant, revision, |writer, fields| {
+            for record in records {
+                writer.delete_term(Term::from_field_text(fields.id, &record.id));
+                if record.enabled {
+                    writer.add_document(document(fields, record))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes records by id (unknown ids are ignored) and records `revision`.
+    pub fn delete(&self, tenant: &str, ids: &[&str], revision: u64) -> Result<(), KnowledgeError> {
+        self.write(tenant, revision, |writer, fields| {
+            for id in ids {
+                writer.delete_term(Term::from_field_text(fields.id, id));
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces the tenant's whole index with `records` (the store's full list) at `revision`.
+    /// Use when [`KnowledgeIndex::revision`] differs from the store's revision.
+    pub fn rebuild<'a, I>(&self, tenant: &str, records: I, revision: u64) -> Result<(), KnowledgeError>
+    where
+        I: IntoIterator<Item = &'a FaqRecord>,
+    {
+        self.write(tenant, revision, |writer, fields| {
+            writer.delete_all_documents()?;
+            for record in records {
+                record
+                    .validate()
+                    .map_err(|source| KnowledgeError::BadRecord { id: record.id.clone(), source })?;
+                if record.enabled {
+                    writer.add_document(document(fields, record))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The revision recorded by the last write, or `None` when the tenant has no index, or one
+    /// built by another schema version: in both cases the gateway should [`KnowledgeIndex::rebuild`].
+    pub fn revision(&self, tenant: &str) -> Result<Option<u64>, KnowledgeError> {
+        let Some(tenant_index) = self.tenant(tenant, false)? else {
+            return Ok(None);
+        };
+        let metas = tenant_index.index.load_metas()?;
+        let marker = metas.payload.as_deref().and_then(|p| serde_json::from_str::<Marker>(p).ok());
+        Ok(marker.filter(|m| m.schema == SCHEMA_VERSION).map(|m| m.revision))
+    }
+
+    /// True when the index exists and was last written at `revision`.
+    pub fn is_fresh(&self, tenant: &str, revision: u64) -> Result<bool, KnowledgeError> {
+        Ok(self.revision(tenant)? == Some(revision))
+    }
+
+    /// Number of searchable (enabled) records.
+    pub fn doc_count(&self, tenant: &str) -> Result<u64, KnowledgeError> {
+        Ok(match self.tenant(tenant, false)? {
+            Some(t) => t.reader.searcher().num_docs(),
+            None => 0,
+        })
+    }
+
+    /// Closes and deletes the tenant's index directory (a later write recreates it).
+    pub fn remove_tenant(&self, tenant: &str) -> Result<(), KnowledgeError> {
+        validate_tenant(tenant)?;
+        let removed = self.tenants.write().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+        if let Some(tenant_index) = removed {
+            let writer = tenant_index.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(writer) = writer {
+                writer.wait_merging_threads()?;
+            }
+        }
+        let dir = self.tenant_dir(tenant);
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Lexical search in one tenant's index: at most `k` candidates, best first.
+    ///
+    /// `text` is analyzed like the documents and the query is built from its tokens, so nothing in
+    /// it is query syntax; text that analyzes to nothing gives an empty list. Synonyms add tokens
+    /// at [`SearchTuning::synonym_weight`]. The bot calls this with a larger `k` and reorders the
+    /// result with its [`Reranker`] (see [`KnowledgeIndex::search_reranked`]).
+    pub fn search(
+        &self,
+        tenant: &str,
+        text: &str,
+        k: usize,
+        synonyms: &Synonyms,
+    ) -> Result<Vec<Candidate>, KnowledgeError> {
+        let k = k.min(MAX_K);
+        let Some(tenant_index) = self.tenant(tenant, false)? else {
+            return Ok(Vec::new());
+        };
+        let text = match text.char_indices().nth(MAX_QUERY_CHARS) {
+            Some((cut, _)) => &text[..cut],
+            None => text,
+        };
+        let mut tokens: Vec<String> = Vec::new();
+        for token in analyze(text) {
+            if !tokens.contains(&token) {
+                tokens.push(token);
+                if tokens.len() == MAX_QUERY_TOKENS {
+                    break;
+                }
+            }
+        }
+        if k == 0 || tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expansions = synonyms.expand(&tokens);
+        let fields = tenant_index.fields;
+        let tuning = self.tuning;
+        let weighted = tokens
+            .iter()
+            .map(|t| (t, 1.0))
+            .chain(expansions.iter().map(|t| (t, tuning.synonym_weight)));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (token, weight) in weighted {
+            for (field, boost) in [
+                (fields.question, tuning.question_boost),
+                (fields.alternates, tuning.alternates_boost),
+                (fields.answer, tuning.answer_boost),
+            ] {
+                if boost <= 0.0 {
+                    continue;
+                }
+                let term = TermQuery::new(Term::from_field_text(field, token), IndexRecordOption::WithFreqs);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), boost * weight))));
+            }
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = tenant_index.reader.searcher();
+        let hits = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        let mut out = Vec::with_capacity(hits.len());
+        for (score, address) in hits {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text_of = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            out.push(Candidate {
+                id: text_of(fields.id),
+                question: text_of(fields.question),
+                answer: text_of(fields.answer),
+                alternates: doc.get_all(fields.alternates).filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                score,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The bot's entry point: fetches a wider pool of lexical candidates (4 × k, at least 20),
+    /// lets `reranker` reorder them, and keeps the first `k`.
+    pub fn search_reranked(
+        &self,
+        tenant: &str,
+        text: &str,
+        k: usize,
+        synonyms: &Synonyms,
+        reranker: &dyn Reranker,
+    ) -> Result<Vec<Candidate>, KnowledgeError> {
+        let pool = self.search(tenant, text, (k * 4).max(20), synonyms)?;
+        let mut ranked = reranker.rerank(text, pool);
+        ranked.truncate(k);
+        Ok(ranked)
+    }
+}
+
+fn document(fields: Fields, record: &FaqRecord) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(fields.id, &record.id);
+    doc.add_text(fields.question, &record.question);
+    for alternate in &record.alternates {
+        doc.add_text(fields.alternates, alternate);
+    }
+    doc.add_text(fields.answer, &record.answer);
+    doc
+}

@@ -1,0 +1,21 @@
+//! VIP customers (level 3 and above, or the CRM tag `vip`) go to the `vip` group at priority 9;
+//! everyone else goes to the skill hint (or `general`) at priority 2.
+
+wit_bindgen::generate!({ path: "../../wit", world: "routing" });
+
+use switchboard::policy::types::Route;
+
+struct VipRouting;
+
+impl Guest for VipRouting {
+    fn route(input: Handoff) -> RoutingDecision {
+        let is_vip = input.customer.vip_level >= 3 || input.customer.crm_tags.iter().any(|tag| tag == "vip");
+        if is_vip {
+            return RoutingDecision::Route(Route { skill_group: "vip".into(), priority: 9, preferred_agent: None });
+        }
+        let group = input.skill_hint.filter(|hint| !hint.is_empty()).unwrap_or_else(|| "general".into());
+        RoutingDecision::Route(Route { skill_group: group, priority: 2, preferred_agent: None })
+    }
+}
+
+export!(VipRouting);

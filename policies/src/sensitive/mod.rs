@@ -1,0 +1,416 @@
+//! The sensitive-word engine: per-tenant named word lists, each with an action, compiled into one
+//! Aho-Corasick automaton per tenant over folded text (see [`normalize`]).
+//!
+//! ```
+//! use switchboard_policies::sensitive::{Action, SensitiveWords, WordList};
+//!
+//! let lists = vec![
+//!     WordList::new("fraud", Action::Block, ["刷单".to_owned()]).unwrap(),
+//!     WordList::new("rude", Action::Mask, ["笨蛋".to_owned()]).unwrap(),
+//! ];
+//! let words = SensitiveWords::build(&lists).unwrap();
+//! let verdict = words.check("你这个笨 蛋");
+//! assert_eq!(verdict.action, Action::Mask);
+//! assert_eq!(verdict.masked, "你这个***");
+//! assert_eq!((verdict.matches[0].start, verdict.matches[0].end), (3, 6));
+//! ```
+
+pub mod normalize;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use serde::{Deserialize, Serialize};
+
+/// What to do with a message that contains a word. Ordered from weakest to strongest: a verdict
+/// takes the strongest action across its matches (`block > handoff > mask > flag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// No match (only in verdicts; a list cannot have it).
+    Allow,
+    /// Store and forward, with a flag agents see.
+    Flag,
+    /// Store and forward with the matched characters replaced by `*`.
+    Mask,
+    /// Hand the conversation to a human.
+    Handoff,
+    /// Refuse the message (an error frame with code `blocked`).
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Flag => "flag",
+            Action::Mask => "mask",
+            Action::Handoff => "handoff",
+            Action::Block => "block",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = SensitiveWordsError;
+
+    /// Parses a list action: `block`, `mask`, `flag` or `handoff`.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "block" => Ok(Action::Block),
+            "mask" => Ok(Action::Mask),
+            "flag" => Ok(Action::Flag),
+            "handoff" => Ok(Action::Handoff),
+            other => Err(SensitiveWordsError::UnknownAction(other.to_owned())),
+        }
+    }
+}
+
+/// Bad input for the sensitive-word engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SensitiveWordsError {
+    #[error("unknown action {0:?}, expected block, mask, flag or handoff")]
+    UnknownAction(String),
+    #[error("a word list cannot have the action allow")]
+    AllowIsNotAListAction,
+    #[error("invalid list name {0:?}: use 1 to 64 characters of a-z, 0-9, '_' and '-'")]
+    InvalidListName(String),
+    #[error("word {index} is {chars} characters long, the limit is {limit}")]
+    WordTooLong { index: usize, chars: usize, limit: usize },
+    #[error("list has {count} words, the limit is {limit}")]
+    TooManyWords { count: usize, limit: usize },
+    #[error("cannot build the matcher: {0}")]
+    Build(String),
+}
+
+impl SensitiveWordsError {
+    /// A stable machine-readable code for API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SensitiveWordsError::UnknownAction(_) => "unknown_action",
+            SensitiveWordsError::AllowIsNotAListAction => "invalid_action",
+            SensitiveWordsError::InvalidListName(_) => "invalid_list_name",
+            SensitiveWordsError::WordTooLong { .. } => "word_too_long",
+            SensitiveWordsError::TooManyWords { .. } => "too_many_words",
+            SensitiveWordsError::Build(_) => "build_failed",
+        }
+    }
+}
+
+/// Longest word accepted, in characters.
+pub const MAX_WORD_CHARS: usize = 64;
+/// Most words in one list.
+pub const MAX_WORDS_PER_LIST: usize = 200_000;
+
+/// A named list of words with one action; what the gateway stores per tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordList {
+    name: String,
+    action: Action,
+    words: Vec<String>,
+}
+
+impl WordList {
+    /// Validates the name and the words; trims words, drops blank ones and duplicates (first
+    /// occurrence kept, order otherwise preserved).
+    pub fn new(
+        name: impl Into<String>,
+        action: Action,
+        words: impl IntoIterator<Item = String>,
+    ) -> Result<Self, SensitiveWordsError> {
+        let name = name.into();
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_' || byte == b'-');
+        if !name_ok {
+            return Err(SensitiveWordsError::InvalidListName(name));
+        }
+        if action == Action::Allow {
+            return Err(SensitiveWordsError::AllowIsNotAListAction);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut kept = Vec::new();
+        for (index, word) in words.into_iter().enumerate() {
+            let word = word.trim();
+            if word.is_empty() {
+                continue;
+            }
+            let chars = word.chars().count();
+            if chars > MAX_WORD_CHARS {
+                return Err(SensitiveWordsError::WordTooLong { index, chars, limit: MAX_WORD_CHARS });
+            }
+            if seen.insert(word.to_owned()) {
+                kept.push(word.to_owned());
+            }
+            if kept.len() > MAX_WORDS_PER_LIST {
+                return Err(SensitiveWordsError::TooManyWords { count: kept.len(), limit: MAX_WORDS_PER_LIST });
+            }
+        }
+        Ok(Self { name, action, words: kept })
+    }
+
+    /// Parses the plain-text upload format: one word a line (LF or CRLF, an optional UTF-8 BOM),
+    /// blank lines ignored.
+    pub fn from_plain_text(name: impl Into<String>, action: Action, text: &str) -> Result<Self, SensitiveWordsError> {
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        Self::new(name, action, text.lines().map(str::to_owned))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+}
+
+/// One occurrence of a word in a checked text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordMatch {
+    /// The word as it is written in the list.
+    pub word: String,
+    /// Character offsets (Unicode scalar values) into the original text: `start..end`.
+    pub start: usize,
+    pub end: usize,
+    /// The list the word belongs to.
+    pub list: String,
+}
+
+/// The result of [`SensitiveWords::check`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The strongest action across the matches, `allow` when nothing matched.
+    pub action: Action,
+    /// Every occurrence, overlapping ones included, ordered by start then end.
+    pub matches: Vec<WordMatch>,
+    /// The original text with every matched character (and separators inside a match) as `*`.
+    pub masked: String,
+}
+
+/// Figures about a built matcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildStats {
+    /// Distinct folded patterns in the automaton.
+    pub patterns: usize,
+    /// Words that fold to nothing (only punctuation or symbols) and so can never match.
+    pub ignored_words: usize,
+    /// Heap bytes of the automaton and the pattern table.
+    pub memory_bytes: usize,
+    pub build_time: Duration,
+}
+
+/// Which list entries a folded pattern stands for.
+#[derive(Debug, Clone)]
+struct PatternOwner {
+    list: u32,
+    word: u32,
+}
+
+/// A compiled set of word lists (one tenant's). Immutable and `Sync`; rebuild to change.
+#[derive(Debug, Clone)]
+pub struct SensitiveWords {
+    lists: Vec<WordList>,
+    automaton: Option<AhoCorasick>,
+    /// Pattern id → the (list, word) pairs that fold to it.
+    owners: Vec<Vec<PatternOwner>>,
+    stats: BuildStats,
+}
+
+impl Default for SensitiveWords {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl SensitiveWords {
+    /// No lists: every text is allowed. What a new tenant starts with.
+    pub fn empty() -> Self {
+        Self {
+            lists: Vec::new(),
+            automaton: None,
+            owners: Vec::new(),
+            stats: BuildStats { patterns: 0, ignored_words: 0, memory_bytes: 0, build_time: Duration::ZERO },
+        }
+    }
+
+    pub fn build(lists: &[WordList]) -> Result<Self, SensitiveWordsError> {
+        let started = Instant::now();
+        let mut pattern_ids: HashMap<String, usize> = HashMap::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<PatternOwner>> = Vec::new();
+        let mut ignored_words = 0;
+        for (list_index, list) in lists.iter().enumerate() {
+            for (word_index, word) in list.words.iter().enumerate() {
+                let folded = normalize::fold_word(word);
+                if folded.is_empty() {
+                    ignored_words += 1;
+                    continue;
+                }
+                let id = *pattern_ids.entry(folded).or_insert_with_key(|folded| {
+                    patterns.push(folded.clone());
+                    owners.push(Vec::new());
+                    patterns.len() - 1
+                });
+                owners[id].push(PatternOwner { list: list_index as u32, word: word_index as u32 });
+            }
+        }
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            let automaton = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(&patterns)
+                .map_err(|error| SensitiveWordsError::Build(error.to_string()))?;
+            Some(automaton)
+        };
+        let owners_bytes: usize =
+            owners.iter().map(|owner| owner.capacity() * std::mem::size_of::<PatternOwner>() + 24).sum();
+        let memory_bytes = automaton.as_ref().map_or(0, AhoCorasick::memory_usage) + owners_bytes;
+        let stats =
+            BuildStats { patterns: patterns.len(), ignored_words, memory_bytes, build_time: started.elapsed() };
+        Ok(Self { lists: lists.to_vec(), automaton, owners, stats })
+    }
+
+    pub fn lists(&self) -> &[WordList] {
+        &self.lists
+    }
+
+    pub fn stats(&self) -> BuildStats {
+        self.stats
+    }
+
+    /// Finds every listed word in `text` after folding both sides.
+    pub fn check(&self, text: &str) -> Verdict {
+        let Some(automaton) = &self.automaton else {
+            return Verdict { action: Action::Allow, matches: Vec::new(), masked: text.to_owned() };
+        };
+        let folded = normalize::fold_text(text);
+        let mut action = Action::Allow;
+        let mut matches = Vec::new();
+        // Character ranges to mask, as (start, end) in original characters.
+        let mut masked_ranges: Vec<(usize, usize)> = Vec::new();
+        for found in automaton.find_overlapping_iter(&folded.text) {
+            let start = folded.origin_char_of_byte[found.start()] as usize;
+            let end = folded.origin_char_of_byte[found.end() - 1] as usize + 1;
+            for owner in &self.owners[found.pattern().as_usize()] {
+                let list = &self.lists[owner.list as usize];
+                action = action.max(list.action);
+                if list.action == Action::Mask || list.action == Action::Block {
+                    masked_ranges.push((start, end));
+                }
+                matches.push(WordMatch {
+                    word: list.words[owner.word as usize].clone(),
+                    start,
+                    end,
+                    list: list.name.clone(),
+                });
+            }
+        }
+        matches.sort_by(|a, b| (a.start, a.end, &a.list).cmp(&(b.start, b.end, &b.list)));
+        let masked = mask(text, &mut masked_ranges);
+        Verdict { action, matches, masked }
+    }
+}
+
+/// Replaces the characters inside `ranges` with `*`.
+fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
+    if ranges.is_empty() {
+        return text.to_owned();
+    }
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut range_index = 0;
+    for (char_index, c) in text.chars().enumerate() {
+        while range_index < ranges.len() && ranges[range_index].1 <= char_index {
+            range_index += 1;
+        }
+        let inside = range_index < ranges.len() && ranges[range_index].0 <= char_index;
+        out.push(if inside { '*' } else { c });
+    }
+    out
+}
+
+/// The word lists of every tenant and their compiled matchers. Tenants start with no lists.
+/// Writers rebuild the tenant's matcher and swap it in; readers never wait for a build.
+#[derive(Debug, Default)]
+pub struct SensitiveWordRegistry {
+    tenants: RwLock<HashMap<String, Arc<SensitiveWords>>>,
+    /// Serializes writers so two concurrent list updates of a tenant cannot lose one another.
+    writers: Mutex<()>,
+}
+
+impl SensitiveWordRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tenant's compiled matcher (an empty one for an unknown tenant).
+    pub fn get(&self, tenant: &str) -> Arc<SensitiveWords> {
+        self.tenants
+            .read()
+            .ok()
+            .and_then(|tenants| tenants.get(tenant).cloned())
+            .unwrap_or_else(|| Arc::new(SensitiveWords::empty()))
+    }
+
+    pub fn check(&self, tenant: &str, text: &str) -> Verdict {
+        self.get(tenant).check(text)
+    }
+
+    /// Adds or replaces the list with the same name, then rebuilds the tenant's matcher.
+    pub fn put_list(&self, tenant: &str, list: WordList) -> Result<BuildStats, SensitiveWordsError> {
+        let _writer = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.get(tenant);
+        let mut lists: BTreeMap<String, WordList> =
+            current.lists().iter().map(|list| (list.name.clone(), list.clone())).collect();
+        lists.insert(list.name.clone(), list);
+        self.install(tenant, lists.into_values().collect())
+    }
+
+    /// Removes a list by name; returns whether it existed.
+    pub fn remove_list(&self, tenant: &str, name: &str) -> Result<bool, SensitiveWordsError> {
+        let _writer = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.get(tenant);
+        let before = current.lists().len();
+        let lists: Vec<WordList> = current.lists().iter().filter(|list| list.name != name).cloned().collect();
+        let existed = lists.len() != before;
+        if existed {
+            self.install(tenant, lists)?;
+        }
+        Ok(existed)
+    }
+
+    /// Replaces all of a tenant's lists at once (for example when loading them from the store).
+    pub fn replace(&self, tenant: &str, lists: Vec<WordList>) -> Result<BuildStats, SensitiveWordsError> {
+        let _writer = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.install(tenant, lists)
+    }
+
+    fn install(&self, tenant: &str, lists: Vec<WordList>) -> Result<BuildStats, SensitiveWordsError> {
+        let built = SensitiveWords::build(&lists)?;
+        let stats = built.stats();
+        if let Ok(mut tenants) = self.tenants.write() {
+            tenants.insert(tenant.to_owned(), Arc::new(built));
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests of every crate, the store suite on SQLite and on the
+# local PostgreSQL server, the end-to-end tests on real sockets, and the widget in headless
+# Chromium. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+
+# Debian's Chromium for the browser test (never a downloaded browser).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium for the browser test"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+# The store suite runs on the local PostgreSQL server too; start it if it stopped.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 1; done
+fi
+
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -1,0 +1,196 @@
+//! The real widget in Debian's headless Chromium: a customer types on the demo page, an agent
+//! answers, and the answer appears — as text, never as markup. Driven over the DevTools protocol.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use switchboard_tests::TestApp;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    page: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromium_path() -> Option<PathBuf> {
+    let candidates = [std::env::var("CHROMIUM").ok(), Some("/usr/bin/chromium".into()), Some("/usr/bin/chromium-browser".into())];
+    candidates.into_iter().flatten().map(PathBuf::from).find(|path| path.exists())
+}
+
+impl Browser {
+    async fn launch(binary: &PathBuf) -> anyhow::Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        let child = Command::new(binary)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                "--window-size=1280,800",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        // Chromium writes the port it chose into the profile directory.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let started = Instant::now();
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                if let Some(port) = text.lines().next().and_then(|line| line.trim().parse::<u16>().ok()) {
+                    break port;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("chromium did not open its debugging port");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list")).await?.json().await?;
+        let page_url = targets
+            .as_array()
+            .and_then(|targets| targets.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .ok_or_else(|| anyhow!("no page target: {targets}"))?
+            .to_owned();
+        let (page, _) = tokio_tungstenite::connect_async(&page_url).await?;
+        Ok(Browser { child, _profile: profile, page, next_id: 1 })
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.page.send(Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())).await?;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.page.next())
+                .await
+                .map_err(|_| anyhow!("{method}: no answer"))?
+                .ok_or_else(|| anyhow!("devtools closed"))??;
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text)?;
+                if value["id"] == id {
+                    if let Some(error) = value.get("error") {
+                        bail!("{method}: {error}");
+                    }
+                    return Ok(value["result"].clone());
+                }
+            }
+        }
+    }
+
+    /// Evaluates an expression in the page and returns its JSON value.
+    async fn eval(&mut self, expression: &str) -> anyhow::Result<Value> {
+        let result = self.call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true})).await?;
+        if let Some(exception) = result.get("exceptionDetails") {
+            bail!("page threw: {exception}");
+        }
+        Ok(result["result"]["value"].clone())
+    }
+
+    async fn wait_for(&mut self, what: &str, expression: &str) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        loop {
+            let value = self.eval(expression).await?;
+            if !value.is_null() && value != json!(false) {
+                return Ok(value);
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+const SHADOW: &str = "document.getElementById('switchboard-widget').shadowRoot";
+
+#[tokio::test]
+async fn widget_in_chromium_talks_to_an_agent() {
+    let Some(binary) = chromium_path() else {
+        if std::env::var("SWITCHBOARD_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("skipped: SWITCHBOARD_SKIP_BROWSER=1 and no chromium");
+            return;
+        }
+        panic!("chromium is not installed: run scripts/test.sh (it installs Debian's chromium), or set SWITCHBOARD_SKIP_BROWSER=1");
+    };
+    let app = TestApp::spawn().await;
+    let (_, agent_token) = app.create_agent("Browser agent", &["general"], 2).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let mut browser = Browser::launch(&binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.unwrap();
+    browser.call("Page.navigate", json!({"url": app.url("/?tenant=acme")})).await.unwrap();
+    browser
+        .wait_for("the widget", &format!("(() => {{ const h = document.getElementById('switchboard-widget'); return !!(h && h.shadowRoot && h.shadowRoot.getElementById('sb-launcher')); }})()"))
+        .await
+        .unwrap();
+    browser.eval(&format!("{SHADOW}.getElementById('sb-launcher').click()")).await.unwrap();
+    let typed = "<script>window.__injected = 1</script><img src=x onerror=\"window.__injected=2\"> where is my order?";
+    browser
+        .eval(&format!(
+            "(() => {{ const input = {SHADOW}.getElementById('sb-input'); input.value = {typed}; input.dispatchEvent(new Event('input', {{bubbles: true}})); {SHADOW}.getElementById('sb-send').click(); return true; }})()",
+            typed = serde_json::to_string(typed).unwrap()
+        ))
+        .await
+        .unwrap();
+
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let first = if assigned["messages"][0]["text"] == typed {
+        true
+    } else {
+        agent.expect_text(typed).await["text"] == typed
+    };
+    assert!(first, "the agent sees exactly what the customer typed");
+
+    let reply = "Your order ships today <b>bold?</b>";
+    agent.send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","text":reply})).await;
+    let shown = browser
+        .wait_for(
+            "the agent's reply",
+            &format!("(() => {{ const m = [...{SHADOW}.querySelectorAll('.sb-msg[data-sender=agent]')]; return m.length ? m[m.length - 1].textContent : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert!(shown.as_str().unwrap().contains(reply), "shown: {shown}");
+    // Markup in messages is shown as text and never runs.
+    let markup = browser
+        .eval(&format!("(() => ({{ injected: window.__injected || null, tags: {SHADOW}.querySelectorAll('#sb-messages b, #sb-messages script, #sb-messages img').length }}))()"))
+        .await
+        .unwrap();
+    assert_eq!(markup, json!({"injected": null, "tags": 0}));
+    let customer_text = browser
+        .eval(&format!("(() => {{ const m = {SHADOW}.querySelector('.sb-msg[data-sender=customer]'); return m ? m.textContent : null; }})()"))
+        .await
+        .unwrap();
+    assert!(customer_text.as_str().unwrap().contains("<script>"), "{customer_text}");
+
+    // A reload resumes the same conversation from the token in localStorage.
+    browser.call("Page.reload", json!({})).await.unwrap();
+    browser
+        .wait_for("history after reload", &format!("(() => {{ const h = document.getElementById('switchboard-widget'); if (!h || !h.shadowRoot || !window.Switchboard) return null; window.Switchboard.open(); return h.shadowRoot.querySelectorAll('.sb-msg[data-sender=agent]').length > 0; }})()"))
+        .await
+        .unwrap();
+    let stray = agent.drain(Duration::from_millis(300)).await;
+    assert!(stray.iter().all(|f| f["type"] != "assigned"), "a reload must not open a new conversation: {stray:?}");
+}

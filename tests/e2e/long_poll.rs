@@ -1,0 +1,62 @@
+//! The long-polling fallback for networks that block WebSockets.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchboard_tests::TestApp;
+
+#[tokio::test]
+async fn long_poll_sends_receives_and_holds() {
+    let app = TestApp::spawn().await;
+    let (_, agent_token) = app.create_agent("Poller", &["general"], 2).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let visitor = app.visitor().await;
+
+    let receipt: Value = app
+        .http
+        .post(app.url("/v1/web/messages"))
+        .bearer_auth(&visitor)
+        .json(&json!({"client_msg_id":"p1","text":"over http"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt, json!({"type":"receipt","client_msg_id":"p1","seq":1}));
+    let id = agent.expect_type("assigned").await["conversation"]["id"].as_str().unwrap().to_owned();
+
+    let poll = |after: i64| {
+        let request = app.http.get(app.url(&format!("/v1/web/poll?after={after}"))).bearer_auth(&visitor);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let first = poll(0).await;
+    let texts: Vec<&str> = first["frames"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
+    assert_eq!(texts[0], "over http");
+    let last = first["frames"].as_array().unwrap().iter().filter_map(|f| f["seq"].as_i64()).max().unwrap();
+
+    // A poll with nothing new is held until the agent writes, then answers at once.
+    let started = Instant::now();
+    let held = tokio::spawn(poll(last));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.send(json!({"type":"send","conversation_id":id,"client_msg_id":"a1","text":"answer by poll"})).await;
+    let answer = held.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(answer["frames"][0]["text"], "answer by poll");
+    assert_eq!(answer["frames"][0]["seq"], last + 1);
+
+    // With nothing at all, the poll ends after the timeout with no frames.
+    let started = Instant::now();
+    let empty = poll(last + 1).await;
+    assert!(started.elapsed() >= Duration::from_millis(2_500));
+    assert_eq!(empty["frames"], json!([]));
+
+    // Bad input has codes.
+    let response = app.http.post(app.url("/v1/web/messages")).bearer_auth(&visitor).json(&json!({"client_msg_id":"e","text":""})).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "empty_text");
+    let response = app.http.post(app.url("/v1/web/messages")).bearer_auth(&visitor).body("nope").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_json");
+    let response = app.http.get(app.url("/v1/web/poll")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}

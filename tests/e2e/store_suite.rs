@@ -1,0 +1,304 @@
+//! One store test suite, run on SQLite and on the local PostgreSQL server.
+
+use std::sync::Arc;
+
+use gateway::crypto::{FieldCipher, SecretKey};
+use gateway::store::{Actor, ConversationFilter, ConversationState, CustomerProfile, Entry, Store, StoreError};
+use switchboard_channels::ChannelKind;
+
+/// A store on a fresh database plus whatever must live as long as it.
+struct Backend {
+    store: Store,
+    url: String,
+    key: SecretKey,
+    cleanup: Option<switchboard_tests::PostgresDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Backend::open(url, None, Some(dir)).await
+    }
+
+    async fn postgres() -> Backend {
+        let database = switchboard_tests::PostgresDatabase::create()
+            .await
+            .expect("the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite");
+        let url = database.url.clone();
+        Backend::open(url, Some(database), None).await
+    }
+
+    async fn open(url: String, cleanup: Option<switchboard_tests::PostgresDatabase>, dir: Option<tempfile::TempDir>) -> Backend {
+        let key = SecretKey::generate();
+        let store = Store::connect(&url, FieldCipher::new(&key)).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        // Migrating twice is harmless.
+        store.migrate().await.expect("migrate again");
+        Backend { store, url, key, cleanup, _dir: dir }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(database) = self.cleanup {
+            database.drop_database().await;
+        }
+    }
+}
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = super::Backend::sqlite().await;
+                super::$name(&backend).await;
+                backend.finish().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = super::Backend::postgres().await;
+                super::$name(&backend).await;
+                backend.finish().await;
+            })*
+        }
+    };
+}
+
+store_suite!(
+    tenants_are_unique,
+    messages_get_contiguous_seqs_and_dedup,
+    concurrent_sends_never_share_or_skip_a_seq,
+    assignment_is_exclusive_under_contention,
+    queue_order_priority_then_waiting_with_requeue_at_head,
+    close_reopen_and_the_event_log,
+    contact_fields_need_the_key,
+    listing_filters_and_pages,
+    canned_reply_shortcuts_are_unique_per_tenant,
+);
+
+fn queued() -> Entry {
+    Entry { state: ConversationState::Queued, skill_group: "general".into(), priority: 0 }
+}
+
+async fn tenants_are_unique(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "hash").await.unwrap();
+    assert!(matches!(store.create_tenant("t1", "other").await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.tenant("t1").await.unwrap().unwrap().admin_key_hash, "hash");
+    assert!(store.tenant("t2").await.unwrap().is_none());
+}
+
+async fn messages_get_contiguous_seqs_and_dedup(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = store.customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default()).await.unwrap();
+    // The same identity is the same customer.
+    let again = store.customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default()).await.unwrap();
+    assert_eq!(customer.id, again.id);
+    let first = store.append_customer_message(&customer, Some("a"), "one", &queued()).await.unwrap();
+    assert!(first.created && !first.duplicate);
+    assert_eq!(first.message.seq, 1);
+    let second = store.append_customer_message(&customer, Some("b"), "two", &queued()).await.unwrap();
+    assert_eq!(second.message.seq, 2);
+    assert!(!second.created);
+    let repeat = store.append_customer_message(&customer, Some("a"), "one", &queued()).await.unwrap();
+    assert!(repeat.duplicate);
+    assert_eq!(repeat.message, first.message);
+    let third = store.append_customer_message(&customer, Some("c"), "three", &queued()).await.unwrap();
+    assert_eq!(third.message.seq, 3, "a duplicate does not use up a seq");
+    let after = store.messages_after(&first.conversation.id, 1, 100).await.unwrap();
+    assert_eq!(after.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["two", "three"]);
+    let recent = store.recent_messages(&first.conversation.id, 2).await.unwrap();
+    assert_eq!(recent.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
+}
+
+async fn concurrent_sends_never_share_or_skip_a_seq(backend: &Backend) {
+    let store = backend.store.clone();
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = Arc::new(store.customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default()).await.unwrap());
+    let mut tasks = Vec::new();
+    for index in 0..40 {
+        let (store, customer) = (store.clone(), customer.clone());
+        // Every id is sent twice, concurrently.
+        let id = format!("m{}", index % 20);
+        tasks.push(tokio::spawn(async move { store.append_customer_message(&customer, Some(&id), &id, &queued()).await }));
+    }
+    let mut stored = Vec::new();
+    for task in tasks {
+        let appended = task.await.unwrap().expect("append");
+        if !appended.duplicate {
+            stored.push(appended.message.seq);
+        }
+    }
+    stored.sort();
+    assert_eq!(stored, (1..=20).collect::<Vec<_>>());
+    let conversation = store.conversation_for_customer(&customer.id).await.unwrap().unwrap();
+    assert_eq!(conversation.last_seq, 20);
+    assert_eq!(store.messages_after(&conversation.id, 0, 100).await.unwrap().len(), 20);
+}
+
+async fn assignment_is_exclusive_under_contention(backend: &Backend) {
+    let store = backend.store.clone();
+    store.create_tenant("t1", "h").await.unwrap();
+    let mut agents = Vec::new();
+    for index in 0..4 {
+        agents.push(store.create_agent("t1", &format!("agent {index}"), &["general".into()], 5).await.unwrap());
+    }
+    let mut conversations = Vec::new();
+    for index in 0..5 {
+        let customer = store.customer_for_identity("t1", ChannelKind::Web, &format!("v{index}"), &CustomerProfile::default()).await.unwrap();
+        conversations.push(store.append_customer_message(&customer, Some("x"), "hi", &queued()).await.unwrap().conversation.id);
+    }
+    let mut tasks = Vec::new();
+    for conversation in &conversations {
+        for agent in &agents {
+            let (store, conversation, agent) = (store.clone(), conversation.clone(), agent.clone());
+            tasks.push(tokio::spawn(async move { store.assign(&conversation, &agent, "joined").await.map(|r| r.is_some()) }));
+        }
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, conversations.len(), "each conversation is assigned exactly once");
+    let loads = store.agent_loads("t1").await.unwrap();
+    assert_eq!(loads.values().sum::<i64>(), 5);
+}
+
+async fn queue_order_priority_then_waiting_with_requeue_at_head(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let mut ids = Vec::new();
+    for (index, priority) in [0, 5, 0].iter().enumerate() {
+        let customer = store.customer_for_identity("t1", ChannelKind::Web, &format!("v{index}"), &CustomerProfile::default()).await.unwrap();
+        let entry = Entry { priority: *priority, ..queued() };
+        ids.push(store.append_customer_message(&customer, Some("x"), "hi", &entry).await.unwrap().conversation.id);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let order: Vec<String> = store.queued_conversations("t1").await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(order, [ids[1].clone(), ids[0].clone(), ids[2].clone()]);
+    // The last one is served, then handed back: it goes before the others of its priority.
+    let agent = store.create_agent("t1", "a", &["general".into()], 5).await.unwrap();
+    store.assign(&ids[2], &agent, "joined").await.unwrap().unwrap();
+    assert!(store.assign(&ids[2], &agent, "joined").await.unwrap().is_none());
+    let (requeued, notice) = store
+        .requeue(&ids[2], &agent.id, None, true, "requeued", &Actor::system(), "agent disconnected", Some("back in queue"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(requeued.state, ConversationState::Queued);
+    assert!(notice.is_some());
+    let order: Vec<String> = store.queued_conversations("t1").await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(order, [ids[1].clone(), ids[2].clone(), ids[0].clone()]);
+    // Only the holder can requeue.
+    assert!(store.requeue(&ids[0], &agent.id, None, true, "requeued", &Actor::system(), "x", None).await.unwrap().is_none());
+}
+
+async fn close_reopen_and_the_event_log(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let agent = store.create_agent("t1", "a", &["general".into()], 5).await.unwrap();
+    let customer = store.customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default()).await.unwrap();
+    let id = store.append_customer_message(&customer, Some("1"), "hi", &queued()).await.unwrap().conversation.id;
+    store.assign(&id, &agent, "joined").await.unwrap().unwrap();
+    let reply = store.append_agent_message(&id, &agent.id, "r1", "hello").await.unwrap();
+    assert_eq!(reply.message.seq, 3);
+    assert!(reply.conversation.first_response_at.is_some());
+    let other = store.create_agent("t1", "b", &["general".into()], 5).await.unwrap();
+    assert!(store.append_agent_message(&id, &other.id, "r2", "not mine").await.is_err());
+    let (closed, notice) = store.close(&id, &agent.id, "closed").await.unwrap().unwrap();
+    assert_eq!(closed.state, ConversationState::Closed);
+    assert_eq!(notice.seq, 4);
+    assert!(store.close(&id, &agent.id, "closed").await.unwrap().is_none());
+    let reopened = store.append_customer_message(&customer, Some("2"), "again", &queued()).await.unwrap();
+    assert!(reopened.reopened);
+    assert_eq!(reopened.conversation.state, ConversationState::Queued);
+    assert_eq!(reopened.message.seq, 5);
+    let kinds: Vec<String> = store.events(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["created", "queued", "assigned", "closed", "reopened"]);
+    store.set_acked(&id, switchboard_channels::web::SenderKind::Customer, 4).await.unwrap();
+    store.set_acked(&id, switchboard_channels::web::SenderKind::Customer, 2).await.unwrap();
+    store.set_acked(&id, switchboard_channels::web::SenderKind::Customer, 99).await.unwrap();
+    assert_eq!(store.conversation(&id).await.unwrap().unwrap().customer_acked_seq, 4);
+}
+
+async fn contact_fields_need_the_key(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let profile = CustomerProfile {
+        name: Some("Han Meimei".into()),
+        phone: Some("13900139000".into()),
+        email: Some("han@example.com".into()),
+        address: Some("上海市浦东新区".into()),
+    };
+    let customer = store.customer_for_identity("t1", ChannelKind::Web, "v", &profile).await.unwrap();
+    assert_eq!(customer.profile, profile);
+    assert!(!customer.masked().contains("13900139000"));
+    // Another key cannot read the stored fields: they are encrypted, not encoded.
+    let stranger = Store::connect(&backend.url, FieldCipher::new(&SecretKey::generate())).await.unwrap();
+    assert!(matches!(stranger.customer("t1", &customer.id).await, Err(StoreError::Corrupt(_))));
+    stranger.close().await;
+    let same = Store::connect(&backend.url, FieldCipher::new(&backend.key)).await.unwrap();
+    assert_eq!(same.customer("t1", &customer.id).await.unwrap().unwrap().profile, profile);
+    same.close().await;
+    let cleared = store.update_customer_profile("t1", &customer.id, &CustomerProfile { name: Some("Han".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(cleared.profile.phone, None);
+}
+
+async fn listing_filters_and_pages(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    for index in 0..7 {
+        let tenant = if index == 6 { "t2" } else { "t1" };
+        let customer = store.customer_for_identity(tenant, ChannelKind::Web, &format!("v{index}"), &CustomerProfile::default()).await.unwrap();
+        store.append_customer_message(&customer, Some("x"), "hi", &queued()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut filter = ConversationFilter { limit: Some(4), ..Default::default() };
+    loop {
+        let (page, next) = store.list_conversations("t1", &filter).await.unwrap();
+        seen.extend(page.into_iter().map(|c| c.id));
+        match next {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 6);
+    let (assigned, _) = store
+        .list_conversations("t1", &ConversationFilter { state: Some("assigned".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(assigned.is_empty());
+    let (future, _) = store
+        .list_conversations("t1", &ConversationFilter { from: Some(i64::MAX / 2), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(future.is_empty());
+    let bad = store.list_conversations("t1", &ConversationFilter { cursor: Some("nope".into()), ..Default::default() }).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
+}
+
+async fn canned_reply_shortcuts_are_unique_per_tenant(backend: &Backend) {
+    use gateway::store::CannedReply;
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    let reply = |id: &str, shortcut: &str| CannedReply { id: id.into(), shortcut: shortcut.into(), text: "text".into() };
+    store.put_canned_reply("t1", &reply("r1", "hi")).await.unwrap();
+    store.put_canned_reply("t2", &reply("r2", "hi")).await.unwrap();
+    assert!(matches!(store.put_canned_reply("t1", &reply("r3", "hi")).await, Err(StoreError::Conflict(_))));
+    // An id of another tenant is not touched.
+    assert!(store.put_canned_reply("t1", &reply("r2", "other")).await.is_err());
+    assert_eq!(store.canned_replies("t2").await.unwrap()[0].shortcut, "hi");
+    store.delete_canned_reply("t1", "r1").await.unwrap();
+    assert!(matches!(store.delete_canned_reply("t1", "r1").await, Err(StoreError::NotFound(_))));
+}
