@@ -34,11 +34,18 @@ pub struct WebhookRequest {
 
 impl WebhookRequest {
     pub fn post(body: impl Into<Vec<u8>>) -> Self {
-        WebhookRequest { method: HttpMethod::Post, body: body.into(), ..Default::default() }
+        WebhookRequest {
+            method: HttpMethod::Post,
+            body: body.into(),
+            ..Default::default()
+        }
     }
 
     pub fn get() -> Self {
-        WebhookRequest { method: HttpMethod::Get, ..Default::default() }
+        WebhookRequest {
+            method: HttpMethod::Get,
+            ..Default::default()
+        }
     }
 
     pub fn with_query(mut self, name: &str, value: &str) -> Self {
@@ -48,7 +55,8 @@ impl WebhookRequest {
 
     /// Adds a header; the name is lowercased as HTTP header names are case-insensitive.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.insert(name.to_ascii_lowercase(), value.to_owned());
+        self.headers
+            .insert(name.to_ascii_lowercase(), value.to_owned());
         self
     }
 
@@ -57,7 +65,9 @@ impl WebhookRequest {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -108,7 +118,10 @@ pub enum WebhookError {
     #[error("timestamp is invalid or outside the allowed window")]
     StaleTimestamp,
     #[error("body is not valid {format}: {detail}")]
-    Malformed { format: &'static str, detail: String },
+    Malformed {
+        format: &'static str,
+        detail: String,
+    },
     #[error("encrypted payload is invalid: {0}")]
     Decrypt(String),
     #[error("message was encrypted for app `{found}`, not this app")]
@@ -220,7 +233,11 @@ pub enum SendError {
     Rejected(String),
     /// Any other provider error code: permanent unless the provider says busy.
     #[error("provider error {code}: {message}")]
-    Provider { code: i64, message: String, retryable: bool },
+    Provider {
+        code: i64,
+        message: String,
+        retryable: bool,
+    },
     /// The provider answered 2xx with a body we cannot read: retry, it is usually transient.
     #[error("unreadable provider response: {0}")]
     BadResponse(String),
@@ -284,7 +301,10 @@ pub(crate) fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }
-    left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    left.iter()
+        .zip(right)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// Lowercase hex of a SHA-1 digest over the concatenated parts.

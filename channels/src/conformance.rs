@@ -23,7 +23,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::adapter::{ChannelAdapter, EncodedRequest, ReplyContext, WebhookOutcome, WebhookRequest};
+use crate::adapter::{
+    ChannelAdapter, EncodedRequest, ReplyContext, WebhookOutcome, WebhookRequest,
+};
 use crate::OutboundMessage;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,19 +74,27 @@ pub struct EncodeCase {
 
 /// Reads every `*.json` file in `dir`, sorted by name.
 pub fn load_fixtures(dir: &Path) -> Result<Vec<Fixture>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|error| format!("cannot read {}: {error}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| format!("cannot read {}: {error}", dir.display()))?;
     let mut paths: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
         .collect();
     paths.sort();
     let mut fixtures = Vec::with_capacity(paths.len());
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        let mut fixture: Fixture =
-            serde_json::from_str(&text).map_err(|error| format!("{} is not a fixture: {error}", path.display()))?;
-        fixture.name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let mut fixture: Fixture = serde_json::from_str(&text)
+            .map_err(|error| format!("{} is not a fixture: {error}", path.display()))?;
+        fixture.name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
         fixtures.push(fixture);
     }
     Ok(fixtures)
@@ -112,7 +122,13 @@ impl ConformanceReport {
     /// Panics listing every failure; for tests.
     #[allow(clippy::panic)]
     pub fn assert_passed(&self) {
-        assert!(self.passed(), "{} of {} conformance checks failed:\n{}", self.failures.len(), self.checks, self.failures.join("\n"));
+        assert!(
+            self.passed(),
+            "{} of {} conformance checks failed:\n{}",
+            self.failures.len(),
+            self.checks,
+            self.failures.join("\n")
+        );
     }
 }
 
@@ -129,7 +145,9 @@ where
         let adapter = match build(&fixture.app) {
             Ok(adapter) => adapter,
             Err(error) => {
-                report.check(false, || format!("{name}: adapter cannot be built: {error}"));
+                report.check(false, || {
+                    format!("{name}: adapter cannot be built: {error}")
+                });
                 continue;
             }
         };
@@ -144,30 +162,40 @@ fn check_one<A: ChannelAdapter>(adapter: &A, fixture: &Fixture, report: &mut Con
     let outcome = adapter.handle(request);
 
     if let Some(code) = &fixture.expect_error {
-        report.check(outcome.as_ref().err().map(|error| error.code()) == Some(code.as_str()), || {
-            format!("{name}: expected error `{code}`, got {outcome:?}")
-        });
+        report.check(
+            outcome.as_ref().err().map(|error| error.code()) == Some(code.as_str()),
+            || format!("{name}: expected error `{code}`, got {outcome:?}"),
+        );
     } else {
         let verified = adapter.verify(request);
-        report.check(verified.is_ok(), || format!("{name}: verify refused the recorded request: {verified:?}"));
+        report.check(verified.is_ok(), || {
+            format!("{name}: verify refused the recorded request: {verified:?}")
+        });
         match &fixture.expect {
             Some(expected) => report.check(outcome.as_ref() == Ok(expected), || {
                 format!("{name}: outcome differs\n  expected {expected:?}\n  got      {outcome:?}")
             }),
-            None => report.check(false, || format!("{name}: fixture has neither expect nor expect_error")),
+            None => report.check(false, || {
+                format!("{name}: fixture has neither expect nor expect_error")
+            }),
         }
     }
 
     for tampered in tampered_requests(request, &fixture.signed) {
         let (what, tampered) = tampered;
         let verified = adapter.verify(&tampered);
-        report.check(verified.is_err(), || format!("{name}: verify accepted a request with {what} tampered"));
+        report.check(verified.is_err(), || {
+            format!("{name}: verify accepted a request with {what} tampered")
+        });
     }
 
     for (index, case) in fixture.encode.iter().enumerate() {
         let encoded = adapter.encode(&case.outbound, case.context.as_ref());
         report.check(encoded.as_ref() == Ok(&case.expected), || {
-            format!("{name}: encode case {index} differs\n  expected {:?}\n  got      {encoded:?}", case.expected)
+            format!(
+                "{name}: encode case {index} differs\n  expected {:?}\n  got      {encoded:?}",
+                case.expected
+            )
         });
     }
 }

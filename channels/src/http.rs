@@ -12,12 +12,19 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn client(timeout: Duration) -> reqwest::Client {
     // Building a client only fails when the TLS backend cannot start; fall back to the default
     // client rather than panic (it has no timeout, the outbox still bounds each attempt).
-    reqwest::Client::builder().timeout(timeout).build().unwrap_or_default()
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_default()
 }
 
 /// Joins a configured base URL (with or without a trailing slash) and a path.
 pub(crate) fn join(base_url: &str, path: &str) -> String {
-    format!("{}/{}", base_url.trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base_url.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 pub(crate) async fn post_json(
@@ -25,24 +32,38 @@ pub(crate) async fn post_json(
     body: &Value,
 ) -> Result<Value, SendError> {
     let body = serde_json::to_vec(body).map_err(|error| SendError::Rejected(error.to_string()))?;
-    let request = request.header("content-type", "application/json").body(body);
+    let request = request
+        .header("content-type", "application/json")
+        .body(body);
     read_json(request).await
 }
 
 pub(crate) async fn read_json(request: reqwest::RequestBuilder) -> Result<Value, SendError> {
-    let response = request.send().await.map_err(|error| SendError::Network(transport_error(&error)))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|error| SendError::Network(transport_error(&error)))?;
     let status = response.status();
     if status.as_u16() == 429 {
         return Err(SendError::RateLimited("http 429".to_owned()));
     }
     if status.is_server_error() {
-        return Err(SendError::Unavailable { status: status.as_u16() });
+        return Err(SendError::Unavailable {
+            status: status.as_u16(),
+        });
     }
-    let bytes = response.bytes().await.map_err(|error| SendError::Network(transport_error(&error)))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| SendError::Network(transport_error(&error)))?;
     if !status.is_success() {
         return Err(SendError::Provider {
             code: i64::from(status.as_u16()),
-            message: format!("http {}: {}", status.as_u16(), String::from_utf8_lossy(&bytes)),
+            message: format!(
+                "http {}: {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes)
+            ),
             retryable: false,
         });
     }

@@ -24,7 +24,11 @@ pub(crate) struct TokenCache {
 
 impl TokenCache {
     pub(crate) fn new(refresh_margin: Duration) -> Self {
-        TokenCache { current: tokio::sync::Mutex::new(None), refresh_margin, fetches: AtomicU64::new(0) }
+        TokenCache {
+            current: tokio::sync::Mutex::new(None),
+            refresh_margin,
+            fetches: AtomicU64::new(0),
+        }
     }
 
     /// The cached token, or a fresh one from `fetch` when none is cached or it expires within

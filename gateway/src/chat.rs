@@ -164,7 +164,7 @@ impl Chat {
     pub async fn close(&self, agent: &Agent, conversation_id: &str) -> ApiResult<()> {
         let closed = self
             .store
-            .close(conversation_id, &agent.id, "The chat was closed · 会话已结束")
+            .close_conversation(conversation_id, &agent.id, "The chat was closed · 会话已结束")
             .await?
             .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
         tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");

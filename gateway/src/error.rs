@@ -57,6 +57,7 @@ impl From<crate::store::StoreError> for ApiError {
         match error {
             crate::store::StoreError::NotFound(what) => ApiError::NotFound(what),
             crate::store::StoreError::Conflict(message) => ApiError::Conflict(message),
+            crate::store::StoreError::Invalid(message) => ApiError::invalid("bad_query", message),
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }

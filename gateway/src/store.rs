@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+// Dynamic SQL here is only ever built from this module's constant column lists and clauses;
+// every value is bound.
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 use switchboard_channels::web::SenderKind;
 use switchboard_channels::ChannelKind;
 
@@ -571,13 +573,13 @@ impl Store {
 
     pub async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
     pub async fn conversation_for_customer(&self, customer_id: &str) -> StoreResult<Option<Conversation>> {
         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE customer_id = $1");
-        let row = sqlx::query(&sql).bind(customer_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(customer_id).fetch_optional(&self.pool).await?;
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
@@ -615,7 +617,7 @@ impl Store {
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 WHERE customer_id = $2 \
              RETURNING {CONVERSATION_COLUMNS}"
         );
-        let row = sqlx::query(&sql).bind(now).bind(&customer.id).fetch_one(&mut *tx).await?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(&customer.id).fetch_one(&mut *tx).await?;
         let mut conversation = conversation_from_row(&row)?;
         if let Some(client_msg_id) = client_msg_id {
             if let Some(existing) =
@@ -687,7 +689,7 @@ impl Store {
              first_response_at = COALESCE(first_response_at, $1) \
              WHERE id = $2 AND agent_id = $3 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let row = sqlx::query(&sql).bind(now).bind(conversation_id).bind(agent_id).fetch_optional(&mut *tx).await?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(conversation_id).bind(agent_id).fetch_optional(&mut *tx).await?;
         let Some(row) = row else {
             return Err(StoreError::Conflict("conversation is not assigned to this agent".into()));
         };
@@ -716,7 +718,7 @@ impl Store {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
-        let rows = sqlx::query(&sql).bind(conversation_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(conversation_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(message_from_row).collect()
     }
 
@@ -725,7 +727,7 @@ impl Store {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2"
         );
-        let rows = sqlx::query(&sql).bind(conversation_id).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(conversation_id).bind(limit).fetch_all(&self.pool).await?;
         let mut messages: Vec<MessageRecord> = rows.iter().map(message_from_row).collect::<StoreResult<_>>()?;
         messages.reverse();
         Ok(messages)
@@ -740,7 +742,7 @@ impl Store {
         let sql = format!(
             "UPDATE conversations SET {column} = $1 WHERE id = $2 AND {column} < $1 AND last_seq >= $1"
         );
-        sqlx::query(&sql).bind(seq).bind(conversation_id).execute(&self.pool).await?;
+        sqlx::query(AssertSqlSafe(sql)).bind(seq).bind(conversation_id).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -750,7 +752,7 @@ impl Store {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = $1 AND state = 'queued' \
              ORDER BY priority DESC, queue_key, id"
         );
-        let rows = sqlx::query(&sql).bind(tenant).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).fetch_all(&self.pool).await?;
         rows.iter().map(conversation_from_row).collect()
     }
 
@@ -758,7 +760,7 @@ impl Store {
         let sql = format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE agent_id = $1 AND state = 'assigned' ORDER BY assigned_at, id"
         );
-        let rows = sqlx::query(&sql).bind(agent_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).fetch_all(&self.pool).await?;
         rows.iter().map(conversation_from_row).collect()
     }
 
@@ -786,7 +788,7 @@ impl Store {
             "UPDATE conversations SET state = 'assigned', agent_id = $1, assigned_at = $2, updated_at = $2 \
              WHERE id = $3 AND state = 'queued' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(&sql).bind(&agent.id).bind(now).bind(conversation_id).fetch_optional(&mut *tx).await?
+        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(&agent.id).bind(now).bind(conversation_id).fetch_optional(&mut *tx).await?
         else {
             return Ok(None);
         };
@@ -818,7 +820,7 @@ impl Store {
              skill_group = COALESCE($2, skill_group), updated_at = $3 \
              WHERE id = $4 AND agent_id = $5 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(&sql)
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
             .bind(queue_key)
             .bind(skill_group.map(str::to_owned))
             .bind(now)
@@ -854,7 +856,7 @@ impl Store {
              WHERE id = $3 AND agent_id = $4 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
         let Some(row) =
-            sqlx::query(&sql).bind(&to.id).bind(now).bind(conversation_id).bind(from_agent).fetch_optional(&mut *tx).await?
+            sqlx::query(AssertSqlSafe(sql)).bind(&to.id).bind(now).bind(conversation_id).bind(from_agent).fetch_optional(&mut *tx).await?
         else {
             return Ok(None);
         };
@@ -867,7 +869,7 @@ impl Store {
     }
 
     /// Closes a conversation held by `agent_id`. `None` if that agent does not hold it.
-    pub async fn close(
+    pub async fn close_conversation(
         &self,
         conversation_id: &str,
         agent_id: &str,
@@ -879,7 +881,7 @@ impl Store {
             "UPDATE conversations SET state = 'closed', closed_at = $1, updated_at = $1 \
              WHERE id = $2 AND agent_id = $3 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(&sql).bind(now).bind(conversation_id).bind(agent_id).fetch_optional(&mut *tx).await?
+        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(conversation_id).bind(agent_id).fetch_optional(&mut *tx).await?
         else {
             return Ok(None);
         };
@@ -937,7 +939,7 @@ impl Store {
             );
         }
         clause(" ORDER BY updated_at DESC, id DESC LIMIT ?", vec![Bind::Int(limit + 1)]);
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for bind in binds {
             query = match bind {
                 Bind::Text(value) => query.bind(value),
@@ -1042,7 +1044,7 @@ async fn find_by_client_id(
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND sender_kind = $2 AND client_msg_id = $3"
     );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(AssertSqlSafe(sql))
         .bind(conversation_id)
         .bind(sender.as_str())
         .bind(client_msg_id)

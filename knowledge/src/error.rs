@@ -25,6 +25,8 @@ pub enum RecordError {
 /// Problems with single rows are not errors of this type but [`crate::RowError`]s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
+    #[error("file was declared {declared} but is {detected}")]
+    Mismatch { declared: &'static str, detected: &'static str },
     #[error("unknown import format {0:?} (expected jsonl, csv or xlsx)")]
     UnknownFormat(String),
     #[error("the file format could not be recognised (expected json lines, csv or xlsx)")]

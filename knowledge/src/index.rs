@@ -216,7 +216,7 @@ impl KnowledgeIndex {
         };
         let mut slot = tenant_index.writer.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            let options = tantivy::IndexWriterOptions::builder()
+            let options = tantivy::indexer::IndexWriterOptions::builder()
                 .num_worker_threads(1)
                 .num_merge_threads(1)
                 .memory_budget_per_thread(self.writer_memory_bytes)

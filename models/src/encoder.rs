@@ -15,6 +15,8 @@ use crate::runtime::{init_runtime, lowercase_first};
 
 /// File name of the committed int8 encoder graph.
 pub const ENCODER_MODEL_FILE: &str = "encoder.int8.onnx";
+/// Name of the graph output holding the pooled, normalized embeddings.
+pub const ENCODER_OUTPUT: &str = "sentence_embedding";
 /// File name of the committed tokenizer.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
@@ -281,7 +283,7 @@ impl Encoder {
         let outputs = session
             .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])
             .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
-        let (out_shape, data) = outputs[0]
+        let (out_shape, data) = outputs[ENCODER_OUTPUT]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
         let dims: Vec<i64> = out_shape.iter().copied().collect();
@@ -306,8 +308,8 @@ impl Encoder {
     }
 }
 
-/// Checks the encoder graph: int64 `input_ids` and `attention_mask` of rank 2, a float output
-/// of rank 2. Returns the embedding dimension when the graph declares it, else 0.
+/// Checks the encoder graph: int64 `input_ids` and `attention_mask` of rank 2, a float
+/// `sentence_embedding` output of rank 2. Returns the embedding dimension when the graph declares it, else 0.
 fn check_encoder_signature(session: &Session) -> Result<usize> {
     for name in ["input_ids", "attention_mask"] {
         let input = session
@@ -325,7 +327,11 @@ fn check_encoder_signature(session: &Session) -> Result<usize> {
     if let Some(extra) = session.inputs().iter().find(|i| i.name() != "input_ids" && i.name() != "attention_mask") {
         return Err(ModelError::Signature(format!("encoder has an unexpected input {}", extra.name())));
     }
-    let output = session.outputs().first().ok_or_else(|| ModelError::Signature("encoder has no output".into()))?;
+    let output = session
+        .outputs()
+        .iter()
+        .find(|o| o.name() == ENCODER_OUTPUT)
+        .ok_or_else(|| ModelError::Signature(format!("encoder has no output named {ENCODER_OUTPUT}")))?;
     match output.dtype() {
         ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } if shape.len() == 2 => {
             Ok(usize::try_from(shape[1]).unwrap_or(0))

@@ -144,6 +144,18 @@ async fn pages_health_and_openapi() {
         assert_eq!(response.status(), 200, "{path}");
         assert!(response.text().await.unwrap().contains(needle), "{path} lacks {needle}");
     }
+    // The widget runs on the tenant's own site: the customer routes answer cross-origin preflights.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/v1/web/session"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
     let missing = app.http.get(app.url("/no/such/route")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.json::<Value>().await.unwrap()["code"], "not_found");

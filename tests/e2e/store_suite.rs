@@ -212,10 +212,10 @@ async fn close_reopen_and_the_event_log(backend: &Backend) {
     assert!(reply.conversation.first_response_at.is_some());
     let other = store.create_agent("t1", "b", &["general".into()], 5).await.unwrap();
     assert!(store.append_agent_message(&id, &other.id, "r2", "not mine").await.is_err());
-    let (closed, notice) = store.close(&id, &agent.id, "closed").await.unwrap().unwrap();
+    let (closed, notice) = store.close_conversation(&id, &agent.id, "closed").await.unwrap().unwrap();
     assert_eq!(closed.state, ConversationState::Closed);
     assert_eq!(notice.seq, 4);
-    assert!(store.close(&id, &agent.id, "closed").await.unwrap().is_none());
+    assert!(store.close_conversation(&id, &agent.id, "closed").await.unwrap().is_none());
     let reopened = store.append_customer_message(&customer, Some("2"), "again", &queued()).await.unwrap();
     assert!(reopened.reopened);
     assert_eq!(reopened.conversation.state, ConversationState::Queued);

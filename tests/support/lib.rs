@@ -228,6 +228,6 @@ async fn admin_exec(url: &str, statement: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let mut connection = sqlx::AnyConnection::connect(url).await.with_context(|| format!("connect {url}"))?;
-    sqlx::query(statement).execute(&mut connection).await.with_context(|| statement.to_owned())?;
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut connection).await.with_context(|| statement.to_owned())?;
     Ok(())
 }

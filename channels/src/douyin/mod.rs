@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::adapter::{
-    constant_time_eq, sha1_hex, ChannelAdapter, EncodedRequest, ReplyContext, WebhookError, WebhookOutcome,
-    WebhookRequest,
+    constant_time_eq, sha1_hex, ChannelAdapter, EncodedRequest, ReplyContext, WebhookError,
+    WebhookOutcome, WebhookRequest,
 };
 use crate::{ChannelKind, Content, InboundMessage, OutboundMessage};
 
@@ -79,8 +79,9 @@ impl DouyinReplyContext {
     }
 
     pub fn from_context(context: &ReplyContext) -> Result<Self, WebhookError> {
-        serde_json::from_value(context.0.clone())
-            .map_err(|error| WebhookError::Encode(format!("reply context is not a douyin context: {error}")))
+        serde_json::from_value(context.0.clone()).map_err(|error| {
+            WebhookError::Encode(format!("reply context is not a douyin context: {error}"))
+        })
     }
 }
 
@@ -116,18 +117,29 @@ impl ChannelAdapter for DouyinAdapter {
     }
 
     fn verify(&self, request: &WebhookRequest) -> Result<(), WebhookError> {
-        let given = request.header(SIGNATURE_HEADER).ok_or(WebhookError::Missing("x-douyin-signature header"))?;
+        let given = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(WebhookError::Missing("x-douyin-signature header"))?;
         let expected = self.sign(&request.body);
-        if !constant_time_eq(expected.as_bytes(), given.trim().to_ascii_lowercase().as_bytes()) {
+        if !constant_time_eq(
+            expected.as_bytes(),
+            given.trim().to_ascii_lowercase().as_bytes(),
+        ) {
             return Err(WebhookError::BadSignature);
         }
         Ok(())
     }
 
     fn decode(&self, request: &WebhookRequest) -> Result<DouyinEvent, WebhookError> {
-        let malformed = |detail: String| WebhookError::Malformed { format: "json", detail };
+        let malformed = |detail: String| WebhookError::Malformed {
+            format: "json",
+            detail,
+        };
         if request.body.len() > MAX_BODY_BYTES {
-            return Err(malformed(format!("body is {} bytes, more than {MAX_BODY_BYTES}", request.body.len())));
+            return Err(malformed(format!(
+                "body is {} bytes, more than {MAX_BODY_BYTES}",
+                request.body.len()
+            )));
         }
         let mut event: DouyinEvent =
             serde_json::from_slice(&request.body).map_err(|error| malformed(error.to_string()))?;
@@ -135,20 +147,30 @@ impl ChannelAdapter for DouyinAdapter {
             event.content = if text.trim().is_empty() {
                 Value::Object(Default::default())
             } else {
-                serde_json::from_str(text).map_err(|error| malformed(format!("content string is not json: {error}")))?
+                serde_json::from_str(text)
+                    .map_err(|error| malformed(format!("content string is not json: {error}")))?
             };
         }
         if !(event.content.is_object() || event.content.is_null()) {
-            return Err(malformed("content is neither an object nor a json string".to_owned()));
+            return Err(malformed(
+                "content is neither an object nor a json string".to_owned(),
+            ));
         }
         Ok(event)
     }
 
-    fn normalize(&self, request: &WebhookRequest, event: DouyinEvent) -> Result<WebhookOutcome, WebhookError> {
+    fn normalize(
+        &self,
+        request: &WebhookRequest,
+        event: DouyinEvent,
+    ) -> Result<WebhookOutcome, WebhookError> {
         let content = &event.content;
         match event.event.as_str() {
             "verify_webhook" => {
-                let challenge = content.get("challenge").cloned().ok_or(WebhookError::Missing("content.challenge"))?;
+                let challenge = content
+                    .get("challenge")
+                    .cloned()
+                    .ok_or(WebhookError::Missing("content.challenge"))?;
                 Ok(WebhookOutcome::Handshake {
                     body: json!({ "challenge": challenge }).to_string(),
                     content_type: "application/json".to_owned(),
@@ -161,11 +183,17 @@ impl ChannelAdapter for DouyinAdapter {
                 } else {
                     "message sent by the account outside switchboard"
                 };
-                Ok(WebhookOutcome::Ignored { reason: reason.to_owned() })
+                Ok(WebhookOutcome::Ignored {
+                    reason: reason.to_owned(),
+                })
             }
             "im_receive_msg" | "im_enter_direct_msg" => {
-                if text_field(content, "source").is_some_and(|source| source == self.config.client_key) {
-                    return Ok(WebhookOutcome::Ignored { reason: "echo of a message we sent".to_owned() });
+                if text_field(content, "source")
+                    .is_some_and(|source| source == self.config.client_key)
+                {
+                    return Ok(WebhookOutcome::Ignored {
+                        reason: "echo of a message we sent".to_owned(),
+                    });
                 }
                 if event.from_user_id.is_empty() {
                     return Err(WebhookError::Missing("from_user_id"));
@@ -175,7 +203,8 @@ impl ChannelAdapter for DouyinAdapter {
                 } else {
                     match text_field(content, "message_type").as_deref() {
                         Some("text") => Content::Text {
-                            text: text_field(content, "text").ok_or(WebhookError::Missing("content.text"))?,
+                            text: text_field(content, "text")
+                                .ok_or(WebhookError::Missing("content.text"))?,
                         },
                         Some("image" | "user_local_image") => Content::Image {
                             url: text_field(content, "resource_url"),
@@ -194,7 +223,10 @@ impl ChannelAdapter for DouyinAdapter {
                     .filter(|id| !id.is_empty())
                     .map(str::to_owned)
                     .or_else(|| text_field(content, "server_message_id"));
-                let reply_context = match (text_field(content, "conversation_short_id"), event.to_user_id.is_empty()) {
+                let reply_context = match (
+                    text_field(content, "conversation_short_id"),
+                    event.to_user_id.is_empty(),
+                ) {
                     (Some(conversation_id), false) => Some(
                         DouyinReplyContext {
                             account_open_id: event.to_user_id.clone(),
@@ -216,23 +248,34 @@ impl ChannelAdapter for DouyinAdapter {
                     reply_context,
                 })
             }
-            other => Ok(WebhookOutcome::Ignored { reason: format!("event `{other}` is not handled") }),
+            other => Ok(WebhookOutcome::Ignored {
+                reason: format!("event `{other}` is not handled"),
+            }),
         }
     }
 
-    fn encode(&self, message: &OutboundMessage, context: Option<&ReplyContext>) -> Result<EncodedRequest, WebhookError> {
+    fn encode(
+        &self,
+        message: &OutboundMessage,
+        context: Option<&ReplyContext>,
+    ) -> Result<EncodedRequest, WebhookError> {
         encode_text(message, context)
     }
 }
 
 /// The private-message send request for a text reply in the conversation `context` names.
-pub fn encode_text(message: &OutboundMessage, context: Option<&ReplyContext>) -> Result<EncodedRequest, WebhookError> {
+pub fn encode_text(
+    message: &OutboundMessage,
+    context: Option<&ReplyContext>,
+) -> Result<EncodedRequest, WebhookError> {
     let context = context.ok_or_else(|| {
         WebhookError::Encode("douyin replies need the conversation's reply context".to_owned())
     })?;
     let context = DouyinReplyContext::from_context(context)?;
     if message.external_user_id.is_empty() {
-        return Err(WebhookError::Encode("recipient open id is empty".to_owned()));
+        return Err(WebhookError::Encode(
+            "recipient open id is empty".to_owned(),
+        ));
     }
     if message.text.trim().is_empty() {
         return Err(WebhookError::Encode("text is empty".to_owned()));

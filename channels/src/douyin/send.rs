@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::adapter::{ChannelSender, EncodedRequest, ReplyContext, SendError, SendFuture, SendReceipt};
+use crate::adapter::{
+    ChannelSender, EncodedRequest, ReplyContext, SendError, SendFuture, SendReceipt,
+};
 use crate::http;
 use crate::token::{FetchedToken, TokenCache};
 use crate::OutboundMessage;
@@ -72,7 +74,12 @@ impl DouyinSender {
     pub fn new(config: DouyinSenderConfig) -> Self {
         let client = http::client(config.timeout);
         let tokens = TokenCache::new(config.refresh_margin);
-        DouyinSender { config, client, tokens, static_token: None }
+        DouyinSender {
+            config,
+            client,
+            tokens,
+            static_token: None,
+        }
     }
 
     /// Uses a token the gateway manages (an account owner's user token) instead of the client token.
@@ -103,7 +110,9 @@ impl DouyinSender {
         let answer = http::post_json(self.client.post(url), &body).await?;
         if let Some(error) = answer_error(&answer) {
             return Err(match error {
-                SendError::Provider { retryable: true, .. } => error,
+                SendError::Provider {
+                    retryable: true, ..
+                } => error,
                 other => SendError::Credentials(other.to_string()),
             });
         }
@@ -112,20 +121,32 @@ impl DouyinSender {
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| SendError::BadResponse("client token answer has no access_token".to_owned()))?;
-        let expires_in = data.get("expires_in").and_then(Value::as_u64).unwrap_or(7200);
-        Ok(FetchedToken { token: token.to_owned(), expires_in: Duration::from_secs(expires_in) })
+            .ok_or_else(|| {
+                SendError::BadResponse("client token answer has no access_token".to_owned())
+            })?;
+        let expires_in = data
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(7200);
+        Ok(FetchedToken {
+            token: token.to_owned(),
+            expires_in: Duration::from_secs(expires_in),
+        })
     }
 
     pub async fn send_request(&self, request: &EncodedRequest) -> Result<SendReceipt, SendError> {
         let token = self.client_token().await?;
         match self.post_once(request, &token).await {
-            Err(SendError::Provider { code, .. }) if TOKEN_INVALID.contains(&code) && self.static_token.is_none() => {
+            Err(SendError::Provider { code, .. })
+                if TOKEN_INVALID.contains(&code) && self.static_token.is_none() =>
+            {
                 tracing::info!(client_key = %self.config.client_key, code, "douyin client token refused, refreshing");
                 self.tokens.invalidate(&token).await;
                 let token = self.client_token().await?;
                 match self.post_once(request, &token).await {
-                    Err(SendError::Provider { code, message, .. }) if TOKEN_INVALID.contains(&code) => {
+                    Err(SendError::Provider { code, message, .. })
+                        if TOKEN_INVALID.contains(&code) =>
+                    {
                         self.tokens.invalidate(&token).await;
                         Err(SendError::TokenRejected(format!("error {code}: {message}")))
                     }
@@ -139,19 +160,28 @@ impl DouyinSender {
         }
     }
 
-    async fn post_once(&self, request: &EncodedRequest, token: &str) -> Result<SendReceipt, SendError> {
+    async fn post_once(
+        &self,
+        request: &EncodedRequest,
+        token: &str,
+    ) -> Result<SendReceipt, SendError> {
         let url = http::join(&self.config.base_url, &request.path);
         let builder = self.client.post(url).header("access-token", token);
         let answer = http::post_json(builder, &request.body).await?;
         if let Some(error) = answer_error(&answer) {
             return Err(error);
         }
-        let msg_id = answer.get("data").and_then(|data| data.get("msg_id")).and_then(|id| match id {
-            Value::String(text) => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
-            _ => None,
-        });
-        Ok(SendReceipt { provider_message_id: msg_id })
+        let msg_id = answer
+            .get("data")
+            .and_then(|data| data.get("msg_id"))
+            .and_then(|id| match id {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                _ => None,
+            });
+        Ok(SendReceipt {
+            provider_message_id: msg_id,
+        })
     }
 
     pub async fn send_text(
@@ -159,13 +189,18 @@ impl DouyinSender {
         message: &OutboundMessage,
         context: Option<&ReplyContext>,
     ) -> Result<SendReceipt, SendError> {
-        let request = super::encode_text(message, context).map_err(|error| SendError::Rejected(error.to_string()))?;
+        let request = super::encode_text(message, context)
+            .map_err(|error| SendError::Rejected(error.to_string()))?;
         self.send_request(&request).await
     }
 }
 
 impl ChannelSender for DouyinSender {
-    fn send<'a>(&'a self, message: &'a OutboundMessage, context: Option<&'a ReplyContext>) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        context: Option<&'a ReplyContext>,
+    ) -> SendFuture<'a> {
         Box::pin(self.send_text(message, context))
     }
 }
@@ -174,8 +209,14 @@ impl ChannelSender for DouyinSender {
 fn answer_error(answer: &Value) -> Option<SendError> {
     let candidates = [
         (answer.get("err_no"), answer.get("err_msg")),
-        (answer.pointer("/data/error_code"), answer.pointer("/data/description")),
-        (answer.pointer("/extra/error_code"), answer.pointer("/extra/description")),
+        (
+            answer.pointer("/data/error_code"),
+            answer.pointer("/data/description"),
+        ),
+        (
+            answer.pointer("/extra/error_code"),
+            answer.pointer("/extra/description"),
+        ),
     ];
     for (code, message) in candidates {
         let code = code.and_then(Value::as_i64).unwrap_or(0);
@@ -189,5 +230,9 @@ fn answer_error(answer: &Value) -> Option<SendError> {
 
 /// Maps a Douyin error code to a send error.
 pub fn classify_error(code: i64, message: &str) -> SendError {
-    SendError::Provider { code, message: message.to_owned(), retryable: BUSY.contains(&code) }
+    SendError::Provider {
+        code,
+        message: message.to_owned(),
+        retryable: BUSY.contains(&code),
+    }
 }

@@ -83,7 +83,10 @@ pub struct MobileTokenVerifier {
 
 impl std::fmt::Debug for MobileTokenVerifier {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("MobileTokenVerifier").field("max_skew", &self.max_skew).finish_non_exhaustive()
+        formatter
+            .debug_struct("MobileTokenVerifier")
+            .field("max_skew", &self.max_skew)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +94,10 @@ impl MobileTokenVerifier {
     pub const DEFAULT_SKEW: Duration = Duration::from_secs(300);
 
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
-        MobileTokenVerifier { secret: secret.into(), max_skew: Self::DEFAULT_SKEW }
+        MobileTokenVerifier {
+            secret: secret.into(),
+            max_skew: Self::DEFAULT_SKEW,
+        }
     }
 
     pub fn with_max_skew(mut self, max_skew: Duration) -> Self {
@@ -105,9 +111,12 @@ impl MobileTokenVerifier {
             return Err(MobileAuthError::Malformed("token is too long".to_owned()));
         }
         let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(MobileAuthError::Malformed("a token has three dot-separated parts".to_owned()));
+            return Err(MobileAuthError::Malformed(
+                "a token has three dot-separated parts".to_owned(),
+            ));
         };
         let header: Header = decode_part(header, "header")?;
         if header.alg != "HS256" {
@@ -120,7 +129,8 @@ impl MobileTokenVerifier {
             .map_err(|_| MobileAuthError::Malformed("secret is unusable".to_owned()))?;
         let signed_len = token.len() - token.rsplit('.').next().map(str::len).unwrap_or(0) - 1;
         mac.update(&token.as_bytes()[..signed_len]);
-        mac.verify_slice(&signature).map_err(|_| MobileAuthError::BadSignature)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| MobileAuthError::BadSignature)?;
 
         let claims: MobileClaims = decode_part(payload, "payload")?;
         if claims.sub.is_empty() {
@@ -183,5 +193,6 @@ fn decode_part<T: for<'de> Deserialize<'de>>(part: &str, what: &str) -> Result<T
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| MobileAuthError::Malformed(format!("{what} is not base64url")))?;
-    serde_json::from_slice(&bytes).map_err(|error| MobileAuthError::Malformed(format!("{what}: {error}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|error| MobileAuthError::Malformed(format!("{what}: {error}")))
 }

@@ -41,19 +41,33 @@ struct Inner {
 
 impl MemoryNonceStore {
     pub fn new(capacity: usize) -> Self {
-        MemoryNonceStore { capacity: capacity.max(1), inner: Mutex::new(Inner::default()) }
+        MemoryNonceStore {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|inner| inner.expiry_by_key.len()).unwrap_or(0)
+        self.inner
+            .lock()
+            .map(|inner| inner.expiry_by_key.len())
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn remember_now(&self, key: &str, now_unix: i64, remember_until: i64) -> Result<bool, NonceStoreError> {
-        let mut inner = self.inner.lock().map_err(|_| NonceStoreError::Unavailable("lock poisoned".to_owned()))?;
+    fn remember_now(
+        &self,
+        key: &str,
+        now_unix: i64,
+        remember_until: i64,
+    ) -> Result<bool, NonceStoreError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| NonceStoreError::Unavailable("lock poisoned".to_owned()))?;
         // Drop everything that has expired.
         while let Some((expiry, _)) = inner.by_expiry.first() {
             if *expiry > now_unix {

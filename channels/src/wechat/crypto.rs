@@ -51,7 +51,9 @@ impl AesKey {
             &base64::alphabet::STANDARD,
             base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
         );
-        let decoded = engine.decode(format!("{encoding_aes_key}=")).map_err(|_| KeyError::NotBase64)?;
+        let decoded = engine
+            .decode(format!("{encoding_aes_key}="))
+            .map_err(|_| KeyError::NotBase64)?;
         let key: [u8; 32] = decoded.try_into().map_err(|_| KeyError::NotBase64)?;
         Ok(AesKey(key))
     }
@@ -117,21 +119,32 @@ pub fn decrypt(key: &AesKey, encrypted: &str) -> Result<Decrypted, WebhookError>
     if encrypted.len() > MAX_CIPHERTEXT_BYTES * 4 / 3 + 4 {
         return Err(decrypt_error("ciphertext is too large"));
     }
-    let mut buffer = STANDARD.decode(encrypted.trim()).map_err(|_| decrypt_error("ciphertext is not base64"))?;
+    let mut buffer = STANDARD
+        .decode(encrypted.trim())
+        .map_err(|_| decrypt_error("ciphertext is not base64"))?;
     if buffer.is_empty() || buffer.len() % AES_BLOCK != 0 {
-        return Err(decrypt_error("ciphertext is not a whole number of aes blocks"));
+        return Err(decrypt_error(
+            "ciphertext is not a whole number of aes blocks",
+        ));
     }
     let mut decryptor = cbc::Decryptor::<Aes256>::new(&key.0.into(), &key.iv().into());
     for block in buffer.chunks_exact_mut(AES_BLOCK) {
         decryptor.decrypt_block_mut(GenericArray::from_mut_slice(block));
     }
 
-    let pad = usize::from(*buffer.last().ok_or_else(|| decrypt_error("ciphertext is empty"))?);
+    let pad = usize::from(
+        *buffer
+            .last()
+            .ok_or_else(|| decrypt_error("ciphertext is empty"))?,
+    );
     if pad == 0 || pad > PAD_BLOCK || pad > buffer.len() {
         return Err(decrypt_error("padding is invalid"));
     }
     let unpadded_len = buffer.len() - pad;
-    if buffer[unpadded_len..].iter().any(|&byte| usize::from(byte) != pad) {
+    if buffer[unpadded_len..]
+        .iter()
+        .any(|&byte| usize::from(byte) != pad)
+    {
         return Err(decrypt_error("padding is invalid"));
     }
     let plain = &buffer[..unpadded_len];
@@ -141,8 +154,11 @@ pub fn decrypt(key: &AesKey, encrypted: &str) -> Result<Decrypted, WebhookError>
     let mut length_bytes = [0u8; 4];
     length_bytes.copy_from_slice(&plain[16..20]);
     let message_len = usize::try_from(u32::from_be_bytes(length_bytes)).unwrap_or(usize::MAX);
-    let message_end = 20usize.checked_add(message_len).filter(|end| *end <= plain.len());
-    let message_end = message_end.ok_or_else(|| decrypt_error("message length runs past the plaintext"))?;
+    let message_end = 20usize
+        .checked_add(message_len)
+        .filter(|end| *end <= plain.len());
+    let message_end =
+        message_end.ok_or_else(|| decrypt_error("message length runs past the plaintext"))?;
     let message = std::str::from_utf8(&plain[20..message_end])
         .map_err(|_| decrypt_error("message is not utf-8"))?
         .to_owned();
@@ -153,10 +169,16 @@ pub fn decrypt(key: &AesKey, encrypted: &str) -> Result<Decrypted, WebhookError>
 }
 
 /// Decrypts and checks that the payload was encrypted for `expected_appid`.
-pub fn decrypt_for_app(key: &AesKey, encrypted: &str, expected_appid: &str) -> Result<String, WebhookError> {
+pub fn decrypt_for_app(
+    key: &AesKey,
+    encrypted: &str,
+    expected_appid: &str,
+) -> Result<String, WebhookError> {
     let decrypted = decrypt(key, encrypted)?;
     if !constant_time_eq(decrypted.appid.as_bytes(), expected_appid.as_bytes()) {
-        return Err(WebhookError::WrongApp { found: decrypted.appid });
+        return Err(WebhookError::WrongApp {
+            found: decrypted.appid,
+        });
     }
     Ok(decrypted.message)
 }

@@ -38,7 +38,10 @@ pub struct WechatMessage {
 
 impl WechatMessage {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str).filter(|value| !value.is_empty())
+        self.fields
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
     }
 
     pub fn require(&self, name: &'static str) -> Result<&str, WebhookError> {
@@ -69,7 +72,10 @@ impl WechatMessage {
 }
 
 fn malformed(format: &'static str, detail: impl ToString) -> WebhookError {
-    WebhookError::Malformed { format, detail: detail.to_string() }
+    WebhookError::Malformed {
+        format,
+        detail: detail.to_string(),
+    }
 }
 
 /// Reads `<xml><Name>value</Name>...</xml>` into a map of the root's children. Nested elements
@@ -83,7 +89,10 @@ pub(crate) fn parse_flat_xml(body: &[u8]) -> Result<BTreeMap<String, String>, We
     let mut saw_root = false;
     let mut current: Option<(String, String)> = None;
     loop {
-        match reader.read_event().map_err(|error| malformed("xml", error))? {
+        match reader
+            .read_event()
+            .map_err(|error| malformed("xml", error))?
+        {
             Event::Start(start) => {
                 depth += 1;
                 if depth > 16 {
@@ -113,7 +122,9 @@ pub(crate) fn parse_flat_xml(body: &[u8]) -> Result<BTreeMap<String, String>, We
                         fields.insert(name, value);
                     }
                 }
-                depth = depth.checked_sub(1).ok_or_else(|| malformed("xml", "unbalanced end tag"))?;
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| malformed("xml", "unbalanced end tag"))?;
             }
             Event::Text(text) if depth == 2 => {
                 if let Some((_, value)) = current.as_mut() {
@@ -127,7 +138,9 @@ pub(crate) fn parse_flat_xml(body: &[u8]) -> Result<BTreeMap<String, String>, We
             }
             Event::GeneralRef(reference) if depth == 2 => {
                 let resolved = if reference.is_char_ref() {
-                    reference.resolve_char_ref().map_err(|error| malformed("xml", error))?
+                    reference
+                        .resolve_char_ref()
+                        .map_err(|error| malformed("xml", error))?
                 } else {
                     match &*reference {
                         b"lt" => Some('<'),
@@ -138,7 +151,8 @@ pub(crate) fn parse_flat_xml(body: &[u8]) -> Result<BTreeMap<String, String>, We
                         _ => None,
                     }
                 };
-                let character = resolved.ok_or_else(|| malformed("xml", "unknown entity reference"))?;
+                let character =
+                    resolved.ok_or_else(|| malformed("xml", "unknown entity reference"))?;
                 if let Some((_, value)) = current.as_mut() {
                     value.push(character);
                 }
@@ -157,8 +171,11 @@ pub(crate) fn parse_flat_xml(body: &[u8]) -> Result<BTreeMap<String, String>, We
 /// Reads a JSON object into a map of its scalar fields as text (numbers keep their digits, so a
 /// 64-bit MsgId survives).
 pub(crate) fn parse_flat_json(body: &[u8]) -> Result<BTreeMap<String, String>, WebhookError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| malformed("json", error))?;
-    let object = value.as_object().ok_or_else(|| malformed("json", "body is not an object"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| malformed("json", error))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| malformed("json", "body is not an object"))?;
     let mut fields = BTreeMap::new();
     for (name, value) in object {
         let text = match value {

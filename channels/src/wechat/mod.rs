@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::adapter::{
-    ChannelAdapter, EncodedRequest, HttpMethod, ReplyContext, WebhookError, WebhookOutcome, WebhookRequest,
+    ChannelAdapter, EncodedRequest, HttpMethod, ReplyContext, WebhookError, WebhookOutcome,
+    WebhookRequest,
 };
 use crate::{ChannelKind, Content, InboundMessage, OutboundMessage};
 
@@ -57,7 +58,10 @@ impl std::fmt::Debug for WechatConfig {
             .debug_struct("WechatConfig")
             .field("appid", &self.appid)
             .field("token", &"<secret>")
-            .field("encoding_aes_key", &self.encoding_aes_key.as_ref().map(|_| "<secret>"))
+            .field(
+                "encoding_aes_key",
+                &self.encoding_aes_key.as_ref().map(|_| "<secret>"),
+            )
             .field("max_timestamp_skew", &self.max_timestamp_skew)
             .finish()
     }
@@ -68,7 +72,11 @@ impl std::fmt::Debug for WechatConfig {
 pub enum WechatPayload {
     /// URL verification: answer `echostr` as is.
     UrlVerification { echostr: String },
-    Message { message: WechatMessage, format: BodyFormat, encrypted: bool },
+    Message {
+        message: WechatMessage,
+        format: BodyFormat,
+        encrypted: bool,
+    },
 }
 
 /// The adapter for one WeChat app.
@@ -99,9 +107,16 @@ impl WechatAdapter {
     }
 
     fn check_timestamp(&self, timestamp: &str) -> Result<(), WebhookError> {
-        let Some(skew) = self.max_timestamp_skew else { return Ok(()) };
-        let sent: i64 = timestamp.parse().map_err(|_| WebhookError::StaleTimestamp)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or(0);
+        let Some(skew) = self.max_timestamp_skew else {
+            return Ok(());
+        };
+        let sent: i64 = timestamp
+            .parse()
+            .map_err(|_| WebhookError::StaleTimestamp)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_secs())
+            .unwrap_or(0);
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         let skew = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
         if (now - sent).abs() > skew {
@@ -111,9 +126,11 @@ impl WechatAdapter {
     }
 
     fn key(&self) -> Result<&AesKey, WebhookError> {
-        self.aes_key
-            .as_ref()
-            .ok_or_else(|| WebhookError::Unsupported("safe mode push but no encoding_aes_key is configured".to_owned()))
+        self.aes_key.as_ref().ok_or_else(|| {
+            WebhookError::Unsupported(
+                "safe mode push but no encoding_aes_key is configured".to_owned(),
+            )
+        })
     }
 
     /// A plaintext passive text reply to `inbound`, in the format the app pushes in. Official
@@ -191,11 +208,16 @@ impl WechatAdapter {
 }
 
 fn is_safe_mode(request: &WebhookRequest) -> bool {
-    request.query_param("encrypt_type").is_some_and(|kind| kind.eq_ignore_ascii_case("aes"))
+    request
+        .query_param("encrypt_type")
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("aes"))
 }
 
 fn required<'a>(request: &'a WebhookRequest, name: &'static str) -> Result<&'a str, WebhookError> {
-    request.query_param(name).filter(|value| !value.is_empty()).ok_or(WebhookError::Missing(name))
+    request
+        .query_param(name)
+        .filter(|value| !value.is_empty())
+        .ok_or(WebhookError::Missing(name))
 }
 
 impl ChannelAdapter for WechatAdapter {
@@ -213,7 +235,10 @@ impl ChannelAdapter for WechatAdapter {
             let format = BodyFormat::detect(&request.body)?;
             let envelope = WechatMessage::parse(&request.body, format)?;
             let encrypted = envelope.require("Encrypt")?;
-            (given, crypto::signature(&[&self.token, timestamp, nonce, encrypted]))
+            (
+                given,
+                crypto::signature(&[&self.token, timestamp, nonce, encrypted]),
+            )
         } else {
             let given = required(request, "signature")?;
             (given, crypto::signature(&[&self.token, timestamp, nonce]))
@@ -227,29 +252,48 @@ impl ChannelAdapter for WechatAdapter {
     fn decode(&self, request: &WebhookRequest) -> Result<WechatPayload, WebhookError> {
         if request.method == HttpMethod::Get {
             let echostr = required(request, "echostr")?;
-            return Ok(WechatPayload::UrlVerification { echostr: echostr.to_owned() });
+            return Ok(WechatPayload::UrlVerification {
+                echostr: echostr.to_owned(),
+            });
         }
         let format = BodyFormat::detect(&request.body)?;
         if is_safe_mode(request) {
             let plaintext = self.open_envelope(&request.body, format)?;
             let inner_format = BodyFormat::detect(plaintext.as_bytes())?;
             let message = WechatMessage::parse(plaintext.as_bytes(), inner_format)?;
-            return Ok(WechatPayload::Message { message, format: inner_format, encrypted: true });
+            return Ok(WechatPayload::Message {
+                message,
+                format: inner_format,
+                encrypted: true,
+            });
         }
         let message = WechatMessage::parse(&request.body, format)?;
-        Ok(WechatPayload::Message { message, format, encrypted: false })
+        Ok(WechatPayload::Message {
+            message,
+            format,
+            encrypted: false,
+        })
     }
 
-    fn normalize(&self, _request: &WebhookRequest, payload: WechatPayload) -> Result<WebhookOutcome, WebhookError> {
+    fn normalize(
+        &self,
+        _request: &WebhookRequest,
+        payload: WechatPayload,
+    ) -> Result<WebhookOutcome, WebhookError> {
         let message = match payload {
             WechatPayload::UrlVerification { echostr } => {
-                return Ok(WebhookOutcome::Handshake { body: echostr, content_type: "text/plain".to_owned() })
+                return Ok(WebhookOutcome::Handshake {
+                    body: echostr,
+                    content_type: "text/plain".to_owned(),
+                })
             }
             WechatPayload::Message { message, .. } => message,
         };
         let msg_type = message.require("MsgType")?;
         let content = match msg_type {
-            "text" => Content::Text { text: message.require("Content")?.to_owned() },
+            "text" => Content::Text {
+                text: message.require("Content")?.to_owned(),
+            },
             "image" => Content::Image {
                 url: message.field("PicUrl").map(str::to_owned),
                 media_id: message.field("MediaId").map(str::to_owned),
@@ -261,10 +305,18 @@ impl ChannelAdapter for WechatAdapter {
             },
             "event" => match message.field("Event") {
                 Some("user_enter_tempsession") => Content::SessionEntered,
-                Some(event) => return Ok(WebhookOutcome::Ignored { reason: format!("event `{event}` is not handled") }),
+                Some(event) => {
+                    return Ok(WebhookOutcome::Ignored {
+                        reason: format!("event `{event}` is not handled"),
+                    })
+                }
                 None => return Err(WebhookError::Missing("Event")),
             },
-            other => return Ok(WebhookOutcome::Ignored { reason: format!("message type `{other}` is not handled") }),
+            other => {
+                return Ok(WebhookOutcome::Ignored {
+                    reason: format!("message type `{other}` is not handled"),
+                })
+            }
         };
         let customer = message.require("FromUserName")?.to_owned();
         let dedup_key = match message.field("MsgId") {
@@ -283,7 +335,11 @@ impl ChannelAdapter for WechatAdapter {
         })
     }
 
-    fn encode(&self, message: &OutboundMessage, _context: Option<&ReplyContext>) -> Result<EncodedRequest, WebhookError> {
+    fn encode(
+        &self,
+        message: &OutboundMessage,
+        _context: Option<&ReplyContext>,
+    ) -> Result<EncodedRequest, WebhookError> {
         encode_custom_text(message)
     }
 }

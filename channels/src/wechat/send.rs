@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::adapter::{ChannelSender, EncodedRequest, ReplyContext, SendError, SendFuture, SendReceipt};
+use crate::adapter::{
+    ChannelSender, EncodedRequest, ReplyContext, SendError, SendFuture, SendReceipt,
+};
 use crate::http;
 use crate::token::{FetchedToken, TokenCache};
 use crate::OutboundMessage;
@@ -72,7 +74,11 @@ impl WechatSender {
     pub fn new(config: WechatSenderConfig) -> Self {
         let client = http::client(config.timeout);
         let tokens = TokenCache::new(config.refresh_margin);
-        WechatSender { config, client, tokens }
+        WechatSender {
+            config,
+            client,
+            tokens,
+        }
     }
 
     /// The cached access token, fetched when missing or about to expire.
@@ -97,7 +103,10 @@ impl WechatSender {
             // Apart from busy and throttled, an error while fetching the token is about our
             // credentials (appid, appsecret, IP allow list): retrying will not help.
             return Err(match error {
-                SendError::Provider { retryable: true, .. } | SendError::RateLimited(_) => error,
+                SendError::Provider {
+                    retryable: true, ..
+                }
+                | SendError::RateLimited(_) => error,
                 other => SendError::Credentials(other.to_string()),
             });
         }
@@ -106,8 +115,14 @@ impl WechatSender {
             .and_then(Value::as_str)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| SendError::BadResponse("token answer has no access_token".to_owned()))?;
-        let expires_in = answer.get("expires_in").and_then(Value::as_u64).unwrap_or(7200);
-        Ok(FetchedToken { token: token.to_owned(), expires_in: Duration::from_secs(expires_in) })
+        let expires_in = answer
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(7200);
+        Ok(FetchedToken {
+            token: token.to_owned(),
+            expires_in: Duration::from_secs(expires_in),
+        })
     }
 
     /// Sends an encoded request, refreshing the token once if WeChat refuses it.
@@ -119,9 +134,13 @@ impl WechatSender {
                 self.tokens.invalidate(&token).await;
                 let token = self.access_token().await?;
                 match self.post_once(request, &token).await {
-                    Err(SendError::Provider { code, message, .. }) if TOKEN_INVALID.contains(&code) => {
+                    Err(SendError::Provider { code, message, .. })
+                        if TOKEN_INVALID.contains(&code) =>
+                    {
                         self.tokens.invalidate(&token).await;
-                        Err(SendError::TokenRejected(format!("errcode {code}: {message}")))
+                        Err(SendError::TokenRejected(format!(
+                            "errcode {code}: {message}"
+                        )))
                     }
                     other => other,
                 }
@@ -130,7 +149,11 @@ impl WechatSender {
         }
     }
 
-    async fn post_once(&self, request: &EncodedRequest, token: &str) -> Result<SendReceipt, SendError> {
+    async fn post_once(
+        &self,
+        request: &EncodedRequest,
+        token: &str,
+    ) -> Result<SendReceipt, SendError> {
         let url = http::join(&self.config.base_url, &request.path);
         let builder = self.client.post(url).query(&[("access_token", token)]);
         let answer = http::post_json(builder, &request.body).await?;
@@ -147,13 +170,18 @@ impl WechatSender {
 
     /// Encodes and sends a text reply to `message.external_user_id` (an openid).
     pub async fn send_text(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
-        let request = super::encode_custom_text(message).map_err(|error| SendError::Rejected(error.to_string()))?;
+        let request = super::encode_custom_text(message)
+            .map_err(|error| SendError::Rejected(error.to_string()))?;
         self.send_request(&request).await
     }
 }
 
 impl ChannelSender for WechatSender {
-    fn send<'a>(&'a self, message: &'a OutboundMessage, _context: Option<&'a ReplyContext>) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        _context: Option<&'a ReplyContext>,
+    ) -> SendFuture<'a> {
         Box::pin(self.send_text(message))
     }
 }
@@ -164,7 +192,10 @@ fn errcode_error(answer: &Value) -> Option<SendError> {
     if code == 0 {
         return None;
     }
-    let message = answer.get("errmsg").and_then(Value::as_str).unwrap_or_default();
+    let message = answer
+        .get("errmsg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     Some(classify_errcode(code, message))
 }
 
@@ -174,7 +205,11 @@ pub fn classify_errcode(code: i64, message: &str) -> SendError {
     let detail = format!("errcode {code}: {message}");
     match code {
         // System busy.
-        -1 => SendError::Provider { code, message: message.to_owned(), retryable: true },
+        -1 => SendError::Provider {
+            code,
+            message: message.to_owned(),
+            retryable: true,
+        },
         // Reply window (48 hours after the customer's last message) closed, or its message
         // quota used up: nothing can be sent until the customer writes again.
         45015 | 45047 => SendError::ReplyWindowExpired(detail),
@@ -184,6 +219,10 @@ pub fn classify_errcode(code: i64, message: &str) -> SendError {
         45009 | 45011 => SendError::RateLimited(detail),
         // Invalid appid, invalid appsecret, IP not on the allow list, API not authorized.
         40013 | 40125 | 40164 | 41004 | 48001 => SendError::Credentials(detail),
-        _ => SendError::Provider { code, message: message.to_owned(), retryable: false },
+        _ => SendError::Provider {
+            code,
+            message: message.to_owned(),
+            retryable: false,
+        },
     }
 }

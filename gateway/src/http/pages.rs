@@ -20,6 +20,16 @@ pub fn router() -> Router<AppState> {
             }),
         )
         .route(
+            "/console.js",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../web/console.js"))
+            }),
+        )
+        .route(
+            "/console.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../web/console.css")) }),
+        )
+        .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], include_str!("../../openapi.json")) }),
         )

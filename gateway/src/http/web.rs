@@ -1,7 +1,7 @@
 //! The web channel, customer side: visitor sessions, the WebSocket, and the long-poll fallback.
 
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use switchboard_channels::web::ServerFrame;
 use switchboard_channels::ChannelKind;
 use tokio_stream::wrappers::BroadcastStream;
+use tower_http::cors::{Any, CorsLayer};
 use tokio_stream::{StreamExt, StreamMap};
 
 use crate::bus::{conversation_topic, customer_topic, BusEvent};
@@ -20,12 +21,20 @@ use crate::store::{ConversationState, CustomerProfile};
 use crate::util::{is_valid_slug, new_id, now_ms};
 use crate::AppState;
 
+/// The widget is embedded on the tenant's own site, so these routes answer any origin. They use
+/// bearer tokens, never cookies, so no credentials ride along with cross-site requests.
 pub fn router() -> Router<AppState> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(std::time::Duration::from_secs(3600));
     Router::new()
         .route("/v1/web/session", post(create_session))
         .route("/v1/web/ws", get(websocket))
         .route("/v1/web/messages", post(post_message))
         .route("/v1/web/poll", get(poll))
+        .layer(cors)
 }
 
 #[derive(Deserialize)]

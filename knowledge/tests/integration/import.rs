@@ -1,0 +1,153 @@
+use switchboard_knowledge::{
+    parse_import, write_csv, write_jsonl, FaqRecord, ImportError, ImportFormat, ParsedImport, RowError,
+};
+
+fn records(parsed: &ParsedImport) -> Vec<FaqRecord> {
+    parsed.records.iter().map(|r| r.record.clone()).collect()
+}
+
+fn sample() -> Vec<FaqRecord> {
+    vec![
+        FaqRecord {
+            id: "zh-1".into(),
+            question: "运费怎么算？".into(),
+            answer: "满99元包邮，\n否则8元。".into(),
+            alternates: vec!["邮费多少".into(), "a|b with \\ and |".into()],
+            tags: vec!["shipping".into()],
+            locale: "zh".into(),
+            enabled: true,
+            updated_at_ms: 1_700_000_000_000,
+        },
+        FaqRecord {
+            id: "en-1".into(),
+            question: "Do you ship \"abroad\", e.g. to Paris?".into(),
+            answer: "No, mainland China only.".into(),
+            alternates: vec![],
+            tags: vec![],
+            locale: "en".into(),
+            enabled: false,
+            updated_at_ms: 0,
+        },
+    ]
+}
+
+#[test]
+fn jsonl_round_trip() {
+    let mut out = Vec::new();
+    write_jsonl(&mut out, &sample()).expect("write");
+    let parsed = parse_import(&out, None).expect("parse");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(records(&parsed), sample());
+}
+
+#[test]
+fn csv_round_trip() {
+    let mut out = Vec::new();
+    write_csv(&mut out, &sample()).expect("write");
+    let parsed = parse_import(&out, Some(ImportFormat::Csv)).expect("parse");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(records(&parsed), sample());
+    assert_eq!(ImportFormat::sniff(&out), Some(ImportFormat::Csv));
+}
+
+#[test]
+fn jsonl_bad_rows_are_reported_with_line_numbers() {
+    let text = concat!(
+        "{\"id\":\"a\",\"question\":\"q1\",\"answer\":\"a1\"}\n",
+        "\n",
+        "{\"id\":\"b\",\"question\":\"\",\"answer\":\"a2\"}\n",
+        "not json\n",
+        "[1,2]\n",
+        "{\"id\":\"c\",\"question\":\"q3\",\"answer\":\"a3\",\"alternates\":\"oops\"}\n",
+        "{\"id\":\"a\",\"question\":\"q1 again\",\"answer\":\"a\"}\n",
+        "{\"id\":\"bad id\",\"question\":\"q\",\"answer\":\"a\"}\n",
+        "{\"question\":\"no id here\",\"answer\":\"fine\"}\n",
+    );
+    let parsed = parse_import(text.as_bytes(), Some(ImportFormat::Jsonl)).expect("parse");
+    let lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 4, 5, 6, 7, 8], "{:?}", parsed.errors);
+    assert_eq!(parsed.errors[0], RowError { line: 3, message: "question is empty".into() });
+    assert!(parsed.errors[4].message.contains("duplicate id"), "{:?}", parsed.errors[4]);
+    for error in &parsed.errors {
+        assert!(!error.message.ends_with('.'), "{error:?}");
+    }
+    let good: Vec<usize> = parsed.records.iter().map(|r| r.line).collect();
+    assert_eq!(good, [1, 9]);
+    assert!(parsed.records[1].record.id.starts_with("faq-"), "missing ids are derived");
+    assert_eq!(parsed.records[1].record.locale, "en");
+}
+
+#[test]
+fn csv_bad_rows_are_reported_with_line_numbers() {
+    let text = "question,answer,id,enabled\n\
+                怎么退货,七天内申请,r1,true\n\
+                ,no question,r2,true\n\
+                \"multi\nline question\",answer,r3,yes\n\
+                q4,a4,r4,maybe\n\
+                q5,a5,r5\n";
+    let parsed = parse_import(text.as_bytes(), None).expect("parse");
+    assert_eq!(parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 6]);
+    assert!(parsed.errors[1].message.contains("enabled"), "{:?}", parsed.errors);
+    assert_eq!(parsed.records.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4, 7]);
+    assert_eq!(parsed.records[1].record.question, "multi\nline question");
+}
+
+#[test]
+fn files_that_are_not_what_they_claim_are_typed_errors() {
+    let csv = b"question,answer\nq,a\n";
+    assert_eq!(parse_import(csv, Some(ImportFormat::Jsonl)), Err(ImportError::NotJsonLines));
+    assert_eq!(parse_import(b"id,title\n1,x\n", Some(ImportFormat::Csv)), Err(ImportError::MissingColumn("question")));
+    assert_eq!(parse_import(b"\xff\xfe\x00garbage", Some(ImportFormat::Csv)), Err(ImportError::NotUtf8));
+    assert!(matches!(parse_import(b"plain text", Some(ImportFormat::Xlsx)), Err(ImportError::NotXlsx(_))));
+    assert_eq!(parse_import(b"hello world", None), Err(ImportError::Unrecognised));
+    let xlsx = include_bytes!("../fixtures/faqs.xlsx");
+    assert!(matches!(parse_import(xlsx, Some(ImportFormat::Csv)), Err(ImportError::Mismatch { .. })));
+    assert!(matches!(parse_import(b"PK\x03\x04broken zip", None), Err(ImportError::NotXlsx(_))));
+    for err in [ImportError::NotJsonLines, ImportError::NotUtf8, ImportError::MissingColumn("answer")] {
+        let message = err.to_string();
+        assert!(!message.ends_with('.') && message.chars().next().is_some_and(|c| c.is_lowercase()), "{message}");
+    }
+}
+
+#[test]
+fn format_names() {
+    assert_eq!(ImportFormat::from_name("JSONL"), Ok(ImportFormat::Jsonl));
+    assert_eq!(ImportFormat::from_name("faqs.csv"), Ok(ImportFormat::Csv));
+    assert_eq!(ImportFormat::from_name("application/x-ndjson"), Ok(ImportFormat::Jsonl));
+    assert_eq!(
+        ImportFormat::from_name("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        Ok(ImportFormat::Xlsx)
+    );
+    assert!(matches!(ImportFormat::from_name("pdf"), Err(ImportError::UnknownFormat(_))));
+}
+
+#[test]
+fn xlsx_fixture_imports_with_row_errors() {
+    let xlsx = include_bytes!("../fixtures/faqs.xlsx");
+    assert_eq!(ImportFormat::sniff(xlsx), Some(ImportFormat::Xlsx));
+    let parsed = parse_import(xlsx, None).expect("parse");
+    assert_eq!(parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4, 6], "{:?}", parsed.errors);
+    assert_eq!(parsed.errors[0].message, "answer is empty");
+    let got = records(&parsed);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0].alternates, ["什么时候发货", "几天发出"]);
+    assert_eq!(got[1].tags, ["refunds", "payment"]);
+    assert!(got[2].id.starts_with("faq-") && got[2].locale == "zh");
+    assert_eq!(got[3].answer, "42");
+    assert!(!got[3].enabled);
+    // XLSX → CSV → import gives the same records.
+    let mut csv = Vec::new();
+    write_csv(&mut csv, &got).expect("write");
+    assert_eq!(records(&parse_import(&csv, None).expect("parse")), got);
+}
+
+#[test]
+fn demo_knowledge_base_parses_cleanly() {
+    let bytes = include_bytes!("../../demo/faqs.jsonl");
+    let parsed = parse_import(bytes, None).expect("parse");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let zh = parsed.records.iter().filter(|r| r.record.locale == "zh").count();
+    let en = parsed.records.iter().filter(|r| r.record.locale == "en").count();
+    assert!(zh >= 30 && en >= 10, "zh {zh} en {en}");
+    assert!(parsed.records.iter().all(|r| !r.record.alternates.is_empty()));
+}

@@ -1,0 +1,204 @@
+//! Bring your own model: a tenant's ONNX text classifier with its tokenizer.json and label
+//! list, validated before activation.
+//!
+//! Accepted signature: an int64 `input_ids` input of rank 2, optionally int64 `attention_mask`
+//! and `token_type_ids` of rank 2, and a first output of float logits (or probabilities) shaped
+//! `[batch, labels]`. Validation loads both files, checks the signature and runs one probe text.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::{Tensor, TensorElementType, ValueType};
+use tokenizers::Tokenizer;
+
+use crate::encoder::{describe, load_session, load_tokenizer, tokenize_batch};
+use crate::error::{ModelError, Result};
+use crate::intent::{LabelScore, Prediction, OUT_OF_SCOPE_LABEL};
+use crate::runtime::lowercase_first;
+
+/// Parses a label list: a JSON array of strings, or one label per line.
+pub fn parse_label_list(content: &str) -> Result<Vec<String>> {
+    let trimmed = content.trim_start_matches('\u{feff}').trim();
+    let labels: Vec<String> = if trimmed.starts_with('[') {
+        serde_json::from_str(trimmed).map_err(|e| ModelError::Labels(format!("invalid json label list: {e}")))?
+    } else {
+        trimmed.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+    };
+    check_labels(&labels)?;
+    Ok(labels)
+}
+
+fn check_labels(labels: &[String]) -> Result<()> {
+    if labels.len() < 2 {
+        return Err(ModelError::Labels(format!("need at least two labels, got {}", labels.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, label) in labels.iter().enumerate() {
+        if label.trim().is_empty() {
+            return Err(ModelError::Labels(format!("label {i} is empty")));
+        }
+        if !seen.insert(label.as_str()) {
+            return Err(ModelError::Labels(format!("label {label} appears twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A validated tenant classifier, ready to activate.
+pub struct ClassifierModel {
+    tokenizer: Tokenizer,
+    session: Mutex<Session>,
+    labels: Vec<String>,
+    has_attention_mask: bool,
+    has_token_type_ids: bool,
+    pad_id: i64,
+    threshold: f32,
+}
+
+impl std::fmt::Debug for ClassifierModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClassifierModel").field("labels", &self.labels).finish()
+    }
+}
+
+fn int64_rank2(value: &ValueType) -> bool {
+    matches!(value, ValueType::Tensor { ty: TensorElementType::Int64, shape, .. } if shape.len() == 2)
+}
+
+impl ClassifierModel {
+    /// Loads and validates a classifier; any problem is a typed error and nothing is activated.
+    pub fn validate(model: &Path, tokenizer: &Path, labels: &[String]) -> Result<ClassifierModel> {
+        check_labels(labels)?;
+        let tokenizer = load_tokenizer(tokenizer, 512)?;
+        let session = load_session(model, 1)?;
+        let mut has_input_ids = false;
+        let mut has_attention_mask = false;
+        let mut has_token_type_ids = false;
+        for input in session.inputs() {
+            let ok = int64_rank2(input.dtype());
+            match input.name() {
+                "input_ids" | "attention_mask" | "token_type_ids" if !ok => {
+                    return Err(ModelError::Signature(format!(
+                        "input {} is {}, expected int64 of rank 2",
+                        input.name(),
+                        describe(input.dtype())
+                    )))
+                }
+                "input_ids" => has_input_ids = true,
+                "attention_mask" => has_attention_mask = true,
+                "token_type_ids" => has_token_type_ids = true,
+                other => {
+                    return Err(ModelError::Signature(format!(
+                        "unsupported input {other}: allowed inputs are input_ids, attention_mask, token_type_ids"
+                    )))
+                }
+            }
+        }
+        if !has_input_ids {
+            return Err(ModelError::Signature("model has no input named input_ids".into()));
+        }
+        let output = session.outputs().first().ok_or_else(|| ModelError::Signature("model has no output".into()))?;
+        match output.dtype() {
+            ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } if shape.len() == 2 => {
+                if shape[1] > 0 && shape[1] as usize != labels.len() {
+                    return Err(ModelError::Labels(format!(
+                        "model has {} outputs per text but {} labels were given",
+                        shape[1],
+                        labels.len()
+                    )));
+                }
+            }
+            other => {
+                return Err(ModelError::Signature(format!(
+                    "output {} is {}, expected float of shape [batch, labels]",
+                    output.name(),
+                    describe(other)
+                )))
+            }
+        }
+        let pad_id = tokenizer.token_to_id("<pad>").or_else(|| tokenizer.token_to_id("[PAD]")).map_or(0, i64::from);
+        let model = ClassifierModel {
+            tokenizer,
+            session: Mutex::new(session),
+            labels: labels.to_vec(),
+            has_attention_mask,
+            has_token_type_ids,
+            pad_id,
+            threshold: 0.0,
+        };
+        // Probe: the dynamic dimension must match the label count too.
+        let scores = model.scores_blocking(&["hello 你好"])?;
+        if scores.first().map(Vec::len) != Some(labels.len()) {
+            return Err(ModelError::Labels(format!(
+                "model returned {} scores per text but {} labels were given",
+                scores.first().map_or(0, Vec::len),
+                labels.len()
+            )));
+        }
+        Ok(model)
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Minimum top probability for an in-scope decision (default 0: never reject by score).
+    pub fn set_threshold(&mut self, threshold: f32) {
+        self.threshold = threshold.clamp(0.0, 1.0);
+    }
+
+    /// Probabilities per text: softmax of the outputs, unless they already are probabilities.
+    pub fn scores_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owned: Vec<String> = texts.iter().map(|t| t.trim().to_string()).collect();
+        let batch = tokenize_batch(&self.tokenizer, &owned, self.pad_id)?;
+        let shape = [batch.rows, batch.columns];
+        let tensor = |data: Vec<i64>| Tensor::from_array((shape, data)).map_err(|e| ModelError::Inference(e.to_string()));
+        let mut inputs = ort::inputs!["input_ids" => tensor(batch.ids)?];
+        if self.has_attention_mask {
+            inputs.push(("attention_mask".into(), tensor(batch.mask)?.into()));
+        }
+        if self.has_token_type_ids {
+            inputs.push(("token_type_ids".into(), tensor(vec![0; batch.rows * batch.columns])?.into()));
+        }
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(inputs).map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let (out_shape, data) =
+            outputs[0].try_extract_tensor::<f32>().map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let dims: Vec<i64> = out_shape.iter().copied().collect();
+        if dims.len() != 2 || dims[0] as usize != batch.rows || dims[1] <= 0 {
+            return Err(ModelError::Signature(format!("output has shape {dims:?}, expected [{}, labels]", batch.rows)));
+        }
+        Ok(data.chunks(dims[1] as usize).map(to_probabilities).collect())
+    }
+
+    /// Classifies one text.
+    pub fn classify_blocking(&self, text: &str) -> Result<Prediction> {
+        let scores = self.scores_blocking(&[text])?;
+        let probs = scores.into_iter().next().ok_or_else(|| ModelError::Inference("no output".into()))?;
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        let best = order[0];
+        let label = self.labels[best].clone();
+        Ok(Prediction {
+            out_of_scope: label == OUT_OF_SCOPE_LABEL || probs[best] < self.threshold,
+            score: probs[best],
+            alternatives: order.iter().take(3).map(|&i| LabelScore { label: self.labels[i].clone(), score: probs[i] }).collect(),
+            label,
+        })
+    }
+}
+
+fn to_probabilities(row: &[f32]) -> Vec<f32> {
+    let sum: f32 = row.iter().sum();
+    if row.iter().all(|v| (0.0..=1.0).contains(v)) && (sum - 1.0).abs() < 1e-3 {
+        return row.to_vec();
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+    let total: f32 = exps.iter().sum();
+    exps.iter().map(|v| v / total).collect()
+}
