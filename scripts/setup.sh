@@ -8,3 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ -f scripts/setup-onnxruntime.sh ]]; then
   bash scripts/setup-onnxruntime.sh >/dev/null
 fi
+
+# OpenSSL headers and pkg-config: reqwest's native-tls (HTTPS to WeChat, Douyin and push hooks,
+# and async-openai) builds openssl-sys against the system library.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi

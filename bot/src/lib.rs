@@ -5,5 +5,110 @@
 //! question is out of scope. It reads from `models` and `knowledge` (and optionally an LLM) and
 //! never sends anything itself: the gateway turns a decision into outbound messages.
 //!
-//! Status: the gateway runs in human-first mode until the bot issue lands; this crate has no
-//! behaviour yet and nothing depends on it.
+//! ## Using it from the gateway
+//! ```no_run
+//! use std::sync::Arc;
+//! use switchboard_bot::{Bot, BotSettings, DecisionKind, Turn};
+//! use switchboard_knowledge::{FaqRecord, KnowledgeIndex, Synonyms};
+//! use switchboard_models::Encoder;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let index = Arc::new(KnowledgeIndex::open("data/kb")?);
+//! let encoder = Arc::new(Encoder::load_default()?);
+//! let bot = Arc::new(Bot::new(index.clone(), encoder)?); // + .with_llm(LlmSettings{..}) when configured
+//! // Whenever the store's FAQs change, after index.upsert / rebuild / delete:
+//! let records: Vec<FaqRecord> = vec![];
+//! bot.index_faqs("acme", &records)?;        // or rebuild_faqs / remove_faqs
+//! // Each customer turn, in the gateway's bounded worker pool (CPU-bound, ~10-25 ms):
+//! let turn = Turn::new("acme", "运费怎么算")
+//!     .with_unsure_streak(0)                      // unsure decisions in a row so far
+//!     .with_sensitive_flag(false)                 // the sensitive-word policy asked for a person
+//!     .with_settings(Arc::new(BotSettings::default()))
+//!     .with_synonyms(Arc::new(Synonyms::parse("运费=邮费")));
+//! let decision = bot.decide(&turn);
+//! // Back on the async side (network only; a no-op without an LLM):
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let decision = rt.block_on(bot.refine_with_llm(&turn, decision));
+//! let next_streak = if decision.is_unsure() { turn.unsure_streak + 1 } else { 0 };
+//! if decision.kind == DecisionKind::Handoff { /* queue with decision.reason, decision.skill_hint */ }
+//! println!("{}", serde_json::to_string(&decision)?); // the dry-run JSON of POST .../bot/ask
+//! # let _ = next_streak; Ok(()) }
+//! ```
+//! `Bot::decide_with_embedding` takes an embedding from `switchboard_models::EncoderService`
+//! (batched, cached) instead of running the encoder itself; `Bot::decide_async` runs both steps
+//! from async code on tokio's blocking pool. `Bot::explain` also returns the ranked candidates
+//! and features (for dry runs). `eval::evaluate` / `eval::evaluate_with` run labelled lines
+//! (`{"q":"...","expect":"<faq id>|handoff|none"}`, parsed by `eval::parse_eval_lines`) and
+//! return an [`EvalReport`] whose `Display` is what `switchboard bot eval` prints.
+//!
+//! ## The decision, in order
+//! 1. Sensitive-word flag on the turn → `handoff` (`sensitive_word`).
+//! 2. Explicit request for a person (转人工, 人工客服, 真人, real person, human, agent, ...) →
+//!    `handoff` (`explicit_request`); angry or complaint words (投诉, 差评, scam, worst, ...) →
+//!    `handoff` (`complaint`). These win even over a matching FAQ.
+//! 3. Text with no letter, digit or ideograph → `out_of_scope` (`no_text`).
+//! 4. One encoder pass (`query: ` prefix) gives the vector for the intent head (the tenant's, or
+//!    the built-in one) and for retrieval.
+//! 5. Retrieval: tantivy's top 20 lexical candidates UNION the 20 nearest FAQs by brute-force
+//!    cosine over every question and alternate of the tenant (the dense side kept by
+//!    `index_faqs`; lexical hits missing from it are embedded on the fly). Ranked by
+//!    `cosine + 0.03 · token overlap`; each candidate gets a calibrated confidence.
+//! 6. Top confidence ≥ `answer_threshold` → `answer` with the FAQ (`faq_match`).
+//!    Otherwise the intent model decides first: `handoff_request` → `handoff`
+//!    (`handoff_intent`), `complaint` → `handoff` (`complaint`), `greeting` / `thanks` /
+//!    `goodbye` → a short reply in the customer's language (`answer` without `faq_id`).
+//! 7. Still unsure: confidence ≥ `clarify_threshold` → `clarify` with up to 3 FAQ questions
+//!    whose own confidence ≥ `suggestion_threshold`; else `out_of_scope` (`no_match`: "I can't
+//!    help with that here" + the offer of a person, never an FAQ). When this is the
+//!    `unsure_handoff_after`-th unsure turn in a row (default 2), `handoff` (`unsure_twice`).
+//!
+//! Handoffs carry a `skill_hint`: the complaint or sensitive skill, else the first tag of a
+//! plausible top FAQ, else `default_skill`. Any model or index error hands off (`bot_error`);
+//! `decide` never panics on empty, huge (cut at `max_text_chars`) or punctuation-only text.
+//!
+//! ## Calibration
+//! e5 cosines bunch up (unrelated sentences still score 0.80), so the confidence is a logistic
+//! model over four features of a candidate: its best cosine, its margin over the best other FAQ,
+//! the share of the turn's analyzed tokens found in its question/alternates, and whether it is
+//! also tantivy's top hit. [`Calibration::default`] was fitted (`examples/calibrate.rs`) on
+//! `bot/eval/calibration.jsonl`: in-domain paraphrases of the demo FAQs and out-of-scope
+//! questions in Chinese and English, written for this purpose and disjoint from every test set.
+//! The label is "the top candidate is the expected FAQ", so the output reads as the probability
+//! that answering is right. A tenant can refit on its own lines with [`eval::fit_calibration`]
+//! and store the result in [`BotSettings::calibration`]. Figures: `docs/bench-bot.md`.
+//!
+//! ## LLM (optional, off by default)
+//! With [`Bot::with_llm`] and a tenant's `llm_enabled`, a confident FAQ answer goes to an
+//! OpenAI-compatible chat-completions endpoint (async-openai) with the top 3 hits; the model
+//! must answer only from them and cite their ids in brackets. A timeout (`timeout_ms`, covering
+//! the client's retries), an HTTP error, `NO_ANSWER`, or a reply citing no given id (or an
+//! unknown one) keeps the FAQ answer.
+//!
+//! ## Layout
+//! - `bot.rs`: [`Bot`] (shared state, dense side, decision flow), [`Explanation`].
+//! - `decision.rs`: [`Turn`], [`Decision`], [`DecisionKind`].
+//! - `retrieval.rs`: the dense side and the lexical/dense fusion, [`ScoredCandidate`].
+//! - `calibration.rs`: [`Features`], [`Calibration`] (logistic model and its fit).
+//! - `rules.rs`: explicit-request and anger phrases, language, the bot's own replies.
+//! - `llm.rs`: the grounded LLM step and citation checks.
+//! - `eval.rs`: labelled-line evaluation and calibration fitting.
+//! - `settings.rs`: [`BotSettings`] (tenant, serde with defaults), [`LlmSettings`].
+
+mod bot;
+mod calibration;
+mod decision;
+mod error;
+pub mod eval;
+mod llm;
+mod retrieval;
+mod rules;
+mod settings;
+
+pub use bot::{Bot, Explanation};
+pub use calibration::{Calibration, Features};
+pub use decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
+pub use error::{BotError, EvalLineError};
+pub use eval::{evaluate, evaluate_with, EvalLine, EvalReport};
+pub use llm::{LlmFallback, NO_ANSWER};
+pub use retrieval::ScoredCandidate;
+pub use rules::{angry, explicit_handoff};
+pub use settings::{BotSettings, LlmSettings};

@@ -24,6 +24,8 @@ pub enum BusEvent {
     Opened { conversation_id: String },
     Assigned { conversation_id: String },
     Unassigned { conversation_id: String, reason: String },
+    /// A reply's outbound delivery (channels outbox) changed state; agents get a `delivery` frame.
+    Delivery { conversation_id: String, seq: i64, kind: String, state: String, code: Option<String>, attempts: i64 },
 }
 
 pub fn conversation_topic(id: &str) -> String {

@@ -100,6 +100,7 @@ impl Chat {
 
     fn publish_message(&self, message: &MessageRecord) {
         self.bus.publish(&conversation_topic(&message.conversation_id), BusEvent::Message(message.clone()));
+        crate::channels::message_published(&*self.bus, message);
     }
 
     // ---- customers --------------------------------------------------------------------------

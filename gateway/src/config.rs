@@ -27,6 +27,8 @@ pub struct Settings {
     pub demo: bool,
     pub secrets: Secrets,
     pub log: LogSettings,
+    /// WeChat, Douyin and mobile apps: provider base URLs, outbox retries.
+    pub channels: crate::channels::ChannelSettings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,6 +69,7 @@ impl Default for Settings {
             demo: true,
             secrets: Secrets::default(),
             log: LogSettings::default(),
+            channels: Default::default(),
         }
     }
 }

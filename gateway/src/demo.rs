@@ -47,6 +47,18 @@ pub async fn ensure_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
             let reply = CannedReply { id: new_id("cr_"), shortcut: shortcut.into(), text: text.into() };
             store.put_canned_reply(DEMO_TENANT, &reply).await?;
         }
+        let bundled = include_bytes!("../../knowledge/demo/faqs.jsonl").to_vec();
+        let report = state
+            .knowledge
+            .import(DEMO_TENANT, bundled, Some(switchboard_knowledge::ImportFormat::Jsonl), &|_, _| {})
+            .await
+            .map_err(|error| anyhow::anyhow!("demo knowledge base: {error}"))?;
+        state
+            .knowledge
+            .set_synonyms(DEMO_TENANT, include_str!("../../knowledge/demo/synonyms.txt"))
+            .await
+            .map_err(|error| anyhow::anyhow!("demo synonyms: {error}"))?;
+        tracing::info!(faqs = report.counts.inserted, "demo knowledge base loaded");
         let demo = DemoFile { admin_key, agent_id: agent.id };
         std::fs::write(&path, serde_json::to_string_pretty(&demo)?)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -13,16 +13,19 @@
 //! - [`session`]: one live connection (customer or agent), transport-free.
 //! - `http`: routes, per area (web channel, agent, admin, pages).
 //! - [`crypto`]: token signing, contact-field encryption, masking.
+//! - [`kb`]: the knowledge base (store is the truth, this node's tantivy index derived from it).
 //!
 //! Tests start the real server with [`Server::start`] on port 0, or call [`app`] directly.
 
 pub mod bus;
+pub mod channels;
 pub mod chat;
 pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
 mod http;
+pub mod kb;
 pub mod presence;
 pub mod session;
 pub mod store;
@@ -51,7 +54,10 @@ pub struct AppState {
     pub store: Store,
     pub bus: Arc<dyn Bus>,
     pub chat: Arc<Chat>,
+    pub knowledge: Arc<kb::Knowledge>,
     pub signer: TokenSigner,
+    /// WeChat, Douyin and mobile apps: senders, nonces, the outbox worker.
+    pub channels: Arc<channels::Channels>,
 }
 
 /// The whole HTTP application.
@@ -133,7 +139,12 @@ impl Server {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(1024));
         let chat = Chat::start(store.clone(), bus.clone(), Duration::from_millis(settings.agent_grace_ms));
         chat.recover_orphans().await?;
-        let state = AppState { settings: Arc::new(settings), store, bus, chat, signer };
+        let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
+        knowledge.sync().await.map_err(|error| anyhow::anyhow!("knowledge sync: {error}"))?;
+        knowledge.start_sync_loop(Duration::from_secs(2));
+        let channels = channels::Channels::new(&chat, settings.channels.clone());
+        channels.start_worker();
+        let state = AppState { settings: Arc::new(settings), store, bus, chat, knowledge, signer, channels };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -48,6 +48,37 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// The knowledge base: import FAQs, search them.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Import FAQs (JSON Lines, CSV or XLSX), upserting by id.
+    Import {
+        #[arg(long)]
+        tenant: String,
+        /// The file to import.
+        file: PathBuf,
+        /// jsonl, csv or xlsx (default: from the file name, else the content).
+        #[arg(long)]
+        format: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Search a tenant's FAQs as the bot would.
+    Search {
+        #[arg(long)]
+        tenant: String,
+        query: String,
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +170,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::json!({ "tenant": name, "admin_key": key }));
             } else {
                 println!("tenant {name} created\nadmin key (shown once): {key}");
+            }
+            Ok(())
+        }
+        Command::Kb { command } => kb_command(command).await,
+    }
+}
+
+async fn open_knowledge(store: &StoreArgs, tenant: &str) -> anyhow::Result<std::sync::Arc<gateway::kb::Knowledge>> {
+    let settings = settings(store, None)?;
+    let (store, _) = gateway::open_store(&settings).await?;
+    if store.tenant(tenant).await?.is_none() {
+        anyhow::bail!("no tenant named {tenant}");
+    }
+    let knowledge = gateway::kb::Knowledge::open(store, &settings.data_dir.join("kb"))?;
+    // Brings this data dir's index up to date (a no-op when a running server keeps it current).
+    if let Err(error) = knowledge.sync().await {
+        eprintln!("note: the local index was not synced ({error}); a running server keeps its own");
+    }
+    Ok(knowledge)
+}
+
+async fn kb_command(command: KbCommand) -> anyhow::Result<()> {
+    match command {
+        KbCommand::Import { tenant, file, format, store } => {
+            let knowledge = open_knowledge(&store, &tenant).await?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let declared = match format {
+                Some(name) => Some(switchboard_knowledge::ImportFormat::from_name(&name)?),
+                None => switchboard_knowledge::ImportFormat::from_name(&file.to_string_lossy()).ok(),
+            };
+            let progress = |done: usize, total: usize| {
+                let width = 30;
+                let filled = if total == 0 { width } else { done * width / total };
+                eprint!("\r[{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+                if done == total {
+                    eprintln!();
+                }
+            };
+            let report = knowledge.import(&tenant, bytes, declared, &progress).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        KbCommand::Search { tenant, query, k, store } => {
+            let knowledge = open_knowledge(&store, &tenant).await?;
+            let hits = knowledge.search(&tenant, &query, k.clamp(1, 50)).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            if hits.is_empty() {
+                println!("no match");
+            }
+            for hit in hits {
+                println!("{:>7.3}  {}  {}\n         {}", hit.score, hit.id, hit.question, hit.answer);
             }
             Ok(())
         }

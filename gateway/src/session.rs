@@ -503,6 +503,11 @@ impl AgentSession {
             Ok(BusEvent::Typing { conversation_id, from: SenderKind::Customer }) => {
                 send_json(out, &AgentServerFrame::Typing { conversation_id }).await
             }
+            Ok(BusEvent::Delivery { conversation_id, seq, kind, state, code, attempts }) if self.cursors.contains_key(&conversation_id) => {
+                let frame = serde_json::json!({"type": "delivery", "conversation_id": conversation_id, "seq": seq,
+                    "kind": kind, "state": state, "code": code, "attempts": attempts});
+                send_json(out, &frame).await
+            }
             Ok(_) => Ok(()),
             Err(BroadcastStreamRecvError::Lagged(_)) => {
                 if topic.starts_with("agent:") {

@@ -87,3 +87,29 @@ fn serve_on_the_defaults_creates_the_demo_and_prints_how_to_use_it() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn kb_import_and_search_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    assert!(switchboard().args(["tenant", "create", "shop", "--data-dir", data_dir]).output().unwrap().status.success());
+    let file = dir.path().join("faqs.csv");
+    std::fs::write(
+        &file,
+        "id,question,answer,alternates\nship,多久发货？,付款后48小时内发货。,什么时候发货|几天发货\nbad,,no question,\n",
+    )
+    .unwrap();
+    let output = switchboard().args(["kb", "import", "--tenant", "shop", file.to_str().unwrap(), "--data-dir", data_dir]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["inserted"], 1);
+    assert_eq!(report["errors"][0]["line"], 3);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1/1"), "progress is shown");
+
+    let output = switchboard().args(["kb", "search", "--tenant", "shop", "什么时候发货", "--data-dir", data_dir]).output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ship"));
+    let missing = switchboard().args(["kb", "search", "--tenant", "nope", "x", "--data-dir", data_dir]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no tenant named nope"));
+}

@@ -14,6 +14,8 @@ use tantivy_jieba::JiebaTokenizer;
 
 /// Name under which the analyzer is registered in each tenant index.
 pub const ANALYZER_NAME: &str = "switchboard_mixed";
+/// Name of the CJK character-bigram tokenizer (see [`cjk_bigrams`]).
+pub const BIGRAMS_NAME: &str = "switchboard_cjk_bigrams";
 
 /// Chinese function words and fillers that carry no FAQ meaning.
 const CHINESE_STOP_WORDS: &[&str] = &[
@@ -77,16 +79,21 @@ impl Tokenizer for MixedTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> CollectedTokenStream {
         let folded = fold(text);
         let mut tokens = Vec::new();
+        // Search mode also emits the parts of long words ("mail" of "e-mail", 物流 of 物流信息);
+        // the same span must not count twice once punctuation is split off.
+        let mut spans = HashSet::new();
         let mut stream = self.jieba.token_stream(&folded);
         while let Some(piece) = stream.next() {
             // jieba keeps runs like "github.com" or "e-mail" whole: split them into words.
             for word in piece.text.split(|c: char| !c.is_alphanumeric()) {
-                if word.is_empty() || CHINESE_STOP_WORDS.contains(&word) {
+                let start = piece.offset_from + (word.as_ptr() as usize - piece.text.as_ptr() as usize);
+                let span = (start, start + word.len());
+                if word.is_empty() || CHINESE_STOP_WORDS.contains(&word) || !spans.insert(span) {
                     continue;
                 }
                 tokens.push(Token {
-                    offset_from: piece.offset_from,
-                    offset_to: piece.offset_to,
+                    offset_from: span.0,
+                    offset_to: span.1,
                     position: tokens.len(),
                     text: word.to_string(),
                     position_length: 1,
@@ -116,6 +123,48 @@ pub fn analyze(text: &str) -> Vec<String> {
         out.push(token.text.clone());
     }
     out
+}
+
+/// Overlapping character bigrams of each run of CJK ideographs (a lone ideograph is kept as it
+/// is); other text gives nothing. They match where word segmentation differs between a question
+/// and its paraphrase: 到付 in 可以到付吗 and in 货到付款.
+pub fn cjk_bigrams(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<char> = Vec::new();
+    let flush = |run: &mut Vec<char>, out: &mut Vec<String>| {
+        match run.len() {
+            0 => {}
+            1 => out.push(run[0].to_string()),
+            _ => out.extend(run.windows(2).map(|pair| pair.iter().collect::<String>())),
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_cjk(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Tokenizer form of [`cjk_bigrams`], for the index's bigram field.
+#[derive(Clone, Default)]
+pub struct CjkBigramTokenizer;
+
+impl Tokenizer for CjkBigramTokenizer {
+    type TokenStream<'a> = CollectedTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CollectedTokenStream {
+        let tokens = cjk_bigrams(text)
+            .into_iter()
+            .enumerate()
+            .map(|(position, text)| Token { position, text, ..Token::default() })
+            .collect();
+        CollectedTokenStream { tokens, next: 0 }
+    }
 }
 
 /// A tenant's synonym groups (快递=物流=包裹, refund=money back), applied at query time:
@@ -204,7 +253,9 @@ mod tests {
     #[test]
     fn english_is_stemmed_and_stop_words_dropped() {
         assert_eq!(analyze("The Refunds were REFUNDED"), vec!["refund", "were", "refund"]);
-        assert_eq!(analyze("shipping e-mail github.com"), vec!["ship", "e", "mail", "github", "com"]);
+        let mut tokens = analyze("shipping e-mail github.com");
+        tokens.sort();
+        assert_eq!(tokens, vec!["com", "e", "github", "mail", "ship"]);
     }
 
     #[test]
@@ -230,6 +281,12 @@ mod tests {
     fn punctuation_and_empty_give_nothing() {
         assert!(analyze("").is_empty());
         assert!(analyze("\"(:*~^)!?。，、《》").is_empty());
+    }
+
+    #[test]
+    fn cjk_bigrams_cover_runs_of_ideographs() {
+        assert_eq!(cjk_bigrams("货到付款 ok 吗"), vec!["货到", "到付", "付款", "吗"]);
+        assert!(cjk_bigrams("only english").is_empty());
     }
 
     #[test]

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_models::{default_model_dir, Encoder, EncoderConfig, EncoderFiles, EncoderService, ServiceConfig};
+use switchboard_models::{
+    default_model_dir, Encoder, EncoderConfig, EncoderFiles, EncoderService, ServiceConfig,
+};
 
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -30,14 +32,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let file = args.first().ok_or("usage: bench_encoder SENTENCES_FILE [THREADS]")?;
+    let file = args
+        .first()
+        .ok_or("usage: bench_encoder SENTENCES_FILE [THREADS]")?;
     let threads: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(0);
-    let sentences: Vec<String> =
-        std::fs::read_to_string(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let sentences: Vec<String> = std::fs::read_to_string(file)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
 
     let t = Instant::now();
-    let config = EncoderConfig { intra_threads: threads, ..EncoderConfig::default() };
+    let config = EncoderConfig {
+        intra_threads: threads,
+        ..EncoderConfig::default()
+    };
     let encoder = Encoder::load_with(EncoderFiles::in_dir(default_model_dir()), config)?;
     let load_s = t.elapsed().as_secs_f64();
     encoder.embed_blocking(&refs[..8.min(refs.len())])?; // warm-up
@@ -63,10 +74,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The async service: 16 concurrent turns at a time, no cache hits (cache off).
     let encoder = Arc::new(encoder);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let service = EncoderService::start_shared(
         Arc::clone(&encoder),
-        ServiceConfig { cache_capacity: 0, batch_window: Duration::from_micros(1500), ..ServiceConfig::default() },
+        ServiceConfig {
+            cache_capacity: 0,
+            batch_window: Duration::from_micros(1500),
+            ..ServiceConfig::default()
+        },
     )?;
     let (service_ms, service_per_s) = runtime.block_on(async {
         let t = Instant::now();
@@ -78,11 +96,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let text = text.to_string();
                 tasks.push(tokio::spawn(async move {
                     let s = Instant::now();
-                    service.embed(&text).await.map(|_| s.elapsed().as_secs_f64() * 1000.0)
+                    service
+                        .embed(&text)
+                        .await
+                        .map(|_| s.elapsed().as_secs_f64() * 1000.0)
                 }));
             }
             for task in tasks {
-                latencies.push(task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?);
+                latencies.push(
+                    task.await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?,
+                );
             }
         }
         let per_s = refs.len() as f64 / t.elapsed().as_secs_f64();

@@ -1,7 +1,7 @@
 //! Intent quality on public data: BANKING77 and CLINC150, trained on train splits only.
 //!
 //! ```text
-//! cargo run --release -p switchboard-models --example eval_intents -- [--eval-dir ../shared/eval] [--only banking77|clinc150]
+//! cargo run --release -p switchboard-models --example eval_intents -- [--eval-dir ../shared/eval] [--only banking77|clinc150] [--with-lexical]
 //! ```
 //! Paths are relative to the project root. Embeddings are cached in `.cache/embeddings/`
 //! (git-ignored), keyed by the model's sha256, so re-runs only retrain heads.
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use switchboard_models::{
-    parse_examples, Encoder, IntentHead, ThresholdPolicy, TrainConfig, TrainingFormat, OUT_OF_SCOPE_LABEL,
+    parse_examples, Encoder, IntentHead, Sample, ThresholdPolicy, TrainConfig, TrainingFormat,
+    OUT_OF_SCOPE_LABEL,
 };
 
 type Data = Vec<(String, String)>;
@@ -33,6 +34,7 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut eval_dir = project_root().join("../shared/eval");
     let mut only: Option<String> = None;
+    let mut with_lexical = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -44,6 +46,7 @@ fn run() -> Result<(), String> {
                 only = Some(args.get(i + 1).ok_or("--only needs a name")?.clone());
                 i += 1;
             }
+            "--with-lexical" => with_lexical = true,
             other => return Err(format!("unknown argument {other}")),
         }
         i += 1;
@@ -53,23 +56,64 @@ fn run() -> Result<(), String> {
     println!("encoder loaded in {:.2} s", started.elapsed().as_secs_f32());
     let cache = Cache::new(&encoder)?;
     if only.as_deref().is_none_or(|o| o == "banking77") {
-        banking77(&encoder, &cache, &eval_dir)?;
+        banking77(&encoder, &cache, &eval_dir, with_lexical)?;
     }
     if only.as_deref().is_none_or(|o| o == "clinc150") {
-        clinc150(&encoder, &cache, &eval_dir)?;
+        clinc150(&encoder, &cache, &eval_dir, with_lexical)?;
     }
     Ok(())
 }
 
-fn candidates() -> Vec<(&'static str, TrainConfig)> {
-    let base = TrainConfig { holdout_fraction: 0.0, retrain_on_all: false, threshold: ThresholdPolicy::Fixed(0.0), ..TrainConfig::default() };
-    vec![
-        ("linear", TrainConfig { epochs: 40, learning_rate: 0.005, dropout: 0.1, ..base.clone() }),
-        ("mlp512", TrainConfig { hidden: 512, epochs: 30, learning_rate: 0.002, dropout: 0.3, weight_decay: 1e-3, ..base.clone() }),
-    ]
+fn candidates(with_lexical: bool) -> Vec<(&'static str, TrainConfig)> {
+    let base = TrainConfig {
+        holdout_fraction: 0.0,
+        retrain_on_all: false,
+        threshold: ThresholdPolicy::Fixed(0.0),
+        ..TrainConfig::default()
+    };
+    let mut out = vec![
+        (
+            "linear",
+            TrainConfig {
+                epochs: 40,
+                learning_rate: 0.005,
+                dropout: 0.1,
+                ..base.clone()
+            },
+        ),
+        (
+            "mlp512",
+            TrainConfig {
+                hidden: 512,
+                epochs: 30,
+                learning_rate: 0.002,
+                dropout: 0.3,
+                weight_decay: 1e-3,
+                ..base.clone()
+            },
+        ),
+    ];
+    if with_lexical {
+        out.push((
+            "linear+lexical",
+            TrainConfig {
+                epochs: 40,
+                learning_rate: 0.005,
+                dropout: 0.1,
+                lexical_buckets: 1 << 14,
+                ..base
+            },
+        ));
+    }
+    out
 }
 
-fn banking77(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String> {
+fn banking77(
+    encoder: &Encoder,
+    cache: &Cache,
+    dir: &Path,
+    with_lexical: bool,
+) -> Result<(), String> {
     let train = read_csv(&dir.join("banking77_train.csv"))?;
     let test = read_csv(&dir.join("banking77_test.csv"))?;
     println!("\n# BANKING77: train {} test {}", train.len(), test.len());
@@ -79,20 +123,29 @@ fn banking77(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String>
     let test_d = pairs(&test_x, &test);
     // Select on a held-out 10% of train.
     let mut best: Option<(f32, &str, TrainConfig)> = None;
-    for (name, config) in candidates() {
-        let select = TrainConfig { holdout_fraction: 0.1, retrain_on_all: false, ..config.clone() };
+    for (name, config) in candidates(with_lexical) {
+        let select = TrainConfig {
+            holdout_fraction: 0.1,
+            retrain_on_all: false,
+            ..config.clone()
+        };
         let t = Instant::now();
-        let (_, report) = IntentHead::train(&train_d, &select).map_err(|e| e.to_string())?;
+        let (_, report) =
+            IntentHead::train_samples(&train_d, &select).map_err(|e| e.to_string())?;
         let acc = report.held_out_accuracy.unwrap_or(0.0);
-        println!("  {name}: train-holdout accuracy {:.2}% ({:.1} s)", acc * 100.0, t.elapsed().as_secs_f32());
+        println!(
+            "  {name}: train-holdout accuracy {:.2}% ({:.1} s)",
+            acc * 100.0,
+            t.elapsed().as_secs_f32()
+        );
         if best.as_ref().is_none_or(|b| acc > b.0) {
             best = Some((acc, name, config));
         }
     }
     let (_, name, config) = best.ok_or("no candidate")?;
     let t = Instant::now();
-    let (head, _) = IntentHead::train(&train_d, &config).map_err(|e| e.to_string())?;
-    let report = head.evaluate(&test_d).map_err(|e| e.to_string())?;
+    let (head, _) = IntentHead::train_samples(&train_d, &config).map_err(|e| e.to_string())?;
+    let report = head.evaluate_samples(&test_d).map_err(|e| e.to_string())?;
     println!(
         "BANKING77 test accuracy {:.2}% (head {name}, trained on all train in {:.1} s)",
         report.accuracy * 100.0,
@@ -101,9 +154,15 @@ fn banking77(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String>
     Ok(())
 }
 
-fn clinc150(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String> {
+fn clinc150(
+    encoder: &Encoder,
+    cache: &Cache,
+    dir: &Path,
+    with_lexical: bool,
+) -> Result<(), String> {
     let path = dir.join("clinc150_data_full.json");
-    let raw = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let raw = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let json: BTreeMap<String, Vec<(String, String)>> =
         serde_json::from_str(&raw).map_err(|e| format!("invalid {}: {e}", path.display()))?;
     let split = |name: &str, oos: bool| -> Data {
@@ -111,19 +170,48 @@ fn clinc150(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String> 
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .map(|(t, l)| (t, if oos { OUT_OF_SCOPE_LABEL.to_string() } else { l }))
+            .map(|(t, l)| {
+                (
+                    t,
+                    if oos {
+                        OUT_OF_SCOPE_LABEL.to_string()
+                    } else {
+                        l
+                    },
+                )
+            })
             .collect()
     };
-    let (train, val, test) = (split("train", false), split("val", false), split("test", false));
-    let (oos_train, oos_val, oos_test) = (split("oos_train", true), split("oos_val", true), split("oos_test", true));
+    let (train, val, test) = (
+        split("train", false),
+        split("val", false),
+        split("test", false),
+    );
+    let (oos_train, oos_val, oos_test) = (
+        split("oos_train", true),
+        split("oos_val", true),
+        split("oos_test", true),
+    );
     println!(
         "\n# CLINC150: train {} val {} test {} (oos train {} val {} test {})",
-        train.len(), val.len(), test.len(), oos_train.len(), oos_val.len(), oos_test.len()
+        train.len(),
+        val.len(),
+        test.len(),
+        oos_train.len(),
+        oos_val.len(),
+        oos_test.len()
     );
     let embed = |name: &str, d: &Data| cache.embed(encoder, name, d);
-    let (train_x, val_x, test_x) = (embed("clinc_train", &train)?, embed("clinc_val", &val)?, embed("clinc_test", &test)?);
-    let (oos_train_x, oos_val_x, oos_test_x) =
-        (embed("clinc_oos_train", &oos_train)?, embed("clinc_oos_val", &oos_val)?, embed("clinc_oos_test", &oos_test)?);
+    let (train_x, val_x, test_x) = (
+        embed("clinc_train", &train)?,
+        embed("clinc_val", &val)?,
+        embed("clinc_test", &test)?,
+    );
+    let (oos_train_x, oos_val_x, oos_test_x) = (
+        embed("clinc_oos_train", &oos_train)?,
+        embed("clinc_oos_val", &oos_val)?,
+        embed("clinc_oos_test", &oos_test)?,
+    );
     let mut val_d = pairs(&val_x, &val);
     val_d.extend(pairs(&oos_val_x, &oos_val));
     let mut test_d = pairs(&test_x, &test);
@@ -133,14 +221,22 @@ fn clinc150(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String> 
         if with_oos_class {
             train_d.extend(pairs(&oos_train_x, &oos_train));
         }
-        let variant = if with_oos_class { "oos class + threshold" } else { "threshold only" };
+        let variant = if with_oos_class {
+            "oos class + threshold"
+        } else {
+            "threshold only"
+        };
         let mut best: Option<(f32, &str, IntentHead)> = None;
-        for (name, config) in candidates() {
+        for (name, config) in candidates(with_lexical) {
             let t = Instant::now();
-            let (mut head, _) = IntentHead::train(&train_d, &config).map_err(|e| e.to_string())?;
-            let threshold = head.calibrate_threshold(&val_d).map_err(|e| e.to_string())?;
-            let val_report = head.evaluate(&val_d).map_err(|e| e.to_string())?;
-            let objective = val_report.in_scope_accuracy + val_report.out_of_scope_recall.unwrap_or(0.0);
+            let (mut head, _) =
+                IntentHead::train_samples(&train_d, &config).map_err(|e| e.to_string())?;
+            let threshold = head
+                .calibrate_threshold_samples(&val_d)
+                .map_err(|e| e.to_string())?;
+            let val_report = head.evaluate_samples(&val_d).map_err(|e| e.to_string())?;
+            let objective =
+                val_report.in_scope_accuracy + val_report.out_of_scope_recall.unwrap_or(0.0);
             println!(
                 "  [{variant}] {name}: val in-scope {:.2}% oos recall {:.2}% threshold {threshold:.2} ({:.1} s)",
                 val_report.in_scope_accuracy * 100.0,
@@ -152,10 +248,12 @@ fn clinc150(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String> 
             }
         }
         let (_, name, head) = best.ok_or("no candidate")?;
-        let report = head.evaluate(&test_d).map_err(|e| e.to_string())?;
+        let report = head.evaluate_samples(&test_d).map_err(|e| e.to_string())?;
         let mut no_reject = head.clone();
         no_reject.set_threshold(0.0);
-        let plain = no_reject.evaluate(&pairs(&test_x, &test)).map_err(|e| e.to_string())?;
+        let plain = no_reject
+            .evaluate_samples(&pairs(&test_x, &test))
+            .map_err(|e| e.to_string())?;
         println!(
             "CLINC150 [{variant}] test in-scope accuracy {:.2}%, out-of-scope recall {:.2}% (head {name}, threshold {:.2}); in-scope accuracy without rejection {:.2}%",
             report.in_scope_accuracy * 100.0,
@@ -168,13 +266,18 @@ fn clinc150(encoder: &Encoder, cache: &Cache, dir: &Path) -> Result<(), String> 
 }
 
 fn read_csv(path: &Path) -> Result<Data, String> {
-    let raw = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let examples = parse_examples(&raw, TrainingFormat::Csv).map_err(|e| format!("{}: {e}", path.display()))?;
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let examples = parse_examples(&raw, TrainingFormat::Csv)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(examples.into_iter().map(|e| (e.text, e.label)).collect())
 }
 
-fn pairs<'a>(x: &'a [Vec<f32>], d: &'a Data) -> Vec<(&'a [f32], &'a str)> {
-    x.iter().zip(d).map(|(v, (_, l))| (v.as_slice(), l.as_str())).collect()
+fn pairs<'a>(x: &'a [Vec<f32>], d: &'a Data) -> Vec<Sample<'a>> {
+    x.iter()
+        .zip(d)
+        .map(|(v, (t, l))| Sample::new(v.as_slice(), Some(t.as_str()), l.as_str()))
+        .collect()
 }
 
 struct Cache {
@@ -185,12 +288,17 @@ struct Cache {
 impl Cache {
     fn new(encoder: &Encoder) -> Result<Cache, String> {
         let dir = project_root().join(".cache/embeddings");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let meta = encoder.files().model.with_file_name("encoder.json");
         let key = std::fs::read_to_string(&meta)
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v["files"]["encoder.int8.onnx"].as_str().map(|s| s[..12].to_string()))
+            .and_then(|v| {
+                v["files"]["encoder.int8.onnx"]
+                    .as_str()
+                    .map(|s| s[..12].to_string())
+            })
             .unwrap_or_else(|| "unknown".into());
         Ok(Cache { dir, key })
     }
@@ -200,21 +308,29 @@ impl Cache {
         let dim = encoder.dimension();
         if let Ok(bytes) = std::fs::read(&path) {
             if bytes.len() == data.len() * dim * 4 {
-                let floats: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let floats: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
             }
         }
         let t = Instant::now();
         let texts: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
         let vectors = encoder.embed_blocking(&texts).map_err(|e| e.to_string())?;
-        println!("  embedded {name}: {} texts in {:.1} s", texts.len(), t.elapsed().as_secs_f32());
+        println!(
+            "  embedded {name}: {} texts in {:.1} s",
+            texts.len(),
+            t.elapsed().as_secs_f32()
+        );
         let mut bytes = Vec::with_capacity(data.len() * dim * 4);
         for v in &vectors {
             for x in v {
                 bytes.extend_from_slice(&x.to_le_bytes());
             }
         }
-        std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(vectors)
     }
 }

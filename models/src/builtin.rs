@@ -161,7 +161,11 @@ pub fn builtin_examples(with_out_of_scope: bool) -> Vec<Example> {
         out.extend(texts.iter().map(|t| Example::new(*t, label)));
     }
     if with_out_of_scope {
-        out.extend(OUT_OF_SCOPE_EXAMPLES.iter().map(|t| Example::new(*t, OUT_OF_SCOPE_LABEL)));
+        out.extend(
+            OUT_OF_SCOPE_EXAMPLES
+                .iter()
+                .map(|t| Example::new(*t, OUT_OF_SCOPE_LABEL)),
+        );
     }
     out
 }

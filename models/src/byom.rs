@@ -21,9 +21,14 @@ use crate::runtime::lowercase_first;
 pub fn parse_label_list(content: &str) -> Result<Vec<String>> {
     let trimmed = content.trim_start_matches('\u{feff}').trim();
     let labels: Vec<String> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| ModelError::Labels(format!("invalid json label list: {e}")))?
+        serde_json::from_str(trimmed)
+            .map_err(|e| ModelError::Labels(format!("invalid json label list: {e}")))?
     } else {
-        trimmed.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+        trimmed
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
     };
     check_labels(&labels)?;
     Ok(labels)
@@ -31,7 +36,10 @@ pub fn parse_label_list(content: &str) -> Result<Vec<String>> {
 
 fn check_labels(labels: &[String]) -> Result<()> {
     if labels.len() < 2 {
-        return Err(ModelError::Labels(format!("need at least two labels, got {}", labels.len())));
+        return Err(ModelError::Labels(format!(
+            "need at least two labels, got {}",
+            labels.len()
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, label) in labels.iter().enumerate() {
@@ -58,7 +66,9 @@ pub struct ClassifierModel {
 
 impl std::fmt::Debug for ClassifierModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClassifierModel").field("labels", &self.labels).finish()
+        f.debug_struct("ClassifierModel")
+            .field("labels", &self.labels)
+            .finish()
     }
 }
 
@@ -96,11 +106,20 @@ impl ClassifierModel {
             }
         }
         if !has_input_ids {
-            return Err(ModelError::Signature("model has no input named input_ids".into()));
+            return Err(ModelError::Signature(
+                "model has no input named input_ids".into(),
+            ));
         }
-        let output = session.outputs().first().ok_or_else(|| ModelError::Signature("model has no output".into()))?;
+        let output = session
+            .outputs()
+            .first()
+            .ok_or_else(|| ModelError::Signature("model has no output".into()))?;
         match output.dtype() {
-            ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } if shape.len() == 2 => {
+            ValueType::Tensor {
+                ty: TensorElementType::Float32,
+                shape,
+                ..
+            } if shape.len() == 2 => {
                 if shape[1] > 0 && shape[1] as usize != labels.len() {
                     return Err(ModelError::Labels(format!(
                         "model has {} outputs per text but {} labels were given",
@@ -117,7 +136,10 @@ impl ClassifierModel {
                 )))
             }
         }
-        let pad_id = tokenizer.token_to_id("<pad>").or_else(|| tokenizer.token_to_id("[PAD]")).map_or(0, i64::from);
+        let pad_id = tokenizer
+            .token_to_id("<pad>")
+            .or_else(|| tokenizer.token_to_id("[PAD]"))
+            .map_or(0, i64::from);
         let model = ClassifierModel {
             tokenizer,
             session: Mutex::new(session),
@@ -156,29 +178,46 @@ impl ClassifierModel {
         let owned: Vec<String> = texts.iter().map(|t| t.trim().to_string()).collect();
         let batch = tokenize_batch(&self.tokenizer, &owned, self.pad_id)?;
         let shape = [batch.rows, batch.columns];
-        let tensor = |data: Vec<i64>| Tensor::from_array((shape, data)).map_err(|e| ModelError::Inference(e.to_string()));
+        let tensor = |data: Vec<i64>| {
+            Tensor::from_array((shape, data)).map_err(|e| ModelError::Inference(e.to_string()))
+        };
         let mut inputs = ort::inputs!["input_ids" => tensor(batch.ids)?];
         if self.has_attention_mask {
             inputs.push(("attention_mask".into(), tensor(batch.mask)?.into()));
         }
         if self.has_token_type_ids {
-            inputs.push(("token_type_ids".into(), tensor(vec![0; batch.rows * batch.columns])?.into()));
+            inputs.push((
+                "token_type_ids".into(),
+                tensor(vec![0; batch.rows * batch.columns])?.into(),
+            ));
         }
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session.run(inputs).map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
-        let (out_shape, data) =
-            outputs[0].try_extract_tensor::<f32>().map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let outputs = session
+            .run(inputs)
+            .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let (out_shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
         let dims: Vec<i64> = out_shape.iter().copied().collect();
         if dims.len() != 2 || dims[0] as usize != batch.rows || dims[1] <= 0 {
-            return Err(ModelError::Signature(format!("output has shape {dims:?}, expected [{}, labels]", batch.rows)));
+            return Err(ModelError::Signature(format!(
+                "output has shape {dims:?}, expected [{}, labels]",
+                batch.rows
+            )));
         }
-        Ok(data.chunks(dims[1] as usize).map(to_probabilities).collect())
+        Ok(data
+            .chunks(dims[1] as usize)
+            .map(to_probabilities)
+            .collect())
     }
 
     /// Classifies one text.
     pub fn classify_blocking(&self, text: &str) -> Result<Prediction> {
         let scores = self.scores_blocking(&[text])?;
-        let probs = scores.into_iter().next().ok_or_else(|| ModelError::Inference("no output".into()))?;
+        let probs = scores
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::Inference("no output".into()))?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         let best = order[0];
@@ -186,7 +225,14 @@ impl ClassifierModel {
         Ok(Prediction {
             out_of_scope: label == OUT_OF_SCOPE_LABEL || probs[best] < self.threshold,
             score: probs[best],
-            alternatives: order.iter().take(3).map(|&i| LabelScore { label: self.labels[i].clone(), score: probs[i] }).collect(),
+            alternatives: order
+                .iter()
+                .take(3)
+                .map(|&i| LabelScore {
+                    label: self.labels[i].clone(),
+                    score: probs[i],
+                })
+                .collect(),
             label,
         })
     }

@@ -55,7 +55,10 @@ impl EncoderFiles {
     /// `encoder.int8.onnx` and `tokenizer.json` inside `dir`.
     pub fn in_dir(dir: impl AsRef<Path>) -> Self {
         let dir = dir.as_ref();
-        EncoderFiles { model: dir.join(ENCODER_MODEL_FILE), tokenizer: dir.join(TOKENIZER_FILE) }
+        EncoderFiles {
+            model: dir.join(ENCODER_MODEL_FILE),
+            tokenizer: dir.join(TOKENIZER_FILE),
+        }
     }
 }
 
@@ -88,7 +91,12 @@ pub struct EncoderConfig {
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        EncoderConfig { sessions: 1, intra_threads: 0, max_batch: 32, max_tokens: 512 }
+        EncoderConfig {
+            sessions: 1,
+            intra_threads: 0,
+            max_batch: 32,
+            max_tokens: 512,
+        }
     }
 }
 
@@ -115,28 +123,42 @@ impl std::fmt::Debug for Encoder {
 
 pub(crate) fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
-    let mut tokenizer = Tokenizer::from_bytes(&bytes).map_err(|e| ModelError::InvalidTokenizer {
-        path: path.to_path_buf(),
-        reason: lowercase_first(&e.to_string()),
-    })?;
+    let mut tokenizer =
+        Tokenizer::from_bytes(&bytes).map_err(|e| ModelError::InvalidTokenizer {
+            path: path.to_path_buf(),
+            reason: lowercase_first(&e.to_string()),
+        })?;
     tokenizer
-        .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
-        .map_err(|e| ModelError::InvalidTokenizer { path: path.to_path_buf(), reason: lowercase_first(&e.to_string()) })?;
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            ..TruncationParams::default()
+        }))
+        .map_err(|e| ModelError::InvalidTokenizer {
+            path: path.to_path_buf(),
+            reason: lowercase_first(&e.to_string()),
+        })?;
     tokenizer.with_padding(None);
     Ok(tokenizer)
 }
 
 pub(crate) fn load_session(path: &Path, intra_threads: usize) -> Result<Session> {
     if !path.is_file() {
-        return Err(ModelError::FileMissing { path: path.to_path_buf() });
+        return Err(ModelError::FileMissing {
+            path: path.to_path_buf(),
+        });
     }
     let env = init_runtime(None)?;
     let threads = if intra_threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         intra_threads
     };
-    let invalid = |e: String| ModelError::InvalidModel { path: path.to_path_buf(), reason: lowercase_first(&e) };
+    let invalid = |e: String| ModelError::InvalidModel {
+        path: path.to_path_buf(),
+        reason: lowercase_first(&e),
+    };
     Session::builder(env)
         .map_err(|e| invalid(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::All)
@@ -149,7 +171,9 @@ pub(crate) fn load_session(path: &Path, intra_threads: usize) -> Result<Session>
 
 pub(crate) fn describe(value: &ValueType) -> String {
     match value {
-        ValueType::Tensor { ty, shape, .. } => format!("{ty:?}{:?}", shape.iter().collect::<Vec<_>>()),
+        ValueType::Tensor { ty, shape, .. } => {
+            format!("{ty:?}{:?}", shape.iter().collect::<Vec<_>>())
+        }
         other => format!("{other:?}"),
     }
 }
@@ -162,7 +186,11 @@ pub(crate) struct Batch {
     pub mask: Vec<i64>,
 }
 
-pub(crate) fn tokenize_batch(tokenizer: &Tokenizer, texts: &[String], pad_id: i64) -> Result<Batch> {
+pub(crate) fn tokenize_batch(
+    tokenizer: &Tokenizer,
+    texts: &[String],
+    pad_id: i64,
+) -> Result<Batch> {
     let mut encoded: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
     for text in texts {
         let encoding = tokenizer
@@ -180,7 +208,12 @@ pub(crate) fn tokenize_batch(tokenizer: &Tokenizer, texts: &[String], pad_id: i6
             mask[row * columns + col] = 1;
         }
     }
-    Ok(Batch { rows, columns, ids, mask })
+    Ok(Batch {
+        rows,
+        columns,
+        ids,
+        mask,
+    })
 }
 
 impl Encoder {
@@ -203,7 +236,9 @@ impl Encoder {
             ..config
         };
         if !files.model.is_file() {
-            return Err(ModelError::FileMissing { path: files.model.clone() });
+            return Err(ModelError::FileMissing {
+                path: files.model.clone(),
+            });
         }
         let tokenizer = load_tokenizer(&files.tokenizer, config.max_tokens)?;
         let pad_id = tokenizer.token_to_id("<pad>").map_or(1, i64::from);
@@ -251,7 +286,10 @@ impl Encoder {
     /// Embeds with the given prefix policy. Runs on the calling thread: call it from a
     /// blocking pool, or use [`crate::EncoderService`] from async code.
     pub fn embed_kind_blocking(&self, kind: TextKind, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let prepared: Vec<String> = texts.iter().map(|t| format!("{}{}", kind.prefix(), t.trim())).collect();
+        let prepared: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{}", kind.prefix(), t.trim()))
+            .collect();
         self.embed_prepared(&prepared)
     }
 
@@ -277,8 +315,10 @@ impl Encoder {
     fn run_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let batch = tokenize_batch(&self.tokenizer, texts, self.pad_id)?;
         let shape = [batch.rows, batch.columns];
-        let ids = Tensor::from_array((shape, batch.ids)).map_err(|e| ModelError::Inference(e.to_string()))?;
-        let mask = Tensor::from_array((shape, batch.mask)).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let ids = Tensor::from_array((shape, batch.ids))
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let mask = Tensor::from_array((shape, batch.mask))
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
         let mut session = self.take_session();
         let outputs = session
             .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])
@@ -288,7 +328,10 @@ impl Encoder {
             .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
         let dims: Vec<i64> = out_shape.iter().copied().collect();
         if dims.len() != 2 || dims[0] as usize != batch.rows {
-            return Err(ModelError::Signature(format!("encoder output has shape {dims:?}, expected [{}, dim]", batch.rows)));
+            return Err(ModelError::Signature(format!(
+                "encoder output has shape {dims:?}, expected [{}, dim]",
+                batch.rows
+            )));
         }
         let dim = dims[1] as usize;
         Ok(data.chunks(dim).map(<[f32]>::to_vec).collect())
@@ -304,7 +347,9 @@ impl Encoder {
         }
         // All busy: wait for the one whose turn it is. A poisoned session is still usable:
         // ONNX Runtime holds no Rust invariants across a panic.
-        self.sessions[start % n].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions[start % n]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -318,25 +363,47 @@ fn check_encoder_signature(session: &Session) -> Result<usize> {
             .find(|i| i.name() == name)
             .ok_or_else(|| ModelError::Signature(format!("encoder has no input named {name}")))?;
         match input.dtype() {
-            ValueType::Tensor { ty: TensorElementType::Int64, shape, .. } if shape.len() == 2 => {}
+            ValueType::Tensor {
+                ty: TensorElementType::Int64,
+                shape,
+                ..
+            } if shape.len() == 2 => {}
             other => {
-                return Err(ModelError::Signature(format!("input {name} is {}, expected int64 of rank 2", describe(other))))
+                return Err(ModelError::Signature(format!(
+                    "input {name} is {}, expected int64 of rank 2",
+                    describe(other)
+                )))
             }
         }
     }
-    if let Some(extra) = session.inputs().iter().find(|i| i.name() != "input_ids" && i.name() != "attention_mask") {
-        return Err(ModelError::Signature(format!("encoder has an unexpected input {}", extra.name())));
+    if let Some(extra) = session
+        .inputs()
+        .iter()
+        .find(|i| i.name() != "input_ids" && i.name() != "attention_mask")
+    {
+        return Err(ModelError::Signature(format!(
+            "encoder has an unexpected input {}",
+            extra.name()
+        )));
     }
     let output = session
         .outputs()
         .iter()
         .find(|o| o.name() == ENCODER_OUTPUT)
-        .ok_or_else(|| ModelError::Signature(format!("encoder has no output named {ENCODER_OUTPUT}")))?;
+        .ok_or_else(|| {
+            ModelError::Signature(format!("encoder has no output named {ENCODER_OUTPUT}"))
+        })?;
     match output.dtype() {
-        ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } if shape.len() == 2 => {
-            Ok(usize::try_from(shape[1]).unwrap_or(0))
-        }
-        other => Err(ModelError::Signature(format!("output {} is {}, expected float of rank 2", output.name(), describe(other)))),
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape,
+            ..
+        } if shape.len() == 2 => Ok(usize::try_from(shape[1]).unwrap_or(0)),
+        other => Err(ModelError::Signature(format!(
+            "output {} is {}, expected float of rank 2",
+            output.name(),
+            describe(other)
+        ))),
     }
 }
 

@@ -25,8 +25,10 @@
 //!   prefix policy.
 //! - [`service`]: [`EncoderService`], the async front: bounded queue, worker threads,
 //!   micro-batching, LRU cache.
-//! - [`intent`]: [`IntentHead`], trained in Rust on embeddings (softmax regression or an MLP),
-//!   out-of-scope class and calibrated threshold, JSON serialization, evaluation.
+//! - [`intent`]: [`IntentHead`], trained in Rust on embeddings (softmax regression, or an MLP
+//!   with [`TrainConfig::large`]; optional hashed n-gram text features, which then need
+//!   [`IntentHead::classify_turn`]), out-of-scope class and calibrated threshold, JSON
+//!   serialization, evaluation.
 //! - [`builtin`]: intents every tenant has (`handoff_request`, `greeting`, `thanks`,
 //!   `complaint`, `goodbye`) with Chinese and English examples.
 //! - [`byom`]: validating a tenant's own ONNX classifier before activation.
@@ -48,8 +50,8 @@ pub use byom::{parse_label_list, ClassifierModel};
 pub use encoder::{cosine, default_model_dir, Encoder, EncoderConfig, EncoderFiles, TextKind};
 pub use error::{ModelError, Result};
 pub use intent::{
-    train_on_texts, EvalReport, IntentHead, LabelCount, LabelScore, Prediction, ThresholdPolicy, TrainConfig,
-    TrainReport, OUT_OF_SCOPE_LABEL,
+    train_on_texts, EvalReport, IntentHead, LabelCount, LabelScore, Prediction, Sample,
+    ThresholdPolicy, TrainConfig, TrainReport, OUT_OF_SCOPE_LABEL,
 };
 pub use runtime::{init_runtime, locate_runtime_library};
 pub use service::{Embedding, EncoderService, ServiceConfig, ServiceStats};

@@ -83,7 +83,9 @@ pub fn init_runtime(explicit: Option<&Path>) -> Result<&'static Environment> {
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INIT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
@@ -97,7 +99,10 @@ pub fn init_runtime(explicit: Option<&Path>) -> Result<&'static Environment> {
         .with_name("switchboard")
         .with_telemetry(false)
         .build()
-        .map_err(|e| ModelError::RuntimeUnusable { path: path.clone(), reason: lowercase_first(&e.to_string()) })?;
+        .map_err(|e| ModelError::RuntimeUnusable {
+            path: path.clone(),
+            reason: lowercase_first(&e.to_string()),
+        })?;
     tracing::info!(path = %path.display(), "onnx runtime loaded");
     Ok(ENVIRONMENT.get_or_init(|| env))
 }

@@ -82,7 +82,9 @@ pub struct EncoderService {
 
 impl std::fmt::Debug for EncoderService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncoderService").field("stats", &self.stats()).finish()
+        f.debug_struct("EncoderService")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -114,7 +116,11 @@ impl EncoderService {
                 .spawn(move || run_worker(&shared, &receiver, &config))
                 .map_err(|e| ModelError::Inference(format!("cannot start encoder worker: {e}")))?;
         }
-        Ok(EncoderService { shared, sender, capacity })
+        Ok(EncoderService {
+            shared,
+            sender,
+            capacity,
+        })
     }
 
     /// The encoder behind the service, for blocking callers.
@@ -173,9 +179,14 @@ impl EncoderService {
             }
         }
         let (reply, rx) = oneshot::channel();
-        match self.sender.try_send(Job { text: prepared, reply }) {
+        match self.sender.try_send(Job {
+            text: prepared,
+            reply,
+        }) {
             Ok(()) => Ok(Submitted::Pending(rx)),
-            Err(TrySendError::Full(_)) => Err(ModelError::Busy { capacity: self.capacity }),
+            Err(TrySendError::Full(_)) => Err(ModelError::Busy {
+                capacity: self.capacity,
+            }),
             Err(TrySendError::Disconnected(_)) => Err(ModelError::Stopped),
         }
     }
@@ -220,7 +231,9 @@ fn run_worker(shared: &Shared, receiver: &Mutex<Receiver<Job>>, config: &Service
             }
         }
         shared.batches.fetch_add(1, Ordering::Relaxed);
-        shared.texts_encoded.fetch_add(unique.len() as u64, Ordering::Relaxed);
+        shared
+            .texts_encoded
+            .fetch_add(unique.len() as u64, Ordering::Relaxed);
         match shared.encoder.embed_prepared(&unique) {
             Ok(vectors) => {
                 let vectors: Vec<Embedding> = vectors.into_iter().map(Embedding::from).collect();

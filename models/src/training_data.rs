@@ -13,7 +13,10 @@ pub struct Example {
 
 impl Example {
     pub fn new(text: impl Into<String>, label: impl Into<String>) -> Self {
-        Example { text: text.into(), label: label.into() }
+        Example {
+            text: text.into(),
+            label: label.into(),
+        }
     }
 }
 
@@ -36,7 +39,11 @@ impl TrainingFormat {
                 return TrainingFormat::Csv;
             }
         }
-        if content.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
+        if content
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{')
+        {
             TrainingFormat::JsonLines
         } else {
             TrainingFormat::Csv
@@ -116,18 +123,27 @@ fn parse_jsonl(content: &str) -> Result<Vec<Example>, ParseErrors> {
         let parsed: Line = match serde_json::from_str(raw) {
             Ok(parsed) => parsed,
             Err(e) => {
-                errors.push(LineError { line, message: format!("invalid json: {e}") });
+                errors.push(LineError {
+                    line,
+                    message: format!("invalid json: {e}"),
+                });
                 continue;
             }
         };
         let text = match parsed.text {
             Some(serde_json::Value::String(s)) => s,
             Some(_) => {
-                errors.push(LineError { line, message: "field text is not a string".into() });
+                errors.push(LineError {
+                    line,
+                    message: "field text is not a string".into(),
+                });
                 continue;
             }
             None => {
-                errors.push(LineError { line, message: "missing field text".into() });
+                errors.push(LineError {
+                    line,
+                    message: "missing field text".into(),
+                });
                 continue;
             }
         };
@@ -135,11 +151,17 @@ fn parse_jsonl(content: &str) -> Result<Vec<Example>, ParseErrors> {
             Some(serde_json::Value::String(s)) => s,
             Some(serde_json::Value::Number(n)) => n.to_string(),
             Some(_) => {
-                errors.push(LineError { line, message: "field label is not a string".into() });
+                errors.push(LineError {
+                    line,
+                    message: "field label is not a string".into(),
+                });
                 continue;
             }
             None => {
-                errors.push(LineError { line, message: "missing field label".into() });
+                errors.push(LineError {
+                    line,
+                    message: "missing field label".into(),
+                });
                 continue;
             }
         };
@@ -264,7 +286,10 @@ fn parse_csv(content: &str) -> Result<Vec<Example>, ParseErrors> {
             continue; // header: text,label or text,category
         }
         if fields.len() != 2 {
-            errors.push(LineError { line, message: format!("expected 2 fields (text,label), found {}", fields.len()) });
+            errors.push(LineError {
+                line,
+                message: format!("expected 2 fields (text,label), found {}", fields.len()),
+            });
             continue;
         }
         match check(&fields[0], &fields[1]) {
@@ -287,7 +312,11 @@ mod tests {
         let lines: Vec<usize> = err.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 5]);
         assert!(err.errors[1].message.contains("missing field label"));
-        let ok = parse_examples("{\"text\":\"你好\",\"label\":\"greeting\"}", TrainingFormat::JsonLines).unwrap();
+        let ok = parse_examples(
+            "{\"text\":\"你好\",\"label\":\"greeting\"}",
+            TrainingFormat::JsonLines,
+        )
+        .unwrap();
         assert_eq!(ok, vec![Example::new("你好", "greeting")]);
     }
 
@@ -298,15 +327,28 @@ mod tests {
         assert_eq!(err.errors.len(), 2);
         assert_eq!(err.errors[0].line, 4);
         assert_eq!(err.errors[1].line, 5);
-        let ok = parse_examples("text,label\n\"hello, there\",greeting\n\"say \"\"hi\"\"\",greeting\n", TrainingFormat::Csv).unwrap();
+        let ok = parse_examples(
+            "text,label\n\"hello, there\",greeting\n\"say \"\"hi\"\"\",greeting\n",
+            TrainingFormat::Csv,
+        )
+        .unwrap();
         assert_eq!(ok[0].text, "hello, there");
         assert_eq!(ok[1].text, "say \"hi\"");
     }
 
     #[test]
     fn detects_format() {
-        assert_eq!(TrainingFormat::detect(Some("a.CSV"), "{"), TrainingFormat::Csv);
-        assert_eq!(TrainingFormat::detect(None, "  {\"text\":1}"), TrainingFormat::JsonLines);
-        assert_eq!(TrainingFormat::detect(None, "text,label"), TrainingFormat::Csv);
+        assert_eq!(
+            TrainingFormat::detect(Some("a.CSV"), "{"),
+            TrainingFormat::Csv
+        );
+        assert_eq!(
+            TrainingFormat::detect(None, "  {\"text\":1}"),
+            TrainingFormat::JsonLines
+        );
+        assert_eq!(
+            TrainingFormat::detect(None, "text,label"),
+            TrainingFormat::Csv
+        );
     }
 }

@@ -12,8 +12,14 @@ fn missing_runtime_library_names_the_fix() {
     assert!(matches!(err, ModelError::RuntimeMissing { .. }));
     let err = init_runtime(Some(missing)).expect_err("missing");
     let message = err.to_string();
-    assert!(message.contains("run scripts/setup-onnxruntime.sh"), "{message}");
-    assert!(message.contains("/nonexistent/libonnxruntime.so.1.31.1"), "{message}");
+    assert!(
+        message.contains("run scripts/setup-onnxruntime.sh"),
+        "{message}"
+    );
+    assert!(
+        message.contains("/nonexistent/libonnxruntime.so.1.31.1"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -23,5 +29,8 @@ fn unloadable_runtime_library_names_the_fix() {
     std::fs::write(&fake, b"not a shared library").expect("write");
     let err = init_runtime(Some(&fake)).expect_err("unloadable");
     assert!(matches!(err, ModelError::RuntimeUnusable { .. }), "{err:?}");
-    assert!(err.to_string().contains("run scripts/setup-onnxruntime.sh"), "{err}");
+    assert!(
+        err.to_string().contains("run scripts/setup-onnxruntime.sh"),
+        "{err}"
+    );
 }

@@ -34,16 +34,48 @@ impl Rng {
 /// English, some traditional characters, and a listed word about every 2 KB.
 fn corpus(words: &[String], bytes: usize) -> Vec<String> {
     const PHRASES: &[&str] = &[
-        "你好，请问有人在吗", "我的订单一直没有发货", "快递显示已经签收但是我没有收到", "我想申请退款",
-        "这个商品有质量问题", "能不能帮我查一下物流", "订单号是", "请问什么时候能到", "我要投诉你们的客服",
-        "账号登录不上去了", "验证码一直收不到", "会员积分怎么兑换", "优惠券为什么用不了", "发票怎么开",
-        "地址填错了可以修改吗", "麻烦尽快处理一下", "好的谢谢", "已经等了三天了", "客服电话打不通",
-        "商品和图片描述不一致", "尺码偏小想换大一号", "退货运费谁来承担", "我是老客户了", "价格比昨天贵了",
-        "支付成功了但是订单显示未付款", "银行卡扣款两次", "请帮我转人工", "这个活动什么时候结束",
-        "您好，很高兴为您服务", "请提供一下您的订单号", "我们已经为您加急处理", "预计明天下午送达",
-        "非常抱歉给您带来不便", "退款会在三个工作日内原路退回", "请问还有其他可以帮您的吗",
-        "請問訂單甚麼時候發貨", "這個產品的質量怎麼樣", "我們會盡快為您處理", "謝謝您的耐心等待",
-        "the package has not arrived yet", "order status still pending", "thanks for your help",
+        "你好，请问有人在吗",
+        "我的订单一直没有发货",
+        "快递显示已经签收但是我没有收到",
+        "我想申请退款",
+        "这个商品有质量问题",
+        "能不能帮我查一下物流",
+        "订单号是",
+        "请问什么时候能到",
+        "我要投诉你们的客服",
+        "账号登录不上去了",
+        "验证码一直收不到",
+        "会员积分怎么兑换",
+        "优惠券为什么用不了",
+        "发票怎么开",
+        "地址填错了可以修改吗",
+        "麻烦尽快处理一下",
+        "好的谢谢",
+        "已经等了三天了",
+        "客服电话打不通",
+        "商品和图片描述不一致",
+        "尺码偏小想换大一号",
+        "退货运费谁来承担",
+        "我是老客户了",
+        "价格比昨天贵了",
+        "支付成功了但是订单显示未付款",
+        "银行卡扣款两次",
+        "请帮我转人工",
+        "这个活动什么时候结束",
+        "您好，很高兴为您服务",
+        "请提供一下您的订单号",
+        "我们已经为您加急处理",
+        "预计明天下午送达",
+        "非常抱歉给您带来不便",
+        "退款会在三个工作日内原路退回",
+        "请问还有其他可以帮您的吗",
+        "請問訂單甚麼時候發貨",
+        "這個產品的質量怎麼樣",
+        "我們會盡快為您處理",
+        "謝謝您的耐心等待",
+        "the package has not arrived yet",
+        "order status still pending",
+        "thanks for your help",
     ];
     const PUNCTUATION: &[&str] = &["，", "。", "？", "！", "…", " ", "～", "；"];
     let mut rng = Rng(0x5EED_CAFE_F00D_1234);
@@ -76,9 +108,15 @@ fn rss_bytes() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|line| line.starts_with("VmRSS:")).and_then(|line| {
-                line.split_whitespace().nth(1).and_then(|kb| kb.parse::<usize>().ok()).map(|kb| kb * 1024)
-            })
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| {
+                    line.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<usize>().ok())
+                        .map(|kb| kb * 1024)
+                })
         })
         .unwrap_or(0)
 }
@@ -90,10 +128,14 @@ fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let words_path = args.next().unwrap_or_else(|| {
-        format!("{}/../../shared/eval/sensitive_words_zh_65k.txt", env!("CARGO_MANIFEST_DIR"))
+        format!(
+            "{}/../../shared/eval/sensitive_words_zh_65k.txt",
+            env!("CARGO_MANIFEST_DIR")
+        )
     });
     let corpus_out = args.next();
-    let text = std::fs::read_to_string(&words_path).unwrap_or_else(|error| panic!("{words_path}: {error}"));
+    let text = std::fs::read_to_string(&words_path)
+        .unwrap_or_else(|error| panic!("{words_path}: {error}"));
 
     let rss_before = rss_bytes();
     let started = Instant::now();
@@ -102,7 +144,12 @@ fn main() {
     let engine = SensitiveWords::build(std::slice::from_ref(&list)).expect("build");
     let stats = engine.stats();
     let rss_after = rss_bytes();
-    println!("words: {} in the list, {} folded patterns, {} ignored", list.words().len(), stats.patterns, stats.ignored_words);
+    println!(
+        "words: {} in the list, {} folded patterns, {} ignored",
+        list.words().len(),
+        stats.patterns,
+        stats.ignored_words
+    );
     println!(
         "build: parse {:.0} ms, fold + automaton {:.0} ms; automaton + tables {:.1} MiB; process RSS +{:.1} MiB (list text included)",
         parse_time.as_secs_f64() * 1e3,
@@ -111,14 +158,24 @@ fn main() {
         rss_after.saturating_sub(rss_before) as f64 / (1 << 20) as f64,
     );
 
-    let messages = corpus(list.words(), CORPUS_BYTES);
+    let corpus_bytes = std::env::var("BENCH_CORPUS_MB")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .map_or(CORPUS_BYTES, |mb| mb << 20);
+    let messages = corpus(list.words(), corpus_bytes);
     let total_bytes: usize = messages.iter().map(String::len).sum();
     let whole = messages.join("\n");
     if let Some(path) = &corpus_out {
         std::fs::write(path, &whole).expect("write corpus");
     }
     let chars: usize = whole.chars().count();
-    println!("corpus: {} messages, {:.1} MB, {} chars (avg {} bytes a message)", messages.len(), total_bytes as f64 / 1e6, chars, total_bytes / messages.len());
+    println!(
+        "corpus: {} messages, {:.1} MB, {} chars (avg {} bytes a message)",
+        messages.len(),
+        total_bytes as f64 / 1e6,
+        chars,
+        total_bytes / messages.len()
+    );
 
     // 1. The engine as the gateway uses it: one check per chat message (fold + overlapping match + mask).
     for _ in 0..2 {
@@ -140,14 +197,21 @@ fn main() {
     let started = Instant::now();
     let verdict = engine.check(&whole);
     let elapsed = started.elapsed();
-    println!("check whole corpus in one call:           {:>7.1} MB/s, {} matches", mb_per_s(whole.len(), elapsed), verdict.matches.len());
+    println!(
+        "check whole corpus in one call:           {:>7.1} MB/s, {} matches",
+        mb_per_s(whole.len(), elapsed),
+        verdict.matches.len()
+    );
 
     // 3. The parts: folding alone, and a plain automaton on the raw words and raw text
     //    (non-overlapping, no folding: what the Python reference does).
     let started = Instant::now();
     let folded = fold_word(&whole);
     let elapsed = started.elapsed();
-    println!("fold only:                                {:>7.1} MB/s", mb_per_s(whole.len(), elapsed));
+    println!(
+        "fold only:                                {:>7.1} MB/s",
+        mb_per_s(whole.len(), elapsed)
+    );
     std::hint::black_box(folded);
 
     let started = Instant::now();

@@ -1,7 +1,9 @@
 //! The built-in strategies: what decides when a tenant has no policy, and the fallback whenever
 //! a tenant's policy fails. Plain Rust, no allocation beyond the answer, cannot fail.
 
-use crate::types::{Assessment, ClosedConversation, Finding, Handoff, Route, RoutingDecision, Speaker};
+use crate::types::{
+    Assessment, ClosedConversation, Finding, Handoff, Route, RoutingDecision, Speaker,
+};
 
 /// The built-in routing strategy.
 ///
@@ -17,7 +19,9 @@ pub struct BuiltinRouting {
 
 impl Default for BuiltinRouting {
     fn default() -> Self {
-        Self { default_group: "general".to_owned() }
+        Self {
+            default_group: "general".to_owned(),
+        }
     }
 }
 
@@ -28,7 +32,9 @@ impl BuiltinRouting {
             .as_deref()
             .map(str::trim)
             .filter(|hint| !hint.is_empty())
-            .filter(|hint| input.queues.is_empty() || input.queues.iter().any(|queue| queue.name == *hint));
+            .filter(|hint| {
+                input.queues.is_empty() || input.queues.iter().any(|queue| queue.name == *hint)
+            });
         let skill_group = hinted.unwrap_or(&self.default_group).to_owned();
         RoutingDecision::Route(Route {
             skill_group,
@@ -63,7 +69,10 @@ pub struct BuiltinQuality {
 
 impl Default for BuiltinQuality {
     fn default() -> Self {
-        Self { first_response_target_ms: 60_000, reply_gap_target_ms: 120_000 }
+        Self {
+            first_response_target_ms: 60_000,
+            reply_gap_target_ms: 120_000,
+        }
     }
 }
 
@@ -72,8 +81,12 @@ impl BuiltinQuality {
         let mut findings = Vec::new();
         let mut deducted: u32 = 0;
         let transcript = &conversation.transcript;
-        let human_phase_start = conversation.handed_off_at_unix_ms.or(conversation.assigned_at_unix_ms);
-        let first_agent = transcript.iter().position(|message| message.speaker == Speaker::Agent);
+        let human_phase_start = conversation
+            .handed_off_at_unix_ms
+            .or(conversation.assigned_at_unix_ms);
+        let first_agent = transcript
+            .iter()
+            .position(|message| message.speaker == Speaker::Agent);
 
         match (human_phase_start, first_agent) {
             (Some(_), None) => {
@@ -87,7 +100,11 @@ impl BuiltinQuality {
             (Some(start), Some(index)) => {
                 let waited = transcript[index].at_unix_ms.saturating_sub(start);
                 if waited > self.first_response_target_ms {
-                    deducted += if waited > self.first_response_target_ms.saturating_mul(3) { 25 } else { 10 };
+                    deducted += if waited > self.first_response_target_ms.saturating_mul(3) {
+                        25
+                    } else {
+                        10
+                    };
                     findings.push(Finding {
                         label: "slow_first_response".to_owned(),
                         detail: format!("first agent reply after {} s", waited / 1000),
@@ -134,7 +151,10 @@ impl BuiltinQuality {
             }
         }
 
-        Assessment { score: 100u32.saturating_sub(deducted) as u8, findings }
+        Assessment {
+            score: 100u32.saturating_sub(deducted) as u8,
+            findings,
+        }
     }
 }
 
@@ -148,7 +168,10 @@ mod tests {
             tenant: "acme".into(),
             conversation_id: "c1".into(),
             channel: "web".into(),
-            customer: Customer { id: "u1".into(), ..Customer::default() },
+            customer: Customer {
+                id: "u1".into(),
+                ..Customer::default()
+            },
             language: "zh-CN".into(),
             intent: None,
             intent_confidence: 0.0,
@@ -180,14 +203,27 @@ mod tests {
         let route = route_of(strategy.route(&input));
         assert_eq!((route.skill_group.as_str(), route.priority), ("billing", 7));
 
-        input.queues = vec![SkillGroupSnapshot { name: "sales".into(), queue_length: 0, online_agents: vec![] }];
+        input.queues = vec![SkillGroupSnapshot {
+            name: "sales".into(),
+            queue_length: 0,
+            online_agents: vec![],
+        }];
         input.customer.vip_level = 200;
         let route = route_of(strategy.route(&input));
-        assert_eq!((route.skill_group.as_str(), route.priority), ("general", 9), "unknown hint falls back");
+        assert_eq!(
+            (route.skill_group.as_str(), route.priority),
+            ("general", 9),
+            "unknown hint falls back"
+        );
     }
 
     fn message(speaker: Speaker, at_s: u64) -> Message {
-        Message { speaker, author_id: String::new(), text: "x".into(), at_unix_ms: at_s * 1000 }
+        Message {
+            speaker,
+            author_id: String::new(),
+            text: "x".into(),
+            at_unix_ms: at_s * 1000,
+        }
     }
 
     fn closed(transcript: Vec<Message>) -> ClosedConversation {
@@ -206,7 +242,11 @@ mod tests {
     }
 
     fn labels(assessment: &Assessment) -> Vec<&str> {
-        assessment.findings.iter().map(|finding| finding.label.as_str()).collect()
+        assessment
+            .findings
+            .iter()
+            .map(|finding| finding.label.as_str())
+            .collect()
     }
 
     #[test]
@@ -228,14 +268,18 @@ mod tests {
             message(Speaker::Customer, 5),
             message(Speaker::Agent, 100), // 90 s after handoff: slow (10)
             message(Speaker::Customer, 110),
-            message(Speaker::Agent, 400), // gap 290 s (5)
+            message(Speaker::Agent, 400),    // gap 290 s (5)
             message(Speaker::Customer, 410), // never answered (20)
         ]);
         let assessment = BuiltinQuality::default().score(&conversation);
-        assert_eq!(labels(&assessment), ["slow_first_response", "slow_reply", "unanswered_customer"]);
+        assert_eq!(
+            labels(&assessment),
+            ["slow_first_response", "slow_reply", "unanswered_customer"]
+        );
         assert_eq!(assessment.score, 65);
 
-        let assessment = BuiltinQuality::default().score(&closed(vec![message(Speaker::Customer, 5)]));
+        let assessment =
+            BuiltinQuality::default().score(&closed(vec![message(Speaker::Customer, 5)]));
         assert_eq!(labels(&assessment), ["no_agent_reply"]);
         assert_eq!(assessment.score, 60);
     }

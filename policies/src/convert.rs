@@ -3,7 +3,9 @@
 
 use crate::host::quality_bindings::switchboard::policy::types as qwit;
 use crate::host::routing_bindings::switchboard::policy::types as rwit;
-use crate::types::{Assessment, ClosedConversation, Finding, Handoff, Message, Route, RoutingDecision, Speaker};
+use crate::types::{
+    Assessment, ClosedConversation, Finding, Handoff, Message, Route, RoutingDecision, Speaker,
+};
 
 fn speaker_to_routing(speaker: Speaker) -> rwit::Speaker {
     match speaker {
@@ -56,7 +58,10 @@ pub(crate) fn handoff_to_wit(input: &Handoff, max_last_messages: usize) -> rwit:
                 .customer
                 .attributes
                 .iter()
-                .map(|attribute| rwit::Attribute { key: attribute.key.clone(), value: attribute.value.clone() })
+                .map(|attribute| rwit::Attribute {
+                    key: attribute.key.clone(),
+                    value: attribute.value.clone(),
+                })
                 .collect(),
         },
         language: input.language.clone(),
@@ -64,7 +69,12 @@ pub(crate) fn handoff_to_wit(input: &Handoff, max_last_messages: usize) -> rwit:
         intent_confidence: input.intent_confidence,
         handoff_reason: input.handoff_reason.clone(),
         skill_hint: input.skill_hint.clone(),
-        last_messages: input.last_messages.iter().skip(skip).map(routing_message).collect(),
+        last_messages: input
+            .last_messages
+            .iter()
+            .skip(skip)
+            .map(routing_message)
+            .collect(),
         queues: input
             .queues
             .iter()
@@ -98,7 +108,9 @@ pub(crate) fn routing_decision_from_wit(decision: rwit::RoutingDecision) -> Rout
     }
 }
 
-pub(crate) fn closed_conversation_to_wit(conversation: &ClosedConversation) -> qwit::ClosedConversation {
+pub(crate) fn closed_conversation_to_wit(
+    conversation: &ClosedConversation,
+) -> qwit::ClosedConversation {
     qwit::ClosedConversation {
         tenant: conversation.tenant.clone(),
         conversation_id: conversation.conversation_id.clone(),
@@ -109,7 +121,11 @@ pub(crate) fn closed_conversation_to_wit(conversation: &ClosedConversation) -> q
         assigned_at_unix_ms: conversation.assigned_at_unix_ms,
         closed_at_unix_ms: conversation.closed_at_unix_ms,
         closed_by: speaker_to_quality(conversation.closed_by),
-        transcript: conversation.transcript.iter().map(quality_message).collect(),
+        transcript: conversation
+            .transcript
+            .iter()
+            .map(quality_message)
+            .collect(),
     }
 }
 
@@ -119,7 +135,11 @@ pub(crate) fn assessment_from_wit(assessment: qwit::Assessment) -> Assessment {
         findings: assessment
             .findings
             .into_iter()
-            .map(|finding| Finding { label: finding.label, detail: finding.detail, message_index: finding.message_index })
+            .map(|finding| Finding {
+                label: finding.label,
+                detail: finding.detail,
+                message_index: finding.message_index,
+            })
             .collect(),
     }
 }

@@ -86,7 +86,10 @@ pub enum PolicyError {
     #[error("policy component imports {0}, but policies may import nothing")]
     ForbiddenImport(String),
     #[error("policy component does not implement the {expected} world: {detail}")]
-    WrongWorld { expected: PolicyKind, detail: String },
+    WrongWorld {
+        expected: PolicyKind,
+        detail: String,
+    },
     #[error("policy component implements neither the routing nor the quality world")]
     UnknownWorld,
     #[error("policy failed its sample call ({kind}): {detail}")]

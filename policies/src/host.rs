@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
@@ -85,7 +86,10 @@ pub struct PolicyId {
 
 impl PolicyId {
     pub fn new(tenant: impl Into<String>, version: u32) -> Self {
-        Self { tenant: tenant.into(), version }
+        Self {
+            tenant: tenant.into(),
+            version,
+        }
     }
 }
 
@@ -107,7 +111,11 @@ pub struct PolicyFailure {
 
 impl fmt::Display for PolicyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} policy {} failed ({}): {}", self.policy_kind, self.policy, self.kind, self.detail)
+        write!(
+            f,
+            "{} policy {} failed ({}): {}",
+            self.policy_kind, self.policy, self.kind, self.detail
+        )
     }
 }
 
@@ -184,7 +192,12 @@ struct CallState {
 }
 
 impl ResourceLimiter for CallState {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if !allowed {
             self.memory_denied = true;
@@ -192,7 +205,12 @@ impl ResourceLimiter for CallState {
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.limits.table_growing(current, desired, maximum)
     }
 
@@ -220,7 +238,9 @@ pub struct PolicyEngine {
 
 impl fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolicyEngine").field("limits", &self.inner.limits).finish_non_exhaustive()
+        f.debug_struct("PolicyEngine")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -228,17 +248,24 @@ impl PolicyEngine {
     pub fn new(config: PolicyEngineConfig) -> Result<Self, PolicyError> {
         let limits = config.limits;
         if limits.epoch_tick.is_zero() || limits.wall_time < limits.epoch_tick {
-            return Err(PolicyError::Engine("wall time must be at least one epoch tick, and the tick non-zero".into()));
+            return Err(PolicyError::Engine(
+                "wall time must be at least one epoch tick, and the tick non-zero".into(),
+            ));
         }
         let mut wasm_config = Config::new();
-        wasm_config.wasm_component_model(true).consume_fuel(true).epoch_interruption(true);
+        wasm_config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true);
         if let Some(dir) = &config.disk_cache_dir {
             let mut cache_config = wasmtime::CacheConfig::new();
             cache_config.with_directory(dir);
-            let cache = wasmtime::Cache::new(cache_config).map_err(|error| PolicyError::Engine(format!("{error:#}")))?;
+            let cache = wasmtime::Cache::new(cache_config)
+                .map_err(|error| PolicyError::Engine(format!("{error:#}")))?;
             wasm_config.cache(Some(cache));
         }
-        let engine = Engine::new(&wasm_config).map_err(|error| PolicyError::Engine(format!("{error:#}")))?;
+        let engine =
+            Engine::new(&wasm_config).map_err(|error| PolicyError::Engine(format!("{error:#}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -252,9 +279,12 @@ impl PolicyEngine {
                     ticker_engine.increment_epoch();
                 }
             })
-            .map_err(|error| PolicyError::Engine(format!("cannot start the epoch thread: {error}")))?;
+            .map_err(|error| {
+                PolicyError::Engine(format!("cannot start the epoch thread: {error}"))
+            })?;
 
-        let deadline_ticks = (limits.wall_time.as_nanos() / limits.epoch_tick.as_nanos()).max(1) as u64;
+        let deadline_ticks =
+            (limits.wall_time.as_nanos() / limits.epoch_tick.as_nanos()).max(1) as u64;
         // No host functions at all: a component that imports anything fails to link.
         let linker = Linker::new(&engine);
         Ok(Self {
@@ -264,9 +294,16 @@ impl PolicyEngine {
                 limits,
                 deadline_ticks,
                 cache: Mutex::new(ComponentCache::default()),
-                cache_capacity: if config.cache_capacity == 0 { DEFAULT_CACHE_CAPACITY } else { config.cache_capacity },
+                cache_capacity: if config.cache_capacity == 0 {
+                    DEFAULT_CACHE_CAPACITY
+                } else {
+                    config.cache_capacity
+                },
                 metrics: PolicyMetrics::default(),
-                _ticker: EpochTicker { stop, thread: Some(thread) },
+                _ticker: EpochTicker {
+                    stop,
+                    thread: Some(thread),
+                },
             }),
         })
     }
@@ -281,40 +318,73 @@ impl PolicyEngine {
 
     /// How many compiled components the in-memory cache holds.
     pub fn cached_components(&self) -> usize {
-        self.inner.cache.lock().map(|cache| cache.entries.len()).unwrap_or(0)
+        self.inner
+            .cache
+            .lock()
+            .map(|cache| cache.entries.len())
+            .unwrap_or(0)
     }
 
     /// Compiles (or takes from the cache), checks the world and imports, and runs the sample
-    /// input ([`sample_handoff`]): only a policy that passes all of it is returned.
+    /// input ([`sample_handoff`]) under the call limits (the wall time stretched 100×, since
+    /// fuel already bounds the CPU and a busy machine must not refuse a good policy): only a
+    /// policy that passes all of it is returned.
     pub fn load_routing(&self, id: PolicyId, wasm: &[u8]) -> Result<RoutingPolicy, PolicyError> {
         let policy = self.load_routing_without_sample(id, wasm)?;
         policy
-            .try_route(&sample_handoff())
-            .map_err(|failure| PolicyError::SampleFailed { kind: failure.kind, detail: failure.detail })?;
+            .call(&sample_handoff(), self.inner.validation_deadline_ticks())
+            .map_err(|failure| PolicyError::SampleFailed {
+                kind: failure.kind,
+                detail: failure.detail,
+            })?;
         Ok(policy)
     }
 
     /// [`PolicyEngine::load_routing`] without the sample call (compile, import and world checks
     /// still run). For tests and benchmarks of policies that misbehave only on some inputs.
-    pub fn load_routing_without_sample(&self, id: PolicyId, wasm: &[u8]) -> Result<RoutingPolicy, PolicyError> {
+    pub fn load_routing_without_sample(
+        &self,
+        id: PolicyId,
+        wasm: &[u8],
+    ) -> Result<RoutingPolicy, PolicyError> {
         let (component, hash) = self.compile(wasm)?;
         let pre = self.inner.routing_pre(&component)?;
-        Ok(RoutingPolicy { inner: Arc::clone(&self.inner), id, content_hash: hash, pre })
+        Ok(RoutingPolicy {
+            inner: Arc::clone(&self.inner),
+            id,
+            content_hash: hash,
+            pre,
+        })
     }
 
     /// [`PolicyEngine::load_quality`] without the sample call.
-    pub fn load_quality_without_sample(&self, id: PolicyId, wasm: &[u8]) -> Result<QualityPolicy, PolicyError> {
+    pub fn load_quality_without_sample(
+        &self,
+        id: PolicyId,
+        wasm: &[u8],
+    ) -> Result<QualityPolicy, PolicyError> {
         let (component, hash) = self.compile(wasm)?;
         let pre = self.inner.quality_pre(&component)?;
-        Ok(QualityPolicy { inner: Arc::clone(&self.inner), id, content_hash: hash, pre })
+        Ok(QualityPolicy {
+            inner: Arc::clone(&self.inner),
+            id,
+            content_hash: hash,
+            pre,
+        })
     }
 
     /// Like [`PolicyEngine::load_routing`], for the quality world (sample: [`sample_closed_conversation`]).
     pub fn load_quality(&self, id: PolicyId, wasm: &[u8]) -> Result<QualityPolicy, PolicyError> {
         let policy = self.load_quality_without_sample(id, wasm)?;
         policy
-            .try_score(&sample_closed_conversation())
-            .map_err(|failure| PolicyError::SampleFailed { kind: failure.kind, detail: failure.detail })?;
+            .call(
+                &sample_closed_conversation(),
+                self.inner.validation_deadline_ticks(),
+            )
+            .map_err(|failure| PolicyError::SampleFailed {
+                kind: failure.kind,
+                detail: failure.detail,
+            })?;
         Ok(policy)
     }
 
@@ -340,11 +410,17 @@ impl PolicyEngine {
             return Err(PolicyError::Empty);
         }
         if wasm.len() > limit {
-            return Err(PolicyError::TooLarge { size: wasm.len(), limit });
+            return Err(PolicyError::TooLarge {
+                size: wasm.len(),
+                limit,
+            });
         }
         check_component_header(wasm)?;
         let hash: [u8; 32] = Sha256::digest(wasm).into();
-        let hex = hash.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+        let hex = hash
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>();
 
         if let Some(component) = self.inner.cache_get(&hash) {
             self.inner.metrics.record_cache(true);
@@ -352,11 +428,16 @@ impl PolicyEngine {
         }
         self.inner.metrics.record_cache(false);
         let started = Instant::now();
-        let component = Component::new(&self.inner.engine, wasm).map_err(|error| PolicyError::Compile(format!("{error:#}")))?;
+        let component = Component::new(&self.inner.engine, wasm)
+            .map_err(|error| PolicyError::Compile(format!("{error:#}")))?;
         tracing::debug!(content_hash = %hex, elapsed_ms = started.elapsed().as_millis() as u64, "policy component compiled");
+        // An interface of types only (`use types.{...}` in the world) shows up as an import of
+        // an instance with nothing to call: that is allowed, anything callable is not.
+        let engine = &self.inner.engine;
         let imports: Vec<String> = component
             .component_type()
-            .imports(&self.inner.engine)
+            .imports(engine)
+            .filter(|(_, item)| !is_types_only(engine, &item.ty))
             .map(|(name, _)| name.to_owned())
             .collect();
         if !imports.is_empty() {
@@ -367,10 +448,22 @@ impl PolicyEngine {
     }
 }
 
+fn is_types_only(engine: &Engine, item: &ComponentItem) -> bool {
+    match item {
+        ComponentItem::Type(_) => true,
+        ComponentItem::ComponentInstance(instance) => instance
+            .exports(engine)
+            .all(|(_, export)| is_types_only(engine, &export.ty)),
+        _ => false,
+    }
+}
+
 fn check_component_header(wasm: &[u8]) -> Result<(), PolicyError> {
     const MAGIC: &[u8] = b"\0asm";
     if wasm.len() < 8 || &wasm[..4] != MAGIC {
-        return Err(PolicyError::NotAComponent("the bytes do not start with the wasm magic number".into()));
+        return Err(PolicyError::NotAComponent(
+            "the bytes do not start with the wasm magic number".into(),
+        ));
     }
     // Bytes 4..8: version and layer; layer 0 is a core module, layer 1 a component.
     if wasm[6..8] == [0, 0] {
@@ -382,6 +475,12 @@ fn check_component_header(wasm: &[u8]) -> Result<(), PolicyError> {
 }
 
 impl EngineInner {
+    /// The sample call at upload gets 100 times the wall time: fuel still bounds its CPU
+    /// deterministically, and a busy machine must not refuse a good policy.
+    fn validation_deadline_ticks(&self) -> u64 {
+        self.deadline_ticks.saturating_mul(100)
+    }
+
     fn cache_get(&self, hash: &[u8; 32]) -> Option<Component> {
         let mut cache = self.cache.lock().ok()?;
         cache.clock += 1;
@@ -392,30 +491,49 @@ impl EngineInner {
     }
 
     fn cache_put(&self, hash: [u8; 32], component: Component) {
-        let Ok(mut cache) = self.cache.lock() else { return };
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
         cache.clock += 1;
         let now = cache.clock;
         if cache.entries.len() >= self.cache_capacity && !cache.entries.contains_key(&hash) {
-            if let Some(oldest) = cache.entries.iter().min_by_key(|(_, entry)| entry.last_used).map(|(key, _)| *key) {
+            if let Some(oldest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(key, _)| *key)
+            {
                 cache.entries.remove(&oldest);
             }
         }
-        cache.entries.insert(hash, CacheEntry { component, last_used: now });
+        cache.entries.insert(
+            hash,
+            CacheEntry {
+                component,
+                last_used: now,
+            },
+        );
     }
 
     fn routing_pre(&self, component: &Component) -> Result<RoutingPre<CallState>, PolicyError> {
-        let wrong = |error: wasmtime::Error| PolicyError::WrongWorld { expected: PolicyKind::Routing, detail: format!("{error:#}") };
+        let wrong = |error: wasmtime::Error| PolicyError::WrongWorld {
+            expected: PolicyKind::Routing,
+            detail: format!("{error:#}"),
+        };
         let instance_pre = self.linker.instantiate_pre(component).map_err(wrong)?;
         RoutingPre::new(instance_pre).map_err(wrong)
     }
 
     fn quality_pre(&self, component: &Component) -> Result<QualityPre<CallState>, PolicyError> {
-        let wrong = |error: wasmtime::Error| PolicyError::WrongWorld { expected: PolicyKind::Quality, detail: format!("{error:#}") };
+        let wrong = |error: wasmtime::Error| PolicyError::WrongWorld {
+            expected: PolicyKind::Quality,
+            detail: format!("{error:#}"),
+        };
         let instance_pre = self.linker.instantiate_pre(component).map_err(wrong)?;
         QualityPre::new(instance_pre).map_err(wrong)
     }
 
-    fn new_store(&self) -> Store<CallState> {
+    fn new_store(&self, deadline_ticks: u64) -> Store<CallState> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(16)
@@ -423,11 +541,17 @@ impl EngineInner {
             .tables(8)
             .table_elements(100_000)
             .build();
-        let mut store = Store::new(&self.engine, CallState { limits, memory_denied: false });
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                limits,
+                memory_denied: false,
+            },
+        );
         store.limiter(|state| state);
         // Cannot fail: fuel is enabled in the engine config.
         let _ = store.set_fuel(self.limits.fuel);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(deadline_ticks);
         store.epoch_deadline_trap();
         store
     }
@@ -435,23 +559,48 @@ impl EngineInner {
     fn classify(&self, store: &Store<CallState>, error: &wasmtime::Error) -> (FailureKind, String) {
         let detail = format!("{error:#}");
         if store.data().memory_denied {
-            return (FailureKind::MemoryLimit, format!("memory cap of {} bytes reached: {detail}", self.limits.memory_bytes));
+            return (
+                FailureKind::MemoryLimit,
+                format!(
+                    "memory cap of {} bytes reached: {detail}",
+                    self.limits.memory_bytes
+                ),
+            );
         }
         match error.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => (FailureKind::OutOfFuel, format!("fuel budget of {} used up", self.limits.fuel)),
-            Some(Trap::Interrupt) => {
-                (FailureKind::Timeout, format!("wall-time limit of {} ms reached", self.limits.wall_time.as_millis()))
-            }
+            Some(Trap::OutOfFuel) => (
+                FailureKind::OutOfFuel,
+                format!("fuel budget of {} used up", self.limits.fuel),
+            ),
+            Some(Trap::Interrupt) => (
+                FailureKind::Timeout,
+                format!(
+                    "wall-time limit of {} ms reached",
+                    self.limits.wall_time.as_millis()
+                ),
+            ),
             _ => (FailureKind::Trap, detail),
         }
     }
 
-    fn failure(&self, policy_kind: PolicyKind, id: &PolicyId, kind: FailureKind, detail: String) -> PolicyFailure {
-        PolicyFailure { policy_kind, policy: id.clone(), kind, detail }
+    fn failure(
+        &self,
+        policy_kind: PolicyKind,
+        id: &PolicyId,
+        kind: FailureKind,
+        detail: String,
+    ) -> PolicyFailure {
+        PolicyFailure {
+            policy_kind,
+            policy: id.clone(),
+            kind,
+            detail,
+        }
     }
 
     fn report(&self, failure: &PolicyFailure) {
-        self.metrics.record_failure(failure.policy_kind, failure.kind);
+        self.metrics
+            .record_failure(failure.policy_kind, failure.kind);
         tracing::warn!(
             tenant = %failure.policy.tenant,
             policy_version = failure.policy.version,
@@ -474,7 +623,10 @@ pub struct RoutingPolicy {
 
 impl fmt::Debug for RoutingPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoutingPolicy").field("id", &self.id).field("content_hash", &self.content_hash).finish()
+        f.debug_struct("RoutingPolicy")
+            .field("id", &self.id)
+            .field("content_hash", &self.content_hash)
+            .finish()
     }
 }
 
@@ -495,7 +647,12 @@ impl RoutingPolicy {
         match self.try_route(input) {
             Ok(decision) => {
                 self.inner.metrics.record_ok(PolicyKind::Routing);
-                RoutingOutcome { decision, decided_by: DecidedBy::Policy(self.id.clone()), failure: None, elapsed: started.elapsed() }
+                RoutingOutcome {
+                    decision,
+                    decided_by: DecidedBy::Policy(self.id.clone()),
+                    failure: None,
+                    elapsed: started.elapsed(),
+                }
             }
             Err(failure) => {
                 self.inner.report(&failure);
@@ -511,8 +668,15 @@ impl RoutingPolicy {
 
     /// Runs the policy without fallback, logging or counting: the raw validated answer.
     pub fn try_route(&self, input: &Handoff) -> Result<RoutingDecision, PolicyFailure> {
-        let fail = |kind: FailureKind, detail: String| self.inner.failure(PolicyKind::Routing, &self.id, kind, detail);
-        let mut store = self.inner.new_store();
+        self.call(input, self.inner.deadline_ticks)
+    }
+
+    fn call(&self, input: &Handoff, deadline_ticks: u64) -> Result<RoutingDecision, PolicyFailure> {
+        let fail = |kind: FailureKind, detail: String| {
+            self.inner
+                .failure(PolicyKind::Routing, &self.id, kind, detail)
+        };
+        let mut store = self.inner.new_store(deadline_ticks);
         let wit_input = convert::handoff_to_wit(input, MAX_LAST_MESSAGES);
         let answer = self
             .pre
@@ -523,7 +687,8 @@ impl RoutingPolicy {
                 fail(kind, detail)
             })?;
         let decision = convert::routing_decision_from_wit(answer);
-        validate::routing_decision(&decision).map_err(|detail| fail(FailureKind::InvalidAnswer, detail))?;
+        validate::routing_decision(&decision)
+            .map_err(|detail| fail(FailureKind::InvalidAnswer, detail))?;
         Ok(decision)
     }
 }
@@ -539,7 +704,10 @@ pub struct QualityPolicy {
 
 impl fmt::Debug for QualityPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QualityPolicy").field("id", &self.id).field("content_hash", &self.content_hash).finish()
+        f.debug_struct("QualityPolicy")
+            .field("id", &self.id)
+            .field("content_hash", &self.content_hash)
+            .finish()
     }
 }
 
@@ -554,7 +722,11 @@ impl QualityPolicy {
 
     /// Runs the policy; on any failure the `fallback` scores, and the failure is logged,
     /// counted and returned in the outcome.
-    pub fn score(&self, conversation: &ClosedConversation, fallback: &BuiltinQuality) -> QualityOutcome {
+    pub fn score(
+        &self,
+        conversation: &ClosedConversation,
+        fallback: &BuiltinQuality,
+    ) -> QualityOutcome {
         let started = Instant::now();
         match self.try_score(conversation) {
             Ok(assessment) => {
@@ -579,9 +751,23 @@ impl QualityPolicy {
     }
 
     /// Runs the policy without fallback, logging or counting: the raw validated answer.
-    pub fn try_score(&self, conversation: &ClosedConversation) -> Result<Assessment, PolicyFailure> {
-        let fail = |kind: FailureKind, detail: String| self.inner.failure(PolicyKind::Quality, &self.id, kind, detail);
-        let mut store = self.inner.new_store();
+    pub fn try_score(
+        &self,
+        conversation: &ClosedConversation,
+    ) -> Result<Assessment, PolicyFailure> {
+        self.call(conversation, self.inner.deadline_ticks)
+    }
+
+    fn call(
+        &self,
+        conversation: &ClosedConversation,
+        deadline_ticks: u64,
+    ) -> Result<Assessment, PolicyFailure> {
+        let fail = |kind: FailureKind, detail: String| {
+            self.inner
+                .failure(PolicyKind::Quality, &self.id, kind, detail)
+        };
+        let mut store = self.inner.new_store(deadline_ticks);
         let wit_input = convert::closed_conversation_to_wit(conversation);
         let answer = self
             .pre
@@ -599,13 +785,22 @@ impl QualityPolicy {
 }
 
 /// Routes a handoff with the tenant's policy if it has one, else with the built-in strategy.
-pub fn route_handoff(policy: Option<&RoutingPolicy>, input: &Handoff, builtin: &BuiltinRouting) -> RoutingOutcome {
+pub fn route_handoff(
+    policy: Option<&RoutingPolicy>,
+    input: &Handoff,
+    builtin: &BuiltinRouting,
+) -> RoutingOutcome {
     match policy {
         Some(policy) => policy.route(input, builtin),
         None => {
             let started = Instant::now();
             let decision = builtin.route(input);
-            RoutingOutcome { decision, decided_by: DecidedBy::BuiltIn, failure: None, elapsed: started.elapsed() }
+            RoutingOutcome {
+                decision,
+                decided_by: DecidedBy::BuiltIn,
+                failure: None,
+                elapsed: started.elapsed(),
+            }
         }
     }
 }
@@ -621,7 +816,12 @@ pub fn score_conversation(
         None => {
             let started = Instant::now();
             let assessment = builtin.score(conversation);
-            QualityOutcome { assessment, decided_by: DecidedBy::BuiltIn, failure: None, elapsed: started.elapsed() }
+            QualityOutcome {
+                assessment,
+                decided_by: DecidedBy::BuiltIn,
+                failure: None,
+                elapsed: started.elapsed(),
+            }
         }
     }
 }
@@ -634,27 +834,55 @@ pub fn sample_handoff() -> Handoff {
         tenant: "sample".into(),
         conversation_id: "sample-conversation".into(),
         channel: "web".into(),
-        customer: Customer { id: "sample-customer".into(), vip_level: 0, crm_tags: vec!["new".into()], attributes: vec![] },
+        customer: Customer {
+            id: "sample-customer".into(),
+            vip_level: 0,
+            crm_tags: vec!["new".into()],
+            attributes: vec![],
+        },
         language: "zh-CN".into(),
         intent: Some("refund".into()),
         intent_confidence: 0.42,
         handoff_reason: "asked_for_human".into(),
         skill_hint: Some("billing".into()),
         last_messages: vec![
-            Message { speaker: Speaker::Customer, author_id: "sample-customer".into(), text: "我要退款".into(), at_unix_ms: 1_767_234_600_000 },
-            Message { speaker: Speaker::Bot, author_id: String::new(), text: "请问订单号是多少？".into(), at_unix_ms: 1_767_234_601_000 },
-            Message { speaker: Speaker::Customer, author_id: "sample-customer".into(), text: "转人工".into(), at_unix_ms: 1_767_234_630_000 },
+            Message {
+                speaker: Speaker::Customer,
+                author_id: "sample-customer".into(),
+                text: "我要退款".into(),
+                at_unix_ms: 1_767_234_600_000,
+            },
+            Message {
+                speaker: Speaker::Bot,
+                author_id: String::new(),
+                text: "请问订单号是多少？".into(),
+                at_unix_ms: 1_767_234_601_000,
+            },
+            Message {
+                speaker: Speaker::Customer,
+                author_id: "sample-customer".into(),
+                text: "转人工".into(),
+                at_unix_ms: 1_767_234_630_000,
+            },
         ],
         queues: vec![
             SkillGroupSnapshot {
                 name: "general".into(),
                 queue_length: 3,
-                online_agents: vec![AgentLoad { agent_id: "agent-1".into(), active_conversations: 2, max_conversations: 5 }],
+                online_agents: vec![AgentLoad {
+                    agent_id: "agent-1".into(),
+                    active_conversations: 2,
+                    max_conversations: 5,
+                }],
             },
             SkillGroupSnapshot {
                 name: "billing".into(),
                 queue_length: 0,
-                online_agents: vec![AgentLoad { agent_id: "agent-2".into(), active_conversations: 0, max_conversations: 3 }],
+                online_agents: vec![AgentLoad {
+                    agent_id: "agent-2".into(),
+                    active_conversations: 0,
+                    max_conversations: 3,
+                }],
             },
         ],
         // 2026-01-01 (a Thursday) 02:30:30 UTC = 10:30 in UTC+8.
@@ -689,7 +917,12 @@ pub fn sample_closed_conversation() -> ClosedConversation {
             message(Speaker::Customer, "sample-customer", "转人工", 30),
             message(Speaker::Agent, "agent-2", "您好，我来帮您处理退款", 50),
             message(Speaker::Customer, "sample-customer", "订单号 12345", 80),
-            message(Speaker::Agent, "agent-2", "已为您提交退款，3 个工作日内到账", 140),
+            message(
+                Speaker::Agent,
+                "agent-2",
+                "已为您提交退款，3 个工作日内到账",
+                140,
+            ),
         ],
     }
 }

@@ -73,7 +73,8 @@
 //! - `src/sensitive/` — the word-list engine and its text folding.
 //! - `examples/` — guest policies in Rust (their own cargo workspace, built by
 //!   `build-examples.sh`); `fixtures/` — the built components the tests load.
-//! - `benches/` — `bench_routing` and `bench_sensitive` (run with `cargo run --release --example`).
+//! - `benches/` — `bench_routing` and `bench_sensitive` (run with `cargo run --release --example`;
+//!   `bench-sensitive.sh` adds the Python ahocorasick-rs reference). Results: `docs/bench-policies.md`.
 
 pub mod builtin;
 mod convert;
@@ -87,8 +88,8 @@ mod validate;
 pub use builtin::{BuiltinQuality, BuiltinRouting};
 pub use error::{FailureKind, PolicyError, PolicyKind};
 pub use host::{
-    route_handoff, sample_closed_conversation, sample_handoff, score_conversation, DecidedBy, PolicyEngine,
-    PolicyEngineConfig, PolicyFailure, PolicyId, PolicyLimits, QualityOutcome, QualityPolicy, RoutingOutcome,
-    RoutingPolicy,
+    route_handoff, sample_closed_conversation, sample_handoff, score_conversation, DecidedBy,
+    PolicyEngine, PolicyEngineConfig, PolicyFailure, PolicyId, PolicyLimits, QualityOutcome,
+    QualityPolicy, RoutingOutcome, RoutingPolicy,
 };
 pub use metrics::{KindSnapshot, MetricsSnapshot, PolicyMetrics};

@@ -74,13 +74,18 @@ impl PolicyMetrics {
     }
 
     pub(crate) fn record_cache(&self, hit: bool) {
-        let counter = if hit { &self.cache_hits } else { &self.cache_misses };
+        let counter = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         let kind = |counters: &KindCounters| {
-            let failure = |kind: FailureKind| counters.failures[kind.index()].load(Ordering::Relaxed);
+            let failure =
+                |kind: FailureKind| counters.failures[kind.index()].load(Ordering::Relaxed);
             KindSnapshot {
                 ok: counters.ok.load(Ordering::Relaxed),
                 trap: failure(FailureKind::Trap),
@@ -105,8 +110,15 @@ impl PolicyMetrics {
         let snapshot = self.snapshot();
         out.push_str("# HELP switchboard_policy_calls_total Tenant policy calls by outcome; every outcome but ok used the built-in decision.\n");
         out.push_str("# TYPE switchboard_policy_calls_total counter\n");
-        for (kind, counters) in [(PolicyKind::Routing, snapshot.routing), (PolicyKind::Quality, snapshot.quality)] {
-            let _ = writeln!(out, "switchboard_policy_calls_total{{kind=\"{kind}\",outcome=\"ok\"}} {}", counters.ok);
+        for (kind, counters) in [
+            (PolicyKind::Routing, snapshot.routing),
+            (PolicyKind::Quality, snapshot.quality),
+        ] {
+            let _ = writeln!(
+                out,
+                "switchboard_policy_calls_total{{kind=\"{kind}\",outcome=\"ok\"}} {}",
+                counters.ok
+            );
             for failure in FailureKind::ALL {
                 let _ = writeln!(
                     out,
@@ -117,7 +129,15 @@ impl PolicyMetrics {
         }
         out.push_str("# HELP switchboard_policy_compile_cache_total Policy component loads by compile-cache result.\n");
         out.push_str("# TYPE switchboard_policy_compile_cache_total counter\n");
-        let _ = writeln!(out, "switchboard_policy_compile_cache_total{{result=\"hit\"}} {}", snapshot.cache_hits);
-        let _ = writeln!(out, "switchboard_policy_compile_cache_total{{result=\"miss\"}} {}", snapshot.cache_misses);
+        let _ = writeln!(
+            out,
+            "switchboard_policy_compile_cache_total{{result=\"hit\"}} {}",
+            snapshot.cache_hits
+        );
+        let _ = writeln!(
+            out,
+            "switchboard_policy_compile_cache_total{{result=\"miss\"}} {}",
+            snapshot.cache_misses
+        );
     }
 }

@@ -113,7 +113,9 @@ pub struct Route {
 pub enum RoutingDecision {
     Route(Route),
     /// Do not queue; `message` is sent to the customer.
-    Reject { message: String },
+    Reject {
+        message: String,
+    },
 }
 
 /// The input of a quality policy: a closed conversation.

@@ -14,7 +14,10 @@ fn check_name(what: &str, value: &str, max_bytes: usize) -> Result<(), String> {
         return Err(format!("{what} is empty"));
     }
     if value.len() > max_bytes {
-        return Err(format!("{what} is {} bytes, the limit is {max_bytes}", value.len()));
+        return Err(format!(
+            "{what} is {} bytes, the limit is {max_bytes}",
+            value.len()
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(format!("{what} contains control characters"));
@@ -39,7 +42,10 @@ pub(crate) fn routing_decision(decision: &RoutingDecision) -> Result<(), String>
                 return Err("rejection message is empty".into());
             }
             if message.len() > MAX_REJECT_MESSAGE_BYTES {
-                return Err(format!("rejection message is {} bytes, the limit is {MAX_REJECT_MESSAGE_BYTES}", message.len()));
+                return Err(format!(
+                    "rejection message is {} bytes, the limit is {MAX_REJECT_MESSAGE_BYTES}",
+                    message.len()
+                ));
             }
             Ok(())
         }
@@ -51,15 +57,28 @@ pub(crate) fn assessment(assessment: &Assessment, transcript_len: usize) -> Resu
         return Err(format!("score {} is outside 0..=100", assessment.score));
     }
     if assessment.findings.len() > MAX_FINDINGS {
-        return Err(format!("{} findings, the limit is {MAX_FINDINGS}", assessment.findings.len()));
+        return Err(format!(
+            "{} findings, the limit is {MAX_FINDINGS}",
+            assessment.findings.len()
+        ));
     }
     for finding in &assessment.findings {
         check_name("finding label", &finding.label, MAX_LABEL_BYTES)?;
-        if !finding.label.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_') {
-            return Err(format!("finding label {:?} is not snake_case ascii", finding.label));
+        if !finding
+            .label
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+        {
+            return Err(format!(
+                "finding label {:?} is not snake_case ascii",
+                finding.label
+            ));
         }
         if finding.detail.len() > MAX_FINDING_DETAIL_BYTES {
-            return Err(format!("finding detail is {} bytes, the limit is {MAX_FINDING_DETAIL_BYTES}", finding.detail.len()));
+            return Err(format!(
+                "finding detail is {} bytes, the limit is {MAX_FINDING_DETAIL_BYTES}",
+                finding.detail.len()
+            ));
         }
         if let Some(index) = finding.message_index {
             if index as usize >= transcript_len {
@@ -76,25 +95,73 @@ mod tests {
     use crate::types::{Finding, Route};
 
     fn route(group: &str, priority: u8) -> RoutingDecision {
-        RoutingDecision::Route(Route { skill_group: group.into(), priority, preferred_agent: None })
+        RoutingDecision::Route(Route {
+            skill_group: group.into(),
+            priority,
+            preferred_agent: None,
+        })
     }
 
     #[test]
     fn routing_contract() {
         assert!(routing_decision(&route("vip", 9)).is_ok());
-        assert_eq!(routing_decision(&route("vip", 10)).unwrap_err(), "priority 10 is outside 0..=9");
-        assert_eq!(routing_decision(&route("  ", 1)).unwrap_err(), "skill group is empty");
+        assert_eq!(
+            routing_decision(&route("vip", 10)).unwrap_err(),
+            "priority 10 is outside 0..=9"
+        );
+        assert_eq!(
+            routing_decision(&route("  ", 1)).unwrap_err(),
+            "skill group is empty"
+        );
         assert!(routing_decision(&route(&"g".repeat(65), 1)).is_err());
-        assert!(routing_decision(&RoutingDecision::Reject { message: String::new() }).is_err());
-        assert!(routing_decision(&RoutingDecision::Reject { message: "closed".into() }).is_ok());
+        assert!(routing_decision(&RoutingDecision::Reject {
+            message: String::new()
+        })
+        .is_err());
+        assert!(routing_decision(&RoutingDecision::Reject {
+            message: "closed".into()
+        })
+        .is_ok());
     }
 
     #[test]
     fn assessment_contract() {
-        let finding = |label: &str, index| Finding { label: label.into(), detail: String::new(), message_index: index };
-        assert!(assessment(&Assessment { score: 100, findings: vec![finding("slow_reply", Some(1))] }, 2).is_ok());
-        assert!(assessment(&Assessment { score: 101, findings: vec![] }, 2).is_err());
-        assert!(assessment(&Assessment { score: 50, findings: vec![finding("Slow Reply", None)] }, 2).is_err());
-        assert!(assessment(&Assessment { score: 50, findings: vec![finding("slow_reply", Some(2))] }, 2).is_err());
+        let finding = |label: &str, index| Finding {
+            label: label.into(),
+            detail: String::new(),
+            message_index: index,
+        };
+        assert!(assessment(
+            &Assessment {
+                score: 100,
+                findings: vec![finding("slow_reply", Some(1))]
+            },
+            2
+        )
+        .is_ok());
+        assert!(assessment(
+            &Assessment {
+                score: 101,
+                findings: vec![]
+            },
+            2
+        )
+        .is_err());
+        assert!(assessment(
+            &Assessment {
+                score: 50,
+                findings: vec![finding("Slow Reply", None)]
+            },
+            2
+        )
+        .is_err());
+        assert!(assessment(
+            &Assessment {
+                score: 50,
+                findings: vec![finding("slow_reply", Some(2))]
+            },
+            2
+        )
+        .is_err());
     }
 }

@@ -3,9 +3,11 @@
 
 mod admin;
 mod browser;
+mod channels;
 mod chat;
 mod frames;
 mod isolation;
+mod kb;
 mod long_poll;
 mod queues;
 mod store_suite;

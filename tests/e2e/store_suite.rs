@@ -78,6 +78,9 @@ store_suite!(
     contact_fields_need_the_key,
     listing_filters_and_pages,
     canned_reply_shortcuts_are_unique_per_tenant,
+    channel_app_secrets_need_the_key,
+    linked_customers_share_the_first_linked_conversation,
+    outbox_rows_are_written_once_and_claimed_once,
 );
 
 fn queued() -> Entry {
@@ -301,4 +304,130 @@ async fn canned_reply_shortcuts_are_unique_per_tenant(backend: &Backend) {
     assert_eq!(store.canned_replies("t2").await.unwrap()[0].shortcut, "hi");
     store.delete_canned_reply("t1", "r1").await.unwrap();
     assert!(matches!(store.delete_canned_reply("t1", "r1").await, Err(StoreError::NotFound(_))));
+}
+
+// ---- channels ---------------------------------------------------------------------------------
+
+async fn channel_app_secrets_need_the_key(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let public = serde_json::json!({"appid": "wx1"}).as_object().unwrap().clone();
+    let secrets = serde_json::json!({"token": "tok", "appsecret": "sec"}).as_object().unwrap().clone();
+    let app = store.put_channel_app("t1", "wechat", "main", &public, &secrets).await.unwrap();
+    assert_eq!(app.secrets_set, ["appsecret", "token"]);
+    assert!(!serde_json::to_string(&app).unwrap().contains("sec\""));
+    let found = store.channel_app("t1", "wechat", "main").await.unwrap().unwrap();
+    assert_eq!(found.secret("token"), "tok");
+    assert_eq!(found.field("appid"), "wx1");
+    // Replacing keeps one row; other tenants and kinds do not see it.
+    store.put_channel_app("t1", "wechat", "main", &public, &secrets).await.unwrap();
+    assert_eq!(store.channel_apps("t1", None).await.unwrap().len(), 1);
+    assert!(store.channel_apps("t1", Some("douyin")).await.unwrap().is_empty());
+    assert!(store.channel_app("t2", "wechat", "main").await.unwrap().is_none());
+    let stranger = Store::connect(&backend.url, FieldCipher::new(&SecretKey::generate())).await.unwrap();
+    assert!(matches!(stranger.channel_app("t1", "wechat", "main").await, Err(StoreError::Corrupt(_))));
+    stranger.close().await;
+    store.delete_channel_app("t1", "wechat", "main").await.unwrap();
+    assert!(matches!(store.delete_channel_app("t1", "wechat", "main").await, Err(StoreError::NotFound(_))));
+}
+
+async fn linked_customers_share_the_first_linked_conversation(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    let none = CustomerProfile::default();
+    let wechat = store.customer_for_identity("t1", ChannelKind::Wechat, "wx:o1", &none).await.unwrap();
+    let mobile = store.customer_for_identity("t1", ChannelKind::Mobile, "app:u1", &none).await.unwrap();
+    let elsewhere = store.customer_for_identity("t2", ChannelKind::Mobile, "app:u1", &none).await.unwrap();
+    assert_eq!(store.primary_customer(&mobile).await.unwrap().id, mobile.id, "unlinked: itself");
+    assert_eq!(store.link_customer("t1", &wechat.id, "crm-1").await.unwrap().primary_customer_id, wechat.id);
+    assert_eq!(store.link_customer("t1", &mobile.id, "crm-1").await.unwrap().primary_customer_id, wechat.id);
+    assert_eq!(store.link_customer("t1", &mobile.id, "crm-1").await.unwrap().primary_customer_id, wechat.id, "idempotent");
+    assert_eq!(store.primary_customer(&mobile).await.unwrap().id, wechat.id);
+    assert!(matches!(store.link_customer("t1", &mobile.id, "crm-2").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.link_customer("t1", "cu_none", "crm-1").await, Err(StoreError::NotFound(_))));
+    // Another tenant's customer is not found in t1, and the same crm id in t2 is its own.
+    assert!(matches!(store.link_customer("t1", &elsewhere.id, "crm-1").await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.link_customer("t2", &elsewhere.id, "crm-1").await.unwrap().primary_customer_id, elsewhere.id);
+    // Both identities write into one conversation.
+    let primary = store.primary_customer(&mobile).await.unwrap();
+    let first = store.append_customer_message(&wechat, Some("w1"), "from wechat", &queued()).await.unwrap();
+    let second = store.append_customer_message(&primary, Some("m1"), "from the app", &queued()).await.unwrap();
+    assert_eq!(first.conversation.id, second.conversation.id);
+    assert_eq!(second.message.seq, 2);
+}
+
+async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
+    use gateway::store::channels::{AttemptOutcome, ConversationRoute, NewDelivery};
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = store.customer_for_identity("t1", ChannelKind::Wechat, "wx:o1", &CustomerProfile::default()).await.unwrap();
+    let opened = store.append_customer_message(&customer, Some("w1"), "hi", &queued()).await.unwrap();
+    let conversation_id = opened.conversation.id.clone();
+    let agent = store.create_agent("t1", "a", &["general".into()], 5).await.unwrap();
+    store.assign(&conversation_id, &agent, "joined").await.unwrap().unwrap();
+    store
+        .set_route(&ConversationRoute {
+            conversation_id: conversation_id.clone(),
+            tenant_id: "t1".into(),
+            customer_id: customer.id.clone(),
+            channel: "wechat".into(),
+            app: "wx".into(),
+            external_user_id: "o1".into(),
+            reply_context: Some("{\"k\":1}".into()),
+        })
+        .await
+        .unwrap();
+    // A later route without a context keeps the stored one.
+    let mut route = store.route(&conversation_id).await.unwrap().unwrap();
+    route.reply_context = None;
+    store.set_route(&route).await.unwrap();
+    assert_eq!(store.route(&conversation_id).await.unwrap().unwrap().reply_context.as_deref(), Some("{\"k\":1}"));
+
+    let reply = store.append_agent_message(&conversation_id, &agent.id, "a1", "hello").await.unwrap();
+    let new = NewDelivery {
+        tenant_id: "t1".into(),
+        conversation_id: conversation_id.clone(),
+        seq: reply.message.seq,
+        kind: "send".into(),
+        channel: "wechat".into(),
+        app: "wx".into(),
+        recipient: "o1".into(),
+        reply_context: None,
+        text: "hello".into(),
+        sender_kind: "agent".into(),
+    };
+    let queued_row = store.enqueue_delivery(&new).await.unwrap().unwrap();
+    assert_eq!(queued_row.state, "pending");
+    assert!(store.enqueue_delivery(&new).await.unwrap().is_none(), "one row per message and kind");
+    assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 0, "nothing is missing");
+
+    let now = gateway::util::now_ms();
+    let due = store.due_deliveries(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let (first, second) = tokio::join!(
+        store.claim_delivery(&due[0].id, now, now + 60_000),
+        store.claim_delivery(&due[0].id, now, now + 60_000)
+    );
+    assert!(first.unwrap() ^ second.unwrap(), "exactly one worker wins the claim");
+    assert!(store.due_deliveries(now, 10).await.unwrap().is_empty(), "leased");
+    let retry = AttemptOutcome::Retry { code: "network".into(), error: "connection failed".into(), next_attempt_at: now + 1_000 };
+    let pending = store.finish_attempt(&due[0].id, &retry).await.unwrap().unwrap();
+    assert_eq!((pending.state.as_str(), pending.code.as_deref(), pending.attempts), ("pending", Some("network"), 1));
+    assert!(store.due_deliveries(now, 10).await.unwrap().is_empty());
+    assert_eq!(store.due_deliveries(now + 1_000, 10).await.unwrap().len(), 1);
+    assert!(store.claim_delivery(&due[0].id, now + 1_000, now + 61_000).await.unwrap());
+    let sent = store.finish_attempt(&due[0].id, &AttemptOutcome::Sent { provider_message_id: Some("p1".into()) }).await.unwrap().unwrap();
+    assert_eq!((sent.state.as_str(), sent.attempts, sent.provider_message_id.as_deref()), ("sent", 2, Some("p1")));
+    // A finished row does not change again.
+    store.finish_attempt(&due[0].id, &AttemptOutcome::Failed { code: "x".into(), error: "x".into() }).await.unwrap();
+    assert_eq!(store.deliveries(&conversation_id).await.unwrap()[0].state, "sent");
+
+    // A reply stored without its row (a crash between the two) is found by the scan.
+    let lost = store.append_agent_message(&conversation_id, &agent.id, "a2", "lost").await.unwrap();
+    assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 1);
+    assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 0);
+    let rows = store.deliveries(&conversation_id).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[1].seq, rows[1].text.as_str(), rows[1].reply_context.as_deref()), (lost.message.seq, "lost", Some("{\"k\":1}")));
 }

@@ -3,9 +3,10 @@
 mod admin;
 pub(crate) mod auth;
 mod agent;
+mod kb;
 mod pages;
 mod web;
-mod ws;
+pub(crate) mod ws;
 
 pub use admin::agent_token;
 
@@ -18,7 +19,9 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .merge(agent::router())
         .merge(admin::router())
+        .merge(kb::router())
         .merge(pages::router())
+        .merge(crate::channels::router())
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
         .with_state(state)
 }

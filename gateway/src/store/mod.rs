@@ -14,6 +14,11 @@
 //! - a conversation is assigned only from `queued` (a conditional update), so two agents can
 //!   never hold one conversation.
 
+pub mod channels;
+mod knowledge;
+
+pub use knowledge::UpsertCounts;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -273,7 +278,7 @@ pub struct Store {
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://...` (the SQLite file is created if missing).
@@ -333,7 +338,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    async fn write(&self) -> StoreResult<(Option<tokio::sync::MutexGuard<'_, ()>>, Tx<'_>)> {
+    pub(crate) async fn write(&self) -> StoreResult<(Option<tokio::sync::MutexGuard<'_, ()>>, Tx<'_>)> {
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.lock().await),
             None => None,

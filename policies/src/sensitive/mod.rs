@@ -86,7 +86,11 @@ pub enum SensitiveWordsError {
     #[error("invalid list name {0:?}: use 1 to 64 characters of a-z, 0-9, '_' and '-'")]
     InvalidListName(String),
     #[error("word {index} is {chars} characters long, the limit is {limit}")]
-    WordTooLong { index: usize, chars: usize, limit: usize },
+    WordTooLong {
+        index: usize,
+        chars: usize,
+        limit: usize,
+    },
     #[error("list has {count} words, the limit is {limit}")]
     TooManyWords { count: usize, limit: usize },
     #[error("cannot build the matcher: {0}")]
@@ -108,7 +112,7 @@ impl SensitiveWordsError {
 }
 
 /// Longest word accepted, in characters.
-pub const MAX_WORD_CHARS: usize = 64;
+pub const MAX_WORD_CHARS: usize = 256;
 /// Most words in one list.
 pub const MAX_WORDS_PER_LIST: usize = 200_000;
 
@@ -131,7 +135,9 @@ impl WordList {
         let name = name.into();
         let name_ok = !name.is_empty()
             && name.len() <= 64
-            && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_' || byte == b'-');
+            && name.bytes().all(|byte| {
+                byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_' || byte == b'-'
+            });
         if !name_ok {
             return Err(SensitiveWordsError::InvalidListName(name));
         }
@@ -147,21 +153,36 @@ impl WordList {
             }
             let chars = word.chars().count();
             if chars > MAX_WORD_CHARS {
-                return Err(SensitiveWordsError::WordTooLong { index, chars, limit: MAX_WORD_CHARS });
+                return Err(SensitiveWordsError::WordTooLong {
+                    index,
+                    chars,
+                    limit: MAX_WORD_CHARS,
+                });
             }
             if seen.insert(word.to_owned()) {
                 kept.push(word.to_owned());
             }
             if kept.len() > MAX_WORDS_PER_LIST {
-                return Err(SensitiveWordsError::TooManyWords { count: kept.len(), limit: MAX_WORDS_PER_LIST });
+                return Err(SensitiveWordsError::TooManyWords {
+                    count: kept.len(),
+                    limit: MAX_WORDS_PER_LIST,
+                });
             }
         }
-        Ok(Self { name, action, words: kept })
+        Ok(Self {
+            name,
+            action,
+            words: kept,
+        })
     }
 
     /// Parses the plain-text upload format: one word a line (LF or CRLF, an optional UTF-8 BOM),
     /// blank lines ignored.
-    pub fn from_plain_text(name: impl Into<String>, action: Action, text: &str) -> Result<Self, SensitiveWordsError> {
+    pub fn from_plain_text(
+        name: impl Into<String>,
+        action: Action,
+        text: &str,
+    ) -> Result<Self, SensitiveWordsError> {
         let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         Self::new(name, action, text.lines().map(str::to_owned))
     }
@@ -244,7 +265,12 @@ impl SensitiveWords {
             lists: Vec::new(),
             automaton: None,
             owners: Vec::new(),
-            stats: BuildStats { patterns: 0, ignored_words: 0, memory_bytes: 0, build_time: Duration::ZERO },
+            stats: BuildStats {
+                patterns: 0,
+                ignored_words: 0,
+                memory_bytes: 0,
+                build_time: Duration::ZERO,
+            },
         }
     }
 
@@ -266,7 +292,10 @@ impl SensitiveWords {
                     owners.push(Vec::new());
                     patterns.len() - 1
                 });
-                owners[id].push(PatternOwner { list: list_index as u32, word: word_index as u32 });
+                owners[id].push(PatternOwner {
+                    list: list_index as u32,
+                    word: word_index as u32,
+                });
             }
         }
         let automaton = if patterns.is_empty() {
@@ -279,12 +308,23 @@ impl SensitiveWords {
                 .map_err(|error| SensitiveWordsError::Build(error.to_string()))?;
             Some(automaton)
         };
-        let owners_bytes: usize =
-            owners.iter().map(|owner| owner.capacity() * std::mem::size_of::<PatternOwner>() + 24).sum();
+        let owners_bytes: usize = owners
+            .iter()
+            .map(|owner| owner.capacity() * std::mem::size_of::<PatternOwner>() + 24)
+            .sum();
         let memory_bytes = automaton.as_ref().map_or(0, AhoCorasick::memory_usage) + owners_bytes;
-        let stats =
-            BuildStats { patterns: patterns.len(), ignored_words, memory_bytes, build_time: started.elapsed() };
-        Ok(Self { lists: lists.to_vec(), automaton, owners, stats })
+        let stats = BuildStats {
+            patterns: patterns.len(),
+            ignored_words,
+            memory_bytes,
+            build_time: started.elapsed(),
+        };
+        Ok(Self {
+            lists: lists.to_vec(),
+            automaton,
+            owners,
+            stats,
+        })
     }
 
     pub fn lists(&self) -> &[WordList] {
@@ -298,7 +338,11 @@ impl SensitiveWords {
     /// Finds every listed word in `text` after folding both sides.
     pub fn check(&self, text: &str) -> Verdict {
         let Some(automaton) = &self.automaton else {
-            return Verdict { action: Action::Allow, matches: Vec::new(), masked: text.to_owned() };
+            return Verdict {
+                action: Action::Allow,
+                matches: Vec::new(),
+                masked: text.to_owned(),
+            };
         };
         let folded = normalize::fold_text(text);
         let mut action = Action::Allow;
@@ -324,7 +368,11 @@ impl SensitiveWords {
         }
         matches.sort_by(|a, b| (a.start, a.end, &a.list).cmp(&(b.start, b.end, &b.list)));
         let masked = mask(text, &mut masked_ranges);
-        Verdict { action, matches, masked }
+        Verdict {
+            action,
+            matches,
+            masked,
+        }
     }
 }
 
@@ -374,21 +422,39 @@ impl SensitiveWordRegistry {
     }
 
     /// Adds or replaces the list with the same name, then rebuilds the tenant's matcher.
-    pub fn put_list(&self, tenant: &str, list: WordList) -> Result<BuildStats, SensitiveWordsError> {
-        let _writer = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub fn put_list(
+        &self,
+        tenant: &str,
+        list: WordList,
+    ) -> Result<BuildStats, SensitiveWordsError> {
+        let _writer = self
+            .writers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.get(tenant);
-        let mut lists: BTreeMap<String, WordList> =
-            current.lists().iter().map(|list| (list.name.clone(), list.clone())).collect();
+        let mut lists: BTreeMap<String, WordList> = current
+            .lists()
+            .iter()
+            .map(|list| (list.name.clone(), list.clone()))
+            .collect();
         lists.insert(list.name.clone(), list);
         self.install(tenant, lists.into_values().collect())
     }
 
     /// Removes a list by name; returns whether it existed.
     pub fn remove_list(&self, tenant: &str, name: &str) -> Result<bool, SensitiveWordsError> {
-        let _writer = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _writer = self
+            .writers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.get(tenant);
         let before = current.lists().len();
-        let lists: Vec<WordList> = current.lists().iter().filter(|list| list.name != name).cloned().collect();
+        let lists: Vec<WordList> = current
+            .lists()
+            .iter()
+            .filter(|list| list.name != name)
+            .cloned()
+            .collect();
         let existed = lists.len() != before;
         if existed {
             self.install(tenant, lists)?;
@@ -397,12 +463,23 @@ impl SensitiveWordRegistry {
     }
 
     /// Replaces all of a tenant's lists at once (for example when loading them from the store).
-    pub fn replace(&self, tenant: &str, lists: Vec<WordList>) -> Result<BuildStats, SensitiveWordsError> {
-        let _writer = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub fn replace(
+        &self,
+        tenant: &str,
+        lists: Vec<WordList>,
+    ) -> Result<BuildStats, SensitiveWordsError> {
+        let _writer = self
+            .writers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.install(tenant, lists)
     }
 
-    fn install(&self, tenant: &str, lists: Vec<WordList>) -> Result<BuildStats, SensitiveWordsError> {
+    fn install(
+        &self,
+        tenant: &str,
+        lists: Vec<WordList>,
+    ) -> Result<BuildStats, SensitiveWordsError> {
         let built = SensitiveWords::build(&lists)?;
         let stats = built.stats();
         if let Ok(mut tenants) = self.tenants.write() {

@@ -22,7 +22,9 @@ fn t2s_table() -> &'static [char] {
         let mut buffer = [0u8; 4];
         (CJK_FIRST..=CJK_LAST)
             .map(|code| {
-                let Some(traditional) = char::from_u32(code) else { return '\0' };
+                let Some(traditional) = char::from_u32(code) else {
+                    return '\0';
+                };
                 let converted = fast2s::convert(traditional.encode_utf8(&mut buffer));
                 let mut chars = converted.chars();
                 match (chars.next(), chars.next()) {
@@ -39,7 +41,11 @@ fn t2s_table() -> &'static [char] {
 pub fn fold(c: char) -> Option<char> {
     let code = c as u32;
     if code < 0x80 {
-        return if c.is_ascii_alphanumeric() { Some(c.to_ascii_lowercase()) } else { None };
+        return if c.is_ascii_alphanumeric() {
+            Some(c.to_ascii_lowercase())
+        } else {
+            None
+        };
     }
     if (CJK_FIRST..=CJK_LAST).contains(&code) {
         return Some(t2s_table()[(code - CJK_FIRST) as usize]);
@@ -47,7 +53,11 @@ pub fn fold(c: char) -> Option<char> {
     if (0xFF01..=0xFF5E).contains(&code) {
         // Full-width ASCII variants sit at a fixed distance from ASCII.
         let ascii = char::from_u32(code - 0xFEE0).unwrap_or(c);
-        return if ascii.is_ascii_alphanumeric() { Some(ascii.to_ascii_lowercase()) } else { None };
+        return if ascii.is_ascii_alphanumeric() {
+            Some(ascii.to_ascii_lowercase())
+        } else {
+            None
+        };
     }
     if c.is_alphanumeric() {
         let mut lower = c.to_lowercase();
@@ -80,7 +90,10 @@ pub(crate) fn fold_text(text: &str) -> Folded {
             origin_char_of_byte.extend(std::iter::repeat_n(char_index as u32, width));
         }
     }
-    Folded { text: folded, origin_char_of_byte }
+    Folded {
+        text: folded,
+        origin_char_of_byte,
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,19 @@ use super::*;
 fn words(lists: &[(&str, Action, &[&str])]) -> SensitiveWords {
     let lists: Vec<WordList> = lists
         .iter()
-        .map(|(name, action, words)| WordList::new(*name, *action, words.iter().map(|word| word.to_string())).unwrap())
+        .map(|(name, action, words)| {
+            WordList::new(*name, *action, words.iter().map(|word| word.to_string())).unwrap()
+        })
         .collect();
     SensitiveWords::build(&lists).unwrap()
 }
 
 fn spans(verdict: &Verdict) -> Vec<(usize, usize, &str)> {
-    verdict.matches.iter().map(|found| (found.start, found.end, found.word.as_str())).collect()
+    verdict
+        .matches
+        .iter()
+        .map(|found| (found.start, found.end, found.word.as_str()))
+        .collect()
 }
 
 #[test]
@@ -36,9 +42,12 @@ fn plain_match_has_char_offsets_into_the_original() {
 fn full_width_and_case_evasions_hit() {
     let engine = words(&[("spam", Action::Flag, &["VX123", "qq群"])]);
     let verdict = engine.check("加我ｖｘ１２３，或者QQ群");
-    assert_eq!(spans(&verdict), [(2, 7, "VX123"), (11, 14, "qq群")]);
+    assert_eq!(spans(&verdict), [(2, 7, "VX123"), (10, 13, "qq群")]);
     assert_eq!(verdict.action, Action::Flag);
-    assert_eq!(verdict.masked, "加我ｖｘ１２３，或者QQ群", "flag does not mask");
+    assert_eq!(
+        verdict.masked, "加我ｖｘ１２３，或者QQ群",
+        "flag does not mask"
+    );
 }
 
 #[test]
@@ -84,15 +93,26 @@ fn strongest_action_wins_and_overlaps_are_all_reported() {
 
     assert_eq!(engine.check("我要投诉你这个笨蛋").action, Action::Handoff);
     assert_eq!(engine.check("你这个笨蛋").action, Action::Mask);
-    assert!(Action::Block > Action::Handoff && Action::Handoff > Action::Mask && Action::Mask > Action::Flag);
+    assert!(
+        Action::Block > Action::Handoff
+            && Action::Handoff > Action::Mask
+            && Action::Mask > Action::Flag
+    );
 }
 
 #[test]
 fn the_same_word_in_two_lists_reports_both() {
-    let engine = words(&[("a", Action::Flag, &["赌博"]), ("b", Action::Handoff, &["賭博"])]);
+    let engine = words(&[
+        ("a", Action::Flag, &["赌博"]),
+        ("b", Action::Handoff, &["賭博"]),
+    ]);
     let verdict = engine.check("网上赌博");
     assert_eq!(verdict.action, Action::Handoff);
-    let lists: Vec<&str> = verdict.matches.iter().map(|found| found.list.as_str()).collect();
+    let lists: Vec<&str> = verdict
+        .matches
+        .iter()
+        .map(|found| found.list.as_str())
+        .collect();
     assert_eq!(lists, ["a", "b"]);
 }
 
@@ -106,21 +126,41 @@ fn words_that_fold_to_nothing_are_ignored() {
 
 #[test]
 fn plain_text_upload_format() {
-    let list = WordList::from_plain_text("zh", Action::Block, "\u{FEFF}刷单\r\n\r\n  代开发票  \n刷单\n").unwrap();
+    let list = WordList::from_plain_text(
+        "zh",
+        Action::Block,
+        "\u{FEFF}刷单\r\n\r\n  代开发票  \n刷单\n",
+    )
+    .unwrap();
     assert_eq!(list.words(), ["刷单", "代开发票"]);
     assert_eq!(list.name(), "zh");
 }
 
 #[test]
 fn bad_input_is_a_typed_error() {
-    assert_eq!("allow".parse::<Action>(), Err(SensitiveWordsError::UnknownAction("allow".into())));
+    assert_eq!(
+        "allow".parse::<Action>(),
+        Err(SensitiveWordsError::UnknownAction("allow".into()))
+    );
     assert_eq!("handoff".parse::<Action>(), Ok(Action::Handoff));
-    assert_eq!(WordList::new("Bad Name", Action::Block, []).unwrap_err().code(), "invalid_list_name");
-    assert_eq!(WordList::new("ok", Action::Allow, []), Err(SensitiveWordsError::AllowIsNotAListAction));
+    assert_eq!(
+        WordList::new("Bad Name", Action::Block, [])
+            .unwrap_err()
+            .code(),
+        "invalid_list_name"
+    );
+    assert_eq!(
+        WordList::new("ok", Action::Allow, []),
+        Err(SensitiveWordsError::AllowIsNotAListAction)
+    );
     let long = "字".repeat(MAX_WORD_CHARS + 1);
     assert_eq!(
         WordList::new("ok", Action::Block, ["a".to_owned(), long]).unwrap_err(),
-        SensitiveWordsError::WordTooLong { index: 1, chars: MAX_WORD_CHARS + 1, limit: MAX_WORD_CHARS }
+        SensitiveWordsError::WordTooLong {
+            index: 1,
+            chars: MAX_WORD_CHARS + 1,
+            limit: MAX_WORD_CHARS
+        }
     );
     let message = SensitiveWordsError::UnknownAction("x".into()).to_string();
     assert!(message.starts_with("unknown action") && !message.ends_with('.'));
@@ -129,11 +169,30 @@ fn bad_input_is_a_typed_error() {
 #[test]
 fn registry_puts_replaces_and_removes_lists() {
     let registry = SensitiveWordRegistry::new();
-    registry.put_list("acme", WordList::new("a", Action::Flag, ["刷单".to_owned()]).unwrap()).unwrap();
-    registry.put_list("acme", WordList::new("b", Action::Block, ["赌博".to_owned()]).unwrap()).unwrap();
+    registry
+        .put_list(
+            "acme",
+            WordList::new("a", Action::Flag, ["刷单".to_owned()]).unwrap(),
+        )
+        .unwrap();
+    registry
+        .put_list(
+            "acme",
+            WordList::new("b", Action::Block, ["赌博".to_owned()]).unwrap(),
+        )
+        .unwrap();
     assert_eq!(registry.check("acme", "赌博").action, Action::Block);
-    assert_eq!(registry.check("other", "赌博").action, Action::Allow, "tenants do not share lists");
-    registry.put_list("acme", WordList::new("b", Action::Mask, ["赌博".to_owned()]).unwrap()).unwrap();
+    assert_eq!(
+        registry.check("other", "赌博").action,
+        Action::Allow,
+        "tenants do not share lists"
+    );
+    registry
+        .put_list(
+            "acme",
+            WordList::new("b", Action::Mask, ["赌博".to_owned()]).unwrap(),
+        )
+        .unwrap();
     assert_eq!(registry.check("acme", "赌博").action, Action::Mask);
     assert!(registry.remove_list("acme", "b").unwrap());
     assert!(!registry.remove_list("acme", "b").unwrap());

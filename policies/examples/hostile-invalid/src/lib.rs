@@ -8,7 +8,11 @@ struct Invalid;
 
 impl Guest for Invalid {
     fn route(_input: Handoff) -> RoutingDecision {
-        RoutingDecision::Route(Route { skill_group: String::new(), priority: 42, preferred_agent: None })
+        RoutingDecision::Route(Route {
+            skill_group: String::new(),
+            priority: 42,
+            preferred_agent: None,
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Hostile fixture: allocates and touches memory until something stops it.
+//! Hostile fixture: allocates memory until something stops it (1 MiB blocks, each touched once,
+//! so it is the growth that is hostile, not the CPU spent filling).
 
 wit_bindgen::generate!({ path: "../../wit", world: "routing" });
 
@@ -8,7 +9,8 @@ impl Guest for Bomb {
     fn route(_input: Handoff) -> RoutingDecision {
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {
-            let chunk = vec![0xA5u8; 1 << 20];
+            let mut chunk: Vec<u8> = Vec::with_capacity(1 << 20);
+            chunk.push(0xA5);
             hoard.push(core::hint::black_box(chunk));
         }
     }

@@ -19,7 +19,12 @@ fn least_loaded_agent(group: &SkillGroupSnapshot) -> Option<String> {
 
 impl Guest for LanguageRouting {
     fn route(input: Handoff) -> RoutingDecision {
-        let primary = input.language.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        let primary = input
+            .language
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let group = input.queues.iter().find(|queue| queue.name == primary);
         let priority = if input.customer.vip_level > 0 { 4 } else { 3 };
         match group {
@@ -28,7 +33,11 @@ impl Guest for LanguageRouting {
                 priority,
                 preferred_agent: least_loaded_agent(group),
             }),
-            None => RoutingDecision::Route(Route { skill_group: "general".into(), priority, preferred_agent: None }),
+            None => RoutingDecision::Route(Route {
+                skill_group: "general".into(),
+                priority,
+                preferred_agent: None,
+            }),
         }
     }
 }

@@ -13,7 +13,8 @@ const CLOSE_MINUTE: i64 = 18 * 60;
 
 impl Guest for OfficeHours {
     fn route(input: Handoff) -> RoutingDecision {
-        let local_minutes = (input.now_unix_ms / 60_000) as i64 + i64::from(input.utc_offset_minutes);
+        let local_minutes =
+            (input.now_unix_ms / 60_000) as i64 + i64::from(input.utc_offset_minutes);
         let minute_of_day = local_minutes.rem_euclid(24 * 60);
         // 1970-01-01 was a Thursday: day 0 → weekday 3 with Monday = 0.
         let weekday = (local_minutes.div_euclid(24 * 60) + 3).rem_euclid(7);
@@ -24,8 +25,15 @@ impl Guest for OfficeHours {
                     .into(),
             );
         }
-        let group = input.skill_hint.filter(|hint| !hint.is_empty()).unwrap_or_else(|| "general".into());
-        RoutingDecision::Route(Route { skill_group: group, priority: 3, preferred_agent: None })
+        let group = input
+            .skill_hint
+            .filter(|hint| !hint.is_empty())
+            .unwrap_or_else(|| "general".into());
+        RoutingDecision::Route(Route {
+            skill_group: group,
+            priority: 3,
+            preferred_agent: None,
+        })
     }
 }
 

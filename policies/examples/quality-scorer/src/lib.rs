@@ -16,7 +16,9 @@ impl Guest for QualityScorer {
         let mut score: i32 = 100;
         let mut findings = Vec::new();
         let transcript = &conversation.transcript;
-        let first_agent = transcript.iter().position(|message| message.speaker == Speaker::Agent);
+        let first_agent = transcript
+            .iter()
+            .position(|message| message.speaker == Speaker::Agent);
 
         if let (Some(index), Some(handoff)) = (first_agent, conversation.handed_off_at_unix_ms) {
             let waited_s = transcript[index].at_unix_ms.saturating_sub(handoff) / 1000;
@@ -54,18 +56,26 @@ impl Guest for QualityScorer {
             }
         }
 
-        let last_customer = transcript.iter().rposition(|message| message.speaker == Speaker::Customer);
-        let last_agent = transcript.iter().rposition(|message| message.speaker == Speaker::Agent);
+        let last_customer = transcript
+            .iter()
+            .rposition(|message| message.speaker == Speaker::Customer);
+        let last_agent = transcript
+            .iter()
+            .rposition(|message| message.speaker == Speaker::Agent);
         if conversation.closed_by == Speaker::Agent && last_customer > last_agent {
             score -= 20;
             findings.push(Finding {
                 label: "closed_while_customer_waited".into(),
-                detail: "the agent closed the conversation after an unanswered customer message".into(),
+                detail: "the agent closed the conversation after an unanswered customer message"
+                    .into(),
                 message_index: last_customer.map(|index| index as u32),
             });
         }
 
-        Assessment { score: score.clamp(0, 100) as u8, findings }
+        Assessment {
+            score: score.clamp(0, 100) as u8,
+            findings,
+        }
     }
 }
 

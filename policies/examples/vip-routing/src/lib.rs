@@ -9,12 +9,24 @@ struct VipRouting;
 
 impl Guest for VipRouting {
     fn route(input: Handoff) -> RoutingDecision {
-        let is_vip = input.customer.vip_level >= 3 || input.customer.crm_tags.iter().any(|tag| tag == "vip");
+        let is_vip =
+            input.customer.vip_level >= 3 || input.customer.crm_tags.iter().any(|tag| tag == "vip");
         if is_vip {
-            return RoutingDecision::Route(Route { skill_group: "vip".into(), priority: 9, preferred_agent: None });
+            return RoutingDecision::Route(Route {
+                skill_group: "vip".into(),
+                priority: 9,
+                preferred_agent: None,
+            });
         }
-        let group = input.skill_hint.filter(|hint| !hint.is_empty()).unwrap_or_else(|| "general".into());
-        RoutingDecision::Route(Route { skill_group: group, priority: 2, preferred_agent: None })
+        let group = input
+            .skill_hint
+            .filter(|hint| !hint.is_empty())
+            .unwrap_or_else(|| "general".into());
+        RoutingDecision::Route(Route {
+            skill_group: group,
+            priority: 2,
+            preferred_agent: None,
+        })
     }
 }
 

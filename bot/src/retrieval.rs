@@ -1,0 +1,145 @@
+//! Hybrid retrieval: lexical candidates from tantivy UNION the dense nearest FAQs (brute-force
+//! cosine over every FAQ question and alternate of the tenant), fused and ranked.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use switchboard_knowledge::{analyze, Candidate, FaqRecord};
+use switchboard_models::cosine;
+
+use crate::calibration::Features;
+
+/// Lexical candidates fetched per turn.
+pub(crate) const LEXICAL_K: usize = 20;
+/// Dense candidates kept per turn.
+pub(crate) const DENSE_K: usize = 20;
+/// Weight of token overlap added to the cosine when ranking (the fused score).
+pub(crate) const OVERLAP_WEIGHT: f32 = 0.03;
+
+/// One FAQ on the dense side: its texts' embeddings and analyzed tokens.
+#[derive(Debug)]
+pub(crate) struct DenseFaq {
+    pub id: String,
+    pub question: String,
+    pub answer: String,
+    pub tags: Vec<String>,
+    /// One unit vector per text (question first, then alternates).
+    pub vectors: Vec<Vec<f32>>,
+    /// Analyzed tokens of the question and alternates.
+    pub tokens: HashSet<String>,
+}
+
+impl DenseFaq {
+    pub fn texts(record: &FaqRecord) -> Vec<&str> {
+        std::iter::once(record.question.as_str())
+            .chain(record.alternates.iter().map(String::as_str))
+            .filter(|t| !t.trim().is_empty())
+            .collect()
+    }
+
+    pub fn new(record: &FaqRecord, vectors: Vec<Vec<f32>>) -> DenseFaq {
+        DenseFaq {
+            id: record.id.clone(),
+            question: record.question.clone(),
+            answer: record.answer.clone(),
+            tags: record.tags.clone(),
+            vectors,
+            tokens: DenseFaq::texts(record).iter().flat_map(|t| analyze(t)).collect(),
+        }
+    }
+
+    fn best_cosine(&self, query: &[f32]) -> f32 {
+        self.vectors.iter().map(|v| cosine(query, v)).fold(f32::MIN, f32::max)
+    }
+}
+
+/// A tenant's dense side, keyed by FAQ id.
+pub(crate) type TenantDense = HashMap<String, Arc<DenseFaq>>;
+
+/// A ranked candidate with what the decision and the calibration need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredCandidate {
+    pub id: String,
+    pub question: String,
+    pub answer: String,
+    pub tags: Vec<String>,
+    /// Best cosine between the turn and the FAQ's question or alternates.
+    pub cosine: f32,
+    /// BM25 score, when tantivy returned the FAQ.
+    pub lexical_score: Option<f32>,
+    /// 0-based rank in tantivy's list, when it returned the FAQ.
+    pub lexical_rank: Option<usize>,
+    /// Share of the turn's tokens found in the FAQ's question or alternates.
+    pub overlap: f32,
+    /// The ranking score: `cosine + OVERLAP_WEIGHT * overlap`.
+    pub fused: f32,
+    /// Calibrated confidence of this candidate as the answer (features computed as if it
+    /// were the top one).
+    pub confidence: f32,
+}
+
+/// Fuses lexical hits and the dense side into one ranked list (best first), without
+/// confidences. `lexical` comes from tantivy best first; `embed_missing` gives embeddings for
+/// lexical hits that the dense side lacks.
+pub(crate) fn fuse(
+    query_vector: &[f32],
+    query_text: &str,
+    lexical: &[Candidate],
+    dense: &TenantDense,
+    missing: &HashMap<String, Arc<DenseFaq>>,
+) -> Vec<ScoredCandidate> {
+    let query_tokens: HashSet<String> = analyze(query_text).into_iter().collect();
+    let mut by_id: HashMap<&str, ScoredCandidate> = HashMap::new();
+    let score = |faq: &DenseFaq| -> ScoredCandidate {
+        let overlap = if query_tokens.is_empty() {
+            0.0
+        } else {
+            query_tokens.iter().filter(|t| faq.tokens.contains(*t)).count() as f32 / query_tokens.len() as f32
+        };
+        let cosine = faq.best_cosine(query_vector);
+        ScoredCandidate {
+            id: faq.id.clone(),
+            question: faq.question.clone(),
+            answer: faq.answer.clone(),
+            tags: faq.tags.clone(),
+            cosine,
+            lexical_score: None,
+            lexical_rank: None,
+            overlap,
+            fused: cosine + OVERLAP_WEIGHT * overlap,
+            confidence: 0.0,
+        }
+    };
+    // Dense side: the DENSE_K nearest FAQs.
+    let mut dense_scored: Vec<(f32, &Arc<DenseFaq>)> =
+        dense.values().map(|faq| (faq.best_cosine(query_vector), faq)).collect();
+    dense_scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, faq) in dense_scored.iter().take(DENSE_K) {
+        by_id.insert(faq.id.as_str(), score(faq.as_ref()));
+    }
+    // Lexical side: every hit, scored with its dense entry (or one embedded on the fly).
+    for (rank, hit) in lexical.iter().enumerate() {
+        let Some(faq) = dense.get(&hit.id).or_else(|| missing.get(&hit.id)) else { continue };
+        let entry = by_id.entry(faq.id.as_str()).or_insert_with(|| score(faq.as_ref()));
+        entry.lexical_score = Some(hit.score);
+        entry.lexical_rank = Some(rank);
+    }
+    let mut out: Vec<ScoredCandidate> = by_id.into_values().collect();
+    out.sort_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
+    out
+}
+
+/// Features of candidate `i` in a fused list: its margin is taken against the best cosine of
+/// any other candidate.
+pub(crate) fn features_of(list: &[ScoredCandidate], i: usize) -> Features {
+    let c = &list[i];
+    let best_other =
+        list.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, o)| o.cosine).fold(f32::MIN, f32::max);
+    let margin = if best_other == f32::MIN { 0.1 } else { (c.cosine - best_other).clamp(-0.2, 0.2) };
+    Features {
+        cosine: c.cosine,
+        margin,
+        overlap: c.overlap,
+        lexical_top: if c.lexical_rank == Some(0) { 1.0 } else { 0.0 },
+    }
+}

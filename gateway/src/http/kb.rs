@@ -1,0 +1,225 @@
+//! The knowledge base API for knowledge managers: import, CRUD, export, search, synonyms.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use switchboard_knowledge::{write_csv, write_jsonl, FaqRecord, ImportFormat};
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::AppState;
+
+type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
+type QueryParams<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// The largest file one import takes (100,000 FAQs fit comfortably).
+const MAX_IMPORT_BYTES: usize = 128 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/kb/import", post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)))
+        .route("/v1/tenants/{tenant}/kb/faqs", get(list))
+        .route("/v1/tenants/{tenant}/kb/faqs/{id}", get(get_one).put(put_one).delete(delete_one))
+        .route("/v1/tenants/{tenant}/kb/export", get(export))
+        .route("/v1/tenants/{tenant}/kb/search", get(search))
+        .route("/v1/tenants/{tenant}/kb/synonyms", get(get_synonyms).put(put_synonyms))
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+/// The declared format: `?format=`, else the content type; `None` lets the content decide.
+fn declared_format(query: &FormatQuery, headers: &HeaderMap) -> ApiResult<Option<ImportFormat>> {
+    let named = query.format.clone().or_else(|| {
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.split(';').next().unwrap_or_default().trim().to_owned())
+            .filter(|value| !matches!(value.as_str(), "" | "application/octet-stream" | "text/plain"))
+    });
+    named
+        .map(|name| ImportFormat::from_name(&name).map_err(|error| ApiError::invalid("bad_format", error.to_string())))
+        .transpose()
+}
+
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    query: QueryParams<FormatQuery>,
+    body: Bytes,
+) -> ApiResult<Json<crate::kb::ImportReport>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Query(query) = query?;
+    let format = declared_format(&query, &headers)?;
+    let report = state.knowledge.import(&tenant, body.to_vec(), format, &|_, _| {}).await?;
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    after: String,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    query: QueryParams<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require_admin_or_agent(&state, &headers, &tenant).await?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let faqs = state.store.list_faqs(&tenant, &query.after, limit).await?;
+    let next = (faqs.len() as i64 == limit).then(|| faqs.last().map(|f| f.id.clone())).flatten();
+    Ok(Json(serde_json::json!({ "faqs": faqs, "next": next })))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<FaqRecord>> {
+    let Path((tenant, id)) = path?;
+    require_admin_or_agent(&state, &headers, &tenant).await?;
+    Ok(Json(state.store.faq(&tenant, &id).await?.ok_or(ApiError::NotFound("faq"))?))
+}
+
+/// The record body of a PUT: the id comes from the path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaqBody {
+    question: String,
+    answer: String,
+    #[serde(default)]
+    alternates: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    locale: String,
+    #[serde(default = "enabled_default")]
+    enabled: bool,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+async fn put_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    body: Result<Json<FaqBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<FaqRecord>)> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(body) = body?;
+    let record = FaqRecord {
+        id,
+        question: body.question,
+        answer: body.answer,
+        alternates: body.alternates,
+        tags: body.tags,
+        locale: body.locale,
+        enabled: body.enabled,
+        updated_at_ms: 0,
+    };
+    let (stored, created) = state.knowledge.put(&tenant, record).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+}
+
+async fn delete_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    state.knowledge.delete(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    query: QueryParams<FormatQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Query(query) = query?;
+    let format = match query.format.as_deref() {
+        None => ImportFormat::Jsonl,
+        Some(name) => ImportFormat::from_name(name).map_err(|error| ApiError::invalid("bad_format", error.to_string()))?,
+    };
+    let (records, _) = state.store.all_faqs(&tenant).await?;
+    let mut out = Vec::new();
+    let (written, content_type, extension) = match format {
+        ImportFormat::Jsonl => (write_jsonl(&mut out, &records), "application/x-ndjson", "jsonl"),
+        ImportFormat::Csv => (write_csv(&mut out, &records), "text/csv; charset=utf-8", "csv"),
+        ImportFormat::Xlsx => return Err(ApiError::invalid("bad_format", "export is jsonl or csv")),
+    };
+    written.map_err(|error| ApiError::Internal(error.into()))?;
+    let disposition = format!("attachment; filename=\"{tenant}-faqs.{extension}\"");
+    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, disposition)], out))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    k: Option<usize>,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    query: QueryParams<SearchQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require_admin_or_agent(&state, &headers, &tenant).await?;
+    let Query(query) = query?;
+    let hits = state.knowledge.search(&tenant, &query.q, query.k.unwrap_or(5).clamp(1, 50)).await?;
+    let hits: Vec<_> = hits
+        .into_iter()
+        .map(|hit| serde_json::json!({ "id": hit.id, "question": hit.question, "answer": hit.answer, "score": hit.score }))
+        .collect();
+    Ok(Json(serde_json::Value::Array(hits)))
+}
+
+async fn get_synonyms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<impl IntoResponse> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], state.store.kb_synonyms(&tenant).await?))
+}
+
+/// One group a line, members joined by `=` (`快递=物流=包裹`).
+async fn put_synonyms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: String,
+) -> ApiResult<StatusCode> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    if body.len() > 1024 * 1024 {
+        return Err(ApiError::invalid("too_large", "synonyms are at most 1 MiB"));
+    }
+    state.knowledge.set_synonyms(&tenant, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

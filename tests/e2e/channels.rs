@@ -1,0 +1,705 @@
+//! WeChat, Douyin and mobile apps end to end: webhooks in, agents answer, replies out through
+//! the outbox to a local fake provider that records requests and fails on purpose.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use switchboard_channels::douyin::{DouyinAdapter, DouyinConfig};
+use switchboard_channels::mobile::{MobileClaims, MobileTokenVerifier};
+use switchboard_channels::wechat::crypto::{encrypt, signature, AesKey};
+use switchboard_tests::{TestApp, WsClient};
+
+const APPID: &str = "wx5e1c0c0ffee00001";
+const TOKEN: &str = "switchboardtoken";
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const APPSECRET: &str = "wechat-appsecret-value";
+const DY_KEY: &str = "awswitchboard0001";
+const DY_SECRET: &str = "dysecret-0123456789";
+const MOBILE_SECRET: &str = "mobile-secret-0123456789abcdef";
+
+// ---- the fake provider ----------------------------------------------------------------------
+
+#[derive(Default)]
+struct FakeState {
+    /// Every request: {"path", "query", "headers", "body"}.
+    requests: Vec<Value>,
+    /// Answer sends (not token fetches) with this HTTP status.
+    send_status: Option<u16>,
+    /// Answer WeChat sends with this errcode.
+    send_errcode: Option<i64>,
+}
+
+#[derive(Clone)]
+struct Fake {
+    base: String,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl Fake {
+    async fn start() -> Fake {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new().fallback(fake_handler).with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Fake { base, state }
+    }
+
+    fn set(&self, change: impl FnOnce(&mut FakeState)) {
+        change(&mut self.state.lock().unwrap());
+    }
+
+    fn requests(&self, path: &str) -> Vec<Value> {
+        self.state.lock().unwrap().requests.iter().filter(|request| request["path"] == path).cloned().collect()
+    }
+
+    /// Waits until `path` saw `count` requests (answered any way).
+    async fn wait_for(&self, path: &str, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let seen = self.requests(path);
+            if seen.len() >= count {
+                return seen;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "expected {count} requests to {path}, saw {seen:#?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+async fn fake_handler(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    let path = uri.path().to_owned();
+    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let header_map: HashMap<String, String> =
+        headers.iter().map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned())).collect();
+    let mut state = state.lock().unwrap();
+    state.requests.push(json!({"path": path, "query": uri.query().unwrap_or_default(), "headers": header_map, "body": body_json}));
+    match path.as_str() {
+        "/cgi-bin/token" => Json(json!({"access_token": "TOKEN-1", "expires_in": 7200})).into_response(),
+        "/oauth/client_token/" => {
+            Json(json!({"data": {"access_token": "DY-TOKEN", "expires_in": 7200, "error_code": 0}})).into_response()
+        }
+        _ => {
+            if let Some(status) = state.send_status {
+                return StatusCode::from_u16(status).unwrap().into_response();
+            }
+            match path.as_str() {
+                "/cgi-bin/message/custom/send" => match state.send_errcode {
+                    Some(code) => Json(json!({"errcode": code, "errmsg": "response out of time limit or subscription is canceled"})).into_response(),
+                    None => Json(json!({"errcode": 0, "errmsg": "ok"})).into_response(),
+                },
+                "/im/send/msg/" => Json(json!({"data": {"error_code": 0, "msg_id": "dy-msg-1"}})).into_response(),
+                _ => StatusCode::OK.into_response(),
+            }
+        }
+    }
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn spawn(fake: &Fake) -> TestApp {
+    let base = fake.base.clone();
+    TestApp::spawn_with(move |settings| {
+        settings.channels.wechat_base_url = base.clone();
+        settings.channels.douyin_base_url = base;
+        settings.channels.retry_base_ms = 100;
+        settings.channels.retry_max_ms = 400;
+        settings.channels.poll_interval_ms = 50;
+    })
+    .await
+}
+
+async fn put_app(app: &TestApp, tenant: &str, key: &str, kind: &str, name: &str, body: Value) -> (u16, Value) {
+    let response = app
+        .http
+        .put(app.url(&format!("/v1/tenants/{tenant}/channels/{kind}/{name}")))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn configure_wechat(app: &TestApp) {
+    let body = json!({"appid": APPID, "token": TOKEN, "encoding_aes_key": AES_KEY, "appsecret": APPSECRET});
+    let (status, _) = put_app(app, "acme", &app.admin_key, "wechat", "wx1", body).await;
+    assert_eq!(status, 200);
+}
+
+fn wechat_text_xml(openid: &str, msg_id: &str, text: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>\
+         <MsgId>{msg_id}</MsgId></xml>",
+        now_secs()
+    )
+}
+
+/// A plain-mode push: signed query, the message in the body.
+async fn wechat_push(app: &TestApp, path_app: &str, body: String) -> (u16, String) {
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    let signed = signature(&[TOKEN, &timestamp, &nonce]);
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/channels/wechat/acme/{path_app}")))
+        .query(&[("signature", signed.as_str()), ("timestamp", timestamp.as_str()), ("nonce", nonce.as_str()), ("openid", "x")])
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// A safe-mode push: the message encrypted for the app, `msg_signature` over the ciphertext.
+async fn wechat_safe_push(app: &TestApp, inner: &str) -> (u16, String) {
+    let key = AesKey::from_encoding_aes_key(AES_KEY).unwrap();
+    let encrypted = encrypt(&key, inner, APPID);
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    let body = format!("<xml><ToUserName><![CDATA[gh_account]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>");
+    let response = app
+        .http
+        .post(app.url("/v1/channels/wechat/acme/wx1"))
+        .query(&[
+            ("signature", signature(&[TOKEN, &timestamp, &nonce]).as_str()),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("encrypt_type", "aes"),
+            ("msg_signature", signature(&[TOKEN, &timestamp, &nonce, &encrypted]).as_str()),
+        ])
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The conversation id of the next assignment.
+async fn assigned(agent: &mut WsClient, text: &str) -> (String, Value) {
+    let frame = agent.expect("assigned", |frame| frame["type"] == "assigned" && frame["messages"][0]["text"] == text).await;
+    (frame["conversation"]["id"].as_str().unwrap().to_owned(), frame)
+}
+
+async fn agent_send(agent: &mut WsClient, conversation_id: &str, id: &str, text: &str) {
+    agent.send(json!({"type": "send", "conversation_id": conversation_id, "client_msg_id": id, "text": text})).await;
+    agent.expect("receipt", |frame| frame["type"] == "receipt" && frame["client_msg_id"] == id).await;
+}
+
+async fn deliveries(app: &TestApp, conversation_id: &str) -> Vec<Value> {
+    let (status, body) = app.admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}/deliveries")).await;
+    assert_eq!(status, 200, "{body}");
+    body["deliveries"].as_array().unwrap().clone()
+}
+
+/// Waits until every delivery of the conversation is in `state` (and there are `count`).
+async fn wait_deliveries(app: &TestApp, conversation_id: &str, count: usize, state: &str) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = deliveries(app, conversation_id).await;
+        if found.len() == count && found.iter().all(|delivery| delivery["state"] == state) {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "expected {count} deliveries {state}: {found:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn customer_texts(app: &TestApp, conversation_id: &str) -> Vec<String> {
+    let (_, body) = app.admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}/messages")).await;
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["sender"] == "customer")
+        .map(|message| message["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn mobile_token(secret: &str, sub: &str, iat: i64) -> String {
+    MobileTokenVerifier::new(secret.as_bytes().to_vec()).sign(&MobileClaims {
+        sub: sub.to_owned(),
+        iat,
+        exp: iat + 600,
+        nonce: nonce(),
+    })
+}
+
+// ---- WeChat ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn wechat_plain_and_safe_pushes_reach_the_agent_and_replies_use_a_cached_token() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+
+    // URL verification answers echostr.
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    let response = app
+        .http
+        .get(app.url("/v1/channels/wechat/acme/wx1"))
+        .query(&[("signature", signature(&[TOKEN, &timestamp, &nonce]).as_str()), ("timestamp", timestamp.as_str()), ("nonce", nonce.as_str()), ("echostr", "echo-123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "echo-123");
+
+    // Plain mode, then the same delivery retried, then safe mode.
+    let first = wechat_text_xml("oUSER1", "1001", "where is my parcel");
+    assert_eq!(wechat_push(&app, "wx1", first.clone()).await, (200, "success".to_owned()));
+    let (conversation_id, frame) = assigned(&mut agent, "where is my parcel").await;
+    assert_eq!(frame["conversation"]["customer"]["channel"], "wechat");
+    assert_eq!(wechat_push(&app, "wx1", first).await, (200, "success".to_owned()));
+    let (status, body) = wechat_safe_push(&app, &wechat_text_xml("oUSER1", "1002", "hello again")).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    agent.expect_text("hello again").await;
+    assert_eq!(customer_texts(&app, &conversation_id).await, ["where is my parcel", "hello again"], "the retry is stored once");
+
+    // A forged push is refused.
+    let response = app
+        .http
+        .post(app.url("/v1/channels/wechat/acme/wx1"))
+        .query(&[("signature", "0000"), ("timestamp", now_secs().to_string().as_str()), ("nonce", "n")])
+        .body(wechat_text_xml("oUSER1", "1003", "forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_signature");
+
+    // Two replies: one token fetch, both sends carry it.
+    agent_send(&mut agent, &conversation_id, "a1", "it ships today").await;
+    agent_send(&mut agent, &conversation_id, "a2", "anything else?").await;
+    let sends = fake.wait_for("/cgi-bin/message/custom/send", 2).await;
+    for send in &sends {
+        assert!(send["query"].as_str().unwrap().contains("access_token=TOKEN-1"), "{send}");
+        assert_eq!(send["body"]["touser"], "oUSER1");
+        assert_eq!(send["body"]["msgtype"], "text");
+    }
+    let texts: Vec<&str> = sends.iter().map(|send| send["body"]["text"]["content"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"it ships today") && texts.contains(&"anything else?"), "{texts:?}");
+    assert_eq!(fake.requests("/cgi-bin/token").len(), 1, "the access token is cached");
+    let states = wait_deliveries(&app, &conversation_id, 2, "sent").await;
+    assert_eq!(states[0]["kind"], "send");
+    assert_eq!(states[0]["channel"], "wechat");
+    agent.expect("delivery sent", |frame| frame["type"] == "delivery" && frame["state"] == "sent").await;
+}
+
+#[tokio::test]
+async fn an_expired_reply_window_is_a_failed_delivery_the_agent_sees() {
+    let fake = Fake::start().await;
+    fake.set(|state| state.send_errcode = Some(45015));
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    wechat_push(&app, "wx1", wechat_text_xml("oUSER2", "2001", "hi")).await;
+    let (conversation_id, _) = assigned(&mut agent, "hi").await;
+    agent_send(&mut agent, &conversation_id, "a1", "sorry for the wait").await;
+    let failed = agent.expect("delivery failed", |frame| frame["type"] == "delivery" && frame["state"] == "failed").await;
+    assert_eq!(failed["code"], "reply_window_expired");
+    assert_eq!(failed["conversation_id"], conversation_id.as_str());
+    let found = wait_deliveries(&app, &conversation_id, 1, "failed").await;
+    assert_eq!(found[0]["code"], "reply_window_expired");
+    assert_eq!(found[0]["attempts"], 1, "not retried");
+    assert_eq!(fake.requests("/cgi-bin/message/custom/send").len(), 1);
+}
+
+#[tokio::test]
+async fn a_provider_outage_is_retried_until_delivered() {
+    let fake = Fake::start().await;
+    fake.set(|state| state.send_status = Some(503));
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    wechat_push(&app, "wx1", wechat_text_xml("oUSER3", "3001", "hello?")).await;
+    let (conversation_id, _) = assigned(&mut agent, "hello?").await;
+    agent_send(&mut agent, &conversation_id, "a1", "here I am").await;
+    fake.wait_for("/cgi-bin/message/custom/send", 2).await;
+    let pending = deliveries(&app, &conversation_id).await;
+    assert_eq!(pending[0]["state"], "pending");
+    assert_eq!(pending[0]["code"], "provider_unavailable");
+    fake.set(|state| state.send_status = None);
+    let sent = wait_deliveries(&app, &conversation_id, 1, "sent").await;
+    assert!(sent[0]["attempts"].as_i64().unwrap() >= 3);
+}
+
+#[tokio::test]
+async fn a_pending_reply_survives_a_restart() {
+    let fake = Fake::start().await;
+    fake.set(|state| state.send_status = Some(503));
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut settings = gateway::config::Settings::load(None, &HashMap::new()).unwrap();
+        settings.addr = "127.0.0.1:0".parse().unwrap();
+        settings.data_dir = data_dir.path().to_path_buf();
+        settings.demo = false;
+        settings.log.filter = "warn".into();
+        settings.channels.wechat_base_url = fake.base.clone();
+        settings.channels.retry_base_ms = 200;
+        settings.channels.retry_max_ms = 400;
+        settings.channels.poll_interval_ms = 50;
+        // A row claimed by the first process when it stops is free again soon.
+        settings.channels.lease_ms = 500;
+        settings
+    };
+    let http = reqwest::Client::new();
+    let server = gateway::Server::start(settings()).await.unwrap();
+    let admin_key = gateway::demo::create_tenant(&server.state.store, "acme").await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let response = http
+        .put(format!("{base}/v1/tenants/acme/channels/wechat/wx1"))
+        .bearer_auth(&admin_key)
+        .json(&json!({"appid": APPID, "token": TOKEN, "appsecret": APPSECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let agent: Value = http
+        .post(format!("{base}/v1/tenants/acme/agents"))
+        .bearer_auth(&admin_key)
+        .json(&json!({"name": "Alice", "skills": ["general"], "max_concurrent": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut agent_ws = WsClient::connect(&format!("ws://{}/v1/agent/ws?token={}", server.addr, agent["token"].as_str().unwrap())).await.unwrap();
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    let response = http
+        .post(format!("{base}/v1/channels/wechat/acme/wx1"))
+        .query(&[("signature", signature(&[TOKEN, &timestamp, &nonce]).as_str()), ("timestamp", timestamp.as_str()), ("nonce", nonce.as_str())])
+        .body(wechat_text_xml("oUSER4", "4001", "still there?"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (conversation_id, _) = assigned(&mut agent_ws, "still there?").await;
+    agent_send(&mut agent_ws, &conversation_id, "a1", "yes, sorry").await;
+    fake.wait_for("/cgi-bin/message/custom/send", 1).await;
+    agent_ws.close().await;
+    server.stop().await.unwrap();
+
+    // The provider recovers while the server is down; the new process resumes the pending row.
+    fake.set(|state| state.send_status = None);
+    let server = gateway::Server::start(settings()).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let body: Value = http
+            .get(format!("{base}/v1/tenants/acme/conversations/{conversation_id}/deliveries"))
+            .bearer_auth(&admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["deliveries"][0]["state"] == "sent" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not delivered after the restart: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sends = fake.requests("/cgi-bin/message/custom/send");
+    assert_eq!(sends.last().unwrap()["body"]["text"]["content"], "yes, sorry");
+    server.stop().await.unwrap();
+}
+
+// ---- Douyin ---------------------------------------------------------------------------------
+
+async fn douyin_push(app: &TestApp, body: &Value, msg_id: Option<&str>, signature: Option<&str>) -> reqwest::Response {
+    let raw = body.to_string();
+    let signed = DouyinAdapter::new(DouyinConfig { client_key: DY_KEY.into(), client_secret: DY_SECRET.into() }).sign(raw.as_bytes());
+    let mut request = app
+        .http
+        .post(app.url("/v1/channels/douyin/acme/dy1"))
+        .header("content-type", "application/json")
+        .header("x-douyin-signature", signature.unwrap_or(&signed));
+    if let Some(msg_id) = msg_id {
+        request = request.header("msg-id", msg_id);
+    }
+    request.body(raw).send().await.unwrap()
+}
+
+fn douyin_message(event: &str, text: &str, source: &str) -> Value {
+    json!({
+        "event": event, "client_key": DY_KEY, "from_user_id": "_CUSTOMER", "to_user_id": "_ACCOUNT",
+        "content": {"conversation_short_id": "conv-1", "server_message_id": "srv-1", "message_type": "text", "text": text, "source": source},
+    })
+}
+
+#[tokio::test]
+async fn douyin_challenge_signature_messages_echoes_and_replies() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    let (status, _) = put_app(&app, "acme", &app.admin_key, "douyin", "dy1", json!({"client_key": DY_KEY, "client_secret": DY_SECRET})).await;
+    assert_eq!(status, 200);
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+
+    let challenge = douyin_push(&app, &json!({"event": "verify_webhook", "client_key": DY_KEY, "content": {"challenge": 12345}}), None, None).await;
+    assert_eq!(challenge.status(), 200);
+    assert_eq!(challenge.json::<Value>().await.unwrap(), json!({"challenge": 12345}));
+
+    let forged = douyin_push(&app, &douyin_message("im_receive_msg", "forged", ""), Some("m0"), Some("0123")).await;
+    assert_eq!(forged.status(), 401);
+    assert_eq!(forged.json::<Value>().await.unwrap()["code"], "bad_signature");
+
+    let message = douyin_message("im_receive_msg", "when does it ship?", "");
+    assert_eq!(douyin_push(&app, &message, Some("m1"), None).await.status(), 200);
+    let (conversation_id, _) = assigned(&mut agent, "when does it ship?").await;
+    assert_eq!(douyin_push(&app, &message, Some("m1"), None).await.status(), 200, "a retry is answered");
+    // Our own echo is ignored.
+    let echo = douyin_message("im_receive_msg", "echo of ours", DY_KEY);
+    assert_eq!(douyin_push(&app, &echo, Some("m2"), None).await.status(), 200);
+    let sent_event = douyin_message("im_send_msg", "sent by us", DY_KEY);
+    assert_eq!(douyin_push(&app, &sent_event, Some("m3"), None).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(customer_texts(&app, &conversation_id).await, ["when does it ship?"]);
+
+    agent_send(&mut agent, &conversation_id, "a1", "this afternoon").await;
+    let sends = fake.wait_for("/im/send/msg/", 1).await;
+    assert!(sends[0]["query"].as_str().unwrap().contains("open_id=_ACCOUNT"));
+    assert_eq!(sends[0]["headers"]["access-token"], "DY-TOKEN");
+    assert_eq!(sends[0]["body"]["to_user_id"], "_CUSTOMER");
+    assert_eq!(sends[0]["body"]["conversation_id"], "conv-1");
+    assert_eq!(sends[0]["body"]["content"]["text"]["text"], "this afternoon");
+    wait_deliveries(&app, &conversation_id, 1, "sent").await;
+}
+
+// ---- mobile apps ----------------------------------------------------------------------------
+
+async fn mobile_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let response = app.http.get(app.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offline() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    let push_url = format!("{}/push?key=hook-credential", fake.base);
+    let (status, _) = put_app(&app, "acme", &app.admin_key, "mobile", "app", json!({"jwt_secret": MOBILE_SECRET, "push_url": push_url})).await;
+    assert_eq!(status, 200);
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+
+    let token = mobile_token(MOBILE_SECRET, "user-1", now_secs());
+    let mut phone = WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}"))).await.unwrap();
+    phone.send(json!({"type": "send", "client_msg_id": "m1", "text": "hi from the app"})).await;
+    assert_eq!(phone.expect_type("receipt").await["seq"], 1);
+    let (conversation_id, frame) = assigned(&mut agent, "hi from the app").await;
+    assert_eq!(frame["conversation"]["customer"]["channel"], "mobile");
+
+    // The same token again is a replay; an old one is stale; another tenant's secret is refused.
+    assert!(WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}"))).await.is_err());
+    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &token).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("replayed")));
+    let stale = mobile_token(MOBILE_SECRET, "user-1", now_secs() - 3600);
+    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &stale).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("stale")));
+    let forged = mobile_token("another-secret-0123456789", "user-1", now_secs());
+    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &forged).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("bad_signature")));
+
+    // While connected the reply arrives on the socket and nothing is pushed.
+    agent_send(&mut agent, &conversation_id, "a1", "hello from support").await;
+    phone.expect_text("hello from support").await;
+
+    // History (bearer header), after a seq; someone else's conversation is not found.
+    let fresh = mobile_token(MOBILE_SECRET, "user-1", now_secs());
+    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme&after=1"), &fresh).await;
+    assert_eq!(status, 200, "{body}");
+    let texts: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"hello from support") && !texts.contains(&"hi from the app"), "{texts:?}");
+    let other = mobile_token(MOBILE_SECRET, "user-2", now_secs());
+    let (status, _) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &other).await;
+    assert_eq!(status, 404);
+
+    // Offline: the next reply goes to the push hook, signed with the tenant's secret.
+    phone.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent_send(&mut agent, &conversation_id, "a2", "your refund is done").await;
+    let pushes = fake.wait_for("/push", 1).await;
+    assert_eq!(pushes.len(), 1, "only the offline reply is pushed");
+    assert_eq!(pushes[0]["body"]["user_id"], "user-1");
+    assert_eq!(pushes[0]["body"]["text"], "your refund is done");
+    assert_eq!(pushes[0]["body"]["conversation_id"], conversation_id.as_str());
+    assert!(pushes[0]["headers"]["x-switchboard-signature"].as_str().unwrap().starts_with("sha256="));
+    let found = wait_deliveries(&app, &conversation_id, 1, "sent").await;
+    assert_eq!(found[0]["kind"], "push");
+}
+
+// ---- identity linking -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn linked_identities_share_one_history() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    put_app(&app, "acme", &app.admin_key, "mobile", "app", json!({"jwt_secret": MOBILE_SECRET})).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+
+    wechat_push(&app, "wx1", wechat_text_xml("oLINKED", "5001", "written on wechat")).await;
+    let (conversation_id, frame) = assigned(&mut agent, "written on wechat").await;
+    let wechat_customer = frame["conversation"]["customer"]["id"].as_str().unwrap().to_owned();
+
+    let (status, me) = mobile_get(&app, "/v1/mobile/me?tenant=acme", &mobile_token(MOBILE_SECRET, "crm-user", now_secs())).await;
+    assert_eq!(status, 200, "{me}");
+    let mobile_customer = me["customer_id"].as_str().unwrap().to_owned();
+    assert!(me["conversation_id"].is_null());
+
+    let link = |customer: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url(&format!("/v1/tenants/acme/customers/{customer}/link")))
+                .bearer_auth(&app.admin_key)
+                .json(&json!({"crm_id": "crm-42"}))
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = link(wechat_customer.clone()).await;
+    assert_eq!((status, body["primary_customer_id"].as_str()), (200, Some(wechat_customer.as_str())));
+    let (status, body) = link(mobile_customer.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["primary_customer_id"], wechat_customer.as_str());
+    assert_eq!(body["conversation_id"], conversation_id.as_str());
+
+    // The app sees the WeChat history and writes into the same conversation.
+    let token = mobile_token(MOBILE_SECRET, "crm-user", now_secs());
+    let mut phone = WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&app=app&token={token}"))).await.unwrap();
+    phone.send(json!({"type": "resume", "last_seq": 0})).await;
+    phone.expect_text("written on wechat").await;
+    phone.send(json!({"type": "send", "client_msg_id": "m1", "text": "and now from the app"})).await;
+    agent.expect("the app's message in the same chat", |frame| {
+        frame["type"] == "message" && frame["text"] == "and now from the app" && frame["conversation_id"] == conversation_id.as_str()
+    })
+    .await;
+    let (status, history) = mobile_get(
+        &app,
+        &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"),
+        &mobile_token(MOBILE_SECRET, "crm-user", now_secs()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = history["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"written on wechat") && texts.contains(&"and now from the app"), "{texts:?}");
+
+    // Relinking to another CRM id is a conflict; an unknown customer is not found.
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/tenants/acme/customers/{mobile_customer}/link")))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"crm_id": "crm-other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let (status, _) = {
+        let response = app
+            .http
+            .post(app.url("/v1/tenants/acme/customers/cu_nope/link"))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({"crm_id": "crm-42"}))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), ())
+    };
+    assert_eq!(status, 404);
+}
+
+// ---- configuration, secrets and tenants -----------------------------------------------------
+
+#[tokio::test]
+async fn secrets_are_never_returned_and_tenants_stay_apart() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    put_app(&app, "acme", &app.admin_key, "douyin", "dy1", json!({"client_key": DY_KEY, "client_secret": DY_SECRET})).await;
+    let (status, put) =
+        put_app(&app, "acme", &app.admin_key, "mobile", "app", json!({"jwt_secret": MOBILE_SECRET, "push_url": "https://push.example/hook?key=k-123"}))
+            .await;
+    assert_eq!(status, 200);
+    let (status, list) = app.admin_get("/v1/tenants/acme/channels").await;
+    assert_eq!(status, 200);
+    let (_, one) = app.admin_get("/v1/tenants/acme/channels/wechat/wx1").await;
+    for shown in [list.to_string(), one.to_string(), put.to_string()] {
+        for secret in [TOKEN, AES_KEY, APPSECRET, DY_SECRET, MOBILE_SECRET, "k-123"] {
+            assert!(!shown.contains(secret), "a secret was returned: {shown}");
+        }
+    }
+    assert_eq!(one["appid"], APPID);
+    assert_eq!(one["webhook_path"], "/v1/channels/wechat/acme/wx1");
+    assert_eq!(one["secrets_set"], json!(["appsecret", "encoding_aes_key", "token"]));
+    assert_eq!(list["apps"].as_array().unwrap().len(), 3);
+
+    // Bad input: stable codes.
+    let (status, body) = put_app(&app, "acme", &app.admin_key, "wechat", "wx2", json!({"appid": APPID, "token": TOKEN, "appsecret": "s", "encoding_aes_key": "short"})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_config")));
+    let (status, body) = put_app(&app, "acme", &app.admin_key, "telegram", "t1", json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_kind")));
+    let (status, body) = put_app(&app, "acme", &app.admin_key, "douyin", "dy2", json!({"client_key": DY_KEY})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_config")));
+
+    // Another tenant's key cannot configure or read acme; acme's apps do not exist for it.
+    let other_key = app.create_tenant("other").await;
+    let (status, _) = put_app(&app, "acme", &other_key, "wechat", "wx9", json!({"appid": "a", "token": "t", "appsecret": "s"})).await;
+    assert_eq!(status, 401);
+    let response = app.http.get(app.url("/v1/tenants/acme/channels")).bearer_auth(&other_key).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let (status, _) = wechat_push(&app, "wx1", wechat_text_xml("oX", "1", "x")).await;
+    assert_eq!(status, 200);
+    let response = app
+        .http
+        .post(app.url("/v1/channels/wechat/other/wx1"))
+        .query(&[("signature", "x"), ("timestamp", "1"), ("nonce", "n")])
+        .body("<xml/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let (_, conversations) = app.admin_get("/v1/tenants/acme/conversations").await;
+    let acme_conversation = conversations["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/tenants/other/conversations/{acme_conversation}/deliveries")))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // A mobile token of acme's secret names acme; presented for `other` (no mobile app) it is refused.
+    let (status, _) = mobile_get(&app, "/v1/mobile/me?tenant=other", &mobile_token(MOBILE_SECRET, "u", now_secs())).await;
+    assert_eq!(status, 404);
+}
