@@ -49,8 +49,8 @@ impl Default for BotSettings {
     fn default() -> Self {
         BotSettings {
             answer_threshold: 0.5,
-            clarify_threshold: 0.15,
-            suggestion_threshold: 0.08,
+            clarify_threshold: 0.25,
+            suggestion_threshold: 0.1,
             unsure_handoff_after: 2,
             handoff_intent_threshold: 0.6,
             complaint_intent_threshold: 0.7,

@@ -85,6 +85,7 @@
       botTag: 'automated',
       sending: 'Sending…',
       failed: 'Not sent',
+      delivery: { pending: 'Delivering to the customer\u2019s app…', sent: 'Delivered to the channel', failed: 'Not delivered' },
       suggested: function (list) { return 'Suggested: ' + list.join(' · '); },
       errors: {
         bad_frame: 'The server did not understand a request.',
@@ -156,6 +157,7 @@
       botTag: '自动回复',
       sending: '发送中…',
       failed: '发送失败',
+      delivery: { pending: '正在投递到客户渠道…', sent: '已投递到渠道', failed: '投递失败' },
       suggested: function (list) { return '推荐问题：' + list.join(' · '); },
       errors: {
         bad_frame: '服务器无法识别该请求。',
@@ -575,6 +577,9 @@
         break;
       case 'error':
         onError(f);
+        break;
+      case 'delivery':
+        onDelivery(f);
         break;
       default:
         break; // ignore frames this console does not know yet
@@ -1182,6 +1187,30 @@
     renderTyping();
   }
 
+  // Replies to webhook channels (WeChat, Douyin, app push) go through an outbox; the server tells
+  // the console how each one fares, so a failed delivery is never silent.
+  function onDelivery(f) {
+    var chat = state.chats[f.conversation_id];
+    if (!chat || typeof f.seq !== 'number') { return; }
+    chat.deliveries = chat.deliveries || {};
+    chat.deliveries[f.seq] = { state: f.state, code: f.code || null, attempts: f.attempts || 0 };
+    if (state.selected !== f.conversation_id) { return; }
+    var node = $('transcript').querySelector('.msg[data-seq="' + f.seq + '"]');
+    if (!node) { return; }
+    var old = node.querySelector('.msg-delivery');
+    var fresh = buildDeliveryEl(chat.deliveries[f.seq]);
+    if (old) { node.replaceChild(fresh, old); } else { node.appendChild(fresh); }
+  }
+
+  function buildDeliveryEl(d) {
+    var words = t('delivery');
+    var text = words[d.state] || d.state;
+    if (d.state === 'failed' && d.code) { text += ' (' + d.code + ')'; }
+    var node = el('div', 'msg-delivery', text);
+    node.setAttribute('data-delivery', d.state);
+    return node;
+  }
+
   function buildMessageEl(m) {
     var row = el('div', 'msg');
     row.setAttribute('data-sender', m.sender);
@@ -1203,6 +1232,8 @@
     if (m.sender !== 'system') {
       row.appendChild(el('div', 'msg-meta', formatTime(m.at)));
     }
+    var delivery = chat && chat.deliveries && chat.deliveries[m.seq];
+    if (delivery) { row.appendChild(buildDeliveryEl(delivery)); }
     return row;
   }
 

@@ -237,7 +237,8 @@ fn mobile_token(secret: &str, sub: &str, iat: i64) -> String {
     MobileTokenVerifier::new(secret.as_bytes().to_vec()).sign(&MobileClaims {
         sub: sub.to_owned(),
         iat,
-        exp: iat + 600,
+        // Always in the future, so an old `iat` tests staleness, not expiry.
+        exp: now_secs() + 600,
         nonce: nonce(),
     })
 }
