@@ -21,7 +21,11 @@ fn main() {
     println!("{cal:#?}");
     println!("threshold  answered  wrong-of-answered");
     for t in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
-        let answered: Vec<bool> = samples.iter().filter(|s| cal.confidence(&s.0) >= t).map(|s| s.1).collect();
+        let answered: Vec<bool> = samples
+            .iter()
+            .filter(|s| cal.confidence(&s.0) >= t)
+            .map(|s| s.1)
+            .collect();
         let wrong = answered.iter().filter(|r| !**r).count();
         println!("{t:>9.1}  {:>8}  {wrong:>5}", answered.len());
     }
@@ -36,7 +40,11 @@ fn main() {
     }
     for (i, (sum, n, ok)) in bins.iter().enumerate() {
         if *n > 0 {
-            println!("bin {i}: n {n:>3}  mean p {:.2}  right {:.2}", sum / *n as f32, *ok as f32 / *n as f32);
+            println!(
+                "bin {i}: n {n:>3}  mean p {:.2}  right {:.2}",
+                sum / *n as f32,
+                *ok as f32 / *n as f32
+            );
         }
     }
 }

@@ -12,9 +12,15 @@ fn main() {
     let synonyms = setup::demo_synonyms();
     for text in std::env::args().skip(1) {
         let e = bot.explain(&Turn::new(setup::DEMO, text.clone()).with_synonyms(synonyms.clone()));
-        println!("{text}\n  {}", serde_json::to_string(&e.decision).expect("json"));
+        println!(
+            "{text}\n  {}",
+            serde_json::to_string(&e.decision).expect("json")
+        );
         for c in e.candidates.iter().take(3) {
-            println!("    {:<20} cos {:.3} overlap {:.2} lex {:?} p {:.3}", c.id, c.cosine, c.overlap, c.lexical_rank, c.confidence);
+            println!(
+                "    {:<20} cos {:.3} overlap {:.2} lex {:?} p {:.3}",
+                c.id, c.cosine, c.overlap, c.lexical_rank, c.confidence
+            );
         }
     }
 }

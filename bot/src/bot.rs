@@ -41,7 +41,9 @@ pub struct Bot {
 
 impl std::fmt::Debug for Bot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bot").field("llm", &self.llm.is_some()).finish_non_exhaustive()
+        f.debug_struct("Bot")
+            .field("llm", &self.llm.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +56,11 @@ impl Bot {
     }
 
     /// A bot with a given default intent head (e.g. loaded with `IntentHead::from_bytes`).
-    pub fn with_default_head(index: Arc<KnowledgeIndex>, encoder: Arc<Encoder>, head: Arc<IntentHead>) -> Bot {
+    pub fn with_default_head(
+        index: Arc<KnowledgeIndex>,
+        encoder: Arc<Encoder>,
+        head: Arc<IntentHead>,
+    ) -> Bot {
         Bot {
             index,
             encoder,
@@ -86,17 +92,26 @@ impl Bot {
     /// Uses `head` for `tenant` (a tenant's own intents plus the built-in ones, trained with
     /// `switchboard_models::builtin::training_set`). Swapped atomically.
     pub fn set_intent_head(&self, tenant: &str, head: Arc<IntentHead>) {
-        self.heads.write().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_string(), head);
+        self.heads
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string(), head);
     }
 
     /// Back to the built-in head for `tenant`.
     pub fn remove_intent_head(&self, tenant: &str) {
-        self.heads.write().unwrap_or_else(|p| p.into_inner()).remove(tenant);
+        self.heads
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
     }
 
     fn head(&self, tenant: &str) -> Arc<IntentHead> {
         let heads = self.heads.read().unwrap_or_else(|p| p.into_inner());
-        heads.get(tenant).cloned().unwrap_or_else(|| self.default_head.clone())
+        heads
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| self.default_head.clone())
     }
 
     /// Adds or replaces FAQs on the dense side of `tenant` (embeds each question and alternate;
@@ -114,9 +129,16 @@ impl Bot {
         let mut built = Vec::with_capacity(enabled.len());
         for record in &enabled {
             let n = DenseFaq::texts(record).len();
-            built.push(Arc::new(DenseFaq::new(record, vectors.by_ref().take(n).collect())));
+            built.push(Arc::new(DenseFaq::new(
+                record,
+                vectors.by_ref().take(n).collect(),
+            )));
         }
-        let disabled: Vec<&str> = records.iter().filter(|r| !r.enabled).map(|r| r.id.as_str()).collect();
+        let disabled: Vec<&str> = records
+            .iter()
+            .filter(|r| !r.enabled)
+            .map(|r| r.id.as_str())
+            .collect();
         self.update_dense(tenant, |map| {
             for id in &disabled {
                 map.remove(*id);
@@ -145,13 +167,20 @@ impl Bot {
 
     /// Forgets a tenant's dense side and intent head.
     pub fn remove_tenant(&self, tenant: &str) {
-        self.dense.write().unwrap_or_else(|p| p.into_inner()).remove(tenant);
+        self.dense
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
         self.remove_intent_head(tenant);
     }
 
     /// Number of FAQs on the dense side of `tenant`.
     pub fn dense_len(&self, tenant: &str) -> usize {
-        self.dense.read().unwrap_or_else(|p| p.into_inner()).get(tenant).map_or(0, |m| m.len())
+        self.dense
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .map_or(0, |m| m.len())
     }
 
     fn update_dense(&self, tenant: &str, change: impl FnOnce(&mut TenantDense)) {
@@ -163,7 +192,12 @@ impl Bot {
     }
 
     fn tenant_dense(&self, tenant: &str) -> Arc<TenantDense> {
-        self.dense.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned().unwrap_or_default()
+        self.dense
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The decision for one turn, without the LLM step. Synchronous and CPU-bound (one
@@ -189,14 +223,35 @@ impl Bot {
         let settings = &*turn.settings;
         let text = truncate_chars(turn.text.trim(), settings.max_text_chars);
         let lang = rules::language(text);
-        let no_intent = IntentScore { label: String::new(), score: 0.0 };
-        let plain = |decision: Decision| Explanation { decision, candidates: Vec::new(), features: None };
+        let no_intent = IntentScore {
+            label: String::new(),
+            score: 0.0,
+        };
+        let plain = |decision: Decision| Explanation {
+            decision,
+            candidates: Vec::new(),
+            features: None,
+        };
 
         if turn.sensitive_flagged {
-            return plain(handoff(lang, "sensitive_word", &settings.sensitive_skill, no_intent, 0.0, Reply::Handoff));
+            return plain(handoff(
+                lang,
+                "sensitive_word",
+                &settings.sensitive_skill,
+                no_intent,
+                0.0,
+                Reply::Handoff,
+            ));
         }
         if rules::explicit_handoff(text) {
-            return plain(handoff(lang, "explicit_request", &settings.default_skill, no_intent, 0.0, Reply::Handoff));
+            return plain(handoff(
+                lang,
+                "explicit_request",
+                &settings.default_skill,
+                no_intent,
+                0.0,
+                Reply::Handoff,
+            ));
         }
         if rules::angry(text) {
             return plain(handoff(
@@ -209,7 +264,16 @@ impl Bot {
             ));
         }
         if !rules::has_content(text) {
-            let decision = unsure(turn, lang, DecisionKind::OutOfScope, "no_text", no_intent, 0.0, Vec::new(), None);
+            let decision = unsure(
+                turn,
+                lang,
+                DecisionKind::OutOfScope,
+                "no_text",
+                no_intent,
+                0.0,
+                Vec::new(),
+                None,
+            );
             return plain(decision);
         }
 
@@ -230,10 +294,16 @@ impl Bot {
             },
         };
         let intent = match self.head(&turn.tenant).classify(query_vector) {
-            Ok(p) => IntentScore { label: p.label, score: p.score },
+            Ok(p) => IntentScore {
+                label: p.label,
+                score: p.score,
+            },
             Err(error) => {
                 tracing::warn!(tenant = %turn.tenant, %error, "intent head failed");
-                IntentScore { label: String::new(), score: 0.0 }
+                IntentScore {
+                    label: String::new(),
+                    score: 0.0,
+                }
             }
         };
         let candidates = match self.retrieve(turn, text, query_vector) {
@@ -245,14 +315,31 @@ impl Bot {
         };
         let features = (!candidates.is_empty()).then(|| features_of(&candidates, 0));
         let confidence = candidates.first().map_or(0.0, |c| c.confidence);
-        let explained = |decision: Decision| Explanation { decision, candidates: candidates.clone(), features };
+        let explained = |decision: Decision| Explanation {
+            decision,
+            candidates: candidates.clone(),
+            features,
+        };
         let confident = confidence >= settings.answer_threshold;
 
-        let score_of = |label: &str| if intent.label == label { intent.score } else { 0.0 };
+        let score_of = |label: &str| {
+            if intent.label == label {
+                intent.score
+            } else {
+                0.0
+            }
+        };
         if !confident {
             if score_of(builtin::HANDOFF_REQUEST) >= settings.handoff_intent_threshold {
                 let skill = skill_hint(&candidates, settings);
-                return explained(handoff(lang, "handoff_intent", &skill, intent, confidence, Reply::Handoff));
+                return explained(handoff(
+                    lang,
+                    "handoff_intent",
+                    &skill,
+                    intent,
+                    confidence,
+                    Reply::Handoff,
+                ));
             }
             if score_of(builtin::COMPLAINT) >= settings.complaint_intent_threshold {
                 return explained(handoff(
@@ -264,9 +351,11 @@ impl Bot {
                     Reply::ComplaintHandoff,
                 ));
             }
-            for (label, reply) in
-                [(builtin::GREETING, Reply::Greeting), (builtin::THANKS, Reply::Thanks), (builtin::GOODBYE, Reply::Goodbye)]
-            {
+            for (label, reply) in [
+                (builtin::GREETING, Reply::Greeting),
+                (builtin::THANKS, Reply::Thanks),
+                (builtin::GOODBYE, Reply::Goodbye),
+            ] {
                 if score_of(label) >= settings.social_intent_threshold {
                     return explained(Decision {
                         kind: DecisionKind::Answer,
@@ -287,7 +376,11 @@ impl Bot {
             let evidence = candidates
                 .iter()
                 .take(5)
-                .map(|c| Evidence { id: c.id.clone(), question: c.question.clone(), answer: c.answer.clone() })
+                .map(|c| Evidence {
+                    id: c.id.clone(),
+                    question: c.question.clone(),
+                    answer: c.answer.clone(),
+                })
                 .collect();
             return explained(Decision {
                 kind: DecisionKind::Answer,
@@ -309,9 +402,27 @@ impl Bot {
             .collect();
         let skill = skill_hint(&candidates, settings);
         let decision = if confidence >= settings.clarify_threshold && !suggestions.is_empty() {
-            unsure(turn, lang, DecisionKind::Clarify, "low_confidence", intent, confidence, suggestions, Some(skill))
+            unsure(
+                turn,
+                lang,
+                DecisionKind::Clarify,
+                "low_confidence",
+                intent,
+                confidence,
+                suggestions,
+                Some(skill),
+            )
         } else {
-            unsure(turn, lang, DecisionKind::OutOfScope, "no_match", intent, confidence, Vec::new(), Some(skill))
+            unsure(
+                turn,
+                lang,
+                DecisionKind::OutOfScope,
+                "no_match",
+                intent,
+                confidence,
+                Vec::new(),
+                Some(skill),
+            )
         };
         explained(decision)
     }
@@ -342,12 +453,21 @@ impl Bot {
     }
 
     /// Lexical ∪ dense candidates, fused, each with its calibrated confidence (at most 10).
-    fn retrieve(&self, turn: &Turn, text: &str, query_vector: &[f32]) -> Result<Vec<ScoredCandidate>, BotError> {
-        let lexical = self.index.search(&turn.tenant, text, LEXICAL_K, &turn.synonyms)?;
+    fn retrieve(
+        &self,
+        turn: &Turn,
+        text: &str,
+        query_vector: &[f32],
+    ) -> Result<Vec<ScoredCandidate>, BotError> {
+        let lexical = self
+            .index
+            .search(&turn.tenant, text, LEXICAL_K, &turn.synonyms)?;
         let dense = self.tenant_dense(&turn.tenant);
         // Lexical hits the dense side lacks (index_faqs not called for them): embed them now.
-        let lacking: Vec<&switchboard_knowledge::Candidate> =
-            lexical.iter().filter(|c| !dense.contains_key(&c.id)).collect();
+        let lacking: Vec<&switchboard_knowledge::Candidate> = lexical
+            .iter()
+            .filter(|c| !dense.contains_key(&c.id))
+            .collect();
         let mut missing = HashMap::new();
         if !lacking.is_empty() {
             let records: Vec<FaqRecord> = lacking
@@ -363,7 +483,10 @@ impl Bot {
             let mut vectors = vectors.into_iter();
             for record in &records {
                 let n = DenseFaq::texts(record).len();
-                missing.insert(record.id.clone(), Arc::new(DenseFaq::new(record, vectors.by_ref().take(n).collect())));
+                missing.insert(
+                    record.id.clone(),
+                    Arc::new(DenseFaq::new(record, vectors.by_ref().take(n).collect())),
+                );
             }
         }
         let mut list = fuse(query_vector, text, &lexical, &dense, &missing);
@@ -393,7 +516,14 @@ fn skill_hint(candidates: &[ScoredCandidate], settings: &crate::BotSettings) -> 
         .unwrap_or_else(|| settings.default_skill.clone())
 }
 
-fn handoff(lang: Lang, reason: &str, skill: &str, intent: IntentScore, confidence: f32, reply: Reply) -> Decision {
+fn handoff(
+    lang: Lang,
+    reason: &str,
+    skill: &str,
+    intent: IntentScore,
+    confidence: f32,
+    reply: Reply,
+) -> Decision {
     Decision {
         kind: DecisionKind::Handoff,
         faq_id: None,
@@ -408,8 +538,18 @@ fn handoff(lang: Lang, reason: &str, skill: &str, intent: IntentScore, confidenc
 }
 
 fn bot_error(lang: Lang, settings: &crate::BotSettings) -> Decision {
-    let intent = IntentScore { label: String::new(), score: 0.0 };
-    handoff(lang, "bot_error", &settings.default_skill, intent, 0.0, Reply::Handoff)
+    let intent = IntentScore {
+        label: String::new(),
+        score: 0.0,
+    };
+    handoff(
+        lang,
+        "bot_error",
+        &settings.default_skill,
+        intent,
+        0.0,
+        Reply::Handoff,
+    )
 }
 
 /// A clarify or out-of-scope decision, or a handoff when the customer has now been unsure
@@ -426,9 +566,18 @@ fn unsure(
     skill: Option<String>,
 ) -> Decision {
     let settings = &turn.settings;
-    if settings.unsure_handoff_after > 0 && turn.unsure_streak.saturating_add(1) >= settings.unsure_handoff_after {
+    if settings.unsure_handoff_after > 0
+        && turn.unsure_streak.saturating_add(1) >= settings.unsure_handoff_after
+    {
         let skill = skill.unwrap_or_else(|| settings.default_skill.clone());
-        return handoff(lang, "unsure_twice", &skill, intent, confidence, Reply::Handoff);
+        return handoff(
+            lang,
+            "unsure_twice",
+            &skill,
+            intent,
+            confidence,
+            Reply::Handoff,
+        );
     }
     let reply = match (kind, reason) {
         (DecisionKind::Clarify, _) => Reply::Clarify,

@@ -42,7 +42,13 @@ impl Default for Calibration {
     /// Fitted by `cargo run --release -p switchboard-bot --example calibrate` on
     /// `bot/eval/calibration.jsonl` (written for this purpose; no test line is in it).
     fn default() -> Self {
-        Calibration { bias: -35.9066, cosine: 37.1544, margin: 69.1177, overlap: 2.4637, lexical_top: 0.1650 }
+        Calibration {
+            bias: -35.9066,
+            cosine: 37.1544,
+            margin: 69.1177,
+            overlap: 2.4637,
+            lexical_top: 0.1650,
+        }
     }
 }
 
@@ -50,7 +56,12 @@ impl Calibration {
     /// The probability that the candidate with these features is the right answer.
     pub fn confidence(&self, features: &Features) -> f32 {
         let weights = [self.cosine, self.margin, self.overlap, self.lexical_top];
-        let z = self.bias + weights.iter().zip(features.vector()).map(|(w, x)| w * x).sum::<f32>();
+        let z = self.bias
+            + weights
+                .iter()
+                .zip(features.vector())
+                .map(|(w, x)| w * x)
+                .sum::<f32>();
         sigmoid(z)
     }
 
@@ -79,9 +90,14 @@ impl Calibration {
         for s in &mut scale {
             *s = s.sqrt().max(1e-4);
         }
-        let zs: Vec<[f32; 4]> =
-            xs.iter().map(|x| std::array::from_fn(|j| (x[j] - mean[j]) / scale[j])).collect();
-        let ys: Vec<f32> = samples.iter().map(|s| if s.1 { 1.0 } else { 0.0 }).collect();
+        let zs: Vec<[f32; 4]> = xs
+            .iter()
+            .map(|x| std::array::from_fn(|j| (x[j] - mean[j]) / scale[j]))
+            .collect();
+        let ys: Vec<f32> = samples
+            .iter()
+            .map(|s| if s.1 { 1.0 } else { 0.0 })
+            .collect();
         let (mut w, mut b) = ([0.0_f32; 4], 0.0_f32);
         let lambda = 0.01;
         for _ in 0..5_000 {
@@ -102,7 +118,13 @@ impl Calibration {
         }
         let raw: [f32; 4] = std::array::from_fn(|j| w[j] / scale[j]);
         let bias = b - (0..4).map(|j| raw[j] * mean[j]).sum::<f32>();
-        Some(Calibration { bias, cosine: raw[0], margin: raw[1], overlap: raw[2], lexical_top: raw[3] })
+        Some(Calibration {
+            bias,
+            cosine: raw[0],
+            margin: raw[1],
+            overlap: raw[2],
+            lexical_top: raw[3],
+        })
     }
 }
 
@@ -123,11 +145,29 @@ mod tests {
         for i in 0..40 {
             let c = 0.80 + i as f32 * 0.004;
             let right = i >= 20;
-            samples.push((Features { cosine: c, margin: if right { 0.05 } else { 0.01 }, overlap: 0.5, lexical_top: 1.0 }, right));
+            samples.push((
+                Features {
+                    cosine: c,
+                    margin: if right { 0.05 } else { 0.01 },
+                    overlap: 0.5,
+                    lexical_top: 1.0,
+                },
+                right,
+            ));
         }
         let cal = Calibration::fit(&samples).expect("both classes");
-        let low = cal.confidence(&Features { cosine: 0.80, margin: 0.0, overlap: 0.5, lexical_top: 1.0 });
-        let high = cal.confidence(&Features { cosine: 0.95, margin: 0.06, overlap: 0.5, lexical_top: 1.0 });
+        let low = cal.confidence(&Features {
+            cosine: 0.80,
+            margin: 0.0,
+            overlap: 0.5,
+            lexical_top: 1.0,
+        });
+        let high = cal.confidence(&Features {
+            cosine: 0.95,
+            margin: 0.06,
+            overlap: 0.5,
+            lexical_top: 1.0,
+        });
         assert!(low < 0.2 && high > 0.8, "low {low} high {high}");
         assert!(Calibration::fit(&samples[..10]).is_none());
     }
@@ -135,7 +175,13 @@ mod tests {
     #[test]
     fn confidence_is_a_probability_even_for_garbage() {
         let cal = Calibration::default();
-        for f in [Features::default(), Features { cosine: f32::NAN, ..Features::default() }] {
+        for f in [
+            Features::default(),
+            Features {
+                cosine: f32::NAN,
+                ..Features::default()
+            },
+        ] {
             let p = cal.confidence(&f);
             assert!((0.0..=1.0).contains(&p));
         }

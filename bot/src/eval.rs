@@ -43,11 +43,18 @@ pub fn parse_eval_lines(text: &str) -> Result<Vec<EvalLine>, Vec<EvalLineError>>
             continue;
         }
         match serde_json::from_str::<EvalLine>(line) {
-            Ok(l) if l.expect.trim().is_empty() => {
-                errors.push(EvalLineError { line: i + 1, message: "expect is empty".into() })
-            }
-            Ok(l) => out.push(EvalLine { q: l.q, expect: l.expect.trim().to_string() }),
-            Err(e) => errors.push(EvalLineError { line: i + 1, message: e.to_string() }),
+            Ok(l) if l.expect.trim().is_empty() => errors.push(EvalLineError {
+                line: i + 1,
+                message: "expect is empty".into(),
+            }),
+            Ok(l) => out.push(EvalLine {
+                q: l.q,
+                expect: l.expect.trim().to_string(),
+            }),
+            Err(e) => errors.push(EvalLineError {
+                line: i + 1,
+                message: e.to_string(),
+            }),
         }
     }
     if errors.is_empty() {
@@ -112,7 +119,13 @@ pub struct EvalReport {
 
 /// Evaluates `lines` on `tenant` with default settings and no synonyms.
 pub fn evaluate(bot: &Bot, tenant: &str, lines: &[EvalLine]) -> EvalReport {
-    evaluate_with(bot, tenant, lines, Arc::new(BotSettings::default()), Arc::new(Synonyms::none()))
+    evaluate_with(
+        bot,
+        tenant,
+        lines,
+        Arc::new(BotSettings::default()),
+        Arc::new(Synonyms::none()),
+    )
 }
 
 /// Evaluates `lines` on `tenant` with the tenant's settings and synonyms (what
@@ -127,9 +140,12 @@ pub fn evaluate_with(
     let mut per_class: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut confusions: BTreeMap<(String, String), (usize, Vec<String>)> = BTreeMap::new();
     let (mut correct, mut answered, mut answered_correct, mut wrong_answers) = (0, 0, 0, 0);
-    let (mut faq_lines, mut faq_abstained, mut clarified_with_expected, mut top_right) = (0, 0, 0, 0);
+    let (mut faq_lines, mut faq_abstained, mut clarified_with_expected, mut top_right) =
+        (0, 0, 0, 0);
     for line in lines {
-        let turn = Turn::new(tenant, line.q.clone()).with_settings(settings.clone()).with_synonyms(synonyms.clone());
+        let turn = Turn::new(tenant, line.q.clone())
+            .with_settings(settings.clone())
+            .with_synonyms(synonyms.clone());
         let explained = bot.explain(&turn);
         let decision = &explained.decision;
         let predicted = match (decision.kind, &decision.faq_id) {
@@ -146,7 +162,9 @@ pub fn evaluate_with(
             entry.1 += 1;
             correct += 1;
         } else {
-            let c = confusions.entry((line.expect.clone(), predicted.clone())).or_default();
+            let c = confusions
+                .entry((line.expect.clone(), predicted.clone()))
+                .or_default();
             c.0 += 1;
             if c.1.len() < 3 {
                 c.1.push(line.q.clone());
@@ -165,11 +183,18 @@ pub fn evaluate_with(
             if decision.faq_id.is_none() {
                 faq_abstained += 1;
             }
-            if explained.candidates.first().is_some_and(|c| c.id == line.expect) {
+            if explained
+                .candidates
+                .first()
+                .is_some_and(|c| c.id == line.expect)
+            {
                 top_right += 1;
             }
             if decision.kind == DecisionKind::Clarify
-                && explained.candidates.iter().any(|c| c.id == line.expect && decision.suggestions.contains(&c.question))
+                && explained
+                    .candidates
+                    .iter()
+                    .any(|c| c.id == line.expect && decision.suggestions.contains(&c.question))
             {
                 clarified_with_expected += 1;
             }
@@ -189,9 +214,18 @@ pub fn evaluate_with(
         .collect();
     let mut confusions: Vec<Confusion> = confusions
         .into_iter()
-        .map(|((expected, predicted), (count, examples))| Confusion { expected, predicted, count, examples })
+        .map(|((expected, predicted), (count, examples))| Confusion {
+            expected,
+            predicted,
+            count,
+            examples,
+        })
         .collect();
-    confusions.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.expected.cmp(&b.expected)));
+    confusions.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.expected.cmp(&b.expected))
+    });
     confusions.truncate(15);
     EvalReport {
         total: lines.len(),
@@ -211,9 +245,23 @@ pub fn evaluate_with(
 
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "lines {}  accuracy {:.1}% ({}/{})", self.total, self.accuracy * 100.0, self.correct, self.total)?;
+        writeln!(
+            f,
+            "lines {}  accuracy {:.1}% ({}/{})",
+            self.total,
+            self.accuracy * 100.0,
+            self.correct,
+            self.total
+        )?;
         for c in &self.classes {
-            writeln!(f, "  {:<8} {:>5.1}%  ({}/{})", c.class, c.accuracy * 100.0, c.correct, c.total)?;
+            writeln!(
+                f,
+                "  {:<8} {:>5.1}%  ({}/{})",
+                c.class,
+                c.accuracy * 100.0,
+                c.correct,
+                c.total
+            )?;
         }
         writeln!(
             f,
@@ -233,7 +281,11 @@ impl fmt::Display for EvalReport {
         if !self.confusions.is_empty() {
             writeln!(f, "worst confusions (expected -> predicted):")?;
             for c in &self.confusions {
-                writeln!(f, "  {:>3} x {} -> {}   e.g. {:?}", c.count, c.expected, c.predicted, c.examples)?;
+                writeln!(
+                    f,
+                    "  {:>3} x {} -> {}   e.g. {:?}",
+                    c.count, c.expected, c.predicted, c.examples
+                )?;
             }
         }
         Ok(())
@@ -242,11 +294,18 @@ impl fmt::Display for EvalReport {
 
 /// Calibration samples from labelled lines: for every line expecting an FAQ or `none`, the
 /// features of the top candidate and whether it is the expected FAQ. Handoff lines are skipped.
-pub fn calibration_samples(bot: &Bot, tenant: &str, lines: &[EvalLine], synonyms: Arc<Synonyms>) -> Vec<(Features, bool)> {
+pub fn calibration_samples(
+    bot: &Bot,
+    tenant: &str,
+    lines: &[EvalLine],
+    synonyms: Arc<Synonyms>,
+) -> Vec<(Features, bool)> {
     let settings = Arc::new(BotSettings::default());
     let mut out = Vec::new();
     for line in lines.iter().filter(|l| l.expect != EXPECT_HANDOFF) {
-        let turn = Turn::new(tenant, line.q.clone()).with_settings(settings.clone()).with_synonyms(synonyms.clone());
+        let turn = Turn::new(tenant, line.q.clone())
+            .with_settings(settings.clone())
+            .with_synonyms(synonyms.clone());
         let explained = bot.explain(&turn);
         if let (Some(features), Some(top)) = (explained.features, explained.candidates.first()) {
             out.push((features, top.id == line.expect));
@@ -257,7 +316,12 @@ pub fn calibration_samples(bot: &Bot, tenant: &str, lines: &[EvalLine], synonyms
 
 /// Fits a tenant's calibration on its own labelled lines (store the result in
 /// [`BotSettings::calibration`]). `None` when the lines lack right or wrong top candidates.
-pub fn fit_calibration(bot: &Bot, tenant: &str, lines: &[EvalLine], synonyms: Arc<Synonyms>) -> Option<Calibration> {
+pub fn fit_calibration(
+    bot: &Bot,
+    tenant: &str,
+    lines: &[EvalLine],
+    synonyms: Arc<Synonyms>,
+) -> Option<Calibration> {
     Calibration::fit(&calibration_samples(bot, tenant, lines, synonyms))
 }
 
@@ -267,11 +331,18 @@ mod tests {
 
     #[test]
     fn parses_lines_and_reports_errors() {
-        let ok = parse_eval_lines("{\"q\":\"a\",\"expect\":\"x\"}\n\n# c\n{\"q\":\"b\",\"expect\":\" none \"}\n").expect("ok");
+        let ok = parse_eval_lines(
+            "{\"q\":\"a\",\"expect\":\"x\"}\n\n# c\n{\"q\":\"b\",\"expect\":\" none \"}\n",
+        )
+        .expect("ok");
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].expect, "none");
-        let bad = parse_eval_lines("{\"q\":\"a\"}\nnot json\n{\"q\":\"a\",\"expect\":\"\"}").expect_err("bad");
-        assert_eq!(bad.iter().map(|e| e.line).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let bad = parse_eval_lines("{\"q\":\"a\"}\nnot json\n{\"q\":\"a\",\"expect\":\"\"}")
+            .expect_err("bad");
+        assert_eq!(
+            bad.iter().map(|e| e.line).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(class_of("handoff"), "handoff");
         assert_eq!(class_of("zh-ship-fee"), "faq");
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
-    ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs,
+    ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs,
+    CreateChatCompletionRequestArgs,
 };
 use async_openai::Client;
 
@@ -48,15 +49,29 @@ impl LlmClient {
         if !settings.api_key.is_empty() {
             config = config.with_api_key(settings.api_key.clone());
         }
-        LlmClient { client: Client::with_config(config), settings }
+        LlmClient {
+            client: Client::with_config(config),
+            settings,
+        }
     }
 
     /// Rewrites a confident answer from its evidence, or explains why it did not.
-    pub async fn ground(&self, question: &str, decision: &Decision) -> Result<Decision, LlmFallback> {
-        let hits: Vec<&Evidence> = decision.evidence.iter().take(self.settings.max_hits.max(1)).collect();
+    pub async fn ground(
+        &self,
+        question: &str,
+        decision: &Decision,
+    ) -> Result<Decision, LlmFallback> {
+        let hits: Vec<&Evidence> = decision
+            .evidence
+            .iter()
+            .take(self.settings.max_hits.max(1))
+            .collect();
         let mut entries = String::new();
         for hit in &hits {
-            entries.push_str(&format!("[{}]\nQ: {}\nA: {}\n\n", hit.id, hit.question, hit.answer));
+            entries.push_str(&format!(
+                "[{}]\nQ: {}\nA: {}\n\n",
+                hit.id, hit.question, hit.answer
+            ));
         }
         let user = format!("Knowledge entries:\n\n{entries}Customer question: {question}");
         let request = CreateChatCompletionRequestArgs::default()
@@ -99,7 +114,10 @@ impl LlmClient {
 
 /// Splits a reply into its text (citations removed) and the first cited id. Every bracketed
 /// token that looks like an id must be one of `given`.
-pub(crate) fn parse_citations(content: &str, given: &[&str]) -> Result<(String, String), LlmFallback> {
+pub(crate) fn parse_citations(
+    content: &str,
+    given: &[&str],
+) -> Result<(String, String), LlmFallback> {
     if content.is_empty() || content.contains(NO_ANSWER) {
         return Err(LlmFallback::NoAnswer);
     }
@@ -107,11 +125,20 @@ pub(crate) fn parse_citations(content: &str, given: &[&str]) -> Result<(String, 
     let mut cited: Vec<String> = Vec::new();
     let mut rest = content;
     while let Some(open) = rest.find('[') {
-        let Some(close) = rest[open..].find(']').map(|c| open + c) else { break };
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
         let inner = &rest[open + 1..close];
-        let ids: Vec<&str> = inner.split([',', ' ', '，']).map(str::trim).filter(|s| !s.is_empty()).collect();
+        let ids: Vec<&str> = inner
+            .split([',', ' ', '，'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let looks_like_ids = !ids.is_empty()
-            && ids.iter().all(|id| id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')));
+            && ids.iter().all(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+            });
         text.push_str(&rest[..open]);
         if looks_like_ids {
             for id in ids {
@@ -137,9 +164,18 @@ pub(crate) fn parse_citations(content: &str, given: &[&str]) -> Result<(String, 
 
 /// Runs the LLM step on `decision` when it applies (a confident FAQ answer, an LLM configured,
 /// the tenant allowing it); otherwise returns it unchanged.
-pub(crate) async fn maybe_ground(llm: Option<&LlmClient>, enabled: bool, question: &str, decision: Decision) -> Decision {
+pub(crate) async fn maybe_ground(
+    llm: Option<&LlmClient>,
+    enabled: bool,
+    question: &str,
+    decision: Decision,
+) -> Decision {
     let Some(llm) = llm else { return decision };
-    if !enabled || decision.kind != DecisionKind::Answer || decision.faq_id.is_none() || decision.evidence.is_empty() {
+    if !enabled
+        || decision.kind != DecisionKind::Answer
+        || decision.faq_id.is_none()
+        || decision.evidence.is_empty()
+    {
         return decision;
     }
     match llm.ground(question, &decision).await {
@@ -159,13 +195,32 @@ mod tests {
     fn citations_are_checked() {
         let given = ["zh-ship-fee", "zh-ship-time"];
         let (text, id) = parse_citations("满99元包邮。[zh-ship-fee]", &given).expect("valid");
-        assert_eq!((text.as_str(), id.as_str()), ("满99元包邮。", "zh-ship-fee"));
-        let (_, id) = parse_citations("Free over 99 [zh-ship-time, zh-ship-fee].", &given).expect("valid");
+        assert_eq!(
+            (text.as_str(), id.as_str()),
+            ("满99元包邮。", "zh-ship-fee")
+        );
+        let (_, id) =
+            parse_citations("Free over 99 [zh-ship-time, zh-ship-fee].", &given).expect("valid");
         assert_eq!(id, "zh-ship-time");
-        assert!(matches!(parse_citations("Free shipping.", &given), Err(LlmFallback::NoCitation)));
-        assert!(matches!(parse_citations("Free [other-id]", &given), Err(LlmFallback::UnknownCitation(_))));
-        assert!(matches!(parse_citations("NO_ANSWER", &given), Err(LlmFallback::NoAnswer)));
-        assert!(matches!(parse_citations("", &given), Err(LlmFallback::NoAnswer)));
-        assert!(matches!(parse_citations("[zh-ship-fee]", &given), Err(LlmFallback::NoAnswer)));
+        assert!(matches!(
+            parse_citations("Free shipping.", &given),
+            Err(LlmFallback::NoCitation)
+        ));
+        assert!(matches!(
+            parse_citations("Free [other-id]", &given),
+            Err(LlmFallback::UnknownCitation(_))
+        ));
+        assert!(matches!(
+            parse_citations("NO_ANSWER", &given),
+            Err(LlmFallback::NoAnswer)
+        ));
+        assert!(matches!(
+            parse_citations("", &given),
+            Err(LlmFallback::NoAnswer)
+        ));
+        assert!(matches!(
+            parse_citations("[zh-ship-fee]", &given),
+            Err(LlmFallback::NoAnswer)
+        ));
     }
 }

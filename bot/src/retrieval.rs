@@ -44,12 +44,18 @@ impl DenseFaq {
             answer: record.answer.clone(),
             tags: record.tags.clone(),
             vectors,
-            tokens: DenseFaq::texts(record).iter().flat_map(|t| analyze(t)).collect(),
+            tokens: DenseFaq::texts(record)
+                .iter()
+                .flat_map(|t| analyze(t))
+                .collect(),
         }
     }
 
     fn best_cosine(&self, query: &[f32]) -> f32 {
-        self.vectors.iter().map(|v| cosine(query, v)).fold(f32::MIN, f32::max)
+        self.vectors
+            .iter()
+            .map(|v| cosine(query, v))
+            .fold(f32::MIN, f32::max)
     }
 }
 
@@ -94,7 +100,11 @@ pub(crate) fn fuse(
         let overlap = if query_tokens.is_empty() {
             0.0
         } else {
-            query_tokens.iter().filter(|t| faq.tokens.contains(*t)).count() as f32 / query_tokens.len() as f32
+            query_tokens
+                .iter()
+                .filter(|t| faq.tokens.contains(*t))
+                .count() as f32
+                / query_tokens.len() as f32
         };
         let cosine = faq.best_cosine(query_vector);
         ScoredCandidate {
@@ -111,16 +121,22 @@ pub(crate) fn fuse(
         }
     };
     // Dense side: the DENSE_K nearest FAQs.
-    let mut dense_scored: Vec<(f32, &Arc<DenseFaq>)> =
-        dense.values().map(|faq| (faq.best_cosine(query_vector), faq)).collect();
+    let mut dense_scored: Vec<(f32, &Arc<DenseFaq>)> = dense
+        .values()
+        .map(|faq| (faq.best_cosine(query_vector), faq))
+        .collect();
     dense_scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (_, faq) in dense_scored.iter().take(DENSE_K) {
         by_id.insert(faq.id.as_str(), score(faq.as_ref()));
     }
     // Lexical side: every hit, scored with its dense entry (or one embedded on the fly).
     for (rank, hit) in lexical.iter().enumerate() {
-        let Some(faq) = dense.get(&hit.id).or_else(|| missing.get(&hit.id)) else { continue };
-        let entry = by_id.entry(faq.id.as_str()).or_insert_with(|| score(faq.as_ref()));
+        let Some(faq) = dense.get(&hit.id).or_else(|| missing.get(&hit.id)) else {
+            continue;
+        };
+        let entry = by_id
+            .entry(faq.id.as_str())
+            .or_insert_with(|| score(faq.as_ref()));
         entry.lexical_score = Some(hit.score);
         entry.lexical_rank = Some(rank);
     }
@@ -133,9 +149,17 @@ pub(crate) fn fuse(
 /// any other candidate.
 pub(crate) fn features_of(list: &[ScoredCandidate], i: usize) -> Features {
     let c = &list[i];
-    let best_other =
-        list.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, o)| o.cosine).fold(f32::MIN, f32::max);
-    let margin = if best_other == f32::MIN { 0.1 } else { (c.cosine - best_other).clamp(-0.2, 0.2) };
+    let best_other = list
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, o)| o.cosine)
+        .fold(f32::MIN, f32::max);
+    let margin = if best_other == f32::MIN {
+        0.1
+    } else {
+        (c.cosine - best_other).clamp(-0.2, 0.2)
+    };
     Features {
         cosine: c.cosine,
         margin,

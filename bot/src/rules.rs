@@ -3,23 +3,69 @@
 
 /// Chinese phrases that ask for a person. Matched as substrings.
 const HANDOFF_PHRASES_ZH: &[&str] = &[
-    "转人工", "人工客服", "人工服务", "找人工", "要人工", "接人工", "换人工", "真人", "人工坐席", "客服人员",
-    "转接客服", "活人",
+    "转人工",
+    "人工客服",
+    "人工服务",
+    "找人工",
+    "要人工",
+    "接人工",
+    "换人工",
+    "真人",
+    "人工坐席",
+    "客服人员",
+    "转接客服",
+    "活人",
 ];
 
 /// English phrases that ask for a person. Matched on word boundaries, lowercase.
 const HANDOFF_PHRASES_EN: &[&str] = &[
-    "real person", "human", "humans", "agent", "live agent", "representative", "operator", "speak to someone",
-    "talk to someone", "speak to a person", "talk to a person", "a person", "live chat", "customer service rep",
+    "real person",
+    "human",
+    "humans",
+    "agent",
+    "live agent",
+    "representative",
+    "operator",
+    "speak to someone",
+    "talk to someone",
+    "speak to a person",
+    "talk to a person",
+    "a person",
+    "live chat",
+    "customer service rep",
 ];
 
 /// Words that signal anger or a complaint: a person handles these even when an FAQ matches.
 const ANGER_ZH: &[&str] = &[
-    "投诉", "差评", "骗子", "垃圾", "太差", "气死", "恶心", "什么破", "坑人", "欺诈", "无语了", "举报", "太过分",
+    "投诉",
+    "差评",
+    "骗子",
+    "垃圾",
+    "太差",
+    "气死",
+    "恶心",
+    "什么破",
+    "坑人",
+    "欺诈",
+    "无语了",
+    "举报",
+    "太过分",
 ];
 const ANGER_EN: &[&str] = &[
-    "complaint", "complain", "scam", "terrible", "worst", "unacceptable", "ridiculous", "furious", "angry",
-    "disgusting", "rip off", "ripoff", "fraud", "useless",
+    "complaint",
+    "complain",
+    "scam",
+    "terrible",
+    "worst",
+    "unacceptable",
+    "ridiculous",
+    "furious",
+    "angry",
+    "disgusting",
+    "rip off",
+    "ripoff",
+    "fraud",
+    "useless",
 ];
 
 /// True when the text asks for a person in plain words.
@@ -114,10 +160,23 @@ mod tests {
 
     #[test]
     fn explicit_phrases_in_both_languages() {
-        for t in ["转人工", "帮我接人工客服吧", "有真人吗", "I want a real person", "Agent!", "can I talk to a human?"] {
+        for t in [
+            "转人工",
+            "帮我接人工客服吧",
+            "有真人吗",
+            "I want a real person",
+            "Agent!",
+            "can I talk to a human?",
+        ] {
             assert!(explicit_handoff(t), "{t}");
         }
-        for t in ["运费怎么算", "How much is shipping?", "management", "humanity", "reagent"] {
+        for t in [
+            "运费怎么算",
+            "How much is shipping?",
+            "management",
+            "humanity",
+            "reagent",
+        ] {
             assert!(!explicit_handoff(t), "{t}");
         }
     }

@@ -22,8 +22,16 @@ fn is_zh(text: &str) -> bool {
 #[track_caller]
 fn assert_answer(text: &str, faq: &str) {
     let d = decide(text);
-    assert_eq!((d.kind, d.faq_id.as_deref()), (DecisionKind::Answer, Some(faq)), "{text}: {d:?}");
-    let record = fixture().records.iter().find(|r| r.id == faq).expect("record");
+    assert_eq!(
+        (d.kind, d.faq_id.as_deref()),
+        (DecisionKind::Answer, Some(faq)),
+        "{text}: {d:?}"
+    );
+    let record = fixture()
+        .records
+        .iter()
+        .find(|r| r.id == faq)
+        .expect("record");
     assert_eq!(d.answer, record.answer);
     assert_eq!(d.reason, "faq_match");
     assert!(d.confidence >= BotSettings::default().answer_threshold);
@@ -47,12 +55,24 @@ fn answers_in_english() {
 fn assert_clarify(text: &str) {
     let d = decide(text);
     assert_eq!(d.kind, DecisionKind::Clarify, "{text}: {d:?}");
-    assert!(!d.suggestions.is_empty() && d.suggestions.len() <= 3, "{d:?}");
+    assert!(
+        !d.suggestions.is_empty() && d.suggestions.len() <= 3,
+        "{d:?}"
+    );
     assert!(d.faq_id.is_none());
     assert_eq!(d.reason, "low_confidence");
     assert_eq!(is_zh(&d.answer), is_zh(text), "reply language: {d:?}");
-    let questions: Vec<&str> = fixture().records.iter().map(|r| r.question.as_str()).collect();
-    assert!(d.suggestions.iter().all(|s| questions.contains(&s.as_str())), "suggestions are faq questions");
+    let questions: Vec<&str> = fixture()
+        .records
+        .iter()
+        .map(|r| r.question.as_str())
+        .collect();
+    assert!(
+        d.suggestions
+            .iter()
+            .all(|s| questions.contains(&s.as_str())),
+        "suggestions are faq questions"
+    );
 }
 
 #[test]
@@ -80,7 +100,11 @@ fn explicit_requests_hand_off() {
     for text in ["转人工", "我要人工客服", "有没有真人啊"] {
         assert_handoff(&decide(text), "explicit_request", true);
     }
-    for text in ["I want to talk to a real person", "agent please", "Can I speak to a human?"] {
+    for text in [
+        "I want to talk to a real person",
+        "agent please",
+        "Can I speak to a human?",
+    ] {
         assert_handoff(&decide(text), "explicit_request", false);
     }
 }
@@ -98,29 +122,51 @@ fn complaints_hand_off() {
     let d = decide("我要投诉，你们的服务太差了");
     assert_handoff(&d, "complaint", true);
     assert_eq!(d.skill_hint.as_deref(), Some("complaints"));
-    assert_handoff(&decide("This is the worst service ever, I'm furious"), "complaint", false);
+    assert_handoff(
+        &decide("This is the worst service ever, I'm furious"),
+        "complaint",
+        false,
+    );
     // No angry keyword: the intent model.
     let d = decide("等了一个多月了还没有人处理，太让人失望了");
-    assert_eq!((d.kind, d.reason.as_str()), (DecisionKind::Handoff, "complaint"), "{d:?}");
+    assert_eq!(
+        (d.kind, d.reason.as_str()),
+        (DecisionKind::Handoff, "complaint"),
+        "{d:?}"
+    );
 }
 
 #[test]
 fn unsure_twice_hands_off() {
-    for (text, zh) in [("帮我预订一家酒店", true), ("Who painted the Mona Lisa?", false), ("关于配送的问题", true), ("my order", false)] {
+    for (text, zh) in [
+        ("帮我预订一家酒店", true),
+        ("Who painted the Mona Lisa?", false),
+        ("关于配送的问题", true),
+        ("my order", false),
+    ] {
         let first = fixture().bot.decide(&turn(text));
         assert!(first.is_unsure(), "{first:?}");
         let second = fixture().bot.decide(&turn(text).with_unsure_streak(1));
         assert_handoff(&second, "unsure_twice", zh);
     }
     // The rule can be turned off.
-    let settings = Arc::new(BotSettings { unsure_handoff_after: 0, ..BotSettings::default() });
-    let d = fixture().bot.decide(&turn("帮我预订一家酒店").with_unsure_streak(5).with_settings(settings));
+    let settings = Arc::new(BotSettings {
+        unsure_handoff_after: 0,
+        ..BotSettings::default()
+    });
+    let d = fixture().bot.decide(
+        &turn("帮我预订一家酒店")
+            .with_unsure_streak(5)
+            .with_settings(settings),
+    );
     assert_eq!(d.kind, DecisionKind::OutOfScope);
 }
 
 #[test]
 fn sensitive_flag_hands_off() {
-    let d = fixture().bot.decide(&turn("运费怎么算").with_sensitive_flag(true));
+    let d = fixture()
+        .bot
+        .decide(&turn("运费怎么算").with_sensitive_flag(true));
     assert_handoff(&d, "sensitive_word", true);
     assert_eq!(d.skill_hint.as_deref(), Some("review"));
 }
@@ -147,7 +193,11 @@ fn out_of_scope_in_both_languages() {
 #[track_caller]
 fn assert_social(text: &str, reason: &str) {
     let d = decide(text);
-    assert_eq!((d.kind, d.reason.as_str()), (DecisionKind::Answer, reason), "{text}: {d:?}");
+    assert_eq!(
+        (d.kind, d.reason.as_str()),
+        (DecisionKind::Answer, reason),
+        "{text}: {d:?}"
+    );
     assert!(d.faq_id.is_none());
     assert_eq!(is_zh(&d.answer), is_zh(text), "reply language: {d:?}");
 }
@@ -171,7 +221,16 @@ fn a_question_with_a_greeting_is_answered() {
 fn bad_input_gives_a_sane_decision() {
     let huge = "运费".repeat(100_000);
     let mixed = "a".repeat(300_000);
-    for text in ["", "   ", "？？？!!!", "。。。", "🙂🙂", "\u{0}\u{1}", huge.as_str(), mixed.as_str()] {
+    for text in [
+        "",
+        "   ",
+        "？？？!!!",
+        "。。。",
+        "🙂🙂",
+        "\u{0}\u{1}",
+        huge.as_str(),
+        mixed.as_str(),
+    ] {
         let d = decide(text);
         assert!(!d.answer.is_empty(), "{d:?}");
         assert!(d.confidence.is_finite());
@@ -184,16 +243,35 @@ fn bad_input_gives_a_sane_decision() {
 fn decision_serializes_as_the_dry_run_json() {
     let d = decide("运费怎么算");
     let json = serde_json::to_value(&d).expect("json");
-    let keys: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = json
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut keys = keys;
     keys.sort_unstable();
-    assert_eq!(keys, ["answer", "confidence", "decision", "faq_id", "intent", "reason", "suggestions"]);
+    assert_eq!(
+        keys,
+        [
+            "answer",
+            "confidence",
+            "decision",
+            "faq_id",
+            "intent",
+            "reason",
+            "suggestions"
+        ]
+    );
     assert_eq!(json["decision"], "answer");
     assert!(json["intent"]["label"].is_string() && json["intent"]["score"].is_number());
     let h = serde_json::to_value(decide("转人工")).expect("json");
     assert_eq!(h["decision"], "handoff");
     assert!(h["skill_hint"].is_string());
-    assert_eq!(serde_json::to_value(decide("帮我预订一家酒店")).expect("json")["decision"], "out_of_scope");
+    assert_eq!(
+        serde_json::to_value(decide("帮我预订一家酒店")).expect("json")["decision"],
+        "out_of_scope"
+    );
 }
 
 #[test]
@@ -207,7 +285,8 @@ fn an_embedding_from_elsewhere_gives_the_same_decision() {
 #[test]
 fn dense_side_follows_the_faqs() {
     let f = fixture();
-    let bot = switchboard_bot::Bot::with_default_head(f.index.clone(), f.encoder.clone(), f.head.clone());
+    let bot =
+        switchboard_bot::Bot::with_default_head(f.index.clone(), f.encoder.clone(), f.head.clone());
     let mut records = f.records[..3].to_vec();
     bot.index_faqs("other", &records).expect("index");
     assert_eq!(bot.dense_len("other"), 3);

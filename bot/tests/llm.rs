@@ -47,7 +47,10 @@ fn completion(content: &str) -> Value {
 
 async fn chat(State(server): State<Server>, Json(body): Json<Value>) -> Response {
     server.requests.lock().expect("lock").push(body.clone());
-    let prompt = body["messages"][1]["content"].as_str().unwrap_or_default().to_string();
+    let prompt = body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let first_id = prompt
         .split('[')
         .nth(1)
@@ -74,8 +77,13 @@ async fn start(mode: Mode) -> (String, Arc<Mutex<Vec<Value>>>) {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
-        .with_state(Server { mode, requests: requests.clone() });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        .with_state(Server {
+            mode,
+            requests: requests.clone(),
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -85,13 +93,15 @@ async fn start(mode: Mode) -> (String, Arc<Mutex<Vec<Value>>>) {
 
 fn bot_with_llm(base_url: String, timeout_ms: u64) -> Arc<Bot> {
     let f = fixture();
-    let bot = Bot::with_default_head(f.index.clone(), f.encoder.clone(), f.head.clone()).with_llm(LlmSettings {
-        base_url,
-        model: "test-model".into(),
-        api_key: "sk-test".into(),
-        timeout_ms,
-        max_hits: 3,
-    });
+    let bot = Bot::with_default_head(f.index.clone(), f.encoder.clone(), f.head.clone()).with_llm(
+        LlmSettings {
+            base_url,
+            model: "test-model".into(),
+            api_key: "sk-test".into(),
+            timeout_ms,
+            max_hits: 3,
+        },
+    );
     bot.index_faqs(TENANT, &f.records).expect("index");
     Arc::new(bot)
 }
@@ -101,7 +111,13 @@ fn turn(text: &str) -> Turn {
 }
 
 fn faq_answer(id: &str) -> String {
-    fixture().records.iter().find(|r| r.id == id).expect("record").answer.clone()
+    fixture()
+        .records
+        .iter()
+        .find(|r| r.id == id)
+        .expect("record")
+        .answer
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,9 +134,15 @@ async fn llm_answer_with_a_citation_is_used() {
     let body = &requests[0];
     assert_eq!(body["model"], "test-model");
     let prompt = body["messages"][1]["content"].as_str().expect("prompt");
-    assert!(prompt.contains("[zh-ship-fee]") && prompt.contains(&faq_answer("zh-ship-fee")), "{prompt}");
+    assert!(
+        prompt.contains("[zh-ship-fee]") && prompt.contains(&faq_answer("zh-ship-fee")),
+        "{prompt}"
+    );
     assert!(prompt.contains("运费怎么算"));
-    assert!(body["messages"][0]["content"].as_str().expect("system").contains("ONLY"));
+    assert!(body["messages"][0]["content"]
+        .as_str()
+        .expect("system")
+        .contains("ONLY"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,8 +153,14 @@ async fn llm_is_not_asked_when_retrieval_is_unsure_or_disabled() {
     assert_eq!(d.kind, DecisionKind::OutOfScope);
     let d = bot.clone().decide_async(turn("转人工")).await;
     assert_eq!(d.kind, DecisionKind::Handoff);
-    let off = Arc::new(BotSettings { llm_enabled: false, ..BotSettings::default() });
-    let d = bot.clone().decide_async(turn("运费怎么算").with_settings(off)).await;
+    let off = Arc::new(BotSettings {
+        llm_enabled: false,
+        ..BotSettings::default()
+    });
+    let d = bot
+        .clone()
+        .decide_async(turn("运费怎么算").with_settings(off))
+        .await;
     assert_eq!(d.reason, "faq_match");
     assert!(requests.lock().expect("lock").is_empty());
 }
@@ -149,8 +177,14 @@ async fn assert_fallback(mode: Mode, timeout_ms: u64) {
     assert_eq!(d.reason, "faq_match", "{d:?}");
     assert_eq!(d.faq_id.as_deref(), Some("zh-ship-fee"));
     assert_eq!(d.answer, faq_answer("zh-ship-fee"));
-    assert!(!requests.lock().expect("lock").is_empty(), "the llm was asked");
-    assert!(started.elapsed() < Duration::from_millis(timeout_ms + 1_500), "bounded by the timeout");
+    assert!(
+        !requests.lock().expect("lock").is_empty(),
+        "the llm was asked"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(timeout_ms + 1_500),
+        "bounded by the timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,5 +214,8 @@ async fn unreachable_endpoint_falls_back() {
     drop(listener);
     let bot = bot_with_llm(format!("http://{addr}/v1"), 1_000);
     let d = bot.clone().decide_async(turn("运费怎么算")).await;
-    assert_eq!((d.reason.as_str(), d.answer.clone()), ("faq_match", faq_answer("zh-ship-fee")));
+    assert_eq!(
+        (d.reason.as_str(), d.answer.clone()),
+        ("faq_match", faq_answer("zh-ship-fee"))
+    );
 }

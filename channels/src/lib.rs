@@ -77,10 +77,19 @@ impl ChannelKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Content {
-    Text { text: String },
-    Image { url: Option<String>, media_id: Option<String> },
+    Text {
+        text: String,
+    },
+    Image {
+        url: Option<String>,
+        media_id: Option<String>,
+    },
     /// A mini-program card or a link card.
-    Card { title: String, url: Option<String>, thumb_media_id: Option<String> },
+    Card {
+        title: String,
+        url: Option<String>,
+        thumb_media_id: Option<String>,
+    },
     /// The customer opened a chat without writing yet (WeChat `user_enter_tempsession`,
     /// Douyin `im_enter_direct_msg`).
     SessionEntered,

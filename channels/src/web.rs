@@ -12,11 +12,18 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// A message; `client_msg_id` makes a resend idempotent.
-    Send { client_msg_id: String, text: String },
+    Send {
+        client_msg_id: String,
+        text: String,
+    },
     /// The client has shown every message up to `seq`.
-    Ack { seq: i64 },
+    Ack {
+        seq: i64,
+    },
     /// Send again every message after `last_seq` (0: the whole conversation).
-    Resume { last_seq: i64 },
+    Resume {
+        last_seq: i64,
+    },
     Typing,
 }
 
@@ -56,7 +63,10 @@ impl SenderKind {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The message with `client_msg_id` is stored as `seq`.
-    Receipt { client_msg_id: String, seq: i64 },
+    Receipt {
+        client_msg_id: String,
+        seq: i64,
+    },
     Message {
         seq: i64,
         conversation_id: String,
@@ -68,10 +78,15 @@ pub enum ServerFrame {
         client_msg_id: Option<String>,
     },
     /// The customer's place in the queue (1: next to be served).
-    Queue { position: i64 },
+    Queue {
+        position: i64,
+    },
     /// The other side is typing.
     Typing,
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// Why a client frame was refused. The socket stays open after any of these.
@@ -97,7 +112,9 @@ impl FrameError {
     /// The stable machine-readable code sent in the error frame.
     pub fn code(&self) -> &'static str {
         match self {
-            FrameError::InvalidJson(_) | FrameError::BadShape(_) | FrameError::Binary => "bad_frame",
+            FrameError::InvalidJson(_) | FrameError::BadShape(_) | FrameError::Binary => {
+                "bad_frame"
+            }
             FrameError::UnknownType(_) => "unknown_type",
             FrameError::EmptyText => "empty_text",
             FrameError::TooLarge(_) => "too_large",
@@ -106,7 +123,10 @@ impl FrameError {
     }
 
     pub fn to_frame(&self) -> ServerFrame {
-        ServerFrame::Error { code: self.code().to_owned(), message: self.to_string() }
+        ServerFrame::Error {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        }
     }
 }
 
@@ -114,14 +134,21 @@ const CLIENT_TYPES: [&str; 4] = ["send", "ack", "resume", "typing"];
 
 /// Decode one text frame of a tagged JSON protocol whose frame types are `known_types`:
 /// size first, then JSON, then the type, then the frame's shape.
-pub fn decode_frame<T: serde::de::DeserializeOwned>(raw: &str, known_types: &[&str]) -> Result<T, FrameError> {
+pub fn decode_frame<T: serde::de::DeserializeOwned>(
+    raw: &str,
+    known_types: &[&str],
+) -> Result<T, FrameError> {
     // A frame far over the text limit is refused before it is parsed.
     if raw.len() > MAX_TEXT_BYTES + 1024 {
         return Err(FrameError::TooLarge(raw.len()));
     }
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|error| FrameError::InvalidJson(error.to_string()))?;
-    let frame_type = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+    let frame_type = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_owned();
     if !known_types.contains(&frame_type.as_str()) {
         return Err(FrameError::UnknownType(frame_type));
     }
@@ -131,7 +158,11 @@ pub fn decode_frame<T: serde::de::DeserializeOwned>(raw: &str, known_types: &[&s
 /// Decode one text frame from a customer client, checking sizes and required fields.
 pub fn decode_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     let frame: ClientFrame = decode_frame(raw, &CLIENT_TYPES)?;
-    if let ClientFrame::Send { client_msg_id, text } = &frame {
+    if let ClientFrame::Send {
+        client_msg_id,
+        text,
+    } = &frame
+    {
         check_send(client_msg_id, text)?;
     }
     Ok(frame)
@@ -159,14 +190,23 @@ mod tests {
     fn decodes_each_client_frame() {
         assert_eq!(
             decode_client_frame(r#"{"type":"send","client_msg_id":"c1","text":"你好"}"#),
-            Ok(ClientFrame::Send { client_msg_id: "c1".into(), text: "你好".into() })
+            Ok(ClientFrame::Send {
+                client_msg_id: "c1".into(),
+                text: "你好".into()
+            })
         );
-        assert_eq!(decode_client_frame(r#"{"type":"ack","seq":3}"#), Ok(ClientFrame::Ack { seq: 3 }));
+        assert_eq!(
+            decode_client_frame(r#"{"type":"ack","seq":3}"#),
+            Ok(ClientFrame::Ack { seq: 3 })
+        );
         assert_eq!(
             decode_client_frame(r#"{"type":"resume","last_seq":0}"#),
             Ok(ClientFrame::Resume { last_seq: 0 })
         );
-        assert_eq!(decode_client_frame(r#"{"type":"typing"}"#), Ok(ClientFrame::Typing));
+        assert_eq!(
+            decode_client_frame(r#"{"type":"typing"}"#),
+            Ok(ClientFrame::Typing)
+        );
     }
 
     #[test]
@@ -176,13 +216,20 @@ mod tests {
         assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
         assert_eq!(code(r#"{"text":"no type"}"#), "unknown_type");
         assert_eq!(code(r#"{"type":"ack","seq":"x"}"#), "bad_frame");
-        assert_eq!(code(r#"{"type":"send","client_msg_id":"c","text":"  "}"#), "empty_text");
-        assert_eq!(code(r#"{"type":"send","client_msg_id":"","text":"hi"}"#), "bad_client_msg_id");
+        assert_eq!(
+            code(r#"{"type":"send","client_msg_id":"c","text":"  "}"#),
+            "empty_text"
+        );
+        assert_eq!(
+            code(r#"{"type":"send","client_msg_id":"","text":"hi"}"#),
+            "bad_client_msg_id"
+        );
         let long = "a".repeat(MAX_TEXT_BYTES + 1);
         let frame = serde_json::json!({"type":"send","client_msg_id":"c","text":long}).to_string();
         assert_eq!(code(&frame), "too_large");
         let exactly = "a".repeat(MAX_TEXT_BYTES);
-        let frame = serde_json::json!({"type":"send","client_msg_id":"c","text":exactly}).to_string();
+        let frame =
+            serde_json::json!({"type":"send","client_msg_id":"c","text":exactly}).to_string();
         assert!(decode_client_frame(&frame).is_ok());
     }
 

@@ -19,13 +19,33 @@ use crate::store::MessageRecord;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum BusEvent {
     Message(MessageRecord),
-    Typing { conversation_id: String, from: SenderKind },
-    Queue { conversation_id: String, position: i64 },
-    Opened { conversation_id: String },
-    Assigned { conversation_id: String },
-    Unassigned { conversation_id: String, reason: String },
+    Typing {
+        conversation_id: String,
+        from: SenderKind,
+    },
+    Queue {
+        conversation_id: String,
+        position: i64,
+    },
+    Opened {
+        conversation_id: String,
+    },
+    Assigned {
+        conversation_id: String,
+    },
+    Unassigned {
+        conversation_id: String,
+        reason: String,
+    },
     /// A reply's outbound delivery (channels outbox) changed state; agents get a `delivery` frame.
-    Delivery { conversation_id: String, seq: i64, kind: String, state: String, code: Option<String>, attempts: i64 },
+    Delivery {
+        conversation_id: String,
+        seq: i64,
+        kind: String,
+        state: String,
+        code: Option<String>,
+        attempts: i64,
+    },
 }
 
 pub fn conversation_topic(id: &str) -> String {
@@ -55,13 +75,19 @@ pub struct LocalBus {
 
 impl LocalBus {
     pub fn new(capacity: usize) -> Self {
-        LocalBus { topics: Mutex::new(HashMap::new()), capacity }
+        LocalBus {
+            topics: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 }
 
 impl Bus for LocalBus {
     fn publish(&self, topic: &str, event: BusEvent) {
-        let mut topics = self.topics.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(sender) = topics.get(topic) {
             if sender.send(event).is_err() {
                 // Nobody listens any more: forget the topic so the map does not grow forever.
@@ -71,8 +97,14 @@ impl Bus for LocalBus {
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent> {
-        let mut topics = self.topics.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(self.capacity).0).subscribe()
+        let mut topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
     }
 }
 
@@ -85,7 +117,9 @@ mod tests {
         let bus = LocalBus::new(16);
         let mut first = bus.subscribe("conv:a");
         let mut second = bus.subscribe("conv:a");
-        let event = BusEvent::Opened { conversation_id: "a".into() };
+        let event = BusEvent::Opened {
+            conversation_id: "a".into(),
+        };
         bus.publish("conv:a", event.clone());
         assert_eq!(first.recv().await.unwrap(), event);
         assert_eq!(second.recv().await.unwrap(), event);

@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::presence::{AgentStatus, Presence};
-use crate::store::{Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord, Store};
+use crate::store::{
+    Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord, Store,
+};
 use crate::util::now_ms;
 
 /// The skill group of conversations nobody routed elsewhere.
@@ -33,8 +35,12 @@ pub enum TransferTarget {
 impl TransferTarget {
     pub fn parse(value: &str) -> Option<Self> {
         match value.split_once(':') {
-            Some(("skill", name)) if !name.trim().is_empty() => Some(TransferTarget::Skill(name.trim().to_owned())),
-            Some(("agent", id)) if !id.trim().is_empty() => Some(TransferTarget::Agent(id.trim().to_owned())),
+            Some(("skill", name)) if !name.trim().is_empty() => {
+                Some(TransferTarget::Skill(name.trim().to_owned()))
+            }
+            Some(("agent", id)) if !id.trim().is_empty() => {
+                Some(TransferTarget::Agent(id.trim().to_owned()))
+            }
             _ => None,
         }
     }
@@ -95,21 +101,41 @@ impl Chat {
     }
 
     pub fn queue_position(&self, conversation_id: &str) -> Option<i64> {
-        self.positions.lock().unwrap_or_else(|p| p.into_inner()).get(conversation_id).copied()
+        self.positions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(conversation_id)
+            .copied()
     }
 
     fn publish_message(&self, message: &MessageRecord) {
-        self.bus.publish(&conversation_topic(&message.conversation_id), BusEvent::Message(message.clone()));
+        self.bus.publish(
+            &conversation_topic(&message.conversation_id),
+            BusEvent::Message(message.clone()),
+        );
         crate::channels::message_published(&*self.bus, message);
     }
 
     // ---- customers --------------------------------------------------------------------------
 
     /// Stores a customer's message (once per client_msg_id) and sends it on its way.
-    pub async fn customer_send(&self, customer: &Customer, client_msg_id: &str, text: &str) -> ApiResult<Appended> {
-        check_send(client_msg_id, text).map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
-        let entry = Entry { state: ConversationState::Queued, skill_group: DEFAULT_SKILL_GROUP.into(), priority: 0 };
-        let appended = self.store.append_customer_message(customer, Some(client_msg_id), text, &entry).await?;
+    pub async fn customer_send(
+        &self,
+        customer: &Customer,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ApiResult<Appended> {
+        check_send(client_msg_id, text)
+            .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        let entry = Entry {
+            state: ConversationState::Queued,
+            skill_group: DEFAULT_SKILL_GROUP.into(),
+            priority: 0,
+        };
+        let appended = self
+            .store
+            .append_customer_message(customer, Some(client_msg_id), text, &entry)
+            .await?;
         if appended.duplicate {
             return Ok(appended);
         }
@@ -123,7 +149,9 @@ impl Chat {
         if appended.created {
             self.bus.publish(
                 &customer_topic(&customer.id),
-                BusEvent::Opened { conversation_id: appended.conversation.id.clone() },
+                BusEvent::Opened {
+                    conversation_id: appended.conversation.id.clone(),
+                },
             );
         }
         if appended.created || appended.reopened {
@@ -135,19 +163,31 @@ impl Chat {
     pub fn customer_typing(&self, conversation_id: &str) {
         self.bus.publish(
             &conversation_topic(conversation_id),
-            BusEvent::Typing { conversation_id: conversation_id.to_owned(), from: SenderKind::Customer },
+            BusEvent::Typing {
+                conversation_id: conversation_id.to_owned(),
+                from: SenderKind::Customer,
+            },
         );
     }
 
     // ---- agents -----------------------------------------------------------------------------
 
-    pub async fn agent_send(&self, agent: &Agent, conversation_id: &str, client_msg_id: &str, text: &str) -> ApiResult<Appended> {
-        check_send(client_msg_id, text).map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+    pub async fn agent_send(
+        &self,
+        agent: &Agent,
+        conversation_id: &str,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ApiResult<Appended> {
+        check_send(client_msg_id, text)
+            .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
         let appended = self
             .store
             .append_agent_message(conversation_id, &agent.id, client_msg_id, text)
             .await
-            .map_err(|_| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+            .map_err(|_| {
+                ApiError::invalid("not_assigned", "conversation is not assigned to you")
+            })?;
         if !appended.duplicate {
             tracing::info!(conversation_id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
             self.publish_message(&appended.message);
@@ -158,30 +198,55 @@ impl Chat {
     pub fn agent_typing(&self, conversation_id: &str) {
         self.bus.publish(
             &conversation_topic(conversation_id),
-            BusEvent::Typing { conversation_id: conversation_id.to_owned(), from: SenderKind::Agent },
+            BusEvent::Typing {
+                conversation_id: conversation_id.to_owned(),
+                from: SenderKind::Agent,
+            },
         );
     }
 
     pub async fn close(&self, agent: &Agent, conversation_id: &str) -> ApiResult<()> {
         let closed = self
             .store
-            .close_conversation(conversation_id, &agent.id, "The chat was closed · 会话已结束")
+            .close_conversation(
+                conversation_id,
+                &agent.id,
+                "The chat was closed · 会话已结束",
+            )
             .await?
-            .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+            .ok_or_else(|| {
+                ApiError::invalid("not_assigned", "conversation is not assigned to you")
+            })?;
         tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");
         self.after_release(&agent.id, &closed.0, Some(&closed.1), "closed");
         Ok(())
     }
 
-    pub async fn transfer(&self, agent: &Agent, conversation_id: &str, target: &TransferTarget) -> ApiResult<()> {
+    pub async fn transfer(
+        &self,
+        agent: &Agent,
+        conversation_id: &str,
+        target: &TransferTarget,
+    ) -> ApiResult<()> {
         match target {
             TransferTarget::Skill(skill) => {
                 let notice = "You are being transferred to another team · 正在为您转接其他客服组";
                 let moved = self
                     .store
-                    .requeue(conversation_id, &agent.id, Some(skill), true, "transferred", &Actor::agent(&agent.id), &format!("to skill {skill}"), Some(notice))
+                    .requeue(
+                        conversation_id,
+                        &agent.id,
+                        Some(skill),
+                        true,
+                        "transferred",
+                        &Actor::agent(&agent.id),
+                        &format!("to skill {skill}"),
+                        Some(notice),
+                    )
                     .await?
-                    .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+                    .ok_or_else(|| {
+                        ApiError::invalid("not_assigned", "conversation is not assigned to you")
+                    })?;
                 self.after_release(&agent.id, &moved.0, moved.1.as_ref(), "transferred");
             }
             TransferTarget::Agent(target_id) => {
@@ -189,28 +254,55 @@ impl Chat {
                     .store
                     .agent(&agent.tenant_id, target_id)
                     .await?
-                    .ok_or_else(|| ApiError::invalid("unknown_agent", "no such agent in this tenant"))?;
+                    .ok_or_else(|| {
+                        ApiError::invalid("unknown_agent", "no such agent in this tenant")
+                    })?;
                 if target.id == agent.id {
-                    return Err(ApiError::invalid("bad_transfer", "cannot transfer to yourself"));
+                    return Err(ApiError::invalid(
+                        "bad_transfer",
+                        "cannot transfer to yourself",
+                    ));
                 }
                 if self.presence.status(&target.id) != Some(AgentStatus::Online) {
-                    return Err(ApiError::invalid("agent_unavailable", "that agent is not online"));
+                    return Err(ApiError::invalid(
+                        "agent_unavailable",
+                        "that agent is not online",
+                    ));
                 }
-                let load = self.store.agent_loads(&agent.tenant_id).await?.get(&target.id).copied().unwrap_or(0);
+                let load = self
+                    .store
+                    .agent_loads(&agent.tenant_id)
+                    .await?
+                    .get(&target.id)
+                    .copied()
+                    .unwrap_or(0);
                 if load >= target.max_concurrent {
-                    return Err(ApiError::invalid("agent_unavailable", "that agent has no spare capacity"));
+                    return Err(ApiError::invalid(
+                        "agent_unavailable",
+                        "that agent has no spare capacity",
+                    ));
                 }
                 let notice = format!("{0} took over the chat · 客服 {0} 已接手", target.name);
                 let (conversation, message) = self
                     .store
                     .reassign(conversation_id, &agent.id, &target, &notice)
                     .await?
-                    .ok_or_else(|| ApiError::invalid("not_assigned", "conversation is not assigned to you"))?;
+                    .ok_or_else(|| {
+                        ApiError::invalid("not_assigned", "conversation is not assigned to you")
+                    })?;
                 self.bus.publish(
                     &agent_topic(&agent.id),
-                    BusEvent::Unassigned { conversation_id: conversation.id.clone(), reason: "transferred".into() },
+                    BusEvent::Unassigned {
+                        conversation_id: conversation.id.clone(),
+                        reason: "transferred".into(),
+                    },
                 );
-                self.bus.publish(&agent_topic(&target.id), BusEvent::Assigned { conversation_id: conversation.id.clone() });
+                self.bus.publish(
+                    &agent_topic(&target.id),
+                    BusEvent::Assigned {
+                        conversation_id: conversation.id.clone(),
+                    },
+                );
                 self.publish_message(&message);
                 self.kick(&agent.tenant_id);
             }
@@ -261,7 +353,16 @@ impl Chat {
             let notice = "Your agent is unavailable; you are back at the front of the queue · 客服暂时离开，已为您优先重新排队";
             if let Some((conversation, message)) = self
                 .store
-                .requeue(&conversation.id, agent_id, None, true, "requeued", &Actor::system(), reason, Some(notice))
+                .requeue(
+                    &conversation.id,
+                    agent_id,
+                    None,
+                    true,
+                    "requeued",
+                    &Actor::system(),
+                    reason,
+                    Some(notice),
+                )
                 .await?
             {
                 tracing::info!(conversation_id = %conversation.id, agent_id, reason, "conversation requeued");
@@ -271,10 +372,19 @@ impl Chat {
         Ok(())
     }
 
-    fn after_release(&self, agent_id: &str, conversation: &Conversation, message: Option<&MessageRecord>, reason: &str) {
+    fn after_release(
+        &self,
+        agent_id: &str,
+        conversation: &Conversation,
+        message: Option<&MessageRecord>,
+        reason: &str,
+    ) {
         self.bus.publish(
             &agent_topic(agent_id),
-            BusEvent::Unassigned { conversation_id: conversation.id.clone(), reason: reason.to_owned() },
+            BusEvent::Unassigned {
+                conversation_id: conversation.id.clone(),
+                reason: reason.to_owned(),
+            },
         );
         if let Some(message) = message {
             self.publish_message(message);
@@ -296,20 +406,36 @@ impl Chat {
                 .enumerate()
                 .filter(|(_, candidate)| {
                     candidate.agent.serves(&conversation.skill_group)
-                        && loads.get(&candidate.agent.id).copied().unwrap_or(0) < candidate.agent.max_concurrent
+                        && loads.get(&candidate.agent.id).copied().unwrap_or(0)
+                            < candidate.agent.max_concurrent
                 })
-                .min_by_key(|(_, candidate)| (loads.get(&candidate.agent.id).copied().unwrap_or(0), candidate.idle_since))
+                .min_by_key(|(_, candidate)| {
+                    (
+                        loads.get(&candidate.agent.id).copied().unwrap_or(0),
+                        candidate.idle_since,
+                    )
+                })
                 .map(|(index, _)| index);
             if let Some(index) = choice {
                 let agent = available[index].agent.clone();
                 let notice = format!("{0} joined the chat · 客服 {0} 已接入", agent.name);
-                if let Some((conversation, message)) = self.store.assign(&conversation.id, &agent, &notice).await? {
+                if let Some((conversation, message)) =
+                    self.store.assign(&conversation.id, &agent, &notice).await?
+                {
                     tracing::info!(conversation_id = %conversation.id, agent_id = %agent.id, "conversation assigned");
                     *loads.entry(agent.id.clone()).or_insert(0) += 1;
                     available[index].idle_since = now_ms();
                     self.presence.touch(&agent.id, now_ms());
-                    self.positions.lock().unwrap_or_else(|p| p.into_inner()).remove(&conversation.id);
-                    self.bus.publish(&agent_topic(&agent.id), BusEvent::Assigned { conversation_id: conversation.id.clone() });
+                    self.positions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&conversation.id);
+                    self.bus.publish(
+                        &agent_topic(&agent.id),
+                        BusEvent::Assigned {
+                            conversation_id: conversation.id.clone(),
+                        },
+                    );
                     self.publish_message(&message);
                 }
                 continue;
@@ -323,7 +449,10 @@ impl Chat {
             if told.insert(conversation_id.clone(), position) != Some(position) {
                 self.bus.publish(
                     &conversation_topic(&conversation_id),
-                    BusEvent::Queue { conversation_id: conversation_id.clone(), position },
+                    BusEvent::Queue {
+                        conversation_id: conversation_id.clone(),
+                        position,
+                    },
                 );
             }
         }

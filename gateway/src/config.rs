@@ -54,7 +54,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { format: "text".into(), filter: "info".into() }
+        LogSettings {
+            format: "text".into(),
+            filter: "info".into(),
+        }
     }
 }
 
@@ -74,9 +77,12 @@ impl Default for Settings {
     }
 }
 
-fn secret_opt<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SecretKey>, D::Error> {
+fn secret_opt<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretKey>, D::Error> {
     let text: Option<String> = Option::deserialize(deserializer)?;
-    text.map(|text| SecretKey::from_base64(&text).map_err(serde::de::Error::custom)).transpose()
+    text.map(|text| SecretKey::from_base64(&text).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 impl Settings {
@@ -84,24 +90,32 @@ impl Settings {
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> anyhow::Result<Settings> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|error| anyhow::anyhow!("cannot read config {}: {error}", path.display()))?;
-                text.parse::<toml::Table>().map_err(|error| anyhow::anyhow!("config {}: {error}", path.display()))?
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    anyhow::anyhow!("cannot read config {}: {error}", path.display())
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|error| anyhow::anyhow!("config {}: {error}", path.display()))?
             }
             None => toml::Table::new(),
         };
         for (name, value) in env {
-            let Some(path) = name.strip_prefix("SWITCHBOARD__") else { continue };
+            let Some(path) = name.strip_prefix("SWITCHBOARD__") else {
+                continue;
+            };
             let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
             insert_path(&mut table, &keys, parse_scalar(value));
         }
-        Settings::deserialize(toml::Value::Table(table)).map_err(|error| anyhow::anyhow!("invalid settings: {error}"))
+        Settings::deserialize(toml::Value::Table(table))
+            .map_err(|error| anyhow::anyhow!("invalid settings: {error}"))
     }
 
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("switchboard.db").display()),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("switchboard.db").display()
+            ),
         }
     }
 }
@@ -125,7 +139,9 @@ fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
             table.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if !entry.is_table() {
                 *entry = toml::Value::Table(toml::Table::new());
             }
@@ -161,7 +177,10 @@ mod tests {
 
         let bad = HashMap::from([("SWITCHBOARD__NO_SUCH".to_owned(), "1".to_owned())]);
         assert!(Settings::load(None, &bad).is_err());
-        let bad_key = HashMap::from([("SWITCHBOARD__SECRETS__SIGNING_KEY".to_owned(), "short".to_owned())]);
+        let bad_key = HashMap::from([(
+            "SWITCHBOARD__SECRETS__SIGNING_KEY".to_owned(),
+            "short".to_owned(),
+        )]);
         assert!(Settings::load(None, &bad_key).is_err());
     }
 }

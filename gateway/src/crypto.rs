@@ -29,8 +29,12 @@ impl SecretKey {
 
     /// Parses standard base64 of exactly 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, String> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| "key is not valid base64".to_owned())?;
-        let array: [u8; 32] = bytes.try_into().map_err(|_| "key must be 32 bytes".to_owned())?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| "key is not valid base64".to_owned())?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "key must be 32 bytes".to_owned())?;
         Ok(SecretKey(array))
     }
 
@@ -52,7 +56,9 @@ pub struct DecryptError;
 
 impl FieldCipher {
     pub fn new(key: &SecretKey) -> Self {
-        FieldCipher { cipher: Aes256Gcm::new((&key.0).into()) }
+        FieldCipher {
+            cipher: Aes256Gcm::new((&key.0).into()),
+        }
     }
 
     pub fn encrypt(&self, plaintext: &str) -> String {
@@ -74,7 +80,10 @@ impl FieldCipher {
             return Err(DecryptError);
         }
         let (nonce, sealed) = bytes.split_at(12);
-        let plain = self.cipher.decrypt(Nonce::from_slice(nonce), sealed).map_err(|_| DecryptError)?;
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), sealed)
+            .map_err(|_| DecryptError)?;
         String::from_utf8(plain).map_err(|_| DecryptError)
     }
 }
@@ -158,7 +167,11 @@ pub fn hash_admin_key(key: &str) -> String {
 
 /// Compares two hashes without an early exit.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Contact fields as they may appear in logs: enough to recognise, not enough to use.
@@ -230,7 +243,13 @@ mod tests {
         assert_eq!(mask_email("alice@example.com"), "a***@example.com");
         assert_eq!(mask_address("北京市朝阳区建国路"), "北京市***");
         let key = new_admin_key();
-        assert!(constant_time_eq(&hash_admin_key(&key), &hash_admin_key(&key)));
-        assert!(!constant_time_eq(&hash_admin_key(&key), &hash_admin_key("x")));
+        assert!(constant_time_eq(
+            &hash_admin_key(&key),
+            &hash_admin_key(&key)
+        ));
+        assert!(!constant_time_eq(
+            &hash_admin_key(&key),
+            &hash_admin_key("x")
+        ));
     }
 }

@@ -25,7 +25,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { code, message: message.into() }
+        ApiError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn code(&self) -> &'static str {

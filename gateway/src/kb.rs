@@ -9,7 +9,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use switchboard_knowledge::{parse_import, Candidate, FaqRecord, ImportFormat, KnowledgeError, KnowledgeIndex, RowError, Synonyms};
+use switchboard_knowledge::{
+    parse_import, Candidate, FaqRecord, ImportFormat, KnowledgeError, KnowledgeIndex, RowError,
+    Synonyms,
+};
 
 use crate::error::{ApiError, ApiResult};
 use crate::store::{Store, UpsertCounts};
@@ -38,17 +41,30 @@ fn index_error(error: KnowledgeError) -> ApiError {
 async fn blocking_raw<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, KnowledgeError> + Send + 'static,
 ) -> ApiResult<Result<T, KnowledgeError>> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| ApiError::Internal(anyhow::anyhow!("index task failed: {error}")))
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("index task failed: {error}")))
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, KnowledgeError> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, KnowledgeError> + Send + 'static,
+) -> ApiResult<T> {
     blocking_raw(work).await?.map_err(index_error)
 }
 
 impl Knowledge {
     pub fn open(store: Store, dir: &Path) -> anyhow::Result<Arc<Knowledge>> {
-        let index = KnowledgeIndex::open(dir).map_err(|error| anyhow::anyhow!("cannot open the knowledge index in {}: {error}", dir.display()))?;
-        Ok(Arc::new(Knowledge { store, index: Arc::new(index), synonyms: RwLock::new(HashMap::new()) }))
+        let index = KnowledgeIndex::open(dir).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot open the knowledge index in {}: {error}",
+                dir.display()
+            )
+        })?;
+        Ok(Arc::new(Knowledge {
+            store,
+            index: Arc::new(index),
+            synonyms: RwLock::new(HashMap::new()),
+        }))
     }
 
     pub fn index(&self) -> &Arc<KnowledgeIndex> {
@@ -84,7 +100,9 @@ impl Knowledge {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let Some(knowledge) = knowledge.upgrade() else { break };
+                let Some(knowledge) = knowledge.upgrade() else {
+                    break;
+                };
                 if let Err(error) = knowledge.sync().await {
                     tracing::warn!(error = %error, "knowledge sync failed");
                 }
@@ -104,7 +122,11 @@ impl Knowledge {
             .await
             .map_err(|error| ApiError::Internal(anyhow::anyhow!("import task failed: {error}")))?
             .map_err(|error| ApiError::invalid("bad_file", error.to_string()))?;
-        let records: Vec<FaqRecord> = parsed.records.into_iter().map(|imported| imported.record).collect();
+        let records: Vec<FaqRecord> = parsed
+            .records
+            .into_iter()
+            .map(|imported| imported.record)
+            .collect();
         let mut counts = UpsertCounts::default();
         let total = records.len();
         for (done, batch) in records.chunks(IMPORT_BATCH).enumerate() {
@@ -115,11 +137,25 @@ impl Knowledge {
             self.index_written(tenant, written, revision).await?;
             progress(((done + 1) * IMPORT_BATCH).min(total), total);
         }
-        tracing::info!(tenant, inserted = counts.inserted, updated = counts.updated, errors = parsed.errors.len(), "knowledge import");
-        Ok(ImportReport { counts, errors: parsed.errors })
+        tracing::info!(
+            tenant,
+            inserted = counts.inserted,
+            updated = counts.updated,
+            errors = parsed.errors.len(),
+            "knowledge import"
+        );
+        Ok(ImportReport {
+            counts,
+            errors: parsed.errors,
+        })
     }
 
-    async fn index_written(&self, tenant: &str, written: Vec<FaqRecord>, revision: u64) -> ApiResult<()> {
+    async fn index_written(
+        &self,
+        tenant: &str,
+        written: Vec<FaqRecord>,
+        revision: u64,
+    ) -> ApiResult<()> {
         if written.is_empty() {
             return Ok(());
         }
@@ -141,10 +177,19 @@ impl Knowledge {
     pub async fn put(&self, tenant: &str, record: FaqRecord) -> ApiResult<(FaqRecord, bool)> {
         let mut record = record;
         record.normalize();
-        record.validate().map_err(|error| ApiError::invalid("bad_faq", error.to_string()))?;
-        let (counts, written, revision) = self.store.upsert_faqs(tenant, std::slice::from_ref(&record)).await?;
+        record
+            .validate()
+            .map_err(|error| ApiError::invalid("bad_faq", error.to_string()))?;
+        let (counts, written, revision) = self
+            .store
+            .upsert_faqs(tenant, std::slice::from_ref(&record))
+            .await?;
         self.index_written(tenant, written, revision).await?;
-        let stored = self.store.faq(tenant, &record.id).await?.ok_or(ApiError::NotFound("faq"))?;
+        let stored = self
+            .store
+            .faq(tenant, &record.id)
+            .await?
+            .ok_or(ApiError::NotFound("faq"))?;
         Ok((stored, counts.inserted == 1))
     }
 
@@ -157,7 +202,10 @@ impl Knowledge {
 
     pub async fn set_synonyms(&self, tenant: &str, text: &str) -> ApiResult<()> {
         let revision = self.store.set_kb_synonyms(tenant, text).await?;
-        self.synonyms.write().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned(), Arc::new(Synonyms::parse(text)));
+        self.synonyms
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), Arc::new(Synonyms::parse(text)));
         // The index content did not change, only its revision: record that without a rebuild.
         let index = self.index.clone();
         let tenant = tenant.to_owned();
@@ -165,7 +213,12 @@ impl Knowledge {
     }
 
     pub fn synonyms(&self, tenant: &str) -> Arc<Synonyms> {
-        self.synonyms.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned().unwrap_or_else(|| Arc::new(Synonyms::none()))
+        self.synonyms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Synonyms::none()))
     }
 
     pub async fn search(&self, tenant: &str, text: &str, k: usize) -> ApiResult<Vec<Candidate>> {

@@ -68,24 +68,47 @@ pub fn app(state: AppState) -> Router {
 /// The two keys the node needs, from settings or, on a single node, generated once into the
 /// data directory (readable by the owner only).
 pub fn load_keys(settings: &Settings) -> anyhow::Result<(SecretKey, SecretKey)> {
-    if let (Some(signing), Some(encryption)) = (&settings.secrets.signing_key, &settings.secrets.encryption_key) {
+    if let (Some(signing), Some(encryption)) = (
+        &settings.secrets.signing_key,
+        &settings.secrets.encryption_key,
+    ) {
         return Ok((signing.clone(), encryption.clone()));
     }
     let path = settings.data_dir.join("secrets.json");
     let stored: Option<serde_json::Value> = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{} is not valid json", path.display()))?),
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid json", path.display()))?,
+        ),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
     let read = |name: &str| -> anyhow::Result<Option<SecretKey>> {
-        match stored.as_ref().and_then(|value| value.get(name)).and_then(|value| value.as_str()) {
-            Some(text) => Ok(Some(SecretKey::from_base64(text).map_err(|e| anyhow::anyhow!("{}: {name}: {e}", path.display()))?)),
+        match stored
+            .as_ref()
+            .and_then(|value| value.get(name))
+            .and_then(|value| value.as_str())
+        {
+            Some(text) => {
+                Ok(Some(SecretKey::from_base64(text).map_err(|e| {
+                    anyhow::anyhow!("{}: {name}: {e}", path.display())
+                })?))
+            }
             None => Ok(None),
         }
     };
-    let signing = settings.secrets.signing_key.clone().or(read("signing_key")?).unwrap_or_else(SecretKey::generate);
-    let encryption =
-        settings.secrets.encryption_key.clone().or(read("encryption_key")?).unwrap_or_else(SecretKey::generate);
+    let signing = settings
+        .secrets
+        .signing_key
+        .clone()
+        .or(read("signing_key")?)
+        .unwrap_or_else(SecretKey::generate);
+    let encryption = settings
+        .secrets
+        .encryption_key
+        .clone()
+        .or(read("encryption_key")?)
+        .unwrap_or_else(SecretKey::generate);
     if stored.is_none() {
         write_private(
             &path,
@@ -103,7 +126,9 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     Ok(())
 }
@@ -137,25 +162,48 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(1024));
-        let chat = Chat::start(store.clone(), bus.clone(), Duration::from_millis(settings.agent_grace_ms));
+        let chat = Chat::start(
+            store.clone(),
+            bus.clone(),
+            Duration::from_millis(settings.agent_grace_ms),
+        );
         chat.recover_orphans().await?;
         let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
-        knowledge.sync().await.map_err(|error| anyhow::anyhow!("knowledge sync: {error}"))?;
+        knowledge
+            .sync()
+            .await
+            .map_err(|error| anyhow::anyhow!("knowledge sync: {error}"))?;
         knowledge.start_sync_loop(Duration::from_secs(2));
         let channels = channels::Channels::new(&chat, settings.channels.clone());
         channels.start_worker();
-        let state = AppState { settings: Arc::new(settings), store, bus, chat, knowledge, signer, channels };
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            bus,
+            chat,
+            knowledge,
+            signer,
+            channels,
+        };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
         });
         tracing::info!(%addr, "listening");
-        Ok(Server { addr, state, shutdown: Some(shutdown), task })
+        Ok(Server {
+            addr,
+            state,
+            shutdown: Some(shutdown),
+            task,
+        })
     }
 
     /// Waits until the server stops (it runs until `stop` or a fatal error).

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use gateway::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Bot-first customer-service routing")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Bot-first customer-service routing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -113,7 +117,9 @@ fn settings(store: &StoreArgs, addr: Option<SocketAddr>) -> anyhow::Result<Setti
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log.format == "json" {
         builder.json().init();
     } else {
@@ -142,7 +148,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let server = gateway::Server::start(settings).await?;
             println!("switchboard listening on http://{}", server.addr);
             if demo {
-                for line in gateway::demo::ensure_demo(&server.state).await.context("cannot create the demo tenant")? {
+                for line in gateway::demo::ensure_demo(&server.state)
+                    .await
+                    .context("cannot create the demo tenant")?
+                {
                     println!("{line}");
                 }
             }
@@ -162,12 +171,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", redact(&settings.database_url()));
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { name, json, store } } => {
+        Command::Tenant {
+            command: TenantCommand::Create { name, json, store },
+        } => {
             let settings = settings(&store, None)?;
             let (store, _) = gateway::open_store(&settings).await?;
             let key = gateway::demo::create_tenant(&store, &name).await?;
             if json {
-                println!("{}", serde_json::json!({ "tenant": name, "admin_key": key }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "tenant": name, "admin_key": key })
+                );
             } else {
                 println!("tenant {name} created\nadmin key (shown once): {key}");
             }
@@ -177,7 +191,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn open_knowledge(store: &StoreArgs, tenant: &str) -> anyhow::Result<std::sync::Arc<gateway::kb::Knowledge>> {
+async fn open_knowledge(
+    store: &StoreArgs,
+    tenant: &str,
+) -> anyhow::Result<std::sync::Arc<gateway::kb::Knowledge>> {
     let settings = settings(store, None)?;
     let (store, _) = gateway::open_store(&settings).await?;
     if store.tenant(tenant).await?.is_none() {
@@ -193,33 +210,63 @@ async fn open_knowledge(store: &StoreArgs, tenant: &str) -> anyhow::Result<std::
 
 async fn kb_command(command: KbCommand) -> anyhow::Result<()> {
     match command {
-        KbCommand::Import { tenant, file, format, store } => {
+        KbCommand::Import {
+            tenant,
+            file,
+            format,
+            store,
+        } => {
             let knowledge = open_knowledge(&store, &tenant).await?;
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let declared = match format {
                 Some(name) => Some(switchboard_knowledge::ImportFormat::from_name(&name)?),
-                None => switchboard_knowledge::ImportFormat::from_name(&file.to_string_lossy()).ok(),
+                None => {
+                    switchboard_knowledge::ImportFormat::from_name(&file.to_string_lossy()).ok()
+                }
             };
             let progress = |done: usize, total: usize| {
                 let width = 30;
-                let filled = if total == 0 { width } else { done * width / total };
-                eprint!("\r[{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+                let filled = if total == 0 {
+                    width
+                } else {
+                    done * width / total
+                };
+                eprint!(
+                    "\r[{}{}] {done}/{total}",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled)
+                );
                 if done == total {
                     eprintln!();
                 }
             };
-            let report = knowledge.import(&tenant, bytes, declared, &progress).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            let report = knowledge
+                .import(&tenant, bytes, declared, &progress)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
-        KbCommand::Search { tenant, query, k, store } => {
+        KbCommand::Search {
+            tenant,
+            query,
+            k,
+            store,
+        } => {
             let knowledge = open_knowledge(&store, &tenant).await?;
-            let hits = knowledge.search(&tenant, &query, k.clamp(1, 50)).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+            let hits = knowledge
+                .search(&tenant, &query, k.clamp(1, 50))
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
             if hits.is_empty() {
                 println!("no match");
             }
             for hit in hits {
-                println!("{:>7.3}  {}  {}\n         {}", hit.score, hit.id, hit.question, hit.answer);
+                println!(
+                    "{:>7.3}  {}  {}\n         {}",
+                    hit.score, hit.id, hit.question, hit.answer
+                );
             }
             Ok(())
         }
@@ -229,7 +276,9 @@ async fn kb_command(command: KbCommand) -> anyhow::Result<()> {
 /// A database URL without its password, for printing.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
         _ => url.to_owned(),
     }
 }

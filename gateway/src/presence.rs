@@ -40,7 +40,9 @@ pub struct Presence {
 
 impl Presence {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.agents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.agents
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A connection opened; returns the agent's status.
@@ -89,7 +91,10 @@ impl Presence {
     }
 
     pub fn status(&self, agent_id: &str) -> Option<AgentStatus> {
-        self.lock().get(agent_id).filter(|entry| entry.connections > 0).map(|entry| entry.status)
+        self.lock()
+            .get(agent_id)
+            .filter(|entry| entry.connections > 0)
+            .map(|entry| entry.status)
     }
 
     pub fn touch(&self, agent_id: &str, now: i64) {
@@ -103,9 +108,14 @@ impl Presence {
         self.lock()
             .values()
             .filter(|entry| {
-                entry.agent.tenant_id == tenant && entry.connections > 0 && entry.status == AgentStatus::Online
+                entry.agent.tenant_id == tenant
+                    && entry.connections > 0
+                    && entry.status == AgentStatus::Online
             })
-            .map(|entry| Available { agent: entry.agent.clone(), idle_since: entry.idle_since })
+            .map(|entry| Available {
+                agent: entry.agent.clone(),
+                idle_since: entry.idle_since,
+            })
             .collect()
     }
 }

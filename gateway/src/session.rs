@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use switchboard_channels::web::{decode_client_frame, decode_frame, ClientFrame, FrameError, SenderKind, ServerFrame};
+use switchboard_channels::web::{
+    decode_client_frame, decode_frame, ClientFrame, FrameError, SenderKind, ServerFrame,
+};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
@@ -71,7 +73,10 @@ where
 }
 
 fn error_frame(error: &ApiError) -> ServerFrame {
-    ServerFrame::Error { code: error.code().to_owned(), message: error.to_string() }
+    ServerFrame::Error {
+        code: error.code().to_owned(),
+        message: error.to_string(),
+    }
 }
 
 /// Sends what a conversation has after `cursor` and moves the cursor: the event's message when it
@@ -93,7 +98,11 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
         _ => {}
     }
     loop {
-        let batch = match chat.store.messages_after(conversation_id, *cursor, CATCH_UP_BATCH).await {
+        let batch = match chat
+            .store
+            .messages_after(conversation_id, *cursor, CATCH_UP_BATCH)
+            .await
+        {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(conversation_id, error = %error, "catch-up read failed");
@@ -138,15 +147,30 @@ where
         cursor: 0,
         subscriptions: StreamMap::new(),
     };
-    subscribe(&chat, &mut session.subscriptions, customer_topic(&session.customer.id));
-    match chat.store.conversation_for_customer(&session.customer.id).await {
+    subscribe(
+        &chat,
+        &mut session.subscriptions,
+        customer_topic(&session.customer.id),
+    );
+    match chat
+        .store
+        .conversation_for_customer(&session.customer.id)
+        .await
+    {
         Ok(Some(conversation)) => {
-            subscribe(&chat, &mut session.subscriptions, conversation_topic(&conversation.id));
+            subscribe(
+                &chat,
+                &mut session.subscriptions,
+                conversation_topic(&conversation.id),
+            );
             // Without a resume, only what happens from now on is sent.
             session.cursor = conversation.last_seq;
             if conversation.state == ConversationState::Queued {
                 if let Some(position) = chat.queue_position(&conversation.id) {
-                    if send_json(&mut out, &ServerFrame::Queue { position }).await.is_err() {
+                    if send_json(&mut out, &ServerFrame::Queue { position })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -178,16 +202,30 @@ where
 }
 
 impl CustomerSession {
-    async fn on_frame<K: Sink<Outgoing> + Unpin>(&mut self, raw: &str, out: &mut K) -> Result<(), Gone> {
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        raw: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
         let frame = match decode_client_frame(raw) {
             Ok(frame) => frame,
             Err(error) => return send_json(out, &error.to_frame()).await,
         };
         match frame {
-            ClientFrame::Send { client_msg_id, text } => {
-                match self.chat.customer_send(&self.customer, &client_msg_id, &text).await {
+            ClientFrame::Send {
+                client_msg_id,
+                text,
+            } => {
+                match self
+                    .chat
+                    .customer_send(&self.customer, &client_msg_id, &text)
+                    .await
+                {
                     Ok(appended) => {
-                        let receipt = ServerFrame::Receipt { client_msg_id, seq: appended.message.seq };
+                        let receipt = ServerFrame::Receipt {
+                            client_msg_id,
+                            seq: appended.message.seq,
+                        };
                         send_json(out, &receipt).await?;
                         if self.conversation_id.is_none() {
                             self.open(appended.conversation.id.clone(), out).await?;
@@ -199,7 +237,12 @@ impl CustomerSession {
             }
             ClientFrame::Ack { seq } => {
                 if let Some(conversation_id) = &self.conversation_id {
-                    if let Err(error) = self.chat.store.set_acked(conversation_id, SenderKind::Customer, seq).await {
+                    if let Err(error) = self
+                        .chat
+                        .store
+                        .set_acked(conversation_id, SenderKind::Customer, seq)
+                        .await
+                    {
                         tracing::warn!(error = %error, "ack not stored");
                     }
                 }
@@ -208,7 +251,9 @@ impl CustomerSession {
             ClientFrame::Resume { last_seq } => {
                 self.cursor = last_seq.max(0);
                 match self.conversation_id.clone() {
-                    Some(conversation_id) => deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await,
+                    Some(conversation_id) => {
+                        deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
+                    }
                     None => Ok(()),
                 }
             }
@@ -222,8 +267,16 @@ impl CustomerSession {
     }
 
     /// Starts following a conversation opened by this or another connection of the customer.
-    async fn open<K: Sink<Outgoing> + Unpin>(&mut self, conversation_id: String, out: &mut K) -> Result<(), Gone> {
-        subscribe(&self.chat, &mut self.subscriptions, conversation_topic(&conversation_id));
+    async fn open<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        conversation_id: String,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        subscribe(
+            &self.chat,
+            &mut self.subscriptions,
+            conversation_topic(&conversation_id),
+        );
         self.cursor = 0;
         self.conversation_id = Some(conversation_id.clone());
         deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
@@ -242,12 +295,25 @@ impl CustomerSession {
         };
         match event {
             Ok(BusEvent::Message(message)) => {
-                deliver(&self.chat, out, &conversation_id, &mut self.cursor, Some(&message)).await
+                deliver(
+                    &self.chat,
+                    out,
+                    &conversation_id,
+                    &mut self.cursor,
+                    Some(&message),
+                )
+                .await
             }
-            Ok(BusEvent::Typing { from, .. }) if from != SenderKind::Customer => send_json(out, &ServerFrame::Typing).await,
-            Ok(BusEvent::Queue { position, .. }) => send_json(out, &ServerFrame::Queue { position }).await,
+            Ok(BusEvent::Typing { from, .. }) if from != SenderKind::Customer => {
+                send_json(out, &ServerFrame::Typing).await
+            }
+            Ok(BusEvent::Queue { position, .. }) => {
+                send_json(out, &ServerFrame::Queue { position }).await
+            }
             Ok(_) => Ok(()),
-            Err(BroadcastStreamRecvError::Lagged(_)) => deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await,
+            Err(BroadcastStreamRecvError::Lagged(_)) => {
+                deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
+            }
         }
     }
 }
@@ -258,27 +324,65 @@ impl CustomerSession {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentClientFrame {
-    Status { status: AgentStatus },
-    Send { conversation_id: String, client_msg_id: String, text: String },
-    Close { conversation_id: String },
-    Transfer { conversation_id: String, to: String },
-    Ack { conversation_id: String, seq: i64 },
-    Resume { conversation_id: String, last_seq: i64 },
-    Typing { conversation_id: String },
+    Status {
+        status: AgentStatus,
+    },
+    Send {
+        conversation_id: String,
+        client_msg_id: String,
+        text: String,
+    },
+    Close {
+        conversation_id: String,
+    },
+    Transfer {
+        conversation_id: String,
+        to: String,
+    },
+    Ack {
+        conversation_id: String,
+        seq: i64,
+    },
+    Resume {
+        conversation_id: String,
+        last_seq: i64,
+    },
+    Typing {
+        conversation_id: String,
+    },
 }
 
-const AGENT_TYPES: [&str; 7] = ["status", "send", "close", "transfer", "ack", "resume", "typing"];
+const AGENT_TYPES: [&str; 7] = [
+    "status", "send", "close", "transfer", "ack", "resume", "typing",
+];
 
 /// Frames to the agent console (message frames are the customer's `message` frames).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentServerFrame {
-    Hello { agent: Agent, status: AgentStatus },
-    Status { status: AgentStatus },
-    Assigned { conversation: serde_json::Value, messages: Vec<ServerFrame> },
-    Unassigned { conversation_id: String, reason: String },
-    Receipt { conversation_id: String, client_msg_id: String, seq: i64 },
-    Typing { conversation_id: String },
+    Hello {
+        agent: Agent,
+        status: AgentStatus,
+    },
+    Status {
+        status: AgentStatus,
+    },
+    Assigned {
+        conversation: serde_json::Value,
+        messages: Vec<ServerFrame>,
+    },
+    Unassigned {
+        conversation_id: String,
+        reason: String,
+    },
+    Receipt {
+        conversation_id: String,
+        client_msg_id: String,
+        seq: i64,
+    },
+    Typing {
+        conversation_id: String,
+    },
     Error {
         code: String,
         message: String,
@@ -301,14 +405,25 @@ where
     S: Stream<Item = Incoming> + Unpin,
     K: Sink<Outgoing> + Unpin,
 {
-    let mut session =
-        AgentSession { chat: chat.clone(), agent: agent.clone(), cursors: HashMap::new(), subscriptions: StreamMap::new() };
+    let mut session = AgentSession {
+        chat: chat.clone(),
+        agent: agent.clone(),
+        cursors: HashMap::new(),
+        subscriptions: StreamMap::new(),
+    };
     subscribe(&chat, &mut session.subscriptions, agent_topic(&agent.id));
     let status = chat.agent_connected(&agent);
     tracing::info!(agent_id = %agent.id, "agent connected");
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
-    let mut result = send_json(&mut out, &AgentServerFrame::Hello { agent: agent.clone(), status }).await;
+    let mut result = send_json(
+        &mut out,
+        &AgentServerFrame::Hello {
+            agent: agent.clone(),
+            status,
+        },
+    )
+    .await;
     if result.is_ok() {
         result = session.sync_assigned(&mut out).await;
     }
@@ -334,7 +449,11 @@ impl AgentSession {
         error: &ApiError,
         conversation_id: Option<String>,
     ) -> Result<(), Gone> {
-        let frame = AgentServerFrame::Error { code: error.code().to_owned(), message: error.to_string(), conversation_id };
+        let frame = AgentServerFrame::Error {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+            conversation_id,
+        };
         send_json(out, &frame).await
     }
 
@@ -347,10 +466,15 @@ impl AgentSession {
                 return Ok(());
             }
         };
-        let stale: Vec<String> =
-            self.cursors.keys().filter(|id| !held.iter().any(|c| &c.id == *id)).cloned().collect();
+        let stale: Vec<String> = self
+            .cursors
+            .keys()
+            .filter(|id| !held.iter().any(|c| &c.id == *id))
+            .cloned()
+            .collect();
         for conversation_id in stale {
-            self.drop_conversation(&conversation_id, "requeued", out).await?;
+            self.drop_conversation(&conversation_id, "requeued", out)
+                .await?;
         }
         for conversation in held {
             if !self.cursors.contains_key(&conversation.id) {
@@ -360,13 +484,28 @@ impl AgentSession {
         Ok(())
     }
 
-    async fn open<K: Sink<Outgoing> + Unpin>(&mut self, conversation_id: &str, out: &mut K) -> Result<(), Gone> {
-        subscribe(&self.chat, &mut self.subscriptions, conversation_topic(conversation_id));
+    async fn open<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        conversation_id: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        subscribe(
+            &self.chat,
+            &mut self.subscriptions,
+            conversation_topic(conversation_id),
+        );
         let store = &self.chat.store;
         let loaded = async {
-            let conversation = store.conversation(conversation_id).await?.ok_or(crate::store::StoreError::NotFound("conversation"))?;
-            let customer = store.customer(&conversation.tenant_id, &conversation.customer_id).await?;
-            let messages = store.recent_messages(conversation_id, ASSIGNED_HISTORY).await?;
+            let conversation = store
+                .conversation(conversation_id)
+                .await?
+                .ok_or(crate::store::StoreError::NotFound("conversation"))?;
+            let customer = store
+                .customer(&conversation.tenant_id, &conversation.customer_id)
+                .await?;
+            let messages = store
+                .recent_messages(conversation_id, ASSIGNED_HISTORY)
+                .await?;
             Ok::<_, crate::store::StoreError>((conversation, customer, messages))
         }
         .await;
@@ -374,12 +513,16 @@ impl AgentSession {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(conversation_id, error = %error, "cannot load assigned conversation");
-                self.subscriptions.remove(&conversation_topic(conversation_id));
+                self.subscriptions
+                    .remove(&conversation_topic(conversation_id));
                 return Ok(());
             }
         };
-        if conversation.agent_id.as_deref() != Some(&self.agent.id) || conversation.state != ConversationState::Assigned {
-            self.subscriptions.remove(&conversation_topic(conversation_id));
+        if conversation.agent_id.as_deref() != Some(&self.agent.id)
+            || conversation.state != ConversationState::Assigned
+        {
+            self.subscriptions
+                .remove(&conversation_topic(conversation_id));
             return Ok(());
         }
         let cursor = messages.last().map(|m| m.seq).unwrap_or(0);
@@ -393,7 +536,10 @@ impl AgentSession {
             }),
             None => serde_json::Value::Null,
         };
-        let frame = AgentServerFrame::Assigned { conversation: summary, messages: messages.iter().map(message_frame).collect() };
+        let frame = AgentServerFrame::Assigned {
+            conversation: summary,
+            messages: messages.iter().map(message_frame).collect(),
+        };
         send_json(out, &frame).await?;
         // Anything stored between the history read and now.
         let mut cursor = cursor;
@@ -409,40 +555,68 @@ impl AgentSession {
         out: &mut K,
     ) -> Result<(), Gone> {
         if self.cursors.remove(conversation_id).is_some() {
-            self.subscriptions.remove(&conversation_topic(conversation_id));
-            let frame = AgentServerFrame::Unassigned { conversation_id: conversation_id.to_owned(), reason: reason.to_owned() };
+            self.subscriptions
+                .remove(&conversation_topic(conversation_id));
+            let frame = AgentServerFrame::Unassigned {
+                conversation_id: conversation_id.to_owned(),
+                reason: reason.to_owned(),
+            };
             send_json(out, &frame).await?;
         }
         Ok(())
     }
 
-    async fn on_frame<K: Sink<Outgoing> + Unpin>(&mut self, raw: &str, out: &mut K) -> Result<(), Gone> {
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        raw: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
         let frame: AgentClientFrame = match decode_frame(raw, &AGENT_TYPES) {
             Ok(frame) => frame,
             Err(error) => return send_json(out, &error.to_frame()).await,
         };
         let chat = self.chat.clone();
         match frame {
-            AgentClientFrame::Status { status } => match chat.set_status(&self.agent, status).await {
+            AgentClientFrame::Status { status } => match chat.set_status(&self.agent, status).await
+            {
                 Ok(()) => send_json(out, &AgentServerFrame::Status { status }).await,
                 Err(error) => self.reply_error(out, &error, None).await,
             },
-            AgentClientFrame::Send { conversation_id, client_msg_id, text } => {
-                match chat.agent_send(&self.agent, &conversation_id, &client_msg_id, &text).await {
+            AgentClientFrame::Send {
+                conversation_id,
+                client_msg_id,
+                text,
+            } => {
+                match chat
+                    .agent_send(&self.agent, &conversation_id, &client_msg_id, &text)
+                    .await
+                {
                     Ok(appended) => {
-                        let receipt = AgentServerFrame::Receipt { conversation_id, client_msg_id, seq: appended.message.seq };
+                        let receipt = AgentServerFrame::Receipt {
+                            conversation_id,
+                            client_msg_id,
+                            seq: appended.message.seq,
+                        };
                         send_json(out, &receipt).await
                     }
                     Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
                 }
             }
-            AgentClientFrame::Close { conversation_id } => match chat.close(&self.agent, &conversation_id).await {
-                Ok(()) => Ok(()),
-                Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
-            },
-            AgentClientFrame::Transfer { conversation_id, to } => {
+            AgentClientFrame::Close { conversation_id } => {
+                match chat.close(&self.agent, &conversation_id).await {
+                    Ok(()) => Ok(()),
+                    Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
+                }
+            }
+            AgentClientFrame::Transfer {
+                conversation_id,
+                to,
+            } => {
                 let Some(target) = TransferTarget::parse(&to) else {
-                    let error = ApiError::invalid("bad_transfer", "`to` must be `skill:<name>` or `agent:<id>`");
+                    let error = ApiError::invalid(
+                        "bad_transfer",
+                        "`to` must be `skill:<name>` or `agent:<id>`",
+                    );
                     return self.reply_error(out, &error, Some(conversation_id)).await;
                 };
                 match chat.transfer(&self.agent, &conversation_id, &target).await {
@@ -450,15 +624,25 @@ impl AgentSession {
                     Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
                 }
             }
-            AgentClientFrame::Ack { conversation_id, seq } => {
+            AgentClientFrame::Ack {
+                conversation_id,
+                seq,
+            } => {
                 if self.cursors.contains_key(&conversation_id) {
-                    if let Err(error) = chat.store.set_acked(&conversation_id, SenderKind::Agent, seq).await {
+                    if let Err(error) = chat
+                        .store
+                        .set_acked(&conversation_id, SenderKind::Agent, seq)
+                        .await
+                    {
                         tracing::warn!(error = %error, "ack not stored");
                     }
                 }
                 Ok(())
             }
-            AgentClientFrame::Resume { conversation_id, last_seq } => match self.cursors.get_mut(&conversation_id) {
+            AgentClientFrame::Resume {
+                conversation_id,
+                last_seq,
+            } => match self.cursors.get_mut(&conversation_id) {
                 Some(cursor) => {
                     *cursor = last_seq.max(0);
                     let mut cursor_value = *cursor;
@@ -467,7 +651,8 @@ impl AgentSession {
                     Ok(())
                 }
                 None => {
-                    let error = ApiError::invalid("not_assigned", "conversation is not assigned to you");
+                    let error =
+                        ApiError::invalid("not_assigned", "conversation is not assigned to you");
                     self.reply_error(out, &error, Some(conversation_id)).await
                 }
             },
@@ -493,17 +678,37 @@ impl AgentSession {
                 }
                 self.open(&conversation_id, out).await
             }
-            Ok(BusEvent::Unassigned { conversation_id, reason }) => self.drop_conversation(&conversation_id, &reason, out).await,
+            Ok(BusEvent::Unassigned {
+                conversation_id,
+                reason,
+            }) => self.drop_conversation(&conversation_id, &reason, out).await,
             Ok(BusEvent::Message(message)) => {
-                let Some(mut cursor) = self.cursors.get(&message.conversation_id).copied() else { return Ok(()) };
-                deliver(&self.chat, out, &message.conversation_id, &mut cursor, Some(&message)).await?;
+                let Some(mut cursor) = self.cursors.get(&message.conversation_id).copied() else {
+                    return Ok(());
+                };
+                deliver(
+                    &self.chat,
+                    out,
+                    &message.conversation_id,
+                    &mut cursor,
+                    Some(&message),
+                )
+                .await?;
                 self.cursors.insert(message.conversation_id.clone(), cursor);
                 Ok(())
             }
-            Ok(BusEvent::Typing { conversation_id, from: SenderKind::Customer }) => {
-                send_json(out, &AgentServerFrame::Typing { conversation_id }).await
-            }
-            Ok(BusEvent::Delivery { conversation_id, seq, kind, state, code, attempts }) if self.cursors.contains_key(&conversation_id) => {
+            Ok(BusEvent::Typing {
+                conversation_id,
+                from: SenderKind::Customer,
+            }) => send_json(out, &AgentServerFrame::Typing { conversation_id }).await,
+            Ok(BusEvent::Delivery {
+                conversation_id,
+                seq,
+                kind,
+                state,
+                code,
+                attempts,
+            }) if self.cursors.contains_key(&conversation_id) => {
                 let frame = serde_json::json!({"type": "delivery", "conversation_id": conversation_id, "seq": seq,
                     "kind": kind, "state": state, "code": code, "attempts": attempts});
                 send_json(out, &frame).await
@@ -514,7 +719,9 @@ impl AgentSession {
                     return self.sync_assigned(out).await;
                 }
                 let conversation_id = topic.trim_start_matches("conv:").to_owned();
-                let Some(mut cursor) = self.cursors.get(&conversation_id).copied() else { return Ok(()) };
+                let Some(mut cursor) = self.cursors.get(&conversation_id).copied() else {
+                    return Ok(());
+                };
                 deliver(&self.chat, out, &conversation_id, &mut cursor, None).await?;
                 self.cursors.insert(conversation_id, cursor);
                 Ok(())

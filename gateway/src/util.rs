@@ -25,7 +25,9 @@ pub fn new_id(prefix: &str) -> String {
 /// A tenant name is a URL-safe slug: 2-48 of `a-z 0-9 -`, starting with a letter or digit.
 pub fn is_valid_slug(name: &str) -> bool {
     let length_ok = (2..=48).contains(&name.len());
-    let chars_ok = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     length_ok && chars_ok && !name.starts_with('-') && !name.ends_with('-')
 }
 

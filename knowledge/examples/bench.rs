@@ -10,37 +10,166 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard_knowledge::{parse_import, write_jsonl, FaqRecord, ImportFormat, KnowledgeIndex, Synonyms};
+use switchboard_knowledge::{
+    parse_import, write_jsonl, FaqRecord, ImportFormat, KnowledgeIndex, Synonyms,
+};
 
 const ZH: &[&str] = &[
-    "订单", "发货", "快递", "物流", "退货", "退款", "换货", "发票", "优惠券", "积分", "会员", "支付", "微信", "支付宝",
-    "银行卡", "分期", "地址", "修改", "取消", "账号", "密码", "手机号", "注册", "登录", "客服", "人工", "保修", "维修",
-    "价格", "降价", "库存", "补货", "包裹", "运费", "包邮", "签收", "破损", "缺件", "售后", "审核", "到账", "时间",
-    "工作日", "申请", "流程", "查询", "进度", "衣服", "鞋子", "尺码", "颜色", "手机", "耳机", "电脑", "家电", "生鲜",
-    "海外", "偏远", "地区", "门店", "自提", "预售", "定金", "尾款", "赠品", "礼品卡", "余额", "提现", "实名", "认证",
+    "订单",
+    "发货",
+    "快递",
+    "物流",
+    "退货",
+    "退款",
+    "换货",
+    "发票",
+    "优惠券",
+    "积分",
+    "会员",
+    "支付",
+    "微信",
+    "支付宝",
+    "银行卡",
+    "分期",
+    "地址",
+    "修改",
+    "取消",
+    "账号",
+    "密码",
+    "手机号",
+    "注册",
+    "登录",
+    "客服",
+    "人工",
+    "保修",
+    "维修",
+    "价格",
+    "降价",
+    "库存",
+    "补货",
+    "包裹",
+    "运费",
+    "包邮",
+    "签收",
+    "破损",
+    "缺件",
+    "售后",
+    "审核",
+    "到账",
+    "时间",
+    "工作日",
+    "申请",
+    "流程",
+    "查询",
+    "进度",
+    "衣服",
+    "鞋子",
+    "尺码",
+    "颜色",
+    "手机",
+    "耳机",
+    "电脑",
+    "家电",
+    "生鲜",
+    "海外",
+    "偏远",
+    "地区",
+    "门店",
+    "自提",
+    "预售",
+    "定金",
+    "尾款",
+    "赠品",
+    "礼品卡",
+    "余额",
+    "提现",
+    "实名",
+    "认证",
 ];
 const EN: &[&str] = &[
-    "order", "ship", "delivery", "parcel", "return", "refund", "exchange", "invoice", "coupon", "points", "member",
-    "payment", "card", "installment", "address", "change", "cancel", "account", "password", "phone", "register",
-    "login", "agent", "warranty", "repair", "price", "discount", "stock", "restock", "fee", "free", "damaged",
-    "missing", "review", "days", "apply", "status", "size", "color", "laptop", "headphones", "gift", "balance",
-    "verify", "store", "pickup", "preorder", "deposit", "international", "tracking", "receipt", "subscription",
+    "order",
+    "ship",
+    "delivery",
+    "parcel",
+    "return",
+    "refund",
+    "exchange",
+    "invoice",
+    "coupon",
+    "points",
+    "member",
+    "payment",
+    "card",
+    "installment",
+    "address",
+    "change",
+    "cancel",
+    "account",
+    "password",
+    "phone",
+    "register",
+    "login",
+    "agent",
+    "warranty",
+    "repair",
+    "price",
+    "discount",
+    "stock",
+    "restock",
+    "fee",
+    "free",
+    "damaged",
+    "missing",
+    "review",
+    "days",
+    "apply",
+    "status",
+    "size",
+    "color",
+    "laptop",
+    "headphones",
+    "gift",
+    "balance",
+    "verify",
+    "store",
+    "pickup",
+    "preorder",
+    "deposit",
+    "international",
+    "tracking",
+    "receipt",
+    "subscription",
 ];
 
 const SYLLABLES_ZH: &str = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处理府研";
-const SYLLABLES_EN: &[&str] = &["ka", "lo", "mi", "ter", "son", "da", "ri", "ven", "pa", "el", "to", "sha", "mor", "ni", "gu", "bel"];
+const SYLLABLES_EN: &[&str] = &[
+    "ka", "lo", "mi", "ter", "son", "da", "ri", "ven", "pa", "el", "to", "sha", "mor", "ni", "gu",
+    "bel",
+];
 
 /// The shop words first, then made-up words, `size` in all.
 fn vocabulary(chinese: bool, size: usize) -> Vec<String> {
-    let mut words: Vec<String> = if chinese { ZH } else { EN }.iter().map(|w| w.to_string()).collect();
+    let mut words: Vec<String> = if chinese { ZH } else { EN }
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
     let zh: Vec<char> = SYLLABLES_ZH.chars().collect();
     let mut n = 0usize;
     while words.len() < size {
         let word = if chinese {
-            format!("{}{}", zh[n % zh.len()], zh[(n / zh.len() * 7 + n) % zh.len()])
+            format!(
+                "{}{}",
+                zh[n % zh.len()],
+                zh[(n / zh.len() * 7 + n) % zh.len()]
+            )
         } else {
             let s = SYLLABLES_EN;
-            format!("{}{}{}", s[n % s.len()], s[(n / s.len()) % s.len()], s[(n / (s.len() * s.len())) % s.len()])
+            format!(
+                "{}{}{}",
+                s[n % s.len()],
+                s[(n / s.len()) % s.len()],
+                s[(n / (s.len() * s.len())) % s.len()]
+            )
         };
         if !words.contains(&word) {
             words.push(word);
@@ -60,7 +189,10 @@ impl Vocab {
     fn new(chinese: bool, tiny: bool) -> Vocab {
         if tiny {
             let words = vocabulary(chinese, 0);
-            return Vocab { words, cumulative: Vec::new() };
+            return Vocab {
+                words,
+                cumulative: Vec::new(),
+            };
         }
         let words = vocabulary(chinese, 4_000);
         let mut total = 0.0;
@@ -78,7 +210,9 @@ impl Vocab {
             None => rng.below(self.words.len()),
             Some(total) => {
                 let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
-                self.cumulative.partition_point(|&c| c < x).min(self.words.len() - 1)
+                self.cumulative
+                    .partition_point(|&c| c < x)
+                    .min(self.words.len() - 1)
             }
         };
         &self.words[at]
@@ -129,7 +263,11 @@ fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }
@@ -138,7 +276,9 @@ fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
 /// read apart from waiting for a core on a shared machine. `None` elsewhere.
 fn thread_cpu() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(Duration::from_nanos(text.split_whitespace().next()?.parse().ok()?))
+    Some(Duration::from_nanos(
+        text.split_whitespace().next()?.parse().ok()?,
+    ))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -149,13 +289,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tiny = args.iter().any(|a| a == "--tiny-vocab");
-    let count: usize = args.iter().find(|a| !a.starts_with("--")).map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let count: usize = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     // Index 0 is used for even records (Chinese), 1 for odd ones (English).
     let vocabs = [Vocab::new(true, tiny), Vocab::new(false, tiny)];
     let records = generate(count, &vocabs);
     let mut jsonl = Vec::new();
     write_jsonl(&mut jsonl, &records)?;
-    println!("generated {count} faqs ({:.1} MB of jsonl)", jsonl.len() as f64 / 1e6);
+    println!(
+        "generated {count} faqs ({:.1} MB of jsonl)",
+        jsonl.len() as f64 / 1e6
+    );
 
     let dir = tempfile::tempdir()?;
     let index = KnowledgeIndex::open(dir.path())?.with_writer_memory(256 * 1024 * 1024);
@@ -171,12 +319,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         count as f64 / import_time.as_secs_f64(),
         parsed.errors.len()
     );
-    println!("index size: {:.1} MB on disk", dir_size(&dir.path().join("bench"))? as f64 / 1e6);
+    println!(
+        "index size: {:.1} MB on disk",
+        dir_size(&dir.path().join("bench"))? as f64 / 1e6
+    );
 
     // Let background merges of the fresh segments finish before measuring.
     std::thread::sleep(Duration::from_secs(5));
     let mut rng = Rng(42);
-    let queries: Vec<String> = (0..3_000).map(|n| rng.words(2, 5, &vocabs[n % 2], n % 2 == 0)).collect();
+    let queries: Vec<String> = (0..3_000)
+        .map(|n| rng.words(2, 5, &vocabs[n % 2], n % 2 == 0))
+        .collect();
     let none = Synonyms::none();
     for query in queries.iter().take(200) {
         index.search("bench", query, 5, &none)?;
@@ -214,7 +367,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut one = imported[7].clone();
     one.answer = "updated answer".into();
     index.upsert("bench", &[one], 2)?;
-    let visible = index.search("bench", &imported[7].question, 1, &none)?.first().map(|c| c.answer.clone());
-    println!("single upsert to searchable: {:.2?} (visible: {})", started.elapsed(), visible.as_deref() == Some("updated answer"));
+    let visible = index
+        .search("bench", &imported[7].question, 1, &none)?
+        .first()
+        .map(|c| c.answer.clone());
+    println!(
+        "single upsert to searchable: {:.2?} (visible: {})",
+        started.elapsed(),
+        visible.as_deref() == Some("updated answer")
+    );
     Ok(())
 }

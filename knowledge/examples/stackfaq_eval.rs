@@ -20,30 +20,49 @@ struct Query {
 
 fn load(path: &str) -> Result<(Vec<FaqRecord>, Vec<Query>), Box<dyn std::error::Error>> {
     let root: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
-    let threads = root["root"]["qapair"].as_array().ok_or("no root.qapair array")?;
+    let threads = root["root"]["qapair"]
+        .as_array()
+        .ok_or("no root.qapair array")?;
     let mut records = Vec::new();
     let mut queries = Vec::new();
     for (n, thread) in threads.iter().enumerate() {
         let id = format!("t{n}");
         let question = thread["question"].as_str().unwrap_or_default().to_string();
-        let answers: Vec<&str> =
-            thread["answer"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+        let answers: Vec<&str> = thread["answer"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
         // One thread has no answer: "-" keeps the record valid and adds no token.
-        let answer = if answers.is_empty() { "-".to_string() } else { answers.join("\n\n") };
+        let answer = if answers.is_empty() {
+            "-".to_string()
+        } else {
+            answers.join("\n\n")
+        };
         let mut record = FaqRecord::new(question, answer);
         record.id = id.clone();
         records.push(record);
         let rephrasings = thread["rephr"].as_array().cloned().unwrap_or_default();
-        let usable = rephrasings.iter().filter_map(|v| v.as_str()).map(str::trim).filter(|t| !t.is_empty() && *t != "*");
+        let usable = rephrasings
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && *t != "*");
         for (position, text) in usable.enumerate() {
-            queries.push(Query { text: text.to_string(), expect: id.clone(), dev: position % 2 == 0 });
+            queries.push(Query {
+                text: text.to_string(),
+                expect: id.clone(),
+                dev: position % 2 == 0,
+            });
         }
     }
     Ok((records, queries))
 }
 
 /// (P@1, MRR over the top 100, number of queries)
-fn score(index: &KnowledgeIndex, queries: &[&Query]) -> Result<(f64, f64, usize), Box<dyn std::error::Error>> {
+fn score(
+    index: &KnowledgeIndex,
+    queries: &[&Query],
+) -> Result<(f64, f64, usize), Box<dyn std::error::Error>> {
     let (mut p1, mut rr) = (0.0, 0.0);
     for query in queries {
         let hits = index.search("stackfaq", &query.text, 100, &Synonyms::none())?;
@@ -58,7 +77,10 @@ fn score(index: &KnowledgeIndex, queries: &[&Query]) -> Result<(f64, f64, usize)
     Ok((p1 / n, rr / n, queries.len()))
 }
 
-fn build(records: &[FaqRecord], tuning: SearchTuning) -> Result<(tempfile::TempDir, KnowledgeIndex), Box<dyn std::error::Error>> {
+fn build(
+    records: &[FaqRecord],
+    tuning: SearchTuning,
+) -> Result<(tempfile::TempDir, KnowledgeIndex), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let index = KnowledgeIndex::open(dir.path())?.with_tuning(tuning);
     index.rebuild("stackfaq", records, 1)?;
@@ -68,21 +90,39 @@ fn build(records: &[FaqRecord], tuning: SearchTuning) -> Result<(tempfile::TempD
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let sweep = args.iter().any(|a| a == "--sweep");
-    let path = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "../shared/eval/stackfaq.json".into());
+    let path = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| "../shared/eval/stackfaq.json".into());
     let (records, queries) = load(&path)?;
     let dev: Vec<&Query> = queries.iter().filter(|q| q.dev).collect();
     let test: Vec<&Query> = queries.iter().filter(|q| !q.dev).collect();
     let all: Vec<&Query> = queries.iter().collect();
-    println!("stackfaq: {} faqs, {} paraphrases (dev {}, test {})", records.len(), all.len(), dev.len(), test.len());
+    println!(
+        "stackfaq: {} faqs, {} paraphrases (dev {}, test {})",
+        records.len(),
+        all.len(),
+        dev.len(),
+        test.len()
+    );
 
     if sweep {
         println!("question alternates answer | dev P@1  dev MRR");
         for question_boost in [1.0, 1.5, 2.0, 3.0] {
             for answer_boost in [0.0, 0.5, 1.0, 1.5] {
-                let tuning = SearchTuning { question_boost, alternates_boost: question_boost, answer_boost, ..SearchTuning::default() };
+                let tuning = SearchTuning {
+                    question_boost,
+                    alternates_boost: question_boost,
+                    answer_boost,
+                    ..SearchTuning::default()
+                };
                 let (_dir, index) = build(&records, tuning)?;
                 let (p1, mrr, _) = score(&index, &dev)?;
-                println!("{question_boost:8} {:10} {answer_boost:6} | {p1:.3}    {mrr:.3}", tuning.alternates_boost);
+                println!(
+                    "{question_boost:8} {:10} {answer_boost:6} | {p1:.3}    {mrr:.3}",
+                    tuning.alternates_boost
+                );
             }
         }
         return Ok(());
@@ -96,6 +136,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (p1, mrr, n) = score(&index, set)?;
         println!("{name:5} n={n:5}  P@1 {p1:.3}  MRR {mrr:.3}");
     }
-    println!("index built in {built:.2?}; {} searches in {:.2?}", 2 * all.len(), started.elapsed());
+    println!(
+        "index built in {built:.2?}; {} searches in {:.2?}",
+        2 * all.len(),
+        started.elapsed()
+    );
     Ok(())
 }

@@ -19,9 +19,10 @@ pub const BIGRAMS_NAME: &str = "switchboard_cjk_bigrams";
 
 /// Chinese function words and fillers that carry no FAQ meaning.
 const CHINESE_STOP_WORDS: &[&str] = &[
-    "的", "了", "吗", "呢", "吧", "啊", "呀", "嘛", "哦", "么", "着", "过", "得", "地", "之", "把", "被",
-    "我", "你", "您", "他", "她", "它", "我们", "你们", "是", "在", "和", "与", "及", "或", "就", "都",
-    "也", "还", "又", "请问", "一下", "这", "那", "这个", "那个", "一个", "想", "能", "可以", "要",
+    "的", "了", "吗", "呢", "吧", "啊", "呀", "嘛", "哦", "么", "着", "过", "得", "地", "之", "把",
+    "被", "我", "你", "您", "他", "她", "它", "我们", "你们", "是", "在", "和", "与", "及", "或",
+    "就", "都", "也", "还", "又", "请问", "一下", "这", "那", "这个", "那个", "一个", "想", "能",
+    "可以", "要",
 ];
 
 /// True for CJK ideographs (the ranges jieba segments).
@@ -86,7 +87,8 @@ impl Tokenizer for MixedTokenizer {
         while let Some(piece) = stream.next() {
             // jieba keeps runs like "github.com" or "e-mail" whole: split them into words.
             for word in piece.text.split(|c: char| !c.is_alphanumeric()) {
-                let start = piece.offset_from + (word.as_ptr() as usize - piece.text.as_ptr() as usize);
+                let start =
+                    piece.offset_from + (word.as_ptr() as usize - piece.text.as_ptr() as usize);
                 let span = (start, start + word.len());
                 if word.is_empty() || CHINESE_STOP_WORDS.contains(&word) || !spans.insert(span) {
                     continue;
@@ -111,7 +113,9 @@ pub fn analyzer() -> TextAnalyzer {
         Some(stop_words) => builder.filter_dynamic(stop_words),
         None => builder,
     };
-    builder.filter_dynamic(Stemmer::new(Language::English)).build()
+    builder
+        .filter_dynamic(Stemmer::new(Language::English))
+        .build()
 }
 
 /// The analyzed tokens of `text`, in order, with repeats (what the index stores for it).
@@ -161,7 +165,11 @@ impl Tokenizer for CjkBigramTokenizer {
         let tokens = cjk_bigrams(text)
             .into_iter()
             .enumerate()
-            .map(|(position, text)| Token { position, text, ..Token::default() })
+            .map(|(position, text)| Token {
+                position,
+                text,
+                ..Token::default()
+            })
             .collect();
         CollectedTokenStream { tokens, next: 0 }
     }
@@ -232,7 +240,9 @@ impl Synonyms {
         let present: HashSet<&str> = query_tokens.iter().map(String::as_str).collect();
         let mut added: Vec<String> = Vec::new();
         for group in &self.groups {
-            let matched = group.iter().any(|member| member.iter().all(|t| present.contains(t.as_str())));
+            let matched = group
+                .iter()
+                .any(|member| member.iter().all(|t| present.contains(t.as_str())));
             if !matched {
                 continue;
             }
@@ -252,7 +262,10 @@ mod tests {
 
     #[test]
     fn english_is_stemmed_and_stop_words_dropped() {
-        assert_eq!(analyze("The Refunds were REFUNDED"), vec!["refund", "were", "refund"]);
+        assert_eq!(
+            analyze("The Refunds were REFUNDED"),
+            vec!["refund", "were", "refund"]
+        );
         let mut tokens = analyze("shipping e-mail github.com");
         tokens.sort();
         assert_eq!(tokens, vec!["com", "e", "github", "mail", "ship"]);
@@ -273,7 +286,10 @@ mod tests {
     fn mixed_and_full_width_text() {
         let tokens = analyze("ｉＰｈｏｎｅ订单怎么退货 refunds");
         for want in ["iphon", "订单", "退货", "refund"] {
-            assert!(tokens.contains(&want.to_string()), "{want} missing from {tokens:?}");
+            assert!(
+                tokens.contains(&want.to_string()),
+                "{want} missing from {tokens:?}"
+            );
         }
     }
 
@@ -285,17 +301,27 @@ mod tests {
 
     #[test]
     fn cjk_bigrams_cover_runs_of_ideographs() {
-        assert_eq!(cjk_bigrams("货到付款 ok 吗"), vec!["货到", "到付", "付款", "吗"]);
+        assert_eq!(
+            cjk_bigrams("货到付款 ok 吗"),
+            vec!["货到", "到付", "付款", "吗"]
+        );
         assert!(cjk_bigrams("only english").is_empty());
     }
 
     #[test]
     fn synonyms_expand_any_member_of_a_group() {
-        let synonyms = Synonyms::parse("# comment\n快递=物流=包裹\nrefund = money back\n\nlonely\n");
+        let synonyms =
+            Synonyms::parse("# comment\n快递=物流=包裹\nrefund = money back\n\nlonely\n");
         assert_eq!(synonyms.len(), 2);
         let added = synonyms.expand(&analyze("我的包裹到哪了"));
-        assert!(added.contains(&"快递".to_string()) && added.contains(&"物流".to_string()), "{added:?}");
-        assert_eq!(synonyms.expand(&analyze("I want my money back")), vec!["refund"]);
+        assert!(
+            added.contains(&"快递".to_string()) && added.contains(&"物流".to_string()),
+            "{added:?}"
+        );
+        assert_eq!(
+            synonyms.expand(&analyze("I want my money back")),
+            vec!["refund"]
+        );
         let added = synonyms.expand(&analyze("refund please"));
         assert_eq!(added, vec!["money", "back"]);
         assert!(synonyms.expand(&analyze("hello")).is_empty());

@@ -26,7 +26,10 @@ pub enum RecordError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
     #[error("file was declared {declared} but is {detected}")]
-    Mismatch { declared: &'static str, detected: &'static str },
+    Mismatch {
+        declared: &'static str,
+        detected: &'static str,
+    },
     #[error("unknown import format {0:?} (expected jsonl, csv or xlsx)")]
     UnknownFormat(String),
     #[error("the file format could not be recognised (expected json lines, csv or xlsx)")]

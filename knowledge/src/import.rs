@@ -17,8 +17,16 @@ use crate::record::FaqRecord;
 pub const MAX_IMPORT_ROWS: usize = 500_000;
 
 /// Column order of CSV export.
-pub const CSV_COLUMNS: [&str; 8] =
-    ["id", "question", "answer", "alternates", "tags", "locale", "enabled", "updated_at_ms"];
+pub const CSV_COLUMNS: [&str; 8] = [
+    "id",
+    "question",
+    "answer",
+    "alternates",
+    "tags",
+    "locale",
+    "enabled",
+    "updated_at_ms",
+];
 
 /// A supported file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +63,8 @@ impl ImportFormat {
             return Some(ImportFormat::Jsonl);
         }
         let first_line = text.lines().next()?.to_lowercase();
-        (first_line.contains("question") || first_line.contains("问题")).then_some(ImportFormat::Csv)
+        (first_line.contains("question") || first_line.contains("问题"))
+            .then_some(ImportFormat::Csv)
     }
 
     fn name(self) -> &'static str {
@@ -94,13 +103,19 @@ pub struct ParsedImport {
 /// Parses a file given its declared format, or by sniffing when `format` is `None`.
 /// A file that is not the declared format (or not any format) is an [`ImportError`];
 /// bad rows are [`RowError`]s; a repeated id is an error on its later rows.
-pub fn parse_import(bytes: &[u8], format: Option<ImportFormat>) -> Result<ParsedImport, ImportError> {
+pub fn parse_import(
+    bytes: &[u8],
+    format: Option<ImportFormat>,
+) -> Result<ParsedImport, ImportError> {
     let sniffed = ImportFormat::sniff(bytes);
     let format = match (format, sniffed) {
         (None, Some(found)) => found,
         (None, None) => return Err(ImportError::Unrecognised),
         (Some(declared), Some(ImportFormat::Xlsx)) if declared != ImportFormat::Xlsx => {
-            return Err(ImportError::Mismatch { declared: declared.name(), detected: "xlsx" })
+            return Err(ImportError::Mismatch {
+                declared: declared.name(),
+                detected: "xlsx",
+            })
         }
         (Some(declared), _) => declared,
     };
@@ -120,7 +135,10 @@ pub fn parse_import(bytes: &[u8], format: Option<ImportFormat>) -> Result<Parsed
         match checked {
             Ok(record) => {
                 if let Some(first) = seen.get(&record.id) {
-                    parsed.errors.push(RowError { line, message: format!("duplicate id {:?}, first on line {first}", record.id) });
+                    parsed.errors.push(RowError {
+                        line,
+                        message: format!("duplicate id {:?}, first on line {first}", record.id),
+                    });
                 } else {
                     seen.insert(record.id.clone(), line);
                     parsed.records.push(ImportedRecord { line, record });
@@ -135,7 +153,9 @@ pub fn parse_import(bytes: &[u8], format: Option<ImportFormat>) -> Result<Parsed
 type Rows = Vec<(usize, Result<FaqRecord, String>)>;
 
 fn utf8(bytes: &[u8]) -> Result<&str, ImportError> {
-    std::str::from_utf8(bytes).map(|t| t.trim_start_matches('\u{feff}')).map_err(|_| ImportError::NotUtf8)
+    std::str::from_utf8(bytes)
+        .map(|t| t.trim_start_matches('\u{feff}'))
+        .map_err(|_| ImportError::NotUtf8)
 }
 
 fn check_row_count(count: usize) -> Result<(), ImportError> {
@@ -212,7 +232,11 @@ impl Columns {
     fn from_header<S: AsRef<str>>(header: &[S]) -> Result<Columns, ImportError> {
         let mut index = HashMap::new();
         for (at, name) in header.iter().enumerate() {
-            let name = name.as_ref().trim().trim_start_matches('\u{feff}').to_lowercase();
+            let name = name
+                .as_ref()
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_lowercase();
             let field = match name.as_str() {
                 "id" => "id",
                 "question" | "问题" => "question",
@@ -236,7 +260,11 @@ impl Columns {
 
     fn record<S: AsRef<str>>(&self, cells: &[S]) -> Result<FaqRecord, String> {
         let get = |field: &str| -> &str {
-            self.index.get(field).and_then(|&at| cells.get(at)).map(|c| c.as_ref().trim()).unwrap_or_default()
+            self.index
+                .get(field)
+                .and_then(|&at| cells.get(at))
+                .map(|c| c.as_ref().trim())
+                .unwrap_or_default()
         };
         let enabled = match get("enabled").to_lowercase().as_str() {
             "" | "true" | "1" | "yes" | "是" => true,
@@ -245,7 +273,9 @@ impl Columns {
         };
         let updated_at_ms = match get("updated_at_ms") {
             "" => 0,
-            text => text.parse::<i64>().map_err(|_| format!("updated_at_ms must be an integer, not {text:?}"))?,
+            text => text
+                .parse::<i64>()
+                .map_err(|_| format!("updated_at_ms must be an integer, not {text:?}"))?,
         };
         Ok(FaqRecord {
             id: get("id").to_string(),
@@ -262,8 +292,14 @@ impl Columns {
 
 fn parse_csv(bytes: &[u8]) -> Result<Rows, ImportError> {
     let text = utf8(bytes)?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
-    let header = reader.headers().map_err(|e| ImportError::BadCsv(e.to_string().to_lowercase()))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| ImportError::BadCsv(e.to_string().to_lowercase()))?
+        .clone();
     let columns = Columns::from_header(&header.iter().collect::<Vec<_>>())?;
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -344,12 +380,20 @@ pub fn split_list(text: &str) -> Vec<String> {
         }
     }
     items.push(current);
-    items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Joins a list with `|`, escaping `\` and `|` inside items (the inverse of [`split_list`]).
 pub fn join_list(items: &[String]) -> String {
-    items.iter().map(|item| item.replace('\\', "\\\\").replace('|', "\\|")).collect::<Vec<_>>().join("|")
+    items
+        .iter()
+        .map(|item| item.replace('\\', "\\\\").replace('|', "\\|"))
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 /// Writes records as JSON Lines (one object a line, every field).

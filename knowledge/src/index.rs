@@ -12,7 +12,9 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
-use crate::analysis::{analyze, analyzer, cjk_bigrams, CjkBigramTokenizer, Synonyms, ANALYZER_NAME, BIGRAMS_NAME};
+use crate::analysis::{
+    analyze, analyzer, cjk_bigrams, CjkBigramTokenizer, Synonyms, ANALYZER_NAME, BIGRAMS_NAME,
+};
 use crate::error::KnowledgeError;
 use crate::record::FaqRecord;
 
@@ -137,7 +139,9 @@ pub struct KnowledgeIndex {
 pub fn validate_tenant(tenant: &str) -> Result<(), KnowledgeError> {
     let ok = !tenant.is_empty()
         && tenant.len() <= 64
-        && tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -187,9 +191,18 @@ impl KnowledgeIndex {
     }
 
     /// The tenant's open index; `None` when it has none on disk and `create` is false.
-    fn tenant(&self, tenant: &str, create: bool) -> Result<Option<Arc<TenantIndex>>, KnowledgeError> {
+    fn tenant(
+        &self,
+        tenant: &str,
+        create: bool,
+    ) -> Result<Option<Arc<TenantIndex>>, KnowledgeError> {
         validate_tenant(tenant)?;
-        if let Some(found) = self.tenants.read().unwrap_or_else(|e| e.into_inner()).get(tenant) {
+        if let Some(found) = self
+            .tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+        {
             return Ok(Some(found.clone()));
         }
         let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
@@ -217,11 +230,21 @@ impl KnowledgeIndex {
             return Ok(None);
         };
         index.tokenizers().register(ANALYZER_NAME, analyzer());
-        index.tokenizers().register(BIGRAMS_NAME, CjkBigramTokenizer);
+        index
+            .tokenizers()
+            .register(BIGRAMS_NAME, CjkBigramTokenizer);
         // Manual reload: every write reloads the reader right after its commit, so a change is
         // searchable as soon as the write call returns.
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let opened = Arc::new(TenantIndex { index, reader, writer: Mutex::new(None), fields });
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let opened = Arc::new(TenantIndex {
+            index,
+            reader,
+            writer: Mutex::new(None),
+            fields,
+        });
         tenants.insert(tenant.to_string(), opened.clone());
         Ok(Some(opened))
     }
@@ -234,14 +257,22 @@ impl KnowledgeIndex {
         let Some(tenant_index) = self.tenant(tenant, true)? else {
             return Err(KnowledgeError::BadTenant(tenant.to_string()));
         };
-        let mut slot = tenant_index.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = tenant_index
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let options = tantivy::indexer::IndexWriterOptions::builder()
                 .num_worker_threads(1)
                 .num_merge_threads(1)
                 .memory_budget_per_thread(self.writer_memory_bytes)
                 .build();
-            *slot = Some(tenant_index.index.writer_with_options(options).map_err(map_writer_error)?);
+            *slot = Some(
+                tenant_index
+                    .index
+                    .writer_with_options(options)
+                    .map_err(map_writer_error)?,
+            );
         }
         let Some(writer) = slot.as_mut() else {
             return Err(KnowledgeError::BadTenant(tenant.to_string()));
@@ -250,8 +281,11 @@ impl KnowledgeIndex {
             writer.rollback()?;
             return Err(err);
         }
-        let payload = serde_json::to_string(&Marker { schema: SCHEMA_VERSION, revision })
-            .map_err(|e| KnowledgeError::Io(std::io::Error::other(e)))?;
+        let payload = serde_json::to_string(&Marker {
+            schema: SCHEMA_VERSION,
+            revision,
+        })
+        .map_err(|e| KnowledgeError::Io(std::io::Error::other(e)))?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&payload);
         commit.commit()?;
@@ -262,11 +296,19 @@ impl KnowledgeIndex {
     /// Inserts or replaces records by id and records `revision` as the index's freshness marker.
     /// Disabled records are removed from the index. Every record is validated first; one invalid
     /// record fails the whole call and nothing is written.
-    pub fn upsert(&self, tenant: &str, records: &[FaqRecord], revision: u64) -> Result<(), KnowledgeError> {
+    pub fn upsert(
+        &self,
+        tenant: &str,
+        records: &[FaqRecord],
+        revision: u64,
+    ) -> Result<(), KnowledgeError> {
         for record in records {
             record
                 .validate()
-                .map_err(|source| KnowledgeError::BadRecord { id: record.id.clone(), source })?;
+                .map_err(|source| KnowledgeError::BadRecord {
+                    id: record.id.clone(),
+                    source,
+                })?;
         }
         self.write(tenant, revision, |writer, fields| {
             for record in records {
@@ -291,7 +333,12 @@ impl KnowledgeIndex {
 
     /// Replaces the tenant's whole index with `records` (the store's full list) at `revision`.
     /// Use when [`KnowledgeIndex::revision`] differs from the store's revision.
-    pub fn rebuild<'a, I>(&self, tenant: &str, records: I, revision: u64) -> Result<(), KnowledgeError>
+    pub fn rebuild<'a, I>(
+        &self,
+        tenant: &str,
+        records: I,
+        revision: u64,
+    ) -> Result<(), KnowledgeError>
     where
         I: IntoIterator<Item = &'a FaqRecord>,
     {
@@ -300,7 +347,10 @@ impl KnowledgeIndex {
             for record in records {
                 record
                     .validate()
-                    .map_err(|source| KnowledgeError::BadRecord { id: record.id.clone(), source })?;
+                    .map_err(|source| KnowledgeError::BadRecord {
+                        id: record.id.clone(),
+                        source,
+                    })?;
                 if record.enabled {
                     writer.add_document(document(fields, record))?;
                 }
@@ -316,8 +366,13 @@ impl KnowledgeIndex {
             return Ok(None);
         };
         let metas = tenant_index.index.load_metas()?;
-        let marker = metas.payload.as_deref().and_then(|p| serde_json::from_str::<Marker>(p).ok());
-        Ok(marker.filter(|m| m.schema == SCHEMA_VERSION).map(|m| m.revision))
+        let marker = metas
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<Marker>(p).ok());
+        Ok(marker
+            .filter(|m| m.schema == SCHEMA_VERSION)
+            .map(|m| m.revision))
     }
 
     /// True when the index exists and was last written at `revision`.
@@ -336,9 +391,17 @@ impl KnowledgeIndex {
     /// Closes and deletes the tenant's index directory (a later write recreates it).
     pub fn remove_tenant(&self, tenant: &str) -> Result<(), KnowledgeError> {
         validate_tenant(tenant)?;
-        let removed = self.tenants.write().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+        let removed = self
+            .tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
         if let Some(tenant_index) = removed {
-            let writer = tenant_index.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let writer = tenant_index
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             if let Some(writer) = writer {
                 writer.wait_merging_threads()?;
             }
@@ -408,13 +471,25 @@ impl KnowledgeIndex {
                 if boost <= 0.0 {
                     continue;
                 }
-                let term = TermQuery::new(Term::from_field_text(field, token), IndexRecordOption::WithFreqs);
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), boost * weight))));
+                let term = TermQuery::new(
+                    Term::from_field_text(field, token),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(term), boost * weight)),
+                ));
             }
         }
         for gram in &bigrams {
-            let term = TermQuery::new(Term::from_field_text(fields.bigrams, gram), IndexRecordOption::WithFreqs);
-            clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), tuning.cjk_bigram_boost))));
+            let term = TermQuery::new(
+                Term::from_field_text(fields.bigrams, gram),
+                IndexRecordOption::WithFreqs,
+            );
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(term), tuning.cjk_bigram_boost)),
+            ));
         }
         let query = BooleanQuery::new(clauses);
         let searcher = tenant_index.reader.searcher();
@@ -422,12 +497,20 @@ impl KnowledgeIndex {
         let mut out = Vec::with_capacity(hits.len());
         for (score, address) in hits {
             let doc: TantivyDocument = searcher.doc(address)?;
-            let text_of = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let text_of = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             out.push(Candidate {
                 id: text_of(fields.id),
                 question: text_of(fields.question),
                 answer: text_of(fields.answer),
-                alternates: doc.get_all(fields.alternates).filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                alternates: doc
+                    .get_all(fields.alternates)
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
                 score,
             });
         }

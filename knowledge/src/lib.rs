@@ -56,11 +56,11 @@ mod record;
 pub use analysis::{analyze, Synonyms};
 pub use error::{ImportError, KnowledgeError, RecordError};
 pub use import::{
-    join_list, parse_import, split_list, write_csv, write_jsonl, ImportFormat, ImportedRecord, ParsedImport,
-    RowError, CSV_COLUMNS, MAX_IMPORT_ROWS,
+    join_list, parse_import, split_list, write_csv, write_jsonl, ImportFormat, ImportedRecord,
+    ParsedImport, RowError, CSV_COLUMNS, MAX_IMPORT_ROWS,
 };
 pub use index::{
-    validate_tenant, Candidate, KnowledgeIndex, Reranker, SearchTuning, MAX_K, MAX_QUERY_CHARS, MAX_QUERY_TOKENS,
-    SCHEMA_VERSION,
+    validate_tenant, Candidate, KnowledgeIndex, Reranker, SearchTuning, MAX_K, MAX_QUERY_CHARS,
+    MAX_QUERY_TOKENS, SCHEMA_VERSION,
 };
 pub use record::{derived_id, guess_locale, validate_id, FaqRecord};

@@ -72,24 +72,51 @@ impl FaqRecord {
             return Err(RecordError::EmptyAnswer);
         }
         if self.question.chars().count() > MAX_QUESTION_CHARS {
-            return Err(RecordError::TooLong { field: "question", max: MAX_QUESTION_CHARS });
+            return Err(RecordError::TooLong {
+                field: "question",
+                max: MAX_QUESTION_CHARS,
+            });
         }
         if self.answer.chars().count() > MAX_ANSWER_CHARS {
-            return Err(RecordError::TooLong { field: "answer", max: MAX_ANSWER_CHARS });
+            return Err(RecordError::TooLong {
+                field: "answer",
+                max: MAX_ANSWER_CHARS,
+            });
         }
         if self.alternates.len() > MAX_ALTERNATES {
-            return Err(RecordError::TooMany { field: "alternates", max: MAX_ALTERNATES });
+            return Err(RecordError::TooMany {
+                field: "alternates",
+                max: MAX_ALTERNATES,
+            });
         }
         if self.tags.len() > MAX_TAGS {
-            return Err(RecordError::TooMany { field: "tags", max: MAX_TAGS });
+            return Err(RecordError::TooMany {
+                field: "tags",
+                max: MAX_TAGS,
+            });
         }
-        if self.alternates.iter().any(|a| a.chars().count() > MAX_QUESTION_CHARS) {
-            return Err(RecordError::TooLong { field: "alternate", max: MAX_QUESTION_CHARS });
+        if self
+            .alternates
+            .iter()
+            .any(|a| a.chars().count() > MAX_QUESTION_CHARS)
+        {
+            return Err(RecordError::TooLong {
+                field: "alternate",
+                max: MAX_QUESTION_CHARS,
+            });
         }
         if self.tags.iter().any(|t| t.chars().count() > 100) {
-            return Err(RecordError::TooLong { field: "tag", max: 100 });
+            return Err(RecordError::TooLong {
+                field: "tag",
+                max: 100,
+            });
         }
-        if self.locale.len() > 35 || !self.locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if self.locale.len() > 35
+            || !self
+                .locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(RecordError::BadLocale(self.locale.clone()));
         }
         Ok(())
@@ -123,7 +150,10 @@ pub fn validate_id(id: &str) -> Result<(), RecordError> {
     if id.len() > MAX_ID_LEN {
         return Err(RecordError::IdTooLong(MAX_ID_LEN));
     }
-    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    {
         return Err(RecordError::BadIdCharset(id.to_string()));
     }
     Ok(())

@@ -14,7 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 struct Browser {
     child: Child,
     _profile: tempfile::TempDir,
-    page: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    page: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next_id: u64,
 }
 
@@ -26,8 +28,16 @@ impl Drop for Browser {
 }
 
 fn chromium_path() -> Option<PathBuf> {
-    let candidates = [std::env::var("CHROMIUM").ok(), Some("/usr/bin/chromium".into()), Some("/usr/bin/chromium-browser".into())];
-    candidates.into_iter().flatten().map(PathBuf::from).find(|path| path.exists())
+    let candidates = [
+        std::env::var("CHROMIUM").ok(),
+        Some("/usr/bin/chromium".into()),
+        Some("/usr/bin/chromium-browser".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
 }
 
 impl Browser {
@@ -58,7 +68,11 @@ impl Browser {
         let started = Instant::now();
         let port = loop {
             if let Ok(text) = std::fs::read_to_string(&port_file) {
-                if let Some(port) = text.lines().next().and_then(|line| line.trim().parse::<u16>().ok()) {
+                if let Some(port) = text
+                    .lines()
+                    .next()
+                    .and_then(|line| line.trim().parse::<u16>().ok())
+                {
                     break port;
                 }
             }
@@ -67,7 +81,10 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list")).await?.json().await?;
+        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await?
+            .json()
+            .await?;
         let page_url = targets
             .as_array()
             .and_then(|targets| targets.iter().find(|t| t["type"] == "page"))
@@ -75,13 +92,24 @@ impl Browser {
             .ok_or_else(|| anyhow!("no page target: {targets}"))?
             .to_owned();
         let (page, _) = tokio_tungstenite::connect_async(&page_url).await?;
-        Ok(Browser { child, _profile: profile, page, next_id: 1 })
+        Ok(Browser {
+            child,
+            _profile: profile,
+            page,
+            next_id: 1,
+        })
     }
 
     async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         let id = self.next_id;
         self.next_id += 1;
-        self.page.send(Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())).await?;
+        self.page
+            .send(Message::Text(
+                json!({"id": id, "method": method, "params": params})
+                    .to_string()
+                    .into(),
+            ))
+            .await?;
         loop {
             let message = tokio::time::timeout(Duration::from_secs(20), self.page.next())
                 .await
@@ -101,7 +129,12 @@ impl Browser {
 
     /// Evaluates an expression in the page and returns its JSON value.
     async fn eval(&mut self, expression: &str) -> anyhow::Result<Value> {
-        let result = self.call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true})).await?;
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await?;
         if let Some(exception) = result.get("exceptionDetails") {
             bail!("page threw: {exception}");
         }
@@ -139,12 +172,18 @@ async fn widget_in_chromium_talks_to_an_agent() {
     let mut agent = app.agent_ws(&agent_token).await;
     let mut browser = Browser::launch(&binary).await.expect("chromium starts");
     browser.call("Page.enable", json!({})).await.unwrap();
-    browser.call("Page.navigate", json!({"url": app.url("/?tenant=acme")})).await.unwrap();
+    browser
+        .call("Page.navigate", json!({"url": app.url("/?tenant=acme")}))
+        .await
+        .unwrap();
     browser
         .wait_for("the widget", &format!("(() => {{ const h = document.getElementById('switchboard-widget'); return !!(h && h.shadowRoot && h.shadowRoot.getElementById('sb-launcher')); }})()"))
         .await
         .unwrap();
-    browser.eval(&format!("{SHADOW}.getElementById('sb-launcher').click()")).await.unwrap();
+    browser
+        .eval(&format!("{SHADOW}.getElementById('sb-launcher').click()"))
+        .await
+        .unwrap();
     let typed = "<script>window.__injected = 1</script><img src=x onerror=\"window.__injected=2\"> where is my order?";
     browser
         .eval(&format!(
@@ -183,7 +222,10 @@ async fn widget_in_chromium_talks_to_an_agent() {
         .eval(&format!("(() => {{ const m = {SHADOW}.querySelector('.sb-msg[data-sender=customer]'); return m ? m.textContent : null; }})()"))
         .await
         .unwrap();
-    assert!(customer_text.as_str().unwrap().contains("<script>"), "{customer_text}");
+    assert!(
+        customer_text.as_str().unwrap().contains("<script>"),
+        "{customer_text}"
+    );
 
     // A reload resumes the same conversation from the token in localStorage.
     browser.call("Page.reload", json!({})).await.unwrap();
@@ -192,5 +234,8 @@ async fn widget_in_chromium_talks_to_an_agent() {
         .await
         .unwrap();
     let stray = agent.drain(Duration::from_millis(300)).await;
-    assert!(stray.iter().all(|f| f["type"] != "assigned"), "a reload must not open a new conversation: {stray:?}");
+    assert!(
+        stray.iter().all(|f| f["type"] != "assigned"),
+        "a reload must not open a new conversation: {stray:?}"
+    );
 }

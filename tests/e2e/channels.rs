@@ -47,7 +47,9 @@ impl Fake {
         let state = Arc::new(Mutex::new(FakeState::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = axum::Router::new().fallback(fake_handler).with_state(state.clone());
+        let router = axum::Router::new()
+            .fallback(fake_handler)
+            .with_state(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -59,7 +61,14 @@ impl Fake {
     }
 
     fn requests(&self, path: &str) -> Vec<Value> {
-        self.state.lock().unwrap().requests.iter().filter(|request| request["path"] == path).cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|request| request["path"] == path)
+            .cloned()
+            .collect()
     }
 
     /// Waits until `path` saw `count` requests (answered any way).
@@ -70,23 +79,41 @@ impl Fake {
             if seen.len() >= count {
                 return seen;
             }
-            assert!(tokio::time::Instant::now() < deadline, "expected {count} requests to {path}, saw {seen:#?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {count} requests to {path}, saw {seen:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 }
 
-async fn fake_handler(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn fake_handler(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     let path = uri.path().to_owned();
     let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let header_map: HashMap<String, String> =
-        headers.iter().map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned())).collect();
+    let header_map: HashMap<String, String> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
     let mut state = state.lock().unwrap();
     state.requests.push(json!({"path": path, "query": uri.query().unwrap_or_default(), "headers": header_map, "body": body_json}));
     match path.as_str() {
-        "/cgi-bin/token" => Json(json!({"access_token": "TOKEN-1", "expires_in": 7200})).into_response(),
+        "/cgi-bin/token" => {
+            Json(json!({"access_token": "TOKEN-1", "expires_in": 7200})).into_response()
+        }
         "/oauth/client_token/" => {
-            Json(json!({"data": {"access_token": "DY-TOKEN", "expires_in": 7200, "error_code": 0}})).into_response()
+            Json(json!({"data": {"access_token": "DY-TOKEN", "expires_in": 7200, "error_code": 0}}))
+                .into_response()
         }
         _ => {
             if let Some(status) = state.send_status {
@@ -107,7 +134,10 @@ async fn fake_handler(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, head
 // ---- helpers --------------------------------------------------------------------------------
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn nonce() -> String {
@@ -126,7 +156,14 @@ async fn spawn(fake: &Fake) -> TestApp {
     .await
 }
 
-async fn put_app(app: &TestApp, tenant: &str, key: &str, kind: &str, name: &str, body: Value) -> (u16, Value) {
+async fn put_app(
+    app: &TestApp,
+    tenant: &str,
+    key: &str,
+    kind: &str,
+    name: &str,
+    body: Value,
+) -> (u16, Value) {
     let response = app
         .http
         .put(app.url(&format!("/v1/tenants/{tenant}/channels/{kind}/{name}")))
@@ -161,7 +198,12 @@ async fn wechat_push(app: &TestApp, path_app: &str, body: String) -> (u16, Strin
     let response = app
         .http
         .post(app.url(&format!("/v1/channels/wechat/acme/{path_app}")))
-        .query(&[("signature", signed.as_str()), ("timestamp", timestamp.as_str()), ("nonce", nonce.as_str()), ("openid", "x")])
+        .query(&[
+            ("signature", signed.as_str()),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("openid", "x"),
+        ])
         .body(body)
         .send()
         .await
@@ -179,11 +221,17 @@ async fn wechat_safe_push(app: &TestApp, inner: &str) -> (u16, String) {
         .http
         .post(app.url("/v1/channels/wechat/acme/wx1"))
         .query(&[
-            ("signature", signature(&[TOKEN, &timestamp, &nonce]).as_str()),
+            (
+                "signature",
+                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
+            ),
             ("timestamp", timestamp.as_str()),
             ("nonce", nonce.as_str()),
             ("encrypt_type", "aes"),
-            ("msg_signature", signature(&[TOKEN, &timestamp, &nonce, &encrypted]).as_str()),
+            (
+                "msg_signature",
+                signature(&[TOKEN, &timestamp, &nonce, &encrypted]).as_str(),
+            ),
         ])
         .body(body)
         .send()
@@ -194,36 +242,63 @@ async fn wechat_safe_push(app: &TestApp, inner: &str) -> (u16, String) {
 
 /// The conversation id of the next assignment.
 async fn assigned(agent: &mut WsClient, text: &str) -> (String, Value) {
-    let frame = agent.expect("assigned", |frame| frame["type"] == "assigned" && frame["messages"][0]["text"] == text).await;
-    (frame["conversation"]["id"].as_str().unwrap().to_owned(), frame)
+    let frame = agent
+        .expect("assigned", |frame| {
+            frame["type"] == "assigned" && frame["messages"][0]["text"] == text
+        })
+        .await;
+    (
+        frame["conversation"]["id"].as_str().unwrap().to_owned(),
+        frame,
+    )
 }
 
 async fn agent_send(agent: &mut WsClient, conversation_id: &str, id: &str, text: &str) {
     agent.send(json!({"type": "send", "conversation_id": conversation_id, "client_msg_id": id, "text": text})).await;
-    agent.expect("receipt", |frame| frame["type"] == "receipt" && frame["client_msg_id"] == id).await;
+    agent
+        .expect("receipt", |frame| {
+            frame["type"] == "receipt" && frame["client_msg_id"] == id
+        })
+        .await;
 }
 
 async fn deliveries(app: &TestApp, conversation_id: &str) -> Vec<Value> {
-    let (status, body) = app.admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}/deliveries")).await;
+    let (status, body) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{conversation_id}/deliveries"
+        ))
+        .await;
     assert_eq!(status, 200, "{body}");
     body["deliveries"].as_array().unwrap().clone()
 }
 
 /// Waits until every delivery of the conversation is in `state` (and there are `count`).
-async fn wait_deliveries(app: &TestApp, conversation_id: &str, count: usize, state: &str) -> Vec<Value> {
+async fn wait_deliveries(
+    app: &TestApp,
+    conversation_id: &str,
+    count: usize,
+    state: &str,
+) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let found = deliveries(app, conversation_id).await;
         if found.len() == count && found.iter().all(|delivery| delivery["state"] == state) {
             return found;
         }
-        assert!(tokio::time::Instant::now() < deadline, "expected {count} deliveries {state}: {found:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {count} deliveries {state}: {found:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn customer_texts(app: &TestApp, conversation_id: &str) -> Vec<String> {
-    let (_, body) = app.admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}/messages")).await;
+    let (_, body) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{conversation_id}/messages"
+        ))
+        .await;
     body["messages"]
         .as_array()
         .unwrap()
@@ -258,7 +333,15 @@ async fn wechat_plain_and_safe_pushes_reach_the_agent_and_replies_use_a_cached_t
     let response = app
         .http
         .get(app.url("/v1/channels/wechat/acme/wx1"))
-        .query(&[("signature", signature(&[TOKEN, &timestamp, &nonce]).as_str()), ("timestamp", timestamp.as_str()), ("nonce", nonce.as_str()), ("echostr", "echo-123")])
+        .query(&[
+            (
+                "signature",
+                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
+            ),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("echostr", "echo-123"),
+        ])
         .send()
         .await
         .unwrap();
@@ -267,43 +350,81 @@ async fn wechat_plain_and_safe_pushes_reach_the_agent_and_replies_use_a_cached_t
 
     // Plain mode, then the same delivery retried, then safe mode.
     let first = wechat_text_xml("oUSER1", "1001", "where is my parcel");
-    assert_eq!(wechat_push(&app, "wx1", first.clone()).await, (200, "success".to_owned()));
+    assert_eq!(
+        wechat_push(&app, "wx1", first.clone()).await,
+        (200, "success".to_owned())
+    );
     let (conversation_id, frame) = assigned(&mut agent, "where is my parcel").await;
     assert_eq!(frame["conversation"]["customer"]["channel"], "wechat");
-    assert_eq!(wechat_push(&app, "wx1", first).await, (200, "success".to_owned()));
-    let (status, body) = wechat_safe_push(&app, &wechat_text_xml("oUSER1", "1002", "hello again")).await;
+    assert_eq!(
+        wechat_push(&app, "wx1", first).await,
+        (200, "success".to_owned())
+    );
+    let (status, body) =
+        wechat_safe_push(&app, &wechat_text_xml("oUSER1", "1002", "hello again")).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     agent.expect_text("hello again").await;
-    assert_eq!(customer_texts(&app, &conversation_id).await, ["where is my parcel", "hello again"], "the retry is stored once");
+    assert_eq!(
+        customer_texts(&app, &conversation_id).await,
+        ["where is my parcel", "hello again"],
+        "the retry is stored once"
+    );
 
     // A forged push is refused.
     let response = app
         .http
         .post(app.url("/v1/channels/wechat/acme/wx1"))
-        .query(&[("signature", "0000"), ("timestamp", now_secs().to_string().as_str()), ("nonce", "n")])
+        .query(&[
+            ("signature", "0000"),
+            ("timestamp", now_secs().to_string().as_str()),
+            ("nonce", "n"),
+        ])
         .body(wechat_text_xml("oUSER1", "1003", "forged"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_signature");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "bad_signature"
+    );
 
     // Two replies: one token fetch, both sends carry it.
     agent_send(&mut agent, &conversation_id, "a1", "it ships today").await;
     agent_send(&mut agent, &conversation_id, "a2", "anything else?").await;
     let sends = fake.wait_for("/cgi-bin/message/custom/send", 2).await;
     for send in &sends {
-        assert!(send["query"].as_str().unwrap().contains("access_token=TOKEN-1"), "{send}");
+        assert!(
+            send["query"]
+                .as_str()
+                .unwrap()
+                .contains("access_token=TOKEN-1"),
+            "{send}"
+        );
         assert_eq!(send["body"]["touser"], "oUSER1");
         assert_eq!(send["body"]["msgtype"], "text");
     }
-    let texts: Vec<&str> = sends.iter().map(|send| send["body"]["text"]["content"].as_str().unwrap()).collect();
-    assert!(texts.contains(&"it ships today") && texts.contains(&"anything else?"), "{texts:?}");
-    assert_eq!(fake.requests("/cgi-bin/token").len(), 1, "the access token is cached");
+    let texts: Vec<&str> = sends
+        .iter()
+        .map(|send| send["body"]["text"]["content"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"it ships today") && texts.contains(&"anything else?"),
+        "{texts:?}"
+    );
+    assert_eq!(
+        fake.requests("/cgi-bin/token").len(),
+        1,
+        "the access token is cached"
+    );
     let states = wait_deliveries(&app, &conversation_id, 2, "sent").await;
     assert_eq!(states[0]["kind"], "send");
     assert_eq!(states[0]["channel"], "wechat");
-    agent.expect("delivery sent", |frame| frame["type"] == "delivery" && frame["state"] == "sent").await;
+    agent
+        .expect("delivery sent", |frame| {
+            frame["type"] == "delivery" && frame["state"] == "sent"
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -317,7 +438,11 @@ async fn an_expired_reply_window_is_a_failed_delivery_the_agent_sees() {
     wechat_push(&app, "wx1", wechat_text_xml("oUSER2", "2001", "hi")).await;
     let (conversation_id, _) = assigned(&mut agent, "hi").await;
     agent_send(&mut agent, &conversation_id, "a1", "sorry for the wait").await;
-    let failed = agent.expect("delivery failed", |frame| frame["type"] == "delivery" && frame["state"] == "failed").await;
+    let failed = agent
+        .expect("delivery failed", |frame| {
+            frame["type"] == "delivery" && frame["state"] == "failed"
+        })
+        .await;
     assert_eq!(failed["code"], "reply_window_expired");
     assert_eq!(failed["conversation_id"], conversation_id.as_str());
     let found = wait_deliveries(&app, &conversation_id, 1, "failed").await;
@@ -367,7 +492,9 @@ async fn a_pending_reply_survives_a_restart() {
     };
     let http = reqwest::Client::new();
     let server = gateway::Server::start(settings()).await.unwrap();
-    let admin_key = gateway::demo::create_tenant(&server.state.store, "acme").await.unwrap();
+    let admin_key = gateway::demo::create_tenant(&server.state.store, "acme")
+        .await
+        .unwrap();
     let base = format!("http://{}", server.addr);
     let response = http
         .put(format!("{base}/v1/tenants/acme/channels/wechat/wx1"))
@@ -387,11 +514,24 @@ async fn a_pending_reply_survives_a_restart() {
         .json()
         .await
         .unwrap();
-    let mut agent_ws = WsClient::connect(&format!("ws://{}/v1/agent/ws?token={}", server.addr, agent["token"].as_str().unwrap())).await.unwrap();
+    let mut agent_ws = WsClient::connect(&format!(
+        "ws://{}/v1/agent/ws?token={}",
+        server.addr,
+        agent["token"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
     let (timestamp, nonce) = (now_secs().to_string(), nonce());
     let response = http
         .post(format!("{base}/v1/channels/wechat/acme/wx1"))
-        .query(&[("signature", signature(&[TOKEN, &timestamp, &nonce]).as_str()), ("timestamp", timestamp.as_str()), ("nonce", nonce.as_str())])
+        .query(&[
+            (
+                "signature",
+                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
+            ),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+        ])
         .body(wechat_text_xml("oUSER4", "4001", "still there?"))
         .send()
         .await
@@ -410,7 +550,9 @@ async fn a_pending_reply_survives_a_restart() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let body: Value = http
-            .get(format!("{base}/v1/tenants/acme/conversations/{conversation_id}/deliveries"))
+            .get(format!(
+                "{base}/v1/tenants/acme/conversations/{conversation_id}/deliveries"
+            ))
             .bearer_auth(&admin_key)
             .send()
             .await
@@ -421,19 +563,34 @@ async fn a_pending_reply_survives_a_restart() {
         if body["deliveries"][0]["state"] == "sent" {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not delivered after the restart: {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered after the restart: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sends = fake.requests("/cgi-bin/message/custom/send");
-    assert_eq!(sends.last().unwrap()["body"]["text"]["content"], "yes, sorry");
+    assert_eq!(
+        sends.last().unwrap()["body"]["text"]["content"],
+        "yes, sorry"
+    );
     server.stop().await.unwrap();
 }
 
 // ---- Douyin ---------------------------------------------------------------------------------
 
-async fn douyin_push(app: &TestApp, body: &Value, msg_id: Option<&str>, signature: Option<&str>) -> reqwest::Response {
+async fn douyin_push(
+    app: &TestApp,
+    body: &Value,
+    msg_id: Option<&str>,
+    signature: Option<&str>,
+) -> reqwest::Response {
     let raw = body.to_string();
-    let signed = DouyinAdapter::new(DouyinConfig { client_key: DY_KEY.into(), client_secret: DY_SECRET.into() }).sign(raw.as_bytes());
+    let signed = DouyinAdapter::new(DouyinConfig {
+        client_key: DY_KEY.into(),
+        client_secret: DY_SECRET.into(),
+    })
+    .sign(raw.as_bytes());
     let mut request = app
         .http
         .post(app.url("/v1/channels/douyin/acme/dy1"))
@@ -456,45 +613,101 @@ fn douyin_message(event: &str, text: &str, source: &str) -> Value {
 async fn douyin_challenge_signature_messages_echoes_and_replies() {
     let fake = Fake::start().await;
     let app = spawn(&fake).await;
-    let (status, _) = put_app(&app, "acme", &app.admin_key, "douyin", "dy1", json!({"client_key": DY_KEY, "client_secret": DY_SECRET})).await;
+    let (status, _) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "douyin",
+        "dy1",
+        json!({"client_key": DY_KEY, "client_secret": DY_SECRET}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
     let mut agent = app.agent_ws(&agent_token).await;
 
-    let challenge = douyin_push(&app, &json!({"event": "verify_webhook", "client_key": DY_KEY, "content": {"challenge": 12345}}), None, None).await;
+    let challenge = douyin_push(
+        &app,
+        &json!({"event": "verify_webhook", "client_key": DY_KEY, "content": {"challenge": 12345}}),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(challenge.status(), 200);
-    assert_eq!(challenge.json::<Value>().await.unwrap(), json!({"challenge": 12345}));
+    assert_eq!(
+        challenge.json::<Value>().await.unwrap(),
+        json!({"challenge": 12345})
+    );
 
-    let forged = douyin_push(&app, &douyin_message("im_receive_msg", "forged", ""), Some("m0"), Some("0123")).await;
+    let forged = douyin_push(
+        &app,
+        &douyin_message("im_receive_msg", "forged", ""),
+        Some("m0"),
+        Some("0123"),
+    )
+    .await;
     assert_eq!(forged.status(), 401);
-    assert_eq!(forged.json::<Value>().await.unwrap()["code"], "bad_signature");
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["code"],
+        "bad_signature"
+    );
 
     let message = douyin_message("im_receive_msg", "when does it ship?", "");
-    assert_eq!(douyin_push(&app, &message, Some("m1"), None).await.status(), 200);
+    assert_eq!(
+        douyin_push(&app, &message, Some("m1"), None).await.status(),
+        200
+    );
     let (conversation_id, _) = assigned(&mut agent, "when does it ship?").await;
-    assert_eq!(douyin_push(&app, &message, Some("m1"), None).await.status(), 200, "a retry is answered");
+    assert_eq!(
+        douyin_push(&app, &message, Some("m1"), None).await.status(),
+        200,
+        "a retry is answered"
+    );
     // Our own echo is ignored.
     let echo = douyin_message("im_receive_msg", "echo of ours", DY_KEY);
-    assert_eq!(douyin_push(&app, &echo, Some("m2"), None).await.status(), 200);
+    assert_eq!(
+        douyin_push(&app, &echo, Some("m2"), None).await.status(),
+        200
+    );
     let sent_event = douyin_message("im_send_msg", "sent by us", DY_KEY);
-    assert_eq!(douyin_push(&app, &sent_event, Some("m3"), None).await.status(), 200);
+    assert_eq!(
+        douyin_push(&app, &sent_event, Some("m3"), None)
+            .await
+            .status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(customer_texts(&app, &conversation_id).await, ["when does it ship?"]);
+    assert_eq!(
+        customer_texts(&app, &conversation_id).await,
+        ["when does it ship?"]
+    );
 
     agent_send(&mut agent, &conversation_id, "a1", "this afternoon").await;
     let sends = fake.wait_for("/im/send/msg/", 1).await;
-    assert!(sends[0]["query"].as_str().unwrap().contains("open_id=_ACCOUNT"));
+    assert!(sends[0]["query"]
+        .as_str()
+        .unwrap()
+        .contains("open_id=_ACCOUNT"));
     assert_eq!(sends[0]["headers"]["access-token"], "DY-TOKEN");
     assert_eq!(sends[0]["body"]["to_user_id"], "_CUSTOMER");
     assert_eq!(sends[0]["body"]["conversation_id"], "conv-1");
-    assert_eq!(sends[0]["body"]["content"]["text"]["text"], "this afternoon");
+    assert_eq!(
+        sends[0]["body"]["content"]["text"]["text"],
+        "this afternoon"
+    );
     wait_deliveries(&app, &conversation_id, 1, "sent").await;
 }
 
 // ---- mobile apps ----------------------------------------------------------------------------
 
 async fn mobile_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let response = app.http.get(app.url(path)).bearer_auth(token).send().await.unwrap();
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -504,28 +717,63 @@ async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offlin
     let fake = Fake::start().await;
     let app = spawn(&fake).await;
     let push_url = format!("{}/push?key=hook-credential", fake.base);
-    let (status, _) = put_app(&app, "acme", &app.admin_key, "mobile", "app", json!({"jwt_secret": MOBILE_SECRET, "push_url": push_url})).await;
+    let (status, _) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "mobile",
+        "app",
+        json!({"jwt_secret": MOBILE_SECRET, "push_url": push_url}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
     let mut agent = app.agent_ws(&agent_token).await;
 
     let token = mobile_token(MOBILE_SECRET, "user-1", now_secs());
-    let mut phone = WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}"))).await.unwrap();
-    phone.send(json!({"type": "send", "client_msg_id": "m1", "text": "hi from the app"})).await;
+    let mut phone =
+        WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}")))
+            .await
+            .unwrap();
+    phone
+        .send(json!({"type": "send", "client_msg_id": "m1", "text": "hi from the app"}))
+        .await;
     assert_eq!(phone.expect_type("receipt").await["seq"], 1);
     let (conversation_id, frame) = assigned(&mut agent, "hi from the app").await;
     assert_eq!(frame["conversation"]["customer"]["channel"], "mobile");
 
     // The same token again is a replay; an old one is stale; another tenant's secret is refused.
-    assert!(WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}"))).await.is_err());
-    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &token).await;
+    assert!(
+        WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}")))
+            .await
+            .is_err()
+    );
+    let (status, body) = mobile_get(
+        &app,
+        &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"),
+        &token,
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (401, Some("replayed")));
     let stale = mobile_token(MOBILE_SECRET, "user-1", now_secs() - 3600);
-    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &stale).await;
+    let (status, body) = mobile_get(
+        &app,
+        &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"),
+        &stale,
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (401, Some("stale")));
     let forged = mobile_token("another-secret-0123456789", "user-1", now_secs());
-    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &forged).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("bad_signature")));
+    let (status, body) = mobile_get(
+        &app,
+        &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"),
+        &forged,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_signature"))
+    );
 
     // While connected the reply arrives on the socket and nothing is pushed.
     agent_send(&mut agent, &conversation_id, "a1", "hello from support").await;
@@ -533,12 +781,30 @@ async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offlin
 
     // History (bearer header), after a seq; someone else's conversation is not found.
     let fresh = mobile_token(MOBILE_SECRET, "user-1", now_secs());
-    let (status, body) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme&after=1"), &fresh).await;
+    let (status, body) = mobile_get(
+        &app,
+        &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme&after=1"),
+        &fresh,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let texts: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert!(texts.contains(&"hello from support") && !texts.contains(&"hi from the app"), "{texts:?}");
+    let texts: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"hello from support") && !texts.contains(&"hi from the app"),
+        "{texts:?}"
+    );
     let other = mobile_token(MOBILE_SECRET, "user-2", now_secs());
-    let (status, _) = mobile_get(&app, &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"), &other).await;
+    let (status, _) = mobile_get(
+        &app,
+        &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"),
+        &other,
+    )
+    .await;
     assert_eq!(status, 404);
 
     // Offline: the next reply goes to the push hook, signed with the tenant's secret.
@@ -549,8 +815,14 @@ async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offlin
     assert_eq!(pushes.len(), 1, "only the offline reply is pushed");
     assert_eq!(pushes[0]["body"]["user_id"], "user-1");
     assert_eq!(pushes[0]["body"]["text"], "your refund is done");
-    assert_eq!(pushes[0]["body"]["conversation_id"], conversation_id.as_str());
-    assert!(pushes[0]["headers"]["x-switchboard-signature"].as_str().unwrap().starts_with("sha256="));
+    assert_eq!(
+        pushes[0]["body"]["conversation_id"],
+        conversation_id.as_str()
+    );
+    assert!(pushes[0]["headers"]["x-switchboard-signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256="));
     let found = wait_deliveries(&app, &conversation_id, 1, "sent").await;
     assert_eq!(found[0]["kind"], "push");
 }
@@ -562,15 +834,36 @@ async fn linked_identities_share_one_history() {
     let fake = Fake::start().await;
     let app = spawn(&fake).await;
     configure_wechat(&app).await;
-    put_app(&app, "acme", &app.admin_key, "mobile", "app", json!({"jwt_secret": MOBILE_SECRET})).await;
+    put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "mobile",
+        "app",
+        json!({"jwt_secret": MOBILE_SECRET}),
+    )
+    .await;
     let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
     let mut agent = app.agent_ws(&agent_token).await;
 
-    wechat_push(&app, "wx1", wechat_text_xml("oLINKED", "5001", "written on wechat")).await;
+    wechat_push(
+        &app,
+        "wx1",
+        wechat_text_xml("oLINKED", "5001", "written on wechat"),
+    )
+    .await;
     let (conversation_id, frame) = assigned(&mut agent, "written on wechat").await;
-    let wechat_customer = frame["conversation"]["customer"]["id"].as_str().unwrap().to_owned();
+    let wechat_customer = frame["conversation"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let (status, me) = mobile_get(&app, "/v1/mobile/me?tenant=acme", &mobile_token(MOBILE_SECRET, "crm-user", now_secs())).await;
+    let (status, me) = mobile_get(
+        &app,
+        "/v1/mobile/me?tenant=acme",
+        &mobile_token(MOBILE_SECRET, "crm-user", now_secs()),
+    )
+    .await;
     assert_eq!(status, 200, "{me}");
     let mobile_customer = me["customer_id"].as_str().unwrap().to_owned();
     assert!(me["conversation_id"].is_null());
@@ -586,11 +879,17 @@ async fn linked_identities_share_one_history() {
                 .send()
                 .await
                 .unwrap();
-            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
         }
     };
     let (status, body) = link(wechat_customer.clone()).await;
-    assert_eq!((status, body["primary_customer_id"].as_str()), (200, Some(wechat_customer.as_str())));
+    assert_eq!(
+        (status, body["primary_customer_id"].as_str()),
+        (200, Some(wechat_customer.as_str()))
+    );
     let (status, body) = link(mobile_customer.clone()).await;
     assert_eq!(status, 200);
     assert_eq!(body["primary_customer_id"], wechat_customer.as_str());
@@ -598,14 +897,22 @@ async fn linked_identities_share_one_history() {
 
     // The app sees the WeChat history and writes into the same conversation.
     let token = mobile_token(MOBILE_SECRET, "crm-user", now_secs());
-    let mut phone = WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&app=app&token={token}"))).await.unwrap();
+    let mut phone =
+        WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&app=app&token={token}")))
+            .await
+            .unwrap();
     phone.send(json!({"type": "resume", "last_seq": 0})).await;
     phone.expect_text("written on wechat").await;
-    phone.send(json!({"type": "send", "client_msg_id": "m1", "text": "and now from the app"})).await;
-    agent.expect("the app's message in the same chat", |frame| {
-        frame["type"] == "message" && frame["text"] == "and now from the app" && frame["conversation_id"] == conversation_id.as_str()
-    })
-    .await;
+    phone
+        .send(json!({"type": "send", "client_msg_id": "m1", "text": "and now from the app"}))
+        .await;
+    agent
+        .expect("the app's message in the same chat", |frame| {
+            frame["type"] == "message"
+                && frame["text"] == "and now from the app"
+                && frame["conversation_id"] == conversation_id.as_str()
+        })
+        .await;
     let (status, history) = mobile_get(
         &app,
         &format!("/v1/mobile/conversations/{conversation_id}/messages?tenant=acme"),
@@ -613,13 +920,23 @@ async fn linked_identities_share_one_history() {
     )
     .await;
     assert_eq!(status, 200);
-    let texts: Vec<&str> = history["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert!(texts.contains(&"written on wechat") && texts.contains(&"and now from the app"), "{texts:?}");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"written on wechat") && texts.contains(&"and now from the app"),
+        "{texts:?}"
+    );
 
     // Relinking to another CRM id is a conflict; an unknown customer is not found.
     let response = app
         .http
-        .post(app.url(&format!("/v1/tenants/acme/customers/{mobile_customer}/link")))
+        .post(app.url(&format!(
+            "/v1/tenants/acme/customers/{mobile_customer}/link"
+        )))
         .bearer_auth(&app.admin_key)
         .json(&json!({"crm_id": "crm-other"}))
         .send()
@@ -647,10 +964,24 @@ async fn secrets_are_never_returned_and_tenants_stay_apart() {
     let fake = Fake::start().await;
     let app = spawn(&fake).await;
     configure_wechat(&app).await;
-    put_app(&app, "acme", &app.admin_key, "douyin", "dy1", json!({"client_key": DY_KEY, "client_secret": DY_SECRET})).await;
-    let (status, put) =
-        put_app(&app, "acme", &app.admin_key, "mobile", "app", json!({"jwt_secret": MOBILE_SECRET, "push_url": "https://push.example/hook?key=k-123"}))
-            .await;
+    put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "douyin",
+        "dy1",
+        json!({"client_key": DY_KEY, "client_secret": DY_SECRET}),
+    )
+    .await;
+    let (status, put) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "mobile",
+        "app",
+        json!({"jwt_secret": MOBILE_SECRET, "push_url": "https://push.example/hook?key=k-123"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, list) = app.admin_get("/v1/tenants/acme/channels").await;
     assert_eq!(status, 200);
@@ -662,22 +993,55 @@ async fn secrets_are_never_returned_and_tenants_stay_apart() {
     }
     assert_eq!(one["appid"], APPID);
     assert_eq!(one["webhook_path"], "/v1/channels/wechat/acme/wx1");
-    assert_eq!(one["secrets_set"], json!(["appsecret", "encoding_aes_key", "token"]));
+    assert_eq!(
+        one["secrets_set"],
+        json!(["appsecret", "encoding_aes_key", "token"])
+    );
     assert_eq!(list["apps"].as_array().unwrap().len(), 3);
 
     // Bad input: stable codes.
-    let (status, body) = put_app(&app, "acme", &app.admin_key, "wechat", "wx2", json!({"appid": APPID, "token": TOKEN, "appsecret": "s", "encoding_aes_key": "short"})).await;
+    let (status, body) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "wechat",
+        "wx2",
+        json!({"appid": APPID, "token": TOKEN, "appsecret": "s", "encoding_aes_key": "short"}),
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_config")));
     let (status, body) = put_app(&app, "acme", &app.admin_key, "telegram", "t1", json!({})).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_kind")));
-    let (status, body) = put_app(&app, "acme", &app.admin_key, "douyin", "dy2", json!({"client_key": DY_KEY})).await;
+    let (status, body) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "douyin",
+        "dy2",
+        json!({"client_key": DY_KEY}),
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_config")));
 
     // Another tenant's key cannot configure or read acme; acme's apps do not exist for it.
     let other_key = app.create_tenant("other").await;
-    let (status, _) = put_app(&app, "acme", &other_key, "wechat", "wx9", json!({"appid": "a", "token": "t", "appsecret": "s"})).await;
+    let (status, _) = put_app(
+        &app,
+        "acme",
+        &other_key,
+        "wechat",
+        "wx9",
+        json!({"appid": "a", "token": "t", "appsecret": "s"}),
+    )
+    .await;
     assert_eq!(status, 401);
-    let response = app.http.get(app.url("/v1/tenants/acme/channels")).bearer_auth(&other_key).send().await.unwrap();
+    let response = app
+        .http
+        .get(app.url("/v1/tenants/acme/channels"))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let (status, _) = wechat_push(&app, "wx1", wechat_text_xml("oX", "1", "x")).await;
     assert_eq!(status, 200);
@@ -691,16 +1055,26 @@ async fn secrets_are_never_returned_and_tenants_stay_apart() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let (_, conversations) = app.admin_get("/v1/tenants/acme/conversations").await;
-    let acme_conversation = conversations["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let acme_conversation = conversations["conversations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let response = app
         .http
-        .get(app.url(&format!("/v1/tenants/other/conversations/{acme_conversation}/deliveries")))
+        .get(app.url(&format!(
+            "/v1/tenants/other/conversations/{acme_conversation}/deliveries"
+        )))
         .bearer_auth(&other_key)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
     // A mobile token of acme's secret names acme; presented for `other` (no mobile app) it is refused.
-    let (status, _) = mobile_get(&app, "/v1/mobile/me?tenant=other", &mobile_token(MOBILE_SECRET, "u", now_secs())).await;
+    let (status, _) = mobile_get(
+        &app,
+        "/v1/mobile/me?tenant=other",
+        &mobile_token(MOBILE_SECRET, "u", now_secs()),
+    )
+    .await;
     assert_eq!(status, 404);
 }

@@ -13,9 +13,14 @@ async fn customer_and_agent_talk_both_ways() {
     let visitor = app.visitor().await;
     let mut customer = app.customer_ws(&visitor).await;
 
-    customer.send(json!({"type":"send","client_msg_id":"c1","text":"hello, my parcel is late"})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"hello, my parcel is late"}))
+        .await;
     let receipt = customer.expect_type("receipt").await;
-    assert_eq!(receipt, json!({"type":"receipt","client_msg_id":"c1","seq":1}));
+    assert_eq!(
+        receipt,
+        json!({"type":"receipt","client_msg_id":"c1","seq":1})
+    );
     let own = customer.expect_text("hello, my parcel is late").await;
     assert_eq!(own["sender"], "customer");
     assert_eq!(own["seq"], 1);
@@ -24,7 +29,9 @@ async fn customer_and_agent_talk_both_ways() {
     let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
     assert_eq!(assigned["conversation"]["state"], "assigned");
     assert_eq!(assigned["messages"][0]["text"], "hello, my parcel is late");
-    let joined = customer.expect("matching frame", |f| f["sender"] == "system").await;
+    let joined = customer
+        .expect("matching frame", |f| f["sender"] == "system")
+        .await;
     assert!(joined["text"].as_str().unwrap().contains("Alice"));
 
     agent.send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","text":"sorry! let me check"})).await;
@@ -36,15 +43,30 @@ async fn customer_and_agent_talk_both_ways() {
     assert!(reply["at"].as_str().unwrap().ends_with('Z'));
 
     customer.send(json!({"type":"typing"})).await;
-    agent.expect("matching frame", |f| f["type"] == "typing" && f["conversation_id"] == conversation_id.as_str()).await;
-    customer.send(json!({"type":"send","client_msg_id":"c2","text":"thanks"})).await;
+    agent
+        .expect("matching frame", |f| {
+            f["type"] == "typing" && f["conversation_id"] == conversation_id.as_str()
+        })
+        .await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c2","text":"thanks"}))
+        .await;
     let live = agent.expect_text("thanks").await;
     assert_eq!(live["sender"], "customer");
 
     // The whole exchange is in the transcript, in seq order, once each.
-    let (status, body) = app.admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}/messages")).await;
+    let (status, body) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{conversation_id}/messages"
+        ))
+        .await;
     assert_eq!(status, 200);
-    let seqs: Vec<i64> = body["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
 }
 
@@ -53,9 +75,13 @@ async fn resent_client_message_is_stored_once_with_the_same_seq() {
     let app = TestApp::spawn().await;
     let visitor = app.visitor().await;
     let mut customer = app.customer_ws(&visitor).await;
-    customer.send(json!({"type":"send","client_msg_id":"same","text":"one"})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"same","text":"one"}))
+        .await;
     let first = customer.expect_type("receipt").await;
-    customer.send(json!({"type":"send","client_msg_id":"same","text":"one"})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"same","text":"one"}))
+        .await;
     let second = customer.expect_type("receipt").await;
     assert_eq!(first, second);
     // Over the other transport as well.
@@ -71,7 +97,9 @@ async fn resent_client_message_is_stored_once_with_the_same_seq() {
     assert_eq!(third, first);
     let (_, list) = app.admin_get("/v1/tenants/acme/conversations").await;
     let id = list["conversations"][0]["id"].as_str().unwrap().to_owned();
-    let (_, body) = app.admin_get(&format!("/v1/tenants/acme/conversations/{id}/messages")).await;
+    let (_, body) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{id}/messages"))
+        .await;
     assert_eq!(body["messages"].as_array().unwrap().len(), 1);
 }
 
@@ -82,11 +110,15 @@ async fn reconnecting_customer_resumes_without_loss_or_duplicates() {
     let mut agent = app.agent_ws(&agent_token).await;
     let visitor = app.visitor().await;
     let mut customer = app.customer_ws(&visitor).await;
-    customer.send(json!({"type":"send","client_msg_id":"c1","text":"first"})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"first"}))
+        .await;
     customer.expect_text("first").await;
     let assigned = agent.expect_type("assigned").await;
     let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
-    let joined = customer.expect("matching frame", |f| f["sender"] == "system").await;
+    let joined = customer
+        .expect("matching frame", |f| f["sender"] == "system")
+        .await;
     let last_seen = joined["seq"].as_i64().unwrap();
     customer.close().await;
 
@@ -100,7 +132,9 @@ async fn reconnecting_customer_resumes_without_loss_or_duplicates() {
 
     // A new connection resumes from the last seq it showed: it gets exactly the missed ones.
     let mut customer = app.customer_ws(&visitor).await;
-    customer.send(json!({"type":"resume","last_seq":last_seen})).await;
+    customer
+        .send(json!({"type":"resume","last_seq":last_seen}))
+        .await;
     let mut got = Vec::new();
     for _ in 0..3 {
         got.push(customer.expect_type("message").await);
@@ -110,7 +144,11 @@ async fn reconnecting_customer_resumes_without_loss_or_duplicates() {
     let seqs: Vec<i64> = got.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [last_seen + 1, last_seen + 2, last_seen + 3]);
     // Nothing more, nothing twice; and live delivery continues after the resume.
-    assert!(customer.drain(Duration::from_millis(300)).await.iter().all(|f| f["type"] != "message"));
+    assert!(customer
+        .drain(Duration::from_millis(300))
+        .await
+        .iter()
+        .all(|f| f["type"] != "message"));
     agent.send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a9","text":"live again"})).await;
     let live = customer.expect_text("live again").await;
     assert_eq!(live["seq"], last_seen + 4);
@@ -119,7 +157,11 @@ async fn reconnecting_customer_resumes_without_loss_or_duplicates() {
     customer.send(json!({"type":"resume","last_seq":0})).await;
     let mut all = Vec::new();
     for _ in 0..(last_seen + 4) {
-        all.push(customer.expect_type("message").await["seq"].as_i64().unwrap());
+        all.push(
+            customer.expect_type("message").await["seq"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     assert_eq!(all, (1..=last_seen + 4).collect::<Vec<_>>());
 }
@@ -129,7 +171,9 @@ async fn session_token_resumes_the_same_visitor() {
     let app = TestApp::spawn().await;
     let (token, first) = app.visitor_in("acme").await;
     let mut customer = app.customer_ws(&token).await;
-    customer.send(json!({"type":"send","client_msg_id":"c1","text":"remember me"})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"remember me"}))
+        .await;
     customer.expect_type("receipt").await;
     let again: serde_json::Value = app
         .http
@@ -142,10 +186,25 @@ async fn session_token_resumes_the_same_visitor() {
         .await
         .unwrap();
     assert_eq!(again["visitor_id"], first["visitor_id"]);
-    assert!(again["conversation_id"].as_str().unwrap().starts_with("cv_"));
-    let bad = app.http.post(app.url("/v1/web/session")).json(&json!({"tenant":"acme","token":"v1.bad.token"})).send().await.unwrap();
+    assert!(again["conversation_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("cv_"));
+    let bad = app
+        .http
+        .post(app.url("/v1/web/session"))
+        .json(&json!({"tenant":"acme","token":"v1.bad.token"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 401);
-    let missing = app.http.post(app.url("/v1/web/session")).json(&json!({"tenant":"nope"})).send().await.unwrap();
+    let missing = app
+        .http
+        .post(app.url("/v1/web/session"))
+        .json(&json!({"tenant":"nope"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
@@ -157,19 +216,44 @@ async fn closed_conversation_reopens_on_the_next_customer_message() {
     let (_, agent_token) = app.create_agent("Carol", &["general"], 3).await;
     let mut agent = app.agent_ws(&agent_token).await;
     let mut customer = app.customer_ws(&app.visitor().await).await;
-    customer.send(json!({"type":"send","client_msg_id":"c1","text":"question"})).await;
-    let id = agent.expect_type("assigned").await["conversation"]["id"].as_str().unwrap().to_owned();
-    agent.send(json!({"type":"close","conversation_id":id})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"question"}))
+        .await;
+    let id = agent.expect_type("assigned").await["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent
+        .send(json!({"type":"close","conversation_id":id}))
+        .await;
     let unassigned = agent.expect_type("unassigned").await;
     assert_eq!(unassigned["reason"], "closed");
-    customer.expect("matching frame", |f| f["sender"] == "system" && f["text"].as_str().unwrap().contains("closed")).await;
-    agent.send(json!({"type":"send","conversation_id":id,"client_msg_id":"late","text":"too late"})).await;
+    customer
+        .expect("matching frame", |f| {
+            f["sender"] == "system" && f["text"].as_str().unwrap().contains("closed")
+        })
+        .await;
+    agent
+        .send(json!({"type":"send","conversation_id":id,"client_msg_id":"late","text":"too late"}))
+        .await;
     assert_eq!(agent.expect_type("error").await["code"], "not_assigned");
 
-    customer.send(json!({"type":"send","client_msg_id":"c2","text":"one more thing"})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c2","text":"one more thing"}))
+        .await;
     let reassigned = agent.expect_type("assigned").await;
     assert_eq!(reassigned["conversation"]["id"], id.as_str());
-    let (_, detail) = app.admin_get(&format!("/v1/tenants/acme/conversations/{id}")).await;
-    let kinds: Vec<&str> = detail["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["created", "queued", "assigned", "closed", "reopened", "assigned"]);
+    let (_, detail) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{id}"))
+        .await;
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["created", "queued", "assigned", "closed", "reopened", "assigned"]
+    );
 }

@@ -6,13 +6,29 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchboard_tests::TestApp;
 
-async fn import(app: &TestApp, tenant: &str, key: &str, body: Vec<u8>, format: Option<&str>) -> (u16, Value) {
+async fn import(
+    app: &TestApp,
+    tenant: &str,
+    key: &str,
+    body: Vec<u8>,
+    format: Option<&str>,
+) -> (u16, Value) {
     let mut url = app.url(&format!("/v1/tenants/{tenant}/kb/import"));
     if let Some(format) = format {
         url.push_str(&format!("?format={format}"));
     }
-    let response = app.http.post(url).bearer_auth(key).body(body).send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    let response = app
+        .http
+        .post(url)
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn search(app: &TestApp, tenant: &str, key: &str, q: &str) -> Vec<Value> {
@@ -38,29 +54,68 @@ this line is not json
 #[tokio::test]
 async fn import_reports_bad_rows_and_lands_good_ones_then_upserts() {
     let app = TestApp::spawn().await;
-    let (status, report) = import(&app, "acme", &app.admin_key, FAQS.as_bytes().to_vec(), Some("jsonl")).await;
+    let (status, report) = import(
+        &app,
+        "acme",
+        &app.admin_key,
+        FAQS.as_bytes().to_vec(),
+        Some("jsonl"),
+    )
+    .await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64(), report["unchanged"].as_u64()), (Some(3), Some(0), Some(0)));
-    let lines: Vec<u64> = report["errors"].as_array().unwrap().iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(
+        (
+            report["inserted"].as_u64(),
+            report["updated"].as_u64(),
+            report["unchanged"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0))
+    );
+    let lines: Vec<u64> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, [3, 4]);
     // Importing again changes nothing; a changed answer is an update.
     let (_, again) = import(&app, "acme", &app.admin_key, FAQS.as_bytes().to_vec(), None).await;
     assert_eq!(again["unchanged"], 3);
     let changed = FAQS.replace("48小时内发货", "24小时内发货");
     let (_, updated) = import(&app, "acme", &app.admin_key, changed.into_bytes(), None).await;
-    assert_eq!((updated["updated"].as_u64(), updated["unchanged"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (updated["updated"].as_u64(), updated["unchanged"].as_u64()),
+        (Some(1), Some(2))
+    );
     let hits = search(&app, "acme", &app.admin_key, "什么时候发货").await;
     assert_eq!(hits[0]["id"], "ship");
     assert!(hits[0]["answer"].as_str().unwrap().contains("24小时"));
 
     // CSV with alternates joined by |.
     let csv = "id,question,answer,alternates\nwarranty,Is there a warranty?,Two years on all devices.,guarantee|warranty period\n";
-    let (status, report) = import(&app, "acme", &app.admin_key, csv.as_bytes().to_vec(), Some("csv")).await;
+    let (status, report) = import(
+        &app,
+        "acme",
+        &app.admin_key,
+        csv.as_bytes().to_vec(),
+        Some("csv"),
+    )
+    .await;
     assert_eq!((status, report["inserted"].as_u64()), (200, Some(1)));
-    assert_eq!(search(&app, "acme", &app.admin_key, "guarantee").await[0]["id"], "warranty");
+    assert_eq!(
+        search(&app, "acme", &app.admin_key, "guarantee").await[0]["id"],
+        "warranty"
+    );
 
     // A file that is not what it claims is a clear 400, and nothing is written.
-    let (status, error) = import(&app, "acme", &app.admin_key, vec![0, 159, 146, 150, 1, 2], Some("csv")).await;
+    let (status, error) = import(
+        &app,
+        "acme",
+        &app.admin_key,
+        vec![0, 159, 146, 150, 1, 2],
+        Some("csv"),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(error["code"], "bad_file");
     let (status, error) = import(&app, "acme", &app.admin_key, b"{}".to_vec(), Some("pdf")).await;
@@ -86,7 +141,16 @@ async fn crud_is_searchable_within_a_second_and_export_round_trips() {
     let hits = search(&app, "acme", &app.admin_key, "能用支付宝付款吗").await;
     assert_eq!(hits[0]["id"], "pay-methods");
     assert!(started.elapsed() < Duration::from_secs(1));
-    let record: Value = app.http.get(faq("pay-methods")).bearer_auth(&app.admin_key).send().await.unwrap().json().await.unwrap();
+    let record: Value = app
+        .http
+        .get(faq("pay-methods"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(record["locale"], "zh");
     assert!(record["updated_at_ms"].as_i64().unwrap() > 0);
 
@@ -100,8 +164,17 @@ async fn crud_is_searchable_within_a_second_and_export_round_trips() {
         .await
         .unwrap();
     assert_eq!(disabled.status(), 200);
-    assert!(search(&app, "acme", &app.admin_key, "支付宝").await.is_empty());
-    let bad = app.http.put(faq("x")).bearer_auth(&app.admin_key).json(&json!({"question":"","answer":"a"})).send().await.unwrap();
+    assert!(search(&app, "acme", &app.admin_key, "支付宝")
+        .await
+        .is_empty());
+    let bad = app
+        .http
+        .put(faq("x"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"question":"","answer":"a"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.json::<Value>().await.unwrap()["code"], "bad_faq");
 
     for id in ["a1", "a2", "a3"] {
@@ -113,12 +186,42 @@ async fn crud_is_searchable_within_a_second_and_export_round_trips() {
             .await
             .unwrap();
     }
-    assert_eq!(app.http.delete(faq("a3")).bearer_auth(&app.admin_key).send().await.unwrap().status(), 204);
-    assert_eq!(app.http.get(faq("a3")).bearer_auth(&app.admin_key).send().await.unwrap().status(), 404);
-    assert!(search(&app, "acme", &app.admin_key, "question a3").await.iter().all(|hit| hit["id"] != "a3"));
+    assert_eq!(
+        app.http
+            .delete(faq("a3"))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.http
+            .get(faq("a3"))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert!(search(&app, "acme", &app.admin_key, "question a3")
+        .await
+        .iter()
+        .all(|hit| hit["id"] != "a3"));
 
     // Paged list.
-    let page: Value = app.http.get(app.url("/v1/tenants/acme/kb/faqs?limit=2")).bearer_auth(&app.admin_key).send().await.unwrap().json().await.unwrap();
+    let page: Value = app
+        .http
+        .get(app.url("/v1/tenants/acme/kb/faqs?limit=2"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["faqs"].as_array().unwrap().len(), 2);
     assert_eq!(page["next"], "a2");
 
@@ -135,10 +238,20 @@ async fn crud_is_searchable_within_a_second_and_export_round_trips() {
             .bytes()
             .await
             .unwrap();
-        let (status, report) = import(&app, "other", &other_key, exported.to_vec(), Some(format)).await;
+        let (status, report) =
+            import(&app, "other", &other_key, exported.to_vec(), Some(format)).await;
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["errors"], json!([]), "{format}");
-        let copied: Value = app.http.get(app.url("/v1/tenants/other/kb/faqs/a1")).bearer_auth(&other_key).send().await.unwrap().json().await.unwrap();
+        let copied: Value = app
+            .http
+            .get(app.url("/v1/tenants/other/kb/faqs/a1"))
+            .bearer_auth(&other_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(copied["answer"], "answer, with \"quotes\" and a | bar");
         assert_eq!(copied["alternates"], json!(["alt one", "alt two"]));
     }
@@ -149,17 +262,35 @@ async fn search_is_per_tenant_takes_any_text_and_uses_synonyms() {
     let app = TestApp::spawn().await;
     let other_key = app.create_tenant("other").await;
     import(&app, "acme", &app.admin_key, FAQS.as_bytes().to_vec(), None).await;
-    assert!(search(&app, "other", &other_key, "发货").await.is_empty(), "another tenant's FAQ leaked");
-    let denied = app.http.get(app.url("/v1/tenants/acme/kb/search?q=x")).bearer_auth(&other_key).send().await.unwrap();
+    assert!(
+        search(&app, "other", &other_key, "发货").await.is_empty(),
+        "another tenant's FAQ leaked"
+    );
+    let denied = app
+        .http
+        .get(app.url("/v1/tenants/acme/kb/search?q=x"))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 401);
     // 10,000 characters (mixed scripts keep the URL within what HTTP clients send).
     let long = format!("{}{}", "发货".repeat(500), "refund ".repeat(1_286));
     assert!(long.chars().count() >= 10_000);
-    for text in ["", "\"(:*~^", "!!!???。。。", "AND OR NOT", long.as_str(), "title:refund^10 OR *"] {
+    for text in [
+        "",
+        "\"(:*~^",
+        "!!!???。。。",
+        "AND OR NOT",
+        long.as_str(),
+        "title:refund^10 OR *",
+    ] {
         search(&app, "acme", &app.admin_key, text).await;
     }
     // Synonyms apply at query time.
-    assert!(search(&app, "acme", &app.admin_key, "reimbursement").await.is_empty());
+    assert!(search(&app, "acme", &app.admin_key, "reimbursement")
+        .await
+        .is_empty());
     let put = app
         .http
         .put(app.url("/v1/tenants/acme/kb/synonyms"))
@@ -169,10 +300,16 @@ async fn search_is_per_tenant_takes_any_text_and_uses_synonyms() {
         .await
         .unwrap();
     assert_eq!(put.status(), 204);
-    assert_eq!(search(&app, "acme", &app.admin_key, "reimbursement").await[0]["id"], "refund");
+    assert_eq!(
+        search(&app, "acme", &app.admin_key, "reimbursement").await[0]["id"],
+        "refund"
+    );
     // Agents of the tenant may search too.
     let (_, agent_token) = app.create_agent("Searcher", &["general"], 1).await;
-    assert_eq!(search(&app, "acme", &agent_token, "refund").await[0]["id"], "refund");
+    assert_eq!(
+        search(&app, "acme", &agent_token, "refund").await[0]["id"],
+        "refund"
+    );
 }
 
 #[tokio::test]
@@ -180,14 +317,28 @@ async fn index_follows_the_store_when_another_process_writes() {
     let app = TestApp::spawn().await;
     import(&app, "acme", &app.admin_key, FAQS.as_bytes().to_vec(), None).await;
     // Another process (a CLI import, another node) writes to the store only.
-    let record = switchboard_knowledge::FaqRecord::new("Do you ship to Canada?", "Yes, in 7-10 days.");
-    app.server.state.store.upsert_faqs("acme", &[record]).await.unwrap();
+    let record =
+        switchboard_knowledge::FaqRecord::new("Do you ship to Canada?", "Yes, in 7-10 days.");
+    app.server
+        .state
+        .store
+        .upsert_faqs("acme", &[record])
+        .await
+        .unwrap();
     let started = Instant::now();
     loop {
-        if search(&app, "acme", &app.admin_key, "ship Canada").await.first().map(|h| h["question"] == "Do you ship to Canada?").unwrap_or(false) {
+        if search(&app, "acme", &app.admin_key, "ship Canada")
+            .await
+            .first()
+            .map(|h| h["question"] == "Do you ship to Canada?")
+            .unwrap_or(false)
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the index never caught up with the store");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the index never caught up with the store"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -23,17 +23,37 @@ async fn long_poll_sends_receives_and_holds() {
         .json()
         .await
         .unwrap();
-    assert_eq!(receipt, json!({"type":"receipt","client_msg_id":"p1","seq":1}));
-    let id = agent.expect_type("assigned").await["conversation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        receipt,
+        json!({"type":"receipt","client_msg_id":"p1","seq":1})
+    );
+    let id = agent.expect_type("assigned").await["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let poll = |after: i64| {
-        let request = app.http.get(app.url(&format!("/v1/web/poll?after={after}"))).bearer_auth(&visitor);
+        let request = app
+            .http
+            .get(app.url(&format!("/v1/web/poll?after={after}")))
+            .bearer_auth(&visitor);
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
     let first = poll(0).await;
-    let texts: Vec<&str> = first["frames"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
+    let texts: Vec<&str> = first["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["text"].as_str())
+        .collect();
     assert_eq!(texts[0], "over http");
-    let last = first["frames"].as_array().unwrap().iter().filter_map(|f| f["seq"].as_i64()).max().unwrap();
+    let last = first["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["seq"].as_i64())
+        .max()
+        .unwrap();
 
     // A poll with nothing new is held until the agent writes, then answers at once.
     let started = Instant::now();
@@ -52,10 +72,28 @@ async fn long_poll_sends_receives_and_holds() {
     assert_eq!(empty["frames"], json!([]));
 
     // Bad input has codes.
-    let response = app.http.post(app.url("/v1/web/messages")).bearer_auth(&visitor).json(&json!({"client_msg_id":"e","text":""})).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.url("/v1/web/messages"))
+        .bearer_auth(&visitor)
+        .json(&json!({"client_msg_id":"e","text":""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "empty_text");
-    let response = app.http.post(app.url("/v1/web/messages")).bearer_auth(&visitor).body("nope").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "empty_text"
+    );
+    let response = app
+        .http
+        .post(app.url("/v1/web/messages"))
+        .bearer_auth(&visitor)
+        .body("nope")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_json");
     let response = app.http.get(app.url("/v1/web/poll")).send().await.unwrap();
     assert_eq!(response.status(), 401);

@@ -7,7 +7,9 @@ use switchboard_tests::{TestApp, WsClient};
 
 async fn customer_says(app: &TestApp, text: &str) -> WsClient {
     let mut customer = app.customer_ws(&app.visitor().await).await;
-    customer.send(json!({"type":"send","client_msg_id":"c1","text":text})).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":text}))
+        .await;
     customer.expect_type("receipt").await;
     customer
 }
@@ -34,12 +36,19 @@ async fn queue_serves_in_order_within_capacity_and_tells_positions() {
     assert_eq!(first_text(&agent.expect_type("assigned").await), "second");
     assert_eq!(third.expect_type("queue").await["position"], 1);
     let extra = agent.drain(Duration::from_millis(400)).await;
-    assert!(extra.iter().all(|f| f["type"] != "assigned"), "capacity is 2: {extra:?}");
+    assert!(
+        extra.iter().all(|f| f["type"] != "assigned"),
+        "capacity is 2: {extra:?}"
+    );
 
     // Closing one frees a place for the third.
-    let (_, list) = app.admin_get("/v1/tenants/acme/conversations?state=assigned").await;
+    let (_, list) = app
+        .admin_get("/v1/tenants/acme/conversations?state=assigned")
+        .await;
     let held = list["conversations"][0]["id"].as_str().unwrap().to_owned();
-    agent.send(json!({"type":"close","conversation_id":held})).await;
+    agent
+        .send(json!({"type":"close","conversation_id":held}))
+        .await;
     let next = agent.expect_type("assigned").await;
     assert_eq!(first_text(&next), "third");
     first.close().await;
@@ -60,7 +69,10 @@ async fn least_busy_agent_of_the_right_skill_gets_the_chat() {
     let _two = customer_says(&app, "two").await;
     assert_eq!(first_text(&free.expect_type("assigned").await), "two");
     let stray = billing.drain(Duration::from_millis(300)).await;
-    assert!(stray.iter().all(|f| f["type"] != "assigned"), "wrong skill got a chat: {stray:?}");
+    assert!(
+        stray.iter().all(|f| f["type"] != "assigned"),
+        "wrong skill got a chat: {stray:?}"
+    );
 }
 
 #[tokio::test]
@@ -69,12 +81,24 @@ async fn transfer_to_a_skill_and_to_an_agent() {
     let (_, general_token) = app.create_agent("General", &["general"], 5).await;
     let mut general = app.agent_ws(&general_token).await;
     let mut customer = customer_says(&app, "I need an invoice").await;
-    let id = general.expect_type("assigned").await["conversation"]["id"].as_str().unwrap().to_owned();
+    let id = general.expect_type("assigned").await["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // To a skill nobody serves yet: it waits in that queue.
-    general.send(json!({"type":"transfer","conversation_id":id,"to":"skill:billing"})).await;
-    assert_eq!(general.expect_type("unassigned").await["reason"], "transferred");
-    customer.expect("transfer notice", |f| f["sender"] == "system" && f["text"].as_str().unwrap().contains("transferred")).await;
+    general
+        .send(json!({"type":"transfer","conversation_id":id,"to":"skill:billing"}))
+        .await;
+    assert_eq!(
+        general.expect_type("unassigned").await["reason"],
+        "transferred"
+    );
+    customer
+        .expect("transfer notice", |f| {
+            f["sender"] == "system" && f["text"].as_str().unwrap().contains("transferred")
+        })
+        .await;
     let (_, billing_token) = app.create_agent("Biller", &["billing"], 5).await;
     let mut biller = app.agent_ws(&billing_token).await;
     let assigned = biller.expect_type("assigned").await;
@@ -83,17 +107,38 @@ async fn transfer_to_a_skill_and_to_an_agent() {
     assert_eq!(assigned["messages"][0]["text"], "I need an invoice");
 
     // To a named agent.
-    let (general_id, _) = (app.server.state.store.agents("acme").await.unwrap()[0].id.clone(), ());
-    biller.send(json!({"type":"transfer","conversation_id":id,"to":format!("agent:{general_id}")})).await;
-    assert_eq!(biller.expect_type("unassigned").await["reason"], "transferred");
-    assert_eq!(general.expect_type("assigned").await["conversation"]["id"], id.as_str());
-    general.send(json!({"type":"send","conversation_id":id,"client_msg_id":"g1","text":"back with me"})).await;
+    let (general_id, _) = (
+        app.server.state.store.agents("acme").await.unwrap()[0]
+            .id
+            .clone(),
+        (),
+    );
+    biller
+        .send(json!({"type":"transfer","conversation_id":id,"to":format!("agent:{general_id}")}))
+        .await;
+    assert_eq!(
+        biller.expect_type("unassigned").await["reason"],
+        "transferred"
+    );
+    assert_eq!(
+        general.expect_type("assigned").await["conversation"]["id"],
+        id.as_str()
+    );
+    general
+        .send(
+            json!({"type":"send","conversation_id":id,"client_msg_id":"g1","text":"back with me"}),
+        )
+        .await;
     customer.expect_text("back with me").await;
 
     // Bad targets are refused and the conversation stays put.
-    general.send(json!({"type":"transfer","conversation_id":id,"to":"nowhere"})).await;
+    general
+        .send(json!({"type":"transfer","conversation_id":id,"to":"nowhere"}))
+        .await;
     assert_eq!(general.expect_type("error").await["code"], "bad_transfer");
-    general.send(json!({"type":"transfer","conversation_id":id,"to":"agent:ag_missing"})).await;
+    general
+        .send(json!({"type":"transfer","conversation_id":id,"to":"agent:ag_missing"}))
+        .await;
     assert_eq!(general.expect_type("error").await["code"], "unknown_agent");
 }
 
@@ -111,19 +156,36 @@ async fn agent_disconnect_requeues_after_grace_and_reconnect_within_grace_keeps_
     let held = agent.expect_type("assigned").await;
     let id = held["conversation"]["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(900)).await;
-    agent.send(json!({"type":"send","conversation_id":id,"client_msg_id":"x","text":"still here"})).await;
+    agent
+        .send(json!({"type":"send","conversation_id":id,"client_msg_id":"x","text":"still here"}))
+        .await;
     agent.expect_type("receipt").await;
     customer.expect_text("still here").await;
 
     // Gone for longer than the grace period: back to the head of the queue, and the next agent gets it.
     agent.close().await;
-    let notice = customer.expect("requeue notice", |f| f["sender"] == "system" && f["text"].as_str().unwrap().contains("queue")).await;
+    let notice = customer
+        .expect("requeue notice", |f| {
+            f["sender"] == "system" && f["text"].as_str().unwrap().contains("queue")
+        })
+        .await;
     assert_eq!(notice["type"], "message");
     let (_, other_token) = app.create_agent("Steady", &["general"], 5).await;
     let mut other = app.agent_ws(&other_token).await;
-    assert_eq!(other.expect_type("assigned").await["conversation"]["id"], id.as_str());
-    let (_, detail) = app.admin_get(&format!("/v1/tenants/acme/conversations/{id}")).await;
-    let requeued = detail["events"].as_array().unwrap().iter().find(|e| e["kind"] == "requeued").cloned().unwrap();
+    assert_eq!(
+        other.expect_type("assigned").await["conversation"]["id"],
+        id.as_str()
+    );
+    let (_, detail) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{id}"))
+        .await;
+    let requeued = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "requeued")
+        .cloned()
+        .unwrap();
     assert_eq!(requeued["reason"], "agent disconnected");
 }
 

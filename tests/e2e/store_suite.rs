@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use gateway::crypto::{FieldCipher, SecretKey};
-use gateway::store::{Actor, ConversationFilter, ConversationState, CustomerProfile, Entry, Store, StoreError};
+use gateway::store::{
+    Actor, ConversationFilter, ConversationState, CustomerProfile, Entry, Store, StoreError,
+};
 use switchboard_channels::ChannelKind;
 
 /// A store on a fresh database plus whatever must live as long as it.
@@ -23,20 +25,32 @@ impl Backend {
     }
 
     async fn postgres() -> Backend {
-        let database = switchboard_tests::PostgresDatabase::create()
-            .await
-            .expect("the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite");
+        let database = switchboard_tests::PostgresDatabase::create().await.expect(
+            "the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite",
+        );
         let url = database.url.clone();
         Backend::open(url, Some(database), None).await
     }
 
-    async fn open(url: String, cleanup: Option<switchboard_tests::PostgresDatabase>, dir: Option<tempfile::TempDir>) -> Backend {
+    async fn open(
+        url: String,
+        cleanup: Option<switchboard_tests::PostgresDatabase>,
+        dir: Option<tempfile::TempDir>,
+    ) -> Backend {
         let key = SecretKey::generate();
-        let store = Store::connect(&url, FieldCipher::new(&key)).await.expect("connect");
+        let store = Store::connect(&url, FieldCipher::new(&key))
+            .await
+            .expect("connect");
         store.migrate().await.expect("migrate");
         // Migrating twice is harmless.
         store.migrate().await.expect("migrate again");
-        Backend { store, url, key, cleanup, _dir: dir }
+        Backend {
+            store,
+            url,
+            key,
+            cleanup,
+            _dir: dir,
+        }
     }
 
     async fn finish(self) {
@@ -84,51 +98,97 @@ store_suite!(
 );
 
 fn queued() -> Entry {
-    Entry { state: ConversationState::Queued, skill_group: "general".into(), priority: 0 }
+    Entry {
+        state: ConversationState::Queued,
+        skill_group: "general".into(),
+        priority: 0,
+    }
 }
 
 async fn tenants_are_unique(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "hash").await.unwrap();
-    assert!(matches!(store.create_tenant("t1", "other").await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.tenant("t1").await.unwrap().unwrap().admin_key_hash, "hash");
+    assert!(matches!(
+        store.create_tenant("t1", "other").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.tenant("t1").await.unwrap().unwrap().admin_key_hash,
+        "hash"
+    );
     assert!(store.tenant("t2").await.unwrap().is_none());
 }
 
 async fn messages_get_contiguous_seqs_and_dedup(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
-    let customer = store.customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default()).await.unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
     // The same identity is the same customer.
-    let again = store.customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default()).await.unwrap();
+    let again = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
     assert_eq!(customer.id, again.id);
-    let first = store.append_customer_message(&customer, Some("a"), "one", &queued()).await.unwrap();
+    let first = store
+        .append_customer_message(&customer, Some("a"), "one", &queued())
+        .await
+        .unwrap();
     assert!(first.created && !first.duplicate);
     assert_eq!(first.message.seq, 1);
-    let second = store.append_customer_message(&customer, Some("b"), "two", &queued()).await.unwrap();
+    let second = store
+        .append_customer_message(&customer, Some("b"), "two", &queued())
+        .await
+        .unwrap();
     assert_eq!(second.message.seq, 2);
     assert!(!second.created);
-    let repeat = store.append_customer_message(&customer, Some("a"), "one", &queued()).await.unwrap();
+    let repeat = store
+        .append_customer_message(&customer, Some("a"), "one", &queued())
+        .await
+        .unwrap();
     assert!(repeat.duplicate);
     assert_eq!(repeat.message, first.message);
-    let third = store.append_customer_message(&customer, Some("c"), "three", &queued()).await.unwrap();
+    let third = store
+        .append_customer_message(&customer, Some("c"), "three", &queued())
+        .await
+        .unwrap();
     assert_eq!(third.message.seq, 3, "a duplicate does not use up a seq");
-    let after = store.messages_after(&first.conversation.id, 1, 100).await.unwrap();
-    assert_eq!(after.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["two", "three"]);
-    let recent = store.recent_messages(&first.conversation.id, 2).await.unwrap();
+    let after = store
+        .messages_after(&first.conversation.id, 1, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["two", "three"]
+    );
+    let recent = store
+        .recent_messages(&first.conversation.id, 2)
+        .await
+        .unwrap();
     assert_eq!(recent.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
 }
 
 async fn concurrent_sends_never_share_or_skip_a_seq(backend: &Backend) {
     let store = backend.store.clone();
     store.create_tenant("t1", "h").await.unwrap();
-    let customer = Arc::new(store.customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default()).await.unwrap());
+    let customer = Arc::new(
+        store
+            .customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default())
+            .await
+            .unwrap(),
+    );
     let mut tasks = Vec::new();
     for index in 0..40 {
         let (store, customer) = (store.clone(), customer.clone());
         // Every id is sent twice, concurrently.
         let id = format!("m{}", index % 20);
-        tasks.push(tokio::spawn(async move { store.append_customer_message(&customer, Some(&id), &id, &queued()).await }));
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_customer_message(&customer, Some(&id), &id, &queued())
+                .await
+        }));
     }
     let mut stored = Vec::new();
     for task in tasks {
@@ -139,9 +199,20 @@ async fn concurrent_sends_never_share_or_skip_a_seq(backend: &Backend) {
     }
     stored.sort();
     assert_eq!(stored, (1..=20).collect::<Vec<_>>());
-    let conversation = store.conversation_for_customer(&customer.id).await.unwrap().unwrap();
+    let conversation = store
+        .conversation_for_customer(&customer.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(conversation.last_seq, 20);
-    assert_eq!(store.messages_after(&conversation.id, 0, 100).await.unwrap().len(), 20);
+    assert_eq!(
+        store
+            .messages_after(&conversation.id, 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        20
+    );
 }
 
 async fn assignment_is_exclusive_under_contention(backend: &Backend) {
@@ -149,18 +220,43 @@ async fn assignment_is_exclusive_under_contention(backend: &Backend) {
     store.create_tenant("t1", "h").await.unwrap();
     let mut agents = Vec::new();
     for index in 0..4 {
-        agents.push(store.create_agent("t1", &format!("agent {index}"), &["general".into()], 5).await.unwrap());
+        agents.push(
+            store
+                .create_agent("t1", &format!("agent {index}"), &["general".into()], 5)
+                .await
+                .unwrap(),
+        );
     }
     let mut conversations = Vec::new();
     for index in 0..5 {
-        let customer = store.customer_for_identity("t1", ChannelKind::Web, &format!("v{index}"), &CustomerProfile::default()).await.unwrap();
-        conversations.push(store.append_customer_message(&customer, Some("x"), "hi", &queued()).await.unwrap().conversation.id);
+        let customer = store
+            .customer_for_identity(
+                "t1",
+                ChannelKind::Web,
+                &format!("v{index}"),
+                &CustomerProfile::default(),
+            )
+            .await
+            .unwrap();
+        conversations.push(
+            store
+                .append_customer_message(&customer, Some("x"), "hi", &queued())
+                .await
+                .unwrap()
+                .conversation
+                .id,
+        );
     }
     let mut tasks = Vec::new();
     for conversation in &conversations {
         for agent in &agents {
             let (store, conversation, agent) = (store.clone(), conversation.clone(), agent.clone());
-            tasks.push(tokio::spawn(async move { store.assign(&conversation, &agent, "joined").await.map(|r| r.is_some()) }));
+            tasks.push(tokio::spawn(async move {
+                store
+                    .assign(&conversation, &agent, "joined")
+                    .await
+                    .map(|r| r.is_some())
+            }));
         }
     }
     let mut winners = 0;
@@ -169,7 +265,11 @@ async fn assignment_is_exclusive_under_contention(backend: &Backend) {
             winners += 1;
         }
     }
-    assert_eq!(winners, conversations.len(), "each conversation is assigned exactly once");
+    assert_eq!(
+        winners,
+        conversations.len(),
+        "each conversation is assigned exactly once"
+    );
     let loads = store.agent_loads("t1").await.unwrap();
     assert_eq!(loads.values().sum::<i64>(), 5);
 }
@@ -179,56 +279,176 @@ async fn queue_order_priority_then_waiting_with_requeue_at_head(backend: &Backen
     store.create_tenant("t1", "h").await.unwrap();
     let mut ids = Vec::new();
     for (index, priority) in [0, 5, 0].iter().enumerate() {
-        let customer = store.customer_for_identity("t1", ChannelKind::Web, &format!("v{index}"), &CustomerProfile::default()).await.unwrap();
-        let entry = Entry { priority: *priority, ..queued() };
-        ids.push(store.append_customer_message(&customer, Some("x"), "hi", &entry).await.unwrap().conversation.id);
+        let customer = store
+            .customer_for_identity(
+                "t1",
+                ChannelKind::Web,
+                &format!("v{index}"),
+                &CustomerProfile::default(),
+            )
+            .await
+            .unwrap();
+        let entry = Entry {
+            priority: *priority,
+            ..queued()
+        };
+        ids.push(
+            store
+                .append_customer_message(&customer, Some("x"), "hi", &entry)
+                .await
+                .unwrap()
+                .conversation
+                .id,
+        );
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
-    let order: Vec<String> = store.queued_conversations("t1").await.unwrap().into_iter().map(|c| c.id).collect();
+    let order: Vec<String> = store
+        .queued_conversations("t1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(order, [ids[1].clone(), ids[0].clone(), ids[2].clone()]);
     // The last one is served, then handed back: it goes before the others of its priority.
-    let agent = store.create_agent("t1", "a", &["general".into()], 5).await.unwrap();
-    store.assign(&ids[2], &agent, "joined").await.unwrap().unwrap();
-    assert!(store.assign(&ids[2], &agent, "joined").await.unwrap().is_none());
+    let agent = store
+        .create_agent("t1", "a", &["general".into()], 5)
+        .await
+        .unwrap();
+    store
+        .assign(&ids[2], &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .assign(&ids[2], &agent, "joined")
+        .await
+        .unwrap()
+        .is_none());
     let (requeued, notice) = store
-        .requeue(&ids[2], &agent.id, None, true, "requeued", &Actor::system(), "agent disconnected", Some("back in queue"))
+        .requeue(
+            &ids[2],
+            &agent.id,
+            None,
+            true,
+            "requeued",
+            &Actor::system(),
+            "agent disconnected",
+            Some("back in queue"),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(requeued.state, ConversationState::Queued);
     assert!(notice.is_some());
-    let order: Vec<String> = store.queued_conversations("t1").await.unwrap().into_iter().map(|c| c.id).collect();
+    let order: Vec<String> = store
+        .queued_conversations("t1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(order, [ids[1].clone(), ids[2].clone(), ids[0].clone()]);
     // Only the holder can requeue.
-    assert!(store.requeue(&ids[0], &agent.id, None, true, "requeued", &Actor::system(), "x", None).await.unwrap().is_none());
+    assert!(store
+        .requeue(
+            &ids[0],
+            &agent.id,
+            None,
+            true,
+            "requeued",
+            &Actor::system(),
+            "x",
+            None
+        )
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn close_reopen_and_the_event_log(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
-    let agent = store.create_agent("t1", "a", &["general".into()], 5).await.unwrap();
-    let customer = store.customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default()).await.unwrap();
-    let id = store.append_customer_message(&customer, Some("1"), "hi", &queued()).await.unwrap().conversation.id;
+    let agent = store
+        .create_agent("t1", "a", &["general".into()], 5)
+        .await
+        .unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let id = store
+        .append_customer_message(&customer, Some("1"), "hi", &queued())
+        .await
+        .unwrap()
+        .conversation
+        .id;
     store.assign(&id, &agent, "joined").await.unwrap().unwrap();
-    let reply = store.append_agent_message(&id, &agent.id, "r1", "hello").await.unwrap();
+    let reply = store
+        .append_agent_message(&id, &agent.id, "r1", "hello")
+        .await
+        .unwrap();
     assert_eq!(reply.message.seq, 3);
     assert!(reply.conversation.first_response_at.is_some());
-    let other = store.create_agent("t1", "b", &["general".into()], 5).await.unwrap();
-    assert!(store.append_agent_message(&id, &other.id, "r2", "not mine").await.is_err());
-    let (closed, notice) = store.close_conversation(&id, &agent.id, "closed").await.unwrap().unwrap();
+    let other = store
+        .create_agent("t1", "b", &["general".into()], 5)
+        .await
+        .unwrap();
+    assert!(store
+        .append_agent_message(&id, &other.id, "r2", "not mine")
+        .await
+        .is_err());
+    let (closed, notice) = store
+        .close_conversation(&id, &agent.id, "closed")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(closed.state, ConversationState::Closed);
     assert_eq!(notice.seq, 4);
-    assert!(store.close_conversation(&id, &agent.id, "closed").await.unwrap().is_none());
-    let reopened = store.append_customer_message(&customer, Some("2"), "again", &queued()).await.unwrap();
+    assert!(store
+        .close_conversation(&id, &agent.id, "closed")
+        .await
+        .unwrap()
+        .is_none());
+    let reopened = store
+        .append_customer_message(&customer, Some("2"), "again", &queued())
+        .await
+        .unwrap();
     assert!(reopened.reopened);
     assert_eq!(reopened.conversation.state, ConversationState::Queued);
     assert_eq!(reopened.message.seq, 5);
-    let kinds: Vec<String> = store.events(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["created", "queued", "assigned", "closed", "reopened"]);
-    store.set_acked(&id, switchboard_channels::web::SenderKind::Customer, 4).await.unwrap();
-    store.set_acked(&id, switchboard_channels::web::SenderKind::Customer, 2).await.unwrap();
-    store.set_acked(&id, switchboard_channels::web::SenderKind::Customer, 99).await.unwrap();
-    assert_eq!(store.conversation(&id).await.unwrap().unwrap().customer_acked_seq, 4);
+    let kinds: Vec<String> = store
+        .events(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["created", "queued", "assigned", "closed", "reopened"]
+    );
+    store
+        .set_acked(&id, switchboard_channels::web::SenderKind::Customer, 4)
+        .await
+        .unwrap();
+    store
+        .set_acked(&id, switchboard_channels::web::SenderKind::Customer, 2)
+        .await
+        .unwrap();
+    store
+        .set_acked(&id, switchboard_channels::web::SenderKind::Customer, 99)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .customer_acked_seq,
+        4
+    );
 }
 
 async fn contact_fields_need_the_key(backend: &Backend) {
@@ -240,17 +460,44 @@ async fn contact_fields_need_the_key(backend: &Backend) {
         email: Some("han@example.com".into()),
         address: Some("上海市浦东新区".into()),
     };
-    let customer = store.customer_for_identity("t1", ChannelKind::Web, "v", &profile).await.unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v", &profile)
+        .await
+        .unwrap();
     assert_eq!(customer.profile, profile);
     assert!(!customer.masked().contains("13900139000"));
     // Another key cannot read the stored fields: they are encrypted, not encoded.
-    let stranger = Store::connect(&backend.url, FieldCipher::new(&SecretKey::generate())).await.unwrap();
-    assert!(matches!(stranger.customer("t1", &customer.id).await, Err(StoreError::Corrupt(_))));
+    let stranger = Store::connect(&backend.url, FieldCipher::new(&SecretKey::generate()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        stranger.customer("t1", &customer.id).await,
+        Err(StoreError::Corrupt(_))
+    ));
     stranger.close().await;
-    let same = Store::connect(&backend.url, FieldCipher::new(&backend.key)).await.unwrap();
-    assert_eq!(same.customer("t1", &customer.id).await.unwrap().unwrap().profile, profile);
+    let same = Store::connect(&backend.url, FieldCipher::new(&backend.key))
+        .await
+        .unwrap();
+    assert_eq!(
+        same.customer("t1", &customer.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .profile,
+        profile
+    );
     same.close().await;
-    let cleared = store.update_customer_profile("t1", &customer.id, &CustomerProfile { name: Some("Han".into()), ..Default::default() }).await.unwrap();
+    let cleared = store
+        .update_customer_profile(
+            "t1",
+            &customer.id,
+            &CustomerProfile {
+                name: Some("Han".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(cleared.profile.phone, None);
 }
 
@@ -260,11 +507,25 @@ async fn listing_filters_and_pages(backend: &Backend) {
     store.create_tenant("t2", "h").await.unwrap();
     for index in 0..7 {
         let tenant = if index == 6 { "t2" } else { "t1" };
-        let customer = store.customer_for_identity(tenant, ChannelKind::Web, &format!("v{index}"), &CustomerProfile::default()).await.unwrap();
-        store.append_customer_message(&customer, Some("x"), "hi", &queued()).await.unwrap();
+        let customer = store
+            .customer_for_identity(
+                tenant,
+                ChannelKind::Web,
+                &format!("v{index}"),
+                &CustomerProfile::default(),
+            )
+            .await
+            .unwrap();
+        store
+            .append_customer_message(&customer, Some("x"), "hi", &queued())
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
-    let mut filter = ConversationFilter { limit: Some(4), ..Default::default() };
+    let mut filter = ConversationFilter {
+        limit: Some(4),
+        ..Default::default()
+    };
     loop {
         let (page, next) = store.list_conversations("t1", &filter).await.unwrap();
         seen.extend(page.into_iter().map(|c| c.id));
@@ -277,16 +538,36 @@ async fn listing_filters_and_pages(backend: &Backend) {
     seen.dedup();
     assert_eq!(seen.len(), 6);
     let (assigned, _) = store
-        .list_conversations("t1", &ConversationFilter { state: Some("assigned".into()), ..Default::default() })
+        .list_conversations(
+            "t1",
+            &ConversationFilter {
+                state: Some("assigned".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(assigned.is_empty());
     let (future, _) = store
-        .list_conversations("t1", &ConversationFilter { from: Some(i64::MAX / 2), ..Default::default() })
+        .list_conversations(
+            "t1",
+            &ConversationFilter {
+                from: Some(i64::MAX / 2),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(future.is_empty());
-    let bad = store.list_conversations("t1", &ConversationFilter { cursor: Some("nope".into()), ..Default::default() }).await;
+    let bad = store
+        .list_conversations(
+            "t1",
+            &ConversationFilter {
+                cursor: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))));
 }
 
@@ -295,15 +576,34 @@ async fn canned_reply_shortcuts_are_unique_per_tenant(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
-    let reply = |id: &str, shortcut: &str| CannedReply { id: id.into(), shortcut: shortcut.into(), text: "text".into() };
-    store.put_canned_reply("t1", &reply("r1", "hi")).await.unwrap();
-    store.put_canned_reply("t2", &reply("r2", "hi")).await.unwrap();
-    assert!(matches!(store.put_canned_reply("t1", &reply("r3", "hi")).await, Err(StoreError::Conflict(_))));
+    let reply = |id: &str, shortcut: &str| CannedReply {
+        id: id.into(),
+        shortcut: shortcut.into(),
+        text: "text".into(),
+    };
+    store
+        .put_canned_reply("t1", &reply("r1", "hi"))
+        .await
+        .unwrap();
+    store
+        .put_canned_reply("t2", &reply("r2", "hi"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.put_canned_reply("t1", &reply("r3", "hi")).await,
+        Err(StoreError::Conflict(_))
+    ));
     // An id of another tenant is not touched.
-    assert!(store.put_canned_reply("t1", &reply("r2", "other")).await.is_err());
+    assert!(store
+        .put_canned_reply("t1", &reply("r2", "other"))
+        .await
+        .is_err());
     assert_eq!(store.canned_replies("t2").await.unwrap()[0].shortcut, "hi");
     store.delete_canned_reply("t1", "r1").await.unwrap();
-    assert!(matches!(store.delete_canned_reply("t1", "r1").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.delete_canned_reply("t1", "r1").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 // ---- channels ---------------------------------------------------------------------------------
@@ -311,24 +611,59 @@ async fn canned_reply_shortcuts_are_unique_per_tenant(backend: &Backend) {
 async fn channel_app_secrets_need_the_key(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
-    let public = serde_json::json!({"appid": "wx1"}).as_object().unwrap().clone();
-    let secrets = serde_json::json!({"token": "tok", "appsecret": "sec"}).as_object().unwrap().clone();
-    let app = store.put_channel_app("t1", "wechat", "main", &public, &secrets).await.unwrap();
+    let public = serde_json::json!({"appid": "wx1"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let secrets = serde_json::json!({"token": "tok", "appsecret": "sec"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let app = store
+        .put_channel_app("t1", "wechat", "main", &public, &secrets)
+        .await
+        .unwrap();
     assert_eq!(app.secrets_set, ["appsecret", "token"]);
     assert!(!serde_json::to_string(&app).unwrap().contains("sec\""));
-    let found = store.channel_app("t1", "wechat", "main").await.unwrap().unwrap();
+    let found = store
+        .channel_app("t1", "wechat", "main")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.secret("token"), "tok");
     assert_eq!(found.field("appid"), "wx1");
     // Replacing keeps one row; other tenants and kinds do not see it.
-    store.put_channel_app("t1", "wechat", "main", &public, &secrets).await.unwrap();
+    store
+        .put_channel_app("t1", "wechat", "main", &public, &secrets)
+        .await
+        .unwrap();
     assert_eq!(store.channel_apps("t1", None).await.unwrap().len(), 1);
-    assert!(store.channel_apps("t1", Some("douyin")).await.unwrap().is_empty());
-    assert!(store.channel_app("t2", "wechat", "main").await.unwrap().is_none());
-    let stranger = Store::connect(&backend.url, FieldCipher::new(&SecretKey::generate())).await.unwrap();
-    assert!(matches!(stranger.channel_app("t1", "wechat", "main").await, Err(StoreError::Corrupt(_))));
+    assert!(store
+        .channel_apps("t1", Some("douyin"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .channel_app("t2", "wechat", "main")
+        .await
+        .unwrap()
+        .is_none());
+    let stranger = Store::connect(&backend.url, FieldCipher::new(&SecretKey::generate()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        stranger.channel_app("t1", "wechat", "main").await,
+        Err(StoreError::Corrupt(_))
+    ));
     stranger.close().await;
-    store.delete_channel_app("t1", "wechat", "main").await.unwrap();
-    assert!(matches!(store.delete_channel_app("t1", "wechat", "main").await, Err(StoreError::NotFound(_))));
+    store
+        .delete_channel_app("t1", "wechat", "main")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_channel_app("t1", "wechat", "main").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn linked_customers_share_the_first_linked_conversation(backend: &Backend) {
@@ -336,23 +671,80 @@ async fn linked_customers_share_the_first_linked_conversation(backend: &Backend)
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
     let none = CustomerProfile::default();
-    let wechat = store.customer_for_identity("t1", ChannelKind::Wechat, "wx:o1", &none).await.unwrap();
-    let mobile = store.customer_for_identity("t1", ChannelKind::Mobile, "app:u1", &none).await.unwrap();
-    let elsewhere = store.customer_for_identity("t2", ChannelKind::Mobile, "app:u1", &none).await.unwrap();
-    assert_eq!(store.primary_customer(&mobile).await.unwrap().id, mobile.id, "unlinked: itself");
-    assert_eq!(store.link_customer("t1", &wechat.id, "crm-1").await.unwrap().primary_customer_id, wechat.id);
-    assert_eq!(store.link_customer("t1", &mobile.id, "crm-1").await.unwrap().primary_customer_id, wechat.id);
-    assert_eq!(store.link_customer("t1", &mobile.id, "crm-1").await.unwrap().primary_customer_id, wechat.id, "idempotent");
+    let wechat = store
+        .customer_for_identity("t1", ChannelKind::Wechat, "wx:o1", &none)
+        .await
+        .unwrap();
+    let mobile = store
+        .customer_for_identity("t1", ChannelKind::Mobile, "app:u1", &none)
+        .await
+        .unwrap();
+    let elsewhere = store
+        .customer_for_identity("t2", ChannelKind::Mobile, "app:u1", &none)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.primary_customer(&mobile).await.unwrap().id,
+        mobile.id,
+        "unlinked: itself"
+    );
+    assert_eq!(
+        store
+            .link_customer("t1", &wechat.id, "crm-1")
+            .await
+            .unwrap()
+            .primary_customer_id,
+        wechat.id
+    );
+    assert_eq!(
+        store
+            .link_customer("t1", &mobile.id, "crm-1")
+            .await
+            .unwrap()
+            .primary_customer_id,
+        wechat.id
+    );
+    assert_eq!(
+        store
+            .link_customer("t1", &mobile.id, "crm-1")
+            .await
+            .unwrap()
+            .primary_customer_id,
+        wechat.id,
+        "idempotent"
+    );
     assert_eq!(store.primary_customer(&mobile).await.unwrap().id, wechat.id);
-    assert!(matches!(store.link_customer("t1", &mobile.id, "crm-2").await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.link_customer("t1", "cu_none", "crm-1").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.link_customer("t1", &mobile.id, "crm-2").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.link_customer("t1", "cu_none", "crm-1").await,
+        Err(StoreError::NotFound(_))
+    ));
     // Another tenant's customer is not found in t1, and the same crm id in t2 is its own.
-    assert!(matches!(store.link_customer("t1", &elsewhere.id, "crm-1").await, Err(StoreError::NotFound(_))));
-    assert_eq!(store.link_customer("t2", &elsewhere.id, "crm-1").await.unwrap().primary_customer_id, elsewhere.id);
+    assert!(matches!(
+        store.link_customer("t1", &elsewhere.id, "crm-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .link_customer("t2", &elsewhere.id, "crm-1")
+            .await
+            .unwrap()
+            .primary_customer_id,
+        elsewhere.id
+    );
     // Both identities write into one conversation.
     let primary = store.primary_customer(&mobile).await.unwrap();
-    let first = store.append_customer_message(&wechat, Some("w1"), "from wechat", &queued()).await.unwrap();
-    let second = store.append_customer_message(&primary, Some("m1"), "from the app", &queued()).await.unwrap();
+    let first = store
+        .append_customer_message(&wechat, Some("w1"), "from wechat", &queued())
+        .await
+        .unwrap();
+    let second = store
+        .append_customer_message(&primary, Some("m1"), "from the app", &queued())
+        .await
+        .unwrap();
     assert_eq!(first.conversation.id, second.conversation.id);
     assert_eq!(second.message.seq, 2);
 }
@@ -361,11 +753,29 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
     use gateway::store::channels::{AttemptOutcome, ConversationRoute, NewDelivery};
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
-    let customer = store.customer_for_identity("t1", ChannelKind::Wechat, "wx:o1", &CustomerProfile::default()).await.unwrap();
-    let opened = store.append_customer_message(&customer, Some("w1"), "hi", &queued()).await.unwrap();
+    let customer = store
+        .customer_for_identity(
+            "t1",
+            ChannelKind::Wechat,
+            "wx:o1",
+            &CustomerProfile::default(),
+        )
+        .await
+        .unwrap();
+    let opened = store
+        .append_customer_message(&customer, Some("w1"), "hi", &queued())
+        .await
+        .unwrap();
     let conversation_id = opened.conversation.id.clone();
-    let agent = store.create_agent("t1", "a", &["general".into()], 5).await.unwrap();
-    store.assign(&conversation_id, &agent, "joined").await.unwrap().unwrap();
+    let agent = store
+        .create_agent("t1", "a", &["general".into()], 5)
+        .await
+        .unwrap();
+    store
+        .assign(&conversation_id, &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap();
     store
         .set_route(&ConversationRoute {
             conversation_id: conversation_id.clone(),
@@ -382,9 +792,21 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
     let mut route = store.route(&conversation_id).await.unwrap().unwrap();
     route.reply_context = None;
     store.set_route(&route).await.unwrap();
-    assert_eq!(store.route(&conversation_id).await.unwrap().unwrap().reply_context.as_deref(), Some("{\"k\":1}"));
+    assert_eq!(
+        store
+            .route(&conversation_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reply_context
+            .as_deref(),
+        Some("{\"k\":1}")
+    );
 
-    let reply = store.append_agent_message(&conversation_id, &agent.id, "a1", "hello").await.unwrap();
+    let reply = store
+        .append_agent_message(&conversation_id, &agent.id, "a1", "hello")
+        .await
+        .unwrap();
     let new = NewDelivery {
         tenant_id: "t1".into(),
         conversation_id: conversation_id.clone(),
@@ -399,8 +821,15 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
     };
     let queued_row = store.enqueue_delivery(&new).await.unwrap().unwrap();
     assert_eq!(queued_row.state, "pending");
-    assert!(store.enqueue_delivery(&new).await.unwrap().is_none(), "one row per message and kind");
-    assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 0, "nothing is missing");
+    assert!(
+        store.enqueue_delivery(&new).await.unwrap().is_none(),
+        "one row per message and kind"
+    );
+    assert_eq!(
+        store.enqueue_missing_sends(0).await.unwrap(),
+        0,
+        "nothing is missing"
+    );
 
     let now = gateway::util::now_ms();
     let due = store.due_deliveries(now, 10).await.unwrap();
@@ -409,25 +838,90 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
         store.claim_delivery(&due[0].id, now, now + 60_000),
         store.claim_delivery(&due[0].id, now, now + 60_000)
     );
-    assert!(first.unwrap() ^ second.unwrap(), "exactly one worker wins the claim");
-    assert!(store.due_deliveries(now, 10).await.unwrap().is_empty(), "leased");
-    let retry = AttemptOutcome::Retry { code: "network".into(), error: "connection failed".into(), next_attempt_at: now + 1_000 };
-    let pending = store.finish_attempt(&due[0].id, &retry).await.unwrap().unwrap();
-    assert_eq!((pending.state.as_str(), pending.code.as_deref(), pending.attempts), ("pending", Some("network"), 1));
+    assert!(
+        first.unwrap() ^ second.unwrap(),
+        "exactly one worker wins the claim"
+    );
+    assert!(
+        store.due_deliveries(now, 10).await.unwrap().is_empty(),
+        "leased"
+    );
+    let retry = AttemptOutcome::Retry {
+        code: "network".into(),
+        error: "connection failed".into(),
+        next_attempt_at: now + 1_000,
+    };
+    let pending = store
+        .finish_attempt(&due[0].id, &retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            pending.state.as_str(),
+            pending.code.as_deref(),
+            pending.attempts
+        ),
+        ("pending", Some("network"), 1)
+    );
     assert!(store.due_deliveries(now, 10).await.unwrap().is_empty());
-    assert_eq!(store.due_deliveries(now + 1_000, 10).await.unwrap().len(), 1);
-    assert!(store.claim_delivery(&due[0].id, now + 1_000, now + 61_000).await.unwrap());
-    let sent = store.finish_attempt(&due[0].id, &AttemptOutcome::Sent { provider_message_id: Some("p1".into()) }).await.unwrap().unwrap();
-    assert_eq!((sent.state.as_str(), sent.attempts, sent.provider_message_id.as_deref()), ("sent", 2, Some("p1")));
+    assert_eq!(
+        store.due_deliveries(now + 1_000, 10).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .claim_delivery(&due[0].id, now + 1_000, now + 61_000)
+        .await
+        .unwrap());
+    let sent = store
+        .finish_attempt(
+            &due[0].id,
+            &AttemptOutcome::Sent {
+                provider_message_id: Some("p1".into()),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            sent.state.as_str(),
+            sent.attempts,
+            sent.provider_message_id.as_deref()
+        ),
+        ("sent", 2, Some("p1"))
+    );
     // A finished row does not change again.
-    store.finish_attempt(&due[0].id, &AttemptOutcome::Failed { code: "x".into(), error: "x".into() }).await.unwrap();
-    assert_eq!(store.deliveries(&conversation_id).await.unwrap()[0].state, "sent");
+    store
+        .finish_attempt(
+            &due[0].id,
+            &AttemptOutcome::Failed {
+                code: "x".into(),
+                error: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deliveries(&conversation_id).await.unwrap()[0].state,
+        "sent"
+    );
 
     // A reply stored without its row (a crash between the two) is found by the scan.
-    let lost = store.append_agent_message(&conversation_id, &agent.id, "a2", "lost").await.unwrap();
+    let lost = store
+        .append_agent_message(&conversation_id, &agent.id, "a2", "lost")
+        .await
+        .unwrap();
     assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 1);
     assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 0);
     let rows = store.deliveries(&conversation_id).await.unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[1].seq, rows[1].text.as_str(), rows[1].reply_context.as_deref()), (lost.message.seq, "lost", Some("{\"k\":1}")));
+    assert_eq!(
+        (
+            rows[1].seq,
+            rows[1].text.as_str(),
+            rows[1].reply_context.as_deref()
+        ),
+        (lost.message.seq, "lost", Some("{\"k\":1}"))
+    );
 }

@@ -42,9 +42,13 @@ impl TestApp {
         settings.poll_timeout_ms = 3_000;
         settings.log.filter = "warn".into();
         configure(&mut settings);
-        let server = gateway::Server::start(settings).await.expect("server starts");
+        let server = gateway::Server::start(settings)
+            .await
+            .expect("server starts");
         let base = format!("http://{}", server.addr);
-        let admin_key = gateway::demo::create_tenant(&server.state.store, "acme").await.expect("tenant");
+        let admin_key = gateway::demo::create_tenant(&server.state.store, "acme")
+            .await
+            .expect("tenant");
         TestApp {
             server,
             base,
@@ -65,11 +69,20 @@ impl TestApp {
 
     /// Creates another tenant and returns its admin key.
     pub async fn create_tenant(&self, name: &str) -> String {
-        gateway::demo::create_tenant(&self.server.state.store, name).await.expect("tenant")
+        gateway::demo::create_tenant(&self.server.state.store, name)
+            .await
+            .expect("tenant")
     }
 
     /// Creates an agent in `tenant` with the admin key; returns (id, token).
-    pub async fn create_agent_in(&self, tenant: &str, admin_key: &str, name: &str, skills: &[&str], max: i64) -> (String, String) {
+    pub async fn create_agent_in(
+        &self,
+        tenant: &str,
+        admin_key: &str,
+        name: &str,
+        skills: &[&str],
+        max: i64,
+    ) -> (String, String) {
         let response = self
             .http
             .post(self.url(&format!("/v1/tenants/{tenant}/agents")))
@@ -80,11 +93,21 @@ impl TestApp {
             .expect("create agent");
         assert_eq!(response.status(), 201, "create agent");
         let body: Value = response.json().await.expect("json");
-        (body["id"].as_str().expect("id").to_owned(), body["token"].as_str().expect("token").to_owned())
+        (
+            body["id"].as_str().expect("id").to_owned(),
+            body["token"].as_str().expect("token").to_owned(),
+        )
     }
 
     pub async fn create_agent(&self, name: &str, skills: &[&str], max: i64) -> (String, String) {
-        self.create_agent_in(&self.tenant.clone(), &self.admin_key.clone(), name, skills, max).await
+        self.create_agent_in(
+            &self.tenant.clone(),
+            &self.admin_key.clone(),
+            name,
+            skills,
+            max,
+        )
+        .await
     }
 
     /// A new anonymous visitor of `tenant`: (token, session body).
@@ -106,18 +129,28 @@ impl TestApp {
     }
 
     pub async fn customer_ws(&self, token: &str) -> WsClient {
-        WsClient::connect(&self.ws_url(&format!("/v1/web/ws?token={token}"))).await.expect("customer ws")
+        WsClient::connect(&self.ws_url(&format!("/v1/web/ws?token={token}")))
+            .await
+            .expect("customer ws")
     }
 
     /// An agent connection, after its hello frame.
     pub async fn agent_ws(&self, token: &str) -> WsClient {
-        let mut ws = WsClient::connect(&self.ws_url(&format!("/v1/agent/ws?token={token}"))).await.expect("agent ws");
+        let mut ws = WsClient::connect(&self.ws_url(&format!("/v1/agent/ws?token={token}")))
+            .await
+            .expect("agent ws");
         ws.expect_type("hello").await;
         ws
     }
 
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).bearer_auth(&self.admin_key).send().await.expect("get");
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .expect("get");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -130,12 +163,17 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("connect {url}"))?;
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .with_context(|| format!("connect {url}"))?;
         Ok(WsClient { stream })
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.stream.send(Message::Text(frame.to_string().into())).await.expect("send frame");
+        self.stream
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("send frame");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -176,12 +214,16 @@ impl WsClient {
     }
 
     pub async fn expect_type(&mut self, frame_type: &str) -> Value {
-        self.expect(frame_type, |frame| frame["type"] == frame_type).await
+        self.expect(frame_type, |frame| frame["type"] == frame_type)
+            .await
     }
 
     /// The next message frame whose text is `text`.
     pub async fn expect_text(&mut self, text: &str) -> Value {
-        self.expect(&format!("message {text:?}"), |frame| frame["type"] == "message" && frame["text"] == text).await
+        self.expect(&format!("message {text:?}"), |frame| {
+            frame["type"] == "message" && frame["text"] == text
+        })
+        .await
     }
 
     /// Collects every frame that arrives within `window`.
@@ -207,7 +249,8 @@ pub struct PostgresDatabase {
 
 /// The server tests use: `SWITCHBOARD_TEST_POSTGRES` or the local one.
 pub fn postgres_admin_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("SWITCHBOARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 impl PostgresDatabase {
@@ -215,19 +258,35 @@ impl PostgresDatabase {
         let admin_url = postgres_admin_url();
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
         admin_exec(&admin_url, &format!("CREATE DATABASE {name}")).await?;
-        let base = admin_url.rsplit_once('/').map(|(base, _)| base.to_owned()).unwrap_or(admin_url.clone());
-        Ok(PostgresDatabase { url: format!("{base}/{name}"), admin_url, name })
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_owned())
+            .unwrap_or(admin_url.clone());
+        Ok(PostgresDatabase {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
     }
 
     pub async fn drop_database(self) {
-        let _ = admin_exec(&self.admin_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+        let _ = admin_exec(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
+        .await;
     }
 }
 
 async fn admin_exec(url: &str, statement: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
-    let mut connection = sqlx::AnyConnection::connect(url).await.with_context(|| format!("connect {url}"))?;
-    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut connection).await.with_context(|| statement.to_owned())?;
+    let mut connection = sqlx::AnyConnection::connect(url)
+        .await
+        .with_context(|| format!("connect {url}"))?;
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&mut connection)
+        .await
+        .with_context(|| statement.to_owned())?;
     Ok(())
 }

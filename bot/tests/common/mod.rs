@@ -27,13 +27,17 @@ pub fn demo_dir() -> PathBuf {
 
 pub fn demo_records() -> Vec<FaqRecord> {
     let text = std::fs::read_to_string(demo_dir().join("faqs.jsonl")).expect("demo faqs");
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("faq record")).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("faq record"))
+        .collect()
 }
 
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let encoder = Arc::new(Encoder::load_default().expect("encoder (run scripts/setup-onnxruntime.sh)"));
+        let encoder =
+            Arc::new(Encoder::load_default().expect("encoder (run scripts/setup-onnxruntime.sh)"));
         let (head, _) = builtin::builtin_head(&encoder).expect("builtin head");
         let head = Arc::new(head);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -45,6 +49,14 @@ pub fn fixture() -> &'static Fixture {
         ));
         let bot = Bot::with_default_head(index.clone(), encoder.clone(), head.clone());
         bot.index_faqs(TENANT, &records).expect("index faqs");
-        Fixture { encoder, head, index, records, synonyms, bot: Arc::new(bot), _dir: dir }
+        Fixture {
+            encoder,
+            head,
+            index,
+            records,
+            synonyms,
+            bot: Arc::new(bot),
+            _dir: dir,
+        }
     })
 }

@@ -20,9 +20,18 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants/{tenant}/channels", get(list_apps))
-        .route("/v1/tenants/{tenant}/channels/{kind}/{app}", get(get_app).put(put_app).delete(delete_app))
-        .route("/v1/tenants/{tenant}/customers/{id}/link", post(link_customer))
-        .route("/v1/tenants/{tenant}/conversations/{id}/deliveries", get(deliveries))
+        .route(
+            "/v1/tenants/{tenant}/channels/{kind}/{app}",
+            get(get_app).put(put_app).delete(delete_app),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{id}/link",
+            post(link_customer),
+        )
+        .route(
+            "/v1/tenants/{tenant}/conversations/{id}/deliveries",
+            get(deliveries),
+        )
 }
 
 #[derive(Deserialize)]
@@ -56,7 +65,9 @@ struct MobileBody {
 fn app_view(tenant: &str, app: &ChannelApp) -> Value {
     let mut view = serde_json::to_value(app).unwrap_or_default();
     let webhook = match app.kind.as_str() {
-        "wechat" | "douyin" => Value::String(format!("/v1/channels/{}/{tenant}/{}", app.kind, app.app)),
+        "wechat" | "douyin" => {
+            Value::String(format!("/v1/channels/{}/{tenant}/{}", app.kind, app.app))
+        }
         _ => Value::Null,
     };
     view["webhook_path"] = webhook;
@@ -66,7 +77,10 @@ fn app_view(tenant: &str, app: &ChannelApp) -> Value {
 fn required(name: &'static str, value: &str) -> ApiResult<String> {
     let value = value.trim();
     if value.is_empty() || value.len() > 512 {
-        return Err(ApiError::invalid("bad_config", format!("`{name}` must be 1-512 characters")));
+        return Err(ApiError::invalid(
+            "bad_config",
+            format!("`{name}` must be 1-512 characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -76,57 +90,98 @@ fn text(value: String) -> Value {
 }
 
 /// Splits a configuration body into public fields and secrets, refusing what cannot work.
-fn parse_config(kind: ChannelKind, body: Value) -> ApiResult<(Map<String, Value>, Map<String, Value>)> {
-    let bad = |error: serde_json::Error| ApiError::invalid("bad_config", error.to_string().to_lowercase());
+fn parse_config(
+    kind: ChannelKind,
+    body: Value,
+) -> ApiResult<(Map<String, Value>, Map<String, Value>)> {
+    let bad = |error: serde_json::Error| {
+        ApiError::invalid("bad_config", error.to_string().to_lowercase())
+    };
     let mut public = Map::new();
     let mut secrets = Map::new();
     match kind {
         ChannelKind::Wechat => {
             let body: WechatBody = serde_json::from_value(body).map_err(bad)?;
-            let encoding_aes_key = body.encoding_aes_key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty());
+            let encoding_aes_key = body
+                .encoding_aes_key
+                .map(|key| key.trim().to_owned())
+                .filter(|key| !key.is_empty());
             let config = WechatConfig {
                 appid: required("appid", &body.appid)?,
                 token: required("token", &body.token)?,
                 encoding_aes_key: encoding_aes_key.clone(),
                 max_timestamp_skew: None,
             };
-            WechatAdapter::new(config.clone())
-                .map_err(|error| ApiError::invalid("bad_config", format!("encoding_aes_key: {error}").to_lowercase()))?;
+            WechatAdapter::new(config.clone()).map_err(|error| {
+                ApiError::invalid(
+                    "bad_config",
+                    format!("encoding_aes_key: {error}").to_lowercase(),
+                )
+            })?;
             public.insert("appid".into(), text(config.appid));
             secrets.insert("token".into(), text(config.token));
-            secrets.insert("appsecret".into(), text(required("appsecret", &body.appsecret)?));
+            secrets.insert(
+                "appsecret".into(),
+                text(required("appsecret", &body.appsecret)?),
+            );
             if let Some(key) = encoding_aes_key {
                 secrets.insert("encoding_aes_key".into(), text(key));
             }
         }
         ChannelKind::Douyin => {
             let body: DouyinBody = serde_json::from_value(body).map_err(bad)?;
-            public.insert("client_key".into(), text(required("client_key", &body.client_key)?));
-            secrets.insert("client_secret".into(), text(required("client_secret", &body.client_secret)?));
+            public.insert(
+                "client_key".into(),
+                text(required("client_key", &body.client_key)?),
+            );
+            secrets.insert(
+                "client_secret".into(),
+                text(required("client_secret", &body.client_secret)?),
+            );
         }
         ChannelKind::Mobile => {
             let body: MobileBody = serde_json::from_value(body).map_err(bad)?;
             if body.jwt_secret.len() < 16 || body.jwt_secret.len() > 512 {
-                return Err(ApiError::invalid("bad_config", "`jwt_secret` must be 16-512 bytes"));
+                return Err(ApiError::invalid(
+                    "bad_config",
+                    "`jwt_secret` must be 16-512 bytes",
+                ));
             }
             secrets.insert("jwt_secret".into(), text(body.jwt_secret));
-            if let Some(url) = body.push_url.map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()) {
-                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
-                    return Err(ApiError::invalid("bad_config", "`push_url` must be an http or https url"));
+            if let Some(url) = body
+                .push_url
+                .map(|url| url.trim().to_owned())
+                .filter(|url| !url.is_empty())
+            {
+                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048
+                {
+                    return Err(ApiError::invalid(
+                        "bad_config",
+                        "`push_url` must be an http or https url",
+                    ));
                 }
                 // A push URL may carry the tenant's credentials in its query: kept with the secrets.
                 secrets.insert("push_url".into(), text(url));
             }
         }
-        ChannelKind::Web => return Err(ApiError::invalid("bad_kind", "the web channel takes no app configuration")),
+        ChannelKind::Web => {
+            return Err(ApiError::invalid(
+                "bad_kind",
+                "the web channel takes no app configuration",
+            ))
+        }
     }
     Ok((public, secrets))
 }
 
 fn kind_and_app(kind: &str, app: &str) -> ApiResult<ChannelKind> {
-    let kind = configurable_kind(kind).ok_or_else(|| ApiError::invalid("bad_kind", "kind must be wechat, douyin or mobile"))?;
+    let kind = configurable_kind(kind)
+        .ok_or_else(|| ApiError::invalid("bad_kind", "kind must be wechat, douyin or mobile"))?;
     if !is_valid_app_name(app) {
-        return Err(ApiError::invalid("bad_app", "an app name is 1-64 ascii letters, digits, `_` or `-`"));
+        return Err(ApiError::invalid(
+            "bad_app",
+            "an app name is 1-64 ascii letters, digits, `_` or `-`",
+        ));
     }
     Ok(kind)
 }
@@ -142,7 +197,10 @@ async fn put_app(
     let channel = kind_and_app(&kind, &app)?;
     let Json(body) = body?;
     let (public, secrets) = parse_config(channel, body)?;
-    let stored = state.store.put_channel_app(&tenant, channel.as_str(), &app, &public, &secrets).await?;
+    let stored = state
+        .store
+        .put_channel_app(&tenant, channel.as_str(), &app, &public, &secrets)
+        .await?;
     tracing::info!(tenant = %tenant, kind = %kind, app = %app, "channel app configured");
     Ok(Json(app_view(&tenant, &stored)))
 }
@@ -155,7 +213,11 @@ async fn get_app(
     let Path((tenant, kind, app)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let channel = kind_and_app(&kind, &app)?;
-    let found = state.store.channel_app(&tenant, channel.as_str(), &app).await?.ok_or(ApiError::NotFound("channel app"))?;
+    let found = state
+        .store
+        .channel_app(&tenant, channel.as_str(), &app)
+        .await?
+        .ok_or(ApiError::NotFound("channel app"))?;
     Ok(Json(app_view(&tenant, &found.app)))
 }
 
@@ -167,7 +229,10 @@ async fn delete_app(
     let Path((tenant, kind, app)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let channel = kind_and_app(&kind, &app)?;
-    state.store.delete_channel_app(&tenant, channel.as_str(), &app).await?;
+    state
+        .store
+        .delete_channel_app(&tenant, channel.as_str(), &app)
+        .await?;
     tracing::info!(tenant = %tenant, kind = %kind, app = %app, "channel app removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -180,7 +245,9 @@ async fn list_apps(
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let apps = state.store.channel_apps(&tenant, None).await?;
-    Ok(Json(json!({ "apps": apps.iter().map(|app| app_view(&tenant, app)).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "apps": apps.iter().map(|app| app_view(&tenant, app)).collect::<Vec<_>>() }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -200,10 +267,19 @@ async fn link_customer(
     let Json(body) = body?;
     let crm_id = body.crm_id.trim();
     if crm_id.is_empty() || crm_id.chars().count() > 128 {
-        return Err(ApiError::invalid("bad_crm_id", "`crm_id` must be 1-128 characters"));
+        return Err(ApiError::invalid(
+            "bad_crm_id",
+            "`crm_id` must be 1-128 characters",
+        ));
     }
-    let link = state.store.link_customer(&tenant, &customer_id, crm_id).await?;
-    let primary = state.store.conversation_for_customer(&link.primary_customer_id).await?;
+    let link = state
+        .store
+        .link_customer(&tenant, &customer_id, crm_id)
+        .await?;
+    let primary = state
+        .store
+        .conversation_for_customer(&link.primary_customer_id)
+        .await?;
     tracing::info!(tenant = %tenant, customer_id = %customer_id, primary = %link.primary_customer_id, "customer linked");
     Ok(Json(json!({
         "customer_id": link.customer_id,

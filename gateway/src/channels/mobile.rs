@@ -50,16 +50,20 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ChannelError 
     ChannelError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, query: &MobileQuery) -> ChannelResult<MobileUser> {
-    let tenant = query
-        .tenant
-        .as_deref()
-        .ok_or_else(|| ChannelError::new(StatusCode::BAD_REQUEST, "bad_query", "`tenant` is required"))?;
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &MobileQuery,
+) -> ChannelResult<MobileUser> {
+    let tenant = query.tenant.as_deref().ok_or_else(|| {
+        ChannelError::new(StatusCode::BAD_REQUEST, "bad_query", "`tenant` is required")
+    })?;
     let token = bearer(headers)
         .or(query.token.as_deref())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| unauthorized("unauthorized", "missing or invalid credentials"))?;
-    let not_found = || ChannelError::new(StatusCode::NOT_FOUND, "not_found", "mobile app not found");
+    let not_found =
+        || ChannelError::new(StatusCode::NOT_FOUND, "not_found", "mobile app not found");
     if !is_valid_slug(tenant) {
         return Err(not_found());
     }
@@ -67,15 +71,28 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, query: &MobileQuery
         Some(app) if is_valid_app_name(app) => app.to_owned(),
         Some(_) => return Err(not_found()),
         None => {
-            let apps = state.store.channel_apps(tenant, Some(ChannelKind::Mobile.as_str())).await?;
+            let apps = state
+                .store
+                .channel_apps(tenant, Some(ChannelKind::Mobile.as_str()))
+                .await?;
             match apps.as_slice() {
                 [only] => only.app.clone(),
                 [] => return Err(not_found()),
-                _ => return Err(ChannelError::new(StatusCode::BAD_REQUEST, "app_required", "this tenant has several mobile apps: pass `app`")),
+                _ => {
+                    return Err(ChannelError::new(
+                        StatusCode::BAD_REQUEST,
+                        "app_required",
+                        "this tenant has several mobile apps: pass `app`",
+                    ))
+                }
             }
         }
     };
-    let config = state.store.channel_app(tenant, ChannelKind::Mobile.as_str(), &app).await?.ok_or_else(not_found)?;
+    let config = state
+        .store
+        .channel_app(tenant, ChannelKind::Mobile.as_str(), &app)
+        .await?
+        .ok_or_else(not_found)?;
     let verifier = MobileTokenVerifier::new(config.secret("jwt_secret").into_bytes());
     let claims = verifier
         .authenticate(token, now_ms() / 1000, tenant, &state.channels.nonces)
@@ -83,7 +100,11 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, query: &MobileQuery
         .map_err(|error| match error {
             MobileAuthError::Store(_) => {
                 tracing::error!(tenant, error = %error, "mobile nonce store failed");
-                ChannelError::new(StatusCode::SERVICE_UNAVAILABLE, error.code(), "try again later")
+                ChannelError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    error.code(),
+                    "try again later",
+                )
             }
             other => {
                 tracing::info!(tenant, code = other.code(), "mobile token refused");
@@ -91,14 +112,29 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, query: &MobileQuery
             }
         })?;
     let external_id = identity_external_id(&app, &claims.sub);
-    let identity =
-        state.store.customer_for_identity(tenant, ChannelKind::Mobile, &external_id, &CustomerProfile::default()).await?;
+    let identity = state
+        .store
+        .customer_for_identity(
+            tenant,
+            ChannelKind::Mobile,
+            &external_id,
+            &CustomerProfile::default(),
+        )
+        .await?;
     let customer = state.store.primary_customer(&identity).await?;
-    Ok(MobileUser { app, identity, customer })
+    Ok(MobileUser {
+        app,
+        identity,
+        customer,
+    })
 }
 
 fn bad_query(rejection: QueryRejection) -> ChannelError {
-    ChannelError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text().to_lowercase())
+    ChannelError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+        rejection.body_text().to_lowercase(),
+    )
 }
 
 async fn websocket(
@@ -111,7 +147,11 @@ async fn websocket(
     let user = authenticate(&state, &headers, &query).await?;
     // The app is now where this customer is: replies in their conversation go here (pushed when
     // the app is offline) rather than to a webhook channel they wrote from before.
-    if let Some(conversation) = state.store.conversation_for_customer(&user.customer.id).await? {
+    if let Some(conversation) = state
+        .store
+        .conversation_for_customer(&user.customer.id)
+        .await?
+    {
         state
             .store
             .set_route(&ConversationRoute {
@@ -132,10 +172,13 @@ async fn websocket(
     }
     let chat = state.chat.clone();
     let channels = state.channels.clone();
-    Ok(crate::http::ws::upgrade(upgrade, move |incoming, outgoing| async move {
-        let _online = channels.connect(&user.identity.id);
-        run_customer(chat, user.customer, incoming, outgoing).await;
-    }))
+    Ok(crate::http::ws::upgrade(
+        upgrade,
+        move |incoming, outgoing| async move {
+            let _online = channels.connect(&user.identity.id);
+            run_customer(chat, user.customer, incoming, outgoing).await;
+        },
+    ))
 }
 
 async fn history(
@@ -144,18 +187,35 @@ async fn history(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<MobileQuery>, QueryRejection>,
 ) -> ChannelResult<Json<serde_json::Value>> {
-    let Path(conversation_id) =
-        path.map_err(|rejection| ChannelError::new(StatusCode::BAD_REQUEST, "bad_path", rejection.body_text().to_lowercase()))?;
+    let Path(conversation_id) = path.map_err(|rejection| {
+        ChannelError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            rejection.body_text().to_lowercase(),
+        )
+    })?;
     let Query(query) = query.map_err(bad_query)?;
     let user = authenticate(&state, &headers, &query).await?;
-    let own = state.store.conversation_for_customer(&user.customer.id).await?;
+    let own = state
+        .store
+        .conversation_for_customer(&user.customer.id)
+        .await?;
     let Some(conversation) = own.filter(|conversation| conversation.id == conversation_id) else {
-        return Err(ChannelError::new(StatusCode::NOT_FOUND, "not_found", "conversation not found"));
+        return Err(ChannelError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "conversation not found",
+        ));
     };
     let limit = query.limit.unwrap_or(200).clamp(1, 500);
-    let messages = state.store.messages_after(&conversation.id, query.after.max(0), limit).await?;
+    let messages = state
+        .store
+        .messages_after(&conversation.id, query.after.max(0), limit)
+        .await?;
     let frames: Vec<_> = messages.iter().map(message_frame).collect();
-    Ok(Json(serde_json::json!({ "conversation_id": conversation.id, "messages": frames })))
+    Ok(Json(
+        serde_json::json!({ "conversation_id": conversation.id, "messages": frames }),
+    ))
 }
 
 /// Who the token's user is here: their customer id (for identity linking) and the conversation
@@ -167,7 +227,10 @@ async fn me(
 ) -> ChannelResult<Json<serde_json::Value>> {
     let Query(query) = query.map_err(bad_query)?;
     let user = authenticate(&state, &headers, &query).await?;
-    let conversation = state.store.conversation_for_customer(&user.customer.id).await?;
+    let conversation = state
+        .store
+        .conversation_for_customer(&user.customer.id)
+        .await?;
     Ok(Json(serde_json::json!({
         "tenant": user.identity.tenant_id,
         "app": user.app,

@@ -137,12 +137,26 @@ impl Channels {
     }
 
     fn is_online(&self, customer_id: &str) -> bool {
-        self.online.lock().unwrap_or_else(|p| p.into_inner()).get(customer_id).copied().unwrap_or(0) > 0
+        self.online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(customer_id)
+            .copied()
+            .unwrap_or(0)
+            > 0
     }
 
     fn connect(self: &Arc<Self>, customer_id: &str) -> OnlineGuard {
-        *self.online.lock().unwrap_or_else(|p| p.into_inner()).entry(customer_id.to_owned()).or_insert(0) += 1;
-        OnlineGuard { channels: self.clone(), customer_id: customer_id.to_owned() }
+        *self
+            .online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(customer_id.to_owned())
+            .or_insert(0) += 1;
+        OnlineGuard {
+            channels: self.clone(),
+            customer_id: customer_id.to_owned(),
+        }
     }
 
     fn publish_delivery(&self, delivery: &Delivery) {
@@ -168,7 +182,11 @@ struct OnlineGuard {
 
 impl Drop for OnlineGuard {
     fn drop(&mut self) {
-        let mut online = self.channels.online.lock().unwrap_or_else(|p| p.into_inner());
+        let mut online = self
+            .channels
+            .online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(count) = online.get_mut(&self.customer_id) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -185,20 +203,28 @@ pub fn message_published(bus: &dyn Bus, message: &MessageRecord) {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(admin::router()).merge(webhooks::router()).merge(mobile::router())
+    Router::new()
+        .merge(admin::router())
+        .merge(webhooks::router())
+        .merge(mobile::router())
 }
 
 /// The channels' kinds that take an app configuration.
 fn configurable_kind(kind: &str) -> Option<ChannelKind> {
     match ChannelKind::parse(kind) {
-        Some(kind @ (ChannelKind::Wechat | ChannelKind::Douyin | ChannelKind::Mobile)) => Some(kind),
+        Some(kind @ (ChannelKind::Wechat | ChannelKind::Douyin | ChannelKind::Mobile)) => {
+            Some(kind)
+        }
         _ => None,
     }
 }
 
 /// An app name: 1-64 of `A-Z a-z 0-9 _ -`.
 fn is_valid_app_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The customer identity of a provider user in one app.
@@ -216,13 +242,21 @@ pub(crate) struct ChannelError {
 
 impl ChannelError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ChannelError { status, code, message: message.into() }
+        ChannelError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ChannelError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "code": self.code, "message": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -231,7 +265,11 @@ impl From<ApiError> for ChannelError {
         if let ApiError::Internal(cause) = &error {
             tracing::error!(error = ?cause, "channel request failed");
         }
-        ChannelError { status: error.status(), code: error.code(), message: error.to_string() }
+        ChannelError {
+            status: error.status(),
+            code: error.code(),
+            message: error.to_string(),
+        }
     }
 }
 

@@ -39,7 +39,10 @@ pub fn start(channels: Arc<Channels>) {
     tokio::spawn(async move { send_loop(channels).await });
 }
 
-async fn enqueue_loop(channels: Arc<Channels>, mut events: tokio::sync::broadcast::Receiver<BusEvent>) {
+async fn enqueue_loop(
+    channels: Arc<Channels>,
+    mut events: tokio::sync::broadcast::Receiver<BusEvent>,
+) {
     recover(&channels).await;
     let poll = Duration::from_millis(channels.settings.poll_interval_ms.max(10));
     loop {
@@ -121,14 +124,19 @@ impl Channels {
         if !matches!(message.sender, SenderKind::Agent | SenderKind::Bot) {
             return Ok(());
         }
-        let Some(route) = self.route_of(&message.conversation_id).await? else { return Ok(()) };
+        let Some(route) = self.route_of(&message.conversation_id).await? else {
+            return Ok(());
+        };
         let kind = match ChannelKind::parse(&route.channel) {
             Some(ChannelKind::Wechat | ChannelKind::Douyin) => "send",
             Some(ChannelKind::Mobile) => {
                 if self.is_online(&route.customer_id) {
                     return Ok(());
                 }
-                let config = self.store.channel_app(&route.tenant_id, ChannelKind::Mobile.as_str(), &route.app).await?;
+                let config = self
+                    .store
+                    .channel_app(&route.tenant_id, ChannelKind::Mobile.as_str(), &route.app)
+                    .await?;
                 if config.is_none_or(|config| config.secret("push_url").is_empty()) {
                     return Ok(());
                 }
@@ -161,14 +169,22 @@ impl Channels {
         if let Some(route) = self.store.route(conversation_id).await? {
             return Ok(Some(route));
         }
-        let Some(conversation) = self.store.conversation(conversation_id).await? else { return Ok(None) };
-        let Some(customer) = self.store.customer(&conversation.tenant_id, &conversation.customer_id).await? else {
+        let Some(conversation) = self.store.conversation(conversation_id).await? else {
+            return Ok(None);
+        };
+        let Some(customer) = self
+            .store
+            .customer(&conversation.tenant_id, &conversation.customer_id)
+            .await?
+        else {
             return Ok(None);
         };
         if customer.channel == ChannelKind::Web.as_str() {
             return Ok(None);
         }
-        let Some((app, user)) = customer.external_id.split_once(':') else { return Ok(None) };
+        let Some((app, user)) = customer.external_id.split_once(':') else {
+            return Ok(None);
+        };
         Ok(Some(ConversationRoute {
             conversation_id: conversation.id,
             tenant_id: conversation.tenant_id,
@@ -184,7 +200,11 @@ impl Channels {
     async fn attempt(&self, delivery: Delivery) {
         let now = now_ms();
         let lease_until = now + i64::try_from(self.settings.lease_ms).unwrap_or(60_000);
-        match self.store.claim_delivery(&delivery.id, now, lease_until).await {
+        match self
+            .store
+            .claim_delivery(&delivery.id, now, lease_until)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => {
@@ -196,21 +216,32 @@ impl Channels {
         let result = match delivery.kind.as_str() {
             "send" => self.send(&delivery).await,
             "push" => self.push(&delivery).await,
-            other => Err(SendError::Rejected(format!("unknown delivery kind `{other}`"))),
+            other => Err(SendError::Rejected(format!(
+                "unknown delivery kind `{other}`"
+            ))),
         };
         let outcome = match result {
-            Ok(provider_message_id) => AttemptOutcome::Sent { provider_message_id },
+            Ok(provider_message_id) => AttemptOutcome::Sent {
+                provider_message_id,
+            },
             Err(error) if error.is_retryable() && attempts < self.settings.max_attempts => {
                 let wait = self.backoff(attempts);
                 tracing::warn!(
                     delivery_id = %delivery.id, attempts, code = error.code(), error = %error, retry_in_ms = wait,
                     "delivery failed, will retry"
                 );
-                AttemptOutcome::Retry { code: error.code().to_owned(), error: error.to_string(), next_attempt_at: now_ms() + wait }
+                AttemptOutcome::Retry {
+                    code: error.code().to_owned(),
+                    error: error.to_string(),
+                    next_attempt_at: now_ms() + wait,
+                }
             }
             Err(error) => {
                 tracing::warn!(delivery_id = %delivery.id, attempts, code = error.code(), error = %error, "delivery failed");
-                AttemptOutcome::Failed { code: error.code().to_owned(), error: error.to_string() }
+                AttemptOutcome::Failed {
+                    code: error.code().to_owned(),
+                    error: error.to_string(),
+                }
             }
         };
         match self.store.finish_attempt(&delivery.id, &outcome).await {
@@ -221,7 +252,9 @@ impl Channels {
                 self.publish_delivery(&updated);
             }
             Ok(None) => {}
-            Err(error) => tracing::error!(delivery_id = %delivery.id, error = %error, "cannot record delivery attempt"),
+            Err(error) => {
+                tracing::error!(delivery_id = %delivery.id, error = %error, "cannot record delivery attempt")
+            }
         }
     }
 
@@ -235,9 +268,12 @@ impl Channels {
     }
 
     async fn send(&self, delivery: &Delivery) -> Result<Option<String>, SendError> {
-        let sender = self.sender(&delivery.tenant_id, &delivery.channel, &delivery.app).await?;
-        let channel = ChannelKind::parse(&delivery.channel)
-            .ok_or_else(|| SendError::Rejected(format!("unknown channel `{}`", delivery.channel)))?;
+        let sender = self
+            .sender(&delivery.tenant_id, &delivery.channel, &delivery.app)
+            .await?;
+        let channel = ChannelKind::parse(&delivery.channel).ok_or_else(|| {
+            SendError::Rejected(format!("unknown channel `{}`", delivery.channel))
+        })?;
         let message = OutboundMessage {
             channel,
             app: Some(delivery.app.clone()),
@@ -245,9 +281,9 @@ impl Channels {
             text: delivery.text.clone(),
         };
         let context = match &delivery.reply_context {
-            Some(text) => Some(ReplyContext(
-                serde_json::from_str(text).map_err(|_| SendError::Rejected("stored reply context is invalid".into()))?,
-            )),
+            Some(text) => Some(ReplyContext(serde_json::from_str(text).map_err(|_| {
+                SendError::Rejected("stored reply context is invalid".into())
+            })?)),
             None => None,
         };
         let receipt = sender.send(&message, context.as_ref()).await?;
@@ -255,13 +291,20 @@ impl Channels {
     }
 
     /// The app's sender, built once per configuration version (its token cache lives with it).
-    async fn sender(&self, tenant: &str, kind: &str, app: &str) -> Result<Arc<dyn ChannelSender>, SendError> {
+    async fn sender(
+        &self,
+        tenant: &str,
+        kind: &str,
+        app: &str,
+    ) -> Result<Arc<dyn ChannelSender>, SendError> {
         let config = self
             .store
             .channel_app(tenant, kind, app)
             .await
             .map_err(|error| SendError::Network(format!("store: {error}")))?
-            .ok_or_else(|| SendError::Credentials(format!("the {kind} app `{app}` is not configured")))?;
+            .ok_or_else(|| {
+                SendError::Credentials(format!("the {kind} app `{app}` is not configured"))
+            })?;
         let key = (tenant.to_owned(), kind.to_owned(), app.to_owned());
         let version = config.app.updated_at;
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,18 +316,26 @@ impl Channels {
         let timeout = Duration::from_millis(self.settings.send_timeout_ms);
         let sender: Arc<dyn ChannelSender> = match ChannelKind::parse(kind) {
             Some(ChannelKind::Wechat) => {
-                let mut sender_config = WechatSenderConfig::new(config.field("appid"), config.secret("appsecret"))
-                    .with_base_url(self.settings.wechat_base_url.clone());
+                let mut sender_config =
+                    WechatSenderConfig::new(config.field("appid"), config.secret("appsecret"))
+                        .with_base_url(self.settings.wechat_base_url.clone());
                 sender_config.timeout = timeout;
                 Arc::new(WechatSender::new(sender_config))
             }
             Some(ChannelKind::Douyin) => {
-                let mut sender_config = DouyinSenderConfig::new(config.field("client_key"), config.secret("client_secret"))
-                    .with_base_url(self.settings.douyin_base_url.clone());
+                let mut sender_config = DouyinSenderConfig::new(
+                    config.field("client_key"),
+                    config.secret("client_secret"),
+                )
+                .with_base_url(self.settings.douyin_base_url.clone());
                 sender_config.timeout = timeout;
                 Arc::new(DouyinSender::new(sender_config))
             }
-            _ => return Err(SendError::Rejected(format!("channel `{kind}` has no send api"))),
+            _ => {
+                return Err(SendError::Rejected(format!(
+                    "channel `{kind}` has no send api"
+                )))
+            }
         };
         senders.insert(key, (version, sender.clone()));
         Ok(sender)
@@ -295,13 +346,24 @@ impl Channels {
     async fn push(&self, delivery: &Delivery) -> Result<Option<String>, SendError> {
         let config = self
             .store
-            .channel_app(&delivery.tenant_id, ChannelKind::Mobile.as_str(), &delivery.app)
+            .channel_app(
+                &delivery.tenant_id,
+                ChannelKind::Mobile.as_str(),
+                &delivery.app,
+            )
             .await
             .map_err(|error| SendError::Network(format!("store: {error}")))?
-            .ok_or_else(|| SendError::Credentials(format!("the mobile app `{}` is not configured", delivery.app)))?;
+            .ok_or_else(|| {
+                SendError::Credentials(format!(
+                    "the mobile app `{}` is not configured",
+                    delivery.app
+                ))
+            })?;
         let url = config.secret("push_url");
         if url.is_empty() {
-            return Err(SendError::Rejected("the mobile app has no push hook".into()));
+            return Err(SendError::Rejected(
+                "the mobile app has no push hook".into(),
+            ));
         }
         let body = serde_json::json!({
             "tenant": delivery.tenant_id,
@@ -316,7 +378,12 @@ impl Channels {
         let mut mac = Hmac::<Sha256>::new_from_slice(config.secret("jwt_secret").as_bytes())
             .map_err(|_| SendError::Credentials("mobile secret is unusable".into()))?;
         mac.update(body.as_bytes());
-        let signature: String = mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+        let signature: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
         let response = self
             .http
             .post(&url)
@@ -326,13 +393,23 @@ impl Channels {
             .send()
             .await
             // The URL may carry credentials: never in the error.
-            .map_err(|error| SendError::Network(if error.is_timeout() { "timed out".into() } else { "connection failed".into() }))?;
+            .map_err(|error| {
+                SendError::Network(if error.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "connection failed".into()
+                })
+            })?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(None),
             429 => Err(SendError::RateLimited("http 429".into())),
             500..=599 => Err(SendError::Unavailable { status }),
-            _ => Err(SendError::Provider { code: i64::from(status), message: format!("push hook answered http {status}"), retryable: false }),
+            _ => Err(SendError::Provider {
+                code: i64::from(status),
+                message: format!("push hook answered http {status}"),
+                retryable: false,
+            }),
         }
     }
 }

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use sha2::{Digest, Sha256};
-use switchboard_channels::adapter::{ChannelAdapter, HttpMethod, WebhookError, WebhookOutcome, WebhookRequest};
+use switchboard_channels::adapter::{
+    ChannelAdapter, HttpMethod, WebhookError, WebhookOutcome, WebhookRequest,
+};
 use switchboard_channels::douyin::{DouyinAdapter, DouyinConfig};
 use switchboard_channels::wechat::{WechatAdapter, WechatConfig, ACK_BODY};
 use switchboard_channels::{ChannelKind, InboundMessage};
@@ -28,14 +30,26 @@ use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/channels/wechat/{tenant}/{app}", get(wechat).post(wechat))
+        .route(
+            "/v1/channels/wechat/{tenant}/{app}",
+            get(wechat).post(wechat),
+        )
         .route("/v1/channels/douyin/{tenant}/{app}", post(douyin))
 }
 
 /// The raw request as adapters take it: lowercase header names, the query decoded, raw bytes.
-fn webhook_request(method: &Method, query: Option<String>, headers: &HeaderMap, body: Bytes) -> WebhookRequest {
+fn webhook_request(
+    method: &Method,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> WebhookRequest {
     let mut request = WebhookRequest {
-        method: if method == Method::GET { HttpMethod::Get } else { HttpMethod::Post },
+        method: if method == Method::GET {
+            HttpMethod::Get
+        } else {
+            HttpMethod::Post
+        },
         body: body.to_vec(),
         ..Default::default()
     };
@@ -45,7 +59,9 @@ fn webhook_request(method: &Method, query: Option<String>, headers: &HeaderMap, 
     }
     for (name, value) in headers {
         if let Ok(value) = value.to_str() {
-            request.headers.insert(name.as_str().to_ascii_lowercase(), value.to_owned());
+            request
+                .headers
+                .insert(name.as_str().to_ascii_lowercase(), value.to_owned());
         }
     }
     request
@@ -83,19 +99,34 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// The app's configuration, or 404 for an unknown tenant or app.
-async fn app_config(state: &AppState, tenant: &str, kind: ChannelKind, app: &str) -> ChannelResult<ChannelAppSecrets> {
+async fn app_config(
+    state: &AppState,
+    tenant: &str,
+    kind: ChannelKind,
+    app: &str,
+) -> ChannelResult<ChannelAppSecrets> {
     if !is_valid_slug(tenant) || !is_valid_app_name(app) {
-        return Err(ChannelError::new(StatusCode::NOT_FOUND, "not_found", "channel app not found"));
+        return Err(ChannelError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "channel app not found",
+        ));
     }
     state
         .store
         .channel_app(tenant, kind.as_str(), app)
         .await?
-        .ok_or_else(|| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "channel app not found"))
+        .ok_or_else(|| {
+            ChannelError::new(StatusCode::NOT_FOUND, "not_found", "channel app not found")
+        })
 }
 
 fn refused(tenant: &str, app: &str, kind: ChannelKind, error: &WebhookError) -> ChannelError {
-    let status = if error.is_authentication() { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+    let status = if error.is_authentication() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     tracing::warn!(tenant, app, channel = kind.as_str(), code = error.code(), error = %error, "webhook delivery refused");
     ChannelError::new(status, error.code(), error.to_string().to_lowercase())
 }
@@ -108,7 +139,8 @@ async fn wechat(
     headers: HeaderMap,
     body: Bytes,
 ) -> ChannelResult<Response> {
-    let Path((tenant, app)) = path.map_err(|_| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "route not found"))?;
+    let Path((tenant, app)) =
+        path.map_err(|_| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "route not found"))?;
     let config = app_config(&state, &tenant, ChannelKind::Wechat, &app).await?;
     let encoding_aes_key = Some(config.secret("encoding_aes_key")).filter(|key| !key.is_empty());
     let skew = state.channels.settings().wechat_max_timestamp_skew_secs;
@@ -123,7 +155,9 @@ async fn wechat(
         ChannelError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_config", "the app's configuration is unusable")
     })?;
     let request = webhook_request(&method, query, &headers, body);
-    let outcome = adapter.handle(&request).map_err(|error| refused(&tenant, &app, ChannelKind::Wechat, &error))?;
+    let outcome = adapter
+        .handle(&request)
+        .map_err(|error| refused(&tenant, &app, ChannelKind::Wechat, &error))?;
     if let Some(handshake) = admit(&state, &tenant, &app, ChannelKind::Wechat, outcome).await? {
         return Ok(handshake);
     }
@@ -139,14 +173,17 @@ async fn douyin(
     headers: HeaderMap,
     body: Bytes,
 ) -> ChannelResult<Response> {
-    let Path((tenant, app)) = path.map_err(|_| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "route not found"))?;
+    let Path((tenant, app)) =
+        path.map_err(|_| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "route not found"))?;
     let config = app_config(&state, &tenant, ChannelKind::Douyin, &app).await?;
     let adapter = DouyinAdapter::new(DouyinConfig {
         client_key: config.field("client_key"),
         client_secret: config.secret("client_secret"),
     });
     let request = webhook_request(&method, query, &headers, body);
-    let outcome = adapter.handle(&request).map_err(|error| refused(&tenant, &app, ChannelKind::Douyin, &error))?;
+    let outcome = adapter
+        .handle(&request)
+        .map_err(|error| refused(&tenant, &app, ChannelKind::Douyin, &error))?;
     if let Some(handshake) = admit(&state, &tenant, &app, ChannelKind::Douyin, outcome).await? {
         return Ok(handshake);
     }
@@ -165,13 +202,18 @@ async fn admit(
     match outcome {
         WebhookOutcome::Handshake { body, content_type } => {
             tracing::info!(tenant, app, channel = kind.as_str(), "webhook url verified");
-            Ok(Some(([(header::CONTENT_TYPE, content_type)], body).into_response()))
+            Ok(Some(
+                ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+            ))
         }
         WebhookOutcome::Ignored { reason } => {
             tracing::debug!(tenant, app, channel = kind.as_str(), reason = %reason, "webhook delivery ignored");
             Ok(None)
         }
-        WebhookOutcome::Message { message, reply_context } => {
+        WebhookOutcome::Message {
+            message,
+            reply_context,
+        } => {
             let reply_context = reply_context.map(|context| context.0.to_string());
             store_inbound(state, tenant, app, kind, &message, reply_context).await?;
             Ok(None)
@@ -189,7 +231,11 @@ fn client_msg_id(kind: ChannelKind, app: &str, dedup_key: Option<&str>) -> Strin
         return id;
     }
     let digest = Sha256::digest(id.as_bytes());
-    let hex: String = digest.iter().take(24).map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = digest
+        .iter()
+        .take(24)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     format!("{}:{hex}", kind.as_str())
 }
 
@@ -202,11 +248,18 @@ async fn store_inbound(
     reply_context: Option<String>,
 ) -> ChannelResult<()> {
     let external_id = identity_external_id(app, &message.external_user_id);
-    let identity = state.store.customer_for_identity(tenant, kind, &external_id, &CustomerProfile::default()).await?;
+    let identity = state
+        .store
+        .customer_for_identity(tenant, kind, &external_id, &CustomerProfile::default())
+        .await?;
     let customer = state.store.primary_customer(&identity).await?;
     let client_msg_id = client_msg_id(kind, app, message.dedup_key.as_deref());
     let text = message.content.display_text();
-    let appended = state.chat.customer_send(&customer, &client_msg_id, &text).await.map_err(ChannelError::from)?;
+    let appended = state
+        .chat
+        .customer_send(&customer, &client_msg_id, &text)
+        .await
+        .map_err(ChannelError::from)?;
     if appended.duplicate {
         tracing::info!(tenant, app, channel = kind.as_str(), conversation_id = %appended.conversation.id, "retried delivery dropped");
     }

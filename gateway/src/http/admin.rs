@@ -20,13 +20,34 @@ type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/tenants/{tenant}/agents", get(list_agents).post(create_agent))
-        .route("/v1/tenants/{tenant}/conversations", get(list_conversations))
-        .route("/v1/tenants/{tenant}/conversations/{id}", get(get_conversation))
-        .route("/v1/tenants/{tenant}/conversations/{id}/messages", get(conversation_messages))
-        .route("/v1/tenants/{tenant}/customers/{id}", get(get_customer).put(put_customer))
-        .route("/v1/tenants/{tenant}/canned-replies", get(list_canned).post(create_canned))
-        .route("/v1/tenants/{tenant}/canned-replies/{id}", put(put_canned).delete(delete_canned))
+        .route(
+            "/v1/tenants/{tenant}/agents",
+            get(list_agents).post(create_agent),
+        )
+        .route(
+            "/v1/tenants/{tenant}/conversations",
+            get(list_conversations),
+        )
+        .route(
+            "/v1/tenants/{tenant}/conversations/{id}",
+            get(get_conversation),
+        )
+        .route(
+            "/v1/tenants/{tenant}/conversations/{id}/messages",
+            get(conversation_messages),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{id}",
+            get(get_customer).put(put_customer),
+        )
+        .route(
+            "/v1/tenants/{tenant}/canned-replies",
+            get(list_canned).post(create_canned),
+        )
+        .route(
+            "/v1/tenants/{tenant}/canned-replies/{id}",
+            put(put_canned).delete(delete_canned),
+        )
 }
 
 #[derive(Deserialize)]
@@ -69,15 +90,32 @@ async fn create_agent(
     let Json(new) = body?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return Err(ApiError::invalid("bad_name", "name must be 1 to 80 characters"));
+        return Err(ApiError::invalid(
+            "bad_name",
+            "name must be 1 to 80 characters",
+        ));
     }
-    if new.skills.is_empty() || new.skills.iter().any(|s| s.trim().is_empty() || s.len() > 64) {
-        return Err(ApiError::invalid("bad_skills", "skills must be a non-empty list of names up to 64 bytes"));
+    if new.skills.is_empty()
+        || new
+            .skills
+            .iter()
+            .any(|s| s.trim().is_empty() || s.len() > 64)
+    {
+        return Err(ApiError::invalid(
+            "bad_skills",
+            "skills must be a non-empty list of names up to 64 bytes",
+        ));
     }
     if !(1..=100).contains(&new.max_concurrent) {
-        return Err(ApiError::invalid("bad_max_concurrent", "max_concurrent must be 1 to 100"));
+        return Err(ApiError::invalid(
+            "bad_max_concurrent",
+            "max_concurrent must be 1 to 100",
+        ));
     }
-    let agent = state.store.create_agent(&tenant, name, &new.skills, new.max_concurrent).await?;
+    let agent = state
+        .store
+        .create_agent(&tenant, name, &new.skills, new.max_concurrent)
+        .await?;
     let token = agent_token(&state, &agent);
     let mut body = serde_json::to_value(&agent).unwrap_or_default();
     body["token"] = serde_json::Value::String(token);
@@ -123,11 +161,16 @@ async fn list_conversations(
     let Query(filter) = query?;
     if let Some(value) = &filter.state {
         if crate::store::ConversationState::parse(value).is_none() {
-            return Err(ApiError::invalid("bad_query", "state must be bot, queued, assigned or closed"));
+            return Err(ApiError::invalid(
+                "bad_query",
+                "state must be bot, queued, assigned or closed",
+            ));
         }
     }
     let (conversations, next) = state.store.list_conversations(&tenant, &filter).await?;
-    Ok(Json(serde_json::json!({ "conversations": conversations, "next": next })))
+    Ok(Json(
+        serde_json::json!({ "conversations": conversations, "next": next }),
+    ))
 }
 
 /// A conversation of this tenant; another tenant's id is "not found".
@@ -148,9 +191,14 @@ async fn get_conversation(
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let conversation = tenant_conversation(&state, &tenant, &id).await?;
-    let customer = state.store.customer(&tenant, &conversation.customer_id).await?;
+    let customer = state
+        .store
+        .customer(&tenant, &conversation.customer_id)
+        .await?;
     let events = state.store.events(&id).await?;
-    Ok(Json(serde_json::json!({ "conversation": conversation, "customer": customer, "events": events })))
+    Ok(Json(
+        serde_json::json!({ "conversation": conversation, "customer": customer, "events": events }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -184,7 +232,13 @@ async fn get_customer(
 ) -> ApiResult<Json<crate::store::Customer>> {
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
-    Ok(Json(state.store.customer(&tenant, &id).await?.ok_or(ApiError::NotFound("customer"))?))
+    Ok(Json(
+        state
+            .store
+            .customer(&tenant, &id)
+            .await?
+            .ok_or(ApiError::NotFound("customer"))?,
+    ))
 }
 
 async fn put_customer(
@@ -196,12 +250,23 @@ async fn put_customer(
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Json(profile) = body?;
-    for (field, value, limit) in [("name", &profile.name, 200), ("phone", &profile.phone, 64), ("email", &profile.email, 254), ("address", &profile.address, 500)] {
+    for (field, value, limit) in [
+        ("name", &profile.name, 200),
+        ("phone", &profile.phone, 64),
+        ("email", &profile.email, 254),
+        ("address", &profile.address, 500),
+    ] {
         if value.as_ref().is_some_and(|v| v.chars().count() > limit) {
-            return Err(ApiError::invalid("bad_profile", format!("{field} is longer than {limit} characters")));
+            return Err(ApiError::invalid(
+                "bad_profile",
+                format!("{field} is longer than {limit} characters"),
+            ));
         }
     }
-    let customer = state.store.update_customer_profile(&tenant, &id, &profile).await?;
+    let customer = state
+        .store
+        .update_customer_profile(&tenant, &id, &profile)
+        .await?;
     tracing::info!(customer = %customer.masked(), "customer profile updated");
     Ok(Json(customer))
 }
@@ -218,10 +283,16 @@ fn check_canned(body: &CannedBody) -> ApiResult<()> {
         && body.shortcut.chars().count() <= 32
         && !body.shortcut.chars().any(char::is_whitespace);
     if !shortcut_ok {
-        return Err(ApiError::invalid("bad_shortcut", "shortcut must be 1 to 32 characters without spaces"));
+        return Err(ApiError::invalid(
+            "bad_shortcut",
+            "shortcut must be 1 to 32 characters without spaces",
+        ));
     }
     if body.text.trim().is_empty() || body.text.len() > 4096 {
-        return Err(ApiError::invalid("bad_text", "text must be 1 to 4096 bytes"));
+        return Err(ApiError::invalid(
+            "bad_text",
+            "text must be 1 to 4096 bytes",
+        ));
     }
     Ok(())
 }
@@ -246,7 +317,11 @@ async fn create_canned(
     require_admin(&state, &headers, &tenant).await?;
     let Json(body) = body?;
     check_canned(&body)?;
-    let reply = CannedReply { id: new_id("cr_"), shortcut: body.shortcut, text: body.text };
+    let reply = CannedReply {
+        id: new_id("cr_"),
+        shortcut: body.shortcut,
+        text: body.text,
+    };
     state.store.put_canned_reply(&tenant, &reply).await?;
     Ok((StatusCode::CREATED, Json(reply)))
 }
@@ -261,10 +336,20 @@ async fn put_canned(
     require_admin(&state, &headers, &tenant).await?;
     let Json(body) = body?;
     check_canned(&body)?;
-    if !state.store.canned_replies(&tenant).await?.iter().any(|reply| reply.id == id) {
+    if !state
+        .store
+        .canned_replies(&tenant)
+        .await?
+        .iter()
+        .any(|reply| reply.id == id)
+    {
         return Err(ApiError::NotFound("canned reply"));
     }
-    let reply = CannedReply { id, shortcut: body.shortcut, text: body.text };
+    let reply = CannedReply {
+        id,
+        shortcut: body.shortcut,
+        text: body.text,
+    };
     state.store.put_canned_reply(&tenant, &reply).await?;
     Ok(Json(reply))
 }

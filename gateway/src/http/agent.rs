@@ -5,21 +5,18 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::{agent_from_token, bearer};
+use crate::http::ws::TokenQuery;
 use crate::session::run_agent;
 use crate::store::Agent;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/agent/ws", get(websocket)).route("/v1/agent/me", get(me))
-}
-
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: String,
+    Router::new()
+        .route("/v1/agent/ws", get(websocket))
+        .route("/v1/agent/me", get(me))
 }
 
 async fn websocket(
@@ -30,7 +27,10 @@ async fn websocket(
     let Query(query) = query?;
     let agent = agent_from_token(&state, &query.token).await?;
     let chat = state.chat.clone();
-    Ok(crate::http::ws::upgrade(upgrade, move |incoming, outgoing| run_agent(chat, agent, incoming, outgoing)))
+    Ok(crate::http::ws::upgrade(
+        upgrade,
+        move |incoming, outgoing| run_agent(chat, agent, incoming, outgoing),
+    ))
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Agent>> {

@@ -18,9 +18,17 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The tenant whose admin key the request carries; any other tenant's key is refused.
-pub async fn require_admin(state: &AppState, headers: &HeaderMap, tenant: &str) -> ApiResult<Tenant> {
+pub async fn require_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> ApiResult<Tenant> {
     let key = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    let tenant = state.store.tenant(tenant).await?.ok_or(ApiError::Unauthorized)?;
+    let tenant = state
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     if !constant_time_eq(&hash_admin_key(key), &tenant.admin_key_hash) {
         return Err(ApiError::Unauthorized);
     }
@@ -28,8 +36,16 @@ pub async fn require_admin(state: &AppState, headers: &HeaderMap, tenant: &str) 
 }
 
 pub async fn agent_from_token(state: &AppState, token: &str) -> ApiResult<Agent> {
-    let claims = state.signer.verify(token).filter(|c| c.kind == TokenKind::Agent).ok_or(ApiError::Unauthorized)?;
-    let agent = state.store.agent(&claims.tenant, &claims.subject).await?.ok_or(ApiError::Unauthorized)?;
+    let claims = state
+        .signer
+        .verify(token)
+        .filter(|c| c.kind == TokenKind::Agent)
+        .ok_or(ApiError::Unauthorized)?;
+    let agent = state
+        .store
+        .agent(&claims.tenant, &claims.subject)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     if agent.token_version != claims.version {
         return Err(ApiError::Unauthorized);
     }
@@ -37,16 +53,32 @@ pub async fn agent_from_token(state: &AppState, token: &str) -> ApiResult<Agent>
 }
 
 pub async fn visitor_from_token(state: &AppState, token: &str) -> ApiResult<Customer> {
-    let claims = state.signer.verify(token).filter(|c| c.kind == TokenKind::Visitor).ok_or(ApiError::Unauthorized)?;
-    state.store.customer(&claims.tenant, &claims.subject).await?.ok_or(ApiError::Unauthorized)
+    let claims = state
+        .signer
+        .verify(token)
+        .filter(|c| c.kind == TokenKind::Visitor)
+        .ok_or(ApiError::Unauthorized)?;
+    state
+        .store
+        .customer(&claims.tenant, &claims.subject)
+        .await?
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// An admin of the tenant, or one of its agents (read access to shared resources).
-pub async fn require_admin_or_agent(state: &AppState, headers: &HeaderMap, tenant: &str) -> ApiResult<()> {
+pub async fn require_admin_or_agent(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> ApiResult<()> {
     let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
     if token.starts_with("v1.") {
         let agent = agent_from_token(state, token).await?;
-        return if agent.tenant_id == tenant { Ok(()) } else { Err(ApiError::Unauthorized) };
+        return if agent.tenant_id == tenant {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        };
     }
     require_admin(state, headers, tenant).await.map(|_| ())
 }

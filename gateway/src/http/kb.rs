@@ -21,12 +21,21 @@ const MAX_IMPORT_BYTES: usize = 128 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/tenants/{tenant}/kb/import", post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)))
+        .route(
+            "/v1/tenants/{tenant}/kb/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
         .route("/v1/tenants/{tenant}/kb/faqs", get(list))
-        .route("/v1/tenants/{tenant}/kb/faqs/{id}", get(get_one).put(put_one).delete(delete_one))
+        .route(
+            "/v1/tenants/{tenant}/kb/faqs/{id}",
+            get(get_one).put(put_one).delete(delete_one),
+        )
         .route("/v1/tenants/{tenant}/kb/export", get(export))
         .route("/v1/tenants/{tenant}/kb/search", get(search))
-        .route("/v1/tenants/{tenant}/kb/synonyms", get(get_synonyms).put(put_synonyms))
+        .route(
+            "/v1/tenants/{tenant}/kb/synonyms",
+            get(get_synonyms).put(put_synonyms),
+        )
 }
 
 #[derive(Deserialize)]
@@ -40,11 +49,26 @@ fn declared_format(query: &FormatQuery, headers: &HeaderMap) -> ApiResult<Option
         headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .map(|value| value.split(';').next().unwrap_or_default().trim().to_owned())
-            .filter(|value| !matches!(value.as_str(), "" | "application/octet-stream" | "text/plain"))
+            .map(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|value| {
+                !matches!(
+                    value.as_str(),
+                    "" | "application/octet-stream" | "text/plain"
+                )
+            })
     });
     named
-        .map(|name| ImportFormat::from_name(&name).map_err(|error| ApiError::invalid("bad_format", error.to_string())))
+        .map(|name| {
+            ImportFormat::from_name(&name)
+                .map_err(|error| ApiError::invalid("bad_format", error.to_string()))
+        })
         .transpose()
 }
 
@@ -59,7 +83,10 @@ async fn import(
     require_admin(&state, &headers, &tenant).await?;
     let Query(query) = query?;
     let format = declared_format(&query, &headers)?;
-    let report = state.knowledge.import(&tenant, body.to_vec(), format, &|_, _| {}).await?;
+    let report = state
+        .knowledge
+        .import(&tenant, body.to_vec(), format, &|_, _| {})
+        .await?;
     Ok(Json(report))
 }
 
@@ -81,7 +108,9 @@ async fn list(
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let faqs = state.store.list_faqs(&tenant, &query.after, limit).await?;
-    let next = (faqs.len() as i64 == limit).then(|| faqs.last().map(|f| f.id.clone())).flatten();
+    let next = (faqs.len() as i64 == limit)
+        .then(|| faqs.last().map(|f| f.id.clone()))
+        .flatten();
     Ok(Json(serde_json::json!({ "faqs": faqs, "next": next })))
 }
 
@@ -92,7 +121,13 @@ async fn get_one(
 ) -> ApiResult<Json<FaqRecord>> {
     let Path((tenant, id)) = path?;
     require_admin_or_agent(&state, &headers, &tenant).await?;
-    Ok(Json(state.store.faq(&tenant, &id).await?.ok_or(ApiError::NotFound("faq"))?))
+    Ok(Json(
+        state
+            .store
+            .faq(&tenant, &id)
+            .await?
+            .ok_or(ApiError::NotFound("faq"))?,
+    ))
 }
 
 /// The record body of a PUT: the id comes from the path.
@@ -135,7 +170,14 @@ async fn put_one(
         updated_at_ms: 0,
     };
     let (stored, created) = state.knowledge.put(&tenant, record).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(stored),
+    ))
 }
 
 async fn delete_one(
@@ -160,18 +202,35 @@ async fn export(
     let Query(query) = query?;
     let format = match query.format.as_deref() {
         None => ImportFormat::Jsonl,
-        Some(name) => ImportFormat::from_name(name).map_err(|error| ApiError::invalid("bad_format", error.to_string()))?,
+        Some(name) => ImportFormat::from_name(name)
+            .map_err(|error| ApiError::invalid("bad_format", error.to_string()))?,
     };
     let (records, _) = state.store.all_faqs(&tenant).await?;
     let mut out = Vec::new();
     let (written, content_type, extension) = match format {
-        ImportFormat::Jsonl => (write_jsonl(&mut out, &records), "application/x-ndjson", "jsonl"),
-        ImportFormat::Csv => (write_csv(&mut out, &records), "text/csv; charset=utf-8", "csv"),
-        ImportFormat::Xlsx => return Err(ApiError::invalid("bad_format", "export is jsonl or csv")),
+        ImportFormat::Jsonl => (
+            write_jsonl(&mut out, &records),
+            "application/x-ndjson",
+            "jsonl",
+        ),
+        ImportFormat::Csv => (
+            write_csv(&mut out, &records),
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
+        ImportFormat::Xlsx => {
+            return Err(ApiError::invalid("bad_format", "export is jsonl or csv"))
+        }
     };
     written.map_err(|error| ApiError::Internal(error.into()))?;
     let disposition = format!("attachment; filename=\"{tenant}-faqs.{extension}\"");
-    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, disposition)], out))
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        out,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -190,7 +249,10 @@ async fn search(
     let Path(tenant) = path?;
     require_admin_or_agent(&state, &headers, &tenant).await?;
     let Query(query) = query?;
-    let hits = state.knowledge.search(&tenant, &query.q, query.k.unwrap_or(5).clamp(1, 50)).await?;
+    let hits = state
+        .knowledge
+        .search(&tenant, &query.q, query.k.unwrap_or(5).clamp(1, 50))
+        .await?;
     let hits: Vec<_> = hits
         .into_iter()
         .map(|hit| serde_json::json!({ "id": hit.id, "question": hit.question, "answer": hit.answer, "score": hit.score }))
@@ -205,7 +267,10 @@ async fn get_synonyms(
 ) -> ApiResult<impl IntoResponse> {
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], state.store.kb_synonyms(&tenant).await?))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        state.store.kb_synonyms(&tenant).await?,
+    ))
 }
 
 /// One group a line, members joined by `=` (`快递=物流=包裹`).

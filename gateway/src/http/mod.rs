@@ -1,8 +1,8 @@
 //! The HTTP surface: each module owns its routes, merged here.
 
 mod admin;
-pub(crate) mod auth;
 mod agent;
+pub(crate) mod auth;
 mod kb;
 mod pages;
 mod web;

@@ -11,27 +11,49 @@ use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
-        .route("/console", get(|| async { Html(include_str!("../../web/console.html")) }))
+        .route(
+            "/",
+            get(|| async { Html(include_str!("../../web/index.html")) }),
+        )
+        .route(
+            "/console",
+            get(|| async { Html(include_str!("../../web/console.html")) }),
+        )
         .route(
             "/widget.js",
             get(|| async {
-                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../web/widget.js"))
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("../../web/widget.js"),
+                )
             }),
         )
         .route(
             "/console.js",
             get(|| async {
-                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../web/console.js"))
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("../../web/console.js"),
+                )
             }),
         )
         .route(
             "/console.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../web/console.css")) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    include_str!("../../web/console.css"),
+                )
+            }),
         )
         .route(
             "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], include_str!("../../openapi.json")) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    include_str!("../../openapi.json"),
+                )
+            }),
         )
         .route("/healthz", get(healthz))
 }

@@ -9,13 +9,14 @@ use serde::Deserialize;
 use switchboard_channels::web::ServerFrame;
 use switchboard_channels::ChannelKind;
 use tokio_stream::wrappers::BroadcastStream;
-use tower_http::cors::{Any, CorsLayer};
 use tokio_stream::{StreamExt, StreamMap};
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::bus::{conversation_topic, customer_topic, BusEvent};
 use crate::crypto::{Claims, TokenKind};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::{bearer, visitor_from_token};
+use crate::http::ws::TokenQuery;
 use crate::session::{message_frame, run_customer};
 use crate::store::{ConversationState, CustomerProfile};
 use crate::util::{is_valid_slug, new_id, now_ms};
@@ -68,8 +69,10 @@ async fn create_session(
         None => {
             let visitor_id = new_id("v_");
             let profile = request.profile.unwrap_or_default();
-            let customer =
-                state.store.customer_for_identity(&request.tenant, ChannelKind::Web, &visitor_id, &profile).await?;
+            let customer = state
+                .store
+                .customer_for_identity(&request.tenant, ChannelKind::Web, &visitor_id, &profile)
+                .await?;
             let token = state.signer.sign(&Claims {
                 tenant: request.tenant.clone(),
                 kind: TokenKind::Visitor,
@@ -89,11 +92,6 @@ async fn create_session(
     })))
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: String,
-}
-
 async fn websocket(
     State(state): State<AppState>,
     query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
@@ -102,7 +100,10 @@ async fn websocket(
     let Query(query) = query?;
     let customer = visitor_from_token(&state, &query.token).await?;
     let chat = state.chat.clone();
-    Ok(crate::http::ws::upgrade(upgrade, move |incoming, outgoing| run_customer(chat, customer, incoming, outgoing)))
+    Ok(crate::http::ws::upgrade(
+        upgrade,
+        move |incoming, outgoing| run_customer(chat, customer, incoming, outgoing),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -117,10 +118,17 @@ async fn post_message(
     headers: HeaderMap,
     body: Result<Json<PostMessage>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<ServerFrame>> {
-    let customer = visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+    let customer =
+        visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
     let Json(message) = body?;
-    let appended = state.chat.customer_send(&customer, &message.client_msg_id, &message.text).await?;
-    Ok(Json(ServerFrame::Receipt { client_msg_id: message.client_msg_id, seq: appended.message.seq }))
+    let appended = state
+        .chat
+        .customer_send(&customer, &message.client_msg_id, &message.text)
+        .await?;
+    Ok(Json(ServerFrame::Receipt {
+        client_msg_id: message.client_msg_id,
+        seq: appended.message.seq,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -136,17 +144,25 @@ async fn poll(
     headers: HeaderMap,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let customer = visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+    let customer =
+        visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
     let Query(PollQuery { after }) = query?;
     let mut subscriptions = StreamMap::new();
-    subscriptions.insert(customer_topic(&customer.id), BroadcastStream::new(state.bus.subscribe(&customer_topic(&customer.id))));
+    subscriptions.insert(
+        customer_topic(&customer.id),
+        BroadcastStream::new(state.bus.subscribe(&customer_topic(&customer.id))),
+    );
     let mut conversation = state.store.conversation_for_customer(&customer.id).await?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(state.settings.poll_timeout_ms);
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(state.settings.poll_timeout_ms);
     loop {
         if let Some(current) = &conversation {
             let topic = conversation_topic(&current.id);
             if !subscriptions.contains_key(&topic) {
-                subscriptions.insert(topic.clone(), BroadcastStream::new(state.bus.subscribe(&topic)));
+                subscriptions.insert(
+                    topic.clone(),
+                    BroadcastStream::new(state.bus.subscribe(&topic)),
+                );
             }
             let messages = state.store.messages_after(&current.id, after, 200).await?;
             if !messages.is_empty() {
@@ -158,7 +174,11 @@ async fn poll(
         match woke {
             Ok(Some((_, Ok(BusEvent::Queue { .. })))) | Ok(None) | Err(_) => {
                 let answer = match &conversation {
-                    Some(current) => poll_answer(&state, current, &state.store.messages_after(&current.id, after, 200).await?),
+                    Some(current) => poll_answer(
+                        &state,
+                        current,
+                        &state.store.messages_after(&current.id, after, 200).await?,
+                    ),
                     None => serde_json::json!({ "frames": [] }),
                 };
                 return Ok(Json(answer));

@@ -6,6 +6,12 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::session::{Incoming, Outgoing};
 
+/// Browsers cannot set headers on a WebSocket request, so its token rides in the query.
+#[derive(serde::Deserialize)]
+pub struct TokenQuery {
+    pub token: String,
+}
+
 /// The largest frame accepted: the 64 KiB text limit plus the JSON around it. Larger frames
 /// close the connection (the session answers `too_large` for texts between the two limits).
 const MAX_FRAME_BYTES: usize = 80 * 1024;

@@ -38,19 +38,31 @@ pub struct ChannelAppSecrets {
 
 impl std::fmt::Debug for ChannelAppSecrets {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("ChannelAppSecrets").field("app", &self.app).finish_non_exhaustive()
+        formatter
+            .debug_struct("ChannelAppSecrets")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
     }
 }
 
 impl ChannelAppSecrets {
     /// A secret as text ("" when unset).
     pub fn secret(&self, name: &str) -> String {
-        self.secrets.get(name).and_then(|value| value.as_str()).unwrap_or_default().to_owned()
+        self.secrets
+            .get(name)
+            .and_then(|value| value.as_str())
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// A public field as text ("" when unset).
     pub fn field(&self, name: &str) -> String {
-        self.app.public.get(name).and_then(|value| value.as_str()).unwrap_or_default().to_owned()
+        self.app
+            .public
+            .get(name)
+            .and_then(|value| value.as_str())
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -125,9 +137,18 @@ pub struct Delivery {
 /// How one delivery attempt ended.
 #[derive(Debug, Clone)]
 pub enum AttemptOutcome {
-    Sent { provider_message_id: Option<String> },
-    Retry { code: String, error: String, next_attempt_at: i64 },
-    Failed { code: String, error: String },
+    Sent {
+        provider_message_id: Option<String>,
+    },
+    Retry {
+        code: String,
+        error: String,
+        next_attempt_at: i64,
+    },
+    Failed {
+        code: String,
+        error: String,
+    },
 }
 
 const DELIVERY_COLUMNS: &str = "id, tenant_id, conversation_id, seq, kind, channel, app, recipient, reply_context, text, \
@@ -156,7 +177,9 @@ impl Store {
     ) -> StoreResult<ChannelApp> {
         let now = now_ms();
         let public_text = serde_json::Value::Object(public.clone()).to_string();
-        let sealed = self.cipher.encrypt(&serde_json::Value::Object(secrets.clone()).to_string());
+        let sealed = self
+            .cipher
+            .encrypt(&serde_json::Value::Object(secrets.clone()).to_string());
         let (_guard, mut tx) = self.write().await?;
         sqlx::query(
             "INSERT INTO channel_apps (tenant_id, kind, app, public, secrets_enc, created_at, updated_at) \
@@ -172,11 +195,19 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.channel_app(tenant, kind, app).await?.map(|found| found.app).ok_or(StoreError::NotFound("channel app"))
+        self.channel_app(tenant, kind, app)
+            .await?
+            .map(|found| found.app)
+            .ok_or(StoreError::NotFound("channel app"))
     }
 
     /// One app with its decrypted secrets.
-    pub async fn channel_app(&self, tenant: &str, kind: &str, app: &str) -> StoreResult<Option<ChannelAppSecrets>> {
+    pub async fn channel_app(
+        &self,
+        tenant: &str,
+        kind: &str,
+        app: &str,
+    ) -> StoreResult<Option<ChannelAppSecrets>> {
         let row = sqlx::query(
             "SELECT kind, app, public, secrets_enc, created_at, updated_at FROM channel_apps \
              WHERE tenant_id = $1 AND kind = $2 AND app = $3",
@@ -190,7 +221,11 @@ impl Store {
     }
 
     /// A tenant's apps, optionally of one kind (public fields only).
-    pub async fn channel_apps(&self, tenant: &str, kind: Option<&str>) -> StoreResult<Vec<ChannelApp>> {
+    pub async fn channel_apps(
+        &self,
+        tenant: &str,
+        kind: Option<&str>,
+    ) -> StoreResult<Vec<ChannelApp>> {
         let rows = sqlx::query(
             "SELECT kind, app, public, secrets_enc, created_at, updated_at FROM channel_apps \
              WHERE tenant_id = $1 AND ($2 = '' OR kind = $2) ORDER BY kind, app",
@@ -199,17 +234,20 @@ impl Store {
         .bind(kind.unwrap_or_default())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| self.channel_app_from_row(row).map(|found| found.app)).collect()
+        rows.iter()
+            .map(|row| self.channel_app_from_row(row).map(|found| found.app))
+            .collect()
     }
 
     pub async fn delete_channel_app(&self, tenant: &str, kind: &str, app: &str) -> StoreResult<()> {
         let (_guard, mut tx) = self.write().await?;
-        let result = sqlx::query("DELETE FROM channel_apps WHERE tenant_id = $1 AND kind = $2 AND app = $3")
-            .bind(tenant)
-            .bind(kind)
-            .bind(app)
-            .execute(&mut *tx)
-            .await?;
+        let result =
+            sqlx::query("DELETE FROM channel_apps WHERE tenant_id = $1 AND kind = $2 AND app = $3")
+                .bind(tenant)
+                .bind(kind)
+                .bind(app)
+                .execute(&mut *tx)
+                .await?;
         tx.commit().await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound("channel app"));
@@ -224,7 +262,10 @@ impl Store {
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(StoreError::Corrupt("channel app public fields".into())),
         };
-        let opened = self.cipher.decrypt(&sealed).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let opened = self
+            .cipher
+            .decrypt(&sealed)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
         let secrets = match serde_json::from_str(&opened) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(StoreError::Corrupt("channel app secrets".into())),
@@ -253,7 +294,12 @@ impl Store {
     /// Links a customer to a CRM id. The first customer linked to a CRM id is its primary: every
     /// identity linked later writes into and reads from the primary's conversation. Linking again
     /// to the same CRM id changes nothing; to another one is a conflict.
-    pub async fn link_customer(&self, tenant: &str, customer_id: &str, crm_id: &str) -> StoreResult<CustomerLink> {
+    pub async fn link_customer(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        crm_id: &str,
+    ) -> StoreResult<CustomerLink> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
         let exists = sqlx::query("SELECT id FROM customers WHERE tenant_id = $1 AND id = $2")
@@ -271,7 +317,9 @@ impl Store {
         if let Some(row) = current {
             let linked: String = row.try_get("crm_id")?;
             if linked != crm_id {
-                return Err(StoreError::Conflict("customer is already linked to another crm id".into()));
+                return Err(StoreError::Conflict(
+                    "customer is already linked to another crm id".into(),
+                ));
             }
         }
         sqlx::query(
@@ -294,14 +342,20 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT primary_customer_id FROM crm_links WHERE tenant_id = $1 AND crm_id = $2")
-            .bind(tenant)
-            .bind(crm_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT primary_customer_id FROM crm_links WHERE tenant_id = $1 AND crm_id = $2",
+        )
+        .bind(tenant)
+        .bind(crm_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let primary_customer_id: String = row.try_get("primary_customer_id")?;
         tx.commit().await?;
-        Ok(CustomerLink { customer_id: customer_id.to_owned(), crm_id: crm_id.to_owned(), primary_customer_id })
+        Ok(CustomerLink {
+            customer_id: customer_id.to_owned(),
+            crm_id: crm_id.to_owned(),
+            primary_customer_id,
+        })
     }
 
     /// The customer whose conversation this identity uses: the primary of its CRM id, or itself.
@@ -315,12 +369,17 @@ impl Store {
         .bind(&customer.tenant_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(customer.clone()) };
+        let Some(row) = row else {
+            return Ok(customer.clone());
+        };
         let primary: String = row.try_get("primary_customer_id")?;
         if primary == customer.id {
             return Ok(customer.clone());
         }
-        Ok(self.customer(&customer.tenant_id, &primary).await?.unwrap_or_else(|| customer.clone()))
+        Ok(self
+            .customer(&customer.tenant_id, &primary)
+            .await?
+            .unwrap_or_else(|| customer.clone()))
     }
 
     // ---- reply routes -----------------------------------------------------------------------
@@ -434,7 +493,10 @@ impl Store {
 
     pub async fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| delivery_from_row(&row)).transpose()
     }
 
@@ -444,7 +506,11 @@ impl Store {
             "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(delivery_from_row).collect()
     }
 
@@ -467,14 +533,30 @@ impl Store {
     }
 
     /// Records how an attempt ended and answers the delivery as it now is.
-    pub async fn finish_attempt(&self, id: &str, outcome: &AttemptOutcome) -> StoreResult<Option<Delivery>> {
+    pub async fn finish_attempt(
+        &self,
+        id: &str,
+        outcome: &AttemptOutcome,
+    ) -> StoreResult<Option<Delivery>> {
         let now = now_ms();
         let (state, code, error, next, provider_id) = match outcome {
-            AttemptOutcome::Sent { provider_message_id } => ("sent", None, None, now, provider_message_id.clone()),
-            AttemptOutcome::Retry { code, error, next_attempt_at } => {
-                ("pending", Some(code.clone()), Some(error.clone()), *next_attempt_at, None)
+            AttemptOutcome::Sent {
+                provider_message_id,
+            } => ("sent", None, None, now, provider_message_id.clone()),
+            AttemptOutcome::Retry {
+                code,
+                error,
+                next_attempt_at,
+            } => (
+                "pending",
+                Some(code.clone()),
+                Some(error.clone()),
+                *next_attempt_at,
+                None,
+            ),
+            AttemptOutcome::Failed { code, error } => {
+                ("failed", Some(code.clone()), Some(error.clone()), now, None)
             }
-            AttemptOutcome::Failed { code, error } => ("failed", Some(code.clone()), Some(error.clone()), now, None),
         };
         let (_guard, mut tx) = self.write().await?;
         sqlx::query(
@@ -497,8 +579,13 @@ impl Store {
 
     /// Every delivery of a conversation, in message order.
     pub async fn deliveries(&self, conversation_id: &str) -> StoreResult<Vec<Delivery>> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE conversation_id = $1 ORDER BY seq, kind");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(conversation_id).fetch_all(&self.pool).await?;
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE conversation_id = $1 ORDER BY seq, kind"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(delivery_from_row).collect()
     }
 }

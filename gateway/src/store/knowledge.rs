@@ -31,7 +31,11 @@ impl Store {
         let mut written = Vec::new();
         for record in records {
             let sql = format!("SELECT {FAQ_COLUMNS} FROM faqs WHERE tenant_id = $1 AND id = $2");
-            let existing = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(&record.id).fetch_optional(&mut *tx).await?;
+            let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(&record.id)
+                .fetch_optional(&mut *tx)
+                .await?;
             let existing = existing.map(|row| faq_from_row(&row)).transpose()?;
             match existing {
                 Some(old) if same_content(&old, record) => {
@@ -62,7 +66,11 @@ impl Store {
             .await?;
             written.push(record);
         }
-        let revision = if written.is_empty() { current_revision(&mut tx, tenant).await? } else { bump_revision(&mut tx, tenant).await? };
+        let revision = if written.is_empty() {
+            current_revision(&mut tx, tenant).await?
+        } else {
+            bump_revision(&mut tx, tenant).await?
+        };
         tx.commit().await?;
         Ok((counts, written, revision))
     }
@@ -70,7 +78,11 @@ impl Store {
     /// Deletes one record; returns the new revision.
     pub async fn delete_faq(&self, tenant: &str, id: &str) -> StoreResult<u64> {
         let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query("DELETE FROM faqs WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM faqs WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("faq"));
         }
@@ -81,14 +93,30 @@ impl Store {
 
     pub async fn faq(&self, tenant: &str, id: &str) -> StoreResult<Option<FaqRecord>> {
         let sql = format!("SELECT {FAQ_COLUMNS} FROM faqs WHERE tenant_id = $1 AND id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| faq_from_row(&row)).transpose()
     }
 
     /// A page of records ordered by id, after `after` (exclusive).
-    pub async fn list_faqs(&self, tenant: &str, after: &str, limit: i64) -> StoreResult<Vec<FaqRecord>> {
-        let sql = format!("SELECT {FAQ_COLUMNS} FROM faqs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(after).bind(limit).fetch_all(&self.pool).await?;
+    pub async fn list_faqs(
+        &self,
+        tenant: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<FaqRecord>> {
+        let sql = format!(
+            "SELECT {FAQ_COLUMNS} FROM faqs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(faq_from_row).collect()
     }
 
@@ -97,29 +125,53 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let revision = current_revision(&mut tx, tenant).await?;
         let sql = format!("SELECT {FAQ_COLUMNS} FROM faqs WHERE tenant_id = $1 ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok((rows.iter().map(faq_from_row).collect::<StoreResult<_>>()?, revision))
+        Ok((
+            rows.iter().map(faq_from_row).collect::<StoreResult<_>>()?,
+            revision,
+        ))
     }
 
     /// Every tenant's knowledge-base revision and synonyms.
     pub async fn kb_states(&self) -> StoreResult<Vec<(String, u64, String)>> {
-        let rows = sqlx::query("SELECT tenant_id, revision, synonyms FROM kb_state").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT tenant_id, revision, synonyms FROM kb_state")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("tenant_id")?, row.try_get::<i64, _>("revision")? as u64, row.try_get("synonyms")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get("tenant_id")?,
+                    row.try_get::<i64, _>("revision")? as u64,
+                    row.try_get("synonyms")?,
+                ))
+            })
             .collect()
     }
 
     pub async fn kb_synonyms(&self, tenant: &str) -> StoreResult<String> {
-        let row = sqlx::query("SELECT synonyms FROM kb_state WHERE tenant_id = $1").bind(tenant).fetch_optional(&self.pool).await?;
-        Ok(row.map(|row| row.try_get("synonyms")).transpose()?.unwrap_or_default())
+        let row = sqlx::query("SELECT synonyms FROM kb_state WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|row| row.try_get("synonyms"))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// Replaces the tenant's synonym groups (one group a line, members joined by `=`).
     pub async fn set_kb_synonyms(&self, tenant: &str, synonyms: &str) -> StoreResult<u64> {
         let (_guard, mut tx) = self.write().await?;
         let revision = bump_revision(&mut tx, tenant).await?;
-        sqlx::query("UPDATE kb_state SET synonyms = $1 WHERE tenant_id = $2").bind(synonyms).bind(tenant).execute(&mut *tx).await?;
+        sqlx::query("UPDATE kb_state SET synonyms = $1 WHERE tenant_id = $2")
+            .bind(synonyms)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(revision)
     }
@@ -139,8 +191,14 @@ fn json_list(items: &[String]) -> String {
 }
 
 async fn current_revision(tx: &mut Tx<'_>, tenant: &str) -> StoreResult<u64> {
-    let row = sqlx::query("SELECT revision FROM kb_state WHERE tenant_id = $1").bind(tenant).fetch_optional(&mut **tx).await?;
-    Ok(row.map(|row| row.try_get::<i64, _>("revision")).transpose()?.unwrap_or(0) as u64)
+    let row = sqlx::query("SELECT revision FROM kb_state WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row
+        .map(|row| row.try_get::<i64, _>("revision"))
+        .transpose()?
+        .unwrap_or(0) as u64)
 }
 
 async fn bump_revision(tx: &mut Tx<'_>, tenant: &str) -> StoreResult<u64> {

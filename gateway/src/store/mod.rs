@@ -126,8 +126,15 @@ impl Customer {
     pub fn masked(&self) -> String {
         let phone = self.profile.phone.as_deref().map(crate::crypto::mask_phone);
         let email = self.profile.email.as_deref().map(crate::crypto::mask_email);
-        let address = self.profile.address.as_deref().map(crate::crypto::mask_address);
-        format!("{} phone={phone:?} email={email:?} address={address:?}", self.id)
+        let address = self
+            .profile
+            .address
+            .as_deref()
+            .map(crate::crypto::mask_address);
+        format!(
+            "{} phone={phone:?} email={email:?} address={address:?}",
+            self.id
+        )
     }
 }
 
@@ -147,7 +154,9 @@ pub struct Agent {
 impl Agent {
     /// Whether this agent serves a skill group (`*` serves every group).
     pub fn serves(&self, skill_group: &str) -> bool {
-        self.skills.iter().any(|skill| skill == skill_group || skill == "*")
+        self.skills
+            .iter()
+            .any(|skill| skill == skill_group || skill == "*")
     }
 }
 
@@ -234,13 +243,22 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Self {
-        Actor { kind: "system", id: None }
+        Actor {
+            kind: "system",
+            id: None,
+        }
     }
     pub fn agent(id: &str) -> Self {
-        Actor { kind: "agent", id: Some(id.to_owned()) }
+        Actor {
+            kind: "agent",
+            id: Some(id.to_owned()),
+        }
     }
     pub fn customer(id: &str) -> Self {
-        Actor { kind: "customer", id: Some(id.to_owned()) }
+        Actor {
+            kind: "customer",
+            id: Some(id.to_owned()),
+        }
     }
 }
 
@@ -262,7 +280,8 @@ pub struct ConversationFilter {
 const CONVERSATION_COLUMNS: &str = "id, tenant_id, customer_id, channel, state, skill_group, priority, agent_id, \
     queue_key, handoff_reason, last_seq, customer_acked_seq, agent_acked_seq, created_at, updated_at, \
     assigned_at, first_response_at, closed_at";
-const MESSAGE_COLUMNS: &str = "conversation_id, seq, sender_kind, sender_id, text, client_msg_id, created_at";
+const MESSAGE_COLUMNS: &str =
+    "conversation_id, seq, sender_kind, sender_id, text, client_msg_id, created_at";
 
 /// Requeued conversations sort before every newly queued one (keys are ms timestamps), FIFO among
 /// themselves: an agent's lost chats go back to the head of the queue.
@@ -305,10 +324,18 @@ impl Store {
         let options = if dialect == Dialect::Sqlite {
             options.after_connect(|connection, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *connection).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *connection).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *connection).await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *connection)
+                        .await?;
                     Ok(())
                 })
             })
@@ -316,8 +343,14 @@ impl Store {
             options
         };
         let pool = options.connect(&url).await?;
-        let write_lock = (dialect == Dialect::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { pool, dialect, cipher, write_lock })
+        let write_lock =
+            (dialect == Dialect::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store {
+            pool,
+            dialect,
+            cipher,
+            write_lock,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -338,7 +371,9 @@ impl Store {
         self.pool.close().await;
     }
 
-    pub(crate) async fn write(&self) -> StoreResult<(Option<tokio::sync::MutexGuard<'_, ()>>, Tx<'_>)> {
+    pub(crate) async fn write(
+        &self,
+    ) -> StoreResult<(Option<tokio::sync::MutexGuard<'_, ()>>, Tx<'_>)> {
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.lock().await),
             None => None,
@@ -361,7 +396,9 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("tenant `{id}` already exists")));
+            return Err(StoreError::Conflict(format!(
+                "tenant `{id}` already exists"
+            )));
         }
         Ok(Tenant {
             id: id.to_owned(),
@@ -372,10 +409,12 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, admin_key_hash, settings, created_at FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, admin_key_hash, settings, created_at FROM tenants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
             let settings: String = row.try_get("settings")?;
             Ok(Tenant {
@@ -472,18 +511,28 @@ impl Store {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound("customer"));
         }
-        self.customer(tenant, id).await?.ok_or(StoreError::NotFound("customer"))
+        self.customer(tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound("customer"))
     }
 
     /// The stored (encrypted) form of one contact field; a blank field is stored as NULL.
     fn seal(&self, field: &Option<String>) -> Option<String> {
-        field.as_deref().map(str::trim).filter(|value| !value.is_empty()).map(|value| self.cipher.encrypt(value))
+        field
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(|value| self.cipher.encrypt(value))
     }
 
     fn open(&self, row: &AnyRow, column: &str) -> StoreResult<Option<String>> {
         let sealed: Option<String> = row.try_get(column)?;
         sealed
-            .map(|value| self.cipher.decrypt(&value).map_err(|error| StoreError::Corrupt(error.to_string())))
+            .map(|value| {
+                self.cipher
+                    .decrypt(&value)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))
+            })
             .transpose()
     }
 
@@ -570,7 +619,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get::<String, _>("agent_id")?, row.try_get::<i64, _>("load")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("agent_id")?,
+                    row.try_get::<i64, _>("load")?,
+                ))
+            })
             .collect()
     }
 
@@ -578,13 +632,23 @@ impl Store {
 
     pub async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
-    pub async fn conversation_for_customer(&self, customer_id: &str) -> StoreResult<Option<Conversation>> {
-        let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE customer_id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(customer_id).fetch_optional(&self.pool).await?;
+    pub async fn conversation_for_customer(
+        &self,
+        customer_id: &str,
+    ) -> StoreResult<Option<Conversation>> {
+        let sql =
+            format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE customer_id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
@@ -622,11 +686,20 @@ impl Store {
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 WHERE customer_id = $2 \
              RETURNING {CONVERSATION_COLUMNS}"
         );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(&customer.id).fetch_one(&mut *tx).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(&customer.id)
+            .fetch_one(&mut *tx)
+            .await?;
         let mut conversation = conversation_from_row(&row)?;
         if let Some(client_msg_id) = client_msg_id {
-            if let Some(existing) =
-                find_by_client_id(&mut tx, &conversation.id, SenderKind::Customer, client_msg_id).await?
+            if let Some(existing) = find_by_client_id(
+                &mut tx,
+                &conversation.id,
+                SenderKind::Customer,
+                client_msg_id,
+            )
+            .await?
             {
                 tx.rollback().await?;
                 conversation.last_seq -= 1;
@@ -643,7 +716,14 @@ impl Store {
         if created {
             insert_event(&mut tx, &conversation, "created", &actor, None).await?;
             if entry.state == ConversationState::Queued {
-                insert_event(&mut tx, &conversation, "queued", &actor, Some("new conversation")).await?;
+                insert_event(
+                    &mut tx,
+                    &conversation,
+                    "queued",
+                    &actor,
+                    Some("new conversation"),
+                )
+                .await?;
             }
         }
         let reopened = conversation.state == ConversationState::Closed;
@@ -663,7 +743,14 @@ impl Store {
             conversation.skill_group = entry.skill_group.clone();
             conversation.priority = entry.priority;
             conversation.queue_key = now;
-            insert_event(&mut tx, &conversation, "reopened", &actor, Some("new customer message")).await?;
+            insert_event(
+                &mut tx,
+                &conversation,
+                "reopened",
+                &actor,
+                Some("new customer message"),
+            )
+            .await?;
         }
         let message = MessageRecord {
             conversation_id: conversation.id.clone(),
@@ -676,7 +763,13 @@ impl Store {
         };
         insert_message(&mut tx, &conversation.tenant_id, &message).await?;
         tx.commit().await?;
-        Ok(Appended { message, conversation, duplicate: false, created, reopened })
+        Ok(Appended {
+            message,
+            conversation,
+            duplicate: false,
+            created,
+            reopened,
+        })
     }
 
     /// Stores an agent's message in a conversation assigned to that agent.
@@ -694,15 +787,30 @@ impl Store {
              first_response_at = COALESCE(first_response_at, $1) \
              WHERE id = $2 AND agent_id = $3 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(conversation_id).bind(agent_id).fetch_optional(&mut *tx).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(conversation_id)
+            .bind(agent_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
-            return Err(StoreError::Conflict("conversation is not assigned to this agent".into()));
+            return Err(StoreError::Conflict(
+                "conversation is not assigned to this agent".into(),
+            ));
         };
         let mut conversation = conversation_from_row(&row)?;
-        if let Some(existing) = find_by_client_id(&mut tx, conversation_id, SenderKind::Agent, client_msg_id).await? {
+        if let Some(existing) =
+            find_by_client_id(&mut tx, conversation_id, SenderKind::Agent, client_msg_id).await?
+        {
             tx.rollback().await?;
             conversation.last_seq -= 1;
-            return Ok(Appended { message: existing, conversation, duplicate: true, created: false, reopened: false });
+            return Ok(Appended {
+                message: existing,
+                conversation,
+                duplicate: true,
+                created: false,
+                reopened: false,
+            });
         }
         let message = MessageRecord {
             conversation_id: conversation_id.to_owned(),
@@ -715,31 +823,63 @@ impl Store {
         };
         insert_message(&mut tx, &conversation.tenant_id, &message).await?;
         tx.commit().await?;
-        Ok(Appended { message, conversation, duplicate: false, created: false, reopened: false })
+        Ok(Appended {
+            message,
+            conversation,
+            duplicate: false,
+            created: false,
+            reopened: false,
+        })
     }
 
     /// Messages with seq greater than `after`, oldest first.
-    pub async fn messages_after(&self, conversation_id: &str, after: i64, limit: i64) -> StoreResult<Vec<MessageRecord>> {
+    pub async fn messages_after(
+        &self,
+        conversation_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRecord>> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(conversation_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(message_from_row).collect()
     }
 
     /// The last `limit` messages, oldest first.
-    pub async fn recent_messages(&self, conversation_id: &str, limit: i64) -> StoreResult<Vec<MessageRecord>> {
+    pub async fn recent_messages(
+        &self,
+        conversation_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRecord>> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(conversation_id).bind(limit).fetch_all(&self.pool).await?;
-        let mut messages: Vec<MessageRecord> = rows.iter().map(message_from_row).collect::<StoreResult<_>>()?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut messages: Vec<MessageRecord> = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<_>>()?;
         messages.reverse();
         Ok(messages)
     }
 
     /// Records how far a participant has read (never moves backwards).
-    pub async fn set_acked(&self, conversation_id: &str, by: SenderKind, seq: i64) -> StoreResult<()> {
+    pub async fn set_acked(
+        &self,
+        conversation_id: &str,
+        by: SenderKind,
+        seq: i64,
+    ) -> StoreResult<()> {
         let column = match by {
             SenderKind::Agent => "agent_acked_seq",
             _ => "customer_acked_seq",
@@ -747,7 +887,11 @@ impl Store {
         let sql = format!(
             "UPDATE conversations SET {column} = $1 WHERE id = $2 AND {column} < $1 AND last_seq >= $1"
         );
-        sqlx::query(AssertSqlSafe(sql)).bind(seq).bind(conversation_id).execute(&self.pool).await?;
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(seq)
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -757,7 +901,10 @@ impl Store {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = $1 AND state = 'queued' \
              ORDER BY priority DESC, queue_key, id"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(conversation_from_row).collect()
     }
 
@@ -765,7 +912,10 @@ impl Store {
         let sql = format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE agent_id = $1 AND state = 'assigned' ORDER BY assigned_at, id"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(agent_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(conversation_from_row).collect()
     }
 
@@ -776,7 +926,9 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| Ok((row.try_get("tenant_id")?, row.try_get("agent_id")?))).collect()
+        rows.iter()
+            .map(|row| Ok((row.try_get("tenant_id")?, row.try_get("agent_id")?)))
+            .collect()
     }
 
     /// Assigns a queued conversation; `None` if it was no longer queued. The system message that
@@ -793,12 +945,24 @@ impl Store {
             "UPDATE conversations SET state = 'assigned', agent_id = $1, assigned_at = $2, updated_at = $2 \
              WHERE id = $3 AND state = 'queued' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(&agent.id).bind(now).bind(conversation_id).fetch_optional(&mut *tx).await?
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(&agent.id)
+            .bind(now)
+            .bind(conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(None);
         };
         let conversation = conversation_from_row(&row)?;
-        insert_event(&mut tx, &conversation, "assigned", &Actor::system(), Some(&agent.id)).await?;
+        insert_event(
+            &mut tx,
+            &conversation,
+            "assigned",
+            &Actor::system(),
+            Some(&agent.id),
+        )
+        .await?;
         let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
         tx.commit().await?;
         Ok(Some((conversation, message)))
@@ -818,7 +982,11 @@ impl Store {
         notice: Option<&str>,
     ) -> StoreResult<Option<(Conversation, Option<MessageRecord>)>> {
         let now = now_ms();
-        let queue_key = if head { now - HEAD_OF_QUEUE_OFFSET } else { now };
+        let queue_key = if head {
+            now - HEAD_OF_QUEUE_OFFSET
+        } else {
+            now
+        };
         let (_guard, mut tx) = self.write().await?;
         let sql = format!(
             "UPDATE conversations SET state = 'queued', agent_id = NULL, assigned_at = NULL, queue_key = $1, \
@@ -860,14 +1028,26 @@ impl Store {
             "UPDATE conversations SET agent_id = $1, assigned_at = $2, updated_at = $2 \
              WHERE id = $3 AND agent_id = $4 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) =
-            sqlx::query(AssertSqlSafe(sql)).bind(&to.id).bind(now).bind(conversation_id).bind(from_agent).fetch_optional(&mut *tx).await?
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(&to.id)
+            .bind(now)
+            .bind(conversation_id)
+            .bind(from_agent)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(None);
         };
         let conversation = conversation_from_row(&row)?;
         let reason = format!("to agent {}", to.id);
-        insert_event(&mut tx, &conversation, "transferred", &Actor::agent(from_agent), Some(&reason)).await?;
+        insert_event(
+            &mut tx,
+            &conversation,
+            "transferred",
+            &Actor::agent(from_agent),
+            Some(&reason),
+        )
+        .await?;
         let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
         tx.commit().await?;
         Ok(Some((conversation, message)))
@@ -886,12 +1066,24 @@ impl Store {
             "UPDATE conversations SET state = 'closed', closed_at = $1, updated_at = $1 \
              WHERE id = $2 AND agent_id = $3 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(conversation_id).bind(agent_id).fetch_optional(&mut *tx).await?
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(conversation_id)
+            .bind(agent_id)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(None);
         };
         let conversation = conversation_from_row(&row)?;
-        insert_event(&mut tx, &conversation, "closed", &Actor::agent(agent_id), None).await?;
+        insert_event(
+            &mut tx,
+            &conversation,
+            "closed",
+            &Actor::agent(agent_id),
+            None,
+        )
+        .await?;
         let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
         tx.commit().await?;
         Ok(Some((conversation, message)))
@@ -904,7 +1096,8 @@ impl Store {
         filter: &ConversationFilter,
     ) -> StoreResult<(Vec<Conversation>, Option<String>)> {
         let limit = filter.limit.unwrap_or(50).clamp(1, 200);
-        let mut sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = $1");
+        let mut sql =
+            format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = $1");
         let mut binds = vec![Bind::Text(tenant.to_owned())];
         // Each `?` in a clause becomes the next `$N`, bound to the next value given.
         let mut clause = |text: &str, values: Vec<Bind>| {
@@ -943,7 +1136,10 @@ impl Store {
                 vec![Bind::Int(time), Bind::Int(time), Bind::Text(id)],
             );
         }
-        clause(" ORDER BY updated_at DESC, id DESC LIMIT ?", vec![Bind::Int(limit + 1)]);
+        clause(
+            " ORDER BY updated_at DESC, id DESC LIMIT ?",
+            vec![Bind::Int(limit + 1)],
+        );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for bind in binds {
             query = match bind {
@@ -952,10 +1148,15 @@ impl Store {
             };
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let mut conversations: Vec<Conversation> = rows.iter().map(conversation_from_row).collect::<StoreResult<_>>()?;
+        let mut conversations: Vec<Conversation> = rows
+            .iter()
+            .map(conversation_from_row)
+            .collect::<StoreResult<_>>()?;
         let next = if conversations.len() as i64 > limit {
             conversations.truncate(limit as usize);
-            conversations.last().map(|last| format!("{}_{}", last.updated_at, last.id))
+            conversations
+                .last()
+                .map(|last| format!("{}_{}", last.updated_at, last.id))
         } else {
             None
         };
@@ -988,12 +1189,20 @@ impl Store {
     // ---- canned replies ---------------------------------------------------------------------
 
     pub async fn canned_replies(&self, tenant: &str) -> StoreResult<Vec<CannedReply>> {
-        let rows = sqlx::query("SELECT id, shortcut, text FROM canned_replies WHERE tenant_id = $1 ORDER BY shortcut")
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, shortcut, text FROM canned_replies WHERE tenant_id = $1 ORDER BY shortcut",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|row| Ok(CannedReply { id: row.try_get("id")?, shortcut: row.try_get("shortcut")?, text: row.try_get("text")? }))
+            .map(|row| {
+                Ok(CannedReply {
+                    id: row.try_get("id")?,
+                    shortcut: row.try_get("shortcut")?,
+                    text: row.try_get("text")?,
+                })
+            })
             .collect()
     }
 
@@ -1014,9 +1223,9 @@ impl Store {
         match result {
             Ok(done) if done.rows_affected() == 1 => Ok(()),
             Ok(_) => Err(StoreError::NotFound("canned reply")),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Err(StoreError::Conflict(format!("shortcut `{}` is already used", reply.shortcut)))
-            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(
+                StoreError::Conflict(format!("shortcut `{}` is already used", reply.shortcut)),
+            ),
             Err(error) => Err(error.into()),
         }
     }
@@ -1083,10 +1292,12 @@ async fn append_system_tx(
     text: &str,
     now: i64,
 ) -> StoreResult<MessageRecord> {
-    let row = sqlx::query("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-        .bind(&conversation.id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let row = sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(&conversation.id)
+    .fetch_one(&mut **tx)
+    .await?;
     let message = MessageRecord {
         conversation_id: conversation.id.clone(),
         seq: row.try_get("last_seq")?,
@@ -1129,7 +1340,8 @@ fn agent_from_row(row: &AnyRow) -> StoreResult<Agent> {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         name: row.try_get("name")?,
-        skills: serde_json::from_str(&skills).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        skills: serde_json::from_str(&skills)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
         max_concurrent: row.try_get("max_concurrent")?,
         token_version: row.try_get("token_version")?,
         created_at: row.try_get("created_at")?,
@@ -1143,7 +1355,8 @@ fn conversation_from_row(row: &AnyRow) -> StoreResult<Conversation> {
         tenant_id: row.try_get("tenant_id")?,
         customer_id: row.try_get("customer_id")?,
         channel: row.try_get("channel")?,
-        state: ConversationState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state `{state}`")))?,
+        state: ConversationState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("state `{state}`")))?,
         skill_group: row.try_get("skill_group")?,
         priority: row.try_get("priority")?,
         agent_id: row.try_get("agent_id")?,
@@ -1165,7 +1378,8 @@ fn message_from_row(row: &AnyRow) -> StoreResult<MessageRecord> {
     Ok(MessageRecord {
         conversation_id: row.try_get("conversation_id")?,
         seq: row.try_get("seq")?,
-        sender: SenderKind::parse(&sender).ok_or_else(|| StoreError::Corrupt(format!("sender `{sender}`")))?,
+        sender: SenderKind::parse(&sender)
+            .ok_or_else(|| StoreError::Corrupt(format!("sender `{sender}`")))?,
         sender_id: row.try_get("sender_id")?,
         text: row.try_get("text")?,
         client_msg_id: row.try_get("client_msg_id")?,

@@ -11,21 +11,39 @@ struct Paraphrase {
 
 fn precision_at_1(synonyms: &Synonyms, tuning: SearchTuning) -> (usize, usize, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let index = KnowledgeIndex::open(dir.path()).expect("open").with_tuning(tuning);
-    let parsed = parse_import(include_bytes!("../../demo/faqs.jsonl"), Some(ImportFormat::Jsonl)).expect("demo kb");
+    let index = KnowledgeIndex::open(dir.path())
+        .expect("open")
+        .with_tuning(tuning);
+    let parsed = parse_import(
+        include_bytes!("../../demo/faqs.jsonl"),
+        Some(ImportFormat::Jsonl),
+    )
+    .expect("demo kb");
     let records: Vec<_> = parsed.records.into_iter().map(|r| r.record).collect();
     index.rebuild("demo", &records, 1).expect("rebuild");
     let mut hits = 0;
     let mut misses = Vec::new();
     let text = include_str!("../../demo/paraphrases_zh.jsonl");
-    let paraphrases: Vec<Paraphrase> =
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("paraphrase")).collect();
+    let paraphrases: Vec<Paraphrase> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("paraphrase"))
+        .collect();
     for p in &paraphrases {
-        assert!(records.iter().any(|r| r.id == p.expect), "unknown id {}", p.expect);
+        assert!(
+            records.iter().any(|r| r.id == p.expect),
+            "unknown id {}",
+            p.expect
+        );
         let top = index.search("demo", &p.q, 1, synonyms).expect("search");
         match top.first() {
             Some(c) if c.id == p.expect => hits += 1,
-            other => misses.push(format!("{} -> {:?} (want {})", p.q, other.map(|c| &c.id), p.expect)),
+            other => misses.push(format!(
+                "{} -> {:?} (want {})",
+                p.q,
+                other.map(|c| &c.id),
+                p.expect
+            )),
         }
     }
     (hits, paraphrases.len(), misses)
@@ -34,7 +52,10 @@ fn precision_at_1(synonyms: &Synonyms, tuning: SearchTuning) -> (usize, usize, V
 #[test]
 fn demo_paraphrases_precision_at_1() {
     let defaults = SearchTuning::default();
-    let words_only = SearchTuning { cjk_bigram_boost: 0.0, ..defaults };
+    let words_only = SearchTuning {
+        cjk_bigram_boost: 0.0,
+        ..defaults
+    };
     let synonyms = Synonyms::parse(include_str!("../../demo/synonyms.txt"));
     let (plain_hits, total, _) = precision_at_1(&Synonyms::none(), defaults);
     let (words_hits, _, _) = precision_at_1(&synonyms, words_only);

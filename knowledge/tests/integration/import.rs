@@ -1,5 +1,6 @@
 use switchboard_knowledge::{
-    parse_import, write_csv, write_jsonl, FaqRecord, ImportError, ImportFormat, ParsedImport, RowError,
+    parse_import, write_csv, write_jsonl, FaqRecord, ImportError, ImportFormat, ParsedImport,
+    RowError,
 };
 
 fn records(parsed: &ParsedImport) -> Vec<FaqRecord> {
@@ -66,14 +67,27 @@ fn jsonl_bad_rows_are_reported_with_line_numbers() {
     let parsed = parse_import(text.as_bytes(), Some(ImportFormat::Jsonl)).expect("parse");
     let lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [3, 4, 5, 6, 7, 8], "{:?}", parsed.errors);
-    assert_eq!(parsed.errors[0], RowError { line: 3, message: "question is empty".into() });
-    assert!(parsed.errors[4].message.contains("duplicate id"), "{:?}", parsed.errors[4]);
+    assert_eq!(
+        parsed.errors[0],
+        RowError {
+            line: 3,
+            message: "question is empty".into()
+        }
+    );
+    assert!(
+        parsed.errors[4].message.contains("duplicate id"),
+        "{:?}",
+        parsed.errors[4]
+    );
     for error in &parsed.errors {
         assert!(!error.message.ends_with('.'), "{error:?}");
     }
     let good: Vec<usize> = parsed.records.iter().map(|r| r.line).collect();
     assert_eq!(good, [1, 9]);
-    assert!(parsed.records[1].record.id.starts_with("faq-"), "missing ids are derived");
+    assert!(
+        parsed.records[1].record.id.starts_with("faq-"),
+        "missing ids are derived"
+    );
     assert_eq!(parsed.records[1].record.locale, "en");
 }
 
@@ -86,26 +100,64 @@ fn csv_bad_rows_are_reported_with_line_numbers() {
                 q4,a4,r4,maybe\n\
                 q5,a5,r5\n";
     let parsed = parse_import(text.as_bytes(), None).expect("parse");
-    assert_eq!(parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 6]);
-    assert!(parsed.errors[1].message.contains("enabled"), "{:?}", parsed.errors);
-    assert_eq!(parsed.records.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4, 7]);
+    assert_eq!(
+        parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+        [3, 6]
+    );
+    assert!(
+        parsed.errors[1].message.contains("enabled"),
+        "{:?}",
+        parsed.errors
+    );
+    assert_eq!(
+        parsed.records.iter().map(|r| r.line).collect::<Vec<_>>(),
+        [2, 4, 7]
+    );
     assert_eq!(parsed.records[1].record.question, "multi\nline question");
 }
 
 #[test]
 fn files_that_are_not_what_they_claim_are_typed_errors() {
     let csv = b"question,answer\nq,a\n";
-    assert_eq!(parse_import(csv, Some(ImportFormat::Jsonl)), Err(ImportError::NotJsonLines));
-    assert_eq!(parse_import(b"id,title\n1,x\n", Some(ImportFormat::Csv)), Err(ImportError::MissingColumn("question")));
-    assert_eq!(parse_import(b"\xff\xfe\x00garbage", Some(ImportFormat::Csv)), Err(ImportError::NotUtf8));
-    assert!(matches!(parse_import(b"plain text", Some(ImportFormat::Xlsx)), Err(ImportError::NotXlsx(_))));
-    assert_eq!(parse_import(b"hello world", None), Err(ImportError::Unrecognised));
+    assert_eq!(
+        parse_import(csv, Some(ImportFormat::Jsonl)),
+        Err(ImportError::NotJsonLines)
+    );
+    assert_eq!(
+        parse_import(b"id,title\n1,x\n", Some(ImportFormat::Csv)),
+        Err(ImportError::MissingColumn("question"))
+    );
+    assert_eq!(
+        parse_import(b"\xff\xfe\x00garbage", Some(ImportFormat::Csv)),
+        Err(ImportError::NotUtf8)
+    );
+    assert!(matches!(
+        parse_import(b"plain text", Some(ImportFormat::Xlsx)),
+        Err(ImportError::NotXlsx(_))
+    ));
+    assert_eq!(
+        parse_import(b"hello world", None),
+        Err(ImportError::Unrecognised)
+    );
     let xlsx = include_bytes!("../fixtures/faqs.xlsx");
-    assert!(matches!(parse_import(xlsx, Some(ImportFormat::Csv)), Err(ImportError::Mismatch { .. })));
-    assert!(matches!(parse_import(b"PK\x03\x04broken zip", None), Err(ImportError::NotXlsx(_))));
-    for err in [ImportError::NotJsonLines, ImportError::NotUtf8, ImportError::MissingColumn("answer")] {
+    assert!(matches!(
+        parse_import(xlsx, Some(ImportFormat::Csv)),
+        Err(ImportError::Mismatch { .. })
+    ));
+    assert!(matches!(
+        parse_import(b"PK\x03\x04broken zip", None),
+        Err(ImportError::NotXlsx(_))
+    ));
+    for err in [
+        ImportError::NotJsonLines,
+        ImportError::NotUtf8,
+        ImportError::MissingColumn("answer"),
+    ] {
         let message = err.to_string();
-        assert!(!message.ends_with('.') && message.chars().next().is_some_and(|c| c.is_lowercase()), "{message}");
+        assert!(
+            !message.ends_with('.') && message.chars().next().is_some_and(|c| c.is_lowercase()),
+            "{message}"
+        );
     }
 }
 
@@ -113,12 +165,20 @@ fn files_that_are_not_what_they_claim_are_typed_errors() {
 fn format_names() {
     assert_eq!(ImportFormat::from_name("JSONL"), Ok(ImportFormat::Jsonl));
     assert_eq!(ImportFormat::from_name("faqs.csv"), Ok(ImportFormat::Csv));
-    assert_eq!(ImportFormat::from_name("application/x-ndjson"), Ok(ImportFormat::Jsonl));
     assert_eq!(
-        ImportFormat::from_name("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ImportFormat::from_name("application/x-ndjson"),
+        Ok(ImportFormat::Jsonl)
+    );
+    assert_eq!(
+        ImportFormat::from_name(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        ),
         Ok(ImportFormat::Xlsx)
     );
-    assert!(matches!(ImportFormat::from_name("pdf"), Err(ImportError::UnknownFormat(_))));
+    assert!(matches!(
+        ImportFormat::from_name("pdf"),
+        Err(ImportError::UnknownFormat(_))
+    ));
 }
 
 #[test]
@@ -126,7 +186,12 @@ fn xlsx_fixture_imports_with_row_errors() {
     let xlsx = include_bytes!("../fixtures/faqs.xlsx");
     assert_eq!(ImportFormat::sniff(xlsx), Some(ImportFormat::Xlsx));
     let parsed = parse_import(xlsx, None).expect("parse");
-    assert_eq!(parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4, 6], "{:?}", parsed.errors);
+    assert_eq!(
+        parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+        [4, 6],
+        "{:?}",
+        parsed.errors
+    );
     assert_eq!(parsed.errors[0].message, "answer is empty");
     let got = records(&parsed);
     assert_eq!(got.len(), 4);
@@ -146,8 +211,19 @@ fn demo_knowledge_base_parses_cleanly() {
     let bytes = include_bytes!("../../demo/faqs.jsonl");
     let parsed = parse_import(bytes, None).expect("parse");
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let zh = parsed.records.iter().filter(|r| r.record.locale == "zh").count();
-    let en = parsed.records.iter().filter(|r| r.record.locale == "en").count();
+    let zh = parsed
+        .records
+        .iter()
+        .filter(|r| r.record.locale == "zh")
+        .count();
+    let en = parsed
+        .records
+        .iter()
+        .filter(|r| r.record.locale == "en")
+        .count();
     assert!(zh >= 30 && en >= 10, "zh {zh} en {en}");
-    assert!(parsed.records.iter().all(|r| !r.record.alternates.is_empty()));
+    assert!(parsed
+        .records
+        .iter()
+        .all(|r| !r.record.alternates.is_empty()));
 }
