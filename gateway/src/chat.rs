@@ -218,7 +218,7 @@ impl Chat {
                 ApiError::invalid("not_assigned", "conversation is not assigned to you")
             })?;
         tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");
-        self.after_release(&agent.id, &closed.0, Some(&closed.1), "closed");
+        self.after_release(&agent.id, &closed.0, &closed.1, "closed");
         Ok(())
     }
 
@@ -241,13 +241,13 @@ impl Chat {
                         "transferred",
                         &Actor::agent(&agent.id),
                         &format!("to skill {skill}"),
-                        Some(notice),
+                        notice,
                     )
                     .await?
                     .ok_or_else(|| {
                         ApiError::invalid("not_assigned", "conversation is not assigned to you")
                     })?;
-                self.after_release(&agent.id, &moved.0, moved.1.as_ref(), "transferred");
+                self.after_release(&agent.id, &moved.0, &moved.1, "transferred");
             }
             TransferTarget::Agent(target_id) => {
                 let target = self
@@ -361,12 +361,12 @@ impl Chat {
                     "requeued",
                     &Actor::system(),
                     reason,
-                    Some(notice),
+                    notice,
                 )
                 .await?
             {
                 tracing::info!(conversation_id = %conversation.id, agent_id, reason, "conversation requeued");
-                self.after_release(agent_id, &conversation, message.as_ref(), "requeued");
+                self.after_release(agent_id, &conversation, &message, "requeued");
             }
         }
         Ok(())
@@ -376,7 +376,7 @@ impl Chat {
         &self,
         agent_id: &str,
         conversation: &Conversation,
-        message: Option<&MessageRecord>,
+        message: &MessageRecord,
         reason: &str,
     ) {
         self.bus.publish(
@@ -386,9 +386,7 @@ impl Chat {
                 reason: reason.to_owned(),
             },
         );
-        if let Some(message) = message {
-            self.publish_message(message);
-        }
+        self.publish_message(message);
         self.kick(&conversation.tenant_id);
     }
 

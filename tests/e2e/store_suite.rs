@@ -334,13 +334,14 @@ async fn queue_order_priority_then_waiting_with_requeue_at_head(backend: &Backen
             "requeued",
             &Actor::system(),
             "agent disconnected",
-            Some("back in queue"),
+            "back in queue",
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(requeued.state, ConversationState::Queued);
-    assert!(notice.is_some());
+    assert_eq!(notice.sender, switchboard_channels::web::SenderKind::System);
+    assert_eq!(notice.text, "back in queue");
     let order: Vec<String> = store
         .queued_conversations("t1")
         .await
@@ -359,7 +360,7 @@ async fn queue_order_priority_then_waiting_with_requeue_at_head(backend: &Backen
             "requeued",
             &Actor::system(),
             "x",
-            None
+            "x"
         )
         .await
         .unwrap()

@@ -945,31 +945,19 @@ impl Store {
             "UPDATE conversations SET state = 'assigned', agent_id = $1, assigned_at = $2, updated_at = $2 \
              WHERE id = $3 AND state = 'queued' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(&agent.id)
             .bind(now)
             .bind(conversation_id)
             .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let conversation = conversation_from_row(&row)?;
-        insert_event(
-            &mut tx,
-            &conversation,
-            "assigned",
-            &Actor::system(),
-            Some(&agent.id),
-        )
-        .await?;
-        let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
-        tx.commit().await?;
-        Ok(Some((conversation, message)))
+            .await?;
+        let event = ("assigned", &Actor::system(), Some(agent.id.as_str()));
+        finish_transition(tx, row, event, notice, now).await
     }
 
     /// Puts an assigned conversation back in a queue (agent lost, away, or transfer to a skill).
     /// `head` puts it before every newly queued conversation. `None` if it was not held by `from_agent`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn requeue(
         &self,
         conversation_id: &str,
@@ -979,8 +967,8 @@ impl Store {
         kind: &str,
         actor: &Actor,
         reason: &str,
-        notice: Option<&str>,
-    ) -> StoreResult<Option<(Conversation, Option<MessageRecord>)>> {
+        notice: &str,
+    ) -> StoreResult<Option<(Conversation, MessageRecord)>> {
         let now = now_ms();
         let queue_key = if head {
             now - HEAD_OF_QUEUE_OFFSET
@@ -993,25 +981,15 @@ impl Store {
              skill_group = COALESCE($2, skill_group), updated_at = $3 \
              WHERE id = $4 AND agent_id = $5 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(queue_key)
             .bind(skill_group.map(str::to_owned))
             .bind(now)
             .bind(conversation_id)
             .bind(from_agent)
             .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let conversation = conversation_from_row(&row)?;
-        insert_event(&mut tx, &conversation, kind, actor, Some(reason)).await?;
-        let message = match notice {
-            Some(text) => Some(append_system_tx(&mut tx, &conversation, text, now).await?),
-            None => None,
-        };
-        tx.commit().await?;
-        Ok(Some((conversation, message)))
+            .await?;
+        finish_transition(tx, row, (kind, actor, Some(reason)), notice, now).await
     }
 
     /// Hands an assigned conversation from one agent directly to another.
@@ -1028,29 +1006,20 @@ impl Store {
             "UPDATE conversations SET agent_id = $1, assigned_at = $2, updated_at = $2 \
              WHERE id = $3 AND agent_id = $4 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(&to.id)
             .bind(now)
             .bind(conversation_id)
             .bind(from_agent)
             .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let conversation = conversation_from_row(&row)?;
+            .await?;
         let reason = format!("to agent {}", to.id);
-        insert_event(
-            &mut tx,
-            &conversation,
+        let event = (
             "transferred",
             &Actor::agent(from_agent),
-            Some(&reason),
-        )
-        .await?;
-        let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
-        tx.commit().await?;
-        Ok(Some((conversation, message)))
+            Some(reason.as_str()),
+        );
+        finish_transition(tx, row, event, notice, now).await
     }
 
     /// Closes a conversation held by `agent_id`. `None` if that agent does not hold it.
@@ -1066,27 +1035,20 @@ impl Store {
             "UPDATE conversations SET state = 'closed', closed_at = $1, updated_at = $1 \
              WHERE id = $2 AND agent_id = $3 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(now)
             .bind(conversation_id)
             .bind(agent_id)
             .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let conversation = conversation_from_row(&row)?;
-        insert_event(
-            &mut tx,
-            &conversation,
-            "closed",
-            &Actor::agent(agent_id),
-            None,
+            .await?;
+        finish_transition(
+            tx,
+            row,
+            ("closed", &Actor::agent(agent_id), None),
+            notice,
+            now,
         )
-        .await?;
-        let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
-        tx.commit().await?;
-        Ok(Some((conversation, message)))
+        .await
     }
 
     /// A tenant's conversations, most recently updated first, with the cursor of the next page.
@@ -1309,6 +1271,26 @@ async fn append_system_tx(
     };
     insert_message(tx, &conversation.tenant_id, &message).await?;
     Ok(message)
+}
+
+/// The common end of every state change: the conditional update's row (none: the change did not
+/// apply and nothing is written), its event, and the system message that tells the customer, all
+/// committed together.
+async fn finish_transition(
+    mut tx: Tx<'_>,
+    row: Option<AnyRow>,
+    (kind, actor, reason): (&str, &Actor, Option<&str>),
+    notice: &str,
+    now: i64,
+) -> StoreResult<Option<(Conversation, MessageRecord)>> {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let conversation = conversation_from_row(&row)?;
+    insert_event(&mut tx, &conversation, kind, actor, reason).await?;
+    let message = append_system_tx(&mut tx, &conversation, notice, now).await?;
+    tx.commit().await?;
+    Ok(Some((conversation, message)))
 }
 
 async fn insert_event(
