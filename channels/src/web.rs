@@ -76,6 +76,13 @@ pub enum ServerFrame {
         at: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         client_msg_id: Option<String>,
+        /// FAQ questions the bot offers as buttons (a click sends the question as a message).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        suggestions: Vec<String>,
+        /// For agents and admins only: the bot's decision on bot messages, sensitive-word
+        /// `flags` and `masked` on customer and agent messages.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        meta: Option<serde_json::Value>,
     },
     /// The customer's place in the queue (1: next to be served).
     Queue {
@@ -242,6 +249,8 @@ mod tests {
             text: "hi".into(),
             at: "2026-01-01T00:00:00Z".into(),
             client_msg_id: None,
+            suggestions: vec![],
+            meta: None,
         };
         assert_eq!(
             serde_json::to_value(&frame).unwrap(),

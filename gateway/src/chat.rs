@@ -9,18 +9,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchboard_channels::web::{check_send, SenderKind};
 use tokio::sync::mpsc;
 
+use crate::botflow::{BotRuntime, BotWorkers, UnsureStreaks};
 use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent};
 use crate::error::{ApiError, ApiResult};
+use crate::intents::Intents;
+use crate::kb::Knowledge;
+use crate::policy::Policies;
 use crate::presence::{AgentStatus, Presence};
 use crate::store::{
     Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord, Store,
 };
+use crate::tenant::TenantSettings;
 use crate::util::now_ms;
+use switchboard_policies::sensitive::{Action, Verdict};
 
 /// The skill group of conversations nobody routed elsewhere.
 pub const DEFAULT_SKILL_GROUP: &str = "general";
@@ -50,21 +56,51 @@ pub struct Chat {
     pub store: Store,
     pub bus: Arc<dyn Bus>,
     pub presence: Presence,
+    pub knowledge: Arc<Knowledge>,
+    pub policies: Arc<Policies>,
+    pub intents: Arc<Intents>,
+    pub bot: Arc<BotRuntime>,
+    pub(crate) turns: BotWorkers,
+    pub(crate) settings_cache: Mutex<HashMap<String, (Instant, Arc<TenantSettings>)>>,
+    pub(crate) unsure: UnsureStreaks,
+    /// Agents a routing policy asked for, by conversation (used once, if they can take it).
+    pub(crate) preferred: Mutex<HashMap<String, String>>,
     agent_grace: Duration,
+    me: std::sync::Weak<Chat>,
     kick: mpsc::UnboundedSender<String>,
     /// The last queue position told to each queued conversation.
     positions: Mutex<HashMap<String, i64>>,
 }
 
+/// What the chat service runs beside the store and the bus.
+pub struct ChatParts {
+    pub knowledge: Arc<Knowledge>,
+    pub policies: Arc<Policies>,
+    pub intents: Arc<Intents>,
+    pub bot: Arc<BotRuntime>,
+    pub agent_grace: Duration,
+    pub bot_workers: usize,
+    pub bot_queue_per_worker: usize,
+}
+
 impl Chat {
-    /// Starts the chat service and its dispatcher task.
-    pub fn start(store: Store, bus: Arc<dyn Bus>, agent_grace: Duration) -> Arc<Chat> {
+    /// Starts the chat service, its dispatcher task and the bot workers.
+    pub fn start(store: Store, bus: Arc<dyn Bus>, parts: ChatParts) -> Arc<Chat> {
         let (kick, mut kicks) = mpsc::unbounded_channel::<String>();
-        let chat = Arc::new(Chat {
+        let chat = Arc::new_cyclic(|weak: &std::sync::Weak<Chat>| Chat {
             store,
             bus,
             presence: Presence::default(),
-            agent_grace,
+            knowledge: parts.knowledge,
+            policies: parts.policies,
+            intents: parts.intents,
+            bot: parts.bot,
+            turns: BotWorkers::start(weak.clone(), parts.bot_workers, parts.bot_queue_per_worker),
+            settings_cache: Mutex::new(HashMap::new()),
+            unsure: Mutex::new(HashMap::new()),
+            preferred: Mutex::new(HashMap::new()),
+            agent_grace: parts.agent_grace,
+            me: weak.clone(),
             kick,
             positions: Mutex::new(HashMap::new()),
         });
@@ -84,6 +120,10 @@ impl Chat {
             }
         });
         chat
+    }
+
+    fn myself(&self) -> Option<Arc<Chat>> {
+        self.me.upgrade()
     }
 
     /// Asks the dispatcher to run a round for this tenant.
@@ -108,7 +148,7 @@ impl Chat {
             .copied()
     }
 
-    fn publish_message(&self, message: &MessageRecord) {
+    pub(crate) fn publish_message(&self, message: &MessageRecord) {
         self.bus.publish(
             &conversation_topic(&message.conversation_id),
             BusEvent::Message(message.clone()),
@@ -118,7 +158,9 @@ impl Chat {
 
     // ---- customers --------------------------------------------------------------------------
 
-    /// Stores a customer's message (once per client_msg_id) and sends it on its way.
+    /// Stores a customer's message (once per client_msg_id) and sends it on its way: the tenant's
+    /// sensitive words are applied first (block, mask, flag, handoff); a conversation with the
+    /// bot gets a bot turn.
     pub async fn customer_send(
         &self,
         customer: &Customer,
@@ -127,14 +169,18 @@ impl Chat {
     ) -> ApiResult<Appended> {
         check_send(client_msg_id, text)
             .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        let verdict = self.policies.check(&customer.tenant_id, text).await;
+        let (text, meta) = screened(&verdict, text)?;
+        // New and reopened conversations start with the bot; a human-first tenant's go on to
+        // the queue at once (through the same handoff and routing).
         let entry = Entry {
-            state: ConversationState::Queued,
+            state: ConversationState::Bot,
             skill_group: DEFAULT_SKILL_GROUP.into(),
             priority: 0,
         };
         let appended = self
             .store
-            .append_customer_message(customer, Some(client_msg_id), text, &entry)
+            .append_customer_message_with(customer, Some(client_msg_id), &text, &entry, meta)
             .await?;
         if appended.duplicate {
             return Ok(appended);
@@ -154,8 +200,15 @@ impl Chat {
                 },
             );
         }
-        if appended.created || appended.reopened {
-            self.kick(&customer.tenant_id);
+        if appended.conversation.state == ConversationState::Bot {
+            self.bot_turn(
+                &appended.conversation,
+                &text,
+                verdict.action == Action::Handoff,
+            )
+            .await;
+        } else if verdict.action == Action::Handoff {
+            tracing::info!(conversation_id = %appended.conversation.id, "sensitive word asked for a person; already with one");
         }
         Ok(appended)
     }
@@ -181,9 +234,15 @@ impl Chat {
     ) -> ApiResult<Appended> {
         check_send(client_msg_id, text)
             .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        // Agents' messages are blocked or masked; flag and handoff lists are about customers.
+        let verdict = self.policies.check(&agent.tenant_id, text).await;
+        let (text, meta) = match verdict.action {
+            Action::Block | Action::Mask => screened(&verdict, text)?,
+            _ => (text.to_owned(), None),
+        };
         let appended = self
             .store
-            .append_agent_message(conversation_id, &agent.id, client_msg_id, text)
+            .append_agent_message_with(conversation_id, &agent.id, client_msg_id, &text, meta)
             .await
             .map_err(|_| {
                 ApiError::invalid("not_assigned", "conversation is not assigned to you")
@@ -219,6 +278,19 @@ impl Chat {
             })?;
         tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");
         self.after_release(&agent.id, &closed.0, &closed.1, "closed");
+        self.unsure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(conversation_id);
+        // Scoring reads the transcript and may run a tenant's policy: off the agent's request.
+        if let Some(chat) = self.myself() {
+            let conversation = closed.0.clone();
+            tokio::spawn(async move {
+                if let Err(error) = chat.score_closed(&conversation).await {
+                    tracing::error!(conversation_id = %conversation.id, error = %error, "quality scoring failed");
+                }
+            });
+        }
         Ok(())
     }
 
@@ -399,6 +471,11 @@ impl Chat {
         let mut waiting: HashMap<String, i64> = HashMap::new();
         let mut positions: Vec<(String, i64)> = Vec::new();
         for conversation in queued {
+            let preferred = self
+                .preferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&conversation.id);
             let choice = available
                 .iter()
                 .enumerate()
@@ -407,8 +484,10 @@ impl Chat {
                         && loads.get(&candidate.agent.id).copied().unwrap_or(0)
                             < candidate.agent.max_concurrent
                 })
+                // A routing policy's preferred agent first, when they can take it.
                 .min_by_key(|(_, candidate)| {
                     (
+                        preferred.as_deref() != Some(candidate.agent.id.as_str()),
                         loads.get(&candidate.agent.id).copied().unwrap_or(0),
                         candidate.idle_since,
                     )
@@ -455,5 +534,34 @@ impl Chat {
             }
         }
         Ok(())
+    }
+}
+
+/// The text to store and its meta after the sensitive-word verdict; a block is an error.
+fn screened(verdict: &Verdict, text: &str) -> ApiResult<(String, Option<serde_json::Value>)> {
+    let lists = || {
+        let mut lists: Vec<&str> = verdict.matches.iter().map(|m| m.list.as_str()).collect();
+        lists.dedup();
+        lists
+    };
+    match verdict.action {
+        Action::Allow => Ok((text.to_owned(), None)),
+        Action::Block => Err(ApiError::invalid(
+            "blocked",
+            "this message contains words that are not allowed here",
+        )),
+        Action::Mask => Ok((
+            verdict.masked.clone(),
+            Some(serde_json::json!({ "sensitive": { "action": "mask", "lists": lists() } })),
+        )),
+        Action::Flag | Action::Handoff => {
+            let words: Vec<&str> = verdict.matches.iter().map(|m| m.word.as_str()).collect();
+            Ok((
+                text.to_owned(),
+                Some(serde_json::json!({ "sensitive": {
+                    "action": verdict.action.as_str(), "lists": lists(), "words": words,
+                } })),
+            ))
+        }
     }
 }

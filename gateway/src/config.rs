@@ -29,6 +29,32 @@ pub struct Settings {
     pub log: LogSettings,
     /// WeChat, Douyin and mobile apps: provider base URLs, outbox retries.
     pub channels: crate::channels::ChannelSettings,
+    /// The bot's worker pool.
+    pub bot: BotRunSettings,
+    /// An OpenAI-compatible endpoint the bot may use to phrase answers from the knowledge base
+    /// (`[llm] base_url, model, api_key, timeout_ms`); off when unset.
+    pub llm: Option<switchboard_bot::LlmSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotRunSettings {
+    /// Concurrent bot turns (turns of one conversation always run in order).
+    pub workers: usize,
+    /// Turns waiting per worker at most; past it a turn is handed to a person (`bot_busy`).
+    pub queue_per_worker: usize,
+    /// Load the models when the server starts (otherwise on the first bot turn).
+    pub preload: bool,
+}
+
+impl Default for BotRunSettings {
+    fn default() -> Self {
+        BotRunSettings {
+            workers: 8,
+            queue_per_worker: 128,
+            preload: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -73,6 +99,8 @@ impl Default for Settings {
             secrets: Secrets::default(),
             log: LogSettings::default(),
             channels: Default::default(),
+            bot: BotRunSettings::default(),
+            llm: None,
         }
     }
 }

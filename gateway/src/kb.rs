@@ -27,10 +27,19 @@ pub struct ImportReport {
     pub errors: Vec<RowError>,
 }
 
+/// A change applied to this node's index, for whoever follows it (the bot's dense side).
+#[derive(Debug, Clone)]
+pub enum KbChange {
+    Written(String, Vec<FaqRecord>),
+    Deleted(String, Vec<String>),
+    Rebuilt(String, Vec<FaqRecord>),
+}
+
 pub struct Knowledge {
     store: Store,
     index: Arc<KnowledgeIndex>,
     synonyms: RwLock<HashMap<String, Arc<Synonyms>>>,
+    changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<KbChange>>,
 }
 
 fn index_error(error: KnowledgeError) -> ApiError {
@@ -64,7 +73,21 @@ impl Knowledge {
             store,
             index: Arc::new(index),
             synonyms: RwLock::new(HashMap::new()),
+            changes: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Every later change to this node's index, in order (one follower).
+    pub fn follow_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<KbChange> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let _ = self.changes.set(sender);
+        receiver
+    }
+
+    fn changed(&self, change: KbChange) {
+        if let Some(sender) = self.changes.get() {
+            let _ = sender.send(change);
+        }
     }
 
     pub fn index(&self) -> &Arc<KnowledgeIndex> {
@@ -87,7 +110,9 @@ impl Knowledge {
             let index = self.index.clone();
             let name = tenant.clone();
             let count = records.len();
+            let followed = records.clone();
             blocking(move || index.rebuild(&name, &records, revision)).await?;
+            self.changed(KbChange::Rebuilt(tenant.clone(), followed));
             tracing::info!(tenant = %tenant, revision, records = count, "knowledge index rebuilt from the store");
         }
         Ok(())
@@ -160,6 +185,7 @@ impl Knowledge {
             return Ok(());
         }
         let index = self.index.clone();
+        self.changed(KbChange::Written(tenant.to_owned(), written.clone()));
         let tenant = tenant.to_owned();
         match blocking_raw(move || index.upsert(&tenant, &written, revision)).await? {
             Ok(()) => Ok(()),
@@ -196,6 +222,7 @@ impl Knowledge {
     pub async fn delete(&self, tenant: &str, id: &str) -> ApiResult<()> {
         let revision = self.store.delete_faq(tenant, id).await?;
         let index = self.index.clone();
+        self.changed(KbChange::Deleted(tenant.to_owned(), vec![id.to_owned()]));
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         blocking(move || index.delete(&tenant, &[id.as_str()], revision)).await
     }

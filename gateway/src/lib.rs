@@ -17,6 +17,7 @@
 //!
 //! Tests start the real server with [`Server::start`] on port 0, or call [`app`] directly.
 
+pub mod botflow;
 pub mod bus;
 pub mod channels;
 pub mod chat;
@@ -25,10 +26,13 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 mod http;
+pub mod intents;
 pub mod kb;
+pub mod policy;
 pub mod presence;
 pub mod session;
 pub mod store;
+pub mod tenant;
 pub mod util;
 
 use std::net::SocketAddr;
@@ -162,18 +166,39 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(1024));
-        let chat = Chat::start(
-            store.clone(),
-            bus.clone(),
-            Duration::from_millis(settings.agent_grace_ms),
-        );
-        chat.recover_orphans().await?;
         let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
         knowledge
             .sync()
             .await
             .map_err(|error| anyhow::anyhow!("knowledge sync: {error}"))?;
         knowledge.start_sync_loop(Duration::from_secs(2));
+        let policies = policy::Policies::new(
+            store.clone(),
+            switchboard_policies::PolicyEngineConfig::default(),
+        )?;
+        let intents = intents::Intents::new(store.clone(), &settings.data_dir.join("models"));
+        let bot = botflow::BotRuntime::new(
+            store.clone(),
+            knowledge.index().clone(),
+            settings.llm.clone(),
+        );
+        // The dense side follows the index from now on; with `preload` the models load now
+        // (in the background), else on the first bot turn.
+        bot.start_dense_sync(knowledge.follow_changes(), settings.bot.preload);
+        let chat = Chat::start(
+            store.clone(),
+            bus.clone(),
+            chat::ChatParts {
+                knowledge: knowledge.clone(),
+                policies,
+                intents,
+                bot,
+                agent_grace: Duration::from_millis(settings.agent_grace_ms),
+                bot_workers: settings.bot.workers,
+                bot_queue_per_worker: settings.bot.queue_per_worker,
+            },
+        );
+        chat.recover_orphans().await?;
         let channels = channels::Channels::new(&chat, settings.channels.clone());
         channels.start_worker();
         let state = AppState {

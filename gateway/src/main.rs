@@ -57,6 +57,70 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
+    /// A tenant's intent classifier: train it, evaluate it.
+    Intents {
+        #[command(subcommand)]
+        command: IntentsCommand,
+    },
+    /// The bot: evaluate its decisions on labelled questions.
+    Bot {
+        #[command(subcommand)]
+        command: BotCommand,
+    },
+    /// WASM routing and quality policies: check a component, upload it.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntentsCommand {
+    /// Train the tenant's intents (built-in ones included) from JSON Lines or CSV `text,label`.
+    Train {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Accuracy, per-label recall and out-of-scope recall on labelled examples.
+    Eval {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum BotCommand {
+    /// Run labelled lines `{"q":"...","expect":"<faq id>|handoff|none"}` through the bot.
+    Eval {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Compile a component, tell its world, and run it on the sample input.
+    Check { file: PathBuf },
+    /// Validate and store a component as the tenant's next active version.
+    Upload {
+        #[arg(long)]
+        tenant: String,
+        /// routing or quality (default: the world the component exports).
+        #[arg(long)]
+        kind: Option<String>,
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -188,6 +252,156 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Kb { command } => kb_command(command).await,
+        Command::Intents { command } => intents_command(command).await,
+        Command::Bot {
+            command:
+                BotCommand::Eval {
+                    tenant,
+                    file,
+                    store,
+                },
+        } => bot_eval(&store, &tenant, &file).await,
+        Command::Policy { command } => policy_command(command).await,
+    }
+}
+
+fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {} as UTF-8 text", file.display()))
+}
+
+async fn open_tenant_store(
+    store: &StoreArgs,
+    tenant: &str,
+) -> anyhow::Result<(Settings, gateway::store::Store)> {
+    let settings = settings(store, None)?;
+    let (opened, _) = gateway::open_store(&settings).await?;
+    if opened.tenant(tenant).await?.is_none() {
+        anyhow::bail!("no tenant named {tenant}");
+    }
+    Ok((settings, opened))
+}
+
+async fn intents_command(command: IntentsCommand) -> anyhow::Result<()> {
+    let (tenant, file, store, train) = match command {
+        IntentsCommand::Train {
+            tenant,
+            file,
+            store,
+        } => (tenant, file, store, true),
+        IntentsCommand::Eval {
+            tenant,
+            file,
+            store,
+        } => (tenant, file, store, false),
+    };
+    let (settings, opened) = open_tenant_store(&store, &tenant).await?;
+    let text = read_text(&file)?;
+    let examples = gateway::intents::parse_training(&text, Some(&file.to_string_lossy()))
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let intents = gateway::intents::Intents::new(opened, &settings.data_dir.join("models"));
+    if train {
+        eprintln!(
+            "training on {} examples (and the built-in intents)...",
+            examples.len()
+        );
+        let outcome = intents
+            .train(&tenant, examples)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        let report = intents
+            .evaluate(&tenant, &examples)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        print!("{report}");
+    }
+    Ok(())
+}
+
+async fn bot_eval(store: &StoreArgs, tenant: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let knowledge = open_knowledge(store, tenant).await?;
+    let (settings, opened) = open_tenant_store(store, tenant).await?;
+    let lines = switchboard_bot::eval::parse_eval_lines(&read_text(file)?).map_err(|errors| {
+        let shown: Vec<String> = errors.iter().take(10).map(ToString::to_string).collect();
+        anyhow::anyhow!("{} bad line(s): {}", errors.len(), shown.join("; "))
+    })?;
+    let runtime =
+        gateway::botflow::BotRuntime::new(opened.clone(), knowledge.index().clone(), None);
+    eprintln!("loading the models and embedding the FAQs...");
+    let bot = runtime
+        .ready()
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    let tenant_settings = match opened.tenant(tenant).await? {
+        Some(record) => gateway::tenant::TenantSettings::from_stored(tenant, &record.settings),
+        None => Default::default(),
+    };
+    let intents = gateway::intents::Intents::new(opened, &settings.data_dir.join("models"));
+    if let Some(gateway::intents::TenantClassifier::Head(head)) =
+        intents
+            .classifier(tenant)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?
+    {
+        bot.set_intent_head(tenant, head);
+    }
+    let synonyms = knowledge.synonyms(tenant);
+    let tenant_name = tenant.to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        switchboard_bot::evaluate_with(
+            &bot,
+            &tenant_name,
+            &lines,
+            std::sync::Arc::new(tenant_settings.bot),
+            synonyms,
+        )
+    })
+    .await?;
+    print!("{report}");
+    Ok(())
+}
+
+async fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let engine = switchboard_policies::PolicyEngine::new(Default::default())?;
+            match engine.check(&bytes) {
+                Ok(kind) => {
+                    println!("ok: a {kind} policy; it compiled, imports nothing and answered the sample input");
+                    Ok(())
+                }
+                Err(error) => anyhow::bail!("{} ({})", error, error.code()),
+            }
+        }
+        PolicyCommand::Upload {
+            tenant,
+            kind,
+            file,
+            store,
+        } => {
+            let (_, opened) = open_tenant_store(&store, &tenant).await?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let policies = gateway::policy::Policies::new(opened, Default::default())?;
+            let kind = match kind {
+                Some(name) => gateway::policy::parse_kind(&name)
+                    .map_err(|_| anyhow::anyhow!("--kind is routing or quality"))?,
+                None => policies
+                    .engine()
+                    .check(&bytes)
+                    .map_err(|error| anyhow::anyhow!("{} ({})", error, error.code()))?,
+            };
+            let version = policies
+                .upload(&tenant, kind, bytes)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            println!("{kind} policy version {version} uploaded and active for {tenant}");
+            Ok(())
+        }
     }
 }
 

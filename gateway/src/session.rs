@@ -52,7 +52,23 @@ type Subscriptions = StreamMap<String, BroadcastStream<BusEvent>>;
 /// The session ended because the client went away.
 struct Gone;
 
+/// A message as the customer sees it: the bot's suggestions, no internal meta.
 pub fn message_frame(message: &MessageRecord) -> ServerFrame {
+    message_frame_for(message, false)
+}
+
+/// A message as agents and admins see it: with its meta (bot decision, flags).
+pub fn agent_message_frame(message: &MessageRecord) -> ServerFrame {
+    message_frame_for(message, true)
+}
+
+fn message_frame_for(message: &MessageRecord, for_agent: bool) -> ServerFrame {
+    let suggestions = message
+        .meta
+        .as_ref()
+        .and_then(|meta| meta.get("suggestions"))
+        .and_then(|value| serde_json::from_value::<Vec<String>>(value.clone()).ok())
+        .unwrap_or_default();
     ServerFrame::Message {
         seq: message.seq,
         conversation_id: message.conversation_id.clone(),
@@ -60,6 +76,12 @@ pub fn message_frame(message: &MessageRecord) -> ServerFrame {
         text: message.text.clone(),
         at: rfc3339(message.created_at),
         client_msg_id: message.client_msg_id.clone(),
+        suggestions,
+        meta: if for_agent {
+            message.meta.clone()
+        } else {
+            None
+        },
     }
 }
 
@@ -87,11 +109,12 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
     conversation_id: &str,
     cursor: &mut i64,
     event: Option<&MessageRecord>,
+    for_agent: bool,
 ) -> Result<(), Gone> {
     match event {
         Some(message) if message.seq <= *cursor => return Ok(()),
         Some(message) if message.seq == *cursor + 1 => {
-            send_json(out, &message_frame(message)).await?;
+            send_json(out, &message_frame_for(message, for_agent)).await?;
             *cursor = message.seq;
             return Ok(());
         }
@@ -110,7 +133,7 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
             }
         };
         for message in &batch {
-            send_json(out, &message_frame(message)).await?;
+            send_json(out, &message_frame_for(message, for_agent)).await?;
             *cursor = message.seq;
         }
         if (batch.len() as i64) < CATCH_UP_BATCH {
@@ -252,7 +275,15 @@ impl CustomerSession {
                 self.cursor = last_seq.max(0);
                 match self.conversation_id.clone() {
                     Some(conversation_id) => {
-                        deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
+                        deliver(
+                            &self.chat,
+                            out,
+                            &conversation_id,
+                            &mut self.cursor,
+                            None,
+                            false,
+                        )
+                        .await
                     }
                     None => Ok(()),
                 }
@@ -279,7 +310,15 @@ impl CustomerSession {
         );
         self.cursor = 0;
         self.conversation_id = Some(conversation_id.clone());
-        deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
+        deliver(
+            &self.chat,
+            out,
+            &conversation_id,
+            &mut self.cursor,
+            None,
+            false,
+        )
+        .await
     }
 
     async fn on_event<K: Sink<Outgoing> + Unpin>(
@@ -301,6 +340,7 @@ impl CustomerSession {
                     &conversation_id,
                     &mut self.cursor,
                     Some(&message),
+                    false,
                 )
                 .await
             }
@@ -312,7 +352,15 @@ impl CustomerSession {
             }
             Ok(_) => Ok(()),
             Err(BroadcastStreamRecvError::Lagged(_)) => {
-                deliver(&self.chat, out, &conversation_id, &mut self.cursor, None).await
+                deliver(
+                    &self.chat,
+                    out,
+                    &conversation_id,
+                    &mut self.cursor,
+                    None,
+                    false,
+                )
+                .await
             }
         }
     }
@@ -533,17 +581,18 @@ impl AgentSession {
             Some(customer) => serde_json::json!({
                 "id": customer.id, "name": customer.profile.name, "email": customer.profile.email,
                 "phone": customer.profile.phone, "channel": customer.channel,
+                "vip_level": customer.attributes.vip_level, "crm_tags": customer.attributes.crm_tags,
             }),
             None => serde_json::Value::Null,
         };
         let frame = AgentServerFrame::Assigned {
             conversation: summary,
-            messages: messages.iter().map(message_frame).collect(),
+            messages: messages.iter().map(agent_message_frame).collect(),
         };
         send_json(out, &frame).await?;
         // Anything stored between the history read and now.
         let mut cursor = cursor;
-        deliver(&self.chat, out, conversation_id, &mut cursor, None).await?;
+        deliver(&self.chat, out, conversation_id, &mut cursor, None, true).await?;
         self.cursors.insert(conversation_id.to_owned(), cursor);
         Ok(())
     }
@@ -646,7 +695,7 @@ impl AgentSession {
                 Some(cursor) => {
                     *cursor = last_seq.max(0);
                     let mut cursor_value = *cursor;
-                    deliver(&chat, out, &conversation_id, &mut cursor_value, None).await?;
+                    deliver(&chat, out, &conversation_id, &mut cursor_value, None, true).await?;
                     self.cursors.insert(conversation_id, cursor_value);
                     Ok(())
                 }
@@ -692,6 +741,7 @@ impl AgentSession {
                     &message.conversation_id,
                     &mut cursor,
                     Some(&message),
+                    true,
                 )
                 .await?;
                 self.cursors.insert(message.conversation_id.clone(), cursor);
@@ -722,7 +772,7 @@ impl AgentSession {
                 let Some(mut cursor) = self.cursors.get(&conversation_id).copied() else {
                     return Ok(());
                 };
-                deliver(&self.chat, out, &conversation_id, &mut cursor, None).await?;
+                deliver(&self.chat, out, &conversation_id, &mut cursor, None, true).await?;
                 self.cursors.insert(conversation_id, cursor);
                 Ok(())
             }

@@ -495,6 +495,12 @@ async fn a_pending_reply_survives_a_restart() {
     let admin_key = gateway::demo::create_tenant(&server.state.store, "acme")
         .await
         .unwrap();
+    server
+        .state
+        .store
+        .set_tenant_settings("acme", &json!({"work_mode": "human_first"}))
+        .await
+        .unwrap();
     let base = format!("http://{}", server.addr);
     let response = http
         .put(format!("{base}/v1/tenants/acme/channels/wechat/wx1"))

@@ -254,6 +254,6 @@ async fn closed_conversation_reopens_on_the_next_customer_message() {
         .collect();
     assert_eq!(
         kinds,
-        ["created", "queued", "assigned", "closed", "reopened", "assigned"]
+        ["created", "queued", "assigned", "closed", "reopened", "queued", "assigned"]
     );
 }

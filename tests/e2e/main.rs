@@ -2,6 +2,7 @@
 //! One test binary, one module per feature.
 
 mod admin;
+mod bot;
 mod browser;
 mod channels;
 mod chat;
@@ -9,5 +10,6 @@ mod frames;
 mod isolation;
 mod kb;
 mod long_poll;
+mod policies;
 mod queues;
 mod store_suite;

@@ -49,6 +49,7 @@ impl TestApp {
         let admin_key = gateway::demo::create_tenant(&server.state.store, "acme")
             .await
             .expect("tenant");
+        set_human_first(&server.state.store, "acme").await;
         TestApp {
             server,
             base,
@@ -69,9 +70,77 @@ impl TestApp {
 
     /// Creates another tenant and returns its admin key.
     pub async fn create_tenant(&self, name: &str) -> String {
-        gateway::demo::create_tenant(&self.server.state.store, name)
+        let key = gateway::demo::create_tenant(&self.server.state.store, name)
             .await
-            .expect("tenant")
+            .expect("tenant");
+        set_human_first(&self.server.state.store, name).await;
+        key
+    }
+
+    /// A server whose tenant `acme` is bot-first (the product default) with the bundled demo
+    /// knowledge base and synonyms, loaded through the API.
+    pub async fn spawn_bot_first() -> TestApp {
+        Self::spawn_bot_first_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_bot_first`] with changed settings.
+    pub async fn spawn_bot_first_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let app = Self::spawn_with(configure).await;
+        app.server
+            .state
+            .store
+            .set_tenant_settings("acme", &json!({}))
+            .await
+            .expect("bot-first settings");
+        app.server.state.chat.forget_tenant_settings("acme");
+        let response = app
+            .http
+            .post(app.url("/v1/tenants/acme/kb/import?format=jsonl"))
+            .bearer_auth(&app.admin_key)
+            .body(include_bytes!("../../knowledge/demo/faqs.jsonl").to_vec())
+            .send()
+            .await
+            .expect("import");
+        assert_eq!(response.status(), 200, "demo kb import");
+        let response = app
+            .http
+            .put(app.url("/v1/tenants/acme/kb/synonyms"))
+            .bearer_auth(&app.admin_key)
+            .body(include_str!("../../knowledge/demo/synonyms.txt"))
+            .send()
+            .await
+            .expect("synonyms");
+        assert!(response.status().is_success(), "demo synonyms");
+        app
+    }
+
+    /// POST a JSON body with the admin key: (status, body).
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUT a body with the admin key: (status, body).
+    pub async fn admin_put(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Creates an agent in `tenant` with the admin key; returns (id, token).
@@ -289,4 +358,12 @@ async fn admin_exec(url: &str, statement: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| statement.to_owned())?;
     Ok(())
+}
+
+/// The foundation's tests run conversations straight to agents, as a human-first tenant does.
+async fn set_human_first(store: &gateway::store::Store, tenant: &str) {
+    store
+        .set_tenant_settings(tenant, &json!({ "work_mode": "human_first" }))
+        .await
+        .expect("human-first settings");
 }

@@ -196,9 +196,10 @@ async fn get_conversation(
         .customer(&tenant, &conversation.customer_id)
         .await?;
     let events = state.store.events(&id).await?;
-    Ok(Json(
-        serde_json::json!({ "conversation": conversation, "customer": customer, "events": events }),
-    ))
+    Ok(Json(serde_json::json!({
+        "conversation": conversation, "customer": customer, "events": events,
+        "quality": state.store.quality_scores(&id).await?,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -221,7 +222,10 @@ async fn conversation_messages(
     tenant_conversation(&state, &tenant, &id).await?;
     let limit = query.limit.unwrap_or(200).clamp(1, 1000);
     let messages = state.store.messages_after(&id, query.after, limit).await?;
-    let frames: Vec<_> = messages.iter().map(crate::session::message_frame).collect();
+    let frames: Vec<_> = messages
+        .iter()
+        .map(crate::session::agent_message_frame)
+        .collect();
     Ok(Json(serde_json::json!({ "messages": frames })))
 }
 

@@ -3,8 +3,11 @@
 mod admin;
 mod agent;
 pub(crate) mod auth;
+mod intel;
 mod kb;
+mod metrics;
 mod pages;
+mod policies;
 mod web;
 pub(crate) mod ws;
 
@@ -20,6 +23,9 @@ pub fn router(state: AppState) -> Router {
         .merge(agent::router())
         .merge(admin::router())
         .merge(kb::router())
+        .merge(intel::router())
+        .merge(policies::router())
+        .merge(metrics::router())
         .merge(pages::router())
         .merge(crate::channels::router())
         .fallback(|| async { crate::error::ApiError::NotFound("route") })

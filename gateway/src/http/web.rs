@@ -87,6 +87,7 @@ async fn create_session(
     Ok(Json(serde_json::json!({
         "tenant": customer.tenant_id,
         "visitor_id": customer.external_id,
+        "customer_id": customer.id,
         "token": token,
         "conversation_id": conversation.map(|c| c.id),
     })))

@@ -15,7 +15,10 @@
 //!   never hold one conversation.
 
 pub mod channels;
+mod intel;
 mod knowledge;
+
+pub use intel::{IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord};
 
 pub use knowledge::UpsertCounts;
 
@@ -118,7 +121,22 @@ pub struct Customer {
     pub external_id: String,
     #[serde(flatten)]
     pub profile: CustomerProfile,
+    pub attributes: CustomerAttributes,
     pub created_at: i64,
+}
+
+/// What routing policies know of a customer besides contact fields: set by the tenant's admins
+/// (never by the customer), stored as plain JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerAttributes {
+    /// 0 = not a VIP.
+    #[serde(default)]
+    pub vip_level: u8,
+    #[serde(default)]
+    pub crm_tags: Vec<String>,
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 impl Customer {
@@ -192,6 +210,10 @@ pub struct MessageRecord {
     pub text: String,
     pub client_msg_id: Option<String>,
     pub created_at: i64,
+    /// Extras: the bot's decision (`decision`, `faq_id`, `suggestions`, `reason`, `confidence`),
+    /// sensitive-word `flags`, `masked`. Absent on plain messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -281,7 +303,7 @@ const CONVERSATION_COLUMNS: &str = "id, tenant_id, customer_id, channel, state, 
     queue_key, handoff_reason, last_seq, customer_acked_seq, agent_acked_seq, created_at, updated_at, \
     assigned_at, first_response_at, closed_at";
 const MESSAGE_COLUMNS: &str =
-    "conversation_id, seq, sender_kind, sender_id, text, client_msg_id, created_at";
+    "conversation_id, seq, sender_kind, sender_id, text, client_msg_id, created_at, meta";
 
 /// Requeued conversations sort before every newly queued one (keys are ms timestamps), FIFO among
 /// themselves: an agent's lost chats go back to the head of the queue.
@@ -467,7 +489,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         let row = sqlx::query(
-            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, created_at \
+            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, attributes, created_at \
              FROM customers WHERE tenant_id = $1 AND channel = $2 AND external_id = $3",
         )
         .bind(tenant)
@@ -480,7 +502,7 @@ impl Store {
 
     pub async fn customer(&self, tenant: &str, id: &str) -> StoreResult<Option<Customer>> {
         let row = sqlx::query(
-            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, created_at \
+            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, attributes, created_at \
              FROM customers WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
@@ -548,6 +570,7 @@ impl Store {
                 email: self.open(row, "email_enc")?,
                 address: self.open(row, "address_enc")?,
             },
+            attributes: parse_json_column(row, "attributes")?.unwrap_or_default(),
             created_at: row.try_get("created_at")?,
         })
     }
@@ -661,6 +684,19 @@ impl Store {
         text: &str,
         entry: &Entry,
     ) -> StoreResult<Appended> {
+        self.append_customer_message_with(customer, client_msg_id, text, entry, None)
+            .await
+    }
+
+    /// [`Store::append_customer_message`] with the message's `meta` (flags, masking).
+    pub async fn append_customer_message_with(
+        &self,
+        customer: &Customer,
+        client_msg_id: Option<&str>,
+        text: &str,
+        entry: &Entry,
+        meta: Option<serde_json::Value>,
+    ) -> StoreResult<Appended> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
         let created = sqlx::query(
@@ -760,6 +796,7 @@ impl Store {
             text: text.to_owned(),
             client_msg_id: client_msg_id.map(str::to_owned),
             created_at: now,
+            meta,
         };
         insert_message(&mut tx, &conversation.tenant_id, &message).await?;
         tx.commit().await?;
@@ -779,6 +816,19 @@ impl Store {
         agent_id: &str,
         client_msg_id: &str,
         text: &str,
+    ) -> StoreResult<Appended> {
+        self.append_agent_message_with(conversation_id, agent_id, client_msg_id, text, None)
+            .await
+    }
+
+    /// [`Store::append_agent_message`] with the message's `meta` (masking).
+    pub async fn append_agent_message_with(
+        &self,
+        conversation_id: &str,
+        agent_id: &str,
+        client_msg_id: &str,
+        text: &str,
+        meta: Option<serde_json::Value>,
     ) -> StoreResult<Appended> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
@@ -820,6 +870,7 @@ impl Store {
             text: text.to_owned(),
             client_msg_id: Some(client_msg_id.to_owned()),
             created_at: now,
+            meta,
         };
         insert_message(&mut tx, &conversation.tenant_id, &message).await?;
         tx.commit().await?;
@@ -1229,10 +1280,14 @@ async fn find_by_client_id(
     row.map(|row| message_from_row(&row)).transpose()
 }
 
-async fn insert_message(tx: &mut Tx<'_>, tenant: &str, message: &MessageRecord) -> StoreResult<()> {
+pub(crate) async fn insert_message(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    message: &MessageRecord,
+) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, tenant_id, sender_kind, sender_id, text, client_msg_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO messages (conversation_id, seq, tenant_id, sender_kind, sender_id, text, client_msg_id, created_at, meta) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&message.conversation_id)
     .bind(message.seq)
@@ -1242,13 +1297,14 @@ async fn insert_message(tx: &mut Tx<'_>, tenant: &str, message: &MessageRecord) 
     .bind(&message.text)
     .bind(message.client_msg_id.clone())
     .bind(message.created_at)
+    .bind(message.meta.as_ref().map(|meta| meta.to_string()))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// Stores a system message in the transaction that changed the conversation.
-async fn append_system_tx(
+pub(crate) async fn append_system_tx(
     tx: &mut Tx<'_>,
     conversation: &Conversation,
     text: &str,
@@ -1268,6 +1324,7 @@ async fn append_system_tx(
         text: text.to_owned(),
         client_msg_id: None,
         created_at: now,
+        meta: None,
     };
     insert_message(tx, &conversation.tenant_id, &message).await?;
     Ok(message)
@@ -1293,7 +1350,7 @@ async fn finish_transition(
     Ok(Some((conversation, message)))
 }
 
-async fn insert_event(
+pub(crate) async fn insert_event(
     tx: &mut Tx<'_>,
     conversation: &Conversation,
     kind: &str,
@@ -1330,7 +1387,7 @@ fn agent_from_row(row: &AnyRow) -> StoreResult<Agent> {
     })
 }
 
-fn conversation_from_row(row: &AnyRow) -> StoreResult<Conversation> {
+pub(crate) fn conversation_from_row(row: &AnyRow) -> StoreResult<Conversation> {
     let state: String = row.try_get("state")?;
     Ok(Conversation {
         id: row.try_get("id")?,
@@ -1366,5 +1423,19 @@ fn message_from_row(row: &AnyRow) -> StoreResult<MessageRecord> {
         text: row.try_get("text")?,
         client_msg_id: row.try_get("client_msg_id")?,
         created_at: row.try_get("created_at")?,
+        meta: parse_json_column(row, "meta")?,
     })
+}
+
+/// A nullable JSON text column.
+fn parse_json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &str,
+) -> StoreResult<Option<T>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
+    })
+    .transpose()
 }

@@ -1,0 +1,257 @@
+//! Tenant settings, customer routing attributes, intents (train, classify, bring your own
+//! model) and the bot's dry run — the API of knowledge managers and tenant admins.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::store::CustomerAttributes;
+use crate::tenant::TenantSettings;
+use crate::AppState;
+
+type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// A training file: up to 100k examples fit.
+const MAX_TRAINING_BYTES: usize = 32 * 1024 * 1024;
+/// A tenant's own classifier with its tokenizer.
+const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant}/settings",
+            get(get_settings).put(put_settings),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{id}/attributes",
+            put(put_attributes),
+        )
+        .route(
+            "/v1/tenants/{tenant}/intents/train",
+            post(train).layer(DefaultBodyLimit::max(MAX_TRAINING_BYTES)),
+        )
+        .route("/v1/tenants/{tenant}/intents/classify", post(classify))
+        .route(
+            "/v1/tenants/{tenant}/intents/model",
+            get(get_model)
+                .put(put_model)
+                .delete(delete_model)
+                .layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
+        )
+        .route("/v1/tenants/{tenant}/bot/ask", post(ask))
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<TenantSettings>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let record = state
+        .store
+        .tenant(&tenant)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok(Json(TenantSettings::from_stored(&tenant, &record.settings)))
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<TenantSettings>,
+) -> ApiResult<Json<TenantSettings>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(settings) = body?;
+    settings
+        .validate()
+        .map_err(|message| ApiError::invalid("bad_settings", message))?;
+    let value = serde_json::to_value(&settings)
+        .map_err(|error| ApiError::Internal(anyhow::Error::new(error)))?;
+    state.store.set_tenant_settings(&tenant, &value).await?;
+    state.chat.forget_tenant_settings(&tenant);
+    Ok(Json(settings))
+}
+
+async fn put_attributes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    body: JsonBody<CustomerAttributes>,
+) -> ApiResult<Json<crate::store::Customer>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(attributes) = body?;
+    if attributes.vip_level > 9 {
+        return Err(ApiError::invalid("bad_attributes", "vip_level is 0 to 9"));
+    }
+    Ok(Json(
+        state
+            .store
+            .set_customer_attributes(&tenant, &id, &attributes)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    /// `jsonl` or `csv`; otherwise guessed from the content.
+    format: Option<String>,
+}
+
+async fn train(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> ApiResult<Json<crate::intents::TrainOutcome>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Query(query) = query?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid("bad_training_file", "the file is not UTF-8 text"))?;
+    let name = query
+        .format
+        .map(|format| format!("upload.{format}"))
+        .or_else(|| {
+            let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+            content_type
+                .contains("csv")
+                .then(|| "upload.csv".to_owned())
+        });
+    let examples = crate::intents::parse_training(text, name.as_deref())?;
+    Ok(Json(state.chat.intents.train(&tenant, examples).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+fn checked_text(text: &str) -> ApiResult<&str> {
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid("empty_text", "text is empty"));
+    }
+    if text.len() > switchboard_channels::web::MAX_TEXT_BYTES {
+        return Err(ApiError::invalid("too_large", "text is too long"));
+    }
+    Ok(text)
+}
+
+async fn classify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<TextBody>,
+) -> ApiResult<Json<crate::intents::Classified>> {
+    let Path(tenant) = path?;
+    require_admin_or_agent(&state, &headers, &tenant).await?;
+    let Json(body) = body?;
+    let text = checked_text(&body.text)?;
+    Ok(Json(state.chat.intents.classify(&tenant, text).await?))
+}
+
+async fn get_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    Ok(Json(match state.store.intent_model(&tenant).await? {
+        Some(record) => serde_json::json!({
+            "kind": record.kind, "report": record.report, "updated_at": record.updated_at,
+        }),
+        None => serde_json::json!({ "kind": "builtin" }),
+    }))
+}
+
+/// Bring your own model: a multipart form with `model` (ONNX), `tokenizer` (tokenizer.json)
+/// and `labels` (JSON array or one label a line).
+async fn put_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let mut multipart = multipart
+        .map_err(|error| ApiError::invalid("bad_upload", error.body_text().to_lowercase()))?;
+    let (mut model, mut tokenizer, mut labels) = (None, None, None);
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| ApiError::invalid("bad_upload", error.body_text().to_lowercase()))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|error| ApiError::invalid("bad_upload", error.body_text().to_lowercase()))?;
+        match name.as_str() {
+            "model" => model = Some(bytes.to_vec()),
+            "tokenizer" => tokenizer = Some(bytes.to_vec()),
+            "labels" => {
+                labels = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    ApiError::invalid("bad_labels", "the label list is not UTF-8 text")
+                })?)
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    "bad_upload",
+                    format!("unexpected part `{other}`: send model, tokenizer and labels"),
+                ))
+            }
+        }
+    }
+    let (Some(model), Some(tokenizer), Some(labels)) = (model, tokenizer, labels) else {
+        return Err(ApiError::invalid(
+            "bad_upload",
+            "send three parts: model (onnx), tokenizer (tokenizer.json) and labels",
+        ));
+    };
+    let report = state
+        .chat
+        .intents
+        .upload_onnx(&tenant, model, tokenizer, labels)
+        .await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+async fn delete_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<StatusCode> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    state.chat.intents.reset(&tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The dry run: the live decision path, nothing stored.
+async fn ask(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<TextBody>,
+) -> ApiResult<Json<switchboard_bot::Decision>> {
+    let Path(tenant) = path?;
+    require_admin_or_agent(&state, &headers, &tenant).await?;
+    let Json(body) = body?;
+    let text = checked_text(&body.text)?;
+    let flagged = state.chat.policies.check(&tenant, text).await.action
+        == switchboard_policies::sensitive::Action::Handoff;
+    Ok(Json(state.chat.decide(&tenant, text, 0, flagged).await?))
+}

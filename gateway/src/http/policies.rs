@@ -1,0 +1,212 @@
+//! Policies that enterprises upload: WASM routing and quality components (versions, rollback)
+//! and sensitive-word lists with a dry-run check.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::require_admin;
+use crate::policy::parse_kind;
+use crate::AppState;
+
+type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// Components over this are refused by the engine anyway; this bounds the request body.
+const MAX_COMPONENT_BYTES: usize = 8 * 1024 * 1024;
+/// A plain-text word list (65k Chinese words are about 600 KB).
+const MAX_WORD_LIST_BYTES: usize = 16 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant}/policies/{kind}",
+            get(versions)
+                .put(upload)
+                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policies/{kind}/activate",
+            post(activate),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policies/sensitive-words",
+            get(word_lists),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policies/sensitive-words/check",
+            post(check),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policies/sensitive-words/{list}",
+            put(put_word_list)
+                .delete(delete_word_list)
+                .layer(DefaultBodyLimit::max(MAX_WORD_LIST_BYTES)),
+        )
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let Path((tenant, kind)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let kind = parse_kind(&kind)?;
+    let version = state
+        .chat
+        .policies
+        .upload(&tenant, kind, body.to_vec())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "kind": kind.as_str(), "version": version, "active": true })),
+    ))
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, kind)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let kind = parse_kind(&kind)?;
+    let versions = state.chat.policies.versions(&tenant, kind).await?;
+    Ok(Json(
+        serde_json::json!({ "kind": kind.as_str(), "versions": versions }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Activate {
+    version: i64,
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    body: JsonBody<Activate>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, kind)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let kind = parse_kind(&kind)?;
+    let Json(body) = body?;
+    state
+        .chat
+        .policies
+        .activate(&tenant, kind, body.version)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "kind": kind.as_str(), "version": body.version, "active": true }),
+    ))
+}
+
+async fn word_lists(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let lists = state.chat.policies.word_lists(&tenant).await?;
+    let lists: Vec<serde_json::Value> = lists
+        .iter()
+        .map(|list| {
+            serde_json::json!({
+                "name": list.name, "action": list.action, "updated_at": list.updated_at,
+                "words": list.words.lines().count(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "lists": lists })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WordListBody {
+    action: String,
+    words: Vec<String>,
+}
+
+/// JSON `{"action","words":[...]}`, or plain text (one word a line) with `?action=`.
+async fn put_word_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+    query: Result<
+        axum::extract::Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, list)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let axum::extract::Query(query) = query?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let (action, words) = if is_json {
+        let body: WordListBody = serde_json::from_slice(&body)
+            .map_err(|error| ApiError::invalid("bad_json", error.to_string()))?;
+        (body.action, body.words)
+    } else {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::invalid("bad_word_list", "the list is not UTF-8 text"))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let action = query.get("action").cloned().ok_or_else(|| {
+            ApiError::invalid(
+                "bad_word_list",
+                "a plain-text list needs ?action=block|mask|flag|handoff",
+            )
+        })?;
+        (action, text.lines().map(str::to_owned).collect())
+    };
+    Ok(Json(
+        state
+            .chat
+            .policies
+            .put_word_list(&tenant, &list, &action, words)
+            .await?,
+    ))
+}
+
+async fn delete_word_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let Path((tenant, list)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    state.chat.policies.delete_word_list(&tenant, &list).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    text: String,
+}
+
+async fn check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<CheckBody>,
+) -> ApiResult<Json<switchboard_policies::sensitive::Verdict>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let Json(body) = body?;
+    if body.text.len() > switchboard_channels::web::MAX_TEXT_BYTES {
+        return Err(ApiError::invalid("too_large", "text is too long"));
+    }
+    Ok(Json(state.chat.policies.check(&tenant, &body.text).await))
+}

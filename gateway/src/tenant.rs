@@ -1,0 +1,64 @@
+//! A tenant's settings (`tenants.settings`, JSON): how conversations start, the bot's thresholds,
+//! the tenant's time zone. Every field has a default, so `{}` is a valid bot-first tenant.
+
+use serde::{Deserialize, Serialize};
+use switchboard_bot::BotSettings;
+
+/// Who takes a new conversation first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkMode {
+    /// The bot answers every customer turn until it hands the chat to a person.
+    #[default]
+    BotFirst,
+    /// Every conversation goes straight to the queue.
+    HumanFirst,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    pub work_mode: WorkMode,
+    /// Thresholds and skills of the bot (see `switchboard_bot::BotSettings`).
+    pub bot: BotSettings,
+    /// Offset from UTC in minutes (480 for China), given to routing policies for opening hours.
+    pub utc_offset_minutes: i32,
+}
+
+impl TenantSettings {
+    /// Reads stored settings; unreadable ones (never written by this version) fall back to the
+    /// defaults, with a log line.
+    pub fn from_stored(tenant: &str, value: &serde_json::Value) -> TenantSettings {
+        serde_json::from_value(value.clone()).unwrap_or_else(|error| {
+            tracing::error!(tenant, error = %error, "stored tenant settings are invalid; defaults used");
+            TenantSettings::default()
+        })
+    }
+
+    /// Checks settings sent by an admin.
+    pub fn validate(&self) -> Result<(), String> {
+        let bot = &self.bot;
+        for (name, value) in [
+            ("answer_threshold", bot.answer_threshold),
+            ("clarify_threshold", bot.clarify_threshold),
+            ("suggestion_threshold", bot.suggestion_threshold),
+            ("handoff_intent_threshold", bot.handoff_intent_threshold),
+            ("complaint_intent_threshold", bot.complaint_intent_threshold),
+            ("social_intent_threshold", bot.social_intent_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("bot.{name} must be between 0 and 1"));
+            }
+        }
+        if bot.clarify_threshold > bot.answer_threshold {
+            return Err("bot.clarify_threshold must not exceed bot.answer_threshold".into());
+        }
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err("utc_offset_minutes must be between -720 and 840".into());
+        }
+        if bot.default_skill.trim().is_empty() {
+            return Err("bot.default_skill must not be empty".into());
+        }
+        Ok(())
+    }
+}

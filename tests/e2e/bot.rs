@@ -1,0 +1,514 @@
+//! Bot-first conversations on the real server with the real models and the demo knowledge base:
+//! every decision kind in Chinese and English, handoff into the queue with the bot's transcript
+//! and reason, the dry run, tenant settings, intents (train, classify, bring your own model),
+//! and the optional LLM against a local chat-completions server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use switchboard_tests::{TestApp, WsClient};
+
+/// Sends a customer message and returns the bot's reply frame.
+async fn ask_live(customer: &mut WsClient, id: &str, text: &str) -> Value {
+    customer
+        .send(json!({"type":"send","client_msg_id":id,"text":text}))
+        .await;
+    customer.expect_text(text).await;
+    customer
+        .expect("bot reply", |frame| frame["sender"] == "bot")
+        .await
+}
+
+async fn dry_run(app: &TestApp, text: &str) -> Value {
+    let (status, body) = app
+        .admin_post("/v1/tenants/acme/bot/ask", json!({ "text": text }))
+        .await;
+    assert_eq!(status, 200, "{text}: {body}");
+    body
+}
+
+/// The bot's messages of a conversation with their meta, as admins see them.
+async fn transcript(app: &TestApp, conversation_id: &str) -> Vec<Value> {
+    let (status, body) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{conversation_id}/messages"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    body["messages"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_bot_answers_from_the_knowledge_base_in_chinese_and_english() {
+    let app = TestApp::spawn_bot_first().await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+
+    let zh = ask_live(&mut customer, "z1", "买东西要付邮费吗").await;
+    assert!(zh["text"].as_str().unwrap().contains("99"), "{zh}");
+    let en = ask_live(&mut customer, "e1", "is delivery free?").await;
+    assert!(en["text"].as_str().unwrap().contains("99 CNY"), "{en}");
+    // The customer never sees the bot's internals.
+    assert!(en.get("meta").is_none());
+
+    let conversation_id = zh["conversation_id"].as_str().unwrap();
+    let messages = transcript(&app, conversation_id).await;
+    let bot: Vec<&Value> = messages.iter().filter(|m| m["sender"] == "bot").collect();
+    assert_eq!(bot[0]["meta"]["decision"], "answer");
+    assert_eq!(bot[0]["meta"]["faq_id"], "zh-ship-fee");
+    assert_eq!(bot[1]["meta"]["faq_id"], "en-ship-cost");
+    // Still with the bot: nobody was queued.
+    let (_, detail) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}"))
+        .await;
+    assert_eq!(detail["conversation"]["state"], "bot");
+}
+
+#[tokio::test]
+async fn greetings_get_a_short_reply_and_unknown_questions_an_honest_out_of_scope() {
+    let app = TestApp::spawn_bot_first().await;
+    for (text, reason) in [
+        ("你好", "greeting"),
+        ("hello there", "greeting"),
+        ("谢谢你", "thanks"),
+    ] {
+        let decision = dry_run(&app, text).await;
+        assert_eq!(decision["decision"], "answer", "{text}: {decision}");
+        assert_eq!(decision["reason"], reason, "{text}: {decision}");
+        assert!(decision["faq_id"].is_null());
+    }
+    for text in ["量子力学的基本原理是什么", "what is the capital of France"] {
+        let decision = dry_run(&app, text).await;
+        assert_eq!(decision["decision"], "out_of_scope", "{text}: {decision}");
+        assert!(
+            decision["faq_id"].is_null(),
+            "never a wrong FAQ: {decision}"
+        );
+        assert!(!decision["answer"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_unsure_bot_offers_suggestions_the_widget_shows_as_buttons() {
+    let app = TestApp::spawn_bot_first().await;
+    let decision = dry_run(&app, "关于配送的问题").await;
+    assert_eq!(decision["decision"], "clarify", "{decision}");
+    let suggestions = decision["suggestions"].as_array().unwrap();
+    assert!((1..=3).contains(&suggestions.len()), "{decision}");
+
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let reply = ask_live(&mut customer, "c1", "关于配送的问题").await;
+    let buttons = reply["suggestions"]
+        .as_array()
+        .expect("suggestions on the frame");
+    assert_eq!(buttons, suggestions);
+    // A click sends the question: it is answered.
+    let question = buttons[0].as_str().unwrap().to_owned();
+    let answer = ask_live(&mut customer, "c2", &question).await;
+    assert!(answer["suggestions"].is_null(), "{answer}");
+    let messages = transcript(&app, reply["conversation_id"].as_str().unwrap()).await;
+    assert_eq!(messages.last().unwrap()["meta"]["decision"], "answer");
+}
+
+#[tokio::test]
+async fn asking_for_a_person_hands_off_to_the_queue_with_the_transcript_and_reason() {
+    let app = TestApp::spawn_bot_first().await;
+    let (_, token) = app.create_agent("Alice", &["general"], 2).await;
+    let mut agent = app.agent_ws(&token).await;
+
+    for (index, text) in ["转人工", "I want to talk to a real person"]
+        .iter()
+        .enumerate()
+    {
+        let visitor = app.visitor().await;
+        let mut customer = app.customer_ws(&visitor).await;
+        let question = "运费怎么算？";
+        ask_live(&mut customer, &format!("q{index}"), question).await;
+        let handoff = ask_live(&mut customer, &format!("h{index}"), text).await;
+        assert!(!handoff["text"].as_str().unwrap().is_empty());
+
+        let assigned = agent.expect_type("assigned").await;
+        assert_eq!(
+            assigned["conversation"]["handoff_reason"],
+            "explicit_request"
+        );
+        let history: Vec<&str> = assigned["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["sender"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &history[..4],
+            ["customer", "bot", "customer", "bot"],
+            "the agent sees the bot's part: {assigned}"
+        );
+        assert_eq!(assigned["messages"][1]["meta"]["faq_id"], "zh-ship-fee");
+        assert_eq!(assigned["messages"][3]["meta"]["decision"], "handoff");
+        customer
+            .expect("agent joined", |frame| frame["sender"] == "system")
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn complaints_and_two_unsure_turns_in_a_row_hand_off() {
+    let app = TestApp::spawn_bot_first().await;
+    let decision = dry_run(&app, "你们的服务太差了，我要投诉").await;
+    assert_eq!(decision["decision"], "handoff");
+    assert_eq!(decision["reason"], "complaint");
+    let decision = dry_run(&app, "this is the worst service, I want to complain").await;
+    assert_eq!(decision["decision"], "handoff");
+
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let first = ask_live(&mut customer, "u1", "量子力学的基本原理是什么").await;
+    let second = ask_live(&mut customer, "u2", "火星上有没有水").await;
+    let messages = transcript(&app, first["conversation_id"].as_str().unwrap()).await;
+    let bot: Vec<&Value> = messages.iter().filter(|m| m["sender"] == "bot").collect();
+    assert_eq!(bot[0]["meta"]["decision"], "out_of_scope");
+    assert_eq!(bot[1]["meta"]["decision"], "handoff", "{second}");
+    assert_eq!(bot[1]["meta"]["reason"], "unsure_twice");
+    let (_, detail) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{}",
+            first["conversation_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(detail["conversation"]["state"], "queued");
+    assert_eq!(detail["conversation"]["handoff_reason"], "unsure_twice");
+}
+
+#[tokio::test]
+async fn the_dry_run_has_the_documented_shape_and_stores_nothing() {
+    let app = TestApp::spawn_bot_first().await;
+    let decision = dry_run(&app, "运费怎么算").await;
+    for key in [
+        "decision",
+        "faq_id",
+        "answer",
+        "suggestions",
+        "intent",
+        "confidence",
+        "reason",
+    ] {
+        assert!(decision.get(key).is_some(), "{key} missing: {decision}");
+    }
+    assert_eq!(decision["faq_id"], "zh-ship-fee");
+    assert!(decision["intent"]["label"].is_string());
+    let confidence = decision["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&confidence));
+    let (_, list) = app.admin_get("/v1/tenants/acme/conversations").await;
+    assert_eq!(list["conversations"].as_array().unwrap().len(), 0);
+
+    let (status, body) = app
+        .admin_post("/v1/tenants/acme/bot/ask", json!({ "text": "  " }))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("empty_text")));
+    let (status, body) = app
+        .admin_post("/v1/tenants/acme/bot/ask", json!({ "txt": "x" }))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_json")));
+}
+
+#[tokio::test]
+async fn settings_switch_a_tenant_between_bot_first_and_human_first() {
+    let app = TestApp::spawn_bot_first().await;
+    let (status, settings) = app.admin_get("/v1/tenants/acme/settings").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        settings["work_mode"], "bot_first",
+        "new tenants are bot-first"
+    );
+    assert!(settings["bot"]["answer_threshold"].is_number());
+
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&json!({"bot": {"answer_threshold": 3.0}})).unwrap(),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_settings")));
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&json!({"work_mode": "robot"})).unwrap(),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_json")));
+
+    let (status, _) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&json!({"work_mode": "human_first"})).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, token) = app.create_agent("Bob", &["general"], 1).await;
+    let mut agent = app.agent_ws(&token).await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"1","text":"运费怎么算？"}))
+        .await;
+    let assigned = agent.expect_type("assigned").await;
+    assert_eq!(assigned["conversation"]["handoff_reason"], "human_first");
+    let senders: Vec<&str> = assigned["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sender"].as_str().unwrap())
+        .collect();
+    assert!(!senders.contains(&"bot"), "{assigned}");
+}
+
+#[tokio::test]
+async fn intents_train_classify_and_a_tenant_model_replace_the_builtin_ones() {
+    let app = TestApp::spawn().await;
+    // Built-in intents for every tenant.
+    for (text, label) in [
+        ("转人工", "handoff_request"),
+        ("can I talk to a human", "handoff_request"),
+        ("你好", "greeting"),
+    ] {
+        let (status, body) = app
+            .admin_post("/v1/tenants/acme/intents/classify", json!({ "text": text }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["label"], label, "{text}: {body}");
+        assert_eq!(body["model"], "builtin");
+    }
+
+    let mut lines = String::new();
+    let sets: [(&str, &[&str]); 3] = [
+        (
+            "order_status",
+            &[
+                "where is my order",
+                "has my order shipped",
+                "track my package",
+                "我的订单到哪了",
+                "订单状态怎么查",
+                "包裹什么时候到",
+                "when will my parcel arrive",
+                "物流到哪一步了",
+            ],
+        ),
+        (
+            "invoice",
+            &[
+                "I need an invoice",
+                "can you send me a receipt",
+                "怎么开发票",
+                "发票什么时候寄",
+                "我要开增值税发票",
+                "invoice for my purchase",
+                "电子发票在哪下载",
+                "need a VAT invoice",
+            ],
+        ),
+        (
+            "cancel_order",
+            &[
+                "cancel my order",
+                "I want to cancel the purchase",
+                "取消订单",
+                "我不想要了，帮我取消",
+                "怎么取消订单",
+                "please cancel it",
+                "订单能撤销吗",
+                "stop my order",
+            ],
+        ),
+    ];
+    for (label, texts) in sets {
+        for text in texts {
+            lines.push_str(&json!({ "text": text, "label": label }).to_string());
+            lines.push('\n');
+        }
+    }
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/intents/train"))
+        .bearer_auth(&app.admin_key)
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    let labels: Vec<&str> = report["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["label"].as_str().unwrap())
+        .collect();
+    for label in ["order_status", "invoice", "cancel_order", "handoff_request"] {
+        assert!(labels.contains(&label), "{label} missing from {report}");
+    }
+    assert_eq!(report["tenant_examples"], 24);
+    assert!(report["held_out_accuracy"].as_f64().is_some(), "{report}");
+
+    for (text, label) in [
+        ("我的快递现在在哪里", "order_status"),
+        ("please issue an invoice", "invoice"),
+        ("帮我把订单取消掉", "cancel_order"),
+        ("转人工", "handoff_request"),
+    ] {
+        let (_, body) = app
+            .admin_post("/v1/tenants/acme/intents/classify", json!({ "text": text }))
+            .await;
+        assert_eq!(body["label"], label, "{text}: {body}");
+        assert_eq!(body["model"], "trained");
+    }
+
+    // A bad file is refused line by line, and the trained head stays.
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/intents/train?format=csv"))
+        .bearer_auth(&app.admin_key)
+        .body("text,label\n\"unterminated,oops\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "bad_training_file");
+
+    // Bring your own model: validated before activation.
+    let fixture = |name: &str| {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../models/tests/fixtures")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let tokenizer = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/files/tokenizer.json"),
+    )
+    .unwrap();
+    let upload = |model: Vec<u8>, labels: &str| {
+        let form = reqwest::multipart::Form::new()
+            .part("model", reqwest::multipart::Part::bytes(model))
+            .part(
+                "tokenizer",
+                reqwest::multipart::Part::bytes(tokenizer.clone()),
+            )
+            .text("labels", labels.to_owned());
+        app.http
+            .put(app.url("/v1/tenants/acme/intents/model"))
+            .bearer_auth(&app.admin_key)
+            .multipart(form)
+            .send()
+    };
+    let response = upload(b"not onnx".to_vec(), "billing\nshipping\nother")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_model");
+    let response = upload(fixture("tiny_classifier.onnx"), "billing\nshipping")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "label count must match the model");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "bad_labels"
+    );
+    let (_, body) = app
+        .admin_post(
+            "/v1/tenants/acme/intents/classify",
+            json!({ "text": "转人工" }),
+        )
+        .await;
+    assert_eq!(body["model"], "trained", "a refused upload changes nothing");
+
+    let response = upload(fixture("tiny_classifier.onnx"), "billing\nshipping\nother")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (_, body) = app
+        .admin_post(
+            "/v1/tenants/acme/intents/classify",
+            json!({ "text": "where is my parcel" }),
+        )
+        .await;
+    assert_eq!(body["model"], "onnx");
+    assert!(["billing", "shipping", "other"].contains(&body["label"].as_str().unwrap()));
+}
+
+/// A chat-completions server on port 0: answers with `reply` (or an HTTP 500) and counts calls.
+async fn fake_llm(reply: Option<&'static str>) -> (String, Arc<AtomicUsize>) {
+    use axum::routing::post;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move |body: axum::Json<Value>| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let prompt = body.0.to_string();
+                assert!(
+                    prompt.contains("zh-ship-fee"),
+                    "the LLM sees the hits: {prompt}"
+                );
+                match reply {
+                    Some(text) => (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({
+                            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text}}],
+                        })),
+                    ),
+                    None => (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({"error": {"message": "down", "type": "server_error"}})),
+                    ),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), calls)
+}
+
+#[tokio::test]
+async fn a_configured_llm_phrases_answers_from_the_hits_and_falls_back_on_errors() {
+    for (reply, expect_llm) in [
+        (Some("满99元包邮，不满收8元 [zh-ship-fee]"), true),
+        (None, false),
+    ] {
+        let (base_url, calls) = fake_llm(reply).await;
+        let app = TestApp::spawn_bot_first_with(move |settings| {
+            settings.llm = Some(
+                serde_json::from_value(json!({
+                    "base_url": base_url, "model": "local", "timeout_ms": 5000,
+                }))
+                .unwrap(),
+            );
+        })
+        .await;
+        let decision = dry_run(&app, "运费怎么算？").await;
+        assert!(calls.load(Ordering::SeqCst) >= 1);
+        assert_eq!(decision["faq_id"], "zh-ship-fee");
+        if expect_llm {
+            assert_eq!(decision["reason"], "llm_answer", "{decision}");
+            assert!(
+                decision["answer"].as_str().unwrap().contains("满99元包邮"),
+                "{decision}"
+            );
+        } else {
+            assert_eq!(decision["reason"], "faq_match", "{decision}");
+            assert!(decision["answer"].as_str().unwrap().starts_with("单笔订单"));
+        }
+    }
+}
