@@ -201,3 +201,177 @@ fn kb_import_and_search_from_the_command_line() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no tenant named nope"));
 }
+
+fn run_ok(args: &[&str]) -> String {
+    let output = switchboard().args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn intents_train_and_eval_and_bot_eval_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    run_ok(&["tenant", "create", "shop", "--data-dir", data_dir]);
+    let faqs = concat!(env!("CARGO_MANIFEST_DIR"), "/../knowledge/demo/faqs.jsonl");
+    run_ok(&[
+        "kb",
+        "import",
+        "--tenant",
+        "shop",
+        faqs,
+        "--data-dir",
+        data_dir,
+    ]);
+
+    let training = dir.path().join("intents.csv");
+    std::fs::write(
+        &training,
+        "text,label\nwhere is my order,order_status\n我的订单到哪了,order_status\ntrack my package,order_status\n包裹什么时候到,order_status\n物流到哪一步了,order_status\n\
+         I need an invoice,invoice\n怎么开发票,invoice\n我要开增值税发票,invoice\nsend me a receipt,invoice\n电子发票在哪下载,invoice\n",
+    )
+    .unwrap();
+    let out = run_ok(&[
+        "intents",
+        "train",
+        "--tenant",
+        "shop",
+        training.to_str().unwrap(),
+        "--data-dir",
+        data_dir,
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["tenant_examples"], 10);
+    let labels = report["labels"].to_string();
+    assert!(
+        labels.contains("order_status") && labels.contains("handoff_request"),
+        "{report}"
+    );
+
+    let held_out = dir.path().join("held_out.jsonl");
+    std::fs::write(
+        &held_out,
+        "{\"text\":\"has my parcel shipped yet\",\"label\":\"order_status\"}\n\
+         {\"text\":\"发票怎么开具\",\"label\":\"invoice\"}\n\
+         {\"text\":\"转人工\",\"label\":\"handoff_request\"}\n\
+         {\"text\":\"what's the weather in Paris\",\"label\":\"out_of_scope\"}\n",
+    )
+    .unwrap();
+    let out = run_ok(&[
+        "intents",
+        "eval",
+        "--tenant",
+        "shop",
+        held_out.to_str().unwrap(),
+        "--data-dir",
+        data_dir,
+    ]);
+    for needle in ["accuracy", "oos recall", "order_status", "invoice"] {
+        assert!(out.contains(needle), "{needle} missing from {out}");
+    }
+
+    let lines = dir.path().join("bot.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"q\":\"买东西要付邮费吗\",\"expect\":\"zh-ship-fee\"}\n{\"q\":\"转人工\",\"expect\":\"handoff\"}\n{\"q\":\"量子力学的基本原理是什么\",\"expect\":\"none\"}\n",
+    )
+    .unwrap();
+    let out = run_ok(&[
+        "bot",
+        "eval",
+        "--tenant",
+        "shop",
+        lines.to_str().unwrap(),
+        "--data-dir",
+        data_dir,
+    ]);
+    assert!(out.contains("handoff") && out.contains("none"), "{out}");
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"q\":\"x\"}\n").unwrap();
+    let output = switchboard()
+        .args([
+            "bot",
+            "eval",
+            "--tenant",
+            "shop",
+            bad.to_str().unwrap(),
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"));
+}
+
+#[test]
+fn policy_check_and_upload_from_the_command_line() {
+    let fixture =
+        |name: &str| format!("{}/../policies/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = run_ok(&["policy", "check", &fixture("vip-routing.wasm")]);
+    assert!(out.contains("routing"), "{out}");
+    let out = run_ok(&["policy", "check", &fixture("quality-scorer.wasm")]);
+    assert!(out.contains("quality"), "{out}");
+    for (name, code) in [
+        ("hostile-import.wasm", "forbidden_import"),
+        ("hostile-loop.wasm", "sample_call_failed"),
+    ] {
+        let output = switchboard()
+            .args(["policy", "check", &fixture(name)])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(code),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    run_ok(&["tenant", "create", "shop", "--data-dir", data_dir]);
+    let out = run_ok(&[
+        "policy",
+        "upload",
+        "--tenant",
+        "shop",
+        &fixture("vip-routing.wasm"),
+        "--data-dir",
+        data_dir,
+    ]);
+    assert!(out.contains("routing policy version 1"), "{out}");
+    let out = run_ok(&[
+        "policy",
+        "upload",
+        "--tenant",
+        "shop",
+        "--kind",
+        "routing",
+        &fixture("office-hours.wasm"),
+        "--data-dir",
+        data_dir,
+    ]);
+    assert!(out.contains("version 2"), "{out}");
+    let output = switchboard()
+        .args([
+            "policy",
+            "upload",
+            "--tenant",
+            "shop",
+            "--kind",
+            "quality",
+            &fixture("vip-routing.wasm"),
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("quality"));
+}
