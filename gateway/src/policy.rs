@@ -211,16 +211,27 @@ impl Policies {
         Ok(loaded)
     }
 
+    /// The tenant's active policy of `kind`; a store error is logged and means "none" (the
+    /// built-in strategy decides).
+    async fn active_or_builtin(&self, tenant: &str, kind: PolicyKind) -> Option<Loaded> {
+        match self.active(tenant, kind).await {
+            Ok(active) => active.map(|(_, loaded)| loaded),
+            Err(error) => {
+                tracing::error!(tenant, kind = %kind, error = %error, "cannot read the policy; built-in used");
+                None
+            }
+        }
+    }
+
     /// Routes a handoff with the tenant's policy, or the built-in strategy (also when the
     /// policy fails: the failure is logged and counted).
     pub async fn route(&self, input: Handoff) -> ApiResult<RoutingOutcome> {
-        let policy = match self.active(&input.tenant, PolicyKind::Routing).await {
-            Ok(Some((_, Loaded::Routing(policy)))) => Some(policy),
-            Ok(_) => None,
-            Err(error) => {
-                tracing::error!(tenant = %input.tenant, error = %error, "cannot read the routing policy; built-in used");
-                None
-            }
+        let policy = match self
+            .active_or_builtin(&input.tenant, PolicyKind::Routing)
+            .await
+        {
+            Some(Loaded::Routing(policy)) => Some(policy),
+            _ => None,
         };
         let builtin = self.builtin_routing.clone();
         blocking(move || route_handoff(policy.as_ref(), &input, &builtin)).await
@@ -228,13 +239,12 @@ impl Policies {
 
     /// Scores a closed conversation with the tenant's quality policy, or the built-in scorer.
     pub async fn score(&self, input: ClosedConversation) -> ApiResult<QualityOutcome> {
-        let policy = match self.active(&input.tenant, PolicyKind::Quality).await {
-            Ok(Some((_, Loaded::Quality(policy)))) => Some(policy),
-            Ok(_) => None,
-            Err(error) => {
-                tracing::error!(tenant = %input.tenant, error = %error, "cannot read the quality policy; built-in used");
-                None
-            }
+        let policy = match self
+            .active_or_builtin(&input.tenant, PolicyKind::Quality)
+            .await
+        {
+            Some(Loaded::Quality(policy)) => Some(policy),
+            _ => None,
         };
         let builtin = self.builtin_quality.clone();
         blocking(move || score_conversation(policy.as_ref(), &input, &builtin)).await

@@ -75,6 +75,18 @@
       cannedTitle: 'Canned replies',
       cannedNone: 'No matching canned reply',
       handoff: function (reason) { return 'Handed over to a person. Reason: ' + reason; },
+      handoffReasons: {
+        explicit_request: 'the customer asked for a person',
+        handoff_intent: 'the customer asked for a person',
+        complaint: 'complaint',
+        unsure_twice: 'the bot was unsure twice',
+        low_confidence: 'the bot was not confident',
+        sensitive_word: 'sensitive word',
+        human_first: 'this tenant answers with people first',
+        bot_busy: 'the bot was busy',
+        bot_unavailable: 'the bot was unavailable'
+      },
+      crmTags: 'Tags',
       ended: {
         closed: 'This chat was closed.',
         transferred: 'This chat was transferred.',
@@ -87,12 +99,18 @@
       failed: 'Not sent',
       delivery: { pending: 'Delivering to the customer\u2019s app…', sent: 'Delivered to the channel', failed: 'Not delivered' },
       suggested: function (list) { return 'Suggested: ' + list.join(' · '); },
+      intent: 'Intent: ',
+      sensitive: {
+        flag: function (words) { return '⚑ flagged' + (words.length ? ': ' + words.join(', ') : ''); },
+        mask: 'masked',
+        handoff: '⚑ asked for a person (sensitive word)'
+      },
       errors: {
         bad_frame: 'The server did not understand a request.',
         too_large: 'That message is too long.',
         empty_text: 'Type a message first.',
         rate_limited: 'Too many messages at once. Wait a moment.',
-        blocked: 'This action is not allowed.',
+        blocked: 'Not sent: the message contains words that are not allowed.',
         generic: 'Something went wrong.'
       }
     },
@@ -147,6 +165,18 @@
       cannedTitle: '快捷回复',
       cannedNone: '没有匹配的快捷回复',
       handoff: function (reason) { return '已转人工。原因：' + reason; },
+      handoffReasons: {
+        explicit_request: '客户要求人工',
+        handoff_intent: '客户要求人工',
+        complaint: '投诉',
+        unsure_twice: '机器人两次未能确定',
+        low_confidence: '机器人把握不足',
+        sensitive_word: '触发敏感词',
+        human_first: '该租户优先人工接待',
+        bot_busy: '机器人繁忙',
+        bot_unavailable: '机器人不可用'
+      },
+      crmTags: '标签',
       ended: {
         closed: '会话已结束。',
         transferred: '会话已转接。',
@@ -159,12 +189,18 @@
       failed: '发送失败',
       delivery: { pending: '正在投递到客户渠道…', sent: '已投递到渠道', failed: '投递失败' },
       suggested: function (list) { return '推荐问题：' + list.join(' · '); },
+      intent: '意图：',
+      sensitive: {
+        flag: function (words) { return '⚑ 已标记' + (words.length ? '：' + words.join('、') : ''); },
+        mask: '已打码',
+        handoff: '⚑ 敏感词，已请求转人工'
+      },
       errors: {
         bad_frame: '服务器无法识别该请求。',
         too_large: '消息太长。',
         empty_text: '请先输入内容。',
         rate_limited: '发送太频繁，请稍候。',
-        blocked: '不允许此操作。',
+        blocked: '未发送：消息包含不允许的词语。',
         generic: '出错了。'
       }
     }
@@ -652,7 +688,8 @@
       sender: SENDERS[f.sender] ? f.sender : 'system',
       text: f.text,
       at: f.at || null,
-      suggestions: Array.isArray(f.suggestions) ? f.suggestions.filter(function (s) { return typeof s === 'string'; }) : null
+      suggestions: Array.isArray(f.suggestions) ? f.suggestions.filter(function (s) { return typeof s === 'string'; }) : null,
+      meta: f.meta && typeof f.meta === 'object' ? f.meta : null // bot decision, sensitive words
     };
     addMessage(chat, msg);
 
@@ -704,7 +741,7 @@
     if (!p) { return; }
     dropPending(chat, p.id);
     if (!chat.messages[seq]) {
-      addMessage(chat, { seq: seq, sender: 'agent', text: p.text, at: f.at || p.at, suggestions: null });
+      addMessage(chat, { seq: seq, sender: 'agent', text: p.text, at: f.at || p.at, suggestions: null, meta: null });
     }
     renderChatList();
     scheduleAck(chat);
@@ -739,14 +776,19 @@
     }, TYPING_SHOW_FOR + 50);
   }
 
+  // Errors only a send gets. The error frame does not name the reply, but the server answers
+  // sends in order: it is the oldest reply of that chat still pending.
+  var SEND_ERRORS = { blocked: true, too_large: true, empty_text: true };
+
   function onError(f) {
     var errors = t('errors');
     var text = errors[f.code] || f.message || errors.generic;
     var chat = f.conversation_id && state.chats[f.conversation_id];
     if (chat) {
-      if (f.client_msg_id && chat.pending[f.client_msg_id]) {
-        chat.pending[f.client_msg_id].state = 'failed';
-      }
+      var p = chat.pending[f.client_msg_id] || (SEND_ERRORS[f.code] && chat.pendingOrder
+        .map(function (cid) { return chat.pending[cid]; })
+        .filter(function (x) { return x.state === 'pending'; })[0]);
+      if (p) { p.state = 'failed'; }
       chat.closing = false;
       if (state.selected === chat.id) {
         renderSelected(false);
@@ -1155,9 +1197,16 @@
     $('chat-contact').textContent = contact.join(' · ');
     $('chat-contact').hidden = !contact.length;
 
+    renderCustomerAttributes(cust);
+
     var handoff = $('handoff');
     handoff.hidden = !c.handoff_reason;
-    handoff.textContent = c.handoff_reason ? t('handoff')(c.handoff_reason) : '';
+    handoff.textContent = c.handoff_reason ? t('handoff')(handoffReason(c.handoff_reason)) : '';
+    if (c.handoff_reason) {
+      handoff.setAttribute('data-reason', c.handoff_reason);
+    } else {
+      handoff.removeAttribute('data-reason');
+    }
 
     $('chat-ended').hidden = !chat.ended;
     $('chat-ended-text').textContent = chat.ended ? (t('ended')[chat.ended] || t('ended').other) : '';
@@ -1185,6 +1234,61 @@
       });
     }
     renderTyping();
+  }
+
+  // A handoff reason code in words; an unknown code as it is. A routing note after the code
+  // (e.g. "complaint (routing policy failed, built-in used)") is kept.
+  function handoffReason(reason) {
+    var m = /^([a-z_]+)(.*)$/.exec(String(reason));
+    var label = m && t('handoffReasons')[m[1]];
+    return label ? label + m[2] : String(reason);
+  }
+
+  // VIP level and CRM tags from the customer's attributes, when there are any.
+  function renderCustomerAttributes(cust) {
+    var box = $('chat-customer');
+    box.textContent = '';
+    var vip = Number(cust.vip_level);
+    if (vip > 0) { box.appendChild(el('span', 'vip', 'VIP ' + vip)); }
+    var tags = Array.isArray(cust.crm_tags) ? cust.crm_tags.filter(function (x) { return typeof x === 'string'; }) : [];
+    if (tags.length) {
+      box.appendChild(el('span', 'muted', t('crmTags') + ':'));
+      tags.forEach(function (tag) { box.appendChild(el('span', 'crm-tag', tag)); });
+    }
+    box.hidden = !box.firstChild;
+  }
+
+  // The bot's decision in one line: "answer · FAQ zh-ship-fee · 97%", "handoff · complaint".
+  function decisionText(meta) {
+    var parts = [meta.decision];
+    if (meta.faq_id) { parts.push('FAQ ' + meta.faq_id); }
+    if (typeof meta.confidence === 'number' && meta.confidence > 0) {
+      parts.push(Math.round(meta.confidence * 100) + '%');
+    }
+    if (meta.reason && meta.reason !== 'faq_match') { parts.push(meta.reason); }
+    return parts.join(' · ');
+  }
+
+  function buildDecisionEl(meta) {
+    var node = el('div', 'msg-decision', decisionText(meta));
+    node.setAttribute('data-decision', meta.decision);
+    var intent = meta.intent;
+    if (intent && intent.label) {
+      var score = typeof intent.score === 'number' ? ' (' + Math.round(intent.score * 100) + '%)' : '';
+      node.title = t('intent') + intent.label + score + (meta.skill_hint ? ' · ' + meta.skill_hint : '');
+    }
+    return node;
+  }
+
+  // "⚑ flagged: words", "masked", "⚑ asked for a person (sensitive word)".
+  function buildSensitiveEl(sensitive) {
+    var words = Array.isArray(sensitive.words) ? sensitive.words.filter(function (w) { return typeof w === 'string'; }) : [];
+    var labels = t('sensitive');
+    var label = sensitive.action === 'flag' ? labels.flag(words) : (labels[sensitive.action] || sensitive.action);
+    var node = el('span', 'sensitive', label);
+    node.setAttribute('data-sensitive', sensitive.action);
+    if (sensitive.action !== 'flag' && words.length) { node.title = words.join(', '); }
+    return node;
   }
 
   // Replies to webhook channels (WeChat, Douyin, app push) go through an outbox; the server tells
@@ -1222,10 +1326,15 @@
       var who = m.sender === 'customer' && chat ? customerName(chat) : t('sender')[m.sender];
       label.appendChild(el('span', null, who));
       if (m.sender === 'bot') { label.appendChild(el('span', 'tag', t('botTag'))); }
+      var sensitive = m.meta && m.meta.sensitive;
+      if (sensitive && typeof sensitive.action === 'string') { label.appendChild(buildSensitiveEl(sensitive)); }
       row.appendChild(label);
     }
     var bubble = el('div', 'msg-bubble', m.text);
     row.appendChild(bubble);
+    if (m.sender === 'bot' && m.meta && typeof m.meta.decision === 'string') {
+      row.appendChild(buildDecisionEl(m.meta));
+    }
     if (m.suggestions && m.suggestions.length) {
       row.appendChild(el('div', 'msg-suggestions', t('suggested')(m.suggestions)));
     }

@@ -109,7 +109,7 @@
       send: 'Send',
       composerHint: 'Enter to send, Shift+Enter for a new line',
       messagesLabel: 'Conversation',
-      sender: { customer: 'You', bot: 'Assistant', agent: 'Support', system: 'Notice' },
+      sender: { customer: 'You', bot: 'Bot assistant', agent: 'Support', system: 'Notice' },
       sending: 'Sending…',
       sent: 'Sent',
       failed: 'Not sent. Tap to retry',
@@ -127,7 +127,7 @@
         too_large: 'That message is too long. Please shorten it.',
         empty_text: 'Please type a message first.',
         rate_limited: 'You are sending messages too quickly. Please wait a moment.',
-        blocked: 'Sorry, this chat is not available to you.',
+        blocked: 'This message was not sent: it contains words that are not allowed.',
         generic: 'Something went wrong. Please try again.'
       }
     },
@@ -170,7 +170,7 @@
         too_large: '消息太长，请精简后再发送。',
         empty_text: '请先输入消息内容。',
         rate_limited: '您发送得太快了，请稍后再试。',
-        blocked: '抱歉，您暂时无法使用在线客服。',
+        blocked: '消息未发送：包含不允许的词语。',
         generic: '出错了，请稍后再试。'
       }
     }
@@ -285,7 +285,10 @@
     polling: false,
     connecting: false,
     pollSkipGap: false,
-    lastTypingSent: 0
+    lastTypingSent: 0,
+    // ids sent on the open socket, oldest first, not answered yet. The server answers each send
+    // with a receipt or an error, in order, and its error frames do not name the message.
+    awaiting: []
   };
 
   var ui = {}; // element references, filled by buildUI()
@@ -392,6 +395,7 @@
     '.sb-msg[data-sender="customer"] { align-self: flex-end; align-items: flex-end; }',
     '.sb-msg[data-sender="system"] { align-self: center; align-items: center; max-width: 92%; }',
     '.sb-label { font-size: 12px; color: var(--sb-muted); margin: 0 0 3px 4px; font-weight: 600; }',
+    '.sb-msg[data-sender="bot"] .sb-label { color: #6d28d9; }',
     '.sb-bubble { padding: 9px 13px; border-radius: 16px; white-space: pre-wrap; overflow-wrap: anywhere;',
     '  word-break: break-word; background: var(--sb-bg); border: 1px solid var(--sb-border);',
     '  border-bottom-left-radius: 6px; }',
@@ -404,12 +408,15 @@
     '.sb-msg[data-state="failed"] .sb-bubble { background: #fee2e2; color: var(--sb-danger); border-color: #fecaca; }',
     '.sb-meta { font-size: 11.5px; color: var(--sb-muted); margin: 3px 6px 0; display: flex; gap: 6px; }',
     '.sb-msg[data-sender="system"] .sb-meta { display: none; }',
+    '.sb-time { flex: none; }',
+    '.sb-notice { color: var(--sb-danger); }',
     '.sb-retry { border: 0; background: none; padding: 0; color: var(--sb-danger); cursor: pointer;',
     '  text-decoration: underline; font-size: inherit; }',
     '.sb-suggestions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; }',
     '.sb-suggestion { border: 1px solid var(--sb-accent); color: var(--sb-accent); background: var(--sb-bg);',
     '  border-radius: 999px; padding: 6px 12px; cursor: pointer; font-size: 13px; text-align: left; }',
-    '.sb-suggestion:hover { background: var(--sb-accent); color: var(--sb-accent-ink); }',
+    '.sb-suggestion:hover:not(:disabled) { background: var(--sb-accent); color: var(--sb-accent-ink); }',
+    '.sb-suggestion:disabled { opacity: .5; cursor: default; }',
 
     '#sb-typing { padding: 4px 16px 6px; font-size: 12.5px; color: var(--sb-muted); background: var(--sb-surface);',
     '  display: flex; align-items: center; gap: 8px; }',
@@ -779,7 +786,10 @@
         if (typeof s !== 'string' || !s.trim()) { return; }
         var b = el('button', 'sb-suggestion', s);
         b.type = 'button';
-        b.addEventListener('click', function () { sendText(s); });
+        b.setAttribute('data-suggestion', s);
+        b.addEventListener('click', function () {
+          if (sendText(s)) { ui.input.focus(); } // the buttons just went disabled
+        });
         box.appendChild(b);
       });
       row.appendChild(box);
@@ -803,6 +813,8 @@
       stateBox.textContent = '';
       if (state === 'pending') {
         stateBox.textContent = t('sending');
+      } else if (state === 'failed' && row.getAttribute('data-error') === 'blocked') {
+        stateBox.appendChild(el('span', 'sb-notice', t('errors').blocked)); // sending again cannot help
       } else if (state === 'failed') {
         var retry = el('button', 'sb-retry', t('failed'));
         retry.type = 'button';
@@ -828,6 +840,17 @@
       if (s < seq) { break; }
     }
     ui.messages.insertBefore(node, kids[i + 1] || null);
+  }
+
+  // Only the newest message's suggestions can be picked: once the customer writes (or picks
+  // one) or anyone answers, they stay visible but disabled. Unsent messages do not count.
+  function refreshSuggestions() {
+    var rows = ui.messages.querySelectorAll('.sb-msg:not([data-sender="system"]):not([data-state="failed"])');
+    var newest = rows[rows.length - 1];
+    var buttons = ui.messages.querySelectorAll('.sb-suggestion');
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = buttons[i].closest('.sb-msg') !== newest;
+    }
   }
 
   function addSeparator() {
@@ -889,10 +912,17 @@
     }
   }
 
-  function setItemState(item, state) {
+  // error: the code a failed message was refused with (shown as data-error).
+  function setItemState(item, state, error) {
     item.state = state;
     item.el.setAttribute('data-state', state);
+    if (error) {
+      item.el.setAttribute('data-error', error);
+    } else {
+      item.el.removeAttribute('data-error');
+    }
     refreshMessageText(item.el);
+    refreshSuggestions();
   }
 
   function confirmItem(item, seq, at) {
@@ -935,6 +965,12 @@
     var cid = typeof f.client_msg_id === 'string' ? f.client_msg_id : null;
     if (cid && byClientId[cid]) {
       var own = byClientId[cid];
+      if (sender === 'customer' && f.text !== own.text) {
+        // Stored as the server keeps it (a tenant's mask list replaces words with '*').
+        own.text = f.text;
+        var stored = own.el && own.el.querySelector('.sb-bubble');
+        if (stored) { stored.textContent = f.text; }
+      }
       if (!own.seq) {
         confirmItem(own, seq, f.at);
       } else {
@@ -955,6 +991,7 @@
     });
     var follow = nearBottom();
     insertBySeq(row, seq);
+    refreshSuggestions();
     if (cid) {
       // A message this visitor sent from another tab or before a reload.
       byClientId[cid] = { id: cid, text: f.text, at: f.at, el: row, seq: seq, state: 'sent' };
@@ -991,25 +1028,33 @@
     }
   }
 
-  function handleServerError(f) {
-    var code = String(f.code || '');
-    var item = f.client_msg_id && byClientId[f.client_msg_id];
-    if (item && !item.seq) {
-      failItem(item);
-    } else if (code === 'blocked') {
-      outbox.slice().forEach(function (id) { failItem(byClientId[id]); });
-    } else if (code === 'rate_limited') {
-      outbox.forEach(function (id) { byClientId[id].inflight = false; });
+  // clientMsgId: the message the error is about, when known. Nothing of it was stored.
+  function handleServerError(code, message, clientMsgId) {
+    code = String(code || '');
+    var item = clientMsgId && byClientId[clientMsgId];
+    if (item && item.seq) { item = null; }
+    if (code === 'rate_limited') {
+      // Keep it pending and send again a little later.
+      (item ? [item.id] : outbox).forEach(function (id) { byClientId[id].inflight = false; });
       setTimeout(flushOutbox, 5000);
+    } else if (item) {
+      failItem(item, code);
     }
-    showError(code, f.message);
+    if (!(item && code === 'blocked')) { // a blocked message carries its own notice
+      showError(code, message);
+    }
   }
 
-  function failItem(item) {
-    if (!item) { return; }
+  function failItem(item, code) {
     item.inflight = false;
     removeFromOutbox(item.id);
-    setItemState(item, 'failed');
+    setItemState(item, 'failed', code);
+  }
+
+  // A receipt answers its send and, the answers coming in order, any sent before it.
+  function answered(id) {
+    var i = conn.awaiting.indexOf(id);
+    if (i >= 0) { conn.awaiting.splice(0, i + 1); }
   }
 
   function handleFrame(f) {
@@ -1019,6 +1064,7 @@
         handleMessage(f);
         break;
       case 'receipt':
+        answered(f.client_msg_id);
         handleReceipt(f);
         break;
       case 'queue':
@@ -1028,7 +1074,7 @@
         showTyping();
         break;
       case 'error':
-        handleServerError(f);
+        handleServerError(f.code, f.message, f.client_msg_id || conn.awaiting.shift());
         break;
       default:
         break; // unknown frames are ignored so the server can add new ones
@@ -1064,6 +1110,7 @@
     byClientId[id] = { id: id, text: text, at: at, el: row, seq: null, state: 'pending', inflight: false };
     outbox.push(id);
     saveOutbox();
+    refreshSuggestions();
     scrollToBottom(true);
     ui.error.hidden = true;
     start();
@@ -1089,6 +1136,7 @@
       if (!item || item.inflight) { return; }
       if (conn.mode === 'ws' && conn.ws && conn.ws.readyState === 1) {
         item.inflight = true;
+        conn.awaiting.push(id);
         sendFrame({ type: 'send', client_msg_id: id, text: item.text });
       } else if (conn.mode === 'poll' && session.token && session.checked) {
         item.inflight = true;
@@ -1269,6 +1317,7 @@
       epoch.acked = 0;
       setConnState('open');
       sendFrame({ type: 'resume', last_seq: epoch.contig });
+      conn.awaiting = [];
       outbox.forEach(function (id) { byClientId[id].inflight = false; });
       flushOutbox();
     };
@@ -1287,6 +1336,7 @@
   }
 
   function onSocketFailed(hadOpened) {
+    conn.awaiting = [];
     outbox.forEach(function (id) { byClientId[id].inflight = false; });
     // Ask the server again before the next attempt: it tells a revoked token from a network error.
     session.checked = false;
@@ -1364,7 +1414,7 @@
           session.checked = false;
         } else {
           var body = json || {};
-          handleServerError({ code: body.code, message: body.message, client_msg_id: item.id });
+          handleServerError(body.code, body.message, item.id);
         }
       });
     }).catch(function () {

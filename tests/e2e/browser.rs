@@ -158,14 +158,109 @@ impl Browser {
 
 const SHADOW: &str = "document.getElementById('switchboard-widget').shadowRoot";
 
-#[tokio::test]
-async fn widget_in_chromium_talks_to_an_agent() {
-    let Some(binary) = chromium_path() else {
+/// The Chromium binary, or `None` when the test may be skipped (`SWITCHBOARD_SKIP_BROWSER=1`).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let binary = chromium_path();
+    if binary.is_none() {
         if std::env::var("SWITCHBOARD_SKIP_BROWSER").as_deref() == Ok("1") {
             eprintln!("skipped: SWITCHBOARD_SKIP_BROWSER=1 and no chromium");
-            return;
+            return None;
         }
         panic!("chromium is not installed: run scripts/test.sh (it installs Debian's chromium), or set SWITCHBOARD_SKIP_BROWSER=1");
+    }
+    binary
+}
+
+/// Opens the demo page of tenant `acme` and the widget.
+async fn open_widget(app: &TestApp, binary: &PathBuf) -> Browser {
+    let mut browser = Browser::launch(binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.unwrap();
+    browser
+        .call("Page.navigate", json!({"url": app.url("/?tenant=acme")}))
+        .await
+        .unwrap();
+    browser
+        .wait_for("the widget", &format!("(() => {{ const h = document.getElementById('switchboard-widget'); return !!(h && h.shadowRoot && h.shadowRoot.getElementById('sb-launcher')); }})()"))
+        .await
+        .unwrap();
+    browser
+        .eval(&format!("{SHADOW}.getElementById('sb-launcher').click()"))
+        .await
+        .unwrap();
+    browser
+}
+
+/// Types `text` into the widget and presses send.
+async fn type_and_send(browser: &mut Browser, text: &str) {
+    browser
+        .eval(&format!(
+            "(() => {{ const input = {SHADOW}.getElementById('sb-input'); input.value = {text}; input.dispatchEvent(new Event('input', {{bubbles: true}})); {SHADOW}.getElementById('sb-send').click(); return true; }})()",
+            text = serde_json::to_string(text).unwrap()
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn widget_shows_the_bots_suggestions_as_buttons_and_blocked_messages_as_not_sent() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn_bot_first().await;
+    let (status, _) = app
+        .admin_put(
+            "/v1/tenants/acme/policies/sensitive-words/abuse",
+            "application/json",
+            serde_json::to_vec(&json!({"action": "block", "words": ["傻瓜"]})).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut browser = open_widget(&app, &binary).await;
+    type_and_send(&mut browser, "关于配送的问题").await;
+    let buttons = browser
+        .wait_for(
+            "suggestion buttons",
+            &format!("(() => {{ const b = [...{SHADOW}.querySelectorAll('.sb-suggestion:not([disabled])')]; return b.length ? b.map(x => x.dataset.suggestion) : null; }})()"),
+        )
+        .await
+        .unwrap();
+    let first = buttons[0].as_str().unwrap().to_owned();
+    browser
+        .eval(&format!(
+            "{SHADOW}.querySelector('.sb-suggestion:not([disabled])').click()"
+        ))
+        .await
+        .unwrap();
+    // The click sent the question; the bot answers it, and the old buttons are spent.
+    browser
+        .wait_for(
+            "the answer to the clicked question",
+            &format!("(() => {{ const m = [...{SHADOW}.querySelectorAll('.sb-msg[data-sender=customer]')].map(x => x.textContent); return m.some(t => t.includes({first})) && {SHADOW}.querySelectorAll('.sb-msg[data-sender=bot]').length >= 2 ? true : null; }})()", first = serde_json::to_string(&first).unwrap()),
+        )
+        .await
+        .unwrap();
+    let live = browser
+        .eval(&format!(
+            "{SHADOW}.querySelectorAll('.sb-suggestion:not([disabled])').length"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(live, json!(0));
+
+    type_and_send(&mut browser, "你这个傻瓜").await;
+    browser
+        .wait_for(
+            "the blocked notice",
+            &format!("(() => {{ const m = {SHADOW}.querySelector('.sb-msg[data-error=blocked]'); return m ? m.dataset.state : null; }})()"),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn widget_in_chromium_talks_to_an_agent() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
     };
     let app = TestApp::spawn().await;
     let (_, agent_token) = app.create_agent("Browser agent", &["general"], 2).await;

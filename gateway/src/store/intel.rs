@@ -116,9 +116,9 @@ impl Store {
     ) -> StoreResult<Option<MessageRecord>> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
+        // The conditional update also locks the row (PostgreSQL) until the message is in.
         let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 \
-             WHERE id = $2 AND state = 'bot' RETURNING tenant_id, last_seq",
+            "UPDATE conversations SET updated_at = $1 WHERE id = $2 AND state = 'bot' RETURNING tenant_id",
         )
         .bind(now)
         .bind(conversation_id)
@@ -128,17 +128,7 @@ impl Store {
             return Ok(None);
         };
         let tenant: String = row.try_get("tenant_id")?;
-        let message = MessageRecord {
-            conversation_id: conversation_id.to_owned(),
-            seq: row.try_get("last_seq")?,
-            sender: SenderKind::Bot,
-            sender_id: None,
-            text: text.to_owned(),
-            client_msg_id: None,
-            created_at: now,
-            meta: Some(meta),
-        };
-        insert_message(&mut tx, &tenant, &message).await?;
+        let message = append_bot_tx(&mut tx, conversation_id, &tenant, text, meta, now).await?;
         tx.commit().await?;
         Ok(Some(message))
     }
@@ -181,26 +171,17 @@ impl Store {
         )
         .await?;
         let message = match bot_says {
-            Some((text, meta)) => {
-                let row = sqlx::query(
-                    "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+            Some((text, meta)) => Some(
+                append_bot_tx(
+                    &mut tx,
+                    conversation_id,
+                    &conversation.tenant_id,
+                    text,
+                    meta,
+                    now,
                 )
-                .bind(conversation_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let message = MessageRecord {
-                    conversation_id: conversation_id.to_owned(),
-                    seq: row.try_get("last_seq")?,
-                    sender: SenderKind::Bot,
-                    sender_id: None,
-                    text: text.to_owned(),
-                    client_msg_id: None,
-                    created_at: now,
-                    meta: Some(meta),
-                };
-                insert_message(&mut tx, &conversation.tenant_id, &message).await?;
-                Some(message)
-            }
+                .await?,
+            ),
             None => None,
         };
         tx.commit().await?;
@@ -521,6 +502,35 @@ async fn set_active(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Stores a bot message with the conversation's next seq, inside the caller's transaction.
+async fn append_bot_tx(
+    tx: &mut super::Tx<'_>,
+    conversation_id: &str,
+    tenant: &str,
+    text: &str,
+    meta: serde_json::Value,
+    now: i64,
+) -> StoreResult<MessageRecord> {
+    let row = sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(conversation_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let message = MessageRecord {
+        conversation_id: conversation_id.to_owned(),
+        seq: row.try_get("last_seq")?,
+        sender: SenderKind::Bot,
+        sender_id: None,
+        text: text.to_owned(),
+        client_msg_id: None,
+        created_at: now,
+        meta: Some(meta),
+    };
+    insert_message(tx, tenant, &message).await?;
+    Ok(message)
 }
 
 fn quality_from_row(row: &AnyRow) -> StoreResult<QualityRecord> {
