@@ -63,10 +63,7 @@ impl SenderKind {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The message with `client_msg_id` is stored as `seq`.
-    Receipt {
-        client_msg_id: String,
-        seq: i64,
-    },
+    Receipt { client_msg_id: String, seq: i64 },
     Message {
         seq: i64,
         conversation_id: String,
@@ -85,14 +82,15 @@ pub enum ServerFrame {
         meta: Option<serde_json::Value>,
     },
     /// The customer's place in the queue (1: next to be served).
-    Queue {
-        position: i64,
-    },
+    Queue { position: i64 },
     /// The other side is typing.
     Typing,
     Error {
         code: String,
         message: String,
+        /// With `rate_limited`: when the refused frame may be sent again.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -133,6 +131,7 @@ impl FrameError {
         ServerFrame::Error {
             code: self.code().to_owned(),
             message: self.to_string(),
+            retry_after_ms: None,
         }
     }
 }

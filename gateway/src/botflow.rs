@@ -9,7 +9,7 @@
 //! encoder service has its own threads, the rest of a decision runs on the blocking pool.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -24,6 +24,7 @@ use switchboard_policies::types::{
 use tokio::sync::mpsc;
 
 use crate::chat::{Chat, DEFAULT_SKILL_GROUP};
+use crate::config::BotRunSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::intents::{models, TenantClassifier};
 use crate::kb::KbChange;
@@ -41,6 +42,8 @@ pub struct BotRuntime {
     index: Arc<KnowledgeIndex>,
     llm: Option<LlmSettings>,
     bot: tokio::sync::OnceCell<Result<Arc<Bot>, String>>,
+    /// Knowledge-base changes applied to the dense side (compare `Knowledge::changes_sent`).
+    changes_applied: AtomicU64,
 }
 
 impl BotRuntime {
@@ -50,6 +53,7 @@ impl BotRuntime {
             index,
             llm,
             bot: tokio::sync::OnceCell::new(),
+            changes_applied: AtomicU64::new(0),
         })
     }
 
@@ -127,6 +131,7 @@ impl BotRuntime {
                 if let Ok(Err(error)) = result {
                     tracing::error!(error = %error, "cannot update the bot's dense index");
                 }
+                runtime.changes_applied.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
@@ -147,7 +152,7 @@ pub struct TurnJob {
 struct Counters {
     depth: AtomicUsize,
     turns: AtomicU64,
-    busy: AtomicU64,
+    shed: AtomicU64,
     last_wait_us: AtomicU64,
     decisions: [AtomicU64; 4],
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
@@ -160,8 +165,10 @@ pub struct BotStats {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub turns: u64,
-    /// Turns handed to a person because every worker queue was full.
-    pub busy_handoffs: u64,
+    /// Turns shed (a "busy" reply or straight to a person) because of the backlog.
+    pub shed: u64,
+    /// Whether new turns are being shed now (the global backlog).
+    pub shedding: bool,
     /// How long the last turn waited for a worker.
     pub last_wait_us: u64,
     pub decisions: HashMap<&'static str, u64>,
@@ -173,7 +180,18 @@ pub struct BotStats {
 pub struct BotWorkers {
     shards: Vec<mpsc::Sender<TurnJob>>,
     capacity: usize,
+    shed_depth: usize,
+    shed_wait_us: u64,
+    shedding: AtomicBool,
+    tenants: Arc<Mutex<HashMap<String, TenantQueue>>>,
     counters: Arc<Counters>,
+}
+
+/// One tenant's share of the backlog.
+#[derive(Default)]
+struct TenantQueue {
+    depth: usize,
+    shedding: bool,
 }
 
 const KINDS: [DecisionKind; 4] = [
@@ -184,16 +202,26 @@ const KINDS: [DecisionKind; 4] = [
 ];
 
 impl BotWorkers {
-    pub fn start(chat: Weak<Chat>, workers: usize, queue_per_worker: usize) -> BotWorkers {
+    pub fn start(chat: Weak<Chat>, settings: &BotRunSettings) -> BotWorkers {
+        let queue_per_worker = settings.queue_per_worker.max(1);
         let counters = Arc::new(Counters::default());
+        let tenants: Arc<Mutex<HashMap<String, TenantQueue>>> = Arc::default();
         let mut shards = Vec::new();
-        for _ in 0..workers.max(1) {
-            let (sender, mut receiver) = mpsc::channel::<TurnJob>(queue_per_worker.max(1));
+        for _ in 0..settings.workers.max(1) {
+            let (sender, mut receiver) = mpsc::channel::<TurnJob>(queue_per_worker);
             let chat = chat.clone();
             let counters = counters.clone();
+            let tenants = tenants.clone();
             tokio::spawn(async move {
                 while let Some(job) = receiver.recv().await {
                     counters.depth.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(queue) = tenants
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&job.tenant)
+                    {
+                        queue.depth = queue.depth.saturating_sub(1);
+                    }
                     let waited = job.enqueued.elapsed().as_micros() as u64;
                     counters.last_wait_us.store(waited, Ordering::Relaxed);
                     let Some(chat) = chat.upgrade() else { break };
@@ -217,26 +245,90 @@ impl BotWorkers {
             });
             shards.push(sender);
         }
+        let capacity = shards.len() * queue_per_worker;
         BotWorkers {
-            capacity: shards.len() * queue_per_worker.max(1),
+            capacity,
+            shed_depth: match settings.shed_depth {
+                0 => (capacity * 3 / 4).max(1),
+                depth => depth,
+            },
+            shed_wait_us: settings.shed_wait_ms.saturating_mul(1000),
+            shedding: AtomicBool::new(false),
+            tenants,
             shards,
             counters,
         }
     }
 
-    /// Queues a turn on its conversation's worker; gives it back when that queue is full.
-    fn submit(&self, job: TurnJob) -> Result<(), TurnJob> {
+    /// Whether new turns are shed now: over the depth or wait threshold starts shedding, and it
+    /// ends only when both are back under half of them (hysteresis).
+    fn overloaded(&self) -> bool {
+        let depth = self.counters.depth.load(Ordering::Relaxed);
+        let wait = if depth == 0 {
+            0
+        } else {
+            self.counters.last_wait_us.load(Ordering::Relaxed)
+        };
+        if self.shedding.load(Ordering::Relaxed) {
+            if depth <= self.shed_depth / 2 && wait <= self.shed_wait_us / 2 {
+                self.shedding.store(false, Ordering::Relaxed);
+                tracing::info!(depth, "bot backlog drained; bot turns are taken again");
+            }
+        } else if depth >= self.shed_depth || wait >= self.shed_wait_us {
+            self.shedding.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                depth,
+                wait_us = wait,
+                "bot backlog over the threshold; shedding bot turns"
+            );
+        }
+        self.shedding.load(Ordering::Relaxed)
+    }
+
+    /// Queues a turn on its conversation's worker, or gives it back to be shed: the global
+    /// backlog is over its threshold, the tenant's is over `tenant_max`, or the worker's queue
+    /// is full.
+    fn submit(&self, job: TurnJob, tenant_max: usize) -> Result<(), TurnJob> {
+        let shed = |job: TurnJob| {
+            self.counters.shed.fetch_add(1, Ordering::Relaxed);
+            Err(job)
+        };
+        if self.overloaded() {
+            return shed(job);
+        }
+        {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = tenants.entry(job.tenant.clone()).or_default();
+            if queue.shedding && queue.depth <= tenant_max / 2 {
+                queue.shedding = false;
+            } else if !queue.shedding && queue.depth >= tenant_max {
+                queue.shedding = true;
+            }
+            if queue.shedding {
+                drop(tenants);
+                return shed(job);
+            }
+            queue.depth += 1;
+        }
         let shard = shard_of(&job.conversation_id, self.shards.len());
         self.counters.depth.fetch_add(1, Ordering::Relaxed);
         match self.shards[shard].try_send(job) {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.counters.depth.fetch_sub(1, Ordering::Relaxed);
-                self.counters.busy.fetch_add(1, Ordering::Relaxed);
-                Err(match error {
+                let job = match error {
                     mpsc::error::TrySendError::Full(job)
                     | mpsc::error::TrySendError::Closed(job) => job,
-                })
+                };
+                if let Some(queue) = self
+                    .tenants
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&job.tenant)
+                {
+                    queue.depth = queue.depth.saturating_sub(1);
+                }
+                shed(job)
             }
         }
     }
@@ -247,7 +339,8 @@ impl BotWorkers {
             queue_depth: c.depth.load(Ordering::Relaxed),
             queue_capacity: self.capacity,
             turns: c.turns.load(Ordering::Relaxed),
-            busy_handoffs: c.busy.load(Ordering::Relaxed),
+            shed: c.shed.load(Ordering::Relaxed),
+            shedding: self.shedding.load(Ordering::Relaxed),
             last_wait_us: c.last_wait_us.load(Ordering::Relaxed),
             decisions: KINDS
                 .iter()
@@ -375,6 +468,16 @@ impl Chat {
         self.turns.stats()
     }
 
+    /// Knowledge-base changes the bot's dense side has not applied yet (0 once it caught up;
+    /// `None` while the bot is not built).
+    pub fn bot_dense_lag(&self) -> Option<u64> {
+        self.bot.bot.initialized().then(|| {
+            self.knowledge
+                .changes_sent()
+                .saturating_sub(self.bot.changes_applied.load(Ordering::Relaxed))
+        })
+    }
+
     /// A customer message landed in a conversation that is with the bot.
     pub(crate) async fn bot_turn(&self, conversation: &Conversation, text: &str, flagged: bool) {
         let settings = self.tenant_settings(&conversation.tenant_id).await;
@@ -390,10 +493,31 @@ impl Chat {
             flagged,
             enqueued: Instant::now(),
         };
-        if self.turns.submit(job).is_err() {
-            tracing::warn!(conversation_id = %conversation.id, "bot workers are full; handing the chat to a person");
+        let tenant_max = settings.shedding.max_queued_turns as usize;
+        if self.turns.submit(job, tenant_max).is_ok() {
+            return;
+        }
+        // Shed: the bot is too far behind. A person is always reachable.
+        if settings.shedding.to_person || switchboard_bot::explicit_handoff(text) {
             self.hand_off_logged(conversation, HandoffRequest::because("bot_busy"))
                 .await;
+            return;
+        }
+        let busy = match switchboard_knowledge::guess_locale(text) {
+            "zh" => "当前咨询较多，请稍后再问；如需人工客服，请回复“转人工”。",
+            _ => "We are very busy right now. Please ask again in a moment, or type \"agent\" to talk to a person.",
+        };
+        let meta = serde_json::json!({ "decision": "shed", "reason": "bot_busy" });
+        match self
+            .store
+            .append_bot_message(&conversation.id, busy, meta)
+            .await
+        {
+            Ok(Some(message)) => self.publish_message(&message),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(conversation_id = %conversation.id, error = %error, "cannot store the busy reply")
+            }
         }
     }
 

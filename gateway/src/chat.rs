@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::botflow::{BotRuntime, BotWorkers, UnsureStreaks};
 use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent};
+use crate::config::BotRunSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::intents::Intents;
 use crate::kb::Knowledge;
+use crate::limits::RateLimits;
 use crate::policy::Policies;
 use crate::presence::{AgentStatus, Presence};
 use crate::store::{
@@ -60,6 +62,7 @@ pub struct Chat {
     pub policies: Arc<Policies>,
     pub intents: Arc<Intents>,
     pub bot: Arc<BotRuntime>,
+    pub limits: Arc<RateLimits>,
     pub(crate) turns: BotWorkers,
     pub(crate) settings_cache: Mutex<HashMap<String, (Instant, Arc<TenantSettings>)>>,
     pub(crate) unsure: UnsureStreaks,
@@ -79,8 +82,8 @@ pub struct ChatParts {
     pub intents: Arc<Intents>,
     pub bot: Arc<BotRuntime>,
     pub agent_grace: Duration,
-    pub bot_workers: usize,
-    pub bot_queue_per_worker: usize,
+    pub bot_settings: BotRunSettings,
+    pub limits: Arc<RateLimits>,
 }
 
 impl Chat {
@@ -95,7 +98,8 @@ impl Chat {
             policies: parts.policies,
             intents: parts.intents,
             bot: parts.bot,
-            turns: BotWorkers::start(weak.clone(), parts.bot_workers, parts.bot_queue_per_worker),
+            limits: parts.limits,
+            turns: BotWorkers::start(weak.clone(), &parts.bot_settings),
             settings_cache: Mutex::new(HashMap::new()),
             unsure: Mutex::new(HashMap::new()),
             preferred: Mutex::new(HashMap::new()),
@@ -169,6 +173,9 @@ impl Chat {
     ) -> ApiResult<Appended> {
         check_send(client_msg_id, text)
             .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        let settings = self.tenant_settings(&customer.tenant_id).await;
+        self.limits
+            .customer_message(&customer.tenant_id, &customer.id, settings.limits)?;
         let verdict = self.policies.check(&customer.tenant_id, text).await;
         let (text, meta) = screened(&verdict, text)?;
         // New and reopened conversations start with the bot; a human-first tenant's go on to
@@ -234,6 +241,9 @@ impl Chat {
     ) -> ApiResult<Appended> {
         check_send(client_msg_id, text)
             .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
+        let settings = self.tenant_settings(&agent.tenant_id).await;
+        self.limits
+            .agent_message(&agent.tenant_id, &agent.id, settings.limits)?;
         // Agents' messages are blocked or masked; flag and handoff lists are about customers.
         let verdict = self.policies.check(&agent.tenant_id, text).await;
         let (text, meta) = match verdict.action {

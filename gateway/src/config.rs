@@ -31,6 +31,8 @@ pub struct Settings {
     pub channels: crate::channels::ChannelSettings,
     /// The bot's worker pool.
     pub bot: BotRunSettings,
+    /// Per-IP limits on session creation and webhooks.
+    pub limits: crate::limits::IpLimits,
     /// An OpenAI-compatible endpoint the bot may use to phrase answers from the knowledge base
     /// (`[llm] base_url, model, api_key, timeout_ms`); off when unset.
     pub llm: Option<switchboard_bot::LlmSettings>,
@@ -45,6 +47,11 @@ pub struct BotRunSettings {
     pub queue_per_worker: usize,
     /// Load the models when the server starts (otherwise on the first bot turn).
     pub preload: bool,
+    /// Turns waiting across all workers from which new bot turns are shed (0: three quarters
+    /// of the queues' capacity).
+    pub shed_depth: usize,
+    /// A turn that waited this long for a worker starts shedding too.
+    pub shed_wait_ms: u64,
 }
 
 impl Default for BotRunSettings {
@@ -53,6 +60,8 @@ impl Default for BotRunSettings {
             workers: 8,
             queue_per_worker: 128,
             preload: true,
+            shed_depth: 0,
+            shed_wait_ms: 2_000,
         }
     }
 }
@@ -100,6 +109,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             channels: Default::default(),
             bot: BotRunSettings::default(),
+            limits: Default::default(),
             llm: None,
         }
     }

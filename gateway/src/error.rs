@@ -19,6 +19,9 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// Over a rate limit: nothing was accepted; retry after the given time.
+    #[error("too many requests; retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
     /// A part of the service is not available now (models not loaded, a queue full).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -45,11 +48,20 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Invalid { code, .. } | ApiError::Unavailable { code, .. } => code,
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// When a refused request may be retried (rate limits only).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 
@@ -61,6 +73,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,8 +95,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = ?cause, "request failed");
         }
-        let body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
-        (self.status(), Json(body)).into_response()
+        let mut body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        let retry_after_ms = self.retry_after_ms();
+        if let Some(ms) = retry_after_ms {
+            body["retry_after_ms"] = ms.into();
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(ms) = retry_after_ms {
+            // Whole seconds, rounded up: the header has no finer unit.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(ms.div_ceil(1000).max(1)),
+            );
+        }
+        response
     }
 }
 

@@ -40,6 +40,7 @@ pub struct Knowledge {
     index: Arc<KnowledgeIndex>,
     synonyms: RwLock<HashMap<String, Arc<Synonyms>>>,
     changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<KbChange>>,
+    changes_sent: std::sync::atomic::AtomicU64,
 }
 
 fn index_error(error: KnowledgeError) -> ApiError {
@@ -74,6 +75,7 @@ impl Knowledge {
             index: Arc::new(index),
             synonyms: RwLock::new(HashMap::new()),
             changes: std::sync::OnceLock::new(),
+            changes_sent: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -86,8 +88,16 @@ impl Knowledge {
 
     fn changed(&self, change: KbChange) {
         if let Some(sender) = self.changes.get() {
-            let _ = sender.send(change);
+            if sender.send(change).is_ok() {
+                self.changes_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
+    }
+
+    /// How many changes went to the follower so far.
+    pub fn changes_sent(&self) -> u64 {
+        self.changes_sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn index(&self) -> &Arc<KnowledgeIndex> {

@@ -28,6 +28,7 @@ pub mod error;
 mod http;
 pub mod intents;
 pub mod kb;
+pub mod limits;
 pub mod policy;
 pub mod presence;
 pub mod session;
@@ -194,11 +195,23 @@ impl Server {
                 intents,
                 bot,
                 agent_grace: Duration::from_millis(settings.agent_grace_ms),
-                bot_workers: settings.bot.workers,
-                bot_queue_per_worker: settings.bot.queue_per_worker,
+                bot_settings: settings.bot.clone(),
+                limits: limits::RateLimits::new(settings.limits),
             },
         );
         chat.recover_orphans().await?;
+        // Idle rate-limit keys are forgotten now and then.
+        let limits = Arc::downgrade(&chat.limits);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(limits) = limits.upgrade() else {
+                    break;
+                };
+                limits.shrink();
+            }
+        });
         let channels = channels::Channels::new(&chat, settings.channels.clone());
         channels.start_worker();
         let state = AppState {

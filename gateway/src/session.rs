@@ -98,6 +98,7 @@ fn error_frame(error: &ApiError) -> ServerFrame {
     ServerFrame::Error {
         code: error.code().to_owned(),
         message: error.to_string(),
+        retry_after_ms: error.retry_after_ms(),
     }
 }
 
@@ -436,6 +437,8 @@ pub enum AgentServerFrame {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         conversation_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -501,6 +504,7 @@ impl AgentSession {
             code: error.code().to_owned(),
             message: error.to_string(),
             conversation_id,
+            retry_after_ms: error.retry_after_ms(),
         };
         send_json(out, &frame).await
     }

@@ -23,6 +23,30 @@ pub struct TenantSettings {
     pub bot: BotSettings,
     /// Offset from UTC in minutes (480 for China), given to routing policies for opening hours.
     pub utc_offset_minutes: i32,
+    /// Message rate limits per customer, per agent and for the whole tenant.
+    pub limits: crate::limits::TenantLimits,
+    /// What happens to bot turns when the bot is overloaded.
+    pub shedding: Shedding,
+}
+
+/// Bot work shed under backlog (human conversations are never shed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Shedding {
+    /// The tenant's bot turns waiting at most; past it new turns are shed.
+    pub max_queued_turns: u32,
+    /// A shed turn goes straight to the queue (`true`) instead of getting a "busy" reply that
+    /// offers a person.
+    pub to_person: bool,
+}
+
+impl Default for Shedding {
+    fn default() -> Self {
+        Shedding {
+            max_queued_turns: 256,
+            to_person: false,
+        }
+    }
 }
 
 impl TenantSettings {
@@ -59,6 +83,9 @@ impl TenantSettings {
         if bot.default_skill.trim().is_empty() {
             return Err("bot.default_skill must not be empty".into());
         }
-        Ok(())
+        if self.shedding.max_queued_turns == 0 {
+            return Err("shedding.max_queued_turns must be at least 1".into());
+        }
+        self.limits.validate()
     }
 }

@@ -96,6 +96,9 @@ async fn an_unsure_bot_offers_suggestions_the_widget_shows_as_buttons() {
     assert_eq!(decision["decision"], "clarify", "{decision}");
     let suggestions = decision["suggestions"].as_array().unwrap();
     assert!((1..=3).contains(&suggestions.len()), "{decision}");
+    let english = dry_run(&app, "question about my order").await;
+    assert_eq!(english["decision"], "clarify", "{english}");
+    assert!(!english["suggestions"].as_array().unwrap().is_empty());
 
     let visitor = app.visitor().await;
     let mut customer = app.customer_ws(&visitor).await;

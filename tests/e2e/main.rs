@@ -11,5 +11,6 @@ mod isolation;
 mod kb;
 mod long_poll;
 mod policies;
+mod protection;
 mod queues;
 mod store_suite;

@@ -117,8 +117,8 @@ async fn main() {
     }
     let stats = chat.bot_stats();
     println!(
-        "bot workers: {} turns, {} handed off because full, decisions {:?}",
-        stats.turns, stats.busy_handoffs, stats.decisions
+        "bot workers: {} turns, {} shed, decisions {:?}",
+        stats.turns, stats.shed, stats.decisions
     );
     app.server.stop().await.unwrap();
 }

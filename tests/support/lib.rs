@@ -111,6 +111,18 @@ impl TestApp {
             .await
             .expect("synonyms");
         assert!(response.status().is_success(), "demo synonyms");
+        // The bot's embeddings follow the knowledge base in the background: wait for them, so
+        // decisions are the same on every run.
+        let chat = app.server.state.chat.clone();
+        chat.bot.ready().await.expect("the bot loads");
+        let started = std::time::Instant::now();
+        while chat.bot_dense_lag() != Some(0) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the bot's embeddings never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         app
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -133,12 +133,16 @@ fn refused(tenant: &str, app: &str, kind: ChannelKind, error: &WebhookError) -> 
 
 async fn wechat(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> ChannelResult<Response> {
+    if let Err(limited) = state.chat.limits.webhook(peer.ip()) {
+        return Ok(limited.into_response());
+    }
     let Path((tenant, app)) =
         path.map_err(|_| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "route not found"))?;
     let config = app_config(&state, &tenant, ChannelKind::Wechat, &app).await?;
@@ -167,12 +171,16 @@ async fn wechat(
 
 async fn douyin(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> ChannelResult<Response> {
+    if let Err(limited) = state.chat.limits.webhook(peer.ip()) {
+        return Ok(limited.into_response());
+    }
     let Path((tenant, app)) =
         path.map_err(|_| ChannelError::new(StatusCode::NOT_FOUND, "not_found", "route not found"))?;
     let config = app_config(&state, &tenant, ChannelKind::Douyin, &app).await?;

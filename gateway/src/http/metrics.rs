@@ -36,12 +36,27 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "switchboard_bot_last_wait_seconds {}",
         bot.last_wait_us as f64 / 1e6
     );
-    let _ = writeln!(out, "# TYPE switchboard_bot_busy_handoffs_total counter");
+    let _ = writeln!(out, "# HELP switchboard_bot_shed_total Bot turns shed under backlog (busy reply or straight to a person).");
+    let _ = writeln!(out, "# TYPE switchboard_bot_shed_total counter");
+    let _ = writeln!(out, "switchboard_bot_shed_total {}", bot.shed);
+    if let Some(lag) = state.chat.bot_dense_lag() {
+        let _ = writeln!(out, "# HELP switchboard_bot_dense_lag Knowledge-base changes the bot's embeddings have not caught up with.");
+        let _ = writeln!(out, "# TYPE switchboard_bot_dense_lag gauge");
+        let _ = writeln!(out, "switchboard_bot_dense_lag {lag}");
+    }
+    let _ = writeln!(out, "# TYPE switchboard_bot_shedding gauge");
+    let _ = writeln!(out, "switchboard_bot_shedding {}", u8::from(bot.shedding));
     let _ = writeln!(
         out,
-        "switchboard_bot_busy_handoffs_total {}",
-        bot.busy_handoffs
+        "# HELP switchboard_rate_limited_total Requests refused by a rate limit, by scope."
     );
+    let _ = writeln!(out, "# TYPE switchboard_rate_limited_total counter");
+    for (scope, count) in state.chat.limits.refused() {
+        let _ = writeln!(
+            out,
+            "switchboard_rate_limited_total{{scope=\"{scope}\"}} {count}"
+        );
+    }
     let _ = writeln!(out, "# TYPE switchboard_bot_decisions_total counter");
     let mut kinds: Vec<_> = bot.decisions.iter().collect();
     kinds.sort();

@@ -1,6 +1,6 @@
 //! The web channel, customer side: visitor sessions, the WebSocket, and the long-poll fallback.
 
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -52,8 +52,10 @@ struct SessionRequest {
 
 async fn create_session(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<SessionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    state.chat.limits.session(peer.ip())?;
     let Json(request) = body?;
     if !is_valid_slug(&request.tenant) || state.store.tenant(&request.tenant).await?.is_none() {
         return Err(ApiError::NotFound("tenant"));

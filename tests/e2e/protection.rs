@@ -1,0 +1,261 @@
+//! Protection: rate limits per customer, agent, IP and tenant (nothing accepted is dropped), and
+//! bot work shed under backlog while human conversations keep flowing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchboard_tests::{TestApp, WsClient};
+
+async fn set_settings(app: &TestApp, settings: Value) {
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&settings).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn stored_texts(app: &TestApp, conversation_id: &str) -> Vec<String> {
+    let (_, body) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{conversation_id}/messages"
+        ))
+        .await;
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender"] == "customer")
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn customers_and_agents_over_their_rate_get_told_when_to_retry_and_nothing_is_lost() {
+    let app = TestApp::spawn().await;
+    set_settings(
+        &app,
+        json!({"work_mode": "human_first", "limits": {
+            "customer": {"per_second": 2, "burst": 3},
+            "agent": {"per_second": 1, "burst": 2},
+        }}),
+    )
+    .await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 2).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    for index in 0..5 {
+        customer
+            .send(json!({"type":"send","client_msg_id":format!("c{index}"),"text":format!("message {index}")}))
+            .await;
+    }
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    while accepted.len() + refused.len() < 5 {
+        let frame = customer.next().await;
+        match frame["type"].as_str() {
+            Some("receipt") => accepted.push(frame["client_msg_id"].as_str().unwrap().to_owned()),
+            Some("error") => refused.push(frame),
+            _ => {}
+        }
+    }
+    assert_eq!(accepted, ["c0", "c1", "c2"], "the burst is accepted");
+    assert_eq!(refused.len(), 2);
+    for frame in &refused {
+        assert_eq!(frame["code"], "rate_limited");
+        assert!(frame["retry_after_ms"].as_u64().unwrap() > 0, "{frame}");
+    }
+    // The socket stays open; after the wait the same message goes through.
+    let wait = refused[0]["retry_after_ms"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(wait + 50)).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c3","text":"message 3"}))
+        .await;
+    customer
+        .expect("receipt", |f| {
+            f["type"] == "receipt" && f["client_msg_id"] == "c3"
+        })
+        .await;
+
+    let assigned = agent.expect_type("assigned").await;
+    let id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let mut stored = Vec::new();
+    for _ in 0..50 {
+        stored = stored_texts(&app, &id).await;
+        if stored.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, ["message 0", "message 1", "message 2", "message 3"]);
+
+    // HTTP gets 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for index in 0..6 {
+        let response = app
+            .http
+            .post(app.url("/v1/web/messages"))
+            .bearer_auth(&visitor)
+            .json(&json!({"client_msg_id": format!("h{index}"), "text": "over http"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(response.headers().get("retry-after").is_some());
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "rate_limited");
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // Agents too.
+    for index in 0..4 {
+        agent
+            .send(json!({"type":"send","conversation_id":id,"client_msg_id":format!("a{index}"),"text":"reply"}))
+            .await;
+    }
+    let limited = agent
+        .expect("rate limited", |f| {
+            f["type"] == "error" && f["code"] == "rate_limited"
+        })
+        .await;
+    assert_eq!(limited["conversation_id"], id.as_str());
+    assert!(metric(&app, "switchboard_rate_limited_total{scope=\"customer\"}").await >= 2.0);
+}
+
+#[tokio::test]
+async fn session_creation_is_limited_per_ip() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.limits.sessions =
+            serde_json::from_value(json!({"per_second": 1, "burst": 3})).unwrap();
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = app
+            .http
+            .post(app.url("/v1/web/session"))
+            .json(&json!({"tenant": "acme"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}
+
+/// Reads frames until one from `sender` with `text` arrives; returns the time it took.
+async fn time_until(ws: &mut WsClient, text: &str, started: Instant) -> Duration {
+    ws.expect_text(text).await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_flood_of_bot_turns_is_shed_while_human_conversations_keep_flowing() {
+    let app = TestApp::spawn_bot_first_with(|settings| {
+        settings.bot.workers = 1;
+        settings.bot.queue_per_worker = 8;
+        settings.bot.shed_depth = 4;
+    })
+    .await;
+    set_settings(
+        &app,
+        json!({"limits": {"customer": {"per_second": 100, "burst": 100}}}),
+    )
+    .await;
+    // A human conversation first: the customer asks for a person and gets one.
+    let (_, agent_token) = app.create_agent("Alice", &["*"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let token = app.visitor().await;
+    let mut human = app.customer_ws(&token).await;
+    human
+        .send(json!({"type":"send","client_msg_id":"h0","text":"转人工"}))
+        .await;
+    let assigned = agent.expect_type("assigned").await;
+    let human_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+
+    // The flood: many customers ask the bot at once.
+    let mut flood = Vec::new();
+    for index in 0..30 {
+        let token = app.visitor().await;
+        let mut ws = app.customer_ws(&token).await;
+        ws.send(
+            json!({"type":"send","client_msg_id":"q","text":format!("运费怎么算？第{index}次")}),
+        )
+        .await;
+        flood.push(ws);
+    }
+    // Meanwhile the human conversation goes on, both ways, with nothing lost.
+    let mut worst = Duration::ZERO;
+    for index in 0..10 {
+        let text = format!("customer says {index}");
+        let started = Instant::now();
+        human
+            .send(json!({"type":"send","client_msg_id":format!("h{}", index + 1),"text":text}))
+            .await;
+        worst = worst.max(time_until(&mut agent, &text, started).await);
+        let reply = format!("agent says {index}");
+        let started = Instant::now();
+        agent
+            .send(json!({"type":"send","conversation_id":human_id,"client_msg_id":format!("a{index}"),"text":reply}))
+            .await;
+        worst = worst.max(time_until(&mut human, &reply, started).await);
+    }
+    assert!(
+        worst < Duration::from_secs(2),
+        "human messages waited {worst:?}"
+    );
+    let stored = stored_texts(&app, &human_id).await;
+    assert_eq!(
+        stored.len(),
+        11,
+        "every human message stored once: {stored:?}"
+    );
+
+    // Every flooded customer got exactly one bot reply: an answer or the busy reply.
+    let mut shed = 0;
+    for ws in &mut flood {
+        let reply = ws.expect("bot reply", |f| f["sender"] == "bot").await;
+        if reply["text"].as_str().unwrap().contains("转人工") {
+            shed += 1;
+        }
+    }
+    assert!(shed > 0, "some bot turns were shed");
+    assert!(shed < 30, "the workers answered some turns");
+    assert!(metric(&app, "switchboard_bot_shed_total").await >= shed as f64);
+
+    // The backlog drains and shedding ends (hysteresis): the bot answers again.
+    let started = Instant::now();
+    while metric(&app, "switchboard_bot_queue_depth").await > 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = app.visitor().await;
+    let mut late = app.customer_ws(&token).await;
+    late.send(json!({"type":"send","client_msg_id":"q","text":"运费怎么算？"}))
+        .await;
+    let reply = late.expect("bot reply", |f| f["sender"] == "bot").await;
+    assert!(reply["text"].as_str().unwrap().contains("99"), "{reply}");
+    assert_eq!(metric(&app, "switchboard_bot_shedding").await, 0.0);
+}
