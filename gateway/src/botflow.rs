@@ -28,6 +28,7 @@ use crate::config::BotRunSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::intents::{models, TenantClassifier};
 use crate::kb::KbChange;
+use crate::metrics::Histogram;
 use crate::store::{Conversation, MessageRecord, QualityRecord, Store};
 use crate::tenant::WorkMode;
 use crate::util::now_ms;
@@ -142,21 +143,22 @@ impl BotRuntime {
 pub struct TurnJob {
     pub tenant: String,
     pub conversation_id: String,
+    /// The customer message's trace id.
+    pub trace: String,
     pub text: String,
     /// The sensitive-word policy asked for a person.
     pub flagged: bool,
     pub enqueued: Instant,
 }
 
-#[derive(Default)]
 struct Counters {
     depth: AtomicUsize,
     turns: AtomicU64,
     shed: AtomicU64,
     last_wait_us: AtomicU64,
     decisions: [AtomicU64; 4],
-    latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
-    latency_sum_us: AtomicU64,
+    /// Turn latency, queue wait included.
+    latency: Histogram,
 }
 
 /// The bot workers' figures (`/metrics`, and the shedding work).
@@ -172,9 +174,6 @@ pub struct BotStats {
     /// How long the last turn waited for a worker.
     pub last_wait_us: u64,
     pub decisions: HashMap<&'static str, u64>,
-    /// Turn latency (queue wait included): counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
-    pub latency_buckets: Vec<u64>,
-    pub latency_sum_us: u64,
 }
 
 pub struct BotWorkers {
@@ -204,7 +203,14 @@ const KINDS: [DecisionKind; 4] = [
 impl BotWorkers {
     pub fn start(chat: Weak<Chat>, settings: &BotRunSettings) -> BotWorkers {
         let queue_per_worker = settings.queue_per_worker.max(1);
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            depth: AtomicUsize::new(0),
+            turns: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            last_wait_us: AtomicU64::new(0),
+            decisions: Default::default(),
+            latency: Histogram::new(&LATENCY_BUCKETS_MS),
+        });
         let tenants: Arc<Mutex<HashMap<String, TenantQueue>>> = Arc::default();
         let mut shards = Vec::new();
         for _ in 0..settings.workers.max(1) {
@@ -230,16 +236,7 @@ impl BotWorkers {
                         let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
                         counters.decisions[index].fetch_add(1, Ordering::Relaxed);
                     }
-                    let elapsed = enqueued.elapsed();
-                    let ms = elapsed.as_millis() as u64;
-                    let bucket = LATENCY_BUCKETS_MS
-                        .iter()
-                        .position(|bound| ms <= *bound)
-                        .unwrap_or(LATENCY_BUCKETS_MS.len());
-                    counters.latency[bucket].fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .latency_sum_us
-                        .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+                    counters.latency.observe(enqueued.elapsed());
                     counters.turns.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -347,13 +344,12 @@ impl BotWorkers {
                 .enumerate()
                 .map(|(i, kind)| (kind.as_str(), c.decisions[i].load(Ordering::Relaxed)))
                 .collect(),
-            latency_buckets: c
-                .latency
-                .iter()
-                .map(|n| n.load(Ordering::Relaxed))
-                .collect(),
-            latency_sum_us: c.latency_sum_us.load(Ordering::Relaxed),
         }
+    }
+
+    /// Turn latency (queue wait included), for `/metrics`.
+    pub fn latency(&self) -> &Histogram {
+        &self.counters.latency
     }
 }
 
@@ -468,6 +464,10 @@ impl Chat {
         self.turns.stats()
     }
 
+    pub fn turns_latency(&self) -> &Histogram {
+        self.turns.latency()
+    }
+
     /// Knowledge-base changes the bot's dense side has not applied yet (0 once it caught up;
     /// `None` while the bot is not built).
     pub fn bot_dense_lag(&self) -> Option<u64> {
@@ -479,7 +479,13 @@ impl Chat {
     }
 
     /// A customer message landed in a conversation that is with the bot.
-    pub(crate) async fn bot_turn(&self, conversation: &Conversation, text: &str, flagged: bool) {
+    pub(crate) async fn bot_turn(
+        &self,
+        conversation: &Conversation,
+        message: &MessageRecord,
+        flagged: bool,
+    ) {
+        let text = message.text.as_str();
         let settings = self.tenant_settings(&conversation.tenant_id).await;
         if settings.work_mode == WorkMode::HumanFirst {
             self.hand_off_logged(conversation, HandoffRequest::because("human_first"))
@@ -489,6 +495,7 @@ impl Chat {
         let job = TurnJob {
             tenant: conversation.tenant_id.clone(),
             conversation_id: conversation.id.clone(),
+            trace: crate::chat::trace_id(message),
             text: text.to_owned(),
             flagged,
             enqueued: Instant::now(),
@@ -636,6 +643,7 @@ impl Chat {
             }
         };
         tracing::info!(
+            trace = %job.trace,
             conversation_id = %job.conversation_id,
             seq = stored.seq,
             decision = decision.kind.as_str(),

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::intents::Intents;
 use crate::kb::Knowledge;
 use crate::limits::RateLimits;
+use crate::metrics::Metrics;
 use crate::policy::Policies;
 use crate::presence::{AgentStatus, Presence};
 use crate::store::{
@@ -63,6 +64,7 @@ pub struct Chat {
     pub intents: Arc<Intents>,
     pub bot: Arc<BotRuntime>,
     pub limits: Arc<RateLimits>,
+    pub metrics: Arc<Metrics>,
     pub(crate) turns: BotWorkers,
     pub(crate) settings_cache: Mutex<HashMap<String, (Instant, Arc<TenantSettings>)>>,
     pub(crate) unsure: UnsureStreaks,
@@ -99,6 +101,7 @@ impl Chat {
             intents: parts.intents,
             bot: parts.bot,
             limits: parts.limits,
+            metrics: Arc::new(Metrics::default()),
             turns: BotWorkers::start(weak.clone(), &parts.bot_settings),
             settings_cache: Mutex::new(HashMap::new()),
             unsure: Mutex::new(HashMap::new()),
@@ -153,6 +156,7 @@ impl Chat {
     }
 
     pub(crate) fn publish_message(&self, message: &MessageRecord) {
+        self.metrics.message(message.sender);
         self.bus.publish(
             &conversation_topic(&message.conversation_id),
             BusEvent::Message(message.clone()),
@@ -185,14 +189,17 @@ impl Chat {
             skill_group: DEFAULT_SKILL_GROUP.into(),
             priority: 0,
         };
+        let started = Instant::now();
         let appended = self
             .store
             .append_customer_message_with(customer, Some(client_msg_id), &text, &entry, meta)
             .await?;
+        self.metrics.store_append.observe(started.elapsed());
         if appended.duplicate {
             return Ok(appended);
         }
         tracing::info!(
+            trace = %trace_id(&appended.message),
             conversation_id = %appended.conversation.id,
             seq = appended.message.seq,
             customer = %customer.masked(),
@@ -210,7 +217,7 @@ impl Chat {
         if appended.conversation.state == ConversationState::Bot {
             self.bot_turn(
                 &appended.conversation,
-                &text,
+                &appended.message,
                 verdict.action == Action::Handoff,
             )
             .await;
@@ -258,7 +265,7 @@ impl Chat {
                 ApiError::invalid("not_assigned", "conversation is not assigned to you")
             })?;
         if !appended.duplicate {
-            tracing::info!(conversation_id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
+            tracing::info!(trace = %trace_id(&appended.message), conversation_id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
             self.publish_message(&appended.message);
         }
         Ok(appended)
@@ -510,6 +517,7 @@ impl Chat {
                     self.store.assign(&conversation.id, &agent, &notice).await?
                 {
                     tracing::info!(conversation_id = %conversation.id, agent_id = %agent.id, "conversation assigned");
+                    self.metrics.assigned();
                     *loads.entry(agent.id.clone()).or_insert(0) += 1;
                     available[index].idle_since = now_ms();
                     self.presence.touch(&agent.id, now_ms());
@@ -574,4 +582,10 @@ fn screened(verdict: &Verdict, text: &str) -> ApiResult<(String, Option<serde_js
             ))
         }
     }
+}
+
+/// The id that follows a message through the logs, from ingress to delivery:
+/// `<conversation id>/<seq>` (the outbox's delivery ids carry the same pair).
+pub fn trace_id(message: &MessageRecord) -> String {
+    format!("{}/{}", message.conversation_id, message.seq)
 }

@@ -29,6 +29,7 @@ mod http;
 pub mod intents;
 pub mod kb;
 pub mod limits;
+pub mod metrics;
 pub mod policy;
 pub mod presence;
 pub mod session;

@@ -115,6 +115,7 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
     match event {
         Some(message) if message.seq <= *cursor => return Ok(()),
         Some(message) if message.seq == *cursor + 1 => {
+            tracing::debug!(trace = %crate::chat::trace_id(message), to_agent = for_agent, "delivered");
             send_json(out, &message_frame_for(message, for_agent)).await?;
             *cursor = message.seq;
             return Ok(());
@@ -164,6 +165,7 @@ where
     S: Stream<Item = Incoming> + Unpin,
     K: Sink<Outgoing> + Unpin,
 {
+    let _connected = chat.metrics.connected(&customer.channel);
     let mut session = CustomerSession {
         chat: chat.clone(),
         customer,
@@ -456,6 +458,7 @@ where
     S: Stream<Item = Incoming> + Unpin,
     K: Sink<Outgoing> + Unpin,
 {
+    let _connected = chat.metrics.connected("agent");
     let mut session = AgentSession {
         chat: chat.clone(),
         agent: agent.clone(),

@@ -142,6 +142,18 @@ async fn customers_and_agents_over_their_rate_get_told_when_to_retry_and_nothing
         .await;
     assert_eq!(limited["conversation_id"], id.as_str());
     assert!(metric(&app, "switchboard_rate_limited_total{scope=\"customer\"}").await >= 2.0);
+    // The rest of /metrics follows what happened.
+    assert_eq!(
+        metric(&app, "switchboard_connections{kind=\"agent\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "switchboard_connections{kind=\"web\"}").await,
+        1.0
+    );
+    assert!(metric(&app, "switchboard_messages_total{sender=\"customer\"}").await >= 4.0);
+    assert_eq!(metric(&app, "switchboard_assignments_total").await, 1.0);
+    assert!(metric(&app, "switchboard_store_append_seconds_count").await >= 4.0);
 }
 
 #[tokio::test]

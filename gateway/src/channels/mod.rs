@@ -106,6 +106,7 @@ pub struct Channels {
     wake: tokio::sync::Notify,
     /// Push-hook calls.
     http: reqwest::Client,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Channels {
@@ -123,6 +124,7 @@ impl Channels {
             online: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             http,
+            metrics: chat.metrics.clone(),
         })
     }
 

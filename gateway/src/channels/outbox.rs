@@ -244,6 +244,11 @@ impl Channels {
                 }
             }
         };
+        self.metrics.delivery(match &outcome {
+            AttemptOutcome::Sent { .. } => "sent",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Failed { .. } => "failed",
+        });
         match self.store.finish_attempt(&delivery.id, &outcome).await {
             Ok(Some(updated)) => {
                 if updated.state == "sent" {

@@ -8,7 +8,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::botflow::LATENCY_BUCKETS_MS;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -66,29 +65,39 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "switchboard_bot_decisions_total{{kind=\"{kind}\"}} {count}"
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP switchboard_bot_turn_seconds Bot turn latency, queue wait included."
+    state.chat.turns_latency().render(
+        &mut out,
+        "switchboard_bot_turn_seconds",
+        "Bot turn latency, queue wait included.",
     );
-    let _ = writeln!(out, "# TYPE switchboard_bot_turn_seconds histogram");
-    let mut cumulative = 0;
-    for (index, count) in bot.latency_buckets.iter().enumerate() {
-        cumulative += count;
-        let bound = LATENCY_BUCKETS_MS
-            .get(index)
-            .map(|ms| format!("{}", *ms as f64 / 1000.0))
-            .unwrap_or_else(|| "+Inf".into());
-        let _ = writeln!(
-            out,
-            "switchboard_bot_turn_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-        );
+    state.chat.metrics.render(&mut out);
+    match state.store.queue_summary().await {
+        Ok(queues) => {
+            let _ = writeln!(
+                out,
+                "# HELP switchboard_queue_length Conversations waiting for an agent."
+            );
+            let _ = writeln!(out, "# TYPE switchboard_queue_length gauge");
+            for queue in &queues {
+                let _ = writeln!(
+                    out,
+                    "switchboard_queue_length{{tenant=\"{}\",skill_group=\"{}\"}} {}",
+                    queue.tenant, queue.skill_group, queue.waiting
+                );
+            }
+            let _ = writeln!(out, "# HELP switchboard_queue_oldest_wait_seconds How long the longest-waiting conversation has waited.");
+            let _ = writeln!(out, "# TYPE switchboard_queue_oldest_wait_seconds gauge");
+            for queue in &queues {
+                let _ =
+                    writeln!(
+                    out,
+                    "switchboard_queue_oldest_wait_seconds{{tenant=\"{}\",skill_group=\"{}\"}} {}",
+                    queue.tenant, queue.skill_group, queue.oldest_wait_ms as f64 / 1000.0
+                );
+            }
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot read the queues for /metrics"),
     }
-    let _ = writeln!(
-        out,
-        "switchboard_bot_turn_seconds_sum {}",
-        bot.latency_sum_us as f64 / 1e6
-    );
-    let _ = writeln!(out, "switchboard_bot_turn_seconds_count {}", bot.turns);
     state
         .chat
         .policies

@@ -234,6 +234,15 @@ pub struct CannedReply {
     pub text: String,
 }
 
+/// One queue's figures for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct QueueSummary {
+    pub tenant: String,
+    pub skill_group: String,
+    pub waiting: i64,
+    pub oldest_wait_ms: i64,
+}
+
 /// The result of storing a message.
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -944,6 +953,34 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Every queue of every tenant: how many wait and for how long the oldest has.
+    pub async fn queue_summary(&self) -> StoreResult<Vec<QueueSummary>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, skill_group, COUNT(*) AS waiting, MIN(queue_key) AS oldest \
+             FROM conversations WHERE state = 'queued' GROUP BY tenant_id, skill_group ORDER BY tenant_id, skill_group",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let now = now_ms();
+        rows.iter()
+            .map(|row| {
+                let oldest: i64 = row.try_get("oldest")?;
+                // Requeued conversations carry their time shifted by the head-of-queue offset.
+                let since = if oldest < now - HEAD_OF_QUEUE_OFFSET / 2 {
+                    oldest + HEAD_OF_QUEUE_OFFSET
+                } else {
+                    oldest
+                };
+                Ok(QueueSummary {
+                    tenant: row.try_get("tenant_id")?,
+                    skill_group: row.try_get("skill_group")?,
+                    waiting: row.try_get("waiting")?,
+                    oldest_wait_ms: (now - since).max(0),
+                })
+            })
+            .collect()
     }
 
     /// The tenant's queue: every queued conversation, highest priority first, then longest waiting.
