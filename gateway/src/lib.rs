@@ -226,6 +226,12 @@ impl Server {
         };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Chat frames are small: send them at once instead of waiting to coalesce (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(error = %error, "cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(
                 listener,

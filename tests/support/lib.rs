@@ -244,7 +244,8 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
-        let (stream, _) = tokio_tungstenite::connect_async(url)
+        // Small frames go out at once (no Nagle), as a real chat client's should.
+        let (stream, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .with_context(|| format!("connect {url}"))?;
         Ok(WsClient { stream })
