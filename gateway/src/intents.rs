@@ -106,8 +106,6 @@ pub struct Intents {
     store: Store,
     dir: PathBuf,
     cache: RwLock<HashMap<String, Cached>>,
-    /// Called with the tenant's new head whenever it changes (the bot uses it).
-    on_head: RwLock<Option<Arc<dyn Fn(&str, Option<Arc<IntentHead>>) + Send + Sync>>>,
 }
 
 fn model_error(error: ModelError) -> ApiError {
@@ -151,27 +149,7 @@ impl Intents {
             store,
             dir: dir.to_path_buf(),
             cache: RwLock::new(HashMap::new()),
-            on_head: RwLock::new(None),
         })
-    }
-
-    pub fn on_head_change(&self, hook: Arc<dyn Fn(&str, Option<Arc<IntentHead>>) + Send + Sync>) {
-        *self.on_head.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
-    }
-
-    fn notify(&self, tenant: &str, classifier: &Option<TenantClassifier>) {
-        let hook = self
-            .on_head
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(hook) = hook {
-            let head = match classifier {
-                Some(TenantClassifier::Head(head)) => Some(head.clone()),
-                _ => None,
-            };
-            hook(tenant, head);
-        }
     }
 
     /// The tenant's classifier (`None`: the built-in intents), re-read from the store when it
@@ -194,7 +172,6 @@ impl Intents {
             None => None,
         };
         self.remember(tenant, stamp, classifier.clone());
-        self.notify(tenant, &classifier);
         Ok(classifier)
     }
 
@@ -271,8 +248,7 @@ impl Intents {
         };
         self.store.put_intent_model(&record).await?;
         let classifier = Some(TenantClassifier::Head(Arc::new(head)));
-        self.remember(tenant, Some(record.updated_at), classifier.clone());
-        self.notify(tenant, &classifier);
+        self.remember(tenant, Some(record.updated_at), classifier);
         tracing::info!(tenant, examples = tenant_examples, accuracy = ?report.held_out_accuracy, "intent head trained");
         Ok(TrainOutcome {
             report,
@@ -310,8 +286,7 @@ impl Intents {
         };
         self.store.put_intent_model(&record).await?;
         let classifier = Some(TenantClassifier::Onnx(Arc::new(classifier)));
-        self.remember(tenant, Some(updated_at), classifier.clone());
-        self.notify(tenant, &classifier);
+        self.remember(tenant, Some(updated_at), classifier);
         Ok(report)
     }
 
@@ -321,7 +296,6 @@ impl Intents {
             return Err(ApiError::NotFound("intent model"));
         }
         self.remember(tenant, None, None);
-        self.notify(tenant, &None);
         Ok(())
     }
 

@@ -41,6 +41,9 @@ enum Loaded {
     Quality(QualityPolicy),
 }
 
+/// A tenant's active policy of one kind: its version and loaded form (`None`: built-in).
+type Active = Option<(i64, Loaded)>;
+
 #[derive(Clone)]
 struct Slot<T> {
     checked: Instant,
@@ -50,7 +53,7 @@ struct Slot<T> {
 pub struct Policies {
     store: Store,
     engine: Arc<PolicyEngine>,
-    active: RwLock<HashMap<(String, PolicyKind), Slot<Option<(i64, Loaded)>>>>,
+    active: RwLock<HashMap<(String, PolicyKind), Slot<Active>>>,
     words: RwLock<HashMap<String, Arc<SensitiveWords>>>,
     word_stamps: RwLock<HashMap<String, Slot<(i64, i64)>>>,
     pub builtin_routing: BuiltinRouting,
