@@ -17,6 +17,7 @@
 //!
 //! Tests start the real server with [`Server::start`] on port 0, or call [`app`] directly.
 
+pub mod bench;
 pub mod botflow;
 pub mod bus;
 pub mod channels;
@@ -52,6 +53,9 @@ use crate::crypto::{FieldCipher, SecretKey, TokenSigner};
 use crate::store::Store;
 
 pub use crate::http::agent_token;
+
+/// Events buffered per bus topic before a slow subscriber lags (and catches up from the store).
+const BUS_TOPIC_CAPACITY: usize = 32;
 
 /// Cheap handles shared by every request.
 #[derive(Clone)]
@@ -167,7 +171,9 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(1024));
+        // Each topic's buffer is allocated whole per subscriber topic (an idle customer has
+        // two): keep it small. A subscriber that lags reads what it missed from the store.
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(BUS_TOPIC_CAPACITY));
         let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
         knowledge
             .sync()

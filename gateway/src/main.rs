@@ -72,6 +72,24 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Load test on loopback: customer–agent relay beside a bare WebSocket echo server.
+    Bench {
+        /// Customer–agent pairs (and echo connections).
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Messages in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        inflight: usize,
+        /// Seconds measured per phase (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 100)]
+        bytes: usize,
+        /// Idle customer connections to hold for the memory figure (0: skip).
+        #[arg(long, default_value_t = 1000)]
+        idle: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +280,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => bot_eval(&store, &tenant, &file).await,
         Command::Policy { command } => policy_command(command).await,
+        Command::Bench {
+            pairs,
+            inflight,
+            seconds,
+            bytes,
+            idle,
+        } => {
+            let report = gateway::bench::run(gateway::bench::BenchOptions {
+                pairs: pairs.max(1),
+                inflight: inflight.max(1),
+                seconds: seconds.max(1),
+                message_bytes: bytes.max(24),
+                idle,
+            })
+            .await?;
+            println!("{report}");
+            Ok(())
+        }
     }
 }
 
