@@ -265,28 +265,9 @@ async fn widget_in_chromium_talks_to_an_agent() {
     let app = TestApp::spawn().await;
     let (_, agent_token) = app.create_agent("Browser agent", &["general"], 2).await;
     let mut agent = app.agent_ws(&agent_token).await;
-    let mut browser = Browser::launch(&binary).await.expect("chromium starts");
-    browser.call("Page.enable", json!({})).await.unwrap();
-    browser
-        .call("Page.navigate", json!({"url": app.url("/?tenant=acme")}))
-        .await
-        .unwrap();
-    browser
-        .wait_for("the widget", &format!("(() => {{ const h = document.getElementById('switchboard-widget'); return !!(h && h.shadowRoot && h.shadowRoot.getElementById('sb-launcher')); }})()"))
-        .await
-        .unwrap();
-    browser
-        .eval(&format!("{SHADOW}.getElementById('sb-launcher').click()"))
-        .await
-        .unwrap();
+    let mut browser = open_widget(&app, &binary).await;
     let typed = "<script>window.__injected = 1</script><img src=x onerror=\"window.__injected=2\"> where is my order?";
-    browser
-        .eval(&format!(
-            "(() => {{ const input = {SHADOW}.getElementById('sb-input'); input.value = {typed}; input.dispatchEvent(new Event('input', {{bubbles: true}})); {SHADOW}.getElementById('sb-send').click(); return true; }})()",
-            typed = serde_json::to_string(typed).unwrap()
-        ))
-        .await
-        .unwrap();
+    type_and_send(&mut browser, typed).await;
 
     let assigned = agent.expect_type("assigned").await;
     let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
