@@ -2,6 +2,8 @@
 //! included in every call) beside the built-in strategy, on one thread.
 //!
 //! `cargo run --release -p switchboard-policies --example bench_routing [-- CALLS]`
+//!
+//! Add `--features pooling` for wasmtime's pooling instance allocator (see `host.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +62,18 @@ fn print(name: &str, summary: &Summary) {
     );
 }
 
+/// The 1, 5 and 15 minute load averages (Linux), to read the figures against.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn inputs() -> Vec<Handoff> {
     (0..16u8)
         .map(|index| {
@@ -84,7 +98,15 @@ fn main() {
     let engine = PolicyEngine::new(PolicyEngineConfig::default()).expect("engine");
     let inputs = inputs();
     let builtin = BuiltinRouting::default();
-    println!("{calls} calls per row, one thread, fresh store + instantiate per WASM call\n");
+    let allocator = if cfg!(feature = "pooling") {
+        "pooling allocator"
+    } else {
+        "on-demand allocator (an mmap per call)"
+    };
+    println!(
+        "{calls} calls per row, one thread, fresh store + instantiate per WASM call, {allocator}; load average {}\n",
+        load_average()
+    );
 
     for name in ["vip-routing", "language-routing", "office-hours"] {
         let started = Instant::now();
@@ -125,6 +147,7 @@ fn main() {
     });
     print("built-in quality", &summary);
 
+    println!("\nload average {}", load_average());
     let metrics = engine.metrics().snapshot();
     println!(
         "\nrouting ok {} failures {}",

@@ -5,10 +5,14 @@
 //!
 //! The corpus (deterministic, about 16 MB) is written to CORPUS_OUT so `bench-sensitive.sh` can
 //! run the Python ahocorasick-rs reference on the very same bytes.
+//!
+//! Every throughput is given twice: over wall-clock time, and over the time the thread was
+//! actually on a CPU (`/proc/thread-self/schedstat`), which a shared, loaded machine disturbs
+//! much less. `BENCH_DFA=1` adds the aho-corasick DFA row (about half a GiB of memory).
 
 use std::time::{Duration, Instant};
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use switchboard_policies::sensitive::normalize::fold_word;
 use switchboard_policies::sensitive::{Action, SensitiveWords, WordList};
 
@@ -125,6 +129,35 @@ fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
 }
 
+/// Nanoseconds this thread has spent on a CPU (Linux); 0 elsewhere. The kernel brings a running
+/// thread's figure up to date only at a scheduler event, so yield first.
+fn on_cpu_ns() -> u64 {
+    std::thread::yield_now();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `work` once; returns its result, the wall-clock time and the on-CPU time.
+fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration, Duration) {
+    let cpu = on_cpu_ns();
+    let started = Instant::now();
+    let result = work();
+    let wall = started.elapsed();
+    let cpu = Duration::from_nanos(on_cpu_ns().saturating_sub(cpu));
+    (result, wall, cpu)
+}
+
+/// "W MB/s wall, C MB/s on-CPU".
+fn rates(bytes: usize, wall: Duration, cpu: Duration) -> String {
+    format!(
+        "{:>7.1} MB/s wall, {:>7.1} MB/s on-CPU",
+        mb_per_s(bytes, wall),
+        mb_per_s(bytes, cpu)
+    )
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let words_path = args.next().unwrap_or_else(|| {
@@ -177,54 +210,124 @@ fn main() {
         total_bytes / messages.len()
     );
 
-    // 1. The engine as the gateway uses it: one check per chat message (fold + overlapping match + mask).
-    for _ in 0..2 {
-        let started = Instant::now();
-        let mut matches = 0usize;
-        for message in &messages {
-            matches += engine.check(message).matches.len();
-        }
-        let elapsed = started.elapsed();
+    // 1. The engine as the gateway uses it: one check per chat message (fold + overlapping match
+    //    + mask), the verdict built and dropped.
+    for _ in 0..3 {
+        let (matches, wall, cpu) = timed(|| {
+            messages
+                .iter()
+                .map(|message| engine.check(message).matches.len())
+                .sum::<usize>()
+        });
         println!(
-            "check per message (fold + match + mask): {:>7.1} MB/s, {:.2} µs a message, {} matches",
-            mb_per_s(total_bytes, elapsed),
-            elapsed.as_secs_f64() * 1e6 / messages.len() as f64,
+            "check per message (fold + match + mask):  {}, {:.2} µs a message, {} matches",
+            rates(total_bytes, wall, cpu),
+            wall.as_secs_f64() * 1e6 / messages.len() as f64,
             matches
         );
     }
 
-    // 2. One check over the whole corpus at once.
-    let started = Instant::now();
-    let verdict = engine.check(&whole);
-    let elapsed = started.elapsed();
+    // 1b. The matching alone (fold + automaton + offsets, no verdict): what the engine costs
+    //     before it allocates the two strings per match and the masked copy the API returns.
+    for _ in 0..2 {
+        let (matches, wall, cpu) = timed(|| {
+            messages
+                .iter()
+                .map(|message| engine.count_matches(message))
+                .sum::<usize>()
+        });
+        println!(
+            "match only per message (no verdict):     {}, {:.2} µs a message, {} matches",
+            rates(total_bytes, wall, cpu),
+            wall.as_secs_f64() * 1e6 / messages.len() as f64,
+            matches
+        );
+    }
+
+    // 2. Messages that match nothing (most chat traffic): the verdict is a copy of the text.
+    let clean: Vec<&String> = messages
+        .iter()
+        .filter(|message| engine.check(message).matches.is_empty())
+        .collect();
+    let clean_bytes: usize = clean.iter().map(|message| message.len()).sum();
+    const CLEAN_ROUNDS: usize = 4;
+    for _ in 0..2 {
+        let (matches, wall, cpu) = timed(|| {
+            (0..CLEAN_ROUNDS)
+                .flat_map(|_| clean.iter())
+                .map(|message| engine.check(message).matches.len())
+                .sum::<usize>()
+        });
+        assert_eq!(matches, 0);
+        println!(
+            "check per message, no match ({} messages x {CLEAN_ROUNDS}): {}, {:.2} µs a message",
+            clean.len(),
+            rates(clean_bytes * CLEAN_ROUNDS, wall, cpu),
+            wall.as_secs_f64() * 1e6 / (clean.len() * CLEAN_ROUNDS).max(1) as f64
+        );
+    }
+
+    // 3. One check over the whole corpus at once (197k matches: mostly allocating the verdict).
+    let (verdict, wall, cpu) = timed(|| engine.check(&whole));
     println!(
-        "check whole corpus in one call:           {:>7.1} MB/s, {} matches",
-        mb_per_s(whole.len(), elapsed),
+        "check whole corpus in one call:           {}, {} matches",
+        rates(whole.len(), wall, cpu),
         verdict.matches.len()
     );
+    drop(verdict);
 
-    // 3. The parts: folding alone, and a plain automaton on the raw words and raw text
+    // 4. The parts: folding alone, and a plain automaton on the raw words and raw text
     //    (non-overlapping, no folding: what the Python reference does).
-    let started = Instant::now();
-    let folded = fold_word(&whole);
-    let elapsed = started.elapsed();
+    let (folded, wall, cpu) = timed(|| fold_word(&whole));
     println!(
-        "fold only:                                {:>7.1} MB/s",
-        mb_per_s(whole.len(), elapsed)
+        "fold only (into a new string):            {}",
+        rates(whole.len(), wall, cpu)
     );
     std::hint::black_box(folded);
 
     let started = Instant::now();
     let raw = AhoCorasick::new(list.words()).expect("raw automaton");
     let raw_build = started.elapsed();
-    let started = Instant::now();
-    let raw_matches = raw.find_iter(&whole).count();
-    let elapsed = started.elapsed();
+    let (raw_matches, wall, cpu) = timed(|| raw.find_iter(&whole).count());
     println!(
-        "raw aho-corasick (no folding, non-overlapping, like the python reference): {:>7.1} MB/s, {} matches, build {:.0} ms, {:.1} MiB",
-        mb_per_s(whole.len(), elapsed),
+        "raw aho-corasick (no folding, non-overlapping, like the python reference): {}, {} matches, build {:.0} ms, {:.1} MiB",
+        rates(whole.len(), wall, cpu),
         raw_matches,
         raw_build.as_secs_f64() * 1e3,
         raw.memory_usage() as f64 / (1 << 20) as f64
     );
+
+    // 5. The aho-corasick crate's DFA on the folded patterns and folded text (overlapping): the
+    //    fastest byte automaton it offers, and what it costs in memory.
+    if std::env::var_os("BENCH_DFA").is_some() {
+        let mut patterns: Vec<String> = list
+            .words()
+            .iter()
+            .map(|word| fold_word(word))
+            .filter(|pattern| !pattern.is_empty())
+            .collect();
+        patterns.sort_unstable();
+        patterns.dedup();
+        let folded = fold_word(&whole);
+        for kind in [AhoCorasickKind::ContiguousNFA, AhoCorasickKind::DFA] {
+            let rss_before = rss_bytes();
+            let started = Instant::now();
+            let automaton = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(kind))
+                .build(&patterns)
+                .expect("automaton");
+            let build = started.elapsed();
+            let rss_after = rss_bytes();
+            let (found, wall, cpu) = timed(|| automaton.find_overlapping_iter(&folded).count());
+            println!(
+                "aho-corasick {kind:?}, folded, overlapping (match only): {}, {} matches, build {:.0} ms, {:.1} MiB (RSS +{:.1} MiB)",
+                rates(folded.len(), wall, cpu),
+                found,
+                build.as_secs_f64() * 1e3,
+                automaton.memory_usage() as f64 / (1 << 20) as f64,
+                rss_after.saturating_sub(rss_before) as f64 / (1 << 20) as f64
+            );
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! The sensitive-word engine: per-tenant named word lists, each with an action, compiled into one
-//! Aho-Corasick automaton per tenant over folded text (see [`normalize`]).
+//! Aho-Corasick automaton per tenant over folded text (see [`normalize`]). The automaton works on
+//! characters, folding the text as it reads it (see `matcher.rs`), so checking a message
+//! allocates nothing but the verdict.
 //!
 //! ```
 //! use switchboard_policies::sensitive::{Action, SensitiveWords, WordList};
@@ -15,6 +17,7 @@
 //! assert_eq!((verdict.matches[0].start, verdict.matches[0].end), (3, 6));
 //! ```
 
+mod matcher;
 pub mod normalize;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,8 +26,9 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
+
+use matcher::CharMatcher;
 
 /// What to do with a message that contains a word. Ordered from weakest to strongest: a verdict
 /// takes the strongest action across its matches (`block > handoff > mask > flag`).
@@ -236,19 +240,29 @@ pub struct BuildStats {
 }
 
 /// Which list entries a folded pattern stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct PatternOwner {
     list: u32,
     word: u32,
+}
+
+/// A pattern's owners (`owners[first..first + count]`) and whether one of their lists masks.
+#[derive(Debug, Clone, Copy)]
+struct PatternInfo {
+    first: u32,
+    count: u32,
+    masks: bool,
 }
 
 /// A compiled set of word lists (one tenant's). Immutable and `Sync`; rebuild to change.
 #[derive(Debug, Clone)]
 pub struct SensitiveWords {
     lists: Vec<WordList>,
-    automaton: Option<AhoCorasick>,
-    /// Pattern id → the (list, word) pairs that fold to it.
-    owners: Vec<Vec<PatternOwner>>,
+    matcher: Option<CharMatcher>,
+    /// Pattern id → where its owners are in `owners` and whether one of its lists masks.
+    patterns: Vec<PatternInfo>,
+    /// The (list, word) pairs that fold to each pattern, pattern after pattern, in list order.
+    owners: Vec<PatternOwner>,
     stats: BuildStats,
 }
 
@@ -263,7 +277,8 @@ impl SensitiveWords {
     pub fn empty() -> Self {
         Self {
             lists: Vec::new(),
-            automaton: None,
+            matcher: None,
+            patterns: Vec::new(),
             owners: Vec::new(),
             stats: BuildStats {
                 patterns: 0,
@@ -298,21 +313,31 @@ impl SensitiveWords {
                 });
             }
         }
-        let automaton = if patterns.is_empty() {
+        let matcher = if patterns.is_empty() {
             None
         } else {
-            let automaton = AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .build(&patterns)
-                .map_err(|error| SensitiveWordsError::Build(error.to_string()))?;
-            Some(automaton)
+            Some(CharMatcher::new(&patterns).map_err(SensitiveWordsError::Build)?)
         };
-        let owners_bytes: usize = owners
-            .iter()
-            .map(|owner| owner.capacity() * std::mem::size_of::<PatternOwner>() + 24)
-            .sum();
-        let memory_bytes = automaton.as_ref().map_or(0, AhoCorasick::memory_usage) + owners_bytes;
+        // Flatten the owners, pattern after pattern, so a hit reads one small record and one
+        // run of owners instead of chasing a vector per pattern.
+        let mut infos = Vec::with_capacity(owners.len());
+        let mut flat = Vec::with_capacity(owners.iter().map(Vec::len).sum());
+        for pattern_owners in owners {
+            infos.push(PatternInfo {
+                first: flat.len() as u32,
+                count: pattern_owners.len() as u32,
+                masks: pattern_owners.iter().any(|owner| {
+                    matches!(
+                        lists[owner.list as usize].action,
+                        Action::Mask | Action::Block
+                    )
+                }),
+            });
+            flat.extend(pattern_owners);
+        }
+        let memory_bytes = matcher.as_ref().map_or(0, CharMatcher::memory_usage)
+            + infos.capacity() * std::mem::size_of::<PatternInfo>()
+            + flat.capacity() * std::mem::size_of::<PatternOwner>();
         let stats = BuildStats {
             patterns: patterns.len(),
             ignored_words,
@@ -321,8 +346,9 @@ impl SensitiveWords {
         };
         Ok(Self {
             lists: lists.to_vec(),
-            automaton,
-            owners,
+            matcher,
+            patterns: infos,
+            owners: flat,
             stats,
         })
     }
@@ -335,39 +361,64 @@ impl SensitiveWords {
         self.stats
     }
 
+    /// How many matches [`check`](Self::check) would report, without building the verdict: the
+    /// matching cost alone, for benchmarks and diagnostics.
+    #[doc(hidden)]
+    pub fn count_matches(&self, text: &str) -> usize {
+        let mut count = 0;
+        if let Some(matcher) = &self.matcher {
+            matcher.find(text, |hit| {
+                count += self.patterns[hit.pattern].count as usize
+            });
+        }
+        count
+    }
+
     /// Finds every listed word in `text` after folding both sides.
     pub fn check(&self, text: &str) -> Verdict {
-        let Some(automaton) = &self.automaton else {
+        let Some(matcher) = &self.matcher else {
             return Verdict {
                 action: Action::Allow,
                 matches: Vec::new(),
                 masked: text.to_owned(),
             };
         };
-        let folded = normalize::fold_text(text);
         let mut action = Action::Allow;
         let mut matches = Vec::new();
-        // Character ranges to mask, as (start, end) in original characters.
-        let mut masked_ranges: Vec<(usize, usize)> = Vec::new();
-        for found in automaton.find_overlapping_iter(&folded.text) {
-            let start = folded.origin_char_of_byte[found.start()] as usize;
-            let end = folded.origin_char_of_byte[found.end() - 1] as usize + 1;
-            for owner in &self.owners[found.pattern().as_usize()] {
+        // Byte ranges of the original text to mask.
+        let mut masked_ranges = Ranges::default();
+        matcher.find(text, |hit| {
+            let info = self.patterns[hit.pattern];
+            if info.masks {
+                masked_ranges.push((hit.start_byte, hit.end_byte));
+            }
+            let first = info.first as usize;
+            for owner in &self.owners[first..first + info.count as usize] {
                 let list = &self.lists[owner.list as usize];
                 action = action.max(list.action);
-                if list.action == Action::Mask || list.action == Action::Block {
-                    masked_ranges.push((start, end));
-                }
                 matches.push(WordMatch {
                     word: list.words[owner.word as usize].clone(),
-                    start,
-                    end,
+                    start: hit.start_char,
+                    end: hit.end_char,
                     list: list.name.clone(),
                 });
             }
+        });
+        // Hits come ordered by end; the verdict lists them by start, then end, then list name
+        // (a stable sort, so the owners of one pattern keep their list order). Matches that do
+        // not overlap are already in that order.
+        let in_order = matches
+            .windows(2)
+            .all(|pair| (pair[0].start, pair[0].end) < (pair[1].start, pair[1].end));
+        if !in_order {
+            matches.sort_by(|a, b| {
+                a.start
+                    .cmp(&b.start)
+                    .then(a.end.cmp(&b.end))
+                    .then_with(|| a.list.cmp(&b.list))
+            });
         }
-        matches.sort_by(|a, b| (a.start, a.end, &a.list).cmp(&(b.start, b.end, &b.list)));
-        let masked = mask(text, &mut masked_ranges);
+        let masked = mask(text, masked_ranges.as_mut_slice());
         Verdict {
             action,
             matches,
@@ -376,21 +427,71 @@ impl SensitiveWords {
     }
 }
 
-/// Replaces the characters inside `ranges` with `*`.
+/// Byte ranges to mask: the first few on the stack (a chat message rarely has more), ranges that
+/// overlap the last one merged into it as they come (hits arrive ordered by end).
+#[derive(Default)]
+struct Ranges {
+    inline: [(usize, usize); 8],
+    len: usize,
+    spilled: Vec<(usize, usize)>,
+}
+
+impl Ranges {
+    fn push(&mut self, (start, end): (usize, usize)) {
+        let last = if self.len <= self.inline.len() {
+            self.len.checked_sub(1).map(|index| &mut self.inline[index])
+        } else {
+            self.spilled.last_mut()
+        };
+        if let Some(last) = last {
+            if start <= last.1 && end >= last.1 {
+                *last = (last.0.min(start), end);
+                return;
+            }
+        }
+        if self.len < self.inline.len() {
+            self.inline[self.len] = (start, end);
+        } else {
+            if self.len == self.inline.len() {
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push((start, end));
+        }
+        self.len += 1;
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(usize, usize)] {
+        if self.len <= self.inline.len() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spilled
+        }
+    }
+}
+
+/// Replaces every character inside the byte `ranges` (on character boundaries) with `*`.
 fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
     if ranges.is_empty() {
         return text.to_owned();
     }
     ranges.sort_unstable();
     let mut out = String::with_capacity(text.len());
-    let mut range_index = 0;
-    for (char_index, c) in text.chars().enumerate() {
-        while range_index < ranges.len() && ranges[range_index].1 <= char_index {
-            range_index += 1;
+    let mut copied = 0;
+    let mut index = 0;
+    while index < ranges.len() {
+        let (start, mut end) = ranges[index];
+        index += 1;
+        while index < ranges.len() && ranges[index].0 <= end {
+            end = end.max(ranges[index].1);
+            index += 1;
         }
-        let inside = range_index < ranges.len() && ranges[range_index].0 <= char_index;
-        out.push(if inside { '*' } else { c });
+        let start = start.max(copied);
+        out.push_str(&text[copied..start]);
+        let stars = text[start..end].chars().count();
+        out.extend(std::iter::repeat_n('*', stars));
+        copied = end;
     }
+    out.push_str(&text[copied..]);
     out
 }
 

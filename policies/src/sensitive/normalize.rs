@@ -74,12 +74,15 @@ pub fn fold_word(word: &str) -> String {
     word.chars().filter_map(fold).collect()
 }
 
-/// Folded text and, for every byte of it, the index of the original character it came from.
+/// Folded text and, for every byte of it, the index of the original character it came from: the
+/// straightforward reference the matcher's tests compare against.
+#[cfg(test)]
 pub(crate) struct Folded {
     pub text: String,
     pub origin_char_of_byte: Vec<u32>,
 }
 
+#[cfg(test)]
 pub(crate) fn fold_text(text: &str) -> Folded {
     let mut folded = String::with_capacity(text.len());
     let mut origin_char_of_byte = Vec::with_capacity(text.len());

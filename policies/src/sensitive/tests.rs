@@ -209,3 +209,156 @@ fn verdict_serializes_as_the_api_shape() {
         serde_json::json!({"action": "mask", "matches": [{"word": "刷单", "start": 0, "end": 2, "list": "fraud"}], "masked": "**"})
     );
 }
+
+/// The engine as it was before the character-level automaton: fold the whole text, search every
+/// pattern at every position of the folded text, map byte offsets back through a per-byte origin
+/// table, mask by character. Slow and obviously right.
+fn reference_check(lists: &[WordList], text: &str) -> Verdict {
+    let folded = normalize::fold_text(text);
+    let mut action = Action::Allow;
+    let mut matches = Vec::new();
+    let mut masked_chars = std::collections::BTreeSet::new();
+    for list in lists {
+        for word in list.words() {
+            let pattern = normalize::fold_word(word);
+            if pattern.is_empty() {
+                continue;
+            }
+            for (position, _) in folded.text.char_indices() {
+                if !folded.text[position..].starts_with(&pattern) {
+                    continue;
+                }
+                let start = folded.origin_char_of_byte[position] as usize;
+                let end = folded.origin_char_of_byte[position + pattern.len() - 1] as usize + 1;
+                action = action.max(list.action());
+                if matches!(list.action(), Action::Mask | Action::Block) {
+                    masked_chars.extend(start..end);
+                }
+                matches.push(WordMatch {
+                    word: word.clone(),
+                    start,
+                    end,
+                    list: list.name().to_owned(),
+                });
+            }
+        }
+    }
+    matches.sort_by(|a, b| (a.start, a.end, &a.list).cmp(&(b.start, b.end, &b.list)));
+    let masked = text
+        .chars()
+        .enumerate()
+        .map(|(index, c)| {
+            if masked_chars.contains(&index) {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect();
+    Verdict {
+        action,
+        matches,
+        masked,
+    }
+}
+
+/// xorshift64*, for deterministic random cases.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+#[test]
+fn matches_the_reference_on_random_lists_and_texts() {
+    // Few distinct characters so words overlap, nest and share prefixes and suffixes; with
+    // traditional/simplified pairs, width and case variants, separators and characters that
+    // are in no word.
+    const WORD_PIECES: &[&str] = &[
+        "刷", "单", "發", "发", "票", "法", "轮", "功", "a", "B", "ｃ", "1", "２", "é", "É", "ß",
+        "𠀀",
+    ];
+    const TEXT_PIECES: &[&str] = &[
+        "刷", "单", "發", "发", "票", "法", "轮", "輪", "功", "a", "A", "b", "ｂ", "c", "C", "1",
+        "１", "２", "é", "É", "ß", "𠀀", " ", "，", "。", "·", "\u{200B}", "😀", "　", "的", "z",
+        "Ω", "\n",
+    ];
+    const ACTIONS: &[Action] = &[Action::Flag, Action::Mask, Action::Handoff, Action::Block];
+    let mut rng = Rng(0x0DDB_A115_EED5);
+    let mut found = 0;
+    for case in 0..400 {
+        let lists: Vec<WordList> = (0..1 + rng.below(3))
+            .map(|index| {
+                let words: Vec<String> = (0..1 + rng.below(12))
+                    .map(|_| {
+                        let mut word: String = (0..1 + rng.below(5))
+                            .map(|_| rng.pick(WORD_PIECES))
+                            .collect();
+                        if rng.below(8) == 0 {
+                            let middle = word.char_indices().nth(1).map_or(0, |(at, _)| at);
+                            word.insert(middle, ' ');
+                        }
+                        word
+                    })
+                    .collect();
+                let action = ACTIONS[rng.below(ACTIONS.len())];
+                WordList::new(format!("list-{}", rng.below(3) + index), action, words).unwrap()
+            })
+            .collect();
+        let engine = SensitiveWords::build(&lists).unwrap();
+        for _ in 0..20 {
+            let text: String = (0..rng.below(40)).map(|_| rng.pick(TEXT_PIECES)).collect();
+            let verdict = engine.check(&text);
+            found += verdict.matches.len();
+            assert_eq!(
+                verdict,
+                reference_check(&lists, &text),
+                "case {case}, text {text:?}, lists {lists:?}"
+            );
+        }
+    }
+    assert!(found > 2_000, "the cases should match often, found {found}");
+}
+
+#[test]
+fn words_longer_than_the_stack_ring_still_map_back() {
+    // `WordList::new` caps words at MAX_WORD_CHARS, but a deserialized list is not checked.
+    let long: String = (0..300)
+        .map(|index| ["刷", "单", "a"][index % 3])
+        .collect::<String>();
+    let list: WordList = serde_json::from_value(serde_json::json!({
+        "name": "long",
+        "action": "mask",
+        "words": [long.clone(), "单a"],
+    }))
+    .unwrap();
+    let lists = [list];
+    let engine = SensitiveWords::build(&lists).unwrap();
+    let text = format!("前 {} 后", long.replace('单', "单 "));
+    let verdict = engine.check(&text);
+    assert_eq!(verdict, reference_check(&lists, &text));
+    assert!(verdict
+        .matches
+        .iter()
+        .any(|found| found.word == long && found.start == 2));
+}
+
+#[test]
+fn characters_in_no_word_reset_the_automaton() {
+    let engine = words(&[("w", Action::Block, &["刷单", "单刷"])]);
+    assert_eq!(engine.check("刷的单").action, Action::Allow);
+    assert_eq!(
+        spans(&engine.check("刷 单的单刷")),
+        [(0, 3, "刷单"), (4, 6, "单刷")]
+    );
+    assert_eq!(engine.check("刷的单").masked, "刷的单");
+}

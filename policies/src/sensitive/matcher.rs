@@ -1,0 +1,487 @@
+//! A character-level Aho-Corasick automaton over folded text, stored as a double array.
+//!
+//! Why not the `aho-corasick` crate: it works on UTF-8 bytes, so a Chinese character costs three
+//! transitions through an automaton with about three times as many states, and the text has to
+//! be folded into a new string first, with an origin index per byte to map matches back. Every
+//! character of the original text is folded *and* mapped to a dense alphabet id by one table
+//! look-up (a character that occurs in no pattern gets id 0 and sends the automaton straight
+//! back to the root), then takes one transition of a double-array trie (`base[s] + id`,
+//! verified by `check`), so a Chinese character costs one mostly-cached look-up and one
+//! automaton step, and nothing is allocated. Matches are mapped back to original character and
+//! byte offsets through a small ring of the last folded characters' origins (a pattern is at
+//! most as long as the ring).
+//!
+//! Semantics are those of matching the folded patterns against the folded text with every
+//! overlapping occurrence reported, exactly what the previous byte automaton did.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::normalize::fold;
+
+/// Alphabet id of a character that folds to nothing: skipped, the automaton does not move.
+const SEPARATOR: u32 = u32::MAX;
+/// Alphabet id of a folded character that occurs in no pattern: back to the root.
+const UNKNOWN: u32 = 0;
+/// An unused double-array slot, and "no state" in links.
+const NONE: u32 = u32::MAX;
+/// The root's own `check` (never the parent of anything).
+const ROOT_CHECK: u32 = u32::MAX - 1;
+const ROOT: usize = 0;
+/// Code points below this are mapped by one dense table (ASCII, Latin, general punctuation,
+/// CJK symbols and punctuation, kana, and the CJK ideographs U+3400..=U+9FFF).
+const LOW_TABLE_END: u32 = 0xA000;
+/// Half-width and full-width forms (full-width ASCII, full-width punctuation).
+const WIDE_FIRST: u32 = 0xFF00;
+const WIDE_LAST: u32 = 0xFFEF;
+/// The ring of origins lives on the stack up to this many entries (the longest pattern allowed
+/// by `WordList::new`); longer patterns (only possible through deserialized lists) or texts
+/// over 4 GiB use a heap ring.
+const STACK_RING: usize = 256;
+
+/// The hot half of a double-array slot: what one step of the automaton reads.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Children of this state are at `base & BASE_MASK` + id; the two high bits are flags.
+    base: u32,
+    /// The parent state of the state stored in this slot, `NONE` when the slot is free.
+    check: u32,
+}
+
+/// The cold half: read on a failed transition out of a deep state and on a match.
+#[derive(Debug, Clone, Copy)]
+struct Links {
+    /// Failure link: the longest proper suffix of this state that is also a state.
+    fail: u32,
+    /// The nearest state on the suffix chain (this one included) that ends a pattern.
+    out: u32,
+}
+
+/// Flag in `Slot::base`: `Links::out` is not `NONE` (a pattern ends here or at a suffix).
+const HAS_OUT: u32 = 1 << 31;
+/// Flag in `Slot::base`: the failure link is the root (true of every depth-1 state).
+const FAILS_TO_ROOT: u32 = 1 << 30;
+const BASE_MASK: u32 = FAILS_TO_ROOT - 1;
+
+/// One occurrence, in original-text offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub pattern: usize,
+    pub start_char: usize,
+    pub end_char: usize,
+    pub start_byte: usize,
+    pub end_byte: usize,
+}
+
+#[derive(Clone)]
+pub(crate) struct CharMatcher {
+    /// Alphabet id of every code point below `LOW_TABLE_END`, after folding.
+    low: Box<[u32]>,
+    /// Alphabet id of `WIDE_FIRST..=WIDE_LAST`, after folding.
+    wide: Box<[u32]>,
+    /// Folded character → alphabet id, for every other character.
+    alphabet: HashMap<char, u32>,
+    /// The root's transition for every alphabet id (the root itself when there is none).
+    root_next: Box<[u32]>,
+    /// Double array; padded so that `base + id` is always in bounds.
+    slots: Vec<Slot>,
+    links: Vec<Links>,
+    /// Pattern id of every slot whose state ends a pattern, `NONE` elsewhere.
+    pattern_of: Vec<u32>,
+    /// Length of each pattern in folded characters.
+    pattern_chars: Vec<u32>,
+    /// Ring size (a power of two at least as long as the longest pattern).
+    ring: usize,
+}
+
+impl fmt::Debug for CharMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CharMatcher")
+            .field("patterns", &self.pattern_chars.len())
+            .field("alphabet", &self.alphabet.len())
+            .field("slots", &self.slots.len())
+            .field("memory_bytes", &self.memory_usage())
+            .finish()
+    }
+}
+
+/// A trie node while building (children as a sibling list, in ascending id order).
+struct TrieNode {
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+    label: u32,
+    pattern: u32,
+}
+
+impl CharMatcher {
+    /// Builds the automaton for distinct, non-empty, already folded patterns.
+    pub(crate) fn new(patterns: &[String]) -> Result<Self, String> {
+        // Alphabet: the folded characters of the patterns, most frequent first (small ids pack
+        // the double array better).
+        let mut counts: HashMap<char, u32> = HashMap::new();
+        for pattern in patterns {
+            for c in pattern.chars() {
+                *counts.entry(c).or_insert(0) += 1;
+            }
+        }
+        let mut by_count: Vec<(char, u32)> = counts.into_iter().collect();
+        by_count.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let alphabet: HashMap<char, u32> = by_count
+            .iter()
+            .enumerate()
+            .map(|(index, &(c, _))| (c, index as u32 + 1))
+            .collect();
+        let alphabet_len = alphabet.len() + 1;
+        let id_of_folded = |c: char| -> u32 {
+            match fold(c) {
+                None => SEPARATOR,
+                Some(folded) => alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
+            }
+        };
+        let low: Box<[u32]> = (0..LOW_TABLE_END)
+            .map(|code| char::from_u32(code).map_or(SEPARATOR, id_of_folded))
+            .collect();
+        let wide: Box<[u32]> = (WIDE_FIRST..=WIDE_LAST)
+            .map(|code| char::from_u32(code).map_or(SEPARATOR, id_of_folded))
+            .collect();
+
+        // Patterns as id sequences, inserted into a sibling-list trie in sorted order, so the
+        // child to follow is always the last one created.
+        let encoded: Vec<Vec<u32>> = patterns
+            .iter()
+            .map(|pattern| pattern.chars().map(|c| alphabet[&c]).collect())
+            .collect();
+        let mut order: Vec<u32> = (0..encoded.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| encoded[a as usize].cmp(&encoded[b as usize]));
+        let mut trie = vec![TrieNode {
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+            label: 0,
+            pattern: NONE,
+        }];
+        for &pattern in &order {
+            let mut node = 0usize;
+            for &label in &encoded[pattern as usize] {
+                let last = trie[node].last_child;
+                if last != NONE && trie[last as usize].label == label {
+                    node = last as usize;
+                    continue;
+                }
+                let child = trie.len() as u32;
+                trie.push(TrieNode {
+                    first_child: NONE,
+                    last_child: NONE,
+                    next_sibling: NONE,
+                    label,
+                    pattern: NONE,
+                });
+                if last == NONE {
+                    trie[node].first_child = child;
+                } else {
+                    trie[last as usize].next_sibling = child;
+                }
+                trie[node].last_child = child;
+                node = child as usize;
+            }
+            trie[node].pattern = pattern;
+        }
+
+        // Double-array placement, breadth first (so the shallow, busy states share a few cache
+        // lines at the front): each state's children go at `base + id` for the smallest base
+        // whose slots are all free.
+        let free = Slot {
+            base: 0,
+            check: NONE,
+        };
+        let mut slots: Vec<Slot> = Vec::with_capacity(trie.len() + trie.len() / 8 + alphabet_len);
+        slots.push(Slot {
+            base: 0,
+            check: ROOT_CHECK,
+        });
+        let mut pattern_of = vec![NONE];
+        // (trie node, slot) in breadth-first order; the order is reused for failure links.
+        let mut queue: Vec<(u32, u32)> = Vec::with_capacity(trie.len());
+        queue.push((0, ROOT as u32));
+        let mut next_check = 1usize;
+        let mut labels: Vec<u32> = Vec::new();
+        let mut head = 0;
+        while head < queue.len() {
+            let (node, slot) = queue[head];
+            head += 1;
+            let node = &trie[node as usize];
+            pattern_of[slot as usize] = node.pattern;
+            labels.clear();
+            let mut child = node.first_child;
+            while child != NONE {
+                labels.push(trie[child as usize].label);
+                child = trie[child as usize].next_sibling;
+            }
+            let Some(&first) = labels.first() else {
+                continue;
+            };
+            let first = first as usize;
+            // Scan for a base; `next_check` skips the dense prefix of the array.
+            let mut position = next_check.max(first + 1) - 1;
+            let mut occupied = 0usize;
+            let mut first_free = true;
+            let base = loop {
+                position += 1;
+                if slots.get(position).is_some_and(|slot| slot.check != NONE) {
+                    occupied += 1;
+                    continue;
+                }
+                if first_free {
+                    next_check = position;
+                    first_free = false;
+                }
+                let base = position - first;
+                let fits = labels[1..].iter().all(|&label| {
+                    slots
+                        .get(base + label as usize)
+                        .is_none_or(|slot| slot.check == NONE)
+                });
+                if fits {
+                    break base;
+                }
+            };
+            if occupied * 20 >= (position + 1 - next_check) * 19 {
+                next_check = position;
+            }
+            if base > BASE_MASK as usize - alphabet_len {
+                return Err(format!(
+                    "the word lists are too large: more than {} automaton states",
+                    BASE_MASK as usize - alphabet_len
+                ));
+            }
+            // Every `base + id` stays in bounds, whatever the id.
+            let end = base + alphabet_len;
+            if slots.len() < end {
+                slots.resize(end, free);
+                pattern_of.resize(end, NONE);
+            }
+            slots[slot as usize].base = base as u32;
+            let mut child = node.first_child;
+            while child != NONE {
+                let target = base + trie[child as usize].label as usize;
+                slots[target].check = slot;
+                queue.push((child, target as u32));
+                child = trie[child as usize].next_sibling;
+            }
+        }
+        // A state without children keeps base 0; the padding must cover it too.
+        if slots.len() < alphabet_len {
+            slots.resize(alphabet_len, free);
+            pattern_of.resize(alphabet_len, NONE);
+        }
+
+        // Failure and output links, breadth first (a suffix is always shallower).
+        let mut links = vec![
+            Links {
+                fail: ROOT as u32,
+                out: NONE,
+            };
+            slots.len()
+        ];
+        let child = |slots: &[Slot], state: usize, id: u32| -> Option<usize> {
+            let target = (slots[state].base & BASE_MASK) as usize + id as usize;
+            (slots[target].check as usize == state).then_some(target)
+        };
+        for &(node, slot) in &queue[1..] {
+            let slot = slot as usize;
+            let parent = slots[slot].check as usize;
+            let label = trie[node as usize].label;
+            let fail = if parent == ROOT {
+                ROOT
+            } else {
+                let mut state = links[parent].fail as usize;
+                loop {
+                    if let Some(next) = child(&slots, state, label) {
+                        break next;
+                    }
+                    if state == ROOT {
+                        break ROOT;
+                    }
+                    state = links[state].fail as usize;
+                }
+            };
+            let out = if pattern_of[slot] != NONE {
+                slot as u32
+            } else {
+                links[fail].out
+            };
+            links[slot] = Links {
+                fail: fail as u32,
+                out,
+            };
+        }
+        slots[ROOT].base |= FAILS_TO_ROOT;
+        for &(_, slot) in &queue[1..] {
+            let slot = slot as usize;
+            if links[slot].fail as usize == ROOT {
+                slots[slot].base |= FAILS_TO_ROOT;
+            }
+            if links[slot].out != NONE {
+                slots[slot].base |= HAS_OUT;
+            }
+        }
+        let root_next: Box<[u32]> = (0..alphabet_len as u32)
+            .map(|id| match child(&slots, ROOT, id) {
+                Some(next) if id != UNKNOWN => next as u32,
+                _ => ROOT as u32,
+            })
+            .collect();
+        let longest = encoded.iter().map(Vec::len).max().unwrap_or(1);
+        slots.shrink_to_fit();
+        pattern_of.shrink_to_fit();
+        Ok(Self {
+            low,
+            wide,
+            alphabet,
+            root_next,
+            slots,
+            links,
+            pattern_of,
+            pattern_chars: encoded.iter().map(|ids| ids.len() as u32).collect(),
+            ring: longest.next_power_of_two().max(64),
+        })
+    }
+
+    /// Heap bytes of the automaton and its tables.
+    pub(crate) fn memory_usage(&self) -> usize {
+        self.low.len() * 4
+            + self.wide.len() * 4
+            + self.alphabet.capacity() * (std::mem::size_of::<(char, u32)>() + 1)
+            + self.root_next.len() * 4
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.links.capacity() * std::mem::size_of::<Links>()
+            + self.pattern_of.capacity() * 4
+            + self.pattern_chars.capacity() * 4
+    }
+
+    /// One step: the state after reading `id` (a real alphabet id) in `state`.
+    #[inline(always)]
+    fn next(&self, mut state: usize, id: u32) -> usize {
+        // The common cases without a data-dependent branch: the transition exists, or it does
+        // not and the failure link is the root (then the root's transition is the answer).
+        let base = self.slots[state].base;
+        let target = (base & BASE_MASK) as usize + id as usize;
+        let found = self.slots[target].check as usize == state;
+        let from_root = self.root_next[id as usize] as usize;
+        if found || base & FAILS_TO_ROOT != 0 {
+            return if found { target } else { from_root };
+        }
+        state = self.links[state].fail as usize;
+        loop {
+            let base = self.slots[state].base;
+            let target = (base & BASE_MASK) as usize + id as usize;
+            if self.slots[target].check as usize == state {
+                return target;
+            }
+            if base & FAILS_TO_ROOT != 0 {
+                return self.root_next[id as usize] as usize;
+            }
+            state = self.links[state].fail as usize;
+        }
+    }
+
+    #[inline(always)]
+    fn id(&self, c: char) -> u32 {
+        let code = c as u32;
+        if code < LOW_TABLE_END {
+            self.low[code as usize]
+        } else if (WIDE_FIRST..=WIDE_LAST).contains(&code) {
+            self.wide[(code - WIDE_FIRST) as usize]
+        } else {
+            match fold(c) {
+                None => SEPARATOR,
+                Some(folded) => self.alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
+            }
+        }
+    }
+
+    /// Calls `on_hit` for every occurrence of every pattern in `text` (folded on the fly),
+    /// overlapping ones included, in order of end, longest first at the same end.
+    pub(crate) fn find(&self, text: &str, on_hit: impl FnMut(Hit)) {
+        // A smaller ring is cheaper to clear; every size is a power of two.
+        let small_text = u32::try_from(text.len()).is_ok();
+        if small_text && self.ring <= 64 {
+            self.find_with(text, &mut [(0u32, 0u32); 64], on_hit);
+        } else if small_text && self.ring <= 128 {
+            self.find_with(text, &mut [(0u32, 0u32); 128], on_hit);
+        } else if small_text && self.ring <= STACK_RING {
+            self.find_with(text, &mut [(0u32, 0u32); STACK_RING], on_hit);
+        } else {
+            self.find_with(text, &mut vec![(0usize, 0usize); self.ring], on_hit);
+        }
+    }
+
+    /// `ring` holds the (char, byte) origin of the last `ring.len()` folded characters.
+    fn find_with<O: Origin>(&self, text: &str, ring: &mut [O], mut on_hit: impl FnMut(Hit)) {
+        let mask = ring.len() - 1;
+        let mut state = ROOT;
+        let mut folded = 0usize;
+        for (char_index, (byte_index, c)) in text.char_indices().enumerate() {
+            let id = self.id(c);
+            if id == SEPARATOR {
+                continue;
+            }
+            ring[folded & mask] = O::new(char_index, byte_index);
+            folded += 1;
+            if id == UNKNOWN {
+                state = ROOT;
+                continue;
+            }
+            state = self.next(state, id);
+            if self.slots[state].base & HAS_OUT == 0 {
+                continue;
+            }
+            let mut out = self.links[state].out;
+            while out != NONE {
+                let pattern = self.pattern_of[out as usize] as usize;
+                let chars = self.pattern_chars[pattern] as usize;
+                let (start_char, start_byte) = ring[(folded - chars) & mask].get();
+                on_hit(Hit {
+                    pattern,
+                    start_char,
+                    end_char: char_index + 1,
+                    start_byte,
+                    end_byte: byte_index + c.len_utf8(),
+                });
+                out = self.links[self.links[out as usize].fail as usize].out;
+            }
+        }
+    }
+}
+
+/// Where a folded character came from: (character index, byte index) in the original text.
+trait Origin: Copy {
+    fn new(char_index: usize, byte_index: usize) -> Self;
+    fn get(self) -> (usize, usize);
+}
+
+/// For texts under 4 GiB (every chat message): half the ring to clear.
+impl Origin for (u32, u32) {
+    #[inline]
+    fn new(char_index: usize, byte_index: usize) -> Self {
+        (char_index as u32, byte_index as u32)
+    }
+
+    #[inline]
+    fn get(self) -> (usize, usize) {
+        (self.0 as usize, self.1 as usize)
+    }
+}
+
+impl Origin for (usize, usize) {
+    #[inline]
+    fn new(char_index: usize, byte_index: usize) -> Self {
+        (char_index, byte_index)
+    }
+
+    #[inline]
+    fn get(self) -> (usize, usize) {
+        self
+    }
+}
