@@ -60,8 +60,8 @@ pub fn customer_topic(id: &str) -> String {
     format!("customer:{id}")
 }
 
-/// The delivery fabric between connections (in-process here; other nodes need another
-/// implementation of the same trait).
+/// The delivery fabric between connections: [`LocalBus`] in one process, [`RedisBus`] across
+/// nodes.
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, topic: &str, event: BusEvent);
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent>;
@@ -105,6 +105,189 @@ impl Bus for LocalBus {
             .entry(topic.to_owned())
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
+    }
+}
+
+/// The stream every node writes its events to and reads the others' from.
+const STREAM: &str = "switchboard:bus";
+/// Entries kept in the stream (approximately): a node that falls this far behind catches up
+/// from the store, like any lagging subscriber.
+const STREAM_MAXLEN: usize = 100_000;
+
+/// Several nodes: each event is delivered to this node's subscribers at once and appended to a
+/// Redis stream; every node reads the stream through a consumer group of its own (each node
+/// sees every event; its own are skipped) and hands the others' events to its subscribers.
+pub struct RedisBus {
+    local: LocalBus,
+    client: redis::Client,
+    node: String,
+    outgoing: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+}
+
+impl RedisBus {
+    /// Connects, creates this node's consumer group at the stream's end, and starts the writer
+    /// and reader tasks.
+    pub async fn connect(url: &str, capacity: usize) -> anyhow::Result<std::sync::Arc<RedisBus>> {
+        use anyhow::Context;
+        let client = redis::Client::open(url).context("invalid redis url")?;
+        let mut writer = client
+            .get_multiplexed_async_connection()
+            .await
+            .context("cannot connect to redis")?;
+        let node = crate::util::new_id("node_");
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(STREAM)
+            .arg(&node)
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut writer)
+            .await
+            .context("cannot create the consumer group")?;
+        let (outgoing, mut queue) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+        let bus = std::sync::Arc::new(RedisBus {
+            local: LocalBus::new(capacity),
+            client: client.clone(),
+            node: node.clone(),
+            outgoing,
+        });
+        // Writer: everything queued since the last round goes out in one pipeline.
+        let writer_node = node.clone();
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut pipe = redis::pipe();
+                let mut next = Some(first);
+                while let Some((topic, event)) = next.take() {
+                    pipe.cmd("XADD")
+                        .arg(STREAM)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(STREAM_MAXLEN)
+                        .arg("*")
+                        .arg("node")
+                        .arg(&writer_node)
+                        .arg("topic")
+                        .arg(topic)
+                        .arg("event")
+                        .arg(event)
+                        .ignore();
+                    next = queue.try_recv().ok();
+                }
+                if let Err(error) = pipe.query_async::<()>(&mut writer).await {
+                    tracing::warn!(error = %error, "bus: cannot append to the redis stream");
+                }
+            }
+        });
+        let weak = std::sync::Arc::downgrade(&bus);
+        tokio::spawn(async move {
+            let mut reader = None;
+            loop {
+                let Some(bus) = weak.upgrade() else { break };
+                if reader.is_none() {
+                    match client.get_multiplexed_async_connection().await {
+                        Ok(connection) => reader = Some(connection),
+                        Err(error) => {
+                            tracing::warn!(error = %error, "bus: cannot reach redis");
+                            drop(bus);
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    }
+                }
+                let Some(connection) = reader.as_mut() else {
+                    continue;
+                };
+                let read: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
+                    redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(&bus.node)
+                        .arg("reader")
+                        .arg("COUNT")
+                        .arg(512)
+                        .arg("BLOCK")
+                        .arg(500)
+                        .arg("STREAMS")
+                        .arg(STREAM)
+                        .arg(">")
+                        .query_async(connection)
+                        .await;
+                match read {
+                    Ok(Some(reply)) => bus.deliver_remote(connection, reply).await,
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, "bus: cannot read the redis stream");
+                        reader = None;
+                        drop(bus);
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        Ok(bus)
+    }
+
+    /// Removes this node's consumer group (on a clean stop; a crashed node's group only costs a
+    /// few bytes in Redis, as it never holds pending entries).
+    pub async fn leave(&self) -> anyhow::Result<()> {
+        let mut connection = self.client.get_multiplexed_async_connection().await?;
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(STREAM)
+            .arg(&self.node)
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliver_remote(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        reply: redis::streams::StreamReadReply,
+    ) {
+        let text = |entry: &redis::streams::StreamId, field: &str| -> Option<String> {
+            entry.get::<String>(field)
+        };
+        let mut ids = Vec::new();
+        for key in reply.keys {
+            for entry in key.ids {
+                ids.push(entry.id.clone());
+                if text(&entry, "node").as_deref() == Some(self.node.as_str()) {
+                    continue;
+                }
+                let (Some(topic), Some(event)) = (text(&entry, "topic"), text(&entry, "event"))
+                else {
+                    continue;
+                };
+                match serde_json::from_str::<BusEvent>(&event) {
+                    Ok(event) => self.local.publish(&topic, event),
+                    Err(error) => tracing::warn!(error = %error, "bus: unreadable event"),
+                }
+            }
+        }
+        if !ids.is_empty() {
+            let acked: redis::RedisResult<()> = redis::cmd("XACK")
+                .arg(STREAM)
+                .arg(&self.node)
+                .arg(&ids)
+                .query_async(connection)
+                .await;
+            if let Err(error) = acked {
+                tracing::warn!(error = %error, "bus: cannot acknowledge");
+            }
+        }
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, topic: &str, event: BusEvent) {
+        if let Ok(json) = serde_json::to_string(&event) {
+            let _ = self.outgoing.send((topic.to_owned(), json));
+        }
+        self.local.publish(topic, event);
+    }
+
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent> {
+        self.local.subscribe(topic)
     }
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod bot;
 mod browser;
+mod bus_suite;
 mod channels;
 mod chat;
 mod frames;

@@ -1,0 +1,113 @@
+//! The bus suite, run on both backends: the in-process bus and the Redis Streams bus (the local
+//! Redis at 127.0.0.1:6379, or `SWITCHBOARD_TEST_REDIS`). With Redis, two buses stand for two
+//! nodes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway::bus::{Bus, BusEvent, LocalBus, RedisBus};
+use tokio::sync::broadcast::Receiver;
+
+fn redis_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Two nodes' buses: the same one twice in process, two connections to Redis otherwise.
+async fn nodes(redis: bool) -> (Arc<dyn Bus>, Arc<dyn Bus>, Vec<Arc<RedisBus>>) {
+    if redis {
+        let a = RedisBus::connect(&redis_url(), 64)
+            .await
+            .expect("redis bus");
+        let b = RedisBus::connect(&redis_url(), 64)
+            .await
+            .expect("redis bus");
+        (a.clone(), b.clone(), vec![a, b])
+    } else {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(64));
+        (bus.clone(), bus, Vec::new())
+    }
+}
+
+async fn leave(buses: Vec<Arc<RedisBus>>) {
+    for bus in buses {
+        bus.leave().await.expect("leave");
+    }
+}
+
+fn event(n: i64) -> BusEvent {
+    BusEvent::Queue {
+        conversation_id: "cv_suite".into(),
+        position: n,
+    }
+}
+
+async fn positions(receiver: &mut Receiver<BusEvent>, count: usize) -> Vec<i64> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        match tokio::time::timeout(Duration::from_secs(10), receiver.recv()).await {
+            Ok(Ok(BusEvent::Queue { position, .. })) => out.push(position),
+            Ok(Ok(_)) => {}
+            other => panic!("after {out:?}: {other:?}"),
+        }
+    }
+    out
+}
+
+async fn nothing_more(receiver: &mut Receiver<BusEvent>) {
+    let extra = tokio::time::timeout(Duration::from_millis(700), receiver.recv()).await;
+    assert!(extra.is_err(), "an event arrived twice: {extra:?}");
+}
+
+async fn in_order_to_every_subscriber_on_every_node(redis: bool) {
+    let (a, b, buses) = nodes(redis).await;
+    let topic = format!("conv:{}", uuid::Uuid::new_v4());
+    let mut here_one = a.subscribe(&topic);
+    let mut here_two = a.subscribe(&topic);
+    let mut there = b.subscribe(&topic);
+    // Fewer than a topic's buffer (64): a subscriber further behind lags by design and reads
+    // what it missed from the store.
+    for n in 0..50 {
+        a.publish(&topic, event(n));
+    }
+    let expected: Vec<i64> = (0..50).collect();
+    assert_eq!(positions(&mut here_one, 50).await, expected);
+    assert_eq!(positions(&mut here_two, 50).await, expected);
+    assert_eq!(positions(&mut there, 50).await, expected);
+    // Each subscriber sees each event once: the node's own events do not come back from Redis.
+    nothing_more(&mut here_one).await;
+    nothing_more(&mut there).await;
+    leave(buses).await;
+}
+
+async fn topics_are_separate_and_unheard_events_go_nowhere(redis: bool) {
+    let (a, b, buses) = nodes(redis).await;
+    let heard = format!("agent:{}", uuid::Uuid::new_v4());
+    let unheard = format!("agent:{}", uuid::Uuid::new_v4());
+    a.publish(&unheard, event(-1));
+    let mut receiver = b.subscribe(&heard);
+    b.publish(&unheard, event(-2));
+    a.publish(&heard, event(7));
+    assert_eq!(positions(&mut receiver, 1).await, [7]);
+    nothing_more(&mut receiver).await;
+    leave(buses).await;
+}
+
+#[tokio::test]
+async fn local_in_order_to_every_subscriber_on_every_node() {
+    in_order_to_every_subscriber_on_every_node(false).await;
+}
+
+#[tokio::test]
+async fn redis_in_order_to_every_subscriber_on_every_node() {
+    in_order_to_every_subscriber_on_every_node(true).await;
+}
+
+#[tokio::test]
+async fn local_topics_are_separate_and_unheard_events_go_nowhere() {
+    topics_are_separate_and_unheard_events_go_nowhere(false).await;
+}
+
+#[tokio::test]
+async fn redis_topics_are_separate_and_unheard_events_go_nowhere() {
+    topics_are_separate_and_unheard_events_go_nowhere(true).await;
+}
