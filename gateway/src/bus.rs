@@ -37,6 +37,16 @@ pub enum BusEvent {
         conversation_id: String,
         reason: String,
     },
+    /// Something changed a tenant's queue or agents: every node runs an assignment round.
+    Kick {
+        tenant: String,
+        node: String,
+    },
+    /// An agent connected on the node `node`.
+    AgentOnline {
+        agent_id: String,
+        node: String,
+    },
     /// A reply's outbound delivery (channels outbox) changed state; agents get a `delivery` frame.
     Delivery {
         conversation_id: String,
@@ -59,6 +69,9 @@ pub fn agent_topic(id: &str) -> String {
 pub fn customer_topic(id: &str) -> String {
     format!("customer:{id}")
 }
+
+/// Node-to-node coordination: dispatcher kicks and agent presence.
+pub const CLUSTER_TOPIC: &str = "cluster";
 
 /// The delivery fabric between connections: [`LocalBus`] in one process, [`RedisBus`] across
 /// nodes.

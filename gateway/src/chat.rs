@@ -15,7 +15,7 @@ use switchboard_channels::web::{check_send, SenderKind};
 use tokio::sync::mpsc;
 
 use crate::botflow::{BotRuntime, BotWorkers, UnsureStreaks};
-use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent};
+use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent, CLUSTER_TOPIC};
 use crate::config::BotRunSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::intents::Intents;
@@ -71,6 +71,8 @@ pub struct Chat {
     /// Agents a routing policy asked for, by conversation (used once, if they can take it).
     pub(crate) preferred: Mutex<HashMap<String, String>>,
     agent_grace: Duration,
+    /// This node's id in cluster mode (`None`: one node, nothing to tell others).
+    node: Option<String>,
     me: std::sync::Weak<Chat>,
     kick: mpsc::UnboundedSender<String>,
     /// The last queue position told to each queued conversation.
@@ -86,6 +88,8 @@ pub struct ChatParts {
     pub agent_grace: Duration,
     pub bot_settings: BotRunSettings,
     pub limits: Arc<RateLimits>,
+    /// Several nodes share the store and the bus: kicks and agent presence go to all.
+    pub cluster: bool,
 }
 
 impl Chat {
@@ -107,10 +111,14 @@ impl Chat {
             unsure: Mutex::new(HashMap::new()),
             preferred: Mutex::new(HashMap::new()),
             agent_grace: parts.agent_grace,
+            node: parts.cluster.then(|| crate::util::new_id("node_")),
             me: weak.clone(),
             kick,
             positions: Mutex::new(HashMap::new()),
         });
+        if chat.node.is_some() {
+            chat.follow_cluster();
+        }
         let weak = Arc::downgrade(&chat);
         tokio::spawn(async move {
             while let Some(first) = kicks.recv().await {
@@ -133,9 +141,46 @@ impl Chat {
         self.me.upgrade()
     }
 
-    /// Asks the dispatcher to run a round for this tenant.
+    /// Asks the dispatcher to run a round for this tenant (on every node in cluster mode: an
+    /// agent on another node may be the one to take the conversation).
     pub fn kick(&self, tenant: &str) {
         let _ = self.kick.send(tenant.to_owned());
+        if let Some(node) = &self.node {
+            self.bus.publish(
+                CLUSTER_TOPIC,
+                BusEvent::Kick {
+                    tenant: tenant.to_owned(),
+                    node: node.clone(),
+                },
+            );
+        }
+    }
+
+    /// Cluster mode: other nodes' kicks run a round here too, and an agent who connected
+    /// elsewhere is not requeued by a grace timer here.
+    fn follow_cluster(self: &Arc<Self>) {
+        let mut events = self.bus.subscribe(CLUSTER_TOPIC);
+        let chat = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(chat) = chat.upgrade() else { break };
+                let me = chat.node.as_deref().unwrap_or_default();
+                match event {
+                    BusEvent::Kick { tenant, node } if node != me => {
+                        let _ = chat.kick.send(tenant);
+                    }
+                    BusEvent::AgentOnline { agent_id, node } if node != me => {
+                        chat.presence.connected_elsewhere(&agent_id);
+                    }
+                    _ => {}
+                }
+            }
+        });
     }
 
     /// After start-up: chats held by agents who do not come back within the grace period go back
@@ -411,6 +456,15 @@ impl Chat {
 
     pub fn agent_connected(&self, agent: &Agent) -> AgentStatus {
         let status = self.presence.connect(agent, now_ms());
+        if let Some(node) = &self.node {
+            self.bus.publish(
+                CLUSTER_TOPIC,
+                BusEvent::AgentOnline {
+                    agent_id: agent.id.clone(),
+                    node: node.clone(),
+                },
+            );
+        }
         self.kick(&agent.tenant_id);
         status
     }

@@ -19,6 +19,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://...` or `sqlite://...`; unset means `sqlite://<data_dir>/switchboard.db`.
     pub database_url: Option<String>,
+    /// `redis://...`: cluster mode. Events cross nodes through a Redis stream; every node of
+    /// a cluster needs the same PostgreSQL database, Redis and secrets.
+    pub redis_url: Option<String>,
     /// How long an agent may be disconnected before their chats go back to the queue.
     pub agent_grace_ms: u64,
     /// How long `GET /v1/web/poll` holds a request when there is nothing new.
@@ -102,6 +105,7 @@ impl Default for Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            redis_url: None,
             agent_grace_ms: 30_000,
             poll_timeout_ms: 25_000,
             demo: true,

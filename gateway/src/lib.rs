@@ -159,6 +159,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Store, TokenSign
 pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
+    redis_bus: Option<Arc<bus::RedisBus>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -173,7 +174,18 @@ impl Server {
         let addr = listener.local_addr()?;
         // Each topic's buffer is allocated whole per subscriber topic (an idle customer has
         // two): keep it small. A subscriber that lags reads what it missed from the store.
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(BUS_TOPIC_CAPACITY));
+        let redis_bus = match &settings.redis_url {
+            Some(url) => Some(
+                bus::RedisBus::connect(url, BUS_TOPIC_CAPACITY)
+                    .await
+                    .context("cannot start the redis bus")?,
+            ),
+            None => None,
+        };
+        let bus: Arc<dyn Bus> = match &redis_bus {
+            Some(redis) => redis.clone(),
+            None => Arc::new(LocalBus::new(BUS_TOPIC_CAPACITY)),
+        };
         let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
         knowledge
             .sync()
@@ -204,6 +216,7 @@ impl Server {
                 agent_grace: Duration::from_millis(settings.agent_grace_ms),
                 bot_settings: settings.bot.clone(),
                 limits: limits::RateLimits::new(settings.limits),
+                cluster: redis_bus.is_some(),
             },
         );
         chat.recover_orphans().await?;
@@ -252,6 +265,7 @@ impl Server {
         Ok(Server {
             addr,
             state,
+            redis_bus,
             shutdown: Some(shutdown),
             task,
         })
@@ -271,6 +285,11 @@ impl Server {
         // WebSockets stay open through a graceful shutdown; do not wait for them forever.
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
         self.task.abort();
+        if let Some(redis) = &self.redis_bus {
+            if let Err(error) = redis.leave().await {
+                tracing::warn!(error = %error, "cannot leave the redis bus");
+            }
+        }
         self.state.store.close().await;
         Ok(())
     }

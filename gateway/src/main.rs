@@ -30,6 +30,9 @@ struct StoreArgs {
     /// `postgres://...` or `sqlite://...` instead of the SQLite file in the data dir.
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// `redis://...`: cluster mode (with a shared PostgreSQL database and shared secrets).
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +189,9 @@ fn settings(store: &StoreArgs, addr: Option<SocketAddr>) -> anyhow::Result<Setti
     let mut settings = Settings::load(store.config.as_deref(), &env)?;
     if let Some(dir) = &store.data_dir {
         settings.data_dir = dir.clone();
+    }
+    if let Some(url) = &store.redis_url {
+        settings.redis_url = Some(url.clone());
     }
     if let Some(url) = &store.database_url {
         settings.database_url = Some(url.clone());

@@ -84,6 +84,16 @@ impl Presence {
         }
     }
 
+    /// The agent connected to another node: a grace timer running here for them must not
+    /// requeue their chats.
+    pub fn connected_elsewhere(&self, agent_id: &str) {
+        if let Some(entry) = self.lock().get_mut(agent_id) {
+            if entry.connections == 0 {
+                entry.generation += 1;
+            }
+        }
+    }
+
     pub fn set_status(&self, agent_id: &str, status: AgentStatus) {
         if let Some(entry) = self.lock().get_mut(agent_id) {
             entry.status = status;

@@ -1,0 +1,397 @@
+//! Cluster mode with real processes: three `switchboard serve` nodes on one PostgreSQL database
+//! (a fresh one) and the local Redis. A customer on one node talks to an agent on another; the
+//! agent's node is killed with SIGKILL and the agent goes on from a third node with nothing lost
+//! or doubled; an assignment storm over all nodes assigns every conversation exactly once.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn postgres_admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn admin_exec(statement: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(&postgres_admin_url())
+        .await
+        .expect("postgres");
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&mut connection)
+        .await
+        .expect(statement);
+}
+
+struct Cluster {
+    database: String,
+    url: String,
+    signing: String,
+    encryption: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        let database = format!("sb_cluster_{}", uuid::Uuid::new_v4().simple());
+        admin_exec(&format!("CREATE DATABASE {database}")).await;
+        let admin = postgres_admin_url();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_owned())
+            .unwrap();
+        let key = || {
+            use base64::Engine;
+            let bytes: [u8; 32] = rand::random();
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
+        Cluster {
+            url: format!("{base}/{database}"),
+            database,
+            signing: key(),
+            encryption: key(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `switchboard <args>` as a node of this cluster.
+    fn command(&self, node: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command.args(args);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("SWITCHBOARD__") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("SWITCHBOARD__SECRETS__SIGNING_KEY", &self.signing)
+            .env("SWITCHBOARD__SECRETS__ENCRYPTION_KEY", &self.encryption)
+            .env("SWITCHBOARD__DEMO", "false")
+            .env("SWITCHBOARD__BOT__PRELOAD", "false")
+            .env("SWITCHBOARD__AGENT_GRACE_MS", "3000")
+            .env("SWITCHBOARD__LOG__FILTER", "warn")
+            .args(["--database-url", &self.url, "--redis-url", &redis_url()])
+            .args(["--data-dir", self.dir.path().join(node).to_str().unwrap()]);
+        command
+    }
+
+    /// Starts a node; returns the process and its base URL.
+    fn node(&self, name: &str) -> (Child, String) {
+        let mut child = self
+            .command(name, &["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("a line").expect("utf-8");
+        let addr = line
+            .trim_start_matches("switchboard listening on http://")
+            .to_owned();
+        // Keep reading stdout so the node never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        (child, addr)
+    }
+
+    async fn drop_database(&self) {
+        admin_exec(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.database
+        ))
+        .await;
+    }
+}
+
+async fn connect(url: &str) -> Socket {
+    tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .unwrap_or_else(|error| panic!("connect {url}: {error}"))
+        .0
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn expect(socket: &mut Socket, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if matches(&frame) {
+                    return frame;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("waiting for {what}: {other:?}"),
+        }
+    }
+}
+
+async fn visitor(http: &reqwest::Client, addr: &str) -> String {
+    let body: Value = http
+        .post(format!("http://{addr}/v1/web/session"))
+        .json(&json!({"tenant": "acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn agent(http: &reqwest::Client, addr: &str, key: &str, name: &str, max: i64) -> String {
+    let body: Value = http
+        .post(format!("http://{addr}/v1/tenants/acme/agents"))
+        .bearer_auth(key)
+        .json(&json!({"name": name, "skills": ["general"], "max_concurrent": max}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
+    let cluster = Cluster::new().await;
+    let output = cluster
+        .command("cli", &["tenant", "create", "acme", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = serde_json::from_slice::<Value>(&output.stdout).unwrap()["admin_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut node_a, a) = cluster.node("a");
+    let (mut node_b, b) = cluster.node("b");
+    let (mut node_c, c) = cluster.node("c");
+    let http = reqwest::Client::new();
+    let response = http
+        .put(format!("http://{a}/v1/tenants/acme/settings"))
+        .bearer_auth(&key)
+        .json(&json!({"work_mode": "human_first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A customer on node A, their agent on node B.
+    let token = agent(&http, &a, &key, "Alice", 1).await;
+    let mut alice = connect(&format!("ws://{b}/v1/agent/ws?token={token}")).await;
+    expect(&mut alice, "hello", |f| f["type"] == "hello").await;
+    let customer_token = visitor(&http, &a).await;
+    let mut customer = connect(&format!("ws://{a}/v1/web/ws?token={customer_token}")).await;
+    send(
+        &mut customer,
+        json!({"type":"send","client_msg_id":"c1","text":"hello from node a"}),
+    )
+    .await;
+    let assigned = expect(&mut alice, "assigned on node b", |f| {
+        f["type"] == "assigned"
+    })
+    .await;
+    let conversation = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    send(&mut alice, json!({"type":"send","conversation_id":conversation,"client_msg_id":"a1","text":"hello from node b"})).await;
+    expect(&mut customer, "the reply across nodes", |f| {
+        f["text"] == "hello from node b"
+    })
+    .await;
+
+    // Node B dies mid-conversation; the customer keeps writing; Alice goes on from node C.
+    node_b.kill().unwrap();
+    node_b.wait().unwrap();
+    for index in 2..5 {
+        send(&mut customer, json!({"type":"send","client_msg_id":format!("c{index}"),"text":format!("message {index}")})).await;
+        expect(&mut customer, "receipt", |f| f["type"] == "receipt").await;
+    }
+    let mut alice = connect(&format!("ws://{c}/v1/agent/ws?token={token}")).await;
+    let back = expect(&mut alice, "her chat back on node c", |f| {
+        f["type"] == "assigned"
+    })
+    .await;
+    assert_eq!(back["conversation"]["id"], conversation.as_str());
+    let texts: Vec<&str> = back["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    for needed in [
+        "hello from node a",
+        "hello from node b",
+        "message 2",
+        "message 3",
+        "message 4",
+    ] {
+        assert_eq!(
+            texts.iter().filter(|t| **t == needed).count(),
+            1,
+            "{needed} once in {texts:?}"
+        );
+    }
+    send(&mut alice, json!({"type":"send","conversation_id":conversation,"client_msg_id":"a2","text":"still here, from node c"})).await;
+    expect(&mut customer, "the reply from node c", |f| {
+        f["text"] == "still here, from node c"
+    })
+    .await;
+    // Past the grace period nothing was requeued: no node saw Alice leave for good.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let detail: Value = http
+        .get(format!(
+            "http://{a}/v1/tenants/acme/conversations/{conversation}"
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["conversation"]["state"], "assigned");
+    let messages: Value = http
+        .get(format!(
+            "http://{c}/v1/tenants/acme/conversations/{conversation}/messages"
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "contiguous, nothing doubled"
+    );
+
+    // Assignment storm: an agent on each live node, customers on both, each chat assigned once.
+    let mut agents = Vec::new();
+    for (name, addr) in [("Bo", &a), ("Cy", &c)] {
+        let token = agent(&http, addr, &key, name, 20).await;
+        let mut socket = connect(&format!("ws://{addr}/v1/agent/ws?token={token}")).await;
+        expect(&mut socket, "hello", |f| f["type"] == "hello").await;
+        agents.push(socket);
+    }
+    let mut customers = Vec::new();
+    for index in 0..16 {
+        let addr = if index % 2 == 0 { &a } else { &c };
+        let token = visitor(&http, addr).await;
+        let mut socket = connect(&format!("ws://{addr}/v1/web/ws?token={token}")).await;
+        send(
+            &mut socket,
+            json!({"type":"send","client_msg_id":"s","text":format!("storm {index}")}),
+        )
+        .await;
+        customers.push(socket);
+    }
+    let mut assigned = Vec::new();
+    for socket in &mut agents {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            socket.next(),
+        )
+        .await
+        {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "assigned" {
+                assigned.push(frame["conversation"]["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        assigned.len(),
+        16,
+        "every storm chat assigned: {assigned:?}"
+    );
+    let mut unique = assigned.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 16, "none assigned twice");
+    for id in &unique {
+        let detail: Value = http
+            .get(format!("http://{a}/v1/tenants/acme/conversations/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let assignments = detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "assigned")
+            .count();
+        assert_eq!(assignments, 1, "{id}");
+    }
+
+    // The customer's node dies too: Alice writes while the customer is away; the customer
+    // reconnects to node C, resumes from the last seq seen and gets exactly the missed message.
+    let last_seen = *seqs.last().unwrap();
+    node_a.kill().unwrap();
+    node_a.wait().unwrap();
+    drop(customer);
+    send(&mut alice, json!({"type":"send","conversation_id":conversation,"client_msg_id":"a3","text":"while you were away"})).await;
+    expect(&mut alice, "receipt", |f| {
+        f["type"] == "receipt" && f["client_msg_id"] == "a3"
+    })
+    .await;
+    let mut customer = connect(&format!("ws://{c}/v1/web/ws?token={customer_token}")).await;
+    send(
+        &mut customer,
+        json!({"type":"resume","last_seq": last_seen}),
+    )
+    .await;
+    let missed = expect(&mut customer, "the missed message", |f| {
+        f["type"] == "message"
+    })
+    .await;
+    assert_eq!(missed["text"], "while you were away");
+    assert_eq!(missed["seq"], last_seen + 1);
+    let more = tokio::time::timeout(Duration::from_millis(700), customer.next()).await;
+    assert!(
+        !matches!(&more, Ok(Some(Ok(Message::Text(text)))) if text.contains("\"message\"")),
+        "nothing doubled: {more:?}"
+    );
+
+    for node in [&mut node_a, &mut node_c] {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+    cluster.drop_database().await;
+}
