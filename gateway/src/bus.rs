@@ -198,7 +198,11 @@ impl RedisBus {
                 let Some(bus) = weak.upgrade() else { break };
                 if reader.is_none() {
                     match client.get_multiplexed_async_connection().await {
-                        Ok(connection) => reader = Some(connection),
+                        Ok(mut connection) => {
+                            // XREADGROUP blocks up to 500 ms: allow more than that for a reply.
+                            connection.set_response_timeout(std::time::Duration::from_secs(5));
+                            reader = Some(connection);
+                        }
                         Err(error) => {
                             tracing::warn!(error = %error, "bus: cannot reach redis");
                             drop(bus);
@@ -237,6 +241,70 @@ impl RedisBus {
             }
         });
         Ok(bus)
+    }
+
+    /// Marks agents as connected to this node for `ttl` (refreshed by each node's heartbeat).
+    pub async fn mark_online(
+        &self,
+        agents: &[String],
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.client.get_multiplexed_async_connection().await?;
+        let mut pipe = redis::pipe();
+        for agent in agents {
+            pipe.cmd("SET")
+                .arg(format!("switchboard:agent:{agent}"))
+                .arg(&self.node)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut connection).await?;
+        Ok(())
+    }
+
+    /// Which of `agents` some node marked as connected lately.
+    pub async fn online(&self, agents: &[String]) -> anyhow::Result<Vec<bool>> {
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.client.get_multiplexed_async_connection().await?;
+        let mut pipe = redis::pipe();
+        for agent in agents {
+            pipe.cmd("EXISTS").arg(format!("switchboard:agent:{agent}"));
+        }
+        let found: Vec<i64> = pipe.query_async(&mut connection).await?;
+        Ok(found.into_iter().map(|n| n > 0).collect())
+    }
+
+    /// One more message for `tenant` in the current second across all nodes; `Err` with the
+    /// wait when the tenant's cluster-wide budget (`per_second + burst`) is spent.
+    pub async fn tenant_message(
+        &self,
+        tenant: &str,
+        budget: u64,
+    ) -> anyhow::Result<Result<(), u64>> {
+        let now = crate::util::now_ms();
+        let second = now / 1000;
+        let key = format!("switchboard:rate:{tenant}:{second}");
+        let mut connection = self.client.get_multiplexed_async_connection().await?;
+        let (count, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(2_000)
+            .query_async(&mut connection)
+            .await?;
+        Ok(if count > budget {
+            Err((1000 - now % 1000).max(1) as u64)
+        } else {
+            Ok(())
+        })
     }
 
     /// Removes this node's consumer group (on a clean stop; a crashed node's group only costs a

@@ -15,7 +15,9 @@ use switchboard_channels::web::{check_send, SenderKind};
 use tokio::sync::mpsc;
 
 use crate::botflow::{BotRuntime, BotWorkers, UnsureStreaks};
-use crate::bus::{agent_topic, conversation_topic, customer_topic, Bus, BusEvent, CLUSTER_TOPIC};
+use crate::bus::{
+    agent_topic, conversation_topic, customer_topic, Bus, BusEvent, RedisBus, CLUSTER_TOPIC,
+};
 use crate::config::BotRunSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::intents::Intents;
@@ -73,6 +75,8 @@ pub struct Chat {
     agent_grace: Duration,
     /// This node's id in cluster mode (`None`: one node, nothing to tell others).
     node: Option<String>,
+    /// The cluster's bus: agent presence and tenant-wide limits live in its Redis.
+    cluster: Option<Arc<RedisBus>>,
     me: std::sync::Weak<Chat>,
     kick: mpsc::UnboundedSender<String>,
     /// The last queue position told to each queued conversation.
@@ -88,8 +92,8 @@ pub struct ChatParts {
     pub agent_grace: Duration,
     pub bot_settings: BotRunSettings,
     pub limits: Arc<RateLimits>,
-    /// Several nodes share the store and the bus: kicks and agent presence go to all.
-    pub cluster: bool,
+    /// Several nodes share the store and this bus: kicks and agent presence go to all.
+    pub cluster: Option<Arc<RedisBus>>,
 }
 
 impl Chat {
@@ -111,13 +115,15 @@ impl Chat {
             unsure: Mutex::new(HashMap::new()),
             preferred: Mutex::new(HashMap::new()),
             agent_grace: parts.agent_grace,
-            node: parts.cluster.then(|| crate::util::new_id("node_")),
+            node: parts.cluster.as_ref().map(|_| crate::util::new_id("node_")),
+            cluster: parts.cluster,
             me: weak.clone(),
             kick,
             positions: Mutex::new(HashMap::new()),
         });
         if chat.node.is_some() {
             chat.follow_cluster();
+            chat.sweep_lost_agents();
         }
         let weak = Arc::downgrade(&chat);
         tokio::spawn(async move {
@@ -154,6 +160,61 @@ impl Chat {
                 },
             );
         }
+    }
+
+    /// Cluster mode: every few seconds this node marks its connected agents online in Redis,
+    /// and requeues the chats of agents who hold some but are connected nowhere (their node
+    /// died) once they have been gone for the grace period.
+    fn sweep_lost_agents(self: &Arc<Self>) {
+        let chat = Arc::downgrade(self);
+        let every =
+            (self.agent_grace / 3).clamp(Duration::from_millis(200), Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut missing_since: HashMap<String, Instant> = HashMap::new();
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(chat) = chat.upgrade() else { break };
+                let Some(cluster) = chat.cluster.clone() else {
+                    break;
+                };
+                let here = chat.presence.connected_agents();
+                if let Err(error) = cluster.mark_online(&here, every * 3).await {
+                    tracing::warn!(error = %error, "cannot mark agents online");
+                    continue;
+                }
+                let holding = match chat.store.agents_holding_conversations().await {
+                    Ok(holding) => holding,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "cannot list agents holding chats");
+                        continue;
+                    }
+                };
+                let ids: Vec<String> = holding.iter().map(|(_, agent)| agent.clone()).collect();
+                let Ok(online) = cluster.online(&ids).await else {
+                    continue;
+                };
+                let mut still_missing = HashMap::new();
+                for ((tenant, agent), online) in holding.into_iter().zip(online) {
+                    if online {
+                        continue;
+                    }
+                    let since = missing_since.remove(&agent).unwrap_or_else(Instant::now);
+                    if since.elapsed() >= chat.agent_grace {
+                        tracing::info!(agent_id = %agent, "agent connected nowhere past the grace period; requeueing");
+                        if let Err(error) =
+                            chat.requeue_all(&agent, "agent lost with its node").await
+                        {
+                            tracing::error!(agent_id = %agent, error = %error, "requeue failed");
+                        }
+                        chat.kick(&tenant);
+                    } else {
+                        still_missing.insert(agent, since);
+                    }
+                }
+                missing_since = still_missing;
+            }
+        });
     }
 
     /// Cluster mode: other nodes' kicks run a round here too, and an agent who connected
@@ -225,6 +286,19 @@ impl Chat {
         let settings = self.tenant_settings(&customer.tenant_id).await;
         self.limits
             .customer_message(&customer.tenant_id, &customer.id, settings.limits)?;
+        if let Some(cluster) = &self.cluster {
+            // The tenant's total across every node.
+            let budget = u64::from(settings.limits.tenant.per_second)
+                + u64::from(settings.limits.tenant.burst);
+            match cluster.tenant_message(&customer.tenant_id, budget).await {
+                Ok(Ok(())) => {}
+                Ok(Err(retry_after_ms)) => {
+                    return Err(ApiError::RateLimited { retry_after_ms });
+                }
+                // Redis unreachable: the node's own limits still hold; do not refuse chats.
+                Err(error) => tracing::warn!(error = %error, "cluster rate limit unavailable"),
+            }
+        }
         let verdict = self.policies.check(&customer.tenant_id, text).await;
         let (text, meta) = screened(&verdict, text)?;
         // New and reopened conversations start with the bot; a human-first tenant's go on to

@@ -216,7 +216,7 @@ impl Server {
                 agent_grace: Duration::from_millis(settings.agent_grace_ms),
                 bot_settings: settings.bot.clone(),
                 limits: limits::RateLimits::new(settings.limits),
-                cluster: redis_bus.is_some(),
+                cluster: redis_bus.clone(),
             },
         );
         chat.recover_orphans().await?;

@@ -113,6 +113,15 @@ impl Presence {
         }
     }
 
+    /// Every agent with a live connection to this node.
+    pub fn connected_agents(&self) -> Vec<String> {
+        self.lock()
+            .values()
+            .filter(|entry| entry.connections > 0)
+            .map(|entry| entry.agent.id.clone())
+            .collect()
+    }
+
     /// Connected agents of a tenant whose status is online.
     pub fn available(&self, tenant: &str) -> Vec<Available> {
         self.lock()

@@ -35,6 +35,22 @@ async fn admin_exec(statement: &str) {
         .expect(statement);
 }
 
+/// A node process, killed (SIGKILL) when dropped.
+struct Node(Child);
+
+impl Node {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 struct Cluster {
     database: String,
     url: String,
@@ -87,8 +103,9 @@ impl Cluster {
         command
     }
 
-    /// Starts a node; returns the process and its base URL.
-    fn node(&self, name: &str) -> (Child, String) {
+    /// Starts a node; returns the process (killed when dropped, also when the test fails) and
+    /// its address.
+    fn node(&self, name: &str) -> (Node, String) {
         let mut child = self
             .command(name, &["serve", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -102,7 +119,7 @@ impl Cluster {
             .to_owned();
         // Keep reading stdout so the node never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        (child, addr)
+        (Node(child), addr)
     }
 
     async fn drop_database(&self) {
@@ -224,8 +241,7 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     .await;
 
     // Node B dies mid-conversation; the customer keeps writing; Alice goes on from node C.
-    node_b.kill().unwrap();
-    node_b.wait().unwrap();
+    node_b.kill();
     for index in 2..5 {
         send(&mut customer, json!({"type":"send","client_msg_id":format!("c{index}"),"text":format!("message {index}")})).await;
         expect(&mut customer, "receipt", |f| f["type"] == "receipt").await;
@@ -318,7 +334,8 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
         customers.push(socket);
     }
     let mut assigned = Vec::new();
-    for socket in &mut agents {
+    let mut held_by_bo: Vec<String> = Vec::new();
+    for (index, socket) in agents.iter_mut().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(3);
         while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(
             deadline.saturating_duration_since(Instant::now()),
@@ -328,7 +345,11 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
         {
             let frame: Value = serde_json::from_str(&text).unwrap();
             if frame["type"] == "assigned" {
-                assigned.push(frame["conversation"]["id"].as_str().unwrap().to_owned());
+                let id = frame["conversation"]["id"].as_str().unwrap().to_owned();
+                if index == 0 {
+                    held_by_bo.push(id.clone());
+                }
+                assigned.push(id);
             }
         }
     }
@@ -360,11 +381,67 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
         assert_eq!(assignments, 1, "{id}");
     }
 
+    assert!(!held_by_bo.is_empty(), "both agents took part in the storm");
+
+    // The tenant's message budget holds across nodes (per second: per_second + burst = 5),
+    // although each node alone would let a burst of 4 through.
+    let response = http
+        .put(format!("http://{a}/v1/tenants/acme/settings"))
+        .bearer_auth(&key)
+        .json(&json!({"work_mode": "human_first", "limits": {"tenant": {"per_second": 1, "burst": 4}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await; // other nodes' settings caches
+    let mut senders = Vec::new();
+    for addr in [&a, &c] {
+        let token = visitor(&http, addr).await;
+        senders.push(connect(&format!("ws://{addr}/v1/web/ws?token={token}")).await);
+    }
+    // Start right after a second begins, so all eight fall in one window.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis()
+        > 50
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for index in 0..4 {
+        for socket in &mut senders {
+            send(
+                socket,
+                json!({"type":"send","client_msg_id":format!("r{index}"),"text":"budget"}),
+            )
+            .await;
+        }
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for socket in &mut senders {
+        for _ in 0..4 {
+            let frame = expect(socket, "receipt or refusal", |f| {
+                f["type"] == "receipt" || f["type"] == "error"
+            })
+            .await;
+            if frame["type"] == "receipt" {
+                accepted += 1;
+            } else {
+                assert_eq!(frame["code"], "rate_limited");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (accepted, refused),
+        (5, 3),
+        "one budget for the whole cluster"
+    );
+
     // The customer's node dies too: Alice writes while the customer is away; the customer
     // reconnects to node C, resumes from the last seq seen and gets exactly the missed message.
     let last_seen = *seqs.last().unwrap();
-    node_a.kill().unwrap();
-    node_a.wait().unwrap();
+    node_a.kill();
     drop(customer);
     send(&mut alice, json!({"type":"send","conversation_id":conversation,"client_msg_id":"a3","text":"while you were away"})).await;
     expect(&mut alice, "receipt", |f| {
@@ -389,9 +466,18 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
         "nothing doubled: {more:?}"
     );
 
-    for node in [&mut node_a, &mut node_c] {
-        let _ = node.kill();
-        let _ = node.wait();
+    // Bo was on node A and never comes back: past the grace period his chats go back to the
+    // queue and Cy, on the surviving node, takes them.
+    let mut cy = agents.pop().unwrap();
+    let mut taken: Vec<String> = Vec::new();
+    while !held_by_bo.iter().all(|id| taken.contains(id)) {
+        let frame = expect(&mut cy, "Bo's chats reassigned", |f| {
+            f["type"] == "assigned"
+        })
+        .await;
+        taken.push(frame["conversation"]["id"].as_str().unwrap().to_owned());
     }
+
+    node_c.kill();
     cluster.drop_database().await;
 }
