@@ -6,7 +6,7 @@
 //! `--tiny-vocab` draws uniformly from the shop words only: every query term then matches about a
 //! third of the index, a worst case.
 //!
-//! `cargo run --release -p switchboard-knowledge --example bench [-- COUNT] [--tiny-vocab]`
+//! `cargo run --release -p switchboard-knowledge --example bench_index [-- COUNT] [--tiny-vocab]`
 
 use std::time::{Duration, Instant};
 
