@@ -95,6 +95,8 @@ store_suite!(
     channel_app_secrets_need_the_key,
     linked_customers_share_the_first_linked_conversation,
     outbox_rows_are_written_once_and_claimed_once,
+    bot_messages_and_handoff_only_while_with_the_bot,
+    policies_intents_words_and_scores_round_trip,
 );
 
 fn queued() -> Entry {
@@ -924,5 +926,205 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
             rows[1].reply_context.as_deref()
         ),
         (lost.message.seq, "lost", Some("{\"k\":1}"))
+    );
+}
+
+async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let entry = Entry {
+        state: ConversationState::Bot,
+        skill_group: "general".into(),
+        priority: 0,
+    };
+    let meta = serde_json::json!({"sensitive": {"action": "flag", "lists": ["x"]}});
+    let first = store
+        .append_customer_message_with(
+            &customer,
+            Some("c1"),
+            "运费怎么算",
+            &entry,
+            Some(meta.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.conversation.state, ConversationState::Bot);
+    let id = first.conversation.id.clone();
+    let answer = store
+        .append_bot_message(&id, "满99包邮", serde_json::json!({"decision": "answer"}))
+        .await
+        .unwrap()
+        .expect("still with the bot");
+    assert_eq!(answer.seq, 2);
+    let (moved, said) = store
+        .hand_off(
+            &id,
+            "vip",
+            9,
+            "explicit_request",
+            Some(("connecting you", serde_json::json!({"decision": "handoff"}))),
+        )
+        .await
+        .unwrap()
+        .expect("moved");
+    assert_eq!(
+        (moved.state, moved.skill_group.as_str(), moved.priority),
+        (ConversationState::Queued, "vip", 9)
+    );
+    assert_eq!(moved.handoff_reason.as_deref(), Some("explicit_request"));
+    assert_eq!(said.unwrap().seq, 3);
+    // No longer with the bot: neither a bot message nor a second handoff is written.
+    assert!(store
+        .append_bot_message(&id, "late", serde_json::json!({}))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .hand_off(&id, "general", 2, "again", None)
+        .await
+        .unwrap()
+        .is_none());
+    let messages = store.messages_after(&id, 0, 10).await.unwrap();
+    let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(messages[0].meta.as_ref(), Some(&meta));
+    assert_eq!(messages[2].meta.as_ref().unwrap()["decision"], "handoff");
+    let kinds: Vec<String> = store
+        .events(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["created", "queued"]);
+}
+
+async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    // Component bytes (any bytes, with NUL and high bytes) survive BLOB and BYTEA.
+    let wasm: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    assert_eq!(
+        store
+            .add_policy_version("t1", "routing", &wasm, "sha1")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .add_policy_version("t1", "routing", b"\0asm2", "sha2")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .active_policy("t1", "routing")
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        2
+    );
+    store.activate_policy("t1", "routing", 1).await.unwrap();
+    let versions = store.policy_versions("t1", "routing").await.unwrap();
+    let summary: Vec<(i64, bool, i64)> = versions
+        .iter()
+        .map(|v| (v.version, v.active, v.size))
+        .collect();
+    assert_eq!(summary, [(1, true, 70_000), (2, false, 5)]);
+    assert_eq!(
+        store
+            .policy_wasm("t1", "routing", 1)
+            .await
+            .unwrap()
+            .unwrap(),
+        wasm
+    );
+    assert!(matches!(
+        store.activate_policy("t1", "routing", 9).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store
+        .active_policy("t1", "quality")
+        .await
+        .unwrap()
+        .is_none());
+
+    let record = gateway::store::IntentModelRecord {
+        tenant_id: "t1".into(),
+        kind: "onnx".into(),
+        head: None,
+        model: Some(wasm.clone()),
+        tokenizer: Some(b"{}".to_vec()),
+        labels: Some("[\"a\",\"b\"]".into()),
+        report: serde_json::json!({"labels": ["a", "b"]}),
+        updated_at: 42,
+    };
+    store.put_intent_model(&record).await.unwrap();
+    assert_eq!(store.intent_model_stamp("t1").await.unwrap(), Some(42));
+    let loaded = store.intent_model("t1").await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.model.as_deref(), loaded.head.as_deref()),
+        (Some(wasm.as_slice()), None)
+    );
+    assert!(store.delete_intent_model("t1").await.unwrap());
+    assert_eq!(store.intent_model_stamp("t1").await.unwrap(), None);
+
+    store
+        .put_sensitive_list("t1", "abuse", "block", "a\nb")
+        .await
+        .unwrap();
+    store
+        .put_sensitive_list("t1", "abuse", "mask", "a\nb\nc")
+        .await
+        .unwrap();
+    let lists = store.sensitive_lists("t1").await.unwrap();
+    assert_eq!(
+        (
+            lists.len(),
+            lists[0].action.as_str(),
+            lists[0].words.as_str()
+        ),
+        (1, "mask", "a\nb\nc")
+    );
+    assert_eq!(store.sensitive_stamp("t1").await.unwrap().0, 1);
+    store.delete_sensitive_list("t1", "abuse").await.unwrap();
+    assert_eq!(store.sensitive_stamp("t1").await.unwrap(), (0, 0));
+
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let appended = store
+        .append_customer_message(&customer, Some("c"), "hi", &queued())
+        .await
+        .unwrap();
+    let score = gateway::store::QualityRecord {
+        conversation_id: appended.conversation.id.clone(),
+        closed_at: 100,
+        score: 87,
+        findings: serde_json::json!([{"label": "slow_first_response"}]),
+        decided_by: "policy".into(),
+        policy_version: Some(1),
+        created_at: 101,
+    };
+    store.put_quality("t1", &score).await.unwrap();
+    store.put_quality("t1", &score).await.unwrap(); // one per close
+    let scores = store
+        .quality_scores(&appended.conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(scores.len(), 1);
+    assert_eq!((scores[0].score, scores[0].policy_version), (87, Some(1)));
+    let summary = store.queue_summary().await.unwrap();
+    assert_eq!(
+        (summary[0].skill_group.as_str(), summary[0].waiting),
+        ("general", 1)
     );
 }
