@@ -133,6 +133,8 @@ const STREAM_MAXLEN: usize = 100_000;
 pub struct RedisBus {
     local: LocalBus,
     client: redis::Client,
+    /// One multiplexed connection for commands (presence, limits), opened again after an error.
+    commands: Mutex<Option<redis::aio::MultiplexedConnection>>,
     node: String,
     outgoing: tokio::sync::mpsc::UnboundedSender<(String, String)>,
 }
@@ -161,6 +163,7 @@ impl RedisBus {
         let bus = std::sync::Arc::new(RedisBus {
             local: LocalBus::new(capacity),
             client: client.clone(),
+            commands: Mutex::new(Some(writer.clone())),
             node: node.clone(),
             outgoing,
         });
@@ -243,6 +246,33 @@ impl RedisBus {
         Ok(bus)
     }
 
+    /// The shared command connection (a cheap clone), opened again if an earlier call failed.
+    async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        if let Some(connection) = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(connection);
+        }
+        let connection = self.client.get_multiplexed_async_connection().await?;
+        *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `pipe` on the shared connection; an error drops it so the next call reconnects.
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> anyhow::Result<T> {
+        let mut connection = self.connection().await?;
+        match pipe.query_async(&mut connection).await {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Err(error.into())
+            }
+        }
+    }
+
     /// Marks agents as connected to this node for `ttl` (refreshed by each node's heartbeat).
     pub async fn mark_online(
         &self,
@@ -252,7 +282,6 @@ impl RedisBus {
         if agents.is_empty() {
             return Ok(());
         }
-        let mut connection = self.client.get_multiplexed_async_connection().await?;
         let mut pipe = redis::pipe();
         for agent in agents {
             pipe.cmd("SET")
@@ -262,8 +291,7 @@ impl RedisBus {
                 .arg(ttl.as_millis() as u64)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut connection).await?;
-        Ok(())
+        self.query::<()>(&pipe).await
     }
 
     /// Which of `agents` some node marked as connected lately.
@@ -271,12 +299,11 @@ impl RedisBus {
         if agents.is_empty() {
             return Ok(Vec::new());
         }
-        let mut connection = self.client.get_multiplexed_async_connection().await?;
         let mut pipe = redis::pipe();
         for agent in agents {
             pipe.cmd("EXISTS").arg(format!("switchboard:agent:{agent}"));
         }
-        let found: Vec<i64> = pipe.query_async(&mut connection).await?;
+        let found: Vec<i64> = self.query(&pipe).await?;
         Ok(found.into_iter().map(|n| n > 0).collect())
     }
 
@@ -290,16 +317,14 @@ impl RedisBus {
         let now = crate::util::now_ms();
         let second = now / 1000;
         let key = format!("switchboard:rate:{tenant}:{second}");
-        let mut connection = self.client.get_multiplexed_async_connection().await?;
-        let (count, _): (u64, i64) = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .cmd("INCR")
             .arg(&key)
             .cmd("PEXPIRE")
             .arg(&key)
-            .arg(2_000)
-            .query_async(&mut connection)
-            .await?;
+            .arg(2_000);
+        let (count, _): (u64, i64) = self.query(&pipe).await?;
         Ok(if count > budget {
             Err((1000 - now % 1000).max(1) as u64)
         } else {
@@ -310,13 +335,12 @@ impl RedisBus {
     /// Removes this node's consumer group (on a clean stop; a crashed node's group only costs a
     /// few bytes in Redis, as it never holds pending entries).
     pub async fn leave(&self) -> anyhow::Result<()> {
-        let mut connection = self.client.get_multiplexed_async_connection().await?;
-        let _: i64 = redis::cmd("XGROUP")
+        let mut pipe = redis::pipe();
+        pipe.cmd("XGROUP")
             .arg("DESTROY")
             .arg(STREAM)
-            .arg(&self.node)
-            .query_async(&mut connection)
-            .await?;
+            .arg(&self.node);
+        self.query::<(i64,)>(&pipe).await?;
         Ok(())
     }
 
