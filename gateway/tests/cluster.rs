@@ -162,6 +162,18 @@ async fn expect(socket: &mut Socket, what: &str, matches: impl Fn(&Value) -> boo
     }
 }
 
+/// GET with the tenant's admin key, as JSON.
+async fn admin_get(http: &reqwest::Client, key: &str, url: &str) -> Value {
+    http.get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn visitor(http: &reqwest::Client, addr: &str) -> String {
     let body: Value = http
         .post(format!("http://{addr}/v1/web/session"))
@@ -278,29 +290,19 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     .await;
     // Past the grace period nothing was requeued: no node saw Alice leave for good.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let detail: Value = http
-        .get(format!(
-            "http://{a}/v1/tenants/acme/conversations/{conversation}"
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = admin_get(
+        &http,
+        &key,
+        &format!("http://{a}/v1/tenants/acme/conversations/{conversation}"),
+    )
+    .await;
     assert_eq!(detail["conversation"]["state"], "assigned");
-    let messages: Value = http
-        .get(format!(
-            "http://{c}/v1/tenants/acme/conversations/{conversation}/messages"
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let messages: Value = admin_get(
+        &http,
+        &key,
+        &format!("http://{c}/v1/tenants/acme/conversations/{conversation}/messages"),
+    )
+    .await;
     let seqs: Vec<i64> = messages["messages"]
         .as_array()
         .unwrap()
@@ -363,15 +365,12 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     unique.dedup();
     assert_eq!(unique.len(), 16, "none assigned twice");
     for id in &unique {
-        let detail: Value = http
-            .get(format!("http://{a}/v1/tenants/acme/conversations/{id}"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let detail: Value = admin_get(
+            &http,
+            &key,
+            &format!("http://{a}/v1/tenants/acme/conversations/{id}"),
+        )
+        .await;
         let assignments = detail["events"]
             .as_array()
             .unwrap()
