@@ -124,9 +124,7 @@ fn model_error(error: ModelError) -> ApiError {
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("model task failed: {error}")))
+    crate::util::blocking("model", work).await
 }
 
 /// Parses a training file (JSON Lines or CSV `text,label`); every bad line is reported.

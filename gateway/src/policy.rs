@@ -61,9 +61,7 @@ pub struct Policies {
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("policy task failed: {error}")))
+    crate::util::blocking("policy", work).await
 }
 
 impl Policies {

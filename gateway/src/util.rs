@@ -1,4 +1,4 @@
-//! Small shared helpers: clock, ids, RFC 3339 formatting.
+//! Small shared helpers: clock, ids, RFC 3339 formatting, blocking work.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -50,4 +50,15 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_500), "1970-01-01T00:00:01.5Z");
     }
+}
+
+/// Runs CPU-bound or blocking work (models, policy calls, index builds) on tokio's blocking
+/// pool; `what` names it in the error if the task panicked.
+pub async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> crate::error::ApiResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        crate::error::ApiError::Internal(anyhow::anyhow!("{what} task failed: {error}"))
+    })
 }
