@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use gateway::crypto::{FieldCipher, SecretKey};
 use gateway::store::{
-    Actor, ConversationFilter, ConversationState, CustomerProfile, Entry, Store, StoreError,
+    Actor, ConversationFilter, ConversationState, CustomerProfile, Entry, NewMessage, Store,
+    StoreError,
 };
 use switchboard_channels::ChannelKind;
 
@@ -97,6 +98,8 @@ store_suite!(
     outbox_rows_are_written_once_and_claimed_once,
     bot_messages_and_handoff_only_while_with_the_bot,
     policies_intents_words_and_scores_round_trip,
+    one_batch_stores_what_single_appends_would,
+    concurrent_batches_keep_every_conversation_contiguous,
 );
 
 fn queued() -> Entry {
@@ -1127,4 +1130,192 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
         (summary[0].skill_group.as_str(), summary[0].waiting),
         ("general", 1)
     );
+}
+
+fn customer_says(customer: &gateway::store::Customer, id: &str, text: &str) -> NewMessage {
+    NewMessage::Customer {
+        customer: customer.clone(),
+        client_msg_id: Some(id.into()),
+        text: text.into(),
+        entry: queued(),
+        meta: None,
+    }
+}
+
+fn agent_says(conversation: &str, agent: &str, id: &str, text: &str) -> NewMessage {
+    NewMessage::Agent {
+        conversation_id: conversation.into(),
+        agent_id: agent.into(),
+        client_msg_id: id.into(),
+        text: text.into(),
+        meta: Some(serde_json::json!({"masked": true})),
+    }
+}
+
+/// Group commit: one call with every case a batch meets — open, new and closed conversations,
+/// resends of stored and of same-batch messages, an agent writing where they may not.
+async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let agent = store
+        .create_agent("t1", "a", &["general".into()], 5)
+        .await
+        .unwrap();
+    let intruder = store
+        .create_agent("t1", "b", &["general".into()], 5)
+        .await
+        .unwrap();
+    let mut customers = Vec::new();
+    for visitor in ["open", "new", "closed"] {
+        customers.push(
+            store
+                .customer_for_identity("t1", ChannelKind::Web, visitor, &CustomerProfile::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let (open, new, closed) = (&customers[0], &customers[1], &customers[2]);
+    let talk = store
+        .append_customer_message(open, Some("x0"), "before", &queued())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    store.assign(&talk, &agent, "joined").await.unwrap().unwrap(); // seq 2
+    let ended = store
+        .append_customer_message(closed, Some("c0"), "old", &queued())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    store.assign(&ended, &agent, "joined").await.unwrap().unwrap();
+    store
+        .close_conversation(&ended, &agent.id, "closed")
+        .await
+        .unwrap()
+        .unwrap();
+    let closed_last = store.conversation(&ended).await.unwrap().unwrap().last_seq;
+
+    let results = store
+        .append_many(vec![
+            customer_says(open, "x1", "one"),              // 0: seq 3
+            agent_says(&talk, &agent.id, "y1", "reply"),   // 1: seq 4
+            customer_says(new, "n1", "first"),             // 2: creates, seq 1
+            customer_says(open, "x1", "one again"),        // 3: resend within the batch
+            customer_says(new, "n2", "second"),            // 4: seq 2
+            customer_says(closed, "r1", "back"),           // 5: reopens
+            agent_says(&talk, &intruder.id, "z", "mine"),  // 6: not assigned
+            customer_says(open, "x0", "before again"),     // 7: resend of a stored message
+            agent_says(&talk, &agent.id, "y1", "reply"),   // 8: resend within the batch
+            customer_says(open, "x2", "two"),              // 9: seq 5
+        ])
+        .await;
+    assert_eq!(results.len(), 10);
+    let ok = |index: usize| results[index].as_ref().expect("stored");
+    assert_eq!((ok(0).message.seq, ok(0).duplicate), (3, false));
+    assert_eq!(ok(0).conversation.last_seq, 3);
+    assert_eq!((ok(1).message.seq, ok(1).duplicate), (4, false));
+    assert!(ok(1).conversation.first_response_at.is_some());
+    assert_eq!(ok(1).message.meta, Some(serde_json::json!({"masked": true})));
+    assert!(ok(2).created && ok(2).message.seq == 1);
+    assert!(ok(3).duplicate);
+    assert_eq!(ok(3).message, ok(0).message);
+    assert!(!ok(4).created && ok(4).message.seq == 2);
+    assert_eq!(ok(4).message.conversation_id, ok(2).message.conversation_id);
+    assert!(ok(5).reopened);
+    assert_eq!(ok(5).message.seq, closed_last + 1);
+    assert_eq!(ok(5).conversation.state, ConversationState::Queued);
+    assert!(matches!(results[6], Err(StoreError::Conflict(_))));
+    assert!(ok(7).duplicate && ok(7).message.text == "before");
+    assert!(ok(8).duplicate);
+    assert_eq!(ok(8).message, ok(1).message);
+    assert_eq!(ok(9).message.seq, 5);
+
+    // What is stored is what the results say, once each, seqs contiguous.
+    let stored = store.messages_after(&talk, 0, 100).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(stored[2..].iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["one", "reply", "two"]);
+    let conversation = store.conversation(&talk).await.unwrap().unwrap();
+    assert_eq!(conversation.last_seq, 5);
+    assert!(conversation.first_response_at.is_some());
+    let fresh = store
+        .messages_after(&ok(2).message.conversation_id, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(fresh.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+}
+
+/// Many writers at once (several batches, some over the batch size) on many conversations:
+/// every message stored once, in each conversation's order, seqs contiguous.
+async fn concurrent_batches_keep_every_conversation_contiguous(backend: &Backend) {
+    let store = backend.store.clone();
+    store.create_tenant("t1", "h").await.unwrap();
+    let mut customers = Vec::new();
+    for index in 0..30 {
+        let customer = store
+            .customer_for_identity(
+                "t1",
+                ChannelKind::Web,
+                &format!("v{index}"),
+                &CustomerProfile::default(),
+            )
+            .await
+            .unwrap();
+        store
+            .append_customer_message(&customer, Some("open"), "hi", &queued())
+            .await
+            .unwrap();
+        customers.push(Arc::new(customer));
+    }
+    // One task per customer sends 20 messages one after another (as a session does), each
+    // sent twice; beside them, one call appends 300 messages spread over every customer.
+    let mut tasks = Vec::new();
+    for customer in &customers {
+        let (store, customer) = (store.clone(), customer.clone());
+        tasks.push(tokio::spawn(async move {
+            for index in 0..20 {
+                let id = format!("s{index}");
+                let first = store
+                    .append_customer_message(&customer, Some(&id), &id, &queued())
+                    .await
+                    .unwrap();
+                let again = store
+                    .append_customer_message(&customer, Some(&id), &id, &queued())
+                    .await
+                    .unwrap();
+                assert!(!first.duplicate && again.duplicate);
+                assert_eq!(first.message, again.message);
+            }
+        }));
+    }
+    let bulk: Vec<NewMessage> = (0..300)
+        .map(|index| customer_says(&customers[index % 30], &format!("b{index}"), "bulk"))
+        .collect();
+    let results = store.append_many(bulk).await;
+    assert!(results.iter().all(|result| matches!(result, Ok(appended) if !appended.duplicate)));
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for customer in &customers {
+        let conversation = store
+            .conversation_for_customer(&customer.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = store.messages_after(&conversation.id, 0, 1000).await.unwrap();
+        assert_eq!(stored.len(), 1 + 20 + 10);
+        assert_eq!(conversation.last_seq, 31);
+        assert!(stored.iter().enumerate().all(|(index, m)| m.seq == index as i64 + 1));
+        // Each sender's own messages in the order sent.
+        let own: Vec<&str> = stored
+            .iter()
+            .filter_map(|m| m.client_msg_id.as_deref())
+            .filter(|id| id.starts_with('s'))
+            .collect();
+        let expected: Vec<String> = (0..20).map(|index| format!("s{index}")).collect();
+        assert_eq!(own, expected);
+    }
 }

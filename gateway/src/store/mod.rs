@@ -14,10 +14,12 @@
 //! - a conversation is assigned only from `queued` (a conditional update), so two agents can
 //!   never hold one conversation.
 
+mod append;
 pub mod channels;
 mod intel;
 mod knowledge;
 
+pub use append::{NewMessage, MAX_BATCH};
 pub use intel::{IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord};
 
 pub use knowledge::UpsertCounts;
@@ -326,6 +328,8 @@ pub struct Store {
     /// SQLite has one writer; serializing write transactions here avoids busy errors when a
     /// read-then-write transaction would otherwise be refused. PostgreSQL uses row locks.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// The queue to the writer tasks that store chat messages with group commit (`append`).
+    appender: Option<append::Appender>,
 }
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -348,7 +352,9 @@ impl Store {
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
-        let options = AnyPoolOptions::new().max_connections(match dialect {
+        // No round trip to test a pooled connection before each use (a failed one is replaced
+        // when a statement on it fails).
+        let options = AnyPoolOptions::new().test_before_acquire(false).max_connections(match dialect {
             Dialect::Sqlite => 8,
             Dialect::Postgres => 16,
         });
@@ -367,6 +373,21 @@ impl Store {
                     sqlx::query("PRAGMA foreign_keys = ON")
                         .execute(&mut *connection)
                         .await?;
+                    // Group commit writes many rows per statement: its statement journal stays
+                    // in memory, and pages are read through a memory map (each connection's
+                    // page cache starts cold whenever another connection has written).
+                    sqlx::query("PRAGMA temp_store = MEMORY")
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query("PRAGMA mmap_size = 268435456")
+                        .execute(&mut *connection)
+                        .await?;
+                    // Hot pages (each open conversation's newest index leaves) are written to
+                    // the WAL by every commit; checkpointing less often copies each of them to
+                    // the database once per checkpoint instead of once per 1,000 WAL pages.
+                    sqlx::query("PRAGMA wal_autocheckpoint = 16384")
+                        .execute(&mut *connection)
+                        .await?;
                     Ok(())
                 })
             })
@@ -376,12 +397,20 @@ impl Store {
         let pool = options.connect(&url).await?;
         let write_lock =
             (dialect == Dialect::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store {
+        let mut store = Store {
             pool,
             dialect,
             cipher,
             write_lock,
-        })
+            appender: None,
+        };
+        // SQLite has one writer anyway; on PostgreSQL a few batches commit at once.
+        let writers = match dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        };
+        store.appender = Some(append::start(&store, writers));
+        Ok(store)
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -409,7 +438,12 @@ impl Store {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        // BEGIN IMMEDIATE takes SQLite's write lock at once, so a transaction that reads before
+        // it writes is never refused the upgrade by an autocommit write (acks) in between.
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
         Ok((guard, tx))
     }
 
@@ -706,116 +740,14 @@ impl Store {
         entry: &Entry,
         meta: Option<serde_json::Value>,
     ) -> StoreResult<Appended> {
-        let now = now_ms();
-        let (_guard, mut tx) = self.write().await?;
-        let created = sqlx::query(
-            "INSERT INTO conversations (id, tenant_id, customer_id, channel, state, skill_group, priority, queue_key, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (customer_id) DO NOTHING",
-        )
-        .bind(new_id("cv_"))
-        .bind(&customer.tenant_id)
-        .bind(&customer.id)
-        .bind(&customer.channel)
-        .bind(entry.state.as_str())
-        .bind(&entry.skill_group)
-        .bind(entry.priority)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        // Taking the next seq first locks the conversation row (PostgreSQL), so the duplicate
-        // check below sees any concurrent send of the same client_msg_id.
-        let sql = format!(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 WHERE customer_id = $2 \
-             RETURNING {CONVERSATION_COLUMNS}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(&customer.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut conversation = conversation_from_row(&row)?;
-        if let Some(client_msg_id) = client_msg_id {
-            if let Some(existing) = find_by_client_id(
-                &mut tx,
-                &conversation.id,
-                SenderKind::Customer,
-                client_msg_id,
-            )
-            .await?
-            {
-                tx.rollback().await?;
-                conversation.last_seq -= 1;
-                return Ok(Appended {
-                    message: existing,
-                    conversation,
-                    duplicate: true,
-                    created: false,
-                    reopened: false,
-                });
-            }
-        }
-        let actor = Actor::customer(&customer.id);
-        if created {
-            insert_event(&mut tx, &conversation, "created", &actor, None).await?;
-            if entry.state == ConversationState::Queued {
-                insert_event(
-                    &mut tx,
-                    &conversation,
-                    "queued",
-                    &actor,
-                    Some("new conversation"),
-                )
-                .await?;
-            }
-        }
-        let reopened = conversation.state == ConversationState::Closed;
-        if reopened {
-            sqlx::query(
-                "UPDATE conversations SET state = $1, skill_group = $2, priority = $3, queue_key = $4, \
-                 handoff_reason = NULL, assigned_at = NULL, first_response_at = NULL, closed_at = NULL WHERE id = $5",
-            )
-            .bind(entry.state.as_str())
-            .bind(&entry.skill_group)
-            .bind(entry.priority)
-            .bind(now)
-            .bind(&conversation.id)
-            .execute(&mut *tx)
-            .await?;
-            conversation.state = entry.state;
-            conversation.skill_group = entry.skill_group.clone();
-            conversation.priority = entry.priority;
-            conversation.queue_key = now;
-            insert_event(
-                &mut tx,
-                &conversation,
-                "reopened",
-                &actor,
-                Some("new customer message"),
-            )
-            .await?;
-        }
-        let message = MessageRecord {
-            conversation_id: conversation.id.clone(),
-            seq: conversation.last_seq,
-            sender: SenderKind::Customer,
-            sender_id: Some(customer.id.clone()),
-            text: text.to_owned(),
+        self.append(NewMessage::Customer {
+            customer: customer.clone(),
             client_msg_id: client_msg_id.map(str::to_owned),
-            created_at: now,
+            text: text.to_owned(),
+            entry: entry.clone(),
             meta,
-        };
-        insert_message(&mut tx, &conversation.tenant_id, &message).await?;
-        tx.commit().await?;
-        Ok(Appended {
-            message,
-            conversation,
-            duplicate: false,
-            created,
-            reopened,
         })
+        .await
     }
 
     /// Stores an agent's message in a conversation assigned to that agent.
@@ -839,57 +771,14 @@ impl Store {
         text: &str,
         meta: Option<serde_json::Value>,
     ) -> StoreResult<Appended> {
-        let now = now_ms();
-        let (_guard, mut tx) = self.write().await?;
-        let sql = format!(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1, \
-             first_response_at = COALESCE(first_response_at, $1) \
-             WHERE id = $2 AND agent_id = $3 AND state = 'assigned' RETURNING {CONVERSATION_COLUMNS}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(conversation_id)
-            .bind(agent_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Err(StoreError::Conflict(
-                "conversation is not assigned to this agent".into(),
-            ));
-        };
-        let mut conversation = conversation_from_row(&row)?;
-        if let Some(existing) =
-            find_by_client_id(&mut tx, conversation_id, SenderKind::Agent, client_msg_id).await?
-        {
-            tx.rollback().await?;
-            conversation.last_seq -= 1;
-            return Ok(Appended {
-                message: existing,
-                conversation,
-                duplicate: true,
-                created: false,
-                reopened: false,
-            });
-        }
-        let message = MessageRecord {
+        self.append(NewMessage::Agent {
             conversation_id: conversation_id.to_owned(),
-            seq: conversation.last_seq,
-            sender: SenderKind::Agent,
-            sender_id: Some(agent_id.to_owned()),
+            agent_id: agent_id.to_owned(),
+            client_msg_id: client_msg_id.to_owned(),
             text: text.to_owned(),
-            client_msg_id: Some(client_msg_id.to_owned()),
-            created_at: now,
             meta,
-        };
-        insert_message(&mut tx, &conversation.tenant_id, &message).await?;
-        tx.commit().await?;
-        Ok(Appended {
-            message,
-            conversation,
-            duplicate: false,
-            created: false,
-            reopened: false,
         })
+        .await
     }
 
     /// Messages with seq greater than `after`, oldest first.
