@@ -6,7 +6,7 @@
 //! Relay: N customer–agent pairs; each customer keeps `inflight` messages unacknowledged (a
 //! receipt means stored); the agent side measures send→delivery latency. Echo: N connections,
 //! `inflight` frames each, round trips measured the same way. Idle: RSS per idle customer
-//! connection (client and server share this process, so it includes both ends).
+//! connection of a server running as a child process, so only the server's end is counted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +27,13 @@ pub struct BenchOptions {
     pub seconds: u64,
     pub message_bytes: usize,
     pub idle: usize,
+    /// `postgres://...` to measure on PostgreSQL instead of SQLite in a temporary directory.
+    pub database_url: Option<String>,
+}
+
+/// The bench's tenant: new on every run, so a shared PostgreSQL database can be reused.
+fn tenant() -> String {
+    format!("bench{}", std::process::id())
 }
 
 type Socket =
@@ -66,16 +73,6 @@ fn cpu_time() -> Duration {
         .sum();
     // USER_HZ is 100 on Linux.
     Duration::from_millis(ticks * 10)
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
 }
 
 fn open_files_limit() -> String {
@@ -162,6 +159,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     let mut settings = Settings::load(None, &HashMap::new())?;
     settings.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.clone();
+    settings.database_url = options.database_url.clone();
     settings.demo = false;
     settings.bot.preload = false;
     settings.log.filter = "error".into();
@@ -169,12 +167,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
         serde_json::from_value(json!({"per_second": 1_000_000, "burst": 1_000_000}))?;
     let server = crate::Server::start(settings).await?;
     let state = server.state.clone();
-    crate::demo::create_tenant(&state.store, "bench").await?;
+    crate::demo::create_tenant(&state.store, &tenant()).await?;
     let unlimited = json!({"per_second": 10_000_000, "burst": 10_000_000});
     state
         .store
         .set_tenant_settings(
-            "bench",
+            &tenant(),
             &json!({"work_mode": "human_first", "limits": {"customer": unlimited, "agent": unlimited, "tenant": unlimited}}),
         )
         .await?;
@@ -182,7 +180,8 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     let ws_base = format!("ws://{}", server.addr);
     let http = reqwest::Client::new();
     let mut report = vec![format!(
-        "switchboard bench: {} pairs, {} in flight each, {} s, {}-byte messages; open files limit {}",
+        "switchboard bench on {}: {} pairs, {} in flight each, {} s, {}-byte messages; open files limit {}",
+        if options.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
         options.pairs,
         options.inflight,
         options.seconds,
@@ -206,7 +205,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
         unloaded.0, unloaded.1
     ));
     if options.idle > 0 {
-        report.push(idle_phase(options.idle, &http, &base, &ws_base).await?);
+        report.push(idle_phase(options.idle, &dir).await?);
     }
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
@@ -216,7 +215,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
 async fn visitor(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let body: Value = http
         .post(format!("{base}/v1/web/session"))
-        .json(&json!({"tenant": "bench"}))
+        .json(&json!({"tenant": tenant()}))
         .send()
         .await?
         .error_for_status()?
@@ -238,7 +237,7 @@ async fn pairs(
         let agent = state
             .store
             .create_agent(
-                "bench",
+                &tenant(),
                 &format!("agent {index}"),
                 &["general".to_owned()],
                 1,
@@ -462,28 +461,85 @@ async fn unloaded_latency(
     Ok((at(0.5), at(0.99)))
 }
 
-/// RSS per idle customer connection (both ends in this process).
-async fn idle_phase(
-    count: usize,
-    http: &reqwest::Client,
-    base: &str,
-    ws_base: &str,
-) -> anyhow::Result<String> {
-    let mut tokens = Vec::with_capacity(count);
-    for _ in 0..count {
-        tokens.push(visitor(http, base).await?);
+fn rss_kb_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `switchboard serve` child process, killed when dropped.
+struct ChildServer(std::process::Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    let before = rss_kb();
+}
+
+/// RSS per idle customer connection on the server alone: the server runs as a child process
+/// (this binary's `serve`, demo tenant, bot not loaded) and its RSS is read before and after
+/// the clients, held in this process, connect.
+async fn idle_phase(count: usize, dir: &std::path::Path) -> anyhow::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.join("idle"))
+        .env("SWITCHBOARD__BOT__PRELOAD", "false")
+        .env("SWITCHBOARD__LOG__FILTER", "error")
+        .env("SWITCHBOARD__LIMITS__SESSIONS__PER_SECOND", "1000000")
+        .env("SWITCHBOARD__LIMITS__SESSIONS__BURST", "1000000")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("start the server for the idle phase")?;
+    let server = ChildServer(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let ws_base = format!("ws://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let session = |http: reqwest::Client, base: String| async move {
+        let body: Value = http
+            .post(format!("{base}/v1/web/session"))
+            .json(&json!({"tenant": crate::demo::DEMO_TENANT}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::Ok(body["token"].as_str().context("token")?.to_owned())
+    };
+    let mut tokens = Vec::with_capacity(count);
+    while tokens.is_empty() {
+        match session(http.clone(), base.clone()).await {
+            Ok(token) => tokens.push(token),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(error) => return Err(error.context("the idle-phase server did not start")),
+        }
+    }
+    while tokens.len() < count {
+        tokens.push(session(http.clone(), base.clone()).await?);
+    }
+    // Warm the path once, so lazily built state is not counted per connection.
+    drop(connect(&format!("{ws_base}/v1/web/ws?token={}", tokens[0])).await?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = server.0.id();
+    let before = rss_kb_of(pid);
     let mut held = Vec::with_capacity(count);
     for token in &tokens {
         held.push(connect(&format!("{ws_base}/v1/web/ws?token={token}")).await?);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kb();
-    let per = (after.saturating_sub(before)) as f64 / count as f64;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = rss_kb_of(pid);
+    let per = after.saturating_sub(before) as f64 / count as f64;
     drop(held);
+    drop(server);
     Ok(format!(
-        "idle: {count} customer connections held, RSS +{} KB, {per:.1} KB per connection (client and server ends together)",
-        after.saturating_sub(before)
+        "idle: {count} customer connections held, server RSS {before} KB -> {after} KB: {per:.1} KB per connection (server process alone)"
     ))
 }

@@ -7,7 +7,7 @@
 //! (assignments and their end), `customer:<customer id>` (a conversation was opened elsewhere).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use switchboard_channels::web::SenderKind;
@@ -18,7 +18,9 @@ use crate::store::MessageRecord;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum BusEvent {
-    Message(MessageRecord),
+    /// Shared, not copied, by every subscriber (the large variants are behind a pointer so each
+    /// of a topic's buffered slots stays small).
+    Message(Arc<MessageRecord>),
     Typing {
         conversation_id: String,
         from: SenderKind,
@@ -48,14 +50,17 @@ pub enum BusEvent {
         node: String,
     },
     /// A reply's outbound delivery (channels outbox) changed state; agents get a `delivery` frame.
-    Delivery {
-        conversation_id: String,
-        seq: i64,
-        kind: String,
-        state: String,
-        code: Option<String>,
-        attempts: i64,
-    },
+    Delivery(Box<DeliveryEvent>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryEvent {
+    pub conversation_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub state: String,
+    pub code: Option<String>,
+    pub attempts: i64,
 }
 
 pub fn conversation_topic(id: &str) -> String {
@@ -114,9 +119,16 @@ impl Bus for LocalBus {
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A customer's own topic only says that a conversation opened: a few slots are plenty,
+        // and every idle connection has one.
+        let capacity = if topic.starts_with("customer:") {
+            4
+        } else {
+            self.capacity
+        };
         topics
             .entry(topic.to_owned())
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
     }
 }

@@ -263,11 +263,12 @@ impl Chat {
 
     pub(crate) fn publish_message(&self, message: &MessageRecord) {
         self.metrics.message(message.sender);
+        let shared = Arc::new(message.clone());
         self.bus.publish(
             &conversation_topic(&message.conversation_id),
-            BusEvent::Message(message.clone()),
+            BusEvent::Message(shared.clone()),
         );
-        crate::channels::message_published(&*self.bus, message);
+        crate::channels::message_published(&*self.bus, &shared);
     }
 
     // ---- customers --------------------------------------------------------------------------

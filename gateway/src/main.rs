@@ -92,6 +92,9 @@ enum Command {
         /// Idle customer connections to hold for the memory figure (0: skip).
         #[arg(long, default_value_t = 1000)]
         idle: usize,
+        /// Measure on this PostgreSQL database (`postgres://...`) instead of SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -292,6 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             bytes,
             idle,
+            database_url,
         } => {
             let report = gateway::bench::run(gateway::bench::BenchOptions {
                 pairs: pairs.max(1),
@@ -299,6 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 seconds: seconds.max(1),
                 message_bytes: bytes.max(24),
                 idle,
+                database_url,
             })
             .await?;
             println!("{report}");

@@ -212,13 +212,18 @@ where
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     loop {
+        // Events first: each send adds one, so taking frames first (or at random) would let
+        // them pile up past the bus's buffer and force reads from the store. The handlers are
+        // boxed: an idle connection's task then holds only the three waits, not the largest
+        // handler's state.
         let step = tokio::select! {
+            biased;
+            Some((_, event)) = session.subscriptions.next() => Box::pin(session.on_event(event, &mut out)).await,
             frame = incoming.next() => match frame {
                 None | Some(Incoming::Close) => break,
                 Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
-                Some(Incoming::Text(raw)) => session.on_frame(&raw, &mut out).await,
+                Some(Incoming::Text(raw)) => Box::pin(session.on_frame(&raw, &mut out)).await,
             },
-            Some((_, event)) = session.subscriptions.next() => session.on_event(event, &mut out).await,
             _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
         };
         if step.is_err() {
@@ -342,7 +347,7 @@ impl CustomerSession {
                     out,
                     &conversation_id,
                     &mut self.cursor,
-                    Some(&message),
+                    Some(&*message),
                     false,
                 )
                 .await
@@ -483,12 +488,13 @@ where
     }
     while result.is_ok() {
         result = tokio::select! {
+            biased;
+            Some((topic, event)) = session.subscriptions.next() => Box::pin(session.on_event(&topic, event, &mut out)).await,
             frame = incoming.next() => match frame {
                 None | Some(Incoming::Close) => break,
                 Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
-                Some(Incoming::Text(raw)) => session.on_frame(&raw, &mut out).await,
+                Some(Incoming::Text(raw)) => Box::pin(session.on_frame(&raw, &mut out)).await,
             },
-            Some((topic, event)) = session.subscriptions.next() => session.on_event(&topic, event, &mut out).await,
             _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
         };
     }
@@ -747,7 +753,7 @@ impl AgentSession {
                     out,
                     &message.conversation_id,
                     &mut cursor,
-                    Some(&message),
+                    Some(&*message),
                     true,
                 )
                 .await?;
@@ -758,16 +764,10 @@ impl AgentSession {
                 conversation_id,
                 from: SenderKind::Customer,
             }) => send_json(out, &AgentServerFrame::Typing { conversation_id }).await,
-            Ok(BusEvent::Delivery {
-                conversation_id,
-                seq,
-                kind,
-                state,
-                code,
-                attempts,
-            }) if self.cursors.contains_key(&conversation_id) => {
-                let frame = serde_json::json!({"type": "delivery", "conversation_id": conversation_id, "seq": seq,
-                    "kind": kind, "state": state, "code": code, "attempts": attempts});
+            Ok(BusEvent::Delivery(delivery)) if self.cursors.contains_key(&delivery.conversation_id) => {
+                let frame = serde_json::json!({"type": "delivery", "conversation_id": delivery.conversation_id,
+                    "seq": delivery.seq, "kind": delivery.kind, "state": delivery.state, "code": delivery.code,
+                    "attempts": delivery.attempts});
                 send_json(out, &frame).await
             }
             Ok(_) => Ok(()),

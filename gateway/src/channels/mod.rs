@@ -164,14 +164,14 @@ impl Channels {
     fn publish_delivery(&self, delivery: &Delivery) {
         self.bus.publish(
             &crate::bus::conversation_topic(&delivery.conversation_id),
-            BusEvent::Delivery {
+            BusEvent::Delivery(Box::new(crate::bus::DeliveryEvent {
                 conversation_id: delivery.conversation_id.clone(),
                 seq: delivery.seq,
                 kind: delivery.kind.clone(),
                 state: delivery.state.clone(),
                 code: delivery.code.clone(),
                 attempts: delivery.attempts,
-            },
+            })),
         );
     }
 }
@@ -200,7 +200,7 @@ impl Drop for OnlineGuard {
 
 /// Called by `chat` after every stored message is published: the outbox worker picks agent and
 /// bot messages up from this topic (and from the store after a restart or a lag).
-pub fn message_published(bus: &dyn Bus, message: &MessageRecord) {
+pub fn message_published(bus: &dyn Bus, message: &Arc<MessageRecord>) {
     bus.publish(OUTBOUND_TOPIC, BusEvent::Message(message.clone()));
 }
 

@@ -28,7 +28,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
