@@ -27,7 +27,8 @@ use crate::metrics::Metrics;
 use crate::policy::Policies;
 use crate::presence::{AgentStatus, Presence};
 use crate::store::{
-    Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord, Store,
+    Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord,
+    NewMessage, PendingAppend, Store,
 };
 use crate::tenant::TenantSettings;
 use crate::util::now_ms;
@@ -94,6 +95,14 @@ pub struct ChatParts {
     pub limits: Arc<RateLimits>,
     /// Several nodes share the store and this bus: kicks and agent presence go to all.
     pub cluster: Option<Arc<RedisBus>>,
+}
+
+/// A customer's message queued for the store ([`Chat::customer_submit`]).
+pub struct SubmittedMessage {
+    pending: PendingAppend,
+    /// A word list asked for a person.
+    pub handoff: bool,
+    started: Instant,
 }
 
 impl Chat {
@@ -282,6 +291,22 @@ impl Chat {
         client_msg_id: &str,
         text: &str,
     ) -> ApiResult<Appended> {
+        let submitted = self.customer_submit(customer, client_msg_id, text).await?;
+        let handoff = submitted.handoff;
+        let appended = self.customer_stored(submitted).await?;
+        self.customer_sent(customer, &appended, handoff).await;
+        Ok(appended)
+    }
+
+    /// The first half of [`Chat::customer_send`]: checks, limits and word lists, then the message
+    /// is queued for the store. A connection can submit its next message before this one is
+    /// stored (the store keeps their order); [`Chat::customer_stored`] finishes each, in order.
+    pub async fn customer_submit(
+        &self,
+        customer: &Customer,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ApiResult<SubmittedMessage> {
         check_send(client_msg_id, text)
             .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
         let settings = self.tenant_settings(&customer.tenant_id).await;
@@ -310,13 +335,35 @@ impl Chat {
             priority: 0,
         };
         let started = Instant::now();
-        let appended = self
+        let pending = self
             .store
-            .append_customer_message_with(customer, Some(client_msg_id), &text, &entry, meta)
-            .await?;
-        self.metrics.store_append.observe(started.elapsed());
+            .submit(NewMessage::Customer {
+                customer: customer.clone(),
+                client_msg_id: Some(client_msg_id.to_owned()),
+                text,
+                entry,
+                meta,
+            })
+            .await;
+        Ok(SubmittedMessage {
+            pending,
+            handoff: verdict.action == Action::Handoff,
+            started,
+        })
+    }
+
+    /// Waits until a submitted message is stored.
+    pub async fn customer_stored(&self, submitted: SubmittedMessage) -> ApiResult<Appended> {
+        let appended = submitted.pending.stored().await?;
+        self.metrics.store_append.observe(submitted.started.elapsed());
+        Ok(appended)
+    }
+
+    /// A stored customer message goes on its way: published to the conversation, and a turn
+    /// for the bot (`handoff`: a word list asked for a person). Nothing for a resend.
+    pub async fn customer_sent(&self, customer: &Customer, appended: &Appended, handoff: bool) {
         if appended.duplicate {
-            return Ok(appended);
+            return;
         }
         tracing::info!(
             trace = %trace_id(&appended.message),
@@ -335,16 +382,11 @@ impl Chat {
             );
         }
         if appended.conversation.state == ConversationState::Bot {
-            self.bot_turn(
-                &appended.conversation,
-                &appended.message,
-                verdict.action == Action::Handoff,
-            )
-            .await;
-        } else if verdict.action == Action::Handoff {
+            self.bot_turn(&appended.conversation, &appended.message, handoff)
+                .await;
+        } else if handoff {
             tracing::info!(conversation_id = %appended.conversation.id, "sensitive word asked for a person; already with one");
         }
-        Ok(appended)
     }
 
     pub fn customer_typing(&self, conversation_id: &str) {

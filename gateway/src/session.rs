@@ -21,9 +21,9 @@ use tokio_stream::StreamMap;
 
 use crate::bus::{agent_topic, conversation_topic, customer_topic, BusEvent};
 use crate::chat::{Chat, TransferTarget};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::presence::AgentStatus;
-use crate::store::{Agent, ConversationState, Customer, MessageRecord};
+use crate::store::{Agent, Appended, ConversationState, Customer, MessageRecord};
 use crate::util::rfc3339;
 
 /// A frame from the client, whatever the transport.
@@ -151,12 +151,25 @@ fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {
 
 // ---- customers ------------------------------------------------------------------------------
 
+/// A customer's messages on their way to the store, oldest first: each one's client_msg_id and
+/// result (with whether a word list asked for a person).
+type Sending = futures_util::stream::FuturesOrdered<
+    std::pin::Pin<
+        Box<dyn std::future::Future<Output = (String, ApiResult<(Appended, bool)>)> + Send>,
+    >,
+>;
+
+/// How many of a connection's messages may be on their way to the store at once; further
+/// frames wait in the socket. Their receipts (and errors) go out in the order sent.
+const PIPELINE: usize = 32;
+
 struct CustomerSession {
     chat: Arc<Chat>,
-    customer: Customer,
+    customer: Arc<Customer>,
     conversation_id: Option<String>,
     cursor: i64,
     subscriptions: Subscriptions,
+    sending: Sending,
 }
 
 /// Runs a customer connection until the client goes away.
@@ -168,10 +181,11 @@ where
     let _connected = chat.metrics.connected(&customer.channel);
     let mut session = CustomerSession {
         chat: chat.clone(),
-        customer,
+        customer: Arc::new(customer),
         conversation_id: None,
         cursor: 0,
         subscriptions: StreamMap::new(),
+        sending: Sending::new(),
     };
     subscribe(
         &chat,
@@ -219,7 +233,8 @@ where
         let step = tokio::select! {
             biased;
             Some((_, event)) = session.subscriptions.next() => Box::pin(session.on_event(event, &mut out)).await,
-            frame = incoming.next() => match frame {
+            Some((client_msg_id, result)) = session.sending.next() => Box::pin(session.on_sent(client_msg_id, result, &mut out)).await,
+            frame = incoming.next(), if session.sending.len() < PIPELINE => match frame {
                 None | Some(Incoming::Close) => break,
                 Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
                 Some(Incoming::Text(raw)) => Box::pin(session.on_frame(&raw, &mut out)).await,
@@ -240,31 +255,38 @@ impl CustomerSession {
     ) -> Result<(), Gone> {
         let frame = match decode_client_frame(raw) {
             Ok(frame) => frame,
-            Err(error) => return send_json(out, &error.to_frame()).await,
+            Err(error) => {
+                // In line behind the messages still on their way, so a client that sent without
+                // waiting can tell which frame this refuses.
+                let refused = ApiError::invalid(error.code(), error.to_string());
+                self.sending
+                    .push_back(Box::pin(std::future::ready((String::new(), Err(refused)))));
+                return Ok(());
+            }
         };
         match frame {
             ClientFrame::Send {
                 client_msg_id,
                 text,
             } => {
-                match self
+                let submitted = self
                     .chat
-                    .customer_send(&self.customer, &client_msg_id, &text)
-                    .await
-                {
-                    Ok(appended) => {
-                        let receipt = ServerFrame::Receipt {
-                            client_msg_id,
-                            seq: appended.message.seq,
-                        };
-                        send_json(out, &receipt).await?;
-                        if self.conversation_id.is_none() {
-                            self.open(appended.conversation.id.clone(), out).await?;
+                    .customer_submit(&self.customer, &client_msg_id, &text)
+                    .await;
+                let chat = self.chat.clone();
+                self.sending.push_back(Box::pin(async move {
+                    let result = match submitted {
+                        Ok(submitted) => {
+                            let handoff = submitted.handoff;
+                            chat.customer_stored(submitted)
+                                .await
+                                .map(|appended| (appended, handoff))
                         }
-                        Ok(())
-                    }
-                    Err(error) => send_json(out, &error_frame(&error)).await,
-                }
+                        Err(error) => Err(error),
+                    };
+                    (client_msg_id, result)
+                }));
+                Ok(())
             }
             ClientFrame::Ack { seq } => {
                 if let Some(conversation_id) = &self.conversation_id {
@@ -327,6 +349,33 @@ impl CustomerSession {
             false,
         )
         .await
+    }
+
+    /// A message of this connection is stored (or refused): it goes on its way (to the agent,
+    /// the bot), then its receipt (or error) goes out, as with a message sent on its own.
+    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        client_msg_id: String,
+        result: ApiResult<(Appended, bool)>,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        match result {
+            Ok((appended, handoff)) => {
+                self.chat
+                    .customer_sent(&self.customer, &appended, handoff)
+                    .await;
+                let receipt = ServerFrame::Receipt {
+                    client_msg_id,
+                    seq: appended.message.seq,
+                };
+                send_json(out, &receipt).await?;
+                if self.conversation_id.is_none() {
+                    self.open(appended.conversation.id.clone(), out).await?;
+                }
+                Ok(())
+            }
+            Err(error) => send_json(out, &error_frame(&error)).await,
+        }
     }
 
     async fn on_event<K: Sink<Outgoing> + Unpin>(

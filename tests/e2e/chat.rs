@@ -257,3 +257,78 @@ async fn closed_conversation_reopens_on_the_next_customer_message() {
         ["created", "queued", "assigned", "closed", "reopened", "queued", "assigned"]
     );
 }
+
+/// A customer may send without waiting for receipts: the messages are stored in the order sent,
+/// each receipt (or refusal) comes back in that order, and the agent gets them in order.
+#[tokio::test]
+async fn a_burst_of_sends_is_stored_and_answered_in_order() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&json!({"work_mode": "human_first",
+                "limits": {"customer": {"per_second": 1000, "burst": 1000}}}))
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let mut customer = app.customer_ws(&app.visitor().await).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c0","text":"first"}))
+        .await;
+    let first = customer.expect_type("receipt").await;
+    agent.expect_type("assigned").await;
+
+    // More frames than a connection has on its way at once; the 20th is refused (empty).
+    for index in 1..=80 {
+        let text = if index == 20 {
+            String::new()
+        } else {
+            format!("m{index}")
+        };
+        customer
+            .send(json!({"type":"send","client_msg_id":format!("c{index}"),"text":text}))
+            .await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 80 {
+        let frame = customer
+            .expect("receipt or error", |f| f["type"] == "receipt" || f["type"] == "error")
+            .await;
+        answers.push(frame);
+    }
+    let mut seq = first["seq"].as_i64().unwrap();
+    for (index, answer) in (1..=80).zip(&answers) {
+        if index == 20 {
+            assert_eq!(answer["type"], "error", "{answer}");
+            assert_eq!(answer["code"], "empty_text");
+            continue;
+        }
+        assert_eq!(answer["client_msg_id"], format!("c{index}"), "{answers:#?}");
+        // The agent joined (a system message) between the first message and these.
+        if index == 1 {
+            seq = answer["seq"].as_i64().unwrap();
+            assert!(seq > first["seq"].as_i64().unwrap());
+        } else {
+            seq += 1;
+            assert_eq!(answer["seq"], seq);
+        }
+    }
+    let mut delivered = Vec::new();
+    while delivered.len() < 79 {
+        let frame = agent
+            .expect("a customer message", |f| {
+                f["type"] == "message" && f["sender"] == "customer"
+            })
+            .await;
+        delivered.push(frame["text"].as_str().unwrap().to_owned());
+    }
+    let expected: Vec<String> = (1..=80)
+        .filter(|index| *index != 20)
+        .map(|index| format!("m{index}"))
+        .collect();
+    assert_eq!(delivered, expected);
+}

@@ -73,6 +73,22 @@ impl NewMessage {
     }
 }
 
+/// A submitted message ([`Store::submit`]).
+pub enum PendingAppend {
+    Queued(oneshot::Receiver<StoreResult<Appended>>),
+    Done(StoreResult<Appended>),
+}
+
+impl PendingAppend {
+    /// The message's result once its batch has committed.
+    pub async fn stored(self) -> StoreResult<Appended> {
+        match self {
+            PendingAppend::Queued(answer) => answer.await.map_err(|_| closed())?,
+            PendingAppend::Done(result) => result,
+        }
+    }
+}
+
 pub(super) struct Pending {
     message: NewMessage,
     reply: oneshot::Sender<StoreResult<Appended>>,
@@ -82,33 +98,56 @@ pub(super) type Appender = mpsc::Sender<Pending>;
 
 /// Starts `writers` writer tasks for `store` (a store without an appender of its own: the tasks
 /// end when the last sender, held by the store's clones, is dropped).
+///
+/// On SQLite the one writer runs on a thread of its own: each of its statements is a hop to
+/// SQLite's worker thread and back, and on the server's runtime every hop back would wait
+/// behind all the connections' ready tasks, which under load made a batch take several times
+/// its work.
 pub(super) fn start(store: &Store, writers: usize) -> Appender {
     let (sender, receiver) = mpsc::channel::<Pending>(QUEUE);
     let receiver = Arc::new(Mutex::new(receiver));
-    for _ in 0..writers.max(1) {
-        let store = store.clone();
-        let receiver = receiver.clone();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            loop {
-                let received = receiver.lock().await.recv_many(&mut batch, MAX_BATCH).await;
-                if received == 0 {
-                    return;
-                }
-                let (messages, replies): (Vec<_>, Vec<_>) = batch
-                    .drain(..)
-                    .map(|pending| (pending.message, pending.reply))
-                    .unzip();
-                let results = store.append_many(messages).await;
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // A sender that went away still had its message stored; a resend with the
-                    // same client_msg_id gets the stored one.
-                    let _ = reply.send(result);
-                }
+    if store.dialect == Dialect::Sqlite {
+        let (store, receiver) = (store.clone(), receiver.clone());
+        let thread = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("store-writer".into())
+                    .spawn(move || runtime.block_on(write_batches(store, receiver)))
+            });
+        match thread {
+            Ok(_) => return sender,
+            Err(error) => {
+                tracing::warn!(error = %error, "no thread for the store writer; it runs with the server's tasks")
             }
-        });
+        }
+    }
+    for _ in 0..writers.max(1) {
+        tokio::spawn(write_batches(store.clone(), receiver.clone()));
     }
     sender
+}
+
+/// A writer: takes what has queued (up to [`MAX_BATCH`]), stores it, answers each sender.
+async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let received = receiver.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if received == 0 {
+            return;
+        }
+        let (messages, replies): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|pending| (pending.message, pending.reply))
+            .unzip();
+        let results = store.append_many(messages).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            // A sender that went away still had its message stored; a resend with the same
+            // client_msg_id gets the stored one.
+            let _ = reply.send(result);
+        }
+    }
 }
 
 fn closed() -> StoreError {
@@ -154,18 +193,24 @@ struct Planned {
 }
 
 impl Store {
-    /// Stores one message through the writer queue (group commit).
-    pub(super) async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
+    /// Queues a message for the writers (waiting only for room in the queue). One caller's
+    /// messages are stored in the order it submits them; [`PendingAppend::stored`] waits for
+    /// the result, so a caller can have several messages on their way at once.
+    pub async fn submit(&self, message: NewMessage) -> PendingAppend {
         let Some(appender) = &self.appender else {
             let mut results = self.append_many(vec![message]).await;
-            return results.pop().unwrap_or_else(|| Err(closed()));
+            return PendingAppend::Done(results.pop().unwrap_or_else(|| Err(closed())));
         };
         let (reply, answer) = oneshot::channel();
-        appender
-            .send(Pending { message, reply })
-            .await
-            .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        match appender.send(Pending { message, reply }).await {
+            Ok(()) => PendingAppend::Queued(answer),
+            Err(_) => PendingAppend::Done(Err(closed())),
+        }
+    }
+
+    /// Stores one message through the writer queue (group commit).
+    pub(super) async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
+        self.submit(message).await.stored().await
     }
 
     /// Stores several messages, in order, with one transaction for all that can be stored in

@@ -19,7 +19,7 @@ pub mod channels;
 mod intel;
 mod knowledge;
 
-pub use append::{NewMessage, MAX_BATCH};
+pub use append::{NewMessage, PendingAppend, MAX_BATCH};
 pub use intel::{IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord};
 
 pub use knowledge::UpsertCounts;
