@@ -22,7 +22,11 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("store.db").display()));
-    let batch: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(40).max(1);
+    let batch: usize = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(40)
+        .max(1);
     let store = Store::connect(&url, FieldCipher::new(&SecretKey::generate())).await?;
     store.migrate().await?;
     let tenant = format!("append{}", std::process::id());
@@ -72,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
     let single_count = MESSAGES / 4;
     let started = Instant::now();
     for index in 0..single_count {
-        store.append_many(vec![message(index, "s")]).await.remove(0)?;
+        store
+            .append_many(vec![message(index, "s")])
+            .await
+            .remove(0)?;
     }
     let single = single_count as f64 / started.elapsed().as_secs_f64();
     println!(

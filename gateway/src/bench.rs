@@ -485,9 +485,16 @@ impl Drop for ChildServer {
 /// (this binary's `serve`, demo tenant, bot not loaded) and its RSS is read before and after
 /// the clients, held in this process, connect.
 async fn idle_phase(count: usize, dir: &std::path::Path) -> anyhow::Result<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = std::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.join("idle"))
         .env("SWITCHBOARD__BOT__PRELOAD", "false")
         .env("SWITCHBOARD__LOG__FILTER", "error")

@@ -87,16 +87,34 @@ pub trait Bus: Send + Sync + 'static {
 
 /// One process: a broadcast channel per topic with live subscribers.
 pub struct LocalBus {
-    topics: Mutex<HashMap<String, broadcast::Sender<BusEvent>>>,
+    topics: Mutex<Topics>,
     capacity: usize,
+}
+
+struct Topics {
+    senders: HashMap<String, broadcast::Sender<BusEvent>>,
+    /// How many topics were left after the last sweep for topics nobody follows.
+    after_sweep: usize,
 }
 
 impl LocalBus {
     pub fn new(capacity: usize) -> Self {
         LocalBus {
-            topics: Mutex::new(HashMap::new()),
+            topics: Mutex::new(Topics {
+                senders: HashMap::new(),
+                after_sweep: 0,
+            }),
             capacity,
         }
+    }
+
+    /// Topics held (with or without subscribers).
+    pub fn topic_count(&self) -> usize {
+        self.topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .senders
+            .len()
     }
 }
 
@@ -106,10 +124,10 @@ impl Bus for LocalBus {
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(sender) = topics.get(topic) {
+        if let Some(sender) = topics.senders.get(topic) {
             if sender.send(event).is_err() {
-                // Nobody listens any more: forget the topic so the map does not grow forever.
-                topics.remove(topic);
+                // Nobody listens any more: forget the topic.
+                topics.senders.remove(topic);
             }
         }
     }
@@ -126,7 +144,17 @@ impl Bus for LocalBus {
         } else {
             self.capacity
         };
+        // Topics whose subscribers all went away without anything published to them since
+        // (a customer who connected and left) are swept whenever the map has doubled, so it
+        // tracks the live connections at amortized constant cost.
+        if topics.senders.len() >= 2 * topics.after_sweep.max(512) {
+            topics
+                .senders
+                .retain(|_, sender| sender.receiver_count() > 0);
+            topics.after_sweep = topics.senders.len();
+        }
         topics
+            .senders
             .entry(topic.to_owned())
             .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
@@ -425,7 +453,26 @@ mod tests {
         assert_eq!(second.recv().await.unwrap(), event);
         drop((first, second));
         bus.publish("conv:a", event.clone());
-        assert!(bus.topics.lock().unwrap().is_empty());
+        assert_eq!(bus.topic_count(), 0);
         bus.publish("conv:none", event);
+    }
+
+    #[tokio::test]
+    async fn topics_nobody_follows_are_swept() {
+        let bus = LocalBus::new(16);
+        let kept = bus.subscribe("conv:kept");
+        // Customers come and go without anything published to their topics.
+        for index in 0..10_000 {
+            drop(bus.subscribe(&format!("customer:{index}")));
+        }
+        assert!(bus.topic_count() <= 1024, "{} topics", bus.topic_count());
+        // A topic with a subscriber survives every sweep.
+        bus.publish(
+            "conv:kept",
+            BusEvent::Opened {
+                conversation_id: "kept".into(),
+            },
+        );
+        assert_eq!(kept.len(), 1);
     }
 }

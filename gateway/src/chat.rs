@@ -300,7 +300,8 @@ impl Chat {
 
     /// The first half of [`Chat::customer_send`]: checks, limits and word lists, then the message
     /// is queued for the store. A connection can submit its next message before this one is
-    /// stored (the store keeps their order); [`Chat::customer_stored`] finishes each, in order.
+    /// stored (the store keeps their order); [`Chat::customer_stored`] and
+    /// [`Chat::customer_sent`] finish each, in order.
     pub async fn customer_submit(
         &self,
         customer: &Customer,
@@ -355,7 +356,9 @@ impl Chat {
     /// Waits until a submitted message is stored.
     pub async fn customer_stored(&self, submitted: SubmittedMessage) -> ApiResult<Appended> {
         let appended = submitted.pending.stored().await?;
-        self.metrics.store_append.observe(submitted.started.elapsed());
+        self.metrics
+            .store_append
+            .observe(submitted.started.elapsed());
         Ok(appended)
     }
 

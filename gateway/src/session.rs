@@ -245,6 +245,14 @@ where
             break;
         }
     }
+    // The client is gone, but what the server read of it is stored: it still reaches the agent
+    // and the bot (frames the client sent after those may have died with its connection).
+    while let Some((_, result)) = session.sending.next().await {
+        if let Ok((appended, handoff)) = result {
+            // Boxed, like the handlers above, to keep the connection's task small.
+            Box::pin(chat.customer_sent(&session.customer, &appended, handoff)).await;
+        }
+    }
 }
 
 impl CustomerSession {
@@ -813,7 +821,9 @@ impl AgentSession {
                 conversation_id,
                 from: SenderKind::Customer,
             }) => send_json(out, &AgentServerFrame::Typing { conversation_id }).await,
-            Ok(BusEvent::Delivery(delivery)) if self.cursors.contains_key(&delivery.conversation_id) => {
+            Ok(BusEvent::Delivery(delivery))
+                if self.cursors.contains_key(&delivery.conversation_id) =>
+            {
                 let frame = serde_json::json!({"type": "delivery", "conversation_id": delivery.conversation_id,
                     "seq": delivery.seq, "kind": delivery.kind, "state": delivery.state, "code": delivery.code,
                     "attempts": delivery.attempts});

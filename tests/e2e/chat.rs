@@ -296,7 +296,9 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
     let mut answers = Vec::new();
     while answers.len() < 80 {
         let frame = customer
-            .expect("receipt or error", |f| f["type"] == "receipt" || f["type"] == "error")
+            .expect("receipt or error", |f| {
+                f["type"] == "receipt" || f["type"] == "error"
+            })
             .await;
         answers.push(frame);
     }
@@ -331,4 +333,63 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
         .map(|index| format!("m{index}"))
         .collect();
     assert_eq!(delivered, expected);
+}
+
+/// A customer who sends a burst and goes away at once: every message the server stored reaches
+/// the agent, in order (frames still in flight when the connection died may be lost, unstored
+/// and unacknowledged, for the client to resend).
+#[tokio::test]
+async fn a_burst_sent_just_before_leaving_still_reaches_the_agent() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&json!({"work_mode": "human_first",
+                "limits": {"customer": {"per_second": 1000, "burst": 1000}}}))
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c0","text":"first"}))
+        .await;
+    customer.expect_type("receipt").await;
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    for index in 1..=20 {
+        customer
+            .send(json!({"type":"send","client_msg_id":format!("c{index}"),"text":format!("m{index}")}))
+            .await;
+    }
+    customer.close().await;
+    // Whatever was stored arrives live, in order; nothing else does.
+    let mut delivered = Vec::new();
+    while let Ok(frame) = agent.next_within(std::time::Duration::from_secs(2)).await {
+        if frame["type"] == "message" && frame["sender"] == "customer" {
+            delivered.push(frame["text"].as_str().unwrap().to_owned());
+        }
+    }
+    let (_, body) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{conversation_id}/messages"
+        ))
+        .await;
+    let stored: Vec<String> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender"] == "customer" && m["text"] != "first")
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!stored.is_empty());
+    assert_eq!(delivered, stored);
+    let expected: Vec<String> = (1..=stored.len())
+        .map(|index| format!("m{index}"))
+        .collect();
+    assert_eq!(stored, expected);
 }

@@ -1181,14 +1181,22 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
         .unwrap()
         .conversation
         .id;
-    store.assign(&talk, &agent, "joined").await.unwrap().unwrap(); // seq 2
+    store
+        .assign(&talk, &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap(); // seq 2
     let ended = store
         .append_customer_message(closed, Some("c0"), "old", &queued())
         .await
         .unwrap()
         .conversation
         .id;
-    store.assign(&ended, &agent, "joined").await.unwrap().unwrap();
+    store
+        .assign(&ended, &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap();
     store
         .close_conversation(&ended, &agent.id, "closed")
         .await
@@ -1198,16 +1206,16 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
 
     let results = store
         .append_many(vec![
-            customer_says(open, "x1", "one"),              // 0: seq 3
-            agent_says(&talk, &agent.id, "y1", "reply"),   // 1: seq 4
-            customer_says(new, "n1", "first"),             // 2: creates, seq 1
-            customer_says(open, "x1", "one again"),        // 3: resend within the batch
-            customer_says(new, "n2", "second"),            // 4: seq 2
-            customer_says(closed, "r1", "back"),           // 5: reopens
-            agent_says(&talk, &intruder.id, "z", "mine"),  // 6: not assigned
-            customer_says(open, "x0", "before again"),     // 7: resend of a stored message
-            agent_says(&talk, &agent.id, "y1", "reply"),   // 8: resend within the batch
-            customer_says(open, "x2", "two"),              // 9: seq 5
+            customer_says(open, "x1", "one"),             // 0: seq 3
+            agent_says(&talk, &agent.id, "y1", "reply"),  // 1: seq 4
+            customer_says(new, "n1", "first"),            // 2: creates, seq 1
+            customer_says(open, "x1", "one again"),       // 3: resend within the batch
+            customer_says(new, "n2", "second"),           // 4: seq 2
+            customer_says(closed, "r1", "back"),          // 5: reopens
+            agent_says(&talk, &intruder.id, "z", "mine"), // 6: not assigned
+            customer_says(open, "x0", "before again"),    // 7: resend of a stored message
+            agent_says(&talk, &agent.id, "y1", "reply"),  // 8: resend within the batch
+            customer_says(open, "x2", "two"),             // 9: seq 5
         ])
         .await;
     assert_eq!(results.len(), 10);
@@ -1216,7 +1224,10 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
     assert_eq!(ok(0).conversation.last_seq, 3);
     assert_eq!((ok(1).message.seq, ok(1).duplicate), (4, false));
     assert!(ok(1).conversation.first_response_at.is_some());
-    assert_eq!(ok(1).message.meta, Some(serde_json::json!({"masked": true})));
+    assert_eq!(
+        ok(1).message.meta,
+        Some(serde_json::json!({"masked": true}))
+    );
     assert!(ok(2).created && ok(2).message.seq == 1);
     assert!(ok(3).duplicate);
     assert_eq!(ok(3).message, ok(0).message);
@@ -1237,7 +1248,13 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
         stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5]
     );
-    assert_eq!(stored[2..].iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["one", "reply", "two"]);
+    assert_eq!(
+        stored[2..]
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
+        ["one", "reply", "two"]
+    );
     let conversation = store.conversation(&talk).await.unwrap().unwrap();
     assert_eq!(conversation.last_seq, 5);
     assert!(conversation.first_response_at.is_some());
@@ -1245,7 +1262,10 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
         .messages_after(&ok(2).message.conversation_id, 0, 100)
         .await
         .unwrap();
-    assert_eq!(fresh.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    assert_eq!(
+        fresh.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["first", "second"]
+    );
 }
 
 /// Many writers at once (several batches, some over the batch size) on many conversations:
@@ -1295,7 +1315,9 @@ async fn concurrent_batches_keep_every_conversation_contiguous(backend: &Backend
         .map(|index| customer_says(&customers[index % 30], &format!("b{index}"), "bulk"))
         .collect();
     let results = store.append_many(bulk).await;
-    assert!(results.iter().all(|result| matches!(result, Ok(appended) if !appended.duplicate)));
+    assert!(results
+        .iter()
+        .all(|result| matches!(result, Ok(appended) if !appended.duplicate)));
     for task in tasks {
         task.await.unwrap();
     }
@@ -1305,10 +1327,16 @@ async fn concurrent_batches_keep_every_conversation_contiguous(backend: &Backend
             .await
             .unwrap()
             .unwrap();
-        let stored = store.messages_after(&conversation.id, 0, 1000).await.unwrap();
+        let stored = store
+            .messages_after(&conversation.id, 0, 1000)
+            .await
+            .unwrap();
         assert_eq!(stored.len(), 1 + 20 + 10);
         assert_eq!(conversation.last_seq, 31);
-        assert!(stored.iter().enumerate().all(|(index, m)| m.seq == index as i64 + 1));
+        assert!(stored
+            .iter()
+            .enumerate()
+            .all(|(index, m)| m.seq == index as i64 + 1));
         // Each sender's own messages in the order sent.
         let own: Vec<&str> = stored
             .iter()

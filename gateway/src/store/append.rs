@@ -181,7 +181,10 @@ impl Placeholders {
 
     /// `count` placeholders, comma-separated.
     fn list(&mut self, count: usize) -> String {
-        (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+        (0..count)
+            .map(|_| self.next())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -365,7 +368,11 @@ impl Store {
                 let message = message_from_row(&row)?;
                 if let Some(client_msg_id) = message.client_msg_id.clone() {
                     stored.insert(
-                        (message.conversation_id.clone(), message.sender, client_msg_id),
+                        (
+                            message.conversation_id.clone(),
+                            message.sender,
+                            client_msg_id,
+                        ),
                         message,
                     );
                 }

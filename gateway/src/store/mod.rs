@@ -316,6 +316,23 @@ const CONVERSATION_COLUMNS: &str = "id, tenant_id, customer_id, channel, state, 
 const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, sender_kind, sender_id, text, client_msg_id, created_at, meta";
 
+/// Every SQLite connection's settings.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA foreign_keys = ON",
+    // Group commit writes many rows per statement: its statement journal stays in memory.
+    "PRAGMA temp_store = MEMORY",
+    // Pages are read through a memory map: each connection's page cache starts cold whenever
+    // another connection has written.
+    "PRAGMA mmap_size = 268435456",
+    // Hot pages (each open conversation's newest index leaves) go to the WAL with every commit;
+    // checkpointing less often copies each to the database once per checkpoint instead of once
+    // per 1,000 WAL pages.
+    "PRAGMA wal_autocheckpoint = 16384",
+];
+
 /// Requeued conversations sort before every newly queued one (keys are ms timestamps), FIFO among
 /// themselves: an agent's lost chats go back to the head of the queue.
 const HEAD_OF_QUEUE_OFFSET: i64 = 10_000_000_000_000;
@@ -354,40 +371,18 @@ impl Store {
         };
         // No round trip to test a pooled connection before each use (a failed one is replaced
         // when a statement on it fails).
-        let options = AnyPoolOptions::new().test_before_acquire(false).max_connections(match dialect {
-            Dialect::Sqlite => 8,
-            Dialect::Postgres => 16,
-        });
+        let options = AnyPoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            });
         let options = if dialect == Dialect::Sqlite {
             options.after_connect(|connection, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL")
-                        .execute(&mut *connection)
-                        .await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL")
-                        .execute(&mut *connection)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000")
-                        .execute(&mut *connection)
-                        .await?;
-                    sqlx::query("PRAGMA foreign_keys = ON")
-                        .execute(&mut *connection)
-                        .await?;
-                    // Group commit writes many rows per statement: its statement journal stays
-                    // in memory, and pages are read through a memory map (each connection's
-                    // page cache starts cold whenever another connection has written).
-                    sqlx::query("PRAGMA temp_store = MEMORY")
-                        .execute(&mut *connection)
-                        .await?;
-                    sqlx::query("PRAGMA mmap_size = 268435456")
-                        .execute(&mut *connection)
-                        .await?;
-                    // Hot pages (each open conversation's newest index leaves) are written to
-                    // the WAL by every commit; checkpointing less often copies each of them to
-                    // the database once per checkpoint instead of once per 1,000 WAL pages.
-                    sqlx::query("PRAGMA wal_autocheckpoint = 16384")
-                        .execute(&mut *connection)
-                        .await?;
+                    for pragma in SQLITE_PRAGMAS {
+                        sqlx::query(*pragma).execute(&mut *connection).await?;
+                    }
                     Ok(())
                 })
             })
