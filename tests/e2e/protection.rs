@@ -271,3 +271,74 @@ async fn a_flood_of_bot_turns_is_shed_while_human_conversations_keep_flowing() {
     assert!(reply["text"].as_str().unwrap().contains("99"), "{reply}");
     assert_eq!(metric(&app, "switchboard_bot_shedding").await, 0.0);
 }
+
+/// The wait threshold alone (the depth threshold out of reach): once a queued turn has waited
+/// longer than `shed_wait_ms`, new turns are shed until the backlog drains.
+#[tokio::test]
+async fn bot_turns_that_would_wait_too_long_are_shed() {
+    let app = TestApp::spawn_bot_first_with(|settings| {
+        settings.bot.workers = 1;
+        settings.bot.queue_per_worker = 64;
+        settings.bot.shed_depth = 64;
+        settings.bot.shed_wait_ms = 5;
+    })
+    .await;
+    set_settings(
+        &app,
+        json!({"limits": {"customer": {"per_second": 100, "burst": 100}}}),
+    )
+    .await;
+    // Both waves connect first, so the second can send while the first is still queued.
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for _ in 0..40 {
+        first.push(app.customer_ws(&app.visitor().await).await);
+    }
+    for _ in 0..4 {
+        second.push(app.customer_ws(&app.visitor().await).await);
+    }
+    // The first wave queues forty turns on the one worker.
+    for (index, ws) in first.iter_mut().enumerate() {
+        ws.send(
+            json!({"type":"send","client_msg_id":"q","text":format!("运费怎么算？第{index}次")}),
+        )
+        .await;
+    }
+    // Until a turn has been taken after waiting over 5 ms while others still wait.
+    let started = Instant::now();
+    let mut backlog = false;
+    loop {
+        let depth = metric(&app, "switchboard_bot_queue_depth").await;
+        let waited = metric(&app, "switchboard_bot_last_wait_seconds").await;
+        if depth > 0.0 && waited > 0.005 {
+            break;
+        }
+        backlog |= depth > 0.0;
+        assert!(
+            !backlog || depth > 0.0,
+            "the backlog drained before any turn waited 5 ms"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for ws in &mut second {
+        ws.send(json!({"type":"send","client_msg_id":"q","text":"运费怎么算？"}))
+            .await;
+    }
+    for ws in &mut second {
+        let reply = ws.expect("bot reply", |f| f["sender"] == "bot").await;
+        assert!(
+            reply["text"].as_str().unwrap().contains("转人工"),
+            "shed with the busy reply: {reply}"
+        );
+    }
+    // The first wave's turns were answered, but for those whose messages reached the server
+    // after the threshold was crossed: every customer got one bot reply.
+    let mut answered = 0;
+    for ws in &mut first {
+        let reply = ws.expect("bot reply", |f| f["sender"] == "bot").await;
+        answered += usize::from(reply["text"].as_str().unwrap().contains("99"));
+    }
+    assert!(answered > 0);
+    assert!(metric(&app, "switchboard_bot_shed_total").await >= 4.0);
+}
