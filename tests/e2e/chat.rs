@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-use switchboard_tests::TestApp;
+use serde_json::{json, Value};
+use switchboard_tests::{TestApp, WsClient};
 
 #[tokio::test]
 async fn customer_and_agent_talk_both_ways() {
@@ -258,10 +258,9 @@ async fn closed_conversation_reopens_on_the_next_customer_message() {
     );
 }
 
-/// A customer may send without waiting for receipts: the messages are stored in the order sent,
-/// each receipt (or refusal) comes back in that order, and the agent gets them in order.
-#[tokio::test]
-async fn a_burst_of_sends_is_stored_and_answered_in_order() {
+/// A human-first tenant with customer rate limits out of the way, a customer whose first message
+/// ("first", receipt returned) is assigned to an agent; and that conversation's id.
+async fn chatting_without_rate_limits() -> (TestApp, WsClient, WsClient, Value, String) {
     let app = TestApp::spawn().await;
     let (status, body) = app
         .admin_put(
@@ -280,7 +279,16 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
         .send(json!({"type":"send","client_msg_id":"c0","text":"first"}))
         .await;
     let first = customer.expect_type("receipt").await;
-    agent.expect_type("assigned").await;
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    (app, customer, agent, first, conversation_id)
+}
+
+/// A customer may send without waiting for receipts: the messages are stored in the order sent,
+/// each receipt (or refusal) comes back in that order, and the agent gets them in order.
+#[tokio::test]
+async fn a_burst_of_sends_is_stored_and_answered_in_order() {
+    let (_app, mut customer, mut agent, first, _) = chatting_without_rate_limits().await;
 
     // More frames than a connection has on its way at once; the 20th is refused (empty).
     for index in 1..=80 {
@@ -340,27 +348,7 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
 /// and unacknowledged, for the client to resend).
 #[tokio::test]
 async fn a_burst_sent_just_before_leaving_still_reaches_the_agent() {
-    let app = TestApp::spawn().await;
-    let (status, body) = app
-        .admin_put(
-            "/v1/tenants/acme/settings",
-            "application/json",
-            serde_json::to_vec(&json!({"work_mode": "human_first",
-                "limits": {"customer": {"per_second": 1000, "burst": 1000}}}))
-            .unwrap(),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
-    let mut agent = app.agent_ws(&agent_token).await;
-    let visitor = app.visitor().await;
-    let mut customer = app.customer_ws(&visitor).await;
-    customer
-        .send(json!({"type":"send","client_msg_id":"c0","text":"first"}))
-        .await;
-    customer.expect_type("receipt").await;
-    let assigned = agent.expect_type("assigned").await;
-    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let (app, mut customer, mut agent, _, conversation_id) = chatting_without_rate_limits().await;
     for index in 1..=20 {
         customer
             .send(json!({"type":"send","client_msg_id":format!("c{index}"),"text":format!("m{index}")}))
