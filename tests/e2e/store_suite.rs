@@ -100,6 +100,7 @@ store_suite!(
     policies_intents_words_and_scores_round_trip,
     one_batch_stores_what_single_appends_would,
     concurrent_batches_keep_every_conversation_contiguous,
+    submitted_messages_keep_each_senders_order,
 );
 
 fn queued() -> Entry {
@@ -1345,5 +1346,48 @@ async fn concurrent_batches_keep_every_conversation_contiguous(backend: &Backend
             .collect();
         let expected: Vec<String> = (0..20).map(|index| format!("s{index}")).collect();
         assert_eq!(own, expected);
+    }
+}
+
+/// A connection submits its messages without waiting for each (pipelining): however the writers
+/// batch them, each sender's messages get seqs in the order submitted.
+async fn submitted_messages_keep_each_senders_order(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let mut customers = Vec::new();
+    for index in 0..4 {
+        let customer = store
+            .customer_for_identity(
+                "t1",
+                ChannelKind::Web,
+                &format!("v{index}"),
+                &CustomerProfile::default(),
+            )
+            .await
+            .unwrap();
+        store
+            .append_customer_message(&customer, Some("open"), "hi", &queued())
+            .await
+            .unwrap();
+        customers.push(customer);
+    }
+    let mut pending = Vec::new();
+    for index in 0..150 {
+        for customer in &customers {
+            let submitted = store
+                .submit(customer_says(customer, &format!("p{index}"), "x"))
+                .await;
+            pending.push((customer.id.clone(), index, submitted));
+        }
+    }
+    let mut last: std::collections::HashMap<String, i64> = Default::default();
+    for (customer, index, submitted) in pending {
+        let appended = submitted.stored().await.expect("stored");
+        let previous = last.insert(customer, appended.message.seq).unwrap_or(1);
+        assert_eq!(
+            appended.message.seq,
+            previous + 1,
+            "message {index} out of order"
+        );
     }
 }

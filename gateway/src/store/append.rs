@@ -1,7 +1,7 @@
 //! Appending chat messages with group commit.
 //!
 //! Customer and agent messages go through a queue to the store's writer tasks (one on SQLite,
-//! a few on PostgreSQL). A writer takes whatever has queued up (at most [`MAX_BATCH`]) and
+//! a few on PostgreSQL, each sender's messages always to the same one). A writer takes whatever has queued up (at most [`MAX_BATCH`]) and
 //! stores it in one transaction with a fixed number of statements, however many messages:
 //! lock the conversations, look up resent `client_msg_id`s, move each conversation's `last_seq`
 //! on by its messages, insert every message. Under load the messages that arrive while one batch
@@ -94,39 +94,69 @@ pub(super) struct Pending {
     reply: oneshot::Sender<StoreResult<Appended>>,
 }
 
-pub(super) type Appender = mpsc::Sender<Pending>;
+/// The writers' queues, one per writer. A sender's messages (a customer's, or an agent's in one
+/// conversation) always go to the same writer, which stores them in order; two writers could
+/// otherwise take a connection's consecutive messages in two batches and commit them out of
+/// order.
+#[derive(Clone)]
+pub(super) struct Appender {
+    queues: Arc<[mpsc::Sender<Pending>]>,
+}
 
-/// Starts `writers` writer tasks for `store` (a store without an appender of its own: the tasks
-/// end when the last sender, held by the store's clones, is dropped).
+impl Appender {
+    fn queue_for(&self, message: &NewMessage) -> &mpsc::Sender<Pending> {
+        use std::hash::{Hash, Hasher};
+        let key = match message {
+            NewMessage::Customer { customer, .. } => &customer.id,
+            NewMessage::Agent {
+                conversation_id, ..
+            } => conversation_id,
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        &self.queues[(hasher.finish() % self.queues.len() as u64) as usize]
+    }
+}
+
+/// Starts the writer tasks for `store` (a store without an appender of its own: the tasks end
+/// when the last sender, held by the store's clones, is dropped): one on SQLite, which has one
+/// writer anyway, `writers` on PostgreSQL, where several batches can commit at once.
 ///
-/// On SQLite the one writer runs on a thread of its own: each of its statements is a hop to
-/// SQLite's worker thread and back, and on the server's runtime every hop back would wait
-/// behind all the connections' ready tasks, which under load made a batch take several times
-/// its work.
+/// On SQLite the writer runs on a thread of its own: each of its statements is a hop to SQLite's
+/// worker thread and back, and on the server's runtime every hop back would wait behind all the
+/// connections' ready tasks, which under load made a batch take several times its work.
 pub(super) fn start(store: &Store, writers: usize) -> Appender {
-    let (sender, receiver) = mpsc::channel::<Pending>(QUEUE);
-    let receiver = Arc::new(Mutex::new(receiver));
-    if store.dialect == Dialect::Sqlite {
-        let (store, receiver) = (store.clone(), receiver.clone());
-        let thread = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .and_then(|runtime| {
-                std::thread::Builder::new()
-                    .name("store-writer".into())
-                    .spawn(move || runtime.block_on(write_batches(store, receiver)))
-            });
-        match thread {
-            Ok(_) => return sender,
-            Err(error) => {
-                tracing::warn!(error = %error, "no thread for the store writer; it runs with the server's tasks")
+    let writers = match store.dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => writers.max(1),
+    };
+    let mut queues = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        let (sender, receiver) = mpsc::channel::<Pending>(QUEUE);
+        queues.push(sender);
+        let receiver = Arc::new(Mutex::new(receiver));
+        if store.dialect == Dialect::Sqlite {
+            let (store, receiver) = (store.clone(), receiver.clone());
+            let thread = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    std::thread::Builder::new()
+                        .name("store-writer".into())
+                        .spawn(move || runtime.block_on(write_batches(store, receiver)))
+                });
+            match thread {
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::warn!(error = %error, "no thread for the store writer; it runs with the server's tasks")
+                }
             }
         }
+        tokio::spawn(write_batches(store.clone(), receiver));
     }
-    for _ in 0..writers.max(1) {
-        tokio::spawn(write_batches(store.clone(), receiver.clone()));
+    Appender {
+        queues: queues.into(),
     }
-    sender
 }
 
 /// A writer: takes what has queued (up to [`MAX_BATCH`]), stores it, answers each sender.
@@ -205,7 +235,8 @@ impl Store {
             return PendingAppend::Done(results.pop().unwrap_or_else(|| Err(closed())));
         };
         let (reply, answer) = oneshot::channel();
-        match appender.send(Pending { message, reply }).await {
+        let queue = appender.queue_for(&message);
+        match queue.send(Pending { message, reply }).await {
             Ok(()) => PendingAppend::Queued(answer),
             Err(_) => PendingAppend::Done(Err(closed())),
         }

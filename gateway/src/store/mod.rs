@@ -399,12 +399,8 @@ impl Store {
             write_lock,
             appender: None,
         };
-        // SQLite has one writer anyway; on PostgreSQL a few batches commit at once.
-        let writers = match dialect {
-            Dialect::Sqlite => 1,
-            Dialect::Postgres => 4,
-        };
-        store.appender = Some(append::start(&store, writers));
+        // On PostgreSQL a few batches commit at once (SQLite has one writer).
+        store.appender = Some(append::start(&store, 4));
         Ok(store)
     }
 
