@@ -375,3 +375,42 @@ fn policy_check_and_upload_from_the_command_line() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("quality"));
 }
+
+/// `switchboard bench` at toy size: every phase runs and reports its figures, the idle phase
+/// against a `switchboard serve` child process.
+#[test]
+fn bench_runs_every_phase() {
+    let report = run_ok(&[
+        "bench",
+        "--pairs",
+        "2",
+        "--inflight",
+        "2",
+        "--seconds",
+        "1",
+        "--idle",
+        "20",
+    ]);
+    let rate = |prefix: &str| -> f64 {
+        let line = report
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{report}"));
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no rate in `{line}`"))
+    };
+    assert!(rate("relay (stored, delivered)") > 0.0, "{report}");
+    assert!(rate("bare WebSocket echo") > 0.0, "{report}");
+    assert!(
+        report.contains("unloaded one-way customer→agent: p50"),
+        "{report}"
+    );
+    assert!(
+        report.contains("idle: 20 customer connections held, server RSS")
+            && report.contains("(server process alone)"),
+        "{report}"
+    );
+}

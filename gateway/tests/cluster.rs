@@ -174,31 +174,27 @@ async fn admin_get(http: &reqwest::Client, key: &str, url: &str) -> Value {
         .unwrap()
 }
 
-async fn visitor(http: &reqwest::Client, addr: &str) -> String {
-    let body: Value = http
-        .post(format!("http://{addr}/v1/web/session"))
-        .json(&json!({"tenant": "acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// The `token` of a JSON answer.
+async fn token(request: reqwest::RequestBuilder) -> String {
+    let body: Value = request.send().await.unwrap().json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
 }
 
+async fn visitor(http: &reqwest::Client, addr: &str) -> String {
+    token(
+        http.post(format!("http://{addr}/v1/web/session"))
+            .json(&json!({"tenant": "acme"})),
+    )
+    .await
+}
+
 async fn agent(http: &reqwest::Client, addr: &str, key: &str, name: &str, max: i64) -> String {
-    let body: Value = http
-        .post(format!("http://{addr}/v1/tenants/acme/agents"))
-        .bearer_auth(key)
-        .json(&json!({"name": name, "skills": ["general"], "max_concurrent": max}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["token"].as_str().unwrap().to_owned()
+    token(
+        http.post(format!("http://{addr}/v1/tenants/acme/agents"))
+            .bearer_auth(key)
+            .json(&json!({"name": name, "skills": ["general"], "max_concurrent": max})),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use gateway::crypto::{FieldCipher, SecretKey};
 use gateway::store::{
-    Actor, ConversationFilter, ConversationState, CustomerProfile, Entry, NewMessage, Store,
-    StoreError,
+    Actor, ConversationFilter, ConversationState, Customer, CustomerProfile, Entry, NewMessage,
+    Store, StoreError,
 };
 use switchboard_channels::ChannelKind;
 
@@ -1133,7 +1133,29 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
     );
 }
 
-fn customer_says(customer: &gateway::store::Customer, id: &str, text: &str) -> NewMessage {
+/// `count` web customers of tenant `t1`, each with an open conversation (one message, "hi").
+async fn customers_chatting(store: &Store, count: usize) -> Vec<Customer> {
+    let mut customers = Vec::new();
+    for index in 0..count {
+        let customer = store
+            .customer_for_identity(
+                "t1",
+                ChannelKind::Web,
+                &format!("v{index}"),
+                &CustomerProfile::default(),
+            )
+            .await
+            .unwrap();
+        store
+            .append_customer_message(&customer, Some("open"), "hi", &queued())
+            .await
+            .unwrap();
+        customers.push(customer);
+    }
+    customers
+}
+
+fn customer_says(customer: &Customer, id: &str, text: &str) -> NewMessage {
     NewMessage::Customer {
         customer: customer.clone(),
         client_msg_id: Some(id.into()),
@@ -1274,23 +1296,11 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
 async fn concurrent_batches_keep_every_conversation_contiguous(backend: &Backend) {
     let store = backend.store.clone();
     store.create_tenant("t1", "h").await.unwrap();
-    let mut customers = Vec::new();
-    for index in 0..30 {
-        let customer = store
-            .customer_for_identity(
-                "t1",
-                ChannelKind::Web,
-                &format!("v{index}"),
-                &CustomerProfile::default(),
-            )
-            .await
-            .unwrap();
-        store
-            .append_customer_message(&customer, Some("open"), "hi", &queued())
-            .await
-            .unwrap();
-        customers.push(Arc::new(customer));
-    }
+    let customers: Vec<Arc<Customer>> = customers_chatting(&store, 30)
+        .await
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     // One task per customer sends 20 messages one after another (as a session does), each
     // sent twice; beside them, one call appends 300 messages spread over every customer.
     let mut tasks = Vec::new();
@@ -1354,23 +1364,7 @@ async fn concurrent_batches_keep_every_conversation_contiguous(backend: &Backend
 async fn submitted_messages_keep_each_senders_order(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
-    let mut customers = Vec::new();
-    for index in 0..4 {
-        let customer = store
-            .customer_for_identity(
-                "t1",
-                ChannelKind::Web,
-                &format!("v{index}"),
-                &CustomerProfile::default(),
-            )
-            .await
-            .unwrap();
-        store
-            .append_customer_message(&customer, Some("open"), "hi", &queued())
-            .await
-            .unwrap();
-        customers.push(customer);
-    }
+    let customers = customers_chatting(store, 4).await;
     let mut pending = Vec::new();
     for index in 0..150 {
         for customer in &customers {

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::{
     conversation_from_row, find_by_client_id, insert_event, insert_message, message_from_row,
     Actor, Appended, Conversation, ConversationState, Customer, Dialect, Entry, MessageRecord,
-    Store, StoreError, StoreResult, CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
+    Store, StoreError, StoreResult, Tx, CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
 };
 use crate::util::{new_id, now_ms};
 
@@ -71,6 +71,66 @@ impl NewMessage {
             NewMessage::Agent { client_msg_id, .. } => Some(client_msg_id),
         }
     }
+
+    /// The message as stored at `seq` of `conversation_id`.
+    fn record(&self, conversation_id: &str, seq: i64, now: i64) -> MessageRecord {
+        let (sender_id, text, meta) = match self {
+            NewMessage::Customer {
+                customer,
+                text,
+                meta,
+                ..
+            } => (&customer.id, text, meta),
+            NewMessage::Agent {
+                agent_id,
+                text,
+                meta,
+                ..
+            } => (agent_id, text, meta),
+        };
+        MessageRecord {
+            conversation_id: conversation_id.to_owned(),
+            seq,
+            sender: self.sender(),
+            sender_id: Some(sender_id.clone()),
+            text: text.clone(),
+            client_msg_id: self.client_msg_id().map(str::to_owned),
+            created_at: now,
+            meta: meta.clone(),
+        }
+    }
+}
+
+impl Appended {
+    /// A resend: the message stored before, nothing written.
+    fn resent(message: MessageRecord, conversation: Conversation) -> Self {
+        Appended {
+            message,
+            conversation,
+            duplicate: true,
+            created: false,
+            reopened: false,
+        }
+    }
+}
+
+/// The end of a single-message transaction: the message stored, the transaction committed.
+async fn commit_one(
+    mut tx: Tx<'_>,
+    conversation: Conversation,
+    message: MessageRecord,
+    created: bool,
+    reopened: bool,
+) -> StoreResult<Appended> {
+    insert_message(&mut tx, &conversation.tenant_id, &message).await?;
+    tx.commit().await?;
+    Ok(Appended {
+        message,
+        conversation,
+        duplicate: false,
+        created,
+        reopened,
+    })
 }
 
 /// A submitted message ([`Store::submit`]).
@@ -422,44 +482,15 @@ impl Store {
                 .client_msg_id()
                 .map(|client| (id.clone(), message.sender(), client.to_owned()));
             if let Some(existing) = key.as_ref().and_then(|key| stored.get(key)) {
-                results[index] = Some(Ok(Appended {
-                    message: existing.clone(),
-                    conversation: conversation.clone(),
-                    duplicate: true,
-                    created: false,
-                    reopened: false,
-                }));
+                results[index] = Some(Ok(Appended::resent(existing.clone(), conversation.clone())));
                 continue;
             }
             conversation.last_seq += 1;
             conversation.updated_at = now;
-            let (sender_id, text, meta) = match message {
-                NewMessage::Customer {
-                    customer,
-                    text,
-                    meta,
-                    ..
-                } => (customer.id.clone(), text, meta),
-                NewMessage::Agent {
-                    agent_id,
-                    text,
-                    meta,
-                    ..
-                } => {
-                    conversation.first_response_at.get_or_insert(now);
-                    (agent_id.clone(), text, meta)
-                }
-            };
-            let record = MessageRecord {
-                conversation_id: id.clone(),
-                seq: conversation.last_seq,
-                sender: message.sender(),
-                sender_id: Some(sender_id),
-                text: text.clone(),
-                client_msg_id: message.client_msg_id().map(str::to_owned),
-                created_at: now,
-                meta: meta.clone(),
-            };
+            if message.sender() == SenderKind::Agent {
+                conversation.first_response_at.get_or_insert(now);
+            }
+            let record = message.record(&id, conversation.last_seq, now);
             if let Some(key) = key {
                 stored.insert(key, record.clone());
             }
@@ -568,21 +599,19 @@ impl Store {
             NewMessage::Customer {
                 customer,
                 client_msg_id,
-                text,
                 entry,
-                meta,
+                ..
             } => {
-                self.append_customer_one(customer, client_msg_id.as_deref(), text, entry, meta)
+                self.append_customer_one(message, customer, client_msg_id.as_deref(), entry)
                     .await
             }
             NewMessage::Agent {
                 conversation_id,
                 agent_id,
                 client_msg_id,
-                text,
-                meta,
+                ..
             } => {
-                self.append_agent_one(conversation_id, agent_id, client_msg_id, text, meta)
+                self.append_agent_one(message, conversation_id, agent_id, client_msg_id)
                     .await
             }
         }
@@ -590,11 +619,10 @@ impl Store {
 
     async fn append_customer_one(
         &self,
+        new: &NewMessage,
         customer: &Customer,
         client_msg_id: Option<&str>,
-        text: &str,
         entry: &Entry,
-        meta: &Option<serde_json::Value>,
     ) -> StoreResult<Appended> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
@@ -638,13 +666,7 @@ impl Store {
             {
                 tx.rollback().await?;
                 conversation.last_seq -= 1;
-                return Ok(Appended {
-                    message: existing,
-                    conversation,
-                    duplicate: true,
-                    created: false,
-                    reopened: false,
-                });
+                return Ok(Appended::resent(existing, conversation));
             }
         }
         let actor = Actor::customer(&customer.id);
@@ -687,34 +709,16 @@ impl Store {
             )
             .await?;
         }
-        let message = MessageRecord {
-            conversation_id: conversation.id.clone(),
-            seq: conversation.last_seq,
-            sender: SenderKind::Customer,
-            sender_id: Some(customer.id.clone()),
-            text: text.to_owned(),
-            client_msg_id: client_msg_id.map(str::to_owned),
-            created_at: now,
-            meta: meta.clone(),
-        };
-        insert_message(&mut tx, &conversation.tenant_id, &message).await?;
-        tx.commit().await?;
-        Ok(Appended {
-            message,
-            conversation,
-            duplicate: false,
-            created,
-            reopened,
-        })
+        let message = new.record(&conversation.id, conversation.last_seq, now);
+        commit_one(tx, conversation, message, created, reopened).await
     }
 
     async fn append_agent_one(
         &self,
+        new: &NewMessage,
         conversation_id: &str,
         agent_id: &str,
         client_msg_id: &str,
-        text: &str,
-        meta: &Option<serde_json::Value>,
     ) -> StoreResult<Appended> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
@@ -738,32 +742,9 @@ impl Store {
         {
             tx.rollback().await?;
             conversation.last_seq -= 1;
-            return Ok(Appended {
-                message: existing,
-                conversation,
-                duplicate: true,
-                created: false,
-                reopened: false,
-            });
+            return Ok(Appended::resent(existing, conversation));
         }
-        let message = MessageRecord {
-            conversation_id: conversation_id.to_owned(),
-            seq: conversation.last_seq,
-            sender: SenderKind::Agent,
-            sender_id: Some(agent_id.to_owned()),
-            text: text.to_owned(),
-            client_msg_id: Some(client_msg_id.to_owned()),
-            created_at: now,
-            meta: meta.clone(),
-        };
-        insert_message(&mut tx, &conversation.tenant_id, &message).await?;
-        tx.commit().await?;
-        Ok(Appended {
-            message,
-            conversation,
-            duplicate: false,
-            created: false,
-            reopened: false,
-        })
+        let message = new.record(conversation_id, conversation.last_seq, now);
+        commit_one(tx, conversation, message, false, false).await
     }
 }
