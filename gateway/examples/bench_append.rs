@@ -1,6 +1,8 @@
-//! The store's write path alone: messages of 100 open conversations stored through group commit
-//! (`Store::append_many`, batches of N) beside one transaction per message, in the same process
-//! on the same database.
+//! The store's write path alone: messages of 100 open conversations stored through group commit,
+//! by the store's writer (`Store::submit`, N at a time, as a loaded server submits them; on
+//! SQLite the writer drives its own connection through the C API) and by `Store::append_many`
+//! (batches of N, through the pool), beside one message at a time on both paths, in the same
+//! process on the same database.
 //!
 //! `cargo run --release -p switchboard-gateway --example bench_append -- [DATABASE_URL] [N]`
 //! (default: SQLite in a temporary directory, N = 40).
@@ -61,19 +63,34 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let started = Instant::now();
-    let mut stored = 0;
+    for round in 0..MESSAGES / batch {
+        let mut pending = Vec::with_capacity(batch);
+        for index in round * batch..(round + 1) * batch {
+            pending.push(store.submit(message(index, "w")).await);
+        }
+        for submitted in pending {
+            submitted.stored().await?;
+        }
+    }
+    let writer = (MESSAGES / batch * batch) as f64 / started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
     for round in 0..MESSAGES / batch {
         let messages = (round * batch..(round + 1) * batch)
             .map(|index| message(index, "b"))
             .collect();
         for result in store.append_many(messages).await {
             result?;
-            stored += 1;
         }
     }
-    let grouped = stored as f64 / started.elapsed().as_secs_f64();
+    let pooled = (MESSAGES / batch * batch) as f64 / started.elapsed().as_secs_f64();
 
     let single_count = MESSAGES / 4;
+    let started = Instant::now();
+    for index in 0..single_count {
+        store.submit(message(index, "x")).await.stored().await?;
+    }
+    let writer_single = started.elapsed().as_secs_f64() / single_count as f64 * 1e6;
     let started = Instant::now();
     for index in 0..single_count {
         store
@@ -81,11 +98,12 @@ async fn main() -> anyhow::Result<()> {
             .await
             .remove(0)?;
     }
-    let single = single_count as f64 / started.elapsed().as_secs_f64();
+    let pooled_single = started.elapsed().as_secs_f64() / single_count as f64 * 1e6;
     println!(
-        "{}: batches of {batch}: {grouped:.0} msgs/s; one transaction per message: {single:.0} msgs/s; ratio {:.1}x",
+        "{}: N = {batch}: writer {writer:.0} msgs/s, pool {pooled:.0} msgs/s (ratio {:.1}x); \
+         one at a time: writer {writer_single:.0} µs, pool {pooled_single:.0} µs per message",
         url.split(':').next().unwrap_or_default(),
-        grouped / single
+        writer / pooled
     );
     Ok(())
 }

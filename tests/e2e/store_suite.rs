@@ -99,6 +99,7 @@ store_suite!(
     bot_messages_and_handoff_only_while_with_the_bot,
     policies_intents_words_and_scores_round_trip,
     one_batch_stores_what_single_appends_would,
+    the_writer_stores_what_single_appends_would,
     concurrent_batches_keep_every_conversation_contiguous,
     submitted_messages_keep_each_senders_order,
 );
@@ -1178,6 +1179,16 @@ fn agent_says(conversation: &str, agent: &str, id: &str, text: &str) -> NewMessa
 /// Group commit: one call with every case a batch meets — open, new and closed conversations,
 /// resends of stored and of same-batch messages, an agent writing where they may not.
 async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
+    every_case_a_batch_meets(backend, false).await;
+}
+
+/// The same, submitted to the store's writer without waiting (on SQLite the writer has its own
+/// connection, driven through SQLite's C API): however it batches them, the same results.
+async fn the_writer_stores_what_single_appends_would(backend: &Backend) {
+    every_case_a_batch_meets(backend, true).await;
+}
+
+async fn every_case_a_batch_meets(backend: &Backend, through_writer: bool) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     let agent = store
@@ -1227,25 +1238,46 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
         .unwrap();
     let closed_last = store.conversation(&ended).await.unwrap().unwrap().last_seq;
 
-    let results = store
-        .append_many(vec![
-            customer_says(open, "x1", "one"),             // 0: seq 3
-            agent_says(&talk, &agent.id, "y1", "reply"),  // 1: seq 4
-            customer_says(new, "n1", "first"),            // 2: creates, seq 1
-            customer_says(open, "x1", "one again"),       // 3: resend within the batch
-            customer_says(new, "n2", "second"),           // 4: seq 2
-            customer_says(closed, "r1", "back"),          // 5: reopens
-            agent_says(&talk, &intruder.id, "z", "mine"), // 6: not assigned
-            customer_says(open, "x0", "before again"),    // 7: resend of a stored message
-            agent_says(&talk, &agent.id, "y1", "reply"),  // 8: resend within the batch
-            customer_says(open, "x2", "two"),             // 9: seq 5
-        ])
-        .await;
+    let batch = vec![
+        customer_says(open, "x1", "one"),             // 0: seq 3
+        agent_says(&talk, &agent.id, "y1", "reply"),  // 1: seq 4
+        customer_says(new, "n1", "first"),            // 2: creates, seq 1
+        customer_says(open, "x1", "one again"),       // 3: resend within the batch
+        customer_says(new, "n2", "second"),           // 4: seq 2
+        customer_says(closed, "r1", "back"),          // 5: reopens
+        agent_says(&talk, &intruder.id, "z", "mine"), // 6: not assigned
+        customer_says(open, "x0", "before again"),    // 7: resend of a stored message
+        agent_says(&talk, &agent.id, "y1", "reply"),  // 8: resend within the batch
+        customer_says(open, "x2", "two"),             // 9: seq 5
+    ];
+    let results = if through_writer {
+        let mut submitted = Vec::new();
+        for message in batch {
+            submitted.push(store.submit(message).await);
+        }
+        let mut results = Vec::new();
+        for pending in submitted {
+            results.push(pending.stored().await);
+        }
+        results
+    } else {
+        store.append_many(batch).await
+    };
     assert_eq!(results.len(), 10);
     let ok = |index: usize| results[index].as_ref().expect("stored");
-    assert_eq!((ok(0).message.seq, ok(0).duplicate), (3, false));
-    assert_eq!(ok(0).conversation.last_seq, 3);
-    assert_eq!((ok(1).message.seq, ok(1).duplicate), (4, false));
+    // In one batch the conversation's new messages take seqs 3, 4, 5 in arrival order; through
+    // PostgreSQL's several writers only each sender's own order is kept.
+    let mut seqs = [0, 1, 9].map(|index| ok(index).message.seq);
+    if !through_writer {
+        assert_eq!(seqs, [3, 4, 5]);
+    }
+    assert!(seqs[0] < seqs[2], "a sender's messages in order");
+    seqs.sort_unstable();
+    assert_eq!(seqs, [3, 4, 5]);
+    for index in [0, 1, 9] {
+        assert!(!ok(index).duplicate);
+        assert_eq!(ok(index).conversation.last_seq, ok(index).message.seq);
+    }
     assert!(ok(1).conversation.first_response_at.is_some());
     assert_eq!(
         ok(1).message.meta,
@@ -1263,7 +1295,6 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
     assert!(ok(7).duplicate && ok(7).message.text == "before");
     assert!(ok(8).duplicate);
     assert_eq!(ok(8).message, ok(1).message);
-    assert_eq!(ok(9).message.seq, 5);
 
     // What is stored is what the results say, once each, seqs contiguous.
     let stored = store.messages_after(&talk, 0, 100).await.unwrap();
@@ -1271,13 +1302,9 @@ async fn one_batch_stores_what_single_appends_would(backend: &Backend) {
         stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5]
     );
-    assert_eq!(
-        stored[2..]
-            .iter()
-            .map(|m| m.text.as_str())
-            .collect::<Vec<_>>(),
-        ["one", "reply", "two"]
-    );
+    let mut new = [0, 1, 9].map(|index| ok(index).message.clone());
+    new.sort_by_key(|message| message.seq);
+    assert_eq!(stored[2..], new);
     let conversation = store.conversation(&talk).await.unwrap().unwrap();
     assert_eq!(conversation.last_seq, 5);
     assert!(conversation.first_response_at.is_some());

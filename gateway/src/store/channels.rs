@@ -470,6 +470,10 @@ impl Store {
 
     /// Enqueues a provider send for every agent or bot message since `since` in a conversation
     /// routed to a webhook channel that has none yet (after a restart or a lagged bus).
+    ///
+    /// The scan starts from the routes (webhook conversations only) and reads each one's messages
+    /// by its key; `CROSS JOIN` keeps SQLite from choosing to scan every message instead (on
+    /// PostgreSQL it is an inner join, planned as usual).
     pub async fn enqueue_missing_sends(&self, since: i64) -> StoreResult<u64> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
@@ -478,8 +482,9 @@ impl Store {
              sender_kind, state, attempts, next_attempt_at, created_at, updated_at) \
              SELECT 'dl_send_' || m.conversation_id || '_' || CAST(m.seq AS TEXT), r.tenant_id, m.conversation_id, m.seq, \
              'send', r.channel, r.app, r.external_user_id, r.reply_context, m.text, m.sender_kind, 'pending', 0, $1, $1, $1 \
-             FROM messages m JOIN conversation_routes r ON r.conversation_id = m.conversation_id \
-             WHERE m.sender_kind IN ('agent', 'bot') AND m.created_at >= $2 AND r.channel IN ('wechat', 'douyin') \
+             FROM conversation_routes r CROSS JOIN messages m \
+             WHERE m.conversation_id = r.conversation_id AND r.channel IN ('wechat', 'douyin') \
+             AND m.sender_kind IN ('agent', 'bot') AND m.created_at >= $2 \
              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id = m.conversation_id AND o.seq = m.seq AND o.kind = 'send') \
              ON CONFLICT DO NOTHING",
         )

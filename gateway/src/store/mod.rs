@@ -46,6 +46,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is invalid: {0}")]
@@ -400,7 +402,7 @@ impl Store {
             appender: None,
         };
         // On PostgreSQL a few batches commit at once (SQLite has one writer).
-        store.appender = Some(append::start(&store, 4));
+        store.appender = Some(append::start(&store, &url, 4));
         Ok(store)
     }
 
@@ -1304,52 +1306,81 @@ fn agent_from_row(row: &AnyRow) -> StoreResult<Agent> {
     })
 }
 
-pub(crate) fn conversation_from_row(row: &AnyRow) -> StoreResult<Conversation> {
-    let state: String = row.try_get("state")?;
+/// A value the store reads from a row of either driver: sqlx's (`Any`) or, on the SQLite message
+/// writer, SQLite's own ([`append`]).
+pub(crate) trait ColumnValue:
+    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+impl<T> ColumnValue for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+/// A row whose columns are read by name, so one decoder serves both drivers.
+pub(crate) trait Columns {
+    fn column<T: ColumnValue>(&self, name: &str) -> StoreResult<T>;
+}
+
+impl Columns for AnyRow {
+    fn column<T: ColumnValue>(&self, name: &str) -> StoreResult<T> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn column<T: ColumnValue>(&self, name: &str) -> StoreResult<T> {
+        Ok(self.get(name)?)
+    }
+}
+
+pub(crate) fn conversation_from_row(row: &impl Columns) -> StoreResult<Conversation> {
+    let state: String = row.column("state")?;
     Ok(Conversation {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        customer_id: row.try_get("customer_id")?,
-        channel: row.try_get("channel")?,
+        id: row.column("id")?,
+        tenant_id: row.column("tenant_id")?,
+        customer_id: row.column("customer_id")?,
+        channel: row.column("channel")?,
         state: ConversationState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("state `{state}`")))?,
-        skill_group: row.try_get("skill_group")?,
-        priority: row.try_get("priority")?,
-        agent_id: row.try_get("agent_id")?,
-        queue_key: row.try_get("queue_key")?,
-        handoff_reason: row.try_get("handoff_reason")?,
-        last_seq: row.try_get("last_seq")?,
-        customer_acked_seq: row.try_get("customer_acked_seq")?,
-        agent_acked_seq: row.try_get("agent_acked_seq")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        assigned_at: row.try_get("assigned_at")?,
-        first_response_at: row.try_get("first_response_at")?,
-        closed_at: row.try_get("closed_at")?,
+        skill_group: row.column("skill_group")?,
+        priority: row.column("priority")?,
+        agent_id: row.column("agent_id")?,
+        queue_key: row.column("queue_key")?,
+        handoff_reason: row.column("handoff_reason")?,
+        last_seq: row.column("last_seq")?,
+        customer_acked_seq: row.column("customer_acked_seq")?,
+        agent_acked_seq: row.column("agent_acked_seq")?,
+        created_at: row.column("created_at")?,
+        updated_at: row.column("updated_at")?,
+        assigned_at: row.column("assigned_at")?,
+        first_response_at: row.column("first_response_at")?,
+        closed_at: row.column("closed_at")?,
     })
 }
 
-fn message_from_row(row: &AnyRow) -> StoreResult<MessageRecord> {
-    let sender: String = row.try_get("sender_kind")?;
+fn message_from_row(row: &impl Columns) -> StoreResult<MessageRecord> {
+    let sender: String = row.column("sender_kind")?;
     Ok(MessageRecord {
-        conversation_id: row.try_get("conversation_id")?,
-        seq: row.try_get("seq")?,
+        conversation_id: row.column("conversation_id")?,
+        seq: row.column("seq")?,
         sender: SenderKind::parse(&sender)
             .ok_or_else(|| StoreError::Corrupt(format!("sender `{sender}`")))?,
-        sender_id: row.try_get("sender_id")?,
-        text: row.try_get("text")?,
-        client_msg_id: row.try_get("client_msg_id")?,
-        created_at: row.try_get("created_at")?,
+        sender_id: row.column("sender_id")?,
+        text: row.column("text")?,
+        client_msg_id: row.column("client_msg_id")?,
+        created_at: row.column("created_at")?,
         meta: parse_json_column(row, "meta")?,
     })
 }
 
 /// A nullable JSON text column.
 fn parse_json_column<T: serde::de::DeserializeOwned>(
-    row: &AnyRow,
+    row: &impl Columns,
     column: &str,
 ) -> StoreResult<Option<T>> {
-    let text: Option<String> = row.try_get(column)?;
+    let text: Option<String> = row.column(column)?;
     text.map(|text| {
         serde_json::from_str(&text)
             .map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
