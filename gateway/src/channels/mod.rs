@@ -34,6 +34,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use switchboard_channels::adapter::ChannelSender;
 use switchboard_channels::mobile::MemoryNonceStore;
+use switchboard_channels::web::SenderKind;
 use switchboard_channels::ChannelKind;
 
 use crate::bus::{Bus, BusEvent};
@@ -199,9 +200,13 @@ impl Drop for OnlineGuard {
 }
 
 /// Called by `chat` after every stored message is published: the outbox worker picks agent and
-/// bot messages up from this topic (and from the store after a restart or a lag).
+/// bot messages up from this topic (and from the store after a restart or a lag). Customer and
+/// system messages never leave through a channel, so they are not published here: under a
+/// customer flood they would only push the worker behind.
 pub fn message_published(bus: &dyn Bus, message: &Arc<MessageRecord>) {
-    bus.publish(OUTBOUND_TOPIC, BusEvent::Message(message.clone()));
+    if matches!(message.sender, SenderKind::Agent | SenderKind::Bot) {
+        bus.publish(OUTBOUND_TOPIC, BusEvent::Message(message.clone()));
+    }
 }
 
 pub fn router() -> Router<AppState> {

@@ -9,7 +9,7 @@
 //!   `GET .../deliveries`). Rows survive restarts: the sender resumes whatever is pending.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
@@ -39,36 +39,43 @@ pub fn start(channels: Arc<Channels>) {
     tokio::spawn(async move { send_loop(channels).await });
 }
 
+/// The least time between two recovery scans after lags: a flood can make the enqueuer lag again
+/// and again, and a scan per lag would then take the database's time from the chats themselves.
+/// One scan covers every lag before it.
+const RECOVERY_GAP: Duration = Duration::from_secs(1);
+
 async fn enqueue_loop(
     channels: Arc<Channels>,
     mut events: tokio::sync::broadcast::Receiver<BusEvent>,
 ) {
     recover(&channels).await;
+    let mut recovered_at = Instant::now();
+    let mut lagged = false;
     let poll = Duration::from_millis(channels.settings.poll_interval_ms.max(10));
     loop {
-        // Wakes now and then to notice that the server stopped.
-        let Ok(event) = tokio::time::timeout(poll, events.recv()).await else {
-            if channels.store.is_closed() {
-                break;
-            }
-            continue;
-        };
-        match event {
-            Ok(BusEvent::Message(message)) => {
+        // Wakes now and then to notice that the server stopped (and to scan after a lag).
+        match tokio::time::timeout(poll, events.recv()).await {
+            Err(_) => {}
+            Ok(Ok(BusEvent::Message(message))) => {
                 if let Err(error) = channels.enqueue_for(&message).await {
                     tracing::error!(conversation_id = %message.conversation_id, seq = message.seq, error = %error, "outbox enqueue failed");
                     // The start-up scan of the next run (or the next lag) writes it.
                 }
             }
-            Ok(_) => {}
-            Err(RecvError::Lagged(skipped)) => {
+            Ok(Ok(_)) => {}
+            Ok(Err(RecvError::Lagged(skipped))) => {
                 tracing::warn!(skipped, "outbox fell behind the bus; scanning the store");
-                recover(&channels).await;
+                lagged = true;
             }
-            Err(RecvError::Closed) => break,
+            Ok(Err(RecvError::Closed)) => break,
         }
         if channels.store.is_closed() {
             break;
+        }
+        if lagged && recovered_at.elapsed() >= RECOVERY_GAP {
+            recover(&channels).await;
+            recovered_at = Instant::now();
+            lagged = false;
         }
     }
 }
