@@ -1,5 +1,8 @@
 //! `switchboard`: serve, migrate, and manage tenants.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -297,6 +300,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             idle,
             database_url,
         } => {
+            // Quiet unless asked (RUST_LOG): the report is the output.
+            if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+                tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::io::stderr)
+                    .init();
+            }
             let report = gateway::bench::run(gateway::bench::BenchOptions {
                 pairs: pairs.max(1),
                 inflight: inflight.max(1),
