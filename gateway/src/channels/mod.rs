@@ -287,3 +287,46 @@ impl From<StoreError> for ChannelError {
 }
 
 type ChannelResult<T> = Result<T, ChannelError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::LocalBus;
+
+    fn said_by(sender: SenderKind, seq: i64) -> Arc<MessageRecord> {
+        Arc::new(MessageRecord {
+            conversation_id: "cv".into(),
+            seq,
+            sender,
+            sender_id: None,
+            text: "x".into(),
+            client_msg_id: None,
+            created_at: 0,
+            meta: None,
+        })
+    }
+
+    /// The outbox worker hears only what can leave through a channel: a customer flood never
+    /// reaches its topic (where it would push the worker behind into recovery scans).
+    #[test]
+    fn only_agent_and_bot_messages_reach_the_outbox_topic() {
+        let bus = LocalBus::new(16);
+        let mut outbound = bus.subscribe(OUTBOUND_TOPIC);
+        for (seq, sender) in [
+            SenderKind::Customer,
+            SenderKind::Agent,
+            SenderKind::System,
+            SenderKind::Bot,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            message_published(&bus, &said_by(sender, seq as i64));
+        }
+        let mut heard = Vec::new();
+        while let Ok(BusEvent::Message(message)) = outbound.try_recv() {
+            heard.push(message.sender);
+        }
+        assert_eq!(heard, [SenderKind::Agent, SenderKind::Bot]);
+    }
+}
