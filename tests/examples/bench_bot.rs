@@ -1,13 +1,26 @@
 //! Bot turn latency with the model in the loop, on the real server over real WebSockets, beside
 //! the bare decision (`Chat::decide`, same process, same questions) as the baseline.
 //!
-//! `cargo run --release -p switchboard-tests --example bench_bot -- [TURNS] [CONCURRENCY...]`
+//! `cargo run --release -p switchboard-tests --example bench_bot -- [TURNS] [LEVEL...]`
+//! A level `N` is a closed loop: N customers, each sending its next question when the bot has
+//! answered the last. A level `@R` is an open loop: R turns a second offered on a fixed schedule,
+//! spread over customers who each send every 250 ms whether or not the bot has answered (a slow
+//! bot then shows as latency, not as a lower send rate).
 //! Questions: `bot/eval/zh_eval.jsonl` (Chinese and English customer questions).
 
 use std::time::{Duration, Instant};
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard_tests::TestApp;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The switchboard binary's allocator, so the server in this process runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How often each customer of an open-loop level sends.
+const OPEN_LOOP_INTERVAL: Duration = Duration::from_millis(250);
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -50,10 +63,10 @@ fn variant(questions: &[String], n: usize) -> String {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let turns: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(400);
-    let levels: Vec<usize> = if args.len() > 1 {
-        args[1..].iter().filter_map(|a| a.parse().ok()).collect()
+    let levels: Vec<String> = if args.len() > 1 {
+        args[1..].to_vec()
     } else {
-        vec![1, 4, 16, 32]
+        ["1", "4", "16", "32", "@200"].map(str::to_owned).to_vec()
     };
     let questions: Vec<String> = include_str!("../../bot/eval/zh_eval.jsonl")
         .lines()
@@ -116,39 +129,57 @@ async fn main() {
 
     // Every text of the run is distinct: the cache helps no row.
     let mut next = turns;
-    for &concurrency in &levels {
-        let per_customer = turns.div_ceil(concurrency);
-        let base = next;
-        next += concurrency * per_customer;
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for customer in 0..concurrency {
-            let token = app.visitor().await;
-            let mut ws = app.customer_ws(&token).await;
-            let questions = questions.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut ms = Vec::new();
-                for index in 0..per_customer {
-                    let text = variant(&questions, base + customer * per_customer + index);
-                    let t = Instant::now();
-                    ws.send(json!({"type":"send","client_msg_id":format!("m{index}"),"text":text}))
+    for level in &levels {
+        let (name, ms, elapsed) = if let Some(rate) = level.strip_prefix('@') {
+            let rate: f64 = rate.parse().expect("@RATE");
+            let customers = ((rate * OPEN_LOOP_INTERVAL.as_secs_f64()).round() as usize).max(1);
+            let per_customer = turns.div_ceil(customers);
+            let base = next;
+            next += customers * per_customer;
+            let (ms, elapsed) = open_loop(&app, &questions, base, customers, per_customer).await;
+            (
+                format!("offered {rate} turns/s, {customers} customers"),
+                ms,
+                elapsed,
+            )
+        } else {
+            let concurrency: usize = level.parse().expect("a level: N or @RATE");
+            let per_customer = turns.div_ceil(concurrency);
+            let base = next;
+            next += concurrency * per_customer;
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for customer in 0..concurrency {
+                let token = app.visitor().await;
+                let mut ws = app.customer_ws(&token).await;
+                let questions = questions.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut ms = Vec::new();
+                    for index in 0..per_customer {
+                        let text = variant(&questions, base + customer * per_customer + index);
+                        let t = Instant::now();
+                        ws.send(
+                            json!({"type":"send","client_msg_id":format!("m{index}"),"text":text}),
+                        )
                         .await;
-                    ws.expect("bot reply", |frame| frame["sender"] == "bot")
-                        .await;
-                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                ms
-            }));
-        }
-        let mut ms = Vec::new();
-        for task in tasks {
-            ms.extend(task.await.unwrap());
-        }
-        let p50 = summary(
-            &format!("live over WebSocket, {concurrency} customers"),
-            ms,
-            started.elapsed(),
-        );
+                        ws.expect("bot reply", |frame| frame["sender"] == "bot")
+                            .await;
+                        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    ms
+                }));
+            }
+            let mut ms = Vec::new();
+            for task in tasks {
+                ms.extend(task.await.unwrap());
+            }
+            (
+                format!("live over WebSocket, {concurrency} customers"),
+                ms,
+                started.elapsed(),
+            )
+        };
+        let p50 = summary(&name, ms, elapsed);
         println!(
             "{:<34} p50 ratio to decide() alone: {:.2}",
             "",
@@ -161,4 +192,71 @@ async fn main() {
         stats.turns, stats.shed, stats.decisions
     );
     app.server.stop().await.unwrap();
+}
+
+/// An open loop: each customer sends `per_customer` questions, one every
+/// [`OPEN_LOOP_INTERVAL`] (customers staggered across the interval), on schedule whatever the
+/// bot's pace. A conversation's turns are answered in order, so the k-th bot reply answers the
+/// k-th question: latency is from that question's scheduled send to its reply.
+async fn open_loop(
+    app: &TestApp,
+    questions: &[String],
+    base: usize,
+    customers: usize,
+    per_customer: usize,
+) -> (Vec<f64>, Duration) {
+    let mut sockets = Vec::new();
+    for _ in 0..customers {
+        let token = app.visitor().await;
+        sockets.push(app.customer_ws(&token).await.into_stream());
+    }
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (customer, socket) in sockets.into_iter().enumerate() {
+        let (mut sink, mut stream) = socket.split();
+        let offset = OPEN_LOOP_INTERVAL.mul_f64(customer as f64 / customers as f64);
+        let texts: Vec<String> = (0..per_customer)
+            .map(|index| variant(questions, base + customer * per_customer + index))
+            .collect();
+        let schedule: Vec<tokio::time::Instant> = (0..per_customer)
+            .map(|index| started + offset + OPEN_LOOP_INTERVAL * index as u32)
+            .collect();
+        let sends = schedule.clone();
+        tasks.push(tokio::spawn(async move {
+            let sender = tokio::spawn(async move {
+                for (index, (at, text)) in sends.into_iter().zip(texts).enumerate() {
+                    tokio::time::sleep_until(at).await;
+                    let frame =
+                        json!({"type":"send","client_msg_id":format!("o{index}"),"text":text});
+                    sink.send(Message::Text(frame.to_string().into()))
+                        .await
+                        .expect("send");
+                }
+                sink
+            });
+            let mut ms = Vec::with_capacity(per_customer);
+            while ms.len() < per_customer {
+                let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                    .await
+                    .expect("a bot reply within 30 s")
+                    .expect("socket open")
+                    .expect("frame");
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let frame: serde_json::Value = serde_json::from_str(&text).expect("json");
+                if frame["type"] == "message" && frame["sender"] == "bot" {
+                    let asked = schedule[ms.len()];
+                    ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let _sink = sender.await.expect("sender");
+            ms
+        }));
+    }
+    let mut ms = Vec::new();
+    for task in tasks {
+        ms.extend(task.await.unwrap());
+    }
+    (ms, started.elapsed())
 }

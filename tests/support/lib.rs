@@ -258,6 +258,11 @@ impl WsClient {
             .expect("send frame");
     }
 
+    /// The raw stream, for a caller that reads and writes at once (split it).
+    pub fn into_stream(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
+    }
+
     pub async fn send_raw(&mut self, message: Message) {
         self.stream.send(message).await.expect("send raw");
     }
