@@ -115,8 +115,7 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
     match event {
         Some(message) if message.seq <= *cursor => return Ok(()),
         Some(message) if message.seq == *cursor + 1 => {
-            tracing::debug!(trace = %crate::chat::trace_id(message), to_agent = for_agent, "delivered");
-            send_json(out, &message_frame_for(message, for_agent)).await?;
+            send_message(out, message, for_agent, false).await?;
             *cursor = message.seq;
             return Ok(());
         }
@@ -135,13 +134,30 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
             }
         };
         for message in &batch {
-            send_json(out, &message_frame_for(message, for_agent)).await?;
+            send_message(out, message, for_agent, true).await?;
             *cursor = message.seq;
         }
         if (batch.len() as i64) < CATCH_UP_BATCH {
             return Ok(());
         }
     }
+}
+
+/// Sends one message to this connection, logged under the message's trace id (the line that
+/// ends its way from ingress to delivery; `from_store`: caught up from the store, not the bus).
+async fn send_message<K: Sink<Outgoing> + Unpin>(
+    out: &mut K,
+    message: &MessageRecord,
+    for_agent: bool,
+    from_store: bool,
+) -> Result<(), Gone> {
+    tracing::debug!(
+        trace = %crate::chat::trace_id(message),
+        to_agent = for_agent,
+        from_store,
+        "delivered"
+    );
+    send_json(out, &message_frame_for(message, for_agent)).await
 }
 
 fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {

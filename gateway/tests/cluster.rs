@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -35,13 +36,41 @@ async fn admin_exec(statement: &str) {
         .expect(statement);
 }
 
-/// A node process, killed (SIGKILL) when dropped.
-struct Node(Child);
+/// A node process, killed (SIGKILL) when dropped, with the log lines it wrote (JSON).
+struct Node {
+    child: Child,
+    log: Arc<Mutex<Vec<Value>>>,
+}
 
 impl Node {
     fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (a few seconds at most) for a log line with this message and trace id.
+    async fn logged(&self, message: &str, trace: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|line| {
+                    line["fields"]["message"] == message && line["fields"]["trace"] == trace
+                })
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{message}` line with trace {trace} in {:#?}",
+                self.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -97,7 +126,12 @@ impl Cluster {
             .env("SWITCHBOARD__DEMO", "false")
             .env("SWITCHBOARD__BOT__PRELOAD", "false")
             .env("SWITCHBOARD__AGENT_GRACE_MS", "3000")
-            .env("SWITCHBOARD__LOG__FILTER", "warn")
+            // Stored and delivered lines carry each message's trace id.
+            .env(
+                "SWITCHBOARD__LOG__FILTER",
+                "warn,gateway::chat=info,gateway::session=debug",
+            )
+            .env("SWITCHBOARD__LOG__FORMAT", "json")
             .args(["--database-url", &self.url, "--redis-url", &redis_url()])
             .args(["--data-dir", self.dir.path().join(node).to_str().unwrap()]);
         command
@@ -109,9 +143,22 @@ impl Cluster {
         let mut child = self
             .command(name, &["serve", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (lines, kept) = (
+            BufReader::new(child.stderr.take().unwrap()).lines(),
+            log.clone(),
+        );
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(line) => kept.lock().unwrap().push(line),
+                    Err(_) => eprintln!("{line}"),
+                }
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line = lines.next().expect("a line").expect("utf-8");
         let addr = line
@@ -119,7 +166,7 @@ impl Cluster {
             .to_owned();
         // Keep reading stdout so the node never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        (Node(child), addr)
+        (Node { child, log }, addr)
     }
 
     async fn drop_database(&self) {
@@ -243,10 +290,15 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     .await;
     let conversation = assigned["conversation"]["id"].as_str().unwrap().to_owned();
     send(&mut alice, json!({"type":"send","conversation_id":conversation,"client_msg_id":"a1","text":"hello from node b"})).await;
-    expect(&mut customer, "the reply across nodes", |f| {
+    let reply = expect(&mut customer, "the reply across nodes", |f| {
         f["text"] == "hello from node b"
     })
     .await;
+    // The reply's trace id follows it across the nodes: stored on B, delivered on A.
+    let trace = format!("{conversation}/{}", reply["seq"]);
+    node_b.logged("agent message stored", &trace).await;
+    let delivered = node_a.logged("delivered", &trace).await;
+    assert_eq!(delivered["fields"]["to_agent"], false);
 
     // Node B dies mid-conversation; the customer keeps writing; Alice goes on from node C.
     node_b.kill();
