@@ -423,6 +423,32 @@ impl RedisBus {
     }
 }
 
+/// Mobile token nonces for the whole cluster: a token accepted by one node is a replay on every
+/// other (`SET NX` until the token's window closes). Without Redis a nonce cannot be checked, and
+/// the token is refused (the caller answers "try again later") rather than risk a replay.
+impl switchboard_channels::mobile::NonceStore for RedisBus {
+    fn remember<'a>(
+        &'a self,
+        key: &'a str,
+        _now_unix: i64,
+        remember_until: i64,
+    ) -> switchboard_channels::mobile::NonceFuture<'a> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(format!("switchboard:nonce:{key}"))
+                .arg(1)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(remember_until);
+            let (set,): (Option<String>,) = self.query(&pipe).await.map_err(|error| {
+                switchboard_channels::mobile::NonceStoreError::Unavailable(error.to_string())
+            })?;
+            Ok(set.is_some())
+        })
+    }
+}
+
 impl Bus for RedisBus {
     fn publish(&self, topic: &str, event: BusEvent) {
         if let Ok(json) = serde_json::to_string(&event) {

@@ -76,8 +76,8 @@ pub struct Chat {
     agent_grace: Duration,
     /// This node's id in cluster mode (`None`: one node, nothing to tell others).
     node: Option<String>,
-    /// The cluster's bus: agent presence and tenant-wide limits live in its Redis.
-    cluster: Option<Arc<RedisBus>>,
+    /// The cluster's bus: agent presence, tenant-wide limits and mobile nonces live in its Redis.
+    pub(crate) cluster: Option<Arc<RedisBus>>,
     me: std::sync::Weak<Chat>,
     kick: mpsc::UnboundedSender<String>,
     /// The last queue position told to each queued conversation.

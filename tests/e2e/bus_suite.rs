@@ -111,3 +111,38 @@ async fn local_topics_are_separate_and_unheard_events_go_nowhere() {
 async fn redis_topics_are_separate_and_unheard_events_go_nowhere() {
     topics_are_separate_and_unheard_events_go_nowhere(true).await;
 }
+
+/// Mobile token nonces in cluster mode: a nonce one node has seen is a replay on another, and is
+/// forgotten when its window closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_nonce_seen_on_one_node_is_a_replay_on_another() {
+    use switchboard_channels::mobile::NonceStore;
+    let (_, _, buses) = nodes(true).await;
+    let (a, b) = (&buses[0], &buses[1]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let key = format!("suite:{}", uuid::Uuid::new_v4().simple());
+    assert!(
+        a.remember(&key, now, now + 2).await.unwrap(),
+        "new on node a"
+    );
+    assert!(
+        !b.remember(&key, now, now + 2).await.unwrap(),
+        "a replay on node b"
+    );
+    assert!(
+        !a.remember(&key, now, now + 2).await.unwrap(),
+        "a replay on node a"
+    );
+    let other = format!("{key}:other");
+    assert!(
+        b.remember(&other, now, now + 2).await.unwrap(),
+        "another nonce is new"
+    );
+    // Past its window the nonce is forgotten (the token itself is refused by then for its age).
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(b.remember(&key, now + 3, now + 5).await.unwrap());
+    leave(buses).await;
+}

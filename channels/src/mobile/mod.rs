@@ -4,7 +4,7 @@
 //! A token carries `sub` (the app's user id), `iat`, `exp` and a `nonce`. It is refused when
 //! the signature is wrong, the algorithm is anything but HS256 (`none` included), it has
 //! expired, `iat` is more than five minutes from now, or its nonce was already seen within the
-//! window ([`NonceStore`]: in memory here, Redis later behind the same trait).
+//! window ([`NonceStore`]: in memory here; the gateway's Redis bus implements it for a cluster).
 
 mod nonce;
 

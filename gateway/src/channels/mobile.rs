@@ -95,7 +95,7 @@ async fn authenticate(
         .ok_or_else(not_found)?;
     let verifier = MobileTokenVerifier::new(config.secret("jwt_secret").into_bytes());
     let claims = verifier
-        .authenticate(token, now_ms() / 1000, tenant, &state.channels.nonces)
+        .authenticate(token, now_ms() / 1000, tenant, &*state.channels.nonces)
         .await
         .map_err(|error| match error {
             MobileAuthError::Store(_) => {

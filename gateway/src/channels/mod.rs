@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
 use switchboard_channels::adapter::ChannelSender;
-use switchboard_channels::mobile::MemoryNonceStore;
+use switchboard_channels::mobile::{MemoryNonceStore, NonceStore};
 use switchboard_channels::web::SenderKind;
 use switchboard_channels::ChannelKind;
 
@@ -97,8 +97,9 @@ pub struct Channels {
     store: Store,
     bus: Arc<dyn Bus>,
     settings: ChannelSettings,
-    /// Mobile token nonces, per tenant (one node; a cluster needs the Redis store).
-    nonces: MemoryNonceStore,
+    /// Mobile token nonces: in memory on one node, in Redis for a cluster (a token used on one
+    /// node is a replay on the others).
+    nonces: Arc<dyn NonceStore>,
     /// One sender per app and configuration version, so access tokens are cached and shared.
     senders: Mutex<HashMap<SenderKey, (i64, Arc<dyn ChannelSender>)>>,
     /// Open mobile connections per channel identity (customer id).
@@ -120,7 +121,10 @@ impl Channels {
             store: chat.store.clone(),
             bus: chat.bus.clone(),
             settings,
-            nonces: MemoryNonceStore::default(),
+            nonces: match &chat.cluster {
+                Some(cluster) => cluster.clone(),
+                None => Arc::new(MemoryNonceStore::default()),
+            },
             senders: Mutex::new(HashMap::new()),
             online: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
