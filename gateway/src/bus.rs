@@ -51,6 +51,11 @@ pub enum BusEvent {
     },
     /// A reply's outbound delivery (channels outbox) changed state; agents get a `delivery` frame.
     Delivery(Box<DeliveryEvent>),
+    /// The agent's token was reissued at `version`: connections opened with an older token close.
+    TokenRevoked {
+        agent_id: String,
+        version: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

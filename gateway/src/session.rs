@@ -39,6 +39,8 @@ pub enum Incoming {
 pub enum Outgoing {
     Text(String),
     Ping,
+    /// Closes the connection (a WebSocket close frame with this reason, policy violation code).
+    Close(&'static str),
 }
 
 /// How often an idle connection is pinged (keeps NAT mappings open, finds dead peers).
@@ -837,6 +839,17 @@ impl AgentSession {
                 conversation_id,
                 from: SenderKind::Customer,
             }) => send_json(out, &AgentServerFrame::Typing { conversation_id }).await,
+            Ok(BusEvent::TokenRevoked { version, .. }) if version > self.agent.token_version => {
+                let frame = AgentServerFrame::Error {
+                    code: "token_revoked".into(),
+                    message: "this token was replaced; sign in with the new one".into(),
+                    conversation_id: None,
+                    retry_after_ms: None,
+                };
+                send_json(out, &frame).await?;
+                let _ = out.send(Outgoing::Close("token_revoked")).await;
+                Err(Gone)
+            }
             Ok(BusEvent::Delivery(delivery))
                 if self.cursors.contains_key(&delivery.conversation_id) =>
             {

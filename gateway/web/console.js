@@ -36,6 +36,7 @@
       badToken: 'This token was not accepted. Check it and try again.',
       tokenRequired: 'Please paste your agent token.',
       sessionExpired: 'Your sign-in is no longer valid. Please sign in again.',
+      tokenRevoked: 'An administrator issued you a new token. Sign in with the new one.',
       networkError: 'Cannot reach the server. Check your connection and try again.',
       signOut: 'Sign out',
       online: 'Online',
@@ -126,6 +127,7 @@
       badToken: '令牌无效，请检查后重试。',
       tokenRequired: '请粘贴您的客服令牌。',
       sessionExpired: '登录已失效，请重新登录。',
+      tokenRevoked: '管理员已为你重新签发令牌，请使用新令牌登录。',
       networkError: '无法连接服务器，请检查网络后重试。',
       signOut: '退出',
       online: '在线',
@@ -781,6 +783,11 @@
   var SEND_ERRORS = { blocked: true, too_large: true, empty_text: true };
 
   function onError(f) {
+    if (f.code === 'token_revoked') {
+      // An admin reissued this agent's token: this one will never work again.
+      signOut(t('tokenRevoked'));
+      return;
+    }
     var errors = t('errors');
     var text = errors[f.code] || f.message || errors.generic;
     var chat = f.conversation_id && state.chats[f.conversation_id];

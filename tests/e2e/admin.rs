@@ -1,7 +1,9 @@
 //! The admin API, pages and documents.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
-use switchboard_tests::TestApp;
+use switchboard_tests::{TestApp, WsClient};
 
 #[tokio::test]
 async fn canned_replies_crud_and_agent_read_access() {
@@ -337,4 +339,55 @@ async fn pages_health_and_openapi() {
             );
         }
     }
+}
+
+/// Reissuing an agent's token revokes the old one at once: the open console is told and closed,
+/// the old token is refused everywhere, the new one works.
+#[tokio::test]
+async fn reissuing_an_agents_token_revokes_the_old_one() {
+    let app = TestApp::spawn().await;
+    let (id, old) = app.create_agent("Leaver", &["general"], 2).await;
+    let mut console = app.agent_ws(&old).await;
+    let (status, body) = app
+        .admin_post(&format!("/v1/tenants/acme/agents/{id}/token"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    let new = body["token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+
+    let revoked = console.expect_type("error").await;
+    assert_eq!(revoked["code"], "token_revoked");
+    let after = console.next_within(Duration::from_secs(5)).await;
+    assert!(
+        matches!(&after, Err(error) if error.to_string().contains("closed")),
+        "the connection closes: {after:?}"
+    );
+
+    let me = |token: String| {
+        let request = app.http.get(app.url("/v1/agent/me")).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me(old.clone()).await, 401);
+    assert_eq!(me(new.clone()).await, 200);
+    assert!(
+        WsClient::connect(&app.ws_url(&format!("/v1/agent/ws?token={old}")))
+            .await
+            .is_err(),
+        "the old token cannot open a console"
+    );
+    app.agent_ws(&new).await; // its hello frame
+
+    // Only the tenant's admin, only the tenant's agents.
+    let (status, _) = app
+        .admin_post("/v1/tenants/acme/agents/ag_missing/token", json!({}))
+        .await;
+    assert_eq!(status, 404);
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/tenants/acme/agents/{id}/token")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
 }

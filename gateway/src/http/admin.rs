@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/agents",
             get(list_agents).post(create_agent),
+        )
+        .route(
+            "/v1/tenants/{tenant}/agents/{id}/token",
+            post(reissue_token),
         )
         .route(
             "/v1/tenants/{tenant}/conversations",
@@ -120,6 +124,35 @@ async fn create_agent(
     let mut body = serde_json::to_value(&agent).unwrap_or_default();
     body["token"] = serde_json::Value::String(token);
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// A new token for the agent. Every earlier token stops working at once: new connections and
+/// API calls with it are refused, and the agent's open connections (on every node) close with a
+/// `token_revoked` error. The agent's chats stay theirs through the usual grace period.
+async fn reissue_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, id)) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    let agent = state
+        .store
+        .reissue_agent_token(&tenant, &id)
+        .await?
+        .ok_or(ApiError::NotFound("agent"))?;
+    state.chat.bus.publish(
+        &crate::bus::agent_topic(&agent.id),
+        crate::bus::BusEvent::TokenRevoked {
+            agent_id: agent.id.clone(),
+            version: agent.token_version,
+        },
+    );
+    tracing::info!(tenant, agent_id = %agent.id, version = agent.token_version, "agent token reissued");
+    let token = agent_token(&state, &agent);
+    let mut body = serde_json::to_value(&agent).unwrap_or_default();
+    body["token"] = serde_json::Value::String(token);
+    Ok(Json(body))
 }
 
 async fn list_agents(

@@ -1,6 +1,6 @@
 //! Adapts axum's WebSocket to the transport-free sessions in `crate::session`.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 
@@ -46,6 +46,10 @@ where
                 Ok::<_, axum::Error>(match out {
                     Outgoing::Text(text) => Message::Text(text.into()),
                     Outgoing::Ping => Message::Ping(Default::default()),
+                    Outgoing::Close(reason) => Message::Close(Some(CloseFrame {
+                        code: axum::extract::ws::close_code::POLICY,
+                        reason: reason.into(),
+                    })),
                 })
             });
             run(Box::pin(incoming), Box::pin(outgoing))

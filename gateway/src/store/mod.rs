@@ -657,6 +657,20 @@ impl Store {
         row.map(|row| agent_from_row(&row)).transpose()
     }
 
+    /// Moves the agent's token version on: every token issued before stops working. `None` for
+    /// an unknown agent.
+    pub async fn reissue_agent_token(&self, tenant: &str, id: &str) -> StoreResult<Option<Agent>> {
+        let row = sqlx::query(
+            "UPDATE agents SET token_version = token_version + 1 WHERE tenant_id = $1 AND id = $2 \
+             RETURNING id, tenant_id, name, skills, max_concurrent, token_version, created_at",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| agent_from_row(&row)).transpose()
+    }
+
     pub async fn agents(&self, tenant: &str) -> StoreResult<Vec<Agent>> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, name, skills, max_concurrent, token_version, created_at FROM agents \
