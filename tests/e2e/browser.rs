@@ -1,5 +1,7 @@
-//! The real widget in Debian's headless Chromium: a customer types on the demo page, an agent
-//! answers, and the answer appears — as text, never as markup. Driven over the DevTools protocol.
+//! The real widget and agent console in Debian's headless Chromium: a customer types on the demo
+//! page, an agent answers, and the answer appears — as text, never as markup; an agent signs in
+//! to the console, takes a chat, replies from it, and is signed out when their token is reissued.
+//! Driven over the DevTools protocol.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -314,4 +316,96 @@ async fn widget_in_chromium_talks_to_an_agent() {
         stray.iter().all(|f| f["type"] != "assigned"),
         "a reload must not open a new conversation: {stray:?}"
     );
+}
+
+/// The agent console: signs in from the `#token=` link, shows an assigned chat with the
+/// customer's markup as text, sends the agent's reply, and signs out with a message when an admin
+/// reissues the agent's token.
+#[tokio::test]
+async fn console_in_chromium_takes_a_chat_and_replies() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (agent_id, token) = app.create_agent("Console agent", &["general"], 2).await;
+    let mut browser = Browser::launch(&binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.unwrap();
+    browser
+        .call(
+            "Page.navigate",
+            json!({"url": app.url(&format!("/console#token={token}"))}),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the console, connected",
+            "(() => { const app = document.getElementById('app'), conn = document.getElementById('conn'); return !!(app && conn && !app.hidden && conn.dataset.state === 'open'); })()",
+        )
+        .await
+        .unwrap();
+    let name = browser
+        .eval("document.getElementById('agent-name').textContent")
+        .await
+        .unwrap();
+    assert_eq!(name, json!("Console agent"));
+
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let typed = "<img src=x onerror=\"window.__injected=1\"> my parcel is late";
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":typed}))
+        .await;
+    let receipt = customer.expect_type("receipt").await;
+    assert!(receipt["seq"].is_i64());
+    let shown = browser
+        .wait_for(
+            "the customer's message in the transcript",
+            "(() => { const m = document.querySelector('#transcript .msg[data-sender=customer]'); return m ? m.textContent : null; })()",
+        )
+        .await
+        .unwrap();
+    assert!(shown.as_str().unwrap().contains(typed), "shown: {shown}");
+    let markup = browser
+        .eval("(() => ({ injected: window.__injected || null, imgs: document.querySelectorAll('#transcript img').length, chats: document.querySelectorAll('#chats .chat').length }))()")
+        .await
+        .unwrap();
+    assert_eq!(markup, json!({"injected": null, "imgs": 0, "chats": 1}));
+
+    let reply = "It left the warehouse this morning.";
+    browser
+        .eval(&format!(
+            "(() => {{ const r = document.getElementById('reply'); r.value = {reply}; r.dispatchEvent(new Event('input', {{bubbles: true}})); document.getElementById('send').click(); return true; }})()",
+            reply = serde_json::to_string(reply).unwrap()
+        ))
+        .await
+        .unwrap();
+    let received = customer
+        .expect("the console's reply", |frame| frame["sender"] == "agent")
+        .await;
+    assert_eq!(received["text"], reply);
+    // The console's own copy is confirmed (it carries the stored seq).
+    browser
+        .wait_for(
+            "the reply confirmed",
+            "(() => { const m = [...document.querySelectorAll('#transcript .msg[data-sender=agent]')]; return m.some(x => x.dataset.seq) ? true : null; })()",
+        )
+        .await
+        .unwrap();
+
+    let (status, _) = app
+        .admin_post(
+            &format!("/v1/tenants/acme/agents/{agent_id}/token"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let notice = browser
+        .wait_for(
+            "the sign-in view with the reason",
+            "(() => { const v = document.getElementById('signin-view'); const e = document.getElementById('signin-error'); return !v.hidden && !e.hidden ? e.textContent : null; })()",
+        )
+        .await
+        .unwrap();
+    assert!(!notice.as_str().unwrap().is_empty());
 }
