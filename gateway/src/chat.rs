@@ -28,7 +28,7 @@ use crate::policy::Policies;
 use crate::presence::{AgentStatus, Presence};
 use crate::store::{
     Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord,
-    NewMessage, PendingAppend, Store,
+    NewMessage, PendingAppend, Store, StoreError,
 };
 use crate::tenant::TenantSettings;
 use crate::util::now_ms;
@@ -404,6 +404,8 @@ impl Chat {
 
     // ---- agents -----------------------------------------------------------------------------
 
+    /// Stores an agent's message (once per client_msg_id) and publishes it: the three steps
+    /// below at once.
     pub async fn agent_send(
         &self,
         agent: &Agent,
@@ -411,6 +413,24 @@ impl Chat {
         client_msg_id: &str,
         text: &str,
     ) -> ApiResult<Appended> {
+        let pending = self
+            .agent_submit(agent, conversation_id, client_msg_id, text)
+            .await?;
+        let appended = self.agent_stored(pending).await?;
+        self.agent_sent(agent, &appended);
+        Ok(appended)
+    }
+
+    /// Checks, limits and word lists, then the agent's message is queued for the store; a
+    /// connection may submit its next message before this one is stored (see
+    /// [`Chat::customer_submit`]).
+    pub async fn agent_submit(
+        &self,
+        agent: &Agent,
+        conversation_id: &str,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ApiResult<PendingAppend> {
         check_send(client_msg_id, text)
             .map_err(|error| ApiError::invalid(error.code(), error.to_string()))?;
         let settings = self.tenant_settings(&agent.tenant_id).await;
@@ -422,18 +442,36 @@ impl Chat {
             Action::Block | Action::Mask => screened(&verdict, text)?,
             _ => (text.to_owned(), None),
         };
-        let appended = self
+        Ok(self
             .store
-            .append_agent_message_with(conversation_id, &agent.id, client_msg_id, &text, meta)
-            .await
-            .map_err(|_| {
+            .submit(NewMessage::Agent {
+                conversation_id: conversation_id.to_owned(),
+                agent_id: agent.id.clone(),
+                client_msg_id: client_msg_id.to_owned(),
+                text,
+                meta,
+            })
+            .await)
+    }
+
+    /// Waits until a submitted agent message is stored. A conversation the agent does not hold
+    /// is `not_assigned`; a database failure stays an internal error.
+    pub async fn agent_stored(&self, pending: PendingAppend) -> ApiResult<Appended> {
+        pending.stored().await.map_err(|error| match error {
+            StoreError::Conflict(_) => {
                 ApiError::invalid("not_assigned", "conversation is not assigned to you")
-            })?;
+            }
+            other => other.into(),
+        })
+    }
+
+    /// A stored agent message goes on its way (nothing for a resend). A connection calls this in
+    /// the order its messages were sent.
+    pub fn agent_sent(&self, agent: &Agent, appended: &Appended) {
         if !appended.duplicate {
-            tracing::info!(trace = %trace_id(&appended.message), conversation_id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
+            tracing::info!(trace = %trace_id(&appended.message), conversation_id = %appended.conversation.id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
             self.publish_message(&appended.message);
         }
-        Ok(appended)
     }
 
     pub fn agent_typing(&self, conversation_id: &str) {

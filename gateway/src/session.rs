@@ -524,12 +524,23 @@ pub enum AgentServerFrame {
     },
 }
 
+/// An agent's messages on their way to the store, oldest first: each one's conversation,
+/// client_msg_id and result.
+type AgentSending = futures_util::stream::FuturesOrdered<
+    std::pin::Pin<
+        Box<dyn std::future::Future<Output = (String, String, ApiResult<Appended>)> + Send>,
+    >,
+>;
+
 struct AgentSession {
     chat: Arc<Chat>,
     agent: Agent,
     /// Cursor per conversation this agent holds.
     cursors: HashMap<String, i64>,
     subscriptions: Subscriptions,
+    /// Up to [`PIPELINE`] sends on their way; their receipts go out in the order sent, and every
+    /// other frame waits for them (a close after a burst of replies closes after the replies).
+    sending: AgentSending,
 }
 
 /// Runs an agent connection until the client goes away.
@@ -544,6 +555,7 @@ where
         agent: agent.clone(),
         cursors: HashMap::new(),
         subscriptions: StreamMap::new(),
+        sending: AgentSending::new(),
     };
     subscribe(&chat, &mut session.subscriptions, agent_topic(&agent.id));
     let status = chat.agent_connected(&agent);
@@ -565,7 +577,8 @@ where
         result = tokio::select! {
             biased;
             Some((topic, event)) = session.subscriptions.next() => Box::pin(session.on_event(&topic, event, &mut out)).await,
-            frame = incoming.next() => match frame {
+            Some(sent) = session.sending.next() => Box::pin(session.on_sent(sent, &mut out)).await,
+            frame = incoming.next(), if session.sending.len() < PIPELINE => match frame {
                 None | Some(Incoming::Close) => break,
                 Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
                 Some(Incoming::Text(raw)) => Box::pin(session.on_frame(&raw, &mut out)).await,
@@ -573,13 +586,19 @@ where
             _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
         };
     }
+    // What was stored still reaches the customer, as on the customer side.
+    while let Some((_, _, result)) = session.sending.next().await {
+        if let Ok(appended) = result {
+            chat.agent_sent(&agent, &appended);
+        }
+    }
     tracing::info!(agent_id = %agent.id, "agent disconnected");
     chat.agent_disconnected(&agent);
 }
 
 impl AgentSession {
     async fn reply_error<K: Sink<Outgoing> + Unpin>(
-        &self,
+        &mut self,
         out: &mut K,
         error: &ApiError,
         conversation_id: Option<String>,
@@ -710,8 +729,23 @@ impl AgentSession {
     ) -> Result<(), Gone> {
         let frame: AgentClientFrame = match decode_frame(raw, &AGENT_TYPES) {
             Ok(frame) => frame,
-            Err(error) => return send_json(out, &error.to_frame()).await,
+            Err(error) => {
+                // In line behind the sends still on their way.
+                let refused = ApiError::invalid(error.code(), error.to_string());
+                self.sending.push_back(Box::pin(std::future::ready((
+                    String::new(),
+                    String::new(),
+                    Err(refused),
+                ))));
+                return Ok(());
+            }
         };
+        if !matches!(frame, AgentClientFrame::Send { .. }) {
+            // Everything else acts on what the agent sent before it.
+            while let Some(sent) = self.sending.next().await {
+                self.on_sent(sent, out).await?;
+            }
+        }
         let chat = self.chat.clone();
         match frame {
             AgentClientFrame::Status { status } => match chat.set_status(&self.agent, status).await
@@ -724,20 +758,17 @@ impl AgentSession {
                 client_msg_id,
                 text,
             } => {
-                match chat
-                    .agent_send(&self.agent, &conversation_id, &client_msg_id, &text)
-                    .await
-                {
-                    Ok(appended) => {
-                        let receipt = AgentServerFrame::Receipt {
-                            conversation_id,
-                            client_msg_id,
-                            seq: appended.message.seq,
-                        };
-                        send_json(out, &receipt).await
-                    }
-                    Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
-                }
+                let submitted = chat
+                    .agent_submit(&self.agent, &conversation_id, &client_msg_id, &text)
+                    .await;
+                self.sending.push_back(Box::pin(async move {
+                    let result = match submitted {
+                        Ok(pending) => chat.agent_stored(pending).await,
+                        Err(error) => Err(error),
+                    };
+                    (conversation_id, client_msg_id, result)
+                }));
+                Ok(())
             }
             AgentClientFrame::Close { conversation_id } => {
                 match chat.close(&self.agent, &conversation_id).await {
@@ -798,6 +829,30 @@ impl AgentSession {
                     chat.agent_typing(&conversation_id);
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// A send of this connection is stored (or refused): published, then its receipt (or
+    /// error) goes out.
+    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        (conversation_id, client_msg_id, result): (String, String, ApiResult<Appended>),
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        match result {
+            Ok(appended) => {
+                self.chat.agent_sent(&self.agent, &appended);
+                let receipt = AgentServerFrame::Receipt {
+                    conversation_id,
+                    client_msg_id,
+                    seq: appended.message.seq,
+                };
+                send_json(out, &receipt).await
+            }
+            Err(error) => {
+                let conversation = (!conversation_id.is_empty()).then_some(conversation_id);
+                self.reply_error(out, &error, conversation).await
             }
         }
     }

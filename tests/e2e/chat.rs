@@ -267,7 +267,8 @@ async fn chatting_without_rate_limits() -> (TestApp, WsClient, WsClient, Value, 
             "/v1/tenants/acme/settings",
             "application/json",
             serde_json::to_vec(&json!({"work_mode": "human_first",
-                "limits": {"customer": {"per_second": 1000, "burst": 1000}}}))
+                "limits": {"customer": {"per_second": 1000, "burst": 1000},
+                    "agent": {"per_second": 1000, "burst": 1000}}}))
             .unwrap(),
         )
         .await;
@@ -341,6 +342,71 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
         .map(|index| format!("m{index}"))
         .collect();
     assert_eq!(delivered, expected);
+}
+
+/// An agent may send without waiting for receipts too: receipts (and refusals) come back in the
+/// order sent, the customer gets the replies in that order, and a close sent right behind the
+/// burst closes the chat only once every reply is stored.
+#[tokio::test]
+async fn an_agents_burst_is_stored_in_order_and_a_close_behind_it_waits_for_it() {
+    let (_app, mut customer, mut agent, _, conversation_id) = chatting_without_rate_limits().await;
+    for index in 1..=50 {
+        let text = if index == 10 {
+            String::new()
+        } else {
+            format!("r{index}")
+        };
+        agent
+            .send(json!({"type":"send","conversation_id":conversation_id,
+                "client_msg_id":format!("a{index}"),"text":text}))
+            .await;
+    }
+    agent
+        .send(json!({"type":"close","conversation_id":conversation_id}))
+        .await;
+    let mut answers = Vec::new();
+    while answers.len() < 50 {
+        let frame = agent
+            .expect("receipt or error", |f| {
+                f["type"] == "receipt" || f["type"] == "error"
+            })
+            .await;
+        answers.push(frame);
+    }
+    let mut seq = None;
+    for (index, answer) in (1..=50).zip(&answers) {
+        if index == 10 {
+            assert_eq!(answer["code"], "empty_text", "{answer}");
+            assert_eq!(answer["conversation_id"], conversation_id.as_str());
+            continue;
+        }
+        assert_eq!(answer["client_msg_id"], format!("a{index}"), "{answers:#?}");
+        let this = answer["seq"].as_i64().unwrap();
+        if let Some(previous) = seq {
+            assert_eq!(this, previous + 1, "{answers:#?}");
+        }
+        seq = Some(this);
+    }
+    let mut replies = Vec::new();
+    while replies.len() < 49 {
+        let frame = customer
+            .expect("a reply", |f| {
+                f["type"] == "message" && f["sender"] == "agent"
+            })
+            .await;
+        replies.push(frame["text"].as_str().unwrap().to_owned());
+    }
+    let expected: Vec<String> = (1..=50)
+        .filter(|index| *index != 10)
+        .map(|index| format!("r{index}"))
+        .collect();
+    assert_eq!(replies, expected);
+    let closing = customer
+        .expect("the closing notice", |f| {
+            f["type"] == "message" && f["sender"] == "system"
+        })
+        .await;
+    assert!(closing["seq"].as_i64().unwrap() > seq.unwrap(), "{closing}");
 }
 
 /// A customer who sends a burst and goes away at once: every message the server stored reaches
