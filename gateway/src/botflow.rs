@@ -721,10 +721,23 @@ impl Chat {
                 self.publish_message(&stored);
             }
             RoutingDecision::Route(route) => {
-                let reason = match &outcome.failure {
-                    Some(_) => format!("{} (routing policy failed, built-in used)", request.reason),
-                    None => request.reason.clone(),
+                // The conversation keeps the reason's stable code; the `queued` event also says
+                // what routed it, for the audit.
+                let routed_by = match (&outcome.failure, &outcome.decided_by) {
+                    (Some(failure), _) => format!(
+                        "routing policy v{} failed ({}), built-in routing",
+                        failure.policy.version,
+                        failure.kind.as_str()
+                    ),
+                    (None, switchboard_policies::DecidedBy::Policy(id)) => {
+                        format!("routing policy v{}", id.version)
+                    }
+                    (None, switchboard_policies::DecidedBy::BuiltIn) => "built-in routing".into(),
                 };
+                let note = format!(
+                    "{}; {routed_by}: {}, priority {}",
+                    request.reason, route.skill_group, route.priority
+                );
                 let bot_says = request
                     .bot_says
                     .as_ref()
@@ -735,7 +748,8 @@ impl Chat {
                         conversation_id,
                         &route.skill_group,
                         route.priority as i64,
-                        &reason,
+                        &request.reason,
+                        &note,
                         bot_says,
                     )
                     .await?;

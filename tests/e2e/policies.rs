@@ -47,6 +47,24 @@ async fn customer(app: &TestApp) -> (String, String) {
     (token, body["customer_id"].as_str().unwrap().to_owned())
 }
 
+/// The reason of a conversation's last `queued` event.
+async fn queued_note(app: &TestApp, conversation: &Value) -> String {
+    let (_, detail) = app
+        .admin_get(&format!(
+            "/v1/tenants/acme/conversations/{}",
+            conversation["id"].as_str().unwrap()
+        ))
+        .await;
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|event| event["kind"] == "queued")
+        .and_then(|event| event["reason"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn conversation_of(app: &TestApp, customer_id: &str) -> Value {
     for _ in 0..100 {
         let (_, list) = app.admin_get("/v1/tenants/acme/conversations").await;
@@ -140,6 +158,12 @@ async fn routing_policies_are_validated_versioned_and_rolled_back() {
     assert_eq!(
         (routed["skill_group"].as_str(), routed["priority"].as_i64()),
         (Some("vip"), Some(9))
+    );
+    // The conversation keeps the reason's code; its `queued` event says which policy routed it.
+    assert_eq!(routed["handoff_reason"], "human_first");
+    assert_eq!(
+        queued_note(&app, &routed).await,
+        "human_first; routing policy v1: vip, priority 9"
     );
 
     let (token, id) = customer(&app).await;
@@ -363,6 +387,11 @@ async fn sensitive_words_block_mask_flag_and_hand_off_after_normalizing_evasions
     let mut agent = app.agent_ws(&token).await;
     let assigned = agent.expect_type("assigned").await;
     assert_eq!(assigned["conversation"]["handoff_reason"], "sensitive_word");
+    let note = queued_note(&app, &assigned["conversation"]).await;
+    assert!(
+        note.starts_with("sensitive_word; built-in routing: general, priority "),
+        "{note}"
+    );
     let messages = assigned["messages"].as_array().unwrap();
     let customer_messages: Vec<&Value> = messages
         .iter()

@@ -971,6 +971,7 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
             "vip",
             9,
             "explicit_request",
+            "explicit_request; routing policy v2: vip, priority 9",
             Some(("connecting you", serde_json::json!({"decision": "handoff"}))),
         )
         .await
@@ -982,6 +983,12 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
     );
     assert_eq!(moved.handoff_reason.as_deref(), Some("explicit_request"));
     assert_eq!(said.unwrap().seq, 3);
+    let queued = store.events(&id).await.unwrap();
+    let queued = queued.iter().rfind(|event| event.kind == "queued").unwrap();
+    assert_eq!(
+        queued.reason.as_deref(),
+        Some("explicit_request; routing policy v2: vip, priority 9")
+    );
     // No longer with the bot: neither a bot message nor a second handoff is written.
     assert!(store
         .append_bot_message(&id, "late", serde_json::json!({}))
@@ -989,7 +996,7 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
         .unwrap()
         .is_none());
     assert!(store
-        .hand_off(&id, "general", 2, "again", None)
+        .hand_off(&id, "general", 2, "again", "again", None)
         .await
         .unwrap()
         .is_none());

@@ -134,14 +134,16 @@ impl Store {
     }
 
     /// Moves a conversation from the bot to a queue (`None` if it was no longer with the bot).
-    /// The `queued` event carries the reason; the bot's last words (`text`, `meta`), when
-    /// given, are stored as a bot message in the same transaction.
+    /// The conversation's `handoff_reason` is `reason` (a stable code); the `queued` event
+    /// carries `note` (the reason and what routed it). The bot's last words (`text`, `meta`),
+    /// when given, are stored as a bot message in the same transaction.
     pub async fn hand_off(
         &self,
         conversation_id: &str,
         skill_group: &str,
         priority: i64,
         reason: &str,
+        note: &str,
         bot_says: Option<(&str, serde_json::Value)>,
     ) -> StoreResult<Option<(Conversation, Option<MessageRecord>)>> {
         let now = now_ms();
@@ -167,7 +169,7 @@ impl Store {
             &conversation,
             "queued",
             &Actor::system(),
-            Some(reason),
+            Some(note),
         )
         .await?;
         let message = match bot_says {
