@@ -293,11 +293,19 @@ impl Bot {
                 }
             },
         };
-        let intent = match self.head(&turn.tenant).classify(query_vector) {
-            Ok(p) => IntentScore {
-                label: p.label,
-                score: p.score,
-            },
+        // The tenant's own classifier answered already, or the intent head does.
+        let classified = match &turn.intent {
+            Some(given) => Ok(given.clone()),
+            None => self
+                .head(&turn.tenant)
+                .classify(query_vector)
+                .map(|p| IntentScore {
+                    label: p.label,
+                    score: p.score,
+                }),
+        };
+        let intent = match classified {
+            Ok(intent) => intent,
             Err(error) => {
                 tracing::warn!(tenant = %turn.tenant, %error, "intent head failed");
                 IntentScore {

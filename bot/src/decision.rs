@@ -23,6 +23,10 @@ pub struct Turn {
     pub settings: Arc<BotSettings>,
     /// The tenant's synonym groups for lexical search.
     pub synonyms: Arc<Synonyms>,
+    /// The intent of this turn from the tenant's own classifier (bring your own model), used
+    /// instead of the intent head. Its labels act like the built-in ones of the same name
+    /// (`handoff_request`, `complaint`, `greeting`, `thanks`, `goodbye`).
+    pub intent: Option<IntentScore>,
 }
 
 impl Turn {
@@ -35,6 +39,7 @@ impl Turn {
             sensitive_flagged: false,
             settings: Arc::new(BotSettings::default()),
             synonyms: Arc::new(Synonyms::none()),
+            intent: None,
         }
     }
 
@@ -55,6 +60,15 @@ impl Turn {
 
     pub fn with_synonyms(mut self, synonyms: Arc<Synonyms>) -> Turn {
         self.synonyms = synonyms;
+        self
+    }
+
+    /// The turn's intent as the tenant's own classifier sees it (see [`Turn::intent`]).
+    pub fn with_intent(mut self, label: impl Into<String>, score: f32) -> Turn {
+        self.intent = Some(IntentScore {
+            label: label.into(),
+            score,
+        });
         self
     }
 }

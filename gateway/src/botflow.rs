@@ -548,9 +548,14 @@ impl Chat {
             .await
             .map_err(|message| ApiError::unavailable("models_unavailable", message))?;
         let models = models().await?;
+        let mut own_classifier = None;
         match self.intents.classifier(tenant).await {
             Ok(Some(TenantClassifier::Head(head))) => bot.set_intent_head(tenant, head),
-            Ok(_) => bot.remove_intent_head(tenant),
+            Ok(Some(TenantClassifier::Onnx(model))) => {
+                bot.remove_intent_head(tenant);
+                own_classifier = Some(model);
+            }
+            Ok(None) => bot.remove_intent_head(tenant),
             Err(error) => {
                 tracing::warn!(tenant, error = %error, "cannot read the tenant's intent model; built-in intents used")
             }
@@ -569,10 +574,23 @@ impl Chat {
         })?;
         let worker = bot.clone();
         let decided = turn.clone();
-        let decision =
-            tokio::task::spawn_blocking(move || worker.decide_with_embedding(&decided, &embedding))
-                .await
-                .map_err(|error| ApiError::Internal(anyhow::anyhow!("bot task failed: {error}")))?;
+        let decision = tokio::task::spawn_blocking(move || {
+            // A tenant's own classifier names the turn's intent (out of scope: none).
+            let decided = match own_classifier.map(|model| model.classify_blocking(&decided.text)) {
+                Some(Ok(prediction)) if !prediction.out_of_scope => {
+                    decided.with_intent(prediction.label, prediction.score)
+                }
+                Some(Ok(_)) => decided.with_intent("", 0.0),
+                Some(Err(error)) => {
+                    tracing::warn!(tenant = %decided.tenant, %error, "the tenant's classifier failed; built-in intents used");
+                    decided
+                }
+                None => decided,
+            };
+            worker.decide_with_embedding(&decided, &embedding)
+        })
+        .await
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("bot task failed: {error}")))?;
         Ok(bot.refine_with_llm(&turn, decision).await)
     }
 

@@ -515,3 +515,75 @@ async fn a_configured_llm_phrases_answers_from_the_hits_and_falls_back_on_errors
         }
     }
 }
+
+/// A tenant's own classifier (bring your own model) names the intents the bot acts on: its
+/// `handoff_request` hands the chat to a person as the built-in intent does, on the live path
+/// too; without it the built-in intents are back.
+#[tokio::test]
+async fn a_tenant_classifier_names_the_intents_the_bot_acts_on() {
+    let app = TestApp::spawn_bot_first().await;
+    // The toy classifier's weights are fixed: it reads this text as its first label (0.99) and
+    // the other as its second (0.99). The built-in intents see neither as a request for a person.
+    let (asks, other) = ("abc def", "foo bar baz");
+    assert_ne!(dry_run(&app, asks).await["decision"], "handoff");
+
+    let file = |path: &str| {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+    };
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "model",
+            reqwest::multipart::Part::bytes(file("../models/tests/fixtures/tiny_classifier.onnx")),
+        )
+        .part(
+            "tokenizer",
+            reqwest::multipart::Part::bytes(file("../models/files/tokenizer.json")),
+        )
+        .text("labels", "handoff_request\nbilling\nother".to_owned());
+    let response = app
+        .http
+        .put(app.url("/v1/tenants/acme/intents/model"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let decided = dry_run(&app, asks).await;
+    assert_eq!(
+        (
+            &decided["decision"],
+            &decided["reason"],
+            &decided["intent"]["label"]
+        ),
+        (
+            &json!("handoff"),
+            &json!("handoff_intent"),
+            &json!("handoff_request")
+        ),
+        "{decided}"
+    );
+    let decided = dry_run(&app, other).await;
+    assert_ne!(decided["decision"], "handoff", "{decided}");
+    assert_eq!(decided["intent"]["label"], "billing");
+
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let reply = ask_live(&mut customer, "m1", asks).await;
+    assert!(!reply["text"].as_str().unwrap().is_empty());
+    let (_, list) = app.admin_get("/v1/tenants/acme/conversations").await;
+    let conversation = &list["conversations"][0];
+    assert_eq!(conversation["state"], "queued");
+    assert_eq!(conversation["handoff_reason"], "handoff_intent");
+
+    let response = app
+        .http
+        .delete(app.url("/v1/tenants/acme/intents/model"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_ne!(dry_run(&app, asks).await["decision"], "handoff");
+}
