@@ -278,9 +278,11 @@ async fn a_flood_of_bot_turns_is_shed_while_human_conversations_keep_flowing() {
 async fn bot_turns_that_would_wait_too_long_are_shed() {
     let app = TestApp::spawn_bot_first_with(|settings| {
         settings.bot.workers = 1;
-        settings.bot.queue_per_worker = 64;
-        settings.bot.shed_depth = 64;
+        settings.bot.queue_per_worker = 256;
+        settings.bot.shed_depth = 256;
         settings.bot.shed_wait_ms = 5;
+        settings.limits.sessions =
+            serde_json::from_value(json!({"per_second": 1000, "burst": 1000})).unwrap();
     })
     .await;
     set_settings(
@@ -291,13 +293,15 @@ async fn bot_turns_that_would_wait_too_long_are_shed() {
     // Both waves connect first, so the second can send while the first is still queued.
     let mut first = Vec::new();
     let mut second = Vec::new();
-    for _ in 0..40 {
+    // Enough turns that the backlog outlasts the polling below on a fast machine (the encoder
+    // batches them, so forty could drain before the second wave arrived).
+    for _ in 0..120 {
         first.push(app.customer_ws(&app.visitor().await).await);
     }
     for _ in 0..4 {
         second.push(app.customer_ws(&app.visitor().await).await);
     }
-    // The first wave queues forty turns on the one worker.
+    // The first wave queues its turns on the one worker.
     for (index, ws) in first.iter_mut().enumerate() {
         ws.send(
             json!({"type":"send","client_msg_id":"q","text":format!("运费怎么算？第{index}次")}),
