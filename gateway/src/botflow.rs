@@ -29,7 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::intents::{models, TenantClassifier};
 use crate::kb::KbChange;
 use crate::metrics::Histogram;
-use crate::store::{Conversation, MessageRecord, QualityRecord, Store};
+use crate::store::{Conversation, MessageRecord, QualityRecord, Store, UnsureStreak};
 use crate::tenant::WorkMode;
 use crate::util::now_ms;
 
@@ -517,7 +517,7 @@ impl Chat {
         let meta = serde_json::json!({ "decision": "shed", "reason": "bot_busy" });
         match self
             .store
-            .append_bot_message(&conversation.id, busy, meta)
+            .append_bot_message(&conversation.id, busy, meta, UnsureStreak::Keep)
             .await
         {
             Ok(Some(message)) => self.publish_message(&message),
@@ -596,13 +596,14 @@ impl Chat {
 
     /// Runs one queued turn; returns the decision's kind when one was made.
     pub(crate) async fn run_turn(&self, job: TurnJob) -> Option<DecisionKind> {
-        let streak = self
-            .unsure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&job.conversation_id)
-            .copied()
-            .unwrap_or(0);
+        // Kept with the conversation: the same on every node, whichever took the turn before.
+        let streak = match self.store.bot_unsure_streak(&job.conversation_id).await {
+            Ok(streak) => streak,
+            Err(error) => {
+                tracing::warn!(conversation_id = %job.conversation_id, error = %error, "cannot read the unsure streak");
+                0
+            }
+        };
         let decision = match self
             .decide(&job.tenant, &job.text, streak, job.flagged)
             .await
@@ -622,14 +623,6 @@ impl Chat {
                 return None;
             }
         };
-        {
-            let mut unsure = self.unsure.lock().unwrap_or_else(|p| p.into_inner());
-            if decision.is_unsure() {
-                unsure.insert(job.conversation_id.clone(), streak + 1);
-            } else {
-                unsure.remove(&job.conversation_id);
-            }
-        }
         let mut meta = serde_json::to_value(&decision).unwrap_or_default();
         if let Some(object) = meta.as_object_mut() {
             object.remove("answer");
@@ -649,7 +642,16 @@ impl Chat {
         }
         let stored = match self
             .store
-            .append_bot_message(&job.conversation_id, &decision.answer, meta)
+            .append_bot_message(
+                &job.conversation_id,
+                &decision.answer,
+                meta,
+                if decision.is_unsure() {
+                    UnsureStreak::Lengthen
+                } else {
+                    UnsureStreak::Reset
+                },
+            )
             .await
         {
             Ok(Some(message)) => message,
@@ -782,10 +784,6 @@ impl Chat {
                         reason = %request.reason,
                         "conversation handed to a person"
                     );
-                    self.unsure
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(conversation_id);
                     if let Some(agent) = route.preferred_agent {
                         self.prefer_agent(conversation_id, &agent);
                     }
@@ -912,6 +910,3 @@ impl Chat {
             .insert(conversation_id.to_owned(), agent_id.to_owned());
     }
 }
-
-/// Keeps the unsure streaks of conversations with the bot.
-pub(crate) type UnsureStreaks = Mutex<HashMap<String, u32>>;

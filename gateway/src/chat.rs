@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use switchboard_channels::web::{check_send, SenderKind};
 use tokio::sync::mpsc;
 
-use crate::botflow::{BotRuntime, BotWorkers, UnsureStreaks};
+use crate::botflow::{BotRuntime, BotWorkers};
 use crate::bus::{
     agent_topic, conversation_topic, customer_topic, Bus, BusEvent, RedisBus, CLUSTER_TOPIC,
 };
@@ -70,7 +70,6 @@ pub struct Chat {
     pub metrics: Arc<Metrics>,
     pub(crate) turns: BotWorkers,
     pub(crate) settings_cache: Mutex<HashMap<String, (Instant, Arc<TenantSettings>)>>,
-    pub(crate) unsure: UnsureStreaks,
     /// Agents a routing policy asked for, by conversation (used once, if they can take it).
     pub(crate) preferred: Mutex<HashMap<String, String>>,
     agent_grace: Duration,
@@ -121,7 +120,6 @@ impl Chat {
             metrics: Arc::new(Metrics::default()),
             turns: BotWorkers::start(weak.clone(), &parts.bot_settings),
             settings_cache: Mutex::new(HashMap::new()),
-            unsure: Mutex::new(HashMap::new()),
             preferred: Mutex::new(HashMap::new()),
             agent_grace: parts.agent_grace,
             node: parts.cluster.as_ref().map(|_| crate::util::new_id("node_")),
@@ -498,10 +496,6 @@ impl Chat {
             })?;
         tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");
         self.after_release(&agent.id, &closed.0, &closed.1, "closed");
-        self.unsure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(conversation_id);
         // Scoring reads the transcript and may run a tenant's policy: off the agent's request.
         if let Some(chat) = self.myself() {
             let conversation = closed.0.clone();

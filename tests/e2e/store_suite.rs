@@ -5,7 +5,7 @@ use std::sync::Arc;
 use gateway::crypto::{FieldCipher, SecretKey};
 use gateway::store::{
     Actor, ConversationFilter, ConversationState, Customer, CustomerProfile, Entry, NewMessage,
-    Store, StoreError,
+    Store, StoreError, UnsureStreak,
 };
 use switchboard_channels::ChannelKind;
 
@@ -959,12 +959,37 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
         .unwrap();
     assert_eq!(first.conversation.state, ConversationState::Bot);
     let id = first.conversation.id.clone();
+    // The unsure streak lives with the conversation: lengthened by unsure answers, kept by a
+    // busy reply, reset by any other answer (seqs 2 to 5).
+    assert_eq!(store.bot_unsure_streak(&id).await.unwrap(), 0);
+    for (text, streak, expected) in [
+        ("您是想问运费吗？", UnsureStreak::Lengthen, 1),
+        ("当前咨询较多", UnsureStreak::Keep, 1),
+        ("抱歉，这个我答不了", UnsureStreak::Lengthen, 2),
+        ("满99包邮", UnsureStreak::Reset, 0),
+    ] {
+        store
+            .append_bot_message(&id, text, serde_json::json!({}), streak)
+            .await
+            .unwrap()
+            .expect("still with the bot");
+        assert_eq!(
+            store.bot_unsure_streak(&id).await.unwrap(),
+            expected,
+            "{text}"
+        );
+    }
     let answer = store
-        .append_bot_message(&id, "满99包邮", serde_json::json!({"decision": "answer"}))
+        .append_bot_message(
+            &id,
+            "满99包邮",
+            serde_json::json!({"decision": "answer"}),
+            UnsureStreak::Lengthen,
+        )
         .await
         .unwrap()
         .expect("still with the bot");
-    assert_eq!(answer.seq, 2);
+    assert_eq!(answer.seq, 6);
     let (moved, said) = store
         .hand_off(
             &id,
@@ -982,7 +1007,7 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
         (ConversationState::Queued, "vip", 9)
     );
     assert_eq!(moved.handoff_reason.as_deref(), Some("explicit_request"));
-    assert_eq!(said.unwrap().seq, 3);
+    assert_eq!(said.unwrap().seq, 7);
     let queued = store.events(&id).await.unwrap();
     let queued = queued.iter().rfind(|event| event.kind == "queued").unwrap();
     assert_eq!(
@@ -991,7 +1016,7 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
     );
     // No longer with the bot: neither a bot message nor a second handoff is written.
     assert!(store
-        .append_bot_message(&id, "late", serde_json::json!({}))
+        .append_bot_message(&id, "late", serde_json::json!({}), UnsureStreak::Reset)
         .await
         .unwrap()
         .is_none());
@@ -1002,9 +1027,9 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
         .is_none());
     let messages = store.messages_after(&id, 0, 10).await.unwrap();
     let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(messages[0].meta.as_ref(), Some(&meta));
-    assert_eq!(messages[2].meta.as_ref().unwrap()["decision"], "handoff");
+    assert_eq!(messages[6].meta.as_ref().unwrap()["decision"], "handoff");
     let kinds: Vec<String> = store
         .events(&id)
         .await
@@ -1013,6 +1038,25 @@ async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
         .map(|e| e.kind)
         .collect();
     assert_eq!(kinds, ["created", "queued"]);
+
+    // A reopened conversation starts its streak again.
+    assert_eq!(store.bot_unsure_streak(&id).await.unwrap(), 1);
+    let agent = store
+        .create_agent("t1", "a", &["vip".into()], 5)
+        .await
+        .unwrap();
+    store.assign(&id, &agent, "joined").await.unwrap().unwrap();
+    store
+        .close_conversation(&id, &agent.id, "closed")
+        .await
+        .unwrap()
+        .unwrap();
+    let back = store
+        .append_customer_message(&customer, Some("again"), "还在吗", &entry)
+        .await
+        .unwrap();
+    assert!(back.reopened);
+    assert_eq!(store.bot_unsure_streak(&id).await.unwrap(), 0);
 }
 
 async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {

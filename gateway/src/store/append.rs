@@ -974,7 +974,8 @@ impl Store {
         if reopened {
             sqlx::query(
                 "UPDATE conversations SET state = $1, skill_group = $2, priority = $3, queue_key = $4, \
-                 handoff_reason = NULL, assigned_at = NULL, first_response_at = NULL, closed_at = NULL WHERE id = $5",
+                 handoff_reason = NULL, assigned_at = NULL, first_response_at = NULL, closed_at = NULL, \
+                 bot_unsure_streak = 0 WHERE id = $5",
             )
             .bind(entry.state.as_str())
             .bind(&entry.skill_group)

@@ -62,6 +62,18 @@ pub struct QualityRecord {
     pub created_at: i64,
 }
 
+/// What a bot message does to its conversation's unsure streak (how many unsure decisions in a
+/// row the bot made; the bot hands off after a tenant's limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsureStreak {
+    /// An unsure decision (clarify, out of scope).
+    Lengthen,
+    /// Any other decision.
+    Reset,
+    /// Not a decision (the busy reply of a shed turn).
+    Keep,
+}
+
 impl Store {
     // ---- tenant settings and customer attributes ---------------------------------------------
 
@@ -107,20 +119,29 @@ impl Store {
     // ---- the bot's part of a conversation ------------------------------------------------------
 
     /// Stores a bot message in a conversation that is still with the bot; `None` when a person
-    /// took it over meanwhile (nothing is written).
+    /// took it over meanwhile (nothing is written). `streak` says what the message does to the
+    /// conversation's unsure streak, in the same statement.
     pub async fn append_bot_message(
         &self,
         conversation_id: &str,
         text: &str,
         meta: serde_json::Value,
+        streak: UnsureStreak,
     ) -> StoreResult<Option<MessageRecord>> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
         // The conditional update also locks the row (PostgreSQL) until the message is in.
         let row = sqlx::query(
-            "UPDATE conversations SET updated_at = $1 WHERE id = $2 AND state = 'bot' RETURNING tenant_id",
+            "UPDATE conversations SET updated_at = $1, \
+             bot_unsure_streak = CASE $2 WHEN 1 THEN bot_unsure_streak + 1 WHEN 0 THEN 0 \
+             ELSE bot_unsure_streak END WHERE id = $3 AND state = 'bot' RETURNING tenant_id",
         )
         .bind(now)
+        .bind(match streak {
+            UnsureStreak::Lengthen => 1_i64,
+            UnsureStreak::Reset => 0,
+            UnsureStreak::Keep => 2,
+        })
         .bind(conversation_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -131,6 +152,19 @@ impl Store {
         let message = append_bot_tx(&mut tx, conversation_id, &tenant, text, meta, now).await?;
         tx.commit().await?;
         Ok(Some(message))
+    }
+
+    /// How many unsure bot decisions in a row the conversation has had (0 for an unknown one).
+    pub async fn bot_unsure_streak(&self, conversation_id: &str) -> StoreResult<u32> {
+        let row = sqlx::query("SELECT bot_unsure_streak FROM conversations WHERE id = $1")
+            .bind(conversation_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let streak: i64 = match row {
+            Some(row) => row.try_get("bot_unsure_streak")?,
+            None => 0,
+        };
+        Ok(u32::try_from(streak).unwrap_or(0))
     }
 
     /// Moves a conversation from the bot to a queue (`None` if it was no longer with the bot).

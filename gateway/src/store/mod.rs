@@ -20,7 +20,9 @@ mod intel;
 mod knowledge;
 
 pub use append::{NewMessage, PendingAppend, MAX_BATCH};
-pub use intel::{IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord};
+pub use intel::{
+    IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord, UnsureStreak,
+};
 
 pub use knowledge::UpsertCounts;
 
