@@ -596,22 +596,22 @@ where
     chat.agent_disconnected(&agent);
 }
 
-impl AgentSession {
-    async fn reply_error<K: Sink<Outgoing> + Unpin>(
-        &mut self,
-        out: &mut K,
-        error: &ApiError,
-        conversation_id: Option<String>,
-    ) -> Result<(), Gone> {
-        let frame = AgentServerFrame::Error {
-            code: error.code().to_owned(),
-            message: error.to_string(),
-            conversation_id,
-            retry_after_ms: error.retry_after_ms(),
-        };
-        send_json(out, &frame).await
-    }
+/// An error frame to an agent, about a conversation if given.
+async fn agent_error<K: Sink<Outgoing> + Unpin>(
+    out: &mut K,
+    error: &ApiError,
+    conversation_id: Option<String>,
+) -> Result<(), Gone> {
+    let frame = AgentServerFrame::Error {
+        code: error.code().to_owned(),
+        message: error.to_string(),
+        conversation_id,
+        retry_after_ms: error.retry_after_ms(),
+    };
+    send_json(out, &frame).await
+}
 
+impl AgentSession {
     /// Opens every conversation the store says this agent holds and drops any it no longer holds.
     async fn sync_assigned<K: Sink<Outgoing> + Unpin>(&mut self, out: &mut K) -> Result<(), Gone> {
         let held = match self.chat.store.assigned_conversations(&self.agent.id).await {
@@ -751,7 +751,7 @@ impl AgentSession {
             AgentClientFrame::Status { status } => match chat.set_status(&self.agent, status).await
             {
                 Ok(()) => send_json(out, &AgentServerFrame::Status { status }).await,
-                Err(error) => self.reply_error(out, &error, None).await,
+                Err(error) => agent_error(out, &error, None).await,
             },
             AgentClientFrame::Send {
                 conversation_id,
@@ -773,7 +773,7 @@ impl AgentSession {
             AgentClientFrame::Close { conversation_id } => {
                 match chat.close(&self.agent, &conversation_id).await {
                     Ok(()) => Ok(()),
-                    Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
+                    Err(error) => agent_error(out, &error, Some(conversation_id)).await,
                 }
             }
             AgentClientFrame::Transfer {
@@ -785,11 +785,11 @@ impl AgentSession {
                         "bad_transfer",
                         "`to` must be `skill:<name>` or `agent:<id>`",
                     );
-                    return self.reply_error(out, &error, Some(conversation_id)).await;
+                    return agent_error(out, &error, Some(conversation_id)).await;
                 };
                 match chat.transfer(&self.agent, &conversation_id, &target).await {
                     Ok(()) => Ok(()),
-                    Err(error) => self.reply_error(out, &error, Some(conversation_id)).await,
+                    Err(error) => agent_error(out, &error, Some(conversation_id)).await,
                 }
             }
             AgentClientFrame::Ack {
@@ -821,7 +821,7 @@ impl AgentSession {
                 None => {
                     let error =
                         ApiError::invalid("not_assigned", "conversation is not assigned to you");
-                    self.reply_error(out, &error, Some(conversation_id)).await
+                    agent_error(out, &error, Some(conversation_id)).await
                 }
             },
             AgentClientFrame::Typing { conversation_id } => {
@@ -852,7 +852,7 @@ impl AgentSession {
             }
             Err(error) => {
                 let conversation = (!conversation_id.is_empty()).then_some(conversation_id);
-                self.reply_error(out, &error, conversation).await
+                agent_error(out, &error, conversation).await
             }
         }
     }
