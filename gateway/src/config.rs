@@ -39,6 +39,9 @@ pub struct Settings {
     /// An OpenAI-compatible endpoint the bot may use to phrase answers from the knowledge base
     /// (`[llm] base_url, model, api_key, timeout_ms`); off when unset.
     pub llm: Option<switchboard_bot::LlmSettings>,
+    /// The bearer token a scraper sends for `GET /metrics` (which names tenants and their
+    /// queues). Unset: only this machine (a loopback peer) may read it.
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,7 @@ impl Default for Settings {
             bot: BotRunSettings::default(),
             limits: Default::default(),
             llm: None,
+            metrics_token: None,
         }
     }
 }

@@ -346,3 +346,29 @@ async fn bot_turns_that_would_wait_too_long_are_shed() {
     assert!(answered > 0);
     assert!(metric(&app, "switchboard_bot_shed_total").await >= 4.0);
 }
+
+/// With `metrics_token` set, `/metrics` (tenant names, queues) answers only a scraper that
+/// brings the token, even on this machine.
+#[tokio::test]
+async fn metrics_need_the_configured_token() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.metrics_token = Some("scrape-me".into());
+    })
+    .await;
+    let get = |token: Option<&str>| {
+        let mut request = app.http.get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(get(None).await.status(), 401);
+    assert_eq!(get(Some("guess")).await.status(), 401);
+    let response = get(Some("scrape-me")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("switchboard_bot_queue_depth"));
+}

@@ -1,20 +1,44 @@
-//! `/metrics` in the Prometheus text format: the bot workers and the policy engine so far.
+//! `/metrics` in the Prometheus text format, for this machine or a scraper with `metrics_token`.
 
 use std::fmt::Write;
 
-use axum::extract::State;
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::crypto::constant_time_eq;
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::bearer;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Who may read the metrics (they name tenants and their queues): with a configured token, a
+/// request that brings it; without one, only this machine.
+fn may_read(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> ApiResult<()> {
+    match token {
+        Some(token) => match bearer(headers) {
+            Some(given) if constant_time_eq(given, token) => Ok(()),
+            _ => Err(ApiError::Unauthorized),
+        },
+        None if peer.ip().is_loopback() => Ok(()),
+        // Set `metrics_token` to scrape from another machine.
+        None => Err(ApiError::Forbidden),
+    }
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    may_read(state.settings.metrics_token.as_deref(), peer, &headers)?;
     let mut out = String::new();
     let bot = state.chat.bot_stats();
     let _ = writeln!(
@@ -104,5 +128,45 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .engine()
         .metrics()
         .render_prometheus(&mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn metrics_are_for_this_machine_or_whoever_has_the_token() {
+        let local: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let local6: SocketAddr = "[::1]:9".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:9".parse().unwrap();
+        let none = HeaderMap::new();
+        assert!(may_read(None, local, &none).is_ok());
+        assert!(may_read(None, local6, &none).is_ok());
+        assert!(matches!(
+            may_read(None, remote, &none),
+            Err(ApiError::Forbidden)
+        ));
+        // With a token, the token decides, from anywhere (loopback included).
+        assert!(may_read(Some("s3cret"), remote, &with_bearer("s3cret")).is_ok());
+        for (peer, headers) in [
+            (remote, none.clone()),
+            (local, none),
+            (remote, with_bearer("wrong")),
+        ] {
+            assert!(matches!(
+                may_read(Some("s3cret"), peer, &headers),
+                Err(ApiError::Unauthorized)
+            ));
+        }
+    }
 }
