@@ -285,6 +285,32 @@ async fn chatting_without_rate_limits() -> (TestApp, WsClient, WsClient, Value, 
     (app, customer, agent, first, conversation_id)
 }
 
+/// The next `count` receipts and errors on a connection, in the order they came.
+async fn answers(ws: &mut WsClient, count: usize) -> Vec<Value> {
+    let mut answers = Vec::with_capacity(count);
+    while answers.len() < count {
+        let frame = ws
+            .expect("receipt or error", |f| {
+                f["type"] == "receipt" || f["type"] == "error"
+            })
+            .await;
+        answers.push(frame);
+    }
+    answers
+}
+
+/// The texts of the next `count` messages from `sender` on a connection.
+async fn texts_from(ws: &mut WsClient, sender: &str, count: usize) -> Vec<String> {
+    let mut texts = Vec::with_capacity(count);
+    while texts.len() < count {
+        let frame = ws
+            .expect(sender, |f| f["type"] == "message" && f["sender"] == sender)
+            .await;
+        texts.push(frame["text"].as_str().unwrap().to_owned());
+    }
+    texts
+}
+
 /// A customer may send without waiting for receipts: the messages are stored in the order sent,
 /// each receipt (or refusal) comes back in that order, and the agent gets them in order.
 #[tokio::test]
@@ -302,15 +328,7 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
             .send(json!({"type":"send","client_msg_id":format!("c{index}"),"text":text}))
             .await;
     }
-    let mut answers = Vec::new();
-    while answers.len() < 80 {
-        let frame = customer
-            .expect("receipt or error", |f| {
-                f["type"] == "receipt" || f["type"] == "error"
-            })
-            .await;
-        answers.push(frame);
-    }
+    let answers = answers(&mut customer, 80).await;
     let mut seq = first["seq"].as_i64().unwrap();
     for (index, answer) in (1..=80).zip(&answers) {
         if index == 20 {
@@ -328,15 +346,7 @@ async fn a_burst_of_sends_is_stored_and_answered_in_order() {
             assert_eq!(answer["seq"], seq);
         }
     }
-    let mut delivered = Vec::new();
-    while delivered.len() < 79 {
-        let frame = agent
-            .expect("a customer message", |f| {
-                f["type"] == "message" && f["sender"] == "customer"
-            })
-            .await;
-        delivered.push(frame["text"].as_str().unwrap().to_owned());
-    }
+    let delivered = texts_from(&mut agent, "customer", 79).await;
     let expected: Vec<String> = (1..=80)
         .filter(|index| *index != 20)
         .map(|index| format!("m{index}"))
@@ -364,15 +374,7 @@ async fn an_agents_burst_is_stored_in_order_and_a_close_behind_it_waits_for_it()
     agent
         .send(json!({"type":"close","conversation_id":conversation_id}))
         .await;
-    let mut answers = Vec::new();
-    while answers.len() < 50 {
-        let frame = agent
-            .expect("receipt or error", |f| {
-                f["type"] == "receipt" || f["type"] == "error"
-            })
-            .await;
-        answers.push(frame);
-    }
+    let answers = answers(&mut agent, 50).await;
     let mut seq = None;
     for (index, answer) in (1..=50).zip(&answers) {
         if index == 10 {
@@ -387,15 +389,7 @@ async fn an_agents_burst_is_stored_in_order_and_a_close_behind_it_waits_for_it()
         }
         seq = Some(this);
     }
-    let mut replies = Vec::new();
-    while replies.len() < 49 {
-        let frame = customer
-            .expect("a reply", |f| {
-                f["type"] == "message" && f["sender"] == "agent"
-            })
-            .await;
-        replies.push(frame["text"].as_str().unwrap().to_owned());
-    }
+    let replies = texts_from(&mut customer, "agent", 49).await;
     let expected: Vec<String> = (1..=50)
         .filter(|index| *index != 10)
         .map(|index| format!("r{index}"))
