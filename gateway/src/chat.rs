@@ -79,8 +79,10 @@ pub struct Chat {
     pub(crate) cluster: Option<Arc<RedisBus>>,
     me: std::sync::Weak<Chat>,
     kick: mpsc::UnboundedSender<String>,
-    /// The last queue position told to each queued conversation.
-    positions: Mutex<HashMap<String, i64>>,
+    /// The last queue position told to each waiting conversation, with its tenant. Each of a
+    /// tenant's assignment rounds replaces the tenant's entries, so a conversation no longer
+    /// waiting (assigned here or on another node) is forgotten.
+    positions: Mutex<HashMap<String, (String, i64)>>,
 }
 
 /// What the chat service runs beside the store and the bus.
@@ -265,7 +267,7 @@ impl Chat {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(conversation_id)
-            .copied()
+            .map(|(_, position)| *position)
     }
 
     pub(crate) fn publish_message(&self, message: &MessageRecord) {
@@ -727,10 +729,6 @@ impl Chat {
                     *loads.entry(agent.id.clone()).or_insert(0) += 1;
                     available[index].idle_since = now_ms();
                     self.presence.touch(&agent.id, now_ms());
-                    self.positions
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&conversation.id);
                     self.bus.publish(
                         &agent_topic(&agent.id),
                         BusEvent::Assigned {
@@ -746,8 +744,12 @@ impl Chat {
             positions.push((conversation.id, *ahead));
         }
         let mut told = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting: std::collections::HashSet<&str> =
+            positions.iter().map(|(id, _)| id.as_str()).collect();
+        told.retain(|id, (owner, _)| owner != tenant || waiting.contains(id.as_str()));
         for (conversation_id, position) in positions {
-            if told.insert(conversation_id.clone(), position) != Some(position) {
+            let before = told.insert(conversation_id.clone(), (tenant.to_owned(), position));
+            if before.map(|(_, told)| told) != Some(position) {
                 self.bus.publish(
                     &conversation_topic(&conversation_id),
                     BusEvent::Queue {

@@ -55,6 +55,38 @@ async fn queue_serves_in_order_within_capacity_and_tells_positions() {
     second.close().await;
 }
 
+/// A conversation that stops waiting without this node assigning it (another node of a cluster
+/// did) loses its queue position at this node's next round: nothing is kept for it.
+#[tokio::test]
+async fn a_conversation_assigned_elsewhere_is_forgotten_by_the_next_round() {
+    let app = TestApp::spawn().await;
+    let mut waiting = customer_says(&app, "waiting").await;
+    assert_eq!(waiting.expect_type("queue").await["position"], 1);
+    let (_, list) = app
+        .admin_get("/v1/tenants/acme/conversations?state=queued")
+        .await;
+    let id = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let chat = &app.server.state.chat;
+    assert_eq!(chat.queue_position(&id), Some(1));
+    // Another node's dispatcher takes it, through the shared store.
+    let store = &app.server.state.store;
+    let elsewhere = store
+        .create_agent("acme", "Elsewhere", &["general".into()], 1)
+        .await
+        .unwrap();
+    store
+        .assign(&id, &elsewhere, "joined")
+        .await
+        .unwrap()
+        .unwrap();
+    chat.kick("acme");
+    let started = std::time::Instant::now();
+    while chat.queue_position(&id).is_some() {
+        assert!(started.elapsed() < Duration::from_secs(5), "still kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn least_busy_agent_of_the_right_skill_gets_the_chat() {
     let app = TestApp::spawn().await;
