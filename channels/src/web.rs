@@ -62,8 +62,13 @@ impl SenderKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// The message with `client_msg_id` is stored as `seq`.
-    Receipt { client_msg_id: String, seq: i64 },
+    /// The message with `client_msg_id` is stored as `seq` of `conversation_id` (a customer's
+    /// first message learns its conversation here).
+    Receipt {
+        client_msg_id: String,
+        conversation_id: String,
+        seq: i64,
+    },
     Message {
         seq: i64,
         conversation_id: String,

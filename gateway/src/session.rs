@@ -392,6 +392,7 @@ impl CustomerSession {
                     .await;
                 let receipt = ServerFrame::Receipt {
                     client_msg_id,
+                    conversation_id: appended.message.conversation_id.clone(),
                     seq: appended.message.seq,
                 };
                 send_json(out, &receipt).await?;

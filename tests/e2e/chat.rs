@@ -17,13 +17,14 @@ async fn customer_and_agent_talk_both_ways() {
         .send(json!({"type":"send","client_msg_id":"c1","text":"hello, my parcel is late"}))
         .await;
     let receipt = customer.expect_type("receipt").await;
-    assert_eq!(
-        receipt,
-        json!({"type":"receipt","client_msg_id":"c1","seq":1})
-    );
     let own = customer.expect_text("hello, my parcel is late").await;
     assert_eq!(own["sender"], "customer");
     assert_eq!(own["seq"], 1);
+    // The first message's receipt names the conversation it opened.
+    assert_eq!(
+        receipt,
+        json!({"type":"receipt","client_msg_id":"c1","conversation_id":own["conversation_id"],"seq":1})
+    );
 
     let assigned = agent.expect_type("assigned").await;
     let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();

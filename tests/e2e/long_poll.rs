@@ -23,14 +23,14 @@ async fn long_poll_sends_receives_and_holds() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        receipt,
-        json!({"type":"receipt","client_msg_id":"p1","seq":1})
-    );
     let id = agent.expect_type("assigned").await["conversation"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
+    assert_eq!(
+        receipt,
+        json!({"type":"receipt","client_msg_id":"p1","conversation_id":id,"seq":1})
+    );
 
     let poll = |after: i64| {
         let request = app

@@ -130,6 +130,7 @@ async fn post_message(
         .await?;
     Ok(Json(ServerFrame::Receipt {
         client_msg_id: message.client_msg_id,
+        conversation_id: appended.message.conversation_id,
         seq: appended.message.seq,
     }))
 }
