@@ -177,6 +177,68 @@ async fn routing_policies_are_validated_versioned_and_rolled_back() {
     );
 }
 
+/// A policy that passes the upload's sample call but traps for some customers: their chats are
+/// routed by the built-in strategy, keep their reason's code, the `queued` event says the policy
+/// failed, and the failure is counted.
+#[tokio::test]
+async fn a_policy_that_fails_at_run_time_falls_back_to_the_builtin_routing() {
+    let app = TestApp::spawn().await;
+    let (status, body) = upload(&app, "routing", "flaky-routing.wasm").await;
+    assert_eq!(status, 201, "{body}");
+
+    let (token, id) = customer(&app).await;
+    let mut ws = app.customer_ws(&token).await;
+    ws.send(json!({"type":"send","client_msg_id":"1","text":"hello"}))
+        .await;
+    let routed = conversation_of(&app, &id).await;
+    assert_eq!(routed["priority"], 4, "the policy routed: {routed}");
+    assert_eq!(
+        queued_note(&app, &routed).await,
+        "human_first; routing policy v1: general, priority 4"
+    );
+
+    let (token, id) = customer(&app).await;
+    let (status, _) = app
+        .admin_put(
+            &format!("/v1/tenants/acme/customers/{id}/attributes"),
+            "application/json",
+            serde_json::to_vec(&json!({"crm_tags": ["gold", "legacy"]})).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut ws = app.customer_ws(&token).await;
+    ws.send(json!({"type":"send","client_msg_id":"1","text":"hello"}))
+        .await;
+    let routed = conversation_of(&app, &id).await;
+    assert_eq!(routed["handoff_reason"], "human_first");
+    assert_eq!(routed["skill_group"], "general");
+    assert_ne!(
+        routed["priority"], 4,
+        "the built-in strategy routed: {routed}"
+    );
+    let note = queued_note(&app, &routed).await;
+    assert!(
+        note.starts_with(
+            "human_first; routing policy v1 failed (trap), built-in routing: general, priority "
+        ),
+        "{note}"
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|line| line
+            .starts_with("switchboard_policy_calls_total{kind=\"routing\",outcome=\"trap\"} 1")),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn an_out_of_hours_policy_rejects_with_a_message_and_nobody_is_queued() {
     let app = TestApp::spawn().await;
