@@ -8,7 +8,7 @@
 //! step with the knowledge base's changes. Inference never runs on the async executor: the
 //! encoder service has its own threads, the rest of a decision runs on the blocking pool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -178,6 +178,10 @@ pub struct BotStats {
 
 pub struct BotWorkers {
     shards: Vec<mpsc::Sender<TurnJob>>,
+    /// When each shard's queued turns were queued, oldest first (the shard's channel is FIFO):
+    /// the age of the oldest is how long the backlog makes a turn wait now, before any worker
+    /// has taken one that waited that long.
+    queued_at: Arc<[Mutex<VecDeque<Instant>>]>,
     capacity: usize,
     shed_depth: usize,
     shed_wait_us: u64,
@@ -212,15 +216,23 @@ impl BotWorkers {
             latency: Histogram::new(&LATENCY_BUCKETS_MS),
         });
         let tenants: Arc<Mutex<HashMap<String, TenantQueue>>> = Arc::default();
+        let workers = settings.workers.max(1);
+        let queued_at: Arc<[Mutex<VecDeque<Instant>>]> =
+            (0..workers).map(|_| Mutex::default()).collect();
         let mut shards = Vec::new();
-        for _ in 0..settings.workers.max(1) {
+        for shard in 0..workers {
             let (sender, mut receiver) = mpsc::channel::<TurnJob>(queue_per_worker);
             let chat = chat.clone();
             let counters = counters.clone();
             let tenants = tenants.clone();
+            let queued_at = queued_at.clone();
             tokio::spawn(async move {
                 while let Some(job) = receiver.recv().await {
                     counters.depth.fetch_sub(1, Ordering::Relaxed);
+                    queued_at[shard]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop_front();
                     if let Some(queue) = tenants
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -253,18 +265,33 @@ impl BotWorkers {
             shedding: AtomicBool::new(false),
             tenants,
             shards,
+            queued_at,
             counters,
         }
     }
 
     /// Whether new turns are shed now: over the depth or wait threshold starts shedding, and it
-    /// ends only when both are back under half of them (hysteresis).
+    /// ends only when both are back under half of them (hysteresis). The wait is the longer of
+    /// the last taken turn's and the oldest queued turn's so far: a burst that arrives faster
+    /// than the workers take turns is seen at once, not only once a late turn is taken.
     fn overloaded(&self) -> bool {
         let depth = self.counters.depth.load(Ordering::Relaxed);
         let wait = if depth == 0 {
             0
         } else {
-            self.counters.last_wait_us.load(Ordering::Relaxed)
+            let oldest = self
+                .queued_at
+                .iter()
+                .filter_map(|queue| {
+                    queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .front()
+                        .copied()
+                })
+                .min();
+            let age = oldest.map_or(0, |at| at.elapsed().as_micros() as u64);
+            age.max(self.counters.last_wait_us.load(Ordering::Relaxed))
         };
         if self.shedding.load(Ordering::Relaxed) {
             if depth <= self.shed_depth / 2 && wait <= self.shed_wait_us / 2 {
@@ -309,9 +336,16 @@ impl BotWorkers {
         }
         let shard = shard_of(&job.conversation_id, self.shards.len());
         self.counters.depth.fetch_add(1, Ordering::Relaxed);
+        // Recorded before the send, so the worker never takes a turn whose time is not there.
+        let mut queued_at = self.queued_at[shard]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        queued_at.push_back(job.enqueued);
         match self.shards[shard].try_send(job) {
             Ok(()) => Ok(()),
             Err(error) => {
+                queued_at.pop_back();
+                drop(queued_at);
                 self.counters.depth.fetch_sub(1, Ordering::Relaxed);
                 let job = match error {
                     mpsc::error::TrySendError::Full(job)

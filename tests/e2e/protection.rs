@@ -272,8 +272,11 @@ async fn a_flood_of_bot_turns_is_shed_while_human_conversations_keep_flowing() {
     assert_eq!(metric(&app, "switchboard_bot_shedding").await, 0.0);
 }
 
-/// The wait threshold alone (the depth threshold out of reach): once a queued turn has waited
-/// longer than `shed_wait_ms`, new turns are shed until the backlog drains.
+/// The wait threshold alone: once a queued turn has waited longer than `shed_wait_ms`, new turns
+/// are shed. A burst of 120 turns for one worker is queued at once; a little later, while the
+/// backlog still waits, four more arrive and are shed. The depth threshold (256) is out of
+/// reach, so they were shed for the wait. Every customer gets exactly one reply: the answer, or
+/// the busy reply with the way to a person.
 #[tokio::test]
 async fn bot_turns_that_would_wait_too_long_are_shed() {
     let app = TestApp::spawn_bot_first_with(|settings| {
@@ -285,66 +288,68 @@ async fn bot_turns_that_would_wait_too_long_are_shed() {
             serde_json::from_value(json!({"per_second": 1000, "burst": 1000})).unwrap();
     })
     .await;
-    set_settings(
-        &app,
-        json!({"limits": {"customer": {"per_second": 100, "burst": 100}}}),
-    )
-    .await;
-    // Both waves connect first, so the second can send while the first is still queued.
-    let mut first = Vec::new();
-    let mut second = Vec::new();
-    // Enough turns that the backlog outlasts the polling below on a fast machine (the encoder
-    // batches them, so forty could drain before the second wave arrived).
-    for _ in 0..120 {
-        first.push(app.customer_ws(&app.visitor().await).await);
-    }
-    for _ in 0..4 {
-        second.push(app.customer_ws(&app.visitor().await).await);
-    }
-    // The first wave queues its turns on the one worker.
-    for (index, ws) in first.iter_mut().enumerate() {
-        ws.send(
-            json!({"type":"send","client_msg_id":"q","text":format!("运费怎么算？第{index}次")}),
-        )
-        .await;
-    }
-    // Until a turn has been taken after waiting over 5 ms while others still wait.
-    let started = Instant::now();
-    let mut backlog = false;
-    loop {
-        let depth = metric(&app, "switchboard_bot_queue_depth").await;
-        let waited = metric(&app, "switchboard_bot_last_wait_seconds").await;
-        if depth > 0.0 && waited > 0.005 {
-            break;
-        }
-        backlog |= depth > 0.0;
-        assert!(
-            !backlog || depth > 0.0,
-            "the backlog drained before any turn waited 5 ms"
+    let mut sockets = Vec::new();
+    let mut customers = Vec::new();
+    for _ in 0..124 {
+        let (token, session) = app.visitor_in("acme").await;
+        let id = session["customer_id"].as_str().unwrap();
+        customers.push(
+            app.server
+                .state
+                .store
+                .customer("acme", id)
+                .await
+                .unwrap()
+                .unwrap(),
         );
-        assert!(started.elapsed() < Duration::from_secs(30));
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        sockets.push(app.customer_ws(&token).await);
     }
-    for ws in &mut second {
-        ws.send(json!({"type":"send","client_msg_id":"q","text":"运费怎么算？"}))
-            .await;
-    }
-    for ws in &mut second {
+    // In process, so each wave arrives at once (over the sockets of a loaded machine the turns
+    // could trickle in no faster than the worker answers them).
+    // Every text distinct, so the encoder's cache speeds up no turn.
+    let send = |wave: std::ops::Range<usize>| {
+        let chat = app.server.state.chat.clone();
+        let sends = wave.map(|index| {
+            let (chat, customer) = (chat.clone(), customers[index].clone());
+            async move {
+                chat.customer_send(&customer, "q", &format!("运费怎么算？第{index}次"))
+                    .await
+                    .is_ok()
+            }
+        });
+        futures_util::future::join_all(sends)
+    };
+    assert!(send(0..120).await.into_iter().all(|stored| stored));
+    // The backlog needs far more than 20 ms to drain (each turn encodes its text).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(metric(&app, "switchboard_bot_queue_depth").await > 0.0);
+    assert!(send(120..124).await.into_iter().all(|stored| stored));
+
+    let mut replies = Vec::new();
+    for ws in &mut sockets {
         let reply = ws.expect("bot reply", |f| f["sender"] == "bot").await;
+        let more = ws.drain(Duration::from_millis(20)).await;
         assert!(
-            reply["text"].as_str().unwrap().contains("转人工"),
-            "shed with the busy reply: {reply}"
+            more.iter().all(|f| f["sender"] != "bot"),
+            "one reply each: {more:?}"
         );
+        let text = reply["text"].as_str().unwrap().to_owned();
+        assert!(text.contains("99") || text.contains("转人工"), "{text}");
+        replies.push(text.contains("99"));
     }
-    // The first wave's turns were answered, but for those whose messages reached the server
-    // after the threshold was crossed: every customer got one bot reply.
-    let mut answered = 0;
-    for ws in &mut first {
-        let reply = ws.expect("bot reply", |f| f["sender"] == "bot").await;
-        answered += usize::from(reply["text"].as_str().unwrap().contains("99"));
-    }
-    assert!(answered > 0);
-    assert!(metric(&app, "switchboard_bot_shed_total").await >= 4.0);
+    assert!(
+        replies[..120].iter().any(|answered| *answered),
+        "the burst was answered"
+    );
+    assert!(
+        replies[120..].iter().all(|answered| !answered),
+        "the late turns were shed for their wait: {replies:?}"
+    );
+    let shed = replies.iter().filter(|answered| !**answered).count();
+    assert_eq!(
+        metric(&app, "switchboard_bot_shed_total").await,
+        shed as f64
+    );
 }
 
 /// With `metrics_token` set, `/metrics` (tenant names, queues) answers only a scraper that
