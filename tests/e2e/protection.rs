@@ -272,11 +272,13 @@ async fn a_flood_of_bot_turns_is_shed_while_human_conversations_keep_flowing() {
     assert_eq!(metric(&app, "switchboard_bot_shedding").await, 0.0);
 }
 
-/// The wait threshold alone: once a queued turn has waited longer than `shed_wait_ms`, new turns
-/// are shed. A burst of 120 turns for one worker is queued at once; a little later, while the
-/// backlog still waits, four more arrive and are shed. The depth threshold (256) is out of
-/// reach, so they were shed for the wait. Every customer gets exactly one reply: the answer, or
-/// the busy reply with the way to a person.
+/// The wait threshold alone: once the backlog makes turns wait longer than `shed_wait_ms`, new
+/// turns are shed. 124 turns arrive for one worker, in a burst of 120 and four more 20 ms later;
+/// the depth threshold (256) is out of their reach, so every shed turn was shed for the wait.
+/// Some are shed either way: the late four when the burst came at once (it takes far longer
+/// than 20 ms to answer), or the burst's own tail when a loaded machine spread it over more than
+/// 5 ms. Every customer gets exactly one reply: the answer, or the busy reply with the way to a
+/// person.
 #[tokio::test]
 async fn bot_turns_that_would_wait_too_long_are_shed() {
     let app = TestApp::spawn_bot_first_with(|settings| {
@@ -320,9 +322,7 @@ async fn bot_turns_that_would_wait_too_long_are_shed() {
         futures_util::future::join_all(sends)
     };
     assert!(send(0..120).await.into_iter().all(|stored| stored));
-    // The backlog needs far more than 20 ms to drain (each turn encodes its text).
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(metric(&app, "switchboard_bot_queue_depth").await > 0.0);
     assert!(send(120..124).await.into_iter().all(|stored| stored));
 
     let mut replies = Vec::new();
@@ -338,14 +338,11 @@ async fn bot_turns_that_would_wait_too_long_are_shed() {
         replies.push(text.contains("99"));
     }
     assert!(
-        replies[..120].iter().any(|answered| *answered),
-        "the burst was answered"
-    );
-    assert!(
-        replies[120..].iter().all(|answered| !answered),
-        "the late turns were shed for their wait: {replies:?}"
+        replies.iter().any(|answered| *answered),
+        "the first turns were answered"
     );
     let shed = replies.iter().filter(|answered| !**answered).count();
+    assert!(shed > 0, "turns were shed for their wait: {replies:?}");
     assert_eq!(
         metric(&app, "switchboard_bot_shed_total").await,
         shed as f64
