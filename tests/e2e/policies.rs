@@ -223,15 +223,7 @@ async fn a_policy_that_fails_at_run_time_falls_back_to_the_builtin_routing() {
         ),
         "{note}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.lines().any(|line| line
             .starts_with("switchboard_policy_calls_total{kind=\"routing\",outcome=\"trap\"} 1")),

@@ -224,6 +224,18 @@ impl TestApp {
         ws
     }
 
+    /// `GET /metrics` as text (this machine may read it without a token).
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
         let response = self
             .http
