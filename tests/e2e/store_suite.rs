@@ -236,23 +236,7 @@ async fn assignment_is_exclusive_under_contention(backend: &Backend) {
     }
     let mut conversations = Vec::new();
     for index in 0..5 {
-        let customer = store
-            .customer_for_identity(
-                "t1",
-                ChannelKind::Web,
-                &format!("v{index}"),
-                &CustomerProfile::default(),
-            )
-            .await
-            .unwrap();
-        conversations.push(
-            store
-                .append_customer_message(&customer, Some("x"), "hi", &queued())
-                .await
-                .unwrap()
-                .conversation
-                .id,
-        );
+        conversations.push(waiting_customer(&store, "t1", &format!("v{index}")).await.1);
     }
     let mut tasks = Vec::new();
     for conversation in &conversations {
@@ -515,19 +499,7 @@ async fn listing_filters_and_pages(backend: &Backend) {
     store.create_tenant("t2", "h").await.unwrap();
     for index in 0..7 {
         let tenant = if index == 6 { "t2" } else { "t1" };
-        let customer = store
-            .customer_for_identity(
-                tenant,
-                ChannelKind::Web,
-                &format!("v{index}"),
-                &CustomerProfile::default(),
-            )
-            .await
-            .unwrap();
-        store
-            .append_customer_message(&customer, Some("x"), "hi", &queued())
-            .await
-            .unwrap();
+        waiting_customer(store, tenant, &format!("v{index}")).await;
     }
     let mut seen = Vec::new();
     let mut filter = ConversationFilter {
@@ -1186,23 +1158,31 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
 }
 
 /// `count` web customers of tenant `t1`, each with an open conversation (one message, "hi").
+/// A web visitor of `tenant` who has written once: the customer and their (queued)
+/// conversation's id.
+async fn waiting_customer(store: &Store, tenant: &str, visitor: &str) -> (Customer, String) {
+    let customer = store
+        .customer_for_identity(
+            tenant,
+            ChannelKind::Web,
+            visitor,
+            &CustomerProfile::default(),
+        )
+        .await
+        .unwrap();
+    let conversation = store
+        .append_customer_message(&customer, Some("open"), "hi", &queued())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    (customer, conversation)
+}
+
 async fn customers_chatting(store: &Store, count: usize) -> Vec<Customer> {
     let mut customers = Vec::new();
     for index in 0..count {
-        let customer = store
-            .customer_for_identity(
-                "t1",
-                ChannelKind::Web,
-                &format!("v{index}"),
-                &CustomerProfile::default(),
-            )
-            .await
-            .unwrap();
-        store
-            .append_customer_message(&customer, Some("open"), "hi", &queued())
-            .await
-            .unwrap();
-        customers.push(customer);
+        customers.push(waiting_customer(store, "t1", &format!("v{index}")).await.0);
     }
     customers
 }
