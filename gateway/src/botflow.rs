@@ -9,7 +9,7 @@
 //! encoder service has its own threads, the rest of a decision runs on the blocking pool.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -152,7 +152,6 @@ pub struct TurnJob {
 }
 
 struct Counters {
-    depth: AtomicUsize,
     turns: AtomicU64,
     shed: AtomicU64,
     last_wait_us: AtomicU64,
@@ -179,8 +178,8 @@ pub struct BotStats {
 pub struct BotWorkers {
     shards: Vec<mpsc::Sender<TurnJob>>,
     /// When each shard's queued turns were queued, oldest first (the shard's channel is FIFO):
-    /// the age of the oldest is how long the backlog makes a turn wait now, before any worker
-    /// has taken one that waited that long.
+    /// their count is the backlog's depth, and the age of the oldest is how long the backlog
+    /// makes a turn wait now, before any worker has taken one that waited that long.
     queued_at: Arc<[Mutex<VecDeque<Instant>>]>,
     capacity: usize,
     shed_depth: usize,
@@ -208,7 +207,6 @@ impl BotWorkers {
     pub fn start(chat: Weak<Chat>, settings: &BotRunSettings) -> BotWorkers {
         let queue_per_worker = settings.queue_per_worker.max(1);
         let counters = Arc::new(Counters {
-            depth: AtomicUsize::new(0),
             turns: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             last_wait_us: AtomicU64::new(0),
@@ -228,7 +226,6 @@ impl BotWorkers {
             let queued_at = queued_at.clone();
             tokio::spawn(async move {
                 while let Some(job) = receiver.recv().await {
-                    counters.depth.fetch_sub(1, Ordering::Relaxed);
                     queued_at[shard]
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -275,23 +272,11 @@ impl BotWorkers {
     /// the last taken turn's and the oldest queued turn's so far: a burst that arrives faster
     /// than the workers take turns is seen at once, not only once a late turn is taken.
     fn overloaded(&self) -> bool {
-        let depth = self.counters.depth.load(Ordering::Relaxed);
-        let wait = if depth == 0 {
-            0
-        } else {
-            let oldest = self
-                .queued_at
-                .iter()
-                .filter_map(|queue| {
-                    queue
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .front()
-                        .copied()
-                })
-                .min();
-            let age = oldest.map_or(0, |at| at.elapsed().as_micros() as u64);
-            age.max(self.counters.last_wait_us.load(Ordering::Relaxed))
+        let (depth, oldest) = self.backlog();
+        let wait = match oldest {
+            None => 0,
+            Some(at) => (at.elapsed().as_micros() as u64)
+                .max(self.counters.last_wait_us.load(Ordering::Relaxed)),
         };
         if self.shedding.load(Ordering::Relaxed) {
             if depth <= self.shed_depth / 2 && wait <= self.shed_wait_us / 2 {
@@ -335,7 +320,6 @@ impl BotWorkers {
             queue.depth += 1;
         }
         let shard = shard_of(&job.conversation_id, self.shards.len());
-        self.counters.depth.fetch_add(1, Ordering::Relaxed);
         // Recorded before the send, so the worker never takes a turn whose time is not there.
         let mut queued_at = self.queued_at[shard]
             .lock()
@@ -346,7 +330,6 @@ impl BotWorkers {
             Err(error) => {
                 queued_at.pop_back();
                 drop(queued_at);
-                self.counters.depth.fetch_sub(1, Ordering::Relaxed);
                 let job = match error {
                     mpsc::error::TrySendError::Full(job)
                     | mpsc::error::TrySendError::Closed(job) => job,
@@ -364,10 +347,24 @@ impl BotWorkers {
         }
     }
 
+    /// Turns waiting for a worker, and when the oldest of them was queued.
+    fn backlog(&self) -> (usize, Option<Instant>) {
+        let mut depth = 0;
+        let mut oldest: Option<Instant> = None;
+        for queue in self.queued_at.iter() {
+            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            depth += queue.len();
+            if let Some(&first) = queue.front() {
+                oldest = Some(oldest.map_or(first, |o| o.min(first)));
+            }
+        }
+        (depth, oldest)
+    }
+
     pub fn stats(&self) -> BotStats {
         let c = &self.counters;
         BotStats {
-            queue_depth: c.depth.load(Ordering::Relaxed),
+            queue_depth: self.backlog().0,
             queue_capacity: self.capacity,
             turns: c.turns.load(Ordering::Relaxed),
             shed: c.shed.load(Ordering::Relaxed),
