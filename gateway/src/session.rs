@@ -169,13 +169,14 @@ fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {
 
 // ---- customers ------------------------------------------------------------------------------
 
-/// A customer's messages on their way to the store, oldest first: each one's client_msg_id and
-/// result (with whether a word list asked for a person).
-type Sending = futures_util::stream::FuturesOrdered<
-    std::pin::Pin<
-        Box<dyn std::future::Future<Output = (String, ApiResult<(Appended, bool)>)> + Send>,
-    >,
+/// A connection's messages on their way to the store, oldest first, each answered in turn.
+type InFlight<T> = futures_util::stream::FuturesOrdered<
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
 >;
+
+/// A customer's sends: each one's client_msg_id and result (with whether a word list asked for
+/// a person).
+type Sending = InFlight<(String, ApiResult<(Appended, bool)>)>;
 
 /// How many of a connection's messages may be on their way to the store at once; further
 /// frames wait in the socket. Their receipts (and errors) go out in the order sent.
@@ -525,13 +526,8 @@ pub enum AgentServerFrame {
     },
 }
 
-/// An agent's messages on their way to the store, oldest first: each one's conversation,
-/// client_msg_id and result.
-type AgentSending = futures_util::stream::FuturesOrdered<
-    std::pin::Pin<
-        Box<dyn std::future::Future<Output = (String, String, ApiResult<Appended>)> + Send>,
-    >,
->;
+/// An agent's sends: each one's conversation, client_msg_id and result.
+type AgentSending = InFlight<(String, String, ApiResult<Appended>)>;
 
 struct AgentSession {
     chat: Arc<Chat>,

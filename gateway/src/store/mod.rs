@@ -767,25 +767,12 @@ impl Store {
         client_msg_id: &str,
         text: &str,
     ) -> StoreResult<Appended> {
-        self.append_agent_message_with(conversation_id, agent_id, client_msg_id, text, None)
-            .await
-    }
-
-    /// [`Store::append_agent_message`] with the message's `meta` (masking).
-    pub async fn append_agent_message_with(
-        &self,
-        conversation_id: &str,
-        agent_id: &str,
-        client_msg_id: &str,
-        text: &str,
-        meta: Option<serde_json::Value>,
-    ) -> StoreResult<Appended> {
         self.append(NewMessage::Agent {
             conversation_id: conversation_id.to_owned(),
             agent_id: agent_id.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             text: text.to_owned(),
-            meta,
+            meta: None,
         })
         .await
     }
