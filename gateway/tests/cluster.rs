@@ -1,7 +1,8 @@
 //! Cluster mode with real processes: three `switchboard serve` nodes on one PostgreSQL database
 //! (a fresh one) and the local Redis. A customer on one node talks to an agent on another; the
 //! agent's node is killed with SIGKILL and the agent goes on from a third node with nothing lost
-//! or doubled; an assignment storm over all nodes assigns every conversation exactly once.
+//! or doubled; an assignment storm over all nodes assigns every conversation exactly once; an
+//! agent's token reissued on one node closes their console on another.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -365,11 +366,13 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
 
     // Assignment storm: an agent on each live node, customers on both, each chat assigned once.
     let mut agents = Vec::new();
+    let mut agent_tokens = Vec::new();
     for (name, addr) in [("Bo", &a), ("Cy", &c)] {
         let token = agent(&http, addr, &key, name, 20).await;
         let mut socket = connect(&format!("ws://{addr}/v1/agent/ws?token={token}")).await;
         expect(&mut socket, "hello", |f| f["type"] == "hello").await;
         agents.push(socket);
+        agent_tokens.push(token);
     }
     let mut customers = Vec::new();
     for index in 0..16 {
@@ -429,6 +432,32 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     }
 
     assert!(!held_by_bo.is_empty(), "both agents took part in the storm");
+
+    // Bo's token is reissued through node C: his console on node A is told and closed.
+    let bo: Value = http
+        .get(format!("http://{c}/v1/agent/me"))
+        .bearer_auth(&agent_tokens[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let response = http
+        .post(format!(
+            "http://{c}/v1/tenants/acme/agents/{}/token",
+            bo["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let revoked = expect(&mut agents[0], "token_revoked on node a", |f| {
+        f["type"] == "error"
+    })
+    .await;
+    assert_eq!(revoked["code"], "token_revoked");
 
     // The tenant's message budget holds across nodes (per second: per_second + burst = 5),
     // although each node alone would let a burst of 4 through.
@@ -523,8 +552,8 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
         "nothing doubled: {more:?}"
     );
 
-    // Bo was on node A and never comes back: past the grace period his chats go back to the
-    // queue and Cy, on the surviving node, takes them.
+    // Bo was signed out on node A and never comes back: past the grace period his chats go back
+    // to the queue and Cy, on the surviving node, takes them.
     let mut cy = agents.pop().unwrap();
     let mut taken: Vec<String> = Vec::new();
     while !held_by_bo.iter().all(|id| taken.contains(id)) {
