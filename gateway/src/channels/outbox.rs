@@ -44,13 +44,42 @@ pub fn start(channels: Arc<Channels>) {
 /// One scan covers every lag before it.
 const RECOVERY_GAP: Duration = Duration::from_secs(1);
 
+/// When the next recovery scan is due: after a lag, once [`RECOVERY_GAP`] has passed since the
+/// last scan.
+struct Recovery {
+    scanned_at: Instant,
+    lagged: bool,
+}
+
+impl Recovery {
+    fn scanned(at: Instant) -> Self {
+        Recovery {
+            scanned_at: at,
+            lagged: false,
+        }
+    }
+
+    fn lagged(&mut self) {
+        self.lagged = true;
+    }
+
+    /// Whether to scan now; if so, the scan is counted as done at `now`.
+    fn due(&mut self, now: Instant) -> bool {
+        if self.lagged && now.duration_since(self.scanned_at) >= RECOVERY_GAP {
+            *self = Recovery::scanned(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
 async fn enqueue_loop(
     channels: Arc<Channels>,
     mut events: tokio::sync::broadcast::Receiver<BusEvent>,
 ) {
     recover(&channels).await;
-    let mut recovered_at = Instant::now();
-    let mut lagged = false;
+    let mut recovery = Recovery::scanned(Instant::now());
     let poll = Duration::from_millis(channels.settings.poll_interval_ms.max(10));
     loop {
         // Wakes now and then to notice that the server stopped (and to scan after a lag).
@@ -65,17 +94,15 @@ async fn enqueue_loop(
             Ok(Ok(_)) => {}
             Ok(Err(RecvError::Lagged(skipped))) => {
                 tracing::warn!(skipped, "outbox fell behind the bus; scanning the store");
-                lagged = true;
+                recovery.lagged();
             }
             Ok(Err(RecvError::Closed)) => break,
         }
         if channels.store.is_closed() {
             break;
         }
-        if lagged && recovered_at.elapsed() >= RECOVERY_GAP {
+        if recovery.due(Instant::now()) {
             recover(&channels).await;
-            recovered_at = Instant::now();
-            lagged = false;
         }
     }
 }
@@ -423,5 +450,34 @@ impl Channels {
                 retryable: false,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lags_in_a_flood_cost_one_recovery_scan_a_second() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut recovery = Recovery::scanned(start);
+        assert!(!recovery.due(at(5000)), "no lag, no scan");
+        recovery.lagged();
+        recovery.lagged();
+        assert!(
+            recovery.due(at(5000)),
+            "a lag long after the last scan: at once"
+        );
+        assert!(
+            !recovery.due(at(5001)),
+            "one scan covers every lag before it"
+        );
+        for ms in [5100, 5400, 5900] {
+            recovery.lagged();
+            assert!(!recovery.due(at(ms)), "lagging again within the second");
+        }
+        assert!(recovery.due(at(6000)), "then one scan for all of them");
+        assert!(!recovery.due(at(9000)), "and none without a new lag");
     }
 }
