@@ -210,8 +210,8 @@ async fn expect(socket: &mut Socket, what: &str, matches: impl Fn(&Value) -> boo
     }
 }
 
-/// GET with the tenant's admin key, as JSON.
-async fn admin_get(http: &reqwest::Client, key: &str, url: &str) -> Value {
+/// GET with a bearer token (an admin key or an agent token), as JSON.
+async fn get_json(http: &reqwest::Client, key: &str, url: &str) -> Value {
     http.get(url)
         .bearer_auth(key)
         .send()
@@ -339,14 +339,14 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     .await;
     // Past the grace period nothing was requeued: no node saw Alice leave for good.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let detail: Value = admin_get(
+    let detail: Value = get_json(
         &http,
         &key,
         &format!("http://{a}/v1/tenants/acme/conversations/{conversation}"),
     )
     .await;
     assert_eq!(detail["conversation"]["state"], "assigned");
-    let messages: Value = admin_get(
+    let messages: Value = get_json(
         &http,
         &key,
         &format!("http://{c}/v1/tenants/acme/conversations/{conversation}/messages"),
@@ -416,7 +416,7 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     unique.dedup();
     assert_eq!(unique.len(), 16, "none assigned twice");
     for id in &unique {
-        let detail: Value = admin_get(
+        let detail: Value = get_json(
             &http,
             &key,
             &format!("http://{a}/v1/tenants/acme/conversations/{id}"),
@@ -434,15 +434,7 @@ async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     assert!(!held_by_bo.is_empty(), "both agents took part in the storm");
 
     // Bo's token is reissued through node C: his console on node A is told and closed.
-    let bo: Value = http
-        .get(format!("http://{c}/v1/agent/me"))
-        .bearer_auth(&agent_tokens[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bo = get_json(&http, &agent_tokens[0], &format!("http://{c}/v1/agent/me")).await;
     let response = http
         .post(format!(
             "http://{c}/v1/tenants/acme/agents/{}/token",

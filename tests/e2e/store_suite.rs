@@ -365,16 +365,7 @@ async fn close_reopen_and_the_event_log(backend: &Backend) {
         .create_agent("t1", "a", &["general".into()], 5)
         .await
         .unwrap();
-    let customer = store
-        .customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default())
-        .await
-        .unwrap();
-    let id = store
-        .append_customer_message(&customer, Some("1"), "hi", &queued())
-        .await
-        .unwrap()
-        .conversation
-        .id;
+    let (customer, id) = waiting_customer(store, "t1", "v").await;
     store.assign(&id, &agent, "joined").await.unwrap().unwrap();
     let reply = store
         .append_agent_message(&id, &agent.id, "r1", "hello")
@@ -1125,16 +1116,9 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
     store.delete_sensitive_list("t1", "abuse").await.unwrap();
     assert_eq!(store.sensitive_stamp("t1").await.unwrap(), (0, 0));
 
-    let customer = store
-        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
-        .await
-        .unwrap();
-    let appended = store
-        .append_customer_message(&customer, Some("c"), "hi", &queued())
-        .await
-        .unwrap();
+    let (_, conversation_id) = waiting_customer(store, "t1", "v1").await;
     let score = gateway::store::QualityRecord {
-        conversation_id: appended.conversation.id.clone(),
+        conversation_id: conversation_id.clone(),
         closed_at: 100,
         score: 87,
         findings: serde_json::json!([{"label": "slow_first_response"}]),
@@ -1144,10 +1128,7 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
     };
     store.put_quality("t1", &score).await.unwrap();
     store.put_quality("t1", &score).await.unwrap(); // one per close
-    let scores = store
-        .quality_scores(&appended.conversation.id)
-        .await
-        .unwrap();
+    let scores = store.quality_scores(&conversation_id).await.unwrap();
     assert_eq!(scores.len(), 1);
     assert_eq!((scores[0].score, scores[0].policy_version), (87, Some(1)));
     let summary = store.queue_summary().await.unwrap();
