@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use switchboard_bot::eval::{evaluate_with, EvalLine};
-use switchboard_bot::{BotSettings, Turn};
+use switchboard_bot::{BotSettings, Calibration, Turn};
 use switchboard_knowledge::{FaqRecord, Synonyms};
 
 fn main() {
@@ -25,7 +25,7 @@ fn main() {
     let started = Instant::now();
     let bot = setup::demo_bot(dir.path());
     println!(
-        "bot ready (model load, built-in head, demo dense side) in {:.1} s",
+        "bot ready (model load, built-in head, demo dense side, self-calibration) in {:.1} s",
         started.elapsed().as_secs_f32()
     );
     let synonyms = setup::demo_synonyms();
@@ -33,65 +33,44 @@ fn main() {
     // 1. Chinese set.
     let zh = setup::read_lines(setup::root().join("bot/eval/zh_eval.jsonl"));
     println!("\n== demo tenant, bot/eval/zh_eval.jsonl ==");
-    let report = evaluate_with(
-        &bot,
-        setup::DEMO,
-        &zh,
-        Arc::new(BotSettings::default()),
-        synonyms.clone(),
-    );
+    let settings = Arc::new(BotSettings::default());
+    match bot.tenant_fit(setup::DEMO) {
+        Some(fit) => println!(
+            "self-fitted calibration ({} held-out alternates, top right {}, {} generic negatives, {} ms): {:?}",
+            fit.queries, fit.top_right, fit.negatives, fit.duration_ms, fit.calibration
+        ),
+        None => println!("no self-fitted calibration (too few alternates)"),
+    }
+    let t = Instant::now();
+    let check = bot.self_check(setup::DEMO, &settings).expect("self-check");
+    println!("self-check in {} ms:\n{check}", t.elapsed().as_millis());
+    println!("-- self-fitted calibration (the default path) --");
+    let report = evaluate_with(&bot, setup::DEMO, &zh, settings.clone(), synonyms.clone());
     print!("{report}");
-    sweep(&bot, setup::DEMO, &zh, &synonyms);
+    sweep(&bot, setup::DEMO, &zh, &synonyms, None);
+    println!("-- before: the global calibration fitted on bot/eval/calibration.jsonl --");
+    let legacy = Arc::new(BotSettings {
+        calibration: Some(Calibration::default()),
+        ..BotSettings::default()
+    });
+    print!(
+        "{}",
+        evaluate_with(&bot, setup::DEMO, &zh, legacy, synonyms.clone())
+    );
+    search_quality(&bot, setup::DEMO, &zh, &synonyms);
 
     // 2. StackFAQ.
     if !skip_stackfaq {
         let path = setup::root().join("../shared/eval/stackfaq.json");
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let (records, mut lines) = stackfaq(&text);
-                let oos =
-                    clinc_oos_val(&setup::root().join("../shared/eval/clinc150_data_full.json"));
-                let started = Instant::now();
-                bot.knowledge()
-                    .rebuild("stackfaq", &records, 1)
-                    .expect("rebuild");
-                bot.index_faqs("stackfaq", &records).expect("dense");
-                println!(
-                    "\n== StackFAQ: {} faqs, {} paraphrases (+{} CLINC150 oos_val as none); indexed in {:.1} s ==",
-                    records.len(),
-                    lines.len(),
-                    oos.len(),
-                    started.elapsed().as_secs_f32()
-                );
-                let none = Arc::new(Synonyms::none());
-                let report = evaluate_with(
-                    &bot,
-                    "stackfaq",
-                    &lines,
-                    Arc::new(BotSettings::default()),
-                    none.clone(),
-                );
-                println!("-- paraphrases only --");
-                print!("{report}");
-                sweep(&bot, "stackfaq", &lines, &none);
-                lines.extend(oos);
-                println!("-- paraphrases + out-of-scope --");
-                let report = evaluate_with(
-                    &bot,
-                    "stackfaq",
-                    &lines,
-                    Arc::new(BotSettings::default()),
-                    none.clone(),
-                );
-                print!("{report}");
-            }
+            Ok(text) => stackfaq_bench(&bot, &text),
             Err(e) => println!("\nstackfaq skipped: {}: {e}", path.display()),
         }
+        self_check_cost(&bot);
     }
 
     // 3. Latency.
     let texts: Vec<&str> = zh.iter().map(|l| l.q.as_str()).collect();
-    let settings = Arc::new(BotSettings::default());
     for t in texts.iter().take(20) {
         bot.decide(
             &Turn::new(setup::DEMO, *t)
@@ -139,24 +118,218 @@ fn main() {
     println!("encoder alone: p50 {:.1} ms", enc[enc.len() / 2]);
 }
 
-/// Answer rate and wrong answers at several answer thresholds.
-fn sweep(bot: &switchboard_bot::Bot, tenant: &str, lines: &[EvalLine], synonyms: &Arc<Synonyms>) {
+/// StackFAQ: each thread's paraphrases split in two halves (even positions: train, odd:
+/// test). Reported on the test half only; whatever is fitted is fitted on the train half.
+fn stackfaq_bench(bot: &switchboard_bot::Bot, text: &str) {
+    let (records, lines) = stackfaq(text);
+    let (train, test): (Vec<(usize, EvalLine)>, Vec<(usize, EvalLine)>) =
+        lines.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let train: Vec<EvalLine> = train.into_iter().map(|(_, l)| l).collect();
+    let test: Vec<EvalLine> = test.into_iter().map(|(_, l)| l).collect();
+    let oos = clinc_oos_val(&setup::root().join("../shared/eval/clinc150_data_full.json"));
+    let none = Arc::new(Synonyms::none());
     println!(
-        "answer_threshold  answered  P@1-of-answers  wrong-answers/lines  faq-abstain  accuracy"
+        "\n== StackFAQ: {} threads; paraphrases split per thread: train half {}, test half {} (+{} CLINC150 oos_val as none) ==",
+        records.len(),
+        train.len(),
+        test.len(),
+        oos.len()
     );
-    for t in [0.3_f32, 0.4, 0.5, 0.6, 0.7, 0.8] {
+    let mut test_oos = test.clone();
+    test_oos.extend(oos);
+
+    // A: question only (no alternates); calibration fitted on the train half's lines.
+    let started = Instant::now();
+    bot.knowledge()
+        .rebuild("stackfaq-a", &records, 1)
+        .expect("rebuild");
+    bot.index_faqs("stackfaq-a", &records).expect("dense");
+    println!(
+        "-- A: the thread's question only, no alternates (indexed in {:.1} s); self-calibration: {:?}",
+        started.elapsed().as_secs_f32(),
+        bot.tenant_fit("stackfaq-a").map(|f| f.queries)
+    );
+    let fitted = switchboard_bot::eval::fit_calibration(bot, "stackfaq-a", &train, none.clone());
+    println!("   calibration fitted on the train half's lines: {fitted:?}");
+    let settings_a = Arc::new(BotSettings {
+        calibration: fitted,
+        ..BotSettings::default()
+    });
+    println!("   test half:");
+    print!(
+        "{}",
+        evaluate_with(bot, "stackfaq-a", &test, settings_a.clone(), none.clone())
+    );
+    println!("   test half + oos_val:");
+    print!(
+        "{}",
+        evaluate_with(bot, "stackfaq-a", &test_oos, settings_a, none.clone())
+    );
+    search_quality(bot, "stackfaq-a", &test, &none);
+
+    // B: the train half's paraphrases as the threads' alternates; self-calibrated from them.
+    let mut with_alternates = records.clone();
+    for r in &mut with_alternates {
+        r.alternates = train
+            .iter()
+            .filter(|l| l.expect == r.id)
+            .map(|l| l.q.clone())
+            .take(50)
+            .collect();
+    }
+    let started = Instant::now();
+    bot.knowledge()
+        .rebuild("stackfaq-b", &with_alternates, 1)
+        .expect("rebuild");
+    bot.index_faqs("stackfaq-b", &with_alternates)
+        .expect("dense");
+    println!(
+        "-- B: train-half paraphrases as alternates, self-calibrated (indexed + calibrated in {:.1} s)",
+        started.elapsed().as_secs_f32()
+    );
+    let settings = Arc::new(BotSettings::default());
+    if let Ok(check) = bot.self_check("stackfaq-b", &settings) {
+        print!("{check}");
+    }
+    println!("   test half:");
+    print!(
+        "{}",
+        evaluate_with(bot, "stackfaq-b", &test, settings.clone(), none.clone())
+    );
+    sweep(bot, "stackfaq-b", &test, &none, None);
+    println!("   test half + oos_val:");
+    print!(
+        "{}",
+        evaluate_with(bot, "stackfaq-b", &test_oos, settings, none.clone())
+    );
+    search_quality(bot, "stackfaq-b", &test, &none);
+}
+
+/// Hybrid search (`Bot::search`) P@1 and recall@5 over the lines that expect an FAQ.
+fn search_quality(
+    bot: &switchboard_bot::Bot,
+    tenant: &str,
+    lines: &[EvalLine],
+    synonyms: &Arc<Synonyms>,
+) {
+    let mut lexical = (0usize, 0usize);
+    let (mut n, mut p1, mut r5) = (0usize, 0usize, 0usize);
+    for l in lines
+        .iter()
+        .filter(|l| l.expect != "none" && l.expect != "handoff")
+    {
+        n += 1;
+        let hits = bot.search(tenant, &l.q, 5, synonyms).unwrap_or_default();
+        p1 += usize::from(hits.first().is_some_and(|h| h.id == l.expect));
+        r5 += usize::from(hits.iter().any(|h| h.id == l.expect));
+        let lex = bot
+            .knowledge()
+            .search(tenant, &l.q, 5, synonyms)
+            .unwrap_or_default();
+        lexical.0 += usize::from(lex.first().is_some_and(|h| h.id == l.expect));
+        lexical.1 += usize::from(lex.iter().any(|h| h.id == l.expect));
+    }
+    let r = |a: usize| a as f32 / n.max(1) as f32;
+    println!(
+        "   search over {n} faq lines: hybrid (Bot::search) P@1 {:.3} R@5 {:.3}; lexical only (KnowledgeIndex::search) P@1 {:.3} R@5 {:.3}",
+        r(p1),
+        r(r5),
+        r(lexical.0),
+        r(lexical.1)
+    );
+}
+
+/// How long the self-calibration and the self-check take for a few hundred FAQs: CLINC150's
+/// 150 intents and BANKING77's 77 as 227 FAQs (first train text as the question, the next
+/// four as alternates).
+fn self_check_cost(bot: &switchboard_bot::Bot) {
+    let mut records = Vec::new();
+    let clinc =
+        std::fs::read_to_string(setup::root().join("../shared/eval/clinc150_data_full.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Some(json) = clinc {
+        for pair in json["train"].as_array().into_iter().flatten() {
+            if let (Some(t), Some(l)) = (pair[0].as_str(), pair[1].as_str()) {
+                groups
+                    .entry(format!("clinc-{l}"))
+                    .or_default()
+                    .push(t.to_string());
+            }
+        }
+    }
+    if let Ok(text) =
+        std::fs::read_to_string(setup::root().join("../shared/eval/banking77_train.csv"))
+    {
+        for line in text.lines().skip(1) {
+            if let Some((t, l)) = line.rsplit_once(',') {
+                groups
+                    .entry(format!("bank-{}", l.trim()))
+                    .or_default()
+                    .push(t.trim_matches('"').to_string());
+            }
+        }
+    }
+    for (id, texts) in groups {
+        if texts.len() < 5 {
+            continue;
+        }
+        let mut r = FaqRecord::new(texts[0].clone(), format!("answer of {id}"));
+        r.id = id;
+        r.alternates = texts[1..5].to_vec();
+        records.push(r);
+    }
+    if records.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    bot.knowledge()
+        .rebuild("cost", &records, 1)
+        .expect("rebuild");
+    let quiet = bot.tenant_fit("cost").is_some();
+    bot.index_faqs("cost", &records).expect("dense");
+    let indexed = started.elapsed();
+    let t = Instant::now();
+    let fit = bot.self_calibrate("cost").expect("fit");
+    let fit_ms = t.elapsed().as_millis();
+    let t = Instant::now();
+    let check = bot
+        .self_check("cost", &BotSettings::default())
+        .expect("check");
+    let check_ms = t.elapsed().as_millis();
+    println!(
+        "\n== self-calibration cost: {} FAQs, {} texts (indexing with the encoder {:.1} s{}) ==\nself_calibrate {fit_ms} ms ({:?} held-out texts), self_check {check_ms} ms",
+        records.len(),
+        records.len() * 5,
+        indexed.as_secs_f32(),
+        if quiet { "" } else { ", self-calibration included" },
+        fit.map(|f| f.queries)
+    );
+    print!("{check}");
+}
+
+/// Answer rate and wrong answers at several answer thresholds.
+fn sweep(
+    bot: &switchboard_bot::Bot,
+    tenant: &str,
+    lines: &[EvalLine],
+    synonyms: &Arc<Synonyms>,
+    calibration: Option<Calibration>,
+) {
+    println!("   answer_threshold  accuracy  abstained  wrong");
+    for t in [0.3_f32, 0.4, 0.5, 0.6, 0.7] {
         let settings = Arc::new(BotSettings {
             answer_threshold: t,
+            calibration: calibration.clone(),
             ..BotSettings::default()
         });
         let r = evaluate_with(bot, tenant, lines, settings, synonyms.clone());
         println!(
-            "{t:>16.1}  {:>8}  {:>13.1}%  {:>18.1}%  {:>10.1}%  {:>7.1}%",
-            r.answered,
-            r.answer_precision * 100.0,
-            r.wrong_answer_rate * 100.0,
-            r.faq_abstain_rate * 100.0,
-            r.accuracy * 100.0
+            "   {t:>16.1}  {:>7.1}%  {:>8.1}%  {:>4.1}%",
+            r.accuracy * 100.0,
+            r.abstain_rate * 100.0,
+            r.wrong_answer_rate * 100.0
         );
     }
 }

@@ -1,18 +1,21 @@
 //! [`Bot`]: the shared pieces and the decision for one turn.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use switchboard_knowledge::{FaqRecord, KnowledgeIndex};
 use switchboard_models::{builtin, Encoder, IntentHead, TextKind};
 
-use crate::calibration::Features;
+use crate::calibration::{Calibration, Features};
 use crate::decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
 use crate::error::BotError;
 use crate::llm::LlmClient;
-use crate::retrieval::{features_of, fuse, DenseFaq, ScoredCandidate, TenantDense, LEXICAL_K};
+use crate::retrieval::{
+    answer_text, features_of, fuse, DenseFaq, ScoredCandidate, TenantDense, LEXICAL_K,
+};
 use crate::rules::{self, Lang, Reply};
-use crate::settings::LlmSettings;
+use crate::selfcheck::{self, CalibrationSource, SelfCheckOptions, SelfCheckReport, TenantFit};
+use crate::settings::{BotSettings, LlmSettings};
 
 /// Texts embedded per encoder call when indexing FAQs.
 const INDEX_BATCH: usize = 64;
@@ -36,7 +39,30 @@ pub struct Bot {
     default_head: Arc<IntentHead>,
     heads: RwLock<HashMap<String, Arc<IntentHead>>>,
     dense: RwLock<HashMap<String, Arc<TenantDense>>>,
+    /// Self-fitted calibrations per tenant (see [`crate::selfcheck`]).
+    fits: RwLock<HashMap<String, Arc<TenantFit>>>,
+    /// The generic out-of-scope questions with their vectors, embedded on first use.
+    negatives: OnceLock<Vec<(String, Vec<f32>)>>,
+    self_calibration: Option<SelfCheckOptions>,
     llm: Option<LlmClient>,
+}
+
+/// One hit of [`Bot::search`]: the hybrid ranking the bot answers from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchHit {
+    pub id: String,
+    pub question: String,
+    pub answer: String,
+    pub tags: Vec<String>,
+    /// The ranking score: best cosine over question and alternates + 0.3 · the answer's
+    /// cosine + a little token overlap and BM25 rank.
+    pub score: f32,
+    /// Best cosine between the query and the FAQ's question or alternates.
+    pub cosine: f32,
+    /// 0-based rank in tantivy's (BM25) list, when tantivy returned the FAQ.
+    pub lexical_rank: Option<usize>,
+    /// Calibrated probability that this FAQ answers the query (the bot's confidence).
+    pub confidence: f32,
 }
 
 impl std::fmt::Debug for Bot {
@@ -67,8 +93,19 @@ impl Bot {
             default_head: head,
             heads: RwLock::new(HashMap::new()),
             dense: RwLock::new(HashMap::new()),
+            fits: RwLock::new(HashMap::new()),
+            negatives: OnceLock::new(),
+            self_calibration: Some(SelfCheckOptions::default()),
             llm: None,
         }
+    }
+
+    /// Turns the automatic per-tenant self-calibration after every change of the dense side
+    /// on (`Some`, the default with [`SelfCheckOptions::default`]) or off (`None`: every
+    /// tenant without `BotSettings::calibration` uses [`Calibration::default`]).
+    pub fn with_self_calibration(mut self, options: Option<SelfCheckOptions>) -> Bot {
+        self.self_calibration = options;
+        self
     }
 
     /// Turns on the LLM step for tenants whose settings allow it.
@@ -125,13 +162,20 @@ impl Bot {
         for chunk in texts.chunks(INDEX_BATCH) {
             vectors.extend(self.encoder.embed_kind_blocking(TextKind::Query, chunk)?);
         }
+        let answers: Vec<&str> = enabled.iter().map(|r| answer_text(&r.answer)).collect();
+        let mut answer_vectors = Vec::with_capacity(answers.len());
+        for chunk in answers.chunks(INDEX_BATCH) {
+            answer_vectors.extend(self.encoder.embed_kind_blocking(TextKind::Passage, chunk)?);
+        }
         let mut vectors = vectors.into_iter();
+        let mut answer_vectors = answer_vectors.into_iter();
         let mut built = Vec::with_capacity(enabled.len());
         for record in &enabled {
             let n = DenseFaq::texts(record).len();
             built.push(Arc::new(DenseFaq::new(
                 record,
                 vectors.by_ref().take(n).collect(),
+                answer_vectors.next(),
             )));
         }
         let disabled: Vec<&str> = records
@@ -147,6 +191,7 @@ impl Bot {
                 map.insert(faq.id.clone(), faq);
             }
         });
+        self.recalibrate_quietly(tenant);
         Ok(())
     }
 
@@ -163,11 +208,157 @@ impl Bot {
                 map.remove(*id);
             }
         });
+        self.recalibrate_quietly(tenant);
+    }
+
+    /// After a change: refit the tenant's calibration when self-calibration is on. A failure
+    /// (the encoder could not embed the generic negatives) keeps the previous fit.
+    fn recalibrate_quietly(&self, tenant: &str) {
+        if self.self_calibration.is_none() {
+            return;
+        }
+        if let Err(error) = self.self_calibrate(tenant) {
+            tracing::warn!(tenant, %error, "self-calibration failed; keeping the previous one");
+        }
+    }
+
+    /// Fits `tenant`'s calibration from its own alternates and the built-in generic
+    /// out-of-scope questions ([`crate::selfcheck::fit`]) and uses it for the tenant's turns
+    /// from now on (unless its `BotSettings::calibration` is set). With too few alternates
+    /// the tenant goes back to [`Calibration::default`] and this returns `None`. Runs on its
+    /// own after [`Bot::index_faqs`], [`Bot::rebuild_faqs`] and [`Bot::remove_faqs`] unless
+    /// turned off with [`Bot::with_self_calibration`]. CPU-bound (see docs/bench-bot.md).
+    pub fn self_calibrate(&self, tenant: &str) -> Result<Option<TenantFit>, BotError> {
+        let options = self.self_calibration.clone().unwrap_or_default();
+        let fit = selfcheck::fit(self, tenant, &options)?;
+        let mut fits = self.fits.write().unwrap_or_else(|p| p.into_inner());
+        match &fit {
+            Some(fit) => {
+                fits.insert(tenant.to_string(), Arc::new(fit.clone()));
+            }
+            None => {
+                fits.remove(tenant);
+            }
+        }
+        Ok(fit)
+    }
+
+    /// The tenant's self-fitted calibration, when there is one.
+    pub fn tenant_fit(&self, tenant: &str) -> Option<TenantFit> {
+        self.fits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .map(|f| (**f).clone())
+    }
+
+    /// The calibration a turn of `tenant` with `settings` uses, and where it comes from:
+    /// `settings.calibration` when set, else the self-fitted one, else the default.
+    pub fn calibration_for(
+        &self,
+        tenant: &str,
+        settings: &BotSettings,
+    ) -> (Calibration, CalibrationSource) {
+        if let Some(c) = &settings.calibration {
+            return (c.clone(), CalibrationSource::TenantSettings);
+        }
+        match self.tenant_fit(tenant) {
+            Some(fit) => (fit.calibration, CalibrationSource::SelfFitted),
+            None => (Calibration::default(), CalibrationSource::Default),
+        }
+    }
+
+    /// The self-check report of `tenant` at `settings` (the tenant's current settings): how
+    /// many of its own alternates, each held out and asked against the rest, the bot answers
+    /// right, wrong, or not at all, and how many generic out-of-scope questions it would
+    /// answer. See [`crate::selfcheck`]. CPU-bound, about as long as a self-calibration.
+    pub fn self_check(
+        &self,
+        tenant: &str,
+        settings: &BotSettings,
+    ) -> Result<SelfCheckReport, BotError> {
+        let (calibration, source) = self.calibration_for(tenant, settings);
+        let options = self.self_calibration.clone().unwrap_or_default();
+        selfcheck::check(self, tenant, settings, &calibration, source, &options)
+    }
+
+    pub(crate) fn tenant_dense_arc(&self, tenant: &str) -> Arc<TenantDense> {
+        self.tenant_dense(tenant)
+    }
+
+    /// The generic out-of-scope questions and their vectors (embedded once).
+    pub(crate) fn generic_negatives(&self) -> Result<&[(String, Vec<f32>)], BotError> {
+        if let Some(n) = self.negatives.get() {
+            return Ok(n);
+        }
+        let texts = builtin::generic_out_of_scope();
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(INDEX_BATCH) {
+            let vectors = self.encoder.embed_kind_blocking(TextKind::Query, chunk)?;
+            out.extend(chunk.iter().map(|t| t.to_string()).zip(vectors));
+        }
+        Ok(self.negatives.get_or_init(|| out))
+    }
+
+    /// Hybrid knowledge search, ranked as the bot ranks a turn: tantivy's lexical candidates
+    /// UNION the nearest FAQs by cosine over every question and alternate, by
+    /// `cosine + 0.3 · answer cosine + 0.03 · token overlap + 0.01 / (BM25 rank + 2)`, each
+    /// with the bot's calibrated confidence (the
+    /// tenant's default settings). At most `k` hits (up to 20). CPU-bound: one encoder pass,
+    /// one tantivy search and a scan; call it off the async executor. This is what a
+    /// `kb/search` route and agent assist should call.
+    pub fn search(
+        &self,
+        tenant: &str,
+        text: &str,
+        k: usize,
+        synonyms: &switchboard_knowledge::Synonyms,
+    ) -> Result<Vec<SearchHit>, BotError> {
+        let text = text.trim();
+        if !rules::has_content(text) {
+            return Ok(Vec::new());
+        }
+        let text = truncate_chars(text, BotSettings::default().max_text_chars);
+        let mut vectors = self.encoder.embed_kind_blocking(TextKind::Query, &[text])?;
+        let vector = vectors.pop().unwrap_or_default();
+        self.search_with_embedding(tenant, text, &vector, k, synonyms)
+    }
+
+    /// [`Bot::search`] with the query's embedding (`query: ` prefix) already computed, e.g.
+    /// by `switchboard_models::EncoderService`.
+    pub fn search_with_embedding(
+        &self,
+        tenant: &str,
+        text: &str,
+        embedding: &[f32],
+        k: usize,
+        synonyms: &switchboard_knowledge::Synonyms,
+    ) -> Result<Vec<SearchHit>, BotError> {
+        let settings = BotSettings::default();
+        let (calibration, _) = self.calibration_for(tenant, &settings);
+        let list = self.ranked(tenant, text, embedding, synonyms, &calibration, k.min(20))?;
+        Ok(list
+            .into_iter()
+            .map(|c| SearchHit {
+                id: c.id,
+                question: c.question,
+                answer: c.answer,
+                tags: c.tags,
+                score: c.fused,
+                cosine: c.cosine,
+                lexical_rank: c.lexical_rank,
+                confidence: c.confidence,
+            })
+            .collect())
     }
 
     /// Forgets a tenant's dense side and intent head.
     pub fn remove_tenant(&self, tenant: &str) {
         self.dense
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        self.fits
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
@@ -253,7 +444,7 @@ impl Bot {
                 Reply::Handoff,
             ));
         }
-        if rules::angry(text) {
+        if rules::angry_tone(text) {
             return plain(handoff(
                 lang,
                 "complaint",
@@ -338,6 +529,17 @@ impl Bot {
             }
         };
         if !confident {
+            // A complaint word without an angry tone: a person, unless an FAQ answers it.
+            if rules::angry(text) {
+                return explained(handoff(
+                    lang,
+                    "complaint",
+                    &settings.complaint_skill,
+                    intent,
+                    confidence,
+                    Reply::ComplaintHandoff,
+                ));
+            }
             if score_of(builtin::HANDOFF_REQUEST) >= settings.handoff_intent_threshold {
                 let skill = skill_hint(&candidates, settings);
                 return explained(handoff(
@@ -467,10 +669,29 @@ impl Bot {
         text: &str,
         query_vector: &[f32],
     ) -> Result<Vec<ScoredCandidate>, BotError> {
-        let lexical = self
-            .index
-            .search(&turn.tenant, text, LEXICAL_K, &turn.synonyms)?;
-        let dense = self.tenant_dense(&turn.tenant);
+        let (calibration, _) = self.calibration_for(&turn.tenant, &turn.settings);
+        self.ranked(
+            &turn.tenant,
+            text,
+            query_vector,
+            &turn.synonyms,
+            &calibration,
+            10,
+        )
+    }
+
+    /// The fused ranking (best first, at most `keep`), each with its confidence.
+    fn ranked(
+        &self,
+        tenant: &str,
+        text: &str,
+        query_vector: &[f32],
+        synonyms: &switchboard_knowledge::Synonyms,
+        calibration: &Calibration,
+        keep: usize,
+    ) -> Result<Vec<ScoredCandidate>, BotError> {
+        let lexical = self.index.search(tenant, text, LEXICAL_K, synonyms)?;
+        let dense = self.tenant_dense(tenant);
         // Lexical hits the dense side lacks (index_faqs not called for them): embed them now.
         let lacking: Vec<&switchboard_knowledge::Candidate> = lexical
             .iter()
@@ -488,21 +709,35 @@ impl Bot {
                 .collect();
             let texts: Vec<&str> = records.iter().flat_map(DenseFaq::texts).collect();
             let vectors = self.encoder.embed_kind_blocking(TextKind::Query, &texts)?;
+            let answers: Vec<&str> = records.iter().map(|r| answer_text(&r.answer)).collect();
+            let answer_vectors = self
+                .encoder
+                .embed_kind_blocking(TextKind::Passage, &answers)?;
             let mut vectors = vectors.into_iter();
+            let mut answer_vectors = answer_vectors.into_iter();
             for record in &records {
                 let n = DenseFaq::texts(record).len();
                 missing.insert(
                     record.id.clone(),
-                    Arc::new(DenseFaq::new(record, vectors.by_ref().take(n).collect())),
+                    Arc::new(DenseFaq::new(
+                        record,
+                        vectors.by_ref().take(n).collect(),
+                        answer_vectors.next(),
+                    )),
                 );
             }
         }
         let mut list = fuse(query_vector, text, &lexical, &dense, &missing);
-        list.truncate(10);
-        let calibration = turn.settings.calibration();
+        list.truncate(keep);
+        // Margins are taken within the top 10, as for a turn.
+        let features_list_len = list.len().min(10);
         for i in 0..list.len() {
-            let confidence = calibration.confidence(&features_of(&list, i));
-            list[i].confidence = confidence;
+            let features = if i < features_list_len {
+                features_of(&list[..features_list_len], i)
+            } else {
+                features_of(&list, i)
+            };
+            list[i].confidence = calibration.confidence(&features);
         }
         Ok(list)
     }

@@ -19,11 +19,27 @@ pub struct Features {
     pub overlap: f32,
     /// 1 when the candidate is also the lexical (BM25) top hit, else 0.
     pub lexical_top: f32,
+    /// Cosine between the turn and the candidate's answer (`passage: ` prefix).
+    #[serde(default)]
+    pub answer_cosine: f32,
+    /// The candidate's ranking score minus the best ranking score of any other FAQ.
+    #[serde(default)]
+    pub fused_margin: f32,
 }
 
+/// Number of features.
+const N: usize = 6;
+
 impl Features {
-    fn vector(&self) -> [f32; 4] {
-        [self.cosine, self.margin, self.overlap, self.lexical_top]
+    fn vector(&self) -> [f32; N] {
+        [
+            self.cosine,
+            self.margin,
+            self.overlap,
+            self.lexical_top,
+            self.answer_cosine,
+            self.fused_margin,
+        ]
     }
 }
 
@@ -36,6 +52,12 @@ pub struct Calibration {
     pub margin: f32,
     pub overlap: f32,
     pub lexical_top: f32,
+    /// Weight of [`Features::answer_cosine`] (0 in calibrations from before it existed).
+    #[serde(default)]
+    pub answer_cosine: f32,
+    /// Weight of [`Features::fused_margin`] (0 in calibrations from before it existed).
+    #[serde(default)]
+    pub fused_margin: f32,
 }
 
 impl Default for Calibration {
@@ -48,6 +70,8 @@ impl Default for Calibration {
             margin: 69.1177,
             overlap: 2.4637,
             lexical_top: 0.1650,
+            answer_cosine: 0.0,
+            fused_margin: 0.0,
         }
     }
 }
@@ -55,7 +79,7 @@ impl Default for Calibration {
 impl Calibration {
     /// The probability that the candidate with these features is the right answer.
     pub fn confidence(&self, features: &Features) -> f32 {
-        let weights = [self.cosine, self.margin, self.overlap, self.lexical_top];
+        let weights = self.weights();
         let z = self.bias
             + weights
                 .iter()
@@ -65,66 +89,125 @@ impl Calibration {
         sigmoid(z)
     }
 
+    fn weights(&self) -> [f32; N] {
+        [
+            self.cosine,
+            self.margin,
+            self.overlap,
+            self.lexical_top,
+            self.answer_cosine,
+            self.fused_margin,
+        ]
+    }
+
     /// Fits the model on `(features, top candidate was right)` pairs by full-batch gradient
     /// descent on the log loss with a little L2, on standardized features (unfolded again in
     /// the result). Returns `None` when either class is missing.
     pub fn fit(samples: &[(Features, bool)]) -> Option<Calibration> {
-        let positives = samples.iter().filter(|s| s.1).count();
-        if positives == 0 || positives == samples.len() {
+        let weighted: Vec<(Features, bool, f32)> =
+            samples.iter().map(|(f, right)| (*f, *right, 1.0)).collect();
+        Calibration::fit_weighted(&weighted, 0.01)
+    }
+
+    /// [`Calibration::fit`] with a weight per sample and L2 strength `lambda` (on standardized
+    /// features). A feature that is constant over the samples gets weight 0. `None` when
+    /// either class is missing or the weights are not positive.
+    pub fn fit_weighted(samples: &[(Features, bool, f32)], lambda: f32) -> Option<Calibration> {
+        let weight_of = |s: &(Features, bool, f32)| {
+            if s.2.is_finite() {
+                s.2.max(0.0)
+            } else {
+                0.0
+            }
+        };
+        let positive: f32 = samples.iter().filter(|s| s.1).map(weight_of).sum();
+        let total: f32 = samples.iter().map(weight_of).sum();
+        if positive <= 0.0 || positive >= total || !total.is_finite() {
             return None;
         }
-        let n = samples.len() as f32;
-        let xs: Vec<[f32; 4]> = samples.iter().map(|s| s.0.vector()).collect();
-        let mut mean = [0.0_f32; 4];
-        let mut scale = [0.0_f32; 4];
-        for x in &xs {
-            for j in 0..4 {
-                mean[j] += x[j] / n;
-            }
-        }
-        for x in &xs {
-            for j in 0..4 {
-                scale[j] += (x[j] - mean[j]).powi(2) / n;
-            }
-        }
-        for s in &mut scale {
-            *s = s.sqrt().max(1e-4);
-        }
-        let zs: Vec<[f32; 4]> = xs
+        let ws: Vec<f32> = samples.iter().map(|s| weight_of(s) / total).collect();
+        let xs: Vec<[f32; N]> = samples
             .iter()
-            .map(|x| std::array::from_fn(|j| (x[j] - mean[j]) / scale[j]))
+            .map(|s| s.0.vector().map(|v| if v.is_finite() { v } else { 0.0 }))
+            .collect();
+        let mut mean = [0.0_f32; N];
+        let mut scale = [0.0_f32; N];
+        for (x, w) in xs.iter().zip(&ws) {
+            for j in 0..N {
+                mean[j] += x[j] * w;
+            }
+        }
+        for (x, w) in xs.iter().zip(&ws) {
+            for j in 0..N {
+                scale[j] += (x[j] - mean[j]).powi(2) * w;
+            }
+        }
+        let mut constant = [false; N];
+        for (j, s) in scale.iter_mut().enumerate() {
+            *s = s.sqrt();
+            if *s < 1e-4 {
+                constant[j] = true;
+                *s = 1.0;
+            }
+        }
+        let zs: Vec<[f32; N]> = xs
+            .iter()
+            .map(|x| {
+                std::array::from_fn(|j| {
+                    if constant[j] {
+                        0.0
+                    } else {
+                        (x[j] - mean[j]) / scale[j]
+                    }
+                })
+            })
             .collect();
         let ys: Vec<f32> = samples
             .iter()
             .map(|s| if s.1 { 1.0 } else { 0.0 })
             .collect();
-        let (mut w, mut b) = ([0.0_f32; 4], 0.0_f32);
-        let lambda = 0.01;
-        for _ in 0..5_000 {
-            let mut gw = [0.0_f32; 4];
+        let (mut w, mut b) = ([0.0_f32; N], 0.0_f32);
+        for _ in 0..3_000 {
+            let mut gw = [0.0_f32; N];
             let mut gb = 0.0_f32;
-            for (z, y) in zs.iter().zip(&ys) {
-                let p = sigmoid(b + (0..4).map(|j| w[j] * z[j]).sum::<f32>());
-                let err = p - y;
-                gb += err / n;
-                for j in 0..4 {
-                    gw[j] += err * z[j] / n;
+            for ((z, y), weight) in zs.iter().zip(&ys).zip(&ws) {
+                let p = sigmoid(b + (0..N).map(|j| w[j] * z[j]).sum::<f32>());
+                let err = (p - y) * weight;
+                gb += err;
+                for j in 0..N {
+                    gw[j] += err * z[j];
                 }
             }
             b -= 0.5 * gb;
-            for j in 0..4 {
+            for j in 0..N {
                 w[j] -= 0.5 * (gw[j] + lambda * w[j]);
             }
         }
-        let raw: [f32; 4] = std::array::from_fn(|j| w[j] / scale[j]);
-        let bias = b - (0..4).map(|j| raw[j] * mean[j]).sum::<f32>();
+        let raw: [f32; N] = std::array::from_fn(|j| w[j] / scale[j]);
+        let bias = b - (0..N).map(|j| raw[j] * mean[j]).sum::<f32>();
         Some(Calibration {
             bias,
             cosine: raw[0],
             margin: raw[1],
             overlap: raw[2],
             lexical_top: raw[3],
+            answer_cosine: raw[4],
+            fused_margin: raw[5],
         })
+    }
+
+    /// The same model with its bias moved so that a candidate that had confidence `p` now
+    /// has confidence `target` (used to put a chosen operating point at the tenant's
+    /// `answer_threshold`).
+    pub fn shifted(&self, p: f32, target: f32) -> Calibration {
+        let logit = |v: f32| {
+            let v = v.clamp(1e-4, 1.0 - 1e-4);
+            (v / (1.0 - v)).ln()
+        };
+        Calibration {
+            bias: self.bias - logit(p) + logit(target),
+            ..self.clone()
+        }
     }
 }
 
@@ -151,6 +234,7 @@ mod tests {
                     margin: if right { 0.05 } else { 0.01 },
                     overlap: 0.5,
                     lexical_top: 1.0,
+                    ..Features::default()
                 },
                 right,
             ));
@@ -161,12 +245,14 @@ mod tests {
             margin: 0.0,
             overlap: 0.5,
             lexical_top: 1.0,
+            ..Features::default()
         });
         let high = cal.confidence(&Features {
             cosine: 0.95,
             margin: 0.06,
             overlap: 0.5,
             lexical_top: 1.0,
+            ..Features::default()
         });
         assert!(low < 0.2 && high > 0.8, "low {low} high {high}");
         assert!(Calibration::fit(&samples[..10]).is_none());

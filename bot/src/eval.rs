@@ -73,13 +73,27 @@ pub fn class_of(expect: &str) -> &'static str {
     }
 }
 
-/// Accuracy of one class.
+/// Outcome of one class of lines. Every line is exactly one of right, wrong or abstained:
+/// - right: the decision's label is the expected one;
+/// - wrong: the bot answered with an FAQ that is not the expected label (the costly mistake:
+///   the customer reads a wrong answer);
+/// - abstained: anything else (clarify, out of scope, a handoff or a social reply where
+///   something else was expected): the customer got no answer, but no wrong one either.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassReport {
     pub class: String,
     pub total: usize,
     pub correct: usize,
+    /// `correct / total`: the overall accuracy of the class.
     pub accuracy: f32,
+    /// Lines answered with a wrong FAQ.
+    pub wrong: usize,
+    /// Lines with no answer and no wrong answer.
+    pub abstained: usize,
+    /// `wrong / total`.
+    pub wrong_rate: f32,
+    /// `abstained / total`.
+    pub abstain_rate: f32,
 }
 
 /// One kind of mistake, with up to three example questions.
@@ -98,6 +112,12 @@ pub struct EvalReport {
     /// Lines whose predicted label equals the expected one.
     pub correct: usize,
     pub accuracy: f32,
+    /// Lines answered with a wrong FAQ (see [`ClassReport`]).
+    pub wrong: usize,
+    /// Lines neither right nor wrong (see [`ClassReport`]).
+    pub abstained: usize,
+    /// `abstained / total`.
+    pub abstain_rate: f32,
     /// Per class (`faq`, `handoff`, `none`), in that order, classes with lines only.
     pub classes: Vec<ClassReport>,
     /// FAQ answers given (on any line), and how many were the expected FAQ.
@@ -111,6 +131,10 @@ pub struct EvalReport {
     pub faq_abstain_rate: f32,
     /// FAQ lines whose clarify suggestions held the expected FAQ's question.
     pub faq_clarified_with_expected: usize,
+    /// FAQ lines answered with a clarify decision.
+    pub faq_clarified: usize,
+    /// FAQ lines whose expected FAQ was among the top 5 retrieval candidates.
+    pub retrieval_recall_at_5: f32,
     /// FAQ lines whose top retrieval candidate was the expected FAQ, whatever the decision.
     pub retrieval_p_at_1: f32,
     /// Mistakes, most frequent first (at most 15).
@@ -137,11 +161,13 @@ pub fn evaluate_with(
     settings: Arc<BotSettings>,
     synonyms: Arc<Synonyms>,
 ) -> EvalReport {
-    let mut per_class: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    // class -> (total, right, wrong)
+    let mut per_class: BTreeMap<&'static str, (usize, usize, usize)> = BTreeMap::new();
     let mut confusions: BTreeMap<(String, String), (usize, Vec<String>)> = BTreeMap::new();
     let (mut correct, mut answered, mut answered_correct, mut wrong_answers) = (0, 0, 0, 0);
     let (mut faq_lines, mut faq_abstained, mut clarified_with_expected, mut top_right) =
         (0, 0, 0, 0);
+    let (mut faq_clarified, mut top5_right) = (0, 0);
     for line in lines {
         let turn = Turn::new(tenant, line.q.clone())
             .with_settings(settings.clone())
@@ -176,6 +202,7 @@ pub fn evaluate_with(
                 answered_correct += 1;
             } else {
                 wrong_answers += 1;
+                entry_wrong(&mut per_class, class);
             }
         }
         if class == "faq" {
@@ -189,6 +216,17 @@ pub fn evaluate_with(
                 .is_some_and(|c| c.id == line.expect)
             {
                 top_right += 1;
+            }
+            if explained
+                .candidates
+                .iter()
+                .take(5)
+                .any(|c| c.id == line.expect)
+            {
+                top5_right += 1;
+            }
+            if decision.kind == DecisionKind::Clarify {
+                faq_clarified += 1;
             }
             if decision.kind == DecisionKind::Clarify
                 && explained
@@ -204,11 +242,15 @@ pub fn evaluate_with(
     let classes = ["faq", "handoff", "none"]
         .iter()
         .filter_map(|c| {
-            per_class.get(c).map(|&(total, ok)| ClassReport {
+            per_class.get(c).map(|&(total, ok, wrong)| ClassReport {
                 class: c.to_string(),
                 total,
                 correct: ok,
                 accuracy: ratio(ok, total),
+                wrong,
+                abstained: total - ok - wrong,
+                wrong_rate: ratio(wrong, total),
+                abstain_rate: ratio(total - ok - wrong, total),
             })
         })
         .collect();
@@ -227,10 +269,14 @@ pub fn evaluate_with(
             .then_with(|| a.expected.cmp(&b.expected))
     });
     confusions.truncate(15);
+    let abstained = lines.len() - correct - wrong_answers;
     EvalReport {
         total: lines.len(),
         correct,
         accuracy: ratio(correct, lines.len()),
+        wrong: wrong_answers,
+        abstained,
+        abstain_rate: ratio(abstained, lines.len()),
         classes,
         answered,
         answered_correct,
@@ -238,6 +284,8 @@ pub fn evaluate_with(
         wrong_answer_rate: ratio(wrong_answers, lines.len()),
         faq_abstain_rate: ratio(faq_abstained, faq_lines),
         faq_clarified_with_expected: clarified_with_expected,
+        faq_clarified,
+        retrieval_recall_at_5: ratio(top5_right, faq_lines),
         retrieval_p_at_1: ratio(top_right, faq_lines),
         confusions,
     }
@@ -245,38 +293,49 @@ pub fn evaluate_with(
 
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |v: f32| v * 100.0;
         writeln!(
             f,
-            "lines {}  accuracy {:.1}% ({}/{})",
-            self.total,
-            self.accuracy * 100.0,
-            self.correct,
-            self.total
+            "{:<8} {:>5}  {:>8}  {:>10}  {:>6}",
+            "class", "lines", "accuracy", "abstained", "wrong"
         )?;
         for c in &self.classes {
             writeln!(
                 f,
-                "  {:<8} {:>5.1}%  ({}/{})",
+                "{:<8} {:>5}  {:>7.1}%  {:>9.1}%  {:>5.1}%",
                 c.class,
-                c.accuracy * 100.0,
-                c.correct,
-                c.total
+                c.total,
+                pct(c.accuracy),
+                pct(c.abstain_rate),
+                pct(c.wrong_rate)
             )?;
         }
         writeln!(
             f,
-            "faq answers {}  right {}  P@1 of answers {:.1}%  wrong answers {:.1}% of lines  faq lines abstained {:.1}%",
-            self.answered,
-            self.answered_correct,
-            self.answer_precision * 100.0,
-            self.wrong_answer_rate * 100.0,
-            self.faq_abstain_rate * 100.0
+            "{:<8} {:>5}  {:>7.1}%  {:>9.1}%  {:>5.1}%   ({} right, {} abstained, {} wrong)",
+            "all",
+            self.total,
+            pct(self.accuracy),
+            pct(self.abstain_rate),
+            pct(self.wrong_answer_rate),
+            self.correct,
+            self.abstained,
+            self.wrong
         )?;
         writeln!(
             f,
-            "retrieval P@1 {:.1}%  clarify held the expected faq {} times",
-            self.retrieval_p_at_1 * 100.0,
-            self.faq_clarified_with_expected
+            "faq lines: clarified {} (the expected faq among the buttons {})  retrieval P@1 {:.1}%  R@5 {:.1}%",
+            self.faq_clarified,
+            self.faq_clarified_with_expected,
+            pct(self.retrieval_p_at_1),
+            pct(self.retrieval_recall_at_5)
+        )?;
+        writeln!(
+            f,
+            "faq answers given {} ({} right: {:.1}% of answers)",
+            self.answered,
+            self.answered_correct,
+            pct(self.answer_precision)
         )?;
         if !self.confusions.is_empty() {
             writeln!(f, "worst confusions (expected -> predicted):")?;
@@ -290,6 +349,10 @@ impl fmt::Display for EvalReport {
         }
         Ok(())
     }
+}
+
+fn entry_wrong(per_class: &mut BTreeMap<&'static str, (usize, usize, usize)>, class: &'static str) {
+    per_class.entry(class).or_default().2 += 1;
 }
 
 /// Calibration samples from labelled lines: for every line expecting an FAQ or `none`, the

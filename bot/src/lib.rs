@@ -101,14 +101,16 @@ pub mod eval;
 mod llm;
 mod retrieval;
 mod rules;
+pub mod selfcheck;
 mod settings;
 
-pub use bot::{Bot, Explanation};
+pub use bot::{Bot, Explanation, SearchHit};
 pub use calibration::{Calibration, Features};
 pub use decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
 pub use error::{BotError, EvalLineError};
 pub use eval::{evaluate, evaluate_with, EvalLine, EvalReport};
 pub use llm::{LlmFallback, NO_ANSWER};
 pub use retrieval::ScoredCandidate;
-pub use rules::{angry, explicit_handoff};
+pub use rules::{angry, angry_tone, explicit_handoff};
+pub use selfcheck::{CalibrationSource, SelfCheckOptions, SelfCheckReport, TenantFit};
 pub use settings::{BotSettings, LlmSettings};

@@ -15,6 +15,33 @@ pub(crate) const LEXICAL_K: usize = 20;
 pub(crate) const DENSE_K: usize = 20;
 /// Weight of token overlap added to the cosine when ranking (the fused score).
 pub(crate) const OVERLAP_WEIGHT: f32 = 0.03;
+/// Weight of the cosine between the turn and the FAQ's answer (`passage: `) in the fused score.
+pub(crate) const ANSWER_WEIGHT: f32 = 0.3;
+/// Weight of tantivy's reciprocal rank `1 / (rank + 2)` in the fused score.
+pub(crate) const LEXICAL_RANK_WEIGHT: f32 = 0.01;
+/// Characters of an answer embedded for the answer cosine (its opening says what it is about).
+pub(crate) const ANSWER_CHARS: usize = 300;
+
+/// The answer text that is embedded (with the `passage: ` prefix) for an FAQ.
+pub(crate) fn answer_text(answer: &str) -> &str {
+    match answer.char_indices().nth(ANSWER_CHARS) {
+        Some((cut, _)) => &answer[..cut],
+        None => answer,
+    }
+}
+
+/// The fused ranking score of a candidate.
+pub(crate) fn fused_score(
+    cosine: f32,
+    answer_cosine: f32,
+    overlap: f32,
+    lexical_rank: Option<usize>,
+) -> f32 {
+    cosine
+        + ANSWER_WEIGHT * answer_cosine
+        + OVERLAP_WEIGHT * overlap
+        + lexical_rank.map_or(0.0, |r| LEXICAL_RANK_WEIGHT / (r as f32 + 2.0))
+}
 
 /// One FAQ on the dense side: its texts' embeddings and analyzed tokens.
 #[derive(Debug)]
@@ -27,6 +54,12 @@ pub(crate) struct DenseFaq {
     pub vectors: Vec<Vec<f32>>,
     /// Analyzed tokens of the question and alternates.
     pub tokens: HashSet<String>,
+    /// Analyzed tokens of each text, in the order of `vectors` (for held-out self-checks).
+    pub text_tokens: Vec<HashSet<String>>,
+    /// The texts themselves (question first, then alternates), in the order of `vectors`.
+    pub phrasings: Vec<String>,
+    /// Unit vector of the answer's opening (`passage: ` prefix); `None` when not embedded.
+    pub answer_vector: Option<Vec<f32>>,
 }
 
 impl DenseFaq {
@@ -37,25 +70,73 @@ impl DenseFaq {
             .collect()
     }
 
-    pub fn new(record: &FaqRecord, vectors: Vec<Vec<f32>>) -> DenseFaq {
+    pub fn new(
+        record: &FaqRecord,
+        vectors: Vec<Vec<f32>>,
+        answer_vector: Option<Vec<f32>>,
+    ) -> DenseFaq {
+        let text_tokens: Vec<HashSet<String>> = DenseFaq::texts(record)
+            .iter()
+            .map(|t| analyze(t).into_iter().collect())
+            .collect();
         DenseFaq {
             id: record.id.clone(),
             question: record.question.clone(),
             answer: record.answer.clone(),
             tags: record.tags.clone(),
             vectors,
-            tokens: DenseFaq::texts(record)
+            tokens: text_tokens.iter().flatten().cloned().collect(),
+            text_tokens,
+            phrasings: DenseFaq::texts(record)
                 .iter()
-                .flat_map(|t| analyze(t))
+                .map(|t| t.to_string())
                 .collect(),
+            answer_vector,
         }
     }
 
     fn best_cosine(&self, query: &[f32]) -> f32 {
+        self.best_cosine_without(query, None)
+    }
+
+    /// Cosine between the query and the answer (0 when the answer was not embedded).
+    pub fn answer_cosine(&self, query: &[f32]) -> f32 {
+        self.answer_vector
+            .as_ref()
+            .map_or(0.0, |a| cosine(query, a))
+    }
+
+    /// Best cosine over the texts, leaving out text `skip` (a held-out alternate).
+    pub fn best_cosine_without(&self, query: &[f32], skip: Option<usize>) -> f32 {
         self.vectors
             .iter()
-            .map(|v| cosine(query, v))
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, v)| cosine(query, v))
             .fold(f32::MIN, f32::max)
+    }
+
+    /// Share of `query_tokens` found in the texts, leaving out text `skip`.
+    pub fn overlap_without(&self, query_tokens: &HashSet<String>, skip: Option<usize>) -> f32 {
+        if query_tokens.is_empty() {
+            return 0.0;
+        }
+        let found = match skip {
+            None => query_tokens
+                .iter()
+                .filter(|t| self.tokens.contains(*t))
+                .count(),
+            Some(skip) => query_tokens
+                .iter()
+                .filter(|t| {
+                    self.text_tokens
+                        .iter()
+                        .enumerate()
+                        .any(|(i, set)| i != skip && set.contains(*t))
+                })
+                .count(),
+        };
+        found as f32 / query_tokens.len() as f32
     }
 }
 
@@ -71,13 +152,15 @@ pub struct ScoredCandidate {
     pub tags: Vec<String>,
     /// Best cosine between the turn and the FAQ's question or alternates.
     pub cosine: f32,
+    /// Cosine between the turn and the FAQ's answer.
+    pub answer_cosine: f32,
     /// BM25 score, when tantivy returned the FAQ.
     pub lexical_score: Option<f32>,
     /// 0-based rank in tantivy's list, when it returned the FAQ.
     pub lexical_rank: Option<usize>,
     /// Share of the turn's tokens found in the FAQ's question or alternates.
     pub overlap: f32,
-    /// The ranking score: `cosine + OVERLAP_WEIGHT * overlap`.
+    /// The ranking score: `cosine + 0.3 · answer_cosine + 0.03 · overlap + 0.01 / (lexical_rank + 2)`.
     pub fused: f32,
     /// Calibrated confidence of this candidate as the answer (features computed as if it
     /// were the top one).
@@ -97,33 +180,30 @@ pub(crate) fn fuse(
     let query_tokens: HashSet<String> = analyze(query_text).into_iter().collect();
     let mut by_id: HashMap<&str, ScoredCandidate> = HashMap::new();
     let score = |faq: &DenseFaq| -> ScoredCandidate {
-        let overlap = if query_tokens.is_empty() {
-            0.0
-        } else {
-            query_tokens
-                .iter()
-                .filter(|t| faq.tokens.contains(*t))
-                .count() as f32
-                / query_tokens.len() as f32
-        };
+        let overlap = faq.overlap_without(&query_tokens, None);
         let cosine = faq.best_cosine(query_vector);
+        let answer_cosine = faq.answer_cosine(query_vector);
         ScoredCandidate {
             id: faq.id.clone(),
             question: faq.question.clone(),
             answer: faq.answer.clone(),
             tags: faq.tags.clone(),
             cosine,
+            answer_cosine,
             lexical_score: None,
             lexical_rank: None,
             overlap,
-            fused: cosine + OVERLAP_WEIGHT * overlap,
+            fused: fused_score(cosine, answer_cosine, overlap, None),
             confidence: 0.0,
         }
     };
-    // Dense side: the DENSE_K nearest FAQs.
+    // Dense side: the DENSE_K nearest FAQs (questions, alternates and answer).
     let mut dense_scored: Vec<(f32, &Arc<DenseFaq>)> = dense
         .values()
-        .map(|faq| (faq.best_cosine(query_vector), faq))
+        .map(|faq| {
+            let c = faq.best_cosine(query_vector);
+            (c + ANSWER_WEIGHT * faq.answer_cosine(query_vector), faq)
+        })
         .collect();
     dense_scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (_, faq) in dense_scored.iter().take(DENSE_K) {
@@ -139,6 +219,7 @@ pub(crate) fn fuse(
             .or_insert_with(|| score(faq.as_ref()));
         entry.lexical_score = Some(hit.score);
         entry.lexical_rank = Some(rank);
+        entry.fused = fused_score(entry.cosine, entry.answer_cosine, entry.overlap, Some(rank));
     }
     let mut out: Vec<ScoredCandidate> = by_id.into_values().collect();
     out.sort_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
@@ -160,10 +241,23 @@ pub(crate) fn features_of(list: &[ScoredCandidate], i: usize) -> Features {
     } else {
         (c.cosine - best_other).clamp(-0.2, 0.2)
     };
+    let best_other_fused = list
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, o)| o.fused)
+        .fold(f32::MIN, f32::max);
+    let fused_margin = if best_other_fused == f32::MIN {
+        0.1
+    } else {
+        (c.fused - best_other_fused).clamp(-0.2, 0.2)
+    };
     Features {
         cosine: c.cosine,
         margin,
         overlap: c.overlap,
         lexical_top: if c.lexical_rank == Some(0) { 1.0 } else { 0.0 },
+        answer_cosine: c.answer_cosine,
+        fused_margin,
     }
 }

@@ -35,10 +35,13 @@ const HANDOFF_PHRASES_EN: &[&str] = &[
     "customer service rep",
 ];
 
-/// Words that signal anger or a complaint: a person handles these even when an FAQ matches.
+/// Words that name a complaint: a person handles these unless an FAQ answers the turn
+/// confidently ("怎么投诉商家" may be a question the knowledge base answers).
+const COMPLAINT_ZH: &[&str] = &["投诉", "差评", "举报"];
+const COMPLAINT_EN: &[&str] = &["complaint", "complain"];
+
+/// Words that carry an angry tone: a person handles these even when an FAQ matches.
 const ANGER_ZH: &[&str] = &[
-    "投诉",
-    "差评",
     "骗子",
     "垃圾",
     "太差",
@@ -48,12 +51,9 @@ const ANGER_ZH: &[&str] = &[
     "坑人",
     "欺诈",
     "无语了",
-    "举报",
     "太过分",
 ];
 const ANGER_EN: &[&str] = &[
-    "complaint",
-    "complain",
     "scam",
     "terrible",
     "worst",
@@ -75,6 +75,12 @@ pub fn explicit_handoff(text: &str) -> bool {
 
 /// True when the text carries an angry or complaint word.
 pub fn angry(text: &str) -> bool {
+    angry_tone(text) || contains_any(text, COMPLAINT_ZH, COMPLAINT_EN)
+}
+
+/// True when the text carries an angry word (not merely the word "complaint"): the bot hands
+/// off whatever the knowledge base holds.
+pub fn angry_tone(text: &str) -> bool {
     contains_any(text, ANGER_ZH, ANGER_EN)
 }
 
@@ -186,6 +192,8 @@ mod tests {
         assert!(angry("我要投诉你们"));
         assert!(angry("This is a SCAM."));
         assert!(!angry("怎么申请退货"));
+        assert!(angry("我要投诉") && !angry_tone("我要投诉"));
+        assert!(angry_tone("你们就是骗子"));
         assert_eq!(language("你好"), Lang::Zh);
         assert_eq!(language("hello"), Lang::En);
         assert!(!has_content("?!。，…  "));

@@ -147,6 +147,18 @@ const OUT_OF_SCOPE_EXAMPLES: &[&str] = &[
     "tell me a joke",
 ];
 
+/// Generic out-of-scope questions (English and Chinese) written for this project
+/// (`models/data/generic_out_of_scope.txt`): world knowledge, chit-chat, personal tasks.
+/// No shop's knowledge base answers them. Used as built-in negatives by the bot's per-tenant
+/// self-calibration and by intent heads trained without out-of-scope examples.
+pub fn generic_out_of_scope() -> Vec<&'static str> {
+    include_str!("../data/generic_out_of_scope.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
 /// The built-in examples; `with_out_of_scope` adds the general out-of-scope questions.
 pub fn builtin_examples(with_out_of_scope: bool) -> Vec<Example> {
     let mut out = Vec::new();

@@ -1,0 +1,515 @@
+//! Per-tenant self-calibration and self-check, from the tenant's own knowledge base.
+//!
+//! Every FAQ comes with alternates (other phrasings of its question). Holding one text of an
+//! FAQ out and asking it as a customer turn against the rest of the knowledge base gives a
+//! labelled in-domain turn for free: the right answer is that FAQ. Generic out-of-scope
+//! questions shipped with the models crate ([`switchboard_models::builtin::generic_out_of_scope`],
+//! English and Chinese) give turns no FAQ should answer. From these the bot
+//!
+//! 1. **fits the tenant's calibration** ([`fit`]): a weighted logistic model over the same
+//!    features the live decision uses (best cosine, margin, token overlap), then moves its bias
+//!    so that the operating point that maximizes `right − wrong_cost · wrong` on these turns
+//!    sits at the default `answer_threshold` (0.5);
+//! 2. **reports** ([`check`]) how many held-out texts the bot answers right, answers with a
+//!    wrong FAQ, or abstains on (clarify, out of scope, handoff) at given settings, and how many
+//!    generic out-of-scope questions it would answer.
+//!
+//! ## How held out is "held out"
+//! The dense side of a held-out text is exact: its own vector is skipped, and its tokens are
+//! not counted in its FAQ's token overlap. The lexical (tantivy) side is left out of the
+//! simulation, because the tantivy index holds the held-out text itself; candidates are the
+//! dense nearest FAQs only and the `lexical_top` feature is 0 (the fitted model gives it
+//! weight 0, so live turns and the simulation compute the same confidence). In live turns
+//! tantivy can only add candidates. The report is measured on the same turns the calibration
+//! was fitted on (three coefficients and a bias, so the optimism is small); the bench in
+//! `examples/bench.rs` measures the fitted calibration on held-out test sets.
+//!
+//! ## Cost
+//! No encoder pass for the held-out texts (their vectors are on the dense side already); the
+//! generic negatives are embedded once per [`Bot`] (about 165 texts). The scan is
+//! `queries × texts` dot products: for 300 FAQs with 3 alternates each, about 0.2 s on one
+//! core in release (see docs/bench-bot.md). Above [`SelfCheckOptions::max_queries`] held-out
+//! texts, an evenly spaced sample is used.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use switchboard_knowledge::analyze;
+
+use crate::bot::Bot;
+use crate::calibration::{Calibration, Features};
+use crate::error::BotError;
+use crate::retrieval::{
+    features_of, fused_score, DenseFaq, ScoredCandidate, TenantDense, ANSWER_WEIGHT, DENSE_K,
+};
+use crate::rules;
+use crate::settings::BotSettings;
+
+/// Knobs of the self-calibration. The defaults are what [`Bot`] uses after every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SelfCheckOptions {
+    /// At most this many held-out texts per run (an evenly spaced sample above it).
+    pub max_queries: usize,
+    /// How many abstentions one wrong answer is worth when choosing the operating point.
+    pub wrong_cost: f32,
+    /// Total weight of the generic out-of-scope questions relative to the held-out texts.
+    pub negative_share: f32,
+    /// Fewer held-out texts than this: no fit (the default calibration stays in force).
+    pub min_queries: usize,
+}
+
+impl Default for SelfCheckOptions {
+    fn default() -> Self {
+        SelfCheckOptions {
+            max_queries: 800,
+            wrong_cost: 3.0,
+            negative_share: 0.5,
+            min_queries: 12,
+        }
+    }
+}
+
+/// Where the calibration in force for a tenant comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalibrationSource {
+    /// `BotSettings::calibration`, set by the tenant (e.g. from `eval::fit_calibration`).
+    TenantSettings,
+    /// Fitted by [`fit`] from the tenant's own alternates.
+    SelfFitted,
+    /// [`Calibration::default`] (too few alternates to fit).
+    Default,
+}
+
+/// A tenant's self-fitted calibration and what it was fitted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantFit {
+    pub calibration: Calibration,
+    /// Held-out texts used (in-domain turns).
+    pub queries: usize,
+    /// Of those, how many had the right FAQ on top.
+    pub top_right: usize,
+    /// Generic out-of-scope questions used.
+    pub negatives: usize,
+    /// Confidence (before the shift) of the chosen operating point.
+    pub operating_point: f32,
+    pub duration_ms: u64,
+}
+
+/// One held-out text the bot would not answer right.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfCheckMiss {
+    pub text: String,
+    /// The FAQ the text belongs to (`none` for a generic out-of-scope question).
+    pub expected: String,
+    /// An FAQ id (answered wrong), `clarify`, `out_of_scope` or `handoff`.
+    pub outcome: String,
+    pub confidence: f32,
+}
+
+/// What the self-check found: the operator console shows it after every knowledge-base change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfCheckReport {
+    pub tenant: String,
+    pub faqs: usize,
+    /// FAQs with at least one alternate (only these can be held out).
+    pub faqs_with_alternates: usize,
+    /// Held-out texts asked.
+    pub queries: usize,
+    /// Answered with their own FAQ.
+    pub right: usize,
+    /// Answered with another FAQ.
+    pub wrong: usize,
+    /// Not answered: clarify + out of scope + handoff.
+    pub abstained: usize,
+    pub clarified: usize,
+    /// Clarify decisions whose buttons held the right FAQ.
+    pub clarified_with_right: usize,
+    pub out_of_scope: usize,
+    pub handed_off: usize,
+    /// `right / queries`, `abstained / queries`, `wrong / queries`.
+    pub accuracy: f32,
+    pub abstain_rate: f32,
+    pub wrong_rate: f32,
+    /// Generic out-of-scope questions asked, and how many got an FAQ answer (should be 0).
+    pub negatives: usize,
+    pub negatives_answered: usize,
+    pub calibration_source: CalibrationSource,
+    pub calibration: Calibration,
+    pub answer_threshold: f32,
+    pub duration_ms: u64,
+    /// Up to 20 misses (wrong answers first).
+    pub misses: Vec<SelfCheckMiss>,
+}
+
+impl std::fmt::Display for SelfCheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |a: usize, b: usize| {
+            if b == 0 {
+                0.0
+            } else {
+                a as f32 * 100.0 / b as f32
+            }
+        };
+        writeln!(
+            f,
+            "self-check {}: {} faqs ({} with alternates), {} held-out texts, calibration {:?}",
+            self.tenant,
+            self.faqs,
+            self.faqs_with_alternates,
+            self.queries,
+            self.calibration_source
+        )?;
+        writeln!(
+            f,
+            "  right {:.1}% ({})  abstained {:.1}% ({}: clarify {} [right faq among buttons {}], out of scope {}, handoff {})  wrong {:.1}% ({})",
+            pct(self.right, self.queries),
+            self.right,
+            pct(self.abstained, self.queries),
+            self.abstained,
+            self.clarified,
+            self.clarified_with_right,
+            self.out_of_scope,
+            self.handed_off,
+            pct(self.wrong, self.queries),
+            self.wrong
+        )?;
+        writeln!(
+            f,
+            "  generic out-of-scope questions answered: {} of {}   ({} ms)",
+            self.negatives_answered, self.negatives, self.duration_ms
+        )
+    }
+}
+
+/// One simulated turn: a vector, the FAQ it belongs to and the text to leave out.
+struct Probe<'a> {
+    text: &'a str,
+    vector: &'a [f32],
+    /// `(faq id, text index)` of the held-out text; `None` for a generic negative.
+    held_out: Option<(&'a str, usize)>,
+}
+
+/// The held-out texts of a tenant's dense side (an evenly spaced sample above `max`), in a
+/// stable order.
+fn held_out_probes(dense: &TenantDense, max: usize) -> Vec<Probe<'_>> {
+    let mut faqs: Vec<&Arc<DenseFaq>> = dense.values().collect();
+    faqs.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut all = Vec::new();
+    for faq in faqs {
+        if faq.vectors.len() < 2 {
+            continue;
+        }
+        for (i, (v, t)) in faq.vectors.iter().zip(&faq.phrasings).enumerate() {
+            all.push(Probe {
+                text: t.as_str(),
+                vector: v.as_slice(),
+                held_out: Some((faq.id.as_str(), i)),
+            });
+        }
+    }
+    if all.len() <= max || max == 0 {
+        return all;
+    }
+    let step = all.len() as f64 / max as f64;
+    let keep: HashSet<usize> = (0..max).map(|i| (i as f64 * step) as usize).collect();
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// The candidates a live turn would get from the dense side (see the module doc), with the
+/// held-out text left out. Best first, at most 10, confidences not set.
+fn dense_candidates(dense: &TenantDense, probe: &Probe<'_>) -> Vec<ScoredCandidate> {
+    let query_tokens: HashSet<String> = analyze(probe.text).into_iter().collect();
+    let skip_for = |faq: &DenseFaq| match probe.held_out {
+        Some((id, i)) if id == faq.id => Some(i),
+        _ => None,
+    };
+    let mut scored: Vec<(f32, f32, f32, &Arc<DenseFaq>)> = dense
+        .values()
+        .map(|faq| {
+            let c = faq.best_cosine_without(probe.vector, skip_for(faq));
+            let a = faq.answer_cosine(probe.vector);
+            (c + ANSWER_WEIGHT * a, c, a, faq)
+        })
+        .filter(|(_, c, _, _)| *c > f32::MIN)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.3.id.cmp(&b.3.id)));
+    let mut out: Vec<ScoredCandidate> = scored
+        .into_iter()
+        .take(DENSE_K)
+        .map(|(_, cosine, answer_cosine, faq)| {
+            let overlap = faq.overlap_without(&query_tokens, skip_for(faq));
+            ScoredCandidate {
+                id: faq.id.clone(),
+                question: faq.question.clone(),
+                answer: String::new(),
+                tags: Vec::new(),
+                cosine,
+                answer_cosine,
+                lexical_score: None,
+                lexical_rank: None,
+                overlap,
+                fused: fused_score(cosine, answer_cosine, overlap, None),
+                confidence: 0.0,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
+    out.truncate(10);
+    out
+}
+
+/// A probe's simulated candidates with the top features.
+struct Simulated<'a> {
+    probe: Probe<'a>,
+    candidates: Vec<ScoredCandidate>,
+    features: Option<Features>,
+}
+
+fn simulate<'a>(dense: &TenantDense, probes: Vec<Probe<'a>>) -> Vec<Simulated<'a>> {
+    probes
+        .into_iter()
+        .map(|probe| {
+            let candidates = dense_candidates(dense, &probe);
+            let features = (!candidates.is_empty()).then(|| features_of(&candidates, 0));
+            Simulated {
+                probe,
+                candidates,
+                features,
+            }
+        })
+        .collect()
+}
+
+/// Everything [`fit`] and [`check`] read from the bot for one tenant.
+struct Material<'a> {
+    dense: Arc<TenantDense>,
+    negatives: &'a [(String, Vec<f32>)],
+}
+
+fn material<'a>(bot: &'a Bot, tenant: &str) -> Result<Material<'a>, BotError> {
+    Ok(Material {
+        dense: bot.tenant_dense_arc(tenant),
+        negatives: bot.generic_negatives()?,
+    })
+}
+
+/// Fits `tenant`'s calibration from its own alternates and the generic negatives. `None` when
+/// the tenant has fewer than `options.min_queries` held-out texts (the bot then uses
+/// [`Calibration::default`]). Does not store the result: [`Bot::self_calibrate`] does.
+pub fn fit(
+    bot: &Bot,
+    tenant: &str,
+    options: &SelfCheckOptions,
+) -> Result<Option<TenantFit>, BotError> {
+    let started = Instant::now();
+    let m = material(bot, tenant)?;
+    let probes = held_out_probes(&m.dense, options.max_queries);
+    if probes.len() < options.min_queries.max(1) {
+        return Ok(None);
+    }
+    let queries = probes.len();
+    let mut sims = simulate(&m.dense, probes);
+    let negative_probes: Vec<Probe<'_>> = m
+        .negatives
+        .iter()
+        .map(|(t, v)| Probe {
+            text: t.as_str(),
+            vector: v.as_slice(),
+            held_out: None,
+        })
+        .collect();
+    let negatives = negative_probes.len();
+    sims.extend(simulate(&m.dense, negative_probes));
+    let negative_weight = if negatives == 0 {
+        0.0
+    } else {
+        options.negative_share * queries as f32 / negatives as f32
+    };
+    let mut samples: Vec<(Features, bool, f32)> = Vec::with_capacity(sims.len());
+    let mut top_right = 0;
+    for s in &sims {
+        let Some(features) = s.features else { continue };
+        let features = Features {
+            lexical_top: 0.0,
+            ..features
+        };
+        let (right, weight) = match s.probe.held_out {
+            Some((id, _)) => (s.candidates.first().is_some_and(|c| c.id == id), 1.0),
+            None => (false, negative_weight),
+        };
+        top_right += usize::from(right);
+        samples.push((features, right, weight));
+    }
+    let Some(raw) = Calibration::fit_weighted(&samples, 0.01) else {
+        return Ok(None);
+    };
+    // Operating point: the confidence threshold that maximizes right − cost · wrong.
+    let mut scored: Vec<(f32, bool, f32)> = samples
+        .iter()
+        .map(|(f, right, w)| (raw.confidence(f), *right, *w))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut gain, mut best_gain, mut best_p) = (0.0_f32, 0.0_f32, 1.0_f32);
+    for (i, (p, right, w)) in scored.iter().enumerate() {
+        gain += if *right { *w } else { -options.wrong_cost * w };
+        // Only between distinct confidences.
+        let next_differs = scored.get(i + 1).is_none_or(|n| n.0 < *p);
+        if next_differs && gain > best_gain {
+            best_gain = gain;
+            best_p = *p;
+        }
+    }
+    // Put the chosen point just below the default threshold's boundary.
+    let target = BotSettings::default().answer_threshold;
+    let calibration = raw.shifted(best_p - 1e-4, target);
+    Ok(Some(TenantFit {
+        calibration,
+        queries,
+        top_right,
+        negatives,
+        operating_point: best_p,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// The self-check at `settings` with `calibration` (see the module doc).
+pub fn check(
+    bot: &Bot,
+    tenant: &str,
+    settings: &BotSettings,
+    calibration: &Calibration,
+    source: CalibrationSource,
+    options: &SelfCheckOptions,
+) -> Result<SelfCheckReport, BotError> {
+    let started = Instant::now();
+    let m = material(bot, tenant)?;
+    let faqs = m.dense.len();
+    let faqs_with_alternates = m.dense.values().filter(|f| f.vectors.len() >= 2).count();
+    let probes = held_out_probes(&m.dense, options.max_queries);
+    let queries = probes.len();
+    let mut sims = simulate(&m.dense, probes);
+    let negative_probes: Vec<Probe<'_>> = m
+        .negatives
+        .iter()
+        .map(|(t, v)| Probe {
+            text: t.as_str(),
+            vector: v.as_slice(),
+            held_out: None,
+        })
+        .collect();
+    let negatives = negative_probes.len();
+    sims.extend(simulate(&m.dense, negative_probes));
+    let mut report = SelfCheckReport {
+        tenant: tenant.to_string(),
+        faqs,
+        faqs_with_alternates,
+        queries,
+        right: 0,
+        wrong: 0,
+        abstained: 0,
+        clarified: 0,
+        clarified_with_right: 0,
+        out_of_scope: 0,
+        handed_off: 0,
+        accuracy: 0.0,
+        abstain_rate: 0.0,
+        wrong_rate: 0.0,
+        negatives,
+        negatives_answered: 0,
+        calibration_source: source,
+        calibration: calibration.clone(),
+        answer_threshold: settings.answer_threshold,
+        duration_ms: 0,
+        misses: Vec::new(),
+    };
+    let mut wrong_misses = Vec::new();
+    let mut other_misses = Vec::new();
+    for mut s in sims {
+        for i in 0..s.candidates.len() {
+            let f = features_of(&s.candidates, i);
+            s.candidates[i].confidence = calibration.confidence(&f);
+        }
+        let confidence = s.candidates.first().map_or(0.0, |c| c.confidence);
+        let outcome: String =
+            if rules::explicit_handoff(s.probe.text) || rules::angry_tone(s.probe.text) {
+                "handoff".into()
+            } else if confidence >= settings.answer_threshold {
+                s.candidates[0].id.clone()
+            } else if confidence >= settings.clarify_threshold
+                && s.candidates
+                    .iter()
+                    .any(|c| c.confidence >= settings.suggestion_threshold)
+            {
+                "clarify".into()
+            } else {
+                "out_of_scope".into()
+            };
+        let Some((expected, _)) = s.probe.held_out else {
+            if s.candidates.iter().any(|c| c.id == outcome) {
+                report.negatives_answered += 1;
+                wrong_misses.push(SelfCheckMiss {
+                    text: s.probe.text.to_string(),
+                    expected: "none".into(),
+                    outcome,
+                    confidence,
+                });
+            }
+            continue;
+        };
+        match outcome.as_str() {
+            o if o == expected => report.right += 1,
+            "handoff" => report.handed_off += 1,
+            "out_of_scope" => report.out_of_scope += 1,
+            "clarify" => {
+                report.clarified += 1;
+                let right_button = s
+                    .candidates
+                    .iter()
+                    .filter(|c| c.confidence >= settings.suggestion_threshold)
+                    .take(3)
+                    .any(|c| c.id == expected);
+                report.clarified_with_right += usize::from(right_button);
+            }
+            _ => report.wrong += 1,
+        }
+        if outcome != expected {
+            let miss = SelfCheckMiss {
+                text: s.probe.text.to_string(),
+                expected: expected.to_string(),
+                outcome: outcome.clone(),
+                confidence,
+            };
+            if matches!(outcome.as_str(), "handoff" | "out_of_scope" | "clarify") {
+                other_misses.push(miss);
+            } else {
+                wrong_misses.push(miss);
+            }
+        }
+    }
+    report.abstained = report.clarified + report.out_of_scope + report.handed_off;
+    let ratio = |a: usize| {
+        if queries == 0 {
+            0.0
+        } else {
+            a as f32 / queries as f32
+        }
+    };
+    report.accuracy = ratio(report.right);
+    report.abstain_rate = ratio(report.abstained);
+    report.wrong_rate = ratio(report.wrong);
+    report.misses = wrong_misses
+        .into_iter()
+        .chain(other_misses)
+        .take(20)
+        .collect();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
