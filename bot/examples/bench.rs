@@ -276,7 +276,16 @@ fn self_check_cost(bot: &switchboard_bot::Bot) {
             continue;
         }
         let mut r = FaqRecord::new(texts[0].clone(), format!("answer of {id}"));
-        r.id = id;
+        r.id = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         r.alternates = texts[1..5].to_vec();
         records.push(r);
     }

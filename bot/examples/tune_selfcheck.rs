@@ -30,11 +30,19 @@ fn main() {
         "wrong_cost  negative_share  accuracy  abstained  wrong  (calibration.jsonl, {} lines)",
         lines.len()
     );
-    for wrong_cost in [1.0_f32, 1.5, 2.0, 3.0] {
-        for negative_share in [0.25_f32, 0.5, 1.0] {
+    for (wrong_cost, negative_share, alternate_weight) in [
+        (1.5_f32, 0.5_f32, 1.0_f32),
+        (1.5, 0.5, 0.5),
+        (1.5, 0.5, 0.25),
+        (1.0, 0.5, 0.5),
+        (1.0, 0.25, 0.25),
+        (2.0, 0.5, 0.25),
+    ] {
+        {
             let options = SelfCheckOptions {
                 wrong_cost,
                 negative_share,
+                alternate_weight,
                 ..SelfCheckOptions::default()
             };
             let bot = Bot::with_default_head(index.clone(), encoder.clone(), head.clone())
@@ -48,7 +56,7 @@ fn main() {
                 synonyms.clone(),
             );
             println!(
-                "{wrong_cost:>10.1}  {negative_share:>14.2}  {:>7.1}%  {:>8.1}%  {:>4.1}%",
+                "{wrong_cost:>10.1}  {negative_share:>14.2}  alt {alternate_weight:.2}  {:>7.1}%  {:>8.1}%  {:>4.1}%",
                 r.accuracy * 100.0,
                 r.abstain_rate * 100.0,
                 r.wrong_answer_rate * 100.0

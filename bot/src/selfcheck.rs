@@ -59,15 +59,19 @@ pub struct SelfCheckOptions {
     pub negative_share: f32,
     /// Fewer held-out texts than this: no fit (the default calibration stays in force).
     pub min_queries: usize,
+    /// Weight of a held-out alternate relative to a held-out question (questions are whole
+    /// sentences, like customers' turns; alternates are often keywords).
+    pub alternate_weight: f32,
 }
 
 impl Default for SelfCheckOptions {
     fn default() -> Self {
         SelfCheckOptions {
             max_queries: 800,
-            wrong_cost: 3.0,
+            wrong_cost: 1.5,
             negative_share: 0.5,
             min_queries: 12,
+            alternate_weight: 1.0,
         }
     }
 }
@@ -328,10 +332,21 @@ pub fn fit(
         .collect();
     let negatives = negative_probes.len();
     sims.extend(simulate(&m.dense, negative_probes));
+    let probe_weight = |i: usize| {
+        if i == 0 {
+            1.0
+        } else {
+            options.alternate_weight.max(0.0)
+        }
+    };
+    let positive_weight: f32 = sims
+        .iter()
+        .filter_map(|s| s.probe.held_out.map(|(_, i)| probe_weight(i)))
+        .sum();
     let negative_weight = if negatives == 0 {
         0.0
     } else {
-        options.negative_share * queries as f32 / negatives as f32
+        options.negative_share * positive_weight / negatives as f32
     };
     let mut samples: Vec<(Features, bool, f32)> = Vec::with_capacity(sims.len());
     let mut top_right = 0;
@@ -342,7 +357,10 @@ pub fn fit(
             ..features
         };
         let (right, weight) = match s.probe.held_out {
-            Some((id, _)) => (s.candidates.first().is_some_and(|c| c.id == id), 1.0),
+            Some((id, i)) => (
+                s.candidates.first().is_some_and(|c| c.id == id),
+                probe_weight(i),
+            ),
             None => (false, negative_weight),
         };
         top_right += usize::from(right);

@@ -1,0 +1,233 @@
+//! CLINC150 through the product path: a tenant trains on CLINC150 `train` with no
+//! out-of-scope examples (what `POST intents/train` does: `builtin::training_set` +
+//! `TrainConfig::for_examples`), then classifies `test` and `oos_test`. Out-of-scope
+//! scores that need no tenant-provided out-of-scope examples are compared; every threshold is
+//! chosen on `val` in-scope lines only (a target share of them kept), `oos_val` is reported for
+//! information, test splits are only reported on.
+//!
+//! `cargo run --release -p switchboard-models --example eval_product_oos`
+//! (embeddings cached in `.cache/embeddings/` like `eval_intents`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use switchboard_models::{builtin, cosine, Encoder, Example, IntentHead, Sample, TrainConfig};
+
+type Data = Vec<(String, String)>;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("eval_product_oos: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run() -> Result<(), String> {
+    let encoder = Encoder::load_default().map_err(|e| e.to_string())?;
+    let cache = Cache::new(&encoder)?;
+    let raw = std::fs::read_to_string(root().join("../shared/eval/clinc150_data_full.json"))
+        .map_err(|e| e.to_string())?;
+    let json: BTreeMap<String, Vec<(String, String)>> =
+        serde_json::from_str(&raw).map_err(|e| e.to_string())?;
+    let split = |n: &str| json.get(n).cloned().unwrap_or_default();
+    let (train, val, test, oos_val, oos_test) = (
+        split("train"),
+        split("val"),
+        split("test"),
+        split("oos_val"),
+        split("oos_test"),
+    );
+    let train_x = cache.embed(&encoder, "clinc_train", &train)?;
+    let val_x = cache.embed(&encoder, "clinc_val", &val)?;
+    let test_x = cache.embed(&encoder, "clinc_test", &test)?;
+    let oos_val_x = cache.embed(&encoder, "clinc_oos_val", &oos_val)?;
+    let oos_test_x = cache.embed(&encoder, "clinc_oos_test", &oos_test)?;
+
+    // The product's training set: the tenant's examples plus the built-in intents.
+    let examples: Vec<Example> = train.iter().map(|(t, l)| Example::new(t, l)).collect();
+    let set = builtin::training_set(&examples);
+    let extra: Vec<&Example> = set[..set.len() - examples.len()].iter().collect();
+    let extra_texts: Vec<&str> = extra.iter().map(|e| e.text.as_str()).collect();
+    let extra_x = encoder
+        .embed_blocking(&extra_texts)
+        .map_err(|e| e.to_string())?;
+    let mut samples: Vec<Sample<'_>> = extra
+        .iter()
+        .zip(&extra_x)
+        .map(|(e, x)| Sample::new(x, Some(e.text.as_str()), e.label.as_str()))
+        .collect();
+    samples.extend(
+        train
+            .iter()
+            .zip(&train_x)
+            .map(|((t, l), x)| Sample::new(x, Some(t.as_str()), l.as_str())),
+    );
+    let config = TrainConfig::for_examples(set.len());
+    let t = Instant::now();
+    let (head, report) = IntentHead::train_samples(&samples, &config).map_err(|e| e.to_string())?;
+    println!(
+        "product head: {} examples, hidden {}, threshold {:.3}, trained in {:.0} s",
+        report.examples,
+        report.hidden,
+        report.threshold,
+        t.elapsed().as_secs_f32()
+    );
+
+    // Centroids of the tenant's labels (unit vectors).
+    let mut sums: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
+    for ((_, l), x) in train.iter().zip(&train_x) {
+        let s = sums.entry(l.as_str()).or_insert_with(|| vec![0.0; x.len()]);
+        for (a, b) in s.iter_mut().zip(x) {
+            *a += b;
+        }
+    }
+    let centroids: Vec<(&str, Vec<f32>)> = sums
+        .into_iter()
+        .map(|(l, mut v)| {
+            let n = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-6);
+            v.iter_mut().for_each(|a| *a /= n);
+            (l, v)
+        })
+        .collect();
+
+    // Per item: (predicted label, softmax score, centroid cosine of the predicted label,
+    // best centroid cosine, best cosine to a training example).
+    let score = |x: &[f32], text: &str| -> (String, f32, f32, f32, f32) {
+        let p = head.classify_turn(text, x).expect("classify");
+        let cp = centroids
+            .iter()
+            .find(|(l, _)| *l == p.label)
+            .map_or(0.0, |(_, c)| cosine(x, c));
+        let cb = centroids
+            .iter()
+            .map(|(_, c)| cosine(x, c))
+            .fold(f32::MIN, f32::max);
+        let knn = train_x
+            .iter()
+            .map(|t| cosine(x, t))
+            .fold(f32::MIN, f32::max);
+        (p.label, p.score, cp, cb, knn)
+    };
+    let scored = |d: &Data, xs: &[Vec<f32>]| -> Vec<(String, String, f32, f32, f32, f32)> {
+        d.iter()
+            .zip(xs)
+            .map(|((t, l), x)| {
+                let (p, s, cp, cb, k) = score(x, t);
+                (l.clone(), p, s, cp, cb, k)
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    let val_s = scored(&val, &val_x);
+    let oos_val_s = scored(&oos_val, &oos_val_x);
+    let test_s = scored(&test, &test_x);
+    let oos_test_s = scored(&oos_test, &oos_test_x);
+    println!("scored in {:.0} s", t.elapsed().as_secs_f32());
+    let names = [
+        "softmax",
+        "centroid(pred)",
+        "centroid(best)",
+        "knn",
+        "softmax*knn",
+    ];
+    let pick = |r: &(String, String, f32, f32, f32, f32), k: usize| -> f32 {
+        match k {
+            0 => r.2,
+            1 => r.3,
+            2 => r.4,
+            3 => r.5,
+            _ => r.2.max(1e-6).ln() * 0.05 + r.5,
+        }
+    };
+    let plain = test_s.iter().filter(|r| r.0 == r.1).count() as f32 / test_s.len() as f32;
+    println!(
+        "test in-scope accuracy without rejection {:.2}%",
+        plain * 100.0
+    );
+    for (k, name) in names.iter().enumerate() {
+        for keep in [0.95_f32, 0.97, 0.98, 0.99] {
+            // Threshold on val in-scope lines only: keep this share of them.
+            let mut v: Vec<f32> = val_s.iter().map(|r| pick(r, k)).collect();
+            v.sort_by(f32::total_cmp);
+            let th = v[((1.0 - keep) * v.len() as f32) as usize];
+            let eval = |ins: &[(String, String, f32, f32, f32, f32)],
+                        oos: &[(String, String, f32, f32, f32, f32)]| {
+                let acc = ins
+                    .iter()
+                    .filter(|r| r.0 == r.1 && pick(r, k) >= th)
+                    .count() as f32
+                    / ins.len() as f32;
+                let rec = oos.iter().filter(|r| pick(r, k) < th).count() as f32 / oos.len() as f32;
+                (acc, rec)
+            };
+            let (va, vr) = eval(&val_s, &oos_val_s);
+            let (ta, tr) = eval(&test_s, &oos_test_s);
+            println!(
+                "{name:<15} keep {keep:.2} th {th:.4}: val in-scope {:.2}% oos_val recall {:.2}% | test in-scope {:.2}% oos_test recall {:.2}%",
+                va * 100.0,
+                vr * 100.0,
+                ta * 100.0,
+                tr * 100.0
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Cache {
+    dir: PathBuf,
+    key: String,
+}
+
+impl Cache {
+    fn new(encoder: &Encoder) -> Result<Cache, String> {
+        let dir = root().join(".cache/embeddings");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let meta = encoder.files().model.with_file_name("encoder.json");
+        let key = std::fs::read_to_string(&meta)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| {
+                v["files"]["encoder.int8.onnx"]
+                    .as_str()
+                    .map(|s| s[..12].to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Cache { dir, key })
+    }
+
+    fn embed(&self, encoder: &Encoder, name: &str, data: &Data) -> Result<Vec<Vec<f32>>, String> {
+        let path = self.dir.join(format!("{name}.{}.f32", self.key));
+        let dim = encoder.dimension();
+        if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.len() == data.len() * dim * 4 {
+                let floats: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
+            }
+        }
+        let t = Instant::now();
+        let texts: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
+        let vectors = encoder.embed_blocking(&texts).map_err(|e| e.to_string())?;
+        println!(
+            "  embedded {name}: {} texts in {:.1} s",
+            texts.len(),
+            t.elapsed().as_secs_f32()
+        );
+        let mut bytes = Vec::with_capacity(data.len() * dim * 4);
+        for v in &vectors {
+            for x in v {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+        Ok(vectors)
+    }
+}
