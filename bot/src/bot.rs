@@ -253,7 +253,8 @@ impl Bot {
     }
 
     /// The calibration a turn of `tenant` with `settings` uses, and where it comes from:
-    /// `settings.calibration` when set, else the self-fitted one, else the default.
+    /// `settings.calibration` when set, else the self-fitted one when
+    /// `settings.self_calibration` is on and a fit exists, else the default.
     pub fn calibration_for(
         &self,
         tenant: &str,
@@ -262,7 +263,10 @@ impl Bot {
         if let Some(c) = &settings.calibration {
             return (c.clone(), CalibrationSource::TenantSettings);
         }
-        match self.tenant_fit(tenant) {
+        match self
+            .tenant_fit(tenant)
+            .filter(|_| settings.self_calibration)
+        {
             Some(fit) => (fit.calibration, CalibrationSource::SelfFitted),
             None => (Calibration::default(), CalibrationSource::Default),
         }
@@ -271,7 +275,9 @@ impl Bot {
     /// The self-check report of `tenant` at `settings` (the tenant's current settings): how
     /// many of its own alternates, each held out and asked against the rest, the bot answers
     /// right, wrong, or not at all, and how many generic out-of-scope questions it would
-    /// answer. See [`crate::selfcheck`]. CPU-bound, about as long as a self-calibration.
+    /// answer; when the self-fitted calibration exists but is not in force, the same counts
+    /// with it (`self_fitted`). See [`crate::selfcheck`]. CPU-bound, well under a second for
+    /// a few hundred FAQs (docs/bench-bot.md).
     pub fn self_check(
         &self,
         tenant: &str,
@@ -279,7 +285,21 @@ impl Bot {
     ) -> Result<SelfCheckReport, BotError> {
         let (calibration, source) = self.calibration_for(tenant, settings);
         let options = self.self_calibration.clone().unwrap_or_default();
-        selfcheck::check(self, tenant, settings, &calibration, source, &options)
+        let mut report = selfcheck::check(self, tenant, settings, &calibration, source, &options)?;
+        if source != CalibrationSource::SelfFitted {
+            if let Some(fit) = self.tenant_fit(tenant) {
+                let other = selfcheck::check(
+                    self,
+                    tenant,
+                    settings,
+                    &fit.calibration,
+                    CalibrationSource::SelfFitted,
+                    &options,
+                )?;
+                report.self_fitted = Some(selfcheck::Outcome::of(&other));
+            }
+        }
+        Ok(report)
     }
 
     pub(crate) fn tenant_dense_arc(&self, tenant: &str) -> Arc<TenantDense> {
@@ -334,8 +354,28 @@ impl Bot {
         k: usize,
         synonyms: &switchboard_knowledge::Synonyms,
     ) -> Result<Vec<SearchHit>, BotError> {
-        let settings = BotSettings::default();
-        let (calibration, _) = self.calibration_for(tenant, &settings);
+        self.search_with_settings(
+            tenant,
+            text,
+            embedding,
+            k,
+            synonyms,
+            &BotSettings::default(),
+        )
+    }
+
+    /// [`Bot::search_with_embedding`] with the tenant's settings (their calibration decides
+    /// the hits' confidences; the ranking is the same).
+    pub fn search_with_settings(
+        &self,
+        tenant: &str,
+        text: &str,
+        embedding: &[f32],
+        k: usize,
+        synonyms: &switchboard_knowledge::Synonyms,
+        settings: &BotSettings,
+    ) -> Result<Vec<SearchHit>, BotError> {
+        let (calibration, _) = self.calibration_for(tenant, settings);
         let list = self.ranked(tenant, text, embedding, synonyms, &calibration, k.min(20))?;
         Ok(list
             .into_iter()

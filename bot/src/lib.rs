@@ -33,6 +33,17 @@
 //! println!("{}", serde_json::to_string(&decision)?); // the dry-run JSON of POST .../bot/ask
 //! # let _ = next_streak; Ok(()) }
 //! ```
+//! Self-calibration, self-check and hybrid search (see [`selfcheck`]):
+//! ```no_run
+//! # use switchboard_bot::{Bot, BotSettings};
+//! # fn f(bot: &Bot, synonyms: &switchboard_knowledge::Synonyms) -> Result<(), switchboard_bot::BotError> {
+//! // index_faqs / rebuild_faqs / remove_faqs refit the tenant's calibration on their own
+//! // (turn it off with Bot::with_self_calibration(None)); bot.self_calibrate("acme") refits by hand.
+//! let report = bot.self_check("acme", &BotSettings::default())?; // the tenant's current settings
+//! println!("{}", serde_json::to_string(&report).unwrap_or_default()); // GET .../bot/selfcheck
+//! let hits = bot.search("acme", "运费怎么算", 5, synonyms)?;       // GET .../kb/search (hybrid)
+//! # let _ = hits; Ok(()) }
+//! ```
 //! `Bot::decide_with_embedding` takes an embedding from `switchboard_models::EncoderService`
 //! (batched, cached) instead of running the encoder itself; `Bot::decide_async` runs both steps
 //! from async code on tokio's blocking pool. `Bot::explain` also returns the ranked candidates
@@ -43,15 +54,19 @@
 //! ## The decision, in order
 //! 1. Sensitive-word flag on the turn → `handoff` (`sensitive_word`).
 //! 2. Explicit request for a person (转人工, 人工客服, 真人, real person, human, agent, ...) →
-//!    `handoff` (`explicit_request`); angry or complaint words (投诉, 差评, scam, worst, ...) →
-//!    `handoff` (`complaint`). These win even over a matching FAQ.
+//!    `handoff` (`explicit_request`); angry words (骗子, 垃圾, scam, worst, ...) → `handoff`
+//!    (`complaint`). These win even over a matching FAQ. A complaint word without an angry
+//!    tone (投诉, 差评, 举报, complaint) hands off only when no FAQ answers confidently (step 6):
+//!    "快递员态度不好怎么投诉" is a question when the knowledge base answers it.
 //! 3. Text with no letter, digit or ideograph → `out_of_scope` (`no_text`).
 //! 4. One encoder pass (`query: ` prefix) gives the vector for the intent head (the tenant's, or
 //!    the built-in one) and for retrieval.
 //! 5. Retrieval: tantivy's top 20 lexical candidates UNION the 20 nearest FAQs by brute-force
 //!    cosine over every question and alternate of the tenant (the dense side kept by
 //!    `index_faqs`; lexical hits missing from it are embedded on the fly). Ranked by
-//!    `cosine + 0.03 · token overlap`; each candidate gets a calibrated confidence.
+//!    `cosine + 0.3 · answer cosine + 0.03 · token overlap + 0.01 / (BM25 rank + 2)` (the
+//!    answer's first 300 characters are embedded with the `passage: ` prefix); each candidate
+//!    gets a calibrated confidence. [`Bot::search`] returns this ranking (hybrid `kb/search`).
 //! 6. Top confidence ≥ `answer_threshold` → `answer` with the FAQ (`faq_match`).
 //!    Otherwise the intent model decides first: `handoff_request` → `handoff`
 //!    (`handoff_intent`), `complaint` → `handoff` (`complaint`), `greeting` / `thanks` /
@@ -67,14 +82,22 @@
 //!
 //! ## Calibration
 //! e5 cosines bunch up (unrelated sentences still score 0.80), so the confidence is a logistic
-//! model over four features of a candidate: its best cosine, its margin over the best other FAQ,
-//! the share of the turn's analyzed tokens found in its question/alternates, and whether it is
-//! also tantivy's top hit. [`Calibration::default`] was fitted (`examples/calibrate.rs`) on
-//! `bot/eval/calibration.jsonl`: in-domain paraphrases of the demo FAQs and out-of-scope
-//! questions in Chinese and English, written for this purpose and disjoint from every test set.
-//! The label is "the top candidate is the expected FAQ", so the output reads as the probability
-//! that answering is right. A tenant can refit on its own lines with [`eval::fit_calibration`]
-//! and store the result in [`BotSettings::calibration`]. Figures: `docs/bench-bot.md`.
+//! model over features of a candidate: its best cosine, its margin over the best other FAQ,
+//! the share of the turn's analyzed tokens found in its question/alternates, whether it is
+//! also tantivy's top hit, its answer's cosine and its ranking-score margin. The label is "the
+//! top candidate is the expected FAQ", so the output reads as the probability that answering
+//! is right. Which model a turn uses ([`Bot::calibration_for`]):
+//! 1. [`BotSettings::calibration`] when the tenant set one (e.g. refitted on its own labelled
+//!    lines with [`eval::fit_calibration`]);
+//! 2. else the tenant's **self-fitted** model ([`selfcheck`]): each question and alternate of
+//!    the tenant's FAQs held out and asked against the rest, plus built-in generic
+//!    out-of-scope questions, refitted automatically after every knowledge-base change, with
+//!    its bias moved so the default `answer_threshold` (0.5) is the operating point that
+//!    maximizes `right − 1.5 · wrong` on those turns;
+//! 3. else (fewer than 12 held-out texts) [`Calibration::default`], fitted
+//!    (`examples/calibrate.rs`) on `bot/eval/calibration.jsonl`.
+//!
+//! Figures: `docs/bench-bot.md`.
 //!
 //! ## LLM (optional, off by default)
 //! With [`Bot::with_llm`] and a tenant's `llm_enabled`, a confident FAQ answer goes to an
@@ -90,7 +113,9 @@
 //! - `calibration.rs`: [`Features`], [`Calibration`] (logistic model and its fit).
 //! - `rules.rs`: explicit-request and anger phrases, language, the bot's own replies.
 //! - `llm.rs`: the grounded LLM step and citation checks.
-//! - `eval.rs`: labelled-line evaluation and calibration fitting.
+//! - `eval.rs`: labelled-line evaluation (accuracy, abstentions and wrong answers per class)
+//!   and calibration fitting.
+//! - `selfcheck.rs`: per-tenant self-calibration and the self-check report.
 //! - `settings.rs`: [`BotSettings`] (tenant, serde with defaults), [`LlmSettings`].
 
 mod bot;

@@ -147,6 +147,30 @@ pub struct SelfCheckReport {
     pub duration_ms: u64,
     /// Up to 20 misses (wrong answers first).
     pub misses: Vec<SelfCheckMiss>,
+    /// The same held-out texts with the self-fitted calibration, when it exists and is not
+    /// the one in force (what turning `BotSettings::self_calibration` on would give).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_fitted: Option<Outcome>,
+}
+
+/// Right / abstained / wrong shares of a self-check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub accuracy: f32,
+    pub abstain_rate: f32,
+    pub wrong_rate: f32,
+    pub negatives_answered: usize,
+}
+
+impl Outcome {
+    pub fn of(report: &SelfCheckReport) -> Outcome {
+        Outcome {
+            accuracy: report.accuracy,
+            abstain_rate: report.abstain_rate,
+            wrong_rate: report.wrong_rate,
+            negatives_answered: report.negatives_answered,
+        }
+    }
 }
 
 impl std::fmt::Display for SelfCheckReport {
@@ -185,7 +209,18 @@ impl std::fmt::Display for SelfCheckReport {
             f,
             "  generic out-of-scope questions answered: {} of {}   ({} ms)",
             self.negatives_answered, self.negatives, self.duration_ms
-        )
+        )?;
+        if let Some(o) = &self.self_fitted {
+            writeln!(
+                f,
+                "  with the self-fitted calibration: right {:.1}%  abstained {:.1}%  wrong {:.1}%  generic answered {}",
+                o.accuracy * 100.0,
+                o.abstain_rate * 100.0,
+                o.wrong_rate * 100.0,
+                o.negatives_answered
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -447,6 +482,7 @@ pub fn check(
         answer_threshold: settings.answer_threshold,
         duration_ms: 0,
         misses: Vec::new(),
+        self_fitted: None,
     };
     let mut wrong_misses = Vec::new();
     let mut other_misses = Vec::new();

@@ -40,9 +40,16 @@ pub struct BotSettings {
     pub max_text_chars: usize,
     /// Whether a configured LLM may rewrite confident answers for this tenant.
     pub llm_enabled: bool,
-    /// The logistic model turning retrieval features into a confidence; `None` uses
-    /// [`Calibration::default`] (fitted on `bot/eval/calibration.jsonl`).
+    /// The logistic model turning retrieval features into a confidence; `None` uses the
+    /// self-fitted one when `self_calibration` is on, else [`Calibration::default`] (fitted on
+    /// `bot/eval/calibration.jsonl`).
     pub calibration: Option<Calibration>,
+    /// Decide with the calibration the bot fits from this tenant's own alternates after every
+    /// knowledge-base change ([`crate::selfcheck`]) instead of the global default. Off by
+    /// default: on the demo shop and on StackFAQ the two measured within a few lines of each
+    /// other, the global one slightly ahead (docs/bench-bot.md). The self-check report shows
+    /// both, so an operator can compare on the tenant's own knowledge base.
+    pub self_calibration: bool,
 }
 
 impl Default for BotSettings {
@@ -61,12 +68,14 @@ impl Default for BotSettings {
             max_text_chars: 1_000,
             llm_enabled: true,
             calibration: None,
+            self_calibration: false,
         }
     }
 }
 
 impl BotSettings {
-    /// The calibration in force.
+    /// The calibration set in the settings, else the global default (what a turn uses when
+    /// `self_calibration` is off; see `Bot::calibration_for` for the full rule).
     pub fn calibration(&self) -> Calibration {
         self.calibration.clone().unwrap_or_default()
     }

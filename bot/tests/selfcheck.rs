@@ -21,13 +21,22 @@ fn demo_tenant_is_self_calibrated_after_indexing() {
     assert_eq!(fit.queries, texts);
     assert!(fit.negatives >= 100, "{}", fit.negatives);
     assert!(fit.top_right * 10 >= fit.queries * 7, "{fit:?}");
+    // Off by default: the global calibration decides.
     let (calibration, source) = f.bot.calibration_for(TENANT, &BotSettings::default());
+    assert_eq!(source, CalibrationSource::Default);
+    assert_eq!(calibration, Calibration::default());
+    let on = BotSettings {
+        self_calibration: true,
+        ..BotSettings::default()
+    };
+    let (calibration, source) = f.bot.calibration_for(TENANT, &on);
     assert_eq!(source, CalibrationSource::SelfFitted);
     assert_eq!(calibration, fit.calibration);
     assert_ne!(calibration, Calibration::default());
     // A calibration in the tenant's settings wins over the self-fitted one.
     let pinned = BotSettings {
         calibration: Some(Calibration::default()),
+        self_calibration: true,
         ..BotSettings::default()
     };
     assert_eq!(
@@ -39,10 +48,13 @@ fn demo_tenant_is_self_calibrated_after_indexing() {
 #[test]
 fn self_check_report_adds_up_and_is_mostly_right() {
     let f = fixture();
-    let report = f
-        .bot
-        .self_check(TENANT, &BotSettings::default())
-        .expect("self-check");
+    let on = BotSettings {
+        self_calibration: true,
+        ..BotSettings::default()
+    };
+    let report = f.bot.self_check(TENANT, &on).expect("self-check");
+    assert_eq!(report.calibration_source, CalibrationSource::SelfFitted);
+    assert!(report.self_fitted.is_none());
     assert_eq!(
         report.queries,
         report.right + report.wrong + report.abstained
@@ -65,9 +77,21 @@ fn self_check_report_adds_up_and_is_mostly_right() {
     );
     // "转人工" is an alternate of zh-human: held out, the explicit-request rule hands it off.
     assert!(report.handed_off >= 1, "{report}");
-    let json = serde_json::to_value(&report).expect("serializable");
-    assert_eq!(json["calibration_source"], "self_fitted");
     assert!(report.to_string().contains("held-out texts"));
+    // At default settings the global calibration is in force; the report adds the
+    // self-fitted alternative, and it matches a check with it in force.
+    let default = f
+        .bot
+        .self_check(TENANT, &BotSettings::default())
+        .expect("self-check");
+    assert_eq!(default.calibration_source, CalibrationSource::Default);
+    assert_eq!(default.queries, report.queries);
+    let alternative = default.self_fitted.clone().expect("self-fitted outcome");
+    assert_eq!(alternative.accuracy, report.accuracy);
+    assert_eq!(alternative.wrong_rate, report.wrong_rate);
+    let json = serde_json::to_value(&default).expect("serializable");
+    assert_eq!(json["calibration_source"], "default");
+    assert!(json["self_fitted"]["accuracy"].is_number());
 }
 
 #[test]
