@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::crypto::SecretKey;
+use store::crypto::SecretKey;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,45 +31,17 @@ pub struct Settings {
     pub secrets: Secrets,
     pub log: LogSettings,
     /// WeChat, Douyin and mobile apps: provider base URLs, outbox retries.
-    pub channels: crate::channels::ChannelSettings,
+    pub channels: engine::outbound::ChannelSettings,
     /// The bot's worker pool.
-    pub bot: BotRunSettings,
+    pub bot: engine::bot_workers::BotRunSettings,
     /// Per-IP limits on session creation and webhooks.
-    pub limits: crate::limits::IpLimits,
+    pub limits: engine::limits::IpLimits,
     /// An OpenAI-compatible endpoint the bot may use to phrase answers from the knowledge base
     /// (`[llm] base_url, model, api_key, timeout_ms`); off when unset.
     pub llm: Option<switchboard_bot::LlmSettings>,
     /// The bearer token a scraper sends for `GET /metrics` (which names tenants and their
     /// queues). Unset: only this machine (a loopback peer) may read it.
     pub metrics_token: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BotRunSettings {
-    /// Concurrent bot turns (turns of one conversation always run in order).
-    pub workers: usize,
-    /// Turns waiting per worker at most; past it a turn is handed to a person (`bot_busy`).
-    pub queue_per_worker: usize,
-    /// Load the models when the server starts (otherwise on the first bot turn).
-    pub preload: bool,
-    /// Turns waiting across all workers from which new bot turns are shed (0: three quarters
-    /// of the queues' capacity).
-    pub shed_depth: usize,
-    /// A turn that waited this long for a worker starts shedding too.
-    pub shed_wait_ms: u64,
-}
-
-impl Default for BotRunSettings {
-    fn default() -> Self {
-        BotRunSettings {
-            workers: 8,
-            queue_per_worker: 128,
-            preload: true,
-            shed_depth: 0,
-            shed_wait_ms: 2_000,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -115,7 +87,7 @@ impl Default for Settings {
             secrets: Secrets::default(),
             log: LogSettings::default(),
             channels: Default::default(),
-            bot: BotRunSettings::default(),
+            bot: Default::default(),
             limits: Default::default(),
             llm: None,
             metrics_token: None,

@@ -3,10 +3,10 @@
 
 use anyhow::Context;
 
-use crate::crypto::{hash_admin_key, new_admin_key};
-use crate::store::{CannedReply, Store, StoreError};
-use crate::util::{is_valid_slug, new_id};
 use crate::AppState;
+use store::crypto::{hash_admin_key, new_admin_key};
+use store::util::{is_valid_slug, new_id};
+use store::{CannedReply, Store, StoreError};
 
 pub const DEMO_TENANT: &str = "demo";
 

@@ -1,42 +1,25 @@
 //! # switchboard-gateway
 //!
-//! The one binary, `switchboard`: HTTP and WebSocket surface (axum), settings, the store
-//! (SQLite or PostgreSQL through sqlx), the bus between connections, agent presence, queues and
-//! assignment, and the CLI. No other crate depends on it.
+//! The edge, and the one binary `switchboard`: the HTTP and WebSocket surface (axum), customer
+//! and agent sessions, the webhooks, the pages, settings and the CLI. It wires the engine
+//! (`switchboard-engine`) over the store (`switchboard-store`) in [`Server::start`], the one way
+//! to start everything. No other crate depends on it.
 //!
 //! Layout:
 //! - [`config`]: typed settings (file, `SWITCHBOARD__*` environment, flags).
-//! - [`store`]: everything persistent; one implementation for both databases.
-//! - [`bus`]: delivery notifications between connections ([`bus::Bus`], in-process default).
-//! - [`presence`]: which agents are connected, online or away.
-//! - [`chat`]: the shared operations (customer send, agent send, close, transfer) and the dispatcher.
+//! - [`error`]: the one map from the engine's errors to HTTP answers.
 //! - [`session`]: one live connection (customer or agent), transport-free.
-//! - `http`: routes, per area (web channel, agent, admin, pages).
-//! - [`crypto`]: token signing, contact-field encryption, masking.
-//! - [`kb`]: the knowledge base (store is the truth, this node's tantivy index derived from it).
+//! - `http`: routes, per area (web channel, agent, admin, knowledge, intents, policies, channel
+//!   apps, webhooks, mobile apps, metrics, pages).
+//! - [`demo`]: tenant creation and the first-run demo tenant.
 //!
 //! Tests start the real server with [`Server::start`] on port 0, or call [`app`] directly.
 
-pub mod bench;
-pub mod botflow;
-pub mod bus;
-pub mod channels;
-pub mod chat;
 pub mod config;
-pub mod crypto;
 pub mod demo;
 pub mod error;
 mod http;
-pub mod intents;
-pub mod kb;
-pub mod limits;
-pub mod metrics;
-pub mod policy;
-pub mod presence;
 pub mod session;
-pub mod store;
-pub mod tenant;
-pub mod util;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -46,11 +29,18 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 
-use crate::bus::{Bus, LocalBus};
-use crate::chat::Chat;
+use engine::bot_runtime::BotRuntime;
+use engine::bus::Bus;
+use engine::chat::{self, Chat};
+use engine::cluster::Cluster;
+use engine::intents::Intents;
+use engine::outbound::Outbound;
+use engine::policy::Policies;
+use engine::{kb, limits};
+use store::crypto::{FieldCipher, SecretKey, TokenSigner};
+use store::Store;
+
 use crate::config::Settings;
-use crate::crypto::{FieldCipher, SecretKey, TokenSigner};
-use crate::store::Store;
 
 pub use crate::http::agent_token;
 
@@ -66,8 +56,8 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub knowledge: Arc<kb::Knowledge>,
     pub signer: TokenSigner,
-    /// WeChat, Douyin and mobile apps: senders, nonces, the outbox worker.
-    pub channels: Arc<channels::Channels>,
+    /// Replies to WeChat, Douyin and mobile apps: senders, the outbox worker.
+    pub outbound: Arc<Outbound>,
 }
 
 /// The whole HTTP application.
@@ -155,11 +145,53 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Store, TokenSign
     Ok((store, TokenSigner::new(signing)))
 }
 
+/// The services over the store that the server runs and that CLI commands use on their own:
+/// opened one way for both.
+pub struct Services {
+    pub store: Store,
+    pub signer: TokenSigner,
+    /// The knowledge base, this node's index brought up to date.
+    pub knowledge: Arc<kb::Knowledge>,
+    pub policies: Arc<Policies>,
+    pub intents: Arc<Intents>,
+    /// The bot (its models load on first use).
+    pub bot: Arc<BotRuntime>,
+}
+
+impl Services {
+    /// Opens and migrates the store, and the services over it.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Services> {
+        let (store, signer) = open_store(settings).await?;
+        let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
+        knowledge
+            .sync()
+            .await
+            .map_err(|error| anyhow::anyhow!("knowledge sync: {}", error.describe()))?;
+        let policies = Policies::new(
+            store.clone(),
+            switchboard_policies::PolicyEngineConfig::default(),
+        )?;
+        let intents = Intents::new(store.clone(), &settings.data_dir.join("models"));
+        let bot = BotRuntime::new(
+            store.clone(),
+            knowledge.index().clone(),
+            settings.llm.clone(),
+        );
+        Ok(Services {
+            store,
+            signer,
+            knowledge,
+            policies,
+            intents,
+            bot,
+        })
+    }
+}
+
 /// A running server: its address and a handle to stop it.
 pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
-    redis_bus: Option<Arc<bus::RedisBus>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -167,47 +199,34 @@ pub struct Server {
 impl Server {
     /// Opens the store, starts the chat service and serves on `settings.addr` (port 0 picks one).
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-        let (store, signer) = open_store(&settings).await?;
         let listener = tokio::net::TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
+        let Services {
+            store,
+            signer,
+            knowledge,
+            policies,
+            intents,
+            bot,
+        } = Services::open(&settings).await?;
         // Each topic's buffer is allocated whole per subscriber topic (an idle customer has
         // two): keep it small. A subscriber that lags reads what it missed from the store.
-        let redis_bus = match &settings.redis_url {
-            Some(url) => Some(
-                bus::RedisBus::connect(url, BUS_TOPIC_CAPACITY)
-                    .await
-                    .context("cannot start the redis bus")?,
-            ),
-            None => None,
+        let cluster = match &settings.redis_url {
+            Some(url) => Cluster::redis(url, BUS_TOPIC_CAPACITY)
+                .await
+                .context("cannot start the redis bus")?,
+            None => Cluster::single_node(BUS_TOPIC_CAPACITY),
         };
-        let bus: Arc<dyn Bus> = match &redis_bus {
-            Some(redis) => redis.clone(),
-            None => Arc::new(LocalBus::new(BUS_TOPIC_CAPACITY)),
-        };
-        let knowledge = kb::Knowledge::open(store.clone(), &settings.data_dir.join("kb"))?;
-        knowledge
-            .sync()
-            .await
-            .map_err(|error| anyhow::anyhow!("knowledge sync: {error}"))?;
+        let bus: Arc<dyn Bus> = cluster.bus.clone();
         knowledge.start_sync_loop(Duration::from_secs(2));
-        let policies = policy::Policies::new(
-            store.clone(),
-            switchboard_policies::PolicyEngineConfig::default(),
-        )?;
-        let intents = intents::Intents::new(store.clone(), &settings.data_dir.join("models"));
-        let bot = botflow::BotRuntime::new(
-            store.clone(),
-            knowledge.index().clone(),
-            settings.llm.clone(),
-        );
         // The dense side follows the index from now on; with `preload` the models load now
         // (in the background), else on the first bot turn.
         bot.start_dense_sync(knowledge.follow_changes(), settings.bot.preload);
         let chat = Chat::start(
             store.clone(),
-            bus.clone(),
+            cluster,
             chat::ChatParts {
                 knowledge: knowledge.clone(),
                 policies,
@@ -216,7 +235,6 @@ impl Server {
                 agent_grace: Duration::from_millis(settings.agent_grace_ms),
                 bot_settings: settings.bot.clone(),
                 limits: limits::RateLimits::new(settings.limits),
-                cluster: redis_bus.clone(),
             },
         );
         chat.recover_orphans().await?;
@@ -232,8 +250,13 @@ impl Server {
                 limits.shrink();
             }
         });
-        let channels = channels::Channels::new(&chat, settings.channels.clone());
-        channels.start_worker();
+        let outbound = Outbound::new(
+            store.clone(),
+            bus.clone(),
+            chat.metrics.clone(),
+            settings.channels.clone(),
+        );
+        outbound.start_worker();
         let state = AppState {
             settings: Arc::new(settings),
             store,
@@ -241,7 +264,7 @@ impl Server {
             chat,
             knowledge,
             signer,
-            channels,
+            outbound,
         };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -265,7 +288,6 @@ impl Server {
         Ok(Server {
             addr,
             state,
-            redis_bus,
             shutdown: Some(shutdown),
             task,
         })
@@ -285,10 +307,8 @@ impl Server {
         // WebSockets stay open through a graceful shutdown; do not wait for them forever.
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
         self.task.abort();
-        if let Some(redis) = &self.redis_bus {
-            if let Err(error) = redis.leave().await {
-                tracing::warn!(error = %error, "cannot leave the redis bus");
-            }
+        if let Err(error) = self.state.chat.cluster.leave().await {
+            tracing::warn!(error = %error, "cannot leave the redis bus");
         }
         self.state.store.close().await;
         Ok(())

@@ -19,12 +19,12 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
 
-use crate::bus::{agent_topic, conversation_topic, customer_topic, BusEvent};
-use crate::chat::{Chat, TransferTarget};
-use crate::error::{ApiError, ApiResult};
-use crate::presence::AgentStatus;
-use crate::store::{Agent, Appended, ConversationState, Customer, MessageRecord};
-use crate::util::rfc3339;
+use engine::bus::{agent_topic, conversation_topic, customer_topic, BusEvent};
+use engine::chat::{Chat, TransferTarget};
+use engine::presence::AgentStatus;
+use engine::{ServiceError, ServiceResult};
+use store::util::rfc3339;
+use store::{Agent, Appended, ConversationState, Customer, MessageRecord};
 
 /// A frame from the client, whatever the transport.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ where
     out.send(Outgoing::Text(text)).await.map_err(|_| Gone)
 }
 
-fn error_frame(error: &ApiError) -> ServerFrame {
+fn error_frame(error: &ServiceError) -> ServerFrame {
     ServerFrame::Error {
         code: error.code().to_owned(),
         message: error.to_string(),
@@ -154,7 +154,7 @@ async fn send_message<K: Sink<Outgoing> + Unpin>(
     from_store: bool,
 ) -> Result<(), Gone> {
     tracing::debug!(
-        trace = %crate::chat::trace_id(message),
+        trace = %engine::chat::trace_id(message),
         to_agent = for_agent,
         from_store,
         "delivered"
@@ -176,7 +176,7 @@ type InFlight<T> = futures_util::stream::FuturesOrdered<
 
 /// A customer's sends: each one's client_msg_id and result (with whether a word list asked for
 /// a person).
-type Sending = InFlight<(String, ApiResult<(Appended, bool)>)>;
+type Sending = InFlight<(String, ServiceResult<(Appended, bool)>)>;
 
 /// How many of a connection's messages may be on their way to the store at once; further
 /// frames wait in the socket. Their receipts (and errors) go out in the order sent.
@@ -285,7 +285,7 @@ impl CustomerSession {
             Err(error) => {
                 // In line behind the messages still on their way, so a client that sent without
                 // waiting can tell which frame this refuses.
-                let refused = ApiError::invalid(error.code(), error.to_string());
+                let refused = ServiceError::invalid(error.code(), error.to_string());
                 self.sending
                     .push_back(Box::pin(std::future::ready((String::new(), Err(refused)))));
                 return Ok(());
@@ -383,7 +383,7 @@ impl CustomerSession {
     async fn on_sent<K: Sink<Outgoing> + Unpin>(
         &mut self,
         client_msg_id: String,
-        result: ApiResult<(Appended, bool)>,
+        result: ServiceResult<(Appended, bool)>,
         out: &mut K,
     ) -> Result<(), Gone> {
         match result {
@@ -527,7 +527,7 @@ pub enum AgentServerFrame {
 }
 
 /// An agent's sends: each one's conversation, client_msg_id and result.
-type AgentSending = InFlight<(String, String, ApiResult<Appended>)>;
+type AgentSending = InFlight<(String, String, ServiceResult<Appended>)>;
 
 struct AgentSession {
     chat: Arc<Chat>,
@@ -596,7 +596,7 @@ where
 /// An error frame to an agent, about a conversation if given.
 async fn agent_error<K: Sink<Outgoing> + Unpin>(
     out: &mut K,
-    error: &ApiError,
+    error: &ServiceError,
     conversation_id: Option<String>,
 ) -> Result<(), Gone> {
     let frame = AgentServerFrame::Error {
@@ -651,14 +651,14 @@ impl AgentSession {
             let conversation = store
                 .conversation(conversation_id)
                 .await?
-                .ok_or(crate::store::StoreError::NotFound("conversation"))?;
+                .ok_or(store::StoreError::NotFound("conversation"))?;
             let customer = store
                 .customer(&conversation.tenant_id, &conversation.customer_id)
                 .await?;
             let messages = store
                 .recent_messages(conversation_id, ASSIGNED_HISTORY)
                 .await?;
-            Ok::<_, crate::store::StoreError>((conversation, customer, messages))
+            Ok::<_, store::StoreError>((conversation, customer, messages))
         }
         .await;
         let (conversation, customer, messages) = match loaded {
@@ -728,7 +728,7 @@ impl AgentSession {
             Ok(frame) => frame,
             Err(error) => {
                 // In line behind the sends still on their way.
-                let refused = ApiError::invalid(error.code(), error.to_string());
+                let refused = ServiceError::invalid(error.code(), error.to_string());
                 self.sending.push_back(Box::pin(std::future::ready((
                     String::new(),
                     String::new(),
@@ -778,7 +778,7 @@ impl AgentSession {
                 to,
             } => {
                 let Some(target) = TransferTarget::parse(&to) else {
-                    let error = ApiError::invalid(
+                    let error = ServiceError::invalid(
                         "bad_transfer",
                         "`to` must be `skill:<name>` or `agent:<id>`",
                     );
@@ -816,8 +816,10 @@ impl AgentSession {
                     Ok(())
                 }
                 None => {
-                    let error =
-                        ApiError::invalid("not_assigned", "conversation is not assigned to you");
+                    let error = ServiceError::invalid(
+                        "not_assigned",
+                        "conversation is not assigned to you",
+                    );
                     agent_error(out, &error, Some(conversation_id)).await
                 }
             },
@@ -834,7 +836,7 @@ impl AgentSession {
     /// error) goes out.
     async fn on_sent<K: Sink<Outgoing> + Unpin>(
         &mut self,
-        (conversation_id, client_msg_id, result): (String, String, ApiResult<Appended>),
+        (conversation_id, client_msg_id, result): (String, String, ServiceResult<Appended>),
         out: &mut K,
     ) -> Result<(), Gone> {
         match result {

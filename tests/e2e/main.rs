@@ -4,7 +4,6 @@
 mod admin;
 mod bot;
 mod browser;
-mod bus_suite;
 mod channels;
 mod chat;
 mod frames;
@@ -14,4 +13,3 @@ mod long_poll;
 mod policies;
 mod protection;
 mod queues;
-mod store_suite;

@@ -7,13 +7,13 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::crypto::{Claims, TokenKind};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require_admin, require_admin_or_agent};
-use crate::presence::AgentStatus;
-use crate::store::{CannedReply, Conversation, ConversationFilter, CustomerProfile};
-use crate::util::{new_id, now_ms};
 use crate::AppState;
+use engine::presence::AgentStatus;
+use store::crypto::{Claims, TokenKind};
+use store::util::{new_id, now_ms};
+use store::{CannedReply, Conversation, ConversationFilter, CustomerProfile};
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
@@ -65,7 +65,7 @@ struct NewAgent {
 }
 
 fn default_skills() -> Vec<String> {
-    vec![crate::chat::DEFAULT_SKILL_GROUP.to_owned()]
+    vec![engine::chat::DEFAULT_SKILL_GROUP.to_owned()]
 }
 
 fn default_max_concurrent() -> i64 {
@@ -73,7 +73,7 @@ fn default_max_concurrent() -> i64 {
 }
 
 /// A signed agent token for this agent's current token version.
-pub fn agent_token(state: &AppState, agent: &crate::store::Agent) -> String {
+pub fn agent_token(state: &AppState, agent: &store::Agent) -> String {
     state.signer.sign(&Claims {
         tenant: agent.tenant_id.clone(),
         kind: TokenKind::Agent,
@@ -94,10 +94,7 @@ async fn create_agent(
     let Json(new) = body?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return Err(ApiError::invalid(
-            "bad_name",
-            "name must be 1 to 80 characters",
-        ));
+        return Err(ServiceError::invalid("bad_name", "name must be 1 to 80 characters").into());
     }
     if new.skills.is_empty()
         || new
@@ -105,16 +102,16 @@ async fn create_agent(
             .iter()
             .any(|s| s.trim().is_empty() || s.len() > 64)
     {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "bad_skills",
             "skills must be a non-empty list of names up to 64 bytes",
-        ));
+        )
+        .into());
     }
     if !(1..=100).contains(&new.max_concurrent) {
-        return Err(ApiError::invalid(
-            "bad_max_concurrent",
-            "max_concurrent must be 1 to 100",
-        ));
+        return Err(
+            ServiceError::invalid("bad_max_concurrent", "max_concurrent must be 1 to 100").into(),
+        );
     }
     let agent = state
         .store
@@ -140,10 +137,10 @@ async fn reissue_token(
         .store
         .reissue_agent_token(&tenant, &id)
         .await?
-        .ok_or(ApiError::NotFound("agent"))?;
+        .ok_or(ServiceError::NotFound("agent"))?;
     state.chat.bus.publish(
-        &crate::bus::agent_topic(&agent.id),
-        crate::bus::BusEvent::TokenRevoked {
+        &engine::bus::agent_topic(&agent.id),
+        engine::bus::BusEvent::TokenRevoked {
             agent_id: agent.id.clone(),
             version: agent.token_version,
         },
@@ -193,11 +190,12 @@ async fn list_conversations(
     require_admin(&state, &headers, &tenant).await?;
     let Query(filter) = query?;
     if let Some(value) = &filter.state {
-        if crate::store::ConversationState::parse(value).is_none() {
-            return Err(ApiError::invalid(
+        if store::ConversationState::parse(value).is_none() {
+            return Err(ServiceError::invalid(
                 "bad_query",
                 "state must be bot, queued, assigned or closed",
-            ));
+            )
+            .into());
         }
     }
     let (conversations, next) = state.store.list_conversations(&tenant, &filter).await?;
@@ -213,7 +211,7 @@ async fn tenant_conversation(state: &AppState, tenant: &str, id: &str) -> ApiRes
         .conversation(id)
         .await?
         .filter(|conversation| conversation.tenant_id == tenant)
-        .ok_or(ApiError::NotFound("conversation"))
+        .ok_or(ServiceError::NotFound("conversation").into())
 }
 
 async fn get_conversation(
@@ -266,7 +264,7 @@ async fn get_customer(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: PathParams<(String, String)>,
-) -> ApiResult<Json<crate::store::Customer>> {
+) -> ApiResult<Json<store::Customer>> {
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     Ok(Json(
@@ -274,7 +272,7 @@ async fn get_customer(
             .store
             .customer(&tenant, &id)
             .await?
-            .ok_or(ApiError::NotFound("customer"))?,
+            .ok_or(ServiceError::NotFound("customer"))?,
     ))
 }
 
@@ -283,7 +281,7 @@ async fn put_customer(
     headers: HeaderMap,
     path: PathParams<(String, String)>,
     body: JsonBody<CustomerProfile>,
-) -> ApiResult<Json<crate::store::Customer>> {
+) -> ApiResult<Json<store::Customer>> {
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Json(profile) = body?;
@@ -294,10 +292,11 @@ async fn put_customer(
         ("address", &profile.address, 500),
     ] {
         if value.as_ref().is_some_and(|v| v.chars().count() > limit) {
-            return Err(ApiError::invalid(
+            return Err(ServiceError::invalid(
                 "bad_profile",
                 format!("{field} is longer than {limit} characters"),
-            ));
+            )
+            .into());
         }
     }
     let customer = state
@@ -320,16 +319,14 @@ fn check_canned(body: &CannedBody) -> ApiResult<()> {
         && body.shortcut.chars().count() <= 32
         && !body.shortcut.chars().any(char::is_whitespace);
     if !shortcut_ok {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "bad_shortcut",
             "shortcut must be 1 to 32 characters without spaces",
-        ));
+        )
+        .into());
     }
     if body.text.trim().is_empty() || body.text.len() > 4096 {
-        return Err(ApiError::invalid(
-            "bad_text",
-            "text must be 1 to 4096 bytes",
-        ));
+        return Err(ServiceError::invalid("bad_text", "text must be 1 to 4096 bytes").into());
     }
     Ok(())
 }
@@ -380,7 +377,7 @@ async fn put_canned(
         .iter()
         .any(|reply| reply.id == id)
     {
-        return Err(ApiError::NotFound("canned reply"));
+        return Err(ServiceError::NotFound("canned reply").into());
     }
     let reply = CannedReply {
         id,

@@ -6,12 +6,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{agent_from_token, bearer};
 use crate::http::ws::TokenQuery;
 use crate::session::run_agent;
-use crate::store::Agent;
 use crate::AppState;
+use store::Agent;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,6 +34,7 @@ async fn websocket(
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Agent>> {
-    let agent = agent_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+    let agent =
+        agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     Ok(Json(agent))
 }

@@ -2,10 +2,10 @@
 
 use axum::http::HeaderMap;
 
-use crate::crypto::{constant_time_eq, hash_admin_key, TokenKind};
-use crate::error::{ApiError, ApiResult};
-use crate::store::{Agent, Customer, Tenant};
+use crate::error::{ApiResult, ServiceError};
 use crate::AppState;
+use store::crypto::{constant_time_eq, hash_admin_key, TokenKind};
+use store::{Agent, Customer, Tenant};
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -23,14 +23,14 @@ pub async fn require_admin(
     headers: &HeaderMap,
     tenant: &str,
 ) -> ApiResult<Tenant> {
-    let key = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    let key = bearer(headers).ok_or(ServiceError::Unauthorized)?;
     let tenant = state
         .store
         .tenant(tenant)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ServiceError::Unauthorized)?;
     if !constant_time_eq(&hash_admin_key(key), &tenant.admin_key_hash) {
-        return Err(ApiError::Unauthorized);
+        return Err(ServiceError::Unauthorized.into());
     }
     Ok(tenant)
 }
@@ -40,14 +40,14 @@ pub async fn agent_from_token(state: &AppState, token: &str) -> ApiResult<Agent>
         .signer
         .verify(token)
         .filter(|c| c.kind == TokenKind::Agent)
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ServiceError::Unauthorized)?;
     let agent = state
         .store
         .agent(&claims.tenant, &claims.subject)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ServiceError::Unauthorized)?;
     if agent.token_version != claims.version {
-        return Err(ApiError::Unauthorized);
+        return Err(ServiceError::Unauthorized.into());
     }
     Ok(agent)
 }
@@ -57,12 +57,12 @@ pub async fn visitor_from_token(state: &AppState, token: &str) -> ApiResult<Cust
         .signer
         .verify(token)
         .filter(|c| c.kind == TokenKind::Visitor)
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ServiceError::Unauthorized)?;
     state
         .store
         .customer(&claims.tenant, &claims.subject)
         .await?
-        .ok_or(ApiError::Unauthorized)
+        .ok_or(ServiceError::Unauthorized.into())
 }
 
 /// An admin of the tenant, or one of its agents (read access to shared resources).
@@ -71,13 +71,13 @@ pub async fn require_admin_or_agent(
     headers: &HeaderMap,
     tenant: &str,
 ) -> ApiResult<()> {
-    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    let token = bearer(headers).ok_or(ServiceError::Unauthorized)?;
     if token.starts_with("v1.") {
         let agent = agent_from_token(state, token).await?;
         return if agent.tenant_id == tenant {
             Ok(())
         } else {
-            Err(ApiError::Unauthorized)
+            Err(ServiceError::Unauthorized.into())
         };
     }
     require_admin(state, headers, tenant).await.map(|_| ())

@@ -8,11 +8,11 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require_admin, require_admin_or_agent};
-use crate::store::CustomerAttributes;
-use crate::tenant::TenantSettings;
 use crate::AppState;
+use engine::tenant::TenantSettings;
+use store::CustomerAttributes;
 
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -58,7 +58,7 @@ async fn get_settings(
         .store
         .tenant(&tenant)
         .await?
-        .ok_or(ApiError::NotFound("tenant"))?;
+        .ok_or(ServiceError::NotFound("tenant"))?;
     Ok(Json(TenantSettings::from_stored(&tenant, &record.settings)))
 }
 
@@ -73,9 +73,9 @@ async fn put_settings(
     let Json(settings) = body?;
     settings
         .validate()
-        .map_err(|message| ApiError::invalid("bad_settings", message))?;
+        .map_err(|message| ServiceError::invalid("bad_settings", message))?;
     let value = serde_json::to_value(&settings)
-        .map_err(|error| ApiError::Internal(anyhow::Error::new(error)))?;
+        .map_err(|error| ServiceError::Internal(anyhow::Error::new(error)))?;
     state.store.set_tenant_settings(&tenant, &value).await?;
     state.chat.forget_tenant_settings(&tenant);
     Ok(Json(settings))
@@ -86,12 +86,12 @@ async fn put_attributes(
     headers: HeaderMap,
     path: PathParams<(String, String)>,
     body: JsonBody<CustomerAttributes>,
-) -> ApiResult<Json<crate::store::Customer>> {
+) -> ApiResult<Json<store::Customer>> {
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Json(attributes) = body?;
     if attributes.vip_level > 9 {
-        return Err(ApiError::invalid("bad_attributes", "vip_level is 0 to 9"));
+        return Err(ServiceError::invalid("bad_attributes", "vip_level is 0 to 9").into());
     }
     Ok(Json(
         state
@@ -113,12 +113,12 @@ async fn train(
     path: PathParams<String>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
-) -> ApiResult<Json<crate::intents::TrainOutcome>> {
+) -> ApiResult<Json<engine::intents::TrainOutcome>> {
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Query(query) = query?;
     let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::invalid("bad_training_file", "the file is not UTF-8 text"))?;
+        .map_err(|_| ServiceError::invalid("bad_training_file", "the file is not UTF-8 text"))?;
     let name = query
         .format
         .map(|format| format!("upload.{format}"))
@@ -128,7 +128,7 @@ async fn train(
                 .contains("csv")
                 .then(|| "upload.csv".to_owned())
         });
-    let examples = crate::intents::parse_training(text, name.as_deref())?;
+    let examples = engine::intents::parse_training(text, name.as_deref())?;
     Ok(Json(state.chat.intents.train(&tenant, examples).await?))
 }
 
@@ -140,10 +140,10 @@ struct TextBody {
 
 fn checked_text(text: &str) -> ApiResult<&str> {
     if text.trim().is_empty() {
-        return Err(ApiError::invalid("empty_text", "text is empty"));
+        return Err(ServiceError::invalid("empty_text", "text is empty").into());
     }
     if text.len() > switchboard_channels::web::MAX_TEXT_BYTES {
-        return Err(ApiError::invalid("too_large", "text is too long"));
+        return Err(ServiceError::invalid("too_large", "text is too long").into());
     }
     Ok(text)
 }
@@ -153,7 +153,7 @@ async fn classify(
     headers: HeaderMap,
     path: PathParams<String>,
     body: JsonBody<TextBody>,
-) -> ApiResult<Json<crate::intents::Classified>> {
+) -> ApiResult<Json<engine::intents::Classified>> {
     let Path(tenant) = path?;
     require_admin_or_agent(&state, &headers, &tenant).await?;
     let Json(body) = body?;
@@ -187,39 +187,40 @@ async fn put_model(
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let mut multipart = multipart
-        .map_err(|error| ApiError::invalid("bad_upload", error.body_text().to_lowercase()))?;
+        .map_err(|error| ServiceError::invalid("bad_upload", error.body_text().to_lowercase()))?;
     let (mut model, mut tokenizer, mut labels) = (None, None, None);
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|error| ApiError::invalid("bad_upload", error.body_text().to_lowercase()))?
+        .map_err(|error| ServiceError::invalid("bad_upload", error.body_text().to_lowercase()))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|error| ApiError::invalid("bad_upload", error.body_text().to_lowercase()))?;
+        let bytes = field.bytes().await.map_err(|error| {
+            ServiceError::invalid("bad_upload", error.body_text().to_lowercase())
+        })?;
         match name.as_str() {
             "model" => model = Some(bytes.to_vec()),
             "tokenizer" => tokenizer = Some(bytes.to_vec()),
             "labels" => {
                 labels = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    ApiError::invalid("bad_labels", "the label list is not UTF-8 text")
+                    ServiceError::invalid("bad_labels", "the label list is not UTF-8 text")
                 })?)
             }
             other => {
-                return Err(ApiError::invalid(
+                return Err(ServiceError::invalid(
                     "bad_upload",
                     format!("unexpected part `{other}`: send model, tokenizer and labels"),
-                ))
+                )
+                .into())
             }
         }
     }
     let (Some(model), Some(tokenizer), Some(labels)) = (model, tokenizer, labels) else {
-        return Err(ApiError::invalid(
+        return Err(ServiceError::invalid(
             "bad_upload",
             "send three parts: model (onnx), tokenizer (tokenizer.json) and labels",
-        ));
+        )
+        .into());
     };
     let report = state
         .chat

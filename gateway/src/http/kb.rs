@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use switchboard_knowledge::{write_csv, write_jsonl, FaqRecord, ImportFormat};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require_admin, require_admin_or_agent};
 use crate::AppState;
 
@@ -44,7 +44,10 @@ struct FormatQuery {
 }
 
 /// The declared format: `?format=`, else the content type; `None` lets the content decide.
-fn declared_format(query: &FormatQuery, headers: &HeaderMap) -> ApiResult<Option<ImportFormat>> {
+fn declared_format(
+    query: &FormatQuery,
+    headers: &HeaderMap,
+) -> Result<Option<ImportFormat>, ServiceError> {
     let named = query.format.clone().or_else(|| {
         headers
             .get(header::CONTENT_TYPE)
@@ -67,7 +70,7 @@ fn declared_format(query: &FormatQuery, headers: &HeaderMap) -> ApiResult<Option
     named
         .map(|name| {
             ImportFormat::from_name(&name)
-                .map_err(|error| ApiError::invalid("bad_format", error.to_string()))
+                .map_err(|error| ServiceError::invalid("bad_format", error.to_string()))
         })
         .transpose()
 }
@@ -78,7 +81,7 @@ async fn import(
     path: PathParams<String>,
     query: QueryParams<FormatQuery>,
     body: Bytes,
-) -> ApiResult<Json<crate::kb::ImportReport>> {
+) -> ApiResult<Json<engine::kb::ImportReport>> {
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Query(query) = query?;
@@ -126,7 +129,7 @@ async fn get_one(
             .store
             .faq(&tenant, &id)
             .await?
-            .ok_or(ApiError::NotFound("faq"))?,
+            .ok_or(ServiceError::NotFound("faq"))?,
     ))
 }
 
@@ -203,7 +206,7 @@ async fn export(
     let format = match query.format.as_deref() {
         None => ImportFormat::Jsonl,
         Some(name) => ImportFormat::from_name(name)
-            .map_err(|error| ApiError::invalid("bad_format", error.to_string()))?,
+            .map_err(|error| ServiceError::invalid("bad_format", error.to_string()))?,
     };
     let (records, _) = state.store.all_faqs(&tenant).await?;
     let mut out = Vec::new();
@@ -219,10 +222,10 @@ async fn export(
             "csv",
         ),
         ImportFormat::Xlsx => {
-            return Err(ApiError::invalid("bad_format", "export is jsonl or csv"))
+            return Err(ServiceError::invalid("bad_format", "export is jsonl or csv").into())
         }
     };
-    written.map_err(|error| ApiError::Internal(error.into()))?;
+    written.map_err(|error| ServiceError::Internal(error.into()))?;
     let disposition = format!("attachment; filename=\"{tenant}-faqs.{extension}\"");
     Ok((
         [
@@ -283,7 +286,7 @@ async fn put_synonyms(
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     if body.len() > 1024 * 1024 {
-        return Err(ApiError::invalid("too_large", "synonyms are at most 1 MiB"));
+        return Err(ServiceError::invalid("too_large", "synonyms are at most 1 MiB").into());
     }
     state.knowledge.set_synonyms(&tenant, &body).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,10 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::crypto::constant_time_eq;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::bearer;
 use crate::AppState;
+use store::crypto::constant_time_eq;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -25,11 +25,11 @@ fn may_read(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> ApiRe
     match token {
         Some(token) => match bearer(headers) {
             Some(given) if constant_time_eq(given, token) => Ok(()),
-            _ => Err(ApiError::Unauthorized),
+            _ => Err(ServiceError::Unauthorized.into()),
         },
         None if peer.ip().is_loopback() => Ok(()),
         // Set `metrics_token` to scrape from another machine.
-        None => Err(ApiError::Forbidden),
+        None => Err(ServiceError::Forbidden.into()),
     }
 }
 
@@ -154,7 +154,7 @@ mod tests {
         assert!(may_read(None, local6, &none).is_ok());
         assert!(matches!(
             may_read(None, remote, &none),
-            Err(ApiError::Forbidden)
+            Err(crate::error::HttpError(ServiceError::Forbidden))
         ));
         // With a token, the token decides, from anywhere (loopback included).
         assert!(may_read(Some("s3cret"), remote, &with_bearer("s3cret")).is_ok());
@@ -165,7 +165,7 @@ mod tests {
         ] {
             assert!(matches!(
                 may_read(Some("s3cret"), peer, &headers),
-                Err(ApiError::Unauthorized)
+                Err(crate::error::HttpError(ServiceError::Unauthorized))
             ));
         }
     }

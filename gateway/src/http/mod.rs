@@ -3,12 +3,15 @@
 mod admin;
 mod agent;
 pub(crate) mod auth;
+mod channel_apps;
 mod intel;
 mod kb;
 mod metrics;
+mod mobile;
 mod pages;
 mod policies;
 mod web;
+mod webhooks;
 pub(crate) mod ws;
 
 pub use admin::agent_token;
@@ -27,7 +30,11 @@ pub fn router(state: AppState) -> Router {
         .merge(policies::router())
         .merge(metrics::router())
         .merge(pages::router())
-        .merge(crate::channels::router())
-        .fallback(|| async { crate::error::ApiError::NotFound("route") })
+        .merge(channel_apps::router())
+        .merge(webhooks::router())
+        .merge(mobile::router())
+        .fallback(|| async {
+            crate::error::HttpError(crate::error::ServiceError::NotFound("route"))
+        })
         .with_state(state)
 }

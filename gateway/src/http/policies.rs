@@ -8,10 +8,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::require_admin;
-use crate::policy::parse_kind;
 use crate::AppState;
+use engine::policy::parse_kind;
 
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -156,14 +156,14 @@ async fn put_word_list(
         .is_some_and(|value| value.starts_with("application/json"));
     let (action, words) = if is_json {
         let body: WordListBody = serde_json::from_slice(&body)
-            .map_err(|error| ApiError::invalid("bad_json", error.to_string()))?;
+            .map_err(|error| ServiceError::invalid("bad_json", error.to_string()))?;
         (body.action, body.words)
     } else {
         let text = std::str::from_utf8(&body)
-            .map_err(|_| ApiError::invalid("bad_word_list", "the list is not UTF-8 text"))?;
+            .map_err(|_| ServiceError::invalid("bad_word_list", "the list is not UTF-8 text"))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let action = query.get("action").cloned().ok_or_else(|| {
-            ApiError::invalid(
+            ServiceError::invalid(
                 "bad_word_list",
                 "a plain-text list needs ?action=block|mask|flag|handoff",
             )
@@ -206,7 +206,7 @@ async fn check(
     require_admin(&state, &headers, &tenant).await?;
     let Json(body) = body?;
     if body.text.len() > switchboard_channels::web::MAX_TEXT_BYTES {
-        return Err(ApiError::invalid("too_large", "text is too long"));
+        return Err(ServiceError::invalid("too_large", "text is too long").into());
     }
     Ok(Json(state.chat.policies.check(&tenant, &body.text).await))
 }

@@ -12,15 +12,15 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{StreamExt, StreamMap};
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::bus::{conversation_topic, customer_topic, BusEvent};
-use crate::crypto::{Claims, TokenKind};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{bearer, visitor_from_token};
 use crate::http::ws::TokenQuery;
 use crate::session::{message_frame, run_customer};
-use crate::store::{ConversationState, CustomerProfile};
-use crate::util::{is_valid_slug, new_id, now_ms};
 use crate::AppState;
+use engine::bus::{conversation_topic, customer_topic, BusEvent};
+use store::crypto::{Claims, TokenKind};
+use store::util::{is_valid_slug, new_id, now_ms};
+use store::{ConversationState, CustomerProfile};
 
 /// The widget is embedded on the tenant's own site, so these routes answer any origin. They use
 /// bearer tokens, never cookies, so no credentials ride along with cross-site requests.
@@ -58,13 +58,13 @@ async fn create_session(
     state.chat.limits.session(peer.ip())?;
     let Json(request) = body?;
     if !is_valid_slug(&request.tenant) || state.store.tenant(&request.tenant).await?.is_none() {
-        return Err(ApiError::NotFound("tenant"));
+        return Err(ServiceError::NotFound("tenant").into());
     }
     let (customer, token) = match request.token {
         Some(token) => {
             let customer = visitor_from_token(&state, &token).await?;
             if customer.tenant_id != request.tenant {
-                return Err(ApiError::Unauthorized);
+                return Err(ServiceError::Unauthorized.into());
             }
             (customer, token)
         }
@@ -122,7 +122,7 @@ async fn post_message(
     body: Result<Json<PostMessage>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<ServerFrame>> {
     let customer =
-        visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let Json(message) = body?;
     let appended = state
         .chat
@@ -149,7 +149,7 @@ async fn poll(
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let customer =
-        visitor_from_token(&state, bearer(&headers).ok_or(ApiError::Unauthorized)?).await?;
+        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let Query(PollQuery { after }) = query?;
     let mut subscriptions = StreamMap::new();
     subscriptions.insert(
@@ -194,8 +194,8 @@ async fn poll(
 
 fn poll_answer(
     state: &AppState,
-    conversation: &crate::store::Conversation,
-    messages: &[crate::store::MessageRecord],
+    conversation: &store::Conversation,
+    messages: &[store::MessageRecord],
 ) -> serde_json::Value {
     let mut frames: Vec<ServerFrame> = messages.iter().map(message_frame).collect();
     if conversation.state == ConversationState::Queued {

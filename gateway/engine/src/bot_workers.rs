@@ -1,0 +1,309 @@
+//! The bot's worker pool: a bounded queue per worker, turns of one conversation on one worker
+//! (in order), shedding when the backlog is too deep or too old, and each tenant's share of the
+//! backlog capped. The pool knows nothing of chats: each turn goes to a [`TurnHandler`].
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use switchboard_bot::DecisionKind;
+use tokio::sync::mpsc;
+
+use crate::metrics::Histogram;
+
+/// Upper bounds (ms) of the bot turn latency histogram.
+pub const LATENCY_BUCKETS_MS: [u64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotRunSettings {
+    /// Concurrent bot turns (turns of one conversation always run in order).
+    pub workers: usize,
+    /// Turns waiting per worker at most; past it a turn is handed to a person (`bot_busy`).
+    pub queue_per_worker: usize,
+    /// Load the models when the server starts (otherwise on the first bot turn).
+    pub preload: bool,
+    /// Turns waiting across all workers from which new bot turns are shed (0: three quarters
+    /// of the queues' capacity).
+    pub shed_depth: usize,
+    /// A turn that waited this long for a worker starts shedding too.
+    pub shed_wait_ms: u64,
+}
+
+impl Default for BotRunSettings {
+    fn default() -> Self {
+        BotRunSettings {
+            workers: 8,
+            queue_per_worker: 128,
+            preload: true,
+            shed_depth: 0,
+            shed_wait_ms: 2_000,
+        }
+    }
+}
+
+/// Who runs the turns the pool takes (the chat service).
+pub trait TurnHandler: Send + Sync + 'static {
+    /// Runs one turn; returns the decision's kind when one was made.
+    fn run_turn(&self, job: TurnJob) -> impl Future<Output = Option<DecisionKind>> + Send;
+}
+
+pub struct TurnJob {
+    pub tenant: String,
+    pub conversation_id: String,
+    /// The customer message's trace id.
+    pub trace: String,
+    pub text: String,
+    /// The sensitive-word policy asked for a person.
+    pub flagged: bool,
+    pub enqueued: Instant,
+}
+
+struct Counters {
+    turns: AtomicU64,
+    shed: AtomicU64,
+    last_wait_us: AtomicU64,
+    decisions: [AtomicU64; 4],
+    /// Turn latency, queue wait included.
+    latency: Histogram,
+}
+
+/// The bot workers' figures (`/metrics`, and the shedding work).
+#[derive(Debug, Clone, Serialize)]
+pub struct BotStats {
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    pub turns: u64,
+    /// Turns shed (a "busy" reply or straight to a person) because of the backlog.
+    pub shed: u64,
+    /// Whether new turns are being shed now (the global backlog).
+    pub shedding: bool,
+    /// How long the last turn waited for a worker.
+    pub last_wait_us: u64,
+    pub decisions: HashMap<&'static str, u64>,
+}
+
+pub struct BotWorkers {
+    shards: Vec<mpsc::Sender<TurnJob>>,
+    /// When each shard's queued turns were queued, oldest first (the shard's channel is FIFO):
+    /// their count is the backlog's depth, and the age of the oldest is how long the backlog
+    /// makes a turn wait now, before any worker has taken one that waited that long.
+    queued_at: Arc<[Mutex<VecDeque<Instant>>]>,
+    capacity: usize,
+    shed_depth: usize,
+    shed_wait_us: u64,
+    shedding: AtomicBool,
+    tenants: Arc<Mutex<HashMap<String, TenantQueue>>>,
+    counters: Arc<Counters>,
+}
+
+/// One tenant's share of the backlog.
+#[derive(Default)]
+struct TenantQueue {
+    depth: usize,
+    shedding: bool,
+}
+
+const KINDS: [DecisionKind; 4] = [
+    DecisionKind::Answer,
+    DecisionKind::Clarify,
+    DecisionKind::Handoff,
+    DecisionKind::OutOfScope,
+];
+
+impl BotWorkers {
+    /// Starts the workers. The handler owns the pool, so the workers hold it weakly: they end
+    /// when it is dropped.
+    pub fn start<H: TurnHandler>(handler: Weak<H>, settings: &BotRunSettings) -> BotWorkers {
+        let queue_per_worker = settings.queue_per_worker.max(1);
+        let counters = Arc::new(Counters {
+            turns: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            last_wait_us: AtomicU64::new(0),
+            decisions: Default::default(),
+            latency: Histogram::new(&LATENCY_BUCKETS_MS),
+        });
+        let tenants: Arc<Mutex<HashMap<String, TenantQueue>>> = Arc::default();
+        let workers = settings.workers.max(1);
+        let queued_at: Arc<[Mutex<VecDeque<Instant>>]> =
+            (0..workers).map(|_| Mutex::default()).collect();
+        let mut shards = Vec::new();
+        for shard in 0..workers {
+            let (sender, mut receiver) = mpsc::channel::<TurnJob>(queue_per_worker);
+            let handler = handler.clone();
+            let counters = counters.clone();
+            let tenants = tenants.clone();
+            let queued_at = queued_at.clone();
+            tokio::spawn(async move {
+                while let Some(job) = receiver.recv().await {
+                    queued_at[shard]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop_front();
+                    if let Some(queue) = tenants
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&job.tenant)
+                    {
+                        queue.depth = queue.depth.saturating_sub(1);
+                    }
+                    let waited = job.enqueued.elapsed().as_micros() as u64;
+                    counters.last_wait_us.store(waited, Ordering::Relaxed);
+                    let Some(handler) = handler.upgrade() else {
+                        break;
+                    };
+                    let enqueued = job.enqueued;
+                    if let Some(kind) = handler.run_turn(job).await {
+                        let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+                        counters.decisions[index].fetch_add(1, Ordering::Relaxed);
+                    }
+                    counters.latency.observe(enqueued.elapsed());
+                    counters.turns.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            shards.push(sender);
+        }
+        let capacity = shards.len() * queue_per_worker;
+        BotWorkers {
+            capacity,
+            shed_depth: match settings.shed_depth {
+                0 => (capacity * 3 / 4).max(1),
+                depth => depth,
+            },
+            shed_wait_us: settings.shed_wait_ms.saturating_mul(1000),
+            shedding: AtomicBool::new(false),
+            tenants,
+            shards,
+            queued_at,
+            counters,
+        }
+    }
+
+    /// Whether new turns are shed now: over the depth or wait threshold starts shedding, and it
+    /// ends only when both are back under half of them (hysteresis). The wait is the longer of
+    /// the last taken turn's and the oldest queued turn's so far: a burst that arrives faster
+    /// than the workers take turns is seen at once, not only once a late turn is taken.
+    fn overloaded(&self) -> bool {
+        let (depth, oldest) = self.backlog();
+        let wait = match oldest {
+            None => 0,
+            Some(at) => (at.elapsed().as_micros() as u64)
+                .max(self.counters.last_wait_us.load(Ordering::Relaxed)),
+        };
+        if self.shedding.load(Ordering::Relaxed) {
+            if depth <= self.shed_depth / 2 && wait <= self.shed_wait_us / 2 {
+                self.shedding.store(false, Ordering::Relaxed);
+                tracing::info!(depth, "bot backlog drained; bot turns are taken again");
+            }
+        } else if depth >= self.shed_depth || wait >= self.shed_wait_us {
+            self.shedding.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                depth,
+                wait_us = wait,
+                "bot backlog over the threshold; shedding bot turns"
+            );
+        }
+        self.shedding.load(Ordering::Relaxed)
+    }
+
+    /// Queues a turn on its conversation's worker, or gives it back to be shed: the global
+    /// backlog is over its threshold, the tenant's is over `tenant_max`, or the worker's queue
+    /// is full.
+    pub fn submit(&self, job: TurnJob, tenant_max: usize) -> Result<(), TurnJob> {
+        let shed = |job: TurnJob| {
+            self.counters.shed.fetch_add(1, Ordering::Relaxed);
+            Err(job)
+        };
+        if self.overloaded() {
+            return shed(job);
+        }
+        {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = tenants.entry(job.tenant.clone()).or_default();
+            if queue.shedding && queue.depth <= tenant_max / 2 {
+                queue.shedding = false;
+            } else if !queue.shedding && queue.depth >= tenant_max {
+                queue.shedding = true;
+            }
+            if queue.shedding {
+                drop(tenants);
+                return shed(job);
+            }
+            queue.depth += 1;
+        }
+        let shard = shard_of(&job.conversation_id, self.shards.len());
+        // Recorded before the send, so the worker never takes a turn whose time is not there.
+        let mut queued_at = self.queued_at[shard]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        queued_at.push_back(job.enqueued);
+        match self.shards[shard].try_send(job) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                queued_at.pop_back();
+                drop(queued_at);
+                let job = match error {
+                    mpsc::error::TrySendError::Full(job)
+                    | mpsc::error::TrySendError::Closed(job) => job,
+                };
+                if let Some(queue) = self
+                    .tenants
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&job.tenant)
+                {
+                    queue.depth = queue.depth.saturating_sub(1);
+                }
+                shed(job)
+            }
+        }
+    }
+
+    /// Turns waiting for a worker, and when the oldest of them was queued.
+    fn backlog(&self) -> (usize, Option<Instant>) {
+        let mut depth = 0;
+        let mut oldest: Option<Instant> = None;
+        for queue in self.queued_at.iter() {
+            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            depth += queue.len();
+            if let Some(&first) = queue.front() {
+                oldest = Some(oldest.map_or(first, |o| o.min(first)));
+            }
+        }
+        (depth, oldest)
+    }
+
+    pub fn stats(&self) -> BotStats {
+        let c = &self.counters;
+        BotStats {
+            queue_depth: self.backlog().0,
+            queue_capacity: self.capacity,
+            turns: c.turns.load(Ordering::Relaxed),
+            shed: c.shed.load(Ordering::Relaxed),
+            shedding: self.shedding.load(Ordering::Relaxed),
+            last_wait_us: c.last_wait_us.load(Ordering::Relaxed),
+            decisions: KINDS
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| (kind.as_str(), c.decisions[i].load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+
+    /// Turn latency (queue wait included), for `/metrics`.
+    pub fn latency(&self) -> &Histogram {
+        &self.counters.latency
+    }
+}
+
+fn shard_of(key: &str, shards: usize) -> usize {
+    // FNV-1a: stable and cheap; only needs to keep one conversation on one worker.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards as u64) as usize
+}

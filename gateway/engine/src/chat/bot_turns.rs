@@ -1,0 +1,236 @@
+//! Bot turns of live chat: a customer message in a conversation that is with the bot goes to the
+//! worker pool (or is shed), the worker's turn decides, and the decision is stored as a bot
+//! message or becomes a handoff. The dry run (`decide`) takes the same path.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchboard_bot::{Decision, DecisionKind, Turn};
+
+use super::handoff::HandoffRequest;
+use super::Chat;
+use crate::bot_workers::{BotStats, TurnHandler, TurnJob};
+use crate::error::{ServiceError, ServiceResult};
+use crate::intents::{models, TenantClassifier};
+use crate::metrics::Histogram;
+use crate::tenant::WorkMode;
+use store::{Conversation, MessageRecord, UnsureStreak};
+
+impl TurnHandler for Chat {
+    async fn run_turn(&self, job: TurnJob) -> Option<DecisionKind> {
+        Chat::run_turn(self, job).await
+    }
+}
+
+impl Chat {
+    pub fn bot_stats(&self) -> BotStats {
+        self.turns.stats()
+    }
+
+    pub fn turns_latency(&self) -> &Histogram {
+        self.turns.latency()
+    }
+
+    /// Knowledge-base changes the bot's dense side has not applied yet (0 once it caught up;
+    /// `None` while the bot is not built).
+    pub fn bot_dense_lag(&self) -> Option<u64> {
+        self.bot.is_built().then(|| {
+            self.knowledge
+                .changes_sent()
+                .saturating_sub(self.bot.changes_applied())
+        })
+    }
+
+    /// A customer message landed in a conversation that is with the bot.
+    pub(crate) async fn bot_turn(
+        &self,
+        conversation: &Conversation,
+        message: &MessageRecord,
+        flagged: bool,
+    ) {
+        let text = message.text.as_str();
+        let settings = self.tenant_settings(&conversation.tenant_id).await;
+        if settings.work_mode == WorkMode::HumanFirst {
+            self.hand_off_logged(conversation, HandoffRequest::because("human_first"))
+                .await;
+            return;
+        }
+        let job = TurnJob {
+            tenant: conversation.tenant_id.clone(),
+            conversation_id: conversation.id.clone(),
+            trace: crate::chat::trace_id(message),
+            text: text.to_owned(),
+            flagged,
+            enqueued: Instant::now(),
+        };
+        let tenant_max = settings.shedding.max_queued_turns as usize;
+        if self.turns.submit(job, tenant_max).is_ok() {
+            return;
+        }
+        // Shed: the bot is too far behind. A person is always reachable.
+        if settings.shedding.to_person || switchboard_bot::explicit_handoff(text) {
+            self.hand_off_logged(conversation, HandoffRequest::because("bot_busy"))
+                .await;
+            return;
+        }
+        let busy = match switchboard_knowledge::guess_locale(text) {
+            "zh" => "当前咨询较多，请稍后再问；如需人工客服，请回复“转人工”。",
+            _ => "We are very busy right now. Please ask again in a moment, or type \"agent\" to talk to a person.",
+        };
+        let meta = serde_json::json!({ "decision": "shed", "reason": "bot_busy" });
+        match self
+            .store
+            .append_bot_message(&conversation.id, busy, meta, UnsureStreak::Keep)
+            .await
+        {
+            Ok(Some(message)) => self.publish_message(&message),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(conversation_id = %conversation.id, error = %error, "cannot store the busy reply")
+            }
+        }
+    }
+
+    async fn hand_off_logged(&self, conversation: &Conversation, request: HandoffRequest) {
+        if let Err(error) = self.hand_off(&conversation.id, request).await {
+            tracing::error!(conversation_id = %conversation.id, error = %error, "handoff failed");
+        }
+    }
+
+    /// The decision for one turn: the same path for live chat and the dry run.
+    pub async fn decide(
+        &self,
+        tenant: &str,
+        text: &str,
+        unsure_streak: u32,
+        flagged: bool,
+    ) -> ServiceResult<Decision> {
+        let bot = self.bot.ready().await?;
+        let models = models().await?;
+        let mut own_classifier = None;
+        match self.intents.classifier(tenant).await {
+            Ok(Some(TenantClassifier::Head(head))) => bot.set_intent_head(tenant, head),
+            Ok(Some(TenantClassifier::Onnx(model))) => {
+                bot.remove_intent_head(tenant);
+                own_classifier = Some(model);
+            }
+            Ok(None) => bot.remove_intent_head(tenant),
+            Err(error) => {
+                tracing::warn!(tenant, error = %error, "cannot read the tenant's intent model; built-in intents used")
+            }
+        }
+        let settings = self.tenant_settings(tenant).await;
+        let turn = Turn::new(tenant, text)
+            .with_unsure_streak(unsure_streak)
+            .with_sensitive_flag(flagged)
+            .with_settings(Arc::new(settings.bot.clone()))
+            .with_synonyms(self.knowledge.synonyms(tenant));
+        let embedding = models.service.embed(text).await.map_err(|error| {
+            ServiceError::unavailable(
+                "busy",
+                format!("the encoder cannot take this turn: {error}"),
+            )
+        })?;
+        let worker = bot.clone();
+        let decided = turn.clone();
+        let decision = tokio::task::spawn_blocking(move || {
+            // A tenant's own classifier names the turn's intent (out of scope: none).
+            let decided = match own_classifier.map(|model| model.classify_blocking(&decided.text)) {
+                Some(Ok(prediction)) if !prediction.out_of_scope => {
+                    decided.with_intent(prediction.label, prediction.score)
+                }
+                Some(Ok(_)) => decided.with_intent("", 0.0),
+                Some(Err(error)) => {
+                    tracing::warn!(tenant = %decided.tenant, %error, "the tenant's classifier failed; built-in intents used");
+                    decided
+                }
+                None => decided,
+            };
+            worker.decide_with_embedding(&decided, &embedding)
+        })
+        .await
+        .map_err(|error| ServiceError::Internal(anyhow::anyhow!("bot task failed: {error}")))?;
+        Ok(bot.refine_with_llm(&turn, decision).await)
+    }
+
+    /// Runs one queued turn; returns the decision's kind when one was made.
+    pub(crate) async fn run_turn(&self, job: TurnJob) -> Option<DecisionKind> {
+        // Kept with the conversation: the same on every node, whichever took the turn before.
+        let streak = match self.store.bot_unsure_streak(&job.conversation_id).await {
+            Ok(streak) => streak,
+            Err(error) => {
+                tracing::warn!(conversation_id = %job.conversation_id, error = %error, "cannot read the unsure streak");
+                0
+            }
+        };
+        let decision = match self
+            .decide(&job.tenant, &job.text, streak, job.flagged)
+            .await
+        {
+            Ok(decision) => decision,
+            Err(error) => {
+                tracing::error!(conversation_id = %job.conversation_id, error = %error, "bot turn failed; handing the chat to a person");
+                if let Err(error) = self
+                    .hand_off(
+                        &job.conversation_id,
+                        HandoffRequest::because("bot_unavailable"),
+                    )
+                    .await
+                {
+                    tracing::error!(conversation_id = %job.conversation_id, error = %error, "handoff failed");
+                }
+                return None;
+            }
+        };
+        let mut meta = serde_json::to_value(&decision).unwrap_or_default();
+        if let Some(object) = meta.as_object_mut() {
+            object.remove("answer");
+        }
+        if decision.kind == DecisionKind::Handoff {
+            // The bot's "connecting you" and the move to the queue are one transaction.
+            let request = HandoffRequest {
+                reason: decision.reason.clone(),
+                skill_hint: decision.skill_hint.clone(),
+                intent: Some((decision.intent.label.clone(), decision.intent.score)),
+                bot_says: Some((decision.answer.clone(), meta)),
+            };
+            if let Err(error) = self.hand_off(&job.conversation_id, request).await {
+                tracing::error!(conversation_id = %job.conversation_id, error = %error, "handoff failed");
+            }
+            return Some(decision.kind);
+        }
+        let stored = match self
+            .store
+            .append_bot_message(
+                &job.conversation_id,
+                &decision.answer,
+                meta,
+                if decision.is_unsure() {
+                    UnsureStreak::Lengthen
+                } else {
+                    UnsureStreak::Reset
+                },
+            )
+            .await
+        {
+            Ok(Some(message)) => message,
+            // A person took the conversation over while the bot was thinking.
+            Ok(None) => return Some(decision.kind),
+            Err(error) => {
+                tracing::error!(conversation_id = %job.conversation_id, error = %error, "cannot store the bot's answer");
+                return None;
+            }
+        };
+        tracing::info!(
+            trace = %job.trace,
+            conversation_id = %job.conversation_id,
+            seq = stored.seq,
+            decision = decision.kind.as_str(),
+            reason = %decision.reason,
+            confidence = decision.confidence,
+            "bot answered"
+        );
+        self.publish_message(&stored);
+        Some(decision.kind)
+    }
+}

@@ -1,0 +1,207 @@
+//! Handoff: a conversation leaves the bot for a queue. The tenant's routing policy (or the
+//! built-in strategy) picks the skill group, priority and preferred agent, or rejects with a
+//! message (the conversation then stays with the bot).
+
+use switchboard_policies::types::{
+    AgentLoad, Attribute, Handoff, RoutingDecision, SkillGroupSnapshot,
+};
+
+use super::{Chat, DEFAULT_SKILL_GROUP};
+use crate::error::{ServiceError, ServiceResult};
+use crate::policy::{language_of, policy_messages};
+use store::util::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct HandoffRequest {
+    pub reason: String,
+    pub skill_hint: Option<String>,
+    pub intent: Option<(String, f32)>,
+    /// The bot's reply to store with the move (dropped when the routing policy rejects).
+    pub bot_says: Option<(String, serde_json::Value)>,
+}
+
+impl HandoffRequest {
+    pub fn because(reason: &str) -> HandoffRequest {
+        HandoffRequest {
+            reason: reason.to_owned(),
+            skill_hint: None,
+            intent: None,
+            bot_says: None,
+        }
+    }
+}
+
+impl Chat {
+    /// Hands a conversation from the bot to a person: the tenant's routing policy (or the
+    /// built-in strategy) picks the queue and priority, or rejects with a message.
+    pub async fn hand_off(
+        &self,
+        conversation_id: &str,
+        request: HandoffRequest,
+    ) -> ServiceResult<()> {
+        let conversation = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .ok_or(ServiceError::NotFound("conversation"))?;
+        let tenant = conversation.tenant_id.clone();
+        let settings = self.tenant_settings(&tenant).await;
+        let customer = self
+            .store
+            .customer(&tenant, &conversation.customer_id)
+            .await?;
+        let recent = self
+            .store
+            .recent_messages(
+                conversation_id,
+                switchboard_policies::types::MAX_LAST_MESSAGES as i64,
+            )
+            .await?;
+        let attributes = customer
+            .map(|customer| customer.attributes)
+            .unwrap_or_default();
+        let input = Handoff {
+            tenant: tenant.clone(),
+            conversation_id: conversation_id.to_owned(),
+            channel: conversation.channel.clone(),
+            customer: switchboard_policies::types::Customer {
+                id: conversation.customer_id.clone(),
+                vip_level: attributes.vip_level,
+                crm_tags: attributes.crm_tags.clone(),
+                attributes: attributes
+                    .attributes
+                    .iter()
+                    .map(|(key, value)| Attribute {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+            },
+            language: language_of(&recent),
+            intent: request.intent.as_ref().map(|(label, _)| label.clone()),
+            intent_confidence: request
+                .intent
+                .as_ref()
+                .map(|(_, score)| *score)
+                .unwrap_or(0.0),
+            handoff_reason: request.reason.clone(),
+            skill_hint: request.skill_hint.clone(),
+            last_messages: policy_messages(&recent),
+            queues: self.queue_snapshot(&tenant).await?,
+            now_unix_ms: now_ms().max(0) as u64,
+            utc_offset_minutes: settings.utc_offset_minutes,
+        };
+        let outcome = self.policies.route(input).await?;
+        match outcome.decision {
+            RoutingDecision::Reject { message } => {
+                tracing::info!(conversation_id, reason = %request.reason, "routing policy rejected the handoff");
+                let stored = self
+                    .store
+                    .append_system_message(conversation_id, &message)
+                    .await?;
+                self.publish_message(&stored);
+            }
+            RoutingDecision::Route(route) => {
+                // The conversation keeps the reason's stable code; the `queued` event also says
+                // what routed it, for the audit.
+                let routed_by = match (&outcome.failure, &outcome.decided_by) {
+                    (Some(failure), _) => format!(
+                        "routing policy v{} failed ({}), built-in routing",
+                        failure.policy.version,
+                        failure.kind.as_str()
+                    ),
+                    (None, switchboard_policies::DecidedBy::Policy(id)) => {
+                        format!("routing policy v{}", id.version)
+                    }
+                    (None, switchboard_policies::DecidedBy::BuiltIn) => "built-in routing".into(),
+                };
+                let note = format!(
+                    "{}; {routed_by}: {}, priority {}",
+                    request.reason, route.skill_group, route.priority
+                );
+                let bot_says = request
+                    .bot_says
+                    .as_ref()
+                    .map(|(text, meta)| (text.as_str(), meta.clone()));
+                let moved = self
+                    .store
+                    .hand_off(
+                        conversation_id,
+                        &route.skill_group,
+                        route.priority as i64,
+                        &request.reason,
+                        &note,
+                        bot_says,
+                    )
+                    .await?;
+                if let Some((_, said)) = moved {
+                    if let Some(message) = said {
+                        self.publish_message(&message);
+                    }
+                    tracing::info!(
+                        conversation_id,
+                        skill_group = %route.skill_group,
+                        priority = route.priority,
+                        reason = %request.reason,
+                        "conversation handed to a person"
+                    );
+                    if let Some(agent) = route.preferred_agent {
+                        self.prefer_agent(conversation_id, &agent);
+                    }
+                    self.kick(&tenant);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Per skill group: how many wait, and the online agents with their load.
+    async fn queue_snapshot(&self, tenant: &str) -> ServiceResult<Vec<SkillGroupSnapshot>> {
+        let queued = self.store.queued_conversations(tenant).await?;
+        let loads = self.store.agent_loads(tenant).await?;
+        let mut groups: std::collections::BTreeMap<String, SkillGroupSnapshot> =
+            std::collections::BTreeMap::new();
+        let group = |name: &str| -> SkillGroupSnapshot {
+            SkillGroupSnapshot {
+                name: name.to_owned(),
+                queue_length: 0,
+                online_agents: Vec::new(),
+            }
+        };
+        groups.insert(DEFAULT_SKILL_GROUP.into(), group(DEFAULT_SKILL_GROUP));
+        for conversation in &queued {
+            groups
+                .entry(conversation.skill_group.clone())
+                .or_insert_with(|| group(&conversation.skill_group))
+                .queue_length += 1;
+        }
+        for available in self.presence.available(tenant) {
+            for skill in &available.agent.skills {
+                if skill == "*" {
+                    continue;
+                }
+                groups
+                    .entry(skill.clone())
+                    .or_insert_with(|| group(skill))
+                    .online_agents
+                    .push(AgentLoad {
+                        agent_id: available.agent.id.clone(),
+                        active_conversations: loads
+                            .get(&available.agent.id)
+                            .copied()
+                            .unwrap_or(0)
+                            .max(0) as u32,
+                        max_conversations: available.agent.max_concurrent.max(0) as u32,
+                    });
+            }
+        }
+        Ok(groups.into_values().collect())
+    }
+
+    pub(crate) fn prefer_agent(&self, conversation_id: &str, agent_id: &str) {
+        self.preferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conversation_id.to_owned(), agent_id.to_owned());
+    }
+}

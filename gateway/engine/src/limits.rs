@@ -1,0 +1,253 @@
+//! Rate limits (governor, GCRA): per customer, per agent and per tenant on messages, configurable
+//! in each tenant's settings; per IP on session creation and on webhooks, from the node's
+//! settings. A refused request is not accepted at all (nothing stored), and the caller learns
+//! when to retry: HTTP 429 with `Retry-After`, a WebSocket error frame `rate_limited` with
+//! `retry_after_ms` (the socket stays open).
+//!
+//! The counters live on each node; in a cluster a tenant's total is per node (see the closing
+//! notes of the cluster work).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// A rate with a burst: `per_second` sustained, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    const fn new(per_second: u32, burst: u32) -> Rate {
+        Rate { per_second, burst }
+    }
+
+    fn quota(self) -> Quota {
+        let per_second = NonZeroU32::new(self.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Quota::per_second(per_second).allow_burst(burst)
+    }
+}
+
+/// A tenant's message limits (in `settings.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Messages from one customer.
+    pub customer: Rate,
+    /// Messages from one agent.
+    pub agent: Rate,
+    /// All customer messages of the tenant together.
+    pub tenant: Rate,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            customer: Rate::new(5, 10),
+            agent: Rate::new(10, 30),
+            tenant: Rate::new(2_000, 4_000),
+        }
+    }
+}
+
+impl TenantLimits {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("customer", self.customer),
+            ("agent", self.agent),
+            ("tenant", self.tenant),
+        ] {
+            if rate.per_second == 0 || rate.burst == 0 {
+                return Err(format!(
+                    "limits.{name}: per_second and burst must be at least 1"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The node's limits per client IP (in the server settings, `[limits]`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpLimits {
+    /// `POST /v1/web/session` per IP.
+    pub sessions: Rate,
+    /// Webhook deliveries (WeChat, Douyin) per IP.
+    pub webhooks: Rate,
+}
+
+impl Default for IpLimits {
+    fn default() -> Self {
+        IpLimits {
+            sessions: Rate::new(20, 100),
+            webhooks: Rate::new(200, 400),
+        }
+    }
+}
+
+struct TenantLimiters {
+    limits: TenantLimits,
+    customer: DefaultKeyedRateLimiter<String>,
+    agent: DefaultKeyedRateLimiter<String>,
+    tenant: DefaultDirectRateLimiter,
+}
+
+impl TenantLimiters {
+    fn new(limits: TenantLimits) -> TenantLimiters {
+        TenantLimiters {
+            limits,
+            customer: RateLimiter::keyed(limits.customer.quota()),
+            agent: RateLimiter::keyed(limits.agent.quota()),
+            tenant: RateLimiter::direct(limits.tenant.quota()),
+        }
+    }
+}
+
+/// Who is being limited, for the refusal count.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    Customer,
+    Agent,
+    Tenant,
+    Session,
+    Webhook,
+}
+
+const SCOPES: [&str; 5] = ["customer", "agent", "tenant", "session", "webhook"];
+
+pub struct RateLimits {
+    tenants: RwLock<HashMap<String, Arc<TenantLimiters>>>,
+    sessions: DefaultKeyedRateLimiter<IpAddr>,
+    webhooks: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
+    refused: [AtomicU64; 5],
+}
+
+fn refused(wait: Duration) -> ServiceError {
+    // Never 0: a client told "retry in 0 ms" would spin.
+    ServiceError::RateLimited {
+        retry_after_ms: (wait.as_millis() as u64).max(1),
+    }
+}
+
+impl RateLimits {
+    pub fn new(ip: IpLimits) -> Arc<RateLimits> {
+        Arc::new(RateLimits {
+            tenants: RwLock::new(HashMap::new()),
+            sessions: RateLimiter::keyed(ip.sessions.quota()),
+            webhooks: RateLimiter::keyed(ip.webhooks.quota()),
+            clock: DefaultClock::default(),
+            refused: Default::default(),
+        })
+    }
+
+    fn count(&self, scope: Scope) {
+        self.refused[scope as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refusals per scope, for `/metrics`.
+    pub fn refused(&self) -> Vec<(&'static str, u64)> {
+        SCOPES
+            .iter()
+            .zip(&self.refused)
+            .map(|(name, count)| (*name, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// The tenant's limiters, rebuilt when its limits changed.
+    fn tenant(&self, tenant: &str, limits: TenantLimits) -> Arc<TenantLimiters> {
+        if let Some(current) = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
+            if current.limits == limits {
+                return current.clone();
+            }
+        }
+        let fresh = Arc::new(TenantLimiters::new(limits));
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), fresh.clone());
+        fresh
+    }
+
+    /// One customer message: the customer's own rate, then the tenant's total.
+    pub fn customer_message(
+        &self,
+        tenant: &str,
+        customer: &str,
+        limits: TenantLimits,
+    ) -> ServiceResult<()> {
+        let limiters = self.tenant(tenant, limits);
+        if let Err(not_until) = limiters.customer.check_key(&customer.to_owned()) {
+            self.count(Scope::Customer);
+            return Err(refused(not_until.wait_time_from(self.clock.now())));
+        }
+        if let Err(not_until) = limiters.tenant.check() {
+            self.count(Scope::Tenant);
+            return Err(refused(not_until.wait_time_from(self.clock.now())));
+        }
+        Ok(())
+    }
+
+    pub fn agent_message(
+        &self,
+        tenant: &str,
+        agent: &str,
+        limits: TenantLimits,
+    ) -> ServiceResult<()> {
+        let limiters = self.tenant(tenant, limits);
+        limiters
+            .agent
+            .check_key(&agent.to_owned())
+            .map_err(|not_until| {
+                self.count(Scope::Agent);
+                refused(not_until.wait_time_from(self.clock.now()))
+            })
+    }
+
+    pub fn session(&self, ip: IpAddr) -> ServiceResult<()> {
+        self.sessions.check_key(&ip).map_err(|not_until| {
+            self.count(Scope::Session);
+            refused(not_until.wait_time_from(self.clock.now()))
+        })
+    }
+
+    pub fn webhook(&self, ip: IpAddr) -> ServiceResult<()> {
+        self.webhooks.check_key(&ip).map_err(|not_until| {
+            self.count(Scope::Webhook);
+            refused(not_until.wait_time_from(self.clock.now()))
+        })
+    }
+
+    /// Forgets idle keys (called now and then so the maps do not grow without bound).
+    pub fn shrink(&self) {
+        self.sessions.retain_recent();
+        self.webhooks.retain_recent();
+        for limiters in self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            limiters.customer.retain_recent();
+            limiters.agent.retain_recent();
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A tenant's settings (`tenants.settings`, JSON): how conversations start, the bot's thresholds,
+//! the tenant's time zone. Every field has a default, so `{}` is a valid bot-first tenant.
+
+use serde::{Deserialize, Serialize};
+use switchboard_bot::BotSettings;
+
+/// Who takes a new conversation first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkMode {
+    /// The bot answers every customer turn until it hands the chat to a person.
+    #[default]
+    BotFirst,
+    /// Every conversation goes straight to the queue.
+    HumanFirst,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    pub work_mode: WorkMode,
+    /// Thresholds and skills of the bot (see `switchboard_bot::BotSettings`).
+    pub bot: BotSettings,
+    /// Offset from UTC in minutes (480 for China), given to routing policies for opening hours.
+    pub utc_offset_minutes: i32,
+    /// Message rate limits per customer, per agent and for the whole tenant.
+    pub limits: crate::limits::TenantLimits,
+    /// What happens to bot turns when the bot is overloaded.
+    pub shedding: Shedding,
+}
+
+/// Bot work shed under backlog (human conversations are never shed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Shedding {
+    /// The tenant's bot turns waiting at most; past it new turns are shed.
+    pub max_queued_turns: u32,
+    /// A shed turn goes straight to the queue (`true`) instead of getting a "busy" reply that
+    /// offers a person.
+    pub to_person: bool,
+}
+
+impl Default for Shedding {
+    fn default() -> Self {
+        Shedding {
+            max_queued_turns: 256,
+            to_person: false,
+        }
+    }
+}
+
+impl TenantSettings {
+    /// Reads stored settings; unreadable ones (never written by this version) fall back to the
+    /// defaults, with a log line.
+    pub fn from_stored(tenant: &str, value: &serde_json::Value) -> TenantSettings {
+        serde_json::from_value(value.clone()).unwrap_or_else(|error| {
+            tracing::error!(tenant, error = %error, "stored tenant settings are invalid; defaults used");
+            TenantSettings::default()
+        })
+    }
+
+    /// Checks settings sent by an admin.
+    pub fn validate(&self) -> Result<(), String> {
+        let bot = &self.bot;
+        for (name, value) in [
+            ("answer_threshold", bot.answer_threshold),
+            ("clarify_threshold", bot.clarify_threshold),
+            ("suggestion_threshold", bot.suggestion_threshold),
+            ("handoff_intent_threshold", bot.handoff_intent_threshold),
+            ("complaint_intent_threshold", bot.complaint_intent_threshold),
+            ("social_intent_threshold", bot.social_intent_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("bot.{name} must be between 0 and 1"));
+            }
+        }
+        if bot.clarify_threshold > bot.answer_threshold {
+            return Err("bot.clarify_threshold must not exceed bot.answer_threshold".into());
+        }
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err("utc_offset_minutes must be between -720 and 840".into());
+        }
+        if bot.default_skill.trim().is_empty() {
+            return Err("bot.default_skill must not be empty".into());
+        }
+        if self.shedding.max_queued_turns == 0 {
+            return Err("shedding.max_queued_turns must be at least 1".into());
+        }
+        self.limits.validate()
+    }
+}
+
+/// Each tenant's settings as this node last read them, re-read after a few seconds (a change on
+/// another node arrives within that time; on this node it is forgotten at once).
+pub struct TenantSettingsCache {
+    store: store::Store,
+    cached: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<TenantSettings>)>,
+    >,
+}
+
+impl TenantSettingsCache {
+    pub fn new(store: store::Store) -> Self {
+        TenantSettingsCache {
+            store,
+            cached: Default::default(),
+        }
+    }
+
+    /// The tenant's settings (defaults when it has none, or when the store cannot be read).
+    pub async fn get(&self, tenant: &str) -> std::sync::Arc<TenantSettings> {
+        if let Some((checked, settings)) = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
+            if checked.elapsed() < std::time::Duration::from_secs(2) {
+                return settings.clone();
+            }
+        }
+        let settings = match self.store.tenant(tenant).await {
+            Ok(Some(record)) => {
+                std::sync::Arc::new(TenantSettings::from_stored(tenant, &record.settings))
+            }
+            Ok(None) => std::sync::Arc::new(Default::default()),
+            Err(error) => {
+                tracing::error!(tenant, error = %error, "cannot read tenant settings; defaults used");
+                std::sync::Arc::new(Default::default())
+            }
+        };
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                tenant.to_owned(),
+                (std::time::Instant::now(), settings.clone()),
+            );
+        settings
+    }
+
+    /// Forgets the cached copy (after a change of the tenant's settings on this node).
+    pub fn forget(&self, tenant: &str) {
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+}

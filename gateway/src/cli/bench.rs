@@ -1,0 +1,57 @@
+//! `switchboard bench`: the load generator (see `loadgen`); it lives in the binary, not in the
+//! server library.
+
+mod loadgen;
+
+use clap::Args;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Customer–agent pairs (and echo connections).
+    #[arg(long, default_value_t = 100)]
+    pairs: usize,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    inflight: usize,
+    /// Seconds measured per phase (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 100)]
+    bytes: usize,
+    /// Idle customer connections to hold for the memory figure (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    idle: usize,
+    /// Measure on this PostgreSQL database (`postgres://...`) instead of SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs {
+        pairs,
+        inflight,
+        seconds,
+        bytes,
+        idle,
+        database_url,
+    } = args;
+    // Quiet unless asked (RUST_LOG): the report is the output.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let report = loadgen::run(loadgen::BenchOptions {
+        pairs: pairs.max(1),
+        inflight: inflight.max(1),
+        seconds: seconds.max(1),
+        message_bytes: bytes.max(24),
+        idle,
+        database_url,
+    })
+    .await?;
+    println!("{report}");
+    Ok(())
+}

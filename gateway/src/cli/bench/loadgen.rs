@@ -1,0 +1,552 @@
+//! The load generator of `switchboard bench`: a load generator on loopback against a server it starts itself (SQLite
+//! in a temporary directory, a human-first tenant with limits out of the way), beside a bare
+//! tokio WebSocket echo server under the same load, so the figures come as ratios that mean
+//! something on a noisy machine.
+//!
+//! Relay: N customer–agent pairs; each customer keeps `inflight` messages unacknowledged (a
+//! receipt means stored); the agent side measures send→delivery latency. Echo: N connections,
+//! `inflight` frames each, round trips measured the same way. Idle: RSS per idle customer
+//! connection of a server running as a child process, so only the server's end is counted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use gateway::config::Settings;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub pairs: usize,
+    pub inflight: usize,
+    pub seconds: u64,
+    pub message_bytes: usize,
+    pub idle: usize,
+    /// `postgres://...` to measure on PostgreSQL instead of SQLite in a temporary directory.
+    pub database_url: Option<String>,
+}
+
+/// The bench's tenant: new on every run, so a shared PostgreSQL database can be reused.
+fn tenant() -> String {
+    format!("bench{}", std::process::id())
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> anyhow::Result<Socket> {
+    // Small client buffers, like the server's, so the idle figure is not the client's 128 KiB.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .with_context(|| format!("connect {url}"))?;
+    Ok(socket)
+}
+
+async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(&text)?),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(error))) => return Err(error.into()),
+            Ok(None) => anyhow::bail!("socket closed"),
+            Err(_) => anyhow::bail!("no frame within 30 s"),
+        }
+    }
+}
+
+/// CPU time of this process (user + system), from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+fn open_files_limit() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Latencies in microseconds, and how many.
+#[derive(Default)]
+struct Samples {
+    micros: Mutex<Vec<u64>>,
+    count: AtomicU64,
+}
+
+impl Samples {
+    fn record(&self, micros: u64, keep: bool) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if keep {
+            self.micros
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(micros);
+        }
+    }
+
+    fn percentiles(&self) -> (f64, f64, f64) {
+        let mut all = self
+            .micros
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        all.sort_unstable();
+        let at = |p: f64| -> f64 {
+            if all.is_empty() {
+                return 0.0;
+            }
+            all[((all.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+        };
+        (at(0.5), at(0.99), at(0.999))
+    }
+}
+
+/// One phase's result.
+struct Phase {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    cpu_us_per_message: f64,
+}
+
+impl Phase {
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<28} {:>10.0} msgs/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p99.9 {:>7.3} ms   cpu {:>6.1} µs/msg",
+            self.per_second, self.p50_ms, self.p99_ms, self.p999_ms, self.cpu_us_per_message
+        )
+    }
+}
+
+fn payload(started: Instant, bytes: usize) -> String {
+    let stamp = started.elapsed().as_micros();
+    let mut text = format!("{stamp};");
+    while text.len() < bytes {
+        text.push('x');
+    }
+    text
+}
+
+fn latency_of(text: &str, started: Instant) -> Option<u64> {
+    let stamp: u128 = text.split(';').next()?.parse().ok()?;
+    Some((started.elapsed().as_micros().saturating_sub(stamp)) as u64)
+}
+
+/// Runs the whole benchmark and returns the report.
+pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut settings = Settings::load(None, &HashMap::new())?;
+    settings.addr = "127.0.0.1:0".parse()?;
+    settings.data_dir = dir.clone();
+    settings.database_url = options.database_url.clone();
+    settings.demo = false;
+    settings.bot.preload = false;
+    settings.log.filter = "error".into();
+    settings.limits.sessions =
+        serde_json::from_value(json!({"per_second": 1_000_000, "burst": 1_000_000}))?;
+    let server = gateway::Server::start(settings).await?;
+    let state = server.state.clone();
+    gateway::demo::create_tenant(&state.store, &tenant()).await?;
+    let unlimited = json!({"per_second": 10_000_000, "burst": 10_000_000});
+    state
+        .store
+        .set_tenant_settings(
+            &tenant(),
+            &json!({"work_mode": "human_first", "limits": {"customer": unlimited, "agent": unlimited, "tenant": unlimited}}),
+        )
+        .await?;
+    let base = format!("http://{}", server.addr);
+    let ws_base = format!("ws://{}", server.addr);
+    let http = reqwest::Client::new();
+    let mut report = vec![format!(
+        "switchboard bench on {}: {} pairs, {} in flight each, {} s, {}-byte messages; open files limit {}",
+        if options.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
+        options.pairs,
+        options.inflight,
+        options.seconds,
+        options.message_bytes,
+        open_files_limit()
+    )];
+
+    let relay = relay_phase(&options, &state, &http, &base, &ws_base).await?;
+    let echo = echo_phase(&options).await?;
+    report.push(relay.line("relay (stored, delivered)"));
+    report.push(echo.line("bare WebSocket echo"));
+    report.push(format!(
+        "ratio relay/echo: throughput {:.3}, p50 latency {:.2}×, cpu per message {:.2}×",
+        relay.per_second / echo.per_second.max(1.0),
+        relay.p50_ms / echo.p50_ms.max(1e-6),
+        relay.cpu_us_per_message / echo.cpu_us_per_message.max(1e-6)
+    ));
+    let unloaded = unloaded_latency(&state, &http, &base, &ws_base).await?;
+    report.push(format!(
+        "unloaded one-way customer→agent: p50 {:.3} ms, p99 {:.3} ms (200 messages, one at a time)",
+        unloaded.0, unloaded.1
+    ));
+    if options.idle > 0 {
+        report.push(idle_phase(options.idle, &dir).await?);
+    }
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report.join("\n"))
+}
+
+async fn visitor(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let body: Value = http
+        .post(format!("{base}/v1/web/session"))
+        .json(&json!({"tenant": tenant()}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(body["token"].as_str().context("token")?.to_owned())
+}
+
+/// Pairs a customer with an agent each; returns (customer socket, agent socket, conversation).
+async fn pairs(
+    count: usize,
+    state: &gateway::AppState,
+    http: &reqwest::Client,
+    base: &str,
+    ws_base: &str,
+) -> anyhow::Result<Vec<(Socket, Socket)>> {
+    let mut out = Vec::new();
+    for index in 0..count {
+        let agent = state
+            .store
+            .create_agent(
+                &tenant(),
+                &format!("agent {index}"),
+                &["general".to_owned()],
+                1,
+            )
+            .await?;
+        let token = gateway::agent_token(state, &agent);
+        let mut agent_ws = connect(&format!("{ws_base}/v1/agent/ws?token={token}")).await?;
+        while next_json(&mut agent_ws).await?["type"] != "hello" {}
+        let token = visitor(http, base).await?;
+        let mut customer = connect(&format!("{ws_base}/v1/web/ws?token={token}")).await?;
+        customer
+            .send(Message::Text(
+                json!({"type":"send","client_msg_id":"open","text":"hello"})
+                    .to_string()
+                    .into(),
+            ))
+            .await?;
+        while next_json(&mut agent_ws).await?["type"] != "assigned" {}
+        out.push((customer, agent_ws));
+    }
+    Ok(out)
+}
+
+async fn relay_phase(
+    options: &BenchOptions,
+    state: &gateway::AppState,
+    http: &reqwest::Client,
+    base: &str,
+    ws_base: &str,
+) -> anyhow::Result<Phase> {
+    let pairs = pairs(options.pairs, state, http, base, ws_base).await?;
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples = Arc::new(Samples::default());
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let (stop_all, all_samples, measuring_all) = (stop.clone(), samples.clone(), measuring.clone());
+    for (customer, mut agent) in pairs {
+        let (mut sink, mut stream) = customer.split();
+        let stop = stop_all.clone();
+        let inflight = options.inflight;
+        let bytes = options.message_bytes;
+        // The customer: `inflight` sends outstanding, a receipt frees a slot.
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            let mut outstanding = 0;
+            while !stop.load(Ordering::Relaxed) {
+                while outstanding < inflight {
+                    let frame = json!({"type":"send","client_msg_id":format!("m{sent}"),"text":payload(started, bytes)});
+                    if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                    outstanding += 1;
+                }
+                match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        if text.contains("\"receipt\"") {
+                            outstanding -= 1;
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => return,
+                }
+            }
+        }));
+        // The agent: every customer message delivered, with its latency.
+        let (stop, samples, measuring) =
+            (stop_all.clone(), all_samples.clone(), measuring_all.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_secs(5), agent.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+                            continue;
+                        };
+                        if frame["type"] == "message" && frame["sender"] == "customer" {
+                            if let Some(micros) =
+                                latency_of(frame["text"].as_str().unwrap_or(""), started)
+                            {
+                                if measuring.load(Ordering::Relaxed) {
+                                    samples.record(
+                                        micros,
+                                        samples.count.load(Ordering::Relaxed) % 7 == 0,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => return,
+                }
+            }
+        }));
+    }
+    measure(options.seconds, stop, measuring, samples, tasks).await
+}
+
+/// Warms up one second, measures `seconds`, then stops the tasks.
+async fn measure(
+    seconds: u64,
+    stop: Arc<AtomicBool>,
+    measuring: Arc<AtomicBool>,
+    samples: Arc<Samples>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Phase> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = cpu_time();
+    let window = Instant::now();
+    measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = window.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.abort();
+    }
+    let count = samples.count.load(Ordering::Relaxed);
+    let (p50_ms, p99_ms, p999_ms) = samples.percentiles();
+    Ok(Phase {
+        per_second: count as f64 / elapsed.as_secs_f64(),
+        p50_ms,
+        p99_ms,
+        p999_ms,
+        cpu_us_per_message: cpu.as_micros() as f64 / count.max(1) as f64,
+    })
+}
+
+/// The baseline: a bare tokio-tungstenite echo server, the same clients and load.
+async fn echo_phase(options: &BenchOptions) -> anyhow::Result<Phase> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() && socket.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples = Arc::new(Samples::default());
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..options.pairs {
+        let socket = connect(&format!("ws://{addr}/")).await?;
+        let (mut sink, mut stream) = socket.split();
+        let (stop, samples, measuring) = (stop.clone(), samples.clone(), measuring.clone());
+        let inflight = options.inflight;
+        let bytes = options.message_bytes;
+        tasks.push(tokio::spawn(async move {
+            let mut outstanding = 0;
+            while !stop.load(Ordering::Relaxed) {
+                while outstanding < inflight {
+                    if sink
+                        .send(Message::Text(payload(started, bytes).into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    outstanding += 1;
+                }
+                match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        outstanding -= 1;
+                        if let Some(micros) = latency_of(&text, started) {
+                            if measuring.load(Ordering::Relaxed) {
+                                samples
+                                    .record(micros, samples.count.load(Ordering::Relaxed) % 7 == 0);
+                            }
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => return,
+                }
+            }
+        }));
+    }
+    let phase = measure(options.seconds, stop, measuring, samples, tasks).await;
+    server.abort();
+    phase
+}
+
+/// One message at a time from a customer to its agent: the relay's latency without load.
+async fn unloaded_latency(
+    state: &gateway::AppState,
+    http: &reqwest::Client,
+    base: &str,
+    ws_base: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let mut pair = pairs(1, state, http, base, ws_base).await?;
+    let (mut customer, mut agent) = pair.remove(0);
+    let started = Instant::now();
+    let mut micros = Vec::new();
+    for index in 0..200 {
+        let frame =
+            json!({"type":"send","client_msg_id":format!("u{index}"),"text":payload(started, 100)});
+        customer
+            .send(Message::Text(frame.to_string().into()))
+            .await?;
+        loop {
+            let frame = next_json(&mut agent).await?;
+            if frame["type"] == "message" && frame["sender"] == "customer" {
+                micros.extend(latency_of(frame["text"].as_str().unwrap_or(""), started));
+                break;
+            }
+        }
+    }
+    micros.sort_unstable();
+    let at = |p: f64| micros[((micros.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
+    Ok((at(0.5), at(0.99)))
+}
+
+fn rss_kb_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `switchboard serve` child process, killed when dropped.
+struct ChildServer(std::process::Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// RSS per idle customer connection on the server alone: the server runs as a child process
+/// (this binary's `serve`, demo tenant, bot not loaded) and its RSS is read before and after
+/// the clients, held in this process, connect.
+async fn idle_phase(count: usize, dir: &std::path::Path) -> anyhow::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.join("idle"))
+        .env("SWITCHBOARD__BOT__PRELOAD", "false")
+        .env("SWITCHBOARD__LOG__FILTER", "error")
+        .env("SWITCHBOARD__LIMITS__SESSIONS__PER_SECOND", "1000000")
+        .env("SWITCHBOARD__LIMITS__SESSIONS__BURST", "1000000")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("start the server for the idle phase")?;
+    let server = ChildServer(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let ws_base = format!("ws://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let session = |http: reqwest::Client, base: String| async move {
+        let body: Value = http
+            .post(format!("{base}/v1/web/session"))
+            .json(&json!({"tenant": gateway::demo::DEMO_TENANT}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::Ok(body["token"].as_str().context("token")?.to_owned())
+    };
+    let mut tokens = Vec::with_capacity(count);
+    while tokens.is_empty() {
+        match session(http.clone(), base.clone()).await {
+            Ok(token) => tokens.push(token),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(error) => return Err(error.context("the idle-phase server did not start")),
+        }
+    }
+    while tokens.len() < count {
+        tokens.push(session(http.clone(), base.clone()).await?);
+    }
+    // Warm the path once, so lazily built state is not counted per connection.
+    drop(connect(&format!("{ws_base}/v1/web/ws?token={}", tokens[0])).await?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = server.0.id();
+    let before = rss_kb_of(pid);
+    let mut held = Vec::with_capacity(count);
+    for token in &tokens {
+        held.push(connect(&format!("{ws_base}/v1/web/ws?token={token}")).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = rss_kb_of(pid);
+    let per = after.saturating_sub(before) as f64 / count as f64;
+    drop(held);
+    drop(server);
+    Ok(format!(
+        "idle: {count} customer connections held, server RSS {before} KB -> {after} KB: {per:.1} KB per connection (server process alone)"
+    ))
+}

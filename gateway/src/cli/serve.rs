@@ -1,0 +1,32 @@
+//! `switchboard serve`: the server, with the demo tenant on first start unless turned off.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+use super::{init_logging, settings, StoreArgs};
+
+pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    let settings = settings(store, addr)?;
+    init_logging(&settings);
+    let demo = settings.demo;
+    let server = gateway::Server::start(settings).await?;
+    println!("switchboard listening on http://{}", server.addr);
+    if demo {
+        for line in gateway::demo::ensure_demo(&server.state)
+            .await
+            .context("cannot create the demo tenant")?
+        {
+            println!("{line}");
+        }
+    }
+    let state = server.state.clone();
+    tokio::select! {
+        result = server.wait() => result?,
+        _ = tokio::signal::ctrl_c() => {
+            println!("shutting down");
+            state.store.close().await;
+        }
+    }
+    Ok(())
+}
