@@ -1,5 +1,9 @@
-//! Ranking experiments (not a figure of docs): retrieval P@1 / R@5 of several scoring formulas
-//! on the demo FAQs with zh_eval, computed from the public APIs of knowledge and models.
+//! Ranking experiments: retrieval P@1 / R@5 of several scoring formulas on the demo FAQs,
+//! computed from the public APIs of knowledge and models. The ranking's weights were chosen
+//! with it on `bot/eval/calibration.jsonl` (the default file; written for fitting, disjoint
+//! from the test sets), never on `zh_eval.jsonl`.
+//!
+//! `cargo run --release -p switchboard-bot --example explore_rank [-- <jsonl under the root>]`
 #[path = "support/setup.rs"]
 mod setup;
 

@@ -101,6 +101,18 @@ fn candidates(with_lexical: bool) -> Vec<(&'static str, TrainConfig)> {
                 learning_rate: 0.005,
                 dropout: 0.1,
                 lexical_buckets: 1 << 14,
+                ..base.clone()
+            },
+        ));
+        out.push((
+            "mlp512+lexical",
+            TrainConfig {
+                hidden: 512,
+                epochs: 30,
+                learning_rate: 0.002,
+                dropout: 0.3,
+                weight_decay: 1e-3,
+                lexical_buckets: 1 << 14,
                 ..base
             },
         ));

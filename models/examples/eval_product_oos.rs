@@ -5,7 +5,8 @@
 //! chosen on `val` in-scope lines only (a target share of them kept), `oos_val` is reported for
 //! information, test splits are only reported on.
 //!
-//! `cargo run --release -p switchboard-models --example eval_product_oos`
+//! `cargo run --release -p switchboard-models --example eval_product_oos [-- --explore]`
+//! (`--explore` adds the comparison of out-of-scope scores: softmax, centroid, kNN).
 //! (embeddings cached in `.cache/embeddings/` like `eval_intents`).
 
 use std::collections::BTreeMap;
@@ -77,6 +78,31 @@ fn run() -> Result<(), String> {
         report.threshold,
         t.elapsed().as_secs_f32()
     );
+
+    // The product's own decisions (what `intents/classify` returns).
+    let product = |d: &Data, xs: &[Vec<f32>], oos: bool| -> f32 {
+        let right = d
+            .iter()
+            .zip(xs)
+            .filter(|((t, l), x)| match head.classify_turn(t, x) {
+                Ok(p) if oos => p.out_of_scope,
+                Ok(p) => !p.out_of_scope && p.label == *l,
+                Err(_) => false,
+            })
+            .count();
+        right as f32 / d.len().max(1) as f32
+    };
+    println!(
+        "PRODUCT PATH (centroid_keep {:.2}): val in-scope {:.2}% oos_val recall {:.2}% | test in-scope accuracy {:.2}%, oos_test recall {:.2}%",
+        config.centroid_keep,
+        product(&val, &val_x, false) * 100.0,
+        product(&oos_val, &oos_val_x, true) * 100.0,
+        product(&test, &test_x, false) * 100.0,
+        product(&oos_test, &oos_test_x, true) * 100.0
+    );
+    if !std::env::args().any(|a| a == "--explore") {
+        return Ok(());
+    }
 
     // Centroids of the tenant's labels (unit vectors).
     let mut sums: BTreeMap<&str, Vec<f32>> = BTreeMap::new();

@@ -132,6 +132,62 @@ pub struct IntentHead {
     /// Optional hashed word/character n-gram features of the turn text, added to the logits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lexical: Option<Lexical>,
+    /// Optional out-of-scope gate by distance to the predicted label's centroid (see
+    /// [`TrainConfig::centroid_keep`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    centroids: Option<CentroidGate>,
+}
+
+/// Out of scope by distance: the unit centroid of each label's training embeddings; a turn
+/// whose cosine to its predicted label's centroid is under `threshold` is out of scope. Needs
+/// no out-of-scope examples: the threshold keeps a share of held-out in-scope examples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CentroidGate {
+    /// `labels.len() × dimension`, row-major, in label order (zero rows for labels without
+    /// examples and for the out-of-scope label).
+    #[serde(with = "f32_base64")]
+    vectors: Vec<f32>,
+    threshold: f32,
+}
+
+impl CentroidGate {
+    fn build(
+        embeddings: &[&[f32]],
+        targets: &[usize],
+        rows: &[usize],
+        labels: usize,
+    ) -> CentroidGate {
+        let dimension = embeddings.first().map_or(0, |e| e.len());
+        let mut vectors = vec![0.0_f32; labels * dimension];
+        for &r in rows {
+            let t = targets[r];
+            for (a, b) in vectors[t * dimension..(t + 1) * dimension]
+                .iter_mut()
+                .zip(embeddings[r])
+            {
+                *a += b;
+            }
+        }
+        for row in vectors.chunks_mut(dimension.max(1)) {
+            let n = row.iter().map(|a| a * a).sum::<f32>().sqrt();
+            if n > 0.0 {
+                row.iter_mut().for_each(|a| *a /= n);
+            }
+        }
+        CentroidGate {
+            vectors,
+            threshold: 0.0,
+        }
+    }
+
+    /// Cosine between a (unit) embedding and the centroid of `label`.
+    fn similarity(&self, label: usize, embedding: &[f32]) -> f32 {
+        let d = embedding.len();
+        match self.vectors.get(label * d..(label + 1) * d) {
+            Some(row) => dot(row, embedding),
+            None => 0.0,
+        }
+    }
 }
 
 /// How the out-of-scope threshold is set during training.
@@ -170,6 +226,13 @@ pub struct TrainConfig {
     /// Weight of the lexical features relative to the standardized embedding.
     #[serde(default = "default_lexical_scale")]
     pub lexical_scale: f32,
+    /// Out-of-scope gate by distance to the predicted label's centroid, for tenants who give
+    /// no out-of-scope examples: the threshold keeps this share of the held-out examples that
+    /// the head classifies right (0 turns the gate off). With the gate on, the
+    /// top-probability threshold of [`ThresholdPolicy::HeldOut`] is not used (0), because the
+    /// two together reject too many in-scope turns (docs/bench-models.md).
+    #[serde(default)]
+    pub centroid_keep: f32,
 }
 
 fn default_lexical_scale() -> f32 {
@@ -187,6 +250,7 @@ impl TrainConfig {
             learning_rate: 0.002,
             dropout: 0.3,
             weight_decay: 1e-3,
+            centroid_keep: 0.98,
             ..TrainConfig::default()
         }
     }
@@ -218,6 +282,7 @@ impl Default for TrainConfig {
             seed: 7,
             lexical_buckets: 0,
             lexical_scale: default_lexical_scale(),
+            centroid_keep: 0.0,
         }
     }
 }
@@ -416,6 +481,7 @@ impl IntentHead {
         });
         let lex = lexical.as_deref();
         let mut held_out_accuracy = None;
+        let mut centroid_threshold: Option<f32> = None;
         let mut threshold = match config.threshold {
             ThresholdPolicy::Fixed(t) => t,
             ThresholdPolicy::HeldOut { .. } => 0.0,
@@ -439,6 +505,26 @@ impl IntentHead {
                 }
             }
             held_out_accuracy = Some(correct as f32 / held_idx.len() as f32);
+            if config.centroid_keep > 0.0 {
+                let gate = CentroidGate::build(&embeddings, &targets, &train_idx, labels.len());
+                let mut sims: Vec<f32> = held_idx
+                    .iter()
+                    .filter_map(|&i| {
+                        let probs = head
+                            .probabilities_unchecked(embeddings[i], lex.map(|l| l[i].as_slice()));
+                        let (best, _) = argmax(&probs);
+                        (best == targets[i] && labels[best] != OUT_OF_SCOPE_LABEL)
+                            .then(|| gate.similarity(best, embeddings[i]))
+                    })
+                    .collect();
+                sims.sort_by(|a, b| a.total_cmp(b));
+                if !sims.is_empty() {
+                    let k = (((1.0 - config.centroid_keep.clamp(0.0, 1.0)) * sims.len() as f32)
+                        .floor() as usize)
+                        .min(sims.len() - 1);
+                    centroid_threshold = Some(sims[k]);
+                }
+            }
             if let ThresholdPolicy::HeldOut { in_scope_recall } = config.threshold {
                 confident.sort_by(|a, b| a.total_cmp(b));
                 if !confident.is_empty() {
@@ -446,6 +532,9 @@ impl IntentHead {
                         .floor() as usize)
                         .min(confident.len() - 1);
                     threshold = confident[k].min(0.9);
+                }
+                if centroid_threshold.is_some() {
+                    threshold = 0.0;
                 }
             }
             final_head = if config.retrain_on_all {
@@ -457,6 +546,16 @@ impl IntentHead {
         }
         let mut head = final_head;
         head.threshold = threshold;
+        if let Some(t) = centroid_threshold {
+            let rows: Vec<usize> = if config.retrain_on_all {
+                (0..data.len()).collect()
+            } else {
+                train_idx.clone()
+            };
+            let mut gate = CentroidGate::build(&embeddings, &targets, &rows, labels.len());
+            gate.threshold = t;
+            head.centroids = Some(gate);
+        }
         let report = TrainReport {
             examples: data.len(),
             labels: counts
@@ -524,22 +623,26 @@ impl IntentHead {
     /// with lexical features refuse this: use [`IntentHead::classify_turn`].
     pub fn classify(&self, embedding: &[f32]) -> Result<Prediction> {
         let probs = self.probabilities(embedding)?;
-        Ok(self.decide(&probs))
+        Ok(self.decide(&probs, embedding))
     }
 
     /// Classifies a customer turn from its text and its embedding; works for every head.
     pub fn classify_turn(&self, text: &str, embedding: &[f32]) -> Result<Prediction> {
         let probs = self.probabilities_turn(Some(text), embedding)?;
-        Ok(self.decide(&probs))
+        Ok(self.decide(&probs, embedding))
     }
 
-    fn decide(&self, probs: &[f32]) -> Prediction {
+    fn decide(&self, probs: &[f32], embedding: &[f32]) -> Prediction {
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         let best = order[0];
         let label = self.labels[best].clone();
         let score = probs[best];
-        let out_of_scope = label == OUT_OF_SCOPE_LABEL || score < self.threshold;
+        let far = self
+            .centroids
+            .as_ref()
+            .is_some_and(|g| g.similarity(best, embedding) < g.threshold);
+        let out_of_scope = label == OUT_OF_SCOPE_LABEL || score < self.threshold || far;
         let alternatives = order
             .iter()
             .take(3)
@@ -618,7 +721,7 @@ impl IntentHead {
             label,
         } in data
         {
-            let prediction = self.decide(&self.probabilities_turn(*text, embedding)?);
+            let prediction = self.decide(&self.probabilities_turn(*text, embedding)?, embedding);
             let is_oos = *label == OUT_OF_SCOPE_LABEL;
             let entry = per_label.entry(label.to_string()).or_default();
             entry.1 += 1;
@@ -706,6 +809,14 @@ impl IntentHead {
                 || !lexical.weights.iter().all(|w| w.is_finite())
             {
                 return Err(ModelError::InvalidHead("lexical layer is malformed".into()));
+            }
+        }
+        if let Some(gate) = &self.centroids {
+            if gate.vectors.len() != self.labels.len() * self.dimension
+                || !gate.threshold.is_finite()
+                || !gate.vectors.iter().all(|v| v.is_finite())
+            {
+                return Err(ModelError::InvalidHead("centroid gate is malformed".into()));
             }
         }
         Ok(())
@@ -971,6 +1082,7 @@ fn fit(
         output,
         threshold: 0.0,
         lexical,
+        centroids: None,
     };
     head.validate()
         .map_err(|e| ModelError::Training(format!("training diverged: {e}")))?;
