@@ -256,7 +256,7 @@ impl Server {
             chat.metrics.clone(),
             settings.channels.clone(),
         );
-        outbound.start_worker();
+        engine::outbound::outbox::start(outbound.clone());
         let state = AppState {
             settings: Arc::new(settings),
             store,

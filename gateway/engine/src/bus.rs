@@ -336,7 +336,11 @@ impl RedisBus {
         &self.node
     }
 
-    async fn mark_online(&self, agents: &[String], ttl: std::time::Duration) -> anyhow::Result<()> {
+    pub(crate) async fn mark_online(
+        &self,
+        agents: &[String],
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<()> {
         if agents.is_empty() {
             return Ok(());
         }
@@ -352,7 +356,7 @@ impl RedisBus {
         self.query::<()>(&pipe).await
     }
 
-    async fn online(&self, agents: &[String]) -> anyhow::Result<Vec<bool>> {
+    pub(crate) async fn online(&self, agents: &[String]) -> anyhow::Result<Vec<bool>> {
         if agents.is_empty() {
             return Ok(Vec::new());
         }
@@ -364,7 +368,11 @@ impl RedisBus {
         Ok(found.into_iter().map(|n| n > 0).collect())
     }
 
-    async fn tenant_message(&self, tenant: &str, budget: u64) -> anyhow::Result<Result<(), u64>> {
+    pub(crate) async fn tenant_message(
+        &self,
+        tenant: &str,
+        budget: u64,
+    ) -> anyhow::Result<Result<(), u64>> {
         let now = store::util::now_ms();
         let second = now / 1000;
         let key = format!("switchboard:rate:{tenant}:{second}");
@@ -431,34 +439,6 @@ impl RedisBus {
                 tracing::warn!(error = %error, "bus: cannot acknowledge");
             }
         }
-    }
-}
-
-impl crate::cluster::AgentRegistry for RedisBus {
-    fn mark_online<'a>(
-        &'a self,
-        agents: &'a [String],
-        ttl: std::time::Duration,
-    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(RedisBus::mark_online(self, agents, ttl))
-    }
-
-    fn online<'a>(
-        &'a self,
-        agents: &'a [String],
-    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<Vec<bool>>> {
-        Box::pin(RedisBus::online(self, agents))
-    }
-}
-
-/// The tenant's budget across all nodes: an `INCR` per tenant and second.
-impl crate::cluster::TenantBudget for RedisBus {
-    fn take<'a>(
-        &'a self,
-        tenant: &'a str,
-        budget: u64,
-    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<Result<(), u64>>> {
-        Box::pin(self.tenant_message(tenant, budget))
     }
 }
 

@@ -158,6 +158,32 @@ impl TenantBudget for LocalBudget {
     }
 }
 
+/// Several nodes: agents marked in Redis with a TTL each node refreshes.
+impl AgentRegistry for RedisBus {
+    fn mark_online<'a>(
+        &'a self,
+        agents: &'a [String],
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(RedisBus::mark_online(self, agents, ttl))
+    }
+
+    fn online<'a>(&'a self, agents: &'a [String]) -> BoxFuture<'a, anyhow::Result<Vec<bool>>> {
+        Box::pin(RedisBus::online(self, agents))
+    }
+}
+
+/// The tenant's budget across all nodes: an `INCR` per tenant and second.
+impl TenantBudget for RedisBus {
+    fn take<'a>(
+        &'a self,
+        tenant: &'a str,
+        budget: u64,
+    ) -> BoxFuture<'a, anyhow::Result<Result<(), u64>>> {
+        Box::pin(self.tenant_message(tenant, budget))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

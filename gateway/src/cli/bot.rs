@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{read_text, settings, StoreArgs};
+use super::args::{read_text, settings, StoreArgs};
 
 #[derive(Subcommand)]
 pub enum BotCommand {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{open_tenant, read_text, StoreArgs};
+use super::args::{open_tenant, read_text, StoreArgs};
 
 #[derive(Subcommand)]
 pub enum IntentsCommand {

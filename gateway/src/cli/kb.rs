@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{open_tenant, StoreArgs};
+use super::args::{open_tenant, StoreArgs};
 
 #[derive(Subcommand)]
 pub enum KbCommand {

@@ -1,6 +1,6 @@
 //! `switchboard migrate`: apply the database migrations and exit.
 
-use super::{settings, StoreArgs};
+use super::args::{settings, StoreArgs};
 
 pub async fn run(store: &StoreArgs) -> anyhow::Result<()> {
     let settings = settings(store, None)?;

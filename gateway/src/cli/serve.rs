@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
-use super::{init_logging, settings, StoreArgs};
+use super::args::{init_logging, settings, StoreArgs};
 
 pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     let settings = settings(store, addr)?;

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{settings, StoreArgs};
+use super::args::{settings, StoreArgs};
 
 #[derive(Subcommand)]
 pub enum TenantCommand {

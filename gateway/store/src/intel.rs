@@ -2,7 +2,6 @@
 //! attributes, bot messages and handoffs, intent models, policy versions, sensitive-word lists
 //! and quality scores.
 
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use switchboard_channels::web::SenderKind;
@@ -12,67 +11,10 @@ use super::{
     Actor, Conversation, Customer, CustomerAttributes, MessageRecord, Store, StoreError,
     StoreResult, CONVERSATION_COLUMNS,
 };
+use crate::model::{
+    IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord, UnsureStreak,
+};
 use crate::util::now_ms;
-
-/// A tenant's own intent classifier as stored.
-#[derive(Debug, Clone)]
-pub struct IntentModelRecord {
-    pub tenant_id: String,
-    /// `head` (trained here on the shared encoder) or `onnx` (brought by the tenant).
-    pub kind: String,
-    pub head: Option<Vec<u8>>,
-    pub model: Option<Vec<u8>>,
-    pub tokenizer: Option<Vec<u8>>,
-    pub labels: Option<String>,
-    /// The training or validation report (JSON).
-    pub report: serde_json::Value,
-    pub updated_at: i64,
-}
-
-/// One uploaded policy version (without its bytes).
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyVersion {
-    pub version: i64,
-    pub sha256: String,
-    pub size: i64,
-    pub created_at: i64,
-    pub active: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SensitiveListRecord {
-    pub name: String,
-    pub action: String,
-    /// One word a line.
-    #[serde(skip)]
-    pub words: String,
-    pub updated_at: i64,
-}
-
-/// One quality assessment of one close.
-#[derive(Debug, Clone, Serialize)]
-pub struct QualityRecord {
-    pub conversation_id: String,
-    pub closed_at: i64,
-    pub score: i64,
-    pub findings: serde_json::Value,
-    /// `policy` or `builtin`.
-    pub decided_by: String,
-    pub policy_version: Option<i64>,
-    pub created_at: i64,
-}
-
-/// What a bot message does to its conversation's unsure streak (how many unsure decisions in a
-/// row the bot made; the bot hands off after a tenant's limit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnsureStreak {
-    /// An unsure decision (clarify, out of scope).
-    Lengthen,
-    /// Any other decision.
-    Reset,
-    /// Not a decision (the busy reply of a shed turn).
-    Keep,
-}
 
 impl Store {
     // ---- tenant settings and customer attributes ---------------------------------------------

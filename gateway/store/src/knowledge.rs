@@ -5,15 +5,8 @@ use sqlx::Row;
 use switchboard_knowledge::FaqRecord;
 
 use super::{Store, StoreError, StoreResult, Tx};
+use crate::model::UpsertCounts;
 use crate::util::now_ms;
-
-/// What an upsert did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct UpsertCounts {
-    pub inserted: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-}
 
 const FAQ_COLUMNS: &str = "id, question, answer, alternates, tags, locale, enabled, updated_at";
 

@@ -16,24 +16,21 @@
 
 mod append;
 pub mod apps;
+mod connect;
 pub mod crypto;
 mod intel;
 mod knowledge;
+mod model;
+mod queue;
 pub mod testing;
 pub mod util;
 
-pub use append::{NewMessage, PendingAppend, MAX_BATCH};
-pub use intel::{
-    IntentModelRecord, PolicyVersion, QualityRecord, SensitiveListRecord, UnsureStreak,
-};
-
-pub use knowledge::UpsertCounts;
-
+pub use model::*;
+pub use queue::{NewMessage, PendingAppend, MAX_BATCH};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 // Dynamic SQL here is only ever built from this module's constant column lists and clauses;
 // every value is bound.
 use sqlx::{AnyPool, AssertSqlSafe, Row};
@@ -42,283 +39,6 @@ use switchboard_channels::ChannelKind;
 
 use crate::crypto::FieldCipher;
 use crate::util::{new_id, now_ms};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-    #[error("{0}")]
-    Invalid(String),
-    /// The database url names no backend this store speaks.
-    #[error("unsupported database url (use sqlite://PATH or postgres://...): {0}")]
-    UnsupportedUrl(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConversationState {
-    Bot,
-    Queued,
-    Assigned,
-    Closed,
-}
-
-impl ConversationState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConversationState::Bot => "bot",
-            ConversationState::Queued => "queued",
-            ConversationState::Assigned => "assigned",
-            ConversationState::Closed => "closed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "bot" => Some(ConversationState::Bot),
-            "queued" => Some(ConversationState::Queued),
-            "assigned" => Some(ConversationState::Assigned),
-            "closed" => Some(ConversationState::Closed),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Tenant {
-    pub id: String,
-    #[serde(skip)]
-    pub admin_key_hash: String,
-    pub settings: serde_json::Value,
-    pub created_at: i64,
-}
-
-/// Contact fields as the API shows them to the tenant's admins and agents (decrypted).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomerProfile {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub address: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Customer {
-    pub id: String,
-    pub tenant_id: String,
-    pub channel: String,
-    pub external_id: String,
-    #[serde(flatten)]
-    pub profile: CustomerProfile,
-    pub attributes: CustomerAttributes,
-    pub created_at: i64,
-}
-
-/// What routing policies know of a customer besides contact fields: set by the tenant's admins
-/// (never by the customer), stored as plain JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomerAttributes {
-    /// 0 = not a VIP.
-    #[serde(default)]
-    pub vip_level: u8,
-    #[serde(default)]
-    pub crm_tags: Vec<String>,
-    #[serde(default)]
-    pub attributes: std::collections::BTreeMap<String, String>,
-}
-
-impl Customer {
-    /// The customer as logs may show it: contact fields masked.
-    pub fn masked(&self) -> String {
-        let phone = self.profile.phone.as_deref().map(crate::crypto::mask_phone);
-        let email = self.profile.email.as_deref().map(crate::crypto::mask_email);
-        let address = self
-            .profile
-            .address
-            .as_deref()
-            .map(crate::crypto::mask_address);
-        format!(
-            "{} phone={phone:?} email={email:?} address={address:?}",
-            self.id
-        )
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Agent {
-    pub id: String,
-    #[serde(rename = "tenant")]
-    pub tenant_id: String,
-    pub name: String,
-    pub skills: Vec<String>,
-    pub max_concurrent: i64,
-    #[serde(skip)]
-    pub token_version: i64,
-    pub created_at: i64,
-}
-
-impl Agent {
-    /// Whether this agent serves a skill group (`*` serves every group).
-    pub fn serves(&self, skill_group: &str) -> bool {
-        self.skills
-            .iter()
-            .any(|skill| skill == skill_group || skill == "*")
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Conversation {
-    pub id: String,
-    pub tenant_id: String,
-    pub customer_id: String,
-    pub channel: String,
-    pub state: ConversationState,
-    pub skill_group: String,
-    pub priority: i64,
-    pub agent_id: Option<String>,
-    #[serde(skip)]
-    pub queue_key: i64,
-    pub handoff_reason: Option<String>,
-    pub last_seq: i64,
-    pub customer_acked_seq: i64,
-    pub agent_acked_seq: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub assigned_at: Option<i64>,
-    pub first_response_at: Option<i64>,
-    pub closed_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageRecord {
-    pub conversation_id: String,
-    pub seq: i64,
-    pub sender: SenderKind,
-    pub sender_id: Option<String>,
-    pub text: String,
-    pub client_msg_id: Option<String>,
-    pub created_at: i64,
-    /// Extras: the bot's decision (`decision`, `faq_id`, `suggestions`, `reason`, `confidence`),
-    /// sensitive-word `flags`, `masked`. Absent on plain messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ConversationEvent {
-    pub id: i64,
-    pub conversation_id: String,
-    pub kind: String,
-    pub actor_kind: String,
-    pub actor_id: Option<String>,
-    pub reason: Option<String>,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CannedReply {
-    pub id: String,
-    pub shortcut: String,
-    pub text: String,
-}
-
-/// One queue's figures for `/metrics`.
-#[derive(Debug, Clone)]
-pub struct QueueSummary {
-    pub tenant: String,
-    pub skill_group: String,
-    pub waiting: i64,
-    pub oldest_wait_ms: i64,
-}
-
-/// The result of storing a message.
-#[derive(Debug, Clone)]
-pub struct Appended {
-    pub message: MessageRecord,
-    /// The conversation after the append.
-    pub conversation: Conversation,
-    /// The client_msg_id was already stored: `message` is the original, nothing was written.
-    pub duplicate: bool,
-    /// This message opened the customer's first conversation.
-    pub created: bool,
-    /// This message reopened a closed conversation.
-    pub reopened: bool,
-}
-
-/// Where a new or reopened conversation goes first.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub state: ConversationState,
-    pub skill_group: String,
-    pub priority: i64,
-}
-
-/// Who caused a state change, for the event log.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub kind: &'static str,
-    pub id: Option<String>,
-}
-
-impl Actor {
-    pub fn system() -> Self {
-        Actor {
-            kind: "system",
-            id: None,
-        }
-    }
-    pub fn agent(id: &str) -> Self {
-        Actor {
-            kind: "agent",
-            id: Some(id.to_owned()),
-        }
-    }
-    pub fn customer(id: &str) -> Self {
-        Actor {
-            kind: "customer",
-            id: Some(id.to_owned()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ConversationFilter {
-    pub state: Option<String>,
-    pub channel: Option<String>,
-    pub agent: Option<String>,
-    /// Updated at or after (ms).
-    pub from: Option<i64>,
-    /// Updated before (ms).
-    pub to: Option<i64>,
-    /// Page size (default 50, at most 200).
-    pub limit: Option<i64>,
-    /// The `next` value of the previous page.
-    pub cursor: Option<String>,
-}
 
 const CONVERSATION_COLUMNS: &str = "id, tenant_id, customer_id, channel, state, skill_group, priority, agent_id, \
     queue_key, handoff_reason, last_seq, customer_acked_seq, agent_acked_seq, created_at, updated_at, \
@@ -356,63 +76,12 @@ pub struct Store {
     /// read-then-write transaction would otherwise be refused. PostgreSQL uses row locks.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// The queue to the writer tasks that store chat messages with group commit (`append`).
-    appender: Option<append::Appender>,
+    appender: Option<queue::Appender>,
 }
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 impl Store {
-    /// Connects to `sqlite://PATH` or `postgres://...` (the SQLite file is created if missing).
-    pub async fn connect(url: &str, cipher: FieldCipher) -> StoreResult<Store> {
-        sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Dialect::Postgres
-        } else if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else {
-            return Err(StoreError::UnsupportedUrl(
-                url.split(':').next().unwrap_or_default().to_owned(),
-            ));
-        };
-        let url = match dialect {
-            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
-            _ => url.to_owned(),
-        };
-        // No round trip to test a pooled connection before each use (a failed one is replaced
-        // when a statement on it fails).
-        let options = AnyPoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(match dialect {
-                Dialect::Sqlite => 8,
-                Dialect::Postgres => 16,
-            });
-        let options = if dialect == Dialect::Sqlite {
-            options.after_connect(|connection, _| {
-                Box::pin(async move {
-                    for pragma in SQLITE_PRAGMAS {
-                        sqlx::query(*pragma).execute(&mut *connection).await?;
-                    }
-                    Ok(())
-                })
-            })
-        } else {
-            options
-        };
-        let pool = options.connect(&url).await?;
-        let write_lock =
-            (dialect == Dialect::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        let mut store = Store {
-            pool,
-            dialect,
-            cipher,
-            write_lock,
-            appender: None,
-        };
-        // On PostgreSQL a few batches commit at once (SQLite has one writer).
-        store.appender = Some(append::start(&store, &url, 4));
-        Ok(store)
-    }
-
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use switchboard_bot::{Decision, DecisionKind, Turn};
 
-use super::handoff::HandoffRequest;
-use super::Chat;
+use super::{Chat, HandoffRequest};
 use crate::bot_workers::{BotStats, TurnHandler, TurnJob};
 use crate::error::{ServiceError, ServiceResult};
 use crate::intents::{models, TenantClassifier};

@@ -6,30 +6,10 @@ use switchboard_policies::types::{
     AgentLoad, Attribute, Handoff, RoutingDecision, SkillGroupSnapshot,
 };
 
-use super::{Chat, DEFAULT_SKILL_GROUP};
+use super::{Chat, HandoffRequest, DEFAULT_SKILL_GROUP};
 use crate::error::{ServiceError, ServiceResult};
 use crate::policy::{language_of, policy_messages};
 use store::util::now_ms;
-
-#[derive(Debug, Clone)]
-pub struct HandoffRequest {
-    pub reason: String,
-    pub skill_hint: Option<String>,
-    pub intent: Option<(String, f32)>,
-    /// The bot's reply to store with the move (dropped when the routing policy rejects).
-    pub bot_says: Option<(String, serde_json::Value)>,
-}
-
-impl HandoffRequest {
-    pub fn because(reason: &str) -> HandoffRequest {
-        HandoffRequest {
-            reason: reason.to_owned(),
-            skill_hint: None,
-            intent: None,
-            bot_says: None,
-        }
-    }
-}
 
 impl Chat {
     /// Hands a conversation from the bot to a person: the tenant's routing policy (or the

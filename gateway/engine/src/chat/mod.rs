@@ -18,8 +18,6 @@ mod bot_turns;
 mod handoff;
 mod quality;
 
-pub use handoff::HandoffRequest;
-
 use crate::bot_runtime::BotRuntime;
 use crate::bot_workers::{BotRunSettings, BotWorkers};
 use crate::bus::{
@@ -41,6 +39,27 @@ use store::{
     NewMessage, PendingAppend, Store, StoreError,
 };
 use switchboard_policies::sensitive::{Action, Verdict};
+
+/// Why and where a conversation goes to a person.
+#[derive(Debug, Clone)]
+pub struct HandoffRequest {
+    pub reason: String,
+    pub skill_hint: Option<String>,
+    pub intent: Option<(String, f32)>,
+    /// The bot's reply to store with the move (dropped when the routing policy rejects).
+    pub bot_says: Option<(String, serde_json::Value)>,
+}
+
+impl HandoffRequest {
+    pub fn because(reason: &str) -> HandoffRequest {
+        HandoffRequest {
+            reason: reason.to_owned(),
+            skill_hint: None,
+            intent: None,
+            bot_says: None,
+        }
+    }
+}
 
 /// The skill group of conversations nobody routed elsewhere.
 pub const DEFAULT_SKILL_GROUP: &str = "general";

@@ -1,6 +1,6 @@
 //! Outbound delivery to webhook channels and mobile apps: per-node state ([`Outbound`]: one
 //! sender per app for its token cache, which mobile customers are connected, the worker's
-//! wake-up) and the outbox worker (`outbox`) that turns agent and bot messages into outbox rows
+//! wake-up) and the outbox worker ([`outbox::start`]) that turns agent and bot messages into outbox rows
 //! and delivers them with retries. The protocol work (signatures, encoding, provider calls) is
 //! the `switchboard-channels` crate's; the webhook routes that take messages in are the edge's.
 //!
@@ -11,7 +11,7 @@
 //! reads from it. Replies go to the conversation's route: the identity that last wrote through a
 //! webhook or connected from the app (by default the conversation's own customer).
 
-mod outbox;
+pub mod outbox;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -107,12 +107,6 @@ impl Outbound {
             http,
             metrics,
         })
-    }
-
-    /// Starts the outbox worker: it enqueues deliveries for new agent and bot messages, resumes
-    /// pending rows left by an earlier run, and retries with exponential backoff.
-    pub fn start_worker(self: &Arc<Self>) {
-        outbox::start(self.clone());
     }
 
     pub fn settings(&self) -> &ChannelSettings {

@@ -32,6 +32,8 @@ use store::MessageRecord;
 const CONCURRENCY: usize = 8;
 const BATCH: i64 = 64;
 
+/// Starts the outbox worker: it enqueues deliveries for new agent and bot messages, resumes
+/// pending rows left by an earlier run, and retries with exponential backoff.
 pub fn start(outbound: Arc<Outbound>) {
     // Subscribe before the start-up scan, so nothing falls between the two.
     let events = outbound.bus.subscribe(OUTBOUND_TOPIC);

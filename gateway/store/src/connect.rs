@@ -1,0 +1,61 @@
+//! Opening a store: the pool for its dialect, and the message writers.
+
+use std::sync::Arc;
+
+use sqlx::any::AnyPoolOptions;
+
+use crate::crypto::FieldCipher;
+use crate::{append, Dialect, Store, StoreError, StoreResult, SQLITE_PRAGMAS};
+
+impl Store {
+    /// Connects to `sqlite://PATH` or `postgres://...` (the SQLite file is created if missing).
+    pub async fn connect(url: &str, cipher: FieldCipher) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            return Err(StoreError::UnsupportedUrl(
+                url.split(':').next().unwrap_or_default().to_owned(),
+            ));
+        };
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        // No round trip to test a pooled connection before each use (a failed one is replaced
+        // when a statement on it fails).
+        let options = AnyPoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            });
+        let options = if dialect == Dialect::Sqlite {
+            options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    for pragma in SQLITE_PRAGMAS {
+                        sqlx::query(*pragma).execute(&mut *connection).await?;
+                    }
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(&url).await?;
+        let write_lock =
+            (dialect == Dialect::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let mut store = Store {
+            pool,
+            dialect,
+            cipher,
+            write_lock,
+            appender: None,
+        };
+        // On PostgreSQL a few batches commit at once (SQLite has one writer).
+        store.appender = Some(append::start(&store, &url, 4));
+        Ok(store)
+    }
+}
