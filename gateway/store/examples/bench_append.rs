@@ -4,13 +4,13 @@
 //! (batches of N, through the pool), beside one message at a time on both paths, in the same
 //! process on the same database.
 //!
-//! `cargo run --release -p switchboard-gateway --example bench_append -- [DATABASE_URL] [N]`
+//! `cargo run --release -p switchboard-store --example bench_append -- [DATABASE_URL] [N]`
 //! (default: SQLite in a temporary directory, N = 40).
 
 use std::time::Instant;
 
-use gateway::crypto::{FieldCipher, SecretKey};
-use gateway::store::{ConversationState, Customer, CustomerProfile, Entry, NewMessage, Store};
+use store::crypto::{FieldCipher, SecretKey};
+use store::{ConversationState, Customer, CustomerProfile, Entry, NewMessage, Store};
 use switchboard_channels::ChannelKind;
 
 const CONVERSATIONS: usize = 100;
