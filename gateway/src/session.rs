@@ -167,20 +167,107 @@ fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {
     subscriptions.insert(topic, BroadcastStream::new(receiver));
 }
 
-// ---- customers ------------------------------------------------------------------------------
+// ---- the loop every connection runs -------------------------------------------------------
 
 /// A connection's messages on their way to the store, oldest first, each answered in turn.
 type InFlight<T> = futures_util::stream::FuturesOrdered<
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
 >;
 
-/// A customer's sends: each one's client_msg_id and result (with whether a word list asked for
-/// a person).
-type Sending = InFlight<(String, ServiceResult<(Appended, bool)>)>;
-
 /// How many of a connection's messages may be on their way to the store at once; further
 /// frames wait in the socket. Their receipts (and errors) go out in the order sent.
 const PIPELINE: usize = 32;
+
+/// What differs between a customer's and an agent's connection; [`serve`] runs the loop they
+/// share (bus events first, then finished sends, then new frames while fewer than [`PIPELINE`]
+/// sends are on their way, and a keep-alive ping).
+trait FrameHandler {
+    /// One send's result as it leaves the pipeline.
+    type Sent: Send + 'static;
+    /// The bus topics followed and the sends on their way (borrowed together by the loop).
+    fn pipes(&mut self) -> (&mut Subscriptions, &mut InFlight<Self::Sent>);
+    async fn on_event<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        topic: &str,
+        event: Result<BusEvent, BroadcastStreamRecvError>,
+        out: &mut K,
+    ) -> Result<(), Gone>;
+    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        sent: Self::Sent,
+        out: &mut K,
+    ) -> Result<(), Gone>;
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        raw: &str,
+        out: &mut K,
+    ) -> Result<(), Gone>;
+    /// A send that finished after the client went away: what was stored still reaches the
+    /// others.
+    async fn after_close(&mut self, sent: Self::Sent);
+}
+
+/// One turn of the loop: what woke it.
+enum Step<T> {
+    Event(String, Result<BusEvent, BroadcastStreamRecvError>),
+    Sent(T),
+    Frame(Option<Incoming>),
+    Ping,
+}
+
+/// Runs a connection until the client goes away, then finishes the sends still on their way.
+async fn serve<H, S, K>(handler: &mut H, incoming: &mut S, out: &mut K)
+where
+    H: FrameHandler,
+    S: Stream<Item = Incoming> + Unpin,
+    K: Sink<Outgoing> + Unpin,
+{
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    loop {
+        // Events first: each send adds one, so taking frames first (or at random) would let
+        // them pile up past the bus's buffer and force reads from the store. The handlers are
+        // boxed: an idle connection's task then holds only the waits, not the largest handler's
+        // state.
+        let step = {
+            let (subscriptions, sending) = handler.pipes();
+            tokio::select! {
+                biased;
+                Some((topic, event)) = subscriptions.next() => Step::Event(topic, event),
+                Some(sent) = sending.next() => Step::Sent(sent),
+                frame = incoming.next(), if sending.len() < PIPELINE => Step::Frame(frame),
+                _ = keepalive.tick() => Step::Ping,
+            }
+        };
+        let result = match step {
+            Step::Event(topic, event) => Box::pin(handler.on_event(&topic, event, out)).await,
+            Step::Sent(sent) => Box::pin(handler.on_sent(sent, out)).await,
+            Step::Frame(None | Some(Incoming::Close)) => break,
+            Step::Frame(Some(Incoming::Binary)) => {
+                send_json(out, &FrameError::Binary.to_frame()).await
+            }
+            Step::Frame(Some(Incoming::Text(raw))) => Box::pin(handler.on_frame(&raw, out)).await,
+            Step::Ping => out.send(Outgoing::Ping).await.map_err(|_| Gone),
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    // The client is gone, but what the server read of it is stored: it still reaches the others
+    // (frames the client sent after those may have died with its connection).
+    loop {
+        let next = handler.pipes().1.next().await;
+        let Some(sent) = next else { break };
+        // Boxed, like the handlers above, to keep the connection's task small.
+        Box::pin(handler.after_close(sent)).await;
+    }
+}
+
+// ---- customers ------------------------------------------------------------------------------
+
+/// A customer's sends: each one's client_msg_id and result (with whether a word list asked for
+/// a person).
+type Sending = InFlight<(String, ServiceResult<(Appended, bool)>)>;
 
 struct CustomerSession {
     chat: Arc<Chat>,
@@ -242,40 +329,52 @@ where
             return;
         }
     }
-    let mut keepalive = tokio::time::interval(KEEPALIVE);
-    keepalive.tick().await;
-    loop {
-        // Events first: each send adds one, so taking frames first (or at random) would let
-        // them pile up past the bus's buffer and force reads from the store. The handlers are
-        // boxed: an idle connection's task then holds only the three waits, not the largest
-        // handler's state.
-        let step = tokio::select! {
-            biased;
-            Some((_, event)) = session.subscriptions.next() => Box::pin(session.on_event(event, &mut out)).await,
-            Some((client_msg_id, result)) = session.sending.next() => Box::pin(session.on_sent(client_msg_id, result, &mut out)).await,
-            frame = incoming.next(), if session.sending.len() < PIPELINE => match frame {
-                None | Some(Incoming::Close) => break,
-                Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
-                Some(Incoming::Text(raw)) => Box::pin(session.on_frame(&raw, &mut out)).await,
-            },
-            _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
-        };
-        if step.is_err() {
-            break;
-        }
+    serve(&mut session, &mut incoming, &mut out).await;
+}
+
+impl FrameHandler for CustomerSession {
+    type Sent = (String, ServiceResult<(Appended, bool)>);
+
+    fn pipes(&mut self) -> (&mut Subscriptions, &mut Sending) {
+        (&mut self.subscriptions, &mut self.sending)
     }
-    // The client is gone, but what the server read of it is stored: it still reaches the agent
-    // and the bot (frames the client sent after those may have died with its connection).
-    while let Some((_, result)) = session.sending.next().await {
+
+    async fn on_event<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        _topic: &str,
+        event: Result<BusEvent, BroadcastStreamRecvError>,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.take_event(event, out).await
+    }
+
+    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        (client_msg_id, result): Self::Sent,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.take_sent(client_msg_id, result, out).await
+    }
+
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        raw: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.take_frame(raw, out).await
+    }
+
+    async fn after_close(&mut self, (_, result): Self::Sent) {
         if let Ok((appended, handoff)) = result {
-            // Boxed, like the handlers above, to keep the connection's task small.
-            Box::pin(chat.customer_sent(&session.customer, &appended, handoff)).await;
+            self.chat
+                .customer_sent(&self.customer, &appended, handoff)
+                .await;
         }
     }
 }
 
 impl CustomerSession {
-    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+    async fn take_frame<K: Sink<Outgoing> + Unpin>(
         &mut self,
         raw: &str,
         out: &mut K,
@@ -380,7 +479,7 @@ impl CustomerSession {
 
     /// A message of this connection is stored (or refused): it goes on its way (to the agent,
     /// the bot), then its receipt (or error) goes out, as with a message sent on its own.
-    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+    async fn take_sent<K: Sink<Outgoing> + Unpin>(
         &mut self,
         client_msg_id: String,
         result: ServiceResult<(Appended, bool)>,
@@ -406,7 +505,7 @@ impl CustomerSession {
         }
     }
 
-    async fn on_event<K: Sink<Outgoing> + Unpin>(
+    async fn take_event<K: Sink<Outgoing> + Unpin>(
         &mut self,
         event: Result<BusEvent, BroadcastStreamRecvError>,
         out: &mut K,
@@ -557,8 +656,6 @@ where
     subscribe(&chat, &mut session.subscriptions, agent_topic(&agent.id));
     let status = chat.agent_connected(&agent);
     tracing::info!(agent_id = %agent.id, "agent connected");
-    let mut keepalive = tokio::time::interval(KEEPALIVE);
-    keepalive.tick().await;
     let mut result = send_json(
         &mut out,
         &AgentServerFrame::Hello {
@@ -570,24 +667,8 @@ where
     if result.is_ok() {
         result = session.sync_assigned(&mut out).await;
     }
-    while result.is_ok() {
-        result = tokio::select! {
-            biased;
-            Some((topic, event)) = session.subscriptions.next() => Box::pin(session.on_event(&topic, event, &mut out)).await,
-            Some(sent) = session.sending.next() => Box::pin(session.on_sent(sent, &mut out)).await,
-            frame = incoming.next(), if session.sending.len() < PIPELINE => match frame {
-                None | Some(Incoming::Close) => break,
-                Some(Incoming::Binary) => send_json(&mut out, &FrameError::Binary.to_frame()).await,
-                Some(Incoming::Text(raw)) => Box::pin(session.on_frame(&raw, &mut out)).await,
-            },
-            _ = keepalive.tick() => out.send(Outgoing::Ping).await.map_err(|_| Gone),
-        };
-    }
-    // What was stored still reaches the customer, as on the customer side.
-    while let Some((_, _, result)) = session.sending.next().await {
-        if let Ok(appended) = result {
-            chat.agent_sent(&agent, &appended);
-        }
+    if result.is_ok() {
+        serve(&mut session, &mut incoming, &mut out).await;
     }
     tracing::info!(agent_id = %agent.id, "agent disconnected");
     chat.agent_disconnected(&agent);
@@ -606,6 +687,45 @@ async fn agent_error<K: Sink<Outgoing> + Unpin>(
         retry_after_ms: error.retry_after_ms(),
     };
     send_json(out, &frame).await
+}
+
+impl FrameHandler for AgentSession {
+    type Sent = (String, String, ServiceResult<Appended>);
+
+    fn pipes(&mut self) -> (&mut Subscriptions, &mut AgentSending) {
+        (&mut self.subscriptions, &mut self.sending)
+    }
+
+    async fn on_event<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        topic: &str,
+        event: Result<BusEvent, BroadcastStreamRecvError>,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.take_event(topic, event, out).await
+    }
+
+    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        sent: Self::Sent,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.take_sent(sent, out).await
+    }
+
+    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        raw: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.take_frame(raw, out).await
+    }
+
+    async fn after_close(&mut self, (_, _, result): Self::Sent) {
+        if let Ok(appended) = result {
+            self.chat.agent_sent(&self.agent, &appended);
+        }
+    }
 }
 
 impl AgentSession {
@@ -719,7 +839,7 @@ impl AgentSession {
         Ok(())
     }
 
-    async fn on_frame<K: Sink<Outgoing> + Unpin>(
+    async fn take_frame<K: Sink<Outgoing> + Unpin>(
         &mut self,
         raw: &str,
         out: &mut K,
@@ -834,7 +954,7 @@ impl AgentSession {
 
     /// A send of this connection is stored (or refused): published, then its receipt (or
     /// error) goes out.
-    async fn on_sent<K: Sink<Outgoing> + Unpin>(
+    async fn take_sent<K: Sink<Outgoing> + Unpin>(
         &mut self,
         (conversation_id, client_msg_id, result): (String, String, ServiceResult<Appended>),
         out: &mut K,
@@ -856,7 +976,7 @@ impl AgentSession {
         }
     }
 
-    async fn on_event<K: Sink<Outgoing> + Unpin>(
+    async fn take_event<K: Sink<Outgoing> + Unpin>(
         &mut self,
         topic: &str,
         event: Result<BusEvent, BroadcastStreamRecvError>,

@@ -14,7 +14,7 @@ use switchboard_knowledge::{
     Synonyms,
 };
 
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{blocking, ServiceError, ServiceResult};
 use store::{Store, UpsertCounts};
 
 /// Records are written to the store in batches of this size (progress is reported per batch).
@@ -47,19 +47,11 @@ fn index_error(error: KnowledgeError) -> ServiceError {
     ServiceError::Internal(anyhow::Error::new(error).context("knowledge index"))
 }
 
-/// Runs index work (CPU and disk) off the async executor.
-async fn blocking_raw<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, KnowledgeError> + Send + 'static,
-) -> ServiceResult<Result<T, KnowledgeError>> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ServiceError::Internal(anyhow::anyhow!("index task failed: {error}")))
-}
-
-async fn blocking<T: Send + 'static>(
+/// Runs index work (CPU and disk) off the async executor; an index error is internal.
+async fn index_work<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, KnowledgeError> + Send + 'static,
 ) -> ServiceResult<T> {
-    blocking_raw(work).await?.map_err(index_error)
+    blocking("index", work).await?.map_err(index_error)
 }
 
 impl Knowledge {
@@ -113,7 +105,7 @@ impl Knowledge {
                 .insert(tenant.clone(), Arc::new(Synonyms::parse(&synonyms)));
             let index = self.index.clone();
             let name = tenant.clone();
-            if blocking(move || index.is_fresh(&name, revision)).await? {
+            if index_work(move || index.is_fresh(&name, revision)).await? {
                 continue;
             }
             let (records, revision) = self.store.all_faqs(&tenant).await?;
@@ -121,7 +113,7 @@ impl Knowledge {
             let name = tenant.clone();
             let count = records.len();
             let followed = records.clone();
-            blocking(move || index.rebuild(&name, &records, revision)).await?;
+            index_work(move || index.rebuild(&name, &records, revision)).await?;
             self.changed(KbChange::Rebuilt(tenant.clone(), followed));
             tracing::info!(tenant = %tenant, revision, records = count, "knowledge index rebuilt from the store");
         }
@@ -153,11 +145,8 @@ impl Knowledge {
         format: Option<ImportFormat>,
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> ServiceResult<ImportReport> {
-        let parsed = tokio::task::spawn_blocking(move || parse_import(&bytes, format))
-            .await
-            .map_err(|error| {
-                ServiceError::Internal(anyhow::anyhow!("import task failed: {error}"))
-            })?
+        let parsed = blocking("import", move || parse_import(&bytes, format))
+            .await?
             .map_err(|error| ServiceError::invalid("bad_file", error.to_string()))?;
         let records: Vec<FaqRecord> = parsed
             .records
@@ -199,7 +188,7 @@ impl Knowledge {
         let index = self.index.clone();
         self.changed(KbChange::Written(tenant.to_owned(), written.clone()));
         let tenant = tenant.to_owned();
-        match blocking_raw(move || index.upsert(&tenant, &written, revision)).await? {
+        match blocking("index", move || index.upsert(&tenant, &written, revision)).await? {
             Ok(()) => Ok(()),
             // Another process holds the index (the CLI next to a running server): the store has the
             // change, and the node that owns the index rebuilds from it.
@@ -236,7 +225,7 @@ impl Knowledge {
         let index = self.index.clone();
         self.changed(KbChange::Deleted(tenant.to_owned(), vec![id.to_owned()]));
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        blocking(move || index.delete(&tenant, &[id.as_str()], revision)).await
+        index_work(move || index.delete(&tenant, &[id.as_str()], revision)).await
     }
 
     pub async fn set_synonyms(&self, tenant: &str, text: &str) -> ServiceResult<()> {
@@ -248,7 +237,7 @@ impl Knowledge {
         // The index content did not change, only its revision: record that without a rebuild.
         let index = self.index.clone();
         let tenant = tenant.to_owned();
-        blocking(move || index.upsert(&tenant, &[], revision)).await
+        index_work(move || index.upsert(&tenant, &[], revision)).await
     }
 
     pub fn synonyms(&self, tenant: &str) -> Arc<Synonyms> {
@@ -269,6 +258,6 @@ impl Knowledge {
         let index = self.index.clone();
         let synonyms = self.synonyms(tenant);
         let (tenant, text) = (tenant.to_owned(), text.to_owned());
-        blocking(move || index.search(&tenant, &text, k, &synonyms)).await
+        index_work(move || index.search(&tenant, &text, k, &synonyms)).await
     }
 }

@@ -3,13 +3,14 @@
 mod admin;
 mod agent;
 pub(crate) mod auth;
+mod bot;
 mod channel_apps;
-mod intel;
 mod kb;
 mod metrics;
 mod mobile;
 mod pages;
 mod policies;
+mod tenant_settings;
 mod web;
 mod webhooks;
 pub(crate) mod ws;
@@ -26,7 +27,8 @@ pub fn router(state: AppState) -> Router {
         .merge(agent::router())
         .merge(admin::router())
         .merge(kb::router())
-        .merge(intel::router())
+        .merge(bot::router())
+        .merge(tenant_settings::router())
         .merge(policies::router())
         .merge(metrics::router())
         .merge(pages::router())

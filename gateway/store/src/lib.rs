@@ -16,12 +16,15 @@
 
 mod append;
 pub mod apps;
+mod bot;
 mod connect;
 pub mod crypto;
-mod intel;
+mod intent_models;
 mod knowledge;
 mod model;
+mod policies;
 mod queue;
+mod settings;
 pub mod testing;
 pub mod util;
 

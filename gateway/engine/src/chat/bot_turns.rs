@@ -9,7 +9,7 @@ use switchboard_bot::{Decision, DecisionKind, Turn};
 
 use super::{Chat, HandoffRequest};
 use crate::bot_workers::{BotStats, TurnHandler, TurnJob};
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{blocking, ServiceError, ServiceResult};
 use crate::intents::{models, TenantClassifier};
 use crate::metrics::Histogram;
 use crate::tenant::WorkMode;
@@ -132,7 +132,7 @@ impl Chat {
         })?;
         let worker = bot.clone();
         let decided = turn.clone();
-        let decision = tokio::task::spawn_blocking(move || {
+        let decision = blocking("bot", move || {
             // A tenant's own classifier names the turn's intent (out of scope: none).
             let decided = match own_classifier.map(|model| model.classify_blocking(&decided.text)) {
                 Some(Ok(prediction)) if !prediction.out_of_scope => {
@@ -147,8 +147,7 @@ impl Chat {
             };
             worker.decide_with_embedding(&decided, &embedding)
         })
-        .await
-        .map_err(|error| ServiceError::Internal(anyhow::anyhow!("bot task failed: {error}")))?;
+        .await?;
         Ok(bot.refine_with_llm(&turn, decision).await)
     }
 

@@ -1,18 +1,16 @@
-//! Tenant settings, customer routing attributes, intents (train, classify, bring your own
-//! model) and the bot's dry run — the API of knowledge managers and tenant admins.
+//! The bot's API for knowledge managers and tenant admins: intents (train, classify, bring your
+//! own model) and the bot's dry run.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require_admin, require_admin_or_agent};
 use crate::AppState;
-use engine::tenant::TenantSettings;
-use store::CustomerAttributes;
 
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -24,14 +22,6 @@ const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/tenants/{tenant}/settings",
-            get(get_settings).put(put_settings),
-        )
-        .route(
-            "/v1/tenants/{tenant}/customers/{id}/attributes",
-            put(put_attributes),
-        )
         .route(
             "/v1/tenants/{tenant}/intents/train",
             post(train).layer(DefaultBodyLimit::max(MAX_TRAINING_BYTES)),
@@ -45,60 +35,6 @@ pub fn router() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
         )
         .route("/v1/tenants/{tenant}/bot/ask", post(ask))
-}
-
-async fn get_settings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathParams<String>,
-) -> ApiResult<Json<TenantSettings>> {
-    let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
-    let record = state
-        .store
-        .tenant(&tenant)
-        .await?
-        .ok_or(ServiceError::NotFound("tenant"))?;
-    Ok(Json(TenantSettings::from_stored(&tenant, &record.settings)))
-}
-
-async fn put_settings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathParams<String>,
-    body: JsonBody<TenantSettings>,
-) -> ApiResult<Json<TenantSettings>> {
-    let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
-    let Json(settings) = body?;
-    settings
-        .validate()
-        .map_err(|message| ServiceError::invalid("bad_settings", message))?;
-    let value = serde_json::to_value(&settings)
-        .map_err(|error| ServiceError::Internal(anyhow::Error::new(error)))?;
-    state.store.set_tenant_settings(&tenant, &value).await?;
-    state.chat.forget_tenant_settings(&tenant);
-    Ok(Json(settings))
-}
-
-async fn put_attributes(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathParams<(String, String)>,
-    body: JsonBody<CustomerAttributes>,
-) -> ApiResult<Json<store::Customer>> {
-    let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
-    let Json(attributes) = body?;
-    if attributes.vip_level > 9 {
-        return Err(ServiceError::invalid("bad_attributes", "vip_level is 0 to 9").into());
-    }
-    Ok(Json(
-        state
-            .store
-            .set_customer_attributes(&tenant, &id, &attributes)
-            .await?,
-    ))
 }
 
 #[derive(Deserialize)]
