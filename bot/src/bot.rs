@@ -41,6 +41,8 @@ pub struct Bot {
     dense: RwLock<HashMap<String, Arc<TenantDense>>>,
     /// Self-fitted calibrations per tenant (see [`crate::selfcheck`]).
     fits: RwLock<HashMap<String, Arc<TenantFit>>>,
+    /// Tenants whose FAQs changed since their last fit.
+    stale: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The generic out-of-scope questions with their vectors, embedded on first use.
     negatives: OnceLock<Vec<(String, Vec<f32>)>>,
     self_calibration: Option<SelfCheckOptions>,
@@ -94,6 +96,7 @@ impl Bot {
             heads: RwLock::new(HashMap::new()),
             dense: RwLock::new(HashMap::new()),
             fits: RwLock::new(HashMap::new()),
+            stale: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             negatives: OnceLock::new(),
             self_calibration: Some(SelfCheckOptions::default()),
             llm: None,
@@ -211,23 +214,79 @@ impl Bot {
         self.recalibrate_quietly(tenant);
     }
 
-    /// After a change: refit the tenant's calibration when self-calibration is on. A failure
-    /// (the encoder could not embed the generic negatives) keeps the previous fit.
+    /// After a change: mark the tenant for a refit (cheap; the fit itself runs in
+    /// [`Bot::recalibrate_stale`], [`Bot::tenant_fit`] or [`Bot::self_check`], so a burst of
+    /// single-FAQ writes costs one fit, not one per write).
     fn recalibrate_quietly(&self, tenant: &str) {
         if self.self_calibration.is_none() {
             return;
         }
-        if let Err(error) = self.self_calibrate(tenant) {
-            tracing::warn!(tenant, %error, "self-calibration failed; keeping the previous one");
+        self.stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string());
+    }
+
+    /// Refits every tenant whose FAQs changed since its last fit (after [`Bot::index_faqs`],
+    /// [`Bot::rebuild_faqs`] or [`Bot::remove_faqs`]) and returns what each fit gave. The
+    /// gateway calls this from a periodic loop on its blocking pool (e.g. with its 2 s
+    /// knowledge sync): that is what makes the calibration follow every change on its own,
+    /// debounced. A failed fit keeps the previous one and the tenant stays marked.
+    pub fn recalibrate_stale(&self) -> Vec<(String, Result<Option<TenantFit>, BotError>)> {
+        let tenants: Vec<String> =
+            std::mem::take(&mut *self.stale.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .collect();
+        tenants
+            .into_iter()
+            .map(|tenant| {
+                let result = self.self_calibrate(&tenant);
+                if let Err(error) = &result {
+                    tracing::warn!(tenant, %error, "self-calibration failed; keeping the previous one");
+                    self.stale
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(tenant.clone());
+                }
+                (tenant, result)
+            })
+            .collect()
+    }
+
+    /// True when `tenant`'s FAQs changed since its last fit.
+    pub fn calibration_is_stale(&self, tenant: &str) -> bool {
+        self.stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(tenant)
+    }
+
+    /// Refits `tenant` now when it is marked stale.
+    fn refresh_if_stale(&self, tenant: &str) -> Result<(), BotError> {
+        let was_stale = self
+            .stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        if was_stale {
+            if let Err(error) = self.self_calibrate(tenant) {
+                self.stale
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(tenant.to_string());
+                return Err(error);
+            }
         }
+        Ok(())
     }
 
     /// Fits `tenant`'s calibration from its own alternates and the built-in generic
     /// out-of-scope questions ([`crate::selfcheck::fit`]) and uses it for the tenant's turns
     /// from now on (unless its `BotSettings::calibration` is set). With too few alternates
     /// the tenant goes back to [`Calibration::default`] and this returns `None`. Runs on its
-    /// own after [`Bot::index_faqs`], [`Bot::rebuild_faqs`] and [`Bot::remove_faqs`] unless
-    /// turned off with [`Bot::with_self_calibration`]. CPU-bound (see docs/bench-bot.md).
+    /// own for tenants marked by [`Bot::index_faqs`], [`Bot::rebuild_faqs`] and
+    /// [`Bot::remove_faqs`] (see [`Bot::recalibrate_stale`]) unless turned off with
+    /// [`Bot::with_self_calibration`]. CPU-bound (see docs/bench-bot.md).
     pub fn self_calibrate(&self, tenant: &str) -> Result<Option<TenantFit>, BotError> {
         let options = self.self_calibration.clone().unwrap_or_default();
         let fit = selfcheck::fit(self, tenant, &options)?;
@@ -243,8 +302,17 @@ impl Bot {
         Ok(fit)
     }
 
-    /// The tenant's self-fitted calibration, when there is one.
+    /// The tenant's self-fitted calibration, when there is one (refitted first when the
+    /// tenant's FAQs changed since; a failed refit returns the previous fit).
     pub fn tenant_fit(&self, tenant: &str) -> Option<TenantFit> {
+        if let Err(error) = self.refresh_if_stale(tenant) {
+            tracing::warn!(tenant, %error, "self-calibration failed; keeping the previous one");
+        }
+        self.cached_fit(tenant)
+    }
+
+    /// The last fit, without refitting (what a turn uses: a turn never pays for a fit).
+    fn cached_fit(&self, tenant: &str) -> Option<TenantFit> {
         self.fits
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -253,8 +321,9 @@ impl Bot {
     }
 
     /// The calibration a turn of `tenant` with `settings` uses, and where it comes from:
-    /// `settings.calibration` when set, else the self-fitted one when
-    /// `settings.self_calibration` is on and a fit exists, else the default.
+    /// `settings.calibration` when set, else the last self-fitted one when
+    /// `settings.self_calibration` is on and a fit exists (never refitted here: turns stay
+    /// cheap; see [`Bot::recalibrate_stale`]), else the default.
     pub fn calibration_for(
         &self,
         tenant: &str,
@@ -264,7 +333,7 @@ impl Bot {
             return (c.clone(), CalibrationSource::TenantSettings);
         }
         match self
-            .tenant_fit(tenant)
+            .cached_fit(tenant)
             .filter(|_| settings.self_calibration)
         {
             Some(fit) => (fit.calibration, CalibrationSource::SelfFitted),
@@ -283,6 +352,9 @@ impl Bot {
         tenant: &str,
         settings: &BotSettings,
     ) -> Result<SelfCheckReport, BotError> {
+        if self.self_calibration.is_some() {
+            self.refresh_if_stale(tenant)?;
+        }
         let (calibration, source) = self.calibration_for(tenant, settings);
         let options = self.self_calibration.clone().unwrap_or_default();
         let mut report = selfcheck::check(self, tenant, settings, &calibration, source, &options)?;
@@ -400,6 +472,10 @@ impl Bot {
             .remove(tenant);
         self.fits
             .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        self.stale
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
         self.remove_intent_head(tenant);

@@ -119,6 +119,27 @@ fn tenant_without_alternates_keeps_the_default_calibration() {
     assert_eq!((report.queries, report.faqs_with_alternates), (0, 0));
     // Adding alternates refits on its own.
     bot.rebuild_faqs("bare", &f.records).expect("rebuild dense");
+    // The change only marks the tenant; the periodic refit (or a read) fits it once.
+    assert!(bot.calibration_is_stale("bare"));
+    let on = BotSettings {
+        self_calibration: true,
+        ..BotSettings::default()
+    };
+    assert_eq!(
+        bot.calibration_for("bare", &on).1,
+        CalibrationSource::Default,
+        "a turn never pays for a fit"
+    );
+    let done = bot.recalibrate_stale();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, "bare");
+    assert!(matches!(&done[0].1, Ok(Some(_))));
+    assert!(!bot.calibration_is_stale("bare"));
+    assert!(bot.recalibrate_stale().is_empty());
+    assert_eq!(
+        bot.calibration_for("bare", &on).1,
+        CalibrationSource::SelfFitted
+    );
     assert!(bot.tenant_fit("bare").is_some());
     // Turned off: no fit.
     let off = Bot::with_default_head(index, f.encoder.clone(), f.head.clone())
