@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use super::{Customer, Store, StoreError, StoreResult};
 use crate::util::now_ms;
@@ -105,7 +105,7 @@ pub struct NewDelivery {
     pub sender_kind: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Delivery {
     pub id: String,
     #[serde(skip)]
@@ -121,13 +121,16 @@ pub struct Delivery {
     pub reply_context: Option<String>,
     #[serde(skip)]
     pub text: String,
+    #[sqlx(rename = "sender_kind")]
     pub sender: String,
     /// `pending`, `sent` or `failed`.
     pub state: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
     /// The stable code of the last failure (`reply_window_expired`, `provider_unavailable`...).
+    #[sqlx(rename = "last_code")]
     pub code: Option<String>,
+    #[sqlx(rename = "last_error")]
     pub error: Option<String>,
     pub provider_message_id: Option<String>,
     pub created_at: i64,
@@ -502,7 +505,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| delivery_from_row(&row)).transpose()
+        Ok(row.map(|row| Delivery::from_row(&row)).transpose()?)
     }
 
     /// Pending deliveries whose time has come, oldest first.
@@ -516,7 +519,10 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(delivery_from_row).collect()
+        Ok(rows
+            .iter()
+            .map(Delivery::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Claims a due delivery until `lease_until`; false when another worker got it first.
@@ -591,30 +597,9 @@ impl Store {
             .bind(conversation_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(delivery_from_row).collect()
+        Ok(rows
+            .iter()
+            .map(Delivery::from_row)
+            .collect::<Result<_, _>>()?)
     }
-}
-
-fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
-    Ok(Delivery {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        conversation_id: row.try_get("conversation_id")?,
-        seq: row.try_get("seq")?,
-        kind: row.try_get("kind")?,
-        channel: row.try_get("channel")?,
-        app: row.try_get("app")?,
-        recipient: row.try_get("recipient")?,
-        reply_context: row.try_get("reply_context")?,
-        text: row.try_get("text")?,
-        sender: row.try_get("sender_kind")?,
-        state: row.try_get("state")?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        code: row.try_get("last_code")?,
-        error: row.try_get("last_error")?,
-        provider_message_id: row.try_get("provider_message_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }

@@ -307,7 +307,7 @@ pub struct PolicyVersion {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SensitiveListRecord {
     pub name: String,
     pub action: String,

@@ -2,6 +2,7 @@
 //! scores of closed conversations.
 
 use sqlx::any::AnyRow;
+use sqlx::FromRow;
 use sqlx::Row;
 
 use super::{parse_json_column, Store, StoreError, StoreResult};
@@ -166,16 +167,10 @@ impl Store {
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SensitiveListRecord {
-                    name: row.try_get("name")?,
-                    action: row.try_get("action")?,
-                    words: row.try_get("words")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(SensitiveListRecord::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Changes whenever a tenant's lists change: (number of lists, latest update).
