@@ -157,6 +157,29 @@ fn stackfaq_bench(bot: &switchboard_bot::Bot, text: &str) {
     );
     let fitted = switchboard_bot::eval::fit_calibration(bot, "stackfaq-a", &train, none.clone());
     println!("   calibration fitted on the train half's lines: {fitted:?}");
+    let with_negatives = switchboard_bot::eval::fit_calibration_with_negatives(
+        bot,
+        "stackfaq-a",
+        &train,
+        none.clone(),
+        &switchboard_bot::SelfCheckOptions::default(),
+    );
+    let settings_n = Arc::new(BotSettings {
+        calibration: with_negatives,
+        ..BotSettings::default()
+    });
+    println!(
+        "   fitted on the train half's lines + generic negatives (fit_calibration_with_negatives):"
+    );
+    print!(
+        "{}",
+        evaluate_with(bot, "stackfaq-a", &test, settings_n.clone(), none.clone())
+    );
+    println!("   the same, test half + oos_val:");
+    print!(
+        "{}",
+        evaluate_with(bot, "stackfaq-a", &test_oos, settings_n, none.clone())
+    );
     let settings_a = Arc::new(BotSettings {
         calibration: fitted,
         ..BotSettings::default()

@@ -388,6 +388,47 @@ pub fn fit_calibration(
     Calibration::fit(&calibration_samples(bot, tenant, lines, synonyms))
 }
 
+/// [`fit_calibration`] with what the self-calibration adds: the built-in generic
+/// out-of-scope questions as negatives (total weight `options.negative_share` × the lines'),
+/// and the operating point (`right − options.wrong_cost · wrong`) put at the default
+/// `answer_threshold`. Use it when a tenant's FAQs have few alternates but it has labelled
+/// lines: a fit on in-domain lines alone never learns to reject (docs/bench-bot.md, StackFAQ
+/// A). Lines expecting `none` count as negatives too; handoff lines are skipped. `None` when
+/// the lines lack right or wrong top candidates.
+pub fn fit_calibration_with_negatives(
+    bot: &Bot,
+    tenant: &str,
+    lines: &[EvalLine],
+    synonyms: Arc<Synonyms>,
+    options: &crate::selfcheck::SelfCheckOptions,
+) -> Option<Calibration> {
+    let samples = calibration_samples(bot, tenant, lines, synonyms.clone());
+    let positives = samples.len() as f32;
+    let negatives: Vec<EvalLine> = switchboard_models::builtin::generic_out_of_scope()
+        .into_iter()
+        .map(|q| EvalLine {
+            q: q.to_string(),
+            expect: EXPECT_NONE.to_string(),
+        })
+        .collect();
+    let negative_samples = calibration_samples(bot, tenant, &negatives, synonyms);
+    let weight = if negative_samples.is_empty() {
+        0.0
+    } else {
+        options.negative_share * positives / negative_samples.len() as f32
+    };
+    let weighted: Vec<(Features, bool, f32)> = samples
+        .into_iter()
+        .map(|(f, right)| (f, right, 1.0))
+        .chain(
+            negative_samples
+                .into_iter()
+                .map(|(f, _)| (f, false, weight)),
+        )
+        .collect();
+    crate::selfcheck::fit_operating_point(&weighted, options.wrong_cost).map(|(c, _)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -401,10 +401,28 @@ pub fn fit(
         top_right += usize::from(right);
         samples.push((features, right, weight));
     }
-    let Some(raw) = Calibration::fit_weighted(&samples, 0.01) else {
+    let Some((calibration, best_p)) = fit_operating_point(&samples, options.wrong_cost) else {
         return Ok(None);
     };
-    // Operating point: the confidence threshold that maximizes right − cost · wrong.
+    Ok(Some(TenantFit {
+        calibration,
+        queries,
+        top_right,
+        negatives,
+        operating_point: best_p,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// Fits a weighted logistic model on `(features, top candidate right, weight)` samples and
+/// moves its bias so that the confidence threshold maximizing `right − wrong_cost · wrong`
+/// (weighted) lands at the default `answer_threshold`. Returns the model and the chosen
+/// confidence before the shift; `None` when a class is missing.
+pub(crate) fn fit_operating_point(
+    samples: &[(Features, bool, f32)],
+    wrong_cost: f32,
+) -> Option<(Calibration, f32)> {
+    let raw = Calibration::fit_weighted(samples, 0.01)?;
     let mut scored: Vec<(f32, bool, f32)> = samples
         .iter()
         .map(|(f, right, w)| (raw.confidence(f), *right, *w))
@@ -412,7 +430,7 @@ pub fn fit(
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let (mut gain, mut best_gain, mut best_p) = (0.0_f32, 0.0_f32, 1.0_f32);
     for (i, (p, right, w)) in scored.iter().enumerate() {
-        gain += if *right { *w } else { -options.wrong_cost * w };
+        gain += if *right { *w } else { -wrong_cost * w };
         // Only between distinct confidences.
         let next_differs = scored.get(i + 1).is_none_or(|n| n.0 < *p);
         if next_differs && gain > best_gain {
@@ -422,15 +440,7 @@ pub fn fit(
     }
     // Put the chosen point just below the default threshold's boundary.
     let target = BotSettings::default().answer_threshold;
-    let calibration = raw.shifted(best_p - 1e-4, target);
-    Ok(Some(TenantFit {
-        calibration,
-        queries,
-        top_right,
-        negatives,
-        operating_point: best_p,
-        duration_ms: started.elapsed().as_millis() as u64,
-    }))
+    Some((raw.shifted(best_p - 1e-4, target), best_p))
 }
 
 /// The self-check at `settings` with `calibration` (see the module doc).

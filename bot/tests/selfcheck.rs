@@ -221,3 +221,39 @@ fn complaint_word_does_not_preempt_a_confident_faq_answer() {
         "{d:?}"
     );
 }
+
+#[test]
+fn labelled_lines_plus_generic_negatives_learn_to_reject() {
+    let f = fixture();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/calibration.jsonl"),
+    )
+    .expect("calibration lines");
+    let lines = switchboard_bot::eval::parse_eval_lines(&text).expect("lines");
+    let in_domain: Vec<_> = lines.into_iter().filter(|l| l.expect != "none").collect();
+    let calibration = switchboard_bot::eval::fit_calibration_with_negatives(
+        &f.bot,
+        TENANT,
+        &in_domain,
+        f.synonyms.clone(),
+        &switchboard_bot::SelfCheckOptions::default(),
+    )
+    .expect("both classes");
+    let settings = Arc::new(BotSettings {
+        calibration: Some(calibration),
+        ..BotSettings::default()
+    });
+    let decide = |q: &str| {
+        f.bot.decide(
+            &Turn::new(TENANT, q)
+                .with_settings(settings.clone())
+                .with_synonyms(f.synonyms.clone()),
+        )
+    };
+    let d = decide("运费怎么算");
+    assert_eq!(d.faq_id.as_deref(), Some("zh-ship-fee"), "{d:?}");
+    for q in ["明天北京会下雪吗", "who painted the sistine chapel ceiling"] {
+        let d = decide(q);
+        assert!(d.faq_id.is_none(), "{q}: {d:?}");
+    }
+}
