@@ -42,7 +42,7 @@ use store::Store;
 
 use crate::config::Settings;
 
-pub use crate::http::agent_token;
+pub use crate::http::{agent_token, UPLOADS_AT_ONCE};
 
 /// Events buffered per bus topic before a slow subscriber lags (and catches up from the store).
 const BUS_TOPIC_CAPACITY: usize = 32;
@@ -58,6 +58,8 @@ pub struct AppState {
     pub signer: TokenSigner,
     /// Replies to WeChat, Douyin and mobile apps: senders, the outbox worker.
     pub outbound: Arc<Outbound>,
+    /// Slots for large uploads read at once (`http::upload`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP application.
@@ -66,13 +68,20 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The two keys the node needs, from settings or, on a single node, generated once into the
-/// data directory (readable by the owner only).
+/// data directory (readable by the owner only). A key the file lacks is generated and written
+/// into it, so it stays the same across restarts. A cluster node (with `redis_url`) must be
+/// given both keys: keys generated on one node would not verify or decrypt on another.
 pub fn load_keys(settings: &Settings) -> anyhow::Result<(SecretKey, SecretKey)> {
     if let (Some(signing), Some(encryption)) = (
         &settings.secrets.signing_key,
         &settings.secrets.encryption_key,
     ) {
         return Ok((signing.clone(), encryption.clone()));
+    }
+    if settings.redis_url.is_some() {
+        anyhow::bail!(
+            "a cluster node (redis_url set) needs [secrets] signing_key and encryption_key, the same on every node"
+        );
     }
     let path = settings.data_dir.join("secrets.json");
     let stored: Option<serde_json::Value> = match std::fs::read_to_string(&path) {
@@ -97,25 +106,24 @@ pub fn load_keys(settings: &Settings) -> anyhow::Result<(SecretKey, SecretKey)> 
             None => Ok(None),
         }
     };
-    let signing = settings
-        .secrets
-        .signing_key
-        .clone()
-        .or(read("signing_key")?)
-        .unwrap_or_else(SecretKey::generate);
-    let encryption = settings
-        .secrets
-        .encryption_key
-        .clone()
-        .or(read("encryption_key")?)
-        .unwrap_or_else(SecretKey::generate);
-    if stored.is_none() {
+    let (stored_signing, stored_encryption) = (read("signing_key")?, read("encryption_key")?);
+    let complete = stored_signing.is_some() && stored_encryption.is_some();
+    let signing = stored_signing.unwrap_or_else(SecretKey::generate);
+    let encryption = stored_encryption.unwrap_or_else(SecretKey::generate);
+    if !complete {
         write_private(
             &path,
             &serde_json::json!({ "signing_key": signing.to_base64(), "encryption_key": encryption.to_base64() }).to_string(),
         )?;
     }
-    Ok((signing, encryption))
+    Ok((
+        settings.secrets.signing_key.clone().unwrap_or(signing),
+        settings
+            .secrets
+            .encryption_key
+            .clone()
+            .unwrap_or(encryption),
+    ))
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -123,7 +131,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
     let mut file = options
@@ -265,6 +273,7 @@ impl Server {
             knowledge,
             signer,
             outbound,
+            uploads: Arc::new(tokio::sync::Semaphore::new(http::UPLOADS_AT_ONCE)),
         };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -312,5 +321,56 @@ impl Server {
         }
         self.state.store.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_in(dir: &Path) -> Settings {
+        Settings {
+            data_dir: dir.to_path_buf(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_key_missing_from_the_secrets_file_is_written_once_not_regenerated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = settings_in(dir.path());
+        let (signing, _) = load_keys(&settings).expect("first start");
+        // An older file with the signing key only.
+        let path = dir.path().join("secrets.json");
+        std::fs::write(
+            &path,
+            serde_json::json!({ "signing_key": signing.to_base64() }).to_string(),
+        )
+        .expect("write");
+        let (signing_a, encryption_a) = load_keys(&settings).expect("second start");
+        let (signing_b, encryption_b) = load_keys(&settings).expect("third start");
+        assert_eq!(signing_a.to_base64(), signing.to_base64());
+        assert_eq!(signing_b.to_base64(), signing.to_base64());
+        assert_eq!(
+            encryption_a.to_base64(),
+            encryption_b.to_base64(),
+            "the generated encryption key is kept, so contact fields stay readable"
+        );
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(written["encryption_key"], encryption_a.to_base64());
+    }
+
+    #[test]
+    fn a_cluster_node_without_configured_secrets_refuses_to_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = settings_in(dir.path());
+        settings.redis_url = Some("redis://127.0.0.1:6379".into());
+        let error = load_keys(&settings).expect_err("no secrets in cluster mode");
+        assert!(error.to_string().contains("cluster node"), "{error}");
+        assert!(!dir.path().join("secrets.json").exists());
+        settings.secrets.signing_key = Some(SecretKey::generate());
+        settings.secrets.encryption_key = Some(SecretKey::generate());
+        assert!(load_keys(&settings).is_ok());
     }
 }

@@ -7,6 +7,7 @@ mod browser;
 mod channels;
 mod chat;
 mod frames;
+mod hostile;
 mod isolation;
 mod kb;
 mod long_poll;

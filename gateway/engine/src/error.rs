@@ -22,6 +22,9 @@ pub enum ServiceError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A request body over its size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Over a rate limit: nothing was accepted; retry after the given time.
     #[error("too many requests; retry in {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
@@ -66,6 +69,7 @@ impl ServiceError {
             | ServiceError::Unavailable { code, .. }
             | ServiceError::Unauthenticated { code, .. } => code,
             ServiceError::Misconfigured(_) => "bad_config",
+            ServiceError::TooLarge(_) => "too_large",
             ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::Unauthorized => "unauthorized",
             ServiceError::Forbidden => "forbidden",

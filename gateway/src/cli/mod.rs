@@ -35,6 +35,10 @@ enum Command {
         /// Listen address (default 127.0.0.1:8080).
         #[arg(long)]
         addr: Option<SocketAddr>,
+        /// Production: no demo tenant, no demo credentials printed (also `demo = false` in the
+        /// settings file, or SWITCHBOARD__DEMO=false).
+        #[arg(long)]
+        no_demo: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -74,7 +78,11 @@ enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { addr, store } => serve::run(&store, addr).await,
+        Command::Serve {
+            addr,
+            no_demo,
+            store,
+        } => serve::run(&store, addr, no_demo).await,
         Command::Migrate { store } => migrate::run(&store).await,
         Command::Tenant { command } => tenant::run(command).await,
         Command::Kb { command } => kb::run(command).await,

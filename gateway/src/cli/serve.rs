@@ -6,13 +6,19 @@ use anyhow::Context;
 
 use super::args::{init_logging, settings, StoreArgs};
 
-pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>) -> anyhow::Result<()> {
-    let settings = settings(store, addr)?;
+pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>, no_demo: bool) -> anyhow::Result<()> {
+    let mut settings = settings(store, addr)?;
+    if no_demo {
+        settings.demo = false;
+    }
     init_logging(&settings);
     let demo = settings.demo;
     let server = gateway::Server::start(settings).await?;
     println!("switchboard listening on http://{}", server.addr);
     if demo {
+        println!(
+            "DEMO MODE: a demo tenant with a public admin key; for production run `switchboard serve --no-demo` (or set demo = false)"
+        );
         for line in gateway::demo::ensure_demo(&server.state)
             .await
             .context("cannot create the demo tenant")?

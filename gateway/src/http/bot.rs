@@ -1,7 +1,7 @@
 //! The bot's API for knowledge managers and tenant admins: intents (train, classify, bring your
 //! own model) and the bot's dry run.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::http::upload::{read_upload, upload_slot};
 use crate::AppState;
 
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
@@ -22,10 +23,7 @@ const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/tenants/{tenant}/intents/train",
-            post(train).layer(DefaultBodyLimit::max(MAX_TRAINING_BYTES)),
-        )
+        .route("/v1/tenants/{tenant}/intents/train", post(train))
         .route("/v1/tenants/{tenant}/intents/classify", post(classify))
         .route(
             "/v1/tenants/{tenant}/intents/model",
@@ -48,11 +46,12 @@ async fn train(
     headers: HeaderMap,
     path: PathParams<String>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<engine::intents::TrainOutcome>> {
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Query(query) = query?;
+    let (_slot, body) = read_upload(&state, body, MAX_TRAINING_BYTES).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ServiceError::invalid("bad_training_file", "the file is not UTF-8 text"))?;
     let name = query
@@ -122,6 +121,7 @@ async fn put_model(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
+    let _slot = upload_slot(&state)?;
     let mut multipart = multipart
         .map_err(|error| ServiceError::invalid("bad_upload", error.body_text().to_lowercase()))?;
     let (mut model, mut tokenizer, mut labels) = (None, None, None);

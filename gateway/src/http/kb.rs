@@ -1,7 +1,7 @@
 //! The knowledge base API for knowledge managers: import, CRUD, export, search, synonyms.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use switchboard_knowledge::{write_csv, write_jsonl, FaqRecord, ImportFormat};
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::http::upload::read_upload;
 use crate::AppState;
 
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
@@ -21,10 +22,7 @@ const MAX_IMPORT_BYTES: usize = 128 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/tenants/{tenant}/kb/import",
-            post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
+        .route("/v1/tenants/{tenant}/kb/import", post(import))
         .route("/v1/tenants/{tenant}/kb/faqs", get(list))
         .route(
             "/v1/tenants/{tenant}/kb/faqs/{id}",
@@ -80,12 +78,13 @@ async fn import(
     headers: HeaderMap,
     path: PathParams<String>,
     query: QueryParams<FormatQuery>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<engine::kb::ImportReport>> {
     let Path(tenant) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Query(query) = query?;
     let format = declared_format(&query, &headers)?;
+    let (_slot, body) = read_upload(&state, body, MAX_IMPORT_BYTES).await?;
     let report = state
         .knowledge
         .import(&tenant, body.to_vec(), format, &|_, _| {})

@@ -11,11 +11,13 @@ mod mobile;
 mod pages;
 mod policies;
 mod tenant_settings;
+mod upload;
 mod web;
 mod webhooks;
 pub(crate) mod ws;
 
 pub use admin::agent_token;
+pub use upload::UPLOADS_AT_ONCE;
 
 use axum::Router;
 

@@ -1,8 +1,8 @@
 //! Policies that enterprises upload: WASM routing and quality components (versions, rollback)
 //! and sensitive-word lists with a dry-run check.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::require_admin;
+use crate::http::upload::read_upload;
 use crate::AppState;
 use engine::policy::parse_kind;
 
@@ -25,9 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/tenants/{tenant}/policies/{kind}",
-            get(versions)
-                .put(upload)
-                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+            get(versions).put(upload),
         )
         .route(
             "/v1/tenants/{tenant}/policies/{kind}/activate",
@@ -43,9 +42,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/v1/tenants/{tenant}/policies/sensitive-words/{list}",
-            put(put_word_list)
-                .delete(delete_word_list)
-                .layer(DefaultBodyLimit::max(MAX_WORD_LIST_BYTES)),
+            put(put_word_list).delete(delete_word_list),
         )
 }
 
@@ -53,11 +50,12 @@ async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: PathParams<(String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path((tenant, kind)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let kind = parse_kind(&kind)?;
+    let (_slot, body) = read_upload(&state, body, MAX_COMPONENT_BYTES).await?;
     let version = state
         .chat
         .policies
@@ -145,11 +143,12 @@ async fn put_word_list(
         axum::extract::Query<std::collections::HashMap<String, String>>,
         axum::extract::rejection::QueryRejection,
     >,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, list)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let axum::extract::Query(query) = query?;
+    let (_slot, body) = read_upload(&state, body, MAX_WORD_LIST_BYTES).await?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

@@ -1,0 +1,125 @@
+//! Hostile callers: what an anonymous caller or a tenant's own upload costs the node.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_tests::TestApp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends the head of a request that declares `declared` body bytes but sends only a few, and
+/// returns the status line of whatever the server answers within `wait` (None: no answer).
+async fn answer_to_a_partial_body(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    declared: usize,
+    wait: Duration,
+) -> Option<String> {
+    let mut socket = tokio::net::TcpStream::connect(app.server.addr)
+        .await
+        .expect("connect");
+    let auth = auth
+        .map(|key| format!("authorization: Bearer {key}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: text/csv\r\n{auth}content-length: {declared}\r\n\r\nquestion,answer\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 1024];
+    match tokio::time::timeout(wait, socket.read(&mut answer)).await {
+        Ok(Ok(read)) if read > 0 => Some(
+            String::from_utf8_lossy(&answer[..read])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// An anonymous upload is refused before its body is read: the answer comes at once, while
+/// the declared 100 MB never arrive (before, the node waited for and held the whole body).
+#[tokio::test]
+async fn uploads_are_refused_before_their_body_is_read() {
+    let app = TestApp::spawn().await;
+    let declared = 100 * 1024 * 1024;
+    for (method, path) in [
+        ("POST", "/v1/tenants/acme/kb/import"),
+        ("POST", "/v1/tenants/acme/intents/train"),
+        ("PUT", "/v1/tenants/acme/policies/routing"),
+        ("PUT", "/v1/tenants/acme/policies/sensitive-words/list"),
+        ("POST", "/v1/tenants/nobody/kb/import"),
+    ] {
+        let status =
+            answer_to_a_partial_body(&app, method, path, None, declared, Duration::from_secs(5))
+                .await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 401 Unauthorized"),
+            "{method} {path} must be refused before its body arrives"
+        );
+    }
+    // With the admin key, a body over the limit is refused with a clear code, not read whole.
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/intents/train"))
+        .bearer_auth(&app.admin_key)
+        .body(vec![b'a'; 33 * 1024 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "too_large");
+}
+
+/// A tenant admin cannot hold more than a few upload slots of the node: the next is refused
+/// with `busy` while they are taken (slow bodies), and served again once they are released.
+#[tokio::test]
+async fn slow_uploads_take_a_bounded_number_of_slots() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_key.clone();
+    let mut slow = Vec::new();
+    for _ in 0..gateway::UPLOADS_AT_ONCE {
+        let mut socket = tokio::net::TcpStream::connect(app.server.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/tenants/acme/kb/import HTTP/1.1\r\nhost: localhost\r\ncontent-type: text/csv\r\nauthorization: Bearer {admin}\r\ncontent-length: 1000000\r\n\r\nquestion,answer\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.expect("write");
+        slow.push(socket);
+    }
+    // The slow uploads have been authenticated and hold their slots.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/kb/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("question,answer\nq,a\n")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "busy");
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/kb/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("question,answer\nq,a\n")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "slots come back when uploads end"
+    );
+}
