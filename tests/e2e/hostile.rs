@@ -123,3 +123,31 @@ async fn slow_uploads_take_a_bounded_number_of_slots() {
         "slots come back when uploads end"
     );
 }
+
+/// A visitor's profile at session creation is held to the same limits as an admin's edit
+/// (before, any length was stored, encrypted, on every session).
+#[tokio::test]
+async fn a_visitor_profile_over_the_limits_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .post(app.url("/v1/web/session"))
+        .json(&serde_json::json!({
+            "tenant": "acme",
+            "profile": { "name": "x".repeat(100_000) }
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "bad_profile");
+    let fine = app
+        .http
+        .post(app.url("/v1/web/session"))
+        .json(&serde_json::json!({ "tenant": "acme", "profile": { "name": "Ada" } }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(fine.status().as_u16(), 200);
+}

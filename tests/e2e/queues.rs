@@ -118,7 +118,15 @@ async fn transfer_to_a_skill_and_to_an_agent() {
         .unwrap()
         .to_owned();
 
-    // To a skill nobody serves yet: it waits in that queue.
+    // To a skill no agent of the tenant has: refused, the chat stays (a queue nobody serves
+    // would strand it).
+    general
+        .send(json!({"type":"transfer","conversation_id":id,"to":"skill:billing"}))
+        .await;
+    let refused = general.expect_type("error").await;
+    assert_eq!(refused["code"], "unknown_skill");
+    // The billing agent exists but is not connected: the chat waits in that queue.
+    let (_, billing_token) = app.create_agent("Biller", &["billing"], 5).await;
     general
         .send(json!({"type":"transfer","conversation_id":id,"to":"skill:billing"}))
         .await;
@@ -131,7 +139,6 @@ async fn transfer_to_a_skill_and_to_an_agent() {
             f["sender"] == "system" && f["text"].as_str().unwrap().contains("transferred")
         })
         .await;
-    let (_, billing_token) = app.create_agent("Biller", &["billing"], 5).await;
     let mut biller = app.agent_ws(&billing_token).await;
     let assigned = biller.expect_type("assigned").await;
     assert_eq!(assigned["conversation"]["skill_group"], "billing");

@@ -54,6 +54,17 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// A profile whose fields fit their limits, or `bad_profile`.
+pub(crate) fn check_profile(profile: &CustomerProfile) -> Result<(), ServiceError> {
+    match profile.too_long() {
+        Some((field, limit)) => Err(ServiceError::invalid(
+            "bad_profile",
+            format!("{field} is longer than {limit} characters"),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewAgent {
@@ -285,20 +296,7 @@ async fn put_customer(
     let Path((tenant, id)) = path?;
     require_admin(&state, &headers, &tenant).await?;
     let Json(profile) = body?;
-    for (field, value, limit) in [
-        ("name", &profile.name, 200),
-        ("phone", &profile.phone, 64),
-        ("email", &profile.email, 254),
-        ("address", &profile.address, 500),
-    ] {
-        if value.as_ref().is_some_and(|v| v.chars().count() > limit) {
-            return Err(ServiceError::invalid(
-                "bad_profile",
-                format!("{field} is longer than {limit} characters"),
-            )
-            .into());
-        }
-    }
+    check_profile(&profile)?;
     let customer = state
         .store
         .update_customer_profile(&tenant, &id, &profile)

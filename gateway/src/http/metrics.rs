@@ -106,17 +106,20 @@ async fn metrics(
                 let _ = writeln!(
                     out,
                     "switchboard_queue_length{{tenant=\"{}\",skill_group=\"{}\"}} {}",
-                    queue.tenant, queue.skill_group, queue.waiting
+                    label(&queue.tenant),
+                    label(&queue.skill_group),
+                    queue.waiting
                 );
             }
             let _ = writeln!(out, "# HELP switchboard_queue_oldest_wait_seconds How long the longest-waiting conversation has waited.");
             let _ = writeln!(out, "# TYPE switchboard_queue_oldest_wait_seconds gauge");
             for queue in &queues {
-                let _ =
-                    writeln!(
+                let _ = writeln!(
                     out,
                     "switchboard_queue_oldest_wait_seconds{{tenant=\"{}\",skill_group=\"{}\"}} {}",
-                    queue.tenant, queue.skill_group, queue.oldest_wait_ms as f64 / 1000.0
+                    label(&queue.tenant),
+                    label(&queue.skill_group),
+                    queue.oldest_wait_ms as f64 / 1000.0
                 );
             }
         }
@@ -131,9 +134,33 @@ async fn metrics(
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
+/// A label value in the Prometheus text format: backslash, quote and newline escaped, so a
+/// name chosen by a tenant or an agent cannot add lines or labels.
+fn label(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_cannot_inject_lines_or_labels() {
+        assert_eq!(label("general"), "general");
+        assert_eq!(
+            label("x\"} 1\nswitchboard_fake 9\\"),
+            "x\\\"} 1\\nswitchboard_fake 9\\\\"
+        );
+    }
 
     fn with_bearer(token: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

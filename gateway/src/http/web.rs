@@ -71,6 +71,7 @@ async fn create_session(
         None => {
             let visitor_id = new_id("v_");
             let profile = request.profile.unwrap_or_default();
+            super::admin::check_profile(&profile)?;
             let customer = state
                 .store
                 .customer_for_identity(&request.tenant, ChannelKind::Web, &visitor_id, &profile)

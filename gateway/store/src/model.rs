@@ -87,6 +87,26 @@ pub struct CustomerProfile {
     pub address: Option<String>,
 }
 
+impl CustomerProfile {
+    /// The longest each field may be, in characters.
+    pub const LIMITS: [(&'static str, usize); 4] = [
+        ("name", 200),
+        ("phone", 64),
+        ("email", 254),
+        ("address", 500),
+    ];
+
+    /// The first field longer than its limit, with the limit.
+    pub fn too_long(&self) -> Option<(&'static str, usize)> {
+        let values = [&self.name, &self.phone, &self.email, &self.address];
+        Self::LIMITS
+            .into_iter()
+            .zip(values)
+            .find(|((_, limit), value)| value.as_ref().is_some_and(|v| v.chars().count() > *limit))
+            .map(|(field, _)| field)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Customer {
     pub id: String,

@@ -74,7 +74,7 @@ pub enum TransferTarget {
 impl TransferTarget {
     pub fn parse(value: &str) -> Option<Self> {
         match value.split_once(':') {
-            Some(("skill", name)) if !name.trim().is_empty() => {
+            Some(("skill", name)) if is_skill_name(name.trim()) => {
                 Some(TransferTarget::Skill(name.trim().to_owned()))
             }
             Some(("agent", id)) if !id.trim().is_empty() => {
@@ -83,6 +83,11 @@ impl TransferTarget {
             _ => None,
         }
     }
+}
+
+/// A skill group's name: 1 to 64 bytes, no control characters.
+fn is_skill_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && !name.chars().any(char::is_control)
 }
 
 pub struct Chat {
@@ -547,6 +552,14 @@ impl Chat {
     ) -> ServiceResult<()> {
         match target {
             TransferTarget::Skill(skill) => {
+                // A skill nobody serves would strand the chat in a queue no agent takes.
+                let agents = self.store.agents(&agent.tenant_id).await?;
+                if !agents.iter().any(|candidate| candidate.serves(skill)) {
+                    return Err(ServiceError::invalid(
+                        "unknown_skill",
+                        "no agent of this tenant serves that skill",
+                    ));
+                }
                 let notice = "You are being transferred to another team · 正在为您转接其他客服组";
                 let moved = self
                     .store
