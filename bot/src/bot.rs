@@ -233,20 +233,20 @@ impl Bot {
     /// knowledge sync): that is what makes the calibration follow every change on its own,
     /// debounced. A failed fit keeps the previous one and the tenant stays marked.
     pub fn recalibrate_stale(&self) -> Vec<(String, Result<Option<TenantFit>, BotError>)> {
-        let tenants: Vec<String> =
-            std::mem::take(&mut *self.stale.lock().unwrap_or_else(|p| p.into_inner()))
-                .into_iter()
-                .collect();
+        let tenants: Vec<String> = self
+            .stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         tenants
             .into_iter()
             .map(|tenant| {
+                // self_calibrate unmarks the tenant, and marks it again if the fit fails.
                 let result = self.self_calibrate(&tenant);
                 if let Err(error) = &result {
                     tracing::warn!(tenant, %error, "self-calibration failed; keeping the previous one");
-                    self.stale
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(tenant.clone());
                 }
                 (tenant, result)
             })
@@ -263,19 +263,8 @@ impl Bot {
 
     /// Refits `tenant` now when it is marked stale.
     fn refresh_if_stale(&self, tenant: &str) -> Result<(), BotError> {
-        let was_stale = self
-            .stale
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant);
-        if was_stale {
-            if let Err(error) = self.self_calibrate(tenant) {
-                self.stale
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(tenant.to_string());
-                return Err(error);
-            }
+        if self.calibration_is_stale(tenant) {
+            self.self_calibrate(tenant)?;
         }
         Ok(())
     }
@@ -289,7 +278,24 @@ impl Bot {
     /// [`Bot::with_self_calibration`]. CPU-bound (see docs/bench-bot.md).
     pub fn self_calibrate(&self, tenant: &str) -> Result<Option<TenantFit>, BotError> {
         let options = self.self_calibration.clone().unwrap_or_default();
-        let fit = selfcheck::fit(self, tenant, &options)?;
+        // Fitting now covers every change so far.
+        let was_stale = self
+            .stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        let fit = match selfcheck::fit(self, tenant, &options) {
+            Ok(fit) => fit,
+            Err(error) => {
+                if was_stale {
+                    self.stale
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(tenant.to_string());
+                }
+                return Err(error);
+            }
+        };
         let mut fits = self.fits.write().unwrap_or_else(|p| p.into_inner());
         match &fit {
             Some(fit) => {
