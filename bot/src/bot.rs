@@ -641,7 +641,8 @@ impl Bot {
             candidates: candidates.clone(),
             features,
         };
-        let confident = confidence >= settings.answer_threshold;
+        // Never confident without a candidate (a tenant may set the threshold to 0).
+        let confident = confidence >= settings.answer_threshold && !candidates.is_empty();
 
         let score_of = |label: &str| {
             if intent.label == label {

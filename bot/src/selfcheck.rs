@@ -518,8 +518,12 @@ pub fn check(
         let outcome: String =
             if rules::explicit_handoff(s.probe.text) || rules::angry_tone(s.probe.text) {
                 "handoff".into()
-            } else if confidence >= settings.answer_threshold {
-                s.candidates[0].id.clone()
+            } else if let Some(top) = s
+                .candidates
+                .first()
+                .filter(|_| confidence >= settings.answer_threshold)
+            {
+                top.id.clone()
             } else if confidence >= settings.clarify_threshold
                 && s.candidates
                     .iter()
