@@ -37,8 +37,9 @@
 //! ```no_run
 //! # use switchboard_bot::{Bot, BotSettings};
 //! # fn f(bot: &Bot, synonyms: &switchboard_knowledge::Synonyms) -> Result<(), switchboard_bot::BotError> {
-//! // index_faqs / rebuild_faqs / remove_faqs refit the tenant's calibration on their own
-//! // (turn it off with Bot::with_self_calibration(None)); bot.self_calibrate("acme") refits by hand.
+//! // index_faqs / rebuild_faqs / remove_faqs mark the tenant; a periodic loop refits every
+//! // marked tenant once (turn it all off with Bot::with_self_calibration(None)):
+//! for (tenant, result) in bot.recalibrate_stale() { let _ = (tenant, result); }
 //! let report = bot.self_check("acme", &BotSettings::default())?; // the tenant's current settings
 //! println!("{}", serde_json::to_string(&report).unwrap_or_default()); // GET .../bot/selfcheck
 //! let hits = bot.search("acme", "运费怎么算", 5, synonyms)?;       // GET .../kb/search (hybrid)
@@ -89,12 +90,14 @@
 //! is right. Which model a turn uses ([`Bot::calibration_for`]):
 //! 1. [`BotSettings::calibration`] when the tenant set one (e.g. refitted on its own labelled
 //!    lines with [`eval::fit_calibration`]);
-//! 2. else the tenant's **self-fitted** model ([`selfcheck`]): each question and alternate of
-//!    the tenant's FAQs held out and asked against the rest, plus built-in generic
-//!    out-of-scope questions, refitted automatically after every knowledge-base change, with
-//!    its bias moved so the default `answer_threshold` (0.5) is the operating point that
-//!    maximizes `right − 1.5 · wrong` on those turns;
-//! 3. else (fewer than 12 held-out texts) [`Calibration::default`], fitted
+//! 2. else, when the tenant turned [`BotSettings::self_calibration`] on (off by default: it
+//!    measured on par with the global model, slightly behind), its **self-fitted** model
+//!    ([`selfcheck`]): each question and alternate of the tenant's FAQs held out and asked
+//!    against the rest, plus built-in generic out-of-scope questions, refitted after every
+//!    knowledge-base change ([`Bot::recalibrate_stale`]), with its bias moved so the default
+//!    `answer_threshold` (0.5) is the operating point that maximizes `right − 1.5 · wrong` on
+//!    those turns;
+//! 3. else [`Calibration::default`], fitted
 //!    (`examples/calibrate.rs`) on `bot/eval/calibration.jsonl`.
 //!
 //! Figures: `docs/bench-bot.md`.
