@@ -151,3 +151,64 @@ async fn a_visitor_profile_over_the_limits_is_refused() {
         .expect("request");
     assert_eq!(fine.status().as_u16(), 200);
 }
+
+/// A tenant's word lists are capped in number, and a message that matches a hostile list
+/// millions of times stores each list and word once.
+#[tokio::test]
+async fn word_lists_are_capped_and_matches_stored_once() {
+    let app = TestApp::spawn().await;
+    // 256 overlapping words: `a`, `aa`, ... as a flag list.
+    let words: Vec<String> = (1..=256).map(|n| "a".repeat(n)).collect();
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/policies/sensitive-words/hostile",
+            "application/json",
+            serde_json::to_vec(&serde_json::json!({ "action": "flag", "words": words })).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (agent_id, agent_token) = app.create_agent("A", &["general"], 5).await;
+    let _ = agent_id;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let token = app.visitor().await;
+    let mut customer = app.customer_ws(&token).await;
+    let text = "a".repeat(16 * 1024);
+    customer
+        .send(serde_json::json!({"type": "send", "client_msg_id": "m1", "text": text}))
+        .await;
+    customer.expect_type("receipt").await;
+    let assigned = agent.expect_type("assigned").await;
+    let id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let (_, stored) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{id}/messages"))
+        .await;
+    let meta = &stored["messages"][0]["meta"]["sensitive"];
+    assert_eq!(meta["action"], "flag");
+    assert_eq!(meta["lists"], serde_json::json!(["hostile"]));
+    let words = meta["words"].as_array().expect("words");
+    assert!(
+        words.len() <= 256,
+        "each word at most once, not once per match: {}",
+        words.len()
+    );
+    // At most 32 lists per tenant.
+    for n in 0..31 {
+        let (status, body) = app
+            .admin_put(
+                &format!("/v1/tenants/acme/policies/sensitive-words/l{n}?action=flag"),
+                "text/plain",
+                b"word".to_vec(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/policies/sensitive-words/one-too-many?action=flag",
+            "text/plain",
+            b"word".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "too_many_lists");
+}

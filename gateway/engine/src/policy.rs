@@ -50,6 +50,11 @@ struct Slot<T> {
     stamp: T,
 }
 
+/// Word lists one tenant may have.
+pub const MAX_WORD_LISTS_PER_TENANT: usize = 32;
+/// Words across one tenant's lists (the 65k-word public Chinese list fits three times over).
+pub const MAX_WORDS_PER_TENANT: usize = 250_000;
+
 pub struct Policies {
     store: Store,
     engine: Arc<PolicyEngine>,
@@ -285,6 +290,31 @@ impl Policies {
         let list = WordList::new(name, action, words)
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         let count = list.words().len();
+        // The tenant's lists together stay within what one matcher should hold.
+        let others: Vec<SensitiveListRecord> = self
+            .store
+            .sensitive_lists(tenant)
+            .await?
+            .into_iter()
+            .filter(|record| record.name != name)
+            .collect();
+        if others.len() >= MAX_WORD_LISTS_PER_TENANT {
+            return Err(ServiceError::invalid(
+                "too_many_lists",
+                format!("a tenant has at most {MAX_WORD_LISTS_PER_TENANT} word lists"),
+            ));
+        }
+        let total: usize = count
+            + others
+                .iter()
+                .map(|r| r.words.lines().count())
+                .sum::<usize>();
+        if total > MAX_WORDS_PER_TENANT {
+            return Err(ServiceError::invalid(
+                "too_many_words",
+                format!("a tenant's lists hold at most {MAX_WORDS_PER_TENANT} words together"),
+            ));
+        }
         self.store
             .put_sensitive_list(tenant, name, action.as_str(), &list.words().join("\n"))
             .await?;

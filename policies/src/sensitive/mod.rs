@@ -119,6 +119,9 @@ impl SensitiveWordsError {
 pub const MAX_WORD_CHARS: usize = 256;
 /// Most words in one list.
 pub const MAX_WORDS_PER_LIST: usize = 200_000;
+/// Matches a verdict keeps (the action and the masking still see every match): a hostile list
+/// of overlapping words against a long message finds millions.
+pub const MAX_MATCHES_KEPT: usize = 256;
 
 /// A named list of words with one action; what the gateway stores per tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,10 +224,18 @@ pub struct WordMatch {
 pub struct Verdict {
     /// The strongest action across the matches, `allow` when nothing matched.
     pub action: Action,
-    /// Every occurrence, overlapping ones included, ordered by start then end.
+    /// The occurrences, overlapping ones included, ordered by start then end: the first
+    /// [`MAX_MATCHES_KEPT`] found.
     pub matches: Vec<WordMatch>,
+    /// Occurrences found beyond those kept in `matches` (sent only when there are some).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub matches_dropped: usize,
     /// The original text with every matched character (and separators inside a match) as `*`.
     pub masked: String,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// Figures about a built matcher.
@@ -380,11 +391,13 @@ impl SensitiveWords {
             return Verdict {
                 action: Action::Allow,
                 matches: Vec::new(),
+                matches_dropped: 0,
                 masked: text.to_owned(),
             };
         };
         let mut action = Action::Allow;
         let mut matches = Vec::new();
+        let mut matches_dropped = 0;
         // Byte ranges of the original text to mask.
         let mut masked_ranges = Ranges::default();
         matcher.find(text, |hit| {
@@ -396,6 +409,10 @@ impl SensitiveWords {
             for owner in &self.owners[first..first + info.count as usize] {
                 let list = &self.lists[owner.list as usize];
                 action = action.max(list.action);
+                if matches.len() >= MAX_MATCHES_KEPT {
+                    matches_dropped += 1;
+                    continue;
+                }
                 matches.push(WordMatch {
                     word: list.words[owner.word as usize].clone(),
                     start: hit.start_char,
@@ -422,6 +439,7 @@ impl SensitiveWords {
         Verdict {
             action,
             matches,
+            matches_dropped,
             masked,
         }
     }

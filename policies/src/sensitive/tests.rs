@@ -255,9 +255,12 @@ fn reference_check(lists: &[WordList], text: &str) -> Verdict {
             }
         })
         .collect();
+    // The random cases stay far below the cap on kept matches.
+    assert!(matches.len() <= MAX_MATCHES_KEPT);
     Verdict {
         action,
         matches,
+        matches_dropped: 0,
         masked,
     }
 }
@@ -361,4 +364,23 @@ fn characters_in_no_word_reset_the_automaton() {
         [(0, 3, "刷单"), (4, 6, "单刷")]
     );
     assert_eq!(engine.check("刷的单").masked, "刷的单");
+}
+
+/// A list of overlapping words (`a`, `aa`, ... 256 of them) against a long message of `a`s finds
+/// millions of matches; the verdict keeps a bounded number and still acts on all of them.
+#[test]
+fn overlapping_words_against_a_long_message_keep_a_bounded_verdict() {
+    let words: Vec<String> = (1..=MAX_WORD_CHARS).map(|n| "a".repeat(n)).collect();
+    let list = WordList::new("hostile", Action::Mask, words).expect("list");
+    let matcher = SensitiveWords::build(&[list]).expect("build");
+    let text = "a".repeat(64 * 1024);
+    let verdict = matcher.check(&text);
+    assert_eq!(verdict.action, Action::Mask);
+    assert_eq!(verdict.matches.len(), MAX_MATCHES_KEPT);
+    assert!(
+        verdict.matches_dropped > 1_000_000,
+        "{}",
+        verdict.matches_dropped
+    );
+    assert_eq!(verdict.masked, "*".repeat(64 * 1024));
 }

@@ -807,10 +807,13 @@ impl Chat {
 
 /// The text to store and its meta after the sensitive-word verdict; a block is an error.
 fn screened(verdict: &Verdict, text: &str) -> ServiceResult<(String, Option<serde_json::Value>)> {
+    // Each list and word once, however often it matched.
     let lists = || {
-        let mut lists: Vec<&str> = verdict.matches.iter().map(|m| m.list.as_str()).collect();
-        lists.dedup();
-        lists
+        verdict
+            .matches
+            .iter()
+            .map(|m| m.list.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
     };
     match verdict.action {
         Action::Allow => Ok((text.to_owned(), None)),
@@ -823,7 +826,8 @@ fn screened(verdict: &Verdict, text: &str) -> ServiceResult<(String, Option<serd
             Some(serde_json::json!({ "sensitive": { "action": "mask", "lists": lists() } })),
         )),
         Action::Flag | Action::Handoff => {
-            let words: Vec<&str> = verdict.matches.iter().map(|m| m.word.as_str()).collect();
+            let words: std::collections::BTreeSet<&str> =
+                verdict.matches.iter().map(|m| m.word.as_str()).collect();
             Ok((
                 text.to_owned(),
                 Some(serde_json::json!({ "sensitive": {
