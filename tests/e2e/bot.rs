@@ -587,3 +587,63 @@ async fn a_tenant_classifier_names_the_intents_the_bot_acts_on() {
     assert!(response.status().is_success());
     assert_ne!(dry_run(&app, asks).await["decision"], "handoff");
 }
+
+/// The knowledge base's hybrid search ranks like the bot (a paraphrase that shares no word
+/// with the FAQ still finds it, with the bot's confidence), and the self-check reports how the
+/// bot does on the tenant's own questions and alternates.
+#[tokio::test]
+async fn hybrid_search_and_the_self_check_report() {
+    let app = TestApp::spawn_bot_first().await;
+    let search = |q: &'static str, mode: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .get(app.url("/v1/tenants/acme/kb/search"))
+                .query(&[("q", q), ("k", "3"), ("mode", mode)])
+                .bearer_auth(&app.admin_key)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, hits) = search("买东西要付邮费吗", "hybrid").await;
+    assert_eq!(status, 200, "{hits}");
+    assert_eq!(hits[0]["id"], "zh-ship-fee", "{hits}");
+    let confidence = hits[0]["confidence"].as_f64().expect("confidence");
+    assert!((0.0..=1.0).contains(&confidence));
+    assert!(hits[0]["cosine"].as_f64().is_some());
+    let (status, body) = search("x", "fuzzy").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "bad_query");
+
+    let (status, report) = app.admin_get("/v1/tenants/acme/bot/selfcheck").await;
+    assert_eq!(status, 200, "{report}");
+    let count = |field: &str| {
+        report[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field}: {report}"))
+    };
+    assert!(count("queries") > 20, "{report}");
+    assert_eq!(
+        count("right") + count("wrong") + count("abstained"),
+        count("queries"),
+        "{report}"
+    );
+    assert!(count("right") > count("wrong"), "{report}");
+    // Another tenant's key cannot read it.
+    let other_key = app.create_tenant("other").await;
+    let denied = app
+        .http
+        .get(app.url("/v1/tenants/acme/bot/selfcheck"))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(denied.status().as_u16(), 401);
+}

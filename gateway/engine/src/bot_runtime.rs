@@ -109,6 +109,39 @@ impl BotRuntime {
                     return;
                 }
             };
+            // The tenants whose knowledge base changed are refitted every few seconds: a burst
+            // of writes costs one fit, and a turn never waits for one.
+            let refit = bot.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+                loop {
+                    tick.tick().await;
+                    // Ends with the last handle on the bot besides this one.
+                    if Arc::strong_count(&refit) == 1 {
+                        break;
+                    }
+                    let bot = refit.clone();
+                    let Ok(fitted) =
+                        crate::error::blocking("bot calibration", move || bot.recalibrate_stale())
+                            .await
+                    else {
+                        continue;
+                    };
+                    for (tenant, result) in fitted {
+                        match result {
+                            Ok(Some(fit)) => tracing::info!(
+                                tenant,
+                                queries = fit.queries,
+                                "bot self-calibration refitted"
+                            ),
+                            Ok(None) => tracing::debug!(tenant, "too few FAQs to self-calibrate"),
+                            Err(error) => {
+                                tracing::warn!(tenant, %error, "bot self-calibration failed")
+                            }
+                        }
+                    }
+                }
+            });
             while let Some(change) = changes.recv().await {
                 let bot = bot.clone();
                 let result = tokio::task::spawn_blocking(move || match change {

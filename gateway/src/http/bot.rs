@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
         )
         .route("/v1/tenants/{tenant}/bot/ask", post(ask))
+        .route("/v1/tenants/{tenant}/bot/selfcheck", get(self_check))
 }
 
 #[derive(Deserialize)]
@@ -191,4 +192,17 @@ async fn ask(
     let flagged = state.chat.policies.check(&tenant, text).await.action
         == switchboard_policies::sensitive::Action::Handoff;
     Ok(Json(state.chat.decide(&tenant, text, 0, flagged).await?))
+}
+
+/// How many of the tenant's own questions and alternates the bot answers right, wrong or not
+/// at all at its current settings (each held out against the rest), with generic out-of-scope
+/// questions: what the operator console shows after a knowledge-base change.
+async fn self_check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<switchboard_bot::SelfCheckReport>> {
+    let Path(tenant) = path?;
+    require_admin(&state, &headers, &tenant).await?;
+    Ok(Json(state.chat.bot_self_check(&tenant).await?))
 }

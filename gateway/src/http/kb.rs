@@ -240,6 +240,9 @@ struct SearchQuery {
     #[serde(default)]
     q: String,
     k: Option<usize>,
+    /// `lexical` (the default: tantivy only, nothing when no word matches) or `hybrid` (the
+    /// bot's ranking: lexical and dense candidates with a calibrated confidence).
+    mode: Option<String>,
 }
 
 async fn search(
@@ -251,6 +254,27 @@ async fn search(
     let Path(tenant) = path?;
     require_admin_or_agent(&state, &headers, &tenant).await?;
     let Query(query) = query?;
+    match query.mode.as_deref() {
+        None | Some("lexical") => {}
+        Some("hybrid") => {
+            let k = query.k.unwrap_or(5).clamp(1, 20);
+            let hits = state.chat.bot_search(&tenant, &query.q, k).await?;
+            let hits: Vec<_> = hits
+                .into_iter()
+                .map(|hit| {
+                    serde_json::json!({
+                        "id": hit.id, "question": hit.question, "answer": hit.answer,
+                        "score": hit.score, "cosine": hit.cosine,
+                        "lexical_rank": hit.lexical_rank, "confidence": hit.confidence,
+                    })
+                })
+                .collect();
+            return Ok(Json(serde_json::Value::Array(hits)));
+        }
+        Some(_) => {
+            return Err(ServiceError::invalid("bad_query", "mode is lexical or hybrid").into())
+        }
+    }
     let hits = state
         .knowledge
         .search(&tenant, &query.q, query.k.unwrap_or(5).clamp(1, 50))

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchboard_bot::{Decision, DecisionKind, Turn};
+use switchboard_bot::{BotError, Decision, DecisionKind, SearchHit, SelfCheckReport, Turn};
 
 use super::{Chat, HandoffRequest};
 use crate::bot_workers::{BotStats, TurnHandler, TurnJob};
@@ -94,6 +94,38 @@ impl Chat {
         if let Err(error) = self.hand_off(&conversation.id, request).await {
             tracing::error!(conversation_id = %conversation.id, error = %error, "handoff failed");
         }
+    }
+
+    /// The tenant's FAQs ranked for `text` the way the bot ranks them (lexical and dense
+    /// candidates, calibrated confidence): for the knowledge base's search and agent assist.
+    pub async fn bot_search(
+        &self,
+        tenant: &str,
+        text: &str,
+        k: usize,
+    ) -> ServiceResult<Vec<SearchHit>> {
+        let bot = self.bot.ready().await?;
+        let synonyms = self.knowledge.synonyms(tenant);
+        let (tenant, text) = (tenant.to_owned(), text.to_owned());
+        blocking("bot search", move || {
+            bot.search(&tenant, &text, k, &synonyms)
+        })
+        .await?
+        .map_err(bot_failed)
+    }
+
+    /// How the bot does on the tenant's own FAQs at its current settings: each question and
+    /// alternate held out and asked against the rest, with generic out-of-scope questions
+    /// (refits the tenant's self-calibration first when the knowledge base changed).
+    pub async fn bot_self_check(&self, tenant: &str) -> ServiceResult<SelfCheckReport> {
+        let bot = self.bot.ready().await?;
+        let settings = self.tenant_settings(tenant).await;
+        let tenant = tenant.to_owned();
+        blocking("bot self-check", move || {
+            bot.self_check(&tenant, &settings.bot)
+        })
+        .await?
+        .map_err(bot_failed)
     }
 
     /// The decision for one turn: the same path for live chat and the dry run.
@@ -231,4 +263,8 @@ impl Chat {
         self.publish_message(&stored);
         Some(decision.kind)
     }
+}
+
+fn bot_failed(error: BotError) -> ServiceError {
+    ServiceError::Internal(anyhow::Error::new(error).context("bot"))
 }
