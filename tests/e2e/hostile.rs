@@ -75,6 +75,18 @@ async fn uploads_are_refused_before_their_body_is_read() {
     assert_eq!(body["code"], "too_large");
 }
 
+/// A small CSV import with the admin key.
+async fn small_import(app: &TestApp) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/tenants/acme/kb/import"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "text/csv")
+        .body("question,answer\nq,a\n")
+        .send()
+        .await
+        .expect("request")
+}
+
 /// A tenant admin cannot hold more than a few upload slots of the node: the next is refused
 /// with `busy` while they are taken (slow bodies), and served again once they are released.
 #[tokio::test]
@@ -94,29 +106,13 @@ async fn slow_uploads_take_a_bounded_number_of_slots() {
     }
     // The slow uploads have been authenticated and hold their slots.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let response = app
-        .http
-        .post(app.url("/v1/tenants/acme/kb/import"))
-        .bearer_auth(&admin)
-        .header("content-type", "text/csv")
-        .body("question,answer\nq,a\n")
-        .send()
-        .await
-        .expect("request");
+    let response = small_import(&app).await;
     assert_eq!(response.status().as_u16(), 503);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "busy");
     drop(slow);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let response = app
-        .http
-        .post(app.url("/v1/tenants/acme/kb/import"))
-        .bearer_auth(&admin)
-        .header("content-type", "text/csv")
-        .body("question,answer\nq,a\n")
-        .send()
-        .await
-        .expect("request");
+    let response = small_import(&app).await;
     assert_eq!(
         response.status().as_u16(),
         200,
