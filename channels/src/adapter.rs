@@ -130,6 +130,14 @@ pub enum WebhookError {
     Unsupported(String),
     #[error("outbound message cannot be encoded: {0}")]
     Encode(String),
+    /// The app has an `encoding_aes_key`, so only safe-mode (encrypted, body-signed) pushes are
+    /// accepted: a plain-mode signature does not cover the body.
+    #[error("this app accepts only safe-mode (encrypted) pushes")]
+    SafeModeRequired,
+    /// The signed (timestamp, nonce) of this delivery was already seen within the freshness
+    /// window: a replay.
+    #[error("this delivery was already received (replayed nonce)")]
+    Replayed,
 }
 
 impl WebhookError {
@@ -141,6 +149,8 @@ impl WebhookError {
                 | WebhookError::StaleTimestamp
                 | WebhookError::WrongApp { .. }
                 | WebhookError::Decrypt(_)
+                | WebhookError::SafeModeRequired
+                | WebhookError::Replayed
         )
     }
 
@@ -155,6 +165,8 @@ impl WebhookError {
             WebhookError::WrongApp { .. } => "wrong_app",
             WebhookError::Unsupported(_) => "unsupported",
             WebhookError::Encode(_) => "encode_failed",
+            WebhookError::SafeModeRequired => "safe_mode_required",
+            WebhookError::Replayed => "replayed",
         }
     }
 }
@@ -241,6 +253,15 @@ pub enum SendError {
     /// The provider answered 2xx with a body we cannot read: retry, it is usually transient.
     #[error("unreadable provider response: {0}")]
     BadResponse(String),
+    /// A tenant's push hook points where the gateway may not call: not https, or a loopback,
+    /// private, link-local or otherwise non-global address (checked after DNS resolution).
+    #[error("the push hook's destination is not allowed")]
+    PushDestinationRefused,
+    /// A tenant's push hook call failed (transport error, redirect, or a non-2xx answer). The
+    /// message is the same whatever the remote answered, so the delivery state the tenant sees
+    /// is no oracle on the remote; the details go to the operator's log only.
+    #[error("the push hook call failed")]
+    PushFailed { retryable: bool },
 }
 
 impl SendError {
@@ -252,11 +273,14 @@ impl SendError {
             | SendError::RateLimited(_)
             | SendError::TokenRejected(_)
             | SendError::BadResponse(_) => true,
-            SendError::Provider { retryable, .. } => *retryable,
+            SendError::Provider { retryable, .. } | SendError::PushFailed { retryable } => {
+                *retryable
+            }
             SendError::Credentials(_)
             | SendError::ReplyWindowExpired(_)
             | SendError::InvalidRecipient(_)
-            | SendError::Rejected(_) => false,
+            | SendError::Rejected(_)
+            | SendError::PushDestinationRefused => false,
         }
     }
 
@@ -273,6 +297,8 @@ impl SendError {
             SendError::Rejected(_) => "rejected",
             SendError::Provider { .. } => "provider_error",
             SendError::BadResponse(_) => "bad_response",
+            SendError::PushDestinationRefused => "push_destination_refused",
+            SendError::PushFailed { .. } => "push_failed",
         }
     }
 }

@@ -15,6 +15,8 @@
 //! - [`mobile`]: bearer JWTs from a tenant's app server and the nonce cache that refuses replays;
 //!   mobile apps then speak the [`web`] frames.
 //! - [`conformance`]: the one fixture check every webhook adapter passes.
+//! - [`outbound_guard`]: where the gateway may call a tenant-configured URL (a mobile push hook):
+//!   https only, no redirects, and only global addresses after DNS resolution.
 //!
 //! ## The adapter shape
 //! The gateway owns the routes; an adapter owns the protocol. For every delivery the gateway
@@ -36,6 +38,7 @@ pub mod conformance;
 pub mod douyin;
 mod http;
 pub mod mobile;
+pub mod outbound_guard;
 mod token;
 pub mod web;
 pub mod wechat;

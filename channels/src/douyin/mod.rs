@@ -7,9 +7,18 @@
 //!   `im_enter_direct_msg`: a customer opened the chat; `im_send_msg`: the account sent one
 //!   (our own sends carry our client key in `content.source` and are ignored as echoes).
 //! - `content` is an object in some pushes and a JSON string in others: both are accepted.
-//! - Dedup key: the `Msg-Id` header (Douyin retries a push three times with the same id).
+//! - Dedup key: the signed body's `content.server_message_id` (Douyin retries a push three times
+//!   with the same body), or a digest of the signed body when it has none. The `Msg-Id` header
+//!   is not signed, so it is never trusted: a captured push replayed with a new header is still
+//!   the same message.
+//! - Freshness: with [`DouyinAdapter::with_max_age`], a customer message whose signed
+//!   `content.create_time` (milliseconds or seconds) is further from now than the window, or
+//!   missing, is refused ([`WebhookError::StaleTimestamp`]), so a captured push cannot be
+//!   replayed once the window has passed.
 
 pub mod send;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -88,11 +97,50 @@ impl DouyinReplyContext {
 #[derive(Debug, Clone)]
 pub struct DouyinAdapter {
     config: DouyinConfig,
+    max_age: Option<Duration>,
 }
 
 impl DouyinAdapter {
+    /// An adapter without a freshness check (see [`DouyinAdapter::with_max_age`]).
     pub fn new(config: DouyinConfig) -> Self {
-        DouyinAdapter { config }
+        DouyinAdapter {
+            config,
+            max_age: None,
+        }
+    }
+
+    /// Refuse customer messages whose signed `content.create_time` is further than `max_age`
+    /// from now, either way, or missing (`None`: no check).
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    fn check_fresh(&self, content: &Value) -> Result<(), WebhookError> {
+        let Some(max_age) = self.max_age else {
+            return Ok(());
+        };
+        let created = match content.get("create_time") {
+            Some(Value::Number(number)) => number.as_i64(),
+            Some(Value::String(text)) => text.trim().parse::<i64>().ok(),
+            _ => None,
+        }
+        .ok_or(WebhookError::StaleTimestamp)?;
+        // Douyin sends milliseconds; accept seconds too.
+        let created_ms = if created.unsigned_abs() < 100_000_000_000 {
+            created.saturating_mul(1000)
+        } else {
+            created
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let window = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(created_ms).saturating_abs() > window {
+            return Err(WebhookError::StaleTimestamp);
+        }
+        Ok(())
     }
 
     /// The signature Douyin sends for `body`.
@@ -198,6 +246,7 @@ impl ChannelAdapter for DouyinAdapter {
                 if event.from_user_id.is_empty() {
                     return Err(WebhookError::Missing("from_user_id"));
                 }
+                self.check_fresh(content)?;
                 let body = if event.event == "im_enter_direct_msg" {
                     Content::SessionEntered
                 } else {
@@ -218,11 +267,10 @@ impl ChannelAdapter for DouyinAdapter {
                         None => return Err(WebhookError::Missing("content.message_type")),
                     }
                 };
-                let dedup_key = request
-                    .header(MSG_ID_HEADER)
-                    .filter(|id| !id.is_empty())
-                    .map(str::to_owned)
-                    .or_else(|| text_field(content, "server_message_id"));
+                // Only what the signature covers: the unsigned `Msg-Id` header could be changed
+                // to make a replayed push look new.
+                let dedup_key = text_field(content, "server_message_id")
+                    .or_else(|| Some(format!("body:{}", sha1_hex(&[&request.body]))));
                 let reply_context = match (
                     text_field(content, "conversation_short_id"),
                     event.to_user_id.is_empty(),

@@ -2,10 +2,15 @@
 //!
 //! - `GET` with `signature`, `timestamp`, `nonce`, `echostr`: URL verification, answered with
 //!   `echostr` when `signature = sha1(sort(token, timestamp, nonce))`.
-//! - `POST` in plain mode: the same signature, the body is the message (XML or JSON).
+//! - `POST` in plain mode: the same signature, the body is the message (XML or JSON). Accepted
+//!   only from apps without an `encoding_aes_key`: the signature does not cover the body.
 //! - `POST` with `encrypt_type=aes` (safe or compatible mode): `msg_signature` covers token,
 //!   timestamp, nonce and the body's `Encrypt`, which decrypts (see [`crypto`]) to the message;
-//!   the appid inside must be this app's.
+//!   the appid inside must be this app's. An app with a key accepts only these
+//!   ([`WebhookError::SafeModeRequired`] otherwise).
+//! - Replays: [`push_nonce`] names the signed (timestamp, nonce) of a push; the gateway
+//!   remembers it for the freshness window and refuses it when seen again
+//!   ([`WebhookError::Replayed`]), since a plain-mode signature could otherwise carry any body.
 //! - Messages: `text`, `image`, `miniprogrampage` (a mini-program card) and the
 //!   `user_enter_tempsession` event. Dedup key: `MsgId`, or `FromUserName:CreateTime` for events.
 //! - Replies: within the 5-second window the gateway answers `success` (see [`ACK_BODY`]) or a
@@ -213,6 +218,17 @@ fn is_safe_mode(request: &WebhookRequest) -> bool {
         .is_some_and(|kind| kind.eq_ignore_ascii_case("aes"))
 }
 
+/// The signed `(timestamp, nonce)` of a push (present once [`ChannelAdapter::verify`] passed):
+/// what the gateway remembers to refuse a replay. `None` for URL verification (GET).
+pub fn push_nonce(request: &WebhookRequest) -> Option<(&str, &str)> {
+    if request.method != HttpMethod::Post {
+        return None;
+    }
+    let timestamp = request.query_param("timestamp").filter(|t| !t.is_empty())?;
+    let nonce = request.query_param("nonce").filter(|n| !n.is_empty())?;
+    Some((timestamp, nonce))
+}
+
 fn required<'a>(request: &'a WebhookRequest, name: &'static str) -> Result<&'a str, WebhookError> {
     request
         .query_param(name)
@@ -245,6 +261,12 @@ impl ChannelAdapter for WechatAdapter {
         };
         if !crypto::signature_matches(&expected, given) {
             return Err(WebhookError::BadSignature);
+        }
+        // With a key configured the app is in safe mode: a plain-mode push (whose signature
+        // covers token, timestamp and nonce but not the body) is refused, whatever the request
+        // says. URL verification (GET) is plain-signed in every mode and carries no message.
+        if request.method == HttpMethod::Post && self.aes_key.is_some() && !is_safe_mode(request) {
+            return Err(WebhookError::SafeModeRequired);
         }
         self.check_timestamp(timestamp)
     }

@@ -87,3 +87,92 @@ fn garbage_is_a_typed_error() {
         assert!(result.is_err(), "{body} gave {result:?}");
     }
 }
+
+#[test]
+fn the_dedup_key_comes_from_the_signed_body_never_the_msg_id_header() {
+    let body = r#"{"event":"im_receive_msg","client_key":"awKEY","from_user_id":"_cust","to_user_id":"_acct","content":{"message_type":"text","text":"hi","server_message_id":"@s1","conversation_short_id":"@c1"}}"#;
+    let key_with = |msg_id: Option<&str>| {
+        let mut request = signed(body);
+        match msg_id {
+            Some(id) => request = request.with_header("Msg-Id", id),
+            None => {
+                request.headers.remove("msg-id");
+            }
+        }
+        match adapter().handle(&request) {
+            Ok(WebhookOutcome::Message { message, .. }) => message.dedup_key,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    };
+    // A replay under a new (unsigned) header is the same message.
+    assert_eq!(key_with(Some("m1")).as_deref(), Some("@s1"));
+    assert_eq!(key_with(Some("m-replayed")).as_deref(), Some("@s1"));
+    assert_eq!(key_with(None).as_deref(), Some("@s1"));
+    // Without a server id, a digest of the signed body: the same for the same body.
+    let bare = r#"{"event":"im_receive_msg","client_key":"awKEY","from_user_id":"_cust","content":{"message_type":"text","text":"hi"}}"#;
+    let keys: Vec<_> = ["a", "b"]
+        .iter()
+        .map(
+            |id| match adapter().handle(&signed(bare).with_header("Msg-Id", id)) {
+                Ok(WebhookOutcome::Message { message, .. }) => message.dedup_key,
+                other => panic!("expected a message, got {other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(keys[0], keys[1]);
+    assert!(keys[0]
+        .as_deref()
+        .is_some_and(|key| key.starts_with("body:")));
+}
+
+#[test]
+fn stale_or_undated_messages_are_refused_when_a_window_is_set() {
+    let strict = adapter().with_max_age(Some(std::time::Duration::from_secs(300)));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let message = |create_time: Option<i64>| {
+        let mut content =
+            serde_json::json!({"message_type": "text", "text": "hi", "server_message_id": "@s1"});
+        if let Some(time) = create_time {
+            content["create_time"] = serde_json::json!(time);
+        }
+        serde_json::json!({"event": "im_receive_msg", "client_key": "awKEY", "from_user_id": "_cust", "content": content}).to_string()
+    };
+    let handle = |body: String| {
+        let signature = adapter().sign(body.as_bytes());
+        strict.handle(&WebhookRequest::post(body).with_header("X-Douyin-Signature", &signature))
+    };
+    assert!(matches!(
+        handle(message(Some(now_ms))),
+        Ok(WebhookOutcome::Message { .. })
+    ));
+    assert!(
+        matches!(
+            handle(message(Some(now_ms / 1000))),
+            Ok(WebhookOutcome::Message { .. })
+        ),
+        "seconds too"
+    );
+    assert_eq!(
+        handle(message(Some(now_ms - 3_600_000))),
+        Err(WebhookError::StaleTimestamp)
+    );
+    assert_eq!(
+        handle(message(Some(now_ms + 3_600_000))),
+        Err(WebhookError::StaleTimestamp)
+    );
+    assert_eq!(handle(message(None)), Err(WebhookError::StaleTimestamp));
+    // The challenge carries no time and still works; without a window nothing is checked.
+    let challenge =
+        r#"{"event":"verify_webhook","client_key":"","content":{"challenge":"abc"}}"#.to_owned();
+    assert!(matches!(
+        handle(challenge),
+        Ok(WebhookOutcome::Handshake { .. })
+    ));
+    assert!(matches!(
+        adapter().handle(&signed(&message(None))),
+        Ok(WebhookOutcome::Message { .. })
+    ));
+}

@@ -394,3 +394,47 @@ fn garbage_bodies_are_typed_errors() {
         );
     }
 }
+
+#[test]
+fn an_app_with_a_key_refuses_plain_mode_pushes() {
+    let body = "<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>1</MsgId></xml>";
+    let plain = WebhookRequest::post(body)
+        .with_query("timestamp", "1714036504")
+        .with_query("nonce", "1514711492")
+        .with_query(
+            "signature",
+            &crypto::signature(&["AAAAA", "1714036504", "1514711492"]),
+        );
+    // Correctly signed for plain mode: accepted without a key, refused with one.
+    let keyless = WechatAdapter::new(WechatConfig {
+        appid: "wxba5fad812f8e6fb9".into(),
+        token: "AAAAA".into(),
+        encoding_aes_key: None,
+        max_timestamp_skew: None,
+    })
+    .expect("adapter");
+    assert!(keyless.handle(&plain).is_ok());
+    let keyed = adapter("wxba5fad812f8e6fb9", "AAAAA", &"A".repeat(43));
+    assert_eq!(keyed.verify(&plain), Err(WebhookError::SafeModeRequired));
+    assert_eq!(WebhookError::SafeModeRequired.code(), "safe_mode_required");
+    assert!(WebhookError::SafeModeRequired.is_authentication());
+    // A forged plain push to a keyed app is still a bad signature first.
+    let forged = plain.clone().with_query("signature", "0000");
+    assert_eq!(keyed.verify(&forged), Err(WebhookError::BadSignature));
+    // URL verification stays plain-signed.
+    let get = WebhookRequest::get()
+        .with_query("timestamp", "1714036504")
+        .with_query("nonce", "1514711492")
+        .with_query("echostr", "e")
+        .with_query(
+            "signature",
+            &crypto::signature(&["AAAAA", "1714036504", "1514711492"]),
+        );
+    assert!(keyed.verify(&get).is_ok());
+    // The nonce the gateway remembers: only for pushes.
+    assert_eq!(
+        switchboard_channels::wechat::push_nonce(&plain),
+        Some(("1714036504", "1514711492"))
+    );
+    assert_eq!(switchboard_channels::wechat::push_nonce(&get), None);
+}
