@@ -44,6 +44,8 @@ pub enum ImportError {
     BadCsv(String),
     #[error("file is not an xlsx workbook: {0}")]
     NotXlsx(String),
+    #[error("xlsx workbook is too large to read: {0}")]
+    XlsxTooLarge(String),
     #[error("xlsx workbook has no sheet")]
     NoSheet,
     #[error("file has {0} data rows, more than the {1} allowed")]

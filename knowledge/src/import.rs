@@ -16,6 +16,23 @@ use crate::record::FaqRecord;
 /// Most data rows accepted in one file (bounds memory; the gateway also limits the body size).
 pub const MAX_IMPORT_ROWS: usize = 500_000;
 
+/// Most bytes one XLSX zip entry may inflate to (checked on the declared size, then while
+/// inflating, before calamine reads anything).
+pub const MAX_XLSX_ENTRY_BYTES: u64 = 256 << 20;
+/// Most bytes all entries of one XLSX file may inflate to together.
+pub const MAX_XLSX_TOTAL_BYTES: u64 = 512 << 20;
+/// Highest inflated/compressed ratio of an XLSX entry larger than [`XLSX_RATIO_FLOOR_BYTES`]
+/// (spreadsheet XML compresses 5-30x; deflate bombs reach 1000x).
+pub const MAX_XLSX_RATIO: u64 = 100;
+/// Entries up to this size are not checked for their ratio.
+pub const XLSX_RATIO_FLOOR_BYTES: u64 = 1 << 20;
+/// Most zip entries in one XLSX file.
+pub const MAX_XLSX_ENTRIES: usize = 10_000;
+/// Widest sheet read: a declared dimension or a cell beyond this column refuses the file.
+pub const MAX_XLSX_COLUMNS: u32 = 1024;
+/// Most non-empty cells read from the sheet.
+pub const MAX_XLSX_CELLS: usize = MAX_IMPORT_ROWS * 16;
+
 /// Column order of CSV export.
 pub const CSV_COLUMNS: [&str; 8] = [
     "id",
@@ -332,30 +349,138 @@ fn cell_text(cell: &calamine::Data) -> String {
     }
 }
 
+/// Checks the zip container before calamine sees it: entry count, every entry's declared size,
+/// its compression ratio, and then its real inflated size (inflating into nothing, bounded), so a
+/// deflate bomb or a lying central directory is refused without allocating.
+fn check_xlsx_zip(bytes: &[u8]) -> Result<(), ImportError> {
+    let too_large = |what: String| Err(ImportError::XlsxTooLarge(what));
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ImportError::NotXlsx(e.to_string().to_lowercase()))?;
+    if archive.len() > MAX_XLSX_ENTRIES {
+        return too_large(format!(
+            "{} zip entries, more than {MAX_XLSX_ENTRIES}",
+            archive.len()
+        ));
+    }
+    let mut total: u64 = 0;
+    for at in 0..archive.len() {
+        let (name, declared, compressed) = {
+            let entry = archive
+                .by_index_raw(at)
+                .map_err(|e| ImportError::NotXlsx(e.to_string().to_lowercase()))?;
+            (
+                entry.name().to_string(),
+                entry.size(),
+                entry.compressed_size(),
+            )
+        };
+        check_entry_size(&name, declared, compressed, total)?;
+        let mut entry = archive
+            .by_index(at)
+            .map_err(|e| ImportError::NotXlsx(e.to_string().to_lowercase()))?;
+        let limit = MAX_XLSX_ENTRY_BYTES.min(MAX_XLSX_TOTAL_BYTES - total);
+        let inflated = std::io::copy(
+            &mut std::io::Read::take(&mut entry, limit + 1),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| ImportError::NotXlsx(format!("{name}: {}", e.to_string().to_lowercase())))?;
+        check_entry_size(&name, inflated, compressed, total)?;
+        total += inflated;
+    }
+    Ok(())
+}
+
+fn check_entry_size(name: &str, size: u64, compressed: u64, total: u64) -> Result<(), ImportError> {
+    if size > MAX_XLSX_ENTRY_BYTES {
+        return Err(ImportError::XlsxTooLarge(format!(
+            "{name} inflates to more than {MAX_XLSX_ENTRY_BYTES} bytes"
+        )));
+    }
+    if total.saturating_add(size) > MAX_XLSX_TOTAL_BYTES {
+        return Err(ImportError::XlsxTooLarge(format!(
+            "the workbook inflates to more than {MAX_XLSX_TOTAL_BYTES} bytes"
+        )));
+    }
+    if size > XLSX_RATIO_FLOOR_BYTES && size / compressed.max(1) > MAX_XLSX_RATIO {
+        return Err(ImportError::XlsxTooLarge(format!(
+            "{name} inflates more than {MAX_XLSX_RATIO} times (a zip bomb?)"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the first sheet cell by cell (never calamine's dense grid, whose size follows the
+/// furthest cell): cells beyond [`MAX_XLSX_COLUMNS`] or more than [`MAX_XLSX_CELLS`] non-empty
+/// cells refuse the file. The header is the first non-empty row; columns count from the leftmost
+/// non-empty cell, rows are numbered as in the sheet.
 fn parse_xlsx(bytes: &[u8]) -> Result<Rows, ImportError> {
     use calamine::Reader;
-    let mut workbook = calamine::Xlsx::new(Cursor::new(bytes))
-        .map_err(|e| ImportError::NotXlsx(e.to_string().to_lowercase()))?;
-    let range = match workbook.worksheet_range_at(0) {
-        None => return Err(ImportError::NoSheet),
-        Some(Err(e)) => return Err(ImportError::NotXlsx(e.to_string().to_lowercase())),
-        Some(Ok(range)) => range,
+    check_xlsx_zip(bytes)?;
+    let not_xlsx = |e: calamine::XlsxError| ImportError::NotXlsx(e.to_string().to_lowercase());
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::Xlsx::new(Cursor::new(bytes)).map_err(not_xlsx)?;
+    let Some(name) = workbook.sheet_names().first().cloned() else {
+        return Err(ImportError::NoSheet);
     };
-    let first_row = range.start().map_or(0, |(row, _)| row as usize);
-    let mut sheet_rows = range.rows().enumerate();
+    let mut reader = workbook.worksheet_cells_reader(&name).map_err(not_xlsx)?;
+    let dimensions = reader.dimensions();
+    let declared_width = u64::from(dimensions.end.1.saturating_sub(dimensions.start.1)) + 1;
+    if dimensions.end.1 >= MAX_XLSX_COLUMNS || declared_width > u64::from(MAX_XLSX_COLUMNS) {
+        return Err(ImportError::XlsxTooLarge(format!(
+            "the sheet is declared {declared_width} columns wide, more than {MAX_XLSX_COLUMNS}"
+        )));
+    }
+    let mut cells: Vec<(u32, u32, String)> = Vec::new();
+    while let Some(cell) = reader.next_cell().map_err(not_xlsx)? {
+        let (row, col) = cell.get_position();
+        if col >= MAX_XLSX_COLUMNS {
+            return Err(ImportError::XlsxTooLarge(format!(
+                "a cell is in column {}, beyond the {MAX_XLSX_COLUMNS} read",
+                u64::from(col) + 1
+            )));
+        }
+        let text = cell_text(&calamine::Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        if cells.len() >= MAX_XLSX_CELLS {
+            return Err(ImportError::XlsxTooLarge(format!(
+                "more than {MAX_XLSX_CELLS} non-empty cells"
+            )));
+        }
+        cells.push((row, col, text));
+    }
+    drop(reader);
+    cells.sort_by_key(|&(row, col, _)| (row, col));
+    let Some(first_col) = cells.iter().map(|&(_, col, _)| col).min() else {
+        return Err(ImportError::MissingColumn("question"));
+    };
+    let mut sheet_rows: Vec<(u32, Vec<String>)> = Vec::new();
+    for (row, col, text) in cells {
+        if sheet_rows.last().is_none_or(|(last, _)| *last != row) {
+            sheet_rows.push((row, Vec::new()));
+        }
+        let Some((_, cells)) = sheet_rows.last_mut() else {
+            continue;
+        };
+        let at = (col - first_col) as usize;
+        if cells.len() <= at {
+            cells.resize(at + 1, String::new());
+        }
+        cells[at] = text;
+    }
+    let mut sheet_rows = sheet_rows.into_iter();
     let Some((_, header)) = sheet_rows.next() else {
         return Err(ImportError::MissingColumn("question"));
     };
-    let header: Vec<String> = header.iter().map(cell_text).collect();
     let columns = Columns::from_header(&header)?;
     let mut rows = Vec::new();
-    for (offset, cells) in sheet_rows {
-        let cells: Vec<String> = cells.iter().map(cell_text).collect();
+    for (row, cells) in sheet_rows {
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
         check_row_count(rows.len() + 1)?;
-        rows.push((first_row + offset + 1, columns.record(&cells)));
+        rows.push((row as usize + 1, columns.record(&cells)));
     }
     Ok(rows)
 }

@@ -52,12 +52,15 @@ mod error;
 mod import;
 mod index;
 mod record;
+#[doc(hidden)]
+pub mod testing;
 
 pub use analysis::{analyze, Synonyms};
 pub use error::{ImportError, KnowledgeError, RecordError};
 pub use import::{
     join_list, parse_import, split_list, write_csv, write_jsonl, ImportFormat, ImportedRecord,
-    ParsedImport, RowError, CSV_COLUMNS, MAX_IMPORT_ROWS,
+    ParsedImport, RowError, CSV_COLUMNS, MAX_IMPORT_ROWS, MAX_XLSX_CELLS, MAX_XLSX_COLUMNS,
+    MAX_XLSX_ENTRIES, MAX_XLSX_ENTRY_BYTES, MAX_XLSX_RATIO, MAX_XLSX_TOTAL_BYTES,
 };
 pub use index::{
     validate_tenant, Candidate, KnowledgeIndex, Reranker, SearchTuning, MAX_K, MAX_QUERY_CHARS,

@@ -342,3 +342,49 @@ async fn index_follows_the_store_when_another_process_writes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn hostile_xlsx_is_bad_file_and_the_server_keeps_importing() {
+    use switchboard_knowledge::testing::{cell, xlsx};
+    let app = TestApp::spawn().await;
+    let rows = format!(
+        r#"<row r="1">{}{}</row><row r="2">{}{}</row>"#,
+        cell("A1", "question"),
+        cell("B1", "answer"),
+        cell("A2", "Where is my order?"),
+        cell("B2", "In the order page.")
+    );
+    // One cell at XFD1048576 (a dense grid of 17 billion cells in calamine).
+    let far = format!(
+        r#"{rows}<row r="1048576">{}</row>"#,
+        cell("XFD1048576", "x")
+    );
+    let (status, error) = import(&app, "acme", &app.admin_key, xlsx(&far, None, None), None).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("bad_file")),
+        "{error}"
+    );
+    // A deflate bomb in sharedStrings.xml.
+    let mut strings = br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>"#.to_vec();
+    strings.extend(std::iter::repeat_n(b'a', 8 << 20));
+    strings.extend_from_slice(b"</t></si></sst>");
+    let bomb = xlsx(&rows, Some("A1:B2"), Some(&strings));
+    let (status, error) = import(&app, "acme", &app.admin_key, bomb, Some("xlsx")).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("bad_file")),
+        "{error}"
+    );
+    // Nothing else is affected: the same server imports a good workbook.
+    let (status, report) = import(
+        &app,
+        "acme",
+        &app.admin_key,
+        xlsx(&rows, Some("A1:B2"), None),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["inserted"].as_u64(), Some(1), "{report}");
+}

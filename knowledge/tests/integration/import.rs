@@ -227,3 +227,68 @@ fn demo_knowledge_base_parses_cleanly() {
         .iter()
         .all(|r| !r.record.alternates.is_empty()));
 }
+
+fn hostile_rows() -> String {
+    use switchboard_knowledge::testing::cell;
+    format!(
+        r#"<row r="1">{}{}</row><row r="2">{}{}</row>"#,
+        cell("A1", "question"),
+        cell("B1", "answer"),
+        cell("A2", "Where is my order?"),
+        cell("B2", "In the order page.")
+    )
+}
+
+#[test]
+fn xlsx_cell_at_the_last_column_and_row_is_refused_without_a_dense_grid() {
+    use switchboard_knowledge::testing::{cell, xlsx};
+    // One cell at XFD1048576: calamine's dense range would be 17 billion cells.
+    let far = format!(
+        r#"{}<row r="1048576">{}</row>"#,
+        hostile_rows(),
+        cell("XFD1048576", "x")
+    );
+    // Declared by the dimension, and without any dimension (the cell itself).
+    for dimension in [Some("A1:XFD1048576"), None] {
+        let bytes = xlsx(&far, dimension, None);
+        match parse_import(&bytes, Some(ImportFormat::Xlsx)) {
+            Err(ImportError::XlsxTooLarge(why)) => assert!(why.contains("column"), "{why}"),
+            other => panic!("{dimension:?}: {other:?}"),
+        }
+    }
+    // A far row in a narrow sheet is fine: rows are read sparsely.
+    let tall = format!(
+        r#"{}<row r="1048576">{}{}</row>"#,
+        hostile_rows(),
+        cell("A1048576", "Last question?"),
+        cell("B1048576", "Last answer.")
+    );
+    let parsed = parse_import(&xlsx(&tall, Some("A1:B1048576"), None), None).expect("parse");
+    assert_eq!(
+        parsed.records.iter().map(|r| r.line).collect::<Vec<_>>(),
+        [2, 1_048_576]
+    );
+}
+
+#[test]
+fn xlsx_deflate_bomb_in_shared_strings_is_refused_before_parsing() {
+    use switchboard_knowledge::testing::xlsx;
+    // 8 MiB of one letter deflates to a few KiB: a ratio far beyond any spreadsheet's.
+    let mut strings = br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>"#.to_vec();
+    strings.extend(std::iter::repeat_n(b'a', 8 << 20));
+    strings.extend_from_slice(b"</t></si></sst>");
+    let bytes = xlsx(&hostile_rows(), Some("A1:B2"), Some(&strings));
+    assert!(bytes.len() < 1 << 20, "{}", bytes.len());
+    match parse_import(&bytes, Some(ImportFormat::Xlsx)) {
+        Err(ImportError::XlsxTooLarge(why)) => {
+            assert!(why.contains("xl/sharedStrings.xml"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same workbook with a small shared-strings part imports.
+    let small = br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>unused</t></si></sst>"#;
+    let parsed =
+        parse_import(&xlsx(&hostile_rows(), Some("A1:B2"), Some(small)), None).expect("parse");
+    assert_eq!(parsed.records.len(), 1);
+    assert!(parsed.errors.is_empty());
+}
