@@ -115,6 +115,12 @@ async fn fake_handler(
             Json(json!({"data": {"access_token": "DY-TOKEN", "expires_in": 7200, "error_code": 0}}))
                 .into_response()
         }
+        // A push hook that redirects to the real one: never followed.
+        "/push-redirect" => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, "/push")],
+        )
+            .into_response(),
         _ => {
             if let Some(status) = state.send_status {
                 return StatusCode::from_u16(status).unwrap().into_response();
@@ -145,13 +151,27 @@ fn nonce() -> String {
 }
 
 async fn spawn(fake: &Fake) -> TestApp {
+    spawn_with(fake, |_| {}).await
+}
+
+/// Like [`spawn`], with push hooks allowed on http and on loopback (the fake is local).
+async fn spawn_allowing_local_push(fake: &Fake) -> TestApp {
+    spawn_with(fake, |settings| {
+        settings.channels.allow_http_push_urls = true;
+        settings.channels.allow_private_push_hosts = true;
+    })
+    .await
+}
+
+async fn spawn_with(fake: &Fake, change: impl FnOnce(&mut gateway::config::Settings)) -> TestApp {
     let base = fake.base.clone();
     TestApp::spawn_with(move |settings| {
         settings.channels.wechat_base_url = base.clone();
-        settings.channels.douyin_base_url = base;
+        settings.channels.douyin_base_url = base.clone();
         settings.channels.retry_base_ms = 100;
         settings.channels.retry_max_ms = 400;
         settings.channels.poll_interval_ms = 50;
+        change(settings);
     })
     .await
 }
@@ -189,26 +209,6 @@ fn wechat_text_xml(openid: &str, msg_id: &str, text: &str) -> String {
          <MsgId>{msg_id}</MsgId></xml>",
         now_secs()
     )
-}
-
-/// A plain-mode push: signed query, the message in the body.
-async fn wechat_push(app: &TestApp, path_app: &str, body: String) -> (u16, String) {
-    let (timestamp, nonce) = (now_secs().to_string(), nonce());
-    let signed = signature(&[TOKEN, &timestamp, &nonce]);
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/channels/wechat/acme/{path_app}")))
-        .query(&[
-            ("signature", signed.as_str()),
-            ("timestamp", timestamp.as_str()),
-            ("nonce", nonce.as_str()),
-            ("openid", "x"),
-        ])
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// A safe-mode push: the message encrypted for the app, `msg_signature` over the ciphertext.
@@ -348,16 +348,17 @@ async fn wechat_plain_and_safe_pushes_reach_the_agent_and_replies_use_a_cached_t
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "echo-123");
 
-    // Plain mode, then the same delivery retried, then safe mode.
+    // The app has an EncodingAESKey: safe mode, then the same delivery retried (a new nonce),
+    // then another message. (Plain mode is covered on an app without a key below.)
     let first = wechat_text_xml("oUSER1", "1001", "where is my parcel");
     assert_eq!(
-        wechat_push(&app, "wx1", first.clone()).await,
+        wechat_safe_push(&app, &first).await,
         (200, "success".to_owned())
     );
     let (conversation_id, frame) = assigned(&mut agent, "where is my parcel").await;
     assert_eq!(frame["conversation"]["customer"]["channel"], "wechat");
     assert_eq!(
-        wechat_push(&app, "wx1", first).await,
+        wechat_safe_push(&app, &first).await,
         (200, "success".to_owned())
     );
     let (status, body) =
@@ -435,7 +436,7 @@ async fn an_expired_reply_window_is_a_failed_delivery_the_agent_sees() {
     configure_wechat(&app).await;
     let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
     let mut agent = app.agent_ws(&agent_token).await;
-    wechat_push(&app, "wx1", wechat_text_xml("oUSER2", "2001", "hi")).await;
+    wechat_safe_push(&app, &wechat_text_xml("oUSER2", "2001", "hi")).await;
     let (conversation_id, _) = assigned(&mut agent, "hi").await;
     agent_send(&mut agent, &conversation_id, "a1", "sorry for the wait").await;
     let failed = agent
@@ -459,7 +460,7 @@ async fn a_provider_outage_is_retried_until_delivered() {
     configure_wechat(&app).await;
     let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
     let mut agent = app.agent_ws(&agent_token).await;
-    wechat_push(&app, "wx1", wechat_text_xml("oUSER3", "3001", "hello?")).await;
+    wechat_safe_push(&app, &wechat_text_xml("oUSER3", "3001", "hello?")).await;
     let (conversation_id, _) = assigned(&mut agent, "hello?").await;
     agent_send(&mut agent, &conversation_id, "a1", "here I am").await;
     fake.wait_for("/cgi-bin/message/custom/send", 2).await;
@@ -583,6 +584,134 @@ async fn a_pending_reply_survives_a_restart() {
     server.stop().await.unwrap();
 }
 
+/// A plain-mode push with the given signed timestamp and nonce.
+async fn wechat_plain_push_with(
+    app: &TestApp,
+    path_app: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: String,
+) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/channels/wechat/acme/{path_app}")))
+        .query(&[
+            ("signature", signature(&[TOKEN, timestamp, nonce]).as_str()),
+            ("timestamp", timestamp),
+            ("nonce", nonce),
+        ])
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn a_wechat_app_with_an_aes_key_refuses_plain_mode_pushes() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    // Correctly signed for plain mode, but the app has a key: its pushes must be encrypted
+    // (the plain signature does not cover the body).
+    let (status, body) = wechat_plain_push_with(
+        &app,
+        "wx1",
+        &now_secs().to_string(),
+        &nonce(),
+        wechat_text_xml("oPLAIN", "7001", "plain text body"),
+    )
+    .await;
+    assert_eq!((status, &body["code"]), (401, &json!("safe_mode_required")));
+    let (_, conversations) = app.admin_get("/v1/tenants/acme/conversations").await;
+    assert_eq!(
+        conversations["conversations"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {conversations}"
+    );
+    // URL verification stays plain-signed, and safe mode works.
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    let response = app
+        .http
+        .get(app.url("/v1/channels/wechat/acme/wx1"))
+        .query(&[
+            (
+                "signature",
+                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
+            ),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("echostr", "echo-9"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "echo-9");
+    assert_eq!(
+        wechat_safe_push(&app, &wechat_text_xml("oPLAIN", "7002", "sealed")).await,
+        (200, "success".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_wechat_signature_cannot_be_replayed_with_another_body() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    // A plain-mode app (no key): the signature covers token, timestamp and nonce only.
+    let body = json!({"appid": APPID, "token": TOKEN, "appsecret": APPSECRET});
+    let (status, _) = put_app(&app, "acme", &app.admin_key, "wechat", "wx2", body).await;
+    assert_eq!(status, 200);
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    let (status, _) = wechat_plain_push_with(
+        &app,
+        "wx2",
+        &timestamp,
+        &nonce,
+        wechat_text_xml("oREPLAY", "8001", "the real message"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (conversation_id, _) = assigned(&mut agent, "the real message").await;
+    // The captured query with a forged body, and the very same request again: both refused.
+    for forged in [
+        wechat_text_xml("oREPLAY", "8002", "forged by whoever saw the query"),
+        wechat_text_xml("oVICTIM", "8003", "forged for another customer"),
+        wechat_text_xml("oREPLAY", "8001", "the real message"),
+    ] {
+        let (status, body) = wechat_plain_push_with(&app, "wx2", &timestamp, &nonce, forged).await;
+        assert_eq!((status, &body["code"]), (401, &json!("replayed")), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        customer_texts(&app, &conversation_id).await,
+        ["the real message"]
+    );
+    let (_, conversations) = app.admin_get("/v1/tenants/acme/conversations").await;
+    assert_eq!(
+        conversations["conversations"].as_array().map(Vec::len),
+        Some(1),
+        "no conversation for the forged customer: {conversations}"
+    );
+    // A new nonce is a new delivery.
+    let (status, _) = wechat_plain_push_with(
+        &app,
+        "wx2",
+        &now_secs().to_string(),
+        &self::nonce(),
+        wechat_text_xml("oREPLAY", "8004", "a second message"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    agent.expect_text("a second message").await;
+}
+
 // ---- Douyin ---------------------------------------------------------------------------------
 
 async fn douyin_push(
@@ -611,7 +740,7 @@ async fn douyin_push(
 fn douyin_message(event: &str, text: &str, source: &str) -> Value {
     json!({
         "event": event, "client_key": DY_KEY, "from_user_id": "_CUSTOMER", "to_user_id": "_ACCOUNT",
-        "content": {"conversation_short_id": "conv-1", "server_message_id": "srv-1", "message_type": "text", "text": text, "source": source},
+        "content": {"conversation_short_id": "conv-1", "server_message_id": "srv-1", "message_type": "text", "text": text, "source": source, "create_time": now_secs() * 1000},
     })
 }
 
@@ -721,7 +850,8 @@ async fn mobile_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
 #[tokio::test]
 async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offline() {
     let fake = Fake::start().await;
-    let app = spawn(&fake).await;
+    // The fake push hook is `http://127.0.0.1:<port>`: allowed explicitly for this test.
+    let app = spawn_allowing_local_push(&fake).await;
     let push_url = format!("{}/push?key=hook-credential", fake.base);
     let (status, _) = put_app(
         &app,
@@ -833,6 +963,197 @@ async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offlin
     assert_eq!(found[0]["kind"], "push");
 }
 
+#[tokio::test]
+async fn douyin_dedups_on_the_signed_message_id_and_refuses_stale_pushes() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    let (status, _) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "douyin",
+        "dy1",
+        json!({"client_key": DY_KEY, "client_secret": DY_SECRET}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let message = douyin_message("im_receive_msg", "is it in stock?", "");
+    assert_eq!(
+        douyin_push(&app, &message, Some("m1"), None).await.status(),
+        200
+    );
+    let (conversation_id, _) = assigned(&mut agent, "is it in stock?").await;
+    // The captured push replayed with new (unsigned) Msg-Id headers, or none: the same message.
+    for msg_id in [Some("m-new-1"), Some("m-new-2"), None] {
+        assert_eq!(
+            douyin_push(&app, &message, msg_id, None).await.status(),
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        customer_texts(&app, &conversation_id).await,
+        ["is it in stock?"],
+        "a replay with a new header is stored once"
+    );
+    // A correctly signed push whose signed create_time is an hour old, or missing: refused.
+    let mut stale = douyin_message("im_receive_msg", "an old capture", "");
+    stale["content"]["server_message_id"] = json!("srv-old");
+    stale["content"]["create_time"] = json!((now_secs() - 3600) * 1000);
+    let response = douyin_push(&app, &stale, Some("m-old"), None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "stale_timestamp"
+    );
+    let mut undated = stale.clone();
+    undated["content"]
+        .as_object_mut()
+        .unwrap()
+        .remove("create_time");
+    let response = douyin_push(&app, &undated, Some("m-undated"), None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "stale_timestamp"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        customer_texts(&app, &conversation_id).await,
+        ["is it in stock?"]
+    );
+}
+
+// ---- push hooks: no SSRF, no oracle -------------------------------------------------------
+
+async fn put_mobile(app: &TestApp, push_url: &str) -> (u16, Value) {
+    put_app(
+        app,
+        "acme",
+        &app.admin_key,
+        "mobile",
+        "app",
+        json!({"jwt_secret": MOBILE_SECRET, "push_url": push_url}),
+    )
+    .await
+}
+
+/// A mobile user writes, is assigned, goes offline; the agent then replies (a push row).
+async fn reply_to_offline_mobile_user(
+    app: &TestApp,
+    agent: &mut WsClient,
+    sub: &str,
+    text: &str,
+) -> String {
+    let token = mobile_token(MOBILE_SECRET, sub, now_secs());
+    let mut phone =
+        WsClient::connect(&app.ws_url(&format!("/v1/mobile/ws?tenant=acme&token={token}")))
+            .await
+            .unwrap();
+    let question = format!("question from {sub}");
+    phone
+        .send(json!({"type": "send", "client_msg_id": "m1", "text": question}))
+        .await;
+    phone.expect_type("receipt").await;
+    let (conversation_id, _) = assigned(agent, &question).await;
+    phone.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent_send(agent, &conversation_id, "a1", text).await;
+    conversation_id
+}
+
+#[tokio::test]
+async fn push_urls_must_be_https_and_global_by_default() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    for refused in [
+        format!("{}/push", fake.base), // http, and loopback
+        "http://push.example/hook".to_owned(),
+        "https://127.0.0.1/hook".to_owned(),
+        "https://10.1.2.3/hook".to_owned(),
+        "https://[::1]:8443/hook".to_owned(),
+        "https://[::ffff:169.254.169.254]/latest/meta-data".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        "https://localhost/hook".to_owned(),
+        "ftp://push.example/hook".to_owned(),
+    ] {
+        let (status, body) = put_mobile(&app, &refused).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (400, &json!("bad_config")),
+            "{refused}: {body}"
+        );
+    }
+    let (status, body) = put_mobile(&app, "https://push.example/hook?key=k").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_stored_push_hook_on_loopback_is_never_called() {
+    let fake = Fake::start().await;
+    // http allowed (the fake has no TLS), private hosts not: the default rule under test.
+    let app = spawn_with(&fake, |settings| {
+        settings.channels.allow_http_push_urls = true
+    })
+    .await;
+    // A URL stored before the rules existed: written straight to the store (the API refuses
+    // `localhost`). Every call checks the destination again (names after resolution; the
+    // resolver itself is unit-tested in `switchboard_channels::outbound_guard`).
+    let port = fake.base.rsplit(':').next().unwrap().to_owned();
+    let mut secrets = serde_json::Map::new();
+    secrets.insert("jwt_secret".into(), json!(MOBILE_SECRET));
+    secrets.insert(
+        "push_url".into(),
+        json!(format!("http://localhost:{port}/push")),
+    );
+    app.server
+        .state
+        .store
+        .put_channel_app("acme", "mobile", "app", &serde_json::Map::new(), &secrets)
+        .await
+        .unwrap();
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let conversation_id =
+        reply_to_offline_mobile_user(&app, &mut agent, "user-ssrf", "internal data?").await;
+    let found = wait_deliveries(&app, &conversation_id, 1, "failed").await;
+    assert_eq!(found[0]["kind"], "push");
+    assert_eq!(found[0]["code"], "push_destination_refused");
+    assert_eq!(found[0]["attempts"], 1, "not retried");
+    assert!(fake.requests("/push").is_empty(), "loopback was called");
+}
+
+#[tokio::test]
+async fn push_hooks_follow_no_redirect_and_failures_show_no_remote_status() {
+    let fake = Fake::start().await;
+    let app = spawn_allowing_local_push(&fake).await;
+    let (status, _) = put_mobile(&app, &format!("{}/push-redirect", fake.base)).await;
+    assert_eq!(status, 200);
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let first = reply_to_offline_mobile_user(&app, &mut agent, "user-r", "first reply").await;
+    let failed = wait_deliveries(&app, &first, 1, "failed").await;
+    assert_eq!(failed[0]["code"], "push_failed");
+    assert_eq!(failed[0]["error"], "the push hook call failed");
+    assert_eq!(fake.requests("/push-redirect").len(), 1);
+    assert!(
+        fake.requests("/push").is_empty(),
+        "the redirect was followed"
+    );
+
+    // Whatever the remote answers, the tenant sees the same code and message.
+    let (status, _) = put_mobile(&app, &format!("{}/push", fake.base)).await;
+    assert_eq!(status, 200);
+    fake.set(|state| state.send_status = Some(404));
+    let second = reply_to_offline_mobile_user(&app, &mut agent, "user-s", "second reply").await;
+    let failed = wait_deliveries(&app, &second, 1, "failed").await;
+    assert_eq!(failed[0]["code"], "push_failed");
+    assert_eq!(failed[0]["error"], "the push hook call failed");
+    assert!(!failed[0].to_string().contains("404"), "{}", failed[0]);
+}
+
 // ---- identity linking -----------------------------------------------------------------------
 
 #[tokio::test]
@@ -852,10 +1173,9 @@ async fn linked_identities_share_one_history() {
     let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
     let mut agent = app.agent_ws(&agent_token).await;
 
-    wechat_push(
+    wechat_safe_push(
         &app,
-        "wx1",
-        wechat_text_xml("oLINKED", "5001", "written on wechat"),
+        &wechat_text_xml("oLINKED", "5001", "written on wechat"),
     )
     .await;
     let (conversation_id, frame) = assigned(&mut agent, "written on wechat").await;
@@ -1049,7 +1369,7 @@ async fn secrets_are_never_returned_and_tenants_stay_apart() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let (status, _) = wechat_push(&app, "wx1", wechat_text_xml("oX", "1", "x")).await;
+    let (status, _) = wechat_safe_push(&app, &wechat_text_xml("oX", "1", "x")).await;
     assert_eq!(status, 200);
     let response = app
         .http

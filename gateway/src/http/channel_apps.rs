@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use switchboard_channels::outbound_guard::{check_url, DestinationError, DestinationPolicy};
 use switchboard_channels::wechat::{WechatAdapter, WechatConfig};
 use switchboard_channels::ChannelKind;
 
@@ -93,6 +94,7 @@ fn text(value: String) -> Value {
 fn parse_config(
     kind: ChannelKind,
     body: Value,
+    push_policy: DestinationPolicy,
 ) -> ApiResult<(Map<String, Value>, Map<String, Value>)> {
     let bad = |error: serde_json::Error| {
         ServiceError::invalid("bad_config", error.to_string().to_lowercase())
@@ -154,13 +156,27 @@ fn parse_config(
                 .map(|url| url.trim().to_owned())
                 .filter(|url| !url.is_empty())
             {
-                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048
-                {
+                if url.len() > 2048 {
                     return Err(ServiceError::invalid(
                         "bad_config",
-                        "`push_url` must be an http or https url",
+                        "`push_url` must be at most 2048 bytes",
                     )
                     .into());
+                }
+                // https, and no IP literal or `localhost` that is not a global address (unless
+                // the deployment allows them); host names are checked after resolution at
+                // every call.
+                if let Err(error) = check_url(&url, push_policy) {
+                    let rule = match (push_policy.allow_http, error) {
+                        (_, DestinationError::NotGlobal) => {
+                            "must not point to a loopback, private, link-local or other non-global address"
+                        }
+                        (false, _) => "must be an https url",
+                        (true, _) => "must be an http or https url",
+                    };
+                    return Err(
+                        ServiceError::invalid("bad_config", format!("`push_url` {rule}")).into(),
+                    );
                 }
                 // A push URL may carry the tenant's credentials in its query: kept with the secrets.
                 secrets.insert("push_url".into(), text(url));
@@ -201,7 +217,7 @@ async fn put_app(
     require_admin(&state, &headers, &tenant).await?;
     let channel = kind_and_app(&kind, &app)?;
     let Json(body) = body?;
-    let (public, secrets) = parse_config(channel, body)?;
+    let (public, secrets) = parse_config(channel, body, state.outbound.settings().push_policy())?;
     let stored = state
         .store
         .put_channel_app(&tenant, channel.as_str(), &app, &public, &secrets)

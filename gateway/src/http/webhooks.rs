@@ -156,11 +156,53 @@ async fn wechat(
     let outcome = adapter
         .handle(&request)
         .map_err(|error| refused(&tenant, &app, ChannelKind::Wechat, &error))?;
+    remember_wechat_nonce(&state, &tenant, &app, &request, skew).await?;
     if let Some(handshake) = admit(&state, &tenant, &app, ChannelKind::Wechat, outcome).await? {
         return Ok(handshake);
     }
     // Messages and ignored deliveries: `success`, so WeChat neither retries nor warns the customer.
     Ok(([(header::CONTENT_TYPE, "text/plain")], ACK_BODY).into_response())
+}
+
+/// Remembers a verified push's signed (timestamp, nonce) while its timestamp is acceptable, in
+/// the cluster's nonce store (Redis across nodes), and refuses a second delivery of the same
+/// pair: a plain-mode signature does not cover the body, so a replay could carry another one.
+async fn remember_wechat_nonce(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+    request: &WebhookRequest,
+    skew_secs: u64,
+) -> ApiResult<()> {
+    let Some((timestamp, nonce)) = switchboard_channels::wechat::push_nonce(request) else {
+        return Ok(());
+    };
+    let now = store::util::now_ms() / 1000;
+    // Accepted while |now - timestamp| <= skew: remember until timestamp + skew. Without a
+    // freshness check (skew 0) the timestamp bounds nothing: remember for 300 s from now.
+    let remember_until = match (skew_secs, timestamp.parse::<i64>()) {
+        (skew, Ok(sent)) if skew > 0 => sent
+            .saturating_add(i64::try_from(skew).unwrap_or(i64::MAX))
+            .max(now + 1),
+        _ => now + 300,
+    };
+    // `/` never occurs in a tenant slug or an app name, so these keys cannot meet the mobile
+    // token nonces (`<tenant>:<nonce>`) in the shared store.
+    let key = format!("push/wechat/{tenant}/{app}/{timestamp}/{nonce}");
+    match state
+        .chat
+        .cluster
+        .nonces
+        .remember(&key, now, remember_until)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refused(tenant, app, ChannelKind::Wechat, &WebhookError::Replayed).into()),
+        Err(error) => {
+            tracing::error!(tenant, app, error = %error, "webhook nonce store failed");
+            Err(ServiceError::unavailable("nonce_store_unavailable", "try again later").into())
+        }
+    }
 }
 
 async fn douyin(
@@ -177,10 +219,12 @@ async fn douyin(
     }
     let Path((tenant, app)) = path.map_err(|_| ServiceError::NotFound("route"))?;
     let config = app_config(&state, &tenant, ChannelKind::Douyin, &app).await?;
+    let max_age = state.outbound.settings().douyin_max_age_secs;
     let adapter = DouyinAdapter::new(DouyinConfig {
         client_key: config.field("client_key"),
         client_secret: config.secret("client_secret"),
-    });
+    })
+    .with_max_age((max_age > 0).then(|| Duration::from_secs(max_age)));
     let request = webhook_request(&method, query, &headers, body);
     let outcome = adapter
         .handle(&request)

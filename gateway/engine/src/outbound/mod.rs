@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchboard_channels::adapter::ChannelSender;
+use switchboard_channels::outbound_guard::{guarded_client, DestinationPolicy};
 
 use crate::bus::{Bus, BusEvent};
 use crate::metrics::Metrics;
@@ -46,7 +47,23 @@ pub struct ChannelSettings {
     /// One provider or push-hook call may take this long.
     pub send_timeout_ms: u64,
     /// WeChat deliveries whose signed timestamp is further from now are refused (0: no check).
+    /// Each push's signed (timestamp, nonce) is remembered this long (in Redis in cluster mode)
+    /// and a second delivery with the same pair is refused (`401 replayed`); with 0, pairs are
+    /// remembered for 300 s. Default 300.
     pub wechat_max_timestamp_skew_secs: u64,
+    /// Douyin customer messages whose signed `content.create_time` is further from now than
+    /// this, or missing, are refused (`401 stale_timestamp`), so a captured push cannot be
+    /// replayed later (0: no check). Default 300, like WeChat's window.
+    pub douyin_max_age_secs: u64,
+    /// Accept `http://` push hooks (`push_url` of mobile apps). Default `false`: https only.
+    /// For tests and private deployments.
+    pub allow_http_push_urls: bool,
+    /// Accept push hooks whose host is, or resolves to, a loopback, private, link-local or
+    /// otherwise non-global address. Default `false`: such a push_url is refused when configured
+    /// (IP literals, `localhost`) and every call resolves the host, checks every address and
+    /// connects only to a checked one (`push_destination_refused` otherwise). For tests and
+    /// private deployments whose app server is on the internal network.
+    pub allow_private_push_hosts: bool,
     /// Agent and bot messages this recent get their missing outbox rows at start-up.
     pub recovery_window_ms: i64,
 }
@@ -63,7 +80,20 @@ impl Default for ChannelSettings {
             lease_ms: 60_000,
             send_timeout_ms: 10_000,
             wechat_max_timestamp_skew_secs: 300,
+            douyin_max_age_secs: 300,
+            allow_http_push_urls: false,
+            allow_private_push_hosts: false,
             recovery_window_ms: 48 * 3600 * 1000,
+        }
+    }
+}
+
+impl ChannelSettings {
+    /// Where push hooks may point (see [`switchboard_channels::outbound_guard`]).
+    pub fn push_policy(&self) -> DestinationPolicy {
+        DestinationPolicy {
+            allow_http: self.allow_http_push_urls,
+            allow_private: self.allow_private_push_hosts,
         }
     }
 }
@@ -81,7 +111,7 @@ pub struct Outbound {
     online: Mutex<HashMap<String, usize>>,
     /// Wakes the delivery loop when a row was enqueued.
     wake: tokio::sync::Notify,
-    /// Push-hook calls.
+    /// Push-hook calls: checked DNS, no redirects, no proxy ([`guarded_client`]).
     http: reqwest::Client,
     metrics: Arc<Metrics>,
 }
@@ -93,10 +123,10 @@ impl Outbound {
         metrics: Arc<Metrics>,
         settings: ChannelSettings,
     ) -> Arc<Outbound> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.send_timeout_ms))
-            .build()
-            .unwrap_or_default();
+        let http = guarded_client(
+            Duration::from_millis(settings.send_timeout_ms),
+            settings.push_policy(),
+        );
         Arc::new(Outbound {
             store,
             bus,

@@ -16,6 +16,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use switchboard_channels::adapter::{ChannelSender, ReplyContext, SendError};
 use switchboard_channels::douyin::{DouyinSender, DouyinSenderConfig};
+use switchboard_channels::outbound_guard::{check_destination, DestinationError};
 use switchboard_channels::web::SenderKind;
 use switchboard_channels::wechat::{WechatSender, WechatSenderConfig};
 use switchboard_channels::{ChannelKind, OutboundMessage};
@@ -407,6 +408,19 @@ impl Outbound {
                 "the mobile app has no push hook".into(),
             ));
         }
+        // Checked at every call, after resolution: the stored URL may predate the rules, and a
+        // name may resolve elsewhere by now. The client checks again what it connects to.
+        let policy = self.settings.push_policy();
+        if let Err(error) = check_destination(&url, policy).await {
+            tracing::warn!(
+                tenant = %delivery.tenant_id, app = %delivery.app, code = error.code(),
+                "push hook destination refused"
+            );
+            return Err(match error {
+                DestinationError::Unresolved => SendError::PushFailed { retryable: true },
+                _ => SendError::PushDestinationRefused,
+            });
+        }
         let body = serde_json::json!({
             "tenant": delivery.tenant_id,
             "app": delivery.app,
@@ -426,6 +440,10 @@ impl Outbound {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
+        // What the tenant sees is `sent` or `push_failed` / `push_destination_refused` with a
+        // fixed message: never the remote's status or body, so the delivery state is no oracle
+        // on what answered. The status goes to the operator's log (the URL never: it may carry
+        // credentials).
         let response = self
             .http
             .post(&url)
@@ -434,24 +452,25 @@ impl Outbound {
             .body(body)
             .send()
             .await
-            // The URL may carry credentials: never in the error.
             .map_err(|error| {
-                SendError::Network(if error.is_timeout() {
-                    "timed out".into()
-                } else {
-                    "connection failed".into()
-                })
+                tracing::warn!(
+                    tenant = %delivery.tenant_id, app = %delivery.app, timed_out = error.is_timeout(),
+                    "push hook call failed"
+                );
+                SendError::PushFailed { retryable: true }
             })?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(None),
-            429 => Err(SendError::RateLimited("http 429".into())),
-            500..=599 => Err(SendError::Unavailable { status }),
-            _ => Err(SendError::Provider {
-                code: i64::from(status),
-                message: format!("push hook answered http {status}"),
-                retryable: false,
-            }),
+            _ => {
+                tracing::warn!(
+                    tenant = %delivery.tenant_id, app = %delivery.app, status,
+                    "push hook answered with a failure (redirects are not followed)"
+                );
+                Err(SendError::PushFailed {
+                    retryable: status == 429 || (500..=599).contains(&status),
+                })
+            }
         }
     }
 }
