@@ -239,7 +239,7 @@ mod tests {
     use super::*;
 
     fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
+        text.parse().expect("test setup")
     }
 
     #[test]
@@ -357,8 +357,10 @@ mod tests {
     async fn the_guarded_client_neither_connects_to_loopback_nor_follows_redirects() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         // A local server that redirects every request, counting connections.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("test setup");
+        let port = listener.local_addr().expect("test setup").port();
         let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = hits.clone();
         tokio::spawn(async move {
@@ -402,7 +404,7 @@ mod tests {
             .post(format!("http://localhost:{port}/hook"))
             .send()
             .await
-            .unwrap();
+            .expect("test setup");
         assert_eq!(answer.status().as_u16(), 302);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(
