@@ -19,6 +19,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://...` or `sqlite://...`; unset means `sqlite://<data_dir>/switchboard.db`.
     pub database_url: Option<String>,
+    /// SQLite's durability level: `full` (the default) syncs every commit to disk before a
+    /// receipt is sent, so "stored before acknowledged" survives a power failure or an OS crash;
+    /// `normal` (WAL) syncs only at checkpoints: faster on slow disks, and a process crash still
+    /// loses nothing, but a power failure can lose the last acknowledged messages. Measured in
+    /// docs/benchmarks.md. PostgreSQL ignores it.
+    pub sqlite_synchronous: store::SqliteSynchronous,
     /// `redis://...`: cluster mode. Events cross nodes through a Redis stream; every node of
     /// a cluster needs the same PostgreSQL database, Redis and secrets.
     pub redis_url: Option<String>,
@@ -36,6 +42,11 @@ pub struct Settings {
     pub bot: engine::bot_workers::BotRunSettings,
     /// Per-IP limits on session creation and webhooks.
     pub limits: engine::limits::IpLimits,
+    /// `[recovery] window_ms, min_age_ms, max_conversations`: at start-up, conversations still
+    /// with the bot whose newest message is a customer's (stored within `window_ms`, default 1 h)
+    /// get the bot turn or human-first handoff a crash lost, once `min_age_ms` (default 30 s)
+    /// after the message, once across nodes; at most `max_conversations` (10,000) per start.
+    pub recovery: engine::chat::recovery::RecoverySettings,
     /// An OpenAI-compatible endpoint the bot may use to phrase answers from the knowledge base
     /// (`[llm] base_url, model, api_key, timeout_ms`); off when unset.
     pub llm: Option<switchboard_bot::LlmSettings>,
@@ -80,6 +91,7 @@ impl Default for Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            sqlite_synchronous: store::SqliteSynchronous::Full,
             redis_url: None,
             agent_grace_ms: 30_000,
             poll_timeout_ms: 25_000,
@@ -89,6 +101,7 @@ impl Default for Settings {
             channels: Default::default(),
             bot: Default::default(),
             limits: Default::default(),
+            recovery: Default::default(),
             llm: None,
             metrics_token: None,
         }

@@ -146,9 +146,15 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Store, TokenSign
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
     let (signing, encryption) = load_keys(settings)?;
-    let store = Store::connect(&settings.database_url(), FieldCipher::new(&encryption))
-        .await
-        .context("cannot open the store")?;
+    let store = Store::connect_with(
+        &settings.database_url(),
+        FieldCipher::new(&encryption),
+        store::StoreOptions {
+            sqlite_synchronous: settings.sqlite_synchronous,
+        },
+    )
+    .await
+    .context("cannot open the store")?;
     store.migrate().await.context("cannot migrate the store")?;
     Ok((store, TokenSigner::new(signing)))
 }
@@ -246,6 +252,7 @@ impl Server {
             },
         );
         chat.recover_orphans().await?;
+        chat.recover_lost_turns(settings.recovery).await?;
         // Idle rate-limit keys are forgotten now and then.
         let limits = Arc::downgrade(&chat.limits);
         tokio::spawn(async move {

@@ -14,3 +14,4 @@ mod long_poll;
 mod policies;
 mod protection;
 mod queues;
+mod recovery;

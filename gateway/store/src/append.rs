@@ -126,6 +126,9 @@ async fn write_sqlite_batches(
         for pragma in super::SQLITE_PRAGMAS {
             sqlx::query(*pragma).execute(&mut connection).await?;
         }
+        sqlx::query(store.sqlite_synchronous.pragma())
+            .execute(&mut connection)
+            .await?;
         Ok::<_, StoreError>(connection)
     };
     let mut connection = match connected.await {

@@ -474,6 +474,14 @@ impl Store {
     /// Enqueues a provider send for every agent or bot message since `since` in a conversation
     /// routed to a webhook channel that has none yet (after a restart or a lagged bus).
     ///
+    /// Only replies that came after the customer wrote through the route's channel in that
+    /// conversation are the route's: a reply from before (the conversation's web or mobile-app
+    /// part, already delivered there, or pushed with a `push` row) is never sent to a route that
+    /// did not exist for it, however recent. A customer message counts as the channel's when its
+    /// sender is a customer of that channel, or (a merged customer writing through it) when its
+    /// `client_msg_id` carries the channel's prefix (`wechat:` or `douyin:`, set by the webhooks).
+    /// One row per message (`dl_send_<conversation>_<seq>`) keeps the rest at most once.
+    ///
     /// The scan starts from the routes (webhook conversations only) and reads each one's messages
     /// by its key; `CROSS JOIN` keeps SQLite from choosing to scan every message instead (on
     /// PostgreSQL it is an inner join, planned as usual).
@@ -489,6 +497,9 @@ impl Store {
              WHERE m.conversation_id = r.conversation_id AND r.channel IN ('wechat', 'douyin') \
              AND m.sender_kind IN ('agent', 'bot') AND m.created_at >= $2 \
              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id = m.conversation_id AND o.seq = m.seq AND o.kind = 'send') \
+             AND EXISTS (SELECT 1 FROM messages c LEFT JOIN customers k ON k.id = c.sender_id \
+                 WHERE c.conversation_id = m.conversation_id AND c.seq < m.seq AND c.sender_kind = 'customer' \
+                 AND (k.channel = r.channel OR c.client_msg_id LIKE r.channel || ':%')) \
              ON CONFLICT DO NOTHING",
         )
         .bind(now)

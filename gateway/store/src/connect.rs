@@ -5,11 +5,22 @@ use std::sync::Arc;
 use sqlx::any::AnyPoolOptions;
 
 use crate::crypto::FieldCipher;
-use crate::{append, Dialect, Store, StoreError, StoreResult, SQLITE_PRAGMAS};
+use crate::{append, Dialect, Store, StoreError, StoreOptions, StoreResult, SQLITE_PRAGMAS};
 
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://...` (the SQLite file is created if missing).
+    /// Commits on SQLite are `synchronous = FULL` (see [`crate::SqliteSynchronous`]).
     pub async fn connect(url: &str, cipher: FieldCipher) -> StoreResult<Store> {
+        Store::connect_with(url, cipher, StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with options.
+    pub async fn connect_with(
+        url: &str,
+        cipher: FieldCipher,
+        store_options: StoreOptions,
+    ) -> StoreResult<Store> {
+        let synchronous = store_options.sqlite_synchronous;
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Dialect::Postgres
@@ -33,11 +44,14 @@ impl Store {
                 Dialect::Postgres => 16,
             });
         let options = if dialect == Dialect::Sqlite {
-            options.after_connect(|connection, _| {
+            options.after_connect(move |connection, _| {
                 Box::pin(async move {
                     for pragma in SQLITE_PRAGMAS {
                         sqlx::query(*pragma).execute(&mut *connection).await?;
                     }
+                    sqlx::query(synchronous.pragma())
+                        .execute(&mut *connection)
+                        .await?;
                     Ok(())
                 })
             })
@@ -53,6 +67,7 @@ impl Store {
             cipher,
             write_lock,
             appender: None,
+            sqlite_synchronous: synchronous,
         };
         // On PostgreSQL a few batches commit at once (SQLite has one writer).
         store.appender = Some(append::start(&store, &url, 4));

@@ -24,6 +24,7 @@ mod knowledge;
 mod model;
 mod policies;
 mod queue;
+pub mod recovery;
 mod settings;
 pub mod testing;
 pub mod util;
@@ -52,7 +53,6 @@ const MESSAGE_COLUMNS: &str =
 /// Every SQLite connection's settings.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
     // Group commit writes many rows per statement: its statement journal stays in memory.
@@ -65,6 +65,41 @@ const SQLITE_PRAGMAS: &[&str] = &[
     // per 1,000 WAL pages.
     "PRAGMA wal_autocheckpoint = 16384",
 ];
+
+/// How durable an SQLite commit is before the store answers (`PRAGMA synchronous`, applied to
+/// every pooled connection and to the message writer's own connection).
+///
+/// - `full` (the default): each commit is synced to disk before it returns, so a receipt is never
+///   sent for a message that a power failure or an OS crash can lose ("stored before
+///   acknowledged").
+/// - `normal`: in WAL mode commits are synced only at checkpoints. A crash of the process loses
+///   nothing, but a power failure or an OS crash can lose the last commits, whose receipts were
+///   already sent. Faster on disks with slow syncs; see docs/benchmarks.md.
+///
+/// PostgreSQL ignores it (its own `synchronous_commit` applies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The statement that sets it on a connection.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "PRAGMA synchronous = FULL",
+            SqliteSynchronous::Normal => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
+
+/// Options of [`Store::connect_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub sqlite_synchronous: SqliteSynchronous,
+}
 
 /// Requeued conversations sort before every newly queued one (keys are ms timestamps), FIFO among
 /// themselves: an agent's lost chats go back to the head of the queue.
@@ -80,6 +115,8 @@ pub struct Store {
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// The queue to the writer tasks that store chat messages with group commit (`append`).
     appender: Option<queue::Appender>,
+    /// SQLite's durability level, for the writer's own connection too.
+    sqlite_synchronous: SqliteSynchronous,
 }
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -87,6 +124,22 @@ pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 impl Store {
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// SQLite's durability level as the database reports it on a pooled connection (`None` on
+    /// PostgreSQL).
+    pub async fn sqlite_synchronous(&self) -> StoreResult<Option<SqliteSynchronous>> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(None);
+        }
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(match level {
+            1 => Some(SqliteSynchronous::Normal),
+            2 => Some(SqliteSynchronous::Full),
+            _ => None,
+        })
     }
 
     /// Applies the migrations of this store's dialect.

@@ -96,6 +96,7 @@ store_suite!(
     channel_app_secrets_need_the_key,
     linked_customers_share_the_first_linked_conversation,
     outbox_rows_are_written_once_and_claimed_once,
+    the_outbox_scan_never_sends_a_route_the_replies_from_before_it,
     bot_messages_and_handoff_only_while_with_the_bot,
     policies_intents_words_and_scores_round_trip,
     one_batch_stores_what_single_appends_would,
@@ -897,6 +898,67 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
     );
 }
 
+/// A web conversation whose customer later writes through WeChat: after a restart the scan
+/// sends WeChat only the replies that came after, never the web part the customer already saw.
+async fn the_outbox_scan_never_sends_a_route_the_replies_from_before_it(backend: &Backend) {
+    use store::apps::ConversationRoute;
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let opened = store
+        .append_customer_message(&customer, Some("w1"), "hi from the web", &queued())
+        .await
+        .unwrap();
+    let conversation_id = opened.conversation.id.clone();
+    let agent = store
+        .create_agent("t1", "a", &["general".into()], 5)
+        .await
+        .unwrap();
+    store
+        .assign(&conversation_id, &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .append_agent_message(&conversation_id, &agent.id, "a1", "seen on the web")
+        .await
+        .unwrap();
+    // The same (merged) customer writes through WeChat: the webhook's id, then the route.
+    store
+        .append_customer_message(&customer, Some("wechat:wx:4001"), "from wechat", &queued())
+        .await
+        .unwrap();
+    store
+        .set_route(&ConversationRoute {
+            conversation_id: conversation_id.clone(),
+            tenant_id: "t1".into(),
+            customer_id: customer.id.clone(),
+            channel: "wechat".into(),
+            app: "wx".into(),
+            external_user_id: "o1".into(),
+            reply_context: None,
+        })
+        .await
+        .unwrap();
+    // A reply whose row a crash lost.
+    let lost = store
+        .append_agent_message(&conversation_id, &agent.id, "a2", "for wechat")
+        .await
+        .unwrap();
+    assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 1);
+    assert_eq!(store.enqueue_missing_sends(0).await.unwrap(), 0);
+    let rows = store.deliveries(&conversation_id).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|row| (row.seq, row.text.as_str()))
+            .collect::<Vec<_>>(),
+        [(lost.message.seq, "for wechat")]
+    );
+}
+
 async fn bot_messages_and_handoff_only_while_with_the_bot(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
@@ -1423,4 +1485,38 @@ async fn submitted_messages_keep_each_senders_order(backend: &Backend) {
             "message {index} out of order"
         );
     }
+}
+
+/// SQLite commits are synced before the store answers unless `normal` is asked for: a receipt
+/// is never sent for a commit a power failure can lose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_synchronous_full_by_default_and_normal_on_request() {
+    use store::{SqliteSynchronous, StoreOptions};
+    let backend = Backend::sqlite().await;
+    // Pooled connections opened side by side all carry it.
+    let checks: Vec<_> = (0..6)
+        .map(|_| {
+            let store = backend.store.clone();
+            tokio::spawn(async move { store.sqlite_synchronous().await })
+        })
+        .collect();
+    for check in checks {
+        assert_eq!(check.await.unwrap().unwrap(), Some(SqliteSynchronous::Full));
+    }
+    let key = SecretKey::generate();
+    let normal = Store::connect_with(
+        &backend.url,
+        FieldCipher::new(&key),
+        StoreOptions {
+            sqlite_synchronous: SqliteSynchronous::Normal,
+        },
+    )
+    .await
+    .expect("connect");
+    assert_eq!(
+        normal.sqlite_synchronous().await.unwrap(),
+        Some(SqliteSynchronous::Normal)
+    );
+    normal.close().await;
+    backend.finish().await;
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 mod bot_turns;
 mod handoff;
 mod quality;
+pub mod recovery;
 
 use crate::bot_runtime::BotRuntime;
 use crate::bot_workers::{BotRunSettings, BotWorkers};
