@@ -53,6 +53,104 @@ pub struct Settings {
     /// The bearer token a scraper sends for `GET /metrics` (which names tenants and their
     /// queues). Unset: only this machine (a loopback peer) may read it.
     pub metrics_token: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (IPs or
+    /// CIDR blocks, a list or one comma-separated string). Empty (the default): the peer's
+    /// address is the client's, and those headers are ignored (anyone can write them).
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Networks of trusted reverse proxies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(std::net::IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `1.2.3.4`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<TrustedProxies, String> {
+        let mut networks = Vec::new();
+        for entry in entries {
+            let entry = entry.as_ref().trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let (address, bits) = match entry.split_once('/') {
+                Some((address, bits)) => (address, Some(bits)),
+                None => (entry, None),
+            };
+            let address: std::net::IpAddr = address.parse().map_err(|_| {
+                format!("trusted proxy {entry:?} is not an IP address or CIDR block")
+            })?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|bits| *bits <= max)
+                    .ok_or_else(|| format!("trusted proxy {entry:?} has a bad prefix length"))?,
+            };
+            networks.push((address, bits));
+        }
+        Ok(TrustedProxies(networks))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `address` is one of the trusted proxies.
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        let address = canonical(address);
+        self.0
+            .iter()
+            .any(|&(network, bits)| match (canonical(network), address) {
+                (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                    prefix_eq(&net.octets(), &ip.octets(), bits)
+                }
+                (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                    prefix_eq(&net.octets(), &ip.octets(), bits)
+                }
+                _ => false,
+            })
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4.
+fn canonical(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(address),
+        v4 => v4,
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let whole = usize::from(bits / 8);
+    let rest = bits % 8;
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    rest == 0 || {
+        let mask = 0xffu8 << (8 - rest);
+        a[whole] & mask == b[whole] & mask
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entries {
+            List(Vec<String>),
+            Joined(String),
+        }
+        let entries = match Entries::deserialize(deserializer)? {
+            Entries::List(list) => list,
+            Entries::Joined(text) => text.split(',').map(str::to_owned).collect(),
+        };
+        TrustedProxies::parse(&entries).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +202,7 @@ impl Default for Settings {
             recovery: Default::default(),
             llm: None,
             metrics_token: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -42,6 +42,7 @@ use store::Store;
 
 use crate::config::Settings;
 
+pub use crate::http::connections::PER_VISITOR as PER_VISITOR_CONNECTIONS;
 pub use crate::http::{agent_token, UPLOADS_AT_ONCE};
 
 /// Events buffered per bus topic before a slow subscriber lags (and catches up from the store).
@@ -60,6 +61,8 @@ pub struct AppState {
     pub outbound: Arc<Outbound>,
     /// Slots for large uploads read at once (`http::upload`).
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Live customer connections per visitor (`http::connections`).
+    pub connections: Arc<http::connections::Connections>,
 }
 
 /// The whole HTTP application.
@@ -281,6 +284,7 @@ impl Server {
             signer,
             outbound,
             uploads: Arc::new(tokio::sync::Semaphore::new(http::UPLOADS_AT_ONCE)),
+            connections: Arc::default(),
         };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

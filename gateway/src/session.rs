@@ -263,6 +263,42 @@ where
     }
 }
 
+/// A connection's budget for frames other than sends (acks, resumes, typing): each costs the
+/// database or the bus, so a script cannot send them as fast as the socket takes them. A
+/// token bucket: [`CONTROL_FRAMES_PER_SECOND`] refill, [`CONTROL_FRAMES_BURST`] at most.
+struct FrameBudget {
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+/// Control frames a connection may send per second, sustained (a widget acks every 150 ms and
+/// sends a typing frame now and then).
+const CONTROL_FRAMES_PER_SECOND: f64 = 20.0;
+const CONTROL_FRAMES_BURST: f64 = 40.0;
+
+impl FrameBudget {
+    fn new() -> Self {
+        FrameBudget {
+            tokens: CONTROL_FRAMES_BURST,
+            refilled: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes one frame's token, or says the frame is over the budget.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * CONTROL_FRAMES_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(CONTROL_FRAMES_BURST);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 // ---- customers ------------------------------------------------------------------------------
 
 /// A customer's sends: each one's client_msg_id and result (with whether a word list asked for
@@ -274,6 +310,10 @@ struct CustomerSession {
     customer: Arc<Customer>,
     conversation_id: Option<String>,
     cursor: i64,
+    /// The highest seq this connection acknowledged (acks are cumulative: a lower or equal
+    /// one writes nothing).
+    acked: i64,
+    control: FrameBudget,
     subscriptions: Subscriptions,
     sending: Sending,
 }
@@ -290,6 +330,8 @@ where
         customer: Arc::new(customer),
         conversation_id: None,
         cursor: 0,
+        acked: 0,
+        control: FrameBudget::new(),
         subscriptions: StreamMap::new(),
         sending: Sending::new(),
     };
@@ -390,6 +432,18 @@ impl CustomerSession {
                 return Ok(());
             }
         };
+        if !matches!(frame, ClientFrame::Send { .. }) && !self.control.take() {
+            // Over the budget: typing and acks are dropped (a later ack covers this one), a
+            // resume is refused with a code the client can retry on.
+            if let ClientFrame::Resume { .. } = frame {
+                let refused = ServiceError::RateLimited {
+                    retry_after_ms: (1000.0 / CONTROL_FRAMES_PER_SECOND) as u64,
+                };
+                self.sending
+                    .push_back(Box::pin(std::future::ready((String::new(), Err(refused)))));
+            }
+            return Ok(());
+        }
         match frame {
             ClientFrame::Send {
                 client_msg_id,
@@ -415,6 +469,10 @@ impl CustomerSession {
                 Ok(())
             }
             ClientFrame::Ack { seq } => {
+                if seq <= self.acked {
+                    return Ok(());
+                }
+                self.acked = seq;
                 if let Some(conversation_id) = &self.conversation_id {
                     if let Err(error) = self
                         .chat
@@ -465,6 +523,7 @@ impl CustomerSession {
             conversation_topic(&conversation_id),
         );
         self.cursor = 0;
+        self.acked = 0;
         self.conversation_id = Some(conversation_id.clone());
         deliver(
             &self.chat,

@@ -208,3 +208,111 @@ async fn word_lists_are_capped_and_matches_stored_once() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], "too_many_lists");
 }
+
+/// Behind a trusted reverse proxy each visitor has their own session bucket (before, every
+/// visitor shared the proxy's); from anyone else `X-Forwarded-For` is ignored, so a script
+/// cannot pick a fresh address per request.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let limited = |trusted: &'static [&'static str]| {
+        TestApp::spawn_with(move |settings| {
+            settings.limits.sessions =
+                serde_json::from_value(serde_json::json!({"per_second": 1, "burst": 2})).unwrap();
+            settings.trusted_proxies =
+                gateway::config::TrustedProxies::parse(trusted).expect("proxies");
+        })
+    };
+    let session = |app: &TestApp, client: String| {
+        let request = app
+            .http
+            .post(app.url("/v1/web/session"))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({"tenant": "acme"}));
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    // The test client is the proxy (loopback): six visitors, two sessions each, all served.
+    let behind_proxy = limited(&["127.0.0.1", "::1"]).await;
+    for visitor in 0..6 {
+        for _ in 0..2 {
+            let status = session(&behind_proxy, format!("198.51.100.{visitor}")).await;
+            assert_eq!(status, 200, "visitor {visitor}");
+        }
+    }
+    // Not trusted: the header changes nothing, the third session from this address waits.
+    let direct = limited(&[]).await;
+    let mut statuses = Vec::new();
+    for visitor in 0..3 {
+        statuses.push(session(&direct, format!("198.51.100.{visitor}")).await);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
+/// Typing, ack and resume frames share a per-connection budget: a script sending thousands of
+/// typing frames reaches the agent as a bounded trickle (each was a bus publish), and a resume
+/// over the budget is refused with `rate_limited`; sends are not affected.
+#[tokio::test]
+async fn control_frames_are_rate_limited_per_connection() {
+    let app = TestApp::spawn().await;
+    let (_, agent_token) = app.create_agent("A", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let token = app.visitor().await;
+    let mut customer = app.customer_ws(&token).await;
+    customer
+        .send(serde_json::json!({"type": "send", "client_msg_id": "m1", "text": "hello"}))
+        .await;
+    customer.expect_type("receipt").await;
+    agent.expect_type("assigned").await;
+    for _ in 0..1000 {
+        customer.send(serde_json::json!({"type": "typing"})).await;
+    }
+    customer
+        .send(serde_json::json!({"type": "resume", "last_seq": 0}))
+        .await;
+    let refused = customer.expect_type("error").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    let seen = agent.drain(Duration::from_millis(800)).await;
+    let typing = seen.iter().filter(|f| f["type"] == "typing").count();
+    assert!(
+        (1..=120).contains(&typing),
+        "{typing} typing frames reached the agent"
+    );
+    // Sends still go through at once.
+    customer
+        .send(serde_json::json!({"type": "send", "client_msg_id": "m2", "text": "still here"}))
+        .await;
+    customer.expect_type("receipt").await;
+}
+
+/// One visitor token cannot open connections without end: past the cap a WebSocket or a long
+/// poll is refused with 429 until one closes; another visitor is not affected.
+#[tokio::test]
+async fn connections_per_visitor_are_capped() {
+    let app = TestApp::spawn().await;
+    let token = app.visitor().await;
+    let mut open = Vec::new();
+    for _ in 0..gateway::PER_VISITOR_CONNECTIONS {
+        open.push(app.customer_ws(&token).await);
+    }
+    let url = app.ws_url(&format!("/v1/web/ws?token={token}"));
+    let refused = tokio_tungstenite::connect_async(url.as_str()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429)
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|_| "a socket")),
+    }
+    let poll = app
+        .http
+        .get(app.url("/v1/web/poll"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(poll.status().as_u16(), 429);
+    let other = app.visitor().await;
+    let _fine = app.customer_ws(&other).await;
+    // A closed socket gives its slot back.
+    open.pop().expect("one").close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _again = app.customer_ws(&token).await;
+}

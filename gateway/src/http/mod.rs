@@ -5,6 +5,8 @@ mod agent;
 pub(crate) mod auth;
 mod bot;
 mod channel_apps;
+mod client_ip;
+pub(crate) mod connections;
 mod kb;
 mod metrics;
 mod mobile;

@@ -53,9 +53,11 @@ struct SessionRequest {
 async fn create_session(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<SessionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    state.chat.limits.session(peer.ip())?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    state.chat.limits.session(client)?;
     let Json(request) = body?;
     if !is_valid_slug(&request.tenant) || state.store.tenant(&request.tenant).await?.is_none() {
         return Err(ServiceError::NotFound("tenant").into());
@@ -103,10 +105,16 @@ async fn websocket(
 ) -> ApiResult<Response> {
     let Query(query) = query?;
     let customer = visitor_from_token(&state, &query.token).await?;
+    let slot = state
+        .connections
+        .open(&customer.id, super::connections::PER_VISITOR)?;
     let chat = state.chat.clone();
     Ok(crate::http::ws::upgrade(
         upgrade,
-        move |incoming, outgoing| run_customer(chat, customer, incoming, outgoing),
+        move |incoming, outgoing| async move {
+            let _slot = slot;
+            run_customer(chat, customer, incoming, outgoing).await
+        },
     ))
 }
 
@@ -152,6 +160,9 @@ async fn poll(
     let customer =
         visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let Query(PollQuery { after }) = query?;
+    let _slot = state
+        .connections
+        .open(&customer.id, super::connections::PER_VISITOR)?;
     let mut subscriptions = StreamMap::new();
     subscriptions.insert(
         customer_topic(&customer.id),
