@@ -215,11 +215,13 @@ pub struct Server {
 
 impl Server {
     /// Opens the store, starts the chat service and serves on `settings.addr` (port 0 picks one).
-    pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+    pub async fn start(mut settings: Settings) -> anyhow::Result<Server> {
         let listener = tokio::net::TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
+        // Links printed or built from the settings name the port really bound (port 0 picks one).
+        settings.addr = addr;
         let Services {
             store,
             signer,

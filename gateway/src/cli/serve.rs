@@ -16,15 +16,15 @@ pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>, no_demo: bool) -> 
     let server = gateway::Server::start(settings).await?;
     println!("switchboard listening on http://{}", server.addr);
     if demo {
-        println!(
-            "DEMO MODE: a demo tenant with a public admin key; for production run `switchboard serve --no-demo` (or set demo = false)"
-        );
         for line in gateway::demo::ensure_demo(&server.state)
             .await
             .context("cannot create the demo tenant")?
         {
             println!("{line}");
         }
+        println!(
+            "DEMO MODE: the demo tenant's admin key is printed at every start; for production run `switchboard serve --no-demo` (or set demo = false)"
+        );
     }
     let state = server.state.clone();
     tokio::select! {
