@@ -126,6 +126,22 @@ fn refused(tenant: &str, app: &str, kind: ChannelKind, error: &WebhookError) -> 
     }
 }
 
+/// The sender's per-IP webhook budget (the client's address behind trusted proxies): a 429
+/// answer when it is spent.
+fn over_the_webhook_limit(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), headers);
+    state
+        .chat
+        .limits
+        .webhook(client)
+        .err()
+        .map(|limited| crate::error::HttpError(limited).into_response())
+}
+
 async fn wechat(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -135,8 +151,8 @@ async fn wechat(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if let Err(limited) = state.chat.limits.webhook(peer.ip()) {
-        return Ok(crate::error::HttpError(limited).into_response());
+    if let Some(limited) = over_the_webhook_limit(&state, peer, &headers) {
+        return Ok(limited);
     }
     let Path((tenant, app)) = path.map_err(|_| ServiceError::NotFound("route"))?;
     let config = app_config(&state, &tenant, ChannelKind::Wechat, &app).await?;
@@ -214,8 +230,8 @@ async fn douyin(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if let Err(limited) = state.chat.limits.webhook(peer.ip()) {
-        return Ok(crate::error::HttpError(limited).into_response());
+    if let Some(limited) = over_the_webhook_limit(&state, peer, &headers) {
+        return Ok(limited);
     }
     let Path((tenant, app)) = path.map_err(|_| ServiceError::NotFound("route"))?;
     let config = app_config(&state, &tenant, ChannelKind::Douyin, &app).await?;
