@@ -74,10 +74,20 @@ async fn main() {
         .filter(|line| line["expect"] != "handoff")
         .filter_map(|line| line["q"].as_str().map(str::to_owned))
         .collect();
+    // SWITCHBOARD_BENCH_SQLITE_SYNCHRONOUS=normal measures the faster, less durable level.
+    let synchronous = std::env::var("SWITCHBOARD_BENCH_SQLITE_SYNCHRONOUS").ok();
     let app = TestApp::spawn_bot_first_with(|settings| {
         settings.log.filter = "error".into();
+        if let Some(level) = synchronous {
+            settings.sqlite_synchronous = serde_json::from_value(serde_json::json!(level))
+                .expect("SWITCHBOARD_BENCH_SQLITE_SYNCHRONOUS is full or normal");
+        }
     })
     .await;
+    println!(
+        "sqlite synchronous: {:?}",
+        app.server.state.store.sqlite_synchronous().await
+    );
     // Turns never hand off in this run (a person would take the conversation away from the
     // bot), and no limit or shedding gets in the way of measuring the bot itself.
     app.server

@@ -156,7 +156,12 @@ fn latency_of(text: &str, started: Instant) -> Option<u64> {
 pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut settings = Settings::load(None, &HashMap::new())?;
+    // SWITCHBOARD__* variables apply to the bench's server too (for example
+    // SWITCHBOARD__SQLITE_SYNCHRONOUS=normal).
+    let env: HashMap<String, String> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("SWITCHBOARD__"))
+        .collect();
+    let mut settings = Settings::load(None, &env)?;
     settings.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.clone();
     settings.database_url = options.database_url.clone();
