@@ -739,15 +739,7 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
         .await
         .unwrap();
     let conversation_id = opened.conversation.id.clone();
-    let agent = store
-        .create_agent("t1", "a", &["general".into()], 5)
-        .await
-        .unwrap();
-    store
-        .assign(&conversation_id, &agent, "joined")
-        .await
-        .unwrap()
-        .unwrap();
+    let agent = assigned_agent(store, &conversation_id).await;
     store
         .set_route(&ConversationRoute {
             conversation_id: conversation_id.clone(),
@@ -913,15 +905,7 @@ async fn the_outbox_scan_never_sends_a_route_the_replies_from_before_it(backend:
         .await
         .unwrap();
     let conversation_id = opened.conversation.id.clone();
-    let agent = store
-        .create_agent("t1", "a", &["general".into()], 5)
-        .await
-        .unwrap();
-    store
-        .assign(&conversation_id, &agent, "joined")
-        .await
-        .unwrap()
-        .unwrap();
+    let agent = assigned_agent(store, &conversation_id).await;
     store
         .append_agent_message(&conversation_id, &agent.id, "a1", "seen on the web")
         .await
@@ -1203,6 +1187,20 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
 /// `count` web customers of tenant `t1`, each with an open conversation (one message, "hi").
 /// A web visitor of `tenant` who has written once: the customer and their (queued)
 /// conversation's id.
+/// Agent `a` of tenant `t1`, holding the conversation.
+async fn assigned_agent(store: &Store, conversation_id: &str) -> store::Agent {
+    let agent = store
+        .create_agent("t1", "a", &["general".into()], 5)
+        .await
+        .unwrap();
+    store
+        .assign(conversation_id, &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap();
+    agent
+}
+
 async fn waiting_customer(store: &Store, tenant: &str, visitor: &str) -> (Customer, String) {
     let customer = store
         .customer_for_identity(
