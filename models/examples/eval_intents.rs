@@ -8,6 +8,10 @@
 //! Head settings are chosen on training data (BANKING77: a 10% held-out split of train) or the
 //! validation split (CLINC150); test splits are only reported on.
 
+#[path = "support/embedding_cache.rs"]
+mod embedding_cache;
+
+use embedding_cache::Cache;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -290,59 +294,4 @@ fn pairs<'a>(x: &'a [Vec<f32>], d: &'a Data) -> Vec<Sample<'a>> {
         .zip(d)
         .map(|(v, (t, l))| Sample::new(v.as_slice(), Some(t.as_str()), l.as_str()))
         .collect()
-}
-
-struct Cache {
-    dir: PathBuf,
-    key: String,
-}
-
-impl Cache {
-    fn new(encoder: &Encoder) -> Result<Cache, String> {
-        let dir = project_root().join(".cache/embeddings");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let meta = encoder.files().model.with_file_name("encoder.json");
-        let key = std::fs::read_to_string(&meta)
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| {
-                v["files"]["encoder.int8.onnx"]
-                    .as_str()
-                    .map(|s| s[..12].to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        Ok(Cache { dir, key })
-    }
-
-    fn embed(&self, encoder: &Encoder, name: &str, data: &Data) -> Result<Vec<Vec<f32>>, String> {
-        let path = self.dir.join(format!("{name}.{}.f32", self.key));
-        let dim = encoder.dimension();
-        if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.len() == data.len() * dim * 4 {
-                let floats: Vec<f32> = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
-            }
-        }
-        let t = Instant::now();
-        let texts: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
-        let vectors = encoder.embed_blocking(&texts).map_err(|e| e.to_string())?;
-        println!(
-            "  embedded {name}: {} texts in {:.1} s",
-            texts.len(),
-            t.elapsed().as_secs_f32()
-        );
-        let mut bytes = Vec::with_capacity(data.len() * dim * 4);
-        for v in &vectors {
-            for x in v {
-                bytes.extend_from_slice(&x.to_le_bytes());
-            }
-        }
-        std::fs::write(&path, bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(vectors)
-    }
 }

@@ -9,6 +9,10 @@
 //! (`--explore` adds the comparison of out-of-scope scores: softmax, centroid, kNN).
 //! (embeddings cached in `.cache/embeddings/` like `eval_intents`).
 
+#[path = "support/embedding_cache.rs"]
+mod embedding_cache;
+
+use embedding_cache::Cache;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -203,57 +207,4 @@ fn run() -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-struct Cache {
-    dir: PathBuf,
-    key: String,
-}
-
-impl Cache {
-    fn new(encoder: &Encoder) -> Result<Cache, String> {
-        let dir = root().join(".cache/embeddings");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let meta = encoder.files().model.with_file_name("encoder.json");
-        let key = std::fs::read_to_string(&meta)
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| {
-                v["files"]["encoder.int8.onnx"]
-                    .as_str()
-                    .map(|s| s[..12].to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        Ok(Cache { dir, key })
-    }
-
-    fn embed(&self, encoder: &Encoder, name: &str, data: &Data) -> Result<Vec<Vec<f32>>, String> {
-        let path = self.dir.join(format!("{name}.{}.f32", self.key));
-        let dim = encoder.dimension();
-        if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.len() == data.len() * dim * 4 {
-                let floats: Vec<f32> = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
-            }
-        }
-        let t = Instant::now();
-        let texts: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
-        let vectors = encoder.embed_blocking(&texts).map_err(|e| e.to_string())?;
-        println!(
-            "  embedded {name}: {} texts in {:.1} s",
-            texts.len(),
-            t.elapsed().as_secs_f32()
-        );
-        let mut bytes = Vec::with_capacity(data.len() * dim * 4);
-        for v in &vectors {
-            for x in v {
-                bytes.extend_from_slice(&x.to_le_bytes());
-            }
-        }
-        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
-        Ok(vectors)
-    }
 }
