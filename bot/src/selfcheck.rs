@@ -346,6 +346,18 @@ struct Material<'a> {
     negatives: &'a [(String, Vec<f32>)],
 }
 
+/// The generic out-of-scope questions as probes: no FAQ is theirs.
+fn generic_probes(negatives: &[(String, Vec<f32>)]) -> Vec<Probe<'_>> {
+    negatives
+        .iter()
+        .map(|(text, vector)| Probe {
+            text: text.as_str(),
+            vector: vector.as_slice(),
+            held_out: None,
+        })
+        .collect()
+}
+
 fn material<'a>(bot: &'a Bot, tenant: &str) -> Result<Material<'a>, BotError> {
     Ok(Material {
         dense: bot.tenant_dense_arc(tenant),
@@ -369,15 +381,7 @@ pub fn fit(
     }
     let queries = probes.len();
     let mut sims = simulate(&m.dense, probes);
-    let negative_probes: Vec<Probe<'_>> = m
-        .negatives
-        .iter()
-        .map(|(t, v)| Probe {
-            text: t.as_str(),
-            vector: v.as_slice(),
-            held_out: None,
-        })
-        .collect();
+    let negative_probes = generic_probes(m.negatives);
     let negatives = negative_probes.len();
     sims.extend(simulate(&m.dense, negative_probes));
     let probe_weight = |i: usize| {
@@ -472,15 +476,7 @@ pub fn check(
     let probes = held_out_probes(&m.dense, options.max_queries);
     let queries = probes.len();
     let mut sims = simulate(&m.dense, probes);
-    let negative_probes: Vec<Probe<'_>> = m
-        .negatives
-        .iter()
-        .map(|(t, v)| Probe {
-            text: t.as_str(),
-            vector: v.as_slice(),
-            held_out: None,
-        })
-        .collect();
+    let negative_probes = generic_probes(m.negatives);
     let negatives = negative_probes.len();
     sims.extend(simulate(&m.dense, negative_probes));
     let mut report = SelfCheckReport {
