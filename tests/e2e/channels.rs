@@ -88,6 +88,25 @@ impl Fake {
     }
 }
 
+/// WeChat's URL verification (a plain-signed GET that echoes `echostr`) for app `wx1`.
+async fn verify_wechat_url(app: &TestApp, echostr: &str) -> reqwest::Response {
+    let (timestamp, nonce) = (now_secs().to_string(), nonce());
+    app.http
+        .get(app.url("/v1/channels/wechat/acme/wx1"))
+        .query(&[
+            (
+                "signature",
+                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
+            ),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("echostr", echostr),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn fake_handler(
     State(state): State<Arc<Mutex<FakeState>>>,
     uri: Uri,
@@ -329,22 +348,7 @@ async fn wechat_plain_and_safe_pushes_reach_the_agent_and_replies_use_a_cached_t
     let mut agent = app.agent_ws(&agent_token).await;
 
     // URL verification answers echostr.
-    let (timestamp, nonce) = (now_secs().to_string(), nonce());
-    let response = app
-        .http
-        .get(app.url("/v1/channels/wechat/acme/wx1"))
-        .query(&[
-            (
-                "signature",
-                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
-            ),
-            ("timestamp", timestamp.as_str()),
-            ("nonce", nonce.as_str()),
-            ("echostr", "echo-123"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = verify_wechat_url(&app, "echo-123").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "echo-123");
 
@@ -635,22 +639,7 @@ async fn a_wechat_app_with_an_aes_key_refuses_plain_mode_pushes() {
         "nothing stored: {conversations}"
     );
     // URL verification stays plain-signed, and safe mode works.
-    let (timestamp, nonce) = (now_secs().to_string(), nonce());
-    let response = app
-        .http
-        .get(app.url("/v1/channels/wechat/acme/wx1"))
-        .query(&[
-            (
-                "signature",
-                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
-            ),
-            ("timestamp", timestamp.as_str()),
-            ("nonce", nonce.as_str()),
-            ("echostr", "echo-9"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = verify_wechat_url(&app, "echo-9").await;
     assert_eq!(response.text().await.unwrap(), "echo-9");
     assert_eq!(
         wechat_safe_push(&app, &wechat_text_xml("oPLAIN", "7002", "sealed")).await,
