@@ -1,6 +1,7 @@
 //! The HTTP surface: each module owns its routes, merged here.
 
 mod admin;
+mod admin_ui;
 mod agent;
 pub(crate) mod auth;
 mod bot;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(policies::router())
         .merge(metrics::router())
         .merge(pages::router())
+        .merge(admin_ui::router())
         .merge(channel_apps::router())
         .merge(webhooks::router())
         .merge(mobile::router())
