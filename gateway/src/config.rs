@@ -57,6 +57,9 @@ pub struct Settings {
     /// CIDR blocks, a list or one comma-separated string). Empty (the default): the peer's
     /// address is the client's, and those headers are ignored (anyone can write them).
     pub trusted_proxies: TrustedProxies,
+    /// Mark the operator console's session cookie `Secure` (sent over HTTPS only). Set it when
+    /// the console is served over HTTPS (directly or behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
 }
 
 /// Networks of trusted reverse proxies.
@@ -203,6 +206,7 @@ impl Default for Settings {
             llm: None,
             metrics_token: None,
             trusted_proxies: TrustedProxies::default(),
+            secure_cookies: false,
         }
     }
 }

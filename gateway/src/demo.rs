@@ -6,7 +6,7 @@ use anyhow::Context;
 use crate::AppState;
 use store::crypto::{hash_admin_key, new_admin_key};
 use store::util::{is_valid_slug, new_id};
-use store::{CannedReply, Store, StoreError};
+use store::{CannedReply, MemberRole, Store, StoreError};
 
 pub const DEMO_TENANT: &str = "demo";
 
@@ -26,11 +26,53 @@ pub async fn create_tenant(store: &Store, name: &str) -> anyhow::Result<String> 
     Ok(key)
 }
 
+/// Creates a tenant with its first admin member: returns the admin key and the member's
+/// password (both shown once).
+pub async fn create_tenant_with_admin(
+    store: &Store,
+    name: &str,
+    admin_email: &str,
+) -> anyhow::Result<(String, String)> {
+    crate::http::members::check_email(admin_email)
+        .map_err(|error| anyhow::anyhow!("--admin-email: {error}"))?;
+    let key = create_tenant(store, name).await?;
+    let password = create_first_admin(store, name, admin_email).await?;
+    Ok((key, password))
+}
+
+/// Creates a tenant's first admin member (the operator console's first sign-in) and returns the
+/// generated password (shown once; only its argon2id hash is stored).
+pub async fn create_first_admin(
+    store: &Store,
+    tenant: &str,
+    email: &str,
+) -> anyhow::Result<String> {
+    let slots = tokio::sync::Semaphore::new(1);
+    let (_, password) = crate::http::add_member(
+        store,
+        &slots,
+        tenant,
+        email,
+        "Admin",
+        MemberRole::Admin,
+        None,
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("first admin: {}", error.0.describe()))?;
+    password.ok_or_else(|| anyhow::anyhow!("first admin: no password generated"))
+}
+
+/// The demo's first admin member.
+pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.local";
+
 /// What the demo needs to be used: kept in the data directory so every start can print it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct DemoFile {
     admin_key: String,
     agent_id: String,
+    /// The first admin's password (data directories from before the console have none).
+    #[serde(default)]
+    admin_password: Option<String>,
 }
 
 /// Creates the demo tenant on first run and returns the lines to print.
@@ -76,9 +118,11 @@ pub async fn ensure_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
             .await
             .map_err(|error| anyhow::anyhow!("demo synonyms: {error}"))?;
         tracing::info!(faqs = report.counts.inserted, "demo knowledge base loaded");
+        let admin_password = create_first_admin(store, DEMO_TENANT, DEMO_ADMIN_EMAIL).await?;
         let demo = DemoFile {
             admin_key,
             agent_id: agent.id,
+            admin_password: Some(admin_password),
         };
         std::fs::write(&path, serde_json::to_string_pretty(&demo)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -86,9 +130,22 @@ pub async fn ensure_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     } else {
         match std::fs::read_to_string(&path)
             .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
+            .and_then(|text| serde_json::from_str::<DemoFile>(&text).ok())
         {
-            Some(demo) => demo,
+            Some(mut demo) => {
+                // A demo made before the console: give it its first admin now.
+                let has_admin = store
+                    .member_credentials(DEMO_TENANT, DEMO_ADMIN_EMAIL)
+                    .await?
+                    .is_some();
+                if demo.admin_password.is_none() && !has_admin {
+                    demo.admin_password =
+                        Some(create_first_admin(store, DEMO_TENANT, DEMO_ADMIN_EMAIL).await?);
+                    std::fs::write(&path, serde_json::to_string_pretty(&demo)?)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                demo
+            }
             None => {
                 return Ok(vec![
                     "demo tenant exists (its keys are not in this data dir)".to_owned(),
@@ -101,9 +158,16 @@ pub async fn ensure_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     };
     let base = format!("http://{}", state.settings.addr);
     let token = crate::http::agent_token(state, &agent);
-    Ok(vec![
+    let mut lines = vec![
         format!("demo site (customer widget): {base}/?tenant={DEMO_TENANT}"),
         format!("agent console:               {base}/console#token={token}"),
-        format!("demo admin key:              {}", demo.admin_key),
-    ])
+        format!("operator console:            {base}/admin/?tenant={DEMO_TENANT}"),
+    ];
+    if let Some(password) = &demo.admin_password {
+        lines.push(format!(
+            "  sign in as:                {DEMO_ADMIN_EMAIL} / {password}"
+        ));
+    }
+    lines.push(format!("demo admin key (API):        {}", demo.admin_key));
+    Ok(lines)
 }

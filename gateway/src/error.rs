@@ -22,7 +22,7 @@ pub fn status_of(error: &ServiceError) -> StatusCode {
         ServiceError::Unauthorized | ServiceError::Unauthenticated { .. } => {
             StatusCode::UNAUTHORIZED
         }
-        ServiceError::Forbidden => StatusCode::FORBIDDEN,
+        ServiceError::Forbidden | ServiceError::Denied { .. } => StatusCode::FORBIDDEN,
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -42,6 +42,7 @@ use store::Store;
 
 use crate::config::Settings;
 
+pub use crate::http::add_member;
 pub use crate::http::connections::PER_VISITOR as PER_VISITOR_CONNECTIONS;
 pub use crate::http::{agent_token, UPLOADS_AT_ONCE};
 
@@ -63,6 +64,8 @@ pub struct AppState {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// Live customer connections per visitor (`http::connections`).
     pub connections: Arc<http::connections::Connections>,
+    /// Slots for password hashes computed at once (console sign-ins, `http::members`).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP application.
@@ -287,6 +290,7 @@ impl Server {
             outbound,
             uploads: Arc::new(tokio::sync::Semaphore::new(http::UPLOADS_AT_ONCE)),
             connections: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(http::PASSWORD_CHECKS_AT_ONCE)),
         };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

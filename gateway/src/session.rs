@@ -684,6 +684,14 @@ pub enum AgentServerFrame {
     },
 }
 
+/// A supervisor's private note as the agent console gets it.
+fn note_frame(conversation_id: &str, author: &str, text: &str, at: i64) -> serde_json::Value {
+    serde_json::json!({
+        "type": "note", "conversation_id": conversation_id, "author": author, "text": text,
+        "at": rfc3339(at),
+    })
+}
+
 /// An agent's sends: each one's conversation, client_msg_id and result.
 type AgentSending = InFlight<(String, String, ServiceResult<Appended>)>;
 
@@ -837,10 +845,11 @@ impl AgentSession {
             let messages = store
                 .recent_messages(conversation_id, ASSIGNED_HISTORY)
                 .await?;
-            Ok::<_, store::StoreError>((conversation, customer, messages))
+            let notes = store.events(conversation_id).await?;
+            Ok::<_, store::StoreError>((conversation, customer, messages, notes))
         }
         .await;
-        let (conversation, customer, messages) = match loaded {
+        let (conversation, customer, messages, events) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(conversation_id, error = %error, "cannot load assigned conversation");
@@ -868,6 +877,19 @@ impl AgentSession {
             }),
             None => serde_json::Value::Null,
         };
+        // Supervisors' private notes, for the agent only.
+        summary["notes"] = events
+            .iter()
+            .filter(|event| event.kind == "note")
+            .map(|event| {
+                note_frame(
+                    conversation_id,
+                    event.actor_id.as_deref().unwrap_or(""),
+                    event.reason.as_deref().unwrap_or(""),
+                    event.created_at,
+                )
+            })
+            .collect();
         let frame = AgentServerFrame::Assigned {
             conversation: summary,
             messages: messages.iter().map(agent_message_frame).collect(),
@@ -1072,6 +1094,14 @@ impl AgentSession {
                 conversation_id,
                 from: SenderKind::Customer,
             }) => send_json(out, &AgentServerFrame::Typing { conversation_id }).await,
+            Ok(BusEvent::Note {
+                conversation_id,
+                author,
+                text,
+                at,
+            }) if self.cursors.contains_key(&conversation_id) => {
+                send_json(out, &note_frame(&conversation_id, &author, &text, at)).await
+            }
             Ok(BusEvent::TokenRevoked { version, .. }) if version > self.agent.token_version => {
                 let frame = AgentServerFrame::Error {
                     code: "token_revoked".into(),

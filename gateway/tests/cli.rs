@@ -20,7 +20,16 @@ fn tenant_create_prints_a_key_once_and_refuses_duplicates_and_bad_names() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let output = switchboard()
-        .args(["tenant", "create", "acme", "--data-dir", data_dir, "--json"])
+        .args([
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "ops@acme.example",
+            "--data-dir",
+            data_dir,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -31,19 +40,52 @@ fn tenant_create_prints_a_key_once_and_refuses_duplicates_and_bad_names() {
     let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(body["tenant"], "acme");
     assert!(body["admin_key"].as_str().unwrap().starts_with("sbk_"));
+    assert_eq!(body["admin_email"], "ops@acme.example");
+    assert!(body["admin_password"].as_str().unwrap().len() >= 10);
 
     let again = switchboard()
-        .args(["tenant", "create", "acme", "--data-dir", data_dir])
+        .args([
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "ops@acme.example",
+            "--data-dir",
+            data_dir,
+        ])
         .output()
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let bad = switchboard()
-        .args(["tenant", "create", "Bad Name!", "--data-dir", data_dir])
+        .args([
+            "tenant",
+            "create",
+            "Bad Name!",
+            "--admin-email",
+            "ops@acme.example",
+            "--data-dir",
+            data_dir,
+        ])
         .output()
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant name"));
+
+    let no_email = switchboard()
+        .args([
+            "tenant",
+            "create",
+            "other",
+            "--admin-email",
+            "nobody",
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(!no_email.status.success());
+    assert!(String::from_utf8_lossy(&no_email.stderr).contains("admin-email"));
 
     let migrate = switchboard()
         .args(["migrate", "--data-dir", data_dir])
@@ -59,13 +101,20 @@ fn tenant_create_prints_a_key_once_and_refuses_duplicates_and_bad_names() {
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path, "")
+}
+
+/// One request over a fresh connection: (status, the whole response).
+fn http(addr: &str, method: &str, path: &str, json: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
     )
     .unwrap();
     let mut response = String::new();
@@ -98,15 +147,26 @@ fn serve_on_the_defaults_creates_the_demo_and_prints_how_to_use_it() {
     let addr = first
         .trim_start_matches("switchboard listening on http://")
         .to_owned();
-    let printed: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
+    let printed: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
     assert!(printed[0].contains("/?tenant=demo"), "{printed:?}");
     assert!(printed[1].contains("/console#token=v1."), "{printed:?}");
-    assert!(printed[2].contains("sbk_"), "{printed:?}");
+    assert!(printed[2].contains("/admin/?tenant=demo"), "{printed:?}");
+    assert!(printed[3].contains("admin@demo.local / "), "{printed:?}");
+    assert!(printed[4].contains("sbk_"), "{printed:?}");
     let (status, _) = http_get(&addr, "/healthz");
     assert_eq!(status, 200);
     let (status, page) = http_get(&addr, "/");
     assert_eq!(status, 200);
     assert!(page.contains("widget.js"));
+    // The printed first admin signs in to the operator console.
+    let (email, password) = printed[3]
+        .split_once("sign in as:")
+        .and_then(|(_, credentials)| credentials.trim().split_once(" / "))
+        .expect("credentials");
+    let body = serde_json::json!({ "email": email, "password": password }).to_string();
+    let (status, response) = http(&addr, "POST", "/v1/tenants/demo/auth/login", &body);
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("sb_session="), "{response}");
     assert!(dir.path().join("switchboard.db").exists());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -125,8 +185,8 @@ fn serve_on_the_defaults_creates_the_demo_and_prints_how_to_use_it() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let again: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
-    assert_eq!(again[3], printed[2]);
+    let again: Vec<String> = (0..6).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert_eq!(again[4..], printed[3..]);
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -136,7 +196,15 @@ fn kb_import_and_search_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     assert!(switchboard()
-        .args(["tenant", "create", "shop", "--data-dir", data_dir])
+        .args([
+            "tenant",
+            "create",
+            "shop",
+            "--admin-email",
+            "ops@shop.example",
+            "--data-dir",
+            data_dir
+        ])
         .output()
         .unwrap()
         .status
@@ -216,7 +284,15 @@ fn run_ok(args: &[&str]) -> String {
 fn intents_train_and_eval_and_bot_eval_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    run_ok(&["tenant", "create", "shop", "--data-dir", data_dir]);
+    run_ok(&[
+        "tenant",
+        "create",
+        "shop",
+        "--admin-email",
+        "ops@shop.example",
+        "--data-dir",
+        data_dir,
+    ]);
     let faqs = concat!(env!("CARGO_MANIFEST_DIR"), "/../knowledge/demo/faqs.jsonl");
     run_ok(&[
         "kb",
@@ -335,7 +411,15 @@ fn policy_check_and_upload_from_the_command_line() {
 
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    run_ok(&["tenant", "create", "shop", "--data-dir", data_dir]);
+    run_ok(&[
+        "tenant",
+        "create",
+        "shop",
+        "--admin-email",
+        "ops@shop.example",
+        "--data-dir",
+        data_dir,
+    ]);
     let out = run_ok(&[
         "policy",
         "upload",
@@ -413,4 +497,72 @@ fn bench_runs_every_phase() {
             && report.contains("(server process alone)"),
         "{report}"
     );
+}
+
+#[test]
+fn members_are_added_listed_and_disabled_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let output = switchboard()
+            .args(args)
+            .args(["--data-dir", data_dir])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = run(&[
+        "tenant",
+        "create",
+        "acme",
+        "--admin-email",
+        "Ops@Acme.example",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(&[
+        "member",
+        "add",
+        "acme",
+        "kb@acme.example",
+        "--role",
+        "knowledge_manager",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("password (shown once): "), "{stdout}");
+    let (ok, _, stderr) = run(&[
+        "member",
+        "add",
+        "acme",
+        "kb@acme.example",
+        "--role",
+        "agent",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("exists"), "{stderr}");
+    let (ok, _, stderr) = run(&["member", "add", "acme", "x@acme.example", "--role", "boss"]);
+    assert!(!ok);
+    assert!(stderr.contains("a role is admin"), "{stderr}");
+    let (ok, stdout, _) = run(&["member", "disable", "acme", "KB@acme.example"]);
+    assert!(ok);
+    assert!(stdout.contains("kb@acme.example is disabled"), "{stdout}");
+    let (ok, stdout, _) = run(&["member", "list", "acme"]);
+    assert!(ok);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("ops@acme.example\tadmin\tenabled"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("kb@acme.example\tknowledge_manager\tdisabled"),
+        "{stdout}"
+    );
+    // The last enabled admin stays.
+    let (ok, _, stderr) = run(&["member", "disable", "acme", "ops@acme.example"]);
+    assert!(!ok);
+    assert!(stderr.contains("last enabled admin"), "{stderr}");
 }

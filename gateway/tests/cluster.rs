@@ -249,7 +249,17 @@ async fn agent(http: &reqwest::Client, addr: &str, key: &str, name: &str, max: i
 async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     let cluster = Cluster::new().await;
     let output = cluster
-        .command("cli", &["tenant", "create", "acme", "--json"])
+        .command(
+            "cli",
+            &[
+                "tenant",
+                "create",
+                "acme",
+                "--admin-email",
+                "ops@acme.example",
+                "--json",
+            ],
+        )
         .output()
         .unwrap();
     assert!(

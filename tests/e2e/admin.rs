@@ -318,7 +318,7 @@ async fn pages_health_and_openapi() {
             .as_object()
             .unwrap()
             .keys()
-            .filter(|key| ["get", "post", "put", "delete"].contains(&key.as_str()))
+            .filter(|key| ["get", "post", "put", "patch", "delete"].contains(&key.as_str()))
         {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = app

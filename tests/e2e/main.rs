@@ -6,6 +6,7 @@ mod bot;
 mod browser;
 mod channels;
 mod chat;
+mod console_roles;
 mod frames;
 mod hostile;
 mod isolation;

@@ -246,3 +246,65 @@ async fn going_away_hands_chats_back_to_the_head_of_the_queue() {
     agent.send(json!({"type":"status","status":"online"})).await;
     assert_eq!(first_text(&agent.expect_type("assigned").await), "late");
 }
+
+/// Business hours (tenant settings, applied by the built-in routing): out of hours a handoff
+/// still queues and the customer is told when to expect an answer, or, when the tenant chose
+/// `reject`, the chat stays with the bot and the customer gets the message.
+#[tokio::test]
+async fn out_of_hours_the_customer_is_told_and_the_chat_queues_or_stays() {
+    let app = TestApp::spawn().await;
+    let closed = |mode: &str| {
+        json!({ "business_hours": {
+            // No span: closed all week.
+            "enabled": true, "weekly": [], "out_of_hours": mode,
+            "message": "We open at 9. 我们 9 点上班。"
+        }})
+    };
+    let set = |body: serde_json::Value| {
+        app.http
+            .patch(app.url("/v1/tenants/acme/settings"))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(set(closed("queue")).await.unwrap().status(), 200);
+    let mut customer = customer_says(&app, "hello?").await;
+    let told = customer
+        .expect("the out-of-hours message", |frame| {
+            frame["type"] == "message" && frame["sender"] == "system"
+        })
+        .await;
+    assert_eq!(told["text"], "We open at 9. 我们 9 点上班。");
+    assert_eq!(customer.expect_type("queue").await["position"], 1);
+
+    assert_eq!(set(closed("reject")).await.unwrap().status(), 200);
+    let mut other = customer_says(&app, "anyone there?").await;
+    let told = other
+        .expect("the out-of-hours message", |frame| {
+            frame["type"] == "message" && frame["sender"] == "system"
+        })
+        .await;
+    assert_eq!(told["text"], "We open at 9. 我们 9 点上班。");
+    let (_, queued) = app
+        .admin_get("/v1/tenants/acme/conversations?state=queued")
+        .await;
+    assert_eq!(
+        queued["conversations"].as_array().unwrap().len(),
+        1,
+        "only the first queued"
+    );
+
+    // Open all week: no message, straight to the queue.
+    let open = json!({ "business_hours": { "weekly": [{
+        "days": ["mon","tue","wed","thu","fri","sat","sun"], "open": "00:00", "close": "24:00"
+    }]}});
+    assert_eq!(set(open).await.unwrap().status(), 200);
+    let mut third = customer_says(&app, "hi").await;
+    assert_eq!(third.expect_type("queue").await["position"], 2);
+    // Bad hours are refused.
+    let bad = json!({ "business_hours": { "weekly": [{ "days": ["mon"], "open": "18:00", "close": "09:00" }]}});
+    let response = set(bad).await.unwrap();
+    assert_eq!(response.status(), 400);
+    customer.close().await;
+    other.close().await;
+}

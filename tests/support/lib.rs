@@ -126,6 +126,64 @@ impl TestApp {
         app
     }
 
+    /// Adds a member to `tenant` with a password of its own; returns the password.
+    pub async fn add_member(&self, tenant: &str, email: &str, role: store::MemberRole) -> String {
+        let password = format!("pw-{}-{}", role.as_str(), uuid::Uuid::new_v4().simple());
+        let slots = tokio::sync::Semaphore::new(1);
+        gateway::add_member(
+            &self.server.state.store,
+            &slots,
+            tenant,
+            email,
+            email,
+            role,
+            Some(password.clone()),
+        )
+        .await
+        .expect("member added");
+        password
+    }
+
+    /// Signs in to the operator console: the session, or the refusal (status, body).
+    pub async fn sign_in(
+        &self,
+        tenant: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<MemberSession, (u16, Value)> {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/tenants/{tenant}/auth/login")))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            return Err((status, body));
+        }
+        let cookie = set_cookie
+            .split(';')
+            .next()
+            .expect("a session cookie")
+            .to_owned();
+        Ok(MemberSession {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            cookie,
+            set_cookie,
+            csrf: body["csrf_token"].as_str().expect("csrf token").to_owned(),
+            body,
+        })
+    }
+
     /// POST a JSON body with the admin key: (status, body).
     pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
@@ -250,6 +308,64 @@ impl TestApp {
 }
 
 /// A WebSocket client speaking JSON text frames.
+/// A member signed in to the operator console, calling the API as the console does: the
+/// session cookie on every request, the CSRF token on every change.
+pub struct MemberSession {
+    pub http: reqwest::Client,
+    pub base: String,
+    /// `sb_session=...`
+    pub cookie: String,
+    /// The whole `Set-Cookie` header of the sign-in.
+    pub set_cookie: String,
+    pub csrf: String,
+    /// The sign-in's answer (`member`, `permissions`, ...).
+    pub body: Value,
+}
+
+impl MemberSession {
+    /// A request with the cookie and, when `csrf`, the CSRF header: (status, body).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("cookie", &self.cookie);
+        if csrf {
+            request = request.header("x-csrf-token", &self.csrf);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None, false).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body), true)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body), true)
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body), true)
+            .await
+    }
+}
+
 pub struct WsClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }

@@ -51,6 +51,13 @@ pub enum BusEvent {
     },
     /// A reply's outbound delivery (channels outbox) changed state; agents get a `delivery` frame.
     Delivery(Box<DeliveryEvent>),
+    /// A supervisor's private note on a conversation the agent holds (never sent to customers).
+    Note {
+        conversation_id: String,
+        author: String,
+        text: String,
+        at: i64,
+    },
     /// The agent's token was reissued at `version`: connections opened with an older token close.
     TokenRevoked {
         agent_id: String,

@@ -18,6 +18,10 @@ pub enum ServiceError {
     Unauthenticated { code: &'static str, message: String },
     #[error("these credentials cannot do that")]
     Forbidden,
+    /// Authenticated, but refused for a reason with its own code (a role without the right, a
+    /// missing CSRF token, a disabled member).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -54,6 +58,13 @@ impl ServiceError {
         }
     }
 
+    pub fn denied(code: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Denied {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Unavailable {
             code,
@@ -67,6 +78,7 @@ impl ServiceError {
             ServiceError::BadRequest(_) => "bad_request",
             ServiceError::Invalid { code, .. }
             | ServiceError::Unavailable { code, .. }
+            | ServiceError::Denied { code, .. }
             | ServiceError::Unauthenticated { code, .. } => code,
             ServiceError::Misconfigured(_) => "bad_config",
             ServiceError::TooLarge(_) => "too_large",

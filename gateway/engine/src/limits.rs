@@ -124,16 +124,30 @@ pub enum Scope {
     Tenant,
     Session,
     Webhook,
+    SignIn,
 }
 
-const SCOPES: [&str; 5] = ["customer", "agent", "tenant", "session", "webhook"];
+const SCOPES: [&str; 6] = [
+    "customer", "agent", "tenant", "session", "webhook", "sign_in",
+];
+
+/// Console sign-in attempts: per client IP, and per account (tenant and email) whatever the IP,
+/// so neither one address nor many can guess a password quickly.
+const SIGN_INS_PER_IP_PER_MINUTE: u32 = 20;
+const SIGN_INS_PER_ACCOUNT_PER_MINUTE: u32 = 6;
 
 pub struct RateLimits {
     tenants: RwLock<HashMap<String, Arc<TenantLimiters>>>,
     sessions: DefaultKeyedRateLimiter<IpAddr>,
     webhooks: DefaultKeyedRateLimiter<IpAddr>,
+    sign_ins: DefaultKeyedRateLimiter<IpAddr>,
+    sign_in_accounts: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
-    refused: [AtomicU64; 5],
+    refused: [AtomicU64; 6],
+}
+
+fn per_minute(count: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN))
 }
 
 fn refused(wait: Duration) -> ServiceError {
@@ -149,6 +163,8 @@ impl RateLimits {
             tenants: RwLock::new(HashMap::new()),
             sessions: RateLimiter::keyed(ip.sessions.quota()),
             webhooks: RateLimiter::keyed(ip.webhooks.quota()),
+            sign_ins: RateLimiter::keyed(per_minute(SIGN_INS_PER_IP_PER_MINUTE)),
+            sign_in_accounts: RateLimiter::keyed(per_minute(SIGN_INS_PER_ACCOUNT_PER_MINUTE)),
             clock: DefaultClock::default(),
             refused: Default::default(),
         })
@@ -236,10 +252,22 @@ impl RateLimits {
         })
     }
 
+    /// One console sign-in attempt from `ip` for `account` (tenant and email).
+    pub fn sign_in(&self, ip: IpAddr, account: &str) -> ServiceResult<()> {
+        let by_ip = self.sign_ins.check_key(&ip);
+        let by_account = by_ip.and_then(|_| self.sign_in_accounts.check_key(&account.to_owned()));
+        by_account.map_err(|not_until| {
+            self.count(Scope::SignIn);
+            refused(not_until.wait_time_from(self.clock.now()))
+        })
+    }
+
     /// Forgets idle keys (called now and then so the maps do not grow without bound).
     pub fn shrink(&self) {
         self.sessions.retain_recent();
         self.webhooks.retain_recent();
+        self.sign_ins.retain_recent();
+        self.sign_in_accounts.retain_recent();
         for limiters in self
             .tenants
             .read()

@@ -104,12 +104,14 @@ impl Policies {
         }
     }
 
-    /// Validates and stores a new version, which becomes the active one.
+    /// Validates and stores a new version, which becomes the active one; `uploaded_by` names
+    /// who sent it (a member's email, `admin key`, `cli`).
     pub async fn upload(
         &self,
         tenant: &str,
         kind: PolicyKind,
         wasm: Vec<u8>,
+        uploaded_by: &str,
     ) -> ServiceResult<i64> {
         let engine = self.engine.clone();
         let id = PolicyId::new(tenant, 0);
@@ -122,7 +124,7 @@ impl Policies {
         let sha = hex(&Sha256::digest(&wasm));
         let version = self
             .store
-            .add_policy_version(tenant, kind.as_str(), &wasm, &sha)
+            .add_policy_version(tenant, kind.as_str(), &wasm, &sha, uploaded_by)
             .await?;
         self.forget(tenant, kind);
         tracing::info!(tenant, kind = %kind, version, sha256 = %sha, "policy uploaded and activated");

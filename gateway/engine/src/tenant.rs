@@ -27,6 +27,8 @@ pub struct TenantSettings {
     pub limits: crate::limits::TenantLimits,
     /// What happens to bot turns when the bot is overloaded.
     pub shedding: Shedding,
+    /// Opening hours and holidays, applied by the built-in routing.
+    pub business_hours: crate::hours::BusinessHours,
 }
 
 /// Bot work shed under backlog (human conversations are never shed).
@@ -86,6 +88,7 @@ impl TenantSettings {
         if self.shedding.max_queued_turns == 0 {
             return Err("shedding.max_queued_turns must be at least 1".into());
         }
+        self.business_hours.validate()?;
         self.limits.validate()
     }
 }

@@ -6,6 +6,7 @@ mod bench;
 mod bot;
 mod intents;
 mod kb;
+mod member;
 mod migrate;
 mod policy;
 mod serve;
@@ -52,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: tenant::TenantCommand,
     },
+    /// The members of a tenant who sign in to the operator console.
+    Member {
+        #[command(subcommand)]
+        command: member::MemberCommand,
+    },
     /// The knowledge base: import FAQs, search them.
     Kb {
         #[command(subcommand)]
@@ -85,6 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => serve::run(&store, addr, no_demo).await,
         Command::Migrate { store } => migrate::run(&store).await,
         Command::Tenant { command } => tenant::run(command).await,
+        Command::Member { command } => member::run(command).await,
         Command::Kb { command } => kb::run(command).await,
         Command::Intents { command } => intents::run(command).await,
         Command::Bot { command } => bot::run(command).await,

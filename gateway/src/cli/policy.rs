@@ -56,7 +56,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
                     .map_err(|error| anyhow::anyhow!("{} ({})", error, error.code()))?,
             };
             let version = policies
-                .upload(&tenant, kind, bytes)
+                .upload(&tenant, kind, bytes, "cli")
                 .await
                 .map_err(|error| anyhow::anyhow!(error.describe()))?;
             println!("{kind} policy version {version} uploaded and active for {tenant}");

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::http::auth::{require, require_reader, Area};
 use crate::AppState;
 use engine::presence::AgentStatus;
 use store::crypto::{Claims, TokenKind};
@@ -101,7 +101,7 @@ async fn create_agent(
     body: JsonBody<NewAgent>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Team).await?;
     let Json(new) = body?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 80 {
@@ -143,7 +143,7 @@ async fn reissue_token(
     path: PathParams<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Team).await?;
     let agent = state
         .store
         .reissue_agent_token(&tenant, &id)
@@ -169,7 +169,7 @@ async fn list_agents(
     path: PathParams<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Team).await?;
     let loads = state.store.agent_loads(&tenant).await?;
     let agents: Vec<serde_json::Value> = state
         .store
@@ -198,7 +198,7 @@ async fn list_conversations(
     query: Result<Query<ConversationFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Live).await?;
     let Query(filter) = query?;
     if let Some(value) = &filter.state {
         if store::ConversationState::parse(value).is_none() {
@@ -231,7 +231,7 @@ async fn get_conversation(
     path: PathParams<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Live).await?;
     let conversation = tenant_conversation(&state, &tenant, &id).await?;
     let customer = state
         .store
@@ -259,7 +259,7 @@ async fn conversation_messages(
     query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Live).await?;
     let Query(query) = query?;
     tenant_conversation(&state, &tenant, &id).await?;
     let limit = query.limit.unwrap_or(200).clamp(1, 1000);
@@ -277,7 +277,7 @@ async fn get_customer(
     path: PathParams<(String, String)>,
 ) -> ApiResult<Json<store::Customer>> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Live).await?;
     Ok(Json(
         state
             .store
@@ -294,7 +294,7 @@ async fn put_customer(
     body: JsonBody<CustomerProfile>,
 ) -> ApiResult<Json<store::Customer>> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Live).await?;
     let Json(profile) = body?;
     check_profile(&profile)?;
     let customer = state
@@ -335,7 +335,7 @@ async fn list_canned(
     path: PathParams<String>,
 ) -> ApiResult<Json<Vec<CannedReply>>> {
     let Path(tenant) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Team).await?;
     Ok(Json(state.store.canned_replies(&tenant).await?))
 }
 
@@ -346,7 +346,7 @@ async fn create_canned(
     body: JsonBody<CannedBody>,
 ) -> ApiResult<(StatusCode, Json<CannedReply>)> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Team).await?;
     let Json(body) = body?;
     check_canned(&body)?;
     let reply = CannedReply {
@@ -365,7 +365,7 @@ async fn put_canned(
     body: JsonBody<CannedBody>,
 ) -> ApiResult<Json<CannedReply>> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Team).await?;
     let Json(body) = body?;
     check_canned(&body)?;
     if !state
@@ -392,7 +392,7 @@ async fn delete_canned(
     path: PathParams<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Team).await?;
     state.store.delete_canned_reply(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

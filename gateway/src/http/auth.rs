@@ -1,29 +1,193 @@
-//! Who is calling: a tenant admin (API key), an agent or a visitor (signed tokens).
+//! Who is calling: a tenant admin (API key), a member of the tenant signed in to the operator
+//! console (session cookie), an agent or a visitor (signed tokens); and what each may reach.
+//!
+//! Every tenant route names the [`Area`] it belongs to. The admin key reaches every area; a
+//! member reaches the areas of their role ([`role_allows`]); an agent token reaches only the
+//! routes that say so ([`require_reader`]).
 
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
+use serde::Serialize;
 
 use crate::error::{ApiResult, ServiceError};
+use crate::http::audit;
 use crate::AppState;
 use store::crypto::{constant_time_eq, hash_admin_key, TokenKind};
-use store::{Agent, Customer, Tenant};
+use store::{Agent, Customer, Member, MemberRole, Tenant};
+
+/// The console session's cookie.
+pub const SESSION_COOKIE: &str = "sb_session";
+/// The header that carries a session's CSRF token on every request that changes something.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A part of a tenant's administration, as the console's navigation shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Area {
+    /// FAQs, synonyms, imports and exports, the bot's dry run.
+    Knowledge,
+    /// Bot settings (work mode, thresholds, LLM), intents and the tenant's own models.
+    Bot,
+    SensitiveWords,
+    /// Routing and quality policies.
+    Policies,
+    /// Members, agents, canned replies.
+    Team,
+    /// WeChat, Douyin and mobile apps.
+    Channels,
+    /// The tenant's whole settings (limits, business hours, ...).
+    Settings,
+    /// Queues, agents and conversations now; notes, transfers, take-overs.
+    Live,
+    Audit,
+}
+
+impl Area {
+    pub const ALL: [Area; 9] = [
+        Area::Knowledge,
+        Area::Bot,
+        Area::SensitiveWords,
+        Area::Policies,
+        Area::Team,
+        Area::Channels,
+        Area::Settings,
+        Area::Live,
+        Area::Audit,
+    ];
+}
+
+/// What each role may reach: admins everything; knowledge managers the knowledge base, the bot
+/// and sensitive words; supervisors the live view; agents only their console.
+pub fn role_allows(role: MemberRole, area: Area) -> bool {
+    match role {
+        MemberRole::Admin => true,
+        MemberRole::KnowledgeManager => {
+            matches!(area, Area::Knowledge | Area::Bot | Area::SensitiveWords)
+        }
+        MemberRole::Supervisor => matches!(area, Area::Live),
+        MemberRole::Agent => false,
+    }
+}
+
+/// The areas a role reaches, in navigation order.
+pub fn areas_of(role: MemberRole) -> Vec<Area> {
+    Area::ALL
+        .into_iter()
+        .filter(|area| role_allows(role, *area))
+        .collect()
+}
+
+/// Who made an authenticated tenant request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The tenant's admin API key (scripts, the CLI's HTTP users).
+    AdminKey,
+    /// A signed-in member of the tenant.
+    Member(Member),
+}
+
+impl Caller {
+    /// How the audit log and policy versions name the caller.
+    pub fn name(&self) -> String {
+        match self {
+            Caller::AdminKey => "admin key".to_owned(),
+            Caller::Member(member) => member.email.clone(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Caller::AdminKey => "admin_key",
+            Caller::Member(_) => "member",
+        }
+    }
+
+    pub fn may(&self, area: Area) -> bool {
+        match self {
+            Caller::AdminKey => true,
+            Caller::Member(member) => role_allows(member.role, area),
+        }
+    }
+}
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get(axum::http::header::AUTHORIZATION)?
+        .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
 }
 
-/// The tenant whose admin key the request carries; any other tenant's key is refused.
-pub async fn require_admin(
+/// The value of the console's session cookie, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
+/// What the session table keeps of a cookie value.
+pub fn session_key(cookie: &str) -> String {
+    hash_admin_key(cookie)
+}
+
+/// The CSRF token that belongs to a session cookie: derived with the node's signing key, so it
+/// needs no storage and another site cannot compute it.
+pub fn csrf_token(state: &AppState, cookie: &str) -> String {
+    state.signer.derive("console-csrf", cookie)
+}
+
+/// The caller, allowed into `area` of `tenant`: the tenant's admin key, or a signed-in member of
+/// this tenant whose role reaches the area. Recorded as the actor of the request's audit entry.
+pub async fn require(
     state: &AppState,
     headers: &HeaderMap,
     tenant: &str,
-) -> ApiResult<Tenant> {
-    let key = bearer(headers).ok_or(ServiceError::Unauthorized)?;
+    area: Area,
+) -> ApiResult<Caller> {
+    let caller = authenticate(state, headers, tenant).await?;
+    if !caller.may(area) {
+        return Err(ServiceError::denied(
+            "role",
+            "your role does not give access to this part of the console",
+        )
+        .into());
+    }
+    audit::set_actor(caller.kind(), caller.name());
+    Ok(caller)
+}
+
+/// The admin key or a signed-in member of `tenant` (any role).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> ApiResult<Caller> {
+    if let Some(key) = bearer(headers) {
+        return require_admin_key(state, key, tenant)
+            .await
+            .map(|_| Caller::AdminKey);
+    }
+    let cookie = session_cookie(headers).ok_or(ServiceError::Unauthorized)?;
+    let (member, _) = state
+        .store
+        .session_member(&session_key(cookie))
+        .await?
+        .ok_or_else(|| {
+            ServiceError::unauthenticated("session_expired", "sign in again: the session ended")
+        })?;
+    if member.tenant_id != tenant {
+        return Err(ServiceError::denied("other_tenant", "signed in to another tenant").into());
+    }
+    Ok(Caller::Member(member))
+}
+
+async fn require_admin_key(state: &AppState, key: &str, tenant: &str) -> ApiResult<Tenant> {
     let tenant = state
         .store
         .tenant(tenant)
@@ -65,14 +229,15 @@ pub async fn visitor_from_token(state: &AppState, token: &str) -> ApiResult<Cust
         .ok_or(ServiceError::Unauthorized.into())
 }
 
-/// An admin of the tenant, or one of its agents (read access to shared resources).
-pub async fn require_admin_or_agent(
+/// Read access to a shared resource of `area`: one of the tenant's agents (agent token), or a
+/// caller [`require`] lets in.
+pub async fn require_reader(
     state: &AppState,
     headers: &HeaderMap,
     tenant: &str,
+    area: Area,
 ) -> ApiResult<()> {
-    let token = bearer(headers).ok_or(ServiceError::Unauthorized)?;
-    if token.starts_with("v1.") {
+    if let Some(token) = bearer(headers).filter(|token| token.starts_with("v1.")) {
         let agent = agent_from_token(state, token).await?;
         return if agent.tenant_id == tenant {
             Ok(())
@@ -80,5 +245,31 @@ pub async fn require_admin_or_agent(
             Err(ServiceError::Unauthorized.into())
         };
     }
-    require_admin(state, headers, tenant).await.map(|_| ())
+    require(state, headers, tenant, area).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_reaches_its_areas_only() {
+        let reach = |role| areas_of(role);
+        assert_eq!(reach(MemberRole::Admin), Area::ALL.to_vec());
+        assert_eq!(
+            reach(MemberRole::KnowledgeManager),
+            [Area::Knowledge, Area::Bot, Area::SensitiveWords]
+        );
+        assert_eq!(reach(MemberRole::Supervisor), [Area::Live]);
+        assert!(reach(MemberRole::Agent).is_empty());
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, "a=1; sb_session=abc; b=2".parse().unwrap());
+        assert_eq!(session_cookie(&headers), Some("abc"));
+        headers.insert(header::COOKIE, "sb_session=; x=y".parse().unwrap());
+        assert_eq!(session_cookie(&headers), None);
+    }
 }

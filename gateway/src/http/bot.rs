@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::http::auth::{require, require_reader, Area};
 use crate::http::upload::{read_upload, upload_slot};
 use crate::AppState;
 
@@ -50,7 +50,7 @@ async fn train(
     body: Body,
 ) -> ApiResult<Json<engine::intents::TrainOutcome>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
     let Query(query) = query?;
     let (_slot, body) = read_upload(&state, body, MAX_TRAINING_BYTES).await?;
     let text = std::str::from_utf8(&body)
@@ -91,7 +91,7 @@ async fn classify(
     body: JsonBody<TextBody>,
 ) -> ApiResult<Json<engine::intents::Classified>> {
     let Path(tenant) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Bot).await?;
     let Json(body) = body?;
     let text = checked_text(&body.text)?;
     Ok(Json(state.chat.intents.classify(&tenant, text).await?))
@@ -103,7 +103,7 @@ async fn get_model(
     path: PathParams<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
     Ok(Json(match state.store.intent_model(&tenant).await? {
         Some(record) => serde_json::json!({
             "kind": record.kind, "report": record.report, "updated_at": record.updated_at,
@@ -121,7 +121,7 @@ async fn put_model(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
     let _slot = upload_slot(&state)?;
     let mut multipart = multipart
         .map_err(|error| ServiceError::invalid("bad_upload", error.body_text().to_lowercase()))?;
@@ -173,7 +173,7 @@ async fn delete_model(
     path: PathParams<String>,
 ) -> ApiResult<StatusCode> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
     state.chat.intents.reset(&tenant).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -186,7 +186,7 @@ async fn ask(
     body: JsonBody<TextBody>,
 ) -> ApiResult<Json<switchboard_bot::Decision>> {
     let Path(tenant) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Knowledge).await?;
     let Json(body) = body?;
     let text = checked_text(&body.text)?;
     let flagged = state.chat.policies.check(&tenant, text).await.action
@@ -203,6 +203,6 @@ async fn self_check(
     path: PathParams<String>,
 ) -> ApiResult<Json<switchboard_bot::SelfCheckReport>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
     Ok(Json(state.chat.bot_self_check(&tenant).await?))
 }

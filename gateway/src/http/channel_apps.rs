@@ -13,7 +13,7 @@ use switchboard_channels::wechat::{WechatAdapter, WechatConfig};
 use switchboard_channels::ChannelKind;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::http::auth::{require, require_reader, Area};
 use crate::AppState;
 use store::apps::ChannelApp;
 
@@ -214,7 +214,7 @@ async fn put_app(
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path((tenant, kind, app)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Channels).await?;
     let channel = kind_and_app(&kind, &app)?;
     let Json(body) = body?;
     let (public, secrets) = parse_config(channel, body, state.outbound.settings().push_policy())?;
@@ -232,7 +232,7 @@ async fn get_app(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path((tenant, kind, app)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Channels).await?;
     let channel = kind_and_app(&kind, &app)?;
     let found = state
         .store
@@ -248,7 +248,7 @@ async fn delete_app(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path((tenant, kind, app)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Channels).await?;
     let channel = kind_and_app(&kind, &app)?;
     state
         .store
@@ -264,7 +264,7 @@ async fn list_apps(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Channels).await?;
     let apps = state.store.channel_apps(&tenant, None).await?;
     Ok(Json(
         json!({ "apps": apps.iter().map(|app| app_view(&tenant, app)).collect::<Vec<_>>() }),
@@ -284,7 +284,7 @@ async fn link_customer(
     body: Result<Json<LinkBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path((tenant, customer_id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Live).await?;
     let Json(body) = body?;
     let crm_id = body.crm_id.trim();
     if crm_id.is_empty() || crm_id.chars().count() > 128 {
@@ -315,7 +315,7 @@ async fn deliveries(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path((tenant, conversation_id)) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Live).await?;
     let conversation = state
         .store
         .conversation(&conversation_id)

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use switchboard_knowledge::{write_csv, write_jsonl, FaqRecord, ImportFormat};
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{require_admin, require_admin_or_agent};
+use crate::http::auth::{require, require_reader, Area};
 use crate::http::upload::read_upload;
 use crate::AppState;
 
@@ -81,7 +81,7 @@ async fn import(
     body: Body,
 ) -> ApiResult<Json<engine::kb::ImportReport>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     let Query(query) = query?;
     let format = declared_format(&query, &headers)?;
     let (_slot, body) = read_upload(&state, body, MAX_IMPORT_BYTES).await?;
@@ -106,7 +106,7 @@ async fn list(
     query: QueryParams<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Knowledge).await?;
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let faqs = state.store.list_faqs(&tenant, &query.after, limit).await?;
@@ -122,7 +122,7 @@ async fn get_one(
     path: PathParams<(String, String)>,
 ) -> ApiResult<Json<FaqRecord>> {
     let Path((tenant, id)) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Knowledge).await?;
     Ok(Json(
         state
             .store
@@ -159,7 +159,7 @@ async fn put_one(
     body: Result<Json<FaqBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<FaqRecord>)> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     let Json(body) = body?;
     let record = FaqRecord {
         id,
@@ -188,7 +188,7 @@ async fn delete_one(
     path: PathParams<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let Path((tenant, id)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     state.knowledge.delete(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,7 +200,7 @@ async fn export(
     query: QueryParams<FormatQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     let Query(query) = query?;
     let format = match query.format.as_deref() {
         None => ImportFormat::Jsonl,
@@ -252,7 +252,7 @@ async fn search(
     query: QueryParams<SearchQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_admin_or_agent(&state, &headers, &tenant).await?;
+    require_reader(&state, &headers, &tenant, Area::Knowledge).await?;
     let Query(query) = query?;
     match query.mode.as_deref() {
         None | Some("lexical") => {}
@@ -292,7 +292,7 @@ async fn get_synonyms(
     path: PathParams<String>,
 ) -> ApiResult<impl IntoResponse> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         state.store.kb_synonyms(&tenant).await?,
@@ -307,7 +307,7 @@ async fn put_synonyms(
     body: String,
 ) -> ApiResult<StatusCode> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     if body.len() > 1024 * 1024 {
         return Err(ServiceError::invalid("too_large", "synonyms are at most 1 MiB").into());
     }

@@ -3,12 +3,14 @@
 mod admin;
 mod admin_ui;
 mod agent;
+pub(crate) mod audit;
 pub(crate) mod auth;
 mod bot;
 mod channel_apps;
 mod client_ip;
 pub(crate) mod connections;
 mod kb;
+pub(crate) mod members;
 mod metrics;
 mod mobile;
 mod pages;
@@ -20,6 +22,7 @@ mod webhooks;
 pub(crate) mod ws;
 
 pub use admin::agent_token;
+pub use members::{add_member, PASSWORD_CHECKS_AT_ONCE};
 pub use upload::UPLOADS_AT_ONCE;
 
 use axum::Router;
@@ -41,6 +44,12 @@ pub fn router(state: AppState) -> Router {
         .merge(channel_apps::router())
         .merge(webhooks::router())
         .merge(mobile::router())
+        .merge(members::router())
+        // Route layers see the matched route: CSRF and the audit log for tenant routes.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::guard,
+        ))
         .fallback(|| async {
             crate::error::HttpError(crate::error::ServiceError::NotFound("route"))
         })

@@ -9,7 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::require_admin;
+use crate::http::audit;
+use crate::http::auth::{require, Area};
 use crate::http::upload::read_upload;
 use crate::AppState;
 use engine::policy::parse_kind;
@@ -53,14 +54,15 @@ async fn upload(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path((tenant, kind)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    let caller = require(&state, &headers, &tenant, Area::Policies).await?;
     let kind = parse_kind(&kind)?;
     let (_slot, body) = read_upload(&state, body, MAX_COMPONENT_BYTES).await?;
     let version = state
         .chat
         .policies
-        .upload(&tenant, kind, body.to_vec())
+        .upload(&tenant, kind, body.to_vec(), &caller.name())
         .await?;
+    audit::note(serde_json::json!({ "after": { "version": version } }));
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "kind": kind.as_str(), "version": version, "active": true })),
@@ -73,7 +75,7 @@ async fn versions(
     path: PathParams<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, kind)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Policies).await?;
     let kind = parse_kind(&kind)?;
     let versions = state.chat.policies.versions(&tenant, kind).await?;
     Ok(Json(
@@ -94,14 +96,25 @@ async fn activate(
     body: JsonBody<Activate>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, kind)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::Policies).await?;
     let kind = parse_kind(&kind)?;
     let Json(body) = body?;
+    let before = state
+        .chat
+        .policies
+        .versions(&tenant, kind)
+        .await?
+        .into_iter()
+        .find(|version| version.active)
+        .map(|version| version.version);
     state
         .chat
         .policies
         .activate(&tenant, kind, body.version)
         .await?;
+    audit::note(
+        serde_json::json!({ "before": { "version": before }, "after": { "version": body.version } }),
+    );
     Ok(Json(
         serde_json::json!({ "kind": kind.as_str(), "version": body.version, "active": true }),
     ))
@@ -113,7 +126,7 @@ async fn word_lists(
     path: PathParams<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::SensitiveWords).await?;
     let lists = state.chat.policies.word_lists(&tenant).await?;
     let lists: Vec<serde_json::Value> = lists
         .iter()
@@ -146,7 +159,7 @@ async fn put_word_list(
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, list)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::SensitiveWords).await?;
     let axum::extract::Query(query) = query?;
     let (_slot, body) = read_upload(&state, body, MAX_WORD_LIST_BYTES).await?;
     let is_json = headers
@@ -184,7 +197,7 @@ async fn delete_word_list(
     path: PathParams<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let Path((tenant, list)) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::SensitiveWords).await?;
     state.chat.policies.delete_word_list(&tenant, &list).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -202,7 +215,7 @@ async fn check(
     body: JsonBody<CheckBody>,
 ) -> ApiResult<Json<switchboard_policies::sensitive::Verdict>> {
     let Path(tenant) = path?;
-    require_admin(&state, &headers, &tenant).await?;
+    require(&state, &headers, &tenant, Area::SensitiveWords).await?;
     let Json(body) = body?;
     if body.text.len() > switchboard_channels::web::MAX_TEXT_BYTES {
         return Err(ServiceError::invalid("too_large", "text is too long").into());

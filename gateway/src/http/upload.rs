@@ -1,6 +1,6 @@
 //! Large request bodies (knowledge-base imports, training files, policies, word lists, models)
 //! are read only after the caller is authenticated: a handler takes the unread [`Body`] and
-//! calls [`read_upload`] once `require_admin` has passed. Reading is bounded in size and time,
+//! calls [`read_upload`] once `auth::require` has passed. Reading is bounded in size and time,
 //! and a node reads at most [`UPLOADS_AT_ONCE`] such bodies at once, so anonymous or slow
 //! uploads cannot hold the node's memory.
 

@@ -138,6 +138,16 @@ impl TokenSigner {
         format!("v1.{payload}.{signature}")
     }
 
+    /// A value only this key could have made from `data`, for `purpose` (e.g. the CSRF token
+    /// of a console session, derived from the session's cookie value).
+    pub fn derive(&self, purpose: &str, data: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(data.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
     /// The claims of a well-formed token with a valid signature; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let mut parts = token.split('.');
@@ -158,6 +168,36 @@ pub fn new_admin_key() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill(&mut bytes);
     format!("sbk_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A random secret for a cookie or a one-time password: `bytes` random bytes, URL-safe base64.
+pub fn random_secret(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill(buffer.as_mut_slice());
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// A member's password as stored: argon2id with the crate's default cost (19 MiB, 2 passes) and
+/// a random salt, in PHC string form. Slow on purpose; call it off the async executor.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    rand::rng().fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|error| error.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
+/// Whether `password` matches a hash made by [`hash_password`]; a malformed hash matches nothing.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 pub fn hash_admin_key(key: &str) -> String {

@@ -21,6 +21,7 @@ mod connect;
 pub mod crypto;
 mod intent_models;
 mod knowledge;
+pub mod members;
 mod model;
 mod policies;
 mod queue;
@@ -104,6 +105,16 @@ pub struct StoreOptions {
 /// Requeued conversations sort before every newly queued one (keys are ms timestamps), FIFO among
 /// themselves: an agent's lost chats go back to the head of the queue.
 const HEAD_OF_QUEUE_OFFSET: i64 = 10_000_000_000_000;
+
+/// When a queued conversation started waiting, from its queue key (requeued conversations carry
+/// their time shifted by the head-of-queue offset).
+pub fn queued_since(queue_key: i64, now: i64) -> i64 {
+    if queue_key < now - HEAD_OF_QUEUE_OFFSET / 2 {
+        queue_key + HEAD_OF_QUEUE_OFFSET
+    } else {
+        queue_key
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -572,22 +583,33 @@ impl Store {
 
     /// Every queue of every tenant: how many wait and for how long the oldest has.
     pub async fn queue_summary(&self) -> StoreResult<Vec<QueueSummary>> {
-        let rows = sqlx::query(
+        self.queues_where("", None).await
+    }
+
+    /// One tenant's queues: how many wait and for how long the oldest has.
+    pub async fn tenant_queues(&self, tenant: &str) -> StoreResult<Vec<QueueSummary>> {
+        self.queues_where(" AND tenant_id = $1", Some(tenant)).await
+    }
+
+    async fn queues_where(
+        &self,
+        clause: &str,
+        tenant: Option<&str>,
+    ) -> StoreResult<Vec<QueueSummary>> {
+        let sql = format!(
             "SELECT tenant_id, skill_group, COUNT(*) AS waiting, MIN(queue_key) AS oldest \
-             FROM conversations WHERE state = 'queued' GROUP BY tenant_id, skill_group ORDER BY tenant_id, skill_group",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             FROM conversations WHERE state = 'queued'{clause} GROUP BY tenant_id, skill_group \
+             ORDER BY tenant_id, skill_group"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(tenant) = tenant {
+            query = query.bind(tenant);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let now = now_ms();
         rows.iter()
             .map(|row| {
-                let oldest: i64 = row.try_get("oldest")?;
-                // Requeued conversations carry their time shifted by the head-of-queue offset.
-                let since = if oldest < now - HEAD_OF_QUEUE_OFFSET / 2 {
-                    oldest + HEAD_OF_QUEUE_OFFSET
-                } else {
-                    oldest
-                };
+                let since = queued_since(row.try_get("oldest")?, now);
                 Ok(QueueSummary {
                     tenant: row.try_get("tenant_id")?,
                     skill_group: row.try_get("skill_group")?,
@@ -826,6 +848,37 @@ impl Store {
             None
         };
         Ok((conversations, next))
+    }
+
+    /// A private note on a conversation (a supervisor to its agent): a `note` event, never a
+    /// message, so it never reaches the customer.
+    pub async fn add_note(
+        &self,
+        conversation: &Conversation,
+        author: &str,
+        text: &str,
+    ) -> StoreResult<ConversationEvent> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO conversation_events (conversation_id, tenant_id, kind, actor_kind, actor_id, reason, created_at) \
+             VALUES ($1, $2, 'note', 'member', $3, $4, $5) RETURNING id",
+        )
+        .bind(&conversation.id)
+        .bind(&conversation.tenant_id)
+        .bind(author)
+        .bind(text)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ConversationEvent {
+            id: row.try_get("id")?,
+            conversation_id: conversation.id.clone(),
+            kind: "note".into(),
+            actor_kind: "member".into(),
+            actor_id: Some(author.to_owned()),
+            reason: Some(text.to_owned()),
+            created_at: now,
+        })
     }
 
     pub async fn events(&self, conversation_id: &str) -> StoreResult<Vec<ConversationEvent>> {

@@ -324,6 +324,8 @@ pub struct PolicyVersion {
     pub sha256: String,
     pub size: i64,
     pub created_at: i64,
+    /// A member's email, `admin key`, or empty for versions from before it was recorded.
+    pub uploaded_by: String,
     pub active: bool,
 }
 
@@ -368,4 +370,111 @@ pub struct UpsertCounts {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
+}
+
+/// What a member of a tenant may do in the operator console and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// Everything.
+    Admin,
+    /// The knowledge base, the bot, intents and sensitive words.
+    KnowledgeManager,
+    /// The live view, conversations and transfers.
+    Supervisor,
+    /// The agent console.
+    Agent,
+}
+
+impl MemberRole {
+    pub const ALL: [MemberRole; 4] = [
+        MemberRole::Admin,
+        MemberRole::KnowledgeManager,
+        MemberRole::Supervisor,
+        MemberRole::Agent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Admin => "admin",
+            MemberRole::KnowledgeManager => "knowledge_manager",
+            MemberRole::Supervisor => "supervisor",
+            MemberRole::Agent => "agent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemberRole> {
+        MemberRole::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+    }
+}
+
+/// A member of a tenant (never with their password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: MemberRole,
+    /// The agent record this member works the agent console as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A change to a member; `None` keeps the field.
+#[derive(Debug, Clone, Default)]
+pub struct MemberUpdate {
+    pub name: Option<String>,
+    pub role: Option<MemberRole>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+/// One change to record in the audit log.
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry {
+    pub tenant_id: String,
+    /// `member`, `admin_key` or `cli`.
+    pub actor_kind: String,
+    /// The member's email, or `admin key`.
+    pub actor: String,
+    /// What was done, e.g. `PATCH settings`.
+    pub action: String,
+    /// The path of what changed, below the tenant.
+    pub target: String,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// Before/after summary (an object).
+    pub summary: serde_json::Value,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor_kind: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub status: i64,
+    pub summary: serde_json::Value,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditFilter {
+    /// Part of the actor (case-insensitive).
+    pub actor: Option<String>,
+    /// Part of the action (case-insensitive).
+    pub action: Option<String>,
+    /// Only entries with a smaller id (the `next_before` of the previous page).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
 }

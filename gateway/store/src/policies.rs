@@ -17,6 +17,7 @@ impl Store {
         kind: &str,
         wasm: &[u8],
         sha256: &str,
+        uploaded_by: &str,
     ) -> StoreResult<i64> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
@@ -29,8 +30,8 @@ impl Store {
         .await?;
         let version: i64 = row.try_get::<i64, _>("latest")? + 1;
         sqlx::query(
-            "INSERT INTO policy_versions (tenant_id, kind, version, wasm, sha256, size, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO policy_versions (tenant_id, kind, version, wasm, sha256, size, created_at, uploaded_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(tenant)
         .bind(kind)
@@ -39,6 +40,7 @@ impl Store {
         .bind(sha256)
         .bind(wasm.len() as i64)
         .bind(now)
+        .bind(uploaded_by)
         .execute(&mut *tx)
         .await?;
         set_active(&mut tx, tenant, kind, version, now).await?;
@@ -56,7 +58,7 @@ impl Store {
             .await?
             .map(|(version, _)| version);
         let rows = sqlx::query(
-            "SELECT version, sha256, size, created_at FROM policy_versions \
+            "SELECT version, sha256, size, created_at, uploaded_by FROM policy_versions \
              WHERE tenant_id = $1 AND kind = $2 ORDER BY version",
         )
         .bind(tenant)
@@ -71,6 +73,7 @@ impl Store {
                     sha256: row.try_get("sha256")?,
                     size: row.try_get("size")?,
                     created_at: row.try_get("created_at")?,
+                    uploaded_by: row.try_get("uploaded_by")?,
                     active: active == Some(version),
                 })
             })

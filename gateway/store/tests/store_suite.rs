@@ -103,6 +103,7 @@ store_suite!(
     the_writer_stores_what_single_appends_would,
     concurrent_batches_keep_every_conversation_contiguous,
     submitted_messages_keep_each_senders_order,
+    members_sessions_and_the_audit_log,
 );
 
 fn queued() -> Entry {
@@ -1075,14 +1076,14 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
     let wasm: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     assert_eq!(
         store
-            .add_policy_version("t1", "routing", &wasm, "sha1")
+            .add_policy_version("t1", "routing", &wasm, "sha1", "ops@example.com")
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .add_policy_version("t1", "routing", b"\0asm2", "sha2")
+            .add_policy_version("t1", "routing", b"\0asm2", "sha2", "admin key")
             .await
             .unwrap(),
         2
@@ -1098,11 +1099,17 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
     );
     store.activate_policy("t1", "routing", 1).await.unwrap();
     let versions = store.policy_versions("t1", "routing").await.unwrap();
-    let summary: Vec<(i64, bool, i64)> = versions
+    let summary: Vec<(i64, bool, i64, &str)> = versions
         .iter()
-        .map(|v| (v.version, v.active, v.size))
+        .map(|v| (v.version, v.active, v.size, v.uploaded_by.as_str()))
         .collect();
-    assert_eq!(summary, [(1, true, 70_000), (2, false, 5)]);
+    assert_eq!(
+        summary,
+        [
+            (1, true, 70_000, "ops@example.com"),
+            (2, false, 5, "admin key")
+        ]
+    );
     assert_eq!(
         store
             .policy_wasm("t1", "routing", 1)
@@ -1517,4 +1524,197 @@ async fn sqlite_is_synchronous_full_by_default_and_normal_on_request() {
     );
     normal.close().await;
     backend.finish().await;
+}
+
+async fn members_sessions_and_the_audit_log(backend: &Backend) {
+    use store::{AuditFilter, MemberRole, MemberUpdate, NewAuditEntry};
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    let admin = store
+        .create_member(
+            "t1",
+            " Ops@Example.com ",
+            "Ops",
+            MemberRole::Admin,
+            "hash-a",
+        )
+        .await
+        .unwrap();
+    assert_eq!(admin.email, "ops@example.com");
+    // One email per tenant (compared in lower case); the same email in another tenant is another member.
+    assert!(matches!(
+        store
+            .create_member("t1", "OPS@example.com", "Twin", MemberRole::Agent, "x")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_member(
+            "t2",
+            "ops@example.com",
+            "Other",
+            MemberRole::Admin,
+            "hash-b",
+        )
+        .await
+        .unwrap();
+    let (found, hash) = store
+        .member_credentials("t1", "OPS@EXAMPLE.COM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id.as_str(), hash.as_str()),
+        (admin.id.as_str(), "hash-a")
+    );
+
+    // The last enabled admin stays an admin.
+    let demote = MemberUpdate {
+        role: Some(MemberRole::Supervisor),
+        ..MemberUpdate::default()
+    };
+    assert!(matches!(
+        store.update_member("t1", &admin.id, &demote).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let second = store
+        .create_member(
+            "t1",
+            "kb@example.com",
+            "KB",
+            MemberRole::KnowledgeManager,
+            "hash-k",
+        )
+        .await
+        .unwrap();
+
+    // Sessions: live ones find their member; expired ones, disabled members' and deleted ones do not.
+    let future = store::util::now_ms() + 60_000;
+    store
+        .create_member_session(&second, "s-live", future)
+        .await
+        .unwrap();
+    store
+        .create_member_session(&second, "s-old", 1)
+        .await
+        .unwrap();
+    let (member, expires) = store.session_member("s-live").await.unwrap().unwrap();
+    assert_eq!((member.id.as_str(), expires), (second.id.as_str(), future));
+    assert!(store.session_member("s-old").await.unwrap().is_none());
+    store.delete_member_session("s-live").await.unwrap();
+    assert!(store.session_member("s-live").await.unwrap().is_none());
+    store
+        .create_member_session(&second, "s-2", future)
+        .await
+        .unwrap();
+    let disabled = store
+        .update_member(
+            "t1",
+            &second.id,
+            &MemberUpdate {
+                disabled: Some(true),
+                ..MemberUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(disabled.disabled);
+    assert_eq!(disabled.role, MemberRole::KnowledgeManager);
+    assert!(store.session_member("s-2").await.unwrap().is_none());
+    // Re-enabled, the old session stays ended.
+    store
+        .update_member(
+            "t1",
+            &second.id,
+            &MemberUpdate {
+                disabled: Some(false),
+                role: Some(MemberRole::Admin),
+                ..MemberUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.session_member("s-2").await.unwrap().is_none());
+    // With a second admin, the first may change role.
+    let changed = store.update_member("t1", &admin.id, &demote).await.unwrap();
+    assert_eq!(changed.role, MemberRole::Supervisor);
+    assert_eq!(store.members("t1").await.unwrap().len(), 2);
+
+    // The audit log: newest first, filtered, paged, per tenant.
+    for (actor, action) in [
+        ("ops@example.com", "PATCH settings"),
+        ("admin key", "PUT policies/routing"),
+        ("kb@example.com", "PUT kb/faqs/1"),
+        ("kb_%@example.com", "POST kb/import"),
+    ] {
+        store
+            .add_audit_entry(&NewAuditEntry {
+                tenant_id: "t1".into(),
+                actor_kind: "member".into(),
+                actor: actor.into(),
+                action: action.into(),
+                target: "x".into(),
+                status: 200,
+                summary: serde_json::json!({ "before": 1, "after": 2 }),
+            })
+            .await
+            .unwrap();
+    }
+    let all = store
+        .audit_entries("t1", &AuditFilter::default())
+        .await
+        .unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "POST kb/import",
+            "PUT kb/faqs/1",
+            "PUT policies/routing",
+            "PATCH settings"
+        ]
+    );
+    assert_eq!(all[0].summary["after"], 2);
+    let kb = store
+        .audit_entries(
+            "t1",
+            &AuditFilter {
+                action: Some("KB/".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(kb.len(), 2);
+    // LIKE's wildcards in a filter match literally.
+    let literal = store
+        .audit_entries(
+            "t1",
+            &AuditFilter {
+                actor: Some("kb_%".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(literal.len(), 1);
+    let page = store
+        .audit_entries(
+            "t1",
+            &AuditFilter {
+                before: Some(all[1].id),
+                limit: Some(1),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, all[2].id);
+    assert!(store
+        .audit_entries("t2", &AuditFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -8,6 +8,7 @@ use switchboard_policies::types::{
 
 use super::{Chat, HandoffRequest, DEFAULT_SKILL_GROUP};
 use crate::error::{ServiceError, ServiceResult};
+use crate::hours::OutOfHours;
 use crate::policy::{language_of, policy_messages};
 use store::util::now_ms;
 
@@ -71,7 +72,16 @@ impl Chat {
             now_unix_ms: now_ms().max(0) as u64,
             utc_offset_minutes: settings.utc_offset_minutes,
         };
-        let outcome = self.policies.route(input).await?;
+        let mut outcome = self.policies.route(input).await?;
+        // Business hours belong to the built-in routing; a tenant's policy decides for itself.
+        let hours = &settings.business_hours;
+        let closed = matches!(outcome.decided_by, switchboard_policies::DecidedBy::BuiltIn)
+            && !hours.is_open(now_ms(), settings.utc_offset_minutes);
+        if closed && hours.out_of_hours == OutOfHours::Reject {
+            outcome.decision = RoutingDecision::Reject {
+                message: hours.message.clone(),
+            };
+        }
         match outcome.decision {
             RoutingDecision::Reject { message } => {
                 tracing::info!(conversation_id, reason = %request.reason, "routing policy rejected the handoff");
@@ -117,6 +127,13 @@ impl Chat {
                 if let Some((_, said)) = moved {
                     if let Some(message) = said {
                         self.publish_message(&message);
+                    }
+                    if closed {
+                        let told = self
+                            .store
+                            .append_system_message(conversation_id, &hours.message)
+                            .await?;
+                        self.publish_message(&told);
                     }
                     tracing::info!(
                         conversation_id,

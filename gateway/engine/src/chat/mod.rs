@@ -18,6 +18,7 @@ mod bot_turns;
 mod handoff;
 mod quality;
 pub mod recovery;
+pub mod supervise;
 
 use crate::bot_runtime::BotRuntime;
 use crate::bot_workers::{BotRunSettings, BotWorkers};
