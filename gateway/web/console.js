@@ -76,6 +76,8 @@
       cannedTitle: 'Canned replies',
       cannedNone: 'No matching canned reply',
       handoff: function (reason) { return 'Handed over to a person. Reason: ' + reason; },
+      noteFrom: function (who) { return 'Note from ' + who; },
+      notePrivate: 'private: the customer does not see it',
       handoffReasons: {
         explicit_request: 'the customer asked for a person',
         handoff_intent: 'the customer asked for a person',
@@ -167,6 +169,8 @@
       cannedTitle: '快捷回复',
       cannedNone: '没有匹配的快捷回复',
       handoff: function (reason) { return '已转人工。原因：' + reason; },
+      noteFrom: function (who) { return who + ' 的备注'; },
+      notePrivate: '内部备注，客户看不到',
       handoffReasons: {
         explicit_request: '客户要求人工',
         handoff_intent: '客户要求人工',
@@ -328,6 +332,7 @@
       closing: false,
       typingUntil: 0,
       lastAt: conversation.created_at || null,
+      notes: validNotes(conversation.notes),
       draft: ''
     };
   }
@@ -619,6 +624,9 @@
       case 'delivery':
         onDelivery(f);
         break;
+      case 'note':
+        onNote(f);
+        break;
       default:
         break; // ignore frames this console does not know yet
     }
@@ -652,6 +660,7 @@
       state.order.push(c.id);
     } else {
       chat.conversation = c;
+      chat.notes = validNotes(c.notes);
     }
     chat.ended = null;
     chat.closing = false;
@@ -671,6 +680,42 @@
     }
     updateTitle();
     scheduleAck(chat);
+  }
+
+  // Supervisors' private notes: {author, text, at}; never shown to the customer.
+  function validNotes(list) {
+    return (Array.isArray(list) ? list : []).filter(function (n) {
+      return n && typeof n.text === 'string' && typeof n.author === 'string';
+    });
+  }
+
+  function onNote(f) {
+    var chat = state.chats[f.conversation_id];
+    if (!chat || typeof f.text !== 'string') { return; }
+    chat.notes = chat.notes.concat(validNotes([f]));
+    if (state.selected === chat.id) {
+      renderNotes(chat);
+    } else {
+      chat.unread++;
+    }
+    renderChatList();
+    updateTitle();
+  }
+
+  function renderNotes(chat) {
+    var box = $('chat-notes');
+    box.textContent = '';
+    box.hidden = !chat || !chat.notes.length;
+    if (!chat) { return; }
+    chat.notes.forEach(function (n) {
+      var row = el('div', 'note');
+      var head = el('span', 'note-head', t('noteFrom')(n.author));
+      head.appendChild(el('span', 'tag', t('notePrivate')));
+      row.appendChild(head);
+      row.appendChild(el('span', null, n.text));
+      if (n.at) { row.appendChild(el('span', 'msg-meta', ' · ' + formatTime(n.at))); }
+      box.appendChild(row);
+    });
   }
 
   // Adds a message to its chat. live=false for history inside an assigned frame.
@@ -1214,6 +1259,8 @@
     } else {
       handoff.removeAttribute('data-reason');
     }
+
+    renderNotes(chat);
 
     $('chat-ended').hidden = !chat.ended;
     $('chat-ended-text').textContent = chat.ended ? (t('ended')[chat.ended] || t('ended').other) : '';

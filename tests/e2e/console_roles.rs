@@ -382,7 +382,9 @@ async fn settings_patches_merge_and_every_change_is_in_the_audit_log() {
     assert_eq!(patch["summary"]["after"]["bot"]["answer_threshold"], 0.75);
     assert_eq!(patch["summary"]["before"]["bot"]["answer_threshold"], 0.5);
     // Fields that did not change are not in the summary.
-    assert!(patch["summary"]["after"].get("utc_offset_minutes").is_none());
+    assert!(patch["summary"]["after"]
+        .get("utc_offset_minutes")
+        .is_none());
     // Filtered and paged.
     let (_, page) = admin.get("/v1/tenants/acme/audit?actor=ADMIN%20KEY").await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 1);

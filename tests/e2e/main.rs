@@ -16,3 +16,4 @@ mod policies;
 mod protection;
 mod queues;
 mod recovery;
+mod supervise;

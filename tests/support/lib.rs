@@ -372,8 +372,21 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
+        Self::connect_with(url, &[]).await
+    }
+
+    /// Connects with extra request headers (a cookie, an origin).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<WsClient> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?,
+                value.parse()?,
+            );
+        }
         // Small frames go out at once (no Nagle), as a real chat client's should.
-        let (stream, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        let (stream, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .with_context(|| format!("connect {url}"))?;
         Ok(WsClient { stream })

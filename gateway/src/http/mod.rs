@@ -10,6 +10,7 @@ mod channel_apps;
 mod client_ip;
 pub(crate) mod connections;
 mod kb;
+pub(crate) mod live;
 pub(crate) mod members;
 mod metrics;
 mod mobile;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(mobile::router())
         .merge(members::router())
+        .merge(live::router())
         // Route layers see the matched route: CSRF and the audit log for tenant routes.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
