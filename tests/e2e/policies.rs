@@ -490,3 +490,50 @@ async fn sensitive_words_block_mask_flag_and_hand_off_after_normalizing_evasions
         .await;
     assert_eq!(verdict["action"], "allow");
 }
+
+/// The Policies page's dry run: the active routing (a policy, or the built-in strategy with
+/// business hours) on a sample conversation, with who decided; nothing is queued or audited.
+#[tokio::test]
+async fn a_routing_dry_run_shows_what_the_active_policy_would_decide() {
+    let app = TestApp::spawn().await;
+    let dry_run =
+        |sample: Value| app.admin_post("/v1/tenants/acme/policies/routing/dry-run", sample);
+    let (status, body) = dry_run(json!({ "skill_hint": "billing" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decided_by"], "built-in routing");
+    assert_eq!(body["decision"]["decision"], "route");
+    assert!(body["out_of_hours"].is_null());
+
+    let (status, _) = upload(&app, "routing", "vip-routing.wasm").await;
+    assert_eq!(status, 201);
+    let (_, vip) = dry_run(json!({ "vip_level": 3, "messages": ["我要投诉"] })).await;
+    assert_eq!(vip["decided_by"], "routing policy v1");
+    assert_eq!(
+        (
+            vip["decision"]["skill_group"].as_str(),
+            vip["decision"]["priority"].as_i64()
+        ),
+        (Some("vip"), Some(9))
+    );
+    let (_, plain) = dry_run(json!({ "skill_hint": "billing" })).await;
+    assert_eq!(plain["decision"]["skill_group"], "billing");
+    // Who uploaded each version is kept.
+    let (_, versions) = app.admin_get("/v1/tenants/acme/policies/routing").await;
+    assert_eq!(versions["versions"][0]["uploaded_by"], "admin key");
+
+    let (status, body) = dry_run(json!({ "vip_level": 12 })).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_sample")));
+    let (status, body) = dry_run(json!({ "surprise": 1 })).await;
+    assert_eq!(status, 400, "{body}");
+    // Nothing was queued, and the dry runs are not changes in the audit log.
+    let (_, queued) = app.admin_get("/v1/tenants/acme/conversations").await;
+    assert!(queued["conversations"].as_array().unwrap().is_empty());
+    let (_, audit) = app.admin_get("/v1/tenants/acme/audit").await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["PUT policies/{kind}"]);
+}

@@ -25,6 +25,14 @@ use store::NewAuditEntry;
 
 const TENANT_PREFIX: &str = "/v1/tenants/{tenant}/";
 
+/// Routes that are POSTs but change nothing (dry runs, checks): not audit entries.
+const CHANGE_NOTHING: [&str; 4] = [
+    "bot/ask",
+    "intents/classify",
+    "policies/sensitive-words/check",
+    "policies/routing/dry-run",
+];
+
 #[derive(Default)]
 struct Slot {
     actor: Option<(&'static str, String)>,
@@ -97,7 +105,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         })
         .await;
     let status = response.status();
-    if let (Some((actor_kind, actor)), true) = (slot.actor, status.is_success()) {
+    let changed = status.is_success() && !CHANGE_NOTHING.contains(&below.as_str());
+    if let (Some((actor_kind, actor)), true) = (slot.actor, changed) {
         let entry = NewAuditEntry {
             tenant_id: tenant,
             actor_kind: actor_kind.to_owned(),

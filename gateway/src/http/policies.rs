@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
             post(activate),
         )
         .route(
+            "/v1/tenants/{tenant}/policies/routing/dry-run",
+            post(routing_dry_run),
+        )
+        .route(
             "/v1/tenants/{tenant}/policies/sensitive-words",
             get(word_lists),
         )
@@ -45,6 +49,19 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{tenant}/policies/sensitive-words/{list}",
             put(put_word_list).delete(delete_word_list),
         )
+}
+
+/// The active routing (policy or built-in, with business hours) on a sample conversation.
+async fn routing_dry_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<engine::chat::RoutingSample>,
+) -> ApiResult<Json<engine::chat::RoutingDryRun>> {
+    let Path(tenant) = path?;
+    require(&state, &headers, &tenant, Area::Policies).await?;
+    let Json(sample) = body?;
+    Ok(Json(state.chat.routing_dry_run(&tenant, sample).await?))
 }
 
 async fn upload(

@@ -12,6 +12,86 @@ use crate::hours::OutOfHours;
 use crate::policy::{language_of, policy_messages};
 use store::util::now_ms;
 
+/// A sample conversation for a routing dry run; every field has a default.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSample {
+    pub channel: String,
+    pub language: String,
+    pub vip_level: u8,
+    pub crm_tags: Vec<String>,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub intent: Option<String>,
+    pub handoff_reason: String,
+    pub skill_hint: Option<String>,
+    /// The customer's last messages, oldest first.
+    pub messages: Vec<String>,
+    /// The time to route at (default: now), to try opening hours.
+    pub now_unix_ms: Option<u64>,
+}
+
+impl Default for RoutingSample {
+    fn default() -> Self {
+        RoutingSample {
+            channel: "web".into(),
+            language: "zh-CN".into(),
+            vip_level: 0,
+            crm_tags: Vec::new(),
+            attributes: Default::default(),
+            intent: None,
+            handoff_reason: "explicit_request".into(),
+            skill_hint: None,
+            messages: Vec::new(),
+            now_unix_ms: None,
+        }
+    }
+}
+
+impl RoutingSample {
+    fn validate(&self) -> ServiceResult<()> {
+        let short = |text: &str| text.chars().count() <= 200;
+        let fits = self.messages.len() <= switchboard_policies::types::MAX_LAST_MESSAGES
+            && self
+                .messages
+                .iter()
+                .all(|text| text.chars().count() <= 4_000)
+            && self.crm_tags.len() <= 32
+            && self.crm_tags.iter().all(|tag| short(tag))
+            && self.attributes.len() <= 32
+            && self
+                .attributes
+                .iter()
+                .all(|(key, value)| short(key) && short(value))
+            && [&self.channel, &self.language, &self.handoff_reason]
+                .iter()
+                .all(|text| short(text))
+            && self.intent.as_deref().is_none_or(short)
+            && self.skill_hint.as_deref().is_none_or(short)
+            && self.vip_level <= 9;
+        if fits {
+            Ok(())
+        } else {
+            Err(ServiceError::invalid(
+                "bad_sample",
+                "a sample has at most 20 messages of 4000 characters, 32 tags and attributes of 200, vip_level 0-9",
+            ))
+        }
+    }
+}
+
+/// What a routing dry run decided, and who decided it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoutingDryRun {
+    pub decision: RoutingDecision,
+    /// `routing policy vN` or `built-in routing`.
+    pub decided_by: String,
+    /// Why the tenant's policy failed (the built-in strategy decided instead).
+    pub failure: Option<String>,
+    pub elapsed_us: u64,
+    /// Set when the built-in routing is out of business hours: what the customer is told.
+    pub out_of_hours: Option<String>,
+}
+
 impl Chat {
     /// Hands a conversation from the bot to a person: the tenant's routing policy (or the
     /// built-in strategy) picks the queue and priority, or rejects with a message.
@@ -193,6 +273,74 @@ impl Chat {
             }
         }
         Ok(groups.into_values().collect())
+    }
+
+    /// What the tenant's routing would decide now for a sample conversation (the active policy,
+    /// or the built-in strategy with business hours): nothing is stored or queued.
+    pub async fn routing_dry_run(
+        &self,
+        tenant: &str,
+        sample: RoutingSample,
+    ) -> ServiceResult<RoutingDryRun> {
+        sample.validate()?;
+        let settings = self.tenant_settings(tenant).await;
+        let now = sample.now_unix_ms.unwrap_or_else(|| now_ms().max(0) as u64);
+        let messages = sample
+            .messages
+            .iter()
+            .map(|text| switchboard_policies::types::Message {
+                speaker: switchboard_policies::types::Speaker::Customer,
+                author_id: "sample".into(),
+                text: text.clone(),
+                at_unix_ms: now,
+            })
+            .collect();
+        let input = Handoff {
+            tenant: tenant.to_owned(),
+            conversation_id: "dry-run".into(),
+            channel: sample.channel,
+            customer: switchboard_policies::types::Customer {
+                id: "sample".into(),
+                vip_level: sample.vip_level,
+                crm_tags: sample.crm_tags,
+                attributes: sample
+                    .attributes
+                    .into_iter()
+                    .map(|(key, value)| Attribute { key, value })
+                    .collect(),
+            },
+            language: sample.language,
+            intent: sample.intent,
+            intent_confidence: 1.0,
+            handoff_reason: sample.handoff_reason,
+            skill_hint: sample.skill_hint,
+            last_messages: messages,
+            queues: self.queue_snapshot(tenant).await?,
+            now_unix_ms: now,
+            utc_offset_minutes: settings.utc_offset_minutes,
+        };
+        let outcome = self.policies.route(input).await?;
+        let built_in = matches!(outcome.decided_by, switchboard_policies::DecidedBy::BuiltIn);
+        let hours = &settings.business_hours;
+        let open = !built_in || hours.is_open(now as i64, settings.utc_offset_minutes);
+        let mut decision = outcome.decision;
+        if !open && hours.out_of_hours == OutOfHours::Reject {
+            decision = RoutingDecision::Reject {
+                message: hours.message.clone(),
+            };
+        }
+        Ok(RoutingDryRun {
+            decision,
+            decided_by: match &outcome.decided_by {
+                switchboard_policies::DecidedBy::Policy(id) => {
+                    format!("routing policy v{}", id.version)
+                }
+                switchboard_policies::DecidedBy::BuiltIn => "built-in routing".into(),
+            },
+            failure: outcome.failure.map(|failure| failure.to_string()),
+            elapsed_us: outcome.elapsed.as_micros() as u64,
+            out_of_hours: (!open).then(|| hours.message.clone()),
+        })
     }
 
     pub(crate) fn prefer_agent(&self, conversation_id: &str, agent_id: &str) {

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 mod bot_turns;
 mod handoff;
+pub use handoff::{RoutingDryRun, RoutingSample};
 mod quality;
 pub mod recovery;
 pub mod supervise;
