@@ -21,6 +21,6 @@ export default defineConfig({
   },
   server: {
     // `npm run dev` next to `switchboard serve` on the default port.
-    proxy: { '/v1': 'http://127.0.0.1:8080' },
+    proxy: { '/v1': process.env.SWITCHBOARD_URL || 'http://127.0.0.1:8080' },
   },
 });

@@ -2,10 +2,12 @@
 //! One test binary, one module per feature.
 
 mod admin;
+mod admin_console;
 mod bot;
 mod browser;
 mod channels;
 mod chat;
+mod chromium;
 mod console_roles;
 mod frames;
 mod hostile;

@@ -57,18 +57,19 @@ export function errorText(t, error) {
   return error.message || code;
 }
 
-export function formatTime(t, ms) {
+/** A time in the member's language; `short` drops the seconds and the year (tables). */
+export function formatTime(t, ms, short) {
   if (ms === null || ms === undefined || ms === '') return '';
   const value = typeof ms === 'number' && ms < 1e11 ? ms * 1000 : ms;
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return String(ms);
   return date.toLocaleString(t.lang === 'zh-CN' ? 'zh-CN' : 'en-GB', {
-    year: 'numeric',
+    year: short ? undefined : 'numeric',
     month: '2-digit',
     day: '2-digit',
     hour: '2-digit',
     minute: '2-digit',
-    second: '2-digit',
+    second: short ? undefined : '2-digit',
   });
 }
 

@@ -203,14 +203,6 @@ export function useToast() {
   return [view, setToast];
 }
 
-/** A random password for a reset: 16 characters from an unambiguous alphabet. */
-export function randomPassword() {
-  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789';
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (byte) => alphabet[byte % alphabet.length]).join('');
-}
-
 /** Switches between English and Chinese (the label names the other language). */
 export function LangToggle({ onLang }) {
   const t = useT();

@@ -14,6 +14,16 @@ function summaryText(summary) {
     .join('  ');
 }
 
+/** An HTTP status (or a word) as a badge colour: 2xx ok, 4xx warn, 5xx error. */
+function statusKind(status) {
+  const code = Number(status);
+  if (Number.isFinite(code) && code > 0) {
+    if (code < 400) return 'ok';
+    return code < 500 ? 'warn' : 'error';
+  }
+  return status === 'ok' || status === 'success' ? 'ok' : 'neutral';
+}
+
 export function AuditPage() {
   const t = useT();
   const [actor, setActor] = useState('');
@@ -94,7 +104,7 @@ export function AuditPage() {
                 <td class="mono">{entry.action}</td>
                 <td class="mono cell-clip">{entry.target}</td>
                 <td>
-                  <Badge kind={entry.status === 'ok' || entry.status === 'success' ? 'ok' : entry.status ? 'error' : 'neutral'}>
+                  <Badge kind={statusKind(entry.status)}>
                     {entry.status}
                   </Badge>
                 </td>

@@ -142,13 +142,6 @@ export function KnowledgePage() {
             </datalist>
           </label>
           <div class="toolbar-spacer" />
-          <button type="button" class="button" id="kb-synonyms" onClick={() => setSynonyms(true)}>
-            {t('kb.synonyms')}
-          </button>
-          <ExportMenu />
-          <button type="button" class="button" id="kb-import" onClick={() => setImporting(true)}>
-            {t('kb.import')}
-          </button>
           <button
             type="button"
             class="button-primary"
@@ -166,9 +159,9 @@ export function KnowledgePage() {
             <thead>
               <tr>
                 <th class="col-id">{t('kb.id')}</th>
-                <th>{t('kb.question')}</th>
+                <th class="col-question">{t('kb.question')}</th>
                 <th>{t('kb.answer')}</th>
-                {search ? <th class="col-num">{t('kb.score')}</th> : <th>{t('kb.tags')}</th>}
+                {search ? <th class="col-num">{t('kb.score')}</th> : <th class="col-tags">{t('kb.tags')}</th>}
                 {!search && <th class="col-date">{t('kb.updated')}</th>}
               </tr>
             </thead>
@@ -181,7 +174,7 @@ export function KnowledgePage() {
                   onClick={() => openFaq(row)}
                 >
                   <td class="col-id mono">{row.id}</td>
-                  <td class="cell-strong">
+                  <td class="cell-strong col-question">
                     {row.question}
                     {row.alternates && row.alternates.length > 0 && (
                       <span class="count" title={row.alternates.join('\n')}>
@@ -200,7 +193,7 @@ export function KnowledgePage() {
                       {row.enabled === false && <Badge kind="warn">{t('kb.disabled')}</Badge>}
                     </td>
                   )}
-                  {!search && <td class="col-date">{formatTime(t, row.updated_at_ms)}</td>}
+                  {!search && <td class="col-date">{formatTime(t, row.updated_at_ms, true)}</td>}
                 </tr>
               ))}
             </tbody>
@@ -233,7 +226,19 @@ export function KnowledgePage() {
           </div>
         )}
       </section>
-      <aside class="split-side">
+      <aside class="split-side stack-lg">
+        <div class="panel" id="kb-manage">
+          <h2 class="panel-title">{t('kb.manage')}</h2>
+          <div class="manage-buttons">
+            <button type="button" class="button" id="kb-import" onClick={() => setImporting(true)}>
+              {t('kb.import')}…
+            </button>
+            <button type="button" class="button" id="kb-synonyms" onClick={() => setSynonyms(true)}>
+              {t('kb.synonyms')}…
+            </button>
+            <ExportMenu />
+          </div>
+        </div>
         <TryBot />
       </aside>
       {editing && (

@@ -152,7 +152,7 @@ function PolicyVersions({ kind }) {
         <table class="table" id="policy-versions">
           <thead>
             <tr>
-              <th class="col-num">{t('pol.version')}</th>
+              <th class="col-version">{t('pol.version')}</th>
               <th>{t('pol.sha')}</th>
               <th class="col-num">{t('pol.size')}</th>
               <th class="col-date">{t('pol.uploaded')}</th>
@@ -164,7 +164,7 @@ function PolicyVersions({ kind }) {
           <tbody>
             {sorted.map((version) => (
               <tr key={version.version} data-version={version.version} data-active={version.active ? 'true' : 'false'}>
-                <td class="col-num mono">v{version.version}</td>
+                <td class="col-version mono">v{version.version}</td>
                 <td class="mono" title={version.sha256}>
                   {(version.sha256 || '').slice(0, 12)}
                 </td>

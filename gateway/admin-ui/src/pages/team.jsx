@@ -14,7 +14,6 @@ import {
   Modal,
   SecretBox,
   Tabs,
-  randomPassword,
   useLoad,
   useToast,
 } from '../ui.jsx';
@@ -53,21 +52,20 @@ function Members({ self }) {
   const change = async (member, changes, message) => {
     setError(null);
     try {
-      await patch(tp(`/members/${encodeURIComponent(member.id)}`), changes);
+      const body = await patch(tp(`/members/${encodeURIComponent(member.id)}`), changes);
       if (message) setToast(message);
       members.reload();
-      return true;
+      return body || {};
     } catch (failure) {
       setError(failure);
-      return false;
+      return null;
     }
   };
 
+  // An empty password asks the server to generate one; it answers it this once.
   const reset = async (member) => {
-    const password = randomPassword();
-    if (await change(member, { password })) {
-      setSecret({ email: member.email, password });
-    }
+    const body = await change(member, { password: '' });
+    if (body && body.password) setSecret({ email: member.email, password: body.password });
   };
 
   const rows = (members.data && members.data.members) || [];

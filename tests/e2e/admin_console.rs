@@ -1,0 +1,472 @@
+//! The operator console (`/admin`, gateway/admin-ui) in Debian's headless Chromium against the
+//! real server: a knowledge manager signs in, imports an XLSX file and watches the upload reach
+//! done with the per-row report, edits a FAQ and sees "try the bot" answer with it; an admin
+//! uploads routing policies, sees a hostile one refused with its error code, and rolls back.
+//!
+//! With `SWITCHBOARD_SCREENSHOTS=1` one more test writes a PNG of every page in English and
+//! Chinese to `docs/screenshots/operator-console/` (`=<dir>` writes there instead).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use store::MemberRole;
+use switchboard_knowledge::testing::{cell, xlsx};
+use switchboard_tests::TestApp;
+
+use crate::chromium::{chromium_or_skip, Browser};
+
+/// A JavaScript string literal of `text`.
+fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("a string")
+}
+
+/// Types `value` into the input matched by `selector` as a person would (input and change
+/// events, which the console listens to).
+async fn fill(browser: &mut Browser, selector: &str, value: &str) {
+    let done = browser
+        .eval(&format!(
+            "(() => {{ const e = document.querySelector({s}); if (!e) return false; e.focus(); e.value = {v}; e.dispatchEvent(new Event('input', {{bubbles: true}})); e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
+            s = js(selector),
+            v = js(value)
+        ))
+        .await
+        .expect("fill");
+    assert_eq!(done, json!(true), "no element {selector}");
+}
+
+async fn click(browser: &mut Browser, selector: &str) {
+    let done = browser
+        .eval(&format!(
+            "(() => {{ const e = document.querySelector({s}); if (!e || e.disabled) return false; e.click(); return true; }})()",
+            s = js(selector)
+        ))
+        .await
+        .expect("click");
+    assert_eq!(done, json!(true), "cannot click {selector}");
+}
+
+/// Waits until `selector` matches an element; answers its text.
+async fn wait_text(browser: &mut Browser, selector: &str) -> String {
+    browser
+        .wait_for(
+            selector,
+            &format!(
+                "(() => {{ const e = document.querySelector({s}); return e ? e.textContent : null; }})()",
+                s = js(selector)
+            ),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{selector}: {error}"))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Opens the console of tenant `acme` and signs in through the form.
+async fn sign_in(app: &TestApp, binary: &PathBuf, email: &str, password: &str) -> Browser {
+    let mut browser = Browser::launch(binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.expect("page");
+    browser
+        .navigate(&app.url("/admin/?tenant=acme"))
+        .await
+        .expect("the console loads");
+    wait_text(&mut browser, "#signin-submit").await;
+    fill(&mut browser, "#signin-tenant", "acme").await;
+    fill(&mut browser, "#signin-email", email).await;
+    fill(&mut browser, "#signin-password", password).await;
+    click(&mut browser, "#signin-submit").await;
+    let name = wait_text(&mut browser, "#member-name").await;
+    assert_eq!(name, email, "the header names the member");
+    browser
+}
+
+/// The pages in the navigation, in order.
+async fn nav_pages(browser: &mut Browser) -> Value {
+    browser
+        .eval("[...document.querySelectorAll('#nav [data-page]')].map(a => a.dataset.page)")
+        .await
+        .expect("nav")
+}
+
+/// A workbook of three FAQs and one row without an answer (refused, reported by line).
+fn faq_workbook() -> Vec<u8> {
+    let rows = [
+        ["id", "question", "answer", "tags"],
+        [
+            "xl-gift-wrap",
+            "Do you offer gift wrapping?",
+            "Yes, at checkout.",
+            "orders",
+        ],
+        [
+            "xl-store-hours",
+            "When is the shop in Hangzhou open?",
+            "Every day from 10:00 to 21:00.",
+            "stores",
+        ],
+        ["xl-broken", "A row without an answer", "", "orders"],
+        [
+            "xl-bulk",
+            "Do you give discounts for bulk orders?",
+            "Orders of 50 items or more get 8% off.",
+            "promotion",
+        ],
+    ];
+    let mut sheet = String::new();
+    for (index, row) in rows.iter().enumerate() {
+        let line = index + 1;
+        sheet.push_str(&format!(r#"<row r="{line}">"#));
+        for (column, text) in ["A", "B", "C", "D"].iter().zip(row) {
+            if !text.is_empty() {
+                sheet.push_str(&cell(&format!("{column}{line}"), text));
+            }
+        }
+        sheet.push_str("</row>");
+    }
+    xlsx(&sheet, Some("A1:D5"), None)
+}
+
+/// A policy fixture by its absolute path (Chromium reads no path with `..` in it).
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies/fixtures")
+        .join(name)
+        .canonicalize()
+        .expect("fixture")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_manager_imports_xlsx_edits_a_faq_and_the_bot_answers_with_it() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn_bot_first().await;
+    let email = "km@acme.example";
+    let password = app
+        .add_member("acme", email, MemberRole::KnowledgeManager)
+        .await;
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    // A knowledge manager sees the knowledge base and what their areas allow, not the team.
+    let pages = nav_pages(&mut browser).await;
+    assert_eq!(pages[0], "knowledge", "{pages}");
+    assert!(
+        !pages.as_array().expect("pages").contains(&json!("team")),
+        "{pages}"
+    );
+    wait_text(&mut browser, "#kb-table tbody tr[data-faq-id]").await;
+
+    // Import: the XLSX file goes up with a progress bar that reaches done, and the report
+    // counts the rows and lists the refused one by its line.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workbook = dir.path().join("faqs.xlsx");
+    std::fs::write(&workbook, faq_workbook()).expect("workbook written");
+    click(&mut browser, "#kb-import").await;
+    wait_text(&mut browser, "#import-dialog").await;
+    browser
+        .set_files("#import-file", &[workbook.as_path()])
+        .await
+        .expect("file chosen");
+    click(&mut browser, "#import-start").await;
+    let progress = browser
+        .wait_for(
+            "the import to finish",
+            "(() => { const p = document.querySelector('#import-progress'); return p && (p.dataset.state === 'done' || p.dataset.state === 'error') ? { state: p.dataset.state, value: p.dataset.value, aria: p.querySelector('[role=progressbar]').getAttribute('aria-valuenow') } : null; })()",
+        )
+        .await
+        .expect("the import ends");
+    assert_eq!(
+        progress,
+        json!({"state": "done", "value": "100", "aria": "100"}),
+        "the bar reached done"
+    );
+    assert_eq!(
+        wait_text(&mut browser, "#import-inserted .stat-value").await,
+        "3"
+    );
+    assert_eq!(
+        wait_text(&mut browser, "#import-errors .stat-value").await,
+        "1"
+    );
+    let refused = wait_text(&mut browser, "#import-error-rows tbody tr").await;
+    assert!(refused.starts_with('4'), "line 4 is reported: {refused}");
+    click(&mut browser, "#import-dialog .modal-foot .button").await;
+
+    // Edit the imported FAQ: a new answer and another way to ask.
+    fill(&mut browser, "#kb-search", "gift wrapping").await;
+    browser
+        .eval("document.querySelector('#kb-search').form.requestSubmit()")
+        .await
+        .expect("search");
+    wait_text(&mut browser, "#kb-table tr[data-faq-id='xl-gift-wrap']").await;
+    click(&mut browser, "#kb-table tr[data-faq-id='xl-gift-wrap']").await;
+    wait_text(&mut browser, "#faq-editor #faq-answer").await;
+    let answer = "Gift wrapping is 5 yuan: tick \"gift wrap\" at checkout.";
+    fill(&mut browser, "#faq-answer", answer).await;
+    fill(
+        &mut browser,
+        "#faq-alternates",
+        "Can you wrap my order as a gift?",
+    )
+    .await;
+    click(&mut browser, "#faq-save").await;
+    let toast = wait_text(&mut browser, "#toast").await;
+    assert!(toast.contains("xl-gift-wrap"), "{toast}");
+    let (_, stored) = app.admin_get("/v1/tenants/acme/kb/faqs/xl-gift-wrap").await;
+    assert_eq!(stored["answer"], answer, "{stored}");
+
+    // Try the bot: it answers the question with the edited FAQ (once its index has the edit).
+    fill(&mut browser, "#try-text", "Do you offer gift wrapping?").await;
+    let started = Instant::now();
+    let shown = loop {
+        click(&mut browser, "#try-ask").await;
+        let result = browser
+            .wait_for(
+                "the bot's decision",
+                "(() => { const r = document.querySelector('#try-result'); const b = document.querySelector('#try-ask'); return r && !b.disabled ? { decision: r.dataset.decision, faq: r.dataset.faqId, answer: (document.querySelector('#try-answer') || {}).textContent || '', candidates: document.querySelectorAll('#try-candidates tbody tr').length, confidence: document.querySelector('#try-confidence').textContent } : null; })()",
+            )
+            .await
+            .expect("a decision");
+        if result["answer"] == answer || started.elapsed() > Duration::from_secs(20) {
+            break result;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(shown["decision"], "answer", "{shown}");
+    assert_eq!(shown["faq"], "xl-gift-wrap", "{shown}");
+    assert_eq!(shown["answer"], answer, "{shown}");
+    assert!(
+        shown["candidates"].as_u64().unwrap_or(0) >= 1,
+        "the top candidates are listed: {shown}"
+    );
+    assert!(
+        shown["confidence"].as_str().unwrap_or("").contains('%'),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let email = "admin@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Admin).await;
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    let pages = nav_pages(&mut browser).await;
+    assert_eq!(
+        pages,
+        json!(["knowledge", "policies", "team", "settings", "audit"])
+    );
+    click(&mut browser, "#nav [data-page=policies]").await;
+    wait_text(&mut browser, "#policy-routing").await;
+
+    // Two good versions: each is validated, stored and made active.
+    for (name, version) in [("vip-routing.wasm", 1), ("language-routing.wasm", 2)] {
+        browser
+            .set_files("#policy-file", &[fixture(name).as_path()])
+            .await
+            .expect("file chosen");
+        click(&mut browser, "#policy-upload").await;
+        let outcome = wait_text(&mut browser, "#policy-outcome, #policy-error").await;
+        assert!(outcome.contains(&version.to_string()), "{name}: {outcome}");
+        browser
+            .wait_for(
+                "the new version listed as active",
+                &format!("document.querySelector('#policy-versions tr[data-version=\"{version}\"][data-active=true]') ? true : null"),
+            )
+            .await
+            .expect("listed");
+    }
+    let row = wait_text(&mut browser, "#policy-versions tr[data-version='2']").await;
+    assert!(row.contains(email), "uploaded_by is shown: {row}");
+
+    // A component importing what policies may not use is refused with its code and message,
+    // and nothing changes.
+    browser
+        .set_files("#policy-file", &[fixture("hostile-import.wasm").as_path()])
+        .await
+        .expect("file chosen");
+    click(&mut browser, "#policy-upload").await;
+    let code = browser
+        .wait_for(
+            "the refusal",
+            "(() => { const e = document.querySelector('#policy-error'); return e ? e.dataset.code : null; })()",
+        )
+        .await
+        .expect("refused");
+    assert_eq!(code, "forbidden_import");
+    let message = wait_text(&mut browser, "#policy-error .note-detail").await;
+    assert!(!message.is_empty());
+    let rows = browser
+        .eval("document.querySelectorAll('#policy-versions tr[data-version]').length")
+        .await
+        .expect("rows");
+    assert_eq!(rows, json!(2), "a refused component is not stored");
+
+    // Roll back to version 1 (the button asks once more).
+    click(&mut browser, "[data-activate='1']").await;
+    click(&mut browser, "[data-activate='1'][data-armed=true]").await;
+    browser
+        .wait_for(
+            "version 1 active again",
+            "document.querySelector('#policy-versions tr[data-version=\"1\"][data-active=true]') && document.querySelector('#policy-versions tr[data-version=\"2\"][data-active=false]') ? true : null",
+        )
+        .await
+        .expect("rolled back");
+    let (_, versions) = app.admin_get("/v1/tenants/acme/policies/routing").await;
+    let active: Vec<i64> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter(|v| v["active"] == true)
+        .filter_map(|v| v["version"].as_i64())
+        .collect();
+    assert_eq!(active, vec![1], "{versions}");
+}
+
+/// Every page of the console in English and Chinese, as PNGs for the docs. Runs only with
+/// `SWITCHBOARD_SCREENSHOTS` set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_of_every_page_in_both_languages() {
+    let Ok(target) = std::env::var("SWITCHBOARD_SCREENSHOTS") else {
+        return;
+    };
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let out = if target == "1" || target.is_empty() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots/operator-console")
+    } else {
+        PathBuf::from(target)
+    };
+    std::fs::create_dir_all(&out).expect("screenshot folder");
+    let app = TestApp::spawn_bot_first().await;
+    let email = "lin@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Admin).await;
+    // Some content on every page.
+    for (kind, name) in [
+        ("routing", "vip-routing.wasm"),
+        ("routing", "language-routing.wasm"),
+    ] {
+        let wasm = std::fs::read(fixture(name)).expect("fixture");
+        let (status, body) = app
+            .admin_put(
+                &format!("/v1/tenants/acme/policies/{kind}"),
+                "application/wasm",
+                wasm,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, _) = app
+        .admin_put(
+            "/v1/tenants/acme/policies/sensitive-words/abuse",
+            "application/json",
+            serde_json::to_vec(&json!({"action": "block", "words": ["傻瓜", "idiot"]}))
+                .expect("json"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.create_agent("Wang Fang", &["general", "billing"], 4)
+        .await;
+    app.create_agent("Li Lei", &["general"], 6).await;
+    for (shortcut, text) in [
+        ("hi", "您好，很高兴为您服务！"),
+        ("wait", "Please wait a moment while I check your order."),
+    ] {
+        let (status, _) = app
+            .admin_post(
+                "/v1/tenants/acme/canned-replies",
+                json!({"shortcut": shortcut, "text": text}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    app.add_member("acme", "zhao@acme.example", MemberRole::KnowledgeManager)
+        .await;
+    app.add_member("acme", "chen@acme.example", MemberRole::Supervisor)
+        .await;
+
+    for lang in ["en", "zh-CN"] {
+        let mut browser = Browser::launch(&binary).await.expect("chromium starts");
+        browser.call("Page.enable", json!({})).await.expect("page");
+        browser
+            .navigate(&app.url("/admin/?tenant=acme"))
+            .await
+            .expect("loads");
+        browser
+            .eval(&format!(
+                "localStorage.setItem('switchboard:lang', {}); location.reload(); true",
+                js(lang)
+            ))
+            .await
+            .expect("language");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wait_text(&mut browser, "#signin-submit").await;
+        fill(&mut browser, "#signin-email", email).await;
+        shot(&mut browser, &out, lang, "signin").await;
+        fill(&mut browser, "#signin-password", password.as_str()).await;
+        click(&mut browser, "#signin-submit").await;
+        wait_text(&mut browser, "#member-name").await;
+
+        // Knowledge, with an answer of the bot.
+        wait_text(&mut browser, "#kb-table tbody tr[data-faq-id]").await;
+        let question = if lang == "en" {
+            "how much is shipping?"
+        } else {
+            "运费多少钱"
+        };
+        fill(&mut browser, "#try-text", question).await;
+        click(&mut browser, "#try-ask").await;
+        wait_text(&mut browser, "#try-result").await;
+        shot(&mut browser, &out, lang, "knowledge").await;
+        click(&mut browser, "#kb-table tbody tr[data-faq-id]").await;
+        wait_text(&mut browser, "#faq-editor").await;
+        shot(&mut browser, &out, lang, "knowledge-edit").await;
+        click(&mut browser, "#faq-editor .icon-button").await;
+
+        click(&mut browser, "#nav [data-page=policies]").await;
+        wait_text(&mut browser, "#policy-versions tr[data-version]").await;
+        browser
+            .set_files("#policy-file", &[fixture("hostile-import.wasm").as_path()])
+            .await
+            .expect("file");
+        click(&mut browser, "#policy-upload").await;
+        wait_text(&mut browser, "#policy-error").await;
+        shot(&mut browser, &out, lang, "policies").await;
+        click(&mut browser, "#tab-words").await;
+        wait_text(&mut browser, "#word-lists tr[data-list]").await;
+        fill(&mut browser, "#check-text", "你这个傻瓜 idiot").await;
+        click(&mut browser, "#check-submit").await;
+        wait_text(&mut browser, "#check-result").await;
+        shot(&mut browser, &out, lang, "sensitive-words").await;
+
+        click(&mut browser, "#nav [data-page=team]").await;
+        wait_text(&mut browser, "#members-table tr[data-member]").await;
+        shot(&mut browser, &out, lang, "team-members").await;
+        click(&mut browser, "#tab-agents").await;
+        wait_text(&mut browser, "#agents-table tr[data-agent]").await;
+        shot(&mut browser, &out, lang, "team-agents").await;
+        click(&mut browser, "#tab-canned").await;
+        wait_text(&mut browser, "#canned-table tr[data-canned]").await;
+        shot(&mut browser, &out, lang, "team-canned").await;
+
+        click(&mut browser, "#nav [data-page=settings]").await;
+        wait_text(&mut browser, "#settings-save").await;
+        shot(&mut browser, &out, lang, "settings").await;
+
+        click(&mut browser, "#nav [data-page=audit]").await;
+        wait_text(&mut browser, "#audit-table tbody tr").await;
+        shot(&mut browser, &out, lang, "audit").await;
+    }
+}
+
+async fn shot(browser: &mut Browser, out: &Path, lang: &str, page: &str) {
+    // Let transitions and fonts settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let png = browser.screenshot(1440, 900).await.expect("screenshot");
+    let short = if lang == "en" { "en" } else { "zh" };
+    std::fs::write(out.join(format!("{page}.{short}.png")), png).expect("png written");
+}
