@@ -63,8 +63,8 @@ async fn wait_text(browser: &mut Browser, selector: &str) -> String {
         .to_owned()
 }
 
-/// Opens the console of tenant `acme` and signs in through the form.
-async fn sign_in(app: &TestApp, binary: &PathBuf, email: &str, password: &str) -> Browser {
+/// Opens the console of tenant `acme` at its sign-in form.
+async fn open_console(app: &TestApp, binary: &PathBuf) -> Browser {
     let mut browser = Browser::launch(binary).await.expect("chromium starts");
     browser.call("Page.enable", json!({})).await.expect("page");
     browser
@@ -72,10 +72,21 @@ async fn sign_in(app: &TestApp, binary: &PathBuf, email: &str, password: &str) -
         .await
         .expect("the console loads");
     wait_text(&mut browser, "#signin-submit").await;
-    fill(&mut browser, "#signin-tenant", "acme").await;
-    fill(&mut browser, "#signin-email", email).await;
-    fill(&mut browser, "#signin-password", password).await;
-    click(&mut browser, "#signin-submit").await;
+    browser
+}
+
+/// Fills and sends the sign-in form.
+async fn submit_sign_in(browser: &mut Browser, email: &str, password: &str) {
+    fill(browser, "#signin-tenant", "acme").await;
+    fill(browser, "#signin-email", email).await;
+    fill(browser, "#signin-password", password).await;
+    click(browser, "#signin-submit").await;
+}
+
+/// Opens the console of tenant `acme` and signs in through the form.
+async fn sign_in(app: &TestApp, binary: &PathBuf, email: &str, password: &str) -> Browser {
+    let mut browser = open_console(app, binary).await;
+    submit_sign_in(&mut browser, email, password).await;
     let name = wait_text(&mut browser, "#member-name").await;
     assert_eq!(name, email, "the header names the member");
     browser
@@ -253,11 +264,23 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     let app = TestApp::spawn().await;
     let email = "admin@acme.example";
     let password = app.add_member("acme", email, MemberRole::Admin).await;
-    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    // A wrong password is refused with its own message; the right one signs in.
+    let mut browser = open_console(&app, &binary).await;
+    submit_sign_in(&mut browser, email, "not the password").await;
+    let refused = browser
+        .wait_for(
+            "the refusal",
+            "(() => { const e = document.querySelector('#signin-error'); return e ? [e.dataset.code, e.textContent] : null; })()",
+        )
+        .await
+        .expect("refused");
+    assert_eq!(refused[0], "bad_credentials", "{refused}");
+    submit_sign_in(&mut browser, email, password.as_str()).await;
+    assert_eq!(wait_text(&mut browser, "#member-name").await, email);
     let pages = nav_pages(&mut browser).await;
     assert_eq!(
         pages,
-        json!(["knowledge", "policies", "team", "settings", "audit"])
+        json!(["knowledge", "policies", "live", "team", "settings", "audit"])
     );
     click(&mut browser, "#nav [data-page=policies]").await;
     wait_text(&mut browser, "#policy-routing").await;
@@ -386,6 +409,19 @@ async fn screenshots_of_every_page_in_both_languages() {
     }
     app.add_member("acme", "zhao@acme.example", MemberRole::KnowledgeManager)
         .await;
+    for (index, text) in ["运费怎么算？", "I want to talk to a person"]
+        .iter()
+        .enumerate()
+    {
+        let visitor = app.visitor().await;
+        let mut customer = app.customer_ws(&visitor).await;
+        customer
+            .send(json!({"type": "send", "client_msg_id": format!("c{index}"), "text": text}))
+            .await;
+        customer
+            .expect("the bot's reply", |frame| frame["sender"] == "bot")
+            .await;
+    }
     app.add_member("acme", "chen@acme.example", MemberRole::Supervisor)
         .await;
 
@@ -442,6 +478,14 @@ async fn screenshots_of_every_page_in_both_languages() {
         click(&mut browser, "#check-submit").await;
         wait_text(&mut browser, "#check-result").await;
         shot(&mut browser, &out, lang, "sensitive-words").await;
+
+        click(&mut browser, "#nav [data-page=live]").await;
+        wait_text(&mut browser, "#live-table tr[data-conversation]").await;
+        shot(&mut browser, &out, lang, "live").await;
+        click(&mut browser, "#live-table tr[data-conversation]").await;
+        wait_text(&mut browser, "#transcript .line").await;
+        shot(&mut browser, &out, lang, "live-transcript").await;
+        click(&mut browser, "#transcript .icon-button").await;
 
         click(&mut browser, "#nav [data-page=team]").await;
         wait_text(&mut browser, "#members-table tr[data-member]").await;

@@ -10,6 +10,7 @@ import { PoliciesPage } from './pages/policies.jsx';
 import { TeamPage } from './pages/team.jsx';
 import { SettingsPage } from './pages/settings.jsx';
 import { AuditPage } from './pages/audit.jsx';
+import { LivePage } from './pages/live.jsx';
 
 const TENANT_KEY = 'switchboard:admin:tenant';
 
@@ -17,6 +18,7 @@ const TENANT_KEY = 'switchboard:admin:tenant';
 const PAGES = [
   { id: 'knowledge', needs: ['knowledge'], view: KnowledgePage, icon: '▤' },
   { id: 'policies', needs: ['policies', 'sensitive_words'], view: PoliciesPage, icon: '◈' },
+  { id: 'live', needs: ['live'], view: LivePage, icon: '◎' },
   { id: 'team', needs: ['team'], view: TeamPage, icon: '◉' },
   { id: 'settings', needs: ['bot', 'settings'], view: SettingsPage, icon: '⚙' },
   { id: 'audit', needs: ['audit'], view: AuditPage, icon: '☰' },
