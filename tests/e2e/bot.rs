@@ -343,8 +343,16 @@ async fn intents_train_classify_and_a_tenant_model_replace_the_builtin_ones() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    let report: Value = response.json().await.unwrap();
+    // Training is a background job: accepted at once, then watched.
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    assert_eq!(accepted["job"]["kind"], "intents_train");
+    assert_eq!(accepted["job"]["started_by"], "admin key");
+    let job = app
+        .wait_job("acme", accepted["job"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["state"], "done", "{job}");
+    let report = job["result"].clone();
     let labels: Vec<&str> = report["labels"]
         .as_array()
         .unwrap()

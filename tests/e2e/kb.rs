@@ -388,3 +388,59 @@ async fn hostile_xlsx_is_bad_file_and_the_server_keeps_importing() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["inserted"].as_u64(), Some(1), "{report}");
 }
+
+/// The console's import: a background job whose progress (indexing, done of total) can be
+/// watched, and whose result is the same per-row report.
+#[tokio::test]
+async fn a_background_import_is_a_job_with_progress_and_the_same_report() {
+    let app = TestApp::spawn().await;
+    let mut lines = String::new();
+    for i in 0..1_200 {
+        lines.push_str(
+            &json!({ "id": format!("q{i}"), "question": format!("问题 {i} 怎么办？"), "answer": format!("答案 {i}") })
+                .to_string(),
+        );
+        lines.push('\n');
+    }
+    lines.push_str("not json\n");
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/kb/import?format=jsonl&background=true"))
+        .bearer_auth(&app.admin_key)
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    assert_eq!(accepted["job"]["kind"], "kb_import");
+    let id = accepted["job"]["id"].as_str().unwrap().to_owned();
+    let job = app.wait_job("acme", &id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["result"]["inserted"], 1_200);
+    assert_eq!(job["result"]["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(job["progress"]["phase"], "indexing", "{job}");
+    assert_eq!(job["progress"]["total"], 1_200, "{job}");
+    // Listed among the tenant's imports; another tenant's key sees none of it.
+    let (_, jobs) = app.admin_get("/v1/tenants/acme/jobs?kind=kb_import").await;
+    assert_eq!(jobs["jobs"][0]["id"], id.as_str());
+    let other = app.create_tenant("globex").await;
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/tenants/globex/jobs/{id}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // A file in a format the server cannot read is refused at once, not as a job.
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/kb/import?format=docx&background=true"))
+        .bearer_auth(&app.admin_key)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}

@@ -184,6 +184,25 @@ impl TestApp {
         })
     }
 
+    /// Polls a background job with the admin key until it ends; returns its row.
+    pub async fn wait_job(&self, tenant: &str, id: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = self
+                .admin_get(&format!("/v1/tenants/{tenant}/jobs/{id}"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            if body["job"]["state"] != "running" {
+                return body["job"].clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "job {id} never ended: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// POST a JSON body with the admin key: (status, body).
     pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self

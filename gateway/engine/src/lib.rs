@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod error;
 pub mod hours;
 pub mod intents;
+pub mod jobs;
 pub mod kb;
 pub mod limits;
 pub mod metrics;

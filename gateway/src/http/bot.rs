@@ -48,11 +48,11 @@ async fn train(
     path: PathParams<String>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
-) -> ApiResult<Json<engine::intents::TrainOutcome>> {
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path(tenant) = path?;
-    require(&state, &headers, &tenant, Area::Bot).await?;
+    let caller = require(&state, &headers, &tenant, Area::Bot).await?;
     let Query(query) = query?;
-    let (_slot, body) = read_upload(&state, body, MAX_TRAINING_BYTES).await?;
+    let (slot, body) = read_upload(&state, body, MAX_TRAINING_BYTES).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ServiceError::invalid("bad_training_file", "the file is not UTF-8 text"))?;
     let name = query
@@ -64,8 +64,31 @@ async fn train(
                 .contains("csv")
                 .then(|| "upload.csv".to_owned())
         });
+    // A bad file is refused at once, line by line; training itself runs as a job that keeps
+    // the upload slot until it ends.
     let examples = engine::intents::parse_training(text, name.as_deref())?;
-    Ok(Json(state.chat.intents.train(&tenant, examples).await?))
+    let count = examples.len();
+    let chat = state.chat.clone();
+    let trainee = tenant.clone();
+    let job = engine::jobs::start(
+        &state.store,
+        &tenant,
+        "intents_train",
+        &caller.name(),
+        move |progress| async move {
+            let _slot = slot;
+            progress.report(serde_json::json!({ "phase": "training", "examples": count }));
+            let outcome = chat.intents.train(&trainee, examples).await?;
+            serde_json::to_value(outcome)
+                .map_err(|error| ServiceError::Internal(anyhow::Error::new(error)))
+        },
+    )
+    .await?;
+    crate::http::audit::note(serde_json::json!({ "job": job.id, "examples": count }));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "job": job })),
+    ))
 }
 
 #[derive(Deserialize)]

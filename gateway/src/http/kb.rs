@@ -3,13 +3,15 @@
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 use switchboard_knowledge::{write_csv, write_jsonl, FaqRecord, ImportFormat};
 
 use crate::error::{ApiResult, ServiceError};
+use crate::http::audit;
 use crate::http::auth::{require, require_reader, Area};
 use crate::http::upload::read_upload;
 use crate::AppState;
@@ -39,6 +41,9 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct FormatQuery {
     format: Option<String>,
+    /// Import as a background job (`202 {"job"}`, progress at `GET jobs/{id}`).
+    #[serde(default)]
+    background: bool,
 }
 
 /// The declared format: `?format=`, else the content type; `None` lets the content decide.
@@ -79,17 +84,42 @@ async fn import(
     path: PathParams<String>,
     query: QueryParams<FormatQuery>,
     body: Body,
-) -> ApiResult<Json<engine::kb::ImportReport>> {
+) -> ApiResult<Response> {
     let Path(tenant) = path?;
-    require(&state, &headers, &tenant, Area::Knowledge).await?;
+    let caller = require(&state, &headers, &tenant, Area::Knowledge).await?;
     let Query(query) = query?;
     let format = declared_format(&query, &headers)?;
-    let (_slot, body) = read_upload(&state, body, MAX_IMPORT_BYTES).await?;
-    let report = state
-        .knowledge
-        .import(&tenant, body.to_vec(), format, &|_, _| {})
-        .await?;
-    Ok(Json(report))
+    let (slot, body) = read_upload(&state, body, MAX_IMPORT_BYTES).await?;
+    if !query.background {
+        let report = state
+            .knowledge
+            .import(&tenant, body.to_vec(), format, &|_, _| {})
+            .await?;
+        audit::note(json!({ "counts": report.counts }));
+        return Ok(Json(report).into_response());
+    }
+    let knowledge = state.knowledge.clone();
+    let importer = tenant.clone();
+    let job = engine::jobs::start(
+        &state.store,
+        &tenant,
+        "kb_import",
+        &caller.name(),
+        move |progress| async move {
+            let _slot = slot;
+            progress.report(json!({ "phase": "parsing" }));
+            let report = knowledge
+                .import(&importer, body.to_vec(), format, &|done, total| {
+                    progress.report(json!({ "phase": "indexing", "done": done, "total": total }));
+                })
+                .await?;
+            serde_json::to_value(report)
+                .map_err(|error| ServiceError::Internal(anyhow::Error::new(error)))
+        },
+    )
+    .await?;
+    audit::note(json!({ "job": job.id }));
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response())
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ mod bot;
 mod connect;
 pub mod crypto;
 mod intent_models;
+pub mod jobs;
 mod knowledge;
 pub mod members;
 mod model;

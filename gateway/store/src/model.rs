@@ -478,3 +478,22 @@ pub struct AuditFilter {
     pub before: Option<i64>,
     pub limit: Option<i64>,
 }
+
+/// Long work a console watches: `running`, then `done` (with `result`) or `failed` (with the
+/// error). A running job whose node stopped reads as `failed` with `job_lost`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub tenant_id: String,
+    /// `intents_train`, `kb_import`.
+    pub kind: String,
+    pub state: String,
+    /// Kind-specific, e.g. `{"phase": "indexing", "done": 120, "total": 500}`.
+    pub progress: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub started_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
