@@ -29,7 +29,7 @@ impl Store {
         tenant: &str,
         mut change: impl FnMut(serde_json::Value) -> Result<serde_json::Value, E>,
     ) -> Result<serde_json::Value, E> {
-        for _ in 0..8 {
+        for _ in 0..16 {
             let row = sqlx::query("SELECT settings FROM tenants WHERE id = $1")
                 .bind(tenant)
                 .fetch_optional(&self.pool)

@@ -104,6 +104,7 @@ store_suite!(
     concurrent_batches_keep_every_conversation_contiguous,
     submitted_messages_keep_each_senders_order,
     members_sessions_and_the_audit_log,
+    jobs_and_settings_changes,
 );
 
 fn queued() -> Entry {
@@ -1717,4 +1718,66 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn jobs_and_settings_changes(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let job = store
+        .create_job("t1", "kb_import", "kb@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        (job.state.as_str(), job.progress.clone()),
+        ("running", serde_json::json!({}))
+    );
+    store
+        .job_progress(&job.id, &serde_json::json!({ "done": 5, "total": 10 }))
+        .await
+        .unwrap();
+    store
+        .finish_job(&job.id, Ok(&serde_json::json!({ "inserted": 10 })))
+        .await
+        .unwrap();
+    // Progress after the end changes nothing.
+    store
+        .job_progress(&job.id, &serde_json::json!({ "done": 1 }))
+        .await
+        .unwrap();
+    let done = store.job("t1", &job.id).await.unwrap().unwrap();
+    assert_eq!(done.state, "done");
+    assert_eq!(done.progress["done"], 5);
+    assert_eq!(done.result.unwrap()["inserted"], 10);
+    let failed = store.create_job("t1", "kb_import", "x").await.unwrap();
+    store
+        .finish_job(&failed.id, Err(("bad_file", "not a spreadsheet")))
+        .await
+        .unwrap();
+    let listed = store.jobs("t1", "kb_import", 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let failed = store.job("t1", &failed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.state.as_str(), failed.error_code.as_deref()),
+        ("failed", Some("bad_file"))
+    );
+    assert!(store.job("t2", &job.id).await.unwrap().is_none());
+
+    // Settings changes compare and swap: concurrent changes never lose one another.
+    let mut changes = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        changes.push(tokio::spawn(async move {
+            store
+                .change_tenant_settings::<StoreError>("t1", |mut current| {
+                    current[format!("k{i}")] = serde_json::json!(i);
+                    Ok(current)
+                })
+                .await
+        }));
+    }
+    for change in changes {
+        change.await.unwrap().unwrap();
+    }
+    let settings = store.tenant("t1").await.unwrap().unwrap().settings;
+    assert_eq!(settings.as_object().unwrap().len(), 8, "{settings}");
 }
