@@ -14,3 +14,6 @@ CREATE TABLE jobs (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX jobs_tenant ON jobs (tenant_id, created_at);
+
+-- A channel app's recent deliveries (the console's Channels page).
+CREATE INDEX outbox_app ON outbox (tenant_id, channel, app, created_at);

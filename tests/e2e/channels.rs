@@ -454,6 +454,17 @@ async fn an_expired_reply_window_is_a_failed_delivery_the_agent_sees() {
     assert_eq!(found[0]["code"], "reply_window_expired");
     assert_eq!(found[0]["attempts"], 1, "not retried");
     assert_eq!(fake.requests("/cgi-bin/message/custom/send").len(), 1);
+    // The Channels page sees the app's failures, newest first, with the last day's counts.
+    let (status, app_view) = app
+        .admin_get("/v1/tenants/acme/channels/wechat/wx1/deliveries?limit=5")
+        .await;
+    assert_eq!(status, 200, "{app_view}");
+    assert_eq!(app_view["deliveries"][0]["code"], "reply_window_expired");
+    assert_eq!(app_view["last_day"]["failed"], 1);
+    let (status, _) = app
+        .admin_get("/v1/tenants/acme/channels/fax/wx1/deliveries")
+        .await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! links, and the delivery state of a conversation's replies.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/channels/{kind}/{app}",
             get(get_app).put(put_app).delete(delete_app),
+        )
+        .route(
+            "/v1/tenants/{tenant}/channels/{kind}/{app}/deliveries",
+            get(app_deliveries),
         )
         .route(
             "/v1/tenants/{tenant}/customers/{id}/link",
@@ -240,6 +244,36 @@ async fn get_app(
         .await?
         .ok_or(ServiceError::NotFound("channel app"))?;
     Ok(Json(app_view(&tenant, &found.app)))
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+/// An app's newest replies on their way out, and the last day's count per state: what the
+/// Channels page shows of each app's health.
+async fn app_deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path((tenant, kind, app)) = path?;
+    require(&state, &headers, &tenant, Area::Channels).await?;
+    let Query(query) = query?;
+    let channel = kind_and_app(&kind, &app)?;
+    let (deliveries, counts) = state
+        .store
+        .app_deliveries(&tenant, channel.as_str(), &app, query.limit.unwrap_or(50))
+        .await?;
+    let last_day: serde_json::Map<String, Value> = counts
+        .into_iter()
+        .map(|(state, count)| (state, count.into()))
+        .collect();
+    Ok(Json(
+        json!({ "deliveries": deliveries, "last_day": last_day }),
+    ))
 }
 
 async fn delete_app(

@@ -600,6 +600,45 @@ impl Store {
     }
 
     /// Every delivery of a conversation, in message order.
+    /// A channel app's newest deliveries, and how many of the last day's ended in each state.
+    pub async fn app_deliveries(
+        &self,
+        tenant: &str,
+        channel: &str,
+        app: &str,
+        limit: i64,
+    ) -> StoreResult<(Vec<Delivery>, Vec<(String, i64)>)> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE tenant_id = $1 AND channel = $2 AND app = $3 \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(channel)
+            .bind(app)
+            .bind(limit.clamp(1, 200))
+            .fetch_all(&self.pool)
+            .await?;
+        let deliveries = rows
+            .iter()
+            .map(Delivery::from_row)
+            .collect::<Result<_, _>>()?;
+        let counts = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM outbox WHERE tenant_id = $1 AND channel = $2 AND app = $3 \
+             AND created_at >= $4 GROUP BY state ORDER BY state",
+        )
+        .bind(tenant)
+        .bind(channel)
+        .bind(app)
+        .bind(now_ms() - 24 * 3600 * 1000)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("state")?, row.try_get("n")?)))
+        .collect::<StoreResult<_>>()?;
+        Ok((deliveries, counts))
+    }
+
     pub async fn deliveries(&self, conversation_id: &str) -> StoreResult<Vec<Delivery>> {
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE conversation_id = $1 ORDER BY seq, kind"
