@@ -347,6 +347,12 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
         .filter_map(|v| v["version"].as_i64())
         .collect();
     assert_eq!(active, vec![1], "{versions}");
+
+    // The routing dry run names the version that decided.
+    fill(&mut browser, "#dry-vip", "3").await;
+    click(&mut browser, "#dry-run").await;
+    let decided_by = wait_text(&mut browser, "#dry-decided-by").await;
+    assert!(decided_by.contains("v1"), "{decided_by}");
 }
 
 /// Every page of the console in English and Chinese, as PNGs for the docs. Runs only with
@@ -471,6 +477,9 @@ async fn screenshots_of_every_page_in_both_languages() {
             .expect("file");
         click(&mut browser, "#policy-upload").await;
         wait_text(&mut browser, "#policy-error").await;
+        fill(&mut browser, "#dry-vip", "3").await;
+        click(&mut browser, "#dry-run").await;
+        wait_text(&mut browser, "#dry-result").await;
         shot(&mut browser, &out, lang, "policies").await;
         click(&mut browser, "#tab-words").await;
         wait_text(&mut browser, "#word-lists tr[data-list]").await;

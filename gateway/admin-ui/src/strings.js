@@ -209,6 +209,28 @@ export const STRINGS = {
   'pol.activated': ['Version {version} is active', '版本 {version} 已启用'],
   'pol.none': ['No version uploaded: the built-in strategy runs.', '尚未上传版本，正在使用内置策略。'],
 
+  'dry.title': ['Try the routing', '试运行路由'],
+  'dry.help': [
+    'What the active routing decides for a sample handoff. Nothing is queued or stored.',
+    '查看当前路由对一个样例转人工会做出的决定，不会排队或保存。',
+  ],
+  'dry.language': ['Language', '语言'],
+  'dry.vip': ['VIP level', 'VIP 等级'],
+  'dry.reason': ['Handoff reason', '转人工原因'],
+  'dry.tags': ['CRM tags', 'CRM 标签'],
+  'dry.skill_hint': ['Bot\'s skill hint', '机器人建议技能组'],
+  'dry.message': ['Customer\'s last message', '顾客最后一条消息'],
+  'dry.at': ['At', '时间'],
+  'dry.at_hint': ['Empty: now. Try opening hours with another time.', '留空表示现在；可换个时间测试营业时间。'],
+  'dry.run': ['Route this sample', '试运行'],
+  'dry.decision_route': ['Routed', '已路由'],
+  'dry.decision_reject': ['Rejected', '拒绝排队'],
+  'dry.preferred_agent': ['Preferred agent', '指定客服'],
+  'dry.told': ['Customer is told', '告知顾客'],
+  'dry.decided_by': ['Decided by', '决策者'],
+  'dry.failure': ['Policy failure', '策略失败'],
+  'dry.out_of_hours': ['Out of hours', '非营业时间'],
+
   'words.help': [
     'Lists of words checked in every customer and agent message, each with an action.',
     '每条顾客和客服消息都会按这些词表检查，每个词表有各自的处理动作。',

@@ -30,7 +30,17 @@ export function PoliciesPage({ permissions }) {
   return (
     <div>
       <Tabs tabs={tabs} current={tab} onChange={setTab} />
-      {KINDS.includes(tab) && <PolicyVersions kind={tab} key={tab} />}
+      {tab === 'routing' && (
+        <div class="split">
+          <div class="split-main">
+            <PolicyVersions kind="routing" key="routing" />
+          </div>
+          <aside class="split-side">
+            <RoutingDryRun />
+          </aside>
+        </div>
+      )}
+      {tab === 'quality' && <PolicyVersions kind="quality" key="quality" />}
       {tab === 'words' && <WordLists />}
     </div>
   );
@@ -443,6 +453,146 @@ function WordCheck() {
             </table>
           )}
           {verdict.matches_dropped ? <div class="muted small">{t('words.dropped', { n: verdict.matches_dropped })}</div> : null}
+        </div>
+      )}
+    </div>
+  );
+}
+
+const CHANNELS = ['web', 'mobile', 'wechat', 'douyin'];
+const REASONS = ['explicit_request', 'handoff_intent', 'complaint', 'unsure_twice', 'sensitive_word', 'human_first'];
+
+/** What the active routing (policy or built-in) decides for a sample handoff; nothing is queued. */
+function RoutingDryRun() {
+  const t = useT();
+  const [form, setForm] = useState({
+    channel: 'web',
+    language: 'zh-CN',
+    vip_level: '0',
+    crm_tags: '',
+    handoff_reason: 'explicit_request',
+    skill_hint: '',
+    message: '',
+    at: '',
+  });
+  const [result, setResult] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const set = (name) => (event) => setForm({ ...form, [name]: event.currentTarget.value });
+  const run = async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    const sample = {
+      channel: form.channel,
+      language: form.language.trim(),
+      vip_level: Number(form.vip_level) || 0,
+      crm_tags: form.crm_tags
+        .split(/[,，]/)
+        .map((tag) => tag.trim())
+        .filter(Boolean),
+      handoff_reason: form.handoff_reason,
+      messages: form.message.trim() ? [form.message.trim()] : [],
+    };
+    if (form.skill_hint.trim()) sample.skill_hint = form.skill_hint.trim();
+    if (form.at) sample.now_unix_ms = new Date(form.at).getTime();
+    try {
+      setResult(await post(tp('/policies/routing/dry-run'), sample));
+    } catch (failure) {
+      setError(failure);
+      setResult(null);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const decision = result && result.decision;
+  return (
+    <div class="panel" id="routing-dry-run">
+      <h2 class="panel-title">{t('dry.title')}</h2>
+      <p class="muted small">{t('dry.help')}</p>
+      <form class="form-grid" onSubmit={run}>
+        <Field label={t('live.channel')}>
+          <select id="dry-channel" value={form.channel} onChange={set('channel')}>
+            {CHANNELS.map((channel) => (
+              <option key={channel} value={channel}>
+                {channel}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label={t('dry.language')}>
+          <input id="dry-language" value={form.language} onInput={set('language')} />
+        </Field>
+        <Field label={t('dry.vip')}>
+          <input id="dry-vip" type="number" min="0" max="9" value={form.vip_level} onInput={set('vip_level')} />
+        </Field>
+        <Field label={t('dry.reason')}>
+          <select id="dry-reason" value={form.handoff_reason} onChange={set('handoff_reason')}>
+            {REASONS.map((reason) => (
+              <option key={reason} value={reason}>
+                {t.has(`reason.${reason}`) ? t(`reason.${reason}`) : reason}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label={t('dry.tags')}>
+          <input id="dry-tags" value={form.crm_tags} onInput={set('crm_tags')} />
+        </Field>
+        <Field label={t('dry.skill_hint')}>
+          <input id="dry-skill" value={form.skill_hint} onInput={set('skill_hint')} />
+        </Field>
+        <Field label={t('dry.message')} wide>
+          <input id="dry-message" value={form.message} onInput={set('message')} />
+        </Field>
+        <Field label={t('dry.at')} hint={t('dry.at_hint')} wide>
+          <input id="dry-at" type="datetime-local" value={form.at} onInput={set('at')} />
+        </Field>
+        <button type="submit" class="button-primary field-wide" id="dry-run" disabled={busy}>
+          {t('dry.run')}
+        </button>
+      </form>
+      <ErrorNote error={error} />
+      {decision && (
+        <div class="try-result" id="dry-result" data-decision={decision.decision}>
+          <div class="try-head">
+            <Badge kind={decision.decision === 'route' ? 'ok' : 'warn'}>{t(`dry.decision_${decision.decision}`)}</Badge>
+            <span class="muted small">{result.elapsed_us} µs</span>
+          </div>
+          <dl class="facts">
+            {decision.decision === 'route' ? (
+              <>
+                <dt>{t('live.skill')}</dt>
+                <dd id="dry-skill-group">{decision.skill_group}</dd>
+                <dt>{t('live.priority')}</dt>
+                <dd>{decision.priority}</dd>
+                {decision.preferred_agent && (
+                  <>
+                    <dt>{t('dry.preferred_agent')}</dt>
+                    <dd class="mono">{decision.preferred_agent}</dd>
+                  </>
+                )}
+              </>
+            ) : (
+              <>
+                <dt>{t('dry.told')}</dt>
+                <dd>{decision.message}</dd>
+              </>
+            )}
+            <dt>{t('dry.decided_by')}</dt>
+            <dd id="dry-decided-by">{result.decided_by}</dd>
+            {result.failure && (
+              <>
+                <dt>{t('dry.failure')}</dt>
+                <dd class="mono">{result.failure}</dd>
+              </>
+            )}
+            {result.out_of_hours && (
+              <>
+                <dt>{t('dry.out_of_hours')}</dt>
+                <dd>{result.out_of_hours}</dd>
+              </>
+            )}
+          </dl>
         </div>
       )}
     </div>
