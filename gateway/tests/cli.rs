@@ -561,6 +561,12 @@ fn members_are_added_listed_and_disabled_from_the_command_line() {
         lines[1].starts_with("kb@acme.example\tknowledge_manager\tdisabled"),
         "{stdout}"
     );
+    let (ok, stdout, _) = run(&["tenant", "rotate-key", "acme"]);
+    assert!(ok);
+    assert!(stdout.contains("sbk_"), "{stdout}");
+    let (ok, _, stderr) = run(&["tenant", "rotate-key", "nobody"]);
+    assert!(!ok);
+    assert!(stderr.contains("not found"), "{stderr}");
     // The last enabled admin stays.
     let (ok, _, stderr) = run(&["member", "disable", "acme", "ops@acme.example"]);
     assert!(!ok);

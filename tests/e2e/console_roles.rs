@@ -400,4 +400,23 @@ async fn settings_patches_merge_and_every_change_is_in_the_audit_log() {
         .map(|entry| entry["action"].as_str().unwrap())
         .collect();
     assert_eq!(rest, ["PUT settings", "POST auth/login"]);
+
+    // Rotating the admin key: the new one is answered once, the old one is refused at once.
+    let (status, rotated) = admin.post("/v1/tenants/acme/admin-key", json!({})).await;
+    assert_eq!(status, 200);
+    let new_key = rotated["admin_key"].as_str().unwrap();
+    let with_key = |key: &str| {
+        app.http
+            .get(app.url("/v1/tenants/acme/settings"))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(with_key(&app.admin_key).await.unwrap().status(), 401);
+    assert_eq!(with_key(new_key).await.unwrap().status(), 200);
+    let (_, page) = admin.get("/v1/tenants/acme/audit?action=admin-key").await;
+    assert_eq!(page["entries"][0]["actor"], "ops@acme.example");
+    assert!(
+        !page.to_string().contains(new_key),
+        "the key is never logged"
+    );
 }

@@ -1,4 +1,4 @@
-//! `switchboard tenant create`.
+//! `switchboard tenant create` and `tenant rotate-key`.
 
 use clap::Subcommand;
 
@@ -20,15 +20,25 @@ pub enum TenantCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Replace a tenant's admin API key: prints the new one (shown once); the old one stops
+    /// working at once.
+    RotateKey {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 pub async fn run(command: TenantCommand) -> anyhow::Result<()> {
-    let TenantCommand::Create {
-        name,
-        admin_email,
-        json,
-        store,
-    } = command;
+    let (name, admin_email, json, store) = match command {
+        TenantCommand::Create {
+            name,
+            admin_email,
+            json,
+            store,
+        } => (name, admin_email, json, store),
+        TenantCommand::RotateKey { name, store } => return rotate_key(&name, &store).await,
+    };
     let settings = settings(&store, None)?;
     let (store, _) = gateway::open_store(&settings).await?;
     let (key, password) =
@@ -50,5 +60,17 @@ pub async fn run(command: TenantCommand) -> anyhow::Result<()> {
             admin_email.trim().to_lowercase()
         );
     }
+    Ok(())
+}
+
+async fn rotate_key(name: &str, store: &StoreArgs) -> anyhow::Result<()> {
+    let settings = settings(store, None)?;
+    let (store, _) = gateway::open_store(&settings).await?;
+    let key = store::crypto::new_admin_key();
+    store
+        .set_admin_key_hash(name, &store::crypto::hash_admin_key(&key))
+        .await
+        .map_err(|error| anyhow::anyhow!("tenant {name}: {error}"))?;
+    println!("new admin key for {name} (shown once; the old one no longer works): {key}");
     Ok(())
 }

@@ -31,6 +31,10 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{tenant}/customers/{id}/attributes",
             put(put_attributes),
         )
+        .route(
+            "/v1/tenants/{tenant}/admin-key",
+            axum::routing::post(rotate_admin_key),
+        )
 }
 
 async fn get_settings(
@@ -75,6 +79,24 @@ async fn put_settings(
     state.chat.forget_tenant_settings(&tenant);
     audit::note(changed_fields(&before, &value));
     Ok(Json(settings))
+}
+
+/// A new admin API key for the tenant, answered once; the old key is refused from now on (on
+/// every node: each request checks the stored hash).
+async fn rotate_admin_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    let Path(tenant) = path?;
+    require(&state, &headers, &tenant, Area::Settings).await?;
+    let key = store::crypto::new_admin_key();
+    state
+        .store
+        .set_admin_key_hash(&tenant, &store::crypto::hash_admin_key(&key))
+        .await?;
+    tracing::info!(tenant, "admin key rotated");
+    Ok(Json(serde_json::json!({ "admin_key": key })))
 }
 
 /// The top-level fields a bot-only caller (a knowledge manager) may patch.
