@@ -353,6 +353,23 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     click(&mut browser, "#dry-run").await;
     let decided_by = wait_text(&mut browser, "#dry-decided-by").await;
     assert!(decided_by.contains("v1"), "{decided_by}");
+
+    // Settings: one changed field is sent as a merge patch; the rest stays as it was.
+    let (_, before) = app.admin_get("/v1/tenants/acme/settings").await;
+    click(&mut browser, "#nav [data-page=settings]").await;
+    wait_text(&mut browser, "#settings-save").await;
+    fill(&mut browser, "#set-bot-answer_threshold", "0.62").await;
+    assert!(wait_text(&mut browser, "#settings-changes")
+        .await
+        .contains('1'));
+    click(&mut browser, "#settings-save").await;
+    wait_text(&mut browser, "#toast").await;
+    let (_, after) = app.admin_get("/v1/tenants/acme/settings").await;
+    let threshold = after["bot"]["answer_threshold"].as_f64().unwrap_or(0.0);
+    assert!((threshold - 0.62).abs() < 1e-4, "{after}");
+    let mut expected = before.clone();
+    expected["bot"]["answer_threshold"] = after["bot"]["answer_threshold"].clone();
+    assert_eq!(after, expected, "only the changed field changed");
 }
 
 /// Every page of the console in English and Chinese, as PNGs for the docs. Runs only with
