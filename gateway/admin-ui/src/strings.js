@@ -114,6 +114,8 @@ export const STRINGS = {
   'kb.import_start': ['Upload and import', '上传并导入'],
   'kb.import_uploading': ['Uploading {sent} of {total}', '正在上传 {sent} / {total}'],
   'kb.import_processing': ['Uploaded. Importing…', '上传完成，正在导入…'],
+  'kb.import_parsing': ['Reading rows: {done} of {total}', '正在读取：{done} / {total} 行'],
+  'kb.import_indexing': ['Indexing: {done} of {total}', '正在建立索引：{done} / {total}'],
   'kb.import_done': ['Import finished', '导入完成'],
   'kb.import_failed': ['Import failed', '导入失败'],
   'kb.inserted': ['Added', '新增'],

@@ -424,6 +424,8 @@ function ImportDialog({ onClose, onImported }) {
   const [sent, setSent] = useState(0);
   const [report, setReport] = useState(null);
   const [error, setError] = useState(null);
+  // The job's progress: {phase: parsing|indexing, done, total}.
+  const [stage, setStage] = useState(null);
   const extension = file ? file.name.split('.').pop().toLowerCase() : '';
   const format = FORMATS[extension];
 
@@ -431,15 +433,18 @@ function ImportDialog({ onClose, onImported }) {
     if (!file) return;
     setPhase('uploading');
     setSent(0);
+    setStage(null);
     setError(null);
     setReport(null);
     try {
-      const body = await upload('POST', tp(`/kb/import${qs({ format })}`), file, {
+      // The import runs as a background job: its parsing and indexing progress is shown.
+      const body = await upload('POST', tp(`/kb/import${qs({ format, background: 'true' })}`), file, {
         type: 'application/octet-stream',
         onProgress: (loaded) => setSent(loaded),
         onSent: () => setPhase('processing'),
       });
-      setReport(body);
+      setPhase('processing');
+      setReport(body && body.job ? await followJob(body.job, setStage) : body);
       setPhase('done');
       onImported();
     } catch (failure) {
@@ -451,7 +456,10 @@ function ImportDialog({ onClose, onImported }) {
   const fraction = file && file.size ? sent / file.size : 0;
   const progressLabel = {
     uploading: t('kb.import_uploading', { sent: formatBytes(sent), total: formatBytes(file ? file.size : 0) }),
-    processing: t('kb.import_processing'),
+    processing:
+      stage && stage.phase
+        ? t(`kb.import_${stage.phase}`, { done: stage.done ?? 0, total: stage.total ?? '?' })
+        : t('kb.import_processing'),
     done: t('kb.import_done'),
     error: t('kb.import_failed'),
   }[phase];
@@ -501,7 +509,13 @@ function ImportDialog({ onClose, onImported }) {
         <ProgressBar
           id="import-progress"
           state={phase}
-          value={phase === 'uploading' ? fraction * 100 : phase === 'error' ? fraction * 100 : 100}
+          value={
+            phase === 'uploading' || phase === 'error'
+              ? fraction * 100
+              : phase === 'processing' && stage && stage.total
+                ? (stage.done / stage.total) * 100
+                : 100
+          }
           label={progressLabel}
         />
       )}
@@ -543,6 +557,20 @@ function ImportDialog({ onClose, onImported }) {
       )}
     </Modal>
   );
+}
+
+/** Polls a background job until it ends: its result, or its error as an ApiError-like value. */
+async function followJob(job, onProgress) {
+  let current = job;
+  for (;;) {
+    if (current.progress) onProgress(current.progress);
+    if (current.state === 'done') return current.result;
+    if (current.state === 'failed') {
+      throw { code: current.error_code || 'job_failed', message: current.error_message || '' };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    current = (await get(tp(`/jobs/${encodeURIComponent(current.id)}`))).job;
+  }
 }
 
 function Stat({ label, value, id, kind = '' }) {
