@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_console;
+mod api_properties;
 mod bot;
 mod browser;
 mod channels;

@@ -334,13 +334,14 @@ async fn put_synonyms(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: PathParams<String>,
-    body: String,
+    body: Body,
 ) -> ApiResult<StatusCode> {
     let Path(tenant) = path?;
     require(&state, &headers, &tenant, Area::Knowledge).await?;
-    if body.len() > 1024 * 1024 {
-        return Err(ServiceError::invalid("too_large", "synonyms are at most 1 MiB").into());
-    }
-    state.knowledge.set_synonyms(&tenant, &body).await?;
+    // Read only once the caller is known, at most 1 MiB.
+    let (_slot, body) = read_upload(&state, body, 1024 * 1024).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ServiceError::invalid("bad_synonyms", "synonyms are UTF-8 text"))?;
+    state.knowledge.set_synonyms(&tenant, text).await?;
     Ok(StatusCode::NO_CONTENT)
 }
