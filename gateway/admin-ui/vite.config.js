@@ -20,7 +20,7 @@ export default defineConfig({
     reportCompressedSize: true,
   },
   server: {
-    // `npm run dev` next to `switchboard serve` on the default port.
-    proxy: { '/v1': process.env.SWITCHBOARD_URL || 'http://127.0.0.1:8080' },
+    // `npm run dev` next to `switchboard serve` on the default port (the live view's WebSocket too).
+    proxy: { '/v1': { target: process.env.SWITCHBOARD_URL || 'http://127.0.0.1:8080', ws: true } },
   },
 });

@@ -63,7 +63,7 @@ export function Modal({ title, onClose, children, footer, wide, id }) {
   }, [onClose]);
   return (
     <div class="modal-backdrop" onMouseDown={(event) => event.target === event.currentTarget && onClose()}>
-      <div class={`modal${wide ? ' modal-wide' : ''}`} role="dialog" aria-modal="true" aria-label={title} id={id}>
+      <div class={`modal${wide === 'x' ? ' modal-xwide' : wide ? ' modal-wide' : ''}`} role="dialog" aria-modal="true" aria-label={title} id={id}>
         <div class="modal-head">
           <h2>{title}</h2>
           <button type="button" class="icon-button" aria-label="close" onClick={onClose}>
