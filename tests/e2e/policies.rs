@@ -357,6 +357,19 @@ async fn sensitive_words_block_mask_flag_and_hand_off_after_normalizing_evasions
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["words"], 2);
+    // A list reads back with its words, for the console's editor.
+    let (status, pii) = app
+        .admin_get("/v1/tenants/acme/policies/sensitive-words/pii")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (pii["action"].as_str(), pii["words"].clone()),
+        (Some("mask"), json!(["身份证号", "bank card"]))
+    );
+    let (status, _) = app
+        .admin_get("/v1/tenants/acme/policies/sensitive-words/nothing")
+        .await;
+    assert_eq!(status, 404);
     let (status, body) = put_json("abuse", json!({"action":"nuke","words":["x"]})).await;
     assert_eq!(
         (status, body["code"].as_str()),

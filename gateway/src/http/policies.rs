@@ -47,7 +47,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/v1/tenants/{tenant}/policies/sensitive-words/{list}",
-            put(put_word_list).delete(delete_word_list),
+            get(word_list).put(put_word_list).delete(delete_word_list),
         )
 }
 
@@ -155,6 +155,28 @@ async fn word_lists(
         })
         .collect();
     Ok(Json(serde_json::json!({ "lists": lists })))
+}
+
+/// One list with its words, for editing.
+async fn word_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, name)) = path?;
+    require(&state, &headers, &tenant, Area::SensitiveWords).await?;
+    let list = state
+        .chat
+        .policies
+        .word_lists(&tenant)
+        .await?
+        .into_iter()
+        .find(|list| list.name == name)
+        .ok_or(ServiceError::NotFound("word list"))?;
+    Ok(Json(serde_json::json!({
+        "name": list.name, "action": list.action, "updated_at": list.updated_at,
+        "words": list.words.lines().collect::<Vec<_>>(),
+    })))
 }
 
 #[derive(Deserialize)]
