@@ -11,6 +11,8 @@ import { TeamPage } from './pages/team.jsx';
 import { SettingsPage } from './pages/settings.jsx';
 import { AuditPage } from './pages/audit.jsx';
 import { LivePage } from './pages/live.jsx';
+import { ChannelsPage } from './pages/channels.jsx';
+import { IntentsPage } from './pages/intents.jsx';
 
 const TENANT_KEY = 'switchboard:admin:tenant';
 
@@ -18,7 +20,9 @@ const TENANT_KEY = 'switchboard:admin:tenant';
 const PAGES = [
   { id: 'knowledge', needs: ['knowledge'], view: KnowledgePage, icon: '▤' },
   { id: 'policies', needs: ['policies', 'sensitive_words'], view: PoliciesPage, icon: '◈' },
+  { id: 'intents', needs: ['bot'], view: IntentsPage, icon: '◇' },
   { id: 'live', needs: ['live'], view: LivePage, icon: '◎' },
+  { id: 'channels', needs: ['channels'], view: ChannelsPage, icon: '⇄' },
   { id: 'team', needs: ['team'], view: TeamPage, icon: '◉' },
   { id: 'settings', needs: ['bot', 'settings'], view: SettingsPage, icon: '⚙' },
   { id: 'audit', needs: ['audit'], view: AuditPage, icon: '☰' },

@@ -1,10 +1,15 @@
 // Bot and tenant settings: every field of the settings object (GET) as an input of its kind,
 // saved as a JSON merge patch of the changed fields only (PATCH). Secret fields (API keys) are
-// never shown back: they are sent only when typed.
+// never shown back: they are sent only when typed. Members with the `settings` area also get
+// the business hours editor and the admin key rotation.
 import { useMemo, useState } from 'preact/hooks';
-import { get, patch, tp } from '../api.js';
+import { get, patch, post, tp } from '../api.js';
 import { useT } from '../i18n.js';
-import { ErrorNote, Loading, useLoad, useToast } from '../ui.jsx';
+import { ConfirmButton, ErrorNote, Loading, SecretBox, Tabs, useLoad, useToast } from '../ui.jsx';
+import { BusinessHours } from './hours.jsx';
+
+/** Fields with an editor of their own (the business hours tab). */
+const OWN_EDITOR = new Set(['business_hours', 'utc_offset_minutes']);
 
 const SECRET = /(api_key|secret|password|token)$/i;
 const ENUMS = { work_mode: ['bot_first', 'human_first'] };
@@ -38,7 +43,62 @@ function humanize(key) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-export function SettingsPage() {
+export function SettingsPage({ permissions }) {
+  const t = useT();
+  const [tab, setTab] = useState('general');
+  if (!permissions || !permissions.has('settings')) return <GeneralSettings />;
+  return (
+    <div>
+      <Tabs
+        tabs={[
+          { id: 'general', label: t('set.tab_general') },
+          { id: 'hours', label: t('set.tab_hours') },
+          { id: 'adminkey', label: t('set.tab_adminkey') },
+        ]}
+        current={tab}
+        onChange={setTab}
+      />
+      {tab === 'general' && <GeneralSettings hideOwn />}
+      {tab === 'hours' && <BusinessHours />}
+      {tab === 'adminkey' && <AdminKey />}
+    </div>
+  );
+}
+
+function AdminKey() {
+  const t = useT();
+  const [key, setKey] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const rotate = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const body = await post(tp('/admin-key'));
+      setKey(body.admin_key);
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="card card-pad stack" id="adminkey">
+      <h2 class="section-title">{t('ak.title')}</h2>
+      <p class="muted small p-0">{t('ak.help')}</p>
+      <div class="note note-warn">{t('ak.warning')}</div>
+      <div>
+        <ConfirmButton class="button" id="adminkey-rotate" disabled={busy} confirmText={t('ak.confirm')} onConfirm={rotate}>
+          {t('ak.rotate')}
+        </ConfirmButton>
+      </div>
+      <ErrorNote error={error} id="adminkey-error" />
+      {key && <SecretBox id="adminkey-secret" label={t('ak.new_key')} value={key} hint={t('ak.shown_once')} />}
+    </section>
+  );
+}
+
+function GeneralSettings({ hideOwn }) {
   const t = useT();
   const [toast, setToast] = useToast();
   const loaded = useLoad(() => get(tp('/settings')), []);
@@ -85,8 +145,9 @@ export function SettingsPage() {
     }
   };
 
-  const scalars = Object.keys(current).filter((key) => !isObject(current[key]));
-  const groups = Object.keys(current).filter((key) => isObject(current[key]));
+  const shown = Object.keys(current).filter((key) => !(hideOwn && OWN_EDITOR.has(key)));
+  const scalars = shown.filter((key) => !isObject(current[key]));
+  const groups = shown.filter((key) => isObject(current[key]));
   const context = { t, original, update, secrets, setSecrets, setJsonErrors, jsonErrors };
   return (
     <div class="settings" id="settings" key={generation}>
