@@ -66,8 +66,6 @@ pub struct AppState {
     pub connections: Arc<http::connections::Connections>,
     /// Slots for password hashes computed at once (console sign-ins, `http::members`).
     pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// Supervisors' live sockets per tenant (`http::live`).
-    pub live_watchers: Arc<http::live::Watchers>,
 }
 
 /// The whole HTTP application.
@@ -293,7 +291,6 @@ impl Server {
             uploads: Arc::new(tokio::sync::Semaphore::new(http::UPLOADS_AT_ONCE)),
             connections: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(http::PASSWORD_CHECKS_AT_ONCE)),
-            live_watchers: Arc::default(),
         };
         let router = app(state.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -308,6 +308,8 @@ type Sending = InFlight<(String, ServiceResult<(Appended, bool)>)>;
 struct CustomerSession {
     chat: Arc<Chat>,
     customer: Arc<Customer>,
+    /// The customer's address (per-IP message limit); `None` when unknown.
+    origin: Option<std::net::IpAddr>,
     conversation_id: Option<String>,
     cursor: i64,
     /// The highest seq this connection acknowledged (acks are cumulative: a lower or equal
@@ -319,8 +321,14 @@ struct CustomerSession {
 }
 
 /// Runs a customer connection until the client goes away.
-pub async fn run_customer<S, K>(chat: Arc<Chat>, customer: Customer, mut incoming: S, mut out: K)
-where
+/// A customer's connection; `origin` is their address, for the per-IP message limit.
+pub async fn run_customer<S, K>(
+    chat: Arc<Chat>,
+    customer: Customer,
+    origin: Option<std::net::IpAddr>,
+    mut incoming: S,
+    mut out: K,
+) where
     S: Stream<Item = Incoming> + Unpin,
     K: Sink<Outgoing> + Unpin,
 {
@@ -328,6 +336,7 @@ where
     let mut session = CustomerSession {
         chat: chat.clone(),
         customer: Arc::new(customer),
+        origin,
         conversation_id: None,
         cursor: 0,
         acked: 0,
@@ -451,7 +460,7 @@ impl CustomerSession {
             } => {
                 let submitted = self
                     .chat
-                    .customer_submit(&self.customer, &client_msg_id, &text)
+                    .customer_submit(&self.customer, &client_msg_id, &text, self.origin)
                     .await;
                 let chat = self.chat.clone();
                 self.sending.push_back(Box::pin(async move {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use switchboard_tests::TestApp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -315,4 +315,61 @@ async fn connections_per_visitor_are_capped() {
     open.pop().expect("one").close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _again = app.customer_ws(&token).await;
+}
+
+/// Many visitors behind one address: their messages together, and their connections together,
+/// are limited per IP, so a script with many tokens cannot spend the tenant's whole budget or
+/// hold the node's connections; another address is not affected.
+#[tokio::test]
+async fn one_address_with_many_visitors_is_limited_per_ip() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.limits.messages = engine::limits::Rate {
+            per_second: 1,
+            burst: 3,
+        };
+        settings.limits.connections = 3;
+    })
+    .await;
+    let send = |token: String, id: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/v1/web/messages"))
+                .bearer_auth(token)
+                .json(&json!({ "client_msg_id": id, "text": "hello" }))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (first, second) = (app.visitor().await, app.visitor().await);
+    assert_eq!(send(first.clone(), "a1").await.0, 200);
+    assert_eq!(send(second.clone(), "b1").await.0, 200);
+    assert_eq!(send(first.clone(), "a2").await.0, 200);
+    // The fourth message from this address in the same second, whoever sends it.
+    let (status, body) = send(second.clone(), "b2").await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    assert!(app.metrics_text().await.contains("scope=\"ip_message\"} 1"));
+
+    // Connections: three from this address, whatever the visitors; the fourth is refused.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.customer_ws(&app.visitor().await).await);
+    }
+    let url = app.ws_url(&format!("/v1/web/ws?token={}", app.visitor().await));
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429)
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|_| "a socket")),
+    }
+    open.pop().expect("one").close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _again = app.customer_ws(&first).await;
 }

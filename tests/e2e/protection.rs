@@ -306,7 +306,7 @@ async fn bot_turns_that_would_wait_too_long_are_shed() {
         let sends = wave.map(|index| {
             let (chat, customer) = (chat.clone(), customers[index].clone());
             async move {
-                chat.customer_send(&customer, "q", &format!("运费怎么算？第{index}次"))
+                chat.customer_send(&customer, "q", &format!("运费怎么算？第{index}次"), None)
                     .await
                     .is_ok()
             }

@@ -87,6 +87,13 @@ pub struct IpLimits {
     pub sessions: Rate,
     /// Webhook deliveries (WeChat, Douyin) per IP.
     pub webhooks: Rate,
+    /// Customer messages from one IP, whatever the visitor (the widget, mobile apps; webhook
+    /// messages come from the providers' addresses and are not counted here): a script behind
+    /// one address cannot spend the tenant's whole message budget. Generous for offices and
+    /// carrier NAT.
+    pub messages: Rate,
+    /// Live customer connections (WebSockets, held long polls) from one IP.
+    pub connections: u32,
 }
 
 impl Default for IpLimits {
@@ -94,6 +101,8 @@ impl Default for IpLimits {
         IpLimits {
             sessions: Rate::new(20, 100),
             webhooks: Rate::new(200, 400),
+            messages: Rate::new(50, 200),
+            connections: 512,
         }
     }
 }
@@ -125,10 +134,17 @@ pub enum Scope {
     Session,
     Webhook,
     SignIn,
+    IpMessage,
 }
 
-const SCOPES: [&str; 6] = [
-    "customer", "agent", "tenant", "session", "webhook", "sign_in",
+const SCOPES: [&str; 7] = [
+    "customer",
+    "agent",
+    "tenant",
+    "session",
+    "webhook",
+    "sign_in",
+    "ip_message",
 ];
 
 /// Console sign-in attempts: per client IP, and per account (tenant and email) whatever the IP,
@@ -142,8 +158,9 @@ pub struct RateLimits {
     webhooks: DefaultKeyedRateLimiter<IpAddr>,
     sign_ins: DefaultKeyedRateLimiter<IpAddr>,
     sign_in_accounts: DefaultKeyedRateLimiter<String>,
+    ip_messages: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
-    refused: [AtomicU64; 6],
+    refused: [AtomicU64; 7],
 }
 
 fn per_minute(count: u32) -> Quota {
@@ -165,6 +182,7 @@ impl RateLimits {
             webhooks: RateLimiter::keyed(ip.webhooks.quota()),
             sign_ins: RateLimiter::keyed(per_minute(SIGN_INS_PER_IP_PER_MINUTE)),
             sign_in_accounts: RateLimiter::keyed(per_minute(SIGN_INS_PER_ACCOUNT_PER_MINUTE)),
+            ip_messages: RateLimiter::keyed(ip.messages.quota()),
             clock: DefaultClock::default(),
             refused: Default::default(),
         })
@@ -203,13 +221,21 @@ impl RateLimits {
         fresh
     }
 
-    /// One customer message: the customer's own rate, then the tenant's total.
+    /// One customer message: the sender's address (when it is the customer's own), the
+    /// customer's own rate, then the tenant's total.
     pub fn customer_message(
         &self,
         tenant: &str,
         customer: &str,
+        origin: Option<IpAddr>,
         limits: TenantLimits,
     ) -> ServiceResult<()> {
+        if let Some(ip) = origin {
+            if let Err(not_until) = self.ip_messages.check_key(&ip) {
+                self.count(Scope::IpMessage);
+                return Err(refused(not_until.wait_time_from(self.clock.now())));
+            }
+        }
         let limiters = self.tenant(tenant, limits);
         if let Err(not_until) = limiters.customer.check_key(&customer.to_owned()) {
             self.count(Scope::Customer);
@@ -268,6 +294,7 @@ impl RateLimits {
         self.webhooks.retain_recent();
         self.sign_ins.retain_recent();
         self.sign_in_accounts.retain_recent();
+        self.ip_messages.retain_recent();
         for limiters in self
             .tenants
             .read()

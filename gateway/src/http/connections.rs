@@ -1,6 +1,8 @@
-//! How many live connections (WebSockets and held long polls) one visitor has at once: a script
-//! that opens hundreds for one token would hold the node's memory and the tenant's bus. Past
-//! [`PER_VISITOR`], a new one is refused (429 `rate_limited`) until one closes.
+//! How many live connections (WebSockets and held long polls) one visitor, and one client IP,
+//! have at once: a script that opens hundreds for one token, or thousands of tokens from one
+//! address, would hold the node's memory and the tenant's bus. Past [`PER_VISITOR`] for a
+//! visitor, or the node's `limits.connections` for an IP, a new one is refused (429
+//! `rate_limited`) until one closes. Supervisors' live views are counted here too, per tenant.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,21 @@ use crate::error::ServiceError;
 
 /// Live connections one visitor may hold (tabs, a reconnect racing the old socket's close).
 pub const PER_VISITOR: usize = 8;
+
+/// A customer's connection, counted for the visitor and for their address; both slots are
+/// held until the connection ends.
+pub fn customer_slots(
+    state: &crate::AppState,
+    customer: &str,
+    ip: std::net::IpAddr,
+) -> Result<[ConnectionSlot; 2], ServiceError> {
+    let visitor = state.connections.open(customer, PER_VISITOR)?;
+    let address = state.connections.open(
+        &format!("ip {ip}"),
+        state.settings.limits.connections as usize,
+    )?;
+    Ok([visitor, address])
+}
 
 /// Open connections per key.
 #[derive(Default)]

@@ -2,8 +2,6 @@
 //! HTTP and pushed over a WebSocket whenever they change; private notes to the agent holding a
 //! chat; transfers on the agent's behalf; taking a chat over.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -54,43 +52,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Live sockets per tenant on this node.
-#[derive(Default)]
-pub struct Watchers(Mutex<HashMap<String, usize>>);
-
-/// One open live socket; counted until dropped.
-struct Watching {
-    watchers: std::sync::Arc<Watchers>,
-    tenant: String,
-}
-
-impl Watchers {
-    fn enter(watchers: &std::sync::Arc<Watchers>, tenant: &str) -> Option<Watching> {
-        let mut open = watchers.0.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(tenant.to_owned()).or_insert(0);
-        if *count >= LIVE_SOCKETS_PER_TENANT {
-            return None;
-        }
-        *count += 1;
-        Some(Watching {
-            watchers: watchers.clone(),
-            tenant: tenant.to_owned(),
-        })
-    }
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        let mut open = self.watchers.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.tenant) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.tenant);
-            }
-        }
-    }
-}
-
 async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -129,9 +90,9 @@ async fn live_socket(
         return Err(ServiceError::denied("bad_origin", "open the live view from this site").into());
     }
     require(&state, &headers, &tenant, Area::Live).await?;
-    let watching = Watchers::enter(&state.live_watchers, &tenant).ok_or_else(|| {
-        ServiceError::unavailable("busy", "too many live views open for this tenant")
-    })?;
+    let watching = state
+        .connections
+        .open(&format!("live {tenant}"), LIVE_SOCKETS_PER_TENANT)?;
     let session = session_cookie(&headers).map(session_key);
     Ok(upgrade
         .max_message_size(4 * 1024)
@@ -145,7 +106,7 @@ async fn watch(
     tenant: String,
     session: Option<String>,
     mut socket: WebSocket,
-    _watching: Watching,
+    _watching: crate::http::connections::ConnectionSlot,
 ) {
     let mut last = String::new();
     let mut ticks = 0u32;

@@ -132,12 +132,15 @@ fn bad_query(rejection: QueryRejection) -> ServiceError {
 
 async fn websocket(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<MobileQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let Query(query) = query.map_err(bad_query)?;
     let user = authenticate(&state, &headers, &query).await?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let slots = super::connections::customer_slots(&state, &user.customer.id, client)?;
     // The app is now where this customer is: replies in their conversation go here (pushed when
     // the app is offline) rather than to a webhook channel they wrote from before.
     if let Some(conversation) = state
@@ -168,8 +171,9 @@ async fn websocket(
     Ok(crate::http::ws::upgrade(
         upgrade,
         move |incoming, outgoing| async move {
+            let _slots = slots;
             let _online = outbound.connect(&user.identity.id);
-            run_customer(chat, user.customer, incoming, outgoing).await;
+            run_customer(chat, user.customer, Some(client), incoming, outgoing).await;
         },
     ))
 }

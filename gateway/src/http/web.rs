@@ -100,20 +100,21 @@ async fn create_session(
 
 async fn websocket(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let Query(query) = query?;
     let customer = visitor_from_token(&state, &query.token).await?;
-    let slot = state
-        .connections
-        .open(&customer.id, super::connections::PER_VISITOR)?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let slots = super::connections::customer_slots(&state, &customer.id, client)?;
     let chat = state.chat.clone();
     Ok(crate::http::ws::upgrade(
         upgrade,
         move |incoming, outgoing| async move {
-            let _slot = slot;
-            run_customer(chat, customer, incoming, outgoing).await
+            let _slots = slots;
+            run_customer(chat, customer, Some(client), incoming, outgoing).await
         },
     ))
 }
@@ -127,15 +128,22 @@ struct PostMessage {
 
 async fn post_message(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<PostMessage>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<ServerFrame>> {
     let customer =
         visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let Json(message) = body?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
     let appended = state
         .chat
-        .customer_send(&customer, &message.client_msg_id, &message.text)
+        .customer_send(
+            &customer,
+            &message.client_msg_id,
+            &message.text,
+            Some(client),
+        )
         .await?;
     Ok(Json(ServerFrame::Receipt {
         client_msg_id: message.client_msg_id,
@@ -154,15 +162,15 @@ struct PollQuery {
 /// something happens in the conversation or the poll timeout passes.
 async fn poll(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let customer =
         visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let Query(PollQuery { after }) = query?;
-    let _slot = state
-        .connections
-        .open(&customer.id, super::connections::PER_VISITOR)?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let _slots = super::connections::customer_slots(&state, &customer.id, client)?;
     let mut subscriptions = StreamMap::new();
     subscriptions.insert(
         customer_topic(&customer.id),

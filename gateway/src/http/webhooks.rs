@@ -318,7 +318,7 @@ async fn store_inbound(
     let text = message.content.display_text();
     let appended = state
         .chat
-        .customer_send(&customer, &client_msg_id, &text)
+        .customer_send(&customer, &client_msg_id, &text, None)
         .await?;
     if appended.duplicate {
         tracing::info!(tenant, app, channel = kind.as_str(), conversation_id = %appended.conversation.id, "retried delivery dropped");

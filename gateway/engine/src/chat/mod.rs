@@ -328,8 +328,11 @@ impl Chat {
         customer: &Customer,
         client_msg_id: &str,
         text: &str,
+        origin: Option<std::net::IpAddr>,
     ) -> ServiceResult<Appended> {
-        let submitted = self.customer_submit(customer, client_msg_id, text).await?;
+        let submitted = self
+            .customer_submit(customer, client_msg_id, text, origin)
+            .await?;
         let handoff = submitted.handoff;
         let appended = self.customer_stored(submitted).await?;
         self.customer_sent(customer, &appended, handoff).await;
@@ -339,18 +342,20 @@ impl Chat {
     /// The first half of [`Chat::customer_send`]: checks, limits and word lists, then the message
     /// is queued for the store. A connection can submit its next message before this one is
     /// stored (the store keeps their order); [`Chat::customer_stored`] and
-    /// [`Chat::customer_sent`] finish each, in order.
+    /// [`Chat::customer_sent`] finish each, in order. `origin` is the customer's own address
+    /// (the widget, an app), limited per IP; `None` for messages relayed by a provider.
     pub async fn customer_submit(
         &self,
         customer: &Customer,
         client_msg_id: &str,
         text: &str,
+        origin: Option<std::net::IpAddr>,
     ) -> ServiceResult<SubmittedMessage> {
         check_send(client_msg_id, text)
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         let settings = self.tenant_settings(&customer.tenant_id).await;
         self.limits
-            .customer_message(&customer.tenant_id, &customer.id, settings.limits)?;
+            .customer_message(&customer.tenant_id, &customer.id, origin, settings.limits)?;
         // The tenant's total across every node (on one node the limiter above already holds it
         // to the same budget).
         let budget =
