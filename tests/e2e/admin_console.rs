@@ -1,7 +1,9 @@
 //! The operator console (`/admin`, gateway/admin-ui) in Debian's headless Chromium against the
 //! real server: a knowledge manager signs in, imports an XLSX file and watches the upload reach
 //! done with the per-row report, edits a FAQ and sees "try the bot" answer with it; an admin
-//! uploads routing policies, sees a hostile one refused with its error code, and rolls back.
+//! uploads routing policies, sees a hostile one refused with its error code, and rolls back; a
+//! supervisor watches a chat arrive in the live view, leaves the agent a note and takes it over;
+//! an admin configures channel apps, trains intents, edits business hours and rotates the key.
 //!
 //! With `SWITCHBOARD_SCREENSHOTS=1` one more test writes a PNG of every page in English and
 //! Chinese to `docs/screenshots/operator-console/` (`=<dir>` writes there instead).
@@ -280,7 +282,16 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     let pages = nav_pages(&mut browser).await;
     assert_eq!(
         pages,
-        json!(["knowledge", "policies", "live", "team", "settings", "audit"])
+        json!([
+            "knowledge",
+            "policies",
+            "intents",
+            "live",
+            "channels",
+            "team",
+            "settings",
+            "audit"
+        ])
     );
     click(&mut browser, "#nav [data-page=policies]").await;
     wait_text(&mut browser, "#policy-routing").await;
@@ -370,6 +381,396 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     let mut expected = before.clone();
     expected["bot"]["answer_threshold"] = after["bot"]["answer_threshold"].clone();
     assert_eq!(after, expected, "only the changed field changed");
+}
+
+/// The training set of tests/e2e/bot.rs: three labels of eight examples, English and Chinese.
+fn training_lines() -> String {
+    let sets: [(&str, &[&str]); 3] = [
+        (
+            "order_status",
+            &[
+                "where is my order",
+                "has my order shipped",
+                "track my package",
+                "我的订单到哪了",
+                "订单状态怎么查",
+                "包裹什么时候到",
+                "when will my parcel arrive",
+                "物流到哪一步了",
+            ],
+        ),
+        (
+            "invoice",
+            &[
+                "I need an invoice",
+                "can you send me a receipt",
+                "怎么开发票",
+                "发票什么时候寄",
+                "我要开增值税发票",
+                "invoice for my purchase",
+                "电子发票在哪下载",
+                "need a VAT invoice",
+            ],
+        ),
+        (
+            "cancel_order",
+            &[
+                "cancel my order",
+                "I want to cancel the purchase",
+                "取消订单",
+                "我不想要了，帮我取消",
+                "怎么取消订单",
+                "please cancel it",
+                "订单能撤销吗",
+                "stop my order",
+            ],
+        ),
+    ];
+    let mut lines = String::new();
+    for (label, texts) in sets {
+        for text in texts {
+            lines.push_str(&json!({ "text": text, "label": label }).to_string());
+            lines.push('\n');
+        }
+    }
+    lines
+}
+
+/// A JavaScript expression: the live row of `conversation` has `state`.
+fn live_row_in(conversation: &str, state: &str) -> String {
+    format!(
+        "document.querySelector('#live-table tr[data-conversation={c}][data-state={s}]') ? true : null",
+        c = js(conversation),
+        s = js(state)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_watches_a_chat_arrive_notes_the_agent_and_takes_it_over() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    // Human first: every chat queues for a person.
+    let app = TestApp::spawn().await;
+    let email = "chen@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Supervisor).await;
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    assert_eq!(nav_pages(&mut browser).await, json!(["live"]));
+    browser
+        .wait_for(
+            "the live socket",
+            "(() => { const s = document.querySelector('#live-status'); return s && s.dataset.state === 'live' ? true : null; })()",
+        )
+        .await
+        .expect("live");
+    // Marks this page load: a reload would lose it.
+    browser
+        .eval("window.__sameLoad = true")
+        .await
+        .expect("mark");
+
+    // A customer writes: the chat appears in its queue, pushed over the socket.
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let text = "My parcel never arrived, please help";
+    customer
+        .send(json!({"type": "send", "client_msg_id": "c1", "text": text}))
+        .await;
+    let queued = browser
+        .wait_for(
+            "the chat in the queue",
+            "(() => { const r = document.querySelector('#live-table tr[data-state=queued]'); const q = document.querySelector('#live-queues [data-queue]'); return r && q ? { id: r.dataset.conversation, waiting: q.dataset.waiting, oldest: (q.querySelector('.queue-oldest') || {}).textContent || '' } : null; })()",
+        )
+        .await
+        .expect("queued");
+    let conversation = queued["id"].as_str().expect("id").to_owned();
+    assert_eq!(queued["waiting"], "1", "{queued}");
+    assert!(
+        queued["oldest"].as_str().unwrap_or("").contains(':'),
+        "{queued}"
+    );
+    assert_eq!(
+        browser
+            .eval("window.__sameLoad === true")
+            .await
+            .expect("mark"),
+        json!(true),
+        "no reload"
+    );
+
+    // An agent comes online and gets it; the live view follows.
+    let (agent_id, agent_token) = app.create_agent("Wang Fang", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let assigned = agent
+        .expect("the chat", |frame| frame["type"] == "assigned")
+        .await;
+    assert_eq!(assigned["conversation"]["id"], conversation.as_str());
+    browser
+        .wait_for("the chat assigned", &live_row_in(&conversation, "assigned"))
+        .await
+        .expect("assigned");
+    let load = wait_text(
+        &mut browser,
+        &format!("#live-agents [data-agent={}] .bar-value", js(&agent_id)),
+    )
+    .await;
+    assert_eq!(load, "1/3");
+
+    // The supervisor opens it: the transcript, read-only.
+    click(
+        &mut browser,
+        &format!("#live-table tr[data-conversation={}]", js(&conversation)),
+    )
+    .await;
+    browser
+        .wait_for(
+            "the customer's message",
+            &format!(
+                "[...document.querySelectorAll('#transcript .line-customer .bubble')].some(b => b.textContent === {}) ? true : null",
+                js(text)
+            ),
+        )
+        .await
+        .expect("transcript");
+
+    // A transfer to a group nobody has is refused with its code.
+    browser
+        .eval("(() => { const s = document.querySelector('#transfer-to'); const o = document.createElement('option'); o.value = 'skill:no-such-group'; s.appendChild(o); return true; })()")
+        .await
+        .expect("option");
+    fill(&mut browser, "#transfer-to", "skill:no-such-group").await;
+    click(&mut browser, "#transfer-submit").await;
+    let code = browser
+        .wait_for(
+            "the refusal",
+            "(() => { const e = document.querySelector('#transfer-error'); return e ? e.dataset.code : null; })()",
+        )
+        .await
+        .expect("refused");
+    assert_eq!(code, "unknown_skill");
+
+    // A private note reaches the agent, not the customer.
+    let note = "VIP customer: offer a refund";
+    fill(&mut browser, "#note-text", note).await;
+    click(&mut browser, "#note-add").await;
+    let frame = agent
+        .expect("the note", |frame| frame["type"] == "note")
+        .await;
+    assert_eq!(frame["conversation_id"], conversation.as_str());
+    assert_eq!(frame["text"], note);
+    assert_eq!(frame["author"], email, "{frame}");
+    let shown = wait_text(&mut browser, "#notes .note-item").await;
+    assert!(shown.contains(note), "{shown}");
+
+    // Take over (the button asks once more): the agent loses the chat.
+    click(&mut browser, "#takeover").await;
+    click(&mut browser, "#takeover[data-armed=true]").await;
+    let unassigned = agent
+        .expect("the chat leaves", |frame| frame["type"] == "unassigned")
+        .await;
+    assert_eq!(unassigned["conversation_id"], conversation.as_str());
+    assert_eq!(unassigned["reason"], "taken_over", "{unassigned}");
+    let link = browser
+        .wait_for(
+            "the console link",
+            "(() => { const a = document.querySelector('#takeover-link'); return a ? a.getAttribute('href') : null; })()",
+        )
+        .await
+        .expect("link");
+    assert!(
+        link.as_str().unwrap_or("").starts_with("/console#token="),
+        "{link}"
+    );
+    let holder = browser
+        .wait_for(
+            "the supervisor's agent record holds it",
+            &format!(
+                "(() => {{ const a = document.querySelector('#conversation-agent'); return a && !a.textContent.includes({}) ? a.textContent : null; }})()",
+                js("Wang Fang")
+            ),
+        )
+        .await
+        .expect("holder");
+    assert!(holder.as_str().unwrap_or("").contains(':'), "{holder}");
+    let (_, stored) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{conversation}"))
+        .await;
+    assert_ne!(
+        stored["conversation"]["agent_id"],
+        agent_id.as_str(),
+        "{stored}"
+    );
+    assert_eq!(stored["conversation"]["state"], "assigned", "{stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_configures_channels_trains_intents_sets_hours_and_rotates_the_key() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let email = "admin@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Admin).await;
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+
+    // Channels: a WeChat app is configured; its secrets are listed as set, never shown.
+    click(&mut browser, "#nav [data-page=channels]").await;
+    wait_text(&mut browser, "#channel-add").await;
+    click(&mut browser, "#channel-add").await;
+    wait_text(&mut browser, "#channel-editor").await;
+    fill(&mut browser, "#channel-app", "shop").await;
+    fill(&mut browser, "#channel-appid", "wx1234567890").await;
+    fill(&mut browser, "#channel-token", "pushtoken").await;
+    fill(&mut browser, "#channel-appsecret", "the-app-secret").await;
+    click(&mut browser, "#channel-save").await;
+    let row = wait_text(&mut browser, "#channels-table tr[data-app='wechat/shop']").await;
+    assert!(row.contains("wx1234567890"), "{row}");
+    assert!(!row.contains("the-app-secret"), "{row}");
+    let webhook = browser
+        .eval("document.querySelector(\"#channels-table tr[data-app='wechat/shop'] [data-copy]\").dataset.copy")
+        .await
+        .expect("webhook");
+    assert_eq!(webhook, json!(app.url("/v1/channels/wechat/acme/shop")));
+    let (_, stored) = app.admin_get("/v1/tenants/acme/channels/wechat/shop").await;
+    assert_eq!(
+        stored["secrets_set"],
+        json!(["appsecret", "token"]),
+        "{stored}"
+    );
+    // Its deliveries: none yet, and the last day's counts.
+    wait_text(
+        &mut browser,
+        "#deliveries[data-app='wechat/shop'] #deliveries-day",
+    )
+    .await;
+    // A mobile app with a short secret is refused with the server's code.
+    click(&mut browser, "#channel-add").await;
+    wait_text(&mut browser, "#channel-editor").await;
+    fill(&mut browser, "#channel-kind", "mobile").await;
+    fill(&mut browser, "#channel-app", "ios").await;
+    fill(&mut browser, "#channel-jwt_secret", "short").await;
+    click(&mut browser, "#channel-save").await;
+    let code = browser
+        .wait_for(
+            "the refusal",
+            "(() => { const e = document.querySelector('#channel-error'); return e ? e.dataset.code : null; })()",
+        )
+        .await
+        .expect("refused");
+    assert_eq!(code, "bad_config");
+    click(&mut browser, "#channel-editor .icon-button").await;
+
+    // Intents: train from a file, watch the job to its report, classify with the new head.
+    click(&mut browser, "#nav [data-page=intents]").await;
+    wait_text(&mut browser, "#model-current[data-kind=builtin]").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("intents.jsonl");
+    std::fs::write(&file, training_lines()).expect("training file");
+    browser
+        .set_files("#train-file", &[file.as_path()])
+        .await
+        .expect("file chosen");
+    click(&mut browser, "#train-start").await;
+    let state = browser
+        .wait_for(
+            "the training to end",
+            "(() => { const p = document.querySelector('#train-progress'); return p && (p.dataset.state === 'done' || p.dataset.state === 'error') ? p.dataset.state : null; })()",
+        )
+        .await
+        .expect("trained");
+    assert_eq!(state, "done");
+    let count = wait_text(
+        &mut browser,
+        "#train-labels [data-label=order_status] .bar-value",
+    )
+    .await;
+    assert_eq!(count, "8");
+    let accuracy = wait_text(&mut browser, "#report-held_out_accuracy .stat-value").await;
+    assert!(accuracy.contains('%'), "{accuracy}");
+    wait_text(&mut browser, "#jobs-table tr[data-job][data-state=done]").await;
+    wait_text(&mut browser, "#model-current[data-kind=trained]").await;
+    fill(&mut browser, "#classify-text", "我的快递现在在哪里").await;
+    click(&mut browser, "#classify-submit").await;
+    let classified = browser
+        .wait_for(
+            "the label",
+            "(() => { const r = document.querySelector('#classify-result'); return r ? [r.dataset.label, r.dataset.model] : null; })()",
+        )
+        .await
+        .expect("classified");
+    assert_eq!(classified, json!(["order_status", "trained"]));
+
+    // Business hours: a bad time is refused by the server with its message; a good one is saved
+    // as a merge patch of business_hours alone.
+    let (_, before) = app.admin_get("/v1/tenants/acme/settings").await;
+    click(&mut browser, "#nav [data-page=settings]").await;
+    wait_text(&mut browser, "#tab-hours").await;
+    click(&mut browser, "#tab-hours").await;
+    wait_text(&mut browser, "#hours-save").await;
+    click(&mut browser, "#hours-enabled").await;
+    click(
+        &mut browser,
+        "#hours-spans [data-span='0'] input[data-day=sat]",
+    )
+    .await;
+    fill(
+        &mut browser,
+        "#hours-spans [data-span='0'] .span-open",
+        "25:00",
+    )
+    .await;
+    fill(&mut browser, "#holiday-new", "2026-10-01").await;
+    click(&mut browser, "#holiday-add").await;
+    click(&mut browser, "#hours-ooh [data-value=reject]").await;
+    click(&mut browser, "#hours-save").await;
+    let refused = browser
+        .wait_for(
+            "the refusal",
+            "(() => { const e = document.querySelector('#hours-error'); return e ? [e.dataset.code, e.textContent] : null; })()",
+        )
+        .await
+        .expect("refused");
+    assert_eq!(refused[0], "bad_settings", "{refused}");
+    fill(
+        &mut browser,
+        "#hours-spans [data-span='0'] .span-open",
+        "08:30",
+    )
+    .await;
+    click(&mut browser, "#hours-save").await;
+    wait_text(&mut browser, "#toast").await;
+    let (_, after) = app.admin_get("/v1/tenants/acme/settings").await;
+    let hours = &after["business_hours"];
+    assert_eq!(hours["enabled"], true, "{after}");
+    assert_eq!(hours["weekly"][0]["open"], "08:30", "{after}");
+    assert_eq!(
+        hours["weekly"][0]["days"],
+        json!(["mon", "tue", "wed", "thu", "fri", "sat"]),
+        "{after}"
+    );
+    assert_eq!(hours["holidays"], json!(["2026-10-01"]), "{after}");
+    assert_eq!(hours["out_of_hours"], "reject", "{after}");
+    let mut expected = before.clone();
+    expected["business_hours"] = after["business_hours"].clone();
+    assert_eq!(after, expected, "only business_hours changed");
+
+    // The admin key: rotated after a confirm step, shown once; the old key is refused.
+    click(&mut browser, "#tab-adminkey").await;
+    wait_text(&mut browser, "#adminkey-rotate").await;
+    click(&mut browser, "#adminkey-rotate").await;
+    click(&mut browser, "#adminkey-rotate[data-armed=true]").await;
+    let key = wait_text(&mut browser, "#adminkey-secret .secret-value").await;
+    assert!(key.len() >= 20, "{key}");
+    let (status, _) = app.admin_get("/v1/tenants/acme/settings").await;
+    assert_eq!(status, 401, "the old key is refused");
+    let response = app
+        .http
+        .get(app.url("/v1/tenants/acme/settings"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "the new key works");
 }
 
 /// Every page of the console in English and Chinese, as PNGs for the docs. Runs only with

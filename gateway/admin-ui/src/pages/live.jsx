@@ -276,6 +276,19 @@ function LiveNow() {
   );
 }
 
+/**
+ * A note as `{author, text, at}`. `GET notes` answers the stored events (`actor_id` is the
+ * author, `reason` the text, `created_at` in ms); the agent's `note` frame has the named fields.
+ */
+function noteOf(row) {
+  const at = row.at !== undefined ? row.at : row.created_at;
+  return {
+    author: row.author !== undefined ? row.author : row.actor_id,
+    text: row.text !== undefined ? row.text : row.reason,
+    at: typeof at === 'string' ? Date.parse(at) : at,
+  };
+}
+
 function reasonText(t, reason) {
   if (!reason) return '';
   return t.has(`reason.${reason}`) ? t(`reason.${reason}`) : reason;
@@ -389,14 +402,17 @@ function Supervise({ id, live, view, agentNames, onClose }) {
             <h3 class="sub-title">{t('live.notes')}</h3>
             <p class="muted small">{t('live.notes_help')}</p>
             <div id="notes" class="notes">
-              {noteRows.map((note, index) => (
-                <div class="note-item" key={index} data-note={index}>
-                  <div class="line-meta">
-                    {note.author} · {formatTime(t, typeof note.at === 'string' ? Date.parse(note.at) : note.at, true)}
+              {noteRows.map((row, index) => {
+                const note = noteOf(row);
+                return (
+                  <div class="note-item" key={index} data-note={index}>
+                    <div class="line-meta">
+                      {note.author} · {formatTime(t, note.at, true)}
+                    </div>
+                    <div class="note-text">{note.text}</div>
                   </div>
-                  <div>{note.text}</div>
-                </div>
-              ))}
+                );
+              })}
               {!notes.loading && noteRows.length === 0 && <div class="muted small">{t('live.no_notes')}</div>}
             </div>
             <form class="stack" onSubmit={addNote}>
