@@ -107,6 +107,9 @@ struct TenantQueue {
     shedding: bool,
 }
 
+/// A tenant's fair share of the backlog is never smaller than this.
+const FAIR_SHARE_FLOOR: usize = 4;
+
 const KINDS: [DecisionKind; 4] = [
     DecisionKind::Answer,
     DecisionKind::Clarify,
@@ -222,13 +225,24 @@ impl BotWorkers {
         }
         {
             let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            // Tenants with turns waiting besides this one: while there are any, each tenant
+            // holds at most a fair share of the shedding depth, with one share kept free for a
+            // tenant that comes next, so one tenant's flood cannot fill the shared backlog and
+            // have everyone's turns shed.
+            let others = tenants
+                .iter()
+                .filter(|(name, queue)| queue.depth > 0 && **name != job.tenant)
+                .count();
+            let fair_share =
+                (others > 0).then(|| (self.shed_depth / (others + 2)).max(FAIR_SHARE_FLOOR));
             let queue = tenants.entry(job.tenant.clone()).or_default();
             if queue.shedding && queue.depth <= tenant_max / 2 {
                 queue.shedding = false;
             } else if !queue.shedding && queue.depth >= tenant_max {
                 queue.shedding = true;
             }
-            if queue.shedding {
+            let over_share = fair_share.is_some_and(|share| queue.depth >= share);
+            if queue.shedding || over_share {
                 drop(tenants);
                 return shed(job);
             }
@@ -306,4 +320,63 @@ fn shard_of(key: &str, shards: usize) -> usize {
         hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
     }
     (hash % shards as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs no turn until told to: the backlog only grows.
+    struct Stalled(tokio::sync::Notify);
+
+    impl TurnHandler for Stalled {
+        async fn run_turn(&self, _job: TurnJob) -> Option<DecisionKind> {
+            self.0.notified().await;
+            None
+        }
+    }
+
+    fn job(tenant: &str, index: usize) -> TurnJob {
+        TurnJob {
+            tenant: tenant.into(),
+            conversation_id: format!("{tenant}-{index}"),
+            trace: String::new(),
+            text: "hi".into(),
+            flagged: false,
+            enqueued: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flooding_tenant_keeps_to_its_share_and_the_next_tenant_gets_in() {
+        let handler = Arc::new(Stalled(tokio::sync::Notify::new()));
+        let workers = BotWorkers::start(
+            Arc::downgrade(&handler),
+            &BotRunSettings {
+                workers: 2,
+                queue_per_worker: 200,
+                preload: false,
+                shed_depth: 90,
+                shed_wait_ms: 60_000,
+            },
+        );
+        let accepted = |tenant: &str, from: usize, count: usize| {
+            (from..from + count)
+                .filter(|index| workers.submit(job(tenant, *index), 1_000).is_ok())
+                .count()
+        };
+        // Alone, a tenant may queue up to the shedding depth.
+        let flood = accepted("flood", 0, 60);
+        assert_eq!(flood, 60);
+        // A second tenant gets in at once; the first now keeps to its share (90 / 3 = 30):
+        // its new turns are shed while it holds more.
+        assert_eq!(accepted("quiet", 0, 10), 10);
+        assert_eq!(accepted("flood", 100, 20), 0);
+        // A third tenant still gets in: the backlog is under the shedding depth.
+        assert_eq!(accepted("third", 0, 5), 5);
+        let stats = workers.stats();
+        assert!(!stats.shedding, "{stats:?}");
+        assert_eq!(stats.queue_depth, 75);
+        assert_eq!(stats.shed, 20);
+    }
 }
