@@ -833,9 +833,17 @@ async fn screenshots_of_every_page_in_both_languages() {
     }
     app.add_member("acme", "zhao@acme.example", MemberRole::KnowledgeManager)
         .await;
-    for (index, text) in ["运费怎么算？", "I want to talk to a person"]
-        .iter()
-        .enumerate()
+    // One agent online with room for one chat: the first handoff is theirs, the next one queues.
+    let (_, zhou) = app.create_agent("Zhou Min", &["general"], 1).await;
+    let _zhou = app.agent_ws(&zhou).await;
+    let mut customers = Vec::new();
+    for (index, text) in [
+        "运费怎么算？",
+        "I want to talk to a person",
+        "转人工，我要投诉",
+    ]
+    .iter()
+    .enumerate()
     {
         let visitor = app.visitor().await;
         let mut customer = app.customer_ws(&visitor).await;
@@ -845,9 +853,65 @@ async fn screenshots_of_every_page_in_both_languages() {
         customer
             .expect("the bot's reply", |frame| frame["sender"] == "bot")
             .await;
+        customers.push(customer);
     }
     app.add_member("acme", "chen@acme.example", MemberRole::Supervisor)
         .await;
+    // Channel apps, a trained intent head and business hours.
+    for (path, body) in [
+        (
+            "/v1/tenants/acme/channels/wechat/flagship",
+            json!({"appid": "wx5f1c0a9e7b3d2c41", "token": "t0ken", "appsecret": "s3cret", "encoding_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}),
+        ),
+        (
+            "/v1/tenants/acme/channels/douyin/store",
+            json!({"client_key": "awx9k2m4p8q1", "client_secret": "s3cret"}),
+        ),
+        (
+            "/v1/tenants/acme/channels/mobile/ios",
+            json!({"jwt_secret": "a-long-enough-jwt-secret"}),
+        ),
+    ] {
+        let (status, body) = app
+            .admin_put(
+                path,
+                "application/json",
+                serde_json::to_vec(&body).expect("json"),
+            )
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let response = app
+        .http
+        .post(app.url("/v1/tenants/acme/intents/train"))
+        .bearer_auth(&app.admin_key)
+        .body(training_lines())
+        .send()
+        .await
+        .expect("train");
+    let status = response.status().as_u16();
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{accepted}");
+    let job = app
+        .wait_job("acme", accepted["job"]["id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "done", "{job}");
+    let response = app
+        .http
+        .patch(app.url("/v1/tenants/acme/settings"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"business_hours": {
+            "weekly": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "open": "09:00", "close": "21:00"},
+                {"days": ["sat", "sun"], "open": "10:00", "close": "18:00"}
+            ],
+            "holidays": ["2026-10-01", "2026-10-02", "2026-10-03"],
+            "message": "您好，客服工作时间为工作日 9:00-21:00、周末 10:00-18:00。我们会尽快回复您。"
+        }}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
 
     for lang in ["en", "zh-CN"] {
         let mut browser = Browser::launch(&binary).await.expect("chromium starts");
@@ -906,13 +970,55 @@ async fn screenshots_of_every_page_in_both_languages() {
         wait_text(&mut browser, "#check-result").await;
         shot(&mut browser, &out, lang, "sensitive-words").await;
 
+        click(&mut browser, "#nav [data-page=intents]").await;
+        wait_text(&mut browser, "#jobs-table tr[data-job]").await;
+        click(&mut browser, "#jobs-table tr[data-job]").await;
+        wait_text(&mut browser, "#train-report #train-labels").await;
+        let text = if lang == "en" {
+            "where is my parcel?"
+        } else {
+            "我的快递到哪了"
+        };
+        fill(&mut browser, "#classify-text", text).await;
+        click(&mut browser, "#classify-submit").await;
+        wait_text(&mut browser, "#classify-result").await;
+        shot(&mut browser, &out, lang, "intents").await;
+
         click(&mut browser, "#nav [data-page=live]").await;
-        wait_text(&mut browser, "#live-table tr[data-conversation]").await;
+        wait_text(&mut browser, "#live-table tr[data-state=queued]").await;
+        wait_text(&mut browser, "#live-table tr[data-state=assigned]").await;
         shot(&mut browser, &out, lang, "live").await;
-        click(&mut browser, "#live-table tr[data-conversation]").await;
+        click(&mut browser, "#live-table tr[data-state=assigned]").await;
         wait_text(&mut browser, "#transcript .line").await;
-        shot(&mut browser, &out, lang, "live-transcript").await;
-        click(&mut browser, "#transcript .icon-button").await;
+        wait_text(&mut browser, "#notes").await;
+        let note = if lang == "en" {
+            "Long-time customer: offer free shipping on the replacement."
+        } else {
+            "老客户：换货请免运费。"
+        };
+        fill(&mut browser, "#note-text", note).await;
+        click(&mut browser, "#note-add").await;
+        wait_text(&mut browser, "#notes .note-item").await;
+        shot(&mut browser, &out, lang, "live-conversation").await;
+        click(&mut browser, "#conversation .icon-button").await;
+
+        click(&mut browser, "#nav [data-page=channels]").await;
+        wait_text(
+            &mut browser,
+            "#channels-table tr[data-app='wechat/flagship']",
+        )
+        .await;
+        click(
+            &mut browser,
+            "#channels-table tr[data-app='wechat/flagship']",
+        )
+        .await;
+        wait_text(&mut browser, "#deliveries-day").await;
+        shot(&mut browser, &out, lang, "channels").await;
+        click(&mut browser, "[data-edit='wechat/flagship']").await;
+        wait_text(&mut browser, "#channel-editor").await;
+        shot(&mut browser, &out, lang, "channels-edit").await;
+        click(&mut browser, "#channel-editor .icon-button").await;
 
         click(&mut browser, "#nav [data-page=team]").await;
         wait_text(&mut browser, "#members-table tr[data-member]").await;
@@ -927,6 +1033,14 @@ async fn screenshots_of_every_page_in_both_languages() {
         click(&mut browser, "#nav [data-page=settings]").await;
         wait_text(&mut browser, "#settings-save").await;
         shot(&mut browser, &out, lang, "settings").await;
+        click(&mut browser, "#tab-hours").await;
+        wait_text(&mut browser, "#hours-save").await;
+        shot(&mut browser, &out, lang, "settings-hours").await;
+        click(&mut browser, "#tab-adminkey").await;
+        click(&mut browser, "#adminkey-rotate").await;
+        click(&mut browser, "#adminkey-rotate[data-armed=true]").await;
+        wait_text(&mut browser, "#adminkey-secret").await;
+        shot(&mut browser, &out, lang, "settings-admin-key").await;
 
         click(&mut browser, "#nav [data-page=audit]").await;
         wait_text(&mut browser, "#audit-table tbody tr").await;

@@ -348,18 +348,20 @@ function Model({ model, onChanged }) {
     }
   };
   const report = current && current.report;
+  // `GET intents/model` names a trained head `head`; classify answers `trained` for it.
+  const kind = current ? (current.kind === 'head' ? 'trained' : current.kind) : '';
   return (
     <section class="card card-pad" id="model">
       <h2 class="section-title">{t('in.current_model')}</h2>
       <ErrorNote error={model.error} />
       {model.loading && !current && <Loading />}
       {current && (
-        <div class="stack" id="model-current" data-kind={current.kind}>
+        <div class="stack" id="model-current" data-kind={kind}>
           <div>
-            <Badge kind={current.kind === 'builtin' ? 'neutral' : 'ok'}>{t(`in.model_${current.kind}`)}</Badge>
+            <Badge kind={kind === 'builtin' ? 'neutral' : 'ok'}>{t.has(`in.model_${kind}`) ? t(`in.model_${kind}`) : kind}</Badge>
             {current.updated_at && <span class="muted small"> · {formatTime(t, current.updated_at)}</span>}
           </div>
-          <p class="muted small p-0">{t(`in.model_${current.kind}_help`)}</p>
+          {t.has(`in.model_${kind}_help`) && <p class="muted small p-0">{t(`in.model_${kind}_help`)}</p>}
           {report && report.labels && (
             <div class="small">
               {t('in.labels')}:{' '}
@@ -369,7 +371,7 @@ function Model({ model, onChanged }) {
             </div>
           )}
           {report && report.model_bytes && <div class="muted small">{formatBytes(report.model_bytes)}</div>}
-          {current.kind !== 'builtin' && (
+          {kind !== 'builtin' && (
             <ConfirmButton class="button" id="model-remove" onConfirm={remove}>
               {t('in.remove_model')}
             </ConfirmButton>

@@ -171,7 +171,7 @@ function LiveNow() {
                   {queue.waiting > 0 && (
                     <span class="muted small queue-oldest" title={t('live.oldest_wait')}>
                       {' '}
-                      ⏱ {clock(queue.oldest_wait_ms + since)}
+                      {t('live.oldest_short', { time: clock(queue.oldest_wait_ms + since) })}
                     </span>
                   )}
                 </div>
