@@ -7,10 +7,9 @@
 //!   caller [`crate::http::auth::require`] let in), when, what (method and route), the path
 //!   below the tenant, and a before/after summary that handlers add with [`note`].
 //!
-//! The actor and the summary travel from the handler to this guard in a task-local slot, so a
-//! handler cannot forget to be audited: passing `require` is what names the actor.
-
-use std::sync::Mutex;
+//! The actor and the summary travel from the handler to this guard in a task-local slot
+//! ([`crate::http::record`]), so a handler cannot forget to be audited: passing `require` is
+//! what names the actor.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
@@ -19,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{HttpError, ServiceError};
 use crate::http::auth::{bearer, csrf_token, session_cookie, CSRF_HEADER};
+use crate::http::record;
 use crate::AppState;
 use store::crypto::constant_time_eq;
 use store::NewAuditEntry;
@@ -32,31 +32,6 @@ const CHANGE_NOTHING: [&str; 4] = [
     "policies/sensitive-words/check",
     "policies/routing/dry-run",
 ];
-
-#[derive(Default)]
-struct Slot {
-    actor: Option<(&'static str, String)>,
-    summary: Option<serde_json::Value>,
-}
-
-tokio::task_local! {
-    static SLOT: Mutex<Slot>;
-}
-
-/// Names who made the current request (called by `require`). Outside a guarded request it does
-/// nothing.
-pub fn set_actor(kind: &'static str, name: String) {
-    let _ = SLOT.try_with(|slot| {
-        slot.lock().unwrap_or_else(|p| p.into_inner()).actor = Some((kind, name));
-    });
-}
-
-/// Adds a before/after summary (an object) to the current request's audit entry.
-pub fn note(summary: serde_json::Value) {
-    let _ = SLOT.try_with(|slot| {
-        slot.lock().unwrap_or_else(|p| p.into_inner()).summary = Some(summary);
-    });
-}
 
 fn changes(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -96,14 +71,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let mut segments = path.trim_start_matches('/').splitn(4, '/');
     let tenant = segments.nth(2).unwrap_or("").to_owned();
     let target = segments.next().unwrap_or("").to_owned();
-    let (response, slot) = SLOT
-        .scope(Mutex::new(Slot::default()), async move {
-            let response = next.run(request).await;
-            let slot = SLOT
-                .with(|slot| std::mem::take(&mut *slot.lock().unwrap_or_else(|p| p.into_inner())));
-            (response, slot)
-        })
-        .await;
+    let (response, slot) = record::scope(next.run(request)).await;
     let status = response.status();
     let changed = status.is_success() && !CHANGE_NOTHING.contains(&below.as_str());
     if let (Some((actor_kind, actor)), true) = (slot.actor, changed) {

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use serde::Serialize;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::audit;
+use crate::http::record;
 use crate::AppState;
 use store::crypto::{constant_time_eq, hash_admin_key, TokenKind};
 use store::{Agent, Customer, Member, MemberRole, Tenant};
@@ -158,7 +158,7 @@ pub async fn require(
         )
         .into());
     }
-    audit::set_actor(caller.kind(), caller.name());
+    record::set_actor(caller.kind(), caller.name());
     Ok(caller)
 }
 

@@ -84,7 +84,7 @@ async fn train(
         },
     )
     .await?;
-    crate::http::audit::note(serde_json::json!({ "job": job.id, "examples": count }));
+    crate::http::record::note(serde_json::json!({ "job": job.id, "examples": count }));
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "job": job })),

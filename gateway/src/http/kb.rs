@@ -11,8 +11,8 @@ use serde_json::json;
 use switchboard_knowledge::{write_csv, write_jsonl, FaqRecord, ImportFormat};
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::audit;
 use crate::http::auth::{require, require_reader, Area};
+use crate::http::record;
 use crate::http::upload::read_upload;
 use crate::AppState;
 
@@ -95,7 +95,7 @@ async fn import(
             .knowledge
             .import(&tenant, body.to_vec(), format, &|_, _| {})
             .await?;
-        audit::note(json!({ "counts": report.counts }));
+        record::note(json!({ "counts": report.counts }));
         return Ok(Json(report).into_response());
     }
     let knowledge = state.knowledge.clone();
@@ -118,7 +118,7 @@ async fn import(
         },
     )
     .await?;
-    audit::note(json!({ "job": job.id }));
+    record::note(json!({ "job": job.id }));
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response())
 }
 

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::audit;
 use crate::http::auth::{require, session_cookie, session_key, Area, Caller};
+use crate::http::record;
 use crate::AppState;
 use engine::chat::TransferTarget;
 use store::{Agent, Member, MemberUpdate};
@@ -187,7 +187,7 @@ async fn add_note(
         .chat
         .add_note(&tenant, &id, &caller.name(), &note.text)
         .await?;
-    audit::note(json!({ "conversation": id }));
+    record::note(json!({ "conversation": id }));
     Ok((StatusCode::CREATED, Json(json!({ "note": note }))))
 }
 
@@ -211,7 +211,7 @@ async fn transfer(
         ServiceError::invalid("bad_transfer", "to is skill:<group> or agent:<id>")
     })?;
     state.chat.transfer_for(&tenant, &id, &target).await?;
-    audit::note(json!({ "conversation": id, "to": transfer.to }));
+    record::note(json!({ "conversation": id, "to": transfer.to }));
     Ok(Json(json!({ "conversation_id": id, "to": transfer.to })))
 }
 
@@ -257,7 +257,7 @@ async fn take_over(
     };
     let agent = member_agent(&state, &member).await?;
     state.chat.take_over(&tenant, &id, &agent).await?;
-    audit::note(json!({ "conversation": id, "agent": agent.id }));
+    record::note(json!({ "conversation": id, "agent": agent.id }));
     let token = crate::http::agent_token(&state, &agent);
     Ok(Json(json!({
         "conversation_id": id,

@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::audit;
 use crate::http::auth::{
     areas_of, authenticate, csrf_token, require, session_cookie, session_key, Area, Caller,
     SESSION_COOKIE,
 };
 use crate::http::client_ip::client_ip;
+use crate::http::record;
 use crate::AppState;
 use engine::error::blocking;
 use store::crypto::{hash_password, random_secret, verify_password};
@@ -173,7 +173,7 @@ async fn login(
         .store
         .create_member_session(&member, &session_key(&cookie), expires_at)
         .await?;
-    audit::set_actor("member", member.email.clone());
+    record::set_actor("member", member.email.clone());
     let body = signed_in_body(&state, &member, &cookie, expires_at);
     let mut response = Json(body).into_response();
     response.headers_mut().insert(
@@ -194,7 +194,7 @@ async fn logout(
     let Path(tenant) = path?;
     if let Some(cookie) = session_cookie(&headers) {
         if let Ok(Caller::Member(member)) = authenticate(&state, &headers, &tenant).await {
-            audit::set_actor("member", member.email);
+            record::set_actor("member", member.email);
         }
         state
             .store
@@ -321,7 +321,7 @@ async fn create_member(
         new.password,
     )
     .await?;
-    audit::note(json!({ "after": { "email": member.email, "role": member.role } }));
+    record::note(json!({ "after": { "email": member.email, "role": member.role } }));
     let mut body = json!({ "member": member });
     if let Some(password) = password {
         body["password"] = password.into();
@@ -380,7 +380,7 @@ async fn update_member(
         agent_id: None,
     };
     let after = state.store.update_member(&tenant, &id, &update).await?;
-    audit::note(json!({
+    record::note(json!({
         "member": after.email,
         "before": { "name": before.name, "role": before.role, "disabled": before.disabled },
         "after": { "name": after.name, "role": after.role, "disabled": after.disabled },

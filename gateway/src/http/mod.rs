@@ -17,6 +17,7 @@ mod metrics;
 mod mobile;
 mod pages;
 mod policies;
+pub(crate) mod record;
 mod tenant_settings;
 mod upload;
 mod web;

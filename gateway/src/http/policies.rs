@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::audit;
 use crate::http::auth::{require, Area};
+use crate::http::record;
 use crate::http::upload::read_upload;
 use crate::AppState;
 use engine::policy::parse_kind;
@@ -56,8 +56,8 @@ async fn routing_dry_run(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: PathParams<String>,
-    body: JsonBody<engine::chat::RoutingSample>,
-) -> ApiResult<Json<engine::chat::RoutingDryRun>> {
+    body: JsonBody<engine::chat::handoff::RoutingSample>,
+) -> ApiResult<Json<engine::chat::handoff::RoutingDryRun>> {
     let Path(tenant) = path?;
     require(&state, &headers, &tenant, Area::Policies).await?;
     let Json(sample) = body?;
@@ -79,7 +79,7 @@ async fn upload(
         .policies
         .upload(&tenant, kind, body.to_vec(), &caller.name())
         .await?;
-    audit::note(serde_json::json!({ "after": { "version": version } }));
+    record::note(serde_json::json!({ "after": { "version": version } }));
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "kind": kind.as_str(), "version": version, "active": true })),
@@ -129,7 +129,7 @@ async fn activate(
         .policies
         .activate(&tenant, kind, body.version)
         .await?;
-    audit::note(
+    record::note(
         serde_json::json!({ "before": { "version": before }, "after": { "version": body.version } }),
     );
     Ok(Json(

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::audit;
 use crate::http::auth::{authenticate, require, Area, Caller};
+use crate::http::record;
 use crate::AppState;
 use engine::tenant::TenantSettings;
 use store::CustomerAttributes;
@@ -77,7 +77,7 @@ async fn put_settings(
         .unwrap_or_default();
     state.store.set_tenant_settings(&tenant, &value).await?;
     state.chat.forget_tenant_settings(&tenant);
-    audit::note(changed_fields(&before, &value));
+    record::note(changed_fields(&before, &value));
     Ok(Json(settings))
 }
 
@@ -150,7 +150,7 @@ async fn patch_settings(
         })
         .await?;
     state.chat.forget_tenant_settings(&tenant);
-    audit::note(changed_fields(&before, &stored));
+    record::note(changed_fields(&before, &stored));
     Ok(Json(TenantSettings::from_stored(&tenant, &stored)))
 }
 

@@ -15,8 +15,7 @@ use switchboard_channels::web::{check_send, SenderKind};
 use tokio::sync::mpsc;
 
 mod bot_turns;
-mod handoff;
-pub use handoff::{RoutingDryRun, RoutingSample};
+pub mod handoff;
 mod quality;
 pub mod recovery;
 pub mod supervise;
