@@ -701,6 +701,16 @@ fn note_frame(conversation_id: &str, author: &str, text: &str, at: i64) -> serde
     })
 }
 
+/// A stored note (a `note` event) as the API shows it: the note frame's fields.
+pub fn note_view(event: &store::ConversationEvent) -> serde_json::Value {
+    note_frame(
+        &event.conversation_id,
+        event.actor_id.as_deref().unwrap_or(""),
+        event.reason.as_deref().unwrap_or(""),
+        event.created_at,
+    )
+}
+
 /// An agent's sends: each one's conversation, client_msg_id and result.
 type AgentSending = InFlight<(String, String, ServiceResult<Appended>)>;
 
@@ -890,14 +900,7 @@ impl AgentSession {
         summary["notes"] = events
             .iter()
             .filter(|event| event.kind == "note")
-            .map(|event| {
-                note_frame(
-                    conversation_id,
-                    event.actor_id.as_deref().unwrap_or(""),
-                    event.reason.as_deref().unwrap_or(""),
-                    event.created_at,
-                )
-            })
+            .map(note_view)
             .collect();
         let frame = AgentServerFrame::Assigned {
             conversation: summary,

@@ -293,6 +293,15 @@ pub struct LabelCount {
     pub count: usize,
 }
 
+/// One label's held-out figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelAccuracy {
+    pub label: String,
+    pub held_out: usize,
+    pub correct: usize,
+    pub accuracy: f32,
+}
+
 /// What training did: per-label counts, held-out accuracy (when there was a held-out split)
 /// and the threshold chosen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +310,10 @@ pub struct TrainReport {
     pub labels: Vec<LabelCount>,
     pub held_out: usize,
     pub held_out_accuracy: Option<f32>,
+    /// Per label, on the held-out split: how many were held out and how many the head named
+    /// right (before the confidence gate). The out-of-scope label's row is its recall.
+    #[serde(default)]
+    pub held_out_per_label: Vec<LabelAccuracy>,
     pub threshold: f32,
     pub hidden: usize,
     pub epochs: usize,
@@ -481,6 +494,7 @@ impl IntentHead {
         });
         let lex = lexical.as_deref();
         let mut held_out_accuracy = None;
+        let mut held_out_per_label = Vec::new();
         let mut centroid_threshold: Option<f32> = None;
         let mut threshold = match config.threshold {
             ThresholdPolicy::Fixed(t) => t,
@@ -493,11 +507,14 @@ impl IntentHead {
             let head = fit(&embeddings, lex, &targets, &train_idx, &labels, config)?;
             let mut correct = 0;
             let mut confident: Vec<f32> = Vec::new();
+            let mut by_label = vec![(0usize, 0usize); labels.len()];
             for &i in &held_idx {
                 let probs =
                     head.probabilities_unchecked(embeddings[i], lex.map(|l| l[i].as_slice()));
                 let (best, score) = argmax(&probs);
+                by_label[targets[i]].0 += 1;
                 if best == targets[i] {
+                    by_label[targets[i]].1 += 1;
                     correct += 1;
                     if labels[best] != OUT_OF_SCOPE_LABEL {
                         confident.push(score);
@@ -505,6 +522,17 @@ impl IntentHead {
                 }
             }
             held_out_accuracy = Some(correct as f32 / held_idx.len() as f32);
+            held_out_per_label = labels
+                .iter()
+                .zip(&by_label)
+                .filter(|(_, (held, _))| *held > 0)
+                .map(|(label, (held, right))| LabelAccuracy {
+                    label: label.to_string(),
+                    held_out: *held,
+                    correct: *right,
+                    accuracy: *right as f32 / *held as f32,
+                })
+                .collect();
             if config.centroid_keep > 0.0 {
                 let gate = CentroidGate::build(&embeddings, &targets, &train_idx, labels.len());
                 let mut sims: Vec<f32> = held_idx
@@ -567,6 +595,7 @@ impl IntentHead {
                 .collect(),
             held_out: held_idx.len(),
             held_out_accuracy,
+            held_out_per_label,
             threshold,
             hidden: config.hidden,
             epochs: config.epochs,

@@ -364,6 +364,19 @@ async fn intents_train_classify_and_a_tenant_model_replace_the_builtin_ones() {
     }
     assert_eq!(report["tenant_examples"], 24);
     assert!(report["held_out_accuracy"].as_f64().is_some(), "{report}");
+    // Per label on the held-out split, and the out-of-scope recall on generic questions the
+    // head never saw.
+    let per_label = report["held_out_per_label"].as_array().unwrap();
+    assert!(
+        per_label.iter().any(|row| row["label"] == "order_status"),
+        "{report}"
+    );
+    assert!(per_label
+        .iter()
+        .all(|row| row["correct"].as_u64() <= row["held_out"].as_u64()));
+    let recall = report["out_of_scope_recall"].as_f64().expect("a recall");
+    assert!((0.0..=1.0).contains(&recall), "{report}");
+    assert!(report["out_of_scope_probes"].as_u64().unwrap() > 100);
 
     for (text, label) in [
         ("我的快递现在在哪里", "order_status"),

@@ -78,6 +78,12 @@ async fn main() {
     let synchronous = std::env::var("SWITCHBOARD_BENCH_SQLITE_SYNCHRONOUS").ok();
     let app = TestApp::spawn_bot_first_with(|settings| {
         settings.log.filter = "error".into();
+        // All load comes from this machine's one address.
+        settings.limits.messages = engine::limits::Rate {
+            per_second: 10_000_000,
+            burst: 10_000_000,
+        };
+        settings.limits.connections = u32::MAX;
         if let Some(level) = synchronous {
             settings.sqlite_synchronous = serde_json::from_value(serde_json::json!(level))
                 .expect("SWITCHBOARD_BENCH_SQLITE_SYNCHRONOUS is full or normal");

@@ -100,6 +100,12 @@ pub struct TrainOutcome {
     pub report: TrainReport,
     /// The tenant's own examples (the built-in intents are added to them).
     pub tenant_examples: usize,
+    /// Out-of-scope recall: of the generic out-of-scope questions (world knowledge,
+    /// chit-chat), never trained on, the share the new head rejects; `None` when they were part
+    /// of the training set (a tenant without examples).
+    pub out_of_scope_recall: Option<f32>,
+    /// How many such questions were asked.
+    pub out_of_scope_probes: usize,
 }
 
 pub struct Intents {
@@ -229,13 +235,26 @@ impl Intents {
         }
         let models = models().await?;
         let tenant_examples = examples.len();
-        let (head, report) = blocking(move || {
+        let (head, report, out_of_scope_recall) = blocking(move || {
             let set = builtin::training_set(&examples);
             let config = TrainConfig::for_examples(set.len());
-            train_on_texts(&models.encoder, &set, &config)
+            let (head, report) = train_on_texts(&models.encoder, &set, &config)?;
+            // The generic out-of-scope questions are not in a tenant's training set: asking
+            // them is a held-out measure of what the head rejects.
+            let probes = builtin::generic_out_of_scope();
+            let embeddings = models.encoder.embed_blocking(&probes)?;
+            let mut rejected = 0;
+            for (text, embedding) in probes.iter().zip(&embeddings) {
+                if head.classify_turn(text, embedding)?.out_of_scope {
+                    rejected += 1;
+                }
+            }
+            let recall = (!probes.is_empty()).then(|| rejected as f32 / probes.len() as f32);
+            Ok::<_, switchboard_models::ModelError>((head, report, recall))
         })
         .await?
         .map_err(model_error)?;
+        let out_of_scope_probes = builtin::generic_out_of_scope().len();
         let record = IntentModelRecord {
             tenant_id: tenant.to_owned(),
             kind: "head".into(),
@@ -253,6 +272,8 @@ impl Intents {
         Ok(TrainOutcome {
             report,
             tenant_examples,
+            out_of_scope_recall,
+            out_of_scope_probes,
         })
     }
 

@@ -136,7 +136,13 @@ async fn watch(
                 continue;
             }
         };
-        let text = json!({ "type": "live", "view": view }).to_string();
+        // Waits grow every second by themselves (clients tick them from `at`): only a change
+        // of anything else is news.
+        let mut settled = view.clone();
+        for queue in &mut settled.queues {
+            queue.oldest_wait_ms = 0;
+        }
+        let text = json!(settled).to_string();
         if text != last {
             let frame = json!({ "type": "live", "at": store::util::now_ms(), "view": view });
             if socket
@@ -164,7 +170,13 @@ async fn notes(
         .await?
         .filter(|conversation| conversation.tenant_id == tenant)
         .ok_or(ServiceError::NotFound("conversation"))?;
-    let notes = state.chat.notes(&conversation.id).await?;
+    let notes: Vec<serde_json::Value> = state
+        .chat
+        .notes(&conversation.id)
+        .await?
+        .iter()
+        .map(crate::session::note_view)
+        .collect();
     Ok(Json(json!({ "notes": notes })))
 }
 
@@ -188,7 +200,10 @@ async fn add_note(
         .add_note(&tenant, &id, &caller.name(), &note.text)
         .await?;
     record::note(json!({ "conversation": id }));
-    Ok((StatusCode::CREATED, Json(json!({ "note": note }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "note": crate::session::note_view(&note) })),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -168,8 +168,13 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     settings.demo = false;
     settings.bot.preload = false;
     settings.log.filter = "error".into();
+    // Every load generator connection comes from this machine's one address: the per-IP
+    // limits would measure themselves, not the relay.
     settings.limits.sessions =
         serde_json::from_value(json!({"per_second": 1_000_000, "burst": 1_000_000}))?;
+    settings.limits.messages =
+        serde_json::from_value(json!({"per_second": 10_000_000, "burst": 10_000_000}))?;
+    settings.limits.connections = u32::MAX;
     let server = gateway::Server::start(settings).await?;
     let state = server.state.clone();
     gateway::demo::create_tenant(&state.store, &tenant()).await?;
