@@ -765,8 +765,20 @@ impl Bot {
     /// their ids (`reason` becomes `llm_answer`, `faq_id` the cited id). A timeout, an error or
     /// an answer citing no given id returns `decision` unchanged. Async: network only.
     pub async fn refine_with_llm(&self, turn: &Turn, decision: Decision) -> Decision {
+        self.refine_with(None, turn, decision).await
+    }
+
+    /// [`Bot::refine_with_llm`] with the tenant's own LLM client instead of the bot's, when
+    /// the tenant has one.
+    pub async fn refine_with(
+        &self,
+        tenant_llm: Option<&LlmClient>,
+        turn: &Turn,
+        decision: Decision,
+    ) -> Decision {
         let text = truncate_chars(turn.text.trim(), turn.settings.max_text_chars);
-        crate::llm::maybe_ground(self.llm.as_ref(), turn.settings.llm_enabled, text, decision).await
+        let llm = tenant_llm.or(self.llm.as_ref());
+        crate::llm::maybe_ground(llm, turn.settings.llm_enabled, text, decision).await
     }
 
     /// The whole turn from async code: [`Bot::decide`] on tokio's blocking pool, then

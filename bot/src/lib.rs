@@ -137,7 +137,7 @@ pub use calibration::{Calibration, Features};
 pub use decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
 pub use error::{BotError, EvalLineError};
 pub use eval::{evaluate, evaluate_with, EvalLine, EvalReport};
-pub use llm::{LlmFallback, NO_ANSWER};
+pub use llm::{LlmClient, LlmFallback, NO_ANSWER};
 pub use retrieval::ScoredCandidate;
 pub use rules::{angry, angry_tone, explicit_handoff};
 pub use selfcheck::{CalibrationSource, SelfCheckOptions, SelfCheckReport, TenantFit};

@@ -23,7 +23,9 @@ knowledge entries given below. Reply in the customer's language, briefly. After 
 entry you used in square brackets, for example [faq-1]. Never invent facts, prices or policies that are not in the \
 entries. If the entries do not answer the question, reply exactly NO_ANSWER.";
 
-pub(crate) struct LlmClient {
+/// An OpenAI-compatible endpoint the bot phrases confident answers with (the node's, or a
+/// tenant's own).
+pub struct LlmClient {
     client: Client<OpenAIConfig>,
     settings: LlmSettings,
 }

@@ -668,3 +668,84 @@ async fn hybrid_search_and_the_self_check_report() {
         .expect("request");
     assert_eq!(denied.status().as_u16(), 401);
 }
+
+/// A tenant brings its own LLM endpoint (the console's Bot page): the key is stored encrypted
+/// and never shown back, the bot phrases that tenant's answers with it, and a URL to a private
+/// address is refused unless the node allows such hosts.
+#[tokio::test]
+async fn a_tenants_own_llm_endpoint_phrases_its_answers_and_its_key_is_never_shown() {
+    let (base_url, calls) = fake_llm(Some("满99元包邮，不满收8元 [zh-ship-fee]")).await;
+    let strict = TestApp::spawn().await;
+    let refused = strict
+        .http
+        .put(strict.url("/v1/tenants/acme/bot/llm"))
+        .bearer_auth(&strict.admin_key)
+        .json(&json!({ "base_url": base_url, "model": "local" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        400,
+        "a loopback URL on a node that allows none"
+    );
+
+    let app = TestApp::spawn_bot_first_with(|settings| {
+        settings.channels.allow_http_push_urls = true;
+        settings.channels.allow_private_push_hosts = true;
+    })
+    .await;
+    // No endpoint, no node LLM: the FAQ answer as it is.
+    assert_eq!(dry_run(&app, "运费怎么算？").await["reason"], "faq_match");
+    let put = |body: Value| {
+        app.http
+            .put(app.url("/v1/tenants/acme/bot/llm"))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+    };
+    let response = put(json!({ "base_url": base_url, "model": "local", "api_key": "sk-secret-1" }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let shown: Value = response.json().await.unwrap();
+    assert_eq!(shown["llm"]["api_key_set"], true);
+    assert!(!shown.to_string().contains("sk-secret-1"));
+    let decision = dry_run(&app, "运费怎么算？").await;
+    assert_eq!(decision["reason"], "llm_answer", "{decision}");
+    assert!(calls.load(Ordering::SeqCst) >= 1);
+    // A change without the key keeps it; the GET never shows it.
+    let response = put(json!({ "base_url": base_url, "model": "local-2", "timeout_ms": 4000 }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, got) = app.admin_get("/v1/tenants/acme/bot/llm").await;
+    assert_eq!(
+        (
+            got["llm"]["model"].as_str(),
+            got["llm"]["api_key_set"].as_bool()
+        ),
+        (Some("local-2"), Some(true))
+    );
+    assert!(!got.to_string().contains("sk-secret"));
+    let (_, audit) = app.admin_get("/v1/tenants/acme/audit?action=bot/llm").await;
+    assert!(!audit.to_string().contains("sk-secret"), "{audit}");
+    for bad in [
+        json!({ "base_url": "ftp://x", "model": "m" }),
+        json!({ "base_url": base_url, "model": "" }),
+        json!({ "base_url": base_url, "model": "m", "timeout_ms": 0 }),
+    ] {
+        let status = put(bad.clone()).await.unwrap().status();
+        assert_eq!(status, 400, "{bad}");
+    }
+    // Removed: the FAQ answer again.
+    let removed = app
+        .http
+        .delete(app.url("/v1/tenants/acme/bot/llm"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert_eq!(dry_run(&app, "运费怎么算？").await["reason"], "faq_match");
+}

@@ -150,3 +150,85 @@ impl TenantSettingsCache {
             .remove(tenant);
     }
 }
+
+/// Tenants' own LLM endpoints as clients, re-read after a few seconds like the settings (a
+/// change on this node is forgotten at once). A tenant without one uses the node's, if any.
+pub struct TenantLlmCache {
+    store: store::Store,
+    #[allow(clippy::type_complexity)]
+    cached: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            (
+                std::time::Instant,
+                Option<(i64, std::sync::Arc<switchboard_bot::LlmClient>)>,
+            ),
+        >,
+    >,
+}
+
+impl TenantLlmCache {
+    pub fn new(store: store::Store) -> Self {
+        TenantLlmCache {
+            store,
+            cached: Default::default(),
+        }
+    }
+
+    /// The tenant's own client, if it configured an endpoint.
+    pub async fn get(&self, tenant: &str) -> Option<std::sync::Arc<switchboard_bot::LlmClient>> {
+        let known = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned();
+        if let Some((checked, client)) = &known {
+            if checked.elapsed() < std::time::Duration::from_secs(5) {
+                return client.as_ref().map(|(_, client)| client.clone());
+            }
+        }
+        let fresh = match self.store.tenant_llm(tenant).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(tenant, %error, "cannot read the tenant's LLM endpoint; the node's is used");
+                None
+            }
+        };
+        let client = fresh.and_then(|llm| {
+            // The same client while the record did not change (it keeps its connections).
+            if let Some((stamp, client)) = known.and_then(|(_, client)| client) {
+                if stamp == llm.updated_at {
+                    return Some((stamp, client));
+                }
+            }
+            let settings = serde_json::from_value::<switchboard_bot::LlmSettings>(serde_json::json!({
+                "base_url": llm.base_url, "model": llm.model,
+                "api_key": llm.api_key, "timeout_ms": llm.timeout_ms.max(1),
+            }));
+            match settings {
+                Ok(settings) => Some((
+                    llm.updated_at,
+                    std::sync::Arc::new(switchboard_bot::LlmClient::new(settings)),
+                )),
+                Err(error) => {
+                    tracing::warn!(tenant, %error, "the tenant's LLM endpoint is unusable; the node's is used");
+                    None
+                }
+            }
+        });
+        let answer = client.as_ref().map(|(_, client)| client.clone());
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), (std::time::Instant::now(), client));
+        answer
+    }
+
+    pub fn forget(&self, tenant: &str) {
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+}

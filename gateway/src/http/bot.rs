@@ -33,6 +33,10 @@ pub fn router() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
         )
         .route("/v1/tenants/{tenant}/bot/ask", post(ask))
+        .route(
+            "/v1/tenants/{tenant}/bot/llm",
+            get(get_llm).put(put_llm).delete(delete_llm),
+        )
         .route("/v1/tenants/{tenant}/bot/selfcheck", get(self_check))
 }
 
@@ -228,4 +232,104 @@ async fn self_check(
     let Path(tenant) = path?;
     require(&state, &headers, &tenant, Area::Bot).await?;
     Ok(Json(state.chat.bot_self_check(&tenant).await?))
+}
+
+/// The tenant's own LLM endpoint as the API shows it: never the key, only whether one is set.
+fn llm_view(llm: &store::TenantLlm) -> serde_json::Value {
+    serde_json::json!({
+        "base_url": llm.base_url, "model": llm.model, "timeout_ms": llm.timeout_ms,
+        "api_key_set": !llm.api_key.is_empty(), "updated_at": llm.updated_at,
+    })
+}
+
+async fn get_llm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
+    let llm = state.store.tenant_llm(&tenant).await?;
+    Ok(Json(serde_json::json!({
+        "llm": llm.as_ref().map(llm_view),
+        // Without one of its own, the tenant's bot uses the node's endpoint, if any.
+        "node_llm": state.settings.llm.is_some(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LlmBody {
+    base_url: String,
+    model: String,
+    /// Left out: the stored key stays; `""`: no key.
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<i64>,
+}
+
+async fn put_llm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+    body: JsonBody<LlmBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(tenant) = path?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
+    let Json(body) = body?;
+    let bad = |message: &str| ServiceError::invalid("bad_llm", message.to_owned());
+    let base_url = body.base_url.trim();
+    // The bot calls this address with customers' questions and shows what it answers: the same
+    // rules as every URL a tenant gives (https, a public address unless the node allows others).
+    if base_url.len() > 2048
+        || switchboard_channels::outbound_guard::check_url(
+            base_url,
+            state.outbound.settings().push_policy(),
+        )
+        .is_err()
+    {
+        return Err(
+            bad("base_url must be an https URL of a public host (at most 2048 bytes)").into(),
+        );
+    }
+    let model = body.model.trim();
+    if model.is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
+        return Err(bad("model is 1 to 200 characters").into());
+    }
+    if body.api_key.as_ref().is_some_and(|key| key.len() > 4096) {
+        return Err(bad("api_key is at most 4096 bytes").into());
+    }
+    let timeout_ms = body.timeout_ms.unwrap_or(3_000);
+    if !(100..=60_000).contains(&timeout_ms) {
+        return Err(bad("timeout_ms is 100 to 60000").into());
+    }
+    let llm = state
+        .store
+        .set_tenant_llm(
+            &tenant,
+            base_url,
+            model,
+            body.api_key.as_deref(),
+            timeout_ms,
+        )
+        .await?;
+    state.chat.llms.forget(&tenant);
+    crate::http::record::note(serde_json::json!({ "after": {
+        "base_url": llm.base_url, "model": llm.model, "timeout_ms": llm.timeout_ms,
+        "api_key_changed": body.api_key.is_some(),
+    }}));
+    Ok(Json(serde_json::json!({ "llm": llm_view(&llm) })))
+}
+
+async fn delete_llm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<String>,
+) -> ApiResult<StatusCode> {
+    let Path(tenant) = path?;
+    require(&state, &headers, &tenant, Area::Bot).await?;
+    state.store.delete_tenant_llm(&tenant).await?;
+    state.chat.llms.forget(&tenant);
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -163,3 +163,90 @@ async fn append_bot_tx(
     insert_message(tx, tenant, &message).await?;
     Ok(message)
 }
+
+/// A tenant's own LLM endpoint (the key decrypted; empty when none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantLlm {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
+    pub timeout_ms: i64,
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// Sets the tenant's LLM endpoint. `api_key`: `None` keeps the stored key, `Some("")`
+    /// removes it, anything else replaces it (encrypted at rest).
+    pub async fn set_tenant_llm(
+        &self,
+        tenant: &str,
+        base_url: &str,
+        model: &str,
+        api_key: Option<&str>,
+        timeout_ms: i64,
+    ) -> StoreResult<TenantLlm> {
+        let key = match api_key {
+            Some(key) => key.to_owned(),
+            None => self
+                .tenant_llm(tenant)
+                .await?
+                .map(|llm| llm.api_key)
+                .unwrap_or_default(),
+        };
+        let sealed = if key.is_empty() {
+            String::new()
+        } else {
+            self.cipher.encrypt(&key)
+        };
+        sqlx::query(
+            "INSERT INTO tenant_llm (tenant_id, base_url, model, api_key, timeout_ms, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
+             base_url = excluded.base_url, model = excluded.model, api_key = excluded.api_key, \
+             timeout_ms = excluded.timeout_ms, updated_at = excluded.updated_at",
+        )
+        .bind(tenant)
+        .bind(base_url)
+        .bind(model)
+        .bind(&sealed)
+        .bind(timeout_ms)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.tenant_llm(tenant)
+            .await?
+            .ok_or(StoreError::NotFound("llm"))
+    }
+
+    pub async fn tenant_llm(&self, tenant: &str) -> StoreResult<Option<TenantLlm>> {
+        let row = sqlx::query(
+            "SELECT base_url, model, api_key, timeout_ms, updated_at FROM tenant_llm WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let sealed: String = row.try_get("api_key")?;
+        let api_key = if sealed.is_empty() {
+            String::new()
+        } else {
+            self.cipher.decrypt(&sealed).map_err(|_| {
+                StoreError::Corrupt("the LLM key does not decrypt with this node's key".into())
+            })?
+        };
+        Ok(Some(TenantLlm {
+            base_url: row.try_get("base_url")?,
+            model: row.try_get("model")?,
+            api_key,
+            timeout_ms: row.try_get("timeout_ms")?,
+            updated_at: row.try_get("updated_at")?,
+        }))
+    }
+
+    pub async fn delete_tenant_llm(&self, tenant: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM tenant_llm WHERE tenant_id = $1")
+            .bind(tenant)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

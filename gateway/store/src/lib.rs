@@ -17,6 +17,7 @@
 mod append;
 pub mod apps;
 mod bot;
+pub use bot::TenantLlm;
 mod connect;
 pub mod crypto;
 mod intent_models;

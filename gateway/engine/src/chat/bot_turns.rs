@@ -180,7 +180,14 @@ impl Chat {
             worker.decide_with_embedding(&decided, &embedding)
         })
         .await?;
-        Ok(bot.refine_with_llm(&turn, decision).await)
+        let tenant_llm = if settings.bot.llm_enabled {
+            self.llms.get(tenant).await
+        } else {
+            None
+        };
+        Ok(bot
+            .refine_with(tenant_llm.as_deref(), &turn, decision)
+            .await)
     }
 
     /// Runs one queued turn; returns the decision's kind when one was made.

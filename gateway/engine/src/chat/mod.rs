@@ -104,6 +104,8 @@ pub struct Chat {
     pub metrics: Arc<Metrics>,
     turns: BotWorkers,
     tenants: TenantSettingsCache,
+    /// Tenants' own LLM endpoints.
+    pub llms: crate::tenant::TenantLlmCache,
     /// Agents a routing policy asked for, by conversation (used once, if they can take it).
     preferred: Mutex<HashMap<String, String>>,
     agent_grace: Duration,
@@ -142,6 +144,7 @@ impl Chat {
         let (kick, mut kicks) = mpsc::unbounded_channel::<String>();
         let chat = Arc::new_cyclic(|weak: &std::sync::Weak<Chat>| Chat {
             tenants: TenantSettingsCache::new(store.clone()),
+            llms: crate::tenant::TenantLlmCache::new(store.clone()),
             store,
             bus: cluster.bus.clone(),
             presence: Presence::default(),
