@@ -164,15 +164,9 @@ async fn notes(
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path((tenant, id)) = path?;
     require(&state, &headers, &tenant, Area::Live).await?;
-    let conversation = state
-        .store
-        .conversation(&id)
-        .await?
-        .filter(|conversation| conversation.tenant_id == tenant)
-        .ok_or(ServiceError::NotFound("conversation"))?;
     let notes: Vec<serde_json::Value> = state
         .chat
-        .notes(&conversation.id)
+        .notes(&tenant, &id)
         .await?
         .iter()
         .map(crate::session::note_view)

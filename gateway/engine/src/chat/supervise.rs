@@ -169,11 +169,16 @@ impl Chat {
         Ok(note)
     }
 
-    /// The notes on a conversation, oldest first.
-    pub async fn notes(&self, conversation_id: &str) -> ServiceResult<Vec<ConversationEvent>> {
+    /// The notes on one of the tenant's conversations, oldest first.
+    pub async fn notes(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+    ) -> ServiceResult<Vec<ConversationEvent>> {
+        let conversation = self.tenant_conversation(tenant, conversation_id).await?;
         Ok(self
             .store
-            .events(conversation_id)
+            .events(&conversation.id)
             .await?
             .into_iter()
             .filter(|event| event.kind == "note")
