@@ -1325,6 +1325,45 @@ async fn secrets_are_never_returned_and_tenants_stay_apart() {
     );
     assert_eq!(list["apps"].as_array().unwrap().len(), 3);
 
+    // An edit that sends no secrets keeps them (the console never sees them to send back);
+    // an optional secret sent empty is removed.
+    let (status, edited) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "wechat",
+        "wx1",
+        json!({"appid": APPID}),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    assert!(edited["updated_at"].as_i64() >= one["updated_at"].as_i64());
+    assert_eq!(
+        edited["secrets_set"],
+        json!(["appsecret", "encoding_aes_key", "token"])
+    );
+    let (_, plain) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "mobile",
+        "app",
+        json!({"push_url": ""}),
+    )
+    .await;
+    assert_eq!(plain["secrets_set"], json!(["jwt_secret"]));
+    // A new app still needs its secrets.
+    let (status, body) = put_app(
+        &app,
+        "acme",
+        &app.admin_key,
+        "wechat",
+        "wx9",
+        json!({"appid": APPID}),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_config")));
+
     // Bad input: stable codes.
     let (status, body) = put_app(
         &app,

@@ -220,7 +220,20 @@ async fn put_app(
     let Path((tenant, kind, app)) = path?;
     require(&state, &headers, &tenant, Area::Channels).await?;
     let channel = kind_and_app(&kind, &app)?;
-    let Json(body) = body?;
+    let Json(mut body) = body?;
+    // Editing an app: a secret left out keeps its stored value (the console never sees
+    // secrets, so it cannot send them back); `""` removes an optional one.
+    if let (Some(fields), Some(stored)) = (
+        body.as_object_mut(),
+        state
+            .store
+            .channel_app(&tenant, channel.as_str(), &app)
+            .await?,
+    ) {
+        for (name, value) in stored.secrets {
+            fields.entry(name).or_insert(value);
+        }
+    }
     let (public, secrets) = parse_config(channel, body, state.outbound.settings().push_policy())?;
     let stored = state
         .store
