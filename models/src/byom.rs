@@ -4,11 +4,19 @@
 //! Accepted signature: an int64 `input_ids` input of rank 2, optionally int64 `attention_mask`
 //! and `token_type_ids` of rank 2, and a first output of float logits (or probabilities) shaped
 //! `[batch, labels]`. Validation loads both files, checks the signature and runs one probe text.
+//!
+//! A tenant's model runs in the shared bot workers, so it is held to a deadline: a run longer
+//! than [`TENANT_MODEL_DEADLINE`] is stopped (ONNX Runtime's terminate flag, set by a watchdog)
+//! and fails, and after [`FAILURES_BEFORE_SUSPEND`] failures in a row the model is set aside for
+//! [`SUSPENDED_FOR`]: its turns use the built-in intents meanwhile. Texts are cut to
+//! [`MAX_TEXT_CHARS`] before the tokenizer sees them.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::{Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
@@ -53,6 +61,15 @@ fn check_labels(labels: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// How long one run of a tenant's model may take.
+pub const TENANT_MODEL_DEADLINE: Duration = Duration::from_secs(1);
+/// Failed runs in a row after which a tenant's model is set aside.
+pub const FAILURES_BEFORE_SUSPEND: u32 = 3;
+/// How long a failing model is set aside.
+pub const SUSPENDED_FOR: Duration = Duration::from_secs(60);
+/// The longest text a tenant's tokenizer is given (a customer message is at most 64 KiB).
+pub const MAX_TEXT_CHARS: usize = 2_000;
+
 /// A validated tenant classifier, ready to activate.
 pub struct ClassifierModel {
     tokenizer: Tokenizer,
@@ -62,6 +79,9 @@ pub struct ClassifierModel {
     has_token_type_ids: bool,
     pad_id: i64,
     threshold: f32,
+    deadline: Duration,
+    failures: AtomicU32,
+    suspended_until: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for ClassifierModel {
@@ -148,6 +168,9 @@ impl ClassifierModel {
             has_token_type_ids,
             pad_id,
             threshold: 0.0,
+            deadline: TENANT_MODEL_DEADLINE,
+            failures: AtomicU32::new(0),
+            suspended_until: Mutex::new(None),
         };
         // Probe: the dynamic dimension must match the label count too.
         let scores = model.scores_blocking(&["hello 你好"])?;
@@ -170,12 +193,44 @@ impl ClassifierModel {
         self.threshold = threshold.clamp(0.0, 1.0);
     }
 
+    /// How long one run may take (default [`TENANT_MODEL_DEADLINE`]).
+    pub fn set_deadline(&mut self, deadline: Duration) {
+        self.deadline = deadline;
+    }
+
     /// Probabilities per text: softmax of the outputs, unless they already are probabilities.
+    /// Fails at once while the model is set aside after repeated failures.
     pub fn scores_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let owned: Vec<String> = texts.iter().map(|t| t.trim().to_string()).collect();
+        let suspended = *self
+            .suspended_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if suspended.is_some_and(|until| Instant::now() < until) {
+            return Err(ModelError::Inference(
+                "the model is set aside after repeated failures".into(),
+            ));
+        }
+        let result = self.run(texts);
+        if result.is_ok() {
+            self.failures.store(0, Ordering::Relaxed);
+        } else if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_BEFORE_SUSPEND {
+            self.failures.store(0, Ordering::Relaxed);
+            *self
+                .suspended_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SUSPENDED_FOR);
+        }
+        result
+    }
+
+    fn run(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let owned: Vec<String> = texts
+            .iter()
+            .map(|t| t.trim().chars().take(MAX_TEXT_CHARS).collect())
+            .collect();
         let batch = tokenize_batch(&self.tokenizer, &owned, self.pad_id)?;
         let shape = [batch.rows, batch.columns];
         let tensor = |data: Vec<i64>| {
@@ -191,10 +246,38 @@ impl ClassifierModel {
                 tensor(vec![0; batch.rows * batch.columns])?.into(),
             ));
         }
+        let options = RunOptions::new().map_err(|e| ModelError::Inference(e.to_string()))?;
+        if self.deadline.is_zero() {
+            // No time at all: stopped before it starts.
+            let _ = options.terminate();
+        }
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session
-            .run(inputs)
-            .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let outputs = std::thread::scope(|scope| {
+            // The watchdog stops the run at the deadline, or ends when the run does.
+            let (done, finished) = std::sync::mpsc::channel::<()>();
+            let deadline = self.deadline;
+            let options = &options;
+            scope.spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    finished.recv_timeout(deadline)
+                {
+                    let _ = options.terminate();
+                }
+            });
+            let started = Instant::now();
+            let outputs = session.run_with_options(inputs, options);
+            drop(done);
+            outputs.map_err(|e| {
+                if started.elapsed() >= deadline {
+                    ModelError::Inference(format!(
+                        "the model ran past its {} ms deadline",
+                        deadline.as_millis()
+                    ))
+                } else {
+                    ModelError::Inference(lowercase_first(&e.to_string()))
+                }
+            })
+        })?;
         let (out_shape, data) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;

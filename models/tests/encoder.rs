@@ -330,6 +330,28 @@ fn bring_your_own_model_is_validated() {
     assert!(labels.contains(&prediction.label));
     assert!((0.0..=1.0).contains(&prediction.score));
 
+    // Held to a deadline: a run past it fails, and after three failures in a row the model is
+    // set aside (its turns use the built-in intents) even once it would be fast again.
+    let mut slow = ClassifierModel::validate(&fixture("tiny_classifier.onnx"), &tokenizer, &labels)
+        .expect("valid model");
+    slow.set_deadline(std::time::Duration::ZERO);
+    for _ in 0..3 {
+        let error = slow
+            .classify_blocking("where is my parcel")
+            .expect_err("past the deadline");
+        assert!(error.to_string().contains("deadline"), "{error}");
+    }
+    slow.set_deadline(std::time::Duration::from_secs(5));
+    let error = slow
+        .classify_blocking("where is my parcel")
+        .expect_err("set aside");
+    assert!(error.to_string().contains("set aside"), "{error}");
+    // A text longer than any customer message is cut before the tokenizer sees it.
+    let long = "包裹".repeat(40_000);
+    model
+        .classify_blocking(&long)
+        .expect("a long text is classified");
+
     let two = parse_label_list("billing\nshipping\n").expect("labels");
     let mismatch = ClassifierModel::validate(&fixture("tiny_classifier.onnx"), &tokenizer, &two)
         .expect_err("count");
