@@ -578,6 +578,19 @@ impl CustomerSession {
         event: Result<BusEvent, BroadcastStreamRecvError>,
         out: &mut K,
     ) -> Result<(), Gone> {
+        // The customer's tokens were revoked: this connection, opened with one, ends.
+        if let Ok(BusEvent::VisitorRevoked { version, .. }) = &event {
+            if *version > self.customer.token_version {
+                let error = ServiceError::unauthenticated(
+                    "token_revoked",
+                    "this visitor token was revoked; start a new session",
+                );
+                send_json(out, &error_frame(&error)).await?;
+                let _ = out.send(Outgoing::Close("token_revoked")).await;
+                return Err(Gone);
+            }
+            return Ok(());
+        }
         let Some(conversation_id) = self.conversation_id.clone() else {
             return match event {
                 Ok(BusEvent::Opened { conversation_id }) => self.open(conversation_id, out).await,

@@ -386,8 +386,9 @@
     return token;
   }
 
-  function api(path, token) {
+  function api(path, token, method) {
     return fetch(ORIGIN + path, {
+      method: method || 'GET',
       headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' },
       cache: 'no-store'
     }).then(function (res) {
@@ -496,11 +497,28 @@
   function connect() {
     clearTimeout(conn.timer);
     conn.timer = null;
-    if (conn.stopped || conn.ws) { return; }
+    if (conn.stopped || conn.ws || conn.ticketing) { return; }
     setConn(conn.everOpen ? 'reconnecting' : 'connecting');
+    // The socket opens with a one-time ticket, so the token never rides in a URL.
+    conn.ticketing = true;
+    api('/v1/agent/ticket', state.token, 'POST').then(function (granted) {
+      conn.ticketing = false;
+      if (conn.stopped || conn.ws) { return; }
+      openSocket(granted && granted.ticket);
+    }, function (err) {
+      conn.ticketing = false;
+      if (err.status === 401 || err.status === 403) {
+        signOut(t('sessionExpired'));
+      } else {
+        scheduleReconnect(false);
+      }
+    });
+  }
+
+  function openSocket(ticket) {
     var ws;
     try {
-      ws = new WebSocket(WS_ORIGIN + '/v1/agent/ws?token=' + encodeURIComponent(state.token));
+      ws = new WebSocket(WS_ORIGIN + '/v1/agent/ws?ticket=' + encodeURIComponent(String(ticket || '')));
     } catch (e) {
       scheduleReconnect(false);
       return;

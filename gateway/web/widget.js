@@ -1260,17 +1260,22 @@
     conn.connecting = true;
     setConnState(conn.everOpen ? 'reconnecting' : 'connecting');
     ensureSession().then(function () {
+      // A WebSocket opens with a one-time ticket: the token never rides in a URL.
+      return conn.mode === 'poll' ? null : requestTicket();
+    }).then(function (ticket) {
       conn.connecting = false;
       if (conn.mode === 'poll') {
         conn.attempt = 0;
         pollLoop();
       } else {
-        openSocket();
+        openSocket(ticket);
       }
     }, function (err) {
       conn.connecting = false;
+      // Ask the server again next time: the token may have expired or been revoked.
+      session.checked = false;
       setConnState('unavailable');
-      if (err && err.status && err.status < 500 && err.status !== 429) {
+      if (err && err.status && err.status < 500 && err.status !== 429 && err.status !== 401) {
         showError(err.code, err.message);
       }
       scheduleReconnect();
@@ -1297,10 +1302,23 @@
     connect();
   }
 
-  function openSocket() {
+  function requestTicket() {
+    return fetch(ORIGIN + '/v1/web/ticket', {
+      method: 'POST',
+      headers: { Authorization: 'Bearer ' + session.token },
+      credentials: 'omit'
+    }).then(function (res) {
+      return readJSON(res).then(function (json) {
+        if (!res.ok || !json || typeof json.ticket !== 'string') { throw httpError(res.status, json); }
+        return json.ticket;
+      });
+    });
+  }
+
+  function openSocket(ticket) {
     var ws;
     try {
-      ws = new WebSocket(WS_ORIGIN + '/v1/web/ws?token=' + encodeURIComponent(session.token));
+      ws = new WebSocket(WS_ORIGIN + '/v1/web/ws?ticket=' + encodeURIComponent(ticket));
     } catch (e) {
       onSocketFailed(false);
       return;

@@ -373,3 +373,129 @@ async fn one_address_with_many_visitors_is_limited_per_ip() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _again = app.customer_ws(&first).await;
 }
+
+/// Credentials in URLs and forever: WebSockets open with one-time tickets that live 30 s;
+/// visitor tokens live 30 days (a live widget renews its own at every session) and an admin
+/// can revoke a customer's tokens, which closes their open connections.
+#[tokio::test]
+async fn sockets_open_with_one_time_tickets_and_visitor_tokens_expire_and_can_be_revoked() {
+    let app = TestApp::spawn().await;
+    let token = app.visitor().await;
+    let ticket = |path: &'static str, token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["expires_in_ms"], 30_000);
+            body["ticket"].as_str().unwrap().to_owned()
+        }
+    };
+    // A ticket opens one socket, once.
+    let granted = ticket("/v1/web/ticket", token.clone()).await;
+    let url = app.ws_url(&format!("/v1/web/ws?ticket={granted}"));
+    let mut customer = switchboard_tests::WsClient::connect(&url)
+        .await
+        .expect("opens");
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"hello"}))
+        .await;
+    customer.expect_type("receipt").await;
+    let refused = |url: String| async move {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|body| String::from_utf8_lossy(body).into_owned())
+                    .unwrap_or_default();
+                (status, body)
+            }
+            other => panic!("expected a refusal, got {:?}", other.map(|_| "a socket")),
+        }
+    };
+    let (status, body) = refused(url.clone()).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("ticket_used"), "{body}");
+    // A visitor token is not a ticket, nor an agent's ticket a visitor's.
+    let (status, _) = refused(app.ws_url(&format!("/v1/web/ws?ticket={token}"))).await;
+    assert_eq!(status, 401);
+    let (_, agent_token) = app.create_agent("Dana", &["general"], 2).await;
+    let agent_ticket = ticket("/v1/agent/ticket", agent_token.clone()).await;
+    let (status, _) = refused(app.ws_url(&format!("/v1/web/ws?ticket={agent_ticket}"))).await;
+    assert_eq!(status, 401);
+    let mut agent = switchboard_tests::WsClient::connect(&app.ws_url(&format!(
+        "/v1/agent/ws?ticket={}",
+        ticket("/v1/agent/ticket", agent_token).await
+    )))
+    .await
+    .expect("an agent's ticket opens the agent's socket");
+    agent.expect_type("hello").await;
+
+    // Renewal: a session opened with the token answers a token that works.
+    let renewed = app
+        .http
+        .post(app.url("/v1/web/session"))
+        .json(&json!({ "tenant": "acme", "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 200);
+    let renewed: Value = renewed.json().await.unwrap();
+    let fresh = renewed["token"].as_str().unwrap().to_owned();
+
+    // Revocation: the open connection is told and closed; every token of the customer is
+    // refused from then on.
+    let customer_id = renewed["customer_id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .admin_post(
+            &format!("/v1/tenants/acme/customers/{customer_id}/revoke-tokens"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let told = customer
+        .expect("revoked", |frame| frame["type"] == "error")
+        .await;
+    assert_eq!(told["code"], "token_revoked");
+    for old in [token.clone(), fresh] {
+        let response = app
+            .http
+            .post(app.url("/v1/web/ticket"))
+            .bearer_auth(&old)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "token_revoked");
+    }
+
+    // Expiry: a token older than 30 days is refused, with its own code.
+    let other = app.visitor_in("acme").await.1;
+    let old = app.server.state.signer.sign(&store::crypto::Claims {
+        tenant: "acme".into(),
+        kind: store::crypto::TokenKind::Visitor,
+        subject: other["customer_id"].as_str().unwrap().to_owned(),
+        version: 0,
+        iat: store::util::now_ms() / 1000 - 31 * 24 * 3600,
+        nonce: String::new(),
+    });
+    let response = app
+        .http
+        .post(app.url("/v1/web/session"))
+        .json(&json!({ "tenant": "acme", "token": old }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "token_expired");
+}

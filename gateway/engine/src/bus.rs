@@ -58,6 +58,12 @@ pub enum BusEvent {
         text: String,
         at: i64,
     },
+    /// A customer's visitor tokens were revoked (their version is now `version`): their open
+    /// connections close.
+    VisitorRevoked {
+        customer_id: String,
+        version: i64,
+    },
     /// The agent's token was reissued at `version`: connections opened with an older token close.
     TokenRevoked {
         agent_id: String,

@@ -45,6 +45,10 @@ pub fn router() -> Router<AppState> {
             get(get_customer).put(put_customer),
         )
         .route(
+            "/v1/tenants/{tenant}/customers/{id}/revoke-tokens",
+            post(revoke_customer_tokens),
+        )
+        .route(
             "/v1/tenants/{tenant}/canned-replies",
             get(list_canned).post(create_canned),
         )
@@ -52,6 +56,28 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{tenant}/canned-replies/{id}",
             put(put_canned).delete(delete_canned),
         )
+}
+
+/// Revokes every visitor token of a customer (a token leaked or stolen): their open
+/// connections close on every node; the widget starts a new session.
+async fn revoke_customer_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path((tenant, id)) = path?;
+    require(&state, &headers, &tenant, Area::Live).await?;
+    let version = state.store.revoke_customer_tokens(&tenant, &id).await?;
+    state.bus.publish(
+        &engine::bus::customer_topic(&id),
+        engine::bus::BusEvent::VisitorRevoked {
+            customer_id: id.clone(),
+            version,
+        },
+    );
+    Ok(Json(
+        serde_json::json!({ "customer_id": id, "token_version": version }),
+    ))
 }
 
 /// A profile whose fields fit their limits, or `bad_profile`.
@@ -91,6 +117,7 @@ pub fn agent_token(state: &AppState, agent: &store::Agent) -> String {
         subject: agent.id.clone(),
         version: agent.token_version,
         iat: now_ms() / 1000,
+        nonce: String::new(),
     })
 }
 

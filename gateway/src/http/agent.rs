@@ -7,7 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{agent_from_token, bearer};
+use crate::http::auth::{
+    agent_for_socket, agent_from_token, bearer, ws_ticket, TICKET_LIFETIME_SECS,
+};
 use crate::http::ws::TokenQuery;
 use crate::session::run_agent;
 use crate::AppState;
@@ -16,6 +18,7 @@ use store::Agent;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/agent/ws", get(websocket))
+        .route("/v1/agent/ticket", axum::routing::post(ticket))
         .route("/v1/agent/me", get(me))
 }
 
@@ -25,12 +28,32 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let Query(query) = query?;
-    let agent = agent_from_token(&state, &query.token).await?;
+    let agent = agent_for_socket(&state, query.ticket.as_deref(), query.token.as_deref()).await?;
     let chat = state.chat.clone();
     Ok(crate::http::ws::upgrade(
         upgrade,
         move |incoming, outgoing| run_agent(chat, agent, incoming, outgoing),
     ))
+}
+
+/// A one-time ticket for the agent's next WebSocket (`/v1/agent/ws?ticket=`).
+async fn ticket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let agent =
+        agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let ticket = ws_ticket(
+        &state,
+        store::crypto::TokenKind::AgentTicket,
+        &agent.tenant_id,
+        &agent.id,
+        agent.token_version,
+    );
+    Ok(Json(serde_json::json!({
+        "ticket": ticket,
+        "expires_in_ms": TICKET_LIFETIME_SECS * 1000,
+    })))
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Agent>> {

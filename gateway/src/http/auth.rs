@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::{ApiResult, ServiceError};
 use crate::http::record;
 use crate::AppState;
-use store::crypto::{constant_time_eq, hash_admin_key, TokenKind};
+use store::crypto::{constant_time_eq, hash_admin_key, Claims, TokenKind};
 use store::{Agent, Customer, Member, MemberRole, Tenant};
 
 /// The console session's cookie.
@@ -216,17 +216,148 @@ pub async fn agent_from_token(state: &AppState, token: &str) -> ApiResult<Agent>
     Ok(agent)
 }
 
+/// How long a visitor token is good for. A live widget renews its token whenever it opens a
+/// session (`POST /v1/web/session` with the token answers a fresh one).
+pub const VISITOR_TOKEN_LIFETIME_SECS: i64 = 30 * 24 * 3600;
+/// How long a WebSocket ticket is good for, once.
+pub const TICKET_LIFETIME_SECS: i64 = 30;
+
+fn now_secs() -> i64 {
+    store::util::now_ms() / 1000
+}
+
 pub async fn visitor_from_token(state: &AppState, token: &str) -> ApiResult<Customer> {
     let claims = state
         .signer
         .verify(token)
         .filter(|c| c.kind == TokenKind::Visitor)
         .ok_or(ServiceError::Unauthorized)?;
-    state
+    if now_secs() - claims.iat > VISITOR_TOKEN_LIFETIME_SECS {
+        return Err(ServiceError::unauthenticated(
+            "token_expired",
+            "this visitor token expired; start a new session",
+        )
+        .into());
+    }
+    visitor_of(state, &claims).await
+}
+
+/// The customer a visitor token or ticket names, if its version is still theirs.
+async fn visitor_of(state: &AppState, claims: &Claims) -> ApiResult<Customer> {
+    let customer = state
         .store
         .customer(&claims.tenant, &claims.subject)
         .await?
-        .ok_or(ServiceError::Unauthorized.into())
+        .ok_or(ServiceError::Unauthorized)?;
+    if customer.token_version != claims.version {
+        return Err(ServiceError::unauthenticated(
+            "token_revoked",
+            "this visitor token was revoked; start a new session",
+        )
+        .into());
+    }
+    Ok(customer)
+}
+
+/// A fresh visitor token for the customer's current token version.
+pub fn visitor_token(state: &AppState, customer: &Customer) -> String {
+    state.signer.sign(&Claims {
+        tenant: customer.tenant_id.clone(),
+        kind: TokenKind::Visitor,
+        subject: customer.id.clone(),
+        version: customer.token_version,
+        iat: now_secs(),
+        nonce: String::new(),
+    })
+}
+
+/// A one-time ticket for a WebSocket upgrade, good for [`TICKET_LIFETIME_SECS`]: the token
+/// itself never travels in a URL (proxies log them).
+pub fn ws_ticket(
+    state: &AppState,
+    kind: TokenKind,
+    tenant: &str,
+    subject: &str,
+    version: i64,
+) -> String {
+    state.signer.sign(&Claims {
+        tenant: tenant.to_owned(),
+        kind,
+        subject: subject.to_owned(),
+        version,
+        iat: now_secs(),
+        nonce: store::crypto::random_secret(16),
+    })
+}
+
+/// Redeems a ticket of `kind`: signed, fresh, and never used before (on any node).
+async fn redeem_ticket(state: &AppState, ticket: &str, kind: TokenKind) -> ApiResult<Claims> {
+    let claims = state
+        .signer
+        .verify(ticket)
+        .filter(|c| c.kind == kind && !c.nonce.is_empty())
+        .ok_or(ServiceError::Unauthorized)?;
+    let now = now_secs();
+    if now - claims.iat > TICKET_LIFETIME_SECS || claims.iat > now + 5 {
+        return Err(ServiceError::unauthenticated("ticket_expired", "ask for a new ticket").into());
+    }
+    let first = state
+        .chat
+        .cluster
+        .nonces
+        .remember(
+            &format!("ticket:{}", claims.nonce),
+            now,
+            claims.iat + TICKET_LIFETIME_SECS,
+        )
+        .await
+        .map_err(|error| ServiceError::unavailable("busy", error.to_string()))?;
+    if !first {
+        return Err(
+            ServiceError::unauthenticated("ticket_used", "a ticket opens one connection").into(),
+        );
+    }
+    Ok(claims)
+}
+
+/// The visitor a WebSocket upgrade is for: a one-time ticket, or (older widgets) the token.
+pub async fn visitor_for_socket(
+    state: &AppState,
+    ticket: Option<&str>,
+    token: Option<&str>,
+) -> ApiResult<Customer> {
+    match (ticket, token) {
+        (Some(ticket), _) => {
+            let claims = redeem_ticket(state, ticket, TokenKind::VisitorTicket).await?;
+            visitor_of(state, &claims).await
+        }
+        (None, Some(token)) => visitor_from_token(state, token).await,
+        (None, None) => Err(ServiceError::Unauthorized.into()),
+    }
+}
+
+/// The agent a WebSocket upgrade is for: a one-time ticket, or the token.
+pub async fn agent_for_socket(
+    state: &AppState,
+    ticket: Option<&str>,
+    token: Option<&str>,
+) -> ApiResult<Agent> {
+    match (ticket, token) {
+        (Some(ticket), _) => {
+            let claims = redeem_ticket(state, ticket, TokenKind::AgentTicket).await?;
+            let agent = state
+                .store
+                .agent(&claims.tenant, &claims.subject)
+                .await?
+                .ok_or(ServiceError::Unauthorized)?;
+            if agent.token_version != claims.version {
+                return Err(ServiceError::Unauthorized.into());
+            }
+            Ok(agent)
+        }
+        (None, Some(token)) => agent_from_token(state, token).await,
+        (None, None) => Err(ServiceError::Unauthorized.into()),
+    }
 }
 
 /// Read access to a shared resource of `area`: one of the tenant's agents (agent token), or a

@@ -13,13 +13,15 @@ use tokio_stream::{StreamExt, StreamMap};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{bearer, visitor_from_token};
+use crate::http::auth::{
+    bearer, visitor_for_socket, visitor_from_token, visitor_token, ws_ticket, TICKET_LIFETIME_SECS,
+};
 use crate::http::ws::TokenQuery;
 use crate::session::{message_frame, run_customer};
 use crate::AppState;
 use engine::bus::{conversation_topic, customer_topic, BusEvent};
-use store::crypto::{Claims, TokenKind};
-use store::util::{is_valid_slug, new_id, now_ms};
+use store::crypto::TokenKind;
+use store::util::{is_valid_slug, new_id};
 use store::{ConversationState, CustomerProfile};
 
 /// The widget is embedded on the tenant's own site, so these routes answer any origin. They use
@@ -33,6 +35,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/web/session", post(create_session))
         .route("/v1/web/ws", get(websocket))
+        .route("/v1/web/ticket", post(ticket))
         .route("/v1/web/messages", post(post_message))
         .route("/v1/web/poll", get(poll))
         .layer(cors)
@@ -63,12 +66,14 @@ async fn create_session(
         return Err(ServiceError::NotFound("tenant").into());
     }
     let (customer, token) = match request.token {
+        // A live widget renews its token here: the same visitor, a fresh token.
         Some(token) => {
             let customer = visitor_from_token(&state, &token).await?;
             if customer.tenant_id != request.tenant {
                 return Err(ServiceError::Unauthorized.into());
             }
-            (customer, token)
+            let renewed = visitor_token(&state, &customer);
+            (customer, renewed)
         }
         None => {
             let visitor_id = new_id("v_");
@@ -78,13 +83,7 @@ async fn create_session(
                 .store
                 .customer_for_identity(&request.tenant, ChannelKind::Web, &visitor_id, &profile)
                 .await?;
-            let token = state.signer.sign(&Claims {
-                tenant: request.tenant.clone(),
-                kind: TokenKind::Visitor,
-                subject: customer.id.clone(),
-                version: 0,
-                iat: now_ms() / 1000,
-            });
+            let token = visitor_token(&state, &customer);
             (customer, token)
         }
     };
@@ -106,7 +105,8 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let Query(query) = query?;
-    let customer = visitor_from_token(&state, &query.token).await?;
+    let customer =
+        visitor_for_socket(&state, query.ticket.as_deref(), query.token.as_deref()).await?;
     let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
     let slots = super::connections::customer_slots(&state, &customer.id, client)?;
     let chat = state.chat.clone();
@@ -117,6 +117,27 @@ async fn websocket(
             run_customer(chat, customer, Some(client), incoming, outgoing).await
         },
     ))
+}
+
+/// A one-time ticket for the visitor's next WebSocket (`/v1/web/ws?ticket=`), so the token
+/// never rides in a URL.
+async fn ticket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let customer =
+        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let ticket = ws_ticket(
+        &state,
+        TokenKind::VisitorTicket,
+        &customer.tenant_id,
+        &customer.id,
+        customer.token_version,
+    );
+    Ok(Json(serde_json::json!({
+        "ticket": ticket,
+        "expires_in_ms": TICKET_LIFETIME_SECS * 1000,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -6,10 +6,15 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::session::{Incoming, Outgoing};
 
-/// Browsers cannot set headers on a WebSocket request, so its token rides in the query.
+/// Browsers cannot set headers on a WebSocket request, so its credential rides in the query:
+/// a one-time `ticket` (`POST /v1/web/ticket`, `POST /v1/agent/ticket`), or, from older
+/// clients, the `token` itself.
 #[derive(serde::Deserialize)]
 pub struct TokenQuery {
-    pub token: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// The largest frame accepted: the 64 KiB text limit plus the JSON around it. Larger frames

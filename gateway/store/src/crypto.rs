@@ -94,6 +94,10 @@ impl FieldCipher {
 pub enum TokenKind {
     Visitor,
     Agent,
+    /// A one-time ticket for a visitor's WebSocket upgrade (seconds long).
+    VisitorTicket,
+    /// A one-time ticket for an agent's WebSocket upgrade.
+    AgentTicket,
 }
 
 /// The signed claims of a visitor or agent token, scoped to one tenant.
@@ -106,10 +110,13 @@ pub struct Claims {
     /// The customer id or agent id.
     #[serde(rename = "s")]
     pub subject: String,
-    /// Agent tokens carry the agent's token version so that a reissue revokes older tokens.
+    /// Tokens carry their subject's token version so that raising it revokes older tokens.
     #[serde(rename = "v", default)]
     pub version: i64,
     pub iat: i64,
+    /// Tickets carry a random nonce, remembered once used.
+    #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -266,6 +273,7 @@ mod tests {
             subject: "cu_1".into(),
             version: 0,
             iat: 1,
+            nonce: String::new(),
         };
         let token = signer.sign(&claims);
         assert_eq!(signer.verify(&token), Some(claims.clone()));

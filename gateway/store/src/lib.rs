@@ -270,8 +270,8 @@ impl Store {
         .execute(&self.pool)
         .await?;
         let row = sqlx::query(
-            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, attributes, created_at \
-             FROM customers WHERE tenant_id = $1 AND channel = $2 AND external_id = $3",
+            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, attributes, created_at, \
+             token_version FROM customers WHERE tenant_id = $1 AND channel = $2 AND external_id = $3",
         )
         .bind(tenant)
         .bind(channel.as_str())
@@ -283,8 +283,8 @@ impl Store {
 
     pub async fn customer(&self, tenant: &str, id: &str) -> StoreResult<Option<Customer>> {
         let row = sqlx::query(
-            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, attributes, created_at \
-             FROM customers WHERE tenant_id = $1 AND id = $2",
+            "SELECT id, tenant_id, channel, external_id, name, phone_enc, email_enc, address_enc, attributes, created_at, \
+             token_version FROM customers WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
@@ -353,7 +353,23 @@ impl Store {
             },
             attributes: parse_json_column(row, "attributes")?.unwrap_or_default(),
             created_at: row.try_get("created_at")?,
+            token_version: row.try_get("token_version")?,
         })
+    }
+
+    /// Revokes every token the customer was given: their version goes up by one. Answers the
+    /// new version.
+    pub async fn revoke_customer_tokens(&self, tenant: &str, id: &str) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE customers SET token_version = token_version + 1 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING token_version",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("customer"))?;
+        Ok(row.try_get("token_version")?)
     }
 
     // ---- agents -----------------------------------------------------------------------------

@@ -117,6 +117,9 @@ pub struct Customer {
     pub profile: CustomerProfile,
     pub attributes: CustomerAttributes,
     pub created_at: i64,
+    /// Visitor tokens carry it; raising it revokes them all.
+    #[serde(skip)]
+    pub token_version: i64,
 }
 
 /// What routing policies know of a customer besides contact fields: set by the tenant's admins
