@@ -3,7 +3,8 @@
 //! done with the per-row report, edits a FAQ and sees "try the bot" answer with it; an admin
 //! uploads routing policies, sees a hostile one refused with its error code, and rolls back; a
 //! supervisor watches a chat arrive in the live view, leaves the agent a note and takes it over;
-//! an admin configures channel apps, trains intents, edits business hours and rotates the key.
+//! an admin configures channel apps, trains intents, saves the tenant's LLM endpoint with a
+//! write-only key, edits business hours and rotates the key.
 //!
 //! With `SWITCHBOARD_SCREENSHOTS=1` one more test writes a PNG of every page in English and
 //! Chinese to `docs/screenshots/operator-console/` (`=<dir>` writes there instead).
@@ -608,7 +609,12 @@ async fn admin_configures_channels_trains_intents_sets_hours_and_rotates_the_key
     let Some(binary) = chromium_or_skip() else {
         return;
     };
-    let app = TestApp::spawn().await;
+    // The LLM endpoint below is a loopback http URL: allowed on this node only.
+    let app = TestApp::spawn_with(|settings| {
+        settings.channels.allow_http_push_urls = true;
+        settings.channels.allow_private_push_hosts = true;
+    })
+    .await;
     let email = "admin@acme.example";
     let password = app.add_member("acme", email, MemberRole::Admin).await;
     let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
@@ -700,10 +706,87 @@ async fn admin_configures_channels_trains_intents_sets_hours_and_rotates_the_key
         .expect("classified");
     assert_eq!(classified, json!(["order_status", "trained"]));
 
-    // Business hours: a bad time is refused by the server with its message; a good one is saved
-    // as a merge patch of business_hours alone.
+    // The tenant's LLM endpoint: none yet; a bad URL is refused with the server's code and
+    // message; saved with a key, the page says a key is set and never holds the key itself.
     let (_, before) = app.admin_get("/v1/tenants/acme/settings").await;
     click(&mut browser, "#nav [data-page=settings]").await;
+    wait_text(&mut browser, "#llm-current[data-state=none]").await;
+    let needs = wait_text(&mut browser, "#llm-needs-enabled").await;
+    assert!(needs.contains("llm_enabled"), "{needs}");
+    let timeout = browser
+        .eval("document.querySelector('#llm-timeout_ms').value")
+        .await
+        .expect("timeout");
+    assert_eq!(timeout, json!("3000"), "the default timeout");
+    fill(&mut browser, "#llm-base_url", "ftp://127.0.0.1:9/v1").await;
+    fill(&mut browser, "#llm-model", "qwen-plus").await;
+    click(&mut browser, "#llm-save").await;
+    let refused = browser
+        .wait_for(
+            "the refusal",
+            "(() => { const e = document.querySelector('#llm-error'); return e ? [e.dataset.code, e.textContent] : null; })()",
+        )
+        .await
+        .expect("refused");
+    assert_eq!(refused[0], "bad_llm", "{refused}");
+    assert!(
+        refused[1].as_str().unwrap_or_default().contains("base_url"),
+        "the server's message is shown: {refused}"
+    );
+    let llm_key = "sk-console-test-7f3a9c";
+    fill(&mut browser, "#llm-base_url", "http://127.0.0.1:9/v1").await;
+    fill(&mut browser, "#llm-timeout_ms", "2500").await;
+    fill(&mut browser, "#llm-api_key", llm_key).await;
+    click(&mut browser, "#llm-save").await;
+    let key_set = wait_text(&mut browser, "#llm-key-set").await;
+    assert!(key_set.contains("a key is set"), "{key_set}");
+    let current = wait_text(&mut browser, "#llm-current[data-state=own]").await;
+    assert!(current.contains("http://127.0.0.1:9/v1"), "{current}");
+    assert!(current.contains("qwen-plus"), "{current}");
+    let (_, stored) = app.admin_get("/v1/tenants/acme/bot/llm").await;
+    assert_eq!(
+        stored["llm"]["base_url"], "http://127.0.0.1:9/v1",
+        "{stored}"
+    );
+    assert_eq!(stored["llm"]["timeout_ms"], 2500, "{stored}");
+    assert_eq!(stored["llm"]["api_key_set"], true, "{stored}");
+    let page_has_key = |key: &str| {
+        format!(
+            "document.documentElement.outerHTML.includes({k}) || [...document.querySelectorAll('input, textarea')].some(e => e.value.includes({k}))",
+            k = js(key)
+        )
+    };
+    let shown = browser.eval(&page_has_key(llm_key)).await.expect("page");
+    assert_eq!(shown, json!(false), "the key is never on the page");
+    // Back on the page later: still only "a key is set", the key field empty.
+    click(&mut browser, "#nav [data-page=audit]").await;
+    wait_text(&mut browser, "#audit-table").await;
+    click(&mut browser, "#nav [data-page=settings]").await;
+    wait_text(&mut browser, "#llm-key-set").await;
+    let shown = browser.eval(&page_has_key(llm_key)).await.expect("page");
+    assert_eq!(shown, json!(false), "the key is never on the page");
+    // Removing the key (a second click confirms) keeps the endpoint.
+    click(&mut browser, "#llm-remove-key").await;
+    click(&mut browser, "#llm-remove-key[data-armed=true]").await;
+    browser
+        .wait_for(
+            "the key removed",
+            "(() => !document.querySelector('#llm-key-set') && !document.querySelector('#llm-remove-key') || null)()",
+        )
+        .await
+        .expect("key removed");
+    let (_, stored) = app.admin_get("/v1/tenants/acme/bot/llm").await;
+    assert_eq!(stored["llm"]["api_key_set"], false, "{stored}");
+    assert_eq!(stored["llm"]["model"], "qwen-plus", "{stored}");
+    // Removing the endpoint (a second click confirms): none again.
+    click(&mut browser, "#llm-delete").await;
+    click(&mut browser, "#llm-delete[data-armed=true]").await;
+    wait_text(&mut browser, "#llm-current[data-state=none]").await;
+    let (_, stored) = app.admin_get("/v1/tenants/acme/bot/llm").await;
+    assert_eq!(stored["llm"], Value::Null, "{stored}");
+
+    // Business hours: a bad time is refused by the server with its message; a good one is saved
+    // as a merge patch of business_hours alone.
     wait_text(&mut browser, "#tab-hours").await;
     click(&mut browser, "#tab-hours").await;
     wait_text(&mut browser, "#hours-save").await;
@@ -912,6 +995,17 @@ async fn screenshots_of_every_page_in_both_languages() {
         .await
         .expect("patch");
     assert_eq!(response.status(), 200);
+    let (status, llm) = app
+        .admin_put(
+            "/v1/tenants/acme/bot/llm",
+            "application/json",
+            json!({"base_url": "https://llm.acme.example/v1", "model": "qwen-plus",
+                   "api_key": "sk-screenshot", "timeout_ms": 3000})
+            .to_string()
+            .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{llm}");
 
     for lang in ["en", "zh-CN"] {
         let mut browser = Browser::launch(&binary).await.expect("chromium starts");
@@ -1033,6 +1127,13 @@ async fn screenshots_of_every_page_in_both_languages() {
         click(&mut browser, "#nav [data-page=settings]").await;
         wait_text(&mut browser, "#settings-save").await;
         shot(&mut browser, &out, lang, "settings").await;
+        wait_text(&mut browser, "#llm-key-set").await;
+        browser
+            .eval("document.querySelector('#llm').scrollIntoView({block: 'center'})")
+            .await
+            .expect("scroll");
+        shot(&mut browser, &out, lang, "settings-llm").await;
+        browser.eval("window.scrollTo(0, 0)").await.expect("scroll");
         click(&mut browser, "#tab-hours").await;
         wait_text(&mut browser, "#hours-save").await;
         shot(&mut browser, &out, lang, "settings-hours").await;

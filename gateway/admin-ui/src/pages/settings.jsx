@@ -1,12 +1,14 @@
 // Bot and tenant settings: every field of the settings object (GET) as an input of its kind,
 // saved as a JSON merge patch of the changed fields only (PATCH). Secret fields (API keys) are
 // never shown back: they are sent only when typed. Members with the `settings` area also get
-// the business hours editor and the admin key rotation.
+// the business hours editor and the admin key rotation; members with the `bot` area the tenant's
+// own LLM endpoint (llm.jsx), after the bot's settings.
 import { useMemo, useState } from 'preact/hooks';
 import { get, patch, post, tp } from '../api.js';
 import { useT } from '../i18n.js';
 import { ConfirmButton, ErrorNote, Loading, SecretBox, Tabs, useLoad, useToast } from '../ui.jsx';
 import { BusinessHours } from './hours.jsx';
+import { LlmEndpoint } from './llm.jsx';
 
 /** Fields with an editor of their own (the business hours tab). */
 const OWN_EDITOR = new Set(['business_hours', 'utc_offset_minutes']);
@@ -46,7 +48,8 @@ function humanize(key) {
 export function SettingsPage({ permissions }) {
   const t = useT();
   const [tab, setTab] = useState('general');
-  if (!permissions || !permissions.has('settings')) return <GeneralSettings />;
+  const llm = !!permissions && permissions.has('bot');
+  if (!permissions || !permissions.has('settings')) return <GeneralSettings llm={llm} />;
   return (
     <div>
       <Tabs
@@ -58,7 +61,7 @@ export function SettingsPage({ permissions }) {
         current={tab}
         onChange={setTab}
       />
-      {tab === 'general' && <GeneralSettings hideOwn />}
+      {tab === 'general' && <GeneralSettings hideOwn llm={llm} />}
       {tab === 'hours' && <BusinessHours />}
       {tab === 'adminkey' && <AdminKey />}
     </div>
@@ -98,7 +101,7 @@ function AdminKey() {
   );
 }
 
-function GeneralSettings({ hideOwn }) {
+function GeneralSettings({ hideOwn, llm }) {
   const t = useT();
   const [toast, setToast] = useToast();
   const loaded = useLoad(() => get(tp('/settings')), []);
@@ -107,7 +110,8 @@ function GeneralSettings({ hideOwn }) {
   const [jsonErrors, setJsonErrors] = useState({});
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
-  // Bumped on save and discard: inputs that keep text of their own start again.
+  // Bumped on save and discard: inputs that keep text of their own start again (the LLM card,
+  // saved on its own, keeps what is typed in it).
   const [generation, setGeneration] = useState(0);
 
   const original = loaded.data;
@@ -149,10 +153,11 @@ function GeneralSettings({ hideOwn }) {
   const scalars = shown.filter((key) => !isObject(current[key]));
   const groups = shown.filter((key) => isObject(current[key]));
   const context = { t, original, update, secrets, setSecrets, setJsonErrors, jsonErrors };
+  const llmCard = llm && <LlmEndpoint key="llm" llmEnabled={!!(original.bot && original.bot.llm_enabled)} setToast={setToast} />;
   return (
-    <div class="settings" id="settings" key={generation}>
+    <div class="settings" id="settings">
       {scalars.length > 0 && (
-        <section class="card card-pad settings-group" data-group="general">
+        <section class="card card-pad settings-group" data-group="general" key={`general-${generation}`}>
           <h2 class="section-title">{t('set.group.general')}</h2>
           <div class="settings-fields">
             {scalars.map((key) => (
@@ -161,13 +166,15 @@ function GeneralSettings({ hideOwn }) {
           </div>
         </section>
       )}
-      {groups.map((group) => (
-        <section class="card card-pad settings-group" data-group={group} key={group}>
+      {groups.map((group) => [
+        <section class="card card-pad settings-group" data-group={group} key={`${group}-${generation}`}>
           <h2 class="section-title">{t.has(`set.group.${group}`) ? t(`set.group.${group}`) : humanize(group)}</h2>
           {t.has(`set.group.${group}.help`) && <p class="muted small">{t(`set.group.${group}.help`)}</p>}
           <Fields path={[group]} value={current[group]} {...context} />
-        </section>
-      ))}
+        </section>,
+        group === 'bot' && llmCard,
+      ])}
+      {!groups.includes('bot') && llmCard}
       <div class={`savebar${changeCount ? ' savebar-dirty' : ''}`} id="settings-savebar">
         <ErrorNote error={error} id="settings-error" />
         <span class="muted" id="settings-changes">
