@@ -384,59 +384,6 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     assert_eq!(after, expected, "only the changed field changed");
 }
 
-/// The training set of tests/e2e/bot.rs: three labels of eight examples, English and Chinese.
-fn training_lines() -> String {
-    let sets: [(&str, &[&str]); 3] = [
-        (
-            "order_status",
-            &[
-                "where is my order",
-                "has my order shipped",
-                "track my package",
-                "我的订单到哪了",
-                "订单状态怎么查",
-                "包裹什么时候到",
-                "when will my parcel arrive",
-                "物流到哪一步了",
-            ],
-        ),
-        (
-            "invoice",
-            &[
-                "I need an invoice",
-                "can you send me a receipt",
-                "怎么开发票",
-                "发票什么时候寄",
-                "我要开增值税发票",
-                "invoice for my purchase",
-                "电子发票在哪下载",
-                "need a VAT invoice",
-            ],
-        ),
-        (
-            "cancel_order",
-            &[
-                "cancel my order",
-                "I want to cancel the purchase",
-                "取消订单",
-                "我不想要了，帮我取消",
-                "怎么取消订单",
-                "please cancel it",
-                "订单能撤销吗",
-                "stop my order",
-            ],
-        ),
-    ];
-    let mut lines = String::new();
-    for (label, texts) in sets {
-        for text in texts {
-            lines.push_str(&json!({ "text": text, "label": label }).to_string());
-            lines.push('\n');
-        }
-    }
-    lines
-}
-
 /// A JavaScript expression: the live row of `conversation` has `state`.
 fn live_row_in(conversation: &str, state: &str) -> String {
     format!(
@@ -671,7 +618,7 @@ async fn admin_configures_channels_trains_intents_sets_hours_and_rotates_the_key
     wait_text(&mut browser, "#model-current[data-kind=builtin]").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("intents.jsonl");
-    std::fs::write(&file, training_lines()).expect("training file");
+    std::fs::write(&file, switchboard_tests::intent_training_lines()).expect("training file");
     browser
         .set_files("#train-file", &[file.as_path()])
         .await
@@ -968,7 +915,7 @@ async fn screenshots_of_every_page_in_both_languages() {
         .http
         .post(app.url("/v1/tenants/acme/intents/train"))
         .bearer_auth(&app.admin_key)
-        .body(training_lines())
+        .body(switchboard_tests::intent_training_lines())
         .send()
         .await
         .expect("train");

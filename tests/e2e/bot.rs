@@ -287,54 +287,7 @@ async fn intents_train_classify_and_a_tenant_model_replace_the_builtin_ones() {
         assert_eq!(body["model"], "builtin");
     }
 
-    let mut lines = String::new();
-    let sets: [(&str, &[&str]); 3] = [
-        (
-            "order_status",
-            &[
-                "where is my order",
-                "has my order shipped",
-                "track my package",
-                "我的订单到哪了",
-                "订单状态怎么查",
-                "包裹什么时候到",
-                "when will my parcel arrive",
-                "物流到哪一步了",
-            ],
-        ),
-        (
-            "invoice",
-            &[
-                "I need an invoice",
-                "can you send me a receipt",
-                "怎么开发票",
-                "发票什么时候寄",
-                "我要开增值税发票",
-                "invoice for my purchase",
-                "电子发票在哪下载",
-                "need a VAT invoice",
-            ],
-        ),
-        (
-            "cancel_order",
-            &[
-                "cancel my order",
-                "I want to cancel the purchase",
-                "取消订单",
-                "我不想要了，帮我取消",
-                "怎么取消订单",
-                "please cancel it",
-                "订单能撤销吗",
-                "stop my order",
-            ],
-        ),
-    ];
-    for (label, texts) in sets {
-        for text in texts {
-            lines.push_str(&json!({ "text": text, "label": label }).to_string());
-            lines.push('\n');
-        }
-    }
+    let lines = switchboard_tests::intent_training_lines();
     let response = app
         .http
         .post(app.url("/v1/tenants/acme/intents/train"))
