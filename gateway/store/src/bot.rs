@@ -8,7 +8,7 @@ use super::{
     append_system_tx, conversation_from_row, insert_event, insert_message, Actor, Conversation,
     MessageRecord, Store, StoreError, StoreResult, CONVERSATION_COLUMNS,
 };
-use crate::model::UnsureStreak;
+use crate::model::{TenantLlm, UnsureStreak};
 use crate::util::now_ms;
 
 impl Store {
@@ -162,16 +162,6 @@ async fn append_bot_tx(
     };
     insert_message(tx, tenant, &message).await?;
     Ok(message)
-}
-
-/// A tenant's own LLM endpoint (the key decrypted; empty when none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantLlm {
-    pub base_url: String,
-    pub model: String,
-    pub api_key: String,
-    pub timeout_ms: i64,
-    pub updated_at: i64,
 }
 
 impl Store {

@@ -17,7 +17,6 @@
 mod append;
 pub mod apps;
 mod bot;
-pub use bot::TenantLlm;
 mod connect;
 pub mod crypto;
 mod intent_models;

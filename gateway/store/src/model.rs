@@ -500,3 +500,23 @@ pub struct Job {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// A tenant's own LLM endpoint (the key decrypted; empty when none).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TenantLlm {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
+    pub timeout_ms: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for TenantLlm {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TenantLlm")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
