@@ -6,7 +6,7 @@
 //! subscription) is filled from the store. A session subscribes to a conversation before it
 //! reads history, so nothing falls between the two.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,10 @@ const KEEPALIVE: Duration = Duration::from_secs(25);
 /// How many messages an agent sees when a conversation is assigned.
 const ASSIGNED_HISTORY: i64 = 50;
 const CATCH_UP_BATCH: i64 = 500;
+/// Text sent by one catch-up before it waits for the client's acknowledgement.
+pub const CATCH_UP_PAGE_BYTES: usize = 256 * 1024;
+/// What a message frame adds to its text, roughly (ids, seq, sender, time).
+const FRAME_OVERHEAD_BYTES: usize = 160;
 
 type Subscriptions = StreamMap<String, BroadcastStream<BusEvent>>;
 
@@ -105,7 +109,10 @@ fn error_frame(error: &ServiceError) -> ServerFrame {
 }
 
 /// Sends what a conversation has after `cursor` and moves the cursor: the event's message when it
-/// is the next one, the store's messages when there is a gap.
+/// is the next one, the store's messages when there is a gap. A catch-up from the store sends at
+/// most [`CATCH_UP_PAGE_BYTES`] of text at a time: answers `true` when more remain, and the
+/// session sends the next page once the client acknowledges this one (a resume from seq 0 of a
+/// long conversation cannot hold the node's memory or the connection).
 async fn deliver<K: Sink<Outgoing> + Unpin>(
     chat: &Chat,
     out: &mut K,
@@ -113,16 +120,17 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
     cursor: &mut i64,
     event: Option<&MessageRecord>,
     for_agent: bool,
-) -> Result<(), Gone> {
+) -> Result<bool, Gone> {
     match event {
-        Some(message) if message.seq <= *cursor => return Ok(()),
+        Some(message) if message.seq <= *cursor => return Ok(false),
         Some(message) if message.seq == *cursor + 1 => {
             send_message(out, message, for_agent, false).await?;
             *cursor = message.seq;
-            return Ok(());
+            return Ok(false);
         }
         _ => {}
     }
+    let mut sent_bytes = 0;
     loop {
         let batch = match chat
             .store
@@ -132,15 +140,19 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(conversation_id, error = %error, "catch-up read failed");
-                return Ok(());
+                return Ok(false);
             }
         };
         for message in &batch {
+            if sent_bytes >= CATCH_UP_PAGE_BYTES {
+                return Ok(true);
+            }
             send_message(out, message, for_agent, true).await?;
+            sent_bytes += message.text.len() + FRAME_OVERHEAD_BYTES;
             *cursor = message.seq;
         }
         if (batch.len() as i64) < CATCH_UP_BATCH {
-            return Ok(());
+            return Ok(false);
         }
     }
 }
@@ -311,6 +323,8 @@ struct CustomerSession {
     /// The customer's address (per-IP message limit); `None` when unknown.
     origin: Option<std::net::IpAddr>,
     conversation_id: Option<String>,
+    /// A catch-up stopped at its page size: the next page goes once the client acknowledges.
+    behind: bool,
     cursor: i64,
     /// The highest seq this connection acknowledged (acks are cumulative: a lower or equal
     /// one writes nothing).
@@ -338,6 +352,7 @@ pub async fn run_customer<S, K>(
         customer: Arc::new(customer),
         origin,
         conversation_id: None,
+        behind: false,
         cursor: 0,
         acked: 0,
         control: FrameBudget::new(),
@@ -482,32 +497,27 @@ impl CustomerSession {
                     return Ok(());
                 }
                 self.acked = seq;
-                if let Some(conversation_id) = &self.conversation_id {
-                    if let Err(error) = self
-                        .chat
-                        .store
-                        .set_acked(conversation_id, SenderKind::Customer, seq)
-                        .await
-                    {
-                        tracing::warn!(error = %error, "ack not stored");
-                    }
+                let Some(conversation_id) = self.conversation_id.clone() else {
+                    return Ok(());
+                };
+                if let Err(error) = self
+                    .chat
+                    .store
+                    .set_acked(&conversation_id, SenderKind::Customer, seq)
+                    .await
+                {
+                    tracing::warn!(error = %error, "ack not stored");
+                }
+                // The client has the page it was sent: the next one.
+                if self.behind && seq >= self.cursor {
+                    self.catch_up(&conversation_id, out).await?;
                 }
                 Ok(())
             }
             ClientFrame::Resume { last_seq } => {
                 self.cursor = last_seq.max(0);
                 match self.conversation_id.clone() {
-                    Some(conversation_id) => {
-                        deliver(
-                            &self.chat,
-                            out,
-                            &conversation_id,
-                            &mut self.cursor,
-                            None,
-                            false,
-                        )
-                        .await
-                    }
+                    Some(conversation_id) => self.catch_up(&conversation_id, out).await,
                     None => Ok(()),
                 }
             }
@@ -534,15 +544,25 @@ impl CustomerSession {
         self.cursor = 0;
         self.acked = 0;
         self.conversation_id = Some(conversation_id.clone());
-        deliver(
+        self.catch_up(&conversation_id, out).await
+    }
+
+    /// Sends the next page of what the conversation has after the cursor.
+    async fn catch_up<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        conversation_id: &str,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        self.behind = deliver(
             &self.chat,
             out,
-            &conversation_id,
+            conversation_id,
             &mut self.cursor,
             None,
             false,
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// A message of this connection is stored (or refused): it goes on its way (to the agent,
@@ -598,8 +618,10 @@ impl CustomerSession {
             };
         };
         match event {
+            // Behind a paged catch-up, new messages wait for their page.
+            Ok(BusEvent::Message(_)) if self.behind => Ok(()),
             Ok(BusEvent::Message(message)) => {
-                deliver(
+                self.behind = deliver(
                     &self.chat,
                     out,
                     &conversation_id,
@@ -607,7 +629,8 @@ impl CustomerSession {
                     Some(&*message),
                     false,
                 )
-                .await
+                .await?;
+                Ok(())
             }
             Ok(BusEvent::Typing { from, .. }) if from != SenderKind::Customer => {
                 send_json(out, &ServerFrame::Typing).await
@@ -616,17 +639,7 @@ impl CustomerSession {
                 send_json(out, &ServerFrame::Queue { position }).await
             }
             Ok(_) => Ok(()),
-            Err(BroadcastStreamRecvError::Lagged(_)) => {
-                deliver(
-                    &self.chat,
-                    out,
-                    &conversation_id,
-                    &mut self.cursor,
-                    None,
-                    false,
-                )
-                .await
-            }
+            Err(BroadcastStreamRecvError::Lagged(_)) => self.catch_up(&conversation_id, out).await,
         }
     }
 }
@@ -732,6 +745,8 @@ struct AgentSession {
     agent: Agent,
     /// Cursor per conversation this agent holds.
     cursors: HashMap<String, i64>,
+    /// Conversations whose catch-up stopped at its page size (the next page follows the ack).
+    behind: HashSet<String>,
     subscriptions: Subscriptions,
     /// Up to [`PIPELINE`] sends on their way; their receipts go out in the order sent, and every
     /// other frame waits for them (a close after a burst of replies closes after the replies).
@@ -749,6 +764,7 @@ where
         chat: chat.clone(),
         agent: agent.clone(),
         cursors: HashMap::new(),
+        behind: HashSet::new(),
         subscriptions: StreamMap::new(),
         sending: AgentSending::new(),
     };
@@ -921,9 +937,27 @@ impl AgentSession {
         };
         send_json(out, &frame).await?;
         // Anything stored between the history read and now.
-        let mut cursor = cursor;
-        deliver(&self.chat, out, conversation_id, &mut cursor, None, true).await?;
+        self.catch_up(conversation_id, None, out).await
+    }
+
+    /// Sends the next page of a held conversation after its cursor (or just the event's
+    /// message when it is the next one).
+    async fn catch_up<K: Sink<Outgoing> + Unpin>(
+        &mut self,
+        conversation_id: &str,
+        event: Option<&MessageRecord>,
+        out: &mut K,
+    ) -> Result<(), Gone> {
+        let Some(mut cursor) = self.cursors.get(conversation_id).copied() else {
+            return Ok(());
+        };
+        let more = deliver(&self.chat, out, conversation_id, &mut cursor, event, true).await?;
         self.cursors.insert(conversation_id.to_owned(), cursor);
+        if more {
+            self.behind.insert(conversation_id.to_owned());
+        } else {
+            self.behind.remove(conversation_id);
+        }
         Ok(())
     }
 
@@ -933,6 +967,7 @@ impl AgentSession {
         reason: &str,
         out: &mut K,
     ) -> Result<(), Gone> {
+        self.behind.remove(conversation_id);
         if self.cursors.remove(conversation_id).is_some() {
             self.subscriptions
                 .remove(&conversation_topic(conversation_id));
@@ -1019,14 +1054,18 @@ impl AgentSession {
                 conversation_id,
                 seq,
             } => {
-                if self.cursors.contains_key(&conversation_id) {
-                    if let Err(error) = chat
-                        .store
-                        .set_acked(&conversation_id, SenderKind::Agent, seq)
-                        .await
-                    {
-                        tracing::warn!(error = %error, "ack not stored");
-                    }
+                let Some(&cursor) = self.cursors.get(&conversation_id) else {
+                    return Ok(());
+                };
+                if let Err(error) = chat
+                    .store
+                    .set_acked(&conversation_id, SenderKind::Agent, seq)
+                    .await
+                {
+                    tracing::warn!(error = %error, "ack not stored");
+                }
+                if seq >= cursor && self.behind.contains(&conversation_id) {
+                    self.catch_up(&conversation_id, None, out).await?;
                 }
                 Ok(())
             }
@@ -1036,10 +1075,7 @@ impl AgentSession {
             } => match self.cursors.get_mut(&conversation_id) {
                 Some(cursor) => {
                     *cursor = last_seq.max(0);
-                    let mut cursor_value = *cursor;
-                    deliver(&chat, out, &conversation_id, &mut cursor_value, None, true).await?;
-                    self.cursors.insert(conversation_id, cursor_value);
-                    Ok(())
+                    self.catch_up(&conversation_id, None, out).await
                 }
                 None => {
                     let error = ServiceError::invalid(
@@ -1100,20 +1136,13 @@ impl AgentSession {
                 reason,
             }) => self.drop_conversation(&conversation_id, &reason, out).await,
             Ok(BusEvent::Message(message)) => {
-                let Some(mut cursor) = self.cursors.get(&message.conversation_id).copied() else {
+                if !self.cursors.contains_key(&message.conversation_id)
+                    || self.behind.contains(&message.conversation_id)
+                {
                     return Ok(());
-                };
-                deliver(
-                    &self.chat,
-                    out,
-                    &message.conversation_id,
-                    &mut cursor,
-                    Some(&*message),
-                    true,
-                )
-                .await?;
-                self.cursors.insert(message.conversation_id.clone(), cursor);
-                Ok(())
+                }
+                let conversation_id = message.conversation_id.clone();
+                self.catch_up(&conversation_id, Some(&*message), out).await
             }
             Ok(BusEvent::Typing {
                 conversation_id,
@@ -1152,12 +1181,10 @@ impl AgentSession {
                     return self.sync_assigned(out).await;
                 }
                 let conversation_id = topic.trim_start_matches("conv:").to_owned();
-                let Some(mut cursor) = self.cursors.get(&conversation_id).copied() else {
+                if !self.cursors.contains_key(&conversation_id) {
                     return Ok(());
-                };
-                deliver(&self.chat, out, &conversation_id, &mut cursor, None, true).await?;
-                self.cursors.insert(conversation_id, cursor);
-                Ok(())
+                }
+                self.catch_up(&conversation_id, None, out).await
             }
         }
     }

@@ -499,3 +499,67 @@ async fn sockets_open_with_one_time_tickets_and_visitor_tokens_expire_and_can_be
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "token_expired");
 }
+
+/// A resume from seq 0 of a long conversation is paged by bytes: one page of text (256 KiB), the
+/// next once the client acknowledges it; new messages wait for their page; nothing is skipped.
+#[tokio::test]
+async fn a_resume_from_the_start_is_paged_by_bytes_until_acknowledged() {
+    let app = TestApp::spawn().await;
+    let (token, session) = app.visitor_in("acme").await;
+    let store = &app.server.state.store;
+    let customer = store
+        .customer("acme", session["customer_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // 300 messages of 2,000 characters: about 600 KB of text.
+    let text = "長".repeat(2_000);
+    for index in 0..300 {
+        store
+            .submit(store::NewMessage::Customer {
+                customer: customer.clone(),
+                client_msg_id: Some(format!("m{index}")),
+                text: text.clone(),
+                entry: store::Entry {
+                    state: store::ConversationState::Bot,
+                    skill_group: "general".into(),
+                    priority: 0,
+                },
+                meta: None,
+            })
+            .await
+            .stored()
+            .await
+            .unwrap();
+    }
+    let mut customer_ws = app.customer_ws(&token).await;
+    customer_ws
+        .send(json!({"type":"resume","last_seq":0}))
+        .await;
+    let seqs = |frames: &[Value]| -> Vec<i64> {
+        frames
+            .iter()
+            .filter(|frame| frame["type"] == "message")
+            .filter_map(|frame| frame["seq"].as_i64())
+            .collect()
+    };
+    let first = seqs(&customer_ws.drain(Duration::from_millis(500)).await);
+    assert!(
+        !first.is_empty() && first.len() < 300,
+        "one page: {}",
+        first.len()
+    );
+    assert_eq!(first, (1..=first.len() as i64).collect::<Vec<_>>());
+    // Nothing more until the client has the page.
+    assert!(seqs(&customer_ws.drain(Duration::from_millis(300)).await).is_empty());
+    let mut received = first;
+    while received.len() < 300 {
+        let last = *received.last().unwrap();
+        customer_ws.send(json!({"type":"ack","seq":last})).await;
+        let page = seqs(&customer_ws.drain(Duration::from_millis(500)).await);
+        assert!(!page.is_empty(), "a page after seq {last}");
+        assert_eq!(page[0], last + 1, "no gap, no repeat");
+        received.extend(page);
+    }
+    assert_eq!(received, (1..=300).collect::<Vec<_>>());
+}
