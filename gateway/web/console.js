@@ -427,9 +427,11 @@
     $('signin').textContent = t('signingIn');
     $('signin-error').hidden = true;
     api('/v1/agent/me', token).then(function (me) {
-      state.token = token;
+      // The answer carries a renewed token: keep it (tokens expire when left unused).
+      var renewed = me && typeof me.token === 'string' ? me.token : token;
+      state.token = renewed;
       state.me = me || {};
-      writeSession(KEY_TOKEN, token);
+      writeSession(KEY_TOKEN, renewed);
       $('token').value = '';
       $('signin-view').hidden = true;
       $('app').hidden = false;
@@ -579,6 +581,10 @@
       // The socket never opened: find out whether the token is still good before retrying.
       api('/v1/agent/me', state.token).then(function (me) {
         state.me = me || state.me;
+        if (me && typeof me.token === 'string') {
+          state.token = me.token;
+          writeSession(KEY_TOKEN, me.token);
+        }
         connect();
       }, function (err) {
         if (err.status === 401 || err.status === 403) {

@@ -498,6 +498,55 @@ async fn sockets_open_with_one_time_tickets_and_visitor_tokens_expire_and_can_be
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "token_expired");
+
+    // Agent tokens: renewed by the console at every sign-in (`/v1/agent/me`), expired after 90
+    // days unused.
+    let (agent_id, agent_token) = app.create_agent("Lee", &["general"], 2).await;
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .get(app.url("/v1/agent/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, profile) = me(agent_token).await;
+    assert_eq!(status, 200);
+    let renewed = profile["token"]
+        .as_str()
+        .expect("a renewed token")
+        .to_owned();
+    assert_eq!(me(renewed).await.0, 200);
+    let agent = app
+        .server
+        .state
+        .store
+        .agent("acme", &agent_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stale = app.server.state.signer.sign(&store::crypto::Claims {
+        tenant: "acme".into(),
+        kind: store::crypto::TokenKind::Agent,
+        subject: agent_id.clone(),
+        version: agent.token_version,
+        iat: store::util::now_ms() / 1000 - 91 * 24 * 3600,
+        nonce: String::new(),
+    });
+    let (status, body) = me(stale).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired"))
+    );
 }
 
 /// A resume from seq 0 of a long conversation is paged by bytes: one page of text (256 KiB), the

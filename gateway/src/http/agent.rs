@@ -13,7 +13,6 @@ use crate::http::auth::{
 use crate::http::ws::TokenQuery;
 use crate::session::run_agent;
 use crate::AppState;
-use store::Agent;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,8 +55,15 @@ async fn ticket(
     })))
 }
 
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Agent>> {
+/// The agent's profile, and a renewed token: a console that signs in or reconnects keeps its
+/// token fresh (agent tokens expire after 90 days unused).
+async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
     let agent =
         agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
-    Ok(Json(agent))
+    let mut body = serde_json::to_value(&agent).unwrap_or_default();
+    body["token"] = crate::http::agent_token(&state, &agent).into();
+    Ok(Json(body))
 }

@@ -199,12 +199,23 @@ async fn require_admin_key(state: &AppState, key: &str, tenant: &str) -> ApiResu
     Ok(tenant)
 }
 
+/// How long an agent token is good for; the console renews it at every sign-in and reconnect
+/// (`GET /v1/agent/me`), so only a link nobody used for that long stops working.
+pub const AGENT_TOKEN_LIFETIME_SECS: i64 = 90 * 24 * 3600;
+
 pub async fn agent_from_token(state: &AppState, token: &str) -> ApiResult<Agent> {
     let claims = state
         .signer
         .verify(token)
         .filter(|c| c.kind == TokenKind::Agent)
         .ok_or(ServiceError::Unauthorized)?;
+    if now_secs() - claims.iat > AGENT_TOKEN_LIFETIME_SECS {
+        return Err(ServiceError::unauthenticated(
+            "token_expired",
+            "this agent token expired; ask an administrator for a new link",
+        )
+        .into());
+    }
     let agent = state
         .store
         .agent(&claims.tenant, &claims.subject)
