@@ -16,29 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_relay_survive_a_killed_node_and_never_assign_twice() {
     let cluster = Cluster::new().await;
-    let output = cluster
-        .command(
-            "cli",
-            &[
-                "tenant",
-                "create",
-                "acme",
-                "--admin-email",
-                "ops@acme.example",
-                "--json",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let key = serde_json::from_slice::<Value>(&output.stdout).unwrap()["admin_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = cluster.create_tenant();
     let (mut node_a, a) = cluster.node("a");
     let (mut node_b, b) = cluster.node("b");
     let (mut node_c, c) = cluster.node("c");

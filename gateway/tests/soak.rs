@@ -192,27 +192,7 @@ async fn a_soak_run_loses_nothing_while_a_node_dies() {
     let seconds = env_number("SOAK_SECONDS", 60);
     let visitors = env_number("SOAK_VISITORS", 40) as usize;
     let cluster = Cluster::new().await;
-    let output = cluster
-        .command(
-            "cli",
-            &[
-                "tenant",
-                "create",
-                "acme",
-                "--admin-email",
-                "ops@acme.example",
-                "--json",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let key = created["admin_key"].as_str().unwrap().to_owned();
+    let key = cluster.create_tenant();
     let (node_a, addr_a) = cluster.node("a");
     let (node_b, addr_b) = cluster.node("b");
     let http = reqwest::Client::new();

@@ -64,6 +64,6 @@ async fn me(
     let agent =
         agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let mut body = serde_json::to_value(&agent).unwrap_or_default();
-    body["token"] = crate::http::agent_token(&state, &agent).into();
+    body["token"] = super::admin::agent_token(&state, &agent).into();
     Ok(Json(body))
 }

@@ -216,6 +216,11 @@ pub async fn agent_from_token(state: &AppState, token: &str) -> ApiResult<Agent>
         )
         .into());
     }
+    agent_of(state, &claims).await
+}
+
+/// The agent a token or ticket names, if its version is still theirs (a reissue revokes).
+async fn agent_of(state: &AppState, claims: &Claims) -> ApiResult<Agent> {
     let agent = state
         .store
         .agent(&claims.tenant, &claims.subject)
@@ -356,15 +361,7 @@ pub async fn agent_for_socket(
     match (ticket, token) {
         (Some(ticket), _) => {
             let claims = redeem_ticket(state, ticket, TokenKind::AgentTicket).await?;
-            let agent = state
-                .store
-                .agent(&claims.tenant, &claims.subject)
-                .await?
-                .ok_or(ServiceError::Unauthorized)?;
-            if agent.token_version != claims.version {
-                return Err(ServiceError::Unauthorized.into());
-            }
-            Ok(agent)
+            agent_of(state, &claims).await
         }
         (None, Some(token)) => agent_from_token(state, token).await,
         (None, None) => Err(ServiceError::Unauthorized.into()),

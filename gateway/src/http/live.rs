@@ -267,7 +267,7 @@ async fn take_over(
     let agent = member_agent(&state, &member).await?;
     state.chat.take_over(&tenant, &id, &agent).await?;
     record::note(json!({ "conversation": id, "agent": agent.id }));
-    let token = crate::http::agent_token(&state, &agent);
+    let token = super::admin::agent_token(&state, &agent);
     Ok(Json(json!({
         "conversation_id": id,
         "agent_id": agent.id,

@@ -172,6 +172,31 @@ impl Cluster {
         (Node { child, log }, addr)
     }
 
+    /// Creates the tenant `acme` with the CLI, as an operator would; returns its admin key.
+    pub fn create_tenant(&self) -> String {
+        let output = self
+            .command(
+                "cli",
+                &[
+                    "tenant",
+                    "create",
+                    "acme",
+                    "--admin-email",
+                    "ops@acme.example",
+                    "--json",
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+        created["admin_key"].as_str().unwrap().to_owned()
+    }
+
     pub async fn drop_database(&self) {
         admin_exec(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
