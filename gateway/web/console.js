@@ -77,6 +77,11 @@
       cannedNone: 'No matching canned reply',
       handoff: function (reason) { return 'Handed over to a person. Reason: ' + reason; },
       noteFrom: function (who) { return 'Note from ' + who; },
+      assistTitle: 'Suggested answers for the last message',
+      assistInsert: 'Insert',
+      assistFaq: 'FAQ',
+      assistCanned: 'Canned reply',
+      assistConfidence: function (p) { return p + '% sure'; },
       notePrivate: 'private: the customer does not see it',
       handoffReasons: {
         explicit_request: 'the customer asked for a person',
@@ -170,6 +175,11 @@
       cannedNone: '没有匹配的快捷回复',
       handoff: function (reason) { return '已转人工。原因：' + reason; },
       noteFrom: function (who) { return who + ' 的备注'; },
+      assistTitle: '针对最新消息的推荐答案',
+      assistInsert: '插入',
+      assistFaq: '知识库',
+      assistCanned: '快捷回复',
+      assistConfidence: function (p) { return '把握 ' + p + '%'; },
       notePrivate: '内部备注，客户看不到',
       handoffReasons: {
         explicit_request: '客户要求人工',
@@ -706,6 +716,99 @@
     scheduleAck(chat);
   }
 
+  // ---- agent assist --------------------------------------------------------------------------
+  // For the customer's last message in the selected chat: the bot's best FAQ answers (hybrid
+  // search, with confidence) and the canned replies that share words with it. One click puts an
+  // answer in the reply box; nothing is sent until the agent sends it.
+
+  function lastCustomerText(chat) {
+    for (var i = chat.seqs.length - 1; i >= 0; i--) {
+      var m = chat.messages[chat.seqs[i]];
+      if (m && m.sender === 'customer') { return m.text; }
+    }
+    return null;
+  }
+
+  // Words of a message: its space-separated words, and for Chinese every two-character piece.
+  function assistWords(text) {
+    var words = [];
+    String(text).toLowerCase().split(/[\s,.!?;:，。！？；：、？]+/).forEach(function (w) {
+      if (/[\u3400-\u9fff]/.test(w)) {
+        for (var i = 0; i + 2 <= w.length; i++) { words.push(w.slice(i, i + 2)); }
+      } else if (w.length >= 3) {
+        words.push(w);
+      }
+    });
+    return words;
+  }
+
+  function matchingCanned(text) {
+    var words = assistWords(text);
+    return (state.canned || []).filter(function (c) {
+      var hay = (String(c.shortcut || '') + ' ' + String(c.text || '')).toLowerCase();
+      return words.some(function (w) { return hay.indexOf(w) >= 0; });
+    }).slice(0, 3);
+  }
+
+  function refreshAssist(chat) {
+    var box = $('assist');
+    var text = chat && !chat.ended ? lastCustomerText(chat) : null;
+    if (!text || !state.me || !state.me.tenant) {
+      box.hidden = true;
+      return;
+    }
+    if (chat.assist && chat.assist.text === text) {
+      renderAssist(chat);
+      return;
+    }
+    chat.assist = { text: text, faqs: [], canned: matchingCanned(text) };
+    renderAssist(chat);
+    var path = '/v1/tenants/' + encodeURIComponent(state.me.tenant) + '/kb/search?mode=hybrid&k=3&q=' +
+      encodeURIComponent(text.slice(0, 500));
+    api(path, state.token).then(function (hits) {
+      if (!chat.assist || chat.assist.text !== text) { return; }
+      chat.assist.faqs = (Array.isArray(hits) ? hits : []).filter(function (h) {
+        return h && typeof h.answer === 'string' && typeof h.question === 'string';
+      });
+      if (state.selected === chat.id) { renderAssist(chat); }
+    }, function () { /* suggestions are optional (models loading, no knowledge base) */ });
+  }
+
+  function renderAssist(chat) {
+    var box = $('assist');
+    var list = $('assist-list');
+    list.textContent = '';
+    var items = [];
+    chat.assist.faqs.forEach(function (h) {
+      var conf = typeof h.confidence === 'number' ? Math.round(h.confidence * 100) : null;
+      items.push({ kind: t('assistFaq'), head: h.question, text: h.answer, extra: conf === null ? '' : t('assistConfidence')(conf), id: h.id });
+    });
+    chat.assist.canned.forEach(function (c) {
+      items.push({ kind: t('assistCanned'), head: '/' + c.shortcut, text: c.text, extra: '' });
+    });
+    items.forEach(function (item) {
+      var row = el('li', 'assist-item');
+      var body = el('div', 'assist-body');
+      var head = el('div', 'assist-head', item.head);
+      head.appendChild(el('span', 'tag', item.kind + (item.extra ? ' · ' + item.extra : '')));
+      body.appendChild(head);
+      body.appendChild(el('div', 'assist-text', item.text));
+      row.appendChild(body);
+      var insert = el('button', 'assist-insert', t('assistInsert'));
+      insert.type = 'button';
+      if (item.id) { insert.setAttribute('data-faq', item.id); }
+      insert.addEventListener('click', function () {
+        var reply = $('reply');
+        reply.value = item.text;
+        reply.dispatchEvent(new Event('input', { bubbles: true }));
+        reply.focus();
+      });
+      row.appendChild(insert);
+      list.appendChild(row);
+    });
+    box.hidden = items.length === 0;
+  }
+
   // Supervisors' private notes: {author, text, at}; never shown to the customer.
   function validNotes(list) {
     return (Array.isArray(list) ? list : []).filter(function (n) {
@@ -765,7 +868,10 @@
     addMessage(chat, msg);
 
     if (live) {
-      if (msg.sender === 'customer') { chat.typingUntil = 0; }
+      if (msg.sender === 'customer') {
+        chat.typingUntil = 0;
+        if (state.selected === chat.id) { refreshAssist(chat); }
+      }
       var visible = state.selected === chat.id && document.visibilityState === 'visible';
       if (msg.sender !== 'agent' && !visible) {
         chat.unread++;
@@ -1285,6 +1391,7 @@
     }
 
     renderNotes(chat);
+    refreshAssist(chat);
 
     $('chat-ended').hidden = !chat.ended;
     $('chat-ended-text').textContent = chat.ended ? (t('ended')[chat.ended] || t('ended').other) : '';

@@ -249,3 +249,94 @@ async fn console_in_chromium_takes_a_chat_and_replies() {
         .unwrap();
     assert!(!notice.as_str().unwrap().is_empty());
 }
+
+/// Agent assist: for the customer's last message the console shows the bot's best FAQ answers
+/// (with confidence) and the canned replies that share words with it; one click puts an answer
+/// in the reply box, and only sending sends it.
+#[tokio::test]
+async fn the_console_suggests_faq_answers_and_canned_replies_and_inserts_one() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn_bot_first().await;
+    let (_, token) = app.create_agent("Assisted agent", &["general"], 2).await;
+    let (status, _) = app
+        .admin_post(
+            "/v1/tenants/acme/canned-replies",
+            json!({"shortcut": "fee", "text": "运费规则：满99元包邮。"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut browser = Browser::launch(&binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.unwrap();
+    browser
+        .call(
+            "Page.navigate",
+            json!({"url": app.url(&format!("/console#token={token}"))}),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the console, connected",
+            "(() => { const conn = document.getElementById('conn'); return conn && conn.dataset.state === 'open' ? true : null; })()",
+        )
+        .await
+        .unwrap();
+    // The customer asks for a person, then asks about the shipping fee.
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"转人工"}))
+        .await;
+    browser
+        .wait_for(
+            "the chat in the console",
+            "(() => document.querySelectorAll('#chats .chat').length === 1 ? true : null)()",
+        )
+        .await
+        .unwrap();
+    customer
+        .send(json!({"type":"send","client_msg_id":"c2","text":"运费怎么算？"}))
+        .await;
+    let suggestions = browser
+        .wait_for(
+            "suggestions for the last message",
+            "(() => { const items = [...document.querySelectorAll('#assist .assist-item')]; const faq = items.find(i => i.querySelector('[data-faq]')); return !document.getElementById('assist').hidden && faq ? items.map(i => i.textContent) : null; })()",
+        )
+        .await
+        .unwrap();
+    let shown = suggestions.to_string();
+    assert!(
+        shown.contains("运费规则"),
+        "the matching canned reply: {shown}"
+    );
+    // With SWITCHBOARD_SCREENSHOTS set, the panel is pictured for the docs.
+    if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok() {
+        let png = browser.screenshot(1280, 800).await.expect("screenshot");
+        let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/screenshots/agent-console-assist.png");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(out, png).expect("screenshot written");
+    }
+    let inserted = browser
+        .eval("(() => { document.querySelector('#assist [data-faq]').click(); return document.getElementById('reply').value; })()")
+        .await
+        .unwrap();
+    let inserted = inserted.as_str().unwrap().to_owned();
+    assert!(!inserted.is_empty());
+    // Nothing went to the customer until the agent sends it.
+    let before = customer.drain(Duration::from_millis(300)).await;
+    assert!(
+        before.iter().all(|frame| frame["sender"] != "agent"),
+        "{before:?}"
+    );
+    browser
+        .eval("document.getElementById('send').click()")
+        .await
+        .unwrap();
+    let received = customer
+        .expect("the inserted answer", |frame| frame["sender"] == "agent")
+        .await;
+    assert_eq!(received["text"], inserted.as_str());
+}
