@@ -5,7 +5,8 @@
 //!   the cookie is also `SameSite=Strict`. Sign-in itself is exempt (it has no session yet).
 //! - **Audit.** Every change that succeeds is written to the tenant's audit log: who (the
 //!   caller [`crate::http::auth::require`] let in), when, what (method and route), the path
-//!   below the tenant, and a before/after summary that handlers add with [`note`].
+//!   below the tenant, and a before/after summary that handlers add with
+//!   [`record::note`](crate::http::record::note).
 //!
 //! The actor and the summary travel from the handler to this guard in a task-local slot
 //! ([`crate::http::record`]), so a handler cannot forget to be audited: passing `require` is
