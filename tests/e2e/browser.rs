@@ -301,8 +301,8 @@ async fn the_console_suggests_faq_answers_and_canned_replies_and_inserts_one() {
         .await;
     let suggestions = browser
         .wait_for(
-            "suggestions for the last message",
-            "(() => { const items = [...document.querySelectorAll('#assist .assist-item')]; const faq = items.find(i => i.querySelector('[data-faq]')); return !document.getElementById('assist').hidden && faq ? items.map(i => i.textContent) : null; })()",
+            "suggestions for the last message (the fee question, not the request for a person)",
+            "(() => { const items = [...document.querySelectorAll('#assist .assist-item')]; const faq = items.find(i => i.querySelector('[data-faq]')); const texts = items.map(i => i.textContent); return !document.getElementById('assist').hidden && faq && texts.some(t => t.includes('运费规则')) ? texts : null; })()",
         )
         .await
         .unwrap();
