@@ -77,6 +77,24 @@ export function Modal({ title, onClose, children, footer, wide, id }) {
   );
 }
 
+/** A form dialog's footer: what `children` puts on the left, then Cancel and the submit button
+ *  of the form `form`. */
+export function FormFooter({ form, submitId, label, disabled, onClose, children }) {
+  const t = useT();
+  return (
+    <>
+      {children}
+      <div class="toolbar-spacer" />
+      <button type="button" class="button" onClick={onClose}>
+        {t('common.cancel')}
+      </button>
+      <button type="submit" form={form} class="button-primary" id={submitId} disabled={disabled}>
+        {label}
+      </button>
+    </>
+  );
+}
+
 /** A button that asks once more before acting: the first click arms it for four seconds. */
 export function ConfirmButton({ onConfirm, children, confirmText, class: className = '', disabled, ...rest }) {
   const t = useT();

@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { del, get, put, qs, tp } from '../api.js';
 import { formatTime, useT } from '../i18n.js';
-import { Badge, ConfirmButton, Empty, ErrorNote, Field, Loading, Modal, useLoad, useToast } from '../ui.jsx';
+import { Badge, ConfirmButton, Empty, ErrorNote, Field, Loading, Modal, useLoad, useToast, FormFooter } from '../ui.jsx';
 
 /** The fields of each kind: public ones are shown back, secrets never. */
 const KINDS = {
@@ -196,15 +196,7 @@ function AppEditor({ app, onClose, onSaved }) {
       onClose={onClose}
       id="channel-editor"
       footer={
-        <>
-          <div class="toolbar-spacer" />
-          <button type="button" class="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" form="channel-form" class="button-primary" id="channel-save" disabled={busy || !name.trim()}>
-            {t('common.save')}
-          </button>
-        </>
+        <FormFooter form="channel-form" submitId="channel-save" disabled={busy || !name.trim()} label={t('common.save')} onClose={onClose} />
       }
     >
       <form id="channel-form" class="form-grid" onSubmit={save} autocomplete="off">

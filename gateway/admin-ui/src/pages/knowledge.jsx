@@ -14,6 +14,7 @@ import {
   Note,
   ProgressBar,
   useToast,
+  FormFooter,
 } from '../ui.jsx';
 
 const PAGE_SIZE = 50;
@@ -367,20 +368,13 @@ function FaqEditor({ faq, onClose, onSaved }) {
       wide
       id="faq-editor"
       footer={
-        <>
+        <FormFooter form="faq-form" submitId="faq-save" disabled={busy} label={t('common.save')} onClose={onClose}>
           {!isNew && (
             <ConfirmButton class="button" id="faq-delete" onConfirm={remove} disabled={busy}>
               {t('common.delete')}
             </ConfirmButton>
           )}
-          <div class="toolbar-spacer" />
-          <button type="button" class="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" form="faq-form" class="button-primary" id="faq-save" disabled={busy}>
-            {t('common.save')}
-          </button>
-        </>
+        </FormFooter>
       }
     >
       <form id="faq-form" class="form-grid" onSubmit={save}>

@@ -16,6 +16,7 @@ import {
   Tabs,
   useLoad,
   useToast,
+  FormFooter,
 } from '../ui.jsx';
 
 const ROLES = ['admin', 'knowledge_manager', 'supervisor', 'agent'];
@@ -196,15 +197,7 @@ function AddMember({ onClose, onAdded }) {
       onClose={onClose}
       id="member-dialog"
       footer={
-        <>
-          <div class="toolbar-spacer" />
-          <button type="button" class="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" form="member-form" class="button-primary" id="member-save" disabled={busy}>
-            {t('team.add')}
-          </button>
-        </>
+        <FormFooter form="member-form" submitId="member-save" disabled={busy} label={t('team.add')} onClose={onClose} />
       }
     >
       <form id="member-form" class="form-grid" onSubmit={submit}>
@@ -365,15 +358,7 @@ function AddAgent({ onClose, onAdded }) {
       onClose={onClose}
       id="agent-dialog"
       footer={
-        <>
-          <div class="toolbar-spacer" />
-          <button type="button" class="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" form="agent-form" class="button-primary" id="agent-save" disabled={busy}>
-            {t('team.add')}
-          </button>
-        </>
+        <FormFooter form="agent-form" submitId="agent-save" disabled={busy} label={t('team.add')} onClose={onClose} />
       }
     >
       <form id="agent-form" class="form-grid" onSubmit={submit}>
@@ -492,15 +477,7 @@ function CannedEditor({ reply, onClose, onSaved }) {
       onClose={onClose}
       id="canned-dialog"
       footer={
-        <>
-          <div class="toolbar-spacer" />
-          <button type="button" class="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" form="canned-form" class="button-primary" id="canned-save" disabled={busy}>
-            {t('common.save')}
-          </button>
-        </>
+        <FormFooter form="canned-form" submitId="canned-save" disabled={busy} label={t('common.save')} onClose={onClose} />
       }
     >
       <form id="canned-form" class="form-grid" onSubmit={submit}>
