@@ -5,11 +5,14 @@
 //! and `token_type_ids` of rank 2, and a first output of float logits (or probabilities) shaped
 //! `[batch, labels]`. Validation loads both files, checks the signature and runs one probe text.
 //!
-//! A tenant's model runs in the shared bot workers, so it is held to a deadline: a run longer
-//! than [`TENANT_MODEL_DEADLINE`] is stopped (ONNX Runtime's terminate flag, set by a watchdog)
-//! and fails, and after [`FAILURES_BEFORE_SUSPEND`] failures in a row the model is set aside for
+//! A tenant's model is held to a deadline: a run longer than [`TENANT_MODEL_DEADLINE`] fails,
+//! and after [`FAILURES_BEFORE_SUSPEND`] failures in a row the model is set aside for
 //! [`SUSPENDED_FOR`]: its turns use the built-in intents meanwhile. Texts are cut to
-//! [`MAX_TEXT_CHARS`] before the tokenizer sees them.
+//! [`MAX_TEXT_CHARS`] before the tokenizer sees them. A server runs each tenant's model in a
+//! child process under a memory budget ([`ClassifierModel::isolated`], [`crate::worker`]): the
+//! child is killed at the deadline. In process ([`ClassifierModel::validate`], for tests and
+//! tools) ONNX Runtime's terminate flag, set by a watchdog, stops the run, and nothing bounds
+//! its memory.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +27,7 @@ use crate::encoder::{describe, load_session, load_tokenizer, tokenize_batch};
 use crate::error::{ModelError, Result};
 use crate::intent::{LabelScore, Prediction, OUT_OF_SCOPE_LABEL};
 use crate::runtime::lowercase_first;
+use crate::worker::{WorkerClient, WorkerConfig};
 
 /// Parses a label list: a JSON array of strings, or one label per line.
 pub fn parse_label_list(content: &str) -> Result<Vec<String>> {
@@ -42,7 +46,7 @@ pub fn parse_label_list(content: &str) -> Result<Vec<String>> {
     Ok(labels)
 }
 
-fn check_labels(labels: &[String]) -> Result<()> {
+pub(crate) fn check_labels(labels: &[String]) -> Result<()> {
     if labels.len() < 2 {
         return Err(ModelError::Labels(format!(
             "need at least two labels, got {}",
@@ -70,14 +74,27 @@ pub const SUSPENDED_FOR: Duration = Duration::from_secs(60);
 /// The longest text a tenant's tokenizer is given (a customer message is at most 64 KiB).
 pub const MAX_TEXT_CHARS: usize = 2_000;
 
-/// A validated tenant classifier, ready to activate.
-pub struct ClassifierModel {
+/// A tenant's classifier loaded in this process: tokenizer, session and what its inputs are.
+pub(crate) struct Loaded {
     tokenizer: Tokenizer,
     session: Mutex<Session>,
-    labels: Vec<String>,
     has_attention_mask: bool,
     has_token_type_ids: bool,
     pad_id: i64,
+}
+
+/// Where a tenant's model runs.
+enum Backend {
+    /// In this process (tests, tools): held to the deadline by ONNX Runtime's terminate flag.
+    InProcess(Loaded),
+    /// In a child process with a memory budget, killed at the deadline.
+    Worker(WorkerClient),
+}
+
+/// A validated tenant classifier, ready to activate.
+pub struct ClassifierModel {
+    backend: Backend,
+    labels: Vec<String>,
     threshold: f32,
     deadline: Duration,
     failures: AtomicU32,
@@ -88,6 +105,7 @@ impl std::fmt::Debug for ClassifierModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClassifierModel")
             .field("labels", &self.labels)
+            .field("isolated", &matches!(self.backend, Backend::Worker(_)))
             .finish()
     }
 }
@@ -96,9 +114,15 @@ fn int64_rank2(value: &ValueType) -> bool {
     matches!(value, ValueType::Tensor { ty: TensorElementType::Int64, shape, .. } if shape.len() == 2)
 }
 
-impl ClassifierModel {
-    /// Loads and validates a classifier; any problem is a typed error and nothing is activated.
-    pub fn validate(model: &Path, tokenizer: &Path, labels: &[String]) -> Result<ClassifierModel> {
+impl Loaded {
+    /// Loads both files, checks the signature against the labels and runs the probe text
+    /// (`deadline`: for the probe, `None` when someone else keeps the time).
+    pub(crate) fn load(
+        model: &Path,
+        tokenizer: &Path,
+        labels: &[String],
+        deadline: Option<Duration>,
+    ) -> Result<Loaded> {
         check_labels(labels)?;
         let tokenizer = load_tokenizer(tokenizer, 512)?;
         let session = load_session(model, 1)?;
@@ -160,20 +184,15 @@ impl ClassifierModel {
             .token_to_id("<pad>")
             .or_else(|| tokenizer.token_to_id("[PAD]"))
             .map_or(0, i64::from);
-        let model = ClassifierModel {
+        let loaded = Loaded {
             tokenizer,
             session: Mutex::new(session),
-            labels: labels.to_vec(),
             has_attention_mask,
             has_token_type_ids,
             pad_id,
-            threshold: 0.0,
-            deadline: TENANT_MODEL_DEADLINE,
-            failures: AtomicU32::new(0),
-            suspended_until: Mutex::new(None),
         };
         // Probe: the dynamic dimension must match the label count too.
-        let scores = model.scores_blocking(&["hello 你好"])?;
+        let scores = loaded.run(&[PROBE_TEXT], deadline)?;
         if scores.first().map(Vec::len) != Some(labels.len()) {
             return Err(ModelError::Labels(format!(
                 "model returned {} scores per text but {} labels were given",
@@ -181,11 +200,137 @@ impl ClassifierModel {
                 labels.len()
             )));
         }
-        Ok(model)
+        Ok(loaded)
+    }
+
+    /// Probabilities per text, texts cut to [`MAX_TEXT_CHARS`]; with a deadline, a watchdog
+    /// stops the run when it passes.
+    pub(crate) fn run(&self, texts: &[&str], deadline: Option<Duration>) -> Result<Vec<Vec<f32>>> {
+        let owned: Vec<String> = texts.iter().map(|t| cut(t)).collect();
+        let batch = tokenize_batch(&self.tokenizer, &owned, self.pad_id)?;
+        let shape = [batch.rows, batch.columns];
+        let tensor = |data: Vec<i64>| {
+            Tensor::from_array((shape, data)).map_err(|e| ModelError::Inference(e.to_string()))
+        };
+        let mut inputs = ort::inputs!["input_ids" => tensor(batch.ids)?];
+        if self.has_attention_mask {
+            inputs.push(("attention_mask".into(), tensor(batch.mask)?.into()));
+        }
+        if self.has_token_type_ids {
+            inputs.push((
+                "token_type_ids".into(),
+                tensor(vec![0; batch.rows * batch.columns])?.into(),
+            ));
+        }
+        let options = RunOptions::new().map_err(|e| ModelError::Inference(e.to_string()))?;
+        if deadline.is_some_and(|d| d.is_zero()) {
+            // No time at all: stopped before it starts.
+            let _ = options.terminate();
+        }
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = std::thread::scope(|scope| {
+            // The watchdog stops the run at the deadline, or ends when the run does.
+            let (done, finished) = std::sync::mpsc::channel::<()>();
+            let options = &options;
+            if let Some(deadline) = deadline {
+                scope.spawn(move || {
+                    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        finished.recv_timeout(deadline)
+                    {
+                        let _ = options.terminate();
+                    }
+                });
+            }
+            let started = Instant::now();
+            let outputs = session.run_with_options(inputs, options);
+            drop(done);
+            outputs.map_err(|e| match deadline {
+                Some(deadline) if started.elapsed() >= deadline => ModelError::Deadline {
+                    ms: deadline.as_millis() as u64,
+                },
+                _ => ModelError::Inference(lowercase_first(&e.to_string())),
+            })
+        })?;
+        let (out_shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let dims: Vec<i64> = out_shape.iter().copied().collect();
+        if dims.len() != 2 || dims[0] as usize != batch.rows || dims[1] <= 0 {
+            return Err(ModelError::Signature(format!(
+                "output has shape {dims:?}, expected [{}, labels]",
+                batch.rows
+            )));
+        }
+        Ok(data
+            .chunks(dims[1] as usize)
+            .map(to_probabilities)
+            .collect())
+    }
+}
+
+/// The text a classifier is checked with before it is accepted.
+const PROBE_TEXT: &str = "hello 你好";
+
+/// A text as the tokenizer sees it: trimmed and cut to [`MAX_TEXT_CHARS`].
+pub(crate) fn cut(text: &str) -> String {
+    text.trim().chars().take(MAX_TEXT_CHARS).collect()
+}
+
+impl ClassifierModel {
+    /// Loads and validates a classifier in this process; any problem is a typed error and
+    /// nothing is activated. A server runs tenants' models with [`ClassifierModel::isolated`].
+    pub fn validate(model: &Path, tokenizer: &Path, labels: &[String]) -> Result<ClassifierModel> {
+        let loaded = Loaded::load(model, tokenizer, labels, Some(TENANT_MODEL_DEADLINE))?;
+        Ok(Self::with_backend(Backend::InProcess(loaded), labels))
+    }
+
+    /// A classifier that runs in a child process under `config`'s memory budget. With
+    /// `validate_now` the child starts at once and validates the files (the error is the
+    /// validation's); otherwise it starts on the first use (files validated before, e.g. at
+    /// upload), and a failure there is a failed run.
+    pub fn isolated(
+        model: &Path,
+        tokenizer: &Path,
+        labels: &[String],
+        config: WorkerConfig,
+        validate_now: bool,
+    ) -> Result<ClassifierModel> {
+        check_labels(labels)?;
+        for path in [model, tokenizer] {
+            if !path.is_file() {
+                return Err(ModelError::FileMissing {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        let client = WorkerClient::new(config, model, tokenizer, labels);
+        if validate_now {
+            client.start()?;
+        }
+        Ok(Self::with_backend(Backend::Worker(client), labels))
+    }
+
+    fn with_backend(backend: Backend, labels: &[String]) -> ClassifierModel {
+        ClassifierModel {
+            backend,
+            labels: labels.to_vec(),
+            threshold: 0.0,
+            deadline: TENANT_MODEL_DEADLINE,
+            failures: AtomicU32::new(0),
+            suspended_until: Mutex::new(None),
+        }
     }
 
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// The child process running the model, while one runs (`None` in process).
+    pub fn worker_pid(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Worker(client) => client.pid(),
+            Backend::InProcess(_) => None,
+        }
     }
 
     /// Minimum top probability for an in-scope decision (default 0: never reject by score).
@@ -209,89 +354,27 @@ impl ClassifierModel {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if suspended.is_some_and(|until| Instant::now() < until) {
-            return Err(ModelError::Inference(
-                "the model is set aside after repeated failures".into(),
-            ));
+            return Err(ModelError::Suspended);
         }
-        let result = self.run(texts);
-        if result.is_ok() {
-            self.failures.store(0, Ordering::Relaxed);
-        } else if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_BEFORE_SUSPEND {
-            self.failures.store(0, Ordering::Relaxed);
-            *self
-                .suspended_until
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SUSPENDED_FOR);
+        let result = match &self.backend {
+            Backend::InProcess(loaded) => loaded.run(texts, Some(self.deadline)),
+            Backend::Worker(client) => client.scores(texts, self.deadline),
+        };
+        match &result {
+            Ok(_) => self.failures.store(0, Ordering::Relaxed),
+            // Waiting callers past the bound say nothing about the model.
+            Err(ModelError::ModelBusy { .. }) => {}
+            Err(_) => {
+                if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_BEFORE_SUSPEND {
+                    self.failures.store(0, Ordering::Relaxed);
+                    *self
+                        .suspended_until
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SUSPENDED_FOR);
+                }
+            }
         }
         result
-    }
-
-    fn run(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let owned: Vec<String> = texts
-            .iter()
-            .map(|t| t.trim().chars().take(MAX_TEXT_CHARS).collect())
-            .collect();
-        let batch = tokenize_batch(&self.tokenizer, &owned, self.pad_id)?;
-        let shape = [batch.rows, batch.columns];
-        let tensor = |data: Vec<i64>| {
-            Tensor::from_array((shape, data)).map_err(|e| ModelError::Inference(e.to_string()))
-        };
-        let mut inputs = ort::inputs!["input_ids" => tensor(batch.ids)?];
-        if self.has_attention_mask {
-            inputs.push(("attention_mask".into(), tensor(batch.mask)?.into()));
-        }
-        if self.has_token_type_ids {
-            inputs.push((
-                "token_type_ids".into(),
-                tensor(vec![0; batch.rows * batch.columns])?.into(),
-            ));
-        }
-        let options = RunOptions::new().map_err(|e| ModelError::Inference(e.to_string()))?;
-        if self.deadline.is_zero() {
-            // No time at all: stopped before it starts.
-            let _ = options.terminate();
-        }
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = std::thread::scope(|scope| {
-            // The watchdog stops the run at the deadline, or ends when the run does.
-            let (done, finished) = std::sync::mpsc::channel::<()>();
-            let deadline = self.deadline;
-            let options = &options;
-            scope.spawn(move || {
-                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    finished.recv_timeout(deadline)
-                {
-                    let _ = options.terminate();
-                }
-            });
-            let started = Instant::now();
-            let outputs = session.run_with_options(inputs, options);
-            drop(done);
-            outputs.map_err(|e| {
-                if started.elapsed() >= deadline {
-                    ModelError::Inference(format!(
-                        "the model ran past its {} ms deadline",
-                        deadline.as_millis()
-                    ))
-                } else {
-                    ModelError::Inference(lowercase_first(&e.to_string()))
-                }
-            })
-        })?;
-        let (out_shape, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
-        let dims: Vec<i64> = out_shape.iter().copied().collect();
-        if dims.len() != 2 || dims[0] as usize != batch.rows || dims[1] <= 0 {
-            return Err(ModelError::Signature(format!(
-                "output has shape {dims:?}, expected [{}, labels]",
-                batch.rows
-            )));
-        }
-        Ok(data
-            .chunks(dims[1] as usize)
-            .map(to_probabilities)
-            .collect())
     }
 
     /// Classifies one text.
@@ -301,6 +384,13 @@ impl ClassifierModel {
             .into_iter()
             .next()
             .ok_or_else(|| ModelError::Inference("no output".into()))?;
+        if probs.len() != self.labels.len() {
+            return Err(ModelError::Labels(format!(
+                "model returned {} scores but has {} labels",
+                probs.len(),
+                self.labels.len()
+            )));
+        }
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         let best = order[0];

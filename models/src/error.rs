@@ -45,6 +45,21 @@ pub enum ModelError {
     /// The encoder service's queue is full: the caller should shed or retry later.
     #[error("encoder busy: queue of {capacity} requests is full")]
     Busy { capacity: usize },
+    /// A run took longer than its deadline and was stopped (or its worker killed).
+    #[error("the model ran past its {ms} ms deadline")]
+    Deadline { ms: u64 },
+    /// A tenant's model needed more memory than its budget.
+    #[error("the model needed more than its memory budget of {budget_mb} MB")]
+    OutOfMemory { budget_mb: u64 },
+    /// A tenant's model failed repeatedly and is set aside for a while.
+    #[error("the model is set aside after repeated failures")]
+    Suspended,
+    /// Too many calls are already waiting for a tenant's model.
+    #[error("the model is busy: {waiting} calls are already waiting for it")]
+    ModelBusy { waiting: usize },
+    /// The child process running a tenant's model died, answered nonsense or could not start.
+    #[error("the model's worker process failed: {0}")]
+    Worker(String),
     /// The encoder service has shut down.
     #[error("encoder service stopped")]
     Stopped,

@@ -32,6 +32,8 @@
 //! - [`builtin`]: intents every tenant has (`handoff_request`, `greeting`, `thanks`,
 //!   `complaint`, `goodbye`) with Chinese and English examples.
 //! - [`byom`]: validating a tenant's own ONNX classifier before activation.
+//! - [`worker`]: running a tenant's classifier in a child process under a memory budget and a
+//!   deadline (`switchboard model-worker` is the child; [`ClassifierModel::isolated`] the parent).
 //! - [`training_data`]: JSON Lines and CSV training files with per-line errors.
 //!
 //! Model files live in `models/files/` (committed); `models/export/` re-makes them from PyPI
@@ -45,6 +47,7 @@ pub mod intent;
 pub mod runtime;
 pub mod service;
 pub mod training_data;
+pub mod worker;
 
 pub use byom::{parse_label_list, ClassifierModel};
 pub use encoder::{cosine, default_model_dir, Encoder, EncoderConfig, EncoderFiles, TextKind};
@@ -56,3 +59,4 @@ pub use intent::{
 pub use runtime::{init_runtime, locate_runtime_library};
 pub use service::{Embedding, EncoderService, ServiceConfig, ServiceStats};
 pub use training_data::{parse_examples, Example, LineError, ParseErrors, TrainingFormat};
+pub use worker::WorkerConfig;
