@@ -178,6 +178,21 @@ pub struct Services {
     pub bot: Arc<BotRuntime>,
 }
 
+/// How tenants' own classifiers run: a child process each, this binary's `model-worker` (or
+/// the configured program), under the configured memory budget.
+fn tenant_model_worker(
+    bot: &engine::bot_workers::BotRunSettings,
+) -> anyhow::Result<engine::intents::WorkerConfig> {
+    let program = match &bot.tenant_model_worker {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().context("cannot find this executable")?,
+    };
+    Ok(engine::intents::WorkerConfig::new(
+        program,
+        bot.tenant_model_memory_mb.max(1),
+    ))
+}
+
 impl Services {
     /// Opens and migrates the store, and the services over it.
     pub async fn open(settings: &Settings) -> anyhow::Result<Services> {
@@ -191,7 +206,11 @@ impl Services {
             store.clone(),
             switchboard_policies::PolicyEngineConfig::default(),
         )?;
-        let intents = Intents::new(store.clone(), &settings.data_dir.join("models"));
+        let intents = Intents::new(
+            store.clone(),
+            &settings.data_dir.join("models"),
+            tenant_model_worker(&settings.bot)?,
+        );
         let bot = BotRuntime::new(
             store.clone(),
             knowledge.index().clone(),

@@ -7,10 +7,23 @@ mod cli;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
-    match cli::run(cli).await {
+fn main() -> std::process::ExitCode {
+    let cli = match cli::Cli::parse().model_worker() {
+        // A tenant's model in a child process: no async runtime, no threads before its budget.
+        Ok(args) => return cli::run_model_worker(args),
+        Err(cli) => cli,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

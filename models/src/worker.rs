@@ -143,6 +143,9 @@ impl WireError {
                 ("out_of_memory", message.clone(), None)
             }
             ModelError::Inference(message) => ("inference", message.clone(), None),
+            // The child could not load ONNX Runtime: the server's setup, not the model.
+            ModelError::RuntimeMissing { path } => ("runtime", "not found".into(), Some(path)),
+            ModelError::RuntimeUnusable { path, reason } => ("runtime", reason.clone(), Some(path)),
             other => ("other", other.to_string(), None),
         };
         WireError {
@@ -172,6 +175,10 @@ impl WireError {
             "tokenize" => ModelError::Tokenize(self.message),
             "inference" => ModelError::Inference(self.message),
             "out_of_memory" => ModelError::OutOfMemory { budget_mb },
+            "runtime" => ModelError::RuntimeUnusable {
+                path,
+                reason: format!("in the model worker: {}", self.message),
+            },
             _ => ModelError::Worker(self.message),
         }
     }
@@ -596,6 +603,10 @@ impl WorkerClient {
         if let Some(runtime) = &config.runtime {
             command.arg("--runtime").arg(runtime);
         }
+        // mimalloc (the server's allocator) otherwise maps a 1 GiB arena writable at its first
+        // allocation, which RLIMIT_DATA counts in full: reserved address space stays
+        // inaccessible until committed, and only what is committed counts against the budget.
+        command.env("MIMALLOC_ARENA_EAGER_COMMIT", "0");
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

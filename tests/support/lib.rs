@@ -16,6 +16,20 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for a frame it expects.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The tenants' model worker built with these tests (`support/model_worker.rs`): beside the
+/// test binary's `deps/` folder, where cargo puts this package's binaries.
+pub fn model_worker() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary");
+    let name = "switchboard-test-model-worker";
+    let worker = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{name} is not built beside {}", exe.display()));
+    worker
+}
+
 pub struct TestApp {
     pub server: gateway::Server,
     pub base: String,
@@ -41,6 +55,7 @@ impl TestApp {
         settings.agent_grace_ms = 300;
         settings.poll_timeout_ms = 3_000;
         settings.log.filter = "warn".into();
+        settings.bot.tenant_model_worker = Some(model_worker());
         configure(&mut settings);
         let server = gateway::Server::start(settings)
             .await

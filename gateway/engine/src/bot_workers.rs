@@ -31,6 +31,13 @@ pub struct BotRunSettings {
     pub shed_depth: usize,
     /// A turn that waited this long for a worker starts shedding too.
     pub shed_wait_ms: u64,
+    /// The memory budget (MB) of each tenant's own ONNX classifier. Each runs in a child
+    /// process of its own (`switchboard model-worker`) whose data segment is capped at this;
+    /// past it the run fails (`model_out_of_memory`) and the turn uses the built-in intents.
+    pub tenant_model_memory_mb: u64,
+    /// The program that runs tenants' classifiers, as `<program> model-worker ...`; unset (the
+    /// default): this server's own executable.
+    pub tenant_model_worker: Option<std::path::PathBuf>,
 }
 
 impl Default for BotRunSettings {
@@ -41,6 +48,8 @@ impl Default for BotRunSettings {
             preload: true,
             shed_depth: 0,
             shed_wait_ms: 2_000,
+            tenant_model_memory_mb: switchboard_models::worker::DEFAULT_MEMORY_MB,
+            tenant_model_worker: None,
         }
     }
 }
@@ -57,6 +66,8 @@ pub struct TurnJob {
     /// The customer message's trace id.
     pub trace: String,
     pub text: String,
+    /// The customer message's seq in its conversation.
+    pub seq: i64,
     /// The sensitive-word policy asked for a person.
     pub flagged: bool,
     pub enqueued: Instant,
@@ -342,6 +353,7 @@ mod tests {
             conversation_id: format!("{tenant}-{index}"),
             trace: String::new(),
             text: "hi".into(),
+            seq: 1,
             flagged: false,
             enqueued: Instant::now(),
         }

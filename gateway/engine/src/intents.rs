@@ -2,6 +2,13 @@
 //! once, off the async executor), and each tenant's own intent classifier — a head trained here
 //! on the shared encoder, or an ONNX classifier the tenant brought — kept in the store and cached
 //! on each node (re-read when its stamp changes, checked at most every few seconds).
+//!
+//! A tenant's ONNX classifier never runs in this process: each one has a child process of its
+//! own (the server's binary as `switchboard model-worker`, see [`switchboard_models::worker`])
+//! with a memory budget, started on first use, killed at the run's deadline and when the model
+//! is replaced or reset. A failed run fails the classify call with a stable code
+//! (`model_out_of_memory`, `model_timeout`, `model_failed`, `model_suspended`, `busy`); a bot
+//! turn uses the built-in intents instead.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +16,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+pub use switchboard_models::WorkerConfig;
 use switchboard_models::{
     builtin, parse_examples, train_on_texts, ClassifierModel, Encoder, EncoderService, Example,
     IntentHead, ModelError, Prediction, ServiceConfig, TrainConfig, TrainReport, TrainingFormat,
@@ -72,7 +80,7 @@ pub async fn models() -> ServiceResult<Arc<Models>> {
 pub enum TenantClassifier {
     /// Trained here on the shared encoder (includes the built-in intents).
     Head(Arc<IntentHead>),
-    /// Brought by the tenant.
+    /// Brought by the tenant; runs in a child process of its own.
     Onnx(Arc<ClassifierModel>),
 }
 
@@ -111,6 +119,7 @@ pub struct TrainOutcome {
 pub struct Intents {
     store: Store,
     dir: PathBuf,
+    worker: WorkerConfig,
     cache: RwLock<HashMap<String, Cached>>,
 }
 
@@ -125,7 +134,33 @@ fn model_error(error: ModelError) -> ServiceError {
         ModelError::InvalidTokenizer { .. } => {
             ServiceError::invalid("bad_tokenizer", error.to_string())
         }
+        ModelError::ModelBusy { .. } => ServiceError::unavailable("busy", error.to_string()),
+        ModelError::OutOfMemory { .. } => {
+            ServiceError::unavailable("model_out_of_memory", error.to_string())
+        }
+        ModelError::Deadline { .. } => {
+            ServiceError::unavailable("model_timeout", error.to_string())
+        }
+        ModelError::Suspended => ServiceError::unavailable("model_suspended", error.to_string()),
+        ModelError::Worker(_) | ModelError::Inference(_) | ModelError::Tokenize(_) => {
+            ServiceError::unavailable("model_failed", error.to_string())
+        }
         other => ServiceError::Internal(anyhow::Error::new(other)),
+    }
+}
+
+/// An upload's validation failing at run time is the model's fault: refused, with the code the
+/// failure would have at classify time.
+fn upload_error(error: ModelError) -> ServiceError {
+    match error {
+        ModelError::OutOfMemory { .. } => {
+            ServiceError::invalid("model_out_of_memory", error.to_string())
+        }
+        ModelError::Deadline { .. } => ServiceError::invalid("model_timeout", error.to_string()),
+        ModelError::Worker(_) | ModelError::Inference(_) | ModelError::Tokenize(_) => {
+            ServiceError::invalid("bad_model", error.to_string())
+        }
+        other => model_error(other),
     }
 }
 
@@ -150,10 +185,12 @@ pub fn parse_training(content: &str, file_name: Option<&str>) -> ServiceResult<V
 }
 
 impl Intents {
-    pub fn new(store: Store, dir: &Path) -> Arc<Intents> {
+    /// `dir`: where tenants' model files are written; `worker`: how their classifiers run.
+    pub fn new(store: Store, dir: &Path, worker: WorkerConfig) -> Arc<Intents> {
         Arc::new(Intents {
             store,
             dir: dir.to_path_buf(),
+            worker,
             cache: RwLock::new(HashMap::new()),
         })
     }
@@ -221,8 +258,12 @@ impl Intents {
                 .map_err(model_error)?;
                 let model = record.model.unwrap_or_default();
                 let tokenizer = record.tokenizer.unwrap_or_default();
-                let classifier =
-                    blocking(move || validate_onnx(&dir, &model, &tokenizer, &labels)).await??;
+                // Validated at its upload: the child starts on the first classify.
+                let worker = self.worker.clone();
+                let classifier = blocking(move || {
+                    onnx_classifier(&dir, &model, &tokenizer, &labels, worker, false)
+                })
+                .await??;
                 Ok(TenantClassifier::Onnx(Arc::new(classifier)))
             }
         }
@@ -291,9 +332,19 @@ impl Intents {
         let dir = self.dir.join(tenant).join(updated_at.to_string());
         let (model_bytes, tokenizer_bytes) = (model.clone(), tokenizer.clone());
         let checked_labels = labels.clone();
-        let classifier =
-            blocking(move || validate_onnx(&dir, &model_bytes, &tokenizer_bytes, &checked_labels))
-                .await??;
+        let worker = self.worker.clone();
+        // Validated in the child that will run it, under its memory budget.
+        let classifier = blocking(move || {
+            onnx_classifier(
+                &dir,
+                &model_bytes,
+                &tokenizer_bytes,
+                &checked_labels,
+                worker,
+                true,
+            )
+        })
+        .await??;
         let report = serde_json::json!({ "labels": labels, "model_bytes": model.len() });
         let record = IntentModelRecord {
             tenant_id: tenant.to_owned(),
@@ -351,12 +402,15 @@ impl Intents {
     }
 }
 
-/// Writes the files where ONNX Runtime can read them and validates the classifier.
-fn validate_onnx(
+/// Writes the files where ONNX Runtime can read them and makes the classifier that runs them in
+/// a child process; with `validate_now` the child starts and validates them at once.
+fn onnx_classifier(
     dir: &Path,
     model: &[u8],
     tokenizer: &[u8],
     labels: &[String],
+    worker: WorkerConfig,
+    validate_now: bool,
 ) -> ServiceResult<ClassifierModel> {
     std::fs::create_dir_all(dir).map_err(|error| {
         ServiceError::Internal(anyhow::anyhow!("cannot create {}: {error}", dir.display()))
@@ -369,7 +423,12 @@ fn validate_onnx(
         })?;
     }
     let result =
-        ClassifierModel::validate(&model_path, &tokenizer_path, labels).map_err(model_error);
+        ClassifierModel::isolated(&model_path, &tokenizer_path, labels, worker, validate_now)
+            .map_err(if validate_now {
+                upload_error
+            } else {
+                model_error
+            });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -433,4 +492,10 @@ impl Intents {
             out_of_scope_recall: oos.map(|(total, right)| right as f32 / total.max(1) as f32),
         })
     }
+}
+
+/// The child's side of [`WorkerConfig`]: `switchboard model-worker` calls it with the
+/// arguments after the program name.
+pub fn serve_model_worker(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    switchboard_models::worker::serve_stdio(args)
 }

@@ -8,6 +8,7 @@ mod intents;
 mod kb;
 mod member;
 mod migrate;
+mod model_worker;
 mod policy;
 mod serve;
 mod tenant;
@@ -80,6 +81,12 @@ enum Command {
     },
     /// Load test on loopback: customer–agent relay beside a bare WebSocket echo server.
     Bench(bench::BenchArgs),
+    /// The child process that runs one tenant's ONNX classifier (started by the server).
+    #[command(hide = true)]
+    ModelWorker {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -97,5 +104,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bot { command } => bot::run(command).await,
         Command::Policy { command } => policy::run(command).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::ModelWorker { args } => model_worker::run_under_runtime(args),
     }
+}
+
+impl Cli {
+    /// `model-worker` runs without an async runtime: its arguments, if it is that command.
+    pub fn model_worker(self) -> Result<Vec<std::ffi::OsString>, Cli> {
+        match self.command {
+            Command::ModelWorker { args } => Ok(args),
+            command => Err(Cli { command }),
+        }
+    }
+}
+
+/// Runs the model worker (see [`Cli::model_worker`]).
+pub fn run_model_worker(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    model_worker::run(args)
 }
