@@ -25,6 +25,13 @@ pub enum ClientFrame {
         last_seq: i64,
     },
     Typing,
+    /// The customer rates their last closed conversation: `score` 1 to 5, an optional comment
+    /// (answered with `rated`, or an error `bad_rating` / `nothing_to_rate`).
+    Rate {
+        score: i64,
+        #[serde(default)]
+        comment: String,
+    },
 }
 
 /// Who wrote a message.
@@ -85,7 +92,13 @@ pub enum ServerFrame {
         /// `flags` and `masked` on customer and agent messages.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         meta: Option<serde_json::Value>,
+        /// On the survey the bot sends after a close: show rating buttons (1 to `scale`) and
+        /// answer with a `rate` frame.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        survey: Option<Survey>,
     },
+    /// The rating was stored.
+    Rated { score: i64 },
     /// The customer's place in the queue (1: next to be served).
     Queue { position: i64 },
     /// The other side is typing.
@@ -97,6 +110,13 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         retry_after_ms: Option<u64>,
     },
+}
+
+/// The rating a survey message asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survey {
+    /// The highest score (the lowest is 1).
+    pub scale: i64,
 }
 
 /// Why a client frame was refused. The socket stays open after any of these.
@@ -141,7 +161,7 @@ impl FrameError {
     }
 }
 
-const CLIENT_TYPES: [&str; 4] = ["send", "ack", "resume", "typing"];
+const CLIENT_TYPES: [&str; 5] = ["send", "ack", "resume", "typing", "rate"];
 
 /// Decode one text frame of a tagged JSON protocol whose frame types are `known_types`:
 /// size first, then JSON, then the type, then the frame's shape.
@@ -218,6 +238,13 @@ mod tests {
             decode_client_frame(r#"{"type":"typing"}"#),
             Ok(ClientFrame::Typing)
         );
+        assert_eq!(
+            decode_client_frame(r#"{"type":"rate","score":5}"#),
+            Ok(ClientFrame::Rate {
+                score: 5,
+                comment: String::new()
+            })
+        );
     }
 
     #[test]
@@ -255,6 +282,7 @@ mod tests {
             client_msg_id: None,
             suggestions: vec![],
             meta: None,
+            survey: None,
         };
         assert_eq!(
             serde_json::to_value(&frame).unwrap(),

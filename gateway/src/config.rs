@@ -47,6 +47,10 @@ pub struct Settings {
     /// get the bot turn or human-first handoff a crash lost, once `min_age_ms` (default 30 s)
     /// after the message, once across nodes; at most `max_conversations` (10,000) per start.
     pub recovery: engine::chat::recovery::RecoverySettings,
+    /// `[idle_close] bot_quiet_ms, sweep_every_ms`: conversations the bot keeps that have had no
+    /// message for `bot_quiet_ms` (default 30 min; 0: never) are closed, so they count in the
+    /// reports and get the rating survey; checked every `sweep_every_ms` (default 60 s).
+    pub idle_close: engine::chat::episodes::IdleCloseSettings,
     /// An OpenAI-compatible endpoint the bot may use to phrase answers from the knowledge base
     /// (`[llm] base_url, model, api_key, timeout_ms`); off when unset.
     pub llm: Option<switchboard_bot::LlmSettings>,
@@ -203,6 +207,7 @@ impl Default for Settings {
             bot: Default::default(),
             limits: Default::default(),
             recovery: Default::default(),
+            idle_close: Default::default(),
             llm: None,
             metrics_token: None,
             trusted_proxies: TrustedProxies::default(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use switchboard_channels::web::{
-    decode_client_frame, decode_frame, ClientFrame, FrameError, SenderKind, ServerFrame,
+    decode_client_frame, decode_frame, ClientFrame, FrameError, SenderKind, ServerFrame, Survey,
 };
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -88,6 +88,7 @@ fn message_frame_for(message: &MessageRecord, for_agent: bool) -> ServerFrame {
         } else {
             None
         },
+        survey: engine::chat::episodes::survey_of(message).map(|_| Survey { scale: 5 }),
     }
 }
 
@@ -526,6 +527,19 @@ impl CustomerSession {
                     self.chat.customer_typing(conversation_id);
                 }
                 Ok(())
+            }
+            ClientFrame::Rate { score, comment } => {
+                let rated = self
+                    .chat
+                    .rate(&self.customer, score, &comment, self.origin)
+                    .await;
+                let frame = match rated {
+                    Ok(rating) => ServerFrame::Rated {
+                        score: rating.score,
+                    },
+                    Err(error) => error_frame(&error),
+                };
+                send_json(out, &frame).await
             }
         }
     }

@@ -121,9 +121,16 @@
       typing: 'Support is typing…',
       newConversation: 'New conversation',
       suggestions: 'Suggested questions',
+      rate: 'Rate this chat',
+      stars: function (n) { return n + (n === 1 ? ' star' : ' stars'); },
+      rateComment: 'Anything to add? (optional)',
+      rateSend: 'Send rating',
+      rated: function (n) { return 'Thank you! You rated this chat ' + n + ' of 5.'; },
       poweredBy: 'Powered by Switchboard',
       errors: {
         bad_frame: 'The chat could not understand that request.',
+        nothing_to_rate: 'This chat can no longer be rated.',
+        bad_rating: 'Please pick 1 to 5 stars (comments up to 1,000 characters).',
         too_large: 'That message is too long. Please shorten it.',
         empty_text: 'Please type a message first.',
         rate_limited: 'You are sending messages too quickly. Please wait a moment.',
@@ -164,9 +171,16 @@
       typing: '客服正在输入…',
       newConversation: '新的对话',
       suggestions: '猜您想问',
+      rate: '为本次服务评分',
+      stars: function (n) { return n + ' 星'; },
+      rateComment: '还有什么想说的？（选填）',
+      rateSend: '提交评价',
+      rated: function (n) { return '感谢您的评价！您为本次服务打了 ' + n + ' 分（满分 5 分）。'; },
       poweredBy: '由 Switchboard 提供支持',
       errors: {
         bad_frame: '请求格式有误。',
+        nothing_to_rate: '该会话已无法评价。',
+        bad_rating: '请选择 1–5 星（评论最多 1000 字）。',
         too_large: '消息太长，请精简后再发送。',
         empty_text: '请先输入消息内容。',
         rate_limited: '您发送得太快了，请稍后再试。',
@@ -417,6 +431,17 @@
     '  border-radius: 999px; padding: 6px 12px; cursor: pointer; font-size: 13px; text-align: left; }',
     '.sb-suggestion:hover:not(:disabled) { background: var(--sb-accent); color: var(--sb-accent-ink); }',
     '.sb-suggestion:disabled { opacity: .5; cursor: default; }',
+    '.sb-survey { margin-top: 8px; display: flex; flex-direction: column; gap: 6px; }',
+    '.sb-stars { display: flex; gap: 4px; }',
+    '.sb-star { border: 1px solid var(--sb-border); background: var(--sb-bg); border-radius: 8px;',
+    '  width: 36px; height: 34px; cursor: pointer; font-size: 18px; color: #d1d5db; }',
+    '.sb-star[aria-pressed="true"] { color: #f59e0b; border-color: #f59e0b; }',
+    '.sb-survey textarea { font: inherit; font-size: 13px; border: 1px solid var(--sb-border); border-radius: 8px;',
+    '  padding: 6px 8px; resize: vertical; min-height: 34px; }',
+    '.sb-rate-send { align-self: flex-start; border: 0; border-radius: 999px; padding: 6px 14px;',
+    '  background: var(--sb-accent); color: var(--sb-accent-ink); cursor: pointer; font-size: 13px; }',
+    '.sb-rate-send:disabled { opacity: .5; cursor: default; }',
+    '.sb-rated { font-size: 13px; color: var(--sb-muted); }',
 
     '#sb-typing { padding: 4px 16px 6px; font-size: 12.5px; color: var(--sb-muted); background: var(--sb-surface);',
     '  display: flex; align-items: center; gap: 8px; }',
@@ -794,8 +819,91 @@
       });
       row.appendChild(box);
     }
+    if (m.survey && m.survey.scale) {
+      row.appendChild(buildSurvey(Math.min(10, Math.max(2, m.survey.scale | 0))));
+    }
     refreshMessageText(row);
     return row;
+  }
+
+  // The rating survey the bot sends after a close: stars, an optional comment, a send button.
+  // Only the newest message's survey is live (refreshSuggestions); a rating replaces it with a
+  // thank-you line.
+  function buildSurvey(scale) {
+    var box = el('div', 'sb-survey');
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', t('rate'));
+    var stars = el('div', 'sb-stars');
+    var picked = 0;
+    var comment = el('textarea');
+    comment.rows = 1;
+    comment.maxLength = 1000;
+    comment.placeholder = t('rateComment');
+    var send = el('button', 'sb-rate-send', t('rateSend'));
+    send.type = 'button';
+    send.disabled = true;
+    for (var n = 1; n <= scale; n++) {
+      (function (score) {
+        var b = el('button', 'sb-star', '★');
+        b.type = 'button';
+        b.setAttribute('data-score', String(score));
+        b.setAttribute('aria-label', t('stars')(score));
+        b.setAttribute('aria-pressed', 'false');
+        b.addEventListener('click', function () {
+          picked = score;
+          var all = stars.querySelectorAll('.sb-star');
+          for (var i = 0; i < all.length; i++) {
+            all[i].setAttribute('aria-pressed', i < score ? 'true' : 'false');
+          }
+          send.disabled = false;
+        });
+        stars.appendChild(b);
+      })(n);
+    }
+    send.addEventListener('click', function () {
+      if (!picked) { return; }
+      send.disabled = true;
+      rate(picked, comment.value);
+    });
+    box.appendChild(stars);
+    box.appendChild(comment);
+    box.appendChild(send);
+    return box;
+  }
+
+  function rate(score, comment) {
+    var frame = { type: 'rate', score: score, comment: comment || '' };
+    if (sendFrame(frame)) { return; } // answered by a `rated` or `error` frame
+    if (!session.token) { return; }
+    fetch(ORIGIN + '/v1/web/rating', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + session.token },
+      body: JSON.stringify({ score: score, comment: comment || '' }),
+      credentials: 'omit'
+    }).then(function (res) {
+      return readJSON(res).then(function (json) {
+        if (res.ok) {
+          showRated((json && json.score) || score);
+        } else {
+          showError((json && json.code) || 'generic', json && json.message);
+          reopenSurveys();
+        }
+      });
+    }).catch(function () { reopenSurveys(); });
+  }
+
+  function showRated(score) {
+    var boxes = ui.messages.querySelectorAll('.sb-survey');
+    var box = boxes[boxes.length - 1];
+    if (!box) { return; }
+    var done = el('div', 'sb-rated', t('rated')(score));
+    done.setAttribute('role', 'status');
+    box.parentNode.replaceChild(done, box);
+  }
+
+  function reopenSurveys() {
+    var sends = ui.messages.querySelectorAll('.sb-rate-send');
+    for (var i = 0; i < sends.length; i++) { sends[i].disabled = false; }
   }
 
   // (Re)writes the language-dependent parts of a message element.
@@ -850,6 +958,14 @@
     var buttons = ui.messages.querySelectorAll('.sb-suggestion');
     for (var i = 0; i < buttons.length; i++) {
       buttons[i].disabled = buttons[i].closest('.sb-msg') !== newest;
+    }
+    // A survey is live until the customer writes again (a new conversation begins).
+    var surveys = ui.messages.querySelectorAll('.sb-survey');
+    for (var j = 0; j < surveys.length; j++) {
+      if (surveys[j].closest('.sb-msg') !== newest) {
+        var parts = surveys[j].querySelectorAll('button, textarea');
+        for (var k = 0; k < parts.length; k++) { parts[k].disabled = true; }
+      }
     }
   }
 
@@ -987,7 +1103,8 @@
       at: f.at,
       clientMsgId: cid,
       state: sender === 'customer' ? 'sent' : null,
-      suggestions: f.suggestions
+      suggestions: f.suggestions,
+      survey: f.survey
     });
     var follow = nearBottom();
     insertBySeq(row, seq);
@@ -1073,7 +1190,15 @@
       case 'typing':
         showTyping();
         break;
+      case 'rated':
+        showRated(f.score);
+        break;
       case 'error':
+        if (f.code === 'nothing_to_rate' || f.code === 'bad_rating') {
+          showError(f.code, f.message); // a rating's answer, not a send's
+          reopenSurveys();
+          break;
+        }
         handleServerError(f.code, f.message, f.client_msg_id || conn.awaiting.shift());
         break;
       default:

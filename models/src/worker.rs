@@ -17,8 +17,9 @@
 //! on first use, keeps the deadline itself (a reply that does not come in time: the child is
 //! killed and the next call starts a new one), treats a dead child, an out-of-memory or a
 //! malformed reply as a failed run, lets at most [`WorkerConfig::max_waiting`] calls wait for
-//! one model, and kills the child when the model is dropped (replaced or reset). Calls block:
-//! async callers run them on blocking threads.
+//! one model, and kills the child when the model is dropped (replaced or reset) or has been idle
+//! for [`WorkerConfig::idle_for`] (a reaper thread looks now and then; the next call starts a
+//! new child). Calls block: async callers run them on blocking threads.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -49,6 +50,8 @@ pub const MAX_REPLY_BYTES: usize = 4 << 20;
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
 /// Calls that may wait for one tenant's model (the one running included).
 pub const MAX_WAITING: usize = 8;
+/// How long a child may wait for work before it is stopped (the next call starts another).
+pub const IDLE_FOR: Duration = Duration::from_secs(300);
 /// The tail of a child's stderr kept to explain its death.
 const STDERR_TAIL: usize = 4096;
 
@@ -68,6 +71,9 @@ pub struct WorkerConfig {
     pub max_waiting: usize,
     /// The ONNX Runtime library the child loads (the one this process found, by default).
     pub runtime: Option<PathBuf>,
+    /// A child unused this long is stopped, so idle tenants' models hold no memory; the next
+    /// call starts it again.
+    pub idle_for: Duration,
 }
 
 impl WorkerConfig {
@@ -79,6 +85,7 @@ impl WorkerConfig {
             memory_mb,
             start_deadline: START_DEADLINE,
             max_waiting: MAX_WAITING,
+            idle_for: IDLE_FOR,
             runtime: locate_runtime_library(None)
                 .ok()
                 .and_then(|path| path.canonicalize().ok()),
@@ -469,6 +476,7 @@ struct Worker {
     replies: Receiver<Incoming>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     stderr_reader: Option<JoinHandle<()>>,
+    last_used: Instant,
 }
 
 impl Worker {
@@ -539,9 +547,67 @@ impl Drop for Worker {
 pub(crate) struct WorkerClient {
     config: WorkerConfig,
     load: Vec<u8>,
-    slot: Mutex<Option<Worker>>,
+    shared: Arc<Shared>,
     waiting: AtomicUsize,
+}
+
+/// The child of one model, shared with the idle reaper.
+struct Shared {
+    slot: Mutex<Option<Worker>>,
     pid: AtomicU32,
+    idle_for: Duration,
+}
+
+impl Shared {
+    fn clear(&self, slot: &mut Option<Worker>) -> Option<Worker> {
+        self.pid.store(0, Ordering::Release);
+        slot.take()
+    }
+}
+
+/// Every model's child, weakly, for the reaper thread (started with the first model).
+static WATCHED: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
+static REAPER: std::sync::Once = std::sync::Once::new();
+
+fn watch(shared: &Arc<Shared>) {
+    WATCHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Arc::downgrade(shared));
+    REAPER.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("model-worker-reaper".into())
+            .spawn(|| loop {
+                std::thread::sleep(reap_idle());
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "no reaper thread: idle model workers stay up");
+        }
+    });
+}
+
+/// Stops the children idle for longer than their model allows (a busy one is skipped) and
+/// forgets dropped models; answers how long to sleep until the next look.
+fn reap_idle() -> Duration {
+    let mut next = Duration::from_secs(1);
+    let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+    watched.retain(|weak| {
+        let Some(shared) = weak.upgrade() else {
+            return false;
+        };
+        next = next.min(shared.idle_for / 2);
+        if let Ok(mut slot) = shared.slot.try_lock() {
+            if slot
+                .as_ref()
+                .is_some_and(|worker| worker.last_used.elapsed() >= shared.idle_for)
+            {
+                // Killed and reaped on drop.
+                drop(shared.clear(&mut slot));
+            }
+        }
+        true
+    });
+    next.max(Duration::from_millis(20))
 }
 
 /// A place among the calls waiting for a model, given back on drop.
@@ -566,24 +632,29 @@ impl WorkerClient {
             tokenizer: absolute(tokenizer),
             labels: labels.to_vec(),
         };
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(None),
+            pid: AtomicU32::new(0),
+            idle_for: config.idle_for,
+        });
+        watch(&shared);
         WorkerClient {
             config,
             // Paths and labels serialize; a label list too large for a frame fails at start.
             load: encode(&load).unwrap_or_default(),
-            slot: Mutex::new(None),
+            shared,
             waiting: AtomicUsize::new(0),
-            pid: AtomicU32::new(0),
         }
     }
 
     /// The running child's process id.
     pub(crate) fn pid(&self) -> Option<u32> {
-        Some(self.pid.load(Ordering::Acquire)).filter(|pid| *pid != 0)
+        Some(self.shared.pid.load(Ordering::Acquire)).filter(|pid| *pid != 0)
     }
 
     /// Starts the child now (it validates the model as it loads it).
     pub(crate) fn start(&self) -> Result<()> {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.shared.slot.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(self.spawn()?);
         }
@@ -685,6 +756,7 @@ impl WorkerClient {
             replies,
             stderr: tail,
             stderr_reader: Some(stderr_reader),
+            last_used: Instant::now(),
         };
         let budget = config.memory_mb;
         if !worker.send(self.load.clone()) {
@@ -692,7 +764,9 @@ impl WorkerClient {
         }
         match worker.replies.recv_timeout(config.start_deadline) {
             Ok(Incoming::Reply(Reply::Ready { .. })) => {
-                self.pid.store(worker.child.id(), Ordering::Release);
+                self.shared.pid.store(worker.child.id(), Ordering::Release);
+                let mut worker = worker;
+                worker.last_used = Instant::now();
                 Ok(worker)
             }
             Ok(Incoming::Reply(Reply::Error(error))) => {
@@ -732,7 +806,7 @@ impl WorkerClient {
             )));
         }
         let budget = self.config.memory_mb;
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.shared.slot.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(self.spawn()?);
         }
@@ -746,7 +820,8 @@ impl WorkerClient {
         };
         let result = match outcome {
             Ok(Incoming::Reply(Reply::Scores { scores })) if scores.len() == texts.len() => {
-                return Ok(scores)
+                worker.last_used = Instant::now();
+                return Ok(scores);
             }
             Ok(Incoming::Reply(Reply::Scores { scores })) => Err(ModelError::Worker(format!(
                 "{} rows of scores for {} texts",
@@ -757,12 +832,14 @@ impl WorkerClient {
                 // The child exits after a failed allocation.
                 oom @ ModelError::OutOfMemory { .. } => Err(oom),
                 // Otherwise it is fine: the model failed on this input.
-                other => return Err(other),
+                other => {
+                    worker.last_used = Instant::now();
+                    return Err(other);
+                }
             },
             Ok(Incoming::Reply(_)) => Err(ModelError::Worker("an unexpected reply".into())),
             Ok(Incoming::Broken(what)) => {
-                let worker = slot.take();
-                self.pid.store(0, Ordering::Release);
+                let worker = self.shared.clear(&mut slot);
                 return Err(match worker {
                     Some(worker) => worker.death(&what, budget),
                     None => ModelError::Worker(what),
@@ -777,15 +854,16 @@ impl WorkerClient {
         };
         // Past the deadline, out of memory or off the protocol: the child goes (killed and
         // reaped on drop) and the next call starts another.
-        *slot = None;
-        self.pid.store(0, Ordering::Release);
+        drop(self.shared.clear(&mut slot));
         result
     }
 }
 
 impl Drop for WorkerClient {
     fn drop(&mut self) {
-        self.pid.store(0, Ordering::Release);
+        // The child goes now, not when the reaper lets go of its weak reference.
+        let mut slot = self.shared.slot.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.shared.clear(&mut slot));
     }
 }
 

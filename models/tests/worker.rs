@@ -245,6 +245,41 @@ fn calls_past_the_queue_are_refused_not_queued() {
     });
 }
 
+fn an_idle_child_is_stopped_and_the_next_call_starts_one() {
+    let mut config = config(512);
+    config.idle_for = Duration::from_millis(300);
+    let model = ClassifierModel::isolated(
+        &fixture("tiny_classifier.onnx"),
+        &tokenizer(),
+        &labels(),
+        config,
+        true,
+    )
+    .expect("valid");
+    let first = model.worker_pid().expect("running");
+    // A child in use stays.
+    for _ in 0..8 {
+        model
+            .classify_blocking("where is my parcel")
+            .expect("classify");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(model.worker_pid(), Some(first));
+    let started = Instant::now();
+    while alive(first) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the idle child is still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(model.worker_pid(), None);
+    model
+        .classify_blocking("where is my parcel")
+        .expect("again");
+    assert!(model.worker_pid().is_some_and(|pid| pid != first));
+}
+
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
     if args.peek().is_some_and(|arg| arg == WORKER_SUBCOMMAND) {
@@ -254,7 +289,7 @@ fn main() -> std::process::ExitCode {
         .filter_map(|arg| arg.into_string().ok())
         .find(|arg| !arg.starts_with('-'));
     Encoder::load_default().expect("run scripts/setup-onnxruntime.sh first"); // the runtime is up
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "isolated_model_answers_like_in_process",
             isolated_model_answers_like_in_process,
@@ -278,6 +313,10 @@ fn main() -> std::process::ExitCode {
         (
             "calls_past_the_queue_are_refused_not_queued",
             calls_past_the_queue_are_refused_not_queued,
+        ),
+        (
+            "an_idle_child_is_stopped_and_the_next_call_starts_one",
+            an_idle_child_is_stopped_and_the_next_call_starts_one,
         ),
     ];
     let mut failed = 0;

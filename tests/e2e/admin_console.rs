@@ -288,6 +288,7 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
             "policies",
             "intents",
             "live",
+            "reports",
             "channels",
             "team",
             "settings",
@@ -403,7 +404,7 @@ async fn supervisor_watches_a_chat_arrive_notes_the_agent_and_takes_it_over() {
     let email = "chen@acme.example";
     let password = app.add_member("acme", email, MemberRole::Supervisor).await;
     let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
-    assert_eq!(nav_pages(&mut browser).await, json!(["live"]));
+    assert_eq!(nav_pages(&mut browser).await, json!(["live", "reports"]));
     browser
         .wait_for(
             "the live socket",
@@ -549,6 +550,87 @@ async fn supervisor_watches_a_chat_arrive_notes_the_agent_and_takes_it_over() {
         "{stored}"
     );
     assert_eq!(stored["conversation"]["state"], "assigned", "{stored}");
+}
+
+/// One chat from a customer to an agent and back, closed by the agent and rated `score` by the
+/// customer: what the reports count.
+async fn rated_chat(app: &TestApp, agent_token: &str, text: &str, score: i64) {
+    let mut agent = app.agent_ws(agent_token).await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    customer
+        .send(json!({"type": "send", "client_msg_id": "c1", "text": text}))
+        .await;
+    let id = agent.expect_type("assigned").await["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    agent
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "a1", "text": "好的，马上处理"}))
+        .await;
+    customer.expect_text("好的，马上处理").await;
+    agent
+        .send(json!({"type": "close", "conversation_id": id}))
+        .await;
+    customer
+        .expect("the survey", |frame| frame["survey"]["scale"] == 5)
+        .await;
+    customer
+        .send(json!({"type": "rate", "score": score}))
+        .await;
+    customer.expect_type("rated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_reads_the_reports_filters_them_and_downloads_a_table() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (agent_id, agent_token) = app.create_agent("Wang Fang", &["general"], 3).await;
+    rated_chat(&app, &agent_token, "我要人工客服，订单还没发货", 4).await;
+    rated_chat(&app, &agent_token, "转人工，发票怎么开", 2).await;
+    let email = "zhou@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Supervisor).await;
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    click(&mut browser, "#nav [data-page=reports]").await;
+    // The episodes are written just after each close: the page shows both.
+    let totals = browser
+        .wait_for(
+            "the totals",
+            "(() => { const v = document.querySelector('#kpi-episodes .stat-value'); return v && v.textContent === '2' ? [...document.querySelectorAll('#report-totals .stat-value')].map(e => e.textContent) : null; })()",
+        )
+        .await
+        .expect("totals");
+    // Two conversations, none resolved by the bot, both handed to a person, CSAT 3.00.
+    assert_eq!(totals[0], "2", "{totals}");
+    assert_eq!(totals[1], "0%", "{totals}");
+    assert_eq!(totals[2], "100%", "{totals}");
+    assert_eq!(totals[4], "3.00", "{totals}");
+    let bars = browser
+        .eval("document.querySelectorAll('#chart-by-day rect').length")
+        .await
+        .expect("bars");
+    assert!(bars.as_u64().unwrap_or(0) >= 1, "{bars}");
+    let agent_row = wait_text(&mut browser, &format!("#agents-table tr[data-key={}]", js(&agent_id))).await;
+    assert!(agent_row.contains("Wang Fang"), "{agent_row}");
+    // The CSV link downloads the same table with the page's filters.
+    let href = browser
+        .eval("document.querySelector('[data-csv=by_agent]').getAttribute('href')")
+        .await
+        .expect("href");
+    let href = href.as_str().expect("a link").to_owned();
+    assert!(href.starts_with("/v1/tenants/acme/reports/by_agent.csv?from="), "{href}");
+    // A filter that matches nothing empties the page.
+    fill(&mut browser, "#report-channel", "wechat").await;
+    click(&mut browser, "#report-apply").await;
+    browser
+        .wait_for(
+            "the filtered totals",
+            "(() => { const v = document.querySelector('#kpi-episodes .stat-value'); return v && v.textContent === '0' ? true : null; })()",
+        )
+        .await
+        .expect("filtered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -819,7 +901,12 @@ async fn screenshots_of_every_page_in_both_languages() {
         PathBuf::from(target)
     };
     std::fs::create_dir_all(&out).expect("screenshot folder");
-    let app = TestApp::spawn_bot_first().await;
+    // Quiet bot conversations close within a second, so the reports have the bot's share too.
+    let app = TestApp::spawn_bot_first_with(|settings| {
+        settings.idle_close.bot_quiet_ms = 500;
+        settings.idle_close.sweep_every_ms = 100;
+    })
+    .await;
     let email = "lin@acme.example";
     let password = app.add_member("acme", email, MemberRole::Admin).await;
     // Some content on every page.
@@ -849,6 +936,33 @@ async fn screenshots_of_every_page_in_both_languages() {
     app.create_agent("Wang Fang", &["general", "billing"], 4)
         .await;
     app.create_agent("Li Lei", &["general"], 6).await;
+    // Some history for the reports: chats a person served and rated, and questions the bot
+    // answered alone.
+    let (_, report_agent) = app.create_agent("Zhou Min", &["general"], 4).await;
+    for (text, score) in [
+        ("我要人工客服，订单还没发货", 5),
+        ("转人工，发票开错了", 4),
+        ("I want to talk to a human about my refund", 2),
+    ] {
+        rated_chat(&app, &report_agent, text, score).await;
+    }
+    for text in ["买东西要付邮费吗", "多久发货", "is delivery free?"] {
+        let visitor = app.visitor().await;
+        let mut customer = app.customer_ws(&visitor).await;
+        customer
+            .send(json!({"type": "send", "client_msg_id": "q1", "text": text}))
+            .await;
+        customer
+            .expect("the bot's answer", |frame| frame["sender"] == "bot")
+            .await;
+        customer
+            .expect("the survey", |frame| frame["survey"]["scale"] == 5)
+            .await;
+        customer
+            .send(json!({"type": "rate", "score": 5}))
+            .await;
+        customer.expect_type("rated").await;
+    }
     for (shortcut, text) in [
         ("hi", "您好，很高兴为您服务！"),
         ("wait", "Please wait a moment while I check your order."),
@@ -1089,6 +1203,10 @@ async fn screenshots_of_every_page_in_both_languages() {
         click(&mut browser, "#adminkey-rotate[data-armed=true]").await;
         wait_text(&mut browser, "#adminkey-secret").await;
         shot(&mut browser, &out, lang, "settings-admin-key").await;
+
+        click(&mut browser, "#nav [data-page=reports]").await;
+        wait_text(&mut browser, "#agents-table tr[data-key]").await;
+        shot(&mut browser, &out, lang, "reports").await;
 
         click(&mut browser, "#nav [data-page=audit]").await;
         wait_text(&mut browser, "#audit-table tbody tr").await;

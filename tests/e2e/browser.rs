@@ -158,6 +158,63 @@ async fn widget_in_chromium_talks_to_an_agent() {
     );
 }
 
+/// After the agent closes the chat, the widget shows the survey's stars; the customer picks four,
+/// writes a comment and sends; the widget thanks them, and the rating is stored.
+#[tokio::test]
+async fn widget_rates_a_closed_chat_with_stars_and_a_comment() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (agent_id, agent_token) = app.create_agent("Rating agent", &["general"], 2).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let mut browser = open_widget(&app, &binary).await;
+    type_and_send(&mut browser, "where is my order?").await;
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    agent
+        .send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","text":"It ships today."}))
+        .await;
+    agent
+        .send(json!({"type":"close","conversation_id":conversation_id}))
+        .await;
+    let stars = browser
+        .wait_for(
+            "the survey's stars",
+            &format!("(() => {{ const s = [...{SHADOW}.querySelectorAll('.sb-survey .sb-star:not([disabled])')]; return s.length ? s.length : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stars, json!(5));
+    browser
+        .eval(&format!(
+            "(() => {{ {SHADOW}.querySelector('.sb-star[data-score=\"4\"]').click(); const c = {SHADOW}.querySelector('.sb-survey textarea'); c.value = 'Fast, thanks'; {SHADOW}.querySelector('.sb-rate-send').click(); return true; }})()"
+        ))
+        .await
+        .unwrap();
+    let thanks = browser
+        .wait_for(
+            "the thanks",
+            &format!("(() => {{ const t = {SHADOW}.querySelector('.sb-rated'); return t ? t.textContent : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert!(thanks.as_str().unwrap().contains('4'), "{thanks}");
+    // Stored with the conversation and the agent: the report has it.
+    let mut rated = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app.admin_get("/v1/tenants/acme/reports").await;
+        assert_eq!(status, 200);
+        rated = body["report"]["by_agent"][0].clone();
+        if rated["ratings"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(rated["key"], agent_id.as_str(), "{rated}");
+    assert_eq!(rated["csat_average"], 4.0, "{rated}");
+}
+
 /// The agent console: signs in from the `#token=` link, shows an assigned chat with the
 /// customer's markup as text, sends the agent's reply, and signs out with a message when an admin
 /// reissues the agent's token.

@@ -7,7 +7,7 @@ use store::MemberRole;
 use switchboard_tests::TestApp;
 
 /// One route per area of the console, read-only.
-const PROBES: [(&str, &str); 8] = [
+const PROBES: [(&str, &str); 9] = [
     ("knowledge", "/v1/tenants/acme/kb/faqs"),
     ("bot", "/v1/tenants/acme/settings"),
     (
@@ -18,6 +18,7 @@ const PROBES: [(&str, &str); 8] = [
     ("team", "/v1/tenants/acme/members"),
     ("channels", "/v1/tenants/acme/channels"),
     ("live", "/v1/tenants/acme/conversations"),
+    ("reports", "/v1/tenants/acme/reports"),
     ("audit", "/v1/tenants/acme/audit"),
 ];
 
@@ -36,14 +37,15 @@ async fn each_role_reaches_its_own_areas_and_no_other_tenant() {
                 "channels",
                 "settings",
                 "live",
+                "reports",
                 "audit",
             ],
         ),
         (
             MemberRole::KnowledgeManager,
-            &["knowledge", "bot", "sensitive_words"],
+            &["knowledge", "bot", "sensitive_words", "reports"],
         ),
-        (MemberRole::Supervisor, &["live"]),
+        (MemberRole::Supervisor, &["live", "reports"]),
         (MemberRole::Agent, &[]),
     ];
     for (role, areas) in roles {

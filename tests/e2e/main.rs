@@ -10,6 +10,7 @@ mod channels;
 mod chat;
 mod chromium;
 mod console_roles;
+mod exports;
 mod frames;
 mod hostile;
 mod isolation;

@@ -14,6 +14,7 @@ import { LivePage } from './pages/live.jsx';
 import { ChannelsPage } from './pages/channels.jsx';
 import { IntentsPage } from './pages/intents.jsx';
 
+import { ReportsPage } from './pages/reports.jsx';
 const TENANT_KEY = 'switchboard:admin:tenant';
 
 /** Pages in navigation order; a page shows when the member has any of its permissions. */
@@ -24,6 +25,7 @@ const PAGES = [
   { id: 'live', needs: ['live'], view: LivePage, icon: '◎' },
   { id: 'channels', needs: ['channels'], view: ChannelsPage, icon: '⇄' },
   { id: 'team', needs: ['team'], view: TeamPage, icon: '◉' },
+  { id: 'reports', needs: ['reports'], view: ReportsPage, icon: '▥' },
   { id: 'settings', needs: ['bot', 'settings'], view: SettingsPage, icon: '⚙' },
   { id: 'audit', needs: ['audit'], view: AuditPage, icon: '☰' },
 ];

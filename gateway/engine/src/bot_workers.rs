@@ -38,6 +38,9 @@ pub struct BotRunSettings {
     /// The program that runs tenants' classifiers, as `<program> model-worker ...`; unset (the
     /// default): this server's own executable.
     pub tenant_model_worker: Option<std::path::PathBuf>,
+    /// A tenant model's child process unused this long (seconds) is stopped, so idle models
+    /// hold no memory; the next turn starts it again.
+    pub tenant_model_idle_secs: u64,
 }
 
 impl Default for BotRunSettings {
@@ -50,6 +53,7 @@ impl Default for BotRunSettings {
             shed_wait_ms: 2_000,
             tenant_model_memory_mb: switchboard_models::worker::DEFAULT_MEMORY_MB,
             tenant_model_worker: None,
+            tenant_model_idle_secs: switchboard_models::worker::IDLE_FOR.as_secs(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod bus;
 pub mod chat;
 pub mod cluster;
 pub mod error;
+pub mod export;
 pub mod hours;
 pub mod intents;
 pub mod jobs;

@@ -29,6 +29,8 @@ pub struct TenantSettings {
     pub shedding: Shedding,
     /// Opening hours and holidays, applied by the built-in routing.
     pub business_hours: crate::hours::BusinessHours,
+    /// The rating survey after a close.
+    pub survey: crate::chat::episodes::SurveySettings,
 }
 
 /// Bot work shed under backlog (human conversations are never shed).
@@ -89,6 +91,7 @@ impl TenantSettings {
             return Err("shedding.max_queued_turns must be at least 1".into());
         }
         self.business_hours.validate()?;
+        self.survey.validate()?;
         self.limits.validate()
     }
 }

@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod bot;
+mod export;
 mod intents;
 mod kb;
 mod member;
@@ -81,6 +82,8 @@ enum Command {
     },
     /// Load test on loopback: customer–agent relay beside a bare WebSocket echo server.
     Bench(bench::BenchArgs),
+    /// A tenant's conversations with their messages and events as CSV, JSON Lines or XLSX.
+    Export(export::ExportArgs),
     /// The child process that runs one tenant's ONNX classifier (started by the server).
     #[command(hide = true)]
     ModelWorker {
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bot { command } => bot::run(command).await,
         Command::Policy { command } => policy::run(command).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Export(args) => export::run(args).await,
         Command::ModelWorker { args } => model_worker::run_under_runtime(args),
     }
 }

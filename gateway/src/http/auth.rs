@@ -38,11 +38,13 @@ pub enum Area {
     Settings,
     /// Queues, agents and conversations now; notes, transfers, take-overs.
     Live,
+    /// Reports, satisfaction and exports.
+    Reports,
     Audit,
 }
 
 impl Area {
-    pub const ALL: [Area; 9] = [
+    pub const ALL: [Area; 10] = [
         Area::Knowledge,
         Area::Bot,
         Area::SensitiveWords,
@@ -51,19 +53,24 @@ impl Area {
         Area::Channels,
         Area::Settings,
         Area::Live,
+        Area::Reports,
         Area::Audit,
     ];
 }
 
-/// What each role may reach: admins everything; knowledge managers the knowledge base, the bot
-/// and sensitive words; supervisors the live view; agents only their console.
+/// What each role may reach: admins everything; knowledge managers the knowledge base, the bot,
+/// sensitive words and the reports; supervisors the live view and the reports; agents only their
+/// console.
 pub fn role_allows(role: MemberRole, area: Area) -> bool {
     match role {
         MemberRole::Admin => true,
         MemberRole::KnowledgeManager => {
-            matches!(area, Area::Knowledge | Area::Bot | Area::SensitiveWords)
+            matches!(
+                area,
+                Area::Knowledge | Area::Bot | Area::SensitiveWords | Area::Reports
+            )
         }
-        MemberRole::Supervisor => matches!(area, Area::Live),
+        MemberRole::Supervisor => matches!(area, Area::Live | Area::Reports),
         MemberRole::Agent => false,
     }
 }

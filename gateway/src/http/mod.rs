@@ -9,6 +9,7 @@ mod bot;
 mod channel_apps;
 mod client_ip;
 pub(crate) mod connections;
+mod exports;
 mod jobs;
 mod kb;
 pub(crate) mod live;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(live::router())
         .merge(jobs::router())
+        .merge(exports::router())
         // Route layers see the matched route: CSRF and the audit log for tenant routes.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

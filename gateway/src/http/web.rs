@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/web/ticket", post(ticket))
         .route("/v1/web/messages", post(post_message))
         .route("/v1/web/poll", get(poll))
+        .route("/v1/web/rating", post(post_rating))
         .layer(cors)
 }
 
@@ -170,6 +171,33 @@ async fn post_message(
         client_msg_id: message.client_msg_id,
         conversation_id: appended.message.conversation_id,
         seq: appended.message.seq,
+    }))
+}
+
+#[derive(Deserialize)]
+struct PostRating {
+    score: i64,
+    #[serde(default)]
+    comment: String,
+}
+
+/// The long-poll client's `rate` frame: rates the visitor's last closed conversation.
+async fn post_rating(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<PostRating>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<ServerFrame>> {
+    let customer =
+        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let Json(rating) = body?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let rating = state
+        .chat
+        .rate(&customer, rating.score, &rating.comment, Some(client))
+        .await?;
+    Ok(Json(ServerFrame::Rated {
+        score: rating.score,
     }))
 }
 

@@ -316,6 +316,10 @@ async fn store_inbound(
     let customer = state.store.primary_customer(&identity).await?;
     let client_msg_id = client_msg_id(kind, app, message.dedup_key.as_deref());
     let text = message.content.display_text();
+    // "1" to "5" right after the rating survey is the rating, not a new question.
+    if state.chat.rating_reply(&customer, &text).await? {
+        return Ok(());
+    }
     let appended = state
         .chat
         .customer_send(&customer, &client_msg_id, &text, None)

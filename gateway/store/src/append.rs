@@ -29,7 +29,7 @@ use switchboard_channels::web::SenderKind;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{
-    conversation_from_row, find_by_client_id, insert_event, insert_message, message_from_row,
+    conversation_from_row, find_by_client_id, insert_event_at, insert_message, message_from_row,
     Actor, Appended, Conversation, ConversationState, Customer, Dialect, Entry, MessageRecord,
     Store, StoreError, StoreResult, Tx, CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
 };
@@ -842,14 +842,15 @@ impl Store {
         }
         let actor = Actor::customer(&customer.id);
         if created {
-            insert_event(&mut tx, &conversation, "created", &actor, None).await?;
+            insert_event_at(&mut tx, &conversation, "created", &actor, None, now).await?;
             if entry.state == ConversationState::Queued {
-                insert_event(
+                insert_event_at(
                     &mut tx,
                     &conversation,
                     "queued",
                     &actor,
                     Some("new conversation"),
+                    now,
                 )
                 .await?;
             }
@@ -872,12 +873,13 @@ impl Store {
             conversation.skill_group = entry.skill_group.clone();
             conversation.priority = entry.priority;
             conversation.queue_key = now;
-            insert_event(
+            insert_event_at(
                 &mut tx,
                 &conversation,
                 "reopened",
                 &actor,
                 Some("new customer message"),
+                now,
             )
             .await?;
         }

@@ -19,6 +19,7 @@ pub mod apps;
 mod bot;
 mod connect;
 pub mod crypto;
+pub mod export;
 mod intent_models;
 pub mod jobs;
 mod knowledge;

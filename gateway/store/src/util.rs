@@ -3,10 +3,21 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// How far this process's clock is moved from the system's (0 but in `switchboard
+/// demo-traffic`, which replays a simulated period through the real code paths).
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 /// Milliseconds since the Unix epoch; every stored time uses this unit.
 pub fn now_ms() -> i64 {
     let now = OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
+        + CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Moves this process's stored times by `offset_ms` from the system clock. Only for a process
+/// that simulates traffic (`switchboard demo-traffic`): a server never calls it.
+pub fn simulate_clock_offset(offset_ms: i64) {
+    CLOCK_OFFSET_MS.store(offset_ms, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// RFC 3339 with millisecond precision, as sent in frames.

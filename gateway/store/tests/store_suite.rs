@@ -105,6 +105,7 @@ store_suite!(
     submitted_messages_keep_each_senders_order,
     members_sessions_and_the_audit_log,
     jobs_and_settings_changes,
+    episodes_ratings_and_the_idle_close,
 );
 
 fn queued() -> Entry {
@@ -1780,4 +1781,159 @@ async fn jobs_and_settings_changes(backend: &Backend) {
     }
     let settings = store.tenant("t1").await.unwrap().unwrap().settings;
     assert_eq!(settings.as_object().unwrap().len(), 8, "{settings}");
+}
+
+fn bot_entry() -> Entry {
+    Entry {
+        state: ConversationState::Bot,
+        skill_group: "general".into(),
+        priority: 0,
+    }
+}
+
+async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
+    use store::reports::{Episode, EpisodeFilter, Rating};
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    let quiet = store
+        .customer_for_identity("t1", ChannelKind::Web, "quiet", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let quiet_id = store
+        .append_customer_message(&quiet, Some("q"), "hello", &bot_entry())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    // A bot conversation with no message yet, and a queued one: never idle-closed.
+    let (_, queued_id) = waiting_customer(store, "t1", "queued").await;
+    let now = store::util::now_ms();
+    // Not quiet long enough.
+    let none = store
+        .close_idle_bot_conversations(now - 60_000, 10, None, "closed")
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let closed = store
+        .close_idle_bot_conversations(now + 1, 10, None, "closed")
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    let (conversation, notice) = &closed[0];
+    assert_eq!(conversation.id, quiet_id);
+    assert_eq!(conversation.state, ConversationState::Closed);
+    assert_eq!(notice.sender, switchboard_channels::web::SenderKind::System);
+    let closed_at = conversation.closed_at.unwrap();
+    let last = store.events(&quiet_id).await.unwrap().pop().unwrap();
+    assert_eq!((last.kind.as_str(), last.reason.as_deref()), ("closed", Some("idle")));
+    // A second sweep finds nothing; the queued conversation is untouched.
+    assert!(store
+        .close_idle_bot_conversations(now + 1, 10, None, "closed")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.conversation(&queued_id).await.unwrap().unwrap().state,
+        ConversationState::Queued
+    );
+
+    // The survey goes after the close, and only while it is that close.
+    let survey = store
+        .append_after_close(&quiet_id, closed_at, "rate us", serde_json::json!({"survey": {"closed_at": closed_at}}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(survey.seq, notice.seq + 1);
+    assert_eq!(survey.sender, switchboard_channels::web::SenderKind::Bot);
+    assert!(store
+        .append_after_close(&quiet_id, closed_at - 1, "stale", serde_json::json!({}))
+        .await
+        .unwrap()
+        .is_none());
+    let stored = store.messages_after(&quiet_id, notice.seq, 10).await.unwrap();
+    assert_eq!(stored[0].meta.as_ref().unwrap()["survey"]["closed_at"], closed_at);
+
+    let episode = Episode {
+        conversation_id: quiet_id.clone(),
+        closed_at,
+        tenant_id: "t1".into(),
+        channel: "web".into(),
+        skill_group: "general".into(),
+        agent_id: String::new(),
+        closed_by: "idle".into(),
+        opened_at: closed_at - 1_000,
+        handed_off_at: None,
+        handoff_reason: None,
+        assigned_at: None,
+        first_agent_reply_at: None,
+        customer_messages: 1,
+        agent_messages: 0,
+        bot_answers: 1,
+        bot_clarifies: 0,
+        bot_out_of_scope: 0,
+    };
+    store.put_episode(&episode).await.unwrap();
+    // Written twice (a retried after-close task): still one row.
+    store.put_episode(&episode).await.unwrap();
+    assert_eq!(store.episode(&quiet_id, closed_at).await.unwrap(), Some(episode.clone()));
+    let rating = |score: i64| Rating {
+        conversation_id: quiet_id.clone(),
+        closed_at,
+        agent_id: String::new(),
+        score,
+        comment: "好".into(),
+        created_at: closed_at + 5,
+    };
+    store.put_rating("t1", &rating(3)).await.unwrap();
+    store.put_rating("t1", &rating(5)).await.unwrap();
+    assert_eq!(store.rating(&quiet_id, closed_at).await.unwrap().unwrap().score, 5);
+
+    let all = |tenant: &str, filter: EpisodeFilter| {
+        let tenant = tenant.to_owned();
+        async move { store.rated_episodes(&tenant, &filter, None, 100).await.unwrap() }
+    };
+    let period = EpisodeFilter {
+        from: closed_at - 10,
+        to: closed_at + 10,
+        ..Default::default()
+    };
+    let rows = all("t1", period.clone()).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].score, Some(5));
+    assert_eq!(rows[0].episode, episode);
+    // Other tenants, periods and filters see nothing.
+    assert!(all("t2", period.clone()).await.is_empty());
+    let later = EpisodeFilter {
+        from: closed_at + 1,
+        ..period.clone()
+    };
+    assert!(all("t1", later).await.is_empty());
+    let wechat = EpisodeFilter {
+        channel: Some("wechat".into()),
+        ..period.clone()
+    };
+    assert!(all("t1", wechat).await.is_empty());
+    let by_agent = EpisodeFilter {
+        agent: Some("ag_x".into()),
+        ..period.clone()
+    };
+    assert!(all("t1", by_agent).await.is_empty());
+    let web = EpisodeFilter {
+        channel: Some("web".into()),
+        skill_group: Some("general".into()),
+        ..period
+    };
+    assert_eq!(all("t1", web).await.len(), 1);
+    // Pages continue after the last row of the previous one.
+    let page = store
+        .rated_episodes("t1", &EpisodeFilter { from: 0, to: i64::MAX, ..Default::default() }, Some((closed_at, &quiet_id)), 10)
+        .await
+        .unwrap();
+    assert!(page.is_empty());
+    let page = store
+        .rated_episodes("t1", &EpisodeFilter { from: 0, to: i64::MAX, ..Default::default() }, Some((closed_at - 1, "")), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
 }

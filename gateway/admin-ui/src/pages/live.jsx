@@ -5,6 +5,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { get, post, qs, tp } from '../api.js';
 import { errorText, formatTime, useT } from '../i18n.js';
 import { Badge, ConfirmButton, Empty, ErrorNote, Loading, Modal, Tabs, useLoad } from '../ui.jsx';
+import { ExportButton } from './export.jsx';
 
 const STATES = ['', 'bot', 'queued', 'assigned', 'closed'];
 const STATE_KIND = { bot: 'info', queued: 'warn', assigned: 'ok', closed: 'neutral' };
@@ -17,6 +18,10 @@ export function LivePage() {
   const [tab, setTab] = useState('now');
   return (
     <div>
+      <div class="toolbar">
+        <div class="toolbar-spacer" />
+        <ExportButton />
+      </div>
       <Tabs
         tabs={[
           { id: 'now', label: t('live.tab_now') },

@@ -15,6 +15,7 @@ use switchboard_channels::web::{check_send, SenderKind};
 use tokio::sync::mpsc;
 
 mod bot_turns;
+pub mod episodes;
 pub mod handoff;
 mod quality;
 pub mod recovery;
@@ -542,15 +543,9 @@ impl Chat {
             })?;
         tracing::info!(conversation_id, agent_id = %agent.id, "conversation closed");
         self.after_release(&agent.id, &closed.0, &closed.1, "closed");
-        // Scoring reads the transcript and may run a tenant's policy: off the agent's request.
-        if let Some(chat) = self.myself() {
-            let conversation = closed.0.clone();
-            tokio::spawn(async move {
-                if let Err(error) = chat.score_closed(&conversation).await {
-                    tracing::error!(conversation_id = %conversation.id, error = %error, "quality scoring failed");
-                }
-            });
-        }
+        // The episode, the survey and the quality score read the transcript and may run a
+        // tenant's policy: off the agent's request.
+        self.after_close(closed.0, "agent");
         Ok(())
     }
 

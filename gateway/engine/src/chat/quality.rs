@@ -7,38 +7,21 @@ use super::Chat;
 use crate::error::ServiceResult;
 use crate::policy::{language_of, policy_messages};
 use store::util::now_ms;
-use store::{Conversation, QualityRecord};
+use store::{Conversation, MessageRecord, QualityRecord};
 
 impl Chat {
-    /// After a close: the tenant's quality policy (or the built-in scorer) scores the
-    /// conversation, and the score is stored with it.
-    pub(crate) async fn score_closed(&self, conversation: &Conversation) -> ServiceResult<()> {
+    /// After an agent's close: the tenant's quality policy (or the built-in scorer) scores the
+    /// episode that ended (its messages from `opened_at`), and the score is stored with it.
+    pub(crate) async fn score_closed(
+        &self,
+        conversation: &Conversation,
+        opened_at: i64,
+        handed_off_at: Option<i64>,
+        transcript: Vec<MessageRecord>,
+    ) -> ServiceResult<()> {
         let Some(closed_at) = conversation.closed_at else {
             return Ok(());
         };
-        let events = self.store.events(&conversation.id).await?;
-        let opened_at = events
-            .iter()
-            .rev()
-            .find(|event| event.kind == "reopened" || event.kind == "created")
-            .map(|event| event.created_at)
-            .unwrap_or(conversation.created_at);
-        let handed_off_at = events
-            .iter()
-            .filter(|event| event.kind == "queued" && event.created_at >= opened_at)
-            .map(|event| event.created_at)
-            .next();
-        let mut transcript = Vec::new();
-        let mut after = 0;
-        loop {
-            let batch = self
-                .store
-                .messages_after(&conversation.id, after, 500)
-                .await?;
-            let Some(last) = batch.last() else { break };
-            after = last.seq;
-            transcript.extend(batch.into_iter().filter(|m| m.created_at >= opened_at));
-        }
         let input = ClosedConversation {
             tenant: conversation.tenant_id.clone(),
             conversation_id: conversation.id.clone(),

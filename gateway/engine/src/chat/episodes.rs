@@ -1,0 +1,463 @@
+//! After a close: the episode that ended is written for the reports, the customer is asked to
+//! rate it, and an agent's close is scored by the quality policy ([`super::quality`]).
+//!
+//! An episode runs from a conversation's creation or reopening to its close. A close is an
+//! agent's, or the idle sweep's for a conversation the bot kept that went quiet
+//! ([`Chat::close_idle`]); both end here. The survey is one bot message stored after the close
+//! (so it reaches WeChat and Douyin through the outbox like any reply); a rating is accepted for
+//! the last closed episode while the conversation stays closed, for [`RATING_WINDOW_MS`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use store::reports::{Episode, Rating};
+use store::util::now_ms;
+use store::{Conversation, ConversationEvent, ConversationState, Customer, MessageRecord};
+use switchboard_channels::web::SenderKind;
+
+use super::Chat;
+use crate::error::{ServiceError, ServiceResult};
+
+/// How long after a close a rating is accepted.
+pub const RATING_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+/// The longest comment kept with a rating (characters).
+pub const MAX_RATING_COMMENT_CHARS: usize = 1_000;
+/// How many quiet conversations one sweep closes at most.
+const IDLE_SWEEP_BATCH: i64 = 500;
+
+/// `[idle_close]`: when the bot's quiet conversations end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdleCloseSettings {
+    /// A conversation with the bot and no message for this long is closed (0: never).
+    pub bot_quiet_ms: u64,
+    /// How often a node looks for them.
+    pub sweep_every_ms: u64,
+}
+
+impl Default for IdleCloseSettings {
+    fn default() -> Self {
+        IdleCloseSettings {
+            bot_quiet_ms: 30 * 60_000,
+            sweep_every_ms: 60_000,
+        }
+    }
+}
+
+/// The rating survey a tenant sends after a close.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SurveySettings {
+    /// Ask customers to rate each closed conversation (the bot's alone too).
+    pub enabled: bool,
+    /// The question; empty: the built-in one (bilingual, with "reply 1–5" on text channels).
+    pub prompt: String,
+    /// The reply to a rating; empty: the built-in one.
+    pub thanks: String,
+}
+
+impl Default for SurveySettings {
+    fn default() -> Self {
+        SurveySettings {
+            enabled: true,
+            prompt: String::new(),
+            thanks: String::new(),
+        }
+    }
+}
+
+impl SurveySettings {
+    /// Longest prompt or thanks a tenant may set (characters).
+    pub const MAX_TEXT_CHARS: usize = 500;
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, text) in [("prompt", &self.prompt), ("thanks", &self.thanks)] {
+            if text.chars().count() > Self::MAX_TEXT_CHARS {
+                return Err(format!(
+                    "survey.{name} is longer than {} characters",
+                    Self::MAX_TEXT_CHARS
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn prompt_for(&self, channel: &str) -> String {
+        if !self.prompt.trim().is_empty() {
+            return self.prompt.trim().to_owned();
+        }
+        if text_channel(channel) {
+            "请回复数字 1–5 为本次服务打分（5 分为非常满意）· Reply 1–5 to rate this chat (5 = very satisfied)".into()
+        } else {
+            "请为本次服务打分 · How was this chat? Please rate it".into()
+        }
+    }
+
+    fn thanks_text(&self) -> String {
+        if self.thanks.trim().is_empty() {
+            "感谢您的评价！· Thank you for your rating!".into()
+        } else {
+            self.thanks.trim().to_owned()
+        }
+    }
+}
+
+/// Channels where the customer answers the survey with a text reply instead of buttons.
+fn text_channel(channel: &str) -> bool {
+    matches!(channel, "wechat" | "douyin")
+}
+
+/// The survey a bot message carries in its meta: which close it asks about.
+pub fn survey_of(message: &MessageRecord) -> Option<i64> {
+    message
+        .meta
+        .as_ref()?
+        .get("survey")?
+        .get("closed_at")?
+        .as_i64()
+}
+
+/// The score of a text reply to the survey ("5", "５", " 4 "), if it is one.
+pub fn score_of_reply(text: &str) -> Option<i64> {
+    let mut chars = text.trim().chars();
+    let first = chars.next()?;
+    if chars.next().is_some() {
+        return None;
+    }
+    let digit = match first {
+        '１'..='５' => (first as u32 - '１' as u32 + 1) as i64,
+        '1'..='5' => (first as u32 - '0' as u32) as i64,
+        _ => return None,
+    };
+    Some(digit)
+}
+
+/// Derives the ended episode from the conversation at its close, its events and the messages
+/// of the episode.
+pub fn episode_of(
+    conversation: &Conversation,
+    closed_at: i64,
+    closed_by: &str,
+    opened_at: i64,
+    events: &[ConversationEvent],
+    transcript: &[MessageRecord],
+) -> Episode {
+    let in_episode = |at: i64| at >= opened_at && at <= closed_at;
+    let queued = events
+        .iter()
+        .find(|event| event.kind == "queued" && in_episode(event.created_at));
+    let assigned_at = events
+        .iter()
+        .find(|event| event.kind == "assigned" && in_episode(event.created_at))
+        .map(|event| event.created_at);
+    let handed_off_at = queued.map(|event| event.created_at);
+    let mut episode = Episode {
+        conversation_id: conversation.id.clone(),
+        closed_at,
+        tenant_id: conversation.tenant_id.clone(),
+        channel: conversation.channel.clone(),
+        skill_group: conversation.skill_group.clone(),
+        agent_id: conversation.agent_id.clone().unwrap_or_default(),
+        closed_by: closed_by.to_owned(),
+        opened_at,
+        handed_off_at,
+        // The event says why and how it was routed ("complaint; policy v3: vip, priority 5"):
+        // the report counts the why.
+        handoff_reason: queued
+            .and_then(|event| event.reason.as_deref())
+            .and_then(|reason| reason.split(';').next())
+            .map(|reason| reason.trim().to_owned()),
+        assigned_at,
+        first_agent_reply_at: None,
+        customer_messages: 0,
+        agent_messages: 0,
+        bot_answers: 0,
+        bot_clarifies: 0,
+        bot_out_of_scope: 0,
+    };
+    for message in transcript.iter().filter(|m| in_episode(m.created_at)) {
+        match message.sender {
+            SenderKind::Customer => episode.customer_messages += 1,
+            SenderKind::Agent => {
+                episode.agent_messages += 1;
+                if episode.first_agent_reply_at.is_none() {
+                    episode.first_agent_reply_at = Some(message.created_at);
+                }
+            }
+            SenderKind::Bot => {
+                let meta = message.meta.as_ref();
+                let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(|v| v.as_str());
+                match field("decision") {
+                    // Answers from the knowledge base (or the LLM over it); greetings and
+                    // thanks are not answers.
+                    Some("answer")
+                        if meta.and_then(|m| m.get("faq_id")).is_some_and(|v| !v.is_null())
+                            || field("reason") == Some("llm_answer") =>
+                    {
+                        episode.bot_answers += 1
+                    }
+                    Some("clarify") => episode.bot_clarifies += 1,
+                    Some("out_of_scope") => episode.bot_out_of_scope += 1,
+                    _ => {}
+                }
+            }
+            SenderKind::System => {}
+        }
+    }
+    episode
+}
+
+impl Chat {
+    /// Everything that follows a close, off the caller's path: the episode, the survey, and
+    /// (for an agent's close) the quality score.
+    pub(crate) fn after_close(&self, conversation: Conversation, closed_by: &'static str) {
+        let Some(chat) = self.myself() else { return };
+        tokio::spawn(async move {
+            if let Err(error) = chat.finish_episode(&conversation, closed_by).await {
+                tracing::error!(conversation_id = %conversation.id, error = %error, "after-close work failed");
+            }
+        });
+    }
+
+    async fn finish_episode(
+        &self,
+        conversation: &Conversation,
+        closed_by: &'static str,
+    ) -> ServiceResult<()> {
+        let Some(closed_at) = conversation.closed_at else {
+            return Ok(());
+        };
+        let events = self.store.events(&conversation.id).await?;
+        let opened_at = events
+            .iter()
+            .rev()
+            .find(|event| {
+                (event.kind == "reopened" || event.kind == "created")
+                    && event.created_at <= closed_at
+            })
+            .map(|event| event.created_at)
+            .unwrap_or(conversation.created_at);
+        let mut transcript = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = self
+                .store
+                .messages_after(&conversation.id, after, 500)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            transcript.extend(
+                batch
+                    .into_iter()
+                    .filter(|m| m.created_at >= opened_at && m.created_at <= closed_at),
+            );
+        }
+        let episode = episode_of(
+            conversation,
+            closed_at,
+            closed_by,
+            opened_at,
+            &events,
+            &transcript,
+        );
+        if episode.customer_messages > 0 {
+            self.store.put_episode(&episode).await?;
+            self.ask_for_rating(conversation, closed_at).await;
+        }
+        if closed_by == "agent" {
+            let handed_off_at = episode.handed_off_at;
+            self.score_closed(conversation, opened_at, handed_off_at, transcript)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn ask_for_rating(&self, conversation: &Conversation, closed_at: i64) {
+        let settings = self.tenant_settings(&conversation.tenant_id).await;
+        if !settings.survey.enabled {
+            return;
+        }
+        let meta = serde_json::json!({ "survey": { "closed_at": closed_at, "scale": 5 } });
+        let text = settings.survey.prompt_for(&conversation.channel);
+        match self
+            .store
+            .append_after_close(&conversation.id, closed_at, &text, meta)
+            .await
+        {
+            Ok(Some(message)) => self.publish_message(&message),
+            // The customer wrote again first: that episode is over and a new one began.
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(conversation_id = %conversation.id, error = %error, "survey not sent")
+            }
+        }
+    }
+
+    /// A customer rates their last closed conversation (1 to 5, an optional comment). A second
+    /// rating of the same episode replaces the first. A rating counts against the customer's
+    /// message rate (and `origin`'s, the widget's or app's address) like a message.
+    pub async fn rate(
+        &self,
+        customer: &Customer,
+        score: i64,
+        comment: &str,
+        origin: Option<std::net::IpAddr>,
+    ) -> ServiceResult<Rating> {
+        if !(1..=5).contains(&score) {
+            return Err(ServiceError::invalid(
+                "bad_rating",
+                "score must be a whole number from 1 to 5",
+            ));
+        }
+        if comment.chars().count() > MAX_RATING_COMMENT_CHARS {
+            return Err(ServiceError::invalid(
+                "bad_rating",
+                format!("comment is longer than {MAX_RATING_COMMENT_CHARS} characters"),
+            ));
+        }
+        let settings = self.tenant_settings(&customer.tenant_id).await;
+        self.limits
+            .customer_message(&customer.tenant_id, &customer.id, origin, settings.limits)?;
+        let conversation = self
+            .store
+            .conversation_for_customer(&customer.id)
+            .await?
+            .filter(|c| c.tenant_id == customer.tenant_id);
+        let closed_at = match &conversation {
+            Some(c) if c.state == ConversationState::Closed => c.closed_at,
+            _ => None,
+        }
+        .filter(|closed_at| now_ms() - closed_at <= RATING_WINDOW_MS)
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "nothing_to_rate",
+                "there is no recently closed conversation to rate",
+            )
+        })?;
+        let conversation = conversation.expect("checked above");
+        let rating = Rating {
+            conversation_id: conversation.id.clone(),
+            closed_at,
+            agent_id: conversation.agent_id.clone().unwrap_or_default(),
+            score,
+            comment: comment.trim().to_owned(),
+            created_at: now_ms(),
+        };
+        self.store
+            .put_rating(&conversation.tenant_id, &rating)
+            .await?;
+        tracing::info!(conversation_id = %conversation.id, score, "conversation rated");
+        Ok(rating)
+    }
+
+    /// A text channel's reply to the survey ("1" to "5" while the conversation is still closed
+    /// and was asked): stored as the rating and thanked, instead of reopening the conversation.
+    /// `false`: the text is an ordinary message.
+    pub async fn rating_reply(&self, customer: &Customer, text: &str) -> ServiceResult<bool> {
+        let Some(score) = score_of_reply(text) else {
+            return Ok(false);
+        };
+        let Some(conversation) = self
+            .store
+            .conversation_for_customer(&customer.id)
+            .await?
+            .filter(|c| c.state == ConversationState::Closed)
+        else {
+            return Ok(false);
+        };
+        let Some(closed_at) = conversation.closed_at else {
+            return Ok(false);
+        };
+        // Only while the last message is this close's survey, or the thanks for a rating (a
+        // provider's retry of the reply, or a changed mind): a digit sent after anything else
+        // is an ordinary message.
+        let last = self
+            .store
+            .messages_after(&conversation.id, conversation.last_seq - 1, 1)
+            .await?;
+        let Some(last) = last.first() else {
+            return Ok(false);
+        };
+        let thanked = last
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.get("survey_thanks")?.get("closed_at")?.as_i64());
+        if survey_of(last) != Some(closed_at) && thanked != Some(closed_at) {
+            return Ok(false);
+        }
+        let already_thanked = thanked.is_some();
+        self.rate(customer, score, "", None).await?;
+        if already_thanked {
+            return Ok(true);
+        }
+        let settings = self.tenant_settings(&conversation.tenant_id).await;
+        let meta = serde_json::json!({ "survey_thanks": { "closed_at": closed_at } });
+        if let Some(message) = self
+            .store
+            .append_after_close(&conversation.id, closed_at, &settings.survey.thanks_text(), meta)
+            .await?
+        {
+            self.publish_message(&message);
+        }
+        Ok(true)
+    }
+
+    /// Ends the bot's conversations that have been quiet for `quiet_ms` (`only`: just that
+    /// one, if it has): each gets a notice, an episode and the survey. Answers how many were
+    /// closed.
+    pub async fn close_idle(&self, quiet_ms: i64, only: Option<&str>) -> ServiceResult<usize> {
+        let closed = self
+            .store
+            .close_idle_bot_conversations(
+                now_ms() - quiet_ms,
+                IDLE_SWEEP_BATCH,
+                only,
+                "The chat was closed after a quiet while; write again any time · 会话已结束，如有问题欢迎随时再留言",
+            )
+            .await?;
+        for (conversation, notice) in &closed {
+            self.publish_message(notice);
+            self.after_close(conversation.clone(), "idle");
+        }
+        if !closed.is_empty() {
+            tracing::info!(closed = closed.len(), "quiet bot conversations closed");
+        }
+        Ok(closed.len())
+    }
+
+    /// The idle sweep, every `every` until the node stops.
+    pub fn spawn_idle_sweep(self: &Arc<Self>, quiet_ms: i64, every: std::time::Duration) {
+        let chat = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(chat) = chat.upgrade() else { break };
+                if chat.store.is_closed() {
+                    break;
+                }
+                if let Err(error) = chat.close_idle(quiet_ms, None).await {
+                    tracing::warn!(error = %error, "idle sweep failed");
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survey_replies_are_single_digits_from_one_to_five() {
+        assert_eq!(score_of_reply(" 5 "), Some(5));
+        assert_eq!(score_of_reply("１"), Some(1));
+        assert_eq!(score_of_reply("４"), Some(4));
+        assert_eq!(score_of_reply("0"), None);
+        assert_eq!(score_of_reply("6"), None);
+        assert_eq!(score_of_reply("55"), None);
+        assert_eq!(score_of_reply("5分"), None);
+        assert_eq!(score_of_reply(""), None);
+    }
+}

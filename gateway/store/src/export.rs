@@ -1,0 +1,190 @@
+//! What exports read: a tenant's conversations page by page in `(updated_at, id)` order (keyset
+//! pagination, so a page costs the same at the start and at the end of 100,000 conversations),
+//! and the messages and events of one page's conversations.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{
+    conversation_from_row, message_from_row, Store, StoreResult, CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+};
+use crate::model::{Conversation, ConversationEvent, MessageRecord};
+
+/// Which conversations an export covers: last active (`updated_at`) in `[from, to)`, and the
+/// optional equalities.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub channel: Option<String>,
+    pub skill_group: Option<String>,
+    pub agent: Option<String>,
+}
+
+/// Where a page starts: after the conversation with this `(updated_at, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportCursor {
+    pub updated_at: i64,
+    pub id: String,
+}
+
+/// A conversation as an export lists it: the record and its latest quality score.
+#[derive(Debug, Clone)]
+pub struct ExportedConversation {
+    pub conversation: Conversation,
+    pub quality_score: Option<i64>,
+}
+
+impl ExportedConversation {
+    pub fn cursor(&self) -> ExportCursor {
+        ExportCursor {
+            updated_at: self.conversation.updated_at,
+            id: self.conversation.id.clone(),
+        }
+    }
+}
+
+enum Value {
+    Text(String),
+    Int(i64),
+}
+
+/// `$N` placeholders numbered in the order values are pushed.
+struct Binds(Vec<Value>);
+
+impl Binds {
+    fn push(&mut self, value: Value) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
+}
+
+impl Store {
+    /// Up to `limit` conversations of `tenant` matching `filter`, after `after`, in
+    /// `(updated_at, id)` order.
+    pub async fn export_conversations(
+        &self,
+        tenant: &str,
+        filter: &ExportFilter,
+        after: Option<&ExportCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportedConversation>> {
+        let mut binds = Binds(Vec::new());
+        let mut sql = format!(
+            "SELECT {CONVERSATION_COLUMNS}, (SELECT q.score FROM quality_scores q \
+             WHERE q.conversation_id = conversations.id ORDER BY q.closed_at DESC LIMIT 1) \
+             AS quality_score FROM conversations WHERE tenant_id = {}",
+            binds.push(Value::Text(tenant.to_owned()))
+        );
+        let equalities = [
+            ("channel", &filter.channel),
+            ("skill_group", &filter.skill_group),
+            ("agent_id", &filter.agent),
+        ];
+        for (column, value) in equalities {
+            if let Some(value) = value {
+                let mark = binds.push(Value::Text(value.clone()));
+                sql.push_str(&format!(" AND {column} = {mark}"));
+            }
+        }
+        if let Some(from) = filter.from {
+            let mark = binds.push(Value::Int(from));
+            sql.push_str(&format!(" AND updated_at >= {mark}"));
+        }
+        if let Some(to) = filter.to {
+            let mark = binds.push(Value::Int(to));
+            sql.push_str(&format!(" AND updated_at < {mark}"));
+        }
+        if let Some(after) = after {
+            let time = binds.push(Value::Int(after.updated_at));
+            let same_time = binds.push(Value::Int(after.updated_at));
+            let id = binds.push(Value::Text(after.id.clone()));
+            sql.push_str(&format!(
+                " AND (updated_at > {time} OR (updated_at = {same_time} AND id > {id}))"
+            ));
+        }
+        let mark = binds.push(Value::Int(limit.max(1)));
+        sql.push_str(&format!(" ORDER BY updated_at, id LIMIT {mark}"));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in binds.0 {
+            query = match value {
+                Value::Text(text) => query.bind(text),
+                Value::Int(number) => query.bind(number),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExportedConversation {
+                    conversation: conversation_from_row(row)?,
+                    quality_score: row.try_get("quality_score")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The messages of these conversations of `tenant`, by conversation id, then seq.
+    pub async fn export_messages(
+        &self,
+        tenant: &str,
+        conversations: &[String],
+    ) -> StoreResult<Vec<MessageRecord>> {
+        if conversations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = id_marks(conversations.len());
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id IN ({marks}) \
+             AND tenant_id = $1 ORDER BY conversation_id, seq"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for id in conversations {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// The events of these conversations of `tenant`, by conversation id, then in order.
+    pub async fn export_events(
+        &self,
+        tenant: &str,
+        conversations: &[String],
+    ) -> StoreResult<Vec<ConversationEvent>> {
+        if conversations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = id_marks(conversations.len());
+        let sql = format!(
+            "SELECT id, conversation_id, kind, actor_kind, actor_id, reason, created_at \
+             FROM conversation_events WHERE conversation_id IN ({marks}) AND tenant_id = $1 \
+             ORDER BY conversation_id, id"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for id in conversations {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConversationEvent {
+                    id: row.try_get("id")?,
+                    conversation_id: row.try_get("conversation_id")?,
+                    kind: row.try_get("kind")?,
+                    actor_kind: row.try_get("actor_kind")?,
+                    actor_id: row.try_get("actor_id")?,
+                    reason: row.try_get("reason")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `$2, $3, ...` for `count` ids after the tenant (`$1`).
+fn id_marks(count: usize) -> String {
+    (0..count)
+        .map(|index| format!("${}", index + 2))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,271 @@
+//! The reads of exports (`store::export`), on SQLite and on the local PostgreSQL server.
+
+use store::crypto::{FieldCipher, SecretKey};
+use store::export::{ExportCursor, ExportFilter};
+use store::{ConversationState, CustomerProfile, Entry, Store};
+use switchboard_channels::ChannelKind;
+
+struct Backend {
+    store: Store,
+    cleanup: Option<store::testing::PostgresDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Backend::open(url, None, Some(dir)).await
+    }
+
+    async fn postgres() -> Backend {
+        let database = store::testing::PostgresDatabase::create().await.expect(
+            "the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite",
+        );
+        let url = database.url.clone();
+        Backend::open(url, Some(database), None).await
+    }
+
+    async fn open(
+        url: String,
+        cleanup: Option<store::testing::PostgresDatabase>,
+        dir: Option<tempfile::TempDir>,
+    ) -> Backend {
+        let store = Store::connect(&url, FieldCipher::new(&SecretKey::generate()))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        Backend {
+            store,
+            cleanup,
+            _dir: dir,
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(database) = self.cleanup {
+            database.drop_database().await;
+        }
+    }
+}
+
+macro_rules! export_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = super::Backend::sqlite().await;
+                super::$name(&backend.store).await;
+                backend.finish().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = super::Backend::postgres().await;
+                super::$name(&backend.store).await;
+                backend.finish().await;
+            })*
+        }
+    };
+}
+
+export_suite!(
+    export_pages_cover_every_conversation_once_in_order,
+    export_filters_and_the_page_contents,
+);
+
+fn entry(skill_group: &str) -> Entry {
+    Entry {
+        state: ConversationState::Queued,
+        skill_group: skill_group.into(),
+        priority: 0,
+    }
+}
+
+/// A conversation of a new visitor with `messages` customer messages; answers its id.
+async fn conversation(
+    store: &Store,
+    tenant: &str,
+    channel: ChannelKind,
+    visitor: &str,
+    skill_group: &str,
+    messages: usize,
+) -> String {
+    let customer = store
+        .customer_for_identity(tenant, channel, visitor, &CustomerProfile::default())
+        .await
+        .unwrap();
+    let mut id = String::new();
+    for index in 0..messages {
+        id = store
+            .append_customer_message(
+                &customer,
+                Some(&format!("m{index}")),
+                &format!("{visitor} says {index}"),
+                &entry(skill_group),
+            )
+            .await
+            .unwrap()
+            .conversation
+            .id;
+    }
+    id
+}
+
+async fn export_pages_cover_every_conversation_once_in_order(store: &Store) {
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    // Created quickly: many share an `updated_at`, so pages must split ties by id.
+    let mut expected = Vec::new();
+    for index in 0..23 {
+        expected.push(
+            conversation(
+                store,
+                "t1",
+                ChannelKind::Web,
+                &format!("v{index}"),
+                "general",
+                1,
+            )
+            .await,
+        );
+    }
+    conversation(store, "t2", ChannelKind::Web, "other", "general", 1).await;
+    let filter = ExportFilter::default();
+    let mut seen = Vec::new();
+    let mut after: Option<ExportCursor> = None;
+    loop {
+        let page = store
+            .export_conversations("t1", &filter, after.as_ref(), 5)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        after = page.last().map(|item| item.cursor());
+        seen.extend(page);
+    }
+    let keys: Vec<(i64, String)> = seen
+        .iter()
+        .map(|item| (item.conversation.updated_at, item.conversation.id.clone()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "pages in (updated_at, id) order, none twice");
+    let mut ids: Vec<String> = keys.into_iter().map(|(_, id)| id).collect();
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected, "every conversation of t1, none of t2");
+}
+
+async fn export_filters_and_the_page_contents(store: &Store) {
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    let web = conversation(store, "t1", ChannelKind::Web, "w", "general", 3).await;
+    let wechat = conversation(store, "t1", ChannelKind::Wechat, "x", "sales", 2).await;
+    let other = conversation(store, "t2", ChannelKind::Web, "o", "general", 1).await;
+    let agent = store
+        .create_agent("t1", "Ann", &["sales".into()], 5)
+        .await
+        .unwrap();
+    store
+        .assign(&wechat, &agent, "joined")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .append_agent_message(&wechat, &agent.id, "a1", "hello from Ann")
+        .await
+        .unwrap();
+
+    let ids = |filter: ExportFilter| async move {
+        let page = store
+            .export_conversations("t1", &filter, None, 100)
+            .await
+            .unwrap();
+        page.into_iter()
+            .map(|item| item.conversation.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(ExportFilter::default()).await.len(), 2);
+    let by_channel = ExportFilter {
+        channel: Some("wechat".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_channel).await, vec![wechat.clone()]);
+    let by_group = ExportFilter {
+        skill_group: Some("general".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_group).await, vec![web.clone()]);
+    let by_agent = ExportFilter {
+        agent: Some(agent.id.clone()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_agent).await, vec![wechat.clone()]);
+    let nobody = ExportFilter {
+        agent: Some("ag_nobody".into()),
+        ..Default::default()
+    };
+    assert!(ids(nobody).await.is_empty());
+    // The period is over the last activity: `updated_at` in [from, to).
+    let all = store
+        .export_conversations("t1", &ExportFilter::default(), None, 100)
+        .await
+        .unwrap();
+    let latest = all
+        .iter()
+        .map(|item| item.conversation.updated_at)
+        .max()
+        .unwrap();
+    let after_all = ExportFilter {
+        from: Some(latest + 1),
+        ..Default::default()
+    };
+    assert!(ids(after_all).await.is_empty());
+    let up_to_latest = ExportFilter {
+        to: Some(latest),
+        ..Default::default()
+    };
+    assert!(!ids(up_to_latest).await.contains(&wechat));
+    let through_latest = ExportFilter {
+        from: Some(latest),
+        to: Some(latest + 1),
+        ..Default::default()
+    };
+    assert!(ids(through_latest).await.contains(&wechat));
+
+    // Messages and events of the page's conversations, of this tenant only.
+    let asked = vec![web.clone(), wechat.clone(), other.clone()];
+    let messages = store.export_messages("t1", &asked).await.unwrap();
+    let wechat_seq = store.conversation(&wechat).await.unwrap().unwrap().last_seq;
+    // Two from the customer, the assignment's notice, Ann's reply.
+    assert_eq!(wechat_seq, 4);
+    assert_eq!(
+        messages.len() as i64,
+        3 + wechat_seq,
+        "t2's message is not listed"
+    );
+    assert!(messages.iter().all(|m| m.conversation_id != other));
+    for pair in messages.windows(2) {
+        assert!(
+            (pair[0].conversation_id.as_str(), pair[0].seq)
+                < (pair[1].conversation_id.as_str(), pair[1].seq),
+            "by conversation, then seq"
+        );
+    }
+    assert!(messages
+        .iter()
+        .any(|m| m.text == "hello from Ann" && m.sender_id.as_deref() == Some(agent.id.as_str())));
+    let events = store.export_events("t1", &asked).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.conversation_id == wechat && e.kind == "assigned"));
+    assert!(events.iter().all(|e| e.conversation_id != other));
+    assert!(store.export_messages("t1", &[]).await.unwrap().is_empty());
+    assert!(store.export_events("t2", &[web]).await.unwrap().is_empty());
+}
