@@ -187,10 +187,9 @@ fn tenant_model_worker(
         Some(program) => program.clone(),
         None => std::env::current_exe().context("cannot find this executable")?,
     };
-    Ok(engine::intents::WorkerConfig::new(
-        program,
-        bot.tenant_model_memory_mb.max(1),
-    ))
+    let mut worker = engine::intents::WorkerConfig::new(program, bot.tenant_model_memory_mb.max(1));
+    worker.idle_for = Duration::from_secs(bot.tenant_model_idle_secs.max(1));
+    Ok(worker)
 }
 
 impl Services {
