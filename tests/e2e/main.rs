@@ -12,6 +12,8 @@ mod chromium;
 mod console_roles;
 mod exports;
 mod frames;
+mod gaps;
+mod gaps_console;
 mod hostile;
 mod isolation;
 mod kb;

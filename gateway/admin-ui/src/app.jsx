@@ -6,6 +6,7 @@ import { LangContext, initialLang, saveLang, translator, useT } from './i18n.js'
 import { LangToggle } from './ui.jsx';
 import { SignIn } from './pages/signin.jsx';
 import { KnowledgePage } from './pages/knowledge.jsx';
+import { GapsPage } from './pages/gaps.jsx';
 import { PoliciesPage } from './pages/policies.jsx';
 import { TeamPage } from './pages/team.jsx';
 import { SettingsPage } from './pages/settings.jsx';
@@ -20,6 +21,7 @@ const TENANT_KEY = 'switchboard:admin:tenant';
 /** Pages in navigation order; a page shows when the member has any of its permissions. */
 const PAGES = [
   { id: 'knowledge', needs: ['knowledge'], view: KnowledgePage, icon: '▤' },
+  { id: 'gaps', needs: ['knowledge'], view: GapsPage, icon: '◌' },
   { id: 'policies', needs: ['policies', 'sensitive_words'], view: PoliciesPage, icon: '◈' },
   { id: 'intents', needs: ['bot'], view: IntentsPage, icon: '◇' },
   { id: 'live', needs: ['live'], view: LivePage, icon: '◎' },

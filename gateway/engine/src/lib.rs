@@ -13,6 +13,7 @@
 //! - [`kb`] (the knowledge base: store is the truth, this node's tantivy index derived from it),
 //!   [`intents`] (process-wide models, tenants' classifiers), [`policy`] (tenants' WASM policies
 //!   and word lists).
+//! - [`gaps`] (the knowledge-gap loop: unanswered questions, their groups, draft FAQs).
 //! - [`bot_runtime`] (the bot and its dense side), [`bot_workers`] (the turn pool, shedding).
 //! - [`chat`]: the chat service: customer and agent sends, close, transfer, the dispatcher, bot
 //!   turns, handoff through routing, quality on close.
@@ -24,6 +25,7 @@ pub mod bus;
 pub mod chat;
 pub mod cluster;
 pub mod error;
+pub mod gaps;
 pub mod export;
 pub mod hours;
 pub mod intents;

@@ -9,6 +9,7 @@ mod bot;
 mod channel_apps;
 mod client_ip;
 pub(crate) mod connections;
+mod gaps;
 mod exports;
 mod jobs;
 mod kb;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agent::router())
         .merge(admin::router())
         .merge(kb::router())
+        .merge(gaps::router())
         .merge(bot::router())
         .merge(tenant_settings::router())
         .merge(policies::router())

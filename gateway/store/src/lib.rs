@@ -18,6 +18,7 @@ mod append;
 pub mod apps;
 mod bot;
 mod connect;
+pub mod gaps;
 pub mod crypto;
 pub mod export;
 mod intent_models;

@@ -305,7 +305,8 @@ function newFaqId() {
 
 function FaqEditor({ faq, onClose, onSaved }) {
   const t = useT();
-  const isNew = !faq.id;
+  // A draft (from a knowledge gap) comes with the id to publish it under.
+  const isNew = !faq.id || !!faq.draft;
   const [form, setForm] = useState({
     id: faq.id,
     question: faq.question || '',
@@ -777,4 +778,4 @@ function TryBot() {
   );
 }
 
-export { Stat };
+export { Stat, FaqEditor };

@@ -59,6 +59,7 @@ impl Chat {
             conversation_id: conversation.id.clone(),
             trace: crate::chat::trace_id(message),
             text: text.to_owned(),
+            seq: message.seq,
             flagged,
             enqueued: Instant::now(),
         };
@@ -219,6 +220,15 @@ impl Chat {
                 return None;
             }
         };
+        // An unanswered question is kept for the knowledge-gap loop (on its own task).
+        crate::gaps::record(
+            &self.store,
+            &job.tenant,
+            &job.conversation_id,
+            job.seq,
+            &job.text,
+            &decision,
+        );
         let mut meta = serde_json::to_value(&decision).unwrap_or_default();
         if let Some(object) = meta.as_object_mut() {
             object.remove("answer");
