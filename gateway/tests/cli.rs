@@ -587,7 +587,15 @@ fn demo_traffic_fills_the_report_through_the_bot_and_agents() {
         data_dir,
     ]);
     let faqs = concat!(env!("CARGO_MANIFEST_DIR"), "/../knowledge/demo/faqs.jsonl");
-    run_ok(&["kb", "import", "--tenant", "shop", faqs, "--data-dir", data_dir]);
+    run_ok(&[
+        "kb",
+        "import",
+        "--tenant",
+        "shop",
+        faqs,
+        "--data-dir",
+        data_dir,
+    ]);
     let out = run_ok(&[
         "demo-traffic",
         "--tenant",
@@ -600,17 +608,30 @@ fn demo_traffic_fills_the_report_through_the_bot_and_agents() {
         data_dir,
     ]);
     assert!(out.contains("simulated 30 conversations"), "{out}");
-    let report: serde_json::Value =
-        serde_json::from_str(&run_ok(&["report", "--tenant", "shop", "--days", "4", "--data-dir", data_dir]))
-            .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "report",
+        "--tenant",
+        "shop",
+        "--days",
+        "4",
+        "--data-dir",
+        data_dir,
+    ]))
+    .unwrap();
     let totals = &report["totals"];
     assert_eq!(totals["episodes"], 30, "{report:#}");
     // Both kinds of endings happened, through the real bot and agents.
     assert!(totals["bot_resolved"].as_u64().unwrap() > 0, "{totals}");
     assert!(totals["handed_off"].as_u64().unwrap() > 0, "{totals}");
     assert!(totals["ratings"].as_u64().unwrap() > 0, "{totals}");
-    assert!(totals["first_response"]["p50_ms"].as_i64().unwrap() >= 8_000, "{totals}");
+    assert!(
+        totals["first_response"]["p50_ms"].as_i64().unwrap() >= 8_000,
+        "{totals}"
+    );
     // The simulated times spread over the period.
-    assert!(report["by_day"].as_array().unwrap().len() >= 2, "{report:#}");
+    assert!(
+        report["by_day"].as_array().unwrap().len() >= 2,
+        "{report:#}"
+    );
     assert!(!report["by_agent"].as_array().unwrap().is_empty());
 }

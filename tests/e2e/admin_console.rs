@@ -575,9 +575,7 @@ async fn rated_chat(app: &TestApp, agent_token: &str, text: &str, score: i64) {
     customer
         .expect("the survey", |frame| frame["survey"]["scale"] == 5)
         .await;
-    customer
-        .send(json!({"type": "rate", "score": score}))
-        .await;
+    customer.send(json!({"type": "rate", "score": score})).await;
     customer.expect_type("rated").await;
 }
 
@@ -612,7 +610,11 @@ async fn supervisor_reads_the_reports_filters_them_and_downloads_a_table() {
         .await
         .expect("bars");
     assert!(bars.as_u64().unwrap_or(0) >= 1, "{bars}");
-    let agent_row = wait_text(&mut browser, &format!("#agents-table tr[data-key={}]", js(&agent_id))).await;
+    let agent_row = wait_text(
+        &mut browser,
+        &format!("#agents-table tr[data-key={}]", js(&agent_id)),
+    )
+    .await;
     assert!(agent_row.contains("Wang Fang"), "{agent_row}");
     // The CSV link downloads the same table with the page's filters.
     let href = browser
@@ -620,7 +622,10 @@ async fn supervisor_reads_the_reports_filters_them_and_downloads_a_table() {
         .await
         .expect("href");
     let href = href.as_str().expect("a link").to_owned();
-    assert!(href.starts_with("/v1/tenants/acme/reports/by_agent.csv?from="), "{href}");
+    assert!(
+        href.starts_with("/v1/tenants/acme/reports/by_agent.csv?from="),
+        "{href}"
+    );
     // A filter that matches nothing empties the page.
     fill(&mut browser, "#report-channel", "wechat").await;
     click(&mut browser, "#report-apply").await;
@@ -958,9 +963,7 @@ async fn screenshots_of_every_page_in_both_languages() {
         customer
             .expect("the survey", |frame| frame["survey"]["scale"] == 5)
             .await;
-        customer
-            .send(json!({"type": "rate", "score": 5}))
-            .await;
+        customer.send(json!({"type": "rate", "score": 5})).await;
         customer.expect_type("rated").await;
     }
     for (shortcut, text) in [

@@ -22,4 +22,5 @@ mod policies;
 mod protection;
 mod queues;
 mod recovery;
+mod reports;
 mod supervise;

@@ -27,8 +27,7 @@ async fn report_with(app: &TestApp, episodes: u64) -> Value {
 }
 
 #[tokio::test]
-async fn a_quiet_bot_conversation_is_closed_asks_for_a_rating_and_counts_as_resolved_by_the_bot()
-{
+async fn a_quiet_bot_conversation_is_closed_asks_for_a_rating_and_counts_as_resolved_by_the_bot() {
     let app = TestApp::spawn_bot_first_with(|settings| {
         settings.idle_close.bot_quiet_ms = 400;
         settings.idle_close.sweep_every_ms = 100;
@@ -48,7 +47,9 @@ async fn a_quiet_bot_conversation_is_closed_asks_for_a_rating_and_counts_as_reso
         .expect("the idle notice", |f| f["sender"] == "system")
         .await;
     let survey = customer
-        .expect("the survey", |f| f["type"] == "message" && f["survey"].is_object())
+        .expect("the survey", |f| {
+            f["type"] == "message" && f["survey"].is_object()
+        })
         .await;
     assert_eq!(survey["survey"]["scale"], 5);
     assert_eq!(survey["sender"], "bot");
@@ -73,7 +74,10 @@ async fn a_quiet_bot_conversation_is_closed_asks_for_a_rating_and_counts_as_reso
     assert_eq!(totals["ratings"], 1, "a second rating replaces the first");
     assert_eq!(totals["csat_average"], 5.0);
     assert_eq!(report["satisfaction"]["bot"]["csat_average"], 5.0);
-    assert_eq!(report["satisfaction"]["distribution"], json!([0, 0, 0, 0, 1]));
+    assert_eq!(
+        report["satisfaction"]["distribution"],
+        json!([0, 0, 0, 0, 1])
+    );
     assert_eq!(report["by_channel"][0]["key"], "web");
 
     // Writing again reopens the conversation: the old survey can no longer be answered.
@@ -81,10 +85,15 @@ async fn a_quiet_bot_conversation_is_closed_asks_for_a_rating_and_counts_as_reso
         .send(json!({"type":"send","client_msg_id":"q2","text":"谢谢"}))
         .await;
     customer
-        .expect("the bot's reply", |f| f["sender"] == "bot" && f["seq"].as_i64() > survey["seq"].as_i64())
+        .expect("the bot's reply", |f| {
+            f["sender"] == "bot" && f["seq"].as_i64() > survey["seq"].as_i64()
+        })
         .await;
     customer.send(json!({"type":"rate","score":1})).await;
-    assert_eq!(customer.expect_type("error").await["code"], "nothing_to_rate");
+    assert_eq!(
+        customer.expect_type("error").await["code"],
+        "nothing_to_rate"
+    );
 }
 
 #[tokio::test]
@@ -161,10 +170,19 @@ async fn an_agents_conversation_is_rated_over_http_and_reported_by_agent_with_ti
         .contains("acme-by_agent.csv"));
     let text = csv.text().await.unwrap();
     let mut lines = text.trim_start_matches('\u{feff}').lines();
-    assert!(lines.next().unwrap().starts_with("key,episodes,bot_resolved,handed_off"));
-    assert!(lines.next().unwrap().starts_with(&format!("{agent_id},1,0,1")));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("key,episodes,bot_resolved,handed_off"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with(&format!("{agent_id},1,0,1")));
     let (status, body) = app.admin_get("/v1/tenants/acme/reports/nope.csv").await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("unknown_table")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("unknown_table"))
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,12 @@ use store::Store;
 
 const DAY: i64 = 86_400_000;
 
-async fn run(name: &str, store: &Store, conversations: i64, messages_per: i64) -> anyhow::Result<()> {
+async fn run(
+    name: &str,
+    store: &Store,
+    conversations: i64,
+    messages_per: i64,
+) -> anyhow::Result<()> {
     store.migrate().await?;
     store.create_tenant("bench", "h").await?;
     let end = store::util::now_ms();
@@ -66,7 +71,10 @@ async fn run(name: &str, store: &Store, conversations: i64, messages_per: i64) -
             episodes = report.totals.episodes;
         }
         let base = *baseline.get_or_insert(best);
-        println!("| {label} | {episodes} | {best:.1} ms | {:.1} |", best / base);
+        println!(
+            "| {label} | {episodes} | {best:.1} ms | {:.1} |",
+            best / base
+        );
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod policy;
 pub mod presence;
+pub mod reports;
 pub mod tenant;
 
 pub use error::{ServiceError, ServiceResult};

@@ -106,7 +106,8 @@ impl Accumulator {
                     self.handle.push((e.closed_at - assigned_at).max(0));
                 }
                 if let Some(replied_at) = e.first_agent_reply_at {
-                    self.first_response.push((replied_at - handed_off_at).max(0));
+                    self.first_response
+                        .push((replied_at - handed_off_at).max(0));
                 }
                 if e.closed_by == "agent" {
                     self.resolution.push((e.closed_at - handed_off_at).max(0));
@@ -347,7 +348,10 @@ pub async fn report(
     utc_offset_minutes: i32,
 ) -> ServiceResult<Report> {
     if filter.to <= filter.from {
-        return Err(ServiceError::invalid("bad_period", "`to` must be after `from`"));
+        return Err(ServiceError::invalid(
+            "bad_period",
+            "`to` must be after `from`",
+        ));
     }
     if filter.to - filter.from > MAX_PERIOD_MS {
         return Err(ServiceError::invalid(
@@ -397,7 +401,11 @@ pub fn csv_table(report: &Report, table: &str) -> Option<String> {
     if table == "handoff_reasons" {
         out.push_str("reason,count\r\n");
         for reason in &report.handoff_reasons {
-            out.push_str(&format!("{},{}\r\n", csv_cell(&reason.reason), reason.count));
+            out.push_str(&format!(
+                "{},{}\r\n",
+                csv_cell(&reason.reason),
+                reason.count
+            ));
         }
         return Some(out);
     }
@@ -525,7 +533,12 @@ mod tests {
         let report = build(day, day + 2 * 86_400_000, 0, &episodes);
         let totals = &report.totals;
         assert_eq!(
-            (totals.episodes, totals.bot_resolved, totals.handed_off, totals.unresolved),
+            (
+                totals.episodes,
+                totals.bot_resolved,
+                totals.handed_off,
+                totals.unresolved
+            ),
             (3, 1, 1, 1)
         );
         assert_eq!(totals.bot_resolution_rate, Some(1.0 / 3.0));
@@ -537,13 +550,21 @@ mod tests {
         assert_eq!(report.satisfaction.bot.csat_average, Some(5.0));
         assert_eq!(report.satisfaction.human.csat_average, Some(2.0));
         assert_eq!(report.satisfaction.distribution, [0, 1, 0, 0, 1]);
-        let days: Vec<_> = report.by_day.iter().map(|r| (r.key.as_str(), r.episodes)).collect();
+        let days: Vec<_> = report
+            .by_day
+            .iter()
+            .map(|r| (r.key.as_str(), r.episodes))
+            .collect();
         assert_eq!(days, vec![("2025-12-07", 2), ("2025-12-08", 1)]);
         assert_eq!(report.by_agent.len(), 1);
         assert_eq!(report.handoff_reasons[0].reason, "explicit_request");
         // In UTC+8 the days and hours are local ones.
         let shifted = build(day, day + 2 * 86_400_000, 480, &episodes);
-        let days: Vec<_> = shifted.by_day.iter().map(|r| (r.key.as_str(), r.episodes)).collect();
+        let days: Vec<_> = shifted
+            .by_day
+            .iter()
+            .map(|r| (r.key.as_str(), r.episodes))
+            .collect();
         assert_eq!(days, vec![("2025-12-07", 2), ("2025-12-08", 1)]);
         assert_eq!(shifted.by_hour[8].episodes, 2);
         assert_eq!(shifted.by_hour[9].episodes, 1);
@@ -552,7 +573,10 @@ mod tests {
     #[test]
     fn percentiles_use_the_nearest_rank() {
         let d = Durations::of((1..=100).collect());
-        assert_eq!((d.p50_ms, d.p90_ms, d.p99_ms), (Some(50), Some(90), Some(99)));
+        assert_eq!(
+            (d.p50_ms, d.p90_ms, d.p99_ms),
+            (Some(50), Some(90), Some(99))
+        );
         assert_eq!(Durations::of(vec![]).count, 0);
     }
 

@@ -30,7 +30,7 @@ pub struct TenantSettings {
     /// Opening hours and holidays, applied by the built-in routing.
     pub business_hours: crate::hours::BusinessHours,
     /// The rating survey after a close.
-    pub survey: crate::chat::episodes::SurveySettings,
+    pub survey: SurveySettings,
 }
 
 /// Bot work shed under backlog (human conversations are never shed).
@@ -234,4 +234,67 @@ impl TenantLlmCache {
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
     }
+}
+
+/// The rating survey a tenant sends after a close.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SurveySettings {
+    /// Ask customers to rate each closed conversation (the bot's alone too).
+    pub enabled: bool,
+    /// The question; empty: the built-in one (bilingual, with "reply 1–5" on text channels).
+    pub prompt: String,
+    /// The reply to a rating; empty: the built-in one.
+    pub thanks: String,
+}
+
+impl Default for SurveySettings {
+    fn default() -> Self {
+        SurveySettings {
+            enabled: true,
+            prompt: String::new(),
+            thanks: String::new(),
+        }
+    }
+}
+
+impl SurveySettings {
+    /// Longest prompt or thanks a tenant may set (characters).
+    pub const MAX_TEXT_CHARS: usize = 500;
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, text) in [("prompt", &self.prompt), ("thanks", &self.thanks)] {
+            if text.chars().count() > Self::MAX_TEXT_CHARS {
+                return Err(format!(
+                    "survey.{name} is longer than {} characters",
+                    Self::MAX_TEXT_CHARS
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn prompt_for(&self, channel: &str) -> String {
+        if !self.prompt.trim().is_empty() {
+            return self.prompt.trim().to_owned();
+        }
+        if text_channel(channel) {
+            "请回复数字 1–5 为本次服务打分（5 分为非常满意）· Reply 1–5 to rate this chat (5 = very satisfied)".into()
+        } else {
+            "请为本次服务打分 · How was this chat? Please rate it".into()
+        }
+    }
+
+    pub(crate) fn thanks_text(&self) -> String {
+        if self.thanks.trim().is_empty() {
+            "感谢您的评价！· Thank you for your rating!".into()
+        } else {
+            self.thanks.trim().to_owned()
+        }
+    }
+}
+
+/// Channels where the customer answers the survey with a text reply instead of buttons.
+fn text_channel(channel: &str) -> bool {
+    matches!(channel, "wechat" | "douyin")
 }

@@ -73,7 +73,14 @@ const AGENT_REPLIES: &[&str] = &[
     "I have passed this on to the team; you will hear from us within a day.",
 ];
 
-const COMMENTS: &[&str] = &["", "", "", "很快就解决了，谢谢", "Quick and helpful", "等的时间有点长"];
+const COMMENTS: &[&str] = &[
+    "",
+    "",
+    "",
+    "很快就解决了，谢谢",
+    "Quick and helpful",
+    "等的时间有点长",
+];
 
 const PREFIXES: &[&str] = &["", "", "请问", "你好，", "hi, ", "您好 "];
 const SUFFIXES: &[&str] = &["", "", "？", "?", "呢", " 谢谢"];
@@ -271,7 +278,12 @@ pub async fn run(args: DemoTrafficArgs) -> anyhow::Result<()> {
             .and_then(|c| c.closed_at)
             .context("the conversation did not close")?;
         for _ in 0..200 {
-            if state.store.episode(&conversation.id, closed).await?.is_some() {
+            if state
+                .store
+                .episode(&conversation.id, closed)
+                .await?
+                .is_some()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -5,12 +5,14 @@ mod args;
 mod bench;
 mod bot;
 mod export;
+mod demo_traffic;
 mod intents;
 mod kb;
 mod member;
 mod migrate;
 mod model_worker;
 mod policy;
+mod report;
 mod serve;
 mod tenant;
 
@@ -90,6 +92,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Simulated days of customer traffic through the bot and agents (fills the reports).
+    DemoTraffic(demo_traffic::DemoTrafficArgs),
+    /// A tenant's report as JSON: volume, bot resolution, handoffs, times, satisfaction.
+    Report(report::ReportArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -109,6 +115,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::ModelWorker { args } => model_worker::run_under_runtime(args),
+        Command::DemoTraffic(args) => demo_traffic::run(args).await,
+        Command::Report(args) => report::run(args).await,
     }
 }
 

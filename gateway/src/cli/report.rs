@@ -31,8 +31,8 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let Some(tenant) = services.store.tenant(&args.tenant).await? else {
         anyhow::bail!("no tenant named {}", args.tenant);
     };
-    let offset =
-        engine::tenant::TenantSettings::from_stored(&args.tenant, &tenant.settings).utc_offset_minutes;
+    let offset = engine::tenant::TenantSettings::from_stored(&args.tenant, &tenant.settings)
+        .utc_offset_minutes;
     let to = now_ms() + 1;
     let filter = EpisodeFilter {
         from: to - i64::from(args.days.max(1)) * 86_400_000,

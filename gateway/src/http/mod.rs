@@ -20,6 +20,7 @@ mod mobile;
 mod pages;
 mod policies;
 pub(crate) mod record;
+mod reports;
 mod tenant_settings;
 mod upload;
 mod web;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(live::router())
         .merge(jobs::router())
         .merge(exports::router())
+        .merge(reports::router())
         // Route layers see the matched route: CSRF and the audit log for tenant routes.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

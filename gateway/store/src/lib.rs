@@ -29,6 +29,7 @@ mod model;
 mod policies;
 mod queue;
 pub mod recovery;
+pub mod reports;
 mod settings;
 pub mod testing;
 pub mod util;
@@ -1081,6 +1082,19 @@ pub(crate) async fn insert_event(
     actor: &Actor,
     reason: Option<&str>,
 ) -> StoreResult<()> {
+    insert_event_at(tx, conversation, kind, actor, reason, now_ms()).await
+}
+
+/// An event stamped `at`: the time of the message that caused it (a conversation's creation or
+/// reopening is stamped with its first message's time, so the episode starts with it).
+pub(crate) async fn insert_event_at(
+    tx: &mut Tx<'_>,
+    conversation: &Conversation,
+    kind: &str,
+    actor: &Actor,
+    reason: Option<&str>,
+    at: i64,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO conversation_events (conversation_id, tenant_id, kind, actor_kind, actor_id, reason, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1091,7 +1105,7 @@ pub(crate) async fn insert_event(
     .bind(actor.kind)
     .bind(actor.id.clone())
     .bind(reason.map(str::to_owned))
-    .bind(now_ms())
+    .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -66,7 +66,8 @@ pub struct RatedEpisode {
     pub score: Option<i64>,
 }
 
-const EPISODE_COLUMNS: &str = "e.conversation_id, e.closed_at, e.tenant_id, e.channel, e.skill_group, \
+const EPISODE_COLUMNS: &str =
+    "e.conversation_id, e.closed_at, e.tenant_id, e.channel, e.skill_group, \
      e.agent_id, e.closed_by, e.opened_at, e.handed_off_at, e.handoff_reason, e.assigned_at, \
      e.first_agent_reply_at, e.customer_messages, e.agent_messages, e.bot_answers, \
      e.bot_clarifies, e.bot_out_of_scope";
@@ -223,7 +224,11 @@ impl Store {
     }
 
     /// The rating of one episode, if there is one.
-    pub async fn rating(&self, conversation_id: &str, closed_at: i64) -> StoreResult<Option<Rating>> {
+    pub async fn rating(
+        &self,
+        conversation_id: &str,
+        closed_at: i64,
+    ) -> StoreResult<Option<Rating>> {
         let row = sqlx::query(
             "SELECT conversation_id, closed_at, agent_id, score, comment, created_at FROM ratings \
              WHERE conversation_id = $1 AND closed_at = $2",

@@ -66,7 +66,9 @@ pub async fn fill_report_history(
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_numbers (n BIGINT PRIMARY KEY)")
         .execute(pool)
         .await?;
-    sqlx::query("DELETE FROM bench_numbers").execute(pool).await?;
+    sqlx::query("DELETE FROM bench_numbers")
+        .execute(pool)
+        .await?;
     let fill = match store.dialect() {
         crate::Dialect::Sqlite => format!(
             "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {last}) \
@@ -133,6 +135,8 @@ pub async fn fill_report_history(
             .execute(pool)
             .await?;
     }
-    sqlx::query("DROP TABLE bench_numbers").execute(pool).await?;
+    sqlx::query("DROP TABLE bench_numbers")
+        .execute(pool)
+        .await?;
     Ok(())
 }

@@ -1826,7 +1826,10 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
     assert_eq!(notice.sender, switchboard_channels::web::SenderKind::System);
     let closed_at = conversation.closed_at.unwrap();
     let last = store.events(&quiet_id).await.unwrap().pop().unwrap();
-    assert_eq!((last.kind.as_str(), last.reason.as_deref()), ("closed", Some("idle")));
+    assert_eq!(
+        (last.kind.as_str(), last.reason.as_deref()),
+        ("closed", Some("idle"))
+    );
     // A second sweep finds nothing; the queued conversation is untouched.
     assert!(store
         .close_idle_bot_conversations(now + 1, 10, None, "closed")
@@ -1840,7 +1843,12 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
 
     // The survey goes after the close, and only while it is that close.
     let survey = store
-        .append_after_close(&quiet_id, closed_at, "rate us", serde_json::json!({"survey": {"closed_at": closed_at}}))
+        .append_after_close(
+            &quiet_id,
+            closed_at,
+            "rate us",
+            serde_json::json!({"survey": {"closed_at": closed_at}}),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -1851,8 +1859,14 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
         .await
         .unwrap()
         .is_none());
-    let stored = store.messages_after(&quiet_id, notice.seq, 10).await.unwrap();
-    assert_eq!(stored[0].meta.as_ref().unwrap()["survey"]["closed_at"], closed_at);
+    let stored = store
+        .messages_after(&quiet_id, notice.seq, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored[0].meta.as_ref().unwrap()["survey"]["closed_at"],
+        closed_at
+    );
 
     let episode = Episode {
         conversation_id: quiet_id.clone(),
@@ -1876,7 +1890,10 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
     store.put_episode(&episode).await.unwrap();
     // Written twice (a retried after-close task): still one row.
     store.put_episode(&episode).await.unwrap();
-    assert_eq!(store.episode(&quiet_id, closed_at).await.unwrap(), Some(episode.clone()));
+    assert_eq!(
+        store.episode(&quiet_id, closed_at).await.unwrap(),
+        Some(episode.clone())
+    );
     let rating = |score: i64| Rating {
         conversation_id: quiet_id.clone(),
         closed_at,
@@ -1887,11 +1904,24 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
     };
     store.put_rating("t1", &rating(3)).await.unwrap();
     store.put_rating("t1", &rating(5)).await.unwrap();
-    assert_eq!(store.rating(&quiet_id, closed_at).await.unwrap().unwrap().score, 5);
+    assert_eq!(
+        store
+            .rating(&quiet_id, closed_at)
+            .await
+            .unwrap()
+            .unwrap()
+            .score,
+        5
+    );
 
     let all = |tenant: &str, filter: EpisodeFilter| {
         let tenant = tenant.to_owned();
-        async move { store.rated_episodes(&tenant, &filter, None, 100).await.unwrap() }
+        async move {
+            store
+                .rated_episodes(&tenant, &filter, None, 100)
+                .await
+                .unwrap()
+        }
     };
     let period = EpisodeFilter {
         from: closed_at - 10,
@@ -1927,12 +1957,30 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
     assert_eq!(all("t1", web).await.len(), 1);
     // Pages continue after the last row of the previous one.
     let page = store
-        .rated_episodes("t1", &EpisodeFilter { from: 0, to: i64::MAX, ..Default::default() }, Some((closed_at, &quiet_id)), 10)
+        .rated_episodes(
+            "t1",
+            &EpisodeFilter {
+                from: 0,
+                to: i64::MAX,
+                ..Default::default()
+            },
+            Some((closed_at, &quiet_id)),
+            10,
+        )
         .await
         .unwrap();
     assert!(page.is_empty());
     let page = store
-        .rated_episodes("t1", &EpisodeFilter { from: 0, to: i64::MAX, ..Default::default() }, Some((closed_at - 1, "")), 10)
+        .rated_episodes(
+            "t1",
+            &EpisodeFilter {
+                from: 0,
+                to: i64::MAX,
+                ..Default::default()
+            },
+            Some((closed_at - 1, "")),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(page.len(), 1);

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use store::reports::{Episode, Rating};
 use store::util::now_ms;
 use store::{Conversation, ConversationEvent, ConversationState, Customer, MessageRecord};
@@ -42,69 +42,6 @@ impl Default for IdleCloseSettings {
             sweep_every_ms: 60_000,
         }
     }
-}
-
-/// The rating survey a tenant sends after a close.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SurveySettings {
-    /// Ask customers to rate each closed conversation (the bot's alone too).
-    pub enabled: bool,
-    /// The question; empty: the built-in one (bilingual, with "reply 1–5" on text channels).
-    pub prompt: String,
-    /// The reply to a rating; empty: the built-in one.
-    pub thanks: String,
-}
-
-impl Default for SurveySettings {
-    fn default() -> Self {
-        SurveySettings {
-            enabled: true,
-            prompt: String::new(),
-            thanks: String::new(),
-        }
-    }
-}
-
-impl SurveySettings {
-    /// Longest prompt or thanks a tenant may set (characters).
-    pub const MAX_TEXT_CHARS: usize = 500;
-
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, text) in [("prompt", &self.prompt), ("thanks", &self.thanks)] {
-            if text.chars().count() > Self::MAX_TEXT_CHARS {
-                return Err(format!(
-                    "survey.{name} is longer than {} characters",
-                    Self::MAX_TEXT_CHARS
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn prompt_for(&self, channel: &str) -> String {
-        if !self.prompt.trim().is_empty() {
-            return self.prompt.trim().to_owned();
-        }
-        if text_channel(channel) {
-            "请回复数字 1–5 为本次服务打分（5 分为非常满意）· Reply 1–5 to rate this chat (5 = very satisfied)".into()
-        } else {
-            "请为本次服务打分 · How was this chat? Please rate it".into()
-        }
-    }
-
-    fn thanks_text(&self) -> String {
-        if self.thanks.trim().is_empty() {
-            "感谢您的评价！· Thank you for your rating!".into()
-        } else {
-            self.thanks.trim().to_owned()
-        }
-    }
-}
-
-/// Channels where the customer answers the survey with a text reply instead of buttons.
-fn text_channel(channel: &str) -> bool {
-    matches!(channel, "wechat" | "douyin")
 }
 
 /// The survey a bot message carries in its meta: which close it asks about.
@@ -191,7 +128,9 @@ pub fn episode_of(
                     // Answers from the knowledge base (or the LLM over it); greetings and
                     // thanks are not answers.
                     Some("answer")
-                        if meta.and_then(|m| m.get("faq_id")).is_some_and(|v| !v.is_null())
+                        if meta
+                            .and_then(|m| m.get("faq_id"))
+                            .is_some_and(|v| !v.is_null())
                             || field("reason") == Some("llm_answer") =>
                     {
                         episode.bot_answers += 1
@@ -394,7 +333,12 @@ impl Chat {
         let meta = serde_json::json!({ "survey_thanks": { "closed_at": closed_at } });
         if let Some(message) = self
             .store
-            .append_after_close(&conversation.id, closed_at, &settings.survey.thanks_text(), meta)
+            .append_after_close(
+                &conversation.id,
+                closed_at,
+                &settings.survey.thanks_text(),
+                meta,
+            )
             .await?
         {
             self.publish_message(&message);
