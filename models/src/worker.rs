@@ -52,6 +52,14 @@ pub const START_DEADLINE: Duration = Duration::from_secs(15);
 pub const MAX_WAITING: usize = 8;
 /// How long a child may wait for work before it is stopped (the next call starts another).
 pub const IDLE_FOR: Duration = Duration::from_secs(300);
+/// The variables of the server's environment a worker is given (no others: secrets stay out).
+const CHILD_ENVIRONMENT: [&str; 5] = [
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "ORT_DYLIB_PATH",
+    "TMPDIR",
+    "RUST_BACKTRACE",
+];
 /// The tail of a child's stderr kept to explain its death.
 const STDERR_TAIL: usize = 4096;
 
@@ -673,6 +681,14 @@ impl WorkerClient {
             .arg(config.memory_mb.to_string());
         if let Some(runtime) = &config.runtime {
             command.arg("--runtime").arg(runtime);
+        }
+        // The server's environment holds its secrets: the child, which runs a stranger's
+        // model, gets only what loading the runtime may need.
+        command.env_clear();
+        for name in CHILD_ENVIRONMENT {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
         }
         // mimalloc (the server's allocator) otherwise maps a 1 GiB arena writable at its first
         // allocation, which RLIMIT_DATA counts in full: reserved address space stays

@@ -193,6 +193,37 @@ fn a_broken_worker_is_a_failed_run_and_three_set_the_model_aside() {
     let error = model.classify_blocking("hello").expect_err("set aside");
     assert!(matches!(error, ModelError::Suspended), "{error:?}");
 
+    // The child sees none of the server's environment but what loading needs: a shell as the
+    // "worker" writes what it was given to a file.
+    std::env::set_var("SWITCHBOARD__SECRETS__SIGNING_KEY", "do-not-leak");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seen = dir.path().join("env.txt");
+    let mut config = WorkerConfig::new("sh", 64);
+    config.args = vec![
+        "-c".into(),
+        format!("env > '{}'", seen.display()).into(),
+        "sh".into(),
+    ];
+    let model = ClassifierModel::isolated(
+        &fixture("tiny_classifier.onnx"),
+        &tokenizer(),
+        &labels(),
+        config,
+        false,
+    )
+    .expect("lazy");
+    let error = model.classify_blocking("hello").expect_err("no answer");
+    assert!(matches!(error, ModelError::Worker(_)), "{error:?}");
+    let environment = std::fs::read_to_string(&seen).expect("the shell ran");
+    assert!(
+        !environment.contains("do-not-leak"),
+        "the secret leaked: {environment}"
+    );
+    assert!(
+        environment.contains("MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "{environment}"
+    );
+
     // `echo` answers with its arguments: not a frame the client accepts.
     let mut config = WorkerConfig::new("echo", 64);
     config.args = vec!["model-worker-speaks-nonsense".into()];
