@@ -374,6 +374,7 @@ mod tests {
                 preload: false,
                 shed_depth: 90,
                 shed_wait_ms: 60_000,
+                ..BotRunSettings::default()
             },
         );
         let accepted = |tenant: &str, from: usize, count: usize| {
