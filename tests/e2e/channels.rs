@@ -432,6 +432,83 @@ async fn wechat_plain_and_safe_pushes_reach_the_agent_and_replies_use_a_cached_t
         .await;
 }
 
+/// After the agent closes a WeChat chat, the survey goes out as a text; the user's reply "５"
+/// (full-width) is the rating: stored with the agent, thanked through the outbox, and the
+/// conversation stays closed. A retried delivery of the reply changes nothing; a later question
+/// reopens the conversation as usual.
+#[tokio::test]
+async fn a_wechat_reply_of_one_digit_after_the_survey_is_the_rating() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    configure_wechat(&app).await;
+    let (agent_id, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    wechat_safe_push(&app, &wechat_text_xml("oRATE", "3001", "my order is late")).await;
+    let (conversation_id, _) = assigned(&mut agent, "my order is late").await;
+    agent_send(&mut agent, &conversation_id, "a1", "it ships today").await;
+    agent
+        .send(json!({"type": "close", "conversation_id": conversation_id}))
+        .await;
+    // The survey leaves through the outbox as a text asking for 1-5.
+    let sends = fake.wait_for("/cgi-bin/message/custom/send", 2).await;
+    let survey = sends
+        .iter()
+        .map(|send| send["body"]["text"]["content"].as_str().unwrap().to_owned())
+        .find(|text| text.contains("1–5"))
+        .expect("the survey was sent");
+    assert!(survey.contains("Reply 1–5"), "{survey}");
+
+    let reply = wechat_text_xml("oRATE", "3002", "５");
+    assert_eq!(
+        wechat_safe_push(&app, &reply).await,
+        (200, "success".to_owned())
+    );
+    // Thanked, and still closed: the digit did not reopen it.
+    let sends = fake.wait_for("/cgi-bin/message/custom/send", 3).await;
+    assert!(
+        sends.iter().any(|send| send["body"]["text"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Thank you for your rating")),
+        "{sends:#?}"
+    );
+    let (_, detail) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}"))
+        .await;
+    assert_eq!(detail["conversation"]["state"], "closed");
+    assert!(
+        !customer_texts(&app, &conversation_id)
+            .await
+            .contains(&"５".to_owned()),
+        "the rating is not a message"
+    );
+    // The provider retries the same reply: no second thanks.
+    wechat_safe_push(&app, &reply).await;
+    let mut rated = Value::Null;
+    for _ in 0..100 {
+        let (_, body) = app.admin_get("/v1/tenants/acme/reports").await;
+        rated = body["report"]["by_agent"][0].clone();
+        if rated["ratings"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(rated["key"], agent_id.as_str(), "{rated}");
+    assert_eq!(rated["csat_average"], 5.0, "{rated}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.requests("/cgi-bin/message/custom/send").len(), 3);
+
+    // A question reopens the conversation as usual.
+    wechat_safe_push(&app, &wechat_text_xml("oRATE", "3003", "one more question")).await;
+    assert!(customer_texts(&app, &conversation_id)
+        .await
+        .contains(&"one more question".to_owned()));
+    let (_, detail) = app
+        .admin_get(&format!("/v1/tenants/acme/conversations/{conversation_id}"))
+        .await;
+    assert_ne!(detail["conversation"]["state"], "closed");
+}
+
 #[tokio::test]
 async fn an_expired_reply_window_is_a_failed_delivery_the_agent_sees() {
     let fake = Fake::start().await;

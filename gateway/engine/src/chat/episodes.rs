@@ -24,6 +24,8 @@ pub const RATING_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 pub const MAX_RATING_COMMENT_CHARS: usize = 1_000;
 /// How many quiet conversations one sweep closes at most.
 const IDLE_SWEEP_BATCH: i64 = 500;
+/// How many batches one sweep closes at most.
+const IDLE_SWEEP_BATCHES_A_TICK: usize = 20;
 
 /// `[idle_close]`: when the bot's quiet conversations end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -381,8 +383,16 @@ impl Chat {
                 if chat.store.is_closed() {
                     break;
                 }
-                if let Err(error) = chat.close_idle(quiet_ms, None).await {
-                    tracing::warn!(error = %error, "idle sweep failed");
+                // A backlog (a node was down) is worked off in batches, a bounded number a tick.
+                for _ in 0..IDLE_SWEEP_BATCHES_A_TICK {
+                    match chat.close_idle(quiet_ms, None).await {
+                        Ok(closed) if closed as i64 == IDLE_SWEEP_BATCH => continue,
+                        Ok(_) => break,
+                        Err(error) => {
+                            tracing::warn!(error = %error, "idle sweep failed");
+                            break;
+                        }
+                    }
                 }
             }
         });
