@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use switchboard_knowledge::{FaqRecord, KnowledgeIndex};
-use switchboard_models::{builtin, Encoder, IntentHead, TextKind};
+use switchboard_models::{builtin, Encoder, IntentHead, TextKind, UseEncoder};
 
 use crate::calibration::{Calibration, Features};
 use crate::decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
@@ -45,6 +45,13 @@ pub struct Bot {
     stale: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The generic out-of-scope questions with their vectors, embedded on first use.
     negatives: OnceLock<Vec<(String, Vec<f32>)>>,
+    /// The second encoder's vectors of the same questions, in the same order (empty without
+    /// a second encoder).
+    use_negatives: OnceLock<Vec<Vec<f32>>>,
+    /// The second encoder (Universal Sentence Encoder multilingual v3): its cosines are two
+    /// features of the calibration (a second opinion on whether any FAQ fits), not of the
+    /// ranking. `None` when its files are not next to the main encoder's.
+    use_encoder: Option<Arc<UseEncoder>>,
     self_calibration: Option<SelfCheckOptions>,
     llm: Option<LlmClient>,
 }
@@ -84,11 +91,29 @@ impl Bot {
     }
 
     /// A bot with a given default intent head (e.g. loaded with `IntentHead::from_bytes`).
+    /// The second encoder is loaded from the main encoder's folder when its files are there
+    /// (`use.int8.onnx`, `use.tokenizer.json`; the bundled model folder has them); see
+    /// [`Bot::with_second_encoder`].
     pub fn with_default_head(
         index: Arc<KnowledgeIndex>,
         encoder: Arc<Encoder>,
         head: Arc<IntentHead>,
     ) -> Bot {
+        let use_encoder = encoder
+            .files()
+            .model
+            .parent()
+            .filter(|dir| {
+                dir.join(switchboard_models::use_encoder::USE_MODEL_FILE)
+                    .is_file()
+            })
+            .and_then(|dir| match UseEncoder::load(dir) {
+                Ok(u) => Some(Arc::new(u)),
+                Err(error) => {
+                    tracing::warn!(%error, "second encoder not usable; the bot runs without it");
+                    None
+                }
+            });
         Bot {
             index,
             encoder,
@@ -98,6 +123,8 @@ impl Bot {
             fits: RwLock::new(HashMap::new()),
             stale: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             negatives: OnceLock::new(),
+            use_negatives: OnceLock::new(),
+            use_encoder,
             self_calibration: Some(SelfCheckOptions::default()),
             llm: None,
         }
@@ -109,6 +136,51 @@ impl Bot {
     pub fn with_self_calibration(mut self, options: Option<SelfCheckOptions>) -> Bot {
         self.self_calibration = options;
         self
+    }
+
+    /// Uses `use_encoder` as the second encoder, or none (`None`: its two calibration
+    /// features are 0 and the default calibration is
+    /// [`Calibration::without_second_encoder`]). Call it before indexing any FAQ: FAQs indexed
+    /// before keep the vectors (or their absence) of the encoder they were indexed with.
+    pub fn with_second_encoder(mut self, use_encoder: Option<Arc<UseEncoder>>) -> Bot {
+        self.use_encoder = use_encoder;
+        self
+    }
+
+    /// The second encoder, when the bot has one.
+    pub fn second_encoder(&self) -> Option<&Arc<UseEncoder>> {
+        self.use_encoder.as_ref()
+    }
+
+    /// The calibration of a tenant with no calibration of its own: [`Calibration::default`]
+    /// with the second encoder, [`Calibration::without_second_encoder`] without it.
+    pub fn default_calibration(&self) -> Calibration {
+        if self.use_encoder.is_some() {
+            Calibration::default()
+        } else {
+            Calibration::without_second_encoder()
+        }
+    }
+
+    /// The second encoder's vector of each text (empty without a second encoder).
+    pub(crate) fn use_vectors(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BotError> {
+        match &self.use_encoder {
+            Some(u) => Ok(u.embed_blocking(texts)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The second encoder's vector of a turn; `None` without a second encoder or when it
+    /// fails (logged: the turn goes on with the features at 0).
+    fn use_query(&self, text: &str) -> Option<Vec<f32>> {
+        let u = self.use_encoder.as_ref()?;
+        match u.embed_one(text) {
+            Ok(v) => Some(v),
+            Err(error) => {
+                tracing::warn!(%error, "second encoder failed on a turn");
+                None
+            }
+        }
     }
 
     /// Turns on the LLM step for tenants whose settings allow it.
@@ -170,8 +242,10 @@ impl Bot {
         for chunk in answers.chunks(INDEX_BATCH) {
             answer_vectors.extend(self.encoder.embed_kind_blocking(TextKind::Passage, chunk)?);
         }
+        let use_vectors = self.use_vectors(&texts)?;
         let mut vectors = vectors.into_iter();
         let mut answer_vectors = answer_vectors.into_iter();
+        let mut use_vectors = use_vectors.into_iter();
         let mut built = Vec::with_capacity(enabled.len());
         for record in &enabled {
             let n = DenseFaq::texts(record).len();
@@ -179,6 +253,7 @@ impl Bot {
                 record,
                 vectors.by_ref().take(n).collect(),
                 answer_vectors.next(),
+                use_vectors.by_ref().take(n).collect(),
             )));
         }
         let disabled: Vec<&str> = records
@@ -343,7 +418,7 @@ impl Bot {
             .filter(|_| settings.self_calibration)
         {
             Some(fit) => (fit.calibration, CalibrationSource::SelfFitted),
-            None => (Calibration::default(), CalibrationSource::Default),
+            None => (self.default_calibration(), CalibrationSource::Default),
         }
     }
 
@@ -396,6 +471,17 @@ impl Bot {
             out.extend(chunk.iter().map(|t| t.to_string()).zip(vectors));
         }
         Ok(self.negatives.get_or_init(|| out))
+    }
+
+    /// The second encoder's vectors of [`Bot::generic_negatives`], in the same order (empty
+    /// without a second encoder).
+    pub(crate) fn generic_use_negatives(&self) -> Result<&[Vec<f32>], BotError> {
+        if let Some(n) = self.use_negatives.get() {
+            return Ok(n);
+        }
+        let texts = builtin::generic_out_of_scope();
+        let out = self.use_vectors(&texts)?;
+        Ok(self.use_negatives.get_or_init(|| out))
     }
 
     /// Hybrid knowledge search, ranked as the bot ranks a turn: tantivy's lexical candidates
@@ -848,8 +934,10 @@ impl Bot {
             let answer_vectors = self
                 .encoder
                 .embed_kind_blocking(TextKind::Passage, &answers)?;
+            let use_vectors = self.use_vectors(&texts)?;
             let mut vectors = vectors.into_iter();
             let mut answer_vectors = answer_vectors.into_iter();
+            let mut use_vectors = use_vectors.into_iter();
             for record in &records {
                 let n = DenseFaq::texts(record).len();
                 missing.insert(
@@ -858,11 +946,20 @@ impl Bot {
                         record,
                         vectors.by_ref().take(n).collect(),
                         answer_vectors.next(),
+                        use_vectors.by_ref().take(n).collect(),
                     )),
                 );
             }
         }
-        let mut list = fuse(query_vector, text, &lexical, &dense, &missing);
+        let use_query = self.use_query(text);
+        let mut list = fuse(
+            query_vector,
+            use_query.as_deref(),
+            text,
+            &lexical,
+            &dense,
+            &missing,
+        );
         list.truncate(keep);
         // Margins are taken within the top 10, as for a turn.
         let features_list_len = list.len().min(10);

@@ -25,10 +25,17 @@ pub struct Features {
     /// The candidate's ranking score minus the best ranking score of any other FAQ.
     #[serde(default)]
     pub fused_margin: f32,
+    /// Highest cosine between the turn and the candidate's question or alternates under the
+    /// second encoder (Universal Sentence Encoder multilingual v3); 0 when the bot has none.
+    #[serde(default)]
+    pub use_cosine: f32,
+    /// `use_cosine` minus the best second-encoder cosine of any other candidate.
+    #[serde(default)]
+    pub use_margin: f32,
 }
 
 /// Number of features.
-const N: usize = 6;
+const N: usize = 8;
 
 impl Features {
     fn vector(&self) -> [f32; N] {
@@ -39,6 +46,8 @@ impl Features {
             self.lexical_top,
             self.answer_cosine,
             self.fused_margin,
+            self.use_cosine,
+            self.use_margin,
         ]
     }
 }
@@ -58,12 +67,42 @@ pub struct Calibration {
     /// Weight of [`Features::fused_margin`] (0 in calibrations from before it existed).
     #[serde(default)]
     pub fused_margin: f32,
+    /// Weight of [`Features::use_cosine`] (0 in calibrations from before it existed).
+    #[serde(default)]
+    pub use_cosine: f32,
+    /// Weight of [`Features::use_margin`] (0 in calibrations from before it existed).
+    #[serde(default)]
+    pub use_margin: f32,
 }
 
 impl Default for Calibration {
     /// Fitted by `cargo run --release -p switchboard-bot --example calibrate` on
-    /// `bot/eval/calibration.jsonl` (written for this purpose; no test line is in it).
+    /// `bot/eval/calibration.jsonl` (written for this purpose; no test line is in it), with
+    /// the second encoder loaded (the bundled model files). A bot without the second encoder
+    /// uses [`Calibration::without_second_encoder`] instead.
     fn default() -> Self {
+        DEFAULT_WITH_USE
+    }
+}
+
+/// See [`Calibration::default`]; refitted 2026-12-07 with the second encoder's two features.
+const DEFAULT_WITH_USE: Calibration = Calibration {
+    bias: -33.5815,
+    cosine: 15.4508,
+    margin: 27.4020,
+    overlap: 1.3068,
+    lexical_top: -0.3677,
+    answer_cosine: 17.9744,
+    fused_margin: 26.9813,
+    use_cosine: 5.2323,
+    use_margin: 6.9261,
+};
+
+impl Calibration {
+    /// The default of a bot that runs without the second encoder (its files absent): the
+    /// previous global calibration, fitted on the same set without the second encoder's
+    /// features (they are 0 then, and would pull every confidence down).
+    pub fn without_second_encoder() -> Calibration {
         Calibration {
             bias: -35.9066,
             cosine: 37.1544,
@@ -72,11 +111,11 @@ impl Default for Calibration {
             lexical_top: 0.1650,
             answer_cosine: 0.0,
             fused_margin: 0.0,
+            use_cosine: 0.0,
+            use_margin: 0.0,
         }
     }
-}
 
-impl Calibration {
     /// The probability that the candidate with these features is the right answer.
     pub fn confidence(&self, features: &Features) -> f32 {
         let weights = self.weights();
@@ -97,6 +136,8 @@ impl Calibration {
             self.lexical_top,
             self.answer_cosine,
             self.fused_margin,
+            self.use_cosine,
+            self.use_margin,
         ]
     }
 
@@ -193,6 +234,8 @@ impl Calibration {
             lexical_top: raw[3],
             answer_cosine: raw[4],
             fused_margin: raw[5],
+            use_cosine: raw[6],
+            use_margin: raw[7],
         })
     }
 
@@ -256,6 +299,39 @@ mod tests {
         });
         assert!(low < 0.2 && high > 0.8, "low {low} high {high}");
         assert!(Calibration::fit(&samples[..10]).is_none());
+    }
+
+    #[test]
+    fn stored_calibrations_without_the_new_weights_keep_working() {
+        let old: Calibration = serde_json::from_str(
+            r#"{"bias":-35.9,"cosine":37.1,"margin":69.1,"overlap":2.4,"lexical_top":0.2}"#,
+        )
+        .expect("old calibration");
+        assert_eq!(
+            (
+                old.answer_cosine,
+                old.fused_margin,
+                old.use_cosine,
+                old.use_margin
+            ),
+            (0.0, 0.0, 0.0, 0.0)
+        );
+        let f = Features {
+            cosine: 0.95,
+            margin: 0.05,
+            overlap: 0.5,
+            lexical_top: 1.0,
+            ..Features::default()
+        };
+        // The second encoder's features do not move an old calibration's confidence.
+        let with_use = Features {
+            use_cosine: 0.9,
+            use_margin: 0.1,
+            ..f
+        };
+        assert_eq!(old.confidence(&f), old.confidence(&with_use));
+        assert!(Calibration::default().use_cosine > 0.0);
+        assert_eq!(Calibration::without_second_encoder().use_cosine, 0.0);
     }
 
     #[test]

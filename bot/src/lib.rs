@@ -68,6 +68,8 @@
 //!    `cosine + 0.3 · answer cosine + 0.03 · token overlap + 0.01 / (BM25 rank + 2)` (the
 //!    answer's first 300 characters are embedded with the `passage: ` prefix); each candidate
 //!    gets a calibrated confidence. [`Bot::search`] returns this ranking (hybrid `kb/search`).
+//!    The second encoder (USE multilingual v3, one pass of about 1 ms; see [`Calibration`])
+//!    gives each candidate its `use_cosine` for the confidence, not for the ranking.
 //! 6. Top confidence ≥ `answer_threshold` → `answer` with the FAQ (`faq_match`).
 //!    Otherwise the intent model decides first: `handoff_request` → `handoff`
 //!    (`handoff_intent`), `complaint` → `handoff` (`complaint`), `greeting` / `thanks` /
@@ -85,7 +87,11 @@
 //! e5 cosines bunch up (unrelated sentences still score 0.80), so the confidence is a logistic
 //! model over features of a candidate: its best cosine, its margin over the best other FAQ,
 //! the share of the turn's analyzed tokens found in its question/alternates, whether it is
-//! also tantivy's top hit, its answer's cosine and its ranking-score margin. The label is "the
+//! also tantivy's top hit, its answer's cosine and its ranking-score margin, and a second
+//! opinion from an independent encoder (Universal Sentence Encoder multilingual v3, loaded with
+//! the bundled models when its files are there): the candidate's best USE cosine and its USE
+//! margin over the other candidates. USE cosines spread wider than e5's, so they tell "no FAQ
+//! fits" from a loose paraphrase better. The label is "the
 //! top candidate is the expected FAQ", so the output reads as the probability that answering
 //! is right. Which model a turn uses ([`Bot::calibration_for`]):
 //! 1. [`BotSettings::calibration`] when the tenant set one (e.g. refitted on its own labelled
@@ -98,7 +104,8 @@
 //!    `answer_threshold` (0.5) is the operating point that maximizes `right − 1.5 · wrong` on
 //!    those turns;
 //! 3. else [`Calibration::default`], fitted
-//!    (`examples/calibrate.rs`) on `bot/eval/calibration.jsonl`.
+//!    (`examples/calibrate.rs`) on `bot/eval/calibration.jsonl`
+//!    ([`Calibration::without_second_encoder`] for a bot without the USE files).
 //!
 //! Figures: `docs/bench-bot.md`.
 //!

@@ -60,6 +60,9 @@ pub(crate) struct DenseFaq {
     pub phrasings: Vec<String>,
     /// Unit vector of the answer's opening (`passage: ` prefix); `None` when not embedded.
     pub answer_vector: Option<Vec<f32>>,
+    /// The second encoder's vector of each text, in the order of `vectors`; empty when the
+    /// bot has no second encoder.
+    pub use_vectors: Vec<Vec<f32>>,
 }
 
 impl DenseFaq {
@@ -74,6 +77,7 @@ impl DenseFaq {
         record: &FaqRecord,
         vectors: Vec<Vec<f32>>,
         answer_vector: Option<Vec<f32>>,
+        use_vectors: Vec<Vec<f32>>,
     ) -> DenseFaq {
         let text_tokens: Vec<HashSet<String>> = DenseFaq::texts(record)
             .iter()
@@ -92,6 +96,25 @@ impl DenseFaq {
                 .map(|t| t.to_string())
                 .collect(),
             answer_vector,
+            use_vectors,
+        }
+    }
+
+    /// Best second-encoder cosine over the texts, leaving out text `skip`; 0 without a
+    /// second encoder (no query vector or no text vectors).
+    pub fn best_use_cosine_without(&self, query: Option<&[f32]>, skip: Option<usize>) -> f32 {
+        let Some(query) = query else { return 0.0 };
+        let best = self
+            .use_vectors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, v)| cosine(query, v))
+            .fold(f32::MIN, f32::max);
+        if best == f32::MIN {
+            0.0
+        } else {
+            best
         }
     }
 
@@ -154,6 +177,9 @@ pub struct ScoredCandidate {
     pub cosine: f32,
     /// Cosine between the turn and the FAQ's answer.
     pub answer_cosine: f32,
+    /// Best cosine between the turn and the FAQ's question or alternates under the second
+    /// encoder (USE multilingual v3); 0 when the bot has none. Not part of the ranking.
+    pub use_cosine: f32,
     /// BM25 score, when tantivy returned the FAQ.
     pub lexical_score: Option<f32>,
     /// 0-based rank in tantivy's list, when it returned the FAQ.
@@ -172,6 +198,7 @@ pub struct ScoredCandidate {
 /// lexical hits that the dense side lacks.
 pub(crate) fn fuse(
     query_vector: &[f32],
+    use_query: Option<&[f32]>,
     query_text: &str,
     lexical: &[Candidate],
     dense: &TenantDense,
@@ -190,6 +217,7 @@ pub(crate) fn fuse(
             tags: faq.tags.clone(),
             cosine,
             answer_cosine,
+            use_cosine: faq.best_use_cosine_without(use_query, None),
             lexical_score: None,
             lexical_rank: None,
             overlap,
@@ -252,6 +280,17 @@ pub(crate) fn features_of(list: &[ScoredCandidate], i: usize) -> Features {
     } else {
         (c.fused - best_other_fused).clamp(-0.2, 0.2)
     };
+    let best_other_use = list
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, o)| o.use_cosine)
+        .fold(f32::MIN, f32::max);
+    let use_margin = if best_other_use == f32::MIN {
+        0.1
+    } else {
+        (c.use_cosine - best_other_use).clamp(-0.2, 0.2)
+    };
     Features {
         cosine: c.cosine,
         margin,
@@ -259,5 +298,7 @@ pub(crate) fn features_of(list: &[ScoredCandidate], i: usize) -> Features {
         lexical_top: if c.lexical_rank == Some(0) { 1.0 } else { 0.0 },
         answer_cosine: c.answer_cosine,
         fused_margin,
+        use_cosine: c.use_cosine,
+        use_margin,
     }
 }

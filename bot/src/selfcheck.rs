@@ -241,6 +241,8 @@ impl std::fmt::Display for SelfCheckReport {
 struct Probe<'a> {
     text: &'a str,
     vector: &'a [f32],
+    /// The second encoder's vector, when the bot has one.
+    use_vector: Option<&'a [f32]>,
     /// `(faq id, text index)` of the held-out text; `None` for a generic negative.
     held_out: Option<(&'a str, usize)>,
 }
@@ -259,6 +261,7 @@ fn held_out_probes(dense: &TenantDense, max: usize) -> Vec<Probe<'_>> {
             all.push(Probe {
                 text: t.as_str(),
                 vector: v.as_slice(),
+                use_vector: faq.use_vectors.get(i).map(Vec::as_slice),
                 held_out: Some((faq.id.as_str(), i)),
             });
         }
@@ -305,6 +308,7 @@ fn dense_candidates(dense: &TenantDense, probe: &Probe<'_>) -> Vec<ScoredCandida
                 tags: Vec::new(),
                 cosine,
                 answer_cosine,
+                use_cosine: faq.best_use_cosine_without(probe.use_vector, skip_for(faq)),
                 lexical_score: None,
                 lexical_rank: None,
                 overlap,
@@ -344,15 +348,22 @@ fn simulate<'a>(dense: &TenantDense, probes: Vec<Probe<'a>>) -> Vec<Simulated<'a
 struct Material<'a> {
     dense: Arc<TenantDense>,
     negatives: &'a [(String, Vec<f32>)],
+    /// The second encoder's vectors of `negatives` (empty without one).
+    use_negatives: &'a [Vec<f32>],
 }
 
 /// The generic out-of-scope questions as probes: no FAQ is theirs.
-fn generic_probes(negatives: &[(String, Vec<f32>)]) -> Vec<Probe<'_>> {
+fn generic_probes<'a>(
+    negatives: &'a [(String, Vec<f32>)],
+    use_negatives: &'a [Vec<f32>],
+) -> Vec<Probe<'a>> {
     negatives
         .iter()
-        .map(|(text, vector)| Probe {
+        .enumerate()
+        .map(|(i, (text, vector))| Probe {
             text: text.as_str(),
             vector: vector.as_slice(),
+            use_vector: use_negatives.get(i).map(Vec::as_slice),
             held_out: None,
         })
         .collect()
@@ -362,6 +373,7 @@ fn material<'a>(bot: &'a Bot, tenant: &str) -> Result<Material<'a>, BotError> {
     Ok(Material {
         dense: bot.tenant_dense_arc(tenant),
         negatives: bot.generic_negatives()?,
+        use_negatives: bot.generic_use_negatives()?,
     })
 }
 
@@ -381,7 +393,7 @@ pub fn fit(
     }
     let queries = probes.len();
     let mut sims = simulate(&m.dense, probes);
-    let negative_probes = generic_probes(m.negatives);
+    let negative_probes = generic_probes(m.negatives, m.use_negatives);
     let negatives = negative_probes.len();
     sims.extend(simulate(&m.dense, negative_probes));
     let probe_weight = |i: usize| {
@@ -476,7 +488,7 @@ pub fn check(
     let probes = held_out_probes(&m.dense, options.max_queries);
     let queries = probes.len();
     let mut sims = simulate(&m.dense, probes);
-    let negative_probes = generic_probes(m.negatives);
+    let negative_probes = generic_probes(m.negatives, m.use_negatives);
     let negatives = negative_probes.len();
     sims.extend(simulate(&m.dense, negative_probes));
     let mut report = SelfCheckReport {

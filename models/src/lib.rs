@@ -31,6 +31,9 @@
 //!   serialization, evaluation.
 //! - [`builtin`]: intents every tenant has (`handoff_request`, `greeting`, `thanks`,
 //!   `complaint`, `goodbye`) with Chinese and English examples.
+//! - [`use_encoder`]: [`UseEncoder`], Universal Sentence Encoder multilingual v3 (int8,
+//!   `use.int8.onnx` + `use.tokenizer.json`, made by `models/export/export_use.sh`), one
+//!   sentence per run; measured as a second opinion for the bot (docs/bench-bot.md).
 //! - [`byom`]: validating a tenant's own ONNX classifier before activation.
 //! - [`worker`]: running a tenant's classifier in a child process under a memory budget and a
 //!   deadline (`switchboard model-worker` is the child; [`ClassifierModel::isolated`] the parent).
@@ -48,6 +51,7 @@ pub mod runtime;
 pub mod service;
 pub mod training_data;
 pub mod worker;
+pub mod use_encoder;
 
 pub use byom::{parse_label_list, ClassifierModel};
 pub use encoder::{cosine, default_model_dir, Encoder, EncoderConfig, EncoderFiles, TextKind};
@@ -60,3 +64,4 @@ pub use runtime::{init_runtime, locate_runtime_library};
 pub use service::{Embedding, EncoderService, ServiceConfig, ServiceStats};
 pub use training_data::{parse_examples, Example, LineError, ParseErrors, TrainingFormat};
 pub use worker::WorkerConfig;
+pub use use_encoder::UseEncoder;
