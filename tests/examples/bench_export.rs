@@ -4,8 +4,8 @@
 //! writing the history does not count). The output is counted and dropped, as a client that
 //! saves it to disk would take it.
 //!
-//! `cargo run --release -p switchboard-tests --example bench_export [-- CONVERSATIONS [MESSAGES_PER]]`
-//! (defaults 100000 and 10). Memory: `VmHWM` (peak resident set, reset before each export
+//! `cargo run --release -p switchboard-tests --example bench_export [-- CONVERSATIONS [MESSAGES_PER] [postgres]]`
+//! (defaults 100000 and 10; `postgres`: on the local PostgreSQL server instead of SQLite). Memory: `VmHWM` (peak resident set, reset before each export
 //! through `/proc/self/clear_refs`; it counts the database file's pages that SQLite maps, up to
 //! its 256 MiB `mmap_size`) and the largest anonymous resident memory (`RssAnon`, sampled every
 //! 20 ms: the heap and stacks, without the mapped file), and the largest file-backed resident
@@ -119,6 +119,9 @@ async fn fill(url: &str, conversations: i64, messages_per: i64) -> anyhow::Resul
         }
     }
     tx.commit().await?;
+    // Statistics, as PostgreSQL's autovacuum would gather after a while (without them it sorts
+    // a bitmap scan of the whole range for every page).
+    sqlx::query("ANALYZE").execute(&pool).await?;
     pool.close().await;
     Ok(())
 }
@@ -198,8 +201,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let conversations: i64 = args.first().map_or(Ok(100_000), |a| a.parse())?;
     let messages_per: i64 = args.get(1).map_or(Ok(10), |a| a.parse())?;
+    // `postgres` as the third argument: a database of its own on the local PostgreSQL server.
+    let postgres = match args.get(2).map(String::as_str) {
+        Some("postgres") => Some(store::testing::PostgresDatabase::create().await?),
+        Some(other) => anyhow::bail!("the third argument is `postgres` or nothing, not {other}"),
+        None => None,
+    };
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = match &postgres {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
     let store = Store::connect(&url, FieldCipher::new(&SecretKey::generate())).await?;
     store.migrate().await?;
     store.create_tenant("bench", "h").await?;
@@ -214,6 +226,9 @@ async fn main() -> anyhow::Result<()> {
     let status = std::process::Command::new(std::env::current_exe()?)
         .args(["--export", &url])
         .status()?;
+    if let Some(database) = postgres {
+        database.drop_database().await;
+    }
     anyhow::ensure!(status.success(), "the exports failed");
     Ok(())
 }

@@ -96,12 +96,12 @@ impl Store {
             sql.push_str(&format!(" AND updated_at < {mark}"));
         }
         if let Some(after) = after {
+            // A row value: both databases take it as one range on the index
+            // `(tenant_id, updated_at, id)`, where the spelled-out OR made PostgreSQL scan the
+            // tenant's conversations from the start for every page.
             let time = binds.push(Value::Int(after.updated_at));
-            let same_time = binds.push(Value::Int(after.updated_at));
             let id = binds.push(Value::Text(after.id.clone()));
-            sql.push_str(&format!(
-                " AND (updated_at > {time} OR (updated_at = {same_time} AND id > {id}))"
-            ));
+            sql.push_str(&format!(" AND (updated_at, id) > ({time}, {id})"));
         }
         let mark = binds.push(Value::Int(limit.max(1)));
         sql.push_str(&format!(" ORDER BY updated_at, id LIMIT {mark}"));

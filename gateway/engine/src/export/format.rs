@@ -175,7 +175,7 @@ pub fn guard_formula(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 enum Sink {
-    Csv(csv::Writer<Buffer>),
+    Csv(Box<csv::Writer<Buffer>>),
     Jsonl(Buffer),
     Xlsx(Box<Workbook<Buffer>>),
 }
@@ -204,7 +204,7 @@ impl Encoder {
                     .quote_style(csv::QuoteStyle::Necessary)
                     .from_writer(out);
                 writer.write_record(rows.columns())?;
-                Sink::Csv(writer)
+                Sink::Csv(Box::new(writer))
             }
             ExportFormat::Jsonl => Sink::Jsonl(out),
             ExportFormat::Xlsx => Sink::Xlsx(Box::new(Workbook::new(
