@@ -242,8 +242,9 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
         assert!(!group["examples"].as_array().unwrap().is_empty());
     }
 
-    // Each topic's questions make one group: the measure of the clustering.
-    let mut by_topic: HashMap<&str, &Value> = HashMap::new();
+    // No group mixes topics (a topic may take more than one group): the measure of the
+    // clustering.
+    let mut by_topic: HashMap<&str, Vec<&Value>> = HashMap::new();
     let mut impure = 0;
     for group in &groups {
         let (topic, share) = majority(group);
@@ -251,10 +252,7 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
             impure += 1;
         }
         if let Some(topic) = topic.filter(|name| *name != "off topic") {
-            let best = by_topic.entry(topic).or_insert(group);
-            if best["count"].as_i64() < group["count"].as_i64() {
-                *best = group;
-            }
+            by_topic.entry(topic).or_default().push(group);
         }
     }
     println!(
@@ -264,11 +262,12 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
     );
     assert_eq!(impure, 0, "no group mixes topics: {groups:#?}");
     assert_eq!(by_topic.len(), TOPICS.len(), "{groups:#?}");
-    let engraving = by_topic["engraving"];
-    assert_eq!(
-        engraving["agent_replies"],
-        json!([agent_reply]),
-        "how the agent answered: {engraving}"
+    assert!(
+        by_topic["engraving"]
+            .iter()
+            .any(|g| g["agent_replies"] == json!([agent_reply])),
+        "how the agent answered: {:?}",
+        by_topic["engraving"]
     );
 
     // The off-topic group is dismissed, and stays dismissed when the question comes again.
@@ -279,7 +278,7 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|e| OFF_TOPIC.contains(&e["text"].as_str().unwrap()))
+                .any(|e| e["text"] == OFF_TOPIC[0])
         })
         .expect("a weather group");
     let weather_id = weather["id"].as_str().unwrap().to_owned();
@@ -309,67 +308,74 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
 
     // One click per group: a draft FAQ; the knowledge manager writes the answers no agent gave
     // and publishes through the FAQ routes.
-    let mut published = HashMap::new();
+    let mut published: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut agent_drafts = 0;
     for topic in &TOPICS {
-        let group = by_topic[topic.name];
-        let (status, draft) = app
-            .admin_post(
-                &format!(
-                    "/v1/tenants/acme/kb/gaps/{}/draft",
-                    group["id"].as_str().unwrap()
-                ),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{draft}");
-        let question = draft["question"].as_str().unwrap();
-        assert!(topic.asked.contains(&question), "{draft}");
-        let alternates: Vec<&str> = draft["alternates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        assert_eq!(alternates.len(), topic.asked.len() - 1, "{draft}");
-        assert!(alternates
-            .iter()
-            .all(|a| topic.asked.contains(a) && *a != question));
-        let answer = if topic.name == "engraving" {
-            assert_eq!(draft["answer"], agent_reply, "the agent's reply: {draft}");
-            draft["answer"].as_str().unwrap().to_owned()
-        } else {
-            assert_eq!(draft["answer"], "", "no agent answered: {draft}");
-            topic.answer.to_owned()
-        };
-        let id = draft["id"].as_str().unwrap().to_owned();
-        // Not in the knowledge base until published.
-        let (status, _) = app
-            .admin_get(&format!("/v1/tenants/acme/kb/faqs/{id}"))
-            .await;
-        assert_eq!(status, 404);
-        let body = json!({
-            "question": question,
-            "alternates": alternates,
-            "answer": answer,
-            "tags": draft["tags"],
-            "locale": draft["locale"],
-        });
-        let (status, saved) = app
-            .admin_put(
-                &format!("/v1/tenants/acme/kb/faqs/{id}"),
-                "application/json",
-                body.to_string().into_bytes(),
-            )
-            .await;
-        assert_eq!(status, 201, "{saved}");
-        published.insert(topic.name, id);
+        let mut drafted_questions = 0;
+        for group in &by_topic[topic.name] {
+            let (status, draft) = app
+                .admin_post(
+                    &format!(
+                        "/v1/tenants/acme/kb/gaps/{}/draft",
+                        group["id"].as_str().unwrap()
+                    ),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, 200, "{draft}");
+            let question = draft["question"].as_str().unwrap();
+            assert!(topic.asked.contains(&question), "{draft}");
+            let alternates: Vec<&str> = draft["alternates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                alternates.len() as i64 + 1,
+                group["count"].as_i64().unwrap(),
+                "every question of the group: {draft}"
+            );
+            assert!(alternates
+                .iter()
+                .all(|a| topic.asked.contains(a) && *a != question));
+            drafted_questions += alternates.len() + 1;
+            let answer = if draft["answer"] == agent_reply {
+                agent_drafts += 1;
+                agent_reply.to_owned()
+            } else {
+                assert_eq!(draft["answer"], "", "no agent answered: {draft}");
+                topic.answer.to_owned()
+            };
+            let id = draft["id"].as_str().unwrap().to_owned();
+            // Not in the knowledge base until published.
+            let (status, _) = app
+                .admin_get(&format!("/v1/tenants/acme/kb/faqs/{id}"))
+                .await;
+            assert_eq!(status, 404);
+            let body = json!({
+                "question": question,
+                "alternates": alternates,
+                "answer": answer,
+                "tags": draft["tags"],
+                "locale": draft["locale"],
+            });
+            let (status, saved) = app
+                .admin_put(
+                    &format!("/v1/tenants/acme/kb/faqs/{id}"),
+                    "application/json",
+                    body.to_string().into_bytes(),
+                )
+                .await;
+            assert_eq!(status, 201, "{saved}");
+            published.entry(topic.name).or_default().push(id);
+        }
+        assert_eq!(drafted_questions, topic.asked.len(), "{}", topic.name);
     }
+    assert_eq!(agent_drafts, 1, "the agent's reply drafted once");
     let listed = gap_groups(&app, "").await;
-    for topic in &TOPICS {
-        let group = listed
-            .iter()
-            .find(|g| g["faq_id"] == published[topic.name].as_str())
-            .unwrap();
+    for id in published.values().flatten() {
+        let group = listed.iter().find(|g| g["faq_id"] == id.as_str()).unwrap();
         assert_eq!(group["published"], true, "{group}");
     }
     let chat = app.server.state.chat.clone();
@@ -386,7 +392,7 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
             let (conversation, _, _) = ask_as_new_customer(&app, &format!("a{t}{q}"), text).await;
             total += 1;
             match answered_faq(&app, &conversation).await {
-                Some(id) if id == published[topic.name] => right += 1,
+                Some(id) if published[topic.name].contains(&id) => right += 1,
                 Some(id) => {
                     println!("{text:?} answered with {id}");
                     wrong += 1;
@@ -399,7 +405,8 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
         }
     }
     println!(
-        "knowledge gaps: after publishing, {right} of {total} paraphrases answered right, {wrong} wrong, {abstained} abstained (before: 0)"
+        "knowledge gaps: {} FAQs published; after publishing, {right} of {total} paraphrases answered right, {wrong} wrong, {abstained} abstained (before: 0)",
+        published.values().map(Vec::len).sum::<usize>()
     );
     assert_eq!(wrong, 0);
     assert!(right * 4 >= total * 3, "{right} of {total}");

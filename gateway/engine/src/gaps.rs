@@ -25,7 +25,7 @@ use crate::intents::models;
 
 /// Cosine similarity (of normalized e5-small vectors) at which a question joins a group
 /// (chosen on BANKING77, see docs/reports.md "Knowledge gaps").
-pub const JOIN_THRESHOLD: f32 = 0.88;
+pub const JOIN_THRESHOLD: f32 = 0.93;
 /// Questions one refresh takes into groups at most (the newest); the rest wait for the next.
 pub const QUESTIONS_PER_REFRESH: i64 = 2_000;
 /// Members read per group to pick its label and its draft's questions.
