@@ -259,23 +259,22 @@ impl Chat {
         let settings = self.tenant_settings(&customer.tenant_id).await;
         self.limits
             .customer_message(&customer.tenant_id, &customer.id, origin, settings.limits)?;
-        let conversation = self
-            .store
-            .conversation_for_customer(&customer.id)
-            .await?
-            .filter(|c| c.tenant_id == customer.tenant_id);
-        let closed_at = match &conversation {
-            Some(c) if c.state == ConversationState::Closed => c.closed_at,
-            _ => None,
-        }
-        .filter(|closed_at| now_ms() - closed_at <= RATING_WINDOW_MS)
-        .ok_or_else(|| {
+        let nothing = || {
             ServiceError::invalid(
                 "nothing_to_rate",
                 "there is no recently closed conversation to rate",
             )
-        })?;
-        let conversation = conversation.expect("checked above");
+        };
+        let conversation = self
+            .store
+            .conversation_for_customer(&customer.id)
+            .await?
+            .filter(|c| c.tenant_id == customer.tenant_id && c.state == ConversationState::Closed)
+            .ok_or_else(nothing)?;
+        let closed_at = conversation
+            .closed_at
+            .filter(|closed_at| now_ms() - closed_at <= RATING_WINDOW_MS)
+            .ok_or_else(nothing)?;
         let rating = Rating {
             conversation_id: conversation.id.clone(),
             closed_at,
