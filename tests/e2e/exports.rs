@@ -586,3 +586,42 @@ async fn a_supervisor_exports_from_the_console_dialog() {
         .iter()
         .all(|row| row[column(&header, "conversation_id")] == seeded.wechat));
 }
+
+#[tokio::test]
+async fn a_tenant_runs_two_exports_at_once_and_a_third_waits() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    // Two exports in flight (their slots held as a running export holds them).
+    let connections = &app.server.state.connections;
+    let held: Vec<_> = (0..2)
+        .map(|_| connections.open("export acme", 2).expect("a slot"))
+        .collect();
+    let (status, headers, body) = export(&app, "format=csv").await;
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert!(headers.contains_key("retry-after"));
+    // Another tenant is not held up.
+    let other_key = app.create_tenant("globex").await;
+    let response = app
+        .http
+        .get(app.url("/v1/tenants/globex/exports/conversations"))
+        .bearer_auth(other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    drop(held);
+    let (status, _, _) = export(&app, "format=csv").await;
+    assert_eq!(status, 200);
+    // A finished export gives its slot back (when the server drops the body, just after its
+    // last chunk).
+    let started = std::time::Instant::now();
+    while connections.count("export acme") != 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the slot came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
