@@ -8,11 +8,11 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = match cli::Cli::parse().model_worker() {
+    let mut cli = cli::Cli::parse();
+    if let Some(args) = cli.take_model_worker() {
         // A tenant's model in a child process: no async runtime, no threads before its budget.
-        Ok(args) => return cli::run_model_worker(args),
-        Err(cli) => cli,
-    };
+        return cli::run_model_worker(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

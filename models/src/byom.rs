@@ -86,7 +86,7 @@ pub(crate) struct Loaded {
 /// Where a tenant's model runs.
 enum Backend {
     /// In this process (tests, tools): held to the deadline by ONNX Runtime's terminate flag.
-    InProcess(Loaded),
+    InProcess(Box<Loaded>),
     /// In a child process with a memory budget, killed at the deadline.
     Worker(WorkerClient),
 }
@@ -281,7 +281,10 @@ impl ClassifierModel {
     /// nothing is activated. A server runs tenants' models with [`ClassifierModel::isolated`].
     pub fn validate(model: &Path, tokenizer: &Path, labels: &[String]) -> Result<ClassifierModel> {
         let loaded = Loaded::load(model, tokenizer, labels, Some(TENANT_MODEL_DEADLINE))?;
-        Ok(Self::with_backend(Backend::InProcess(loaded), labels))
+        Ok(Self::with_backend(
+            Backend::InProcess(Box::new(loaded)),
+            labels,
+        ))
     }
 
     /// A classifier that runs in a child process under `config`'s memory budget. With

@@ -884,6 +884,7 @@ impl Drop for WorkerClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -316,10 +316,13 @@ fn main() -> std::process::ExitCode {
     if args.peek().is_some_and(|arg| arg == WORKER_SUBCOMMAND) {
         return serve_stdio(args);
     }
-    let filter: Option<String> = args
-        .filter_map(|arg| arg.into_string().ok())
-        .find(|arg| !arg.starts_with('-'));
-    Encoder::load_default().expect("run scripts/setup-onnxruntime.sh first"); // the runtime is up
+    let args: Vec<String> = args.filter_map(|arg| arg.into_string().ok()).collect();
+    let filter = args.iter().find(|arg| !arg.starts_with('-')).cloned();
+    let list = args.iter().any(|arg| arg == "--list");
+    if args.iter().any(|arg| arg == "--ignored") {
+        // None of these is ignored.
+        return std::process::ExitCode::SUCCESS;
+    }
     let tests: [(&str, fn()); 7] = [
         (
             "isolated_model_answers_like_in_process",
@@ -350,6 +353,13 @@ fn main() -> std::process::ExitCode {
             an_idle_child_is_stopped_and_the_next_call_starts_one,
         ),
     ];
+    if list {
+        for (name, _) in tests {
+            println!("{name}: test");
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
+    Encoder::load_default().expect("run scripts/setup-onnxruntime.sh first"); // the runtime is up
     let mut failed = 0;
     let mut ran = 0;
     for (name, test) in tests {

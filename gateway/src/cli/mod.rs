@@ -122,15 +122,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 impl Cli {
     /// `model-worker` runs without an async runtime: its arguments, if it is that command.
-    pub fn model_worker(self) -> Result<Vec<std::ffi::OsString>, Cli> {
-        match self.command {
-            Command::ModelWorker { args } => Ok(args),
-            command => Err(Cli { command }),
+    pub fn take_model_worker(&mut self) -> Option<Vec<std::ffi::OsString>> {
+        match &mut self.command {
+            Command::ModelWorker { args } => Some(std::mem::take(args)),
+            _ => None,
         }
     }
 }
 
-/// Runs the model worker (see [`Cli::model_worker`]).
+/// Runs the model worker (see [`Cli::take_model_worker`]).
 pub fn run_model_worker(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     model_worker::run(args)
 }
