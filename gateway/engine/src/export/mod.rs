@@ -39,8 +39,8 @@ pub const PAGE_CONVERSATIONS: i64 = 500;
 pub const BATCH_MESSAGES: i64 = 5_000;
 /// Encoded batches waiting for the reader.
 pub const CHANNEL_BATCHES: usize = 4;
-/// The longest value of a text filter.
-const MAX_FILTER_CHARS: usize = 200;
+/// The longest value of a text filter (as in the reports).
+const MAX_FILTER_BYTES: usize = 128;
 
 /// An export's parameters as they arrive (the HTTP query, the CLI's flags), before checking.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -186,9 +186,9 @@ impl ExportRequest {
 fn text_filter(name: &str, value: &Option<String>) -> ServiceResult<Option<String>> {
     match value.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(value) if value.chars().count() > MAX_FILTER_CHARS => Err(ServiceError::invalid(
+        Some(value) if value.len() > MAX_FILTER_BYTES => Err(ServiceError::invalid(
             "bad_filter",
-            format!("{name} is longer than {MAX_FILTER_CHARS} characters"),
+            format!("`{name}` is longer than {MAX_FILTER_BYTES} bytes"),
         )),
         Some(value) => Ok(Some(value.to_owned())),
     }
