@@ -1,10 +1,12 @@
 // Reports: volume, the bot's resolution and handoffs, service times and satisfaction over a
 // period, filtered by channel, skill group and agent; every table downloads as CSV. The charts
 // are plain SVG (no chart library: the console stays small). Definitions: docs/reports.md.
+// Members who read conversations can export them from here too.
 import { useState } from 'preact/hooks';
 import { get, qs, tp } from '../api.js';
 import { percent, useT } from '../i18n.js';
 import { Empty, ErrorNote, Loading, useLoad } from '../ui.jsx';
+import { ExportButton } from './export.jsx';
 
 const DAY = 86_400_000;
 
@@ -178,7 +180,7 @@ function Breakdown({ rows, name, id }) {
   );
 }
 
-export function ReportsPage() {
+export function ReportsPage({ permissions }) {
   const t = useT();
   const today = isoDay(Date.now());
   const [draft, setDraft] = useState({ from: isoDay(Date.now() - 6 * DAY), to: today, channel: '', skill_group: '', agent: '' });
@@ -191,52 +193,56 @@ export function ReportsPage() {
 
   return (
     <div class="stack-lg" id="reports-page">
-      <form
-        class="toolbar"
-        id="report-filters"
-        onSubmit={(event) => {
-          event.preventDefault();
-          setQuery({ ...draft });
-        }}
-      >
-        <label class="inline-field">
-          <span>{t('reports.from')}</span>
-          <input type="date" id="report-from" value={draft.from} max={draft.to} onInput={set('from')} />
-        </label>
-        <label class="inline-field">
-          <span>{t('reports.to')}</span>
-          <input type="date" id="report-to" value={draft.to} min={draft.from} onInput={set('to')} />
-        </label>
-        <label class="inline-field">
-          <span>{t('reports.channel')}</span>
-          <select id="report-channel" value={draft.channel} onChange={set('channel')}>
-            <option value="">{t('reports.all')}</option>
-            {['web', 'mobile', 'wechat', 'douyin'].map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label class="inline-field">
-          <span>{t('reports.skill_group')}</span>
-          <input id="report-skill" value={draft.skill_group} placeholder={t('reports.all')} onInput={set('skill_group')} size="10" />
-        </label>
-        <label class="inline-field">
-          <span>{t('reports.agent')}</span>
-          <select id="report-agent" value={draft.agent} onChange={set('agent')}>
-            <option value="">{t('reports.all')}</option>
-            {Object.entries(agents).map(([id, name]) => (
-              <option key={id} value={id}>
-                {name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <button type="submit" class="button button-primary" id="report-apply">
-          {t('reports.apply')}
-        </button>
-      </form>
+      <div class="report-bar">
+        <form
+          class="toolbar"
+          id="report-filters"
+          onSubmit={(event) => {
+            event.preventDefault();
+            setQuery({ ...draft });
+          }}
+        >
+          <label class="inline-field">
+            <span>{t('reports.from')}</span>
+            <input type="date" id="report-from" value={draft.from} max={draft.to} onInput={set('from')} />
+          </label>
+          <label class="inline-field">
+            <span>{t('reports.to')}</span>
+            <input type="date" id="report-to" value={draft.to} min={draft.from} onInput={set('to')} />
+          </label>
+          <label class="inline-field">
+            <span>{t('reports.channel')}</span>
+            <select id="report-channel" value={draft.channel} onChange={set('channel')}>
+              <option value="">{t('reports.all')}</option>
+              {['web', 'mobile', 'wechat', 'douyin'].map((c) => (
+                <option key={c} value={c}>
+                  {c}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label class="inline-field">
+            <span>{t('reports.skill_group')}</span>
+            <input id="report-skill" value={draft.skill_group} placeholder={t('reports.all')} onInput={set('skill_group')} size="10" />
+          </label>
+          <label class="inline-field">
+            <span>{t('reports.agent')}</span>
+            <select id="report-agent" value={draft.agent} onChange={set('agent')}>
+              <option value="">{t('reports.all')}</option>
+              {Object.entries(agents).map(([id, name]) => (
+                <option key={id} value={id}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" class="button button-primary" id="report-apply">
+            {t('reports.apply')}
+          </button>
+        </form>
+        {/* Transcripts: for the roles that read conversations (not knowledge managers). */}
+        {permissions && permissions.has('live') && <ExportButton />}
+      </div>
       <ErrorNote error={loaded.error} id="report-error" />
       {loaded.loading && !report && <Loading />}
       {report && (
