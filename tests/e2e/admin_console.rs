@@ -285,6 +285,7 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
         pages,
         json!([
             "knowledge",
+            "gaps",
             "policies",
             "intents",
             "live",
