@@ -625,3 +625,28 @@ async fn a_tenant_runs_two_exports_at_once_and_a_third_waits() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn an_export_that_fails_ends_with_its_error_not_a_short_file() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let request = engine::export::ExportRequest::parse(
+        &app.tenant,
+        &engine::export::ExportQuery::default(),
+        store::util::now_ms(),
+        0,
+    )
+    .unwrap();
+    // A store that cannot answer: the export's first read fails.
+    let store = app.server.state.store.clone();
+    store.close().await;
+    let mut receiver = engine::export::spawn(store, request);
+    let mut items = Vec::new();
+    while let Some(item) = receiver.recv().await {
+        items.push(item);
+    }
+    let last = items.pop().expect("an item");
+    let error = last.expect_err("the last item is the error");
+    assert_eq!(error.code(), "internal");
+    assert!(items.iter().all(Result::is_ok));
+}
