@@ -25,6 +25,8 @@ CREATE TABLE episodes (
     bot_answers BIGINT NOT NULL,
     bot_clarifies BIGINT NOT NULL,
     bot_out_of_scope BIGINT NOT NULL,
+    -- The customer's CRM tags at the close, as |tag|tag| (filtered with LIKE '%|tag|%').
+    tags TEXT NOT NULL DEFAULT '',
     created_at BIGINT NOT NULL,
     PRIMARY KEY (conversation_id, closed_at)
 );

@@ -106,10 +106,21 @@ async fn an_agents_conversation_is_rated_over_http_and_reported_by_agent_with_ti
     customer
         .send(json!({"type":"send","client_msg_id":"c1","text":"我的订单还没到"}))
         .await;
-    let id = agent.expect_type("assigned").await["conversation"]["id"]
+    let assigned = agent.expect_type("assigned").await;
+    let id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    // The customer is tagged in the CRM: the report can be filtered by it.
+    let customer_id = assigned["conversation"]["customer"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
+    let (status, body) = app
+        .admin_put(
+            &format!("/v1/tenants/acme/customers/{customer_id}/attributes"),
+            "application/json",
+            serde_json::to_vec(&json!({"crm_tags": ["gold", "50%_off"]})).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     agent
         .send(json!({"type":"send","conversation_id":id,"client_msg_id":"a1","text":"我来查一下"}))
         .await;
@@ -150,6 +161,10 @@ async fn an_agents_conversation_is_rated_over_http_and_reported_by_agent_with_ti
     assert_eq!(other["totals"]["episodes"], 0);
     let mine = get_report(&app, &format!("?agent={agent_id}")).await;
     assert_eq!(mine["totals"]["episodes"], 1);
+    for (tag, found) in [("gold", 1), ("50%25_off", 1), ("gol", 0), ("silver", 0)] {
+        let tagged = get_report(&app, &format!("?tag={tag}")).await;
+        assert_eq!(tagged["totals"]["episodes"], found, "{tag}");
+    }
     let (status, body) = app
         .admin_get("/v1/tenants/acme/reports?from=2026-13-01")
         .await;

@@ -444,6 +444,7 @@ export const STRINGS = {
   'reports.channel': ['Channel', '渠道'],
   'reports.skill_group': ['Skill group', '技能组'],
   'reports.agent': ['Agent', '客服'],
+  'reports.tag': ['Customer tag', '客户标签'],
   'reports.all': ['All', '全部'],
   'reports.apply': ['Show', '查询'],
   'reports.csv': ['CSV', '导出 CSV'],

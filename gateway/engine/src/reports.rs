@@ -498,6 +498,7 @@ mod tests {
             bot_answers: 1,
             bot_clarifies: 0,
             bot_out_of_scope: 0,
+            tags: Vec::new(),
         }
     }
 

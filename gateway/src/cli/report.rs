@@ -21,6 +21,9 @@ pub struct ReportArgs {
     /// An agent id.
     #[arg(long)]
     agent: Option<String>,
+    /// A customer CRM tag.
+    #[arg(long)]
+    tag: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -40,6 +43,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         channel: args.channel,
         skill_group: args.skill_group,
         agent: args.agent,
+        tag: args.tag,
     };
     let report = engine::reports::report(&services.store, &args.tenant, &filter, offset)
         .await

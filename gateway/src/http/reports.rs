@@ -34,6 +34,7 @@ pub struct ReportQuery {
     channel: Option<String>,
     skill_group: Option<String>,
     agent: Option<String>,
+    tag: Option<String>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -105,6 +106,7 @@ fn filter_of(query: &ReportQuery, offset_minutes: i32) -> ApiResult<EpisodeFilte
         channel: text(&query.channel, "channel")?,
         skill_group: text(&query.skill_group, "skill_group")?,
         agent: text(&query.agent, "agent")?,
+        tag: text(&query.tag, "tag")?,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct Episode {
     pub bot_answers: i64,
     pub bot_clarifies: i64,
     pub bot_out_of_scope: i64,
+    /// The customer's CRM tags at the close.
+    pub tags: Vec<String>,
 }
 
 /// A customer's rating of an episode.
@@ -57,6 +59,8 @@ pub struct EpisodeFilter {
     pub channel: Option<String>,
     pub skill_group: Option<String>,
     pub agent: Option<String>,
+    /// Only episodes whose customer carried this CRM tag.
+    pub tag: Option<String>,
 }
 
 /// An episode with its rating, as a report reads it.
@@ -70,7 +74,45 @@ const EPISODE_COLUMNS: &str =
     "e.conversation_id, e.closed_at, e.tenant_id, e.channel, e.skill_group, \
      e.agent_id, e.closed_by, e.opened_at, e.handed_off_at, e.handoff_reason, e.assigned_at, \
      e.first_agent_reply_at, e.customer_messages, e.agent_messages, e.bot_answers, \
-     e.bot_clarifies, e.bot_out_of_scope";
+     e.bot_clarifies, e.bot_out_of_scope, e.tags";
+
+/// Tags as stored: `|a|b|` (a `|` inside a tag is dropped), so one tag is found with LIKE.
+fn encode_tags(tags: &[String]) -> String {
+    let mut out = String::from("|");
+    for tag in tags {
+        let clean: String = tag.chars().filter(|c| *c != '|').collect();
+        if !clean.is_empty() {
+            out.push_str(&clean);
+            out.push('|');
+        }
+    }
+    if out.len() == 1 {
+        String::new()
+    } else {
+        out
+    }
+}
+
+fn decode_tags(stored: &str) -> Vec<String> {
+    stored
+        .split('|')
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The LIKE pattern that finds one tag: `%|tag|%`, with LIKE's own characters escaped by `\`.
+fn tag_pattern(tag: &str) -> String {
+    let mut pattern = String::from("%|");
+    for c in tag.chars().filter(|c| *c != '|') {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("|%");
+    pattern
+}
 
 fn episode_from_row(row: &AnyRow) -> StoreResult<Episode> {
     Ok(Episode {
@@ -91,6 +133,7 @@ fn episode_from_row(row: &AnyRow) -> StoreResult<Episode> {
         bot_answers: row.try_get("bot_answers")?,
         bot_clarifies: row.try_get("bot_clarifies")?,
         bot_out_of_scope: row.try_get("bot_out_of_scope")?,
+        tags: decode_tags(&row.try_get::<String, _>("tags")?),
     })
 }
 
@@ -101,8 +144,8 @@ impl Store {
             "INSERT INTO episodes (conversation_id, closed_at, tenant_id, channel, skill_group, \
              agent_id, closed_by, opened_at, handed_off_at, handoff_reason, assigned_at, \
              first_agent_reply_at, customer_messages, agent_messages, bot_answers, bot_clarifies, \
-             bot_out_of_scope, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             bot_out_of_scope, tags, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
              ON CONFLICT (conversation_id, closed_at) DO NOTHING",
         )
         .bind(&episode.conversation_id)
@@ -122,6 +165,7 @@ impl Store {
         .bind(episode.bot_answers)
         .bind(episode.bot_clarifies)
         .bind(episode.bot_out_of_scope)
+        .bind(encode_tags(&episode.tags))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -170,6 +214,13 @@ impl Store {
                 texts.push(value.clone());
                 sql.push_str(&format!(" AND {column} = ${}", 3 + texts.len()));
             }
+        }
+        if let Some(tag) = &filter.tag {
+            texts.push(tag_pattern(tag));
+            sql.push_str(&format!(
+                " AND e.tags LIKE ${} ESCAPE '\\'",
+                3 + texts.len()
+            ));
         }
         let mut next = 4 + texts.len();
         if after.is_some() {
@@ -336,5 +387,25 @@ impl Store {
         insert_message(&mut tx, &conversation.tenant_id, &message).await?;
         tx.commit().await?;
         Ok(Some(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_stored_between_bars_and_found_with_escaped_patterns() {
+        let tags = vec![
+            "vip".to_owned(),
+            "a|b".to_owned(),
+            String::new(),
+            "50%_off".to_owned(),
+        ];
+        assert_eq!(encode_tags(&tags), "|vip|ab|50%_off|");
+        assert_eq!(decode_tags("|vip|ab|50%_off|"), ["vip", "ab", "50%_off"]);
+        assert_eq!(encode_tags(&[]), "");
+        assert!(decode_tags("").is_empty());
+        assert_eq!(tag_pattern("50%_off"), "%|50\\%\\_off|%");
     }
 }

@@ -1886,6 +1886,7 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
         bot_answers: 1,
         bot_clarifies: 0,
         bot_out_of_scope: 0,
+        tags: vec!["vip".into(), "50%_off".into()],
     };
     store.put_episode(&episode).await.unwrap();
     // Written twice (a retried after-close task): still one row.
@@ -1955,6 +1956,16 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
         ..period
     };
     assert_eq!(all("t1", web).await.len(), 1);
+    // The tag filter finds a whole tag, with LIKE's characters taken literally.
+    for (tag, found) in [("vip", 1), ("50%_off", 1), ("vi", 0), ("50%", 0), ("%", 0)] {
+        let filter = EpisodeFilter {
+            from: closed_at - 10,
+            to: closed_at + 10,
+            tag: Some(tag.into()),
+            ..Default::default()
+        };
+        assert_eq!(all("t1", filter).await.len(), found, "{tag}");
+    }
     // Pages continue after the last row of the previous one.
     let page = store
         .rated_episodes(

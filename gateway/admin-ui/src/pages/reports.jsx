@@ -183,7 +183,7 @@ function Breakdown({ rows, name, id }) {
 export function ReportsPage({ permissions }) {
   const t = useT();
   const today = isoDay(Date.now());
-  const [draft, setDraft] = useState({ from: isoDay(Date.now() - 6 * DAY), to: today, channel: '', skill_group: '', agent: '' });
+  const [draft, setDraft] = useState({ from: isoDay(Date.now() - 6 * DAY), to: today, channel: '', skill_group: '', agent: '', tag: '' });
   const [query, setQuery] = useState(draft);
   const loaded = useLoad(() => get(tp(`/reports${qs(query)}`)), [JSON.stringify(query)]);
   const report = loaded.data && loaded.data.report;
@@ -224,6 +224,10 @@ export function ReportsPage({ permissions }) {
           <label class="inline-field">
             <span>{t('reports.skill_group')}</span>
             <input id="report-skill" value={draft.skill_group} placeholder={t('reports.all')} onInput={set('skill_group')} size="10" />
+          </label>
+          <label class="inline-field">
+            <span>{t('reports.tag')}</span>
+            <input id="report-tag" value={draft.tag} placeholder={t('reports.all')} onInput={set('tag')} size="8" />
           </label>
           <label class="inline-field">
             <span>{t('reports.agent')}</span>

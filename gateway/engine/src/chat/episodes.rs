@@ -113,6 +113,7 @@ pub fn episode_of(
         bot_answers: 0,
         bot_clarifies: 0,
         bot_out_of_scope: 0,
+        tags: Vec::new(),
     };
     for message in transcript.iter().filter(|m| in_episode(m.created_at)) {
         match message.sender {
@@ -193,7 +194,7 @@ impl Chat {
                     .filter(|m| m.created_at >= opened_at && m.created_at <= closed_at),
             );
         }
-        let episode = episode_of(
+        let mut episode = episode_of(
             conversation,
             closed_at,
             closed_by,
@@ -202,6 +203,20 @@ impl Chat {
             &transcript,
         );
         if episode.customer_messages > 0 {
+            // The customer's CRM tags at the close, for the reports' tag filter (bounded).
+            if let Some(customer) = self
+                .store
+                .customer(&conversation.tenant_id, &conversation.customer_id)
+                .await?
+            {
+                episode.tags = customer
+                    .attributes
+                    .crm_tags
+                    .into_iter()
+                    .filter(|tag| !tag.is_empty() && tag.chars().count() <= 64)
+                    .take(32)
+                    .collect();
+            }
             self.store.put_episode(&episode).await?;
             self.ask_for_rating(conversation, closed_at).await;
         }
