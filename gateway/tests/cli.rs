@@ -280,10 +280,8 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-#[test]
-fn intents_train_and_eval_and_bot_eval_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
+/// Creates tenant `shop` in `data_dir` with the demo's bilingual FAQs.
+fn shop_with_the_demo_faqs(data_dir: &str) {
     run_ok(&[
         "tenant",
         "create",
@@ -303,6 +301,13 @@ fn intents_train_and_eval_and_bot_eval_from_the_command_line() {
         "--data-dir",
         data_dir,
     ]);
+}
+
+#[test]
+fn intents_train_and_eval_and_bot_eval_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    shop_with_the_demo_faqs(data_dir);
 
     let training = dir.path().join("intents.csv");
     std::fs::write(
@@ -577,25 +582,7 @@ fn members_are_added_listed_and_disabled_from_the_command_line() {
 fn demo_traffic_fills_the_report_through_the_bot_and_agents() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    run_ok(&[
-        "tenant",
-        "create",
-        "shop",
-        "--admin-email",
-        "ops@shop.example",
-        "--data-dir",
-        data_dir,
-    ]);
-    let faqs = concat!(env!("CARGO_MANIFEST_DIR"), "/../knowledge/demo/faqs.jsonl");
-    run_ok(&[
-        "kb",
-        "import",
-        "--tenant",
-        "shop",
-        faqs,
-        "--data-dir",
-        data_dir,
-    ]);
+    shop_with_the_demo_faqs(data_dir);
     let out = run_ok(&[
         "demo-traffic",
         "--tenant",

@@ -404,9 +404,14 @@ mod tests {
         assert_eq!(reach(MemberRole::Admin), Area::ALL.to_vec());
         assert_eq!(
             reach(MemberRole::KnowledgeManager),
-            [Area::Knowledge, Area::Bot, Area::SensitiveWords]
+            [
+                Area::Knowledge,
+                Area::Bot,
+                Area::SensitiveWords,
+                Area::Reports
+            ]
         );
-        assert_eq!(reach(MemberRole::Supervisor), [Area::Live]);
+        assert_eq!(reach(MemberRole::Supervisor), [Area::Live, Area::Reports]);
         assert!(reach(MemberRole::Agent).is_empty());
     }
 

@@ -136,7 +136,7 @@ impl Store {
 }
 
 /// Stores a bot message with the conversation's next seq, inside the caller's transaction.
-async fn append_bot_tx(
+pub(crate) async fn append_bot_tx(
     tx: &mut super::Tx<'_>,
     conversation_id: &str,
     tenant: &str,

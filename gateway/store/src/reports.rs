@@ -6,13 +6,10 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{
-    conversation_from_row, finish_transition, insert_message, Store, StoreResult,
-    CONVERSATION_COLUMNS,
-};
-use crate::model::{Actor, Conversation, ConversationState, MessageRecord};
+use super::bot::append_bot_tx;
+use super::{finish_transition, Store, StoreResult, CONVERSATION_COLUMNS};
+use crate::model::{Actor, Conversation, MessageRecord};
 use crate::util::now_ms;
-use switchboard_channels::web::SenderKind;
 
 /// One ended episode of a conversation: from its creation or reopening to its close.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -358,33 +355,22 @@ impl Store {
         text: &str,
         meta: serde_json::Value,
     ) -> StoreResult<Option<MessageRecord>> {
-        let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let sql = format!(
-            "UPDATE conversations SET last_seq = last_seq + 1 \
-             WHERE id = $1 AND state = 'closed' AND closed_at = $2 RETURNING {CONVERSATION_COLUMNS}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(conversation_id)
-            .bind(closed_at)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // Takes the row (a reopening waits for this transaction) only while it is that close.
+        let row = sqlx::query(
+            "UPDATE conversations SET updated_at = updated_at \
+             WHERE id = $1 AND state = 'closed' AND closed_at = $2 RETURNING tenant_id",
+        )
+        .bind(conversation_id)
+        .bind(closed_at)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let conversation = conversation_from_row(&row)?;
-        debug_assert_eq!(conversation.state, ConversationState::Closed);
-        let message = MessageRecord {
-            conversation_id: conversation.id.clone(),
-            seq: conversation.last_seq,
-            sender: SenderKind::Bot,
-            sender_id: None,
-            text: text.to_owned(),
-            client_msg_id: None,
-            created_at: now,
-            meta: Some(meta),
-        };
-        insert_message(&mut tx, &conversation.tenant_id, &message).await?;
+        let tenant: String = row.try_get("tenant_id")?;
+        let message =
+            append_bot_tx(&mut tx, conversation_id, &tenant, text, meta, now_ms()).await?;
         tx.commit().await?;
         Ok(Some(message))
     }
