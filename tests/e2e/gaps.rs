@@ -411,3 +411,69 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
     assert_eq!(wrong, 0);
     assert!(right * 4 >= total * 3, "{right} of {total}");
 }
+
+#[tokio::test]
+async fn a_clarify_is_a_gap_only_when_nobody_clicks_a_suggestion() {
+    let app = TestApp::spawn_bot_first().await;
+    // A question the bot is unsure about (it offers buttons).
+    let mut unsure = None;
+    for text in [
+        "关于配送的问题",
+        "question about my order",
+        "我想问一下订单的事",
+        "about my refund",
+        "关于发票",
+    ] {
+        let (_, decision) = app
+            .admin_post("/v1/tenants/acme/bot/ask", json!({ "text": text }))
+            .await;
+        if decision["decision"] == "clarify" {
+            unsure = Some(text);
+            break;
+        }
+    }
+    let unsure = unsure.expect("a question the bot asks to clarify");
+    // One customer clicks a button, the other does not.
+    let (clicked_conversation, clarify, mut clicker) =
+        ask_as_new_customer(&app, "c1", unsure).await;
+    assert_eq!(
+        last_bot_meta(&app, &clicked_conversation).await["decision"],
+        "clarify"
+    );
+    let button = clarify["suggestions"][0].as_str().unwrap().to_owned();
+    ask(&mut clicker, "c2", &button).await;
+    let (ignored_conversation, _, _) = ask_as_new_customer(&app, "i1", unsure).await;
+    assert_eq!(
+        last_bot_meta(&app, &ignored_conversation).await["decision"],
+        "clarify"
+    );
+
+    let started = std::time::Instant::now();
+    let groups = loop {
+        let groups = gap_groups(&app, "").await;
+        let examples: Vec<Value> = groups
+            .iter()
+            .flat_map(|g| g["examples"].as_array().unwrap().clone())
+            .collect();
+        if !examples.is_empty() {
+            break examples;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // Let the click's turn be stored, then group again: only the ignored clarify is a gap.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let examples: Vec<Value> = gap_groups(&app, "")
+        .await
+        .iter()
+        .flat_map(|g| g["examples"].as_array().unwrap().clone())
+        .collect();
+    assert!(!groups.is_empty());
+    assert_eq!(examples.len(), 1, "{examples:#?}");
+    assert_eq!(
+        examples[0]["conversation_id"],
+        ignored_conversation.as_str()
+    );
+    assert_eq!(examples[0]["decision"], "clarify");
+    assert_eq!(examples[0]["reason"], "low_confidence");
+}
