@@ -25,6 +25,10 @@ pub struct Settings {
     /// loses nothing, but a power failure can lose the last acknowledged messages. Measured in
     /// docs/benchmarks.md. PostgreSQL ignores it.
     pub sqlite_synchronous: store::SqliteSynchronous,
+    /// How often clients' read acks are written: the highest seq per conversation and side, all
+    /// in one transaction, every `ack_flush_ms` (default 150) and when the server stops. 0 writes
+    /// each ack as it arrives (slower under load: one `UPDATE` per ack).
+    pub ack_flush_ms: u64,
     /// `redis://...`: cluster mode. Events cross nodes through a Redis stream; every node of
     /// a cluster needs the same PostgreSQL database, Redis and secrets.
     pub redis_url: Option<String>,
@@ -197,6 +201,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             database_url: None,
             sqlite_synchronous: store::SqliteSynchronous::Full,
+            ack_flush_ms: 150,
             redis_url: None,
             agent_grace_ms: 30_000,
             poll_timeout_ms: 25_000,

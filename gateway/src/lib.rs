@@ -157,6 +157,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Store, TokenSign
         FieldCipher::new(&encryption),
         store::StoreOptions {
             sqlite_synchronous: settings.sqlite_synchronous,
+            ack_flush_ms: settings.ack_flush_ms,
         },
     )
     .await

@@ -501,10 +501,11 @@ impl CustomerSession {
                 let Some(conversation_id) = self.conversation_id.clone() else {
                     return Ok(());
                 };
+                // Recorded for the store's ack flusher: no database round trip on the read path.
                 if let Err(error) = self
                     .chat
                     .store
-                    .set_acked(&conversation_id, SenderKind::Customer, seq)
+                    .record_ack(&conversation_id, SenderKind::Customer, seq)
                     .await
                 {
                     tracing::warn!(error = %error, "ack not stored");
@@ -1073,7 +1074,7 @@ impl AgentSession {
                 };
                 if let Err(error) = chat
                     .store
-                    .set_acked(&conversation_id, SenderKind::Agent, seq)
+                    .record_ack(&conversation_id, SenderKind::Agent, seq)
                     .await
                 {
                     tracing::warn!(error = %error, "ack not stored");

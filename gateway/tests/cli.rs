@@ -492,7 +492,21 @@ fn bench_runs_every_phase() {
             .unwrap_or_else(|| panic!("no rate in `{line}`"))
     };
     assert!(rate("relay (stored, delivered)") > 0.0, "{report}");
+    assert!(rate("relay, clients ack /150 ms") > 0.0, "{report}");
     assert!(rate("bare WebSocket echo") > 0.0, "{report}");
+    assert!(
+        report.contains("ratio relay with acks/without: throughput"),
+        "{report}"
+    );
+    // Both sides of both pairs acked, and the store holds each of those acks.
+    let acks = report
+        .lines()
+        .find_map(|line| line.strip_prefix("acks: "))
+        .unwrap_or_else(|| panic!("no acks line in:\n{report}"));
+    assert!(
+        acks.ends_with("stored for 4 of 4 conversation sides acked"),
+        "{report}"
+    );
     assert!(
         report.contains("unloaded one-way customer→agent: p50"),
         "{report}"

@@ -43,17 +43,33 @@ pub(crate) fn settings(store: &StoreArgs, addr: Option<SocketAddr>) -> anyhow::R
     Ok(settings)
 }
 
-pub(crate) fn init_logging(settings: &Settings) {
+/// Logs to stderr through a writer thread (`log_writer`: a slow stderr drops lines instead of
+/// blocking the server), in colour only on a terminal. Keep the returned guard while the
+/// command runs: dropped, it waits briefly for the queued lines.
+pub(crate) fn init_logging(settings: &Settings) -> Option<super::log_writer::Flushed> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi);
+    let Some((writer, flushed)) = super::log_writer::non_blocking(std::io::stderr()) else {
+        let builder = builder.with_writer(std::io::stderr);
+        if settings.log.format == "json" {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
+        return None;
+    };
+    let builder = builder.with_writer(writer);
     if settings.log.format == "json" {
         builder.json().init();
     } else {
         builder.init();
     }
+    Some(flushed)
 }
 
 pub(crate) fn read_text(file: &std::path::Path) -> anyhow::Result<String> {

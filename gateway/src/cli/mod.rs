@@ -8,6 +8,7 @@ mod export;
 mod demo_traffic;
 mod intents;
 mod kb;
+mod log_writer;
 mod member;
 mod migrate;
 mod model_worker;

@@ -11,7 +11,7 @@ pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>, no_demo: bool) -> 
     if no_demo {
         settings.demo = false;
     }
-    init_logging(&settings);
+    let _logs = init_logging(&settings);
     let demo = settings.demo;
     let server = gateway::Server::start(settings).await?;
     println!("switchboard listening on http://{}", server.addr);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use sqlx::any::AnyPoolOptions;
 
 use crate::crypto::FieldCipher;
-use crate::{append, Dialect, Store, StoreError, StoreOptions, StoreResult, SQLITE_PRAGMAS};
+use crate::{acks, append, Dialect, Store, StoreError, StoreOptions, StoreResult, SQLITE_PRAGMAS};
 
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://...` (the SQLite file is created if missing).
@@ -68,9 +68,11 @@ impl Store {
             write_lock,
             appender: None,
             sqlite_synchronous: synchronous,
+            acks: Arc::new(acks::Acks::new(store_options.ack_flush_ms)),
         };
         // On PostgreSQL a few batches commit at once (SQLite has one writer).
         store.appender = Some(append::start(&store, &url, 4));
+        acks::start(&store);
         Ok(store)
     }
 }

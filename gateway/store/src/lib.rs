@@ -14,13 +14,14 @@
 //! - a conversation is assigned only from `queued` (a conditional update), so two agents can
 //!   never hold one conversation.
 
+mod acks;
 mod append;
 pub mod apps;
 mod bot;
 mod connect;
-pub mod gaps;
 pub mod crypto;
 pub mod export;
+pub mod gaps;
 mod intent_models;
 pub mod jobs;
 mod knowledge;
@@ -101,9 +102,21 @@ impl SqliteSynchronous {
 }
 
 /// Options of [`Store::connect_with`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     pub sqlite_synchronous: SqliteSynchronous,
+    /// How often read acks recorded with [`Store::record_ack`] are written (the highest seq per
+    /// conversation and side, in one transaction); 0: each is written when it arrives.
+    pub ack_flush_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sqlite_synchronous: SqliteSynchronous::default(),
+            ack_flush_ms: 150,
+        }
+    }
 }
 
 /// Requeued conversations sort before every newly queued one (keys are ms timestamps), FIFO among
@@ -132,6 +145,8 @@ pub struct Store {
     appender: Option<queue::Appender>,
     /// SQLite's durability level, for the writer's own connection too.
     sqlite_synchronous: SqliteSynchronous,
+    /// Read acks waiting for their flusher (`acks`).
+    acks: Arc<acks::Acks>,
 }
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -167,7 +182,11 @@ impl Store {
         Ok(())
     }
 
+    /// Writes the pending acks, then closes the pool.
     pub async fn close(&self) {
+        if let Err(error) = self.flush_acks().await {
+            tracing::warn!(error = %error, "pending acks not stored at close");
+        }
         self.pool.close().await;
     }
 

@@ -106,6 +106,7 @@ store_suite!(
     members_sessions_and_the_audit_log,
     jobs_and_settings_changes,
     episodes_ratings_and_the_idle_close,
+    coalesced_acks_keep_the_highest_and_are_written,
 );
 
 fn queued() -> Entry {
@@ -1197,6 +1198,93 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
 /// A web visitor of `tenant` who has written once: the customer and their (queued)
 /// conversation's id.
 /// Agent `a` of tenant `t1`, holding the conversation.
+/// Acks recorded without waiting: one pending entry per conversation holding the highest seq of
+/// each side, written by the flusher on its own and by `flush_acks` / `close`; a write never
+/// lowers a stored ack, nor stores one past the conversation's last message.
+async fn coalesced_acks_keep_the_highest_and_are_written(backend: &Backend) {
+    use switchboard_channels::web::SenderKind::{Agent, Customer};
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let acked = |id: String| async move {
+        let conversation = store.conversation(&id).await.unwrap().unwrap();
+        (
+            conversation.customer_acked_seq,
+            conversation.agent_acked_seq,
+        )
+    };
+    // a: 5 messages, the customer's ack of 4 stored directly.
+    let (customer_a, a) = waiting_customer(store, "t1", "va").await;
+    for index in 0..4 {
+        store
+            .append_customer_message(&customer_a, Some(&format!("a{index}")), "x", &queued())
+            .await
+            .unwrap();
+    }
+    store.set_acked(&a, Customer, 4).await.unwrap();
+    // b: 6 messages.
+    let (customer_b, b) = waiting_customer(store, "t1", "vb").await;
+    for index in 0..5 {
+        store
+            .append_customer_message(&customer_b, Some(&format!("b{index}")), "x", &queued())
+            .await
+            .unwrap();
+    }
+    // A flusher that never ticks during the test: only flush_acks and close write.
+    let quiet = Store::connect_with(
+        &backend.url,
+        FieldCipher::new(&backend.key),
+        store::StoreOptions {
+            ack_flush_ms: 3_600_000,
+            ..store::StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    for seq in [1, 3, 2, 3] {
+        quiet.record_ack(&a, Customer, seq).await.unwrap();
+    }
+    for seq in 1..=100 {
+        quiet.record_ack(&b, Customer, (seq % 5) + 1).await.unwrap();
+    }
+    quiet.record_ack(&b, Agent, 2).await.unwrap();
+    quiet.record_ack(&b, Agent, 1).await.unwrap();
+    assert_eq!(quiet.pending_acks(), 2, "one entry per conversation");
+    assert_eq!(
+        acked(b.clone()).await,
+        (0, 0),
+        "nothing written before a flush"
+    );
+    quiet.flush_acks().await.unwrap();
+    assert_eq!(quiet.pending_acks(), 0);
+    assert_eq!(
+        acked(a.clone()).await,
+        (4, 0),
+        "older acks never lower a stored one"
+    );
+    assert_eq!(acked(b.clone()).await, (5, 2), "the highest of each side");
+    // Past the last message: not stored.
+    quiet.record_ack(&b, Agent, 99).await.unwrap();
+    quiet.flush_acks().await.unwrap();
+    assert_eq!(acked(b.clone()).await, (5, 2));
+    // Close writes what is pending.
+    quiet.record_ack(&a, Agent, 5).await.unwrap();
+    quiet.record_ack(&b, Customer, 6).await.unwrap();
+    quiet.close().await;
+    assert_eq!(acked(a.clone()).await, (4, 5));
+    assert_eq!(acked(b.clone()).await, (6, 2));
+    // The default store's flusher writes on its own, within a few ticks.
+    store.record_ack(&a, Customer, 5).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while acked(a.clone()).await.0 != 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flusher wrote nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.pending_acks(), 0);
+}
+
 async fn assigned_agent(store: &Store, conversation_id: &str) -> store::Agent {
     let agent = store
         .create_agent("t1", "a", &["general".into()], 5)
@@ -1516,6 +1604,7 @@ async fn sqlite_is_synchronous_full_by_default_and_normal_on_request() {
         FieldCipher::new(&key),
         StoreOptions {
             sqlite_synchronous: SqliteSynchronous::Normal,
+            ..StoreOptions::default()
         },
     )
     .await

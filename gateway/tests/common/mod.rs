@@ -132,7 +132,7 @@ impl Cluster {
             // Stored and delivered lines carry each message's trace id.
             .env(
                 "SWITCHBOARD__LOG__FILTER",
-                "warn,engine::chat=info,gateway::session=debug",
+                "warn,engine::chat=debug,gateway::session=debug",
             )
             .env("SWITCHBOARD__LOG__FORMAT", "json")
             .args(["--database-url", &self.url, "--redis-url", &redis_url()])

@@ -268,7 +268,7 @@ impl Chat {
                 return None;
             }
         };
-        tracing::info!(
+        tracing::debug!(
             trace = %job.trace,
             conversation_id = %job.conversation_id,
             seq = stored.seq,

@@ -413,7 +413,8 @@ impl Chat {
         if appended.duplicate {
             return;
         }
-        tracing::info!(
+        // Per message: `debug` (at `info` it would cost the relay a line per message).
+        tracing::debug!(
             trace = %trace_id(&appended.message),
             conversation_id = %appended.conversation.id,
             seq = appended.message.seq,
@@ -514,7 +515,7 @@ impl Chat {
     /// the order its messages were sent.
     pub fn agent_sent(&self, agent: &Agent, appended: &Appended) {
         if !appended.duplicate {
-            tracing::info!(trace = %trace_id(&appended.message), conversation_id = %appended.conversation.id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
+            tracing::debug!(trace = %trace_id(&appended.message), conversation_id = %appended.conversation.id, seq = appended.message.seq, agent_id = %agent.id, "agent message stored");
             self.publish_message(&appended.message);
         }
     }

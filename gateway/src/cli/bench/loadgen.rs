@@ -4,7 +4,9 @@
 //! something on a noisy machine.
 //!
 //! Relay: N customer–agent pairs; each customer keeps `inflight` messages unacknowledged (a
-//! receipt means stored); the agent side measures send→delivery latency. Echo: N connections,
+//! receipt means stored); the agent side measures send→delivery latency. Then the same with
+//! client acks: each side acks the highest seq it has received every 150 ms, as the widget and
+//! the agent console do. Echo: N connections,
 //! `inflight` frames each, round trips measured the same way. Idle: RSS per idle customer
 //! connection of a server running as a child process, so only the server's end is counted.
 
@@ -199,9 +201,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
         open_files_limit()
     )];
 
-    let relay = relay_phase(&options, &state, &http, &base, &ws_base).await?;
+    let relay = relay_phase(&options, &state, &http, &base, &ws_base, None).await?;
+    let acks = Arc::new(AckLog::default());
+    let acked = relay_phase(&options, &state, &http, &base, &ws_base, Some(acks.clone())).await?;
     let echo = echo_phase(&options).await?;
     report.push(relay.line("relay (stored, delivered)"));
+    report.push(acked.line("relay, clients ack /150 ms"));
     report.push(echo.line("bare WebSocket echo"));
     report.push(format!(
         "ratio relay/echo: throughput {:.3}, p50 latency {:.2}×, cpu per message {:.2}×",
@@ -209,6 +214,13 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
         relay.p50_ms / echo.p50_ms.max(1e-6),
         relay.cpu_us_per_message / echo.cpu_us_per_message.max(1e-6)
     ));
+    report.push(format!(
+        "ratio relay with acks/without: throughput {:.3}, p50 latency {:.2}×, cpu per message {:.2}×",
+        acked.per_second / relay.per_second.max(1.0),
+        acked.p50_ms / relay.p50_ms.max(1e-6),
+        acked.cpu_us_per_message / relay.cpu_us_per_message.max(1e-6)
+    ));
+    report.push(acks.stored(&state.store).await?);
     let unloaded = unloaded_latency(&state, &http, &base, &ws_base).await?;
     report.push(format!(
         "unloaded one-way customer→agent: p50 {:.3} ms, p99 {:.3} ms (200 messages, one at a time)",
@@ -271,12 +283,70 @@ async fn pairs(
     Ok(out)
 }
 
+/// How often the clients ack in the phase with acks (the widget's and the console's pace).
+const ACK_EVERY: Duration = Duration::from_millis(150);
+
+/// The acks the clients sent: how many, and per conversation the highest of each side.
+#[derive(Default)]
+struct AckLog {
+    sent: AtomicU64,
+    highest: Mutex<HashMap<String, [i64; 2]>>,
+}
+
+impl AckLog {
+    fn sent(&self, conversation_id: &str, side: usize, seq: i64) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut highest = self.highest.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = highest.entry(conversation_id.to_owned()).or_default();
+        entry[side] = entry[side].max(seq);
+    }
+
+    /// The report line: how many conversation sides the store holds an ack for, once the
+    /// pending acks are written.
+    async fn stored(&self, store: &store::Store) -> anyhow::Result<String> {
+        // Acks still on their way to the server's sessions.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.flush_acks().await?;
+        let highest = self
+            .highest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (mut sides, mut stored) = (0, 0);
+        for (conversation_id, seqs) in &highest {
+            let Some(conversation) = store.conversation(conversation_id).await? else {
+                continue;
+            };
+            for (side, value) in [
+                conversation.customer_acked_seq,
+                conversation.agent_acked_seq,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if seqs[side] > 0 {
+                    sides += 1;
+                    if value > 0 && value <= seqs[side] {
+                        stored += 1;
+                    }
+                }
+            }
+        }
+        Ok(format!(
+            "acks: {} sent; stored for {stored} of {sides} conversation sides acked",
+            self.sent.load(Ordering::Relaxed)
+        ))
+    }
+}
+
+/// `acks`: the clients ack every [`ACK_EVERY`] and log what they sent there.
 async fn relay_phase(
     options: &BenchOptions,
     state: &gateway::AppState,
     http: &reqwest::Client,
     base: &str,
     ws_base: &str,
+    acks: Option<Arc<AckLog>>,
 ) -> anyhow::Result<Phase> {
     let pairs = pairs(options.pairs, state, http, base, ws_base).await?;
     let started = Instant::now();
@@ -290,11 +360,24 @@ async fn relay_phase(
         let stop = stop_all.clone();
         let inflight = options.inflight;
         let bytes = options.message_bytes;
+        let customer_acks = acks.clone();
         // The customer: `inflight` sends outstanding, a receipt frees a slot.
         tasks.push(tokio::spawn(async move {
             let mut sent = 0u64;
             let mut outstanding = 0;
+            let (mut highest, mut acked, mut last_ack) = (0i64, 0i64, Instant::now());
+            let mut conversation = String::new();
             while !stop.load(Ordering::Relaxed) {
+                if let Some(log) = &customer_acks {
+                    if highest > acked && last_ack.elapsed() >= ACK_EVERY {
+                        let frame = json!({"type":"ack","seq":highest}).to_string();
+                        if sink.send(Message::Text(frame.into())).await.is_err() {
+                            return;
+                        }
+                        log.sent(&conversation, 0, highest);
+                        (acked, last_ack) = (highest, Instant::now());
+                    }
+                }
                 while outstanding < inflight {
                     let frame = json!({"type":"send","client_msg_id":format!("m{sent}"),"text":payload(started, bytes)});
                     if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
@@ -307,6 +390,14 @@ async fn relay_phase(
                     Ok(Some(Ok(Message::Text(text)))) => {
                         if text.contains("\"receipt\"") {
                             outstanding -= 1;
+                            if customer_acks.is_some() {
+                                let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                                highest = highest.max(frame["seq"].as_i64().unwrap_or(0));
+                                if conversation.is_empty() {
+                                    conversation =
+                                        frame["conversation_id"].as_str().unwrap_or("").to_owned();
+                                }
+                            }
                         }
                     }
                     Ok(Some(Ok(_))) => {}
@@ -317,13 +408,38 @@ async fn relay_phase(
         // The agent: every customer message delivered, with its latency.
         let (stop, samples, measuring) =
             (stop_all.clone(), all_samples.clone(), measuring_all.clone());
+        let agent_acks = acks.clone();
         tasks.push(tokio::spawn(async move {
+            let (mut highest, mut acked, mut last_ack) = (0i64, 0i64, Instant::now());
+            let mut conversation = String::new();
             while !stop.load(Ordering::Relaxed) {
+                if let Some(log) = &agent_acks {
+                    if highest > acked && last_ack.elapsed() >= ACK_EVERY {
+                        let frame =
+                            json!({"type":"ack","conversation_id":conversation,"seq":highest});
+                        if agent
+                            .send(Message::Text(frame.to_string().into()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        log.sent(&conversation, 1, highest);
+                        (acked, last_ack) = (highest, Instant::now());
+                    }
+                }
                 match tokio::time::timeout(Duration::from_secs(5), agent.next()).await {
                     Ok(Some(Ok(Message::Text(text)))) => {
                         let Ok(frame) = serde_json::from_str::<Value>(&text) else {
                             continue;
                         };
+                        if frame["type"] == "message" {
+                            highest = highest.max(frame["seq"].as_i64().unwrap_or(0));
+                            if conversation.is_empty() {
+                                conversation =
+                                    frame["conversation_id"].as_str().unwrap_or("").to_owned();
+                            }
+                        }
                         if frame["type"] == "message" && frame["sender"] == "customer" {
                             if let Some(micros) =
                                 latency_of(frame["text"].as_str().unwrap_or(""), started)
