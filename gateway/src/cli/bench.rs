@@ -36,12 +36,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         idle,
         database_url,
     } = args;
-    // Quiet unless asked (RUST_LOG): the report is the output.
+    // Quiet unless asked (RUST_LOG): the report is the output. Logs go out as the server's do
+    // (`serve`): through the writer thread, in colour only on a terminal.
+    let mut _logs = None;
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt()
+        use std::io::IsTerminal;
+        let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
+            .with_ansi(std::io::stderr().is_terminal());
+        match super::log_writer::non_blocking(std::io::stderr()) {
+            Some((writer, flushed)) => {
+                builder.with_writer(writer).init();
+                _logs = Some(flushed);
+            }
+            None => builder.with_writer(std::io::stderr).init(),
+        }
     }
     let report = loadgen::run(loadgen::BenchOptions {
         pairs: pairs.max(1),
