@@ -594,23 +594,45 @@ fn main() {
         pct(0.5),
         pct(0.99)
     );
+    // decide() with and without the second encoder, interleaved turn by turn (the order
+    // alternating) so that the machine's load drifts over both alike.
     let settings = Arc::new(BotSettings::default());
-    let mut dm: Vec<f64> = Vec::new();
-    for l in zh_lines.iter().chain(&cal_lines) {
-        let turn = Turn::new(setup::DEMO, l.q.clone())
-            .with_settings(settings.clone())
-            .with_synonyms(syn.clone());
-        let s = Instant::now();
-        std::hint::black_box(bot.decide(&turn));
-        dm.push(s.elapsed().as_secs_f64() * 1000.0);
+    let plain = Bot::new(bot.knowledge().clone(), bot.encoder().clone())
+        .expect("bot")
+        .with_second_encoder(None);
+    plain.index_faqs(setup::DEMO, &demo).expect("dense");
+    let (mut with, mut without): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let texts: Vec<&EvalLine> = zh_lines.iter().chain(&cal_lines).collect();
+    for round in 0..3 {
+        for (i, l) in texts.iter().enumerate() {
+            let turn = Turn::new(setup::DEMO, l.q.clone())
+                .with_settings(settings.clone())
+                .with_synonyms(syn.clone());
+            let time = |b: &Bot, into: &mut Vec<f64>| {
+                let s = Instant::now();
+                std::hint::black_box(b.decide(&turn));
+                into.push(s.elapsed().as_secs_f64() * 1000.0);
+            };
+            if (i + round) % 2 == 0 {
+                time(&bot, &mut with);
+                time(&plain, &mut without);
+            } else {
+                time(&plain, &mut without);
+                time(&bot, &mut with);
+            }
+        }
     }
-    dm.sort_by(f64::total_cmp);
-    let dp = |p: f64| dm[((dm.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "decide() alone, same turns: p50 {:.2} ms p99 {:.2} ms",
-        dp(0.5),
-        dp(0.99)
-    );
+    for (name, mut v) in [("with USE", with), ("without USE", without)] {
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "decide() {name:<12} {} turns interleaved: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
+            v.len(),
+            q(0.5),
+            q(0.9),
+            q(0.99)
+        );
+    }
 
     if !skip_clinc {
         clinc_gate(bot.encoder(), &usee);
