@@ -57,8 +57,9 @@ async fn widget_shows_the_bots_suggestions_as_buttons_and_blocked_messages_as_no
         )
         .await;
     assert_eq!(status, 200);
+    let (unsure, _) = app.clarified_question().await;
     let mut browser = open_widget(&app, &binary).await;
-    type_and_send(&mut browser, "关于配送的问题").await;
+    type_and_send(&mut browser, &unsure).await;
     let buttons = browser
         .wait_for(
             "suggestion buttons",

@@ -416,23 +416,8 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
 async fn a_clarify_is_a_gap_only_when_nobody_clicks_a_suggestion() {
     let app = TestApp::spawn_bot_first().await;
     // A question the bot is unsure about (it offers buttons).
-    let mut unsure = None;
-    for text in [
-        "关于配送的问题",
-        "question about my order",
-        "我想问一下订单的事",
-        "about my refund",
-        "关于发票",
-    ] {
-        let (_, decision) = app
-            .admin_post("/v1/tenants/acme/bot/ask", json!({ "text": text }))
-            .await;
-        if decision["decision"] == "clarify" {
-            unsure = Some(text);
-            break;
-        }
-    }
-    let unsure = unsure.expect("a question the bot asks to clarify");
+    let (unsure, _) = app.clarified_question().await;
+    let unsure = unsure.as_str();
     // One customer clicks a button, the other does not.
     let (clicked_conversation, clarify, mut clicker) =
         ask_as_new_customer(&app, "c1", unsure).await;

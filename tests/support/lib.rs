@@ -141,6 +141,32 @@ impl TestApp {
         app
     }
 
+    /// A question the bot of `acme` (bot-first, demo knowledge base) is unsure about — it asks
+    /// back with FAQ buttons — and that dry-run decision. The calibration moves which vague
+    /// questions it answers, so the tests that need a clarify find one instead of naming it.
+    pub async fn clarified_question(&self) -> (String, Value) {
+        let mut tried = Vec::new();
+        for text in [
+            "关于配送的问题",
+            "question about my order",
+            "我想问一下订单的事",
+            "about my refund",
+            "关于发票",
+            "账户的问题",
+            "a question about delivery",
+        ] {
+            let (status, decision) = self
+                .admin_post("/v1/tenants/acme/bot/ask", json!({ "text": text }))
+                .await;
+            assert_eq!(status, 200, "{decision}");
+            if decision["decision"] == "clarify" {
+                return (text.to_owned(), decision);
+            }
+            tried.push(format!("{text}: {}", decision["decision"]));
+        }
+        panic!("the bot clarified none of the vague questions: {tried:?}");
+    }
+
     /// Adds a member to `tenant` with a password of its own; returns the password.
     pub async fn add_member(&self, tenant: &str, email: &str, role: store::MemberRole) -> String {
         let password = format!("pw-{}-{}", role.as_str(), uuid::Uuid::new_v4().simple());
