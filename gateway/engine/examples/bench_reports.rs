@@ -48,7 +48,7 @@ async fn run(
         (
             "30 days, one agent",
             EpisodeFilter {
-                agent: Some("bag_3".into()),
+                agent: Some("bag_1".into()),
                 ..period(30)
             },
         ),

@@ -220,7 +220,8 @@ pub struct Builder {
     to: i64,
     utc_offset_minutes: i32,
     totals: Accumulator,
-    by_day: BTreeMap<String, Accumulator>,
+    /// Keyed by the local day's number since the epoch (named at the end).
+    by_day: BTreeMap<i64, Accumulator>,
     by_hour: Vec<Accumulator>,
     by_channel: BTreeMap<String, Accumulator>,
     by_skill: BTreeMap<String, Accumulator>,
@@ -254,8 +255,9 @@ impl Builder {
         let e = &rated.episode;
         let offset = self.utc_offset_minutes;
         self.totals.add(rated);
+        let local = e.closed_at + i64::from(offset) * 60_000;
         self.by_day
-            .entry(day_of(e.closed_at, offset))
+            .entry(local.div_euclid(86_400_000))
             .or_default()
             .add(rated);
         self.by_hour[hour_of(e.opened_at, offset)].add(rated);
@@ -304,7 +306,11 @@ impl Builder {
             to: self.to,
             utc_offset_minutes: self.utc_offset_minutes,
             totals: self.totals.finish("total".into()),
-            by_day: rows(self.by_day),
+            by_day: self
+                .by_day
+                .into_iter()
+                .map(|(day, acc)| acc.finish(day_of(day * 86_400_000, 0)))
+                .collect(),
             by_hour: self
                 .by_hour
                 .into_iter()
@@ -336,7 +342,7 @@ pub fn build(from: i64, to: i64, utc_offset_minutes: i32, episodes: &[RatedEpiso
 /// The most episodes one report reads; a longer period is refused with a clear error.
 pub const MAX_REPORT_EPISODES: usize = 2_000_000;
 /// Episodes read from the store at a time.
-const PAGE: i64 = 5_000;
+const PAGE: i64 = 20_000;
 /// Reports built at once on a node; more wait their turn (a report is a scan of its period).
 static REPORTS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 

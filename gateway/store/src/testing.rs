@@ -82,8 +82,10 @@ pub async fn fill_report_history(
     };
     sqlx::query(sqlx::AssertSqlSafe(fill)).execute(pool).await?;
     let span = 30 * 86_400_000_i64;
-    // Each conversation opens at a time spread over the period; its times follow from n.
-    let opened = format!("({end_ms} - {span} + (n * 7919 % {span}))");
+    // Conversations open evenly over the period, the last a quarter of an hour before its end
+    // (so each closes before `end_ms`); their times follow from n.
+    let step = (span - 900_000) / conversations.max(1);
+    let opened = format!("({end_ms} - {span} + n * {step})");
     let statements = [
         format!(
             "INSERT INTO customers (id, tenant_id, channel, external_id, created_at) \
@@ -102,7 +104,7 @@ pub async fn fill_report_history(
             "INSERT INTO messages (conversation_id, seq, tenant_id, sender_kind, text, created_at) \
              SELECT 'bcv_' || (n / {messages_per}), (n % {messages_per}) + 1, $1, \
              CASE n % 2 WHEN 0 THEN 'customer' ELSE 'bot' END, 'generated message ' || n, \
-             ({end_ms} - {span} + ((n / {messages_per}) * 7919 % {span})) + (n % {messages_per}) * 1000 \
+             ({end_ms} - {span} + (n / {messages_per}) * {step}) + (n % {messages_per}) * 1000 \
              FROM bench_numbers WHERE n < {numbers}"
         ),
         format!(
