@@ -14,8 +14,8 @@ import { AuditPage } from './pages/audit.jsx';
 import { LivePage } from './pages/live.jsx';
 import { ChannelsPage } from './pages/channels.jsx';
 import { IntentsPage } from './pages/intents.jsx';
-
 import { ReportsPage } from './pages/reports.jsx';
+
 const TENANT_KEY = 'switchboard:admin:tenant';
 
 /** Pages in navigation order; a page shows when the member has any of its permissions. */
@@ -25,9 +25,9 @@ const PAGES = [
   { id: 'policies', needs: ['policies', 'sensitive_words'], view: PoliciesPage, icon: '◈' },
   { id: 'intents', needs: ['bot'], view: IntentsPage, icon: '◇' },
   { id: 'live', needs: ['live'], view: LivePage, icon: '◎' },
+  { id: 'reports', needs: ['reports'], view: ReportsPage, icon: '▥' },
   { id: 'channels', needs: ['channels'], view: ChannelsPage, icon: '⇄' },
   { id: 'team', needs: ['team'], view: TeamPage, icon: '◉' },
-  { id: 'reports', needs: ['reports'], view: ReportsPage, icon: '▥' },
   { id: 'settings', needs: ['bot', 'settings'], view: SettingsPage, icon: '⚙' },
   { id: 'audit', needs: ['audit'], view: AuditPage, icon: '☰' },
 ];

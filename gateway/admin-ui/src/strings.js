@@ -11,6 +11,7 @@ export const STRINGS = {
   'nav.team': ['Team', '团队'],
   'nav.settings': ['Settings', '设置'],
   'nav.audit': ['Audit log', '审计日志'],
+  'nav.reports': ['Reports', '数据报表'],
   'nav.gaps': ['Knowledge gaps', '知识缺口'],
   'gaps.intro': [
     'Questions the bot could not answer (out of scope, unsure, handed over for uncertainty), grouped by meaning, largest first.',
@@ -438,7 +439,6 @@ export const STRINGS = {
   'reason.human_first': ['human-first tenant', '人工优先'],
   'reason.bot_busy': ['the bot was busy', '机器人繁忙'],
 
-  'audit.actor': ['Actor', '操作者'],
   'reports.from': ['From', '开始'],
   'reports.to': ['To', '结束'],
   'reports.channel': ['Channel', '渠道'],
@@ -486,6 +486,7 @@ export const STRINGS = {
   'reports.chart_volume': ['Conversations: resolved by the bot, to a person, unanswered', '会话：机器人解决、转人工、未解决'],
   'reports.chart_rate': ['Bot resolution rate by day', '每日机器人解决率'],
 
+  'audit.actor': ['Actor', '操作者'],
   'audit.action': ['Action', '操作'],
   'audit.actor_placeholder': ['email or key', '邮箱或密钥'],
   'audit.action_placeholder': ['e.g. POST kb/import', '例如 POST kb/import'],
