@@ -279,13 +279,13 @@ impl Server {
             },
         );
         chat.recover_orphans().await?;
+        chat.recover_lost_turns(settings.recovery).await?;
         if settings.idle_close.bot_quiet_ms > 0 {
             chat.spawn_idle_sweep(
                 settings.idle_close.bot_quiet_ms as i64,
                 Duration::from_millis(settings.idle_close.sweep_every_ms.max(100)),
             );
         }
-        chat.recover_lost_turns(settings.recovery).await?;
         // Idle rate-limit keys are forgotten now and then.
         let limits = Arc::downgrade(&chat.limits);
         tokio::spawn(async move {
