@@ -169,6 +169,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     settings.database_url = options.database_url.clone();
     settings.demo = false;
     settings.bot.preload = false;
+    // A phase's agents go away when it ends: their chats must not go back to the queue while
+    // the next phase runs (1,000 requeued chats that no agent can take would keep the
+    // dispatcher and the pool busy, and measure that).
+    settings.agent_grace_ms = 3_600_000;
     settings.log.filter = "error".into();
     // Every load generator connection comes from this machine's one address: the per-IP
     // limits would measure themselves, not the relay.
