@@ -1,77 +1,15 @@
 //! The reads of exports (`store::export`), on SQLite and on the local PostgreSQL server.
 
-use store::crypto::{FieldCipher, SecretKey};
 use store::export::{ExportCursor, ExportFilter};
 use store::{ConversationState, CustomerProfile, Entry, Store};
 use switchboard_channels::ChannelKind;
 
-struct Backend {
-    store: Store,
-    cleanup: Option<store::testing::PostgresDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+#[macro_use]
+mod common;
 
-impl Backend {
-    async fn sqlite() -> Backend {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        Backend::open(url, None, Some(dir)).await
-    }
+use common::Backend;
 
-    async fn postgres() -> Backend {
-        let database = store::testing::PostgresDatabase::create().await.expect(
-            "the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite",
-        );
-        let url = database.url.clone();
-        Backend::open(url, Some(database), None).await
-    }
-
-    async fn open(
-        url: String,
-        cleanup: Option<store::testing::PostgresDatabase>,
-        dir: Option<tempfile::TempDir>,
-    ) -> Backend {
-        let store = Store::connect(&url, FieldCipher::new(&SecretKey::generate()))
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
-        Backend {
-            store,
-            cleanup,
-            _dir: dir,
-        }
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some(database) = self.cleanup {
-            database.drop_database().await;
-        }
-    }
-}
-
-macro_rules! export_suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let backend = super::Backend::sqlite().await;
-                super::$name(&backend.store).await;
-                backend.finish().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let backend = super::Backend::postgres().await;
-                super::$name(&backend.store).await;
-                backend.finish().await;
-            })*
-        }
-    };
-}
-
-export_suite!(
+each_backend!(
     export_pages_cover_every_conversation_once_in_order,
     export_filters_and_the_page_contents,
 );
@@ -114,7 +52,8 @@ async fn conversation(
     id
 }
 
-async fn export_pages_cover_every_conversation_once_in_order(store: &Store) {
+async fn export_pages_cover_every_conversation_once_in_order(backend: &Backend) {
+    let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
     // Created quickly: many share an `updated_at`, so pages must split ties by id.
@@ -162,7 +101,8 @@ async fn export_pages_cover_every_conversation_once_in_order(store: &Store) {
     assert_eq!(ids, expected, "every conversation of t1, none of t2");
 }
 
-async fn export_filters_and_the_page_contents(store: &Store) {
+async fn export_filters_and_the_page_contents(backend: &Backend) {
+    let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
     let web = conversation(store, "t1", ChannelKind::Web, "w", "general", 3).await;

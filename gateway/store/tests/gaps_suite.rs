@@ -1,77 +1,15 @@
 //! The knowledge-gap rows (`store::gaps`), on SQLite and on the local PostgreSQL server.
 
-use store::crypto::{FieldCipher, SecretKey};
 use store::gaps::{GapClustering, GapGroup, NewGapQuestion};
-use store::{ConversationState, CustomerProfile, Entry, Store, StoreError};
+use store::{ConversationState, CustomerProfile, Entry, StoreError};
 use switchboard_channels::ChannelKind;
 
-struct Backend {
-    store: Store,
-    cleanup: Option<store::testing::PostgresDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+#[macro_use]
+mod common;
 
-impl Backend {
-    async fn sqlite() -> Backend {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        Backend::open(url, None, Some(dir)).await
-    }
+use common::Backend;
 
-    async fn postgres() -> Backend {
-        let database = store::testing::PostgresDatabase::create().await.expect(
-            "the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite",
-        );
-        let url = database.url.clone();
-        Backend::open(url, Some(database), None).await
-    }
-
-    async fn open(
-        url: String,
-        cleanup: Option<store::testing::PostgresDatabase>,
-        dir: Option<tempfile::TempDir>,
-    ) -> Backend {
-        let store = Store::connect(&url, FieldCipher::new(&SecretKey::generate()))
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
-        Backend {
-            store,
-            cleanup,
-            _dir: dir,
-        }
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some(database) = self.cleanup {
-            database.drop_database().await;
-        }
-    }
-}
-
-macro_rules! gaps_suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let backend = super::Backend::sqlite().await;
-                super::$name(&backend.store).await;
-                backend.finish().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let backend = super::Backend::postgres().await;
-                super::$name(&backend.store).await;
-                backend.finish().await;
-            })*
-        }
-    };
-}
-
-gaps_suite!(
+each_backend!(
     questions_are_kept_grouped_and_groups_stay_dismissed,
     questions_beyond_the_cap_are_pruned_newest_kept,
 );
@@ -89,7 +27,8 @@ fn question(tenant: &str, conversation: &str, seq: i64, text: &str) -> NewGapQue
     }
 }
 
-async fn questions_are_kept_grouped_and_groups_stay_dismissed(store: &Store) {
+async fn questions_are_kept_grouped_and_groups_stay_dismissed(backend: &Backend) {
+    let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
     let customer = store
@@ -298,7 +237,8 @@ async fn questions_are_kept_grouped_and_groups_stay_dismissed(store: &Store) {
     );
 }
 
-async fn questions_beyond_the_cap_are_pruned_newest_kept(store: &Store) {
+async fn questions_beyond_the_cap_are_pruned_newest_kept(backend: &Backend) {
+    let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
     for index in 0..30 {

@@ -9,81 +9,12 @@ use store::{
 };
 use switchboard_channels::ChannelKind;
 
-/// A store on a fresh database plus whatever must live as long as it.
-struct Backend {
-    store: Store,
-    url: String,
-    key: SecretKey,
-    cleanup: Option<store::testing::PostgresDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+#[macro_use]
+mod common;
 
-impl Backend {
-    async fn sqlite() -> Backend {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        Backend::open(url, None, Some(dir)).await
-    }
+use common::Backend;
 
-    async fn postgres() -> Backend {
-        let database = store::testing::PostgresDatabase::create().await.expect(
-            "the local PostgreSQL server (127.0.0.1:5432) must be running for the store suite",
-        );
-        let url = database.url.clone();
-        Backend::open(url, Some(database), None).await
-    }
-
-    async fn open(
-        url: String,
-        cleanup: Option<store::testing::PostgresDatabase>,
-        dir: Option<tempfile::TempDir>,
-    ) -> Backend {
-        let key = SecretKey::generate();
-        let store = Store::connect(&url, FieldCipher::new(&key))
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
-        // Migrating twice is harmless.
-        store.migrate().await.expect("migrate again");
-        Backend {
-            store,
-            url,
-            key,
-            cleanup,
-            _dir: dir,
-        }
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some(database) = self.cleanup {
-            database.drop_database().await;
-        }
-    }
-}
-
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let backend = super::Backend::sqlite().await;
-                super::$name(&backend).await;
-                backend.finish().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let backend = super::Backend::postgres().await;
-                super::$name(&backend).await;
-                backend.finish().await;
-            })*
-        }
-    };
-}
-
-store_suite!(
+each_backend!(
     tenants_are_unique,
     messages_get_contiguous_seqs_and_dedup,
     concurrent_sends_never_share_or_skip_a_seq,
