@@ -50,8 +50,8 @@ pub mod intent;
 pub mod runtime;
 pub mod service;
 pub mod training_data;
-pub mod worker;
 pub mod use_encoder;
+pub mod worker;
 
 pub use byom::{parse_label_list, ClassifierModel};
 pub use encoder::{cosine, default_model_dir, Encoder, EncoderConfig, EncoderFiles, TextKind};
@@ -63,5 +63,5 @@ pub use intent::{
 pub use runtime::{init_runtime, locate_runtime_library};
 pub use service::{Embedding, EncoderService, ServiceConfig, ServiceStats};
 pub use training_data::{parse_examples, Example, LineError, ParseErrors, TrainingFormat};
-pub use worker::WorkerConfig;
 pub use use_encoder::UseEncoder;
+pub use worker::WorkerConfig;

@@ -4,8 +4,8 @@
 mod args;
 mod bench;
 mod bot;
-mod export;
 mod demo_traffic;
+mod export;
 mod intents;
 mod kb;
 mod log_writer;
