@@ -210,7 +210,7 @@ pub async fn run(args: DemoTrafficArgs) -> anyhow::Result<()> {
                 break;
             }
             // An unanswered question: some customers ask for a person next.
-            if scenario >= 62 && scenario < 85 && rng.chance(45) {
+            if (62..85).contains(&scenario) && rng.chance(45) {
                 let person = rng.pick(ASK_FOR_PERSON).to_string();
                 say(&state, &customer, &format!("dt-{index}-p"), &person).await?;
                 clock += rng.between(5_000, 20_000);
