@@ -12,6 +12,12 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+# A Chinese font, so the console's Chinese screenshots (SWITCHBOARD_SCREENSHOTS=1) show glyphs.
+if ! fc-list 2>/dev/null | grep -qi "wqy"; then
+  echo "installing Debian's fonts-wqy-microhei for the Chinese screenshots"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null
+fi
 
 # The store suite runs on the local PostgreSQL server too; start it if it stopped.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

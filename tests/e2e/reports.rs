@@ -230,3 +230,61 @@ async fn supervisors_and_knowledge_managers_read_reports_and_agents_do_not() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// A tenant words its own survey, or turns it off; an over-long text is refused.
+#[tokio::test]
+async fn a_tenant_changes_the_survey_text_or_turns_the_survey_off() {
+    let app = TestApp::spawn().await;
+    let put = |survey: Value| {
+        let body =
+            serde_json::to_vec(&json!({"work_mode": "human_first", "survey": survey})).unwrap();
+        let app = &app;
+        async move {
+            app.admin_put("/v1/tenants/acme/settings", "application/json", body)
+                .await
+        }
+    };
+    let (status, body) = put(json!({"prompt": "长".repeat(501)})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_settings")));
+    let (status, body) = put(json!({"prompt": "Rate us, please"})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (_, agent_token) = app.create_agent("Carol", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let mut customer = app.customer_ws(&app.visitor().await).await;
+    customer
+        .send(json!({"type":"send","client_msg_id":"c1","text":"hello"}))
+        .await;
+    let id = agent.expect_type("assigned").await["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent
+        .send(json!({"type":"close","conversation_id":id}))
+        .await;
+    let survey = customer
+        .expect("the survey", |f| f["survey"]["scale"] == 5)
+        .await;
+    assert_eq!(survey["text"], "Rate us, please");
+
+    // Off: the next close asks nothing.
+    let (status, body) = put(json!({"enabled": false})).await;
+    assert_eq!(status, 200, "{body}");
+    customer
+        .send(json!({"type":"send","client_msg_id":"c2","text":"one more thing"}))
+        .await;
+    agent.expect_type("assigned").await;
+    agent
+        .send(json!({"type":"close","conversation_id":id}))
+        .await;
+    customer
+        .expect("the close notice", |f| {
+            f["sender"] == "system" && f["seq"].as_i64() > survey["seq"].as_i64()
+        })
+        .await;
+    let later = customer.drain(std::time::Duration::from_millis(800)).await;
+    assert!(
+        later.iter().all(|f| f.get("survey").is_none()),
+        "no survey when it is off: {later:?}"
+    );
+}
