@@ -336,6 +336,14 @@ impl ClassifierModel {
         }
     }
 
+    /// Calls running or waiting for the child (always 0 in process).
+    pub fn calls_in_flight(&self) -> usize {
+        match &self.backend {
+            Backend::Worker(client) => client.in_flight(),
+            Backend::InProcess(_) => 0,
+        }
+    }
+
     /// Minimum top probability for an in-scope decision (default 0: never reject by score).
     pub fn set_threshold(&mut self, threshold: f32) {
         self.threshold = threshold.clamp(0.0, 1.0);

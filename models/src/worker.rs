@@ -660,6 +660,11 @@ impl WorkerClient {
         Some(self.shared.pid.load(Ordering::Acquire)).filter(|pid| *pid != 0)
     }
 
+    /// Calls running or waiting.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     /// Starts the child now (it validates the model as it loads it).
     pub(crate) fn start(&self) -> Result<()> {
         let mut slot = self.shared.slot.lock().unwrap_or_else(|p| p.into_inner());

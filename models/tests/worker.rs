@@ -267,8 +267,15 @@ fn calls_past_the_queue_are_refused_not_queued() {
     model.set_deadline(Duration::from_millis(800));
     std::thread::scope(|scope| {
         let model = &model;
-        let slow = scope.spawn(move || model.classify_blocking(&text_of(60)));
-        std::thread::sleep(Duration::from_millis(200));
+        // Several times the deadline's work on any machine (a 60-token text took 300 to 800 ms
+        // on the ones seen).
+        let slow = scope.spawn(move || model.classify_blocking(&text_of(240)));
+        // However late the thread gets a core, the second call comes while the first runs.
+        let since = Instant::now();
+        while model.calls_in_flight() == 0 {
+            assert!(since.elapsed() < Duration::from_secs(10), "the slow call never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let error = model.classify_blocking("hello").expect_err("busy");
         assert!(matches!(error, ModelError::ModelBusy { .. }), "{error:?}");
         let slow = slow.join().expect("thread");
