@@ -1,6 +1,8 @@
 //! Fits the default confidence calibration on `bot/eval/calibration.jsonl` (demo FAQ
 //! paraphrases and out-of-scope questions written for it) and prints the coefficients to paste
-//! into `Calibration::default`, with the answer/wrong trade-off on the fitting data.
+//! into `Calibration::default`, with the answer/wrong trade-off on the fitting data; then the
+//! same fit without the second encoder's two features, the first stage of the two-stage
+//! decision (`Calibration::default_first_stage`, see `SecondOpinion`).
 //!
 //! `cargo run --release -p switchboard-bot --example calibrate`
 
@@ -8,7 +10,7 @@
 mod setup;
 
 use switchboard_bot::eval::calibration_samples;
-use switchboard_bot::Calibration;
+use switchboard_bot::{Calibration, Features};
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -19,6 +21,24 @@ fn main() {
     println!("{} samples, top candidate right on {right}", samples.len());
     let cal = Calibration::fit(&samples).expect("both classes present");
     println!("{cal:#?}");
+    report(&cal, &samples);
+    let first_stage_samples: Vec<(Features, bool)> = samples
+        .iter()
+        .map(|(f, right)| {
+            let f = Features {
+                use_cosine: 0.0,
+                use_margin: 0.0,
+                ..*f
+            };
+            (f, *right)
+        })
+        .collect();
+    let first = Calibration::fit(&first_stage_samples).expect("both classes present");
+    println!("\nfirst stage (without the second encoder's features):\n{first:#?}");
+    report(&first, &first_stage_samples);
+}
+
+fn report(cal: &Calibration, samples: &[(Features, bool)]) {
     println!("threshold  answered  wrong-of-answered");
     for t in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
         let answered: Vec<bool> = samples
@@ -31,7 +51,7 @@ fn main() {
     }
     // Reliability: mean confidence vs observed accuracy in five bins.
     let mut bins = [(0.0_f32, 0usize, 0usize); 5];
-    for (f, right) in &samples {
+    for (f, right) in samples {
         let p = cal.confidence(f);
         let b = ((p * 5.0) as usize).min(4);
         bins[b].0 += p;

@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use switchboard_bot::eval::EvalLine;
-use switchboard_bot::{Bot, BotSettings, Calibration, DecisionKind, Turn};
+use switchboard_bot::{Bot, BotSettings, Calibration, DecisionKind, SecondOpinion, Turn};
 use switchboard_knowledge::{FaqRecord, Synonyms};
 use switchboard_models::{cosine, default_model_dir, Encoder, TextKind, UseEncoder};
 
@@ -108,7 +108,10 @@ fn rows(
         .iter()
         .map(|line| {
             let turn = Turn::new(tenant, line.q.clone()).with_synonyms(synonyms.clone());
-            let e = bot.explain(&turn.clone().with_settings(settings.clone()));
+            let e = bot.explain_with_opinion(
+                &turn.clone().with_settings(settings.clone()),
+                SecondOpinion::Always,
+            );
             let bot_label = label_of(e.decision.kind, &e.decision.faq_id);
             if e.candidates.is_empty() {
                 return Row {
@@ -119,7 +122,7 @@ fn rows(
                     cands: Vec::new(),
                 };
             }
-            let f = bot.explain(&turn.with_settings(never.clone()));
+            let f = bot.explain_with_opinion(&turn.with_settings(never.clone()), SecondOpinion::Always);
             let fallback = match f.decision.kind {
                 DecisionKind::Clarify | DecisionKind::OutOfScope => Fallback::Unsure,
                 k => Fallback::Fixed(label_of(k, &f.decision.faq_id)),

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use switchboard_knowledge::{FaqRecord, KnowledgeIndex};
 use switchboard_models::{builtin, Encoder, IntentHead, TextKind, UseEncoder};
 
-use crate::calibration::{Calibration, Features};
+use crate::calibration::{Calibration, Features, SecondOpinion};
 use crate::decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
 use crate::error::BotError;
 use crate::llm::LlmClient;
@@ -27,8 +27,28 @@ pub struct Explanation {
     pub decision: Decision,
     /// The fused candidates, best first, each with its calibrated confidence (at most 10).
     pub candidates: Vec<ScoredCandidate>,
-    /// Features of the top candidate (what the confidence was computed from).
+    /// Features of the top candidate (what the confidence was computed from; the second
+    /// encoder's two are 0 when it did not run).
     pub features: Option<Features>,
+    /// Whether the turn ran the second encoder (see [`SecondOpinion`]).
+    pub second_opinion: bool,
+    /// The top candidate's first-stage confidence, when a first stage scored the turn.
+    pub first_stage_confidence: Option<f32>,
+}
+
+/// How a turn's candidates were scored (see [`SecondOpinion`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Stage {
+    second_opinion: bool,
+    first_stage: Option<f32>,
+}
+
+/// The calibrations a turn is scored with.
+struct Scoring {
+    /// The calibration in force.
+    calibration: Calibration,
+    /// Its first stage without the second encoder, when there is one.
+    first_stage: Option<Calibration>,
 }
 
 /// The bot: shared by every tenant and every worker thread (`Send + Sync`, all methods take
@@ -52,6 +72,8 @@ pub struct Bot {
     /// features of the calibration (a second opinion on whether any FAQ fits), not of the
     /// ranking. `None` when its files are not next to the main encoder's.
     use_encoder: Option<Arc<UseEncoder>>,
+    /// When a turn runs the second encoder.
+    second_opinion: SecondOpinion,
     self_calibration: Option<SelfCheckOptions>,
     llm: Option<LlmClient>,
 }
@@ -125,6 +147,7 @@ impl Bot {
             negatives: OnceLock::new(),
             use_negatives: OnceLock::new(),
             use_encoder,
+            second_opinion: SecondOpinion::DEFAULT,
             self_calibration: Some(SelfCheckOptions::default()),
             llm: None,
         }
@@ -145,6 +168,18 @@ impl Bot {
     pub fn with_second_encoder(mut self, use_encoder: Option<Arc<UseEncoder>>) -> Bot {
         self.use_encoder = use_encoder;
         self
+    }
+
+    /// When turns run the second encoder ([`SecondOpinion::DEFAULT`] unless set):
+    /// `Always` is the one-stage decision of before.
+    pub fn with_second_opinion(mut self, second_opinion: SecondOpinion) -> Bot {
+        self.second_opinion = second_opinion;
+        self
+    }
+
+    /// When turns run the second encoder.
+    pub fn second_opinion(&self) -> SecondOpinion {
+        self.second_opinion
     }
 
     /// The second encoder, when the bot has one.
@@ -410,15 +445,45 @@ impl Bot {
         tenant: &str,
         settings: &BotSettings,
     ) -> (Calibration, CalibrationSource) {
+        let (scoring, source) = self.scoring_for(tenant, settings);
+        (scoring.calibration, source)
+    }
+
+    /// The first stage of the calibration [`Bot::calibration_for`] returns, when it has one
+    /// (see [`SecondOpinion`]): the default's is [`Calibration::default_first_stage`], a
+    /// self-fitted one's is fitted with it; a tenant's own calibration has none (the second
+    /// encoder then runs on every turn when that calibration weighs its features).
+    pub fn first_stage_for(&self, tenant: &str, settings: &BotSettings) -> Option<Calibration> {
+        self.scoring_for(tenant, settings).0.first_stage
+    }
+
+    /// The calibration in force and its first stage, read together.
+    fn scoring_for(&self, tenant: &str, settings: &BotSettings) -> (Scoring, CalibrationSource) {
         if let Some(c) = &settings.calibration {
-            return (c.clone(), CalibrationSource::TenantSettings);
+            let scoring = Scoring {
+                calibration: c.clone(),
+                first_stage: None,
+            };
+            return (scoring, CalibrationSource::TenantSettings);
         }
         match self
             .cached_fit(tenant)
             .filter(|_| settings.self_calibration)
         {
-            Some(fit) => (fit.calibration, CalibrationSource::SelfFitted),
-            None => (self.default_calibration(), CalibrationSource::Default),
+            Some(fit) => (
+                Scoring {
+                    calibration: fit.calibration,
+                    first_stage: fit.first_stage,
+                },
+                CalibrationSource::SelfFitted,
+            ),
+            None => (
+                Scoring {
+                    calibration: self.default_calibration(),
+                    first_stage: Some(Calibration::default_first_stage()),
+                },
+                CalibrationSource::Default,
+            ),
         }
     }
 
@@ -436,9 +501,17 @@ impl Bot {
         if self.self_calibration.is_some() {
             self.refresh_if_stale(tenant)?;
         }
-        let (calibration, source) = self.calibration_for(tenant, settings);
+        let (scoring, source) = self.scoring_for(tenant, settings);
         let options = self.self_calibration.clone().unwrap_or_default();
-        let mut report = selfcheck::check(self, tenant, settings, &calibration, source, &options)?;
+        let mut report = selfcheck::check(
+            self,
+            tenant,
+            settings,
+            &scoring.calibration,
+            scoring.first_stage.as_ref(),
+            source,
+            &options,
+        )?;
         if source != CalibrationSource::SelfFitted {
             if let Some(fit) = self.tenant_fit(tenant) {
                 let other = selfcheck::check(
@@ -446,6 +519,7 @@ impl Bot {
                     tenant,
                     settings,
                     &fit.calibration,
+                    fit.first_stage.as_ref(),
                     CalibrationSource::SelfFitted,
                     &options,
                 )?;
@@ -539,8 +613,16 @@ impl Bot {
         synonyms: &switchboard_knowledge::Synonyms,
         settings: &BotSettings,
     ) -> Result<Vec<SearchHit>, BotError> {
-        let (calibration, _) = self.calibration_for(tenant, settings);
-        let list = self.ranked(tenant, text, embedding, synonyms, &calibration, k.min(20))?;
+        let (scoring, _) = self.scoring_for(tenant, settings);
+        let (list, _) = self.ranked(
+            tenant,
+            text,
+            embedding,
+            synonyms,
+            &scoring,
+            self.second_opinion,
+            k.min(20),
+        )?;
         Ok(list
             .into_iter()
             .map(|c| SearchHit {
@@ -618,7 +700,22 @@ impl Bot {
         self.explain_with(turn, None)
     }
 
+    /// [`Bot::explain`] with `second_opinion` instead of the bot's (e.g. `Always`, to collect
+    /// calibration features with the second encoder's).
+    pub fn explain_with_opinion(&self, turn: &Turn, second_opinion: SecondOpinion) -> Explanation {
+        self.explain_full(turn, None, second_opinion)
+    }
+
     fn explain_with(&self, turn: &Turn, embedding: Option<&[f32]>) -> Explanation {
+        self.explain_full(turn, embedding, self.second_opinion)
+    }
+
+    fn explain_full(
+        &self,
+        turn: &Turn,
+        embedding: Option<&[f32]>,
+        second_opinion: SecondOpinion,
+    ) -> Explanation {
         let settings = &*turn.settings;
         let text = truncate_chars(turn.text.trim(), settings.max_text_chars);
         let lang = rules::language(text);
@@ -630,6 +727,8 @@ impl Bot {
             decision,
             candidates: Vec::new(),
             features: None,
+            second_opinion: false,
+            first_stage_confidence: None,
         };
 
         if turn.sensitive_flagged {
@@ -713,7 +812,7 @@ impl Bot {
                 }
             }
         };
-        let candidates = match self.retrieve(turn, text, query_vector) {
+        let (candidates, stage) = match self.retrieve(turn, text, query_vector, second_opinion) {
             Ok(c) => c,
             Err(error) => {
                 tracing::warn!(tenant = %turn.tenant, %error, "retrieval failed; handing off");
@@ -726,6 +825,8 @@ impl Bot {
             decision,
             candidates: candidates.clone(),
             features,
+            second_opinion: stage.second_opinion,
+            first_stage_confidence: stage.first_stage,
         };
         // Never confident without a candidate (a tenant may set the threshold to 0).
         let confident = confidence >= settings.answer_threshold && !candidates.is_empty();
@@ -889,28 +990,34 @@ impl Bot {
         turn: &Turn,
         text: &str,
         query_vector: &[f32],
-    ) -> Result<Vec<ScoredCandidate>, BotError> {
-        let (calibration, _) = self.calibration_for(&turn.tenant, &turn.settings);
+        second_opinion: SecondOpinion,
+    ) -> Result<(Vec<ScoredCandidate>, Stage), BotError> {
+        let (scoring, _) = self.scoring_for(&turn.tenant, &turn.settings);
         self.ranked(
             &turn.tenant,
             text,
             query_vector,
             &turn.synonyms,
-            &calibration,
+            &scoring,
+            second_opinion,
             10,
         )
     }
 
-    /// The fused ranking (best first, at most `keep`), each with its confidence.
+    /// The fused ranking (best first, at most `keep`), each with its confidence: from the
+    /// first stage alone when it is sure (see [`SecondOpinion`]), else with the second
+    /// encoder's cosines from the calibration in force.
+    #[allow(clippy::too_many_arguments)]
     fn ranked(
         &self,
         tenant: &str,
         text: &str,
         query_vector: &[f32],
         synonyms: &switchboard_knowledge::Synonyms,
-        calibration: &Calibration,
+        scoring: &Scoring,
+        second_opinion: SecondOpinion,
         keep: usize,
-    ) -> Result<Vec<ScoredCandidate>, BotError> {
+    ) -> Result<(Vec<ScoredCandidate>, Stage), BotError> {
         let lexical = self.index.search(tenant, text, LEXICAL_K, synonyms)?;
         let dense = self.tenant_dense(tenant);
         // Lexical hits the dense side lacks (index_faqs not called for them): embed them now.
@@ -951,27 +1058,49 @@ impl Bot {
                 );
             }
         }
-        let use_query = self.use_query(text);
-        let mut list = fuse(
-            query_vector,
-            use_query.as_deref(),
-            text,
-            &lexical,
-            &dense,
-            &missing,
-        );
+        let mut list = fuse(query_vector, text, &lexical, &dense, &missing);
         list.truncate(keep);
-        // Margins are taken within the top 10, as for a turn.
-        let features_list_len = list.len().min(10);
-        for i in 0..list.len() {
-            let features = if i < features_list_len {
-                features_of(&list[..features_list_len], i)
-            } else {
-                features_of(&list, i)
-            };
-            list[i].confidence = calibration.confidence(&features);
+        let mut stage = Stage::default();
+        let needs_second =
+            self.use_encoder.is_some() && scoring.calibration.uses_second_encoder();
+        if let Some(first) = scoring
+            .first_stage
+            .as_ref()
+            .filter(|_| needs_second && second_opinion != SecondOpinion::Always)
+        {
+            set_confidences(&mut list, first);
+            let p = list.first().map_or(0.0, |c| c.confidence);
+            stage.first_stage = Some(p);
+            if !second_opinion.wants(p) {
+                return Ok((list, stage));
+            }
         }
-        Ok(list)
+        if needs_second {
+            if let Some(use_query) = self.use_query(text) {
+                for c in &mut list {
+                    let faq = dense.get(&c.id).or_else(|| missing.get(&c.id));
+                    c.use_cosine =
+                        faq.map_or(0.0, |f| f.best_use_cosine_without(Some(&use_query), None));
+                }
+                stage.second_opinion = true;
+            }
+        }
+        set_confidences(&mut list, &scoring.calibration);
+        Ok((list, stage))
+    }
+}
+
+/// Each candidate's confidence under `calibration`, its margins taken within the top 10 as
+/// for a turn.
+fn set_confidences(list: &mut [ScoredCandidate], calibration: &Calibration) {
+    let features_list_len = list.len().min(10);
+    for i in 0..list.len() {
+        let features = if i < features_list_len {
+            features_of(&list[..features_list_len], i)
+        } else {
+            features_of(list, i)
+        };
+        list[i].confidence = calibration.confidence(&features);
     }
 }
 

@@ -98,7 +98,79 @@ const DEFAULT_WITH_USE: Calibration = Calibration {
     use_margin: 6.9261,
 };
 
+/// The first stage of the default two-stage decision: the same fit as [`Calibration::default`]
+/// (`calibrate` on `bot/eval/calibration.jsonl`) without the second encoder's two features.
+/// Refitted 2026-12-07.
+const DEFAULT_FIRST_STAGE: Calibration = Calibration {
+    bias: -48.6455,
+    cosine: 29.6624,
+    margin: 30.3802,
+    overlap: 2.2013,
+    lexical_top: -0.3442,
+    answer_cosine: 23.5648,
+    fused_margin: 31.8390,
+    use_cosine: 0.0,
+    use_margin: 0.0,
+};
+
+/// When a turn gets the second encoder's opinion (one USE pass, about 1 ms alone on this
+/// machine, and the share of a 2-core machine that goes with it).
+///
+/// The two-stage decision: a first-stage calibration without the second encoder's features
+/// scores the candidates; only when the top candidate's first-stage confidence falls in the
+/// band does the turn run the second encoder and get scored by the calibration in force.
+/// Clear answers and clear out-of-scope turns skip it. The band was chosen on validation data
+/// (docs/bench-bot.md, `second_opinion` example).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum SecondOpinion {
+    /// Every turn (the calibration in force always sees its second-encoder features).
+    Always,
+    /// Only when the first-stage confidence of the top candidate is in `[low, high)`.
+    Band { low: f32, high: f32 },
+    /// Never: the first-stage calibration decides alone.
+    Never,
+}
+
+impl SecondOpinion {
+    /// The band chosen on validation data (`second_opinion` example; docs/bench-bot.md):
+    /// from the default `clarify_threshold` to a little above the default
+    /// `answer_threshold`, in first-stage confidence.
+    pub const DEFAULT: SecondOpinion = SecondOpinion::Band {
+        low: 0.25,
+        high: 0.8,
+    };
+
+    /// Whether a turn whose top candidate has first-stage confidence `p` runs the second
+    /// encoder.
+    pub fn wants(self, p: f32) -> bool {
+        match self {
+            SecondOpinion::Always => true,
+            SecondOpinion::Never => false,
+            SecondOpinion::Band { low, high } => p >= low && p < high,
+        }
+    }
+}
+
+impl Default for SecondOpinion {
+    fn default() -> Self {
+        SecondOpinion::DEFAULT
+    }
+}
+
 impl Calibration {
+    /// The first stage of [`Calibration::default`] (see [`SecondOpinion`]): fitted on the
+    /// same lines without the second encoder's features, so they carry no weight.
+    pub fn default_first_stage() -> Calibration {
+        DEFAULT_FIRST_STAGE
+    }
+
+    /// True when the second encoder's features carry weight in this calibration (otherwise
+    /// a turn never needs the second encoder's pass).
+    pub fn uses_second_encoder(&self) -> bool {
+        self.use_cosine != 0.0 || self.use_margin != 0.0
+    }
+
     /// The default of a bot that runs without the second encoder (its files absent): the
     /// previous global calibration, fitted on the same set without the second encoder's
     /// features (they are 0 then, and would pull every confidence down).
@@ -332,6 +404,18 @@ mod tests {
         assert_eq!(old.confidence(&f), old.confidence(&with_use));
         assert!(Calibration::default().use_cosine > 0.0);
         assert_eq!(Calibration::without_second_encoder().use_cosine, 0.0);
+    }
+
+    #[test]
+    fn second_opinion_band_is_half_open() {
+        let band = SecondOpinion::Band {
+            low: 0.1,
+            high: 0.9,
+        };
+        assert!(!band.wants(0.09) && band.wants(0.1) && band.wants(0.5) && !band.wants(0.9));
+        assert!(SecondOpinion::Always.wants(1.0) && !SecondOpinion::Never.wants(0.5));
+        assert!(!Calibration::default_first_stage().uses_second_encoder());
+        assert!(Calibration::default().uses_second_encoder());
     }
 
     #[test]

@@ -139,6 +139,9 @@ pub struct EvalReport {
     pub retrieval_p_at_1: f32,
     /// Mistakes, most frequent first (at most 15).
     pub confusions: Vec<Confusion>,
+    /// Turns that ran the second encoder (see [`crate::SecondOpinion`]).
+    #[serde(default)]
+    pub second_opinions: usize,
 }
 
 /// Evaluates `lines` on `tenant` with default settings and no synonyms.
@@ -167,12 +170,13 @@ pub fn evaluate_with(
     let (mut correct, mut answered, mut answered_correct, mut wrong_answers) = (0, 0, 0, 0);
     let (mut faq_lines, mut faq_abstained, mut clarified_with_expected, mut top_right) =
         (0, 0, 0, 0);
-    let (mut faq_clarified, mut top5_right) = (0, 0);
+    let (mut faq_clarified, mut top5_right, mut second_opinions) = (0, 0, 0);
     for line in lines {
         let turn = Turn::new(tenant, line.q.clone())
             .with_settings(settings.clone())
             .with_synonyms(synonyms.clone());
         let explained = bot.explain(&turn);
+        second_opinions += usize::from(explained.second_opinion);
         let decision = &explained.decision;
         let predicted = match (decision.kind, &decision.faq_id) {
             (DecisionKind::Answer, Some(id)) => id.clone(),
@@ -288,6 +292,7 @@ pub fn evaluate_with(
         retrieval_recall_at_5: ratio(top5_right, faq_lines),
         retrieval_p_at_1: ratio(top_right, faq_lines),
         confusions,
+        second_opinions,
     }
 }
 
@@ -337,6 +342,11 @@ impl fmt::Display for EvalReport {
             self.answered_correct,
             pct(self.answer_precision)
         )?;
+        writeln!(
+            f,
+            "second encoder run on {} of {} turns",
+            self.second_opinions, self.total
+        )?;
         if !self.confusions.is_empty() {
             writeln!(f, "worst confusions (expected -> predicted):")?;
             for c in &self.confusions {
@@ -369,7 +379,8 @@ pub fn calibration_samples(
         let turn = Turn::new(tenant, line.q.clone())
             .with_settings(settings.clone())
             .with_synonyms(synonyms.clone());
-        let explained = bot.explain(&turn);
+        // Fitting data always carries the second encoder's features.
+        let explained = bot.explain_with_opinion(&turn, crate::SecondOpinion::Always);
         if let (Some(features), Some(top)) = (explained.features, explained.candidates.first()) {
             out.push((features, top.id == line.expect));
         }

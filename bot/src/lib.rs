@@ -140,7 +140,7 @@ pub mod selfcheck;
 mod settings;
 
 pub use bot::{Bot, Explanation, SearchHit};
-pub use calibration::{Calibration, Features};
+pub use calibration::{Calibration, Features, SecondOpinion};
 pub use decision::{Decision, DecisionKind, Evidence, IntentScore, Turn};
 pub use error::{BotError, EvalLineError};
 pub use eval::{evaluate, evaluate_with, EvalLine, EvalReport};

@@ -194,11 +194,10 @@ pub struct ScoredCandidate {
 }
 
 /// Fuses lexical hits and the dense side into one ranked list (best first), without
-/// confidences. `lexical` comes from tantivy best first; `embed_missing` gives embeddings for
+/// confidences and without the second encoder's cosines. `lexical` comes from tantivy best first; `embed_missing` gives embeddings for
 /// lexical hits that the dense side lacks.
 pub(crate) fn fuse(
     query_vector: &[f32],
-    use_query: Option<&[f32]>,
     query_text: &str,
     lexical: &[Candidate],
     dense: &TenantDense,
@@ -217,7 +216,8 @@ pub(crate) fn fuse(
             tags: faq.tags.clone(),
             cosine,
             answer_cosine,
-            use_cosine: faq.best_use_cosine_without(use_query, None),
+            // Set by the bot when the turn gets the second encoder's opinion.
+            use_cosine: 0.0,
             lexical_score: None,
             lexical_rank: None,
             overlap,

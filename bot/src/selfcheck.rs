@@ -105,6 +105,11 @@ pub enum CalibrationSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantFit {
     pub calibration: Calibration,
+    /// The same fit without the second encoder's features: the first stage of the two-stage
+    /// decision (see [`crate::SecondOpinion`]); `None` in fits from before it existed or
+    /// without a second encoder.
+    #[serde(default)]
+    pub first_stage: Option<Calibration>,
     /// Held-out texts used (in-domain turns).
     pub queries: usize,
     /// Of those, how many had the right FAQ on top.
@@ -433,8 +438,25 @@ pub fn fit(
     let Some((calibration, best_p)) = fit_operating_point(&samples, options.wrong_cost) else {
         return Ok(None);
     };
+    let first_stage = if calibration.uses_second_encoder() {
+        let without_second: Vec<(Features, bool, f32)> = samples
+            .iter()
+            .map(|(f, right, w)| {
+                let f = Features {
+                    use_cosine: 0.0,
+                    use_margin: 0.0,
+                    ..*f
+                };
+                (f, *right, *w)
+            })
+            .collect();
+        fit_operating_point(&without_second, options.wrong_cost).map(|(c, _)| c)
+    } else {
+        None
+    };
     Ok(Some(TenantFit {
         calibration,
+        first_stage,
         queries,
         top_right,
         negatives,
@@ -478,6 +500,7 @@ pub fn check(
     tenant: &str,
     settings: &BotSettings,
     calibration: &Calibration,
+    first_stage: Option<&Calibration>,
     source: CalibrationSource,
     options: &SelfCheckOptions,
 ) -> Result<SelfCheckReport, BotError> {
@@ -517,11 +540,31 @@ pub fn check(
     };
     let mut wrong_misses = Vec::new();
     let mut other_misses = Vec::new();
-    for mut s in sims {
-        for i in 0..s.candidates.len() {
-            let f = features_of(&s.candidates, i);
-            s.candidates[i].confidence = calibration.confidence(&f);
+    // The two-stage decision as a turn makes it (see `SecondOpinion`).
+    let second_opinion = bot.second_opinion();
+    let first_stage = first_stage.filter(|_| {
+        calibration.uses_second_encoder() && second_opinion != crate::SecondOpinion::Always
+    });
+    let score = |candidates: &mut [ScoredCandidate], calibration: &Calibration| {
+        for i in 0..candidates.len() {
+            let f = features_of(candidates, i);
+            candidates[i].confidence = calibration.confidence(&f);
         }
+    };
+    for mut s in sims {
+        let in_force = match first_stage {
+            Some(first) => {
+                score(&mut s.candidates, first);
+                let p = s.candidates.first().map_or(0.0, |c| c.confidence);
+                if second_opinion.wants(p) {
+                    calibration
+                } else {
+                    first
+                }
+            }
+            None => calibration,
+        };
+        score(&mut s.candidates, in_force);
         let confidence = s.candidates.first().map_or(0.0, |c| c.confidence);
         let outcome: String =
             if rules::explicit_handoff(s.probe.text) || rules::angry_tone(s.probe.text) {

@@ -125,7 +125,7 @@ impl Loaded {
     ) -> Result<Loaded> {
         check_labels(labels)?;
         let tokenizer = load_tokenizer(tokenizer, 512)?;
-        let session = load_session(model, 1)?;
+        let session = load_session(model, 1, false)?;
         let mut has_input_ids = false;
         let mut has_attention_mask = false;
         let mut has_token_type_ids = false;

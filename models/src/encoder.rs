@@ -83,6 +83,11 @@ pub struct EncoderConfig {
     pub sessions: usize,
     /// Threads inside one run; 0 means all cores.
     pub intra_threads: usize,
+    /// Whether those threads spin after a run waiting for the next one (ONNX Runtime's
+    /// default) instead of sleeping. Off: on a 2-core machine the spinning threads take a
+    /// core from whatever runs next (the second encoder, the store, another turn); measured
+    /// in docs/bench-bot.md ("Where the second opinion's time went").
+    pub intra_op_spinning: bool,
     /// Largest number of texts in one ONNX run; longer inputs are split.
     pub max_batch: usize,
     /// Tokens kept per text, including `<s>` and `</s>` (the model's limit is 512).
@@ -94,6 +99,7 @@ impl Default for EncoderConfig {
         EncoderConfig {
             sessions: 1,
             intra_threads: 0,
+            intra_op_spinning: false,
             max_batch: 32,
             max_tokens: 512,
         }
@@ -141,7 +147,9 @@ pub(crate) fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer
     Ok(tokenizer)
 }
 
-pub(crate) fn load_session(path: &Path, intra_threads: usize) -> Result<Session> {
+/// A session over `path` with `intra_threads` threads per run (0: all cores) that spin
+/// between runs when `spinning` is set.
+pub(crate) fn load_session(path: &Path, intra_threads: usize, spinning: bool) -> Result<Session> {
     if !path.is_file() {
         return Err(ModelError::FileMissing {
             path: path.to_path_buf(),
@@ -164,6 +172,8 @@ pub(crate) fn load_session(path: &Path, intra_threads: usize) -> Result<Session>
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| invalid(e.to_string()))?
         .with_intra_threads(threads)
+        .map_err(|e| invalid(e.to_string()))?
+        .with_intra_op_spinning(spinning)
         .map_err(|e| invalid(e.to_string()))?
         .commit_from_file(path)
         .map_err(|e| invalid(e.to_string()))
@@ -244,7 +254,11 @@ impl Encoder {
         let pad_id = tokenizer.token_to_id("<pad>").map_or(1, i64::from);
         let mut sessions = Vec::with_capacity(config.sessions);
         for _ in 0..config.sessions {
-            sessions.push(load_session(&files.model, config.intra_threads)?);
+            sessions.push(load_session(
+                &files.model,
+                config.intra_threads,
+                config.intra_op_spinning,
+            )?);
         }
         let dimension = check_encoder_signature(&sessions[0])?;
         let mut encoder = Encoder {

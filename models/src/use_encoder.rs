@@ -54,7 +54,7 @@ impl UseEncoder {
             return Err(ModelError::FileMissing { path: model });
         }
         let tokenizer = load_tokenizer(&dir.join(USE_TOKENIZER_FILE), USE_MAX_TOKENS)?;
-        let session = load_session(&model, 1)?;
+        let session = load_session(&model, 1, false)?;
         let dimension = check_signature(&session)?;
         let encoder = UseEncoder {
             tokenizer,
