@@ -1,13 +1,14 @@
 // Bot and tenant settings: every field of the settings object (GET) as an input of its kind,
 // saved as a JSON merge patch of the changed fields only (PATCH). Secret fields (API keys) are
 // never shown back: they are sent only when typed. Members with the `settings` area also get
-// the business hours editor and the admin key rotation; members with the `bot` area the tenant's
+// the business hours editor, the admin key rotation and the visitor identity secret; members with the `bot` area the tenant's
 // own LLM endpoint (llm.jsx), after the bot's settings.
 import { useMemo, useState } from 'preact/hooks';
 import { get, patch, post, tp } from '../api.js';
 import { useT } from '../i18n.js';
 import { ConfirmButton, ErrorNote, Loading, SecretBox, Tabs, useLoad, useToast } from '../ui.jsx';
 import { BusinessHours } from './hours.jsx';
+import { VisitorIdentity } from './identity.jsx';
 import { LlmEndpoint } from './llm.jsx';
 
 /** Fields with an editor of their own (the business hours tab). */
@@ -57,6 +58,7 @@ export function SettingsPage({ permissions }) {
           { id: 'general', label: t('set.tab_general') },
           { id: 'hours', label: t('set.tab_hours') },
           { id: 'adminkey', label: t('set.tab_adminkey') },
+          { id: 'identity', label: t('set.tab_identity') },
         ]}
         current={tab}
         onChange={setTab}
@@ -64,6 +66,7 @@ export function SettingsPage({ permissions }) {
       {tab === 'general' && <GeneralSettings hideOwn llm={llm} />}
       {tab === 'hours' && <BusinessHours />}
       {tab === 'adminkey' && <AdminKey />}
+      {tab === 'identity' && <VisitorIdentity />}
     </div>
   );
 }
