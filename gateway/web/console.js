@@ -92,7 +92,8 @@
         sensitive_word: 'sensitive word',
         human_first: 'this tenant answers with people first',
         bot_busy: 'the bot was busy',
-        bot_unavailable: 'the bot was unavailable'
+        bot_unavailable: 'the bot was unavailable',
+        attachment: 'the customer sent a file or image'
       },
       crmTags: 'Tags',
       ended: {
@@ -113,7 +114,29 @@
         mask: 'masked',
         handoff: '⚑ asked for a person (sensitive word)'
       },
+      attach: 'Attach files or images',
+      dropHere: 'Drop files to attach them',
+      uploading: function (pct) { return 'Uploading… ' + pct + '%'; },
+      retryUpload: 'Retry',
+      removeFile: function (name) { return 'Remove ' + name; },
+      openImage: function (name) { return 'Open image ' + name; },
+      download: function (name) { return 'Download ' + name; },
+      attachmentPreview: function (names) { return '📎 ' + names.join(', '); },
+      uploadErrors: {
+        unsupported_type: 'This type of file cannot be sent.',
+        too_large: 'This file is too large.',
+        empty_file: 'This file is empty.',
+        bad_image: 'This image could not be read.',
+        attachments_off: 'Files are turned off for this tenant.',
+        busy: 'The server is busy. Retry.',
+        rate_limited: 'Too many uploads. Wait a moment and retry.',
+        network: 'The connection failed. Retry.',
+        generic: 'The upload failed. Retry.'
+      },
       errors: {
+        uploading: 'Wait until the files are uploaded.',
+        bad_attachment: 'A file could not be sent. Attach it again.',
+        too_many_attachments: 'At most 10 files in one message.',
         bad_frame: 'The server did not understand a request.',
         too_large: 'That message is too long.',
         empty_text: 'Type a message first.',
@@ -190,7 +213,8 @@
         sensitive_word: '触发敏感词',
         human_first: '该租户优先人工接待',
         bot_busy: '机器人繁忙',
-        bot_unavailable: '机器人不可用'
+        bot_unavailable: '机器人不可用',
+        attachment: '客户发送了文件或图片'
       },
       crmTags: '标签',
       ended: {
@@ -211,7 +235,29 @@
         mask: '已打码',
         handoff: '⚑ 敏感词，已请求转人工'
       },
+      attach: '发送文件或图片',
+      dropHere: '松开鼠标即可添加文件',
+      uploading: function (pct) { return '上传中… ' + pct + '%'; },
+      retryUpload: '重试',
+      removeFile: function (name) { return '移除 ' + name; },
+      openImage: function (name) { return '查看图片 ' + name; },
+      download: function (name) { return '下载 ' + name; },
+      attachmentPreview: function (names) { return '📎 ' + names.join('、'); },
+      uploadErrors: {
+        unsupported_type: '不支持发送此类型的文件。',
+        too_large: '文件太大。',
+        empty_file: '文件是空的。',
+        bad_image: '无法识别这张图片。',
+        attachments_off: '该租户未开启文件发送。',
+        busy: '服务器繁忙，请重试。',
+        rate_limited: '上传太频繁，请稍后重试。',
+        network: '网络连接失败，请重试。',
+        generic: '上传失败，请重试。'
+      },
       errors: {
+        uploading: '请等待文件上传完成。',
+        bad_attachment: '有文件无法发送，请重新添加。',
+        too_many_attachments: '每条消息最多 10 个文件。',
         bad_frame: '服务器无法识别该请求。',
         too_large: '消息太长。',
         empty_text: '请先输入内容。',
@@ -343,7 +389,8 @@
       typingUntil: 0,
       lastAt: conversation.created_at || null,
       notes: validNotes(conversation.notes),
-      draft: ''
+      draft: '',
+      uploads: [] // files attached to the next reply (see Attachments)
     };
   }
 
@@ -364,11 +411,14 @@
     }
     $('reply').setAttribute('placeholder', t('replyPlaceholder'));
     $('transfer-to').setAttribute('placeholder', 'skill:billing · agent:…');
+    $('attach').title = t('attach');
+    $('chat-view').setAttribute('data-drop', t('dropHere'));
     renderStatus();
     renderConn();
     renderHeader();
     renderChatList();
     renderSelected(true);
+    renderTray();
     updateTitle();
   }
 
@@ -863,7 +913,8 @@
       text: f.text,
       at: f.at || null,
       suggestions: Array.isArray(f.suggestions) ? f.suggestions.filter(function (s) { return typeof s === 'string'; }) : null,
-      meta: f.meta && typeof f.meta === 'object' ? f.meta : null // bot decision, sensitive words
+      meta: f.meta && typeof f.meta === 'object' ? f.meta : null, // bot decision, sensitive words
+      attachments: validAttachments(f.attachments)
     };
     addMessage(chat, msg);
 
@@ -918,7 +969,10 @@
     if (!p) { return; }
     dropPending(chat, p.id);
     if (!chat.messages[seq]) {
-      addMessage(chat, { seq: seq, sender: 'agent', text: p.text, at: f.at || p.at, suggestions: null, meta: null });
+      addMessage(chat, {
+        seq: seq, sender: 'agent', text: p.text, at: f.at || p.at, suggestions: null, meta: null,
+        attachments: p.attachments
+      });
     }
     renderChatList();
     scheduleAck(chat);
@@ -955,7 +1009,9 @@
 
   // Errors only a send gets. The error frame does not name the reply, but the server answers
   // sends in order: it is the oldest reply of that chat still pending.
-  var SEND_ERRORS = { blocked: true, too_large: true, empty_text: true };
+  var SEND_ERRORS = {
+    blocked: true, too_large: true, empty_text: true, bad_attachment: true, too_many_attachments: true
+  };
 
   function onError(f) {
     if (f.code === 'token_revoked') {
@@ -1022,6 +1078,7 @@
     closeCanned();
     $('chat-error').hidden = true;
     $('reply').value = chat.draft || '';
+    renderTray();
     renderChatList();
     renderSelected(true);
     updateTitle();
@@ -1031,7 +1088,12 @@
     var chat = state.chats[state.selected];
     if (!chat || chat.ended) { return; }
     var text = $('reply').value;
-    if (!text.trim()) {
+    if (chat.uploads.some(function (u) { return u.state === 'uploading'; })) {
+      showChatError(t('errors').uploading);
+      return;
+    }
+    var ready = chat.uploads.filter(function (u) { return u.state === 'ready'; });
+    if (!text.trim() && !ready.length) {
       showChatError(t('errors').empty_text);
       return;
     }
@@ -1040,10 +1102,16 @@
       return;
     }
     var cid = uuid();
-    var p = { id: cid, text: text, at: new Date().toISOString(), state: 'pending' };
+    var attachments = ready.map(function (u) { return u.view; });
+    var p = { id: cid, text: text, at: new Date().toISOString(), state: 'pending', attachments: attachments };
     chat.pending[cid] = p;
     chat.pendingOrder.push(cid);
-    sendFrame({ type: 'send', conversation_id: chat.id, client_msg_id: cid, text: text });
+    var frame = { type: 'send', conversation_id: chat.id, client_msg_id: cid, text: text };
+    if (attachments.length) {
+      frame.attachments = attachments.map(function (a) { return a.id; });
+    }
+    sendFrame(frame);
+    ready.forEach(function (u) { removeUpload(chat, u); }); // failed ones stay to be retried
     $('reply').value = '';
     chat.draft = '';
     $('chat-error').hidden = true;
@@ -1118,6 +1186,7 @@
     } else {
       renderChatList();
       renderSelected(true);
+      renderTray();
     }
   }
 
@@ -1338,7 +1407,9 @@
         preview.textContent = t('ended')[chat.ended] || t('ended').other;
       } else {
         var last = chat.seqs.length ? chat.messages[chat.seqs[chat.seqs.length - 1]] : null;
-        preview.textContent = last ? last.text.slice(0, 80) : '';
+        preview.textContent = !last ? '' : last.text.trim() || !(last.attachments && last.attachments.length)
+          ? last.text.slice(0, 80)
+          : t('attachmentPreview')(last.attachments.map(function (a) { return String(a.name || ''); })).slice(0, 80);
       }
       btn.appendChild(preview);
 
@@ -1399,6 +1470,7 @@
     var disabled = !!chat.ended;
     $('reply').disabled = disabled;
     $('send').disabled = disabled;
+    $('attach').disabled = disabled;
     $('transfer').disabled = disabled || chat.closing;
     $('close-chat').disabled = disabled || chat.closing;
     if (disabled) { hideTransferForm(); }
@@ -1517,6 +1589,7 @@
     }
     var bubble = el('div', 'msg-bubble', m.text);
     row.appendChild(bubble);
+    appendAttachments(row, m.text, m.attachments);
     if (m.sender === 'bot' && m.meta && typeof m.meta.decision === 'string') {
       row.appendChild(buildDecisionEl(m.meta));
     }
@@ -1540,6 +1613,7 @@
     label.appendChild(el('span', null, t('sender').agent));
     row.appendChild(label);
     row.appendChild(el('div', 'msg-bubble', p.text));
+    appendAttachments(row, p.text, p.attachments);
     row.appendChild(el('div', 'msg-meta', p.state === 'failed' ? t('failed') : t('sending')));
     return row;
   }
@@ -1603,6 +1677,210 @@
   }
 
   // -----------------------------------------------------------------------------------------
+  // Attachments: a picked, dropped or pasted file is uploaded at once (the raw file as the
+  // body, with progress) and waits in the tray of its chat until the next reply carries it.
+  // -----------------------------------------------------------------------------------------
+
+  var MAX_ATTACHMENTS = 10;
+  var ICON_FILE = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" ' +
+    'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">' +
+    '<path d="M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8z"/><path d="M14 3v5h5M12 11v6M9 14l3 3 3-3"/></svg>';
+
+  function addFiles(list) {
+    var chat = state.chats[state.selected];
+    if (!chat || chat.ended) { return; }
+    var files = Array.prototype.slice.call(list || []);
+    for (var i = 0; i < files.length; i++) {
+      if (chat.uploads.length >= MAX_ATTACHMENTS) {
+        showChatError(t('errors').too_many_attachments);
+        break;
+      }
+      // { file, state: 'uploading'|'ready'|'failed', progress, view, error, xhr, el, preview }
+      var u = { file: files[i], state: 'uploading', progress: 0, view: null, error: null, xhr: null };
+      u.el = buildUpload(chat, u);
+      chat.uploads.push(u);
+      upload(u);
+    }
+    renderTray();
+  }
+
+  function upload(u) {
+    u.state = 'uploading';
+    u.progress = 0;
+    u.error = null;
+    renderUpload(u);
+    var xhr = new XMLHttpRequest();
+    u.xhr = xhr;
+    xhr.open('POST', ORIGIN + '/v1/agent/attachments?name=' + encodeURIComponent(u.file.name || 'file'));
+    xhr.setRequestHeader('Authorization', 'Bearer ' + state.token);
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable && e.total) {
+        u.progress = e.loaded / e.total;
+        renderUpload(u);
+      }
+    };
+    xhr.onload = function () {
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      if (xhr.status === 201 && body && typeof body.id === 'string') {
+        uploadDone(u, 'ready', null, body);
+      } else {
+        uploadDone(u, 'failed', (body && body.code) || (xhr.status === 413 ? 'too_large' : 'generic'));
+      }
+    };
+    xhr.onerror = function () { uploadDone(u, 'failed', 'network'); };
+    xhr.send(u.file);
+  }
+
+  function uploadDone(u, st, error, view) {
+    u.xhr = null;
+    u.state = st;
+    u.error = error;
+    u.view = view || null;
+    renderUpload(u);
+  }
+
+  function removeUpload(chat, u) {
+    var i = chat.uploads.indexOf(u);
+    if (i >= 0) { chat.uploads.splice(i, 1); }
+    if (u.xhr) { u.xhr.abort(); }
+    if (u.preview && window.URL && URL.revokeObjectURL) { URL.revokeObjectURL(u.preview); }
+    if (u.el.parentNode) { u.el.parentNode.removeChild(u.el); }
+    $('attach-tray').hidden = !$('attach-tray').children.length;
+  }
+
+  // The tray shows the selected chat's uploads.
+  function renderTray() {
+    var tray = $('attach-tray');
+    var chat = state.chats[state.selected];
+    tray.textContent = '';
+    (chat ? chat.uploads : []).forEach(function (u) {
+      renderUpload(u);
+      tray.appendChild(u.el);
+    });
+    tray.hidden = !tray.children.length;
+  }
+
+  function buildUpload(chat, u) {
+    var row = el('div', 'upload');
+    if (/^image\//.test(u.file.type) && window.URL && URL.createObjectURL) {
+      u.preview = URL.createObjectURL(u.file);
+      var img = el('img', 'upload-preview');
+      img.src = u.preview;
+      img.alt = '';
+      row.appendChild(img);
+    }
+    var body = el('div', 'upload-body');
+    body.appendChild(el('span', 'upload-name', u.file.name || 'file'));
+    body.appendChild(el('span', 'upload-info'));
+    var bar = el('div', 'upload-progress');
+    bar.appendChild(el('span'));
+    body.appendChild(bar);
+    row.appendChild(body);
+    var retry = el('button', 'upload-retry');
+    retry.type = 'button';
+    retry.addEventListener('click', function () { upload(u); });
+    row.appendChild(retry);
+    var remove = el('button', 'upload-remove', '×');
+    remove.type = 'button';
+    remove.addEventListener('click', function () {
+      removeUpload(chat, u);
+      $('reply').focus();
+    });
+    row.appendChild(remove);
+    return row;
+  }
+
+  function renderUpload(u) {
+    var row = u.el;
+    row.setAttribute('data-state', u.state);
+    if (u.error) { row.setAttribute('data-error', u.error); } else { row.removeAttribute('data-error'); }
+    var pct = Math.round(u.progress * 100);
+    var info = row.querySelector('.upload-info');
+    if (u.state === 'uploading') {
+      info.textContent = t('uploading')(pct);
+    } else if (u.state === 'failed') {
+      var errors = t('uploadErrors');
+      info.textContent = errors[u.error] || errors.generic;
+    } else {
+      info.textContent = formatSize(u.view && u.view.size != null ? u.view.size : u.file.size);
+    }
+    row.querySelector('.upload-progress span').style.width = pct + '%';
+    var retry = row.querySelector('.upload-retry');
+    retry.textContent = t('retryUpload');
+    retry.hidden = u.state !== 'failed';
+    var remove = row.querySelector('.upload-remove');
+    remove.setAttribute('aria-label', t('removeFile')(u.file.name || 'file'));
+    remove.title = remove.getAttribute('aria-label');
+  }
+
+  function formatSize(bytes) {
+    var n = Number(bytes);
+    if (!isFinite(n) || n < 0) { return ''; }
+    if (n < 1024) { return n + ' B'; }
+    if (n < 1024 * 1024) { return Math.round(n / 1024) + ' KB'; }
+    return (n / (1024 * 1024)).toFixed(1) + ' MB';
+  }
+
+  // Signed links relative to the server; anything but a path or http(s) is refused.
+  function fileUrl(url) {
+    if (typeof url !== 'string') { return null; }
+    if (/^\/(?![\/\\])/.test(url)) { return ORIGIN + url; }
+    return /^https?:\/\//i.test(url) ? url : null;
+  }
+
+  function validAttachments(list) {
+    return (Array.isArray(list) ? list : []).filter(function (a) {
+      return a && typeof a === 'object' && typeof a.id === 'string' && fileUrl(a.url);
+    }).slice(0, MAX_ATTACHMENTS);
+  }
+
+  // Images as thumbnails opening the full image in a new tab, other files as a download link
+  // with name and size. A message of attachments only has no text bubble.
+  function appendAttachments(row, text, list) {
+    if (!list || !list.length) { return; }
+    var box = el('div', 'msg-atts');
+    list.forEach(function (a) {
+      var name = typeof a.name === 'string' ? a.name : '';
+      var link = el('a', 'att');
+      link.href = fileUrl(a.url);
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer';
+      link.setAttribute('data-attachment-id', a.id);
+      var thumb = a.kind === 'image' ? fileUrl(a.thumbnail_url) || fileUrl(a.url) : null;
+      if (thumb) {
+        link.className = 'att att-image';
+        var img = el('img');
+        var w = Number(a.width), h = Number(a.height);
+        if (w > 0 && h > 0) { // room kept before it loads
+          var scale = Math.min(1, 240 / w, 240 / h);
+          img.width = Math.max(1, Math.round(w * scale));
+          img.height = Math.max(1, Math.round(h * scale));
+        }
+        img.alt = name;
+        img.src = thumb;
+        link.appendChild(img);
+        link.title = t('openImage')(name);
+      } else {
+        link.className = 'att att-file';
+        link.setAttribute('download', name);
+        var icon = el('span');
+        icon.innerHTML = ICON_FILE; // constant markup
+        link.appendChild(icon.firstChild);
+        var label = el('span', 'att-text');
+        label.appendChild(el('span', 'att-name', name));
+        label.appendChild(el('span', 'att-size', formatSize(a.size)));
+        link.appendChild(label);
+        link.title = t('download')(name);
+      }
+      link.setAttribute('aria-label', link.title);
+      box.appendChild(link);
+    });
+    row.appendChild(box);
+    if (!String(text || '').trim()) { row.setAttribute('data-caption', 'none'); }
+  }
+
+  // -----------------------------------------------------------------------------------------
   // Wiring
   // -----------------------------------------------------------------------------------------
 
@@ -1644,6 +1922,45 @@
       }
     });
     $('dismiss-chat').addEventListener('click', dismissChat);
+    $('attach').addEventListener('click', function () { $('attach-file').click(); });
+    $('attach-file').addEventListener('change', function () {
+      addFiles($('attach-file').files);
+      $('attach-file').value = ''; // the same file can be picked again
+    });
+    $('reply').addEventListener('paste', function (e) {
+      var files = e.clipboardData && e.clipboardData.files;
+      if (files && files.length) { // a pasted image; pasted text goes on as usual
+        e.preventDefault();
+        addFiles(files);
+      }
+    });
+    var view = $('chat-view'), dragDepth = 0;
+    var dragging = function (e) {
+      var types = e.dataTransfer && e.dataTransfer.types;
+      return !!types && Array.prototype.indexOf.call(types, 'Files') >= 0;
+    };
+    view.addEventListener('dragenter', function (e) {
+      if (!dragging(e)) { return; }
+      e.preventDefault();
+      dragDepth++;
+      view.setAttribute('data-drag', 'true');
+    });
+    view.addEventListener('dragover', function (e) {
+      if (dragging(e)) { e.preventDefault(); }
+    });
+    view.addEventListener('dragleave', function () {
+      if (--dragDepth <= 0) {
+        dragDepth = 0;
+        view.removeAttribute('data-drag');
+      }
+    });
+    view.addEventListener('drop', function (e) {
+      dragDepth = 0;
+      view.removeAttribute('data-drag');
+      if (!dragging(e)) { return; }
+      e.preventDefault();
+      addFiles(e.dataTransfer.files);
+    });
 
     document.addEventListener('visibilitychange', function () {
       if (document.visibilityState === 'visible') {

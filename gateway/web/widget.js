@@ -127,7 +127,29 @@
       rateSend: 'Send rating',
       rated: function (n) { return 'Thank you! You rated this chat ' + n + ' of 5.'; },
       poweredBy: 'Powered by Switchboard',
+      attach: 'Attach a file or image',
+      dropHere: 'Drop files to attach them',
+      uploading: function (pct) { return 'Uploading… ' + pct + '%'; },
+      uploadFailed: 'Upload failed',
+      retryUpload: 'Retry',
+      removeFile: function (name) { return 'Remove ' + name; },
+      openImage: function (name) { return 'Open image ' + name; },
+      download: function (name) { return 'Download ' + name; },
+      uploadErrors: {
+        unsupported_type: 'This type of file cannot be sent.',
+        too_large: 'This file is too large.',
+        empty_file: 'This file is empty.',
+        bad_image: 'This image could not be read.',
+        attachments_off: 'Files cannot be sent in this chat.',
+        busy: 'The server is busy. Please retry.',
+        rate_limited: 'Too many uploads. Please wait a moment and retry.',
+        network: 'The connection failed. Please retry.',
+        generic: 'The upload failed. Please retry.'
+      },
       errors: {
+        uploading: 'Please wait until the files are uploaded.',
+        bad_attachment: 'A file could not be sent. Please attach it again.',
+        too_many_attachments: 'At most 10 files can be sent in one message.',
         bad_frame: 'The chat could not understand that request.',
         nothing_to_rate: 'This chat can no longer be rated.',
         bad_rating: 'Please pick 1 to 5 stars (comments up to 1,000 characters).',
@@ -177,7 +199,29 @@
       rateSend: '提交评价',
       rated: function (n) { return '感谢您的评价！您为本次服务打了 ' + n + ' 分（满分 5 分）。'; },
       poweredBy: '由 Switchboard 提供支持',
+      attach: '发送文件或图片',
+      dropHere: '松开鼠标即可添加文件',
+      uploading: function (pct) { return '上传中… ' + pct + '%'; },
+      uploadFailed: '上传失败',
+      retryUpload: '重试',
+      removeFile: function (name) { return '移除 ' + name; },
+      openImage: function (name) { return '查看图片 ' + name; },
+      download: function (name) { return '下载 ' + name; },
+      uploadErrors: {
+        unsupported_type: '不支持发送此类型的文件。',
+        too_large: '文件太大。',
+        empty_file: '文件是空的。',
+        bad_image: '无法识别这张图片。',
+        attachments_off: '当前对话不能发送文件。',
+        busy: '服务器繁忙，请重试。',
+        rate_limited: '上传太频繁，请稍后重试。',
+        network: '网络连接失败，请重试。',
+        generic: '上传失败，请重试。'
+      },
       errors: {
+        uploading: '请等待文件上传完成。',
+        bad_attachment: '有文件无法发送，请重新添加。',
+        too_many_attachments: '每条消息最多发送 10 个文件。',
         bad_frame: '请求格式有误。',
         nothing_to_rate: '该会话已无法评价。',
         bad_rating: '请选择 1–5 星（评论最多 1000 字）。',
@@ -469,6 +513,49 @@
     '  justify-content: center; }',
     '#sb-send:disabled { opacity: .45; cursor: default; }',
     '#sb-send svg { width: 18px; height: 18px; }',
+    '#sb-attach { flex: none; width: 40px; height: 40px; border-radius: 12px; border: 0; cursor: pointer;',
+    '  background: transparent; color: var(--sb-muted); display: flex; align-items: center; justify-content: center; }',
+    '#sb-attach:hover { background: var(--sb-surface); color: var(--sb-accent); }',
+    '#sb-attach svg { width: 20px; height: 20px; }',
+    '#sb-file { display: none; }',
+    '#sb-tray { display: flex; flex-direction: column; gap: 6px; padding: 8px 12px 0; background: var(--sb-bg);',
+    '  border-top: 1px solid var(--sb-border); max-height: 150px; overflow-y: auto; }',
+    '#sb-tray[hidden] { display: none; }',
+    '.sb-upload { display: flex; align-items: center; gap: 8px; font-size: 12.5px; border: 1px solid var(--sb-border);',
+    '  border-radius: 10px; padding: 5px 6px 5px 8px; background: var(--sb-surface); }',
+    '.sb-upload[data-state="failed"] { border-color: #fecaca; background: #fef2f2; }',
+    '.sb-upload-preview { flex: none; width: 32px; height: 32px; border-radius: 6px; object-fit: cover;',
+    '  background: var(--sb-border); }',
+    '.sb-upload-body { flex: 1; min-width: 0; display: flex; flex-direction: column; gap: 3px; }',
+    '.sb-upload-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-weight: 600; }',
+    '.sb-upload-info { color: var(--sb-muted); }',
+    '.sb-upload[data-state="failed"] .sb-upload-info { color: var(--sb-danger); }',
+    '.sb-progress { height: 3px; border-radius: 2px; background: var(--sb-border); overflow: hidden; }',
+    '.sb-progress span { display: block; height: 100%; width: 0; background: var(--sb-accent); transition: width .1s; }',
+    '.sb-upload:not([data-state="uploading"]) .sb-progress { display: none; }',
+    '.sb-upload button { flex: none; border: 0; background: none; cursor: pointer; padding: 4px 6px; border-radius: 6px; }',
+    '.sb-upload-retry { color: var(--sb-danger); text-decoration: underline; }',
+    '.sb-upload-retry[hidden] { display: none; }',
+    '.sb-upload-remove { color: var(--sb-muted); font-size: 16px; line-height: 1; }',
+    '.sb-upload-remove:hover { background: var(--sb-border); }',
+    '.sb-root[data-drag="true"] #sb-panel::after { content: attr(data-drop); position: absolute; inset: 0;',
+    '  display: flex; align-items: center; justify-content: center; background: rgba(37, 99, 235, .12);',
+    '  border: 2px dashed var(--sb-accent); border-radius: inherit; color: var(--sb-accent); font-weight: 600;',
+    '  pointer-events: none; }',
+    '.sb-msg[data-caption="none"] .sb-bubble { display: none; }',
+    '.sb-atts { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 4px; justify-content: inherit; }',
+    '.sb-msg[data-sender="customer"] .sb-atts { justify-content: flex-end; }',
+    '.sb-att-image { display: block; border-radius: 12px; overflow: hidden; border: 1px solid var(--sb-border);',
+    '  background: var(--sb-bg); line-height: 0; }',
+    '.sb-att-image img { display: block; max-width: 200px; max-height: 200px; }',
+    '.sb-att-file { display: flex; align-items: center; gap: 8px; padding: 8px 12px; border-radius: 12px;',
+    '  border: 1px solid var(--sb-border); background: var(--sb-bg); color: var(--sb-text); text-decoration: none;',
+    '  max-width: 240px; }',
+    '.sb-att-file:hover { border-color: var(--sb-accent); }',
+    '.sb-att-file svg { flex: none; width: 22px; height: 22px; color: var(--sb-accent); }',
+    '.sb-att-name { display: block; font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }',
+    '.sb-att-size { display: block; font-size: 12px; color: var(--sb-muted); }',
+    '.sb-att-text { min-width: 0; }',
     '.sb-footer { text-align: center; font-size: 11px; color: #9ca3af; padding: 0 0 8px; background: var(--sb-bg); }',
 
     /* phone-width viewports: the panel takes the whole screen */
@@ -493,6 +580,12 @@
   var ICON_SEND = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.2" ' +
     'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">' +
     '<path d="M4 12l16-8-6 16-2.5-6.5z"/><path d="M11.5 13.5L20 4"/></svg>';
+  var ICON_ATTACH = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" ' +
+    'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">' +
+    '<path d="M21 11.5l-8.6 8.6a5 5 0 0 1-7.1-7.1l8.6-8.6a3.3 3.3 0 0 1 4.7 4.7l-8.6 8.6a1.7 1.7 0 0 1-2.4-2.4l7.9-7.9"/></svg>';
+  var ICON_FILE = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" ' +
+    'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">' +
+    '<path d="M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8z"/><path d="M14 3v5h5M12 11v6M9 14l3 3 3-3"/></svg>';
   var ICON_AVATAR = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" ' +
     'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">' +
     '<path d="M4 14v-2a8 8 0 0 1 16 0v2"/><rect x="2.5" y="13" width="4" height="6" rx="1.5"/>' +
@@ -522,7 +615,10 @@
     '    <div id="sb-typing" aria-live="polite" hidden><span class="sb-dots" aria-hidden="true">' +
     '<span></span><span></span><span></span></span><span id="sb-typing-text"></span></div>' +
     '    <p id="sb-error" role="alert" hidden></p>' +
+    '    <div id="sb-tray" aria-live="polite" hidden></div>' +
     '    <form class="sb-composer" novalidate>' +
+    '      <button id="sb-attach" type="button">' + ICON_ATTACH + '</button>' +
+    '      <input id="sb-file" type="file" multiple tabindex="-1" aria-hidden="true">' +
     '      <label for="sb-input" class="sb-sr" data-i18n="inputLabel"></label>' +
     '      <textarea id="sb-input" rows="1" autocomplete="off" aria-describedby="sb-hint"></textarea>' +
     '      <span id="sb-hint" class="sb-sr" data-i18n="composerHint"></span>' +
@@ -575,6 +671,9 @@
     ui.form = root.querySelector('.sb-composer');
     ui.input = root.getElementById('sb-input');
     ui.send = root.getElementById('sb-send');
+    ui.attach = root.getElementById('sb-attach');
+    ui.file = root.getElementById('sb-file');
+    ui.tray = root.getElementById('sb-tray');
 
     var color = attr('data-color');
     if (color && window.CSS && window.CSS.supports && window.CSS.supports('color', color)) {
@@ -602,8 +701,47 @@
     });
     ui.input.addEventListener('input', function () {
       autosize();
-      ui.send.disabled = !ui.input.value.trim();
+      updateSendButton();
       if (ui.input.value.trim()) { sendTyping(); }
+    });
+    ui.attach.addEventListener('click', function () { ui.file.click(); });
+    ui.file.addEventListener('change', function () {
+      addFiles(ui.file.files);
+      ui.file.value = ''; // the same file can be picked again
+    });
+    ui.input.addEventListener('paste', function (e) {
+      var files = e.clipboardData && e.clipboardData.files;
+      if (files && files.length) { // a pasted image; pasted text goes on as usual
+        e.preventDefault();
+        addFiles(files);
+      }
+    });
+    var dragDepth = 0;
+    function dragging(e) {
+      var types = e.dataTransfer && e.dataTransfer.types;
+      return !!types && Array.prototype.indexOf.call(types, 'Files') >= 0;
+    }
+    ui.panel.addEventListener('dragenter', function (e) {
+      if (!dragging(e)) { return; }
+      e.preventDefault();
+      dragDepth++;
+      ui.root.setAttribute('data-drag', 'true');
+    });
+    ui.panel.addEventListener('dragover', function (e) {
+      if (dragging(e)) { e.preventDefault(); }
+    });
+    ui.panel.addEventListener('dragleave', function () {
+      if (--dragDepth <= 0) {
+        dragDepth = 0;
+        ui.root.removeAttribute('data-drag');
+      }
+    });
+    ui.panel.addEventListener('drop', function (e) {
+      dragDepth = 0;
+      ui.root.removeAttribute('data-drag');
+      if (!dragging(e)) { return; }
+      e.preventDefault();
+      addFiles(e.dataTransfer.files);
     });
 
     applyLanguage();
@@ -627,6 +765,12 @@
     ui.input.setAttribute('placeholder', t('placeholder'));
     ui.send.setAttribute('aria-label', t('send'));
     ui.send.title = t('send');
+    ui.attach.setAttribute('aria-label', t('attach'));
+    ui.attach.title = t('attach');
+    ui.panel.setAttribute('data-drop', t('dropHere'));
+    uploads.forEach(renderUpload);
+    var atts = ui.messages.querySelectorAll('.sb-att');
+    for (var a = 0; a < atts.length; a++) { labelAttachment(atts[a]); }
     ui.minimize.setAttribute('aria-label', t('minimize'));
     ui.minimize.title = t('minimize');
     ui.lang.textContent = t('langSwitch');
@@ -791,6 +935,11 @@
     }
     var bubble = el('div', 'sb-bubble', m.text);
     row.appendChild(bubble);
+    var attachments = validAttachments(m.attachments);
+    if (attachments.length) {
+      row.appendChild(buildAttachments(attachments));
+      if (!String(m.text || '').trim()) { row.setAttribute('data-caption', 'none'); }
+    }
 
     // Screen readers hear who is speaking before the text.
     var who = el('span', 'sb-sr sb-who');
@@ -1016,7 +1165,7 @@
   function saveOutbox() {
     store.setJSON(KEY_OUTBOX, outbox.map(function (id) {
       var item = byClientId[id];
-      return { id: id, text: item.text, at: item.at };
+      return { id: id, text: item.text, at: item.at, attachments: item.attachments || [] };
     }));
   }
 
@@ -1104,7 +1253,8 @@
       clientMsgId: cid,
       state: sender === 'customer' ? 'sent' : null,
       suggestions: f.suggestions,
-      survey: f.survey
+      survey: f.survey,
+      attachments: f.attachments
     });
     var follow = nearBottom();
     insertBySeq(row, seq);
@@ -1207,20 +1357,239 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Attachments: a picked, dropped or pasted file is uploaded at once (the raw file as the
+  // body, with progress) and waits in the tray above the composer until the next send, which
+  // carries the ids of the uploaded ones; the typed text is their caption.
+  // ---------------------------------------------------------------------------------------
+
+  var MAX_ATTACHMENTS = 10;
+  // { file, state: 'uploading'|'ready'|'failed', progress (0..1), view (the server's answer),
+  //   error (a code), xhr, el, preview (an object URL for images) }
+  var uploads = [];
+
+  function addFiles(list) {
+    var files = Array.prototype.slice.call(list || []);
+    for (var i = 0; i < files.length; i++) {
+      if (uploads.length >= MAX_ATTACHMENTS) {
+        showError('too_many_attachments');
+        break;
+      }
+      var u = { file: files[i], state: 'uploading', progress: 0, view: null, error: null, xhr: null };
+      u.el = buildUpload(u);
+      ui.tray.appendChild(u.el);
+      uploads.push(u);
+      upload(u);
+    }
+    ui.tray.hidden = !uploads.length;
+    updateSendButton();
+  }
+
+  function upload(u) {
+    u.state = 'uploading';
+    u.progress = 0;
+    u.error = null;
+    renderUpload(u);
+    start();
+    ensureSession().then(function () {
+      if (uploads.indexOf(u) < 0) { return; } // removed meanwhile
+      var xhr = new XMLHttpRequest();
+      u.xhr = xhr;
+      xhr.open('POST', ORIGIN + '/v1/web/attachments?name=' + encodeURIComponent(u.file.name || 'file'));
+      xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable && e.total) {
+          u.progress = e.loaded / e.total;
+          renderUpload(u);
+        }
+      };
+      xhr.onload = function () {
+        var body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+        if (xhr.status === 201 && body && typeof body.id === 'string') {
+          uploadDone(u, 'ready', null, body);
+        } else {
+          if (xhr.status === 401) { session.checked = false; } // the retry asks for a session again
+          uploadDone(u, 'failed', (body && body.code) || (xhr.status === 413 ? 'too_large' : 'generic'));
+        }
+      };
+      xhr.onerror = function () { uploadDone(u, 'failed', 'network'); };
+      xhr.send(u.file);
+    }, function () { uploadDone(u, 'failed', 'network'); });
+  }
+
+  function uploadDone(u, state, error, view) {
+    u.xhr = null;
+    u.state = state;
+    u.error = error;
+    u.view = view || null;
+    renderUpload(u);
+    updateSendButton();
+  }
+
+  function removeUpload(u) {
+    var i = uploads.indexOf(u);
+    if (i >= 0) { uploads.splice(i, 1); }
+    if (u.xhr) { u.xhr.abort(); }
+    if (u.preview && window.URL && URL.revokeObjectURL) { URL.revokeObjectURL(u.preview); }
+    if (u.el && u.el.parentNode) { u.el.parentNode.removeChild(u.el); }
+    ui.tray.hidden = !uploads.length;
+    updateSendButton();
+  }
+
+  function buildUpload(u) {
+    var row = el('div', 'sb-upload');
+    if (/^image\//.test(u.file.type) && window.URL && URL.createObjectURL) {
+      u.preview = URL.createObjectURL(u.file);
+      var img = el('img', 'sb-upload-preview');
+      img.src = u.preview;
+      img.alt = '';
+      row.appendChild(img);
+    }
+    var body = el('div', 'sb-upload-body');
+    body.appendChild(el('span', 'sb-upload-name', u.file.name || 'file'));
+    body.appendChild(el('span', 'sb-upload-info'));
+    var bar = el('div', 'sb-progress');
+    bar.appendChild(el('span'));
+    body.appendChild(bar);
+    row.appendChild(body);
+    var retry = el('button', 'sb-upload-retry');
+    retry.type = 'button';
+    retry.addEventListener('click', function () { upload(u); });
+    row.appendChild(retry);
+    var remove = el('button', 'sb-upload-remove', '×');
+    remove.type = 'button';
+    remove.addEventListener('click', function () {
+      removeUpload(u);
+      ui.input.focus();
+    });
+    row.appendChild(remove);
+    return row;
+  }
+
+  function renderUpload(u) {
+    var row = u.el;
+    if (!row) { return; }
+    row.setAttribute('data-state', u.state);
+    if (u.error) { row.setAttribute('data-error', u.error); } else { row.removeAttribute('data-error'); }
+    var info = row.querySelector('.sb-upload-info');
+    var pct = Math.round(u.progress * 100);
+    if (u.state === 'uploading') {
+      info.textContent = t('uploading')(pct);
+    } else if (u.state === 'failed') {
+      var errors = t('uploadErrors');
+      info.textContent = errors[u.error] || errors.generic;
+    } else {
+      info.textContent = formatSize(u.view && u.view.size != null ? u.view.size : u.file.size);
+    }
+    row.querySelector('.sb-progress span').style.width = pct + '%';
+    var retry = row.querySelector('.sb-upload-retry');
+    retry.textContent = t('retryUpload');
+    retry.hidden = u.state !== 'failed';
+    var remove = row.querySelector('.sb-upload-remove');
+    remove.setAttribute('aria-label', t('removeFile')(u.file.name || 'file'));
+    remove.title = remove.getAttribute('aria-label');
+  }
+
+  function updateSendButton() {
+    ui.send.disabled = !ui.input.value.trim() &&
+      !uploads.some(function (u) { return u.state === 'ready'; });
+  }
+
+  function formatSize(bytes) {
+    var n = Number(bytes);
+    if (!isFinite(n) || n < 0) { return ''; }
+    if (n < 1024) { return n + ' B'; }
+    if (n < 1024 * 1024) { return Math.round(n / 1024) + ' KB'; }
+    return (n / (1024 * 1024)).toFixed(1) + ' MB';
+  }
+
+  // Links arrive relative to the server (signed, valid for an hour); the widget runs on
+  // another site, so they are made absolute. Anything else than http(s) is refused.
+  function fileUrl(url) {
+    if (typeof url !== 'string') { return null; }
+    if (/^\/(?![\/\\])/.test(url)) { return ORIGIN + url; }
+    return /^https?:\/\//i.test(url) ? url : null;
+  }
+
+  // Views the server sent (or answered an upload with), as the widget keeps them.
+  function validAttachments(list) {
+    return (Array.isArray(list) ? list : []).filter(function (a) {
+      return a && typeof a === 'object' && typeof a.id === 'string' && fileUrl(a.url);
+    }).slice(0, MAX_ATTACHMENTS);
+  }
+
+  // Images as thumbnails that open the full image in a new tab; other files as a link with
+  // their name and size (the server sends those as downloads).
+  function buildAttachments(list) {
+    var box = el('div', 'sb-atts');
+    list.forEach(function (a) {
+      var name = typeof a.name === 'string' ? a.name : '';
+      var link = el('a', 'sb-att');
+      link.href = fileUrl(a.url);
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer';
+      link.setAttribute('data-attachment-id', a.id);
+      link.setAttribute('data-name', name);
+      var thumb = a.kind === 'image' ? fileUrl(a.thumbnail_url) || fileUrl(a.url) : null;
+      if (thumb) {
+        link.className = 'sb-att sb-att-image';
+        var img = el('img');
+        var w = Number(a.width), h = Number(a.height);
+        if (w > 0 && h > 0) { // room kept before it loads, so the list does not jump
+          var scale = Math.min(1, 200 / w, 200 / h);
+          img.width = Math.max(1, Math.round(w * scale));
+          img.height = Math.max(1, Math.round(h * scale));
+        }
+        img.alt = name;
+        img.src = thumb;
+        link.appendChild(img);
+      } else {
+        link.className = 'sb-att sb-att-file';
+        link.setAttribute('download', name);
+        var icon = el('span');
+        icon.innerHTML = ICON_FILE; // constant markup
+        link.appendChild(icon.firstChild);
+        var text = el('span', 'sb-att-text');
+        text.appendChild(el('span', 'sb-att-name', name));
+        text.appendChild(el('span', 'sb-att-size', formatSize(a.size)));
+        link.appendChild(text);
+      }
+      labelAttachment(link);
+      box.appendChild(link);
+    });
+    return box;
+  }
+
+  function labelAttachment(link) {
+    var name = link.getAttribute('data-name') || '';
+    var label = link.classList.contains('sb-att-image') ? t('openImage')(name) : t('download')(name);
+    link.setAttribute('aria-label', label);
+    link.title = label;
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Sending
   // ---------------------------------------------------------------------------------------
 
   function submitInput() {
     var text = ui.input.value;
-    if (sendText(text)) {
+    if (uploads.some(function (u) { return u.state === 'uploading'; })) {
+      showError('uploading');
+      return;
+    }
+    var ready = uploads.filter(function (u) { return u.state === 'ready'; });
+    if (sendText(text, ready.map(function (u) { return u.view; }))) {
+      ready.forEach(removeUpload); // a failed upload stays in the tray to be retried or removed
       ui.input.value = '';
-      ui.send.disabled = true;
       autosize();
+      updateSendButton();
     }
   }
 
-  function sendText(text) {
-    if (typeof text !== 'string' || !text.trim()) {
+  // attachments: the server's views of this visitor's uploads; text is then their caption.
+  function sendText(text, attachments) {
+    attachments = attachments || [];
+    if (typeof text !== 'string' || (!text.trim() && !attachments.length)) {
       showError('empty_text');
       return false;
     }
@@ -1230,9 +1599,13 @@
     }
     var id = uuid();
     var at = new Date().toISOString();
-    var row = buildMessage({ sender: 'customer', text: text, at: at, clientMsgId: id, state: 'pending' });
+    var row = buildMessage({
+      sender: 'customer', text: text, at: at, clientMsgId: id, state: 'pending', attachments: attachments
+    });
     ui.messages.appendChild(row);
-    byClientId[id] = { id: id, text: text, at: at, el: row, seq: null, state: 'pending', inflight: false };
+    byClientId[id] = {
+      id: id, text: text, at: at, el: row, seq: null, state: 'pending', inflight: false, attachments: attachments
+    };
     outbox.push(id);
     saveOutbox();
     refreshSuggestions();
@@ -1262,12 +1635,20 @@
       if (conn.mode === 'ws' && conn.ws && conn.ws.readyState === 1) {
         item.inflight = true;
         conn.awaiting.push(id);
-        sendFrame({ type: 'send', client_msg_id: id, text: item.text });
+        sendFrame(withAttachments({ type: 'send', client_msg_id: id, text: item.text }, item));
       } else if (conn.mode === 'poll' && session.token && session.checked) {
         item.inflight = true;
         postMessage(item);
       }
     });
+  }
+
+  // Adds the ids of an outbox item's attachments to a send frame or long-poll body.
+  function withAttachments(body, item) {
+    if (item.attachments && item.attachments.length) {
+      body.attachments = item.attachments.map(function (a) { return a.id; });
+    }
+    return body;
   }
 
   function sendFrame(frame) {
@@ -1332,8 +1713,19 @@
   }
 
   // Creates or resumes the visitor session. A saved token the server rejects is dropped.
+  // One request at a time: the socket and an upload may both ask before the answer.
+  var sessionRequest = null;
   function ensureSession() {
     if (session.token && session.checked) { return Promise.resolve(); }
+    if (!sessionRequest) {
+      sessionRequest = askForSession();
+      var done = function () { sessionRequest = null; };
+      sessionRequest.then(done, done);
+    }
+    return sessionRequest;
+  }
+
+  function askForSession() {
     var saved = session.token;
     return requestSession(saved).catch(function (err) {
       if (saved && err.status === 401) {
@@ -1541,7 +1933,7 @@
     fetch(ORIGIN + '/v1/web/messages', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + session.token },
-      body: JSON.stringify({ client_msg_id: item.id, text: item.text }),
+      body: JSON.stringify(withAttachments({ client_msg_id: item.id, text: item.text }, item)),
       credentials: 'omit'
     }).then(function (res) {
       return readJSON(res).then(function (json) {
@@ -1574,9 +1966,15 @@
     if (!Array.isArray(saved)) { return; }
     saved.forEach(function (s) {
       if (!s || typeof s.id !== 'string' || typeof s.text !== 'string' || byClientId[s.id]) { return; }
-      var row = buildMessage({ sender: 'customer', text: s.text, at: s.at, clientMsgId: s.id, state: 'pending' });
+      var attachments = validAttachments(s.attachments);
+      var row = buildMessage({
+        sender: 'customer', text: s.text, at: s.at, clientMsgId: s.id, state: 'pending', attachments: attachments
+      });
       ui.messages.appendChild(row);
-      byClientId[s.id] = { id: s.id, text: s.text, at: s.at, el: row, seq: null, state: 'pending', inflight: false };
+      byClientId[s.id] = {
+        id: s.id, text: s.text, at: s.at, el: row, seq: null, state: 'pending', inflight: false,
+        attachments: attachments
+      };
       outbox.push(s.id);
     });
   }

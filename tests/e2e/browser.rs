@@ -398,3 +398,260 @@ async fn the_console_suggests_faq_answers_and_canned_replies_and_inserts_one() {
         .await;
     assert_eq!(received["text"], inserted.as_str());
 }
+
+/// Attachments in both browsers: the customer drops a PNG on the widget (and sees an unsupported
+/// file refused with a retry button), the agent's console shows the image's thumbnail and links
+/// the full image; the agent picks a PDF in the console and the widget shows it as a link that
+/// downloads the PDF's bytes as an attachment.
+#[tokio::test]
+async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_agent("Files agent", &["general"], 2).await;
+    let mut console = Browser::launch(&binary).await.expect("chromium starts");
+    console.call("Page.enable", json!({})).await.unwrap();
+    console
+        .call(
+            "Page.navigate",
+            json!({"url": app.url(&format!("/console#token={token}"))}),
+        )
+        .await
+        .unwrap();
+    console
+        .wait_for(
+            "the console, connected",
+            "(() => { const conn = document.getElementById('conn'); return conn && conn.dataset.state === 'open' ? true : null; })()",
+        )
+        .await
+        .unwrap();
+
+    let mut widget = open_widget(&app, &binary).await;
+    let png = tiny_png(160, 120);
+    // A file the server does not take (an executable's header) is refused, can be retried or
+    // removed; the photo is dropped on the chat as if dragged from the desktop.
+    drop_on_widget(&mut widget, "setup.exe", "application/octet-stream", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00").await;
+    let refused = widget
+        .wait_for(
+            "the refused upload",
+            &format!("(() => {{ const u = {SHADOW}.querySelector('.sb-upload[data-state=failed]'); return u ? [u.dataset.error, !u.querySelector('.sb-upload-retry').hidden, u.querySelector('.sb-upload-info').textContent] : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused[0], "unsupported_type", "{refused}");
+    assert_eq!(refused[1], true, "a retry button: {refused}");
+    drop_on_widget(&mut widget, "broken-cup.png", "image/png", &png).await;
+    widget
+        .wait_for(
+            "the photo uploaded",
+            &format!("(() => {{ const u = {SHADOW}.querySelector('.sb-upload[data-state=ready]'); return u && !{SHADOW}.getElementById('sb-send').disabled ? true : null; }})()"),
+        )
+        .await
+        .unwrap();
+    if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok() {
+        save_screenshot(&mut widget, "widget-attachments-tray.png").await;
+    }
+    // The refused file stays behind; the photo goes without a caption.
+    widget
+        .eval(&format!("(() => {{ {SHADOW}.getElementById('sb-send').click(); return true; }})()"))
+        .await
+        .unwrap();
+    let left = widget
+        .wait_for(
+            "the photo sent and shown as a thumbnail",
+            &format!("(() => {{ const m = {SHADOW}.querySelector('.sb-msg[data-sender=customer][data-seq] .sb-att-image img'); return m && m.complete && m.naturalWidth > 0 ? [...{SHADOW}.querySelectorAll('.sb-upload')].map(u => u.dataset.state) : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, json!(["failed"]), "only the refused file stays in the tray");
+    widget
+        .eval(&format!("{SHADOW}.querySelector('.sb-upload-remove').click()"))
+        .await
+        .unwrap();
+    let tray_hidden = widget
+        .eval(&format!("{SHADOW}.getElementById('sb-tray').hidden"))
+        .await
+        .unwrap();
+    assert_eq!(tray_hidden, json!(true));
+
+    // The agent sees the thumbnail; behind it is the full image, shown inline.
+    let seen = console
+        .wait_for(
+            "the thumbnail in the console",
+            "(() => { const a = document.querySelector('#transcript .msg[data-sender=customer] .att-image'); const img = a && a.querySelector('img'); return img && img.complete && img.naturalWidth > 0 ? [a.href, img.src, img.alt] : null; })()",
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen[2], "broken-cup.png");
+    let full = reqwest::get(seen[0].as_str().unwrap()).await.unwrap();
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["content-type"], "image/png");
+    assert!(
+        full.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline"),
+        "{:?}",
+        full.headers()
+    );
+    assert_eq!(full.bytes().await.unwrap().as_ref(), png.as_slice());
+    let thumbnail = reqwest::get(seen[1].as_str().unwrap()).await.unwrap();
+    assert_eq!(thumbnail.status(), 200);
+    assert!(thumbnail.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("image/"));
+
+    // The agent answers with a PDF picked in the file dialog, and a caption.
+    let pdf: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+    let folder = tempfile::tempdir().unwrap();
+    let pdf_path = folder.path().join("return-label.pdf");
+    std::fs::write(&pdf_path, pdf).unwrap();
+    console
+        .set_files("#attach-file", &[pdf_path.as_path()])
+        .await
+        .unwrap();
+    console
+        .wait_for(
+            "the PDF uploaded",
+            "(() => document.querySelector('#attach-tray .upload[data-state=ready]') ? true : null)()",
+        )
+        .await
+        .unwrap();
+    let caption = "Here is your return label.";
+    console
+        .eval(&format!(
+            "(() => {{ const r = document.getElementById('reply'); r.value = {caption}; r.dispatchEvent(new Event('input', {{bubbles: true}})); document.getElementById('send').click(); return true; }})()",
+            caption = serde_json::to_string(caption).unwrap()
+        ))
+        .await
+        .unwrap();
+    console
+        .wait_for(
+            "the reply with its file confirmed",
+            "(() => { const m = [...document.querySelectorAll('#transcript .msg[data-sender=agent][data-seq]')].find(x => x.querySelector('.att-file')); return m && document.getElementById('attach-tray').hidden ? true : null; })()",
+        )
+        .await
+        .unwrap();
+
+    // The customer's widget shows the caption and a download link with the file's name and size.
+    let link = widget
+        .wait_for(
+            "the PDF in the widget",
+            &format!("(() => {{ const m = [...{SHADOW}.querySelectorAll('.sb-msg[data-sender=agent]')].find(x => x.querySelector('.sb-att-file')); if (!m) return null; const a = m.querySelector('.sb-att-file'); return [a.href, a.querySelector('.sb-att-name').textContent, a.querySelector('.sb-att-size').textContent, m.querySelector('.sb-bubble').textContent]; }})()"),
+        )
+        .await
+        .unwrap();
+    let href = link[0].as_str().unwrap();
+    assert!(
+        href.starts_with(&app.url("/v1/files/")),
+        "an absolute link to the server: {href}"
+    );
+    assert_eq!(link[1], "return-label.pdf");
+    assert_eq!(link[2], format!("{} B", pdf.len()));
+    assert!(link[3].as_str().unwrap().contains(caption), "{link}");
+    let download = reqwest::get(href).await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "application/pdf");
+    let disposition = download.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains("return-label.pdf"),
+        "{disposition}"
+    );
+    assert_eq!(download.bytes().await.unwrap().as_ref(), pdf);
+
+    if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok() {
+        save_screenshot(&mut widget, "widget-attachments.png").await;
+        save_screenshot(&mut console, "agent-console-attachments.png").await;
+    }
+}
+
+/// Drops a file named `name` with `bytes` on the widget's panel, the way a browser delivers a
+/// file dragged from the desktop (dragenter, dragover, drop with a DataTransfer).
+async fn drop_on_widget(browser: &mut Browser, name: &str, media_type: &str, bytes: &[u8]) {
+    browser
+        .eval(&format!(
+            "(() => {{ const file = new File([new Uint8Array({bytes})], {name}, {{type: {media_type}}}); const dt = new DataTransfer(); dt.items.add(file); const panel = {SHADOW}.getElementById('sb-panel'); for (const type of ['dragenter', 'dragover', 'drop']) panel.dispatchEvent(new DragEvent(type, {{dataTransfer: dt, bubbles: true, cancelable: true, composed: true}})); return true; }})()",
+            bytes = serde_json::to_string(bytes).unwrap(),
+            name = serde_json::to_string(name).unwrap(),
+            media_type = serde_json::to_string(media_type).unwrap(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// Writes the viewport to docs/screenshots/`name`.
+async fn save_screenshot(browser: &mut Browser, name: &str) {
+    let png = browser.screenshot(1280, 800).await.expect("screenshot");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/screenshots")
+        .join(name);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(out, png).expect("screenshot written");
+}
+
+/// A real RGB PNG of `width` x `height` (diagonal colour bands), written by hand: stored
+/// (uncompressed) deflate blocks in a zlib stream, CRC-32 per chunk.
+fn tiny_png(width: u32, height: u32) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for y in 0..height {
+        raw.push(0); // no filter
+        for x in 0..width {
+            let band = ((x + y) / 20) % 3;
+            raw.extend_from_slice(match band {
+                0 => &[37, 99, 235],
+                1 => &[245, 158, 11],
+                _ => &[16, 185, 129],
+            });
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let len = chunk.len() as u16;
+        zlib.push(u8::from(i + 1 == chunks.len()));
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(chunk);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(&b"IHDR"[..], header), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(&data);
+        let crc = crc32(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
