@@ -386,6 +386,74 @@ async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     assert_eq!(after, expected, "only the changed field changed");
 }
 
+/// A supervisor reading a chat in the live view sees the customer's image as a thumbnail that
+/// links the full image, and a PDF as a download link with its name and size.
+#[tokio::test]
+async fn supervisor_sees_the_customers_attachments_in_the_transcript() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let email = "lin@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Supervisor).await;
+    let visitor = app.visitor().await;
+    let png = crate::browser::tiny_png(64, 48);
+    let pdf = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec();
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for (name, bytes) in [("cup.png", png.clone()), ("invoice.pdf", pdf.clone())] {
+        let response = client
+            .post(app.url(&format!("/v1/web/attachments?name={name}")))
+            .bearer_auth(&visitor)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), 201, "{name}");
+        let view: Value = response.json().await.expect("json");
+        ids.push(view["id"].as_str().expect("id").to_owned());
+    }
+    let mut customer = app.customer_ws(&visitor).await;
+    customer
+        .send(json!({"type": "send", "client_msg_id": "c1", "text": "It arrived broken", "attachments": ids}))
+        .await;
+    customer.expect_type("receipt").await;
+
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    wait_text(&mut browser, "#live-table tr[data-state=queued]").await;
+    click(&mut browser, "#live-table tr[data-state=queued]").await;
+    let shown = browser
+        .wait_for(
+            "the attachments in the transcript",
+            "(() => { const line = document.querySelector('#transcript .line-customer'); const a = line && line.querySelector('.attachment-image'); const img = a && a.querySelector('img'); const file = line && line.querySelector('.attachment-file'); return img && img.complete && img.naturalWidth > 0 && file ? [a.href, img.alt, file.href, file.querySelector('.attachment-name').textContent, file.querySelector('.attachment-size').textContent, line.querySelector('.bubble').textContent] : null; })()",
+        )
+        .await
+        .expect("attachments");
+    assert_eq!(shown[1], "cup.png");
+    assert_eq!(shown[3], "invoice.pdf");
+    assert_eq!(shown[4], format!("{} B", pdf.len()));
+    assert_eq!(shown[5], "It arrived broken");
+    if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok() {
+        let shot = browser.screenshot(1280, 800).await.expect("screenshot");
+        let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/screenshots/operator-console-attachments.png");
+        std::fs::write(out, shot).expect("screenshot written");
+    }
+    let image = reqwest::get(shown[0].as_str().expect("href"))
+        .await
+        .expect("image");
+    assert_eq!(image.headers()["content-type"], "image/png");
+    assert_eq!(image.bytes().await.expect("bytes").as_ref(), png.as_slice());
+    let file = reqwest::get(shown[2].as_str().expect("href"))
+        .await
+        .expect("file");
+    assert!(file.headers()["content-disposition"]
+        .to_str()
+        .expect("header")
+        .starts_with("attachment"));
+    assert_eq!(file.bytes().await.expect("bytes").as_ref(), pdf.as_slice());
+}
+
 /// A JavaScript expression: the live row of `conversation` has `state`.
 fn live_row_in(conversation: &str, state: &str) -> String {
     format!(

@@ -431,7 +431,13 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
     let png = tiny_png(160, 120);
     // A file the server does not take (an executable's header) is refused, can be retried or
     // removed; the photo is dropped on the chat as if dragged from the desktop.
-    drop_on_widget(&mut widget, "setup.exe", "application/octet-stream", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00").await;
+    drop_on_widget(
+        &mut widget,
+        "setup.exe",
+        "application/octet-stream",
+        b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00",
+    )
+    .await;
     let refused = widget
         .wait_for(
             "the refused upload",
@@ -454,7 +460,9 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
     }
     // The refused file stays behind; the photo goes without a caption.
     widget
-        .eval(&format!("(() => {{ {SHADOW}.getElementById('sb-send').click(); return true; }})()"))
+        .eval(&format!(
+            "(() => {{ {SHADOW}.getElementById('sb-send').click(); return true; }})()"
+        ))
         .await
         .unwrap();
     let left = widget
@@ -464,9 +472,15 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
         )
         .await
         .unwrap();
-    assert_eq!(left, json!(["failed"]), "only the refused file stays in the tray");
+    assert_eq!(
+        left,
+        json!(["failed"]),
+        "only the refused file stays in the tray"
+    );
     widget
-        .eval(&format!("{SHADOW}.querySelector('.sb-upload-remove').click()"))
+        .eval(&format!(
+            "{SHADOW}.querySelector('.sb-upload-remove').click()"
+        ))
         .await
         .unwrap();
     let tray_hidden = widget
@@ -502,6 +516,27 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
         .to_str()
         .unwrap()
         .starts_with("image/"));
+
+    // A screenshot pasted into the reply box lands in the tray too; the agent removes it again.
+    console
+        .eval(&format!(
+            "(() => {{ const dt = new DataTransfer(); dt.items.add(new File([new Uint8Array({png})], 'image.png', {{type: 'image/png'}})); document.getElementById('reply').dispatchEvent(new ClipboardEvent('paste', {{clipboardData: dt, bubbles: true, cancelable: true}})); return true; }})()",
+            png = serde_json::to_string(&png).unwrap()
+        ))
+        .await
+        .unwrap();
+    console
+        .wait_for(
+            "the pasted image uploaded",
+            "(() => { const u = document.querySelector('#attach-tray .upload[data-state=ready]'); return u && u.querySelector('.upload-preview') ? true : null; })()",
+        )
+        .await
+        .unwrap();
+    let tray_hidden = console
+        .eval("(() => { document.querySelector('#attach-tray .upload-remove').click(); return document.getElementById('attach-tray').hidden; })()")
+        .await
+        .unwrap();
+    assert_eq!(tray_hidden, json!(true));
 
     // The agent answers with a PDF picked in the file dialog, and a caption.
     let pdf: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
@@ -596,7 +631,7 @@ async fn save_screenshot(browser: &mut Browser, name: &str) {
 
 /// A real RGB PNG of `width` x `height` (diagonal colour bands), written by hand: stored
 /// (uncompressed) deflate blocks in a zlib stream, CRC-32 per chunk.
-fn tiny_png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn tiny_png(width: u32, height: u32) -> Vec<u8> {
     let mut raw = Vec::new();
     for y in 0..height {
         raw.push(0); // no filter
@@ -630,7 +665,11 @@ fn tiny_png(width: u32, height: u32) -> Vec<u8> {
     header.extend_from_slice(&height.to_be_bytes());
     header.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [(&b"IHDR"[..], header), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+    for (kind, data) in [
+        (&b"IHDR"[..], header),
+        (b"IDAT", zlib),
+        (b"IEND", Vec::new()),
+    ] {
         png.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let start = png.len();
         png.extend_from_slice(kind);

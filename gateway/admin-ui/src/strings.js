@@ -432,6 +432,8 @@ export const STRINGS = {
   'live.empty': ['No conversations.', '暂无会话。'],
   'live.transcript': ['Transcript', '会话记录'],
   'live.no_messages': ['No messages.', '暂无消息。'],
+  'live.open_image': ['Open image {name}', '查看图片 {name}'],
+  'live.download': ['Download {name}', '下载 {name}'],
   'live.sender_customer': ['Customer', '顾客'],
   'live.sender_bot': ['Bot', '机器人'],
   'live.sender_agent': ['Agent', '客服'],

@@ -395,7 +395,8 @@ function Supervise({ id, live, view, agentNames, onClose }) {
                   <div class="line-meta">
                     {t(`live.sender_${message.sender}`)} · {formatTime(t, Date.parse(message.at), true)}
                   </div>
-                  <div class="bubble">{message.text}</div>
+                  {(message.text || !message.attachments) && <div class="bubble">{message.text}</div>}
+                  <Attachments list={message.attachments} />
                 </div>
               ))}
               {messages.loading && !messages.data && <Loading />}
@@ -619,11 +620,81 @@ function Transcript({ conversation, onClose }) {
             <div class="line-meta">
               {t(`live.sender_${message.sender}`)} · {formatTime(t, Date.parse(message.at), true)}
             </div>
-            <div class="bubble">{message.text}</div>
+            {(message.text || !message.attachments) && <div class="bubble">{message.text}</div>}
+            <Attachments list={message.attachments} />
           </div>
         ))}
         {!messages.loading && rows.length === 0 && <Empty>{t('live.no_messages')}</Empty>}
       </div>
     </Modal>
+  );
+}
+
+/** A size in bytes for people: 812 B, 14 KB, 2.3 MB. */
+function formatSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n < 0) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** A server path (a signed link) or an http(s) URL; anything else is not linked. */
+function fileUrl(url) {
+  if (typeof url !== 'string') return null;
+  if (/^\/(?![\/\\])/.test(url)) return url;
+  return /^https?:\/\//i.test(url) ? url : null;
+}
+
+/** An image's width and height scaled to fit `side`, so the transcript keeps its room before it loads. */
+function fitted(width, height, side) {
+  const w = Number(width);
+  const h = Number(height);
+  if (!(w > 0 && h > 0)) return {};
+  const scale = Math.min(1, side / w, side / h);
+  return { width: Math.max(1, Math.round(w * scale)), height: Math.max(1, Math.round(h * scale)) };
+}
+
+/**
+ * A message's attachments: images as thumbnails that open the full image in a new tab, other
+ * files as a download link with name and size. The links are signed and expire after an hour;
+ * the transcript is loaded again when it is opened.
+ */
+function Attachments({ list }) {
+  const t = useT();
+  const items = (Array.isArray(list) ? list : []).filter((a) => a && typeof a.id === 'string' && fileUrl(a.url));
+  if (!items.length) return null;
+  return (
+    <div class="attachments">
+      {items.map((a) => {
+        const name = typeof a.name === 'string' ? a.name : '';
+        const thumb = a.kind === 'image' ? fileUrl(a.thumbnail_url) || fileUrl(a.url) : null;
+        return thumb ? (
+          <a
+            key={a.id}
+            class="attachment attachment-image"
+            href={fileUrl(a.url)}
+            target="_blank"
+            rel="noopener noreferrer"
+            title={t('live.open_image', { name })}
+          >
+            <img src={thumb} alt={name} loading="lazy" {...fitted(a.width, a.height, 200)} />
+          </a>
+        ) : (
+          <a
+            key={a.id}
+            class="attachment attachment-file"
+            href={fileUrl(a.url)}
+            target="_blank"
+            rel="noopener noreferrer"
+            download={name}
+            title={t('live.download', { name })}
+          >
+            <span class="attachment-name">{name}</span>
+            <span class="attachment-size">{formatSize(a.size)}</span>
+          </a>
+        );
+      })}
+    </div>
   );
 }
