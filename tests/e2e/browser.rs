@@ -447,7 +447,22 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
         .unwrap();
     assert_eq!(refused[0], "unsupported_type", "{refused}");
     assert_eq!(refused[1], true, "a retry button: {refused}");
+    // While the tenant takes no files from customers the photo fails too; once it does again, a
+    // click on retry uploads it.
+    set_customer_attachments(&app, false).await;
     drop_on_widget(&mut widget, "broken-cup.png", "image/png", &png).await;
+    widget
+        .wait_for(
+            "the photo refused",
+            &format!("(() => {{ const u = {SHADOW}.querySelector('.sb-upload[data-error=attachments_off]'); return u && {SHADOW}.getElementById('sb-send').disabled ? true : null; }})()"),
+        )
+        .await
+        .unwrap();
+    set_customer_attachments(&app, true).await;
+    widget
+        .eval(&format!("{SHADOW}.querySelector('.sb-upload[data-error=attachments_off] .sb-upload-retry').click()"))
+        .await
+        .unwrap();
     widget
         .wait_for(
             "the photo uploaded",
@@ -603,6 +618,21 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
         save_screenshot(&mut widget, "widget-attachments.png").await;
         save_screenshot(&mut console, "agent-console-attachments.png").await;
     }
+}
+
+/// Lets the tenant's customers send attachments, or not (the tenant's settings, replaced whole).
+async fn set_customer_attachments(app: &TestApp, allowed: bool) {
+    let (status, mut settings) = app.admin_get("/v1/tenants/acme/settings").await;
+    assert_eq!(status, 200, "{settings}");
+    settings["attachments"]["customers"] = json!(allowed);
+    let (status, body) = app
+        .admin_put(
+            "/v1/tenants/acme/settings",
+            "application/json",
+            serde_json::to_vec(&settings).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Drops a file named `name` with `bytes` on the widget's panel, the way a browser delivers a
