@@ -10,7 +10,10 @@ use store::identity::sign_user_id;
 use switchboard_channels::mobile::{MobileClaims, MobileTokenVerifier};
 use switchboard_tests::{TestApp, WsClient};
 
+use crate::chromium::{chromium_or_skip, Browser};
+
 const MOBILE_SECRET: &str = "mobile-secret-0123456789abcdef";
+const SHADOW: &str = "document.getElementById('switchboard-widget').shadowRoot";
 
 fn now_secs() -> i64 {
     SystemTime::now()
@@ -141,7 +144,6 @@ async fn one_user_on_two_browsers_and_the_app_shares_one_conversation() {
     assert_eq!(status, 200, "{laptop}");
     assert_eq!(laptop["conversation_id"], conversation_id.as_str());
     assert_eq!(laptop["customer_id"], pc["customer_id"]);
-    assert_ne!(laptop["token"], pc["token"]);
     let laptop_token = laptop["token"].as_str().unwrap().to_owned();
     assert!(polled_texts(&app, &laptop_token)
         .await
@@ -214,7 +216,8 @@ async fn forged_missing_and_borrowed_signatures_are_refused_and_rotation_ends_ol
     let mut ws = app.customer_ws(&token).await;
     ws.send(json!({"type": "send", "client_msg_id": "c1", "text": "private order details"}))
         .await;
-    ws.expect_type("receipt").await;
+    let conversation_id = ws.expect_type("receipt").await["conversation_id"].clone();
+    assert!(conversation_id.is_string());
 
     // Forged with another key, another user's signature, none, a malformed one.
     let (status, body) = signed_session(&app, "user-7", "not-the-secret").await;
@@ -258,7 +261,7 @@ async fn forged_missing_and_borrowed_signatures_are_refused_and_rotation_ends_ol
     refused(status, &body, "identity_invalid");
     let (status, again) = signed_session(&app, "user-7", &new_secret).await;
     assert_eq!(status, 200, "{again}");
-    assert_eq!(again["conversation_id"], first["conversation_id"]);
+    assert_eq!(again["conversation_id"], conversation_id);
     assert_eq!(
         polled_texts(&app, again["token"].as_str().unwrap()).await,
         ["private order details"]
@@ -360,4 +363,196 @@ async fn mobile_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The demo page in Chromium as a site that identifies its signed-in user: `userId` and
+/// `userHash` join whatever `window.SwitchboardConfig` the page sets, before the widget loads.
+async fn identified_widget(
+    app: &TestApp,
+    binary: &std::path::PathBuf,
+    user_id: &str,
+    user_hash: &str,
+) -> Browser {
+    let mut browser = Browser::launch(binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.unwrap();
+    let identify = format!(
+        "(() => {{ let config = {{}}; Object.defineProperty(window, 'SwitchboardConfig', {{ configurable: true, \
+         get() {{ return config; }}, set(value) {{ config = Object.assign({{}}, value, {{ userId: {id}, userHash: {hash} }}); }} }}); \
+         window.SwitchboardConfig = {{}}; }})()",
+        id = serde_json::to_string(user_id).unwrap(),
+        hash = serde_json::to_string(user_hash).unwrap(),
+    );
+    browser
+        .call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": identify }),
+        )
+        .await
+        .unwrap();
+    browser.navigate(&app.url("/?tenant=acme")).await.unwrap();
+    browser
+        .wait_for(
+            "the widget",
+            &format!("(() => {{ const h = document.getElementById('switchboard-widget'); return !!(h && h.shadowRoot && h.shadowRoot.getElementById('sb-launcher') && window.Switchboard); }})()"),
+        )
+        .await
+        .unwrap();
+    browser
+        .eval(&format!("{SHADOW}.getElementById('sb-launcher').click()"))
+        .await
+        .unwrap();
+    browser
+}
+
+fn customer_texts_shown() -> String {
+    format!("(() => [...{SHADOW}.querySelectorAll('.sb-msg[data-sender=customer]')].map(m => m.textContent))()")
+}
+
+#[tokio::test]
+async fn the_widget_shows_a_signed_in_users_chat_from_another_device_and_refuses_a_forged_one() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let secret = rotate(&app).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    // The user wrote from another browser first.
+    let (_, elsewhere) = signed_session(&app, "user-7", &secret).await;
+    let mut other_device = app.customer_ws(elsewhere["token"].as_str().unwrap()).await;
+    other_device
+        .send(json!({"type": "send", "client_msg_id": "o1", "text": "written on the laptop"}))
+        .await;
+    let conversation_id = other_device.expect_type("receipt").await["conversation_id"].clone();
+    agent.expect_type("assigned").await;
+
+    // The widget, signed in as the same user, shows that history and writes into it.
+    let mut browser =
+        identified_widget(&app, &binary, "user-7", &sign_user_id(&secret, "user-7")).await;
+    browser
+        .wait_for(
+            "the history from the other browser",
+            &format!(
+                "(() => {} .some(text => text.includes('written on the laptop')) || null)()",
+                customer_texts_shown()
+            ),
+        )
+        .await
+        .unwrap();
+    browser
+        .eval(&format!(
+            "(() => {{ const input = {SHADOW}.getElementById('sb-input'); input.value = 'and now from the pc'; input.dispatchEvent(new Event('input', {{bubbles: true}})); {SHADOW}.getElementById('sb-send').click(); return true; }})()"
+        ))
+        .await
+        .unwrap();
+    let seen = agent.expect_text("and now from the pc").await;
+    assert_eq!(seen["conversation_id"], conversation_id);
+    other_device.expect_text("and now from the pc").await;
+
+    // A page with a forged signature: refused with its code, shows nothing of the chat.
+    let mut forged =
+        identified_widget(&app, &binary, "user-7", &sign_user_id("a guess", "user-7")).await;
+    let error = forged
+        .wait_for(
+            "the refusal",
+            &format!("(() => {{ const e = {SHADOW}.getElementById('sb-error'); return e && !e.hidden ? e.textContent : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert!(error.as_str().unwrap().contains("user_hash"), "{error}");
+    let state = forged
+        .eval(&format!(
+            "{SHADOW}.querySelector('.sb-root').getAttribute('data-conn')"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state, "unavailable");
+    assert_eq!(
+        forged.eval(&customer_texts_shown()).await.unwrap(),
+        json!([])
+    );
+}
+
+/// Clicks the console element matched by `selector` (it must be there and enabled).
+async fn click(browser: &mut Browser, selector: &str) {
+    let done = browser
+        .eval(&format!(
+            "(() => {{ const e = document.querySelector({s}); if (!e || e.disabled) return false; e.click(); return true; }})()",
+            s = serde_json::to_string(selector).unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done, json!(true), "cannot click {selector}");
+}
+
+/// Waits until `selector` matches an element of the console; answers its text.
+async fn wait_text(browser: &mut Browser, selector: &str) -> String {
+    browser
+        .wait_for(
+            selector,
+            &format!(
+                "(() => {{ const e = document.querySelector({s}); return e ? e.textContent : null; }})()",
+                s = serde_json::to_string(selector).unwrap()
+            ),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{selector}: {error}"))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_makes_the_secret_in_the_console_and_requires_identified_visitors() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let email = "admin@acme.example";
+    let password = app
+        .add_member("acme", email, store::MemberRole::Admin)
+        .await;
+    let mut browser = Browser::launch(&binary).await.expect("chromium starts");
+    browser.call("Page.enable", json!({})).await.unwrap();
+    browser
+        .navigate(&app.url("/admin/?tenant=acme"))
+        .await
+        .unwrap();
+    wait_text(&mut browser, "#signin-submit").await;
+    browser
+        .eval(&format!(
+            "(() => {{ for (const [id, value] of [['#signin-tenant', 'acme'], ['#signin-email', {email}], ['#signin-password', {password}]]) {{ const e = document.querySelector(id); e.value = value; e.dispatchEvent(new Event('input', {{bubbles: true}})); }} return true; }})()",
+            email = serde_json::to_string(email).unwrap(),
+            password = serde_json::to_string(&password).unwrap(),
+        ))
+        .await
+        .unwrap();
+    click(&mut browser, "#signin-submit").await;
+    wait_text(&mut browser, "#member-name").await;
+    click(&mut browser, "#nav [data-page=settings]").await;
+    wait_text(&mut browser, "#tab-identity").await;
+    click(&mut browser, "#tab-identity").await;
+
+    // Made after a confirm step and shown once; the site's signatures made with it work.
+    wait_text(&mut browser, "#identity-rotate").await;
+    click(&mut browser, "#identity-rotate").await;
+    click(&mut browser, "#identity-rotate[data-armed=true]").await;
+    let secret = wait_text(&mut browser, "#identity-secret .secret-value").await;
+    assert!(secret.len() >= 40, "{secret}");
+    let (status, body) = signed_session(&app, "user-7", &secret).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Requiring identified visitors refuses anonymous ones.
+    click(&mut browser, "#identity-required").await;
+    browser
+        .wait_for(
+            "the switch saved",
+            "(() => { const e = document.querySelector('#identity-required'); return e && e.checked && !e.disabled; })()",
+        )
+        .await
+        .unwrap();
+    let (_, body) = admin(&app, reqwest::Method::GET, "identity", Value::Null).await;
+    assert_eq!(body["identity"]["required"], true, "{body}");
+    let (status, body) = session(&app, json!({"tenant": "acme"})).await;
+    refused(status, &body, "identity_required");
 }
