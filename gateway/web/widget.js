@@ -298,6 +298,8 @@
   }
 
   var SENDERS = { customer: true, bot: true, agent: true, system: true };
+  // Refusals a resend cannot change: the message shows why instead of a retry button.
+  var FINAL_ERRORS = { blocked: true, bad_attachment: true, too_many_attachments: true };
 
   // ---------------------------------------------------------------------------------------
   // State
@@ -1070,8 +1072,9 @@
       stateBox.textContent = '';
       if (state === 'pending') {
         stateBox.textContent = t('sending');
-      } else if (state === 'failed' && row.getAttribute('data-error') === 'blocked') {
-        stateBox.appendChild(el('span', 'sb-notice', t('errors').blocked)); // sending again cannot help
+      } else if (state === 'failed' && FINAL_ERRORS[row.getAttribute('data-error')]) {
+        // sending again cannot help
+        stateBox.appendChild(el('span', 'sb-notice', t('errors')[row.getAttribute('data-error')]));
       } else if (state === 'failed') {
         var retry = el('button', 'sb-retry', t('failed'));
         retry.type = 'button';
@@ -1307,7 +1310,7 @@
     } else if (item) {
       failItem(item, code);
     }
-    if (!(item && code === 'blocked')) { // a blocked message carries its own notice
+    if (!(item && FINAL_ERRORS[code])) { // such a message carries its own notice
       showError(code, message);
     }
   }

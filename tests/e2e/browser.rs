@@ -618,6 +618,22 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
         save_screenshot(&mut widget, "widget-attachments.png").await;
         save_screenshot(&mut console, "agent-console-attachments.png").await;
     }
+
+    // An unsent message kept over a reload keeps its attachments; one that names a file this
+    // visitor did not upload is refused for good: a notice, no retry button.
+    widget
+        .eval("(() => { localStorage.setItem('switchboard:acme:outbox', JSON.stringify([{id: '6f1c1a2e-8d0b-4c1e-9a53-3b1f0e7d2c11', text: 'see attached', at: new Date().toISOString(), attachments: [{id: 'at_not_mine', kind: 'file', name: 'x.pdf', size: 3, url: '/v1/files/at_not_mine'}]}])); return true; })()")
+        .await
+        .unwrap();
+    widget.call("Page.reload", json!({})).await.unwrap();
+    let refused = widget
+        .wait_for(
+            "the message with a stranger's file refused",
+            &format!("(() => {{ if (!window.Switchboard) return null; window.Switchboard.open(); const h = document.getElementById('switchboard-widget'); const m = h && h.shadowRoot && h.shadowRoot.querySelector('.sb-msg[data-client-msg-id=\"6f1c1a2e-8d0b-4c1e-9a53-3b1f0e7d2c11\"][data-state=failed]'); return m ? [m.dataset.error, !!m.querySelector('.sb-att-file'), !!m.querySelector('.sb-notice'), !!m.querySelector('.sb-retry')] : null; }})()"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, json!(["bad_attachment", true, true, false]));
 }
 
 /// Lets the tenant's customers send attachments, or not (the tenant's settings, replaced whole).
