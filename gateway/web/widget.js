@@ -541,7 +541,7 @@
     '.sb-upload-remove { color: var(--sb-muted); font-size: 16px; line-height: 1; }',
     '.sb-upload-remove:hover { background: var(--sb-border); }',
     '.sb-root[data-drag="true"] #sb-panel::after { content: attr(data-drop); position: absolute; inset: 0;',
-    '  display: flex; align-items: center; justify-content: center; background: rgba(37, 99, 235, .12);',
+    '  display: flex; align-items: center; justify-content: center; background: rgba(239, 246, 255, .94);',
     '  border: 2px dashed var(--sb-accent); border-radius: inherit; color: var(--sb-accent); font-weight: 600;',
     '  pointer-events: none; }',
     '.sb-msg[data-caption="none"] .sb-bubble { display: none; }',
