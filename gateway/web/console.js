@@ -905,7 +905,13 @@
     if (cid && chat.pending[cid]) {
       dropPending(chat, cid);
     }
-    if (chat.messages[seq]) { return; } // never show a seq twice
+    if (chat.messages[seq]) {
+      // Never show a seq twice; history sent again (after a reconnect) brings fresh links to
+      // the files, which expire after an hour. The transcript is redrawn by the caller.
+      var fresh = validAttachments(f.attachments);
+      if (fresh.length) { chat.messages[seq].attachments = fresh; }
+      return;
+    }
 
     var msg = {
       seq: seq,
