@@ -12,9 +12,14 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// A message; `client_msg_id` makes a resend idempotent.
+    /// `attachments`: ids of the customer's own uploads (`POST /v1/web/attachments`); the text
+    /// is then a caption and may be empty.
     Send {
         client_msg_id: String,
+        #[serde(default)]
         text: String,
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     /// The client has shown every message up to `seq`.
     Ack {
@@ -96,6 +101,9 @@ pub enum ServerFrame {
         /// answer with a `rate` frame.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         survey: Option<Survey>,
+        /// Images and files, each with a download link valid for an hour.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        attachments: Vec<AttachmentView>,
     },
     /// The rating was stored.
     Rated { score: i64 },
@@ -110,6 +118,28 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         retry_after_ms: Option<u64>,
     },
+}
+
+/// An attachment of a message as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    pub id: String,
+    /// `image` or `file`.
+    pub kind: String,
+    pub name: String,
+    /// Decided from the content when it was uploaded.
+    pub media_type: String,
+    /// Bytes.
+    pub size: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub width: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub height: Option<i64>,
+    /// A signed, short-lived link (relative to the server) to the file.
+    pub url: String,
+    /// The same for a JPEG thumbnail (images).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub thumbnail_url: Option<String>,
 }
 
 /// The rating a survey message asks for.
@@ -192,22 +222,32 @@ pub fn decode_client_frame(raw: &str) -> Result<ClientFrame, FrameError> {
     if let ClientFrame::Send {
         client_msg_id,
         text,
+        attachments,
     } = &frame
     {
-        check_send(client_msg_id, text)?;
+        check_message(client_msg_id, text, attachments.len())?;
     }
     Ok(frame)
 }
 
 /// The checks every customer message passes, whatever transport carried it.
 pub fn check_send(client_msg_id: &str, text: &str) -> Result<(), FrameError> {
+    check_message(client_msg_id, text, 0)
+}
+
+/// [`check_send`] for a message with `attachments`: its text is a caption and may be empty.
+pub fn check_message(
+    client_msg_id: &str,
+    text: &str,
+    attachments: usize,
+) -> Result<(), FrameError> {
     if client_msg_id.is_empty() || client_msg_id.chars().count() > 128 {
         return Err(FrameError::BadClientMessageId);
     }
     if text.len() > MAX_TEXT_BYTES {
         return Err(FrameError::TooLarge(text.len()));
     }
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && attachments == 0 {
         return Err(FrameError::EmptyText);
     }
     Ok(())
@@ -223,7 +263,8 @@ mod tests {
             decode_client_frame(r#"{"type":"send","client_msg_id":"c1","text":"你好"}"#),
             Ok(ClientFrame::Send {
                 client_msg_id: "c1".into(),
-                text: "你好".into()
+                text: "你好".into(),
+                attachments: vec![],
             })
         );
         assert_eq!(
@@ -269,6 +310,12 @@ mod tests {
         let frame =
             serde_json::json!({"type":"send","client_msg_id":"c","text":exactly}).to_string();
         assert!(decode_client_frame(&frame).is_ok());
+        // Attachments alone need no text; without them an empty text is refused.
+        assert!(
+            decode_client_frame(r#"{"type":"send","client_msg_id":"c","attachments":["a1"]}"#)
+                .is_ok()
+        );
+        assert_eq!(code(r#"{"type":"send","client_msg_id":"c"}"#), "empty_text");
     }
 
     #[test]
@@ -283,6 +330,7 @@ mod tests {
             suggestions: vec![],
             meta: None,
             survey: None,
+            attachments: vec![],
         };
         assert_eq!(
             serde_json::to_value(&frame).unwrap(),

@@ -265,10 +265,17 @@ impl Server {
         // The dense side follows the index from now on; with `preload` the models load now
         // (in the background), else on the first bot turn.
         bot.start_dense_sync(knowledge.follow_changes(), settings.bot.preload);
+        let files = Arc::new(engine::files::Files::new(
+            store.clone(),
+            store::blobs::for_store(&store, &settings.data_dir),
+            settings.data_dir.join("incoming"),
+            signer.clone(),
+        ));
         let chat = Chat::start(
             store.clone(),
             cluster,
             chat::ChatParts {
+                files,
                 knowledge: knowledge.clone(),
                 policies,
                 intents,
@@ -286,6 +293,7 @@ impl Server {
                 Duration::from_millis(settings.idle_close.sweep_every_ms.max(100)),
             );
         }
+        chat.spawn_attachment_retention(Duration::from_secs(3600));
         // Idle rate-limit keys are forgotten now and then.
         let limits = Arc::downgrade(&chat.limits);
         tokio::spawn(async move {

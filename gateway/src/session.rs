@@ -21,6 +21,7 @@ use tokio_stream::StreamMap;
 
 use engine::bus::{agent_topic, conversation_topic, customer_topic, BusEvent};
 use engine::chat::{Chat, TransferTarget};
+use engine::files::Files;
 use engine::presence::AgentStatus;
 use engine::{ServiceError, ServiceResult};
 use store::util::rfc3339;
@@ -59,16 +60,16 @@ type Subscriptions = StreamMap<String, BroadcastStream<BusEvent>>;
 struct Gone;
 
 /// A message as the customer sees it: the bot's suggestions, no internal meta.
-pub fn message_frame(message: &MessageRecord) -> ServerFrame {
-    message_frame_for(message, false)
+pub fn message_frame(files: &Files, message: &MessageRecord) -> ServerFrame {
+    message_frame_for(files, message, false)
 }
 
 /// A message as agents and admins see it: with its meta (bot decision, flags).
-pub fn agent_message_frame(message: &MessageRecord) -> ServerFrame {
-    message_frame_for(message, true)
+pub fn agent_message_frame(files: &Files, message: &MessageRecord) -> ServerFrame {
+    message_frame_for(files, message, true)
 }
 
-fn message_frame_for(message: &MessageRecord, for_agent: bool) -> ServerFrame {
+fn message_frame_for(files: &Files, message: &MessageRecord, for_agent: bool) -> ServerFrame {
     let suggestions = message
         .meta
         .as_ref()
@@ -83,12 +84,22 @@ fn message_frame_for(message: &MessageRecord, for_agent: bool) -> ServerFrame {
         at: rfc3339(message.created_at),
         client_msg_id: message.client_msg_id.clone(),
         suggestions,
+        // The attachments go in their own field, with links.
         meta: if for_agent {
-            message.meta.clone()
+            message.meta.clone().and_then(|mut meta| {
+                if let Some(object) = meta.as_object_mut() {
+                    object.remove("attachments");
+                    if object.is_empty() {
+                        return None;
+                    }
+                }
+                Some(meta)
+            })
         } else {
             None
         },
         survey: engine::chat::episodes::survey_of(message).map(|_| Survey { scale: 5 }),
+        attachments: files.views(message),
     }
 }
 
@@ -125,7 +136,7 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
     match event {
         Some(message) if message.seq <= *cursor => return Ok(false),
         Some(message) if message.seq == *cursor + 1 => {
-            send_message(out, message, for_agent, false).await?;
+            send_message(chat, out, message, for_agent, false).await?;
             *cursor = message.seq;
             return Ok(false);
         }
@@ -148,7 +159,7 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
             if sent_bytes >= CATCH_UP_PAGE_BYTES {
                 return Ok(true);
             }
-            send_message(out, message, for_agent, true).await?;
+            send_message(chat, out, message, for_agent, true).await?;
             sent_bytes += message.text.len() + FRAME_OVERHEAD_BYTES;
             *cursor = message.seq;
         }
@@ -161,6 +172,7 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
 /// Sends one message to this connection, logged under the message's trace id (the line that
 /// ends its way from ingress to delivery; `from_store`: caught up from the store, not the bus).
 async fn send_message<K: Sink<Outgoing> + Unpin>(
+    chat: &Chat,
     out: &mut K,
     message: &MessageRecord,
     for_agent: bool,
@@ -172,7 +184,7 @@ async fn send_message<K: Sink<Outgoing> + Unpin>(
         from_store,
         "delivered"
     );
-    send_json(out, &message_frame_for(message, for_agent)).await
+    send_json(out, &message_frame_for(&chat.files, message, for_agent)).await
 }
 
 fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {
@@ -473,10 +485,17 @@ impl CustomerSession {
             ClientFrame::Send {
                 client_msg_id,
                 text,
+                attachments,
             } => {
                 let submitted = self
                     .chat
-                    .customer_submit(&self.customer, &client_msg_id, &text, self.origin)
+                    .customer_submit_with(
+                        &self.customer,
+                        &client_msg_id,
+                        &text,
+                        &attachments,
+                        self.origin,
+                    )
                     .await;
                 let chat = self.chat.clone();
                 self.sending.push_back(Box::pin(async move {
@@ -668,10 +687,15 @@ pub enum AgentClientFrame {
     Status {
         status: AgentStatus,
     },
+    /// `attachments`: ids of the agent's own uploads (`POST /v1/agent/attachments`); the text is
+    /// then a caption and may be empty.
     Send {
         conversation_id: String,
         client_msg_id: String,
+        #[serde(default)]
         text: String,
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     Close {
         conversation_id: String,
@@ -948,7 +972,10 @@ impl AgentSession {
             .collect();
         let frame = AgentServerFrame::Assigned {
             conversation: summary,
-            messages: messages.iter().map(agent_message_frame).collect(),
+            messages: messages
+                .iter()
+                .map(|message| agent_message_frame(&self.chat.files, message))
+                .collect(),
         };
         send_json(out, &frame).await?;
         // Anything stored between the history read and now.
@@ -1030,9 +1057,16 @@ impl AgentSession {
                 conversation_id,
                 client_msg_id,
                 text,
+                attachments,
             } => {
                 let submitted = chat
-                    .agent_submit(&self.agent, &conversation_id, &client_msg_id, &text)
+                    .agent_submit_with(
+                        &self.agent,
+                        &conversation_id,
+                        &client_msg_id,
+                        &text,
+                        &attachments,
+                    )
                     .await;
                 self.sending.push_back(Box::pin(async move {
                     let result = match submitted {

@@ -26,6 +26,7 @@ pub mod chat;
 pub mod cluster;
 pub mod error;
 pub mod export;
+pub mod files;
 pub mod gaps;
 pub mod hours;
 pub mod intents;

@@ -31,6 +31,8 @@ pub struct TenantSettings {
     pub business_hours: crate::hours::BusinessHours,
     /// The rating survey after a close.
     pub survey: SurveySettings,
+    /// Limits and rules of images and files.
+    pub attachments: crate::files::AttachmentSettings,
 }
 
 /// Bot work shed under backlog (human conversations are never shed).
@@ -92,6 +94,7 @@ impl TenantSettings {
         }
         self.business_hours.validate()?;
         self.survey.validate()?;
+        self.attachments.validate()?;
         self.limits.validate()
     }
 }

@@ -293,7 +293,7 @@ async fn conversation_messages(
     let messages = state.store.messages_after(&id, query.after, limit).await?;
     let frames: Vec<_> = messages
         .iter()
-        .map(crate::session::agent_message_frame)
+        .map(|message| crate::session::agent_message_frame(&state.chat.files, message))
         .collect();
     Ok(Json(serde_json::json!({ "messages": frames })))
 }

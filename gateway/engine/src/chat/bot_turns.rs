@@ -54,6 +54,16 @@ impl Chat {
                 .await;
             return;
         }
+        if text.trim().is_empty() && !crate::files::attachments_of(message).is_empty() {
+            // A photo or a file alone: nothing for the encoder; a person looks at it.
+            let mut request = HandoffRequest::because("attachment");
+            request.bot_says = Some((
+                "收到您的文件，正在为您转接人工客服。· Thanks, I have your file and am passing it to a colleague who can look at it.".into(),
+                serde_json::json!({ "decision": "handoff", "reason": "attachment" }),
+            ));
+            self.hand_off_logged(conversation, request).await;
+            return;
+        }
         let job = TurnJob {
             tenant: conversation.tenant_id.clone(),
             conversation_id: conversation.id.clone(),

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchboard_channels::web::{check_send, SenderKind};
+use switchboard_channels::web::{check_message, SenderKind};
 use tokio::sync::mpsc;
 
 mod bot_turns;
@@ -103,6 +103,8 @@ pub struct Chat {
     pub bot: Arc<BotRuntime>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
+    /// Attachments: uploads, blobs, download links.
+    pub files: Arc<crate::files::Files>,
     turns: BotWorkers,
     tenants: TenantSettingsCache,
     /// Tenants' own LLM endpoints.
@@ -129,6 +131,7 @@ pub struct ChatParts {
     pub agent_grace: Duration,
     pub bot_settings: BotRunSettings,
     pub limits: Arc<RateLimits>,
+    pub files: Arc<crate::files::Files>,
 }
 
 /// A customer's message queued for the store ([`Chat::customer_submit`]).
@@ -154,6 +157,7 @@ impl Chat {
             intents: parts.intents,
             bot: parts.bot,
             limits: parts.limits,
+            files: parts.files,
             metrics: Arc::new(Metrics::default()),
             turns: BotWorkers::start(weak.clone(), &parts.bot_settings),
             preferred: Mutex::new(HashMap::new()),
@@ -333,8 +337,21 @@ impl Chat {
         text: &str,
         origin: Option<std::net::IpAddr>,
     ) -> ServiceResult<Appended> {
+        self.customer_send_with(customer, client_msg_id, text, &[], origin)
+            .await
+    }
+
+    /// [`Chat::customer_send`] with the customer's uploads (`attachments`, ids).
+    pub async fn customer_send_with(
+        &self,
+        customer: &Customer,
+        client_msg_id: &str,
+        text: &str,
+        attachments: &[String],
+        origin: Option<std::net::IpAddr>,
+    ) -> ServiceResult<Appended> {
         let submitted = self
-            .customer_submit(customer, client_msg_id, text, origin)
+            .customer_submit_with(customer, client_msg_id, text, attachments, origin)
             .await?;
         let handoff = submitted.handoff;
         let appended = self.customer_stored(submitted).await?;
@@ -354,9 +371,29 @@ impl Chat {
         text: &str,
         origin: Option<std::net::IpAddr>,
     ) -> ServiceResult<SubmittedMessage> {
-        check_send(client_msg_id, text)
+        self.customer_submit_with(customer, client_msg_id, text, &[], origin)
+            .await
+    }
+
+    /// [`Chat::customer_submit`] for a message that may carry the customer's uploads
+    /// (`attachments`, ids); the text is then a caption and may be empty.
+    pub async fn customer_submit_with(
+        &self,
+        customer: &Customer,
+        client_msg_id: &str,
+        text: &str,
+        attachments: &[String],
+        origin: Option<std::net::IpAddr>,
+    ) -> ServiceResult<SubmittedMessage> {
+        check_message(client_msg_id, text, attachments.len())
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         let settings = self.tenant_settings(&customer.tenant_id).await;
+        if !attachments.is_empty() && !settings.attachments.customers {
+            return Err(ServiceError::denied(
+                "attachments_off",
+                "this service does not accept attachments from customers",
+            ));
+        }
         self.limits
             .customer_message(&customer.tenant_id, &customer.id, origin, settings.limits)?;
         // The tenant's total across every node (on one node the limiter above already holds it
@@ -372,7 +409,13 @@ impl Chat {
             Err(error) => tracing::warn!(error = %error, "cluster rate limit unavailable"),
         }
         let verdict = self.policies.check(&customer.tenant_id, text).await;
-        let (text, meta) = screened(&verdict, text)?;
+        let (text, mut meta) = screened(&verdict, text)?;
+        let mut handoff = verdict.action == Action::Handoff;
+        if !attachments.is_empty() {
+            let uploader = crate::files::Uploader::customer(customer);
+            let records = self.files.for_message(&uploader, attachments).await?;
+            handoff |= self.attach(&customer.tenant_id, records, &mut meta).await?;
+        }
         // New and reopened conversations start with the bot; a human-first tenant's go on to
         // the queue at once (through the same handoff and routing).
         let entry = Entry {
@@ -393,7 +436,7 @@ impl Chat {
             .await;
         Ok(SubmittedMessage {
             pending,
-            handoff: verdict.action == Action::Handoff,
+            handoff,
             started,
         })
     }
@@ -477,17 +520,49 @@ impl Chat {
         client_msg_id: &str,
         text: &str,
     ) -> ServiceResult<PendingAppend> {
-        check_send(client_msg_id, text)
+        self.agent_submit_with(agent, conversation_id, client_msg_id, text, &[])
+            .await
+    }
+
+    /// [`Chat::agent_submit`] for a message that may carry the agent's uploads.
+    pub async fn agent_submit_with(
+        &self,
+        agent: &Agent,
+        conversation_id: &str,
+        client_msg_id: &str,
+        text: &str,
+        attachments: &[String],
+    ) -> ServiceResult<PendingAppend> {
+        check_message(client_msg_id, text, attachments.len())
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         let settings = self.tenant_settings(&agent.tenant_id).await;
         self.limits
             .agent_message(&agent.tenant_id, &agent.id, settings.limits)?;
         // Agents' messages are blocked or masked; flag and handoff lists are about customers.
         let verdict = self.policies.check(&agent.tenant_id, text).await;
-        let (text, meta) = match verdict.action {
+        let (text, mut meta) = match verdict.action {
             Action::Block | Action::Mask => screened(&verdict, text)?,
             _ => (text.to_owned(), None),
         };
+        if !attachments.is_empty() {
+            // Provider channels get text through their send APIs; their media upload is not
+            // built yet, so an attachment would never reach the customer.
+            let channel = self
+                .store
+                .conversation(conversation_id)
+                .await?
+                .filter(|conversation| conversation.tenant_id == agent.tenant_id)
+                .map(|conversation| conversation.channel);
+            if matches!(channel.as_deref(), Some("wechat" | "douyin")) {
+                return Err(ServiceError::invalid(
+                    "attachments_unsupported",
+                    "attachments cannot be sent to WeChat or Douyin customers yet; send a text",
+                ));
+            }
+            let uploader = crate::files::Uploader::agent(agent);
+            let records = self.files.for_message(&uploader, attachments).await?;
+            self.attach(&agent.tenant_id, records, &mut meta).await?;
+        }
         Ok(self
             .store
             .submit(NewMessage::Agent {
@@ -808,6 +883,68 @@ impl Chat {
             }
         }
         Ok(())
+    }
+}
+
+impl Chat {
+    /// Deletes attachments older than each tenant's retention, now and every `every`.
+    pub fn spawn_attachment_retention(&self, every: Duration) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(chat) = me.upgrade() else { break };
+                if let Err(error) = chat.apply_attachment_retention().await {
+                    tracing::warn!(error = %error, "attachment retention sweep failed");
+                }
+            }
+        });
+    }
+
+    /// One retention sweep over every tenant with attachments; answers how many went.
+    pub async fn apply_attachment_retention(&self) -> ServiceResult<u64> {
+        let mut deleted = 0;
+        for tenant in self.store.attachment_tenants().await? {
+            let days = self.tenant_settings(&tenant).await.attachments.retention_days;
+            deleted += self.files.apply_retention(&tenant, days).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Puts attachments into a message's meta once the tenant's word lists have seen their file
+    /// names: a blocked word refuses the message, a masked one is masked in the name. Answers
+    /// whether a name asked for a person.
+    async fn attach(
+        &self,
+        tenant: &str,
+        mut records: Vec<store::attachments::AttachmentRecord>,
+        meta: &mut Option<serde_json::Value>,
+    ) -> ServiceResult<bool> {
+        let mut handoff = false;
+        for record in &mut records {
+            let verdict = self.policies.check(tenant, &record.name).await;
+            match verdict.action {
+                Action::Block => {
+                    return Err(ServiceError::invalid(
+                        "blocked",
+                        "a file name contains words that are not allowed here",
+                    ))
+                }
+                Action::Mask => record.name = verdict.masked.clone(),
+                Action::Handoff => handoff = true,
+                Action::Allow | Action::Flag => {}
+            }
+        }
+        let list = serde_json::to_value(&records)
+            .map_err(|error| ServiceError::Internal(error.into()))?;
+        match meta {
+            Some(serde_json::Value::Object(object)) => {
+                object.insert("attachments".into(), list);
+            }
+            _ => *meta = Some(serde_json::json!({ "attachments": list })),
+        }
+        Ok(handoff)
     }
 }
 

@@ -1,0 +1,236 @@
+//! Attachments over HTTP: an upload route per audience (visitors here, agents here, mobile users
+//! in `mobile`), each taking the raw file as the request body (`?name=` gives its file name), and
+//! the download route the signed links point at.
+//!
+//! Uploads are streamed to disk by [`engine::files::Files::receive`], after the caller is
+//! authenticated and within the caller's message rate; a download needs no credentials but a
+//! valid, unexpired signature. A downloaded file is never something a browser runs: raster images
+//! are shown inline, everything else (PDF, text, office files) is an attachment, every answer
+//! says `nosniff` and carries a sandboxing Content-Security-Policy.
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::error::{ApiResult, ServiceError};
+use crate::http::auth::{agent_from_token, bearer, visitor_from_token};
+use crate::AppState;
+use engine::files::Uploader;
+use store::util::now_ms;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/agent/attachments", post(agent_upload))
+        .route("/v1/files/{id}", get(download))
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    /// The file's name, for display and downloads (the content decides its type).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Receives one upload for `uploader` under the tenant's attachment settings; answers the
+/// attachment as clients see it (with links), status 201.
+pub async fn receive(
+    state: &AppState,
+    uploader: Uploader,
+    name: &str,
+    body: Body,
+) -> ApiResult<Response> {
+    let settings = state.chat.tenant_settings(&uploader.tenant).await;
+    if uploader.kind == "customer" && !settings.attachments.customers {
+        return Err(ServiceError::denied(
+            "attachments_off",
+            "this service does not accept attachments from customers",
+        )
+        .into());
+    }
+    let record = state
+        .chat
+        .files
+        .receive(
+            &uploader,
+            name,
+            body.into_data_stream(),
+            &settings.attachments,
+        )
+        .await?;
+    let view = state.chat.files.view(&record);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `POST /v1/web/attachments` (routed with the web channel's CORS).
+pub async fn visitor_upload(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> ApiResult<Response> {
+    let customer =
+        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let Query(query) = query?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let limits = state.chat.tenant_settings(&customer.tenant_id).await.limits;
+    state
+        .chat
+        .limits
+        .customer_message(&customer.tenant_id, &customer.id, Some(client), limits)?;
+    receive(&state, Uploader::customer(&customer), &query.name, body).await
+}
+
+async fn agent_upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> ApiResult<Response> {
+    let agent =
+        agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let Query(query) = query?;
+    let limits = state.chat.tenant_settings(&agent.tenant_id).await.limits;
+    state
+        .chat
+        .limits
+        .agent_message(&agent.tenant_id, &agent.id, limits)?;
+    receive(&state, Uploader::agent(&agent), &query.name, body).await
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    v: String,
+    exp: i64,
+    sig: String,
+}
+
+/// Media types a browser may show inline: raster images only.
+fn inline(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+    )
+}
+
+/// `filename*` (RFC 6266 / 5987): the name percent-encoded as UTF-8, with a plain ASCII
+/// fallback.
+fn disposition(kind: &str, name: &str) -> String {
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(link) = query?;
+    let (record, blob) = state
+        .chat
+        .files
+        .open_link(&id, &link.v, link.exp, &link.sig)
+        .await?;
+    let thumbnail = link.v == "thumb";
+    // The bytes under an id never change: the hash is the tag.
+    let etag = format!(
+        "\"{}{}\"",
+        &record.sha256,
+        if thumbnail { "-t" } else { "" }
+    );
+    let max_age = (link.exp - now_ms() / 1000).clamp(0, 3600);
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|value| value.as_bytes() == etag.as_bytes())
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(Body::from_stream(blob.chunks));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
+        response
+    };
+    let (media_type, shown_inline) = if thumbnail {
+        ("image/jpeg".to_owned(), true)
+    } else if record.media_type.starts_with("text/") {
+        (format!("{}; charset=utf-8", record.media_type), false)
+    } else {
+        (record.media_type.clone(), inline(&record.media_type))
+    };
+    let name = if thumbnail {
+        format!("{}.thumb.jpg", record.name)
+    } else {
+        record.name.clone()
+    };
+    let set = |response: &mut Response, name: header::HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(name, value);
+        }
+    };
+    set(&mut response, header::CONTENT_TYPE, &media_type);
+    set(
+        &mut response,
+        header::CONTENT_DISPOSITION,
+        &disposition(if shown_inline { "inline" } else { "attachment" }, &name),
+    );
+    set(&mut response, header::ETAG, &etag);
+    set(
+        &mut response,
+        header::CACHE_CONTROL,
+        &format!("private, max-age={max_age}"),
+    );
+    set(&mut response, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(
+        &mut response,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; img-src 'self'; sandbox",
+    );
+    // The widget on the tenant's site shows thumbnails from here.
+    set(&mut response, header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    set(
+        &mut response,
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        "cross-origin",
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_quote_nothing_a_header_could_break_on() {
+        assert_eq!(
+            disposition("attachment", "发票 1.pdf"),
+            "attachment; filename=\"__ 1.pdf\"; filename*=UTF-8''%E5%8F%91%E7%A5%A8%201.pdf"
+        );
+        assert!(inline("image/png"));
+        assert!(!inline("image/svg+xml"));
+        assert!(!inline("application/pdf"));
+        assert!(!inline("text/html"));
+    }
+}

@@ -1,0 +1,174 @@
+//! Attachment rows and the blob store that goes with each database (files beside SQLite, chunks
+//! in PostgreSQL), on both backends.
+
+use futures_util::StreamExt as _;
+use store::attachments::{AttachmentKind, AttachmentRecord};
+use store::blobs::{for_store, CHUNK_BYTES};
+use store::StoreError;
+
+#[macro_use]
+mod common;
+
+use common::Backend;
+
+each_backend!(
+    blobs_stream_back_in_bounded_chunks_and_are_deleted,
+    attachments_belong_to_their_uploader_and_tenant,
+);
+
+async fn blobs_stream_back_in_bounded_chunks_and_are_deleted(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = for_store(&backend.store, dir.path());
+    let expected = match backend.store.dialect() {
+        store::Dialect::Sqlite => "files",
+        store::Dialect::Postgres => "database",
+    };
+    assert_eq!(blobs.name(), expected);
+    // Two and a half chunks of a pattern that shows any reordering.
+    let content: Vec<u8> = (0..(CHUNK_BYTES * 5 / 2))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let path = dir.path().join("upload");
+    std::fs::write(&path, &content).unwrap();
+    blobs.put("t1/a1", &path).await.unwrap();
+    assert!(!path.exists(), "the uploaded file is consumed");
+
+    let blob = blobs.open("t1/a1").await.unwrap().expect("stored");
+    assert_eq!(blob.size, content.len() as u64);
+    let chunks: Vec<_> = blob.chunks.collect().await;
+    let mut read = Vec::new();
+    for chunk in chunks {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= CHUNK_BYTES, "a chunk of {}", chunk.len());
+        read.extend_from_slice(&chunk);
+    }
+    assert_eq!(read, content);
+
+    // An empty file is a blob too; a missing key is none; a key that climbs out is refused.
+    std::fs::write(&path, b"").unwrap();
+    blobs.put("t1/empty", &path).await.unwrap();
+    assert_eq!(
+        blobs.open("t1/empty").await.unwrap().expect("stored").size,
+        0
+    );
+    assert!(blobs.open("t1/none").await.unwrap().is_none());
+    std::fs::write(&path, b"x").unwrap();
+    assert!(matches!(
+        blobs.put("../../etc/x", &path).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(blobs.open("t1/../t2/a1").await.is_err());
+
+    // Putting again replaces; deleting twice is fine.
+    std::fs::write(&path, b"second").unwrap();
+    blobs.put("t1/a1", &path).await.unwrap();
+    assert_eq!(blobs.open("t1/a1").await.unwrap().unwrap().size, 6);
+    blobs.delete("t1/a1").await.unwrap();
+    blobs.delete("t1/a1").await.unwrap();
+    assert!(blobs.open("t1/a1").await.unwrap().is_none());
+}
+
+fn record(tenant: &str, id: &str, uploader: &str, created_at: i64) -> AttachmentRecord {
+    AttachmentRecord {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        uploader_kind: "customer".into(),
+        uploader_id: uploader.into(),
+        kind: AttachmentKind::Image,
+        name: "照片.png".into(),
+        media_type: "image/png".into(),
+        size: 1234,
+        width: Some(640),
+        height: Some(480),
+        thumbnail: true,
+        sha256: "ab".repeat(32),
+        created_at,
+    }
+}
+
+async fn attachments_belong_to_their_uploader_and_tenant(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    store
+        .insert_attachment(&record("t1", "a1", "c1", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_attachment(&record("t1", "a2", "c2", 2_000))
+        .await
+        .unwrap();
+    store
+        .insert_attachment(&record("t2", "a3", "c1", 3_000))
+        .await
+        .unwrap();
+    // An unknown tenant's upload is refused.
+    assert!(store
+        .insert_attachment(&record("nobody", "a4", "c1", 1))
+        .await
+        .is_err());
+
+    let found = store.attachment("t1", "a1").await.unwrap().expect("a1");
+    assert_eq!(found, record("t1", "a1", "c1", 1_000));
+    assert!(store.attachment("t2", "a1").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .attachment_by_id("a3")
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant_id,
+        "t2"
+    );
+
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mine = store
+        .uploaded_attachments("t1", "customer", "c1", &ids(&["a1"]))
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    // Another customer's, another tenant's, an agent's view of a customer's, or an unknown id.
+    for (tenant, kind, uploader, list) in [
+        ("t1", "customer", "c1", ids(&["a1", "a2"])),
+        ("t1", "customer", "c1", ids(&["a3"])),
+        ("t1", "agent", "c1", ids(&["a1"])),
+        ("t1", "customer", "c1", ids(&["zz"])),
+    ] {
+        assert!(matches!(
+            store
+                .uploaded_attachments(tenant, kind, uploader, &list)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    let mut tenants = store.attachment_tenants().await.unwrap();
+    tenants.sort();
+    assert_eq!(tenants, ["t1", "t2"]);
+    let old = store
+        .attachments_before(Some("t1"), 1_500, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        old.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a1"]
+    );
+    assert_eq!(
+        store
+            .attachments_before(None, 10_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .delete_attachment_rows("t1", &ids(&["a1", "a3"]))
+            .await
+            .unwrap(),
+        1,
+        "another tenant's row stays"
+    );
+    assert!(store.attachment("t1", "a1").await.unwrap().is_none());
+    assert!(store.attachment("t2", "a3").await.unwrap().is_some());
+}
