@@ -94,6 +94,18 @@ async fn polled_texts(app: &TestApp, token: &str) -> Vec<String> {
         .collect()
 }
 
+/// `POST /v1/web/ticket` with a visitor token: its status.
+async fn ticket_status(app: &TestApp, token: &str) -> u16 {
+    app.http
+        .post(app.url("/v1/web/ticket"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn refused(status: u16, body: &Value, code: &str) {
     assert_eq!((status, body["code"].as_str()), (401, Some(code)), "{body}");
     assert!(body.get("token").is_none() && body.get("conversation_id").is_none());
@@ -191,6 +203,25 @@ async fn one_user_on_two_browsers_and_the_app_shares_one_conversation() {
         assert_eq!(frame["sender"], "agent");
     }
 
+    // Replies go where the person was last: the app took them when it connected; opening the
+    // widget again takes them back to the web (no push to the phone then).
+    let route = |app: &TestApp| {
+        let store = app.server.state.store.clone();
+        let conversation_id = conversation_id.clone();
+        async move {
+            store
+                .route(&conversation_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .channel
+        }
+    };
+    assert_eq!(route(&app).await, "mobile");
+    let (status, _) = signed_session(&app, "user-7", &secret).await;
+    assert_eq!(status, 200);
+    assert_eq!(route(&app).await, "web");
+
     // Another signed-in user has a conversation of their own, and sees none of this.
     let (status, other) = signed_session(&app, "user-8", &secret).await;
     assert_eq!(status, 200);
@@ -254,11 +285,43 @@ async fn forged_missing_and_borrowed_signatures_are_refused_and_rotation_ends_ol
     }
 
     // Rotation: the old secret's signatures are refused from now on; the new one's work and
-    // find the same conversation.
+    // find the same conversation. Tokens already given stay good.
     let new_secret = rotate(&app).await;
     assert_ne!(new_secret, secret);
     let (status, body) = signed_session(&app, "user-7", &secret).await;
     refused(status, &body, "identity_invalid");
+    assert_eq!(ticket_status(&app, &token).await, 200);
+    // After a leak, rotation also revokes the tokens identified visitors hold: open
+    // connections close, and only a signature made with the newest secret gets back in.
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        "identity/secret",
+        json!({"revoke_tokens": true}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["revoked_customers"]),
+        (201, &json!(1)),
+        "{body}"
+    );
+    let new_secret = body["secret"].as_str().unwrap().to_owned();
+    let closed = ws.expect_type("error").await;
+    assert_eq!(closed["code"], "token_revoked");
+    assert_eq!(ticket_status(&app, &token).await, 401);
+    let (status, body) = session(&app, json!({"tenant": "acme", "token": token})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_revoked"))
+    );
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        "identity/secret",
+        json!({"revoke": "yes"}),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_identity")));
     let (status, again) = signed_session(&app, "user-7", &new_secret).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["conversation_id"], conversation_id);

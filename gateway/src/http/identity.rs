@@ -153,24 +153,63 @@ async fn patch_identity(
     Ok(Json(view(&after)))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateOptions {
+    /// The old secret leaked: also revoke the tokens identified visitors already hold.
+    #[serde(default)]
+    revoke_tokens: bool,
+}
+
 /// A new identity secret, answered once: signatures made with the previous one are refused
-/// from now on, on every node (each session open reads the stored secret).
+/// from now on, on every node (each session open reads the stored secret). With
+/// `revoke_tokens`, the tokens identified visitors hold are revoked too, and their open
+/// connections close: each must sign in again with a signature made with the new secret.
 async fn rotate_secret(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: PathParams<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let Path(tenant) = path?;
     require(&state, &headers, &tenant, Area::Settings).await?;
+    // The body is optional (the console sends none).
+    let options: RotateOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateOptions::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ServiceError::invalid("bad_identity", format!("bad options: {error}"))
+        })?
+    };
     let secret = store::crypto::random_secret(SECRET_BYTES);
     let identity = state.store.set_identity_secret(&tenant, &secret).await?;
-    tracing::info!(tenant, "identity secret made");
-    record::note(
-        serde_json::json!({ "after": { "secret_created_at": identity.secret_created_at } }),
-    );
+    let revoked = if options.revoke_tokens {
+        let revoked = state.store.revoke_identified_tokens(&tenant).await?;
+        for (customer_id, version) in &revoked {
+            state.bus.publish(
+                &engine::bus::customer_topic(customer_id),
+                engine::bus::BusEvent::VisitorRevoked {
+                    customer_id: customer_id.clone(),
+                    version: *version,
+                },
+            );
+        }
+        revoked.len()
+    } else {
+        0
+    };
+    tracing::info!(tenant, revoked, "identity secret made");
+    record::note(serde_json::json!({ "after": {
+        "secret_created_at": identity.secret_created_at,
+        "revoked_customers": revoked,
+    }}));
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "secret": secret, "identity": identity })),
+        Json(serde_json::json!({
+            "secret": secret,
+            "identity": identity,
+            "revoked_customers": revoked,
+        })),
     ))
 }
 

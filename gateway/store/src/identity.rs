@@ -246,6 +246,30 @@ impl Store {
         }
     }
 
+    /// Revokes the visitor tokens of every identified visitor of the tenant (after its secret
+    /// leaked, with the rotation): their web identities' and the customers whose conversations
+    /// they share (a token names that one). Answers each revoked customer with its new token
+    /// version, so their open connections can be closed.
+    pub async fn revoke_identified_tokens(&self, tenant: &str) -> StoreResult<Vec<(String, i64)>> {
+        let (_guard, mut tx) = self.write().await?;
+        let rows = sqlx::query(
+            "UPDATE customers SET token_version = token_version + 1 WHERE tenant_id = $1 AND ( \
+             (channel = 'web' AND external_id LIKE 'user:%') OR id IN ( \
+                 SELECT c.primary_customer_id FROM crm_links c \
+                 JOIN customer_links l ON l.tenant_id = c.tenant_id AND l.crm_id = c.crm_id \
+                 JOIN customers w ON w.id = l.customer_id \
+                 WHERE c.tenant_id = $1 AND w.channel = 'web' AND w.external_id LIKE 'user:%')) \
+             RETURNING id, token_version",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("token_version")?)))
+            .collect()
+    }
+
     /// An identified web visitor: the web identity of `user_id` (made on first sight, with
     /// `profile`), linked to the user id. Answers (the identity, the customer whose
     /// conversation it uses).
