@@ -604,6 +604,30 @@ async fn an_admin_makes_the_secret_in_the_console_and_requires_identified_visito
     assert!(secret.len() >= 40, "{secret}");
     let (status, body) = signed_session(&app, "user-7", &secret).await;
     assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+
+    // Rotated after a leak: the old signatures and the tokens they got are refused.
+    click(&mut browser, "#identity-revoke").await;
+    click(&mut browser, "#identity-rotate").await;
+    click(&mut browser, "#identity-rotate[data-armed=true]").await;
+    let rotated = browser
+        .wait_for(
+            "the new secret",
+            &format!(
+                "(() => {{ const e = document.querySelector('#identity-secret .secret-value'); return e && e.textContent !== {old} ? e.textContent : null; }})()",
+                old = serde_json::to_string(&secret).unwrap()
+            ),
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = signed_session(&app, "user-7", &secret).await;
+    refused(status, &body, "identity_invalid");
+    assert_eq!(ticket_status(&app, &token).await, 401);
+    let (status, body) = signed_session(&app, "user-7", &rotated).await;
+    assert_eq!(status, 200, "{body}");
 
     // Requiring identified visitors refuses anonymous ones.
     click(&mut browser, "#identity-required").await;

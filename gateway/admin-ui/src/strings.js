@@ -824,6 +824,10 @@ export const STRINGS = {
   'id.remove': ['Remove secret', '移除密钥'],
   'id.remove_confirm': ['Click again: signed-in users are refused', '再次点击：已登录用户将被拒绝'],
   'id.new_secret': ['New identity secret', '新的身份密钥'],
+  'id.revoke_tokens': [
+    'The old secret leaked: also end the sessions identified visitors have now',
+    '旧密钥已泄露：同时结束已识别访客当前的会话',
+  ],
   'id.required': ['Require identified visitors (refuse anonymous chats)', '仅允许已识别访客（拒绝匿名会话）'],
   'id.link_mobile': [
     "My mobile app's user ids (token sub) are the same ids: link app users too",

@@ -13,6 +13,7 @@ export function VisitorIdentity() {
   const [secret, setSecret] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [revoke, setRevoke] = useState(false);
   const current = identity || (loaded.data && loaded.data.identity);
 
   const run = async (work) => {
@@ -28,8 +29,9 @@ export function VisitorIdentity() {
   };
   const rotate = () =>
     run(async () => {
-      const body = await post(tp('/identity/secret'));
+      const body = await post(tp('/identity/secret'), { revoke_tokens: revoke });
       setSecret(body.secret);
+      setRevoke(false);
       setIdentity(body.identity);
     });
   const remove = () =>
@@ -57,6 +59,13 @@ export function VisitorIdentity() {
           : t('id.no_secret')}
       </p>
       {current.secret_set && <div class="note note-warn">{t('id.rotate_warning')}</div>}
+      {current.secret_set && (
+        <label class="switch">
+          <input id="identity-revoke" type="checkbox" checked={revoke} disabled={busy} onChange={(event) => setRevoke(event.currentTarget.checked)} />
+          <span class="switch-track" aria-hidden="true" />
+          <span>{t('id.revoke_tokens')}</span>
+        </label>
+      )}
       <div class="row-tight">
         <ConfirmButton
           class="button"
