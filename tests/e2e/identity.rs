@@ -330,11 +330,25 @@ async fn forged_missing_and_borrowed_signatures_are_refused_and_rotation_ends_ol
         ["private order details"]
     );
 
-    // The secret never comes back.
+    // The secret never comes back, and the audit log has each change without it.
     let (status, body) = admin(&app, reqwest::Method::GET, "identity", Value::Null).await;
     assert_eq!(status, 200);
     assert_eq!(body["identity"]["secret_set"], true);
     assert!(!body.to_string().contains(&new_secret));
+    let (status, audit) = admin(
+        &app,
+        reqwest::Method::GET,
+        "audit?action=identity/secret",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{audit}");
+    assert!(entries
+        .iter()
+        .all(|entry| entry["action"] == "POST identity/secret"));
+    assert!(!audit.to_string().contains(&new_secret) && !audit.to_string().contains(&secret));
 
     // Removed: signed ids are refused again.
     let (status, body) = admin(
