@@ -10,7 +10,11 @@
  *   data-lang          "en" or "zh-CN": initial language when the visitor has not chosen one
  *   data-color         accent colour (any CSS colour)
  *   data-open          "true" to open the panel on load
- * A page may instead set window.SwitchboardConfig = { tenant, lang, color, open } before the
+ *   data-user-id       the site's signed-in user (its own id for them), with
+ *   data-user-hash     hex HMAC-SHA256 of that id with the tenant's identity secret, computed by
+ *                      the site's backend: the same chat follows the user to every browser and
+ *                      the tenant's app (docs/protocol.md, "Identified visitors")
+ * A page may instead set window.SwitchboardConfig = { tenant, lang, color, open, userId, userHash } before the
  * tag; its values win over the attributes (the demo page uses this for ?tenant=NAME).
  *
  * The server origin is the origin of this script's own src, so the widget works when it is
@@ -69,7 +73,14 @@
     return tenant && SLUG.test(tenant) ? tenant : 'demo';
   })();
 
-  var KEY_PREFIX = 'switchboard:' + TENANT + ':';
+  // The host site's signed-in user, vouched for by its backend's signature: the session opens
+  // with these (never with a saved token), and what this browser keeps is kept per user, so a
+  // user who signs out leaves nothing to the next one.
+  var USER_ID = pageConfig.userId != null ? String(pageConfig.userId) : attr('data-user-id');
+  var USER_HASH = pageConfig.userHash != null ? String(pageConfig.userHash) : attr('data-user-hash');
+  var IDENTIFIED = !!USER_ID;
+
+  var KEY_PREFIX = 'switchboard:' + TENANT + ':' + (IDENTIFIED ? 'user:' + USER_ID + ':' : '');
   var KEY_TOKEN = KEY_PREFIX + 'token';
   var KEY_OUTBOX = KEY_PREFIX + 'outbox';
   var KEY_SEEN = KEY_PREFIX + 'seen';
@@ -1699,7 +1710,12 @@
 
   function requestSession(token) {
     var body = { tenant: TENANT };
-    if (token) { body.token = token; }
+    if (IDENTIFIED) {
+      body.user_id = USER_ID;
+      if (USER_HASH) { body.user_hash = USER_HASH; }
+    } else if (token) {
+      body.token = token;
+    }
     return fetch(ORIGIN + '/v1/web/session', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -1727,7 +1743,7 @@
   }
 
   function askForSession() {
-    var saved = session.token;
+    var saved = IDENTIFIED ? null : session.token;
     return requestSession(saved).catch(function (err) {
       if (saved && err.status === 401) {
         forgetIdentity();
@@ -1793,6 +1809,12 @@
       // Ask the server again next time: the token may have expired or been revoked.
       session.checked = false;
       setConnState('unavailable');
+      // The site's identification is refused (a wrong signature, or the tenant requires one):
+      // asking again cannot help until the page is loaded with a good one.
+      if (err && /^(identity_|bad_identity$)/.test(err.code || '')) {
+        showError(err.code, err.message);
+        return;
+      }
       if (err && err.status && err.status < 500 && err.status !== 429 && err.status !== 401) {
         showError(err.code, err.message);
       }
@@ -1985,7 +2007,8 @@
     restoreOutbox();
     // A returning visitor reconnects at once (to get replies and the unread badge);
     // a new visitor gets a session only when they open the chat.
-    if (session.token || outbox.length) { start(); }
+    // An identified user connects at once too: their chat may have gone on elsewhere.
+    if (session.token || outbox.length || IDENTIFIED) { start(); }
     if (attr('data-open') === 'true') { open(); }
     var calls = pendingCalls;
     pendingCalls = [];
