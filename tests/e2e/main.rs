@@ -4,6 +4,7 @@
 mod admin;
 mod admin_console;
 mod api_properties;
+mod attachments;
 mod bot;
 mod browser;
 mod channels;
@@ -15,6 +16,7 @@ mod frames;
 mod gaps;
 mod gaps_console;
 mod hostile;
+mod identity;
 mod isolation;
 mod kb;
 mod long_poll;

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/mobile/ws", get(websocket))
         .route("/v1/mobile/me", get(me))
         .route("/v1/mobile/conversations/{id}/messages", get(history))
+        .route("/v1/mobile/attachments", axum::routing::post(upload))
 }
 
 #[derive(Deserialize)]
@@ -38,6 +39,9 @@ struct MobileQuery {
     #[serde(default)]
     after: i64,
     limit: Option<i64>,
+    /// An upload's file name.
+    #[serde(default)]
+    name: String,
 }
 
 /// Who the app user is: their own identity, and the customer whose conversation they use.
@@ -118,7 +122,16 @@ async fn authenticate(
             &CustomerProfile::default(),
         )
         .await?;
-    let customer = state.store.primary_customer(&identity).await?;
+    // With `link_mobile`, the token's `sub` is the tenant's user id, the one its site signs
+    // for the web widget: the app user joins that person's conversation.
+    // (A `sub` no site could sign, too long say, is linked to nothing.)
+    let customer = if store::identity::is_valid_user_id(&claims.sub)
+        && state.store.tenant_identity(tenant).await?.link_mobile
+    {
+        state.store.link_to_user(&identity, &claims.sub).await?
+    } else {
+        state.store.primary_customer(&identity).await?
+    };
     Ok(MobileUser {
         app,
         identity,
@@ -178,6 +191,32 @@ async fn websocket(
     ))
 }
 
+/// One attachment from the app user (the raw file as the body, `name` in the query).
+async fn upload(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<MobileQuery>, QueryRejection>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(bad_query)?;
+    let user = authenticate(&state, &headers, &query).await?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let limits = state
+        .chat
+        .tenant_settings(&user.customer.tenant_id)
+        .await
+        .limits;
+    state.chat.limits.customer_message(
+        &user.customer.tenant_id,
+        &user.customer.id,
+        Some(client),
+        limits,
+    )?;
+    let uploader = engine::files::Uploader::customer(&user.customer);
+    super::files::receive(&state, uploader, &query.name, body).await
+}
+
 async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -201,7 +240,10 @@ async fn history(
         .store
         .messages_after(&conversation.id, query.after.max(0), limit)
         .await?;
-    let frames: Vec<_> = messages.iter().map(message_frame).collect();
+    let frames: Vec<_> = messages
+        .iter()
+        .map(|message| message_frame(&state.chat.files, message))
+        .collect();
     Ok(Json(
         serde_json::json!({ "conversation_id": conversation.id, "messages": frames }),
     ))

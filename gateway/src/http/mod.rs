@@ -10,7 +10,9 @@ mod channel_apps;
 mod client_ip;
 pub(crate) mod connections;
 mod exports;
+mod files;
 mod gaps;
+mod identity;
 mod jobs;
 mod kb;
 pub(crate) mod live;
@@ -56,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(exports::router())
         .merge(reports::router())
+        .merge(identity::router())
+        .merge(files::router())
         // Route layers see the matched route: CSRF and the audit log for tenant routes.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/web/messages", post(post_message))
         .route("/v1/web/poll", get(poll))
         .route("/v1/web/rating", post(post_rating))
+        .route("/v1/web/attachments", post(super::files::visitor_upload))
         .layer(cors)
 }
 
@@ -52,6 +53,13 @@ struct SessionRequest {
     /// Optional pre-chat details.
     #[serde(default)]
     profile: Option<CustomerProfile>,
+    /// The host site's signed-in user (its own id for them), with `user_hash`: the same person
+    /// on every browser and on the tenant's other channels (see `http::identity`).
+    #[serde(default)]
+    user_id: Option<String>,
+    /// `hex(HMAC-SHA256(the tenant's identity secret, user_id))`, computed by the site's backend.
+    #[serde(default)]
+    user_hash: Option<String>,
 }
 
 async fn create_session(
@@ -65,6 +73,16 @@ async fn create_session(
     let Json(request) = body?;
     if !is_valid_slug(&request.tenant) || state.store.tenant(&request.tenant).await?.is_none() {
         return Err(ServiceError::NotFound("tenant").into());
+    }
+    if request.user_id.is_some() || request.user_hash.is_some() {
+        return identified_session(&state, request).await;
+    }
+    if super::identity::identification_required(&state, &request.tenant).await? {
+        return Err(ServiceError::unauthenticated(
+            "identity_required",
+            "this site identifies its visitors: open the session with user_id and user_hash",
+        )
+        .into());
     }
     let (customer, token) = match request.token {
         // A live widget renews its token here: the same visitor, a fresh token.
@@ -95,6 +113,65 @@ async fn create_session(
         "customer_id": customer.id,
         "token": token,
         "conversation_id": conversation.map(|c| c.id),
+        "user_id": null,
+    })))
+}
+
+/// A session for the host site's signed-in user: their signature checked, the visitor is their
+/// web identity (the same on every browser) and the token names the customer whose
+/// conversation they share with their other linked identities.
+async fn identified_session(
+    state: &AppState,
+    request: SessionRequest,
+) -> ApiResult<Json<serde_json::Value>> {
+    if request.token.is_some() {
+        return Err(ServiceError::invalid(
+            "bad_identity",
+            "send a saved token or a signed user_id, not both",
+        )
+        .into());
+    }
+    let profile = request.profile.unwrap_or_default();
+    super::admin::check_profile(&profile)?;
+    let (identity, customer) = super::identity::identified_visitor(
+        state,
+        &request.tenant,
+        request.user_id.as_deref(),
+        request.user_hash.as_deref(),
+        &profile,
+    )
+    .await?;
+    let conversation = state.store.conversation_for_customer(&customer.id).await?;
+    // The person is on the site now: replies stop going to the app or a webhook channel they
+    // wrote from before (the app takes them back when it connects).
+    if let Some(conversation) = &conversation {
+        let routed_elsewhere = state
+            .store
+            .route(&conversation.id)
+            .await?
+            .is_some_and(|route| route.channel != ChannelKind::Web.as_str());
+        if routed_elsewhere {
+            state
+                .store
+                .set_route(&store::apps::ConversationRoute {
+                    conversation_id: conversation.id.clone(),
+                    tenant_id: identity.tenant_id.clone(),
+                    customer_id: identity.id.clone(),
+                    channel: ChannelKind::Web.as_str().to_owned(),
+                    app: String::new(),
+                    external_user_id: identity.external_id.clone(),
+                    reply_context: None,
+                })
+                .await?;
+        }
+    }
+    Ok(Json(serde_json::json!({
+        "tenant": customer.tenant_id,
+        "visitor_id": identity.external_id,
+        "customer_id": customer.id,
+        "token": visitor_token(state, &customer),
+        "conversation_id": conversation.map(|c| c.id),
+        "user_id": request.user_id,
     })))
 }
 
@@ -145,7 +222,11 @@ async fn ticket(
 #[serde(deny_unknown_fields)]
 struct PostMessage {
     client_msg_id: String,
+    #[serde(default)]
     text: String,
+    /// Ids of the visitor's uploads.
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 async fn post_message(
@@ -160,10 +241,11 @@ async fn post_message(
     let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
     let appended = state
         .chat
-        .customer_send(
+        .customer_send_with(
             &customer,
             &message.client_msg_id,
             &message.text,
+            &message.attachments,
             Some(client),
         )
         .await?;
@@ -266,7 +348,10 @@ fn poll_answer(
     conversation: &store::Conversation,
     messages: &[store::MessageRecord],
 ) -> serde_json::Value {
-    let mut frames: Vec<ServerFrame> = messages.iter().map(message_frame).collect();
+    let mut frames: Vec<ServerFrame> = messages
+        .iter()
+        .map(|message| message_frame(&state.chat.files, message))
+        .collect();
     if conversation.state == ConversationState::Queued {
         if let Some(position) = state.chat.queue_position(&conversation.id) {
             frames.push(ServerFrame::Queue { position });

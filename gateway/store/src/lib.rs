@@ -17,11 +17,14 @@
 mod acks;
 mod append;
 pub mod apps;
+pub mod attachments;
+pub mod blobs;
 mod bot;
 mod connect;
 pub mod crypto;
 pub mod export;
 pub mod gaps;
+pub mod identity;
 mod intent_models;
 pub mod jobs;
 mod knowledge;
