@@ -122,7 +122,8 @@ fn rows(
                     cands: Vec::new(),
                 };
             }
-            let f = bot.explain_with_opinion(&turn.with_settings(never.clone()), SecondOpinion::Always);
+            let f =
+                bot.explain_with_opinion(&turn.with_settings(never.clone()), SecondOpinion::Always);
             let fallback = match f.decision.kind {
                 DecisionKind::Clarify | DecisionKind::OutOfScope => Fallback::Unsure,
                 k => Fallback::Fixed(label_of(k, &f.decision.faq_id)),

@@ -129,10 +129,7 @@ fn main() {
     )
     .expect("clinc150 json");
     let (records, lines) = stackfaq(&text);
-    let (train, held_out): (Vec<(usize, EvalLine)>, Vec<(usize, EvalLine)>) =
-        lines.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let train: Vec<EvalLine> = train.into_iter().map(|(_, l)| l).collect();
-    let held_out: Vec<EvalLine> = held_out.into_iter().map(|(_, l)| l).collect();
+    let (train, held_out) = alternate(lines);
     let started = Instant::now();
 
     let sets: Vec<(&str, Vec<Replay>)> = if !test {
@@ -142,12 +139,9 @@ fn main() {
             replay(&bot, setup::DEMO, &calibration, &synonyms),
         )];
         // StackFAQ validation: the train half split again.
-        let (alternates, mut questions): (Vec<(usize, EvalLine)>, Vec<(usize, EvalLine)>) =
-            train.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-        let alternates: Vec<EvalLine> = alternates.into_iter().map(|(_, l)| l).collect();
+        let (alternates, mut questions) = alternate(train);
         let tenant = "stackfaq-val";
         index(&bot, tenant, &records, &alternates);
-        let mut questions: Vec<EvalLine> = questions.drain(..).map(|(_, l)| l).collect();
         questions.extend(clinc_split(&clinc, "oos_train"));
         sets.push((
             "StackFAQ validation + oos_train",
@@ -177,7 +171,11 @@ fn main() {
     println!(
         "replayed in {:.1} s ({})",
         started.elapsed().as_secs_f32(),
-        if test { "held-out report" } else { "validation" }
+        if test {
+            "held-out report"
+        } else {
+            "validation"
+        }
     );
 
     if test {
@@ -209,8 +207,14 @@ fn main() {
     };
     for (name, rows) in &sets {
         println!("\n== {name}: {} lines ==", rows.len());
-        println!("{}", line("Always", tally(rows, SecondOpinion::Always), rows.len()));
-        println!("{}", line("Never", tally(rows, SecondOpinion::Never), rows.len()));
+        println!(
+            "{}",
+            line("Always", tally(rows, SecondOpinion::Always), rows.len())
+        );
+        println!(
+            "{}",
+            line("Never", tally(rows, SecondOpinion::Never), rows.len())
+        );
     }
     let always = pooled_tally(SecondOpinion::Always);
     println!("\n== pooled validation: {n} lines ==");
@@ -251,6 +255,20 @@ fn main() {
         Some((band, t)) => println!("\nchosen: {band:?}\n{}", line("chosen", t, n)),
         None => println!("\nno band within the tolerance"),
     }
+}
+
+/// Even positions, odd positions.
+fn alternate(lines: Vec<EvalLine>) -> (Vec<EvalLine>, Vec<EvalLine>) {
+    let mut even = Vec::new();
+    let mut odd = Vec::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        if i % 2 == 0 {
+            even.push(line);
+        } else {
+            odd.push(line);
+        }
+    }
+    (even, odd)
 }
 
 fn index(bot: &Bot, tenant: &str, records: &[FaqRecord], alternates: &[EvalLine]) {

@@ -81,10 +81,7 @@ fn main() {
     let settings = Arc::new(BotSettings::default());
     let zh = setup::read_lines(setup::root().join("bot/eval/zh_eval.jsonl"));
     let texts: Vec<String> = (0..rounds)
-        .flat_map(|r| {
-            zh.iter()
-                .map(move |l| format!("{}{}", l.q, "？".repeat(r)))
-        })
+        .flat_map(|r| zh.iter().map(move |l| format!("{}{}", l.q, "？".repeat(r))))
         .collect();
     let turn = |text: &str| {
         Turn::new(setup::DEMO, text)
@@ -166,8 +163,7 @@ fn main() {
                                 .with_synonyms(synonyms.clone());
                             ms.push(timed(|| {
                                 if mode == 0 {
-                                    bot.explain_with_opinion(&t, SecondOpinion::Always)
-                                        .decision
+                                    bot.explain_with_opinion(&t, SecondOpinion::Always).decision
                                 } else {
                                     bot.decide(&t)
                                 }

@@ -1061,8 +1061,7 @@ impl Bot {
         let mut list = fuse(query_vector, text, &lexical, &dense, &missing);
         list.truncate(keep);
         let mut stage = Stage::default();
-        let needs_second =
-            self.use_encoder.is_some() && scoring.calibration.uses_second_encoder();
+        let needs_second = self.use_encoder.is_some() && scoring.calibration.uses_second_encoder();
         if let Some(first) = scoring
             .first_stage
             .as_ref()

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{fixture, TENANT};
-use switchboard_bot::{BotSettings, Decision, DecisionKind, Turn};
+use switchboard_bot::{BotSettings, Decision, DecisionKind, SecondOpinion, Turn};
 
 fn turn(text: &str) -> Turn {
     Turn::new(TENANT, text).with_synonyms(fixture().synonyms.clone())
@@ -336,9 +336,21 @@ fn the_second_encoder_is_a_calibration_feature_and_optional() {
         f.bot.default_calibration(),
         switchboard_bot::Calibration::default()
     );
+    let e = f
+        .bot
+        .explain_with_opinion(&turn("运费怎么算"), SecondOpinion::Always);
+    let features = e.features.expect("features");
+    assert!(
+        e.second_opinion && features.use_cosine > 0.5,
+        "{features:?}"
+    );
+    assert_eq!(e.decision.faq_id.as_deref(), Some("zh-ship-fee"));
+    // Two-stage, the default: a clear answer is decided without the second encoder.
     let e = f.bot.explain(&turn("运费怎么算"));
     let features = e.features.expect("features");
-    assert!(features.use_cosine > 0.5, "{features:?}");
+    assert!(!e.second_opinion, "{:?}", e.first_stage_confidence);
+    assert!(e.first_stage_confidence.expect("first stage") >= 0.8);
+    assert_eq!((features.use_cosine, features.use_margin), (0.0, 0.0));
     assert_eq!(e.decision.faq_id.as_deref(), Some("zh-ship-fee"));
     // Without it: the features are 0 and the previous calibration decides.
     let bot =
@@ -353,4 +365,48 @@ fn the_second_encoder_is_a_calibration_feature_and_optional() {
     let features = e.features.expect("features");
     assert_eq!((features.use_cosine, features.use_margin), (0.0, 0.0));
     assert_eq!(e.decision.faq_id.as_deref(), Some("zh-ship-fee"));
+    assert!(!e.second_opinion && e.first_stage_confidence.is_none());
+}
+
+#[test]
+fn the_second_encoder_runs_only_inside_the_band() {
+    let f = fixture();
+    let band = SecondOpinion::DEFAULT;
+    let (mut inside, mut outside) = (0, 0);
+    for text in [
+        "运费怎么算",
+        "关于配送的问题",
+        "账号",
+        "我的订单",
+        "你们卖不卖汽车",
+        "发票可以开专票吗",
+        "东西坏了能换吗",
+        "how long does shipping take",
+        "what's the weather tomorrow",
+    ] {
+        let two = f.bot.explain(&turn(text));
+        let always = f
+            .bot
+            .explain_with_opinion(&turn(text), SecondOpinion::Always);
+        let never = f
+            .bot
+            .explain_with_opinion(&turn(text), SecondOpinion::Never);
+        let Some(p) = two.first_stage_confidence else {
+            continue;
+        };
+        assert_eq!(never.first_stage_confidence, Some(p), "{text}");
+        if band.wants(p) {
+            inside += 1;
+            assert!(two.second_opinion, "{text}: {p}");
+            assert_eq!(two.decision, always.decision, "{text}: {p}");
+        } else {
+            outside += 1;
+            assert!(!two.second_opinion, "{text}: {p}");
+            assert_eq!(two.decision, never.decision, "{text}: {p}");
+        }
+    }
+    assert!(
+        inside > 0 && outside > 0,
+        "inside {inside}, outside {outside}"
+    );
 }

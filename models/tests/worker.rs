@@ -273,7 +273,10 @@ fn calls_past_the_queue_are_refused_not_queued() {
         // However late the thread gets a core, the second call comes while the first runs.
         let since = Instant::now();
         while model.calls_in_flight() == 0 {
-            assert!(since.elapsed() < Duration::from_secs(10), "the slow call never started");
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "the slow call never started"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         let error = model.classify_blocking("hello").expect_err("busy");

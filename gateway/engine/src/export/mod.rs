@@ -114,7 +114,8 @@ impl ExportRequest {
             .filter(|value| !value.is_empty())
             .map(|value| parse_time("to", value, utc_offset_minutes))
             .transpose()?
-            .map_or(now, |(ms, date)| if date { ms + DAY_MS } else { ms });
+            // Without `to`: everything up to now, this millisecond included (`to` is exclusive).
+            .map_or(now + 1, |(ms, date)| if date { ms + DAY_MS } else { ms });
         if from.is_some_and(|from| from >= to) {
             return Err(ServiceError::invalid(
                 "bad_period",
@@ -399,7 +400,7 @@ mod tests {
         assert_eq!(request.format, ExportFormat::Csv);
         assert_eq!(request.rows, ExportRows::Conversation);
         assert_eq!(request.filter.from, None);
-        assert_eq!(request.filter.to, Some(5_000));
+        assert_eq!(request.filter.to, Some(5_001), "now itself is included");
         assert_eq!(
             request.file_name(),
             "acme-conversations-19700101T000005Z.csv"
