@@ -178,6 +178,7 @@ mod tests {
             handoff_reason: "asked_for_human".into(),
             skill_hint: None,
             last_messages: vec![],
+            customer_attachments: Default::default(),
             queues: vec![],
             now_unix_ms: 0,
             utc_offset_minutes: 0,
@@ -223,6 +224,7 @@ mod tests {
             author_id: String::new(),
             text: "x".into(),
             at_unix_ms: at_s * 1000,
+            attachments: vec![],
         }
     }
 

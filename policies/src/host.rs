@@ -16,6 +16,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
+use crate::bindings::{v0_1, v0_2};
 use crate::builtin::{BuiltinQuality, BuiltinRouting};
 use crate::error::{FailureKind, PolicyError, PolicyKind};
 use crate::metrics::PolicyMetrics;
@@ -24,16 +25,96 @@ use crate::types::{
 };
 use crate::{convert, validate};
 
-pub(crate) mod routing_bindings {
-    wasmtime::component::bindgen!({ path: "wit", world: "routing" });
+/// The versions of the WIT package `switchboard:policy` the host accepts, newest first.
+pub const WIT_VERSIONS: [&str; 2] = [v0_2::VERSION, v0_1::VERSION];
+
+/// A routing component, pre-instantiated against the WIT version it was built for.
+#[derive(Clone)]
+enum RoutingPre {
+    V0_2(v0_2::routing::RoutingPre<CallState>),
+    V0_1(v0_1::routing::RoutingPre<CallState>),
 }
 
-pub(crate) mod quality_bindings {
-    wasmtime::component::bindgen!({ path: "wit", world: "quality" });
+impl RoutingPre {
+    fn version(&self) -> &'static str {
+        match self {
+            RoutingPre::V0_2(_) => v0_2::VERSION,
+            RoutingPre::V0_1(_) => v0_1::VERSION,
+        }
+    }
+
+    /// Instantiates and calls `route` with the input as this version sees it.
+    fn call(
+        &self,
+        store: &mut Store<CallState>,
+        input: &Handoff,
+    ) -> wasmtime::Result<RoutingDecision> {
+        match self {
+            RoutingPre::V0_2(pre) => {
+                let wit_input = convert::v0_2::handoff(input, MAX_LAST_MESSAGES);
+                let bindings = pre.instantiate(&mut *store)?;
+                let answer = bindings.call_route(&mut *store, &wit_input)?;
+                Ok(convert::v0_2::routing_decision(answer))
+            }
+            RoutingPre::V0_1(pre) => {
+                let wit_input = convert::v0_1::handoff(input, MAX_LAST_MESSAGES);
+                let bindings = pre.instantiate(&mut *store)?;
+                let answer = bindings.call_route(&mut *store, &wit_input)?;
+                Ok(convert::v0_1::routing_decision(answer))
+            }
+        }
+    }
 }
 
-use quality_bindings::QualityPre;
-use routing_bindings::RoutingPre;
+/// A quality component, pre-instantiated against the WIT version it was built for.
+#[derive(Clone)]
+enum QualityPre {
+    V0_2(v0_2::quality::QualityPre<CallState>),
+    V0_1(v0_1::quality::QualityPre<CallState>),
+}
+
+impl QualityPre {
+    fn version(&self) -> &'static str {
+        match self {
+            QualityPre::V0_2(_) => v0_2::VERSION,
+            QualityPre::V0_1(_) => v0_1::VERSION,
+        }
+    }
+
+    /// Instantiates and calls `score` with the input as this version sees it.
+    fn call(
+        &self,
+        store: &mut Store<CallState>,
+        conversation: &ClosedConversation,
+    ) -> wasmtime::Result<Assessment> {
+        match self {
+            QualityPre::V0_2(pre) => {
+                let wit_input = convert::v0_2::closed_conversation(conversation);
+                let bindings = pre.instantiate(&mut *store)?;
+                let answer = bindings.call_score(&mut *store, &wit_input)?;
+                Ok(convert::v0_2::assessment(answer))
+            }
+            QualityPre::V0_1(pre) => {
+                let wit_input = convert::v0_1::closed_conversation(conversation);
+                let bindings = pre.instantiate(&mut *store)?;
+                let answer = bindings.call_score(&mut *store, &wit_input)?;
+                Ok(convert::v0_1::assessment(answer))
+            }
+        }
+    }
+}
+
+/// The error of a component that matches no accepted version of a world: the newest version's
+/// reason, then the older ones'.
+fn no_version_matched(expected: PolicyKind, errors: [(&str, wasmtime::Error); 2]) -> PolicyError {
+    let [(newest, newest_error), (older, older_error)] = errors;
+    PolicyError::WrongWorld {
+        expected,
+        detail: format!(
+            "switchboard:policy@{newest}: {newest_error:#}; switchboard:policy@{older}: {older_error:#}"
+        ),
+    }
+}
 
 /// The hard limits of every policy call, and of what may be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,22 +653,50 @@ impl EngineInner {
         );
     }
 
-    fn routing_pre(&self, component: &Component) -> Result<RoutingPre<CallState>, PolicyError> {
-        let wrong = |error: wasmtime::Error| PolicyError::WrongWorld {
-            expected: PolicyKind::Routing,
-            detail: format!("{error:#}"),
+    /// Matches the component against the routing world of each accepted WIT version, newest
+    /// first: its exported `route` type-checks against exactly the version it was built for
+    /// (records are compared field by field, so a 0.1.0 `handoff` is not a 0.2.0 one).
+    fn routing_pre(&self, component: &Component) -> Result<RoutingPre, PolicyError> {
+        let instance_pre =
+            self.linker
+                .instantiate_pre(component)
+                .map_err(|error| PolicyError::WrongWorld {
+                    expected: PolicyKind::Routing,
+                    detail: format!("{error:#}"),
+                })?;
+        let newest = match v0_2::routing::RoutingPre::new(instance_pre.clone()) {
+            Ok(pre) => return Ok(RoutingPre::V0_2(pre)),
+            Err(error) => error,
         };
-        let instance_pre = self.linker.instantiate_pre(component).map_err(wrong)?;
-        RoutingPre::new(instance_pre).map_err(wrong)
+        match v0_1::routing::RoutingPre::new(instance_pre) {
+            Ok(pre) => Ok(RoutingPre::V0_1(pre)),
+            Err(older) => Err(no_version_matched(
+                PolicyKind::Routing,
+                [(v0_2::VERSION, newest), (v0_1::VERSION, older)],
+            )),
+        }
     }
 
-    fn quality_pre(&self, component: &Component) -> Result<QualityPre<CallState>, PolicyError> {
-        let wrong = |error: wasmtime::Error| PolicyError::WrongWorld {
-            expected: PolicyKind::Quality,
-            detail: format!("{error:#}"),
+    /// Like [`EngineInner::routing_pre`], for the quality world.
+    fn quality_pre(&self, component: &Component) -> Result<QualityPre, PolicyError> {
+        let instance_pre =
+            self.linker
+                .instantiate_pre(component)
+                .map_err(|error| PolicyError::WrongWorld {
+                    expected: PolicyKind::Quality,
+                    detail: format!("{error:#}"),
+                })?;
+        let newest = match v0_2::quality::QualityPre::new(instance_pre.clone()) {
+            Ok(pre) => return Ok(QualityPre::V0_2(pre)),
+            Err(error) => error,
         };
-        let instance_pre = self.linker.instantiate_pre(component).map_err(wrong)?;
-        QualityPre::new(instance_pre).map_err(wrong)
+        match v0_1::quality::QualityPre::new(instance_pre) {
+            Ok(pre) => Ok(QualityPre::V0_1(pre)),
+            Err(older) => Err(no_version_matched(
+                PolicyKind::Quality,
+                [(v0_2::VERSION, newest), (v0_1::VERSION, older)],
+            )),
+        }
     }
 
     fn new_store(&self, deadline_ticks: u64) -> Store<CallState> {
@@ -675,7 +784,7 @@ pub struct RoutingPolicy {
     inner: Arc<EngineInner>,
     id: PolicyId,
     content_hash: String,
-    pre: RoutingPre<CallState>,
+    pre: RoutingPre,
 }
 
 impl fmt::Debug for RoutingPolicy {
@@ -683,6 +792,7 @@ impl fmt::Debug for RoutingPolicy {
         f.debug_struct("RoutingPolicy")
             .field("id", &self.id)
             .field("content_hash", &self.content_hash)
+            .field("wit_version", &self.pre.version())
             .finish()
     }
 }
@@ -695,6 +805,12 @@ impl RoutingPolicy {
     /// Hex SHA-256 of the component bytes (the compile-cache key).
     pub fn content_hash(&self) -> &str {
         &self.content_hash
+    }
+
+    /// The version of the WIT package `switchboard:policy` the component was built against
+    /// (one of [`WIT_VERSIONS`]); it gets that version's input.
+    pub fn wit_version(&self) -> &'static str {
+        self.pre.version()
     }
 
     /// Runs the policy; on any failure the `fallback` decides, and the failure is logged,
@@ -734,16 +850,10 @@ impl RoutingPolicy {
                 .failure(PolicyKind::Routing, &self.id, kind, detail)
         };
         let mut store = self.inner.new_store(deadline_ticks);
-        let wit_input = convert::handoff_to_wit(input, MAX_LAST_MESSAGES);
-        let answer = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|bindings| bindings.call_route(&mut store, &wit_input))
-            .map_err(|error| {
-                let (kind, detail) = self.inner.classify(&store, &error);
-                fail(kind, detail)
-            })?;
-        let decision = convert::routing_decision_from_wit(answer);
+        let decision = self.pre.call(&mut store, input).map_err(|error| {
+            let (kind, detail) = self.inner.classify(&store, &error);
+            fail(kind, detail)
+        })?;
         validate::routing_decision(&decision)
             .map_err(|detail| fail(FailureKind::InvalidAnswer, detail))?;
         Ok(decision)
@@ -756,7 +866,7 @@ pub struct QualityPolicy {
     inner: Arc<EngineInner>,
     id: PolicyId,
     content_hash: String,
-    pre: QualityPre<CallState>,
+    pre: QualityPre,
 }
 
 impl fmt::Debug for QualityPolicy {
@@ -764,6 +874,7 @@ impl fmt::Debug for QualityPolicy {
         f.debug_struct("QualityPolicy")
             .field("id", &self.id)
             .field("content_hash", &self.content_hash)
+            .field("wit_version", &self.pre.version())
             .finish()
     }
 }
@@ -775,6 +886,12 @@ impl QualityPolicy {
 
     pub fn content_hash(&self) -> &str {
         &self.content_hash
+    }
+
+    /// The version of the WIT package `switchboard:policy` the component was built against
+    /// (one of [`WIT_VERSIONS`]); it gets that version's input.
+    pub fn wit_version(&self) -> &'static str {
+        self.pre.version()
     }
 
     /// Runs the policy; on any failure the `fallback` scores, and the failure is logged,
@@ -825,16 +942,10 @@ impl QualityPolicy {
                 .failure(PolicyKind::Quality, &self.id, kind, detail)
         };
         let mut store = self.inner.new_store(deadline_ticks);
-        let wit_input = convert::closed_conversation_to_wit(conversation);
-        let answer = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|bindings| bindings.call_score(&mut store, &wit_input))
-            .map_err(|error| {
-                let (kind, detail) = self.inner.classify(&store, &error);
-                fail(kind, detail)
-            })?;
-        let assessment = convert::assessment_from_wit(answer);
+        let assessment = self.pre.call(&mut store, conversation).map_err(|error| {
+            let (kind, detail) = self.inner.classify(&store, &error);
+            fail(kind, detail)
+        })?;
         validate::assessment(&assessment, conversation.transcript.len())
             .map_err(|detail| fail(FailureKind::InvalidAnswer, detail))?;
         Ok(assessment)
@@ -884,9 +995,33 @@ pub fn score_conversation(
 }
 
 /// The input every routing policy must answer validly before it is activated: a non-VIP
-/// Chinese-speaking web customer asking for a human on a weekday at 10:30 Beijing time.
+/// Chinese-speaking web customer who sent a screenshot and asks for a human on a weekday at
+/// 10:30 Beijing time.
 pub fn sample_handoff() -> Handoff {
-    use crate::types::{AgentLoad, Customer, Message, SkillGroupSnapshot};
+    use crate::types::{AgentLoad, AttachmentCounts, Customer, Message, SkillGroupSnapshot};
+    let last_messages = vec![
+        Message {
+            speaker: Speaker::Customer,
+            author_id: "sample-customer".into(),
+            text: "我要退款".into(),
+            at_unix_ms: 1_767_234_600_000,
+            attachments: vec![sample_screenshot()],
+        },
+        Message {
+            speaker: Speaker::Bot,
+            author_id: String::new(),
+            text: "请问订单号是多少？".into(),
+            at_unix_ms: 1_767_234_601_000,
+            attachments: vec![],
+        },
+        Message {
+            speaker: Speaker::Customer,
+            author_id: "sample-customer".into(),
+            text: "转人工".into(),
+            at_unix_ms: 1_767_234_630_000,
+            attachments: vec![],
+        },
+    ];
     Handoff {
         tenant: "sample".into(),
         conversation_id: "sample-conversation".into(),
@@ -902,26 +1037,8 @@ pub fn sample_handoff() -> Handoff {
         intent_confidence: 0.42,
         handoff_reason: "asked_for_human".into(),
         skill_hint: Some("billing".into()),
-        last_messages: vec![
-            Message {
-                speaker: Speaker::Customer,
-                author_id: "sample-customer".into(),
-                text: "我要退款".into(),
-                at_unix_ms: 1_767_234_600_000,
-            },
-            Message {
-                speaker: Speaker::Bot,
-                author_id: String::new(),
-                text: "请问订单号是多少？".into(),
-                at_unix_ms: 1_767_234_601_000,
-            },
-            Message {
-                speaker: Speaker::Customer,
-                author_id: "sample-customer".into(),
-                text: "转人工".into(),
-                at_unix_ms: 1_767_234_630_000,
-            },
-        ],
+        customer_attachments: AttachmentCounts::sent_by_customer(&last_messages),
+        last_messages,
         queues: vec![
             SkillGroupSnapshot {
                 name: "general".into(),
@@ -948,7 +1065,18 @@ pub fn sample_handoff() -> Handoff {
     }
 }
 
-/// The input every quality policy must answer validly before it is activated.
+/// The screenshot in the sample inputs: policies are tried on an attachment before activation.
+fn sample_screenshot() -> crate::types::Attachment {
+    crate::types::Attachment {
+        kind: crate::types::AttachmentKind::Image,
+        name: "screenshot.png".into(),
+        media_type: "image/png".into(),
+        size_bytes: 48_213,
+    }
+}
+
+/// The input every quality policy must answer validly before it is activated (the customer
+/// sends a screenshot with the order number, which the agent answers within a minute).
 pub fn sample_closed_conversation() -> ClosedConversation {
     use crate::types::Message;
     let at = |seconds: u64| 1_767_234_600_000 + seconds * 1000;
@@ -957,7 +1085,10 @@ pub fn sample_closed_conversation() -> ClosedConversation {
         author_id: author.into(),
         text: text.into(),
         at_unix_ms: at(seconds),
+        attachments: vec![],
     };
+    let mut with_screenshot = message(Speaker::Customer, "sample-customer", "订单号 12345", 80);
+    with_screenshot.attachments.push(sample_screenshot());
     ClosedConversation {
         tenant: "sample".into(),
         conversation_id: "sample-conversation".into(),
@@ -973,7 +1104,7 @@ pub fn sample_closed_conversation() -> ClosedConversation {
             message(Speaker::Bot, "", "请问订单号是多少？", 1),
             message(Speaker::Customer, "sample-customer", "转人工", 30),
             message(Speaker::Agent, "agent-2", "您好，我来帮您处理退款", 50),
-            message(Speaker::Customer, "sample-customer", "订单号 12345", 80),
+            with_screenshot,
             message(
                 Speaker::Agent,
                 "agent-2",

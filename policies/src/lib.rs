@@ -7,7 +7,7 @@
 //! ## WASM policies
 //!
 //! A policy is a WebAssembly *component* implementing one world of the WIT package
-//! `switchboard:policy@0.1.0` (`policies/wit/policy.wit`):
+//! `switchboard:policy@0.2.0` (`policies/wit/policy.wit`):
 //!
 //! - `routing`: `route(handoff) -> routing-decision`, called on every handoff. The answer is a
 //!   skill group, a priority 0–9 and an optional preferred agent, or a rejection with a message
@@ -17,6 +17,13 @@
 //!
 //! Components may import nothing (no WASI): the host links no functions, so there is no clock,
 //! filesystem, network or randomness to reach. The time comes in the input.
+//!
+//! Accepted versions ([`WIT_VERSIONS`]): **0.2.0** (messages carry their attachments — kind,
+//! name, media type, size — and the routing input counts the images and files the customer sent)
+//! and **0.1.0** (`policies/wit-0.1.0/`, frozen: the same input without attachments). A component
+//! is matched against each version's world, newest first, and called with the input of the
+//! version it was built against, so a policy uploaded before 0.2.0 keeps deciding exactly as it
+//! did ([`RoutingPolicy::wit_version`] tells which).
 //!
 //! ```no_run
 //! use switchboard_policies::{BuiltinRouting, PolicyEngine, PolicyEngineConfig, PolicyId, sample_handoff};
@@ -61,11 +68,13 @@
 //!
 //! ## Layout
 //!
-//! - `wit/policy.wit` — the versioned WIT package: shared `types`, worlds `routing` and `quality`.
+//! - `wit/policy.wit` — the versioned WIT package: shared `types`, worlds `routing` and `quality`;
+//!   `wit-0.1.0/` — the previous version, frozen, still accepted.
+//! - `src/bindings.rs` — the bindings generated from each accepted version.
 //! - `src/types.rs` — plain Rust mirrors of the WIT types (serde), the crate's public vocabulary.
 //! - `src/host.rs` — [`PolicyEngine`] (engine, compile cache, epoch ticker), [`RoutingPolicy`],
 //!   [`QualityPolicy`], limits, failure classification, sample inputs.
-//! - `src/convert.rs` — public types ↔ generated bindings (the bindings never leave the crate).
+//! - `src/convert.rs` — public types ↔ each version's bindings (the bindings never leave the crate).
 //! - `src/validate.rs` — the answer contract (priority range, non-empty group, score range, ...).
 //! - `src/builtin.rs` — [`BuiltinRouting`] and [`BuiltinQuality`]: defaults and fallbacks.
 //! - `src/metrics.rs` — call-outcome and cache counters.
@@ -76,6 +85,7 @@
 //! - `benches/` — `bench_routing` and `bench_sensitive` (run with `cargo run --release --example`;
 //!   `bench-sensitive.sh` adds the Python ahocorasick-rs reference). Results: `docs/bench-policies.md`.
 
+mod bindings;
 pub mod builtin;
 mod convert;
 pub mod error;
@@ -90,6 +100,6 @@ pub use error::{FailureKind, PolicyError, PolicyKind};
 pub use host::{
     route_handoff, sample_closed_conversation, sample_handoff, score_conversation, DecidedBy,
     PolicyEngine, PolicyEngineConfig, PolicyFailure, PolicyId, PolicyLimits, QualityOutcome,
-    QualityPolicy, RoutingOutcome, RoutingPolicy,
+    QualityPolicy, RoutingOutcome, RoutingPolicy, WIT_VERSIONS,
 };
 pub use metrics::{KindSnapshot, MetricsSnapshot, PolicyMetrics};

@@ -16,6 +16,26 @@ pub enum Speaker {
     System,
 }
 
+/// An image or another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    File,
+}
+
+/// An image or file sent with a message (WIT 0.2.0 and later; older policies never see it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: AttachmentKind,
+    /// The file name as the sender gave it (cleaned): the sender's words, not a fact.
+    pub name: String,
+    /// Sniffed from the content (`image/png`, `application/pdf`).
+    pub media_type: String,
+    #[serde(default)]
+    pub size_bytes: u64,
+}
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -23,9 +43,45 @@ pub struct Message {
     /// Agent or customer id; empty for bot and system messages.
     #[serde(default)]
     pub author_id: String,
+    /// The text, or the caption of a message with attachments (possibly empty).
     pub text: String,
     /// Unix time in milliseconds when the message was stored.
     pub at_unix_ms: u64,
+    /// Images and files sent with the message, in order (WIT 0.2.0 and later).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// How many images and files; the routing input's summary of what the customer sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentCounts {
+    #[serde(default)]
+    pub images: u32,
+    #[serde(default)]
+    pub files: u32,
+}
+
+impl AttachmentCounts {
+    /// Counts the attachments of the customer's messages (agents', the bot's and system
+    /// messages' are not counted).
+    pub fn sent_by_customer<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Self {
+        let mut counts = AttachmentCounts::default();
+        for attachment in messages
+            .into_iter()
+            .filter(|message| message.speaker == Speaker::Customer)
+            .flat_map(|message| &message.attachments)
+        {
+            match attachment.kind {
+                AttachmentKind::Image => counts.images = counts.images.saturating_add(1),
+                AttachmentKind::File => counts.files = counts.files.saturating_add(1),
+            }
+        }
+        counts
+    }
+
+    pub fn total(&self) -> u32 {
+        self.images.saturating_add(self.files)
+    }
 }
 
 /// A free-form CRM attribute (`region` = `north`).
@@ -86,6 +142,11 @@ pub struct Handoff {
     /// Oldest first; the host passes at most [`MAX_LAST_MESSAGES`] (the newest ones).
     #[serde(default)]
     pub last_messages: Vec<Message>,
+    /// The images and files the customer sent in this conversation, messages older than
+    /// `last_messages` included (WIT 0.2.0 and later). The gateway counts over the
+    /// conversation's newest [`ATTACHMENT_COUNT_WINDOW`] messages.
+    #[serde(default)]
+    pub customer_attachments: AttachmentCounts,
     #[serde(default)]
     pub queues: Vec<SkillGroupSnapshot>,
     /// The time of the handoff: policies have no clock of their own, so tests are repeatable.
@@ -97,6 +158,10 @@ pub struct Handoff {
 
 /// How many of [`Handoff::last_messages`] reach a policy.
 pub const MAX_LAST_MESSAGES: usize = 20;
+
+/// How many of a conversation's newest messages the gateway looks at to fill
+/// [`Handoff::customer_attachments`] (a bound on the work of one handoff).
+pub const ATTACHMENT_COUNT_WINDOW: usize = 200;
 
 /// Where a routed conversation goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

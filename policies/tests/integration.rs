@@ -185,6 +185,7 @@ mod examples {
             author_id: String::new(),
             text: text.into(),
             at_unix_ms: at_s * 1000,
+            attachments: vec![],
         };
         let conversation = ClosedConversation {
             tenant: "acme".into(),
@@ -255,6 +256,193 @@ mod examples {
             engine.check(&fixture("wrong-world")),
             Err(PolicyError::UnknownWorld)
         ));
+    }
+}
+
+/// WIT 0.2.0 added attachments; components built against 0.1.0 still load and decide the same.
+mod versions {
+    use super::*;
+    use switchboard_policies::types::{Attachment, AttachmentCounts, AttachmentKind};
+    use switchboard_policies::WIT_VERSIONS;
+
+    fn attachment(kind: AttachmentKind, name: &str, media_type: &str) -> Attachment {
+        Attachment {
+            kind,
+            name: name.into(),
+            media_type: media_type.into(),
+            size_bytes: 48_213,
+        }
+    }
+
+    /// The sample handoff with `attachments` on its customer message, counted as the host does.
+    fn handoff_with(attachments: Vec<Attachment>) -> Handoff {
+        let mut input = sample_handoff();
+        for message in &mut input.last_messages {
+            message.attachments.clear();
+        }
+        let customer = input
+            .last_messages
+            .iter_mut()
+            .find(|message| message.speaker == Speaker::Customer)
+            .expect("a customer message");
+        customer.attachments = attachments;
+        input.customer_attachments = AttachmentCounts::sent_by_customer(&input.last_messages);
+        input
+    }
+
+    #[test]
+    fn claims_routing_reads_what_the_customer_sent() {
+        let engine = engine();
+        let policy = engine
+            .load_routing(PolicyId::new("acme", 4), &fixture("claims-routing"))
+            .unwrap();
+        assert_eq!(policy.wit_version(), WIT_VERSIONS[0]);
+        let decide = |input: &Handoff| {
+            let outcome = policy.route(input, &BuiltinRouting::default());
+            assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+            outcome.decision
+        };
+        let photo = attachment(AttachmentKind::Image, "broken cup.jpg", "image/jpeg");
+        let invoice = attachment(AttachmentKind::File, "invoice.pdf", "application/pdf");
+        let sheet = attachment(
+            AttachmentKind::File,
+            "order.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        );
+        let mut input = handoff_with(vec![photo.clone(), invoice.clone()]);
+        input.skill_hint = None;
+        assert_eq!(decide(&input), route("claims", 6, None));
+
+        let mut input = handoff_with(vec![invoice]);
+        input.skill_hint = None;
+        assert_eq!(decide(&input), route("billing", 5, None));
+
+        let mut input = handoff_with(vec![sheet]);
+        input.skill_hint = None;
+        assert_eq!(decide(&input), route("general", 4, None));
+
+        // Counted over messages older than the last ones: the count alone decides.
+        let mut input = handoff_with(vec![]);
+        input.skill_hint = None;
+        assert_eq!(decide(&input), route("general", 2, None));
+        input.customer_attachments = AttachmentCounts {
+            images: 2,
+            files: 0,
+        };
+        assert_eq!(decide(&input), route("claims", 6, None));
+
+        // An agent's attachment is not the customer's.
+        let mut input = handoff_with(vec![]);
+        input.skill_hint = None;
+        let agent_message = Message {
+            speaker: Speaker::Agent,
+            author_id: "a1".into(),
+            text: "label attached".into(),
+            at_unix_ms: 1_767_234_602_000,
+            attachments: vec![photo],
+        };
+        input.last_messages.push(agent_message);
+        input.customer_attachments = AttachmentCounts::sent_by_customer(&input.last_messages);
+        assert_eq!(input.customer_attachments.total(), 0);
+        assert_eq!(decide(&input), route("general", 2, None));
+    }
+
+    #[test]
+    fn components_built_against_0_1_0_still_load_and_decide_the_same() {
+        let engine = engine();
+        let current = engine
+            .load_routing(PolicyId::new("acme", 1), &fixture("vip-routing"))
+            .unwrap();
+        let legacy = engine
+            .load_routing(PolicyId::new("acme", 2), &fixture("legacy-vip-routing"))
+            .unwrap();
+        assert_eq!(WIT_VERSIONS, ["0.2.0", "0.1.0"]);
+        assert_eq!(current.wit_version(), "0.2.0");
+        assert_eq!(legacy.wit_version(), "0.1.0");
+        assert_eq!(
+            engine.check(&fixture("legacy-vip-routing")).unwrap(),
+            PolicyKind::Routing
+        );
+        for (vip_level, tags, attachments) in [
+            (3, vec![], vec![]),
+            (0, vec!["vip".to_owned()], vec![]),
+            (0, vec![], vec![]),
+            (
+                1,
+                vec![],
+                vec![attachment(AttachmentKind::Image, "a.png", "image/png")],
+            ),
+        ] {
+            let mut input = handoff_with(attachments);
+            input.customer.vip_level = vip_level;
+            input.customer.crm_tags = tags;
+            let old = legacy.route(&input, &BuiltinRouting::default());
+            let new = current.route(&input, &BuiltinRouting::default());
+            assert!(old.failure.is_none() && new.failure.is_none());
+            assert_eq!(old.decision, new.decision, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn quality_policies_see_attachments_only_from_0_2_0() {
+        let engine = engine();
+        let current = engine
+            .load_quality(PolicyId::new("acme", 1), &fixture("quality-scorer"))
+            .unwrap();
+        let legacy = engine
+            .load_quality(PolicyId::new("acme", 2), &fixture("legacy-quality-scorer"))
+            .unwrap();
+        assert_eq!(
+            (current.wit_version(), legacy.wit_version()),
+            ("0.2.0", "0.1.0")
+        );
+        let message = |speaker, text: &str, at_s: u64, attachments: Vec<Attachment>| Message {
+            speaker,
+            author_id: String::new(),
+            text: text.into(),
+            at_unix_ms: at_s * 1000,
+            attachments,
+        };
+        let photo = attachment(AttachmentKind::Image, "damaged parcel.jpg", "image/jpeg");
+        let conversation = ClosedConversation {
+            tenant: "acme".into(),
+            conversation_id: "c10".into(),
+            channel: "web".into(),
+            language: "zh-CN".into(),
+            opened_at_unix_ms: 0,
+            handed_off_at_unix_ms: Some(10_000),
+            assigned_at_unix_ms: Some(20_000),
+            closed_at_unix_ms: 900_000,
+            closed_by: Speaker::Customer,
+            transcript: vec![
+                message(Speaker::Customer, "转人工", 5, vec![]),
+                message(Speaker::Agent, "您好，请讲", 25, vec![]),
+                message(Speaker::Customer, "", 40, vec![photo]),
+                // Answered ten minutes later: past the scorer's two minutes.
+                message(Speaker::Agent, "您好，收到", 640, vec![]),
+                message(Speaker::Customer, "谢谢", 650, vec![]),
+            ],
+        };
+        let new = current.score(&conversation, &BuiltinQuality::default());
+        let old = legacy.score(&conversation, &BuiltinQuality::default());
+        assert!(new.failure.is_none() && old.failure.is_none());
+        assert_eq!(
+            old.assessment,
+            Assessment {
+                score: 100,
+                findings: vec![]
+            }
+        );
+        assert_eq!(new.assessment.score, 90);
+        assert_eq!(new.assessment.findings.len(), 1);
+        let finding = &new.assessment.findings[0];
+        assert_eq!(finding.label, "attachment_unanswered");
+        assert_eq!(finding.message_index, Some(2));
+        assert!(
+            finding.detail.contains("damaged parcel.jpg"),
+            "{}",
+            finding.detail
+        );
     }
 }
 

@@ -419,3 +419,66 @@ async fn bot_free_link(app: &TestApp, view: &Value) -> String {
         .unwrap();
     app.server.state.chat.files.view(&record).url
 }
+
+/// A tenant's routing policy built against WIT 0.2.0 sees what the customer sent: a photo sends
+/// the chat to the claims group, while a text-only chat goes where it always did.
+#[tokio::test]
+async fn a_routing_policy_routes_by_the_customers_attachments() {
+    let app = TestApp::spawn().await;
+    let policy = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../policies/fixtures/claims-routing.wasm"),
+    )
+    .expect("fixture");
+    let (status, body) = app
+        .admin_put(
+            &format!("/v1/tenants/{}/policies/routing", app.tenant),
+            "application/wasm",
+            policy,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut routed = Vec::new();
+    for (client, photo) in [("with-photo", true), ("text-only", false)] {
+        let visitor = app.visitor().await;
+        let mut customer = app.customer_ws(&visitor).await;
+        let mut frame =
+            json!({"type":"send","client_msg_id":client,"text":"the cup arrived broken"});
+        if photo {
+            let (status, view) = upload(
+                &app,
+                "/v1/web/attachments",
+                &visitor,
+                "cup.png",
+                png(32, 32),
+            )
+            .await;
+            assert_eq!(status, 201, "{view}");
+            frame["attachments"] = json!([view["id"]]);
+        }
+        customer.send(frame).await;
+        let receipt = customer.expect_type("receipt").await;
+        let conversation_id = receipt["conversation_id"].as_str().unwrap().to_owned();
+        let mut queued = None;
+        for _ in 0..50 {
+            let conversation = app
+                .server
+                .state
+                .store
+                .conversation(&conversation_id)
+                .await
+                .unwrap()
+                .unwrap();
+            if conversation.state == store::ConversationState::Queued {
+                queued = Some((conversation.skill_group, conversation.priority));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        routed.push(queued.expect("queued"));
+    }
+    assert_eq!(
+        routed,
+        [("claims".to_owned(), 6), ("general".to_owned(), 2)]
+    );
+}

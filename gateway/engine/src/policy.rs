@@ -424,7 +424,9 @@ fn hex(bytes: &[u8]) -> String {
 
 use store::MessageRecord;
 use switchboard_channels::web::SenderKind;
-use switchboard_policies::types::{Message as PolicyMessage, Speaker};
+use switchboard_policies::types::{
+    Attachment as PolicyAttachment, AttachmentKind, Message as PolicyMessage, Speaker,
+};
 
 fn speaker(kind: SenderKind) -> Speaker {
     match kind {
@@ -449,6 +451,18 @@ pub fn policy_messages(messages: &[MessageRecord]) -> Vec<PolicyMessage> {
             },
             text: message.text.clone(),
             at_unix_ms: message.created_at.max(0) as u64,
+            attachments: crate::files::attachments_of(message)
+                .into_iter()
+                .map(|attachment| PolicyAttachment {
+                    kind: match attachment.kind {
+                        store::attachments::AttachmentKind::Image => AttachmentKind::Image,
+                        store::attachments::AttachmentKind::File => AttachmentKind::File,
+                    },
+                    name: attachment.name,
+                    media_type: attachment.media_type,
+                    size_bytes: attachment.size.max(0) as u64,
+                })
+                .collect(),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! message (the conversation then stays with the bot).
 
 use switchboard_policies::types::{
-    AgentLoad, Attribute, Handoff, RoutingDecision, SkillGroupSnapshot,
+    AgentLoad, AttachmentCounts, Attribute, Handoff, RoutingDecision, SkillGroupSnapshot,
 };
 
 use super::{Chat, HandoffRequest, DEFAULT_SKILL_GROUP};
@@ -111,13 +111,20 @@ impl Chat {
             .store
             .customer(&tenant, &conversation.customer_id)
             .await?;
-        let recent = self
+        // The newest messages: the last few are the policy's `last_messages`, and the
+        // customer's attachments are counted over all of them.
+        let window = self
             .store
             .recent_messages(
                 conversation_id,
-                switchboard_policies::types::MAX_LAST_MESSAGES as i64,
+                switchboard_policies::types::ATTACHMENT_COUNT_WINDOW as i64,
             )
             .await?;
+        let messages = policy_messages(&window);
+        let customer_attachments = AttachmentCounts::sent_by_customer(&messages);
+        let last = window
+            .len()
+            .saturating_sub(switchboard_policies::types::MAX_LAST_MESSAGES);
         let attributes = customer
             .map(|customer| customer.attributes)
             .unwrap_or_default();
@@ -138,7 +145,7 @@ impl Chat {
                     })
                     .collect(),
             },
-            language: language_of(&recent),
+            language: language_of(&window[last..]),
             intent: request.intent.as_ref().map(|(label, _)| label.clone()),
             intent_confidence: request
                 .intent
@@ -147,7 +154,8 @@ impl Chat {
                 .unwrap_or(0.0),
             handoff_reason: request.reason.clone(),
             skill_hint: request.skill_hint.clone(),
-            last_messages: policy_messages(&recent),
+            last_messages: messages[last..].to_vec(),
+            customer_attachments,
             queues: self.queue_snapshot(&tenant).await?,
             now_unix_ms: now_ms().max(0) as u64,
             utc_offset_minutes: settings.utc_offset_minutes,
@@ -293,6 +301,7 @@ impl Chat {
                 author_id: "sample".into(),
                 text: text.clone(),
                 at_unix_ms: now,
+                attachments: Vec::new(),
             })
             .collect();
         let input = Handoff {
@@ -315,6 +324,7 @@ impl Chat {
             handoff_reason: sample.handoff_reason,
             skill_hint: sample.skill_hint,
             last_messages: messages,
+            customer_attachments: Default::default(),
             queues: self.queue_snapshot(tenant).await?,
             now_unix_ms: now,
             utc_offset_minutes: settings.utc_offset_minutes,

@@ -906,7 +906,11 @@ impl Chat {
     pub async fn apply_attachment_retention(&self) -> ServiceResult<u64> {
         let mut deleted = 0;
         for tenant in self.store.attachment_tenants().await? {
-            let days = self.tenant_settings(&tenant).await.attachments.retention_days;
+            let days = self
+                .tenant_settings(&tenant)
+                .await
+                .attachments
+                .retention_days;
             deleted += self.files.apply_retention(&tenant, days).await?;
         }
         Ok(deleted)
@@ -936,8 +940,8 @@ impl Chat {
                 Action::Allow | Action::Flag => {}
             }
         }
-        let list = serde_json::to_value(&records)
-            .map_err(|error| ServiceError::Internal(error.into()))?;
+        let list =
+            serde_json::to_value(&records).map_err(|error| ServiceError::Internal(error.into()))?;
         match meta {
             Some(serde_json::Value::Object(object)) => {
                 object.insert("attachments".into(), list);

@@ -1,7 +1,12 @@
 //! VIP customers (level 3 and above, or the CRM tag `vip`) go to the `vip` group at priority 9;
 //! everyone else goes to the skill hint (or `general`) at priority 2.
 
+// Built twice: as `vip-routing` against the current WIT, and as `legacy-vip-routing` (feature
+// `wit-0-1-0`) against the frozen 0.1.0, the fixture that proves old components still work.
+#[cfg(not(feature = "wit-0-1-0"))]
 wit_bindgen::generate!({ path: "../../wit", world: "routing" });
+#[cfg(feature = "wit-0-1-0")]
+wit_bindgen::generate!({ path: "../../wit-0.1.0", world: "routing" });
 
 use switchboard::policy::types::Route;
 
