@@ -19,6 +19,16 @@ if ! fc-list 2>/dev/null | grep -qi "wqy"; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null
 fi
 
+# Debian's nginx: the shipped deploy/nginx configuration is run in front of a server
+# (tests/e2e/operations.rs), which must not skip here.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing Debian's nginx for the reverse-proxy test"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+fi
+# The package may start a system nginx on port 80; the test runs its own.
+export SWITCHBOARD_REQUIRE_NGINX=1
+
 # The store suite runs on the local PostgreSQL server too; start it if it stopped.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then

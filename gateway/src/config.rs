@@ -61,6 +61,11 @@ pub struct Settings {
     /// The bearer token a scraper sends for `GET /metrics` (which names tenants and their
     /// queues). Unset: only this machine (a loopback peer) may read it.
     pub metrics_token: Option<String>,
+    /// A listener of its own for `GET /metrics` (e.g. `10.0.0.5:9100` on the private network),
+    /// so the metrics never share the public port behind a proxy: with it set, the public port
+    /// answers `/metrics` with 404, and this one serves it to any peer that can reach it (with
+    /// `metrics_token` set, to those that bring the token).
+    pub metrics_addr: Option<SocketAddr>,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (IPs or
     /// CIDR blocks, a list or one comma-separated string). Empty (the default): the peer's
     /// address is the client's, and those headers are ignored (anyone can write them).
@@ -215,6 +220,7 @@ impl Default for Settings {
             idle_close: Default::default(),
             llm: None,
             metrics_token: None,
+            metrics_addr: None,
             trusted_proxies: TrustedProxies::default(),
             secure_cookies: false,
         }

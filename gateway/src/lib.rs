@@ -230,9 +230,12 @@ impl Services {
 /// A running server: its address and a handle to stop it.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`metrics_addr`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -244,6 +247,16 @@ impl Server {
         let addr = listener.local_addr()?;
         // Links printed or built from the settings name the port really bound (port 0 picks one).
         settings.addr = addr;
+        let metrics_listener = match settings.metrics_addr {
+            Some(wanted) => {
+                let listener = tokio::net::TcpListener::bind(wanted)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {wanted}"))?;
+                settings.metrics_addr = Some(listener.local_addr()?);
+                Some(listener)
+            }
+            None => None,
+        };
         let Services {
             store,
             signer,
@@ -326,6 +339,18 @@ impl Server {
             password_checks: Arc::new(tokio::sync::Semaphore::new(http::PASSWORD_CHECKS_AT_ONCE)),
         };
         let router = app(state.clone());
+        let metrics_addr = state.settings.metrics_addr;
+        let metrics_task = metrics_listener.map(|listener| {
+            let router = http::metrics_router(state.clone());
+            tracing::info!(addr = ?metrics_addr, "metrics listening");
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await
+            })
+        });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         // Chat frames are small: send them at once instead of waiting to coalesce (Nagle).
         let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
@@ -346,9 +371,11 @@ impl Server {
         tracing::info!(%addr, "listening");
         Ok(Server {
             addr,
+            metrics_addr,
             state,
             shutdown: Some(shutdown),
             task,
+            metrics_task,
         })
     }
 
@@ -366,6 +393,9 @@ impl Server {
         // WebSockets stay open through a graceful shutdown; do not wait for them forever.
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
         self.task.abort();
+        if let Some(metrics) = self.metrics_task.take() {
+            metrics.abort();
+        }
         if let Err(error) = self.state.chat.cluster.leave().await {
             tracing::warn!(error = %error, "cannot leave the redis bus");
         }

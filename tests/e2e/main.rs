@@ -20,6 +20,7 @@ mod identity;
 mod isolation;
 mod kb;
 mod long_poll;
+mod operations;
 mod policies;
 mod protection;
 mod queues;

@@ -37,27 +37,13 @@ fn noisy_png(bytes: usize, seed: u32) -> Bytes {
     Bytes::from(out.into_inner())
 }
 
-/// The process's peak resident set since the last reset, in MB.
-fn peak_rss_mb() -> f64 {
+/// A memory line of /proc/self/status (`VmHWM`: the peak since the last reset, `VmRSS`: now),
+/// in MB.
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn current_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| {
             rest.trim()
                 .trim_end_matches("kB")
@@ -89,7 +75,7 @@ async fn phase(app: &Arc<TestApp>, visitors: &[String], per_visitor: usize, kb: 
     let bytes_each: f64 = images.iter().map(|i| i.len() as f64).sum::<f64>() / images.len() as f64;
     tokio::time::sleep(Duration::from_millis(300)).await;
     reset_peak();
-    let before = current_rss_mb();
+    let before = status_mb("VmRSS");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (index, token) in visitors.iter().enumerate() {
@@ -134,7 +120,7 @@ async fn phase(app: &Arc<TestApp>, visitors: &[String], per_visitor: usize, kb: 
         retried += again;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let peak = peak_rss_mb();
+    let peak = status_mb("VmHWM");
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Phase {

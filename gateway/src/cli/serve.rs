@@ -27,10 +27,23 @@ pub async fn run(store: &StoreArgs, addr: Option<SocketAddr>, no_demo: bool) -> 
         );
     }
     let state = server.state.clone();
+    // systemd and container runtimes stop a service with SIGTERM: the same as Ctrl-C.
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
     tokio::select! {
         result = server.wait() => result?,
         _ = tokio::signal::ctrl_c() => {
             println!("shutting down");
+            state.store.close().await;
+        }
+        _ = terminate => {
+            println!("shutting down (SIGTERM)");
             state.store.close().await;
         }
     }

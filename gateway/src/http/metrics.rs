@@ -19,15 +19,31 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
+/// The router of the dedicated metrics listener (`metrics_addr`): `/metrics` alone.
+pub fn dedicated(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_dedicated))
+        .fallback(|| async {
+            crate::error::HttpError(crate::error::ServiceError::NotFound("route"))
+        })
+        .with_state(state)
+}
+
 /// Who may read the metrics (they name tenants and their queues): with a configured token, a
-/// request that brings it; without one, only this machine.
-fn may_read(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> ApiResult<()> {
+/// request that brings it; without one, only this machine (or, on the dedicated listener, any
+/// peer that can reach its private address: `anyone`).
+fn may_read(
+    token: Option<&str>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    anyone: bool,
+) -> ApiResult<()> {
     match token {
         Some(token) => match bearer(headers) {
             Some(given) if constant_time_eq(given, token) => Ok(()),
             _ => Err(ServiceError::Unauthorized.into()),
         },
-        None if peer.ip().is_loopback() => Ok(()),
+        None if anyone || peer.ip().is_loopback() => Ok(()),
         // Set `metrics_token` to scrape from another machine.
         None => Err(ServiceError::Forbidden.into()),
     }
@@ -38,7 +54,35 @@ async fn metrics(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    may_read(state.settings.metrics_token.as_deref(), peer, &headers)?;
+    // With a listener of its own, the public port has no metrics.
+    if state.settings.metrics_addr.is_some() {
+        return Err(ServiceError::NotFound("route").into());
+    }
+    may_read(
+        state.settings.metrics_token.as_deref(),
+        peer,
+        &headers,
+        false,
+    )?;
+    Ok(exposition(&state).await)
+}
+
+async fn metrics_dedicated(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    may_read(
+        state.settings.metrics_token.as_deref(),
+        peer,
+        &headers,
+        true,
+    )?;
+    Ok(exposition(&state).await)
+}
+
+/// Every metric in the Prometheus text format.
+async fn exposition(state: &AppState) -> impl IntoResponse {
     let mut out = String::new();
     let bot = state.chat.bot_stats();
     let _ = writeln!(
@@ -131,7 +175,7 @@ async fn metrics(
         .engine()
         .metrics()
         .render_prometheus(&mut out);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 /// A label value in the Prometheus text format: backslash, quote and newline escaped, so a
@@ -177,21 +221,24 @@ mod tests {
         let local6: SocketAddr = "[::1]:9".parse().unwrap();
         let remote: SocketAddr = "10.1.2.3:9".parse().unwrap();
         let none = HeaderMap::new();
-        assert!(may_read(None, local, &none).is_ok());
-        assert!(may_read(None, local6, &none).is_ok());
+        assert!(may_read(None, local, &none, false).is_ok());
+        assert!(may_read(None, local6, &none, false).is_ok());
         assert!(matches!(
-            may_read(None, remote, &none),
+            may_read(None, remote, &none, false),
             Err(crate::error::HttpError(ServiceError::Forbidden))
         ));
+        // On the dedicated listener (a private address) any peer may, unless a token is set.
+        assert!(may_read(None, remote, &none, true).is_ok());
+        assert!(may_read(Some("s3cret"), remote, &none, true).is_err());
         // With a token, the token decides, from anywhere (loopback included).
-        assert!(may_read(Some("s3cret"), remote, &with_bearer("s3cret")).is_ok());
+        assert!(may_read(Some("s3cret"), remote, &with_bearer("s3cret"), false).is_ok());
         for (peer, headers) in [
             (remote, none.clone()),
             (local, none),
             (remote, with_bearer("wrong")),
         ] {
             assert!(matches!(
-                may_read(Some("s3cret"), peer, &headers),
+                may_read(Some("s3cret"), peer, &headers, false),
                 Err(crate::error::HttpError(ServiceError::Unauthorized))
             ));
         }

@@ -31,6 +31,8 @@ pub(crate) mod ws;
 
 pub use admin::agent_token;
 pub use members::{add_member, PASSWORD_CHECKS_AT_ONCE};
+/// The dedicated metrics listener's router (`metrics_addr`).
+pub use metrics::dedicated as metrics_router;
 pub use upload::UPLOADS_AT_ONCE;
 
 use axum::Router;
