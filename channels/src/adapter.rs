@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::{FetchFuture, OutboundMedia};
 use crate::{ChannelKind, InboundMessage, OutboundMessage};
 
 /// The HTTP method of a webhook delivery: providers verify URLs with GET and push with POST.
@@ -320,6 +321,25 @@ pub trait ChannelSender: Send + Sync {
         message: &'a OutboundMessage,
         context: Option<&'a ReplyContext>,
     ) -> SendFuture<'a>;
+
+    /// Sends one image to `message.external_user_id` (uploaded to the provider first; the
+    /// message's text is not sent). Channels without media refuse.
+    fn send_media<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        media: &'a OutboundMedia,
+        context: Option<&'a ReplyContext>,
+    ) -> SendFuture<'a> {
+        let _ = (message, media, context);
+        Box::pin(async { Err(SendError::Rejected("this channel cannot send media".into())) })
+    }
+
+    /// Starts downloading a customer's media by the provider's id; the body stream fails past
+    /// `max_bytes`. Channels without a media API refuse.
+    fn fetch_media<'a>(&'a self, media_id: &'a str, max_bytes: u64) -> FetchFuture<'a> {
+        let _ = (media_id, max_bytes);
+        Box::pin(async { Err(SendError::Rejected("this channel has no media api".into())) })
+    }
 }
 
 /// Compares two byte strings in time independent of where they differ.

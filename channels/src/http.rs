@@ -71,7 +71,7 @@ pub(crate) async fn read_json(request: reqwest::RequestBuilder) -> Result<Value,
 }
 
 /// Describes a transport failure without its URL: the URL carries access tokens in its query.
-fn transport_error(error: &reqwest::Error) -> String {
+pub(crate) fn transport_error(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -14,6 +14,8 @@
 //! - [`douyin`]: Douyin private messages (webhook signature, challenge, IM events, send).
 //! - [`mobile`]: bearer JWTs from a tenant's app server and the nonce cache that refuses replays;
 //!   mobile apps then speak the [`web`] frames.
+//! - [`media`]: images between agents or customers and a provider (what each takes, downloads
+//!   as bounded streams, upload bodies).
 //! - [`conformance`]: the one fixture check every webhook adapter passes.
 //! - [`outbound_guard`]: where the gateway may call a tenant-configured URL (a mobile push hook):
 //!   https only, no redirects, and only global addresses after DNS resolution.
@@ -37,6 +39,7 @@ pub mod adapter;
 pub mod conformance;
 pub mod douyin;
 mod http;
+pub mod media;
 pub mod mobile;
 pub mod outbound_guard;
 mod token;

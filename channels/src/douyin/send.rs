@@ -5,6 +5,10 @@
 //! - `POST {base}/im/send/msg/?open_id=<account>` with header `access-token` and the encoded
 //!   body answers `{"data": {"error_code": 0, "msg_id": ..}}` (older) or `{"err_no": 0, ..}`.
 //!
+//! - Images out: `POST {base}/tool/imagex/client_upload/` (multipart, part `image`) answers
+//!   `{"data": {"image_id": ..}}`; the private message then carries `msg_type: 2` with
+//!   `image.media_id`.
+//!
 //! The token source is the app's client token; accounts whose send scope needs the account
 //! owner's user token can swap it in through [`DouyinSender::with_static_token`].
 
@@ -16,10 +20,14 @@ use crate::adapter::{
     ChannelSender, EncodedRequest, ReplyContext, SendError, SendFuture, SendReceipt,
 };
 use crate::http;
+use crate::media::{self, OutboundMedia};
 use crate::token::{FetchedToken, TokenCache};
-use crate::OutboundMessage;
+use crate::{ChannelKind, OutboundMessage};
 
 pub const DEFAULT_BASE_URL: &str = "https://open.douyin.com";
+
+/// Douyin's image upload (the answer's `data.image_id` goes into an image message).
+pub const IMAGE_UPLOAD_PATH: &str = "/tool/imagex/client_upload/";
 
 /// Codes that mean the token is invalid or expired: drop it and fetch again once.
 const TOKEN_INVALID: [i64; 4] = [2190002, 2190008, 28001003, 28001008];
@@ -135,15 +143,25 @@ impl DouyinSender {
     }
 
     pub async fn send_request(&self, request: &EncodedRequest) -> Result<SendReceipt, SendError> {
+        self.with_token(|token| async move { self.post_once(request, &token).await })
+            .await
+    }
+
+    /// Runs one call with the token; a refused client token is dropped and fetched once more.
+    async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, SendError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SendError>>,
+    {
         let token = self.client_token().await?;
-        match self.post_once(request, &token).await {
+        match call(token.clone()).await {
             Err(SendError::Provider { code, .. })
                 if TOKEN_INVALID.contains(&code) && self.static_token.is_none() =>
             {
                 tracing::info!(client_key = %self.config.client_key, code, "douyin client token refused, refreshing");
                 self.tokens.invalidate(&token).await;
                 let token = self.client_token().await?;
-                match self.post_once(request, &token).await {
+                match call(token.clone()).await {
                     Err(SendError::Provider { code, message, .. })
                         if TOKEN_INVALID.contains(&code) =>
                     {
@@ -158,6 +176,58 @@ impl DouyinSender {
             }
             other => other,
         }
+    }
+
+    /// Uploads an image to Douyin's image service and answers its id.
+    async fn upload_image(&self, media: &OutboundMedia, token: &str) -> Result<String, SendError> {
+        let (content_type, body) =
+            media::multipart_body("image", &media.name, &media.media_type, &media.bytes);
+        let url = http::join(&self.config.base_url, IMAGE_UPLOAD_PATH);
+        let request = self
+            .client
+            .post(url)
+            .header("access-token", token)
+            .header("content-type", content_type)
+            .body(body);
+        let answer = http::read_json(request).await?;
+        if let Some(error) = answer_error(&answer) {
+            return Err(error);
+        }
+        answer
+            .pointer("/data/image_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| SendError::BadResponse("upload answer has no image_id".to_owned()))
+    }
+
+    /// Uploads an image and sends it in the conversation `context` names.
+    pub async fn send_image(
+        &self,
+        message: &OutboundMessage,
+        media: &OutboundMedia,
+        context: Option<&ReplyContext>,
+    ) -> Result<SendReceipt, SendError> {
+        if let Some(reason) = media::refusal(
+            ChannelKind::Douyin,
+            true,
+            &media.media_type,
+            media.bytes.len() as u64,
+        ) {
+            return Err(SendError::Rejected(reason.to_owned()));
+        }
+        // The text request carries the recipient and the conversation; check them before the upload.
+        let caption = OutboundMessage {
+            text: "image".to_owned(),
+            ..message.clone()
+        };
+        let mut request = super::encode_text(&caption, context)
+            .map_err(|error| SendError::Rejected(error.to_string()))?;
+        let image_id = self
+            .with_token(|token| async move { self.upload_image(media, &token).await })
+            .await?;
+        request.body["content"] = json!({ "msg_type": 2, "image": { "media_id": image_id } });
+        self.send_request(&request).await
     }
 
     async fn post_once(
@@ -202,6 +272,15 @@ impl ChannelSender for DouyinSender {
         context: Option<&'a ReplyContext>,
     ) -> SendFuture<'a> {
         Box::pin(self.send_text(message, context))
+    }
+
+    fn send_media<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        media: &'a OutboundMedia,
+        context: Option<&'a ReplyContext>,
+    ) -> SendFuture<'a> {
+        Box::pin(self.send_image(message, media, context))
     }
 }
 

@@ -6,6 +6,10 @@
 //!   42001 (another server fetched a token for the same app, or it expired early).
 //! - `POST {base}/cgi-bin/message/custom/send?access_token=..` with the encoded body answers
 //!   `{"errcode": 0, "errmsg": "ok"}` or an error code, classified in [`classify_errcode`].
+//! - Images out: `POST {base}/cgi-bin/media/upload?access_token=..&type=image` (multipart, part
+//!   `media`) answers `{"media_id": ..}`, then a custom send with `msgtype: image`.
+//! - Media in: `GET {base}/cgi-bin/media/get?access_token=..&media_id=..` answers the bytes, or a
+//!   JSON error (`40007` invalid media id) that is classified like a send's.
 
 use std::time::Duration;
 
@@ -15,8 +19,9 @@ use crate::adapter::{
     ChannelSender, EncodedRequest, ReplyContext, SendError, SendFuture, SendReceipt,
 };
 use crate::http;
+use crate::media::{self, FetchFuture, FetchedMedia, OutboundMedia};
 use crate::token::{FetchedToken, TokenCache};
-use crate::OutboundMessage;
+use crate::{ChannelKind, OutboundMessage};
 
 /// WeChat's API host; tests and proxies point the sender elsewhere.
 pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
@@ -66,6 +71,13 @@ pub struct WechatSender {
     client: reqwest::Client,
     tokens: TokenCache,
 }
+
+/// The temporary media upload API (the sender adds `access_token` and `type`).
+pub const UPLOAD_PATH: &str = "/cgi-bin/media/upload";
+/// The temporary media download API (the sender adds `access_token` and `media_id`).
+pub const MEDIA_GET_PATH: &str = "/cgi-bin/media/get";
+/// An error answer from the media API is read up to this size.
+const ERROR_BODY_BYTES: u64 = 64 * 1024;
 
 /// Error codes that mean the access token is no longer valid.
 const TOKEN_INVALID: [i64; 3] = [40001, 40014, 42001];
@@ -127,13 +139,24 @@ impl WechatSender {
 
     /// Sends an encoded request, refreshing the token once if WeChat refuses it.
     pub async fn send_request(&self, request: &EncodedRequest) -> Result<SendReceipt, SendError> {
+        self.with_token(|token| async move { self.post_once(request, &token).await })
+            .await
+    }
+
+    /// Runs one call with the cached token; when WeChat says the token is invalid, drops it and
+    /// runs the call once more with a fresh one.
+    async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, SendError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SendError>>,
+    {
         let token = self.access_token().await?;
-        match self.post_once(request, &token).await {
+        match call(token.clone()).await {
             Err(SendError::Provider { code, .. }) if TOKEN_INVALID.contains(&code) => {
                 tracing::info!(appid = %self.config.appid, code, "wechat access token refused, refreshing");
                 self.tokens.invalidate(&token).await;
                 let token = self.access_token().await?;
-                match self.post_once(request, &token).await {
+                match call(token.clone()).await {
                     Err(SendError::Provider { code, message, .. })
                         if TOKEN_INVALID.contains(&code) =>
                     {
@@ -147,6 +170,143 @@ impl WechatSender {
             }
             other => other,
         }
+    }
+
+    /// Uploads an image as temporary media (kept 3 days by WeChat) and answers its `media_id`.
+    async fn upload_image(&self, media: &OutboundMedia, token: &str) -> Result<String, SendError> {
+        let (content_type, body) =
+            media::multipart_body("media", &media.name, &media.media_type, &media.bytes);
+        let url = http::join(&self.config.base_url, UPLOAD_PATH);
+        let request = self
+            .client
+            .post(url)
+            .query(&[("access_token", token), ("type", "image")])
+            .header("content-type", content_type)
+            .body(body);
+        let answer = http::read_json(request).await?;
+        if let Some(error) = errcode_error(&answer) {
+            return Err(error);
+        }
+        answer
+            .get("media_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| SendError::BadResponse("upload answer has no media_id".to_owned()))
+    }
+
+    /// Uploads an image and sends it to `message.external_user_id` as an `image` message.
+    pub async fn send_image(
+        &self,
+        message: &OutboundMessage,
+        media: &OutboundMedia,
+    ) -> Result<SendReceipt, SendError> {
+        if message.external_user_id.is_empty() {
+            return Err(SendError::Rejected("recipient openid is empty".to_owned()));
+        }
+        if let Some(reason) = media::refusal(
+            ChannelKind::Wechat,
+            true,
+            &media.media_type,
+            media.bytes.len() as u64,
+        ) {
+            return Err(SendError::Rejected(reason.to_owned()));
+        }
+        let media_id = self
+            .with_token(|token| async move { self.upload_image(media, &token).await })
+            .await?;
+        let request = EncodedRequest {
+            path: super::CUSTOM_SEND_PATH.to_owned(),
+            body: serde_json::json!({
+                "touser": message.external_user_id,
+                "msgtype": "image",
+                "image": { "media_id": media_id },
+            }),
+        };
+        self.send_request(&request).await
+    }
+
+    /// Starts downloading a customer's media: the status and type are checked, the body is
+    /// left to stream (failing past `max_bytes`).
+    pub async fn fetch(&self, media_id: &str, max_bytes: u64) -> Result<FetchedMedia, SendError> {
+        if media_id.is_empty() || media_id.len() > 256 {
+            return Err(SendError::Rejected(
+                "media id is empty or too long".to_owned(),
+            ));
+        }
+        self.with_token(|token| async move { self.fetch_once(media_id, &token, max_bytes).await })
+            .await
+    }
+
+    async fn fetch_once(
+        &self,
+        media_id: &str,
+        token: &str,
+        max_bytes: u64,
+    ) -> Result<FetchedMedia, SendError> {
+        let url = http::join(&self.config.base_url, MEDIA_GET_PATH);
+        let response = self
+            .client
+            .get(url)
+            .query(&[("access_token", token), ("media_id", media_id)])
+            .send()
+            .await
+            .map_err(|error| SendError::Network(http::transport_error(&error)))?;
+        let status = response.status().as_u16();
+        if status == 429 {
+            return Err(SendError::RateLimited("http 429".to_owned()));
+        }
+        if status >= 500 {
+            return Err(SendError::Unavailable { status });
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(SendError::Provider {
+                code: i64::from(status),
+                message: format!("http {status}"),
+                retryable: false,
+            });
+        }
+        if !media::is_media_type(&content_type) {
+            // WeChat answers errors as JSON (with a text or JSON type): read a bounded amount.
+            let mut body = media::bounded_body(response, ERROR_BODY_BYTES);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+                match chunk {
+                    Ok(chunk) => bytes.extend_from_slice(&chunk),
+                    Err(_) => break,
+                }
+            }
+            let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(match errcode_error(&answer) {
+                Some(error) => error,
+                None => SendError::Rejected(format!(
+                    "the media api answered `{}`, not media",
+                    content_type.chars().take(80).collect::<String>()
+                )),
+            });
+        }
+        let content_length = response.content_length();
+        if content_length.is_some_and(|length| length > max_bytes) {
+            return Err(SendError::Rejected(format!(
+                "the media is larger than {max_bytes} bytes"
+            )));
+        }
+        let file_name = header("content-disposition")
+            .as_deref()
+            .and_then(media::disposition_file_name);
+        Ok(FetchedMedia {
+            file_name,
+            content_length,
+            body: media::bounded_body(response, max_bytes),
+        })
     }
 
     async fn post_once(
@@ -183,6 +343,19 @@ impl ChannelSender for WechatSender {
         _context: Option<&'a ReplyContext>,
     ) -> SendFuture<'a> {
         Box::pin(self.send_text(message))
+    }
+
+    fn send_media<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        media: &'a OutboundMedia,
+        _context: Option<&'a ReplyContext>,
+    ) -> SendFuture<'a> {
+        Box::pin(self.send_image(message, media))
+    }
+
+    fn fetch_media<'a>(&'a self, media_id: &'a str, max_bytes: u64) -> FetchFuture<'a> {
+        Box::pin(self.fetch(media_id, max_bytes))
     }
 }
 
