@@ -133,6 +133,10 @@ pub struct Delivery {
     #[sqlx(rename = "last_error")]
     pub error: Option<String>,
     pub provider_message_id: Option<String>,
+    /// Provider messages of this delivery already sent (a reply with attachments is several:
+    /// each image, then the caption); a retry resumes after them.
+    #[serde(skip)]
+    pub parts_sent: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -155,7 +159,7 @@ pub enum AttemptOutcome {
 }
 
 const DELIVERY_COLUMNS: &str = "id, tenant_id, conversation_id, seq, kind, channel, app, recipient, reply_context, text, \
-    sender_kind, state, attempts, next_attempt_at, last_code, last_error, provider_message_id, created_at, updated_at";
+    sender_kind, state, attempts, next_attempt_at, last_code, last_error, provider_message_id, parts_sent, created_at, updated_at";
 
 pub fn delivery_id(kind: &str, conversation_id: &str, seq: i64) -> String {
     format!("dl_{kind}_{conversation_id}_{seq}")
@@ -552,6 +556,39 @@ impl Store {
             == 1;
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// Records that the first `parts` provider messages of a claimed delivery were sent.
+    pub async fn record_delivery_parts(&self, id: &str, parts: i64) -> StoreResult<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query(
+            "UPDATE outbox SET parts_sent = $1, updated_at = $2 WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(parts)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the customer's conversation already holds their message `client_msg_id` (a
+    /// provider's redelivered push, checked before its media is fetched again).
+    pub async fn has_customer_message(
+        &self,
+        customer_id: &str,
+        client_msg_id: &str,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT m.seq FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.customer_id = $1 AND m.sender_kind = 'customer' AND m.client_msg_id = $2 LIMIT 1",
+        )
+        .bind(customer_id)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Records how an attempt ended and answers the delivery as it now is.

@@ -745,6 +745,10 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
         store.due_deliveries(now, 10).await.unwrap().is_empty(),
         "leased"
     );
+    assert_eq!(due[0].parts_sent, 0);
+    // Two parts (images) left before the attempt failed: the retry resumes after them.
+    store.record_delivery_parts(&due[0].id, 1).await.unwrap();
+    store.record_delivery_parts(&due[0].id, 2).await.unwrap();
     let retry = AttemptOutcome::Retry {
         code: "network".into(),
         error: "connection failed".into(),
@@ -764,10 +768,9 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
         ("pending", Some("network"), 1)
     );
     assert!(store.due_deliveries(now, 10).await.unwrap().is_empty());
-    assert_eq!(
-        store.due_deliveries(now + 1_000, 10).await.unwrap().len(),
-        1
-    );
+    assert_eq!(pending.parts_sent, 2);
+    let again = store.due_deliveries(now + 1_000, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].parts_sent), (1, 2));
     assert!(store
         .claim_delivery(&due[0].id, now + 1_000, now + 61_000)
         .await
