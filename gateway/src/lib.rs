@@ -288,7 +288,7 @@ impl Server {
             store.clone(),
             cluster,
             chat::ChatParts {
-                files,
+                files: files.clone(),
                 knowledge: knowledge.clone(),
                 policies,
                 intents,
@@ -323,6 +323,7 @@ impl Server {
             store.clone(),
             bus.clone(),
             chat.metrics.clone(),
+            files,
             settings.channels.clone(),
         );
         engine::outbound::outbox::start(outbound.clone());

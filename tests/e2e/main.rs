@@ -7,6 +7,7 @@ mod api_properties;
 mod attachments;
 mod bot;
 mod browser;
+mod channel_media;
 mod channels;
 mod chat;
 mod chromium;

@@ -536,6 +536,39 @@ impl Files {
         }
     }
 
+    /// The bytes of an attachment, for a provider's upload: at most `max_bytes` (a larger one is
+    /// `too_large` before anything is read). `None` when its blob is gone.
+    pub async fn read_all(
+        &self,
+        record: &AttachmentRecord,
+        max_bytes: u64,
+    ) -> ServiceResult<Option<Bytes>> {
+        let too_large = || {
+            ServiceError::TooLarge(format!(
+                "the attachment is larger than {} MB",
+                max_bytes / (1024 * 1024)
+            ))
+        };
+        if u64::try_from(record.size).unwrap_or(u64::MAX) > max_bytes {
+            return Err(too_large());
+        }
+        let Some(mut blob) = self.blobs.open(&record.blob_key()).await? else {
+            return Ok(None);
+        };
+        if blob.size > max_bytes {
+            return Err(too_large());
+        }
+        let mut bytes = bytes::BytesMut::with_capacity(usize::try_from(blob.size).unwrap_or(0));
+        while let Some(chunk) = blob.chunks.next().await {
+            let chunk = chunk.map_err(|e| internal(format!("attachment blob: {e}")))?;
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes.freeze()))
+    }
+
     /// Deletes attachments (blobs, then rows).
     pub async fn delete(&self, records: &[AttachmentRecord]) -> ServiceResult<u64> {
         let mut deleted = 0;

@@ -20,7 +20,7 @@ use switchboard_channels::adapter::{
 };
 use switchboard_channels::douyin::{DouyinAdapter, DouyinConfig};
 use switchboard_channels::wechat::{WechatAdapter, WechatConfig, ACK_BODY};
-use switchboard_channels::{ChannelKind, InboundMessage};
+use switchboard_channels::{ChannelKind, Content, InboundMessage};
 
 use super::channel_apps::{identity_external_id, is_valid_app_name};
 use crate::error::{ApiResult, ServiceError};
@@ -315,15 +315,67 @@ async fn store_inbound(
         .await?;
     let customer = state.store.primary_customer(&identity).await?;
     let client_msg_id = client_msg_id(kind, app, message.dedup_key.as_deref());
-    let text = message.content.display_text();
+    // A push with media the provider lets us fetch (a WeChat image) is stored with it; the guard
+    // keeps a redelivery that arrives meanwhile from fetching it twice.
+    let media_id = match (&message.content, kind) {
+        (
+            Content::Image {
+                media_id: Some(id), ..
+            },
+            ChannelKind::Wechat,
+        ) if !id.is_empty() => Some(id.as_str()),
+        _ => None,
+    };
+    let in_flight = match media_id {
+        Some(_) => match state.outbound.inbound_in_flight(&client_msg_id) {
+            Some(guard) => Some(guard),
+            None => {
+                tracing::info!(
+                    tenant,
+                    app,
+                    channel = kind.as_str(),
+                    "retried delivery dropped while its media is fetched"
+                );
+                return Ok(());
+            }
+        },
+        None => None,
+    };
+    let (text, attachments) = match media_id {
+        Some(media_id) => {
+            if state
+                .store
+                .has_customer_message(&customer.id, &client_msg_id)
+                .await?
+            {
+                tracing::info!(
+                    tenant,
+                    app,
+                    channel = kind.as_str(),
+                    "retried delivery dropped"
+                );
+                return Ok(());
+            }
+            customer_media(state, tenant, app, kind, &customer, media_id).await
+        }
+        None => (message.content.display_text(), Vec::new()),
+    };
     // "1" to "5" right after the rating survey is the rating, not a new question.
-    if state.chat.rating_reply(&customer, &text).await? {
+    if attachments.is_empty() && state.chat.rating_reply(&customer, &text).await? {
         return Ok(());
     }
-    let appended = state
+    let appended = match state
         .chat
-        .customer_send(&customer, &client_msg_id, &text, None)
-        .await?;
+        .customer_send_with(&customer, &client_msg_id, &text, &attachments, None)
+        .await
+    {
+        Ok(appended) => appended,
+        Err(error) => {
+            // The provider delivers again; the media is fetched again then.
+            forget_media(state, tenant, &attachments).await;
+            return Err(error.into());
+        }
+    };
     if appended.duplicate {
         tracing::info!(tenant, app, channel = kind.as_str(), conversation_id = %appended.conversation.id, "retried delivery dropped");
     }
@@ -339,5 +391,66 @@ async fn store_inbound(
             reply_context,
         })
         .await?;
+    // Stored: a redelivery now finds the message.
+    drop(in_flight);
     Ok(())
+}
+
+/// A customer's media fetched and stored as their upload: an empty caption and its id, or, when
+/// it cannot be had, the placeholder text with a note (the message is never dropped for it).
+async fn customer_media(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+    kind: ChannelKind,
+    customer: &store::Customer,
+    media_id: &str,
+) -> (String, Vec<String>) {
+    let placeholder = Content::Image {
+        url: None,
+        media_id: None,
+    }
+    .display_text();
+    let settings = state.chat.tenant_settings(tenant).await;
+    if !settings.attachments.customers {
+        return (placeholder, Vec::new());
+    }
+    let uploader = engine::files::Uploader::customer(customer);
+    match state
+        .outbound
+        .receive_customer_media(
+            tenant,
+            kind,
+            app,
+            media_id,
+            &uploader,
+            &settings.attachments,
+        )
+        .await
+    {
+        Ok(record) => (String::new(), vec![record.id]),
+        Err(error) => {
+            tracing::warn!(tenant, app, channel = kind.as_str(), code = error.code(), error = %error, "customer media not fetched; stored without it");
+            let note = match error {
+                engine::outbound::media::MediaInError::Unavailable(_) => {
+                    "the picture could not be fetched from WeChat"
+                }
+                engine::outbound::media::MediaInError::Refused { .. } => {
+                    "the picture was not accepted"
+                }
+            };
+            (format!("{placeholder} ({note})"), Vec::new())
+        }
+    }
+}
+
+/// Deletes fetched media whose message was not stored.
+async fn forget_media(state: &AppState, tenant: &str, ids: &[String]) {
+    for id in ids {
+        if let Ok(Some(record)) = state.store.attachment(tenant, id).await {
+            if let Err(error) = state.chat.files.delete(std::slice::from_ref(&record)).await {
+                tracing::warn!(tenant, error = %error, "fetched media left behind");
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_channels::web::{check_message, SenderKind};
+use switchboard_channels::ChannelKind;
 use tokio::sync::mpsc;
 
 mod bot_turns;
@@ -545,22 +546,29 @@ impl Chat {
             _ => (text.to_owned(), None),
         };
         if !attachments.is_empty() {
-            // Provider channels get text through their send APIs; their media upload is not
-            // built yet, so an attachment would never reach the customer.
-            let channel = self
-                .store
-                .conversation(conversation_id)
-                .await?
-                .filter(|conversation| conversation.tenant_id == agent.tenant_id)
-                .map(|conversation| conversation.channel);
-            if matches!(channel.as_deref(), Some("wechat" | "douyin")) {
-                return Err(ServiceError::invalid(
-                    "attachments_unsupported",
-                    "attachments cannot be sent to WeChat or Douyin customers yet; send a text",
-                ));
-            }
             let uploader = crate::files::Uploader::agent(agent);
             let records = self.files.for_message(&uploader, attachments).await?;
+            // A WeChat or Douyin customer gets each file through the provider's media upload:
+            // what the provider cannot take is refused now, not as a failed delivery later.
+            if let Some(channel) = self
+                .reply_channel(&agent.tenant_id, conversation_id)
+                .await?
+            {
+                for record in &records {
+                    let refusal = switchboard_channels::media::refusal(
+                        channel,
+                        record.kind == store::attachments::AttachmentKind::Image,
+                        &record.media_type,
+                        u64::try_from(record.size).unwrap_or(u64::MAX),
+                    );
+                    if let Some(reason) = refusal {
+                        return Err(ServiceError::invalid(
+                            "attachment_not_deliverable",
+                            format!("{}: {reason}", record.name),
+                        ));
+                    }
+                }
+            }
             self.attach(&agent.tenant_id, records, &mut meta).await?;
         }
         Ok(self
@@ -573,6 +581,28 @@ impl Chat {
                 meta,
             })
             .await)
+    }
+
+    /// The provider channel an agent's reply in this conversation goes out on (its route, else
+    /// its own channel), if it is one with a media upload (WeChat, Douyin).
+    async fn reply_channel(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+    ) -> ServiceResult<Option<ChannelKind>> {
+        let channel = match self.store.route(conversation_id).await? {
+            Some(route) if route.tenant_id == tenant => Some(route.channel),
+            _ => self
+                .store
+                .conversation(conversation_id)
+                .await?
+                .filter(|conversation| conversation.tenant_id == tenant)
+                .map(|conversation| conversation.channel),
+        };
+        Ok(channel
+            .as_deref()
+            .and_then(ChannelKind::parse)
+            .filter(|kind| matches!(kind, ChannelKind::Wechat | ChannelKind::Douyin)))
     }
 
     /// Waits until a submitted agent message is stored. A conversation the agent does not hold

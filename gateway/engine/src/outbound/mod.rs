@@ -11,9 +11,10 @@
 //! reads from it. Replies go to the conversation's route: the identity that last wrote through a
 //! webhook or connected from the app (by default the conversation's own customer).
 
+pub mod media;
 pub mod outbox;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +115,10 @@ pub struct Outbound {
     /// Push-hook calls: checked DNS, no redirects, no proxy ([`guarded_client`]).
     http: reqwest::Client,
     metrics: Arc<Metrics>,
+    /// Attachments: read for providers' uploads, customers' media stored like uploads.
+    files: Arc<crate::files::Files>,
+    /// Provider pushes whose media is being fetched on this node (see the `media` module).
+    inbound_in_flight: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Outbound {
@@ -121,6 +126,7 @@ impl Outbound {
         store: Store,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
+        files: Arc<crate::files::Files>,
         settings: ChannelSettings,
     ) -> Arc<Outbound> {
         let http = guarded_client(
@@ -136,6 +142,8 @@ impl Outbound {
             wake: tokio::sync::Notify::new(),
             http,
             metrics,
+            files,
+            inbound_in_flight: Arc::default(),
         })
     }
 

@@ -329,12 +329,12 @@ impl Outbound {
             })?)),
             None => None,
         };
-        let receipt = sender.send(&message, context.as_ref()).await?;
-        Ok(receipt.provider_message_id)
+        self.send_parts(delivery, sender.as_ref(), &message, context.as_ref())
+            .await
     }
 
     /// The app's sender, built once per configuration version (its token cache lives with it).
-    async fn sender(
+    pub(super) async fn sender(
         &self,
         tenant: &str,
         kind: &str,
