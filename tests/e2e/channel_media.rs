@@ -794,3 +794,44 @@ async fn a_wechat_image_that_cannot_be_fetched_is_kept_with_a_note_and_the_bot_h
     }
     assert!(handed_off, "the conversation went to the queue");
 }
+
+#[tokio::test]
+async fn a_push_redelivered_while_its_media_is_fetched_is_stored_once() {
+    let fake = Fake::start().await;
+    // The first fetch fails, so the first delivery is still busy when the second arrives.
+    fake.set(|state| {
+        state.media = png(24, 24);
+        state.media_failures = 1;
+    });
+    let app = spawn(&fake).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 5).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let push = wechat_image("oUSER8", "8001", "MEDIA-OK");
+    let (first, second) = tokio::join!(wechat_push(&app, &push), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        wechat_push(&app, &push).await
+    });
+    assert_eq!((first.0, second.0), (200, 200));
+    let (conversation_id, assignment) = assigned(&mut agent).await;
+    assert_eq!(
+        assignment["messages"][0]["attachments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(customer_messages(&app, &conversation_id).await.len(), 1);
+    assert_eq!(
+        fake.requests("/cgi-bin/media/get").len(),
+        2,
+        "one failure and one retry, by the first delivery only"
+    );
+    let kept = app
+        .server
+        .state
+        .store
+        .attachments_before(Some("acme"), store::util::now_ms() + 60_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the image is kept once");
+}

@@ -327,7 +327,10 @@ async fn store_inbound(
         _ => None,
     };
     let in_flight = match media_id {
-        Some(_) => match state.outbound.inbound_in_flight(&client_msg_id) {
+        Some(_) => match state
+            .outbound
+            .inbound_in_flight(&format!("{tenant}/{client_msg_id}"))
+        {
             Some(guard) => Some(guard),
             None => {
                 tracing::info!(
