@@ -2,7 +2,8 @@
 //! handshake is answered as the adapter says; a customer message is stored through
 //! `Chat::customer_send` (the provider's dedup key as `client_msg_id`, so a retried delivery is
 //! stored once) and answered at once (WeChat wants an answer within 5 s); replies leave later
-//! through the outbox.
+//! through the outbox. A WeChat image is fetched first and stored as the customer's attachment
+//! (`engine::outbound::media`, bounded in time), or kept as `[image]` with a note.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -381,6 +382,8 @@ async fn store_inbound(
     };
     if appended.duplicate {
         tracing::info!(tenant, app, channel = kind.as_str(), conversation_id = %appended.conversation.id, "retried delivery dropped");
+        // Another node stored this push first, with its own copy of the media.
+        forget_media(state, tenant, &attachments).await;
     }
     state
         .store
