@@ -137,6 +137,7 @@
         uploading: 'Wait until the files are uploaded.',
         bad_attachment: 'A file could not be sent. Attach it again.',
         too_many_attachments: 'At most 10 files in one message.',
+        attachment_not_deliverable: 'WeChat and Douyin customers can only get images their app takes (up to 10 MB): this file cannot be sent.',
         bad_frame: 'The server did not understand a request.',
         too_large: 'That message is too long.',
         empty_text: 'Type a message first.',
@@ -258,6 +259,7 @@
         uploading: '请等待文件上传完成。',
         bad_attachment: '有文件无法发送，请重新添加。',
         too_many_attachments: '每条消息最多 10 个文件。',
+        attachment_not_deliverable: '微信和抖音客户只能接收平台支持的图片（最大 10 MB），此文件无法发送。',
         bad_frame: '服务器无法识别该请求。',
         too_large: '消息太长。',
         empty_text: '请先输入内容。',
@@ -1016,7 +1018,8 @@
   // Errors only a send gets. The error frame does not name the reply, but the server answers
   // sends in order: it is the oldest reply of that chat still pending.
   var SEND_ERRORS = {
-    blocked: true, too_large: true, empty_text: true, bad_attachment: true, too_many_attachments: true
+    blocked: true, too_large: true, empty_text: true, bad_attachment: true, too_many_attachments: true,
+    attachment_not_deliverable: true
   };
 
   function onError(f) {
