@@ -558,13 +558,22 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records that the first `parts` provider messages of a claimed delivery were sent.
-    pub async fn record_delivery_parts(&self, id: &str, parts: i64) -> StoreResult<()> {
+    /// Records that the first `parts` provider messages of a claimed delivery were sent, and
+    /// extends the claim's lease to `lease_until` (a reply of many parts can outlast one lease;
+    /// no other worker may claim it while it is still sending).
+    pub async fn record_delivery_parts(
+        &self,
+        id: &str,
+        parts: i64,
+        lease_until: i64,
+    ) -> StoreResult<()> {
         let (_guard, mut tx) = self.write().await?;
         sqlx::query(
-            "UPDATE outbox SET parts_sent = $1, updated_at = $2 WHERE id = $3 AND state = 'pending'",
+            "UPDATE outbox SET parts_sent = $1, next_attempt_at = $2, updated_at = $3 \
+             WHERE id = $4 AND state = 'pending'",
         )
         .bind(parts)
+        .bind(lease_until)
         .bind(now_ms())
         .bind(id)
         .execute(&mut *tx)

@@ -674,6 +674,16 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
         .await
         .unwrap();
     let conversation_id = opened.conversation.id.clone();
+    // A redelivered push is recognised before its media is fetched again.
+    assert!(store
+        .has_customer_message(&customer.id, "w1")
+        .await
+        .unwrap());
+    assert!(!store
+        .has_customer_message(&customer.id, "w2")
+        .await
+        .unwrap());
+    assert!(!store.has_customer_message("cu_other", "w1").await.unwrap());
     let agent = assigned_agent(store, &conversation_id).await;
     store
         .set_route(&ConversationRoute {
@@ -747,8 +757,22 @@ async fn outbox_rows_are_written_once_and_claimed_once(backend: &Backend) {
     );
     assert_eq!(due[0].parts_sent, 0);
     // Two parts (images) left before the attempt failed: the retry resumes after them.
-    store.record_delivery_parts(&due[0].id, 1).await.unwrap();
-    store.record_delivery_parts(&due[0].id, 2).await.unwrap();
+    store
+        .record_delivery_parts(&due[0].id, 1, now + 60_000)
+        .await
+        .unwrap();
+    store
+        .record_delivery_parts(&due[0].id, 2, now + 90_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_deliveries(now + 70_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the lease was extended"
+    );
     let retry = AttemptOutcome::Retry {
         code: "network".into(),
         error: "connection failed".into(),

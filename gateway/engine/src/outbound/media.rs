@@ -22,6 +22,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use store::apps::Delivery;
 use store::attachments::{AttachmentKind, AttachmentRecord};
+use store::util::now_ms;
 use switchboard_channels::adapter::{ChannelSender, ReplyContext, SendError};
 use switchboard_channels::media::{OutboundMedia, MAX_OUTBOUND_IMAGE_BYTES};
 use switchboard_channels::{ChannelKind, OutboundMessage};
@@ -230,7 +231,7 @@ impl Outbound {
 
     async fn record_part(&self, delivery: &Delivery, part: i64) -> Result<(), SendError> {
         self.store
-            .record_delivery_parts(&delivery.id, part)
+            .record_delivery_parts(&delivery.id, part, now_ms() + self.lease_ms())
             .await
             .map_err(|error| {
                 // The part left but is not counted: a retry may send it once more.

@@ -237,7 +237,7 @@ impl Outbound {
     /// One attempt at one due delivery, if this worker wins the claim.
     async fn attempt(&self, delivery: Delivery) {
         let now = now_ms();
-        let lease_until = now + i64::try_from(self.settings.lease_ms).unwrap_or(60_000);
+        let lease_until = now + self.lease_ms();
         match self
             .store
             .claim_delivery(&delivery.id, now, lease_until)
@@ -299,6 +299,11 @@ impl Outbound {
                 tracing::error!(delivery_id = %delivery.id, error = %error, "cannot record delivery attempt")
             }
         }
+    }
+
+    /// How long a claim lasts, in ms.
+    pub(super) fn lease_ms(&self) -> i64 {
+        i64::try_from(self.settings.lease_ms).unwrap_or(60_000)
     }
 
     /// Exponential backoff with a little jitter: base, 2·base, 4·base... up to the maximum.
