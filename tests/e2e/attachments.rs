@@ -482,3 +482,156 @@ async fn a_routing_policy_routes_by_the_customers_attachments() {
         [("claims".to_owned(), 6), ("general".to_owned(), 2)]
     );
 }
+
+/// Erasing a customer (an admin's `DELETE customers/{id}`): refused while their conversation is
+/// open; once closed, the profile, the conversation, its messages and both sides' attachments
+/// (blobs and links) are gone, their token opens nothing, and the audit log keeps the counts.
+#[tokio::test]
+async fn erasing_a_customer_removes_their_conversation_and_attachments() {
+    let app = TestApp::spawn().await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let (visitor, session) = app.visitor_in(&app.tenant).await;
+    let customer_id = session["customer_id"].as_str().unwrap().to_owned();
+    let mut customer = app.customer_ws(&visitor).await;
+    let (_, photo) = upload(
+        &app,
+        "/v1/web/attachments",
+        &visitor,
+        "cup.png",
+        png(64, 64),
+    )
+    .await;
+    customer
+        .send(
+            json!({"type":"send","client_msg_id":"c1","text":"broken","attachments":[photo["id"]]}),
+        )
+        .await;
+    customer.expect_type("receipt").await;
+    // Uploaded but never sent: theirs all the same.
+    let (_, unsent) = upload(&app, "/v1/web/attachments", &visitor, "more.png", png(8, 8)).await;
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let (_, pdf) = upload(
+        &app,
+        "/v1/agent/attachments",
+        &agent_token,
+        "label.pdf",
+        PDF.to_vec(),
+    )
+    .await;
+    agent
+        .send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","attachments":[pdf["id"]]}))
+        .await;
+    agent.expect_type("receipt").await;
+    let reply = customer
+        .expect("the pdf", |f| {
+            f["type"] == "message" && f["sender"] == "agent"
+        })
+        .await;
+    let links = [
+        photo["url"].as_str().unwrap().to_owned(),
+        photo["thumbnail_url"].as_str().unwrap().to_owned(),
+        unsent["url"].as_str().unwrap().to_owned(),
+        reply["attachments"][0]["url"].as_str().unwrap().to_owned(),
+    ];
+    for link in &links {
+        assert_eq!(fetch(&app, link).await.status(), 200);
+    }
+
+    let erase = || async {
+        let response = app
+            .http
+            .delete(app.url(&format!(
+                "/v1/tenants/{}/customers/{customer_id}",
+                app.tenant
+            )))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let (status, body) = erase().await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    for link in &links {
+        assert_eq!(fetch(&app, link).await.status(), 200, "nothing went");
+    }
+
+    agent
+        .send(json!({"type":"close","conversation_id":conversation_id}))
+        .await;
+    agent.expect_type("unassigned").await;
+    // The close's quality score is written after the close; erase once it is in.
+    let detail = format!("/v1/tenants/{}/conversations/{conversation_id}", app.tenant);
+    for _ in 0..100 {
+        let (_, body) = app.admin_get(&detail).await;
+        if body["quality"]
+            .as_array()
+            .is_some_and(|scores| !scores.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = erase().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["conversations"], 1);
+    assert_eq!(body["attachments"], 3);
+    assert!(body["messages"].as_u64().unwrap() >= 3, "{body}");
+    // Their connection ends.
+    let ended = customer.expect_type("error").await;
+    assert_eq!(ended["code"], "token_revoked");
+
+    for link in &links {
+        assert_eq!(fetch(&app, link).await.status(), 404, "{link}");
+    }
+    assert_eq!(app.admin_get(&detail).await.0, 404);
+    let (status, _) = app
+        .admin_get(&format!(
+            "/v1/tenants/{}/customers/{customer_id}",
+            app.tenant
+        ))
+        .await;
+    assert_eq!(status, 404);
+    let store = &app.server.state.store;
+    assert!(store
+        .customer_attachments(&app.tenant, &customer_id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .recent_messages(&conversation_id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Their token opens no session any more.
+    let response = app
+        .http
+        .post(app.url("/v1/web/ticket"))
+        .bearer_auth(&visitor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(erase().await.0, 404, "erased once");
+
+    let (_, audit) = app
+        .admin_get(&format!("/v1/tenants/{}/audit", app.tenant))
+        .await;
+    let entry = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["action"] == "DELETE customers/{id}")
+        .expect("an audit entry");
+    assert_eq!(entry["summary"]["erased"]["attachments"], 3);
+}

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require, require_reader, Area};
+use crate::http::record;
 use crate::AppState;
 use engine::presence::AgentStatus;
 use store::crypto::{Claims, TokenKind};
@@ -42,7 +43,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/v1/tenants/{tenant}/customers/{id}",
-            get(get_customer).put(put_customer),
+            get(get_customer).put(put_customer).delete(erase_customer),
         )
         .route(
             "/v1/tenants/{tenant}/customers/{id}/revoke-tokens",
@@ -312,6 +313,20 @@ async fn get_customer(
             .await?
             .ok_or(ServiceError::NotFound("customer"))?,
     ))
+}
+
+/// Erases the customer and their conversation, messages and attachments (admins only: it
+/// cannot be undone). The audit entry keeps who did it and the counts, never the data.
+async fn erase_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams<(String, String)>,
+) -> ApiResult<Json<engine::chat::erasure::Erasure>> {
+    let Path((tenant, id)) = path?;
+    require(&state, &headers, &tenant, Area::Settings).await?;
+    let erased = state.chat.erase_customer(&tenant, &id).await?;
+    record::note(serde_json::json!({ "erased": &erased }));
+    Ok(Json(erased))
 }
 
 async fn put_customer(

@@ -50,11 +50,18 @@ async fn index(headers: HeaderMap) -> Response {
     response
 }
 
-async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+) -> Response {
     if built::FILES.is_empty() {
         return not_built();
     }
-    let Some((content_type, bytes)) = file(&format!("assets/{name}")) else {
+    // A name that is not UTF-8 names no asset.
+    let Some((content_type, bytes)) = name
+        .ok()
+        .and_then(|Path(name)| file(&format!("assets/{name}")))
+    else {
         return crate::error::HttpError(crate::error::ServiceError::NotFound("asset"))
             .into_response();
     };

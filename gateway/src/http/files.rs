@@ -143,10 +143,12 @@ fn disposition(kind: &str, name: &str) -> String {
 
 async fn download(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
+    // A path that is not UTF-8 is a coded 400 like every other bad request.
+    let Path(id) = path?;
     let Query(link) = query?;
     let (record, blob) = state
         .chat

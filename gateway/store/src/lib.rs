@@ -22,6 +22,7 @@ pub mod blobs;
 mod bot;
 mod connect;
 pub mod crypto;
+pub mod erasure;
 pub mod export;
 pub mod gaps;
 pub mod identity;

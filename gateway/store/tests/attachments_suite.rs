@@ -14,6 +14,7 @@ use common::Backend;
 each_backend!(
     blobs_stream_back_in_bounded_chunks_and_are_deleted,
     attachments_belong_to_their_uploader_and_tenant,
+    erasing_a_customer_leaves_nothing_of_theirs,
 );
 
 async fn blobs_stream_back_in_bounded_chunks_and_are_deleted(backend: &Backend) {
@@ -171,4 +172,128 @@ async fn attachments_belong_to_their_uploader_and_tenant(backend: &Backend) {
     );
     assert!(store.attachment("t1", "a1").await.unwrap().is_none());
     assert!(store.attachment("t2", "a3").await.unwrap().is_some());
+}
+
+async fn erasing_a_customer_leaves_nothing_of_theirs(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let profile = store::CustomerProfile {
+        phone: Some("+86 138 0000 0000".into()),
+        ..Default::default()
+    };
+    let customer = |visitor: &'static str| {
+        let profile = profile.clone();
+        async move {
+            store
+                .customer_for_identity(
+                    "t1",
+                    switchboard_channels::ChannelKind::Web,
+                    visitor,
+                    &profile,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let (erased, kept) = (customer("v1").await, customer("v2").await);
+    let entry = store::Entry {
+        state: store::ConversationState::Queued,
+        skill_group: "general".into(),
+        priority: 0,
+    };
+    store
+        .insert_attachment(&record("t1", "sent", &erased.id, 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_attachment(&record("t1", "unsent", &erased.id, 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_attachment(&record("t1", "other", &kept.id, 1_000))
+        .await
+        .unwrap();
+    let meta = serde_json::json!({"attachments": [{"id": "sent", "kind": "image", "name": "a.png",
+        "media_type": "image/png", "size": 1234}]});
+    let conversation = store
+        .append_customer_message_with(&erased, Some("c1"), "", &entry, Some(meta))
+        .await
+        .unwrap()
+        .conversation;
+    store
+        .append_customer_message(&erased, Some("c2"), "my phone is 138", &entry)
+        .await
+        .unwrap();
+    let other = store
+        .append_customer_message(&kept, Some("c1"), "hello", &entry)
+        .await
+        .unwrap()
+        .conversation;
+
+    let mut listed: Vec<String> = store
+        .customer_attachments("t1", &erased.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.id)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["sent", "unsent"]);
+
+    // Open: refused, nothing goes.
+    assert!(matches!(
+        store.erase_customer("t1", &erased.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .recent_messages(&conversation.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Queued, then assigned and closed by an agent.
+    let agent = store
+        .create_agent("t1", "Ann", &["general".into()], 5)
+        .await
+        .unwrap();
+    store
+        .assign(&conversation.id, &agent, "joined")
+        .await
+        .unwrap()
+        .expect("assigned");
+    store
+        .append_agent_message(&conversation.id, &agent.id, "a1", "here is the label")
+        .await
+        .unwrap();
+    store
+        .close_conversation(&conversation.id, &agent.id, "closed")
+        .await
+        .unwrap()
+        .expect("closed");
+    let erased_counts = store
+        .erase_customer("t1", &erased.id)
+        .await
+        .unwrap()
+        .expect("erased");
+    assert_eq!(erased_counts.conversations, 1);
+    assert!(erased_counts.messages >= 2, "{erased_counts:?}");
+    assert!(store.customer("t1", &erased.id).await.unwrap().is_none());
+    assert!(store
+        .conversation(&conversation.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .recent_messages(&conversation.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.erase_customer("t1", &erased.id).await.unwrap(), None);
+    // The other customer keeps everything.
+    assert!(store.customer("t1", &kept.id).await.unwrap().is_some());
+    assert_eq!(store.recent_messages(&other.id, 10).await.unwrap().len(), 1);
+    assert!(store.attachment("t1", "other").await.unwrap().is_some());
 }

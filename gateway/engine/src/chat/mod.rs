@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 mod bot_turns;
 pub mod episodes;
+pub mod erasure;
 pub mod handoff;
 mod quality;
 pub mod recovery;
