@@ -454,6 +454,80 @@ async fn supervisor_sees_the_customers_attachments_in_the_transcript() {
     assert_eq!(file.bytes().await.expect("bytes").as_ref(), pdf.as_slice());
 }
 
+/// An admin erases a customer from a closed conversation's transcript (a deletion request):
+/// the button asks twice, the toast counts what went, and the customer is gone from the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_erases_a_customer_from_a_closed_conversation() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let email = "root@acme.example";
+    let password = app.add_member("acme", email, MemberRole::Admin).await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let (visitor, session) = app.visitor_in("acme").await;
+    let customer_id = session["customer_id"].as_str().expect("id").to_owned();
+    let upload = reqwest::Client::new()
+        .post(app.url("/v1/web/attachments?name=cup.png"))
+        .bearer_auth(&visitor)
+        .body(crate::browser::tiny_png(64, 48))
+        .send()
+        .await
+        .expect("upload");
+    let photo: Value = upload.json().await.expect("json");
+    let mut customer = app.customer_ws(&visitor).await;
+    customer
+        .send(json!({"type": "send", "client_msg_id": "c1", "text": "It arrived broken", "attachments": [photo["id"]]}))
+        .await;
+    customer.expect_type("receipt").await;
+    let assigned = agent.expect_type("assigned").await;
+    let conversation = assigned["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    agent
+        .send(json!({"type": "send", "conversation_id": conversation, "client_msg_id": "a1", "text": "Sorry! A new one is on its way."}))
+        .await;
+    agent.expect_type("receipt").await;
+    agent
+        .send(json!({"type": "close", "conversation_id": conversation}))
+        .await;
+    agent.expect_type("unassigned").await;
+
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    click(&mut browser, "#nav [data-page=live]").await;
+    wait_text(&mut browser, "#tab-history").await;
+    click(&mut browser, "#tab-history").await;
+    let row = format!("#history-table tr[data-conversation={}]", js(&conversation));
+    wait_text(&mut browser, &row).await;
+    click(&mut browser, &row).await;
+    wait_text(&mut browser, "#history-transcript .line-customer").await;
+    click(&mut browser, "#erase-customer").await;
+    let armed = wait_text(&mut browser, "#erase-customer[data-armed=true]").await;
+    assert!(armed.contains("Click again"), "{armed}");
+    if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok() {
+        let shot = browser.screenshot(1280, 800).await.expect("screenshot");
+        let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/screenshots/operator-console-erase-customer.png");
+        std::fs::write(out, shot).expect("screenshot written");
+    }
+    click(&mut browser, "#erase-customer").await;
+    let toast = wait_text(&mut browser, "#toast").await;
+    assert!(toast.contains("files: 1"), "{toast}");
+    let (status, _) = app
+        .admin_get(&format!("/v1/tenants/acme/customers/{customer_id}"))
+        .await;
+    assert_eq!(status, 404);
+    browser
+        .wait_for(
+            "the conversation gone from the list",
+            &format!("document.querySelector({}) ? null : true", js(&row)),
+        )
+        .await
+        .expect("gone");
+}
+
 /// A JavaScript expression: the live row of `conversation` has `state`.
 fn live_row_in(conversation: &str, state: &str) -> String {
     format!(

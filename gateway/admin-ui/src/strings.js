@@ -431,6 +431,16 @@ export const STRINGS = {
   'live.messages': ['Messages', '消息数'],
   'live.empty': ['No conversations.', '暂无会话。'],
   'live.transcript': ['Transcript', '会话记录'],
+  'live.erase': ["Erase this customer's data", '删除该客户的数据'],
+  'live.erase_confirm': ['Erase for good? Click again', '永久删除？再点一次确认'],
+  'live.erase_when_closed': [
+    "The customer's data can be erased once the conversation is closed.",
+    '会话结束后才能删除该客户的数据。',
+  ],
+  'live.erased': [
+    'Erased. Messages: {messages}, files: {attachments}',
+    '已删除。消息：{messages} 条，文件：{attachments} 个',
+  ],
   'live.no_messages': ['No messages.', '暂无消息。'],
   'live.open_image': ['Open image {name}', '查看图片 {name}'],
   'live.download': ['Download {name}', '下载 {name}'],

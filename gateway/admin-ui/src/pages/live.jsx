@@ -2,9 +2,9 @@
 // conversations), with a selected conversation's transcript, private notes, transfer and
 // take-over; and the history of all conversations by state.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { get, post, qs, tp } from '../api.js';
+import { del, get, post, qs, tp } from '../api.js';
 import { errorText, formatTime, useT } from '../i18n.js';
-import { Badge, ConfirmButton, Empty, ErrorNote, Loading, Modal, Tabs, useLoad } from '../ui.jsx';
+import { Badge, ConfirmButton, Empty, ErrorNote, Loading, Modal, Tabs, useLoad, useToast } from '../ui.jsx';
 import { ExportButton } from './export.jsx';
 
 const STATES = ['', 'bot', 'queued', 'assigned', 'closed'];
@@ -13,7 +13,7 @@ const STATUS_KIND = { online: 'ok', away: 'warn', offline: 'neutral' };
 const REFRESH_MS = 5000;
 const MAX_BACKOFF_MS = 15000;
 
-export function LivePage() {
+export function LivePage({ permissions }) {
   const t = useT();
   const [tab, setTab] = useState('now');
   return (
@@ -30,7 +30,7 @@ export function LivePage() {
         current={tab}
         onChange={setTab}
       />
-      {tab === 'now' ? <LiveNow /> : <History />}
+      {tab === 'now' ? <LiveNow /> : <History canErase={permissions.has('settings')} />}
     </div>
   );
 }
@@ -503,8 +503,9 @@ function Supervise({ id, live, view, agentNames, onClose }) {
 }
 
 /** Every conversation by state, closed ones included (paged, refreshed every few seconds). */
-function History() {
+function History({ canErase }) {
   const t = useT();
+  const [toast, setToast] = useToast();
   const [state, setState] = useState('');
   const [cursors, setCursors] = useState(['']);
   const [auto, setAuto] = useState(true);
@@ -597,20 +598,63 @@ function History() {
           {t('common.next')} →
         </button>
       </div>
-      {open && <Transcript conversation={open} onClose={() => setOpen(null)} />}
+      {open && (
+        <Transcript
+          conversation={open}
+          canErase={canErase}
+          onClose={() => setOpen(null)}
+          onErased={(erased) => {
+            setOpen(null);
+            setToast(t('live.erased', erased));
+            list.reload();
+          }}
+        />
+      )}
+      {toast}
     </div>
   );
 }
 
-function Transcript({ conversation, onClose }) {
+function Transcript({ conversation, canErase, onClose, onErased }) {
   const t = useT();
   const messages = useLoad(
     () => get(tp(`/conversations/${encodeURIComponent(conversation.id)}/messages${qs({ limit: 500 })}`)),
     [conversation.id],
   );
+  const [erasing, setErasing] = useState(false);
+  const [eraseError, setEraseError] = useState(null);
   const rows = (messages.data && messages.data.messages) || [];
+  const erase = async () => {
+    setErasing(true);
+    setEraseError(null);
+    try {
+      onErased(await del(tp(`/customers/${encodeURIComponent(conversation.customer_id)}`)));
+    } catch (error) {
+      setEraseError(error);
+      setErasing(false);
+    }
+  };
+  // Admins may erase the customer (a deletion request) once the conversation is closed.
+  const footer = canErase ? (
+    <div>
+      {conversation.state === 'closed' ? (
+        <ConfirmButton
+          class="button"
+          id="erase-customer"
+          disabled={erasing}
+          confirmText={t('live.erase_confirm')}
+          onConfirm={erase}
+        >
+          {t('live.erase')}
+        </ConfirmButton>
+      ) : (
+        <span class="muted small">{t('live.erase_when_closed')}</span>
+      )}
+    </div>
+  ) : null;
   return (
-    <Modal title={t('live.transcript')} onClose={onClose} wide id="history-transcript">
+    <Modal title={t('live.transcript')} onClose={onClose} wide id="history-transcript" footer={footer}>
+      <ErrorNote error={eraseError} id="erase-error" />
       <div class="muted small mono">{conversation.id}</div>
       <ErrorNote error={messages.error} />
       {messages.loading && <Loading />}
