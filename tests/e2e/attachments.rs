@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use switchboard_tests::TestApp;
 
 /// A real PNG of `width` × `height` (a gradient).
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });
@@ -20,7 +20,7 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// A PNG of noise (incompressible: about 3 bytes a pixel).
-fn noisy_png(side: u32) -> Vec<u8> {
+pub(crate) fn noisy_png(side: u32) -> Vec<u8> {
     let mut state: u32 = 0x9E37_79B9;
     let image = image::RgbImage::from_fn(side, side, |_, _| {
         state ^= state << 13;

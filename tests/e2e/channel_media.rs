@@ -4,271 +4,41 @@
 //! provider cannot take is refused when the agent sends; a customer's WeChat image is fetched
 //! with the app's token (retried), stored like an upload and opened by the agent.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
-use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::{json, Value};
-use switchboard_channels::douyin::{DouyinAdapter, DouyinConfig};
-use switchboard_channels::wechat::crypto::{encrypt, signature, AesKey};
 use switchboard_tests::{TestApp, WsClient};
 
-const APPID: &str = "wx5e1c0c0ffee00002";
-const TOKEN: &str = "switchboardtoken";
-const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-const APPSECRET: &str = "wechat-appsecret-value";
-const DY_KEY: &str = "awswitchboard0002";
-const DY_SECRET: &str = "dysecret-0123456789";
+use crate::attachments::{noisy_png, png};
+use crate::channels::{self, Fake};
 
-// ---- the fake provider ----------------------------------------------------------------------
-
-#[derive(Default)]
-struct FakeState {
-    /// Every request: {"path", "query", "headers", "body" (JSON or null), "raw" (the bytes, lossy)}.
-    requests: Vec<Value>,
-    /// Text messages (WeChat `msgtype: text`, Douyin `msg_type: 1`) answered 503 this many times.
-    text_failures: usize,
-    /// Image uploads answered with this WeChat errcode (a refusal).
-    upload_errcode: Option<i64>,
-    /// `GET /cgi-bin/media/get` answered 503 this many times.
-    media_failures: usize,
-    /// The image `GET /cgi-bin/media/get` answers for `MEDIA-OK`.
-    media: Vec<u8>,
-}
-
-#[derive(Clone)]
-struct Fake {
-    base: String,
-    state: Arc<Mutex<FakeState>>,
-}
-
-impl Fake {
-    async fn start() -> Fake {
-        let state = Arc::new(Mutex::new(FakeState::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = axum::Router::new()
-            .fallback(fake_handler)
-            .with_state(state.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Fake { base, state }
-    }
-
-    fn set(&self, change: impl FnOnce(&mut FakeState)) {
-        change(&mut self.state.lock().unwrap());
-    }
-
-    fn requests(&self, path: &str) -> Vec<Value> {
-        self.state
-            .lock()
-            .unwrap()
-            .requests
-            .iter()
-            .filter(|request| request["path"] == path)
-            .cloned()
-            .collect()
-    }
-
-    /// The provider calls in order, as `path` or `path:kind` for sends (`image`, `text`).
-    fn calls(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .unwrap()
-            .requests
-            .iter()
-            .filter(|request| !request["path"].as_str().unwrap().contains("token"))
-            .map(|request| {
-                let path = request["path"].as_str().unwrap();
-                match message_kind(&request["body"]) {
-                    Some(kind) => format!("{path}:{kind}"),
-                    None => path.to_owned(),
-                }
-            })
-            .collect()
-    }
-}
-
-/// `image` or `text` for a WeChat or Douyin send body.
-fn message_kind(body: &Value) -> Option<&'static str> {
-    match (
-        body["msgtype"].as_str(),
-        body["content"]["msg_type"].as_i64(),
-    ) {
-        (Some("image"), _) | (_, Some(2)) => Some("image"),
-        (Some("text"), _) | (_, Some(1)) => Some("text"),
-        _ => None,
-    }
-}
-
-async fn fake_handler(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let path = uri.path().to_owned();
-    let query = uri.query().unwrap_or_default().to_owned();
-    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let header_map: HashMap<String, String> = headers
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                value.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let mut state = state.lock().unwrap();
-    state.requests.push(json!({
-        "path": path, "query": query, "headers": header_map, "body": body_json,
-        "raw": String::from_utf8_lossy(&body), "len": body.len(),
-    }));
-    let kind = message_kind(&body_json);
-    match path.as_str() {
-        "/cgi-bin/token" => {
-            Json(json!({"access_token": "TOKEN-1", "expires_in": 7200})).into_response()
-        }
-        "/oauth/client_token/" => {
-            Json(json!({"data": {"access_token": "DY-TOKEN", "expires_in": 7200, "error_code": 0}}))
-                .into_response()
-        }
-        "/cgi-bin/media/upload" => match state.upload_errcode {
-            Some(code) => {
-                Json(json!({"errcode": code, "errmsg": "invalid media type"})).into_response()
-            }
-            None => Json(json!({"type": "image", "media_id": "WX-MEDIA-1", "created_at": 1}))
-                .into_response(),
-        },
-        "/tool/imagex/client_upload/" => {
-            Json(json!({"data": {"image_id": "DY-IMAGE-1", "error_code": 0}})).into_response()
-        }
-        "/cgi-bin/media/get" => {
-            if state.media_failures > 0 {
-                state.media_failures -= 1;
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            if query.contains("media_id=MEDIA-OK") {
-                (
-                    [
-                        (header::CONTENT_TYPE, "image/jpeg"),
-                        (
-                            header::CONTENT_DISPOSITION,
-                            "attachment; filename=\"MEDIA-OK.jpg\"",
-                        ),
-                    ],
-                    state.media.clone(),
-                )
-                    .into_response()
-            } else {
-                (
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    r#"{"errcode":40007,"errmsg":"invalid media_id"}"#,
-                )
-                    .into_response()
-            }
-        }
-        "/cgi-bin/message/custom/send" | "/im/send/msg/" => {
-            if kind == Some("text") && state.text_failures > 0 {
-                state.text_failures -= 1;
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            if path == "/im/send/msg/" {
-                Json(json!({"data": {"error_code": 0, "msg_id": "dy-msg-1"}})).into_response()
-            } else {
-                Json(json!({"errcode": 0, "errmsg": "ok"})).into_response()
-            }
-        }
-        _ => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-// ---- helpers --------------------------------------------------------------------------------
-
-/// A real PNG of `width` × `height` (a gradient).
-fn png(width: u32, height: u32) -> Vec<u8> {
-    encode(width, height, image::ImageFormat::Png, |x, y| {
-        [(x % 256) as u8, (y % 256) as u8, 128]
-    })
-}
-
-/// A PNG of noise (incompressible: about 3 bytes a pixel).
-fn noisy_png(side: u32) -> Vec<u8> {
-    let mut state: u32 = 0x9E37_79B9;
-    encode(side, side, image::ImageFormat::Png, move |_, _| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let [a, b, c, _] = state.to_le_bytes();
-        [a, b, c]
-    })
-}
-
-fn encode(
-    width: u32,
-    height: u32,
-    format: image::ImageFormat,
-    mut pixel: impl FnMut(u32, u32) -> [u8; 3],
-) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb(pixel(x, y)));
+/// A JPEG of `width` × `height` (a gradient).
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
     let mut bytes = std::io::Cursor::new(Vec::new());
     image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut bytes, format)
-        .expect("image");
+        .write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .expect("jpeg");
     bytes.into_inner()
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn nonce() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
+/// The server against the fake, with the WeChat app `wx1` and the Douyin app `dy1`.
 async fn spawn(fake: &Fake) -> TestApp {
-    let base = fake.base.clone();
-    let app = TestApp::spawn_with(move |settings| {
-        settings.channels.wechat_base_url = base.clone();
-        settings.channels.douyin_base_url = base.clone();
-        settings.channels.retry_base_ms = 100;
-        settings.channels.retry_max_ms = 400;
-        settings.channels.poll_interval_ms = 50;
-    })
-    .await;
-    let body = json!({"appid": APPID, "token": TOKEN, "encoding_aes_key": AES_KEY, "appsecret": APPSECRET});
-    assert_eq!(put_app(&app, "wechat", "wx1", body).await, 200);
-    let body = json!({"client_key": DY_KEY, "client_secret": DY_SECRET});
-    assert_eq!(put_app(&app, "douyin", "dy1", body).await, 200);
+    let app = channels::spawn(fake).await;
+    channels::configure_wechat(&app).await;
+    let body = json!({"client_key": channels::DY_KEY, "client_secret": channels::DY_SECRET});
+    let (status, _) = channels::put_app(&app, "acme", &app.admin_key, "douyin", "dy1", body).await;
+    assert_eq!(status, 200);
     app
-}
-
-async fn put_app(app: &TestApp, kind: &str, name: &str, body: Value) -> u16 {
-    app.http
-        .put(app.url(&format!("/v1/tenants/acme/channels/{kind}/{name}")))
-        .bearer_auth(&app.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 fn wechat_xml(openid: &str, msg_id: &str, msg_type: &str, fields: &str) -> String {
     format!(
         "<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
          <CreateTime>{}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{fields}<MsgId>{msg_id}</MsgId></xml>",
-        now_secs()
+        channels::now_secs()
     )
 }
 
@@ -290,61 +60,18 @@ fn wechat_image(openid: &str, msg_id: &str, media_id: &str) -> String {
     )
 }
 
-/// A safe-mode push: the message encrypted for the app, `msg_signature` over the ciphertext.
-/// Answers the status and how long the push took.
+/// A safe-mode push; answers the status and how long the push took.
 async fn wechat_push(app: &TestApp, inner: &str) -> (u16, Duration) {
-    let key = AesKey::from_encoding_aes_key(AES_KEY).unwrap();
-    let encrypted = encrypt(&key, inner, APPID);
-    let (timestamp, nonce) = (now_secs().to_string(), nonce());
-    let body = format!("<xml><ToUserName><![CDATA[gh_account]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>");
     let started = std::time::Instant::now();
-    let response = app
-        .http
-        .post(app.url("/v1/channels/wechat/acme/wx1"))
-        .query(&[
-            (
-                "signature",
-                signature(&[TOKEN, &timestamp, &nonce]).as_str(),
-            ),
-            ("timestamp", timestamp.as_str()),
-            ("nonce", nonce.as_str()),
-            ("encrypt_type", "aes"),
-            (
-                "msg_signature",
-                signature(&[TOKEN, &timestamp, &nonce, &encrypted]).as_str(),
-            ),
-        ])
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
+    let (status, text) = channels::wechat_safe_push(app, inner).await;
     assert_eq!(text, "success", "wechat wants `success`");
     (status, started.elapsed())
 }
 
 async fn douyin_push(app: &TestApp, text: &str, msg_id: &str) {
-    let body = json!({
-        "event": "im_receive_msg", "client_key": DY_KEY, "from_user_id": "_CUSTOMER", "to_user_id": "_ACCOUNT",
-        "content": {"conversation_short_id": "conv-1", "server_message_id": msg_id, "message_type": "text", "text": text, "source": "", "create_time": now_secs() * 1000},
-    });
-    let raw = body.to_string();
-    let signed = DouyinAdapter::new(DouyinConfig {
-        client_key: DY_KEY.into(),
-        client_secret: DY_SECRET.into(),
-    })
-    .sign(raw.as_bytes());
-    let response = app
-        .http
-        .post(app.url("/v1/channels/douyin/acme/dy1"))
-        .header("content-type", "application/json")
-        .header("x-douyin-signature", signed)
-        .header("msg-id", msg_id)
-        .body(raw)
-        .send()
-        .await
-        .unwrap();
+    let mut body = channels::douyin_message("im_receive_msg", text, "");
+    body["content"]["server_message_id"] = json!(msg_id);
+    let response = channels::douyin_push(app, &body, Some(msg_id), None).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -634,9 +361,7 @@ async fn files_a_provider_cannot_take_are_refused_when_the_agent_sends() {
 #[tokio::test]
 async fn a_customers_wechat_image_is_fetched_once_and_the_agent_opens_it() {
     let fake = Fake::start().await;
-    let photo = encode(400, 300, image::ImageFormat::Jpeg, |x, y| {
-        [(x % 256) as u8, (y % 256) as u8, 90]
-    });
+    let photo = jpeg(400, 300);
     // The media API fails once: the fetch is retried.
     fake.set(|state| {
         state.media = photo.clone();
@@ -727,8 +452,7 @@ async fn a_wechat_image_that_cannot_be_fetched_is_kept_with_a_note_and_the_bot_h
         settings.channels.poll_interval_ms = 50;
     })
     .await;
-    let body = json!({"appid": APPID, "token": TOKEN, "encoding_aes_key": AES_KEY, "appsecret": APPSECRET});
-    assert_eq!(put_app(&app, "wechat", "wx1", body).await, 200);
+    channels::configure_wechat(&app).await;
 
     // The media API is down: every attempt fails, the push is still answered and stored.
     let (status, took) = wechat_push(&app, &wechat_image("oUSER6", "6001", "MEDIA-OK")).await;

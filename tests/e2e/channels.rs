@@ -16,34 +16,43 @@ use switchboard_channels::mobile::{MobileClaims, MobileTokenVerifier};
 use switchboard_channels::wechat::crypto::{encrypt, signature, AesKey};
 use switchboard_tests::{TestApp, WsClient};
 
-const APPID: &str = "wx5e1c0c0ffee00001";
-const TOKEN: &str = "switchboardtoken";
-const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-const APPSECRET: &str = "wechat-appsecret-value";
-const DY_KEY: &str = "awswitchboard0001";
-const DY_SECRET: &str = "dysecret-0123456789";
+pub(crate) const APPID: &str = "wx5e1c0c0ffee00001";
+pub(crate) const TOKEN: &str = "switchboardtoken";
+pub(crate) const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub(crate) const APPSECRET: &str = "wechat-appsecret-value";
+pub(crate) const DY_KEY: &str = "awswitchboard0001";
+pub(crate) const DY_SECRET: &str = "dysecret-0123456789";
 const MOBILE_SECRET: &str = "mobile-secret-0123456789abcdef";
 
 // ---- the fake provider ----------------------------------------------------------------------
 
 #[derive(Default)]
-struct FakeState {
-    /// Every request: {"path", "query", "headers", "body"}.
+pub(crate) struct FakeState {
+    /// Every request: {"path", "query", "headers", "body" (JSON or null), "raw" (the bytes,
+    /// lossy), "len"}.
     requests: Vec<Value>,
     /// Answer sends (not token fetches) with this HTTP status.
     send_status: Option<u16>,
     /// Answer WeChat sends with this errcode.
     send_errcode: Option<i64>,
+    /// Text messages (WeChat `msgtype: text`, Douyin `msg_type: 1`) answered 503 this many times.
+    pub(crate) text_failures: usize,
+    /// Image uploads answered with this WeChat errcode (a refusal).
+    pub(crate) upload_errcode: Option<i64>,
+    /// `GET /cgi-bin/media/get` answered 503 this many times.
+    pub(crate) media_failures: usize,
+    /// The image `GET /cgi-bin/media/get` answers for `MEDIA-OK`.
+    pub(crate) media: Vec<u8>,
 }
 
 #[derive(Clone)]
-struct Fake {
-    base: String,
+pub(crate) struct Fake {
+    pub(crate) base: String,
     state: Arc<Mutex<FakeState>>,
 }
 
 impl Fake {
-    async fn start() -> Fake {
+    pub(crate) async fn start() -> Fake {
         let state = Arc::new(Mutex::new(FakeState::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -56,11 +65,11 @@ impl Fake {
         Fake { base, state }
     }
 
-    fn set(&self, change: impl FnOnce(&mut FakeState)) {
+    pub(crate) fn set(&self, change: impl FnOnce(&mut FakeState)) {
         change(&mut self.state.lock().unwrap());
     }
 
-    fn requests(&self, path: &str) -> Vec<Value> {
+    pub(crate) fn requests(&self, path: &str) -> Vec<Value> {
         self.state
             .lock()
             .unwrap()
@@ -72,7 +81,25 @@ impl Fake {
     }
 
     /// Waits until `path` saw `count` requests (answered any way).
-    async fn wait_for(&self, path: &str, count: usize) -> Vec<Value> {
+    /// The provider calls in order, as `path` or `path:kind` for sends (`image`, `text`).
+    pub(crate) fn calls(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|request| !request["path"].as_str().unwrap().contains("token"))
+            .map(|request| {
+                let path = request["path"].as_str().unwrap();
+                match message_kind(&request["body"]) {
+                    Some(kind) => format!("{path}:{kind}"),
+                    None => path.to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) async fn wait_for(&self, path: &str, count: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let seen = self.requests(path);
@@ -107,6 +134,18 @@ async fn verify_wechat_url(app: &TestApp, echostr: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// `image` or `text` for a WeChat or Douyin send body.
+fn message_kind(body: &Value) -> Option<&'static str> {
+    match (
+        body["msgtype"].as_str(),
+        body["content"]["msg_type"].as_i64(),
+    ) {
+        (Some("image"), _) | (_, Some(2)) => Some("image"),
+        (Some("text"), _) | (_, Some(1)) => Some("text"),
+        _ => None,
+    }
+}
+
 async fn fake_handler(
     State(state): State<Arc<Mutex<FakeState>>>,
     uri: Uri,
@@ -114,6 +153,7 @@ async fn fake_handler(
     body: Bytes,
 ) -> axum::response::Response {
     let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or_default().to_owned();
     let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let header_map: HashMap<String, String> = headers
         .iter()
@@ -125,7 +165,10 @@ async fn fake_handler(
         })
         .collect();
     let mut state = state.lock().unwrap();
-    state.requests.push(json!({"path": path, "query": uri.query().unwrap_or_default(), "headers": header_map, "body": body_json}));
+    state.requests.push(json!({
+        "path": path, "query": query, "headers": header_map, "body": body_json,
+        "raw": String::from_utf8_lossy(&body), "len": body.len(),
+    }));
     match path.as_str() {
         "/cgi-bin/token" => {
             Json(json!({"access_token": "TOKEN-1", "expires_in": 7200})).into_response()
@@ -145,11 +188,47 @@ async fn fake_handler(
                 return StatusCode::from_u16(status).unwrap().into_response();
             }
             match path.as_str() {
+                "/cgi-bin/message/custom/send" | "/im/send/msg/"
+                    if message_kind(&body_json) == Some("text") && state.text_failures > 0 =>
+                {
+                    state.text_failures -= 1;
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                }
                 "/cgi-bin/message/custom/send" => match state.send_errcode {
                     Some(code) => Json(json!({"errcode": code, "errmsg": "response out of time limit or subscription is canceled"})).into_response(),
                     None => Json(json!({"errcode": 0, "errmsg": "ok"})).into_response(),
                 },
                 "/im/send/msg/" => Json(json!({"data": {"error_code": 0, "msg_id": "dy-msg-1"}})).into_response(),
+                "/cgi-bin/media/upload" => match state.upload_errcode {
+                    Some(code) => {
+                        Json(json!({"errcode": code, "errmsg": "invalid media type"})).into_response()
+                    }
+                    None => Json(json!({"type": "image", "media_id": "WX-MEDIA-1", "created_at": 1}))
+                        .into_response(),
+                },
+                "/tool/imagex/client_upload/" => {
+                    Json(json!({"data": {"image_id": "DY-IMAGE-1", "error_code": 0}})).into_response()
+                }
+                "/cgi-bin/media/get" if state.media_failures > 0 => {
+                    state.media_failures -= 1;
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                }
+                "/cgi-bin/media/get" if query.contains("media_id=MEDIA-OK") => (
+                    [
+                        (axum::http::header::CONTENT_TYPE, "image/jpeg"),
+                        (
+                            axum::http::header::CONTENT_DISPOSITION,
+                            "attachment; filename=\"MEDIA-OK.jpg\"",
+                        ),
+                    ],
+                    state.media.clone(),
+                )
+                    .into_response(),
+                "/cgi-bin/media/get" => (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                    r#"{"errcode":40007,"errmsg":"invalid media_id"}"#,
+                )
+                    .into_response(),
                 _ => StatusCode::OK.into_response(),
             }
         }
@@ -158,18 +237,18 @@ async fn fake_handler(
 
 // ---- helpers --------------------------------------------------------------------------------
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-async fn spawn(fake: &Fake) -> TestApp {
+pub(crate) async fn spawn(fake: &Fake) -> TestApp {
     spawn_with(fake, |_| {}).await
 }
 
@@ -195,7 +274,7 @@ async fn spawn_with(fake: &Fake, change: impl FnOnce(&mut gateway::config::Setti
     .await
 }
 
-async fn put_app(
+pub(crate) async fn put_app(
     app: &TestApp,
     tenant: &str,
     key: &str,
@@ -215,7 +294,7 @@ async fn put_app(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn configure_wechat(app: &TestApp) {
+pub(crate) async fn configure_wechat(app: &TestApp) {
     let body = json!({"appid": APPID, "token": TOKEN, "encoding_aes_key": AES_KEY, "appsecret": APPSECRET});
     let (status, _) = put_app(app, "acme", &app.admin_key, "wechat", "wx1", body).await;
     assert_eq!(status, 200);
@@ -231,7 +310,7 @@ fn wechat_text_xml(openid: &str, msg_id: &str, text: &str) -> String {
 }
 
 /// A safe-mode push: the message encrypted for the app, `msg_signature` over the ciphertext.
-async fn wechat_safe_push(app: &TestApp, inner: &str) -> (u16, String) {
+pub(crate) async fn wechat_safe_push(app: &TestApp, inner: &str) -> (u16, String) {
     let key = AesKey::from_encoding_aes_key(AES_KEY).unwrap();
     let encrypted = encrypt(&key, inner, APPID);
     let (timestamp, nonce) = (now_secs().to_string(), nonce());
@@ -791,7 +870,7 @@ async fn a_wechat_signature_cannot_be_replayed_with_another_body() {
 
 // ---- Douyin ---------------------------------------------------------------------------------
 
-async fn douyin_push(
+pub(crate) async fn douyin_push(
     app: &TestApp,
     body: &Value,
     msg_id: Option<&str>,
@@ -814,7 +893,7 @@ async fn douyin_push(
     request.body(raw).send().await.unwrap()
 }
 
-fn douyin_message(event: &str, text: &str, source: &str) -> Value {
+pub(crate) fn douyin_message(event: &str, text: &str, source: &str) -> Value {
     json!({
         "event": event, "client_key": DY_KEY, "from_user_id": "_CUSTOMER", "to_user_id": "_ACCOUNT",
         "content": {"conversation_short_id": "conv-1", "server_message_id": "srv-1", "message_type": "text", "text": text, "source": source, "create_time": now_secs() * 1000},
