@@ -1117,6 +1117,24 @@ async fn mobile_apps_authenticate_resume_read_history_and_get_pushes_when_offlin
         .starts_with("sha256="));
     let found = wait_deliveries(&app, &conversation_id, 1, "sent").await;
     assert_eq!(found[0]["kind"], "push");
+
+    // A reply of a file alone: the push says what was sent, never an empty line.
+    let upload = app
+        .http
+        .post(app.url("/v1/agent/attachments?name=refund.pdf"))
+        .bearer_auth(&agent_token)
+        .body(b"%PDF-1.4\n%%EOF\n".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let pdf: Value = upload.json().await.unwrap();
+    agent
+        .send(json!({"type": "send", "conversation_id": conversation_id, "client_msg_id": "a3", "attachments": [pdf["id"]]}))
+        .await;
+    agent.expect_type("receipt").await;
+    let pushes = fake.wait_for("/push", 2).await;
+    assert_eq!(pushes[1]["body"]["text"], "[file] refund.pdf");
 }
 
 #[tokio::test]

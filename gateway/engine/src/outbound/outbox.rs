@@ -155,6 +155,22 @@ async fn send_loop(outbound: Arc<Outbound>) {
     }
 }
 
+/// What a push notification says of a message: its text, or, for attachments alone, what was
+/// sent (`[image]`, `[file] label.pdf`), so the app never notifies with an empty line.
+fn push_text(message: &MessageRecord) -> String {
+    if !message.text.is_empty() {
+        return message.text.clone();
+    }
+    crate::files::attachments_of(message)
+        .iter()
+        .map(|attachment| match attachment.kind {
+            store::attachments::AttachmentKind::Image => "[image]".to_owned(),
+            store::attachments::AttachmentKind::File => format!("[file] {}", attachment.name),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Outbound {
     /// Writes the delivery rows one stored message needs (none for customer and system messages,
     /// or for conversations that only live on the web).
@@ -191,7 +207,10 @@ impl Outbound {
             app: route.app.clone(),
             recipient: route.external_user_id.clone(),
             reply_context: route.reply_context.clone(),
-            text: message.text.clone(),
+            text: match kind {
+                "push" => push_text(message),
+                _ => message.text.clone(),
+            },
             sender_kind: message.sender.as_str().to_owned(),
         };
         if let Some(delivery) = self.store.enqueue_delivery(&new).await? {
