@@ -53,8 +53,19 @@ async fn seed(app: &TestApp) -> Seeded {
             .expect("customer");
         let mut id = String::new();
         for (index, text) in texts.iter().enumerate() {
+            // The awkward text comes with a photo.
+            let meta = (*text == AWKWARD).then(|| {
+                serde_json::json!({"attachments": [{"id": "att-1", "kind": "image",
+                    "name": "cup.png", "media_type": "image/png", "size": 812}]})
+            });
             id = store
-                .append_customer_message(&customer, Some(&format!("c{index}")), text, &entry)
+                .append_customer_message_with(
+                    &customer,
+                    Some(&format!("c{index}")),
+                    text,
+                    &entry,
+                    meta,
+                )
                 .await
                 .expect("message")
                 .conversation
@@ -188,6 +199,15 @@ async fn exports_read_back_in_every_format_with_filters_and_the_formula_guard() 
         "{transcript}"
     );
     assert!(wechat[column(&header, "events")].contains("assigned"));
+    let with_photo = rows
+        .iter()
+        .find(|row| row[column(&header, "transcript")].contains("second line"))
+        .expect("the conversation with the photo");
+    assert!(
+        with_photo[column(&header, "transcript")].ends_with("and a second line [image cup.png]"),
+        "{}",
+        with_photo[column(&header, "transcript")]
+    );
     // No contact field is exported.
     assert!(!String::from_utf8_lossy(&body).contains("138 0000"));
 
@@ -202,6 +222,12 @@ async fn exports_read_back_in_every_format_with_filters_and_the_formula_guard() 
         .map(|row| row[column(&header, "text")].as_str())
         .collect();
     assert!(texts.contains(&AWKWARD), "{texts:?}");
+    let attachments: Vec<&str> = rows
+        .iter()
+        .map(|row| row[column(&header, "attachments")].as_str())
+        .filter(|cell| !cell.is_empty())
+        .collect();
+    assert_eq!(attachments, ["image cup.png"]);
     assert!(texts.contains(&format!("'{FORMULA}").as_str()), "{texts:?}");
     assert!(texts.contains(&"'-1 is my order number"));
     assert!(texts.contains(&"'@all"));

@@ -124,13 +124,14 @@ pub const CONVERSATION_COLUMNS: [&str; 22] = [
     "events",
 ];
 
-pub const MESSAGE_COLUMNS: [&str; 14] = [
+pub const MESSAGE_COLUMNS: [&str; 15] = [
     "conversation_id",
     "seq",
     "created_at",
     "sender_kind",
     "sender_id",
     "text",
+    "attachments",
     "bot_decision",
     "bot_confidence",
     "faq_id",
@@ -338,15 +339,32 @@ fn transcript(messages: &[MessageRecord]) -> String {
     messages
         .iter()
         .map(|message| {
-            format!(
+            let mut line = format!(
                 "{} {}: {}",
                 rfc3339(message.created_at),
                 message.sender.as_str(),
                 message.text
-            )
+            );
+            let attachments = attachment_names(message);
+            if !attachments.is_empty() {
+                if !message.text.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&format!("[{attachments}]"));
+            }
+            line
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A message's attachments as `image cup.png; file invoice.pdf` (empty without any).
+fn attachment_names(message: &MessageRecord) -> String {
+    crate::files::attachments_of(message)
+        .iter()
+        .map(|attachment| format!("{} {}", attachment.kind.as_str(), attachment.name))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn event_lines(events: &[ConversationEvent]) -> String {
@@ -418,6 +436,7 @@ fn message_cells(item: &ExportedConversation, message: &MessageRecord) -> Vec<Ce
         Cell::text(message.sender.as_str()),
         Cell::optional_text(message.sender_id.as_deref()),
         Cell::text(&message.text),
+        Cell::text(attachment_names(message)),
         Cell::optional_text(meta_text(message, "decision")),
         confidence.map_or(Cell::Empty, Cell::Number),
         Cell::optional_text(meta_text(message, "faq_id")),
