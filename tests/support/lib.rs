@@ -26,7 +26,12 @@ pub fn model_worker() -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .map(|dir| dir.join(name))
         .filter(|path| path.is_file())
-        .unwrap_or_else(|| panic!("{name} is not built beside {}", exe.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not built beside {} (cargo build -p switchboard-tests --bins, with --release for a release example)",
+                exe.display()
+            )
+        });
     worker
 }
 
