@@ -584,6 +584,7 @@ async fn erasing_a_customer_removes_their_conversation_and_attachments() {
     }
     let (status, body) = erase().await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["customers"], 1);
     assert_eq!(body["conversations"], 1);
     assert_eq!(body["attachments"], 3);
     assert!(body["messages"].as_u64().unwrap() >= 3, "{body}");

@@ -196,6 +196,25 @@ async fn erasing_a_customer_leaves_nothing_of_theirs(backend: &Backend) {
         }
     };
     let (erased, kept) = (customer("v1").await, customer("v2").await);
+    // The same person on another channel identity, linked by their CRM id.
+    let linked = customer("v1-app").await;
+    store
+        .link_customer("t1", &erased.id, "crm-7")
+        .await
+        .unwrap();
+    store
+        .link_customer("t1", &linked.id, "crm-7")
+        .await
+        .unwrap();
+    store.link_customer("t1", &kept.id, "crm-8").await.unwrap();
+    let person = store.person_of("t1", &erased.id).await.unwrap();
+    assert_eq!(person.len(), 2);
+    assert_eq!(person[0], erased.id);
+    assert!(person.contains(&linked.id));
+    store
+        .insert_attachment(&record("t1", "from-app", &linked.id, 1_000))
+        .await
+        .unwrap();
     let entry = store::Entry {
         state: store::ConversationState::Queued,
         skill_group: "general".into(),
@@ -242,7 +261,7 @@ async fn erasing_a_customer_leaves_nothing_of_theirs(backend: &Backend) {
 
     // Open: refused, nothing goes.
     assert!(matches!(
-        store.erase_customer("t1", &erased.id).await,
+        store.erase_customers("t1", &person).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -273,11 +292,20 @@ async fn erasing_a_customer_leaves_nothing_of_theirs(backend: &Backend) {
         .await
         .unwrap()
         .expect("closed");
+    let mut listed: Vec<String> = Vec::new();
+    for id in &person {
+        for record in store.customer_attachments("t1", id).await.unwrap() {
+            listed.push(record.id);
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, ["from-app", "sent", "unsent"]);
     let erased_counts = store
-        .erase_customer("t1", &erased.id)
+        .erase_customers("t1", &person)
         .await
         .unwrap()
         .expect("erased");
+    assert_eq!(erased_counts.customers, 2);
     assert_eq!(erased_counts.conversations, 1);
     assert!(erased_counts.messages >= 2, "{erased_counts:?}");
     assert!(store.customer("t1", &erased.id).await.unwrap().is_none());
@@ -291,7 +319,9 @@ async fn erasing_a_customer_leaves_nothing_of_theirs(backend: &Backend) {
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(store.erase_customer("t1", &erased.id).await.unwrap(), None);
+    assert!(store.customer("t1", &linked.id).await.unwrap().is_none());
+    assert!(store.person_of("t1", &kept.id).await.unwrap() == [kept.id.clone()]);
+    assert_eq!(store.erase_customers("t1", &person).await.unwrap(), None);
     // The other customer keeps everything.
     assert!(store.customer("t1", &kept.id).await.unwrap().is_some());
     assert_eq!(store.recent_messages(&other.id, 10).await.unwrap().len(), 1);

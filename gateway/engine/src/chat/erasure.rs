@@ -1,6 +1,7 @@
 //! Erasing a customer on request (a person exercising their right to deletion, or a tenant
-//! cleaning up): their profile and links, their conversation with everything recorded about it,
-//! and every attachment of it — blobs and rows. Their open connections end.
+//! cleaning up): their profile, every identity linked to them by a CRM id, their conversations
+//! with everything recorded about them, and every attachment — blobs and rows. Their open
+//! connections end.
 
 use super::Chat;
 use crate::bus::{customer_topic, BusEvent};
@@ -11,6 +12,8 @@ use store::erasure::Erased;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Erasure {
     pub customer_id: String,
+    /// The customer and the identities linked to them by a CRM id.
+    pub customers: u64,
     pub conversations: u64,
     pub messages: u64,
     pub attachments: u64,
@@ -24,28 +27,39 @@ impl Chat {
             .customer(tenant, customer_id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
+        // The person: this customer and the identities linked to them by a CRM id.
+        let person = self.store.person_of(tenant, customer_id).await?;
         // Listed before the rows that name them go; deleted once the erasure is committed.
-        let attachments = self.store.customer_attachments(tenant, customer_id).await?;
+        let mut attachments = Vec::new();
+        for id in &person {
+            attachments.extend(self.store.customer_attachments(tenant, id).await?);
+        }
+        attachments.sort_by(|a, b| a.id.cmp(&b.id));
+        attachments.dedup_by(|a, b| a.id == b.id);
         let Erased {
+            customers,
             conversations,
             messages,
         } = self
             .store
-            .erase_customer(tenant, customer_id)
+            .erase_customers(tenant, &person)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
         let attachments = self.files.delete(&attachments).await?;
         // Any connection still open with one of their tokens ends.
-        self.bus.publish(
-            &customer_topic(customer_id),
-            BusEvent::VisitorRevoked {
-                customer_id: customer_id.to_owned(),
-                version: i64::MAX,
-            },
-        );
+        for id in &person {
+            self.bus.publish(
+                &customer_topic(id),
+                BusEvent::VisitorRevoked {
+                    customer_id: id.clone(),
+                    version: i64::MAX,
+                },
+            );
+        }
         tracing::info!(
             tenant,
             customer_id,
+            customers,
             conversations,
             messages,
             attachments,
@@ -53,6 +67,7 @@ impl Chat {
         );
         Ok(Erasure {
             customer_id: customer_id.to_owned(),
+            customers,
             conversations,
             messages,
             attachments,
