@@ -911,7 +911,10 @@
       // Never show a seq twice; history sent again (after a reconnect) brings fresh links to
       // the files, which expire after an hour. The transcript is redrawn by the caller.
       var fresh = validAttachments(f.attachments);
-      if (fresh.length) { chat.messages[seq].attachments = fresh; }
+      if (fresh.length) {
+        chat.messages[seq].attachments = fresh;
+        chat.messages[seq].linksAt = Date.now();
+      }
       return;
     }
 
@@ -922,7 +925,8 @@
       at: f.at || null,
       suggestions: Array.isArray(f.suggestions) ? f.suggestions.filter(function (s) { return typeof s === 'string'; }) : null,
       meta: f.meta && typeof f.meta === 'object' ? f.meta : null, // bot decision, sensitive words
-      attachments: validAttachments(f.attachments)
+      attachments: validAttachments(f.attachments),
+      linksAt: Date.now()
     };
     addMessage(chat, msg);
 
@@ -1844,6 +1848,53 @@
     }).slice(0, MAX_ATTACHMENTS);
   }
 
+  // Links to files are signed for an hour. The selected chat's attachments get fresh ones from
+  // the server once theirs are RENEW_AFTER old (checked every few minutes), and at once when an
+  // image fails to load (at most every RENEW_FORCED_GAP, so a file that is gone for good does not
+  // loop). A seq the server no longer has attachments for is left as it is.
+  var RENEW_AFTER = 45 * 60 * 1000;
+  var RENEW_FORCED_GAP = 30 * 1000;
+  var renewal = { running: false, forcedAt: 0 };
+
+  function renewLinks(force) {
+    var chat = state.chats[state.selected];
+    if (renewal.running || !chat || !state.token) { return; }
+    var now = Date.now();
+    if (force) {
+      if (now - renewal.forcedAt < RENEW_FORCED_GAP) { return; }
+      renewal.forcedAt = now;
+    }
+    var seqs = Object.keys(chat.messages).filter(function (seq) {
+      var m = chat.messages[seq];
+      return m.attachments && m.attachments.length && !m.linksGone &&
+        (force || now - (m.linksAt || 0) >= RENEW_AFTER);
+    }).slice(-50);
+    if (!seqs.length) { return; }
+    renewal.running = true;
+    var path = '/v1/agent/attachments?conversation_id=' + encodeURIComponent(chat.conversation.id) +
+      '&seqs=' + seqs.join(',');
+    api(path, state.token).then(function (body) {
+      var renewed = {};
+      (body && Array.isArray(body.messages) ? body.messages : []).forEach(function (m) {
+        var msg = chat.messages[m.seq];
+        var fresh = validAttachments(m.attachments);
+        if (msg && fresh.length) {
+          msg.attachments = fresh;
+          msg.linksAt = Date.now();
+          renewed[m.seq] = true;
+        }
+      });
+      seqs.forEach(function (seq) {
+        if (!renewed[seq]) { chat.messages[seq].linksGone = true; }
+      });
+      if (state.chats[state.selected] === chat) { renderSelected(true); }
+    }).catch(function () {
+      // The next round tries again.
+    }).then(function () {
+      renewal.running = false;
+    });
+  }
+
   // Images as thumbnails opening the full image in a new tab, other files as a download link
   // with name and size. A message of attachments only has no text bubble.
   function appendAttachments(row, text, list) {
@@ -1867,6 +1918,7 @@
           img.height = Math.max(1, Math.round(h * scale));
         }
         img.alt = name;
+        img.onerror = function () { renewLinks(true); };
         img.src = thumb;
         link.appendChild(img);
         link.title = t('openImage')(name);
@@ -1987,6 +2039,7 @@
     setInterval(function () {
       if (state.order.length) { renderChatList(); }
     }, 60000);
+    setInterval(function () { renewLinks(false); }, 5 * 60 * 1000);
 
     applyLanguage();
 

@@ -1534,6 +1534,7 @@
   // their name and size (the server sends those as downloads).
   function buildAttachments(list) {
     var box = el('div', 'sb-atts');
+    box.setAttribute('data-issued', String(Date.now()));
     list.forEach(function (a) {
       var name = typeof a.name === 'string' ? a.name : '';
       var link = el('a', 'sb-att');
@@ -1553,6 +1554,7 @@
           img.height = Math.max(1, Math.round(h * scale));
         }
         img.alt = name;
+        img.onerror = function () { renewLinks(true); };
         img.src = thumb;
         link.appendChild(img);
       } else {
@@ -1570,6 +1572,73 @@
       box.appendChild(link);
     });
     return box;
+  }
+
+  // Links are signed for an hour. Shown attachments get fresh ones from the server once theirs
+  // are RENEW_AFTER old (checked every few minutes), and at once when an image fails to load (at
+  // most every RENEW_FORCED_GAP, so a file that is gone for good does not loop). A message the
+  // server no longer has attachments for is left as it is.
+  var RENEW_AFTER = 45 * 60 * 1000;
+  var RENEW_FORCED_GAP = 30 * 1000;
+  var renewal = { running: false, forcedAt: 0 };
+
+  function renewLinks(force) {
+    if (renewal.running || !session.token || !ui.messages) { return; }
+    var now = Date.now();
+    if (force) {
+      if (now - renewal.forcedAt < RENEW_FORCED_GAP) { return; }
+      renewal.forcedAt = now;
+    }
+    var boxes = {};
+    var seqs = [];
+    var rows = ui.messages.querySelectorAll('.sb-msg[data-seq]');
+    for (var i = rows.length - 1; i >= 0 && seqs.length < 50; i--) {
+      var box = rows[i].querySelector('.sb-atts');
+      if (!box || box.getAttribute('data-gone') === 'true') { continue; }
+      if (!force && now - (Number(box.getAttribute('data-issued')) || 0) < RENEW_AFTER) { continue; }
+      var seq = rows[i].getAttribute('data-seq');
+      boxes[seq] = box;
+      seqs.push(seq);
+    }
+    if (!seqs.length) { return; }
+    renewal.running = true;
+    fetch(ORIGIN + '/v1/web/attachments?seqs=' + seqs.join(','), {
+      headers: { Authorization: 'Bearer ' + session.token },
+      cache: 'no-store',
+      credentials: 'omit'
+    }).then(function (res) {
+      return readJSON(res).then(function (json) {
+        if (!res.ok) { throw httpError(res.status, json); }
+        return json;
+      });
+    }).then(function (body) {
+      (body && Array.isArray(body.messages) ? body.messages : []).forEach(function (m) {
+        var box = boxes[String(m.seq)];
+        if (!box) { return; }
+        delete boxes[String(m.seq)];
+        refreshAttachments(box, validAttachments(m.attachments));
+      });
+      Object.keys(boxes).forEach(function (seq) { boxes[seq].setAttribute('data-gone', 'true'); });
+    }).catch(function () {
+      // The next round tries again.
+    }).then(function () {
+      renewal.running = false;
+    });
+  }
+
+  // Puts fresh links on the attachments of one shown message.
+  function refreshAttachments(box, list) {
+    var links = box.querySelectorAll('.sb-att');
+    list.forEach(function (a) {
+      for (var i = 0; i < links.length; i++) {
+        if (links[i].getAttribute('data-attachment-id') !== a.id) { continue; }
+        links[i].href = fileUrl(a.url);
+        var img = links[i].querySelector('img');
+        var thumb = fileUrl(a.thumbnail_url) || fileUrl(a.url);
+        if (img && thumb) { img.src = thumb; }
+      }
+    });
+    box.setAttribute('data-issued', String(Date.now()));
   }
 
   function labelAttachment(link) {
@@ -2018,6 +2087,7 @@
     document.addEventListener('visibilitychange', function () {
       if (document.visibilityState === 'visible') { reconnectNow(); }
     });
+    setInterval(function () { renewLinks(false); }, 5 * 60 * 1000);
   }
 
   window.Switchboard = {

@@ -636,3 +636,117 @@ async fn erasing_a_customer_removes_their_conversation_and_attachments() {
         .expect("an audit entry");
     assert_eq!(entry["summary"]["erased"]["attachments"], 3);
 }
+
+/// A client open past a link's hour asks for fresh links: visitors for messages of their own
+/// conversation, agents for a conversation they hold, and nobody for anyone else's.
+#[tokio::test]
+async fn fresh_links_for_the_messages_a_caller_may_read() {
+    let app = TestApp::spawn().await;
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
+    let (_, other_agent) = app.create_agent("Bob", &["billing"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let (_, photo) = upload(
+        &app,
+        "/v1/web/attachments",
+        &visitor,
+        "cup.png",
+        png(40, 30),
+    )
+    .await;
+    customer
+        .send(
+            json!({"type":"send","client_msg_id":"c1","text":"broken","attachments":[photo["id"]]}),
+        )
+        .await;
+    let photo_seq = customer.expect_type("receipt").await["seq"]
+        .as_i64()
+        .unwrap();
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let (_, pdf) = upload(
+        &app,
+        "/v1/agent/attachments",
+        &agent_token,
+        "label.pdf",
+        PDF.to_vec(),
+    )
+    .await;
+    agent
+        .send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","text":"here","attachments":[pdf["id"]]}))
+        .await;
+    let pdf_seq = agent.expect_type("receipt").await["seq"].as_i64().unwrap();
+
+    let renew = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .get(app.url(&path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // The visitor: both messages of their conversation (a seq without attachments is left out).
+    let (status, body) = renew(
+        format!("/v1/web/attachments?seqs={pdf_seq},{photo_seq},1,999"),
+        visitor.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let messages = body["messages"].as_array().unwrap();
+    let seqs: Vec<i64> = messages
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [photo_seq, pdf_seq]);
+    assert_eq!(messages[0]["attachments"][0]["id"], photo["id"]);
+    for message in messages {
+        let link = message["attachments"][0]["url"].as_str().unwrap();
+        assert_eq!(fetch(&app, link).await.status(), 200, "{link}");
+    }
+    let thumbnail = messages[0]["attachments"][0]["thumbnail_url"]
+        .as_str()
+        .unwrap();
+    assert_eq!(fetch(&app, thumbnail).await.status(), 200);
+
+    // Another visitor asks for the same seqs: their own conversation has none of it.
+    let stranger = app.visitor().await;
+    let (status, body) = renew(
+        format!("/v1/web/attachments?seqs={photo_seq},{pdf_seq}"),
+        stranger,
+    )
+    .await;
+    assert_eq!((status, body["messages"].clone()), (200, json!([])));
+
+    // The agent who holds the chat; another agent gets nothing of it.
+    let path = format!("/v1/agent/attachments?conversation_id={conversation_id}&seqs={photo_seq}");
+    let (status, body) = renew(path.clone(), agent_token.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"][0]["attachments"][0]["name"], "cup.png");
+    let (status, body) = renew(path, other_agent).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    // Bad lists are refused with their code.
+    let too_many = (1..=51)
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for seqs in ["", "x", "0", "-3", too_many.as_str()] {
+        let (status, body) =
+            renew(format!("/v1/web/attachments?seqs={seqs}"), visitor.clone()).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_seqs")),
+            "{seqs}"
+        );
+    }
+}

@@ -619,6 +619,32 @@ async fn an_image_from_the_widget_and_a_pdf_from_the_console() {
         save_screenshot(&mut console, "agent-console-attachments.png").await;
     }
 
+    // A link that no longer opens (signed links last an hour; here its signature is spoiled):
+    // the image's load error makes the console and the widget ask for fresh links, and the
+    // thumbnail shows again.
+    console
+        .eval("(() => { const img = document.querySelector('#transcript .msg[data-sender=customer] .att-image img'); window.__spoiled = img.src.replace(/sig=[^&]+/, 'sig=0'); img.src = window.__spoiled; return true; })()")
+        .await
+        .unwrap();
+    console
+        .wait_for(
+            "the console's thumbnail with a fresh link",
+            "(() => { const img = document.querySelector('#transcript .msg[data-sender=customer] .att-image img'); return img && img.complete && img.naturalWidth > 0 && img.src !== window.__spoiled && img.src.includes('sig=') ? true : null; })()",
+        )
+        .await
+        .unwrap();
+    widget
+        .eval(&format!("(() => {{ const img = {SHADOW}.querySelector('.sb-msg[data-sender=customer] .sb-att-image img'); window.__spoiled = img.src.replace(/sig=[^&]+/, 'sig=0'); img.src = window.__spoiled; return true; }})()"))
+        .await
+        .unwrap();
+    widget
+        .wait_for(
+            "the widget's thumbnail with a fresh link",
+            &format!("(() => {{ const img = {SHADOW}.querySelector('.sb-msg[data-sender=customer] .sb-att-image img'); return img && img.complete && img.naturalWidth > 0 && img.src !== window.__spoiled && img.src.includes('sig=') ? true : null; }})()"),
+        )
+        .await
+        .unwrap();
+
     // An unsent message kept over a reload keeps its attachments; one that names a file this
     // visitor did not upload is refused for good: a notice, no retry button.
     widget

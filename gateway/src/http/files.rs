@@ -24,7 +24,7 @@ use store::util::now_ms;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/agent/attachments", post(agent_upload))
+        .route("/v1/agent/attachments", post(agent_upload).get(agent_links))
         .route("/v1/files/{id}", get(download))
 }
 
@@ -100,6 +100,119 @@ async fn agent_upload(
         .limits
         .agent_message(&agent.tenant_id, &agent.id, limits)?;
     receive(&state, Uploader::agent(&agent), &query.name, body).await
+}
+
+/// Messages whose links one renewal may ask for.
+const MAX_RENEWED_MESSAGES: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewQuery {
+    /// The messages, by seq, comma-separated (at most [`MAX_RENEWED_MESSAGES`]).
+    #[serde(default)]
+    seqs: String,
+    /// The conversation (agents; a visitor's is their own).
+    #[serde(default)]
+    conversation_id: Option<String>,
+}
+
+impl RenewQuery {
+    fn seqs(&self) -> Result<Vec<i64>, ServiceError> {
+        let bad = || {
+            ServiceError::invalid(
+                "bad_seqs",
+                format!("seqs is 1 to {MAX_RENEWED_MESSAGES} message numbers, comma-separated"),
+            )
+        };
+        let mut seqs = self
+            .seqs
+            .split(',')
+            .map(|part| part.trim().parse::<i64>().ok().filter(|seq| *seq > 0))
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(bad)?;
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() || seqs.len() > MAX_RENEWED_MESSAGES {
+            return Err(bad());
+        }
+        Ok(seqs)
+    }
+}
+
+/// The attachments of these messages of a conversation with fresh signed links (a client that
+/// stays open past a link's hour asks again): `{"messages":[{"seq","attachments":[...]}]}`.
+async fn renewed(
+    state: &AppState,
+    conversation_id: Option<&str>,
+    seqs: &[i64],
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut messages = Vec::new();
+    if let Some(conversation_id) = conversation_id {
+        for &seq in seqs {
+            let found = state
+                .store
+                .messages_after(conversation_id, seq - 1, 1)
+                .await?
+                .into_iter()
+                .find(|message| message.seq == seq);
+            let views = found.map(|message| state.chat.files.views(&message));
+            if let Some(views) = views.filter(|views| !views.is_empty()) {
+                messages.push(serde_json::json!({ "seq": seq, "attachments": views }));
+            }
+        }
+    }
+    Ok(Json(serde_json::json!({ "messages": messages })))
+}
+
+/// `GET /v1/web/attachments?seqs=` (routed with the web channel's CORS): fresh links for the
+/// attachments of messages in the visitor's own conversation.
+pub async fn visitor_links(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<RenewQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let customer =
+        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let Query(query) = query?;
+    let seqs = query.seqs()?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    let limits = state.chat.tenant_settings(&customer.tenant_id).await.limits;
+    state
+        .chat
+        .limits
+        .customer_message(&customer.tenant_id, &customer.id, Some(client), limits)?;
+    let conversation = state.store.conversation_for_customer(&customer.id).await?;
+    renewed(&state, conversation.as_ref().map(|c| c.id.as_str()), &seqs).await
+}
+
+/// `GET /v1/agent/attachments?conversation_id=&seqs=`: fresh links for the attachments of
+/// messages in a conversation the agent holds.
+async fn agent_links(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<RenewQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let agent =
+        agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let Query(query) = query?;
+    let seqs = query.seqs()?;
+    let conversation_id = query
+        .conversation_id
+        .as_deref()
+        .ok_or_else(|| ServiceError::invalid("bad_query", "conversation_id is required"))?;
+    let limits = state.chat.tenant_settings(&agent.tenant_id).await.limits;
+    state
+        .chat
+        .limits
+        .agent_message(&agent.tenant_id, &agent.id, limits)?;
+    let held = state
+        .store
+        .conversation(conversation_id)
+        .await?
+        .filter(|c| c.tenant_id == agent.tenant_id && c.agent_id.as_deref() == Some(&agent.id))
+        .ok_or(ServiceError::NotFound("conversation"))?;
+    renewed(&state, Some(&held.id), &seqs).await
 }
 
 #[derive(Deserialize)]

@@ -39,7 +39,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/web/messages", post(post_message))
         .route("/v1/web/poll", get(poll))
         .route("/v1/web/rating", post(post_rating))
-        .route("/v1/web/attachments", post(super::files::visitor_upload))
+        .route(
+            "/v1/web/attachments",
+            post(super::files::visitor_upload).get(super::files::visitor_links),
+        )
         .layer(cors)
 }
 
