@@ -140,5 +140,12 @@ pub async fn fill_report_history(
     sqlx::query("DROP TABLE bench_numbers")
         .execute(pool)
         .await?;
+    // The bulk load leaves a large write-ahead log on SQLite; a node that wrote the same rows
+    // over weeks would have checkpointed it as it went.
+    if store.dialect() == crate::Dialect::Sqlite {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
