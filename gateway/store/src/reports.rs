@@ -68,10 +68,15 @@ pub struct RatedEpisode {
 }
 
 const EPISODE_COLUMNS: &str =
-    "e.conversation_id, e.closed_at, e.tenant_id, e.channel, e.skill_group, \
+    "e.tenant_id, e.conversation_id, e.closed_at, e.channel, e.skill_group, \
      e.agent_id, e.closed_by, e.opened_at, e.handed_off_at, e.handoff_reason, e.assigned_at, \
      e.first_agent_reply_at, e.customer_messages, e.agent_messages, e.bot_answers, \
      e.bot_clarifies, e.bot_out_of_scope, e.tags";
+
+/// [`EPISODE_COLUMNS`] without the tenant, for queries of one tenant's rows.
+fn tenant_episode_columns() -> &'static str {
+    EPISODE_COLUMNS.trim_start_matches("e.tenant_id, ")
+}
 
 /// Tags as stored: `|a|b|` (a `|` inside a tag is dropped), so one tag is found with LIKE.
 fn encode_tags(tags: &[String]) -> String {
@@ -112,10 +117,17 @@ fn tag_pattern(tag: &str) -> String {
 }
 
 fn episode_from_row(row: &AnyRow) -> StoreResult<Episode> {
+    let tenant_id = row.try_get("tenant_id")?;
+    episode_of_tenant(row, tenant_id)
+}
+
+/// An episode row read with `tenant_id` known (the query asked for that tenant's rows): one
+/// string fewer to decode and copy per row, which a report over 100,000 episodes notices.
+fn episode_of_tenant(row: &AnyRow, tenant_id: String) -> StoreResult<Episode> {
     Ok(Episode {
         conversation_id: row.try_get("conversation_id")?,
         closed_at: row.try_get("closed_at")?,
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id,
         channel: row.try_get("channel")?,
         skill_group: row.try_get("skill_group")?,
         agent_id: row.try_get("agent_id")?,
@@ -197,9 +209,10 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<RatedEpisode>> {
         let mut sql = format!(
-            "SELECT {EPISODE_COLUMNS}, r.score AS score FROM episodes e \
+            "SELECT {}, r.score AS score FROM episodes e \
              LEFT JOIN ratings r ON r.conversation_id = e.conversation_id AND r.closed_at = e.closed_at \
-             WHERE e.tenant_id = $1 AND e.closed_at >= $2 AND e.closed_at < $3"
+             WHERE e.tenant_id = $1 AND e.closed_at >= $2 AND e.closed_at < $3",
+            tenant_episode_columns()
         );
         let mut texts = Vec::new();
         for (column, value) in [
@@ -244,7 +257,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(RatedEpisode {
-                    episode: episode_from_row(row)?,
+                    episode: episode_of_tenant(row, tenant.to_owned())?,
                     score: row.try_get("score")?,
                 })
             })
