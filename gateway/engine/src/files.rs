@@ -789,8 +789,10 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         assert!(AttachmentSettings::default().validate().is_ok());
-        let mut settings = AttachmentSettings::default();
-        settings.image_max_mb = 0;
+        let settings = AttachmentSettings {
+            image_max_mb: 0,
+            ..AttachmentSettings::default()
+        };
         assert!(settings.validate().is_err());
         let mut settings = AttachmentSettings::default();
         settings.allowed_types.push("text/html".into());
