@@ -6,8 +6,9 @@
 //! the ratios of the measured phase to the baseline: the peak must stay flat (the server streams
 //! bodies to disk), while the bytes moved grow tenfold.
 //!
-//! `cargo run --release -p switchboard-tests --example bench_uploads -- [VISITORS] [PER_VISITOR] [KB]`
-//! (defaults 50 visitors, 20 images each, 1,024 KB).
+//! `cargo run --release -p switchboard-tests --example bench_uploads -- [VISITORS] [PER_VISITOR] [KB] [postgres]`
+//! (defaults 50 visitors, 20 images each, 1,024 KB; `postgres`: the store and its blobs on a fresh
+//! database of the local PostgreSQL server instead of SQLite and files).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,16 +151,31 @@ fn report(name: &str, phase: &Phase) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    // `postgres` anywhere: the store (and so the blobs) on a fresh database of the local server.
+    let postgres = words.iter().any(|word| word == "postgres");
+    let args: Vec<usize> = words
+        .iter()
+        .filter(|word| *word != "postgres")
         .map(|a| a.parse().expect("numbers"))
         .collect();
     let visitors_wanted = args.first().copied().unwrap_or(50);
     let per_visitor = args.get(1).copied().unwrap_or(20);
     let kb = args.get(2).copied().unwrap_or(1024);
+    let database = if postgres {
+        Some(
+            switchboard_tests::PostgresDatabase::create()
+                .await
+                .expect("a database on the local PostgreSQL server"),
+        )
+    } else {
+        None
+    };
+    let database_url = database.as_ref().map(|database| database.url.clone());
 
     // One address uploads everything: its limits are raised, as are the tenant's per customer.
     let app = TestApp::spawn_with(|settings| {
+        settings.database_url = database_url;
         settings.log.filter = "error".into();
         settings.limits.sessions = Rate {
             per_second: 10_000,
@@ -207,4 +223,7 @@ async fn main() {
         measured.peak_growth_mb,
         baseline.peak_growth_mb,
     );
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
 }
