@@ -489,51 +489,31 @@ async fn a_routing_policy_routes_by_the_customers_attachments() {
 #[tokio::test]
 async fn erasing_a_customer_removes_their_conversation_and_attachments() {
     let app = TestApp::spawn().await;
-    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
-    let mut agent = app.agent_ws(&agent_token).await;
-    let (visitor, session) = app.visitor_in(&app.tenant).await;
-    let customer_id = session["customer_id"].as_str().unwrap().to_owned();
-    let mut customer = app.customer_ws(&visitor).await;
-    let (_, photo) = upload(
-        &app,
-        "/v1/web/attachments",
-        &visitor,
-        "cup.png",
-        png(64, 64),
-    )
-    .await;
-    customer
-        .send(
-            json!({"type":"send","client_msg_id":"c1","text":"broken","attachments":[photo["id"]]}),
-        )
-        .await;
-    customer.expect_type("receipt").await;
+    let PhotoChat {
+        mut agent,
+        mut customer,
+        visitor,
+        conversation_id,
+        photo,
+        pdf,
+        ..
+    } = photo_chat(&app).await;
+    let customer_id = app
+        .server
+        .state
+        .store
+        .conversation(&conversation_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .customer_id;
     // Uploaded but never sent: theirs all the same.
     let (_, unsent) = upload(&app, "/v1/web/attachments", &visitor, "more.png", png(8, 8)).await;
-    let assigned = agent.expect_type("assigned").await;
-    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
-    let (_, pdf) = upload(
-        &app,
-        "/v1/agent/attachments",
-        &agent_token,
-        "label.pdf",
-        PDF.to_vec(),
-    )
-    .await;
-    agent
-        .send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","attachments":[pdf["id"]]}))
-        .await;
-    agent.expect_type("receipt").await;
-    let reply = customer
-        .expect("the pdf", |f| {
-            f["type"] == "message" && f["sender"] == "agent"
-        })
-        .await;
     let links = [
         photo["url"].as_str().unwrap().to_owned(),
         photo["thumbnail_url"].as_str().unwrap().to_owned(),
         unsent["url"].as_str().unwrap().to_owned(),
-        reply["attachments"][0]["url"].as_str().unwrap().to_owned(),
+        pdf["url"].as_str().unwrap().to_owned(),
     ];
     for link in &links {
         assert_eq!(fetch(&app, link).await.status(), 200);
@@ -642,41 +622,16 @@ async fn erasing_a_customer_removes_their_conversation_and_attachments() {
 #[tokio::test]
 async fn fresh_links_for_the_messages_a_caller_may_read() {
     let app = TestApp::spawn().await;
-    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
     let (_, other_agent) = app.create_agent("Bob", &["billing"], 3).await;
-    let mut agent = app.agent_ws(&agent_token).await;
-    let visitor = app.visitor().await;
-    let mut customer = app.customer_ws(&visitor).await;
-    let (_, photo) = upload(
-        &app,
-        "/v1/web/attachments",
-        &visitor,
-        "cup.png",
-        png(40, 30),
-    )
-    .await;
-    customer
-        .send(
-            json!({"type":"send","client_msg_id":"c1","text":"broken","attachments":[photo["id"]]}),
-        )
-        .await;
-    let photo_seq = customer.expect_type("receipt").await["seq"]
-        .as_i64()
-        .unwrap();
-    let assigned = agent.expect_type("assigned").await;
-    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
-    let (_, pdf) = upload(
-        &app,
-        "/v1/agent/attachments",
-        &agent_token,
-        "label.pdf",
-        PDF.to_vec(),
-    )
-    .await;
-    agent
-        .send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","text":"here","attachments":[pdf["id"]]}))
-        .await;
-    let pdf_seq = agent.expect_type("receipt").await["seq"].as_i64().unwrap();
+    let PhotoChat {
+        agent_token,
+        visitor,
+        conversation_id,
+        photo,
+        photo_seq,
+        pdf_seq,
+        ..
+    } = photo_chat(&app).await;
 
     let renew = |path: String, token: String| {
         let app = &app;
@@ -748,5 +703,66 @@ async fn fresh_links_for_the_messages_a_caller_may_read() {
             (400, Some("bad_seqs")),
             "{seqs}"
         );
+    }
+}
+
+/// A chat an agent holds: the visitor sent a photo with the caption "broken", the agent answered
+/// with a PDF captioned "here", and the visitor received it.
+struct PhotoChat {
+    agent: switchboard_tests::WsClient,
+    agent_token: String,
+    customer: switchboard_tests::WsClient,
+    visitor: String,
+    conversation_id: String,
+    /// The photo as uploaded, and the PDF as the visitor received it (links included).
+    photo: Value,
+    pdf: Value,
+    photo_seq: i64,
+    pdf_seq: i64,
+}
+
+async fn photo_chat(app: &TestApp) -> PhotoChat {
+    let (_, agent_token) = app.create_agent("Alice", &["general"], 3).await;
+    let mut agent = app.agent_ws(&agent_token).await;
+    let visitor = app.visitor().await;
+    let mut customer = app.customer_ws(&visitor).await;
+    let (_, photo) = upload(app, "/v1/web/attachments", &visitor, "cup.png", png(64, 48)).await;
+    customer
+        .send(
+            json!({"type":"send","client_msg_id":"c1","text":"broken","attachments":[photo["id"]]}),
+        )
+        .await;
+    let photo_seq = customer.expect_type("receipt").await["seq"]
+        .as_i64()
+        .unwrap();
+    let assigned = agent.expect_type("assigned").await;
+    let conversation_id = assigned["conversation"]["id"].as_str().unwrap().to_owned();
+    let (_, uploaded) = upload(
+        app,
+        "/v1/agent/attachments",
+        &agent_token,
+        "label.pdf",
+        PDF.to_vec(),
+    )
+    .await;
+    agent
+        .send(json!({"type":"send","conversation_id":conversation_id,"client_msg_id":"a1","text":"here","attachments":[uploaded["id"]]}))
+        .await;
+    let pdf_seq = agent.expect_type("receipt").await["seq"].as_i64().unwrap();
+    let reply = customer
+        .expect("the pdf", |f| {
+            f["type"] == "message" && f["sender"] == "agent"
+        })
+        .await;
+    PhotoChat {
+        agent,
+        agent_token,
+        customer,
+        visitor,
+        conversation_id,
+        photo,
+        pdf: reply["attachments"][0].clone(),
+        photo_seq,
+        pdf_seq,
     }
 }

@@ -119,29 +119,9 @@ async fn agent_send(
         .await
 }
 
-async fn deliveries(app: &TestApp, conversation_id: &str) -> Vec<Value> {
-    let (status, body) = app
-        .admin_get(&format!(
-            "/v1/tenants/acme/conversations/{conversation_id}/deliveries"
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["deliveries"].as_array().unwrap().clone()
-}
-
+/// The conversation's one delivery, once it is in `state`.
 async fn wait_delivery(app: &TestApp, conversation_id: &str, state: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let found = deliveries(app, conversation_id).await;
-        if found.len() == 1 && found[0]["state"] == state {
-            return found[0].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected one delivery {state}: {found:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    channels::wait_deliveries(app, conversation_id, 1, state).await[0].clone()
 }
 
 async fn customer_messages(app: &TestApp, conversation_id: &str) -> Vec<Value> {

@@ -360,7 +360,7 @@ async fn agent_send(agent: &mut WsClient, conversation_id: &str, id: &str, text:
         .await;
 }
 
-async fn deliveries(app: &TestApp, conversation_id: &str) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, conversation_id: &str) -> Vec<Value> {
     let (status, body) = app
         .admin_get(&format!(
             "/v1/tenants/acme/conversations/{conversation_id}/deliveries"
@@ -371,7 +371,7 @@ async fn deliveries(app: &TestApp, conversation_id: &str) -> Vec<Value> {
 }
 
 /// Waits until every delivery of the conversation is in `state` (and there are `count`).
-async fn wait_deliveries(
+pub(crate) async fn wait_deliveries(
     app: &TestApp,
     conversation_id: &str,
     count: usize,
