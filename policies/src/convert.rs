@@ -84,13 +84,31 @@ macro_rules! shared_conversions {
             let skip = input.last_messages.len().saturating_sub(max_last_messages);
             &input.last_messages[skip..]
         }
+
+        /// The closed conversation, each message as this version's `message` sees it.
+        pub(crate) fn closed_conversation(
+            conversation: &crate::types::ClosedConversation,
+        ) -> wit::ClosedConversation {
+            wit::ClosedConversation {
+                tenant: conversation.tenant.clone(),
+                conversation_id: conversation.conversation_id.clone(),
+                channel: conversation.channel.clone(),
+                language: conversation.language.clone(),
+                opened_at_unix_ms: conversation.opened_at_unix_ms,
+                handed_off_at_unix_ms: conversation.handed_off_at_unix_ms,
+                assigned_at_unix_ms: conversation.assigned_at_unix_ms,
+                closed_at_unix_ms: conversation.closed_at_unix_ms,
+                closed_by: speaker(conversation.closed_by),
+                transcript: conversation.transcript.iter().map(message).collect(),
+            }
+        }
     };
 }
 
 /// `switchboard:policy@0.2.0`: everything, attachments included.
 pub(crate) mod v0_2 {
     use super::*;
-    use crate::types::{AttachmentKind, ClosedConversation, Message};
+    use crate::types::{AttachmentKind, Message};
 
     shared_conversions!(crate::bindings::v0_2::types);
 
@@ -141,30 +159,13 @@ pub(crate) mod v0_2 {
             utc_offset_minutes: input.utc_offset_minutes,
         }
     }
-
-    pub(crate) fn closed_conversation(
-        conversation: &ClosedConversation,
-    ) -> wit::ClosedConversation {
-        wit::ClosedConversation {
-            tenant: conversation.tenant.clone(),
-            conversation_id: conversation.conversation_id.clone(),
-            channel: conversation.channel.clone(),
-            language: conversation.language.clone(),
-            opened_at_unix_ms: conversation.opened_at_unix_ms,
-            handed_off_at_unix_ms: conversation.handed_off_at_unix_ms,
-            assigned_at_unix_ms: conversation.assigned_at_unix_ms,
-            closed_at_unix_ms: conversation.closed_at_unix_ms,
-            closed_by: speaker(conversation.closed_by),
-            transcript: conversation.transcript.iter().map(message).collect(),
-        }
-    }
 }
 
 /// `switchboard:policy@0.1.0`: no attachments (a message keeps its caption as its text, and
 /// the routing input has no counts).
 pub(crate) mod v0_1 {
     use super::*;
-    use crate::types::{ClosedConversation, Message};
+    use crate::types::Message;
 
     shared_conversions!(crate::bindings::v0_1::types);
 
@@ -196,23 +197,6 @@ pub(crate) mod v0_1 {
             queues: queues(&input.queues),
             now_unix_ms: input.now_unix_ms,
             utc_offset_minutes: input.utc_offset_minutes,
-        }
-    }
-
-    pub(crate) fn closed_conversation(
-        conversation: &ClosedConversation,
-    ) -> wit::ClosedConversation {
-        wit::ClosedConversation {
-            tenant: conversation.tenant.clone(),
-            conversation_id: conversation.conversation_id.clone(),
-            channel: conversation.channel.clone(),
-            language: conversation.language.clone(),
-            opened_at_unix_ms: conversation.opened_at_unix_ms,
-            handed_off_at_unix_ms: conversation.handed_off_at_unix_ms,
-            assigned_at_unix_ms: conversation.assigned_at_unix_ms,
-            closed_at_unix_ms: conversation.closed_at_unix_ms,
-            closed_by: speaker(conversation.closed_by),
-            transcript: conversation.transcript.iter().map(message).collect(),
         }
     }
 }

@@ -9,13 +9,22 @@ use switchboard_tests::TestApp;
 
 /// A real PNG of `width` × `height` (a gradient).
 pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
+    gradient(width, height, image::ImageFormat::Png)
+}
+
+/// A real JPEG of `width` × `height` (a gradient).
+pub(crate) fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    gradient(width, height, image::ImageFormat::Jpeg)
+}
+
+fn gradient(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });
     let mut bytes = std::io::Cursor::new(Vec::new());
     image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut bytes, image::ImageFormat::Png)
-        .expect("png");
+        .write_to(&mut bytes, format)
+        .expect("image");
     bytes.into_inner()
 }
 

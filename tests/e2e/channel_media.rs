@@ -9,20 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchboard_tests::{TestApp, WsClient};
 
-use crate::attachments::{noisy_png, png};
+use crate::attachments::{jpeg, noisy_png, png};
 use crate::channels::{self, Fake};
-
-/// A JPEG of `width` × `height` (a gradient).
-fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    });
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut bytes, image::ImageFormat::Jpeg)
-        .expect("jpeg");
-    bytes.into_inner()
-}
 
 /// The server against the fake, with the WeChat app `wx1` and the Douyin app `dy1`.
 async fn spawn(fake: &Fake) -> TestApp {

@@ -65,6 +65,35 @@ pub async fn receive(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// The visitor of the request's bearer token, charged one message of their rate (per visitor
+/// and per client address): every attachment route costs what a message does.
+async fn rated_visitor(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+) -> ApiResult<store::Customer> {
+    let customer =
+        visitor_from_token(state, bearer(headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), headers);
+    let limits = state.chat.tenant_settings(&customer.tenant_id).await.limits;
+    state
+        .chat
+        .limits
+        .customer_message(&customer.tenant_id, &customer.id, Some(client), limits)?;
+    Ok(customer)
+}
+
+/// The agent of the request's bearer token, charged one message of their rate.
+async fn rated_agent(state: &AppState, headers: &HeaderMap) -> ApiResult<store::Agent> {
+    let agent = agent_from_token(state, bearer(headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let limits = state.chat.tenant_settings(&agent.tenant_id).await.limits;
+    state
+        .chat
+        .limits
+        .agent_message(&agent.tenant_id, &agent.id, limits)?;
+    Ok(agent)
+}
+
 /// `POST /v1/web/attachments` (routed with the web channel's CORS).
 pub async fn visitor_upload(
     State(state): State<AppState>,
@@ -73,15 +102,8 @@ pub async fn visitor_upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> ApiResult<Response> {
-    let customer =
-        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let customer = rated_visitor(&state, peer, &headers).await?;
     let Query(query) = query?;
-    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
-    let limits = state.chat.tenant_settings(&customer.tenant_id).await.limits;
-    state
-        .chat
-        .limits
-        .customer_message(&customer.tenant_id, &customer.id, Some(client), limits)?;
     receive(&state, Uploader::customer(&customer), &query.name, body).await
 }
 
@@ -91,14 +113,8 @@ async fn agent_upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> ApiResult<Response> {
-    let agent =
-        agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let agent = rated_agent(&state, &headers).await?;
     let Query(query) = query?;
-    let limits = state.chat.tenant_settings(&agent.tenant_id).await.limits;
-    state
-        .chat
-        .limits
-        .agent_message(&agent.tenant_id, &agent.id, limits)?;
     receive(&state, Uploader::agent(&agent), &query.name, body).await
 }
 
@@ -172,16 +188,9 @@ pub async fn visitor_links(
     headers: HeaderMap,
     query: Result<Query<RenewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let customer =
-        visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let customer = rated_visitor(&state, peer, &headers).await?;
     let Query(query) = query?;
     let seqs = query.seqs()?;
-    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
-    let limits = state.chat.tenant_settings(&customer.tenant_id).await.limits;
-    state
-        .chat
-        .limits
-        .customer_message(&customer.tenant_id, &customer.id, Some(client), limits)?;
     let conversation = state.store.conversation_for_customer(&customer.id).await?;
     renewed(&state, conversation.as_ref().map(|c| c.id.as_str()), &seqs).await
 }
@@ -193,19 +202,13 @@ async fn agent_links(
     headers: HeaderMap,
     query: Result<Query<RenewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let agent =
-        agent_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
+    let agent = rated_agent(&state, &headers).await?;
     let Query(query) = query?;
     let seqs = query.seqs()?;
     let conversation_id = query
         .conversation_id
         .as_deref()
         .ok_or_else(|| ServiceError::invalid("bad_query", "conversation_id is required"))?;
-    let limits = state.chat.tenant_settings(&agent.tenant_id).await.limits;
-    state
-        .chat
-        .limits
-        .agent_message(&agent.tenant_id, &agent.id, limits)?;
     let held = state
         .store
         .conversation(conversation_id)
