@@ -32,6 +32,9 @@ pub struct Settings {
     /// `redis://...`: cluster mode. Events cross nodes through a Redis stream; every node of
     /// a cluster needs the same PostgreSQL database, Redis and secrets.
     pub redis_url: Option<String>,
+    /// `[bus] shards, shard_urls`: how cluster events are spread over Redis streams (see
+    /// `engine::redis_bus::BusSettings`; the same on every node).
+    pub bus: engine::redis_bus::BusSettings,
     /// How long an agent may be disconnected before their chats go back to the queue.
     pub agent_grace_ms: u64,
     /// How long `GET /v1/web/poll` holds a request when there is nothing new.
@@ -208,6 +211,7 @@ impl Default for Settings {
             sqlite_synchronous: store::SqliteSynchronous::Full,
             ack_flush_ms: 150,
             redis_url: None,
+            bus: Default::default(),
             agent_grace_ms: 30_000,
             poll_timeout_ms: 25_000,
             demo: true,
@@ -316,12 +320,15 @@ mod tests {
         let env = HashMap::from([
             ("SWITCHBOARD__ADDR".to_owned(), "0.0.0.0:9000".to_owned()),
             ("SWITCHBOARD__AGENT_GRACE_MS".to_owned(), "500".to_owned()),
+            ("SWITCHBOARD__BUS__SHARDS".to_owned(), "8".to_owned()),
             ("SWITCHBOARD__SECRETS__SIGNING_KEY".to_owned(), key),
             ("OTHER".to_owned(), "ignored".to_owned()),
         ]);
         let settings = Settings::load(None, &env).unwrap();
         assert_eq!(settings.addr.port(), 9000);
         assert_eq!(settings.agent_grace_ms, 500);
+        assert_eq!(settings.bus.shards, 8);
+        assert!(settings.bus.shard_urls.is_empty());
         assert!(settings.secrets.signing_key.is_some());
         assert!(!format!("{settings:?}").contains(&env["SWITCHBOARD__SECRETS__SIGNING_KEY"]));
 

@@ -268,7 +268,7 @@ impl Server {
         // Each topic's buffer is allocated whole per subscriber topic (an idle customer has
         // two): keep it small. A subscriber that lags reads what it missed from the store.
         let cluster = match &settings.redis_url {
-            Some(url) => Cluster::redis(url, BUS_TOPIC_CAPACITY)
+            Some(url) => Cluster::redis(url, &settings.bus, BUS_TOPIC_CAPACITY)
                 .await
                 .context("cannot start the redis bus")?,
             None => Cluster::single_node(BUS_TOPIC_CAPACITY),

@@ -259,6 +259,113 @@ async fn knowledge_manager_imports_xlsx_edits_a_faq_and_the_bot_answers_with_it(
     );
 }
 
+/// The self-check panel's counts, once it is done (`null` while it runs).
+const SELF_CHECK: &str = "(() => { const p = document.querySelector('#kb-selfcheck'); const n = (id) => Number(document.querySelector(id).dataset.count); return p && p.dataset.state === 'done' && document.querySelector('#selfcheck-right') ? { right: n('#selfcheck-right'), abstained: n('#selfcheck-abstained'), wrong: n('#selfcheck-wrong'), negatives_answered: Number(document.querySelector('#selfcheck-negatives').dataset.answered), misses: document.querySelectorAll('#selfcheck-misses tbody tr').length, took: document.querySelector('#selfcheck-took').textContent } : null; })()";
+
+/// A knowledge manager sees how well the bot knows the knowledge base (each alternate held out
+/// and asked against the rest), opens an FAQ from what it misses, and the panel checks again
+/// after the FAQ changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_manager_sees_what_the_bot_misses_and_the_check_follows_a_change() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn_bot_first().await;
+    let email = "km@acme.example";
+    let password = app
+        .add_member("acme", email, MemberRole::KnowledgeManager)
+        .await;
+    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    let shown = browser
+        .wait_for("the self-check", SELF_CHECK)
+        .await
+        .expect("the self-check is shown");
+    // The panel shows what the route reports (the check is deterministic for one index).
+    let (status, report) = app.admin_get("/v1/tenants/acme/bot/selfcheck").await;
+    assert_eq!(status, 200, "{report}");
+    for field in ["right", "abstained", "wrong", "negatives_answered"] {
+        assert_eq!(shown[field], report[field], "{field}: {shown} / {report}");
+    }
+    let queries = report["queries"].as_u64().expect("queries");
+    assert_eq!(
+        ["right", "abstained", "wrong"]
+            .iter()
+            .map(|field| shown[*field].as_u64().expect("a count"))
+            .sum::<u64>(),
+        queries
+    );
+    assert_eq!(
+        shown["misses"].as_u64(),
+        report["misses"]
+            .as_array()
+            .map(|misses| misses.len() as u64),
+        "{shown}"
+    );
+
+    // A miss that belongs to an FAQ opens that FAQ's editor.
+    let expected = browser
+        .eval("(() => { const row = [...document.querySelectorAll('#selfcheck-misses tbody tr')].find(r => r.dataset.expected !== 'none'); if (!row) return null; row.click(); return row.dataset.expected; })()")
+        .await
+        .expect("a miss");
+    let expected = expected
+        .as_str()
+        .unwrap_or_else(|| panic!("the demo has misses of an FAQ: {report}"))
+        .to_owned();
+    wait_text(&mut browser, "#faq-editor #faq-answer").await;
+    let opened = browser
+        .eval("document.querySelector('#faq-id').value")
+        .await
+        .expect("the id");
+    assert_eq!(opened, json!(expected));
+
+    // One more way to ask: after the save the panel checks again by itself and asks one more
+    // held-out text.
+    let alternates = browser
+        .eval("document.querySelector('#faq-alternates').value")
+        .await
+        .expect("alternates");
+    let added = "请问这个问题怎么处理比较好";
+    fill(
+        &mut browser,
+        "#faq-alternates",
+        &format!("{}\n{added}", alternates.as_str().unwrap_or_default()),
+    )
+    .await;
+    click(&mut browser, "#faq-save").await;
+    wait_text(&mut browser, "#toast").await;
+    browser
+        .wait_for(
+            "the check to start again",
+            "document.querySelector('#kb-selfcheck').dataset.state === 'loading' || null",
+        )
+        .await
+        .expect("the panel checks again after the change");
+    let started = Instant::now();
+    let again = loop {
+        let again = browser
+            .wait_for("the self-check", SELF_CHECK)
+            .await
+            .expect("the self-check ends");
+        let asked = ["right", "abstained", "wrong"]
+            .iter()
+            .map(|field| again[*field].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        // The bot indexes a change a moment after the store; under load, ask once more.
+        if asked == queries + 1 || started.elapsed() > Duration::from_secs(30) {
+            break asked;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        click(&mut browser, "#selfcheck-run").await;
+    };
+    assert_eq!(again, queries + 1, "the new alternate is asked too");
+    if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok() {
+        let shot = browser.screenshot(1440, 1100).await.expect("screenshot");
+        let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/screenshots/operator-console-selfcheck.png");
+        std::fs::write(out, shot).expect("screenshot written");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_uploads_policies_sees_a_bad_one_refused_and_rolls_back() {
     let Some(binary) = chromium_or_skip() else {

@@ -109,8 +109,8 @@ pub fn message_published(bus: &dyn Bus, message: &Arc<MessageRecord>) {
     }
 }
 
-/// The delivery fabric between connections: [`LocalBus`] in one process, [`RedisBus`] across
-/// nodes.
+/// The delivery fabric between connections: [`LocalBus`] in one process,
+/// [`crate::redis_bus::RedisBus`] across nodes.
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, topic: &str, event: BusEvent);
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent>;
@@ -149,18 +149,41 @@ impl LocalBus {
     }
 }
 
-impl Bus for LocalBus {
-    fn publish(&self, topic: &str, event: BusEvent) {
+impl LocalBus {
+    /// Hands `event` to the topic's subscribers; false when it has none.
+    pub(crate) fn deliver(&self, topic: &str, event: BusEvent) -> bool {
         let mut topics = self
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(sender) = topics.senders.get(topic) {
-            if sender.send(event).is_err() {
+        match topics.senders.get(topic).map(|sender| sender.send(event)) {
+            Some(Ok(_)) => true,
+            Some(Err(_)) => {
                 // Nobody listens any more: forget the topic.
                 topics.senders.remove(topic);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Calls `visit` with every topic that has a subscriber now.
+    pub(crate) fn live_topics(&self, mut visit: impl FnMut(&str)) {
+        let topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (topic, sender) in &topics.senders {
+            if sender.receiver_count() > 0 {
+                visit(topic);
             }
         }
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, topic: &str, event: BusEvent) {
+        self.deliver(topic, event);
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent> {
@@ -189,308 +212,6 @@ impl Bus for LocalBus {
             .entry(topic.to_owned())
             .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
-    }
-}
-
-/// The stream every node writes its events to and reads the others' from.
-const STREAM: &str = "switchboard:bus";
-/// Entries kept in the stream (approximately): a node that falls this far behind catches up
-/// from the store, like any lagging subscriber.
-const STREAM_MAXLEN: usize = 100_000;
-
-/// Several nodes: each event is delivered to this node's subscribers at once and appended to a
-/// Redis stream; every node reads the stream through a consumer group of its own (each node
-/// sees every event; its own are skipped) and hands the others' events to its subscribers.
-pub struct RedisBus {
-    local: LocalBus,
-    client: redis::Client,
-    /// One multiplexed connection for commands (presence, limits), opened again after an error.
-    commands: Mutex<Option<redis::aio::MultiplexedConnection>>,
-    node: String,
-    outgoing: tokio::sync::mpsc::UnboundedSender<(String, String)>,
-}
-
-impl RedisBus {
-    /// Connects, creates this node's consumer group at the stream's end, and starts the writer
-    /// and reader tasks.
-    pub async fn connect(url: &str, capacity: usize) -> anyhow::Result<std::sync::Arc<RedisBus>> {
-        use anyhow::Context;
-        let client = redis::Client::open(url).context("invalid redis url")?;
-        let mut writer = client
-            .get_multiplexed_async_connection()
-            .await
-            .context("cannot connect to redis")?;
-        let node = store::util::new_id("node_");
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(STREAM)
-            .arg(&node)
-            .arg("$")
-            .arg("MKSTREAM")
-            .query_async(&mut writer)
-            .await
-            .context("cannot create the consumer group")?;
-        let (outgoing, mut queue) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
-        let bus = std::sync::Arc::new(RedisBus {
-            local: LocalBus::new(capacity),
-            client: client.clone(),
-            commands: Mutex::new(Some(writer.clone())),
-            node: node.clone(),
-            outgoing,
-        });
-        // Writer: everything queued since the last round goes out in one pipeline.
-        let writer_node = node.clone();
-        tokio::spawn(async move {
-            while let Some(first) = queue.recv().await {
-                let mut pipe = redis::pipe();
-                let mut next = Some(first);
-                while let Some((topic, event)) = next.take() {
-                    pipe.cmd("XADD")
-                        .arg(STREAM)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(STREAM_MAXLEN)
-                        .arg("*")
-                        .arg("node")
-                        .arg(&writer_node)
-                        .arg("topic")
-                        .arg(topic)
-                        .arg("event")
-                        .arg(event)
-                        .ignore();
-                    next = queue.try_recv().ok();
-                }
-                if let Err(error) = pipe.query_async::<()>(&mut writer).await {
-                    tracing::warn!(error = %error, "bus: cannot append to the redis stream");
-                }
-            }
-        });
-        let weak = std::sync::Arc::downgrade(&bus);
-        tokio::spawn(async move {
-            let mut reader = None;
-            loop {
-                let Some(bus) = weak.upgrade() else { break };
-                if reader.is_none() {
-                    match client.get_multiplexed_async_connection().await {
-                        Ok(mut connection) => {
-                            // XREADGROUP blocks up to 500 ms: allow more than that for a reply.
-                            connection.set_response_timeout(std::time::Duration::from_secs(5));
-                            reader = Some(connection);
-                        }
-                        Err(error) => {
-                            tracing::warn!(error = %error, "bus: cannot reach redis");
-                            drop(bus);
-                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                            continue;
-                        }
-                    }
-                }
-                let Some(connection) = reader.as_mut() else {
-                    continue;
-                };
-                let read: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
-                    redis::cmd("XREADGROUP")
-                        .arg("GROUP")
-                        .arg(&bus.node)
-                        .arg("reader")
-                        .arg("COUNT")
-                        .arg(512)
-                        .arg("BLOCK")
-                        .arg(500)
-                        .arg("STREAMS")
-                        .arg(STREAM)
-                        .arg(">")
-                        .query_async(connection)
-                        .await;
-                match read {
-                    Ok(Some(reply)) => bus.deliver_remote(connection, reply).await,
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(error = %error, "bus: cannot read the redis stream");
-                        reader = None;
-                        drop(bus);
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        });
-        Ok(bus)
-    }
-
-    /// The shared command connection (a cheap clone), opened again if an earlier call failed.
-    async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-        if let Some(connection) = self
-            .commands
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Ok(connection);
-        }
-        let connection = self.client.get_multiplexed_async_connection().await?;
-        *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
-        Ok(connection)
-    }
-
-    /// Runs `pipe` on the shared connection; an error drops it so the next call reconnects.
-    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> anyhow::Result<T> {
-        let mut connection = self.connection().await?;
-        match pipe.query_async(&mut connection).await {
-            Ok(value) => Ok(value),
-            Err(error) => {
-                *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Err(error.into())
-            }
-        }
-    }
-
-    /// This node's id.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
-    pub(crate) async fn mark_online(
-        &self,
-        agents: &[String],
-        ttl: std::time::Duration,
-    ) -> anyhow::Result<()> {
-        if agents.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for agent in agents {
-            pipe.cmd("SET")
-                .arg(format!("switchboard:agent:{agent}"))
-                .arg(&self.node)
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .ignore();
-        }
-        self.query::<()>(&pipe).await
-    }
-
-    pub(crate) async fn online(&self, agents: &[String]) -> anyhow::Result<Vec<bool>> {
-        if agents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for agent in agents {
-            pipe.cmd("EXISTS").arg(format!("switchboard:agent:{agent}"));
-        }
-        let found: Vec<i64> = self.query(&pipe).await?;
-        Ok(found.into_iter().map(|n| n > 0).collect())
-    }
-
-    pub(crate) async fn tenant_message(
-        &self,
-        tenant: &str,
-        budget: u64,
-    ) -> anyhow::Result<Result<(), u64>> {
-        let now = store::util::now_ms();
-        let second = now / 1000;
-        let key = format!("switchboard:rate:{tenant}:{second}");
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("INCR")
-            .arg(&key)
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(2_000);
-        let (count, _): (u64, i64) = self.query(&pipe).await?;
-        Ok(if count > budget {
-            Err((1000 - now % 1000).max(1) as u64)
-        } else {
-            Ok(())
-        })
-    }
-
-    /// Removes this node's consumer group (on a clean stop; a crashed node's group only costs a
-    /// few bytes in Redis, as it never holds pending entries).
-    pub async fn leave(&self) -> anyhow::Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("XGROUP")
-            .arg("DESTROY")
-            .arg(STREAM)
-            .arg(&self.node);
-        self.query::<(i64,)>(&pipe).await?;
-        Ok(())
-    }
-
-    async fn deliver_remote(
-        &self,
-        connection: &mut redis::aio::MultiplexedConnection,
-        reply: redis::streams::StreamReadReply,
-    ) {
-        let text = |entry: &redis::streams::StreamId, field: &str| -> Option<String> {
-            entry.get::<String>(field)
-        };
-        let mut ids = Vec::new();
-        for key in reply.keys {
-            for entry in key.ids {
-                ids.push(entry.id.clone());
-                if text(&entry, "node").as_deref() == Some(self.node.as_str()) {
-                    continue;
-                }
-                let (Some(topic), Some(event)) = (text(&entry, "topic"), text(&entry, "event"))
-                else {
-                    continue;
-                };
-                match serde_json::from_str::<BusEvent>(&event) {
-                    Ok(event) => self.local.publish(&topic, event),
-                    Err(error) => tracing::warn!(error = %error, "bus: unreadable event"),
-                }
-            }
-        }
-        if !ids.is_empty() {
-            let acked: redis::RedisResult<()> = redis::cmd("XACK")
-                .arg(STREAM)
-                .arg(&self.node)
-                .arg(&ids)
-                .query_async(connection)
-                .await;
-            if let Err(error) = acked {
-                tracing::warn!(error = %error, "bus: cannot acknowledge");
-            }
-        }
-    }
-}
-
-/// Mobile token nonces for the whole cluster: a token accepted by one node is a replay on every
-/// other (`SET NX` until the token's window closes). Without Redis a nonce cannot be checked, and
-/// the token is refused (the caller answers "try again later") rather than risk a replay.
-impl switchboard_channels::mobile::NonceStore for RedisBus {
-    fn remember<'a>(
-        &'a self,
-        key: &'a str,
-        _now_unix: i64,
-        remember_until: i64,
-    ) -> switchboard_channels::mobile::NonceFuture<'a> {
-        Box::pin(async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
-                .arg(format!("switchboard:nonce:{key}"))
-                .arg(1)
-                .arg("NX")
-                .arg("EXAT")
-                .arg(remember_until);
-            let (set,): (Option<String>,) = self.query(&pipe).await.map_err(|error| {
-                switchboard_channels::mobile::NonceStoreError::Unavailable(error.to_string())
-            })?;
-            Ok(set.is_some())
-        })
-    }
-}
-
-impl Bus for RedisBus {
-    fn publish(&self, topic: &str, event: BusEvent) {
-        if let Ok(json) = serde_json::to_string(&event) {
-            let _ = self.outgoing.send((topic.to_owned(), json));
-        }
-        self.local.publish(topic, event);
-    }
-
-    fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent> {
-        self.local.subscribe(topic)
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use switchboard_channels::mobile::{MemoryNonceStore, NonceStore};
 
-use crate::bus::{Bus, LocalBus, RedisBus};
+use crate::bus::{Bus, LocalBus};
+use crate::redis_bus::{BusSettings, BusStats, RedisBus};
 
 /// Which agents are connected to some node of the cluster.
 pub trait AgentRegistry: Send + Sync {
@@ -63,9 +64,13 @@ impl Cluster {
         }
     }
 
-    /// Several nodes sharing one Redis.
-    pub async fn redis(url: &str, bus_capacity: usize) -> anyhow::Result<Cluster> {
-        let redis = RedisBus::connect(url, bus_capacity).await?;
+    /// Several nodes sharing one Redis (and the bus's shard servers, if any).
+    pub async fn redis(
+        url: &str,
+        bus: &BusSettings,
+        bus_capacity: usize,
+    ) -> anyhow::Result<Cluster> {
+        let redis = RedisBus::connect(url, bus, bus_capacity).await?;
         Ok(Cluster {
             node: Some(redis.node().to_owned()),
             bus: redis.clone(),
@@ -74,6 +79,11 @@ impl Cluster {
             nonces: redis.clone(),
             redis: Some(redis),
         })
+    }
+
+    /// What the Redis bus did on this node (`None` on one node).
+    pub fn bus_stats(&self) -> Option<&BusStats> {
+        self.redis.as_ref().map(|redis| redis.stats())
     }
 
     /// Leaves the cluster on a clean stop (Redis: this node's consumer group is removed).

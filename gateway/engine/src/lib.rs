@@ -8,7 +8,8 @@
 //! - [`error`]: [`ServiceError`] with stable codes; [`error::blocking`].
 //! - [`metrics`], [`limits`] (rate limits), [`tenant`] (tenant settings and their cache),
 //!   [`presence`] (agents connected to this node).
-//! - [`bus`] (delivery notifications), [`cluster`] (bus, agent registry, tenant budget and nonces:
+//! - [`bus`] (delivery notifications), [`redis_bus`] (the bus across nodes: Redis streams
+//!   sharded by conversation), [`cluster`] (bus, agent registry, tenant budget and nonces:
 //!   in-process or Redis, chosen once at start-up).
 //! - [`kb`] (the knowledge base: store is the truth, this node's tantivy index derived from it),
 //!   [`intents`] (process-wide models, tenants' classifiers), [`policy`] (tenants' WASM policies
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod policy;
 pub mod presence;
+pub mod redis_bus;
 pub mod reports;
 pub mod tenant;
 

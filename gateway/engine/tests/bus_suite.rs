@@ -2,10 +2,12 @@
 //! Redis at 127.0.0.1:6379, or `SWITCHBOARD_TEST_REDIS`). With Redis, two buses stand for two
 //! nodes.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::bus::{Bus, BusEvent, LocalBus, RedisBus};
+use engine::bus::{Bus, BusEvent, LocalBus};
+use engine::redis_bus::{BusSettings, RedisBus};
 use tokio::sync::broadcast::Receiver;
 
 fn redis_url() -> String {
@@ -15,10 +17,10 @@ fn redis_url() -> String {
 /// Two nodes' buses: the same one twice in process, two connections to Redis otherwise.
 async fn nodes(redis: bool) -> (Arc<dyn Bus>, Arc<dyn Bus>, Vec<Arc<RedisBus>>) {
     if redis {
-        let a = RedisBus::connect(&redis_url(), 64)
+        let a = RedisBus::connect(&redis_url(), &BusSettings::default(), 64)
             .await
             .expect("redis bus");
-        let b = RedisBus::connect(&redis_url(), 64)
+        let b = RedisBus::connect(&redis_url(), &BusSettings::default(), 64)
             .await
             .expect("redis bus");
         (a.clone(), b.clone(), vec![a, b])
@@ -144,5 +146,128 @@ async fn redis_a_nonce_seen_on_one_node_is_a_replay_on_another() {
     // Past its window the nonce is forgotten (the token itself is refused by then for its age).
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert!(b.remember(&key, now + 3, now + 5).await.unwrap());
+    leave(buses).await;
+}
+
+/// A conversation in a shard other than `shard`'s.
+fn conversation_outside(bus: &RedisBus, shard: usize) -> String {
+    loop {
+        let id = store::util::new_id("cv_");
+        if bus.shard_of(&id) != shard {
+            return id;
+        }
+    }
+}
+
+/// The bus is sharded by conversation: a node reads the shards of the conversations it has
+/// subscribers for, not the whole cluster's traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_node_reads_only_the_shards_of_its_conversations() {
+    let (_, _, buses) = nodes(true).await;
+    let (a, b) = (&buses[0], &buses[1]);
+    let mine = store::util::new_id("cv_");
+    let topic = format!("conv:{mine}");
+    let mut there = b.subscribe(&topic);
+    let shard = b.shard_of(&mine);
+    // Node a speaks in 200 conversations b has nobody for, then in b's one.
+    for n in 0..200 {
+        let other = conversation_outside(b, shard);
+        a.publish(&format!("conv:{other}"), event(1000 + n));
+    }
+    for n in 0..20 {
+        a.publish(&topic, event(n));
+    }
+    assert_eq!(positions(&mut there, 20).await, (0..20).collect::<Vec<_>>());
+    nothing_more(&mut there).await;
+    let read = b.stats().read.load(Ordering::Relaxed);
+    assert!(
+        (20..100).contains(&read),
+        "node b read {read} events, not the 200 of conversations it does not serve"
+    );
+    assert_eq!(b.stats().joins.load(Ordering::Relaxed), 1);
+    assert!(a.stats().written.load(Ordering::Relaxed) >= 220);
+    assert_eq!(b.stats().delivered.load(Ordering::Relaxed), 20);
+    leave(buses).await;
+}
+
+/// Shards can live on other Redis servers than the node's own (here: another database of the
+/// local server, which the node's own connection never sees).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_shards_live_on_the_shard_servers() {
+    let settings = BusSettings {
+        shards: 4,
+        shard_urls: vec![format!("{}/3", redis_url().trim_end_matches('/'))],
+    };
+    let a = RedisBus::connect(&redis_url(), &settings, 64)
+        .await
+        .expect("redis bus");
+    let b = RedisBus::connect(&redis_url(), &settings, 64)
+        .await
+        .expect("redis bus");
+    let id = store::util::new_id("cv_");
+    let topic = format!("conv:{id}");
+    let mut there = b.subscribe(&topic);
+    for n in 0..5 {
+        a.publish(&topic, event(n));
+    }
+    assert_eq!(positions(&mut there, 5).await, (0..5).collect::<Vec<_>>());
+    let stream = format!("switchboard:bus:shard:{}", a.shard_of(&id));
+    let exists = |url: String| {
+        let stream = stream.clone();
+        async move {
+            let client = redis::Client::open(url).expect("url");
+            let mut connection = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis");
+            redis::cmd("EXISTS")
+                .arg(&stream)
+                .query_async::<i64>(&mut connection)
+                .await
+                .expect("exists")
+        }
+    };
+    assert_eq!(exists(settings.shard_urls[0].clone()).await, 1);
+    // Agents' topics stay on the node's own Redis (the control stream).
+    let agent = format!("agent:{}", store::util::new_id(""));
+    let mut agent_there = b.subscribe(&agent);
+    a.publish(&agent, event(9));
+    assert_eq!(positions(&mut agent_there, 1).await, [9]);
+    leave(vec![a, b]).await;
+}
+
+/// A shard nobody here follows any more is left after a few seconds; following it again starts
+/// a moment before "now", not at the backlog published meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_shard_left_is_joined_again_without_its_backlog() {
+    let (_, _, buses) = nodes(true).await;
+    let (a, b) = (&buses[0], &buses[1]);
+    let topic = format!("conv:{}", store::util::new_id("cv_"));
+    drop(b.subscribe(&topic));
+    let followed = |bus: &RedisBus| bus.stats().shards_followed.load(Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    // Joined first, then left once the sweeps find no subscriber.
+    while b.stats().joins.load(Ordering::Relaxed) == 0 || followed(b) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never left the shard"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for n in 0..300 {
+        a.publish(&topic, event(1000 + n));
+    }
+    // Older than the replay window of a join.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let read_before = b.stats().read.load(Ordering::Relaxed);
+    let mut there = b.subscribe(&topic);
+    for n in 0..5 {
+        a.publish(&topic, event(n));
+    }
+    assert_eq!(positions(&mut there, 5).await, (0..5).collect::<Vec<_>>());
+    nothing_more(&mut there).await;
+    assert_eq!(b.stats().joins.load(Ordering::Relaxed), 2);
+    let read = b.stats().read.load(Ordering::Relaxed) - read_before;
+    assert!(read < 100, "b read {read} entries: the backlog came back");
     leave(buses).await;
 }

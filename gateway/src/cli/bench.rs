@@ -1,6 +1,7 @@
 //! `switchboard bench`: the load generator (see `loadgen`); it lives in the binary, not in the
 //! server library.
 
+mod cluster;
 mod loadgen;
 
 use clap::Args;
@@ -25,6 +26,19 @@ pub struct BenchArgs {
     /// Measure on this PostgreSQL database (`postgres://...`) instead of SQLite.
     #[arg(long)]
     database_url: Option<String>,
+    /// The cluster bench instead: this many nodes in turn (e.g. `1,2,4`), in this process, on
+    /// `--database-url` (PostgreSQL) and `--redis-url`.
+    #[arg(long)]
+    nodes: Option<String>,
+    /// The cluster bench's Redis.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// The cluster bench's bus layouts compared (`[bus] shards`; 1 = one stream for everything).
+    #[arg(long, default_value = "1,256")]
+    shards: String,
+    /// The cluster bench's open-loop load: messages per second over all pairs.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -35,6 +49,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bytes,
         idle,
         database_url,
+        nodes,
+        redis_url,
+        shards,
+        rate,
     } = args;
     // Quiet unless asked (RUST_LOG): the report is the output. Logs go out as the server's do
     // (`serve`): through the writer thread, in colour only on a terminal.
@@ -51,6 +69,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             None => builder.with_writer(std::io::stderr).init(),
         }
+    }
+    if let Some(nodes) = nodes {
+        let report = cluster::run(cluster::ClusterOptions {
+            nodes: cluster::parse_list(&nodes)?,
+            shards: cluster::parse_list(&shards)?,
+            pairs: pairs.max(1),
+            rate,
+            inflight: inflight.max(1),
+            seconds: seconds.max(1),
+            database_url: database_url.unwrap_or_default(),
+            redis_url,
+        })
+        .await?;
+        println!("{report}");
+        return Ok(());
     }
     let report = loadgen::run(loadgen::BenchOptions {
         pairs: pairs.max(1),

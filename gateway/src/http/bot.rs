@@ -223,14 +223,15 @@ async fn ask(
 
 /// How many of the tenant's own questions and alternates the bot answers right, wrong or not
 /// at all at its current settings (each held out against the rest), with generic out-of-scope
-/// questions: what the operator console shows after a knowledge-base change.
+/// questions: what the operator console shows after a knowledge-base change (to knowledge
+/// managers and admins; one check per tenant at a time).
 async fn self_check(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: PathParams<String>,
 ) -> ApiResult<Json<switchboard_bot::SelfCheckReport>> {
     let Path(tenant) = path?;
-    require(&state, &headers, &tenant, Area::Bot).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     Ok(Json(state.chat.bot_self_check(&tenant).await?))
 }
 

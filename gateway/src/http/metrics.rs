@@ -139,6 +139,9 @@ async fn exposition(state: &AppState) -> impl IntoResponse {
         "Bot turn latency, queue wait included.",
     );
     state.chat.metrics.render(&mut out);
+    if let Some(bus) = state.chat.cluster.bus_stats() {
+        bus.render(&mut out);
+    }
     match state.store.queue_summary().await {
         Ok(queues) => {
             let _ = writeln!(

@@ -16,6 +16,7 @@ import {
   useToast,
   FormFooter,
 } from '../ui.jsx';
+import { SelfCheck } from './selfcheck.jsx';
 
 const PAGE_SIZE = 50;
 
@@ -84,17 +85,14 @@ export function KnowledgePage() {
   const refresh = () => setVersion((value) => value + 1);
   const restart = () => setCursors(['']);
 
-  const openFaq = async (row) => {
-    if (row.alternates || !search) {
-      setEditing(row);
-      return;
-    }
+  const openFaqById = async (id) => {
     try {
-      setEditing(await get(tp(`/kb/faqs/${encodeURIComponent(row.id)}`)));
+      setEditing(await get(tp(`/kb/faqs/${encodeURIComponent(id)}`)));
     } catch (error) {
       setResult((old) => ({ ...old, error }));
     }
   };
+  const openFaq = (row) => (row.alternates || !search ? setEditing(row) : openFaqById(row.id));
 
   return (
     <div class="split">
@@ -241,6 +239,7 @@ export function KnowledgePage() {
           </div>
         </div>
         <TryBot />
+        <SelfCheck version={version} onOpenFaq={openFaqById} />
       </aside>
       {editing && (
         <FaqEditor
@@ -268,6 +267,7 @@ export function KnowledgePage() {
           onSaved={() => {
             setSynonyms(false);
             setToast(t('kb.synonyms_saved'));
+            refresh();
           }}
         />
       )}

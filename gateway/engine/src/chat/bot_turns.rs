@@ -2,7 +2,8 @@
 //! worker pool (or is shed), the worker's turn decides, and the decision is stored as a bot
 //! message or becomes a handoff. The dry run (`decide`) takes the same path.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use switchboard_bot::{BotError, Decision, DecisionKind, SearchHit, SelfCheckReport, Turn};
@@ -128,12 +129,16 @@ impl Chat {
     /// How the bot does on the tenant's own FAQs at its current settings: each question and
     /// alternate held out and asked against the rest, with generic out-of-scope questions
     /// (refits the tenant's self-calibration first when the knowledge base changed).
+    /// One check per tenant at a time: another request meanwhile is refused as rate-limited.
     pub async fn bot_self_check(&self, tenant: &str) -> ServiceResult<SelfCheckReport> {
         let bot = self.bot.ready().await?;
         let settings = self.tenant_settings(tenant).await;
+        let running = SelfCheckRunning::claim(&self.self_checks, tenant)?;
         let tenant = tenant.to_owned();
         blocking("bot self-check", move || {
-            bot.self_check(&tenant, &settings.bot)
+            let report = bot.self_check(&tenant, &settings.bot);
+            drop(running);
+            report
         })
         .await?
         .map_err(bot_failed)
@@ -294,4 +299,60 @@ impl Chat {
 
 fn bot_failed(error: BotError) -> ServiceError {
     ServiceError::Internal(anyhow::Error::new(error).context("bot"))
+}
+
+/// A tenant's claim on running its self-check, released when the check ends (not when the
+/// request is cancelled: a caller who hangs up cannot start checks side by side).
+struct SelfCheckRunning {
+    running: Arc<Mutex<HashSet<String>>>,
+    tenant: String,
+}
+
+impl SelfCheckRunning {
+    fn claim(running: &Arc<Mutex<HashSet<String>>>, tenant: &str) -> ServiceResult<Self> {
+        if !running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned())
+        {
+            return Err(ServiceError::RateLimited {
+                retry_after_ms: 1_000,
+            });
+        }
+        Ok(SelfCheckRunning {
+            running: running.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+impl Drop for SelfCheckRunning {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.tenant);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_self_check_per_tenant_at_a_time() {
+        let running = Arc::default();
+        let acme = SelfCheckRunning::claim(&running, "acme").expect("the first check runs");
+        let refused = SelfCheckRunning::claim(&running, "acme").err();
+        assert_eq!(
+            refused.as_ref().map(ServiceError::code),
+            Some("rate_limited")
+        );
+        assert_eq!(refused.and_then(|e| e.retry_after_ms()), Some(1_000));
+        let other = SelfCheckRunning::claim(&running, "other").expect("another tenant's runs");
+        drop(acme);
+        SelfCheckRunning::claim(&running, "acme").expect("once the first ended, a new one runs");
+        drop(other);
+        assert!(running.lock().expect("lock").is_empty());
+    }
 }

@@ -122,6 +122,9 @@ pub struct Chat {
     /// tenant's assignment rounds replaces the tenant's entries, so a conversation no longer
     /// waiting (assigned here or on another node) is forgotten.
     positions: Mutex<HashMap<String, (String, i64)>>,
+    /// Tenants whose bot self-check is running (at most one each: it takes a core for up to
+    /// a few seconds).
+    self_checks: Arc<Mutex<HashSet<String>>>,
 }
 
 /// What the chat service runs beside the store and the bus.
@@ -168,6 +171,7 @@ impl Chat {
             me: weak.clone(),
             kick,
             positions: Mutex::new(HashMap::new()),
+            self_checks: Arc::default(),
         });
         if chat.cluster.node.is_some() {
             chat.follow_cluster();

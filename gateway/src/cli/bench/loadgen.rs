@@ -34,14 +34,14 @@ pub struct BenchOptions {
 }
 
 /// The bench's tenant: new on every run, so a shared PostgreSQL database can be reused.
-fn tenant() -> String {
+pub(super) fn tenant() -> String {
     format!("bench{}", std::process::id())
 }
 
-type Socket =
+pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(url: &str) -> anyhow::Result<Socket> {
+pub(super) async fn connect(url: &str) -> anyhow::Result<Socket> {
     // Small client buffers, like the server's, so the idle figure is not the client's 128 KiB.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -52,7 +52,7 @@ async fn connect(url: &str) -> anyhow::Result<Socket> {
     Ok(socket)
 }
 
-async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
+pub(super) async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(&text)?),
@@ -65,7 +65,7 @@ async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
 }
 
 /// CPU time of this process (user + system), from /proc.
-fn cpu_time() -> Duration {
+pub(super) fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -89,13 +89,13 @@ fn open_files_limit() -> String {
 
 /// Latencies in microseconds, and how many.
 #[derive(Default)]
-struct Samples {
+pub(super) struct Samples {
     micros: Mutex<Vec<u64>>,
-    count: AtomicU64,
+    pub(super) count: AtomicU64,
 }
 
 impl Samples {
-    fn record(&self, micros: u64, keep: bool) {
+    pub(super) fn record(&self, micros: u64, keep: bool) {
         self.count.fetch_add(1, Ordering::Relaxed);
         if keep {
             self.micros
@@ -105,7 +105,7 @@ impl Samples {
         }
     }
 
-    fn percentiles(&self) -> (f64, f64, f64) {
+    pub(super) fn percentiles(&self) -> (f64, f64, f64) {
         let mut all = self
             .micros
             .lock()
@@ -140,7 +140,7 @@ impl Phase {
     }
 }
 
-fn payload(started: Instant, bytes: usize) -> String {
+pub(super) fn payload(started: Instant, bytes: usize) -> String {
     let stamp = started.elapsed().as_micros();
     let mut text = format!("{stamp};");
     while text.len() < bytes {
@@ -149,24 +149,24 @@ fn payload(started: Instant, bytes: usize) -> String {
     text
 }
 
-fn latency_of(text: &str, started: Instant) -> Option<u64> {
+pub(super) fn latency_of(text: &str, started: Instant) -> Option<u64> {
     let stamp: u128 = text.split(';').next()?.parse().ok()?;
     Some((started.elapsed().as_micros().saturating_sub(stamp)) as u64)
 }
 
-/// Runs the whole benchmark and returns the report.
-pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    // SWITCHBOARD__* variables apply to the bench's server too (for example
-    // SWITCHBOARD__SQLITE_SYNCHRONOUS=normal).
+/// The settings of a bench server: `SWITCHBOARD__*` variables apply (for example
+/// `SWITCHBOARD__SQLITE_SYNCHRONOUS=normal`), then limits out of the way of one machine's load.
+pub(super) fn server_settings(
+    dir: &std::path::Path,
+    database_url: Option<String>,
+) -> anyhow::Result<Settings> {
     let env: HashMap<String, String> = std::env::vars()
         .filter(|(name, _)| name.starts_with("SWITCHBOARD__"))
         .collect();
     let mut settings = Settings::load(None, &env)?;
     settings.addr = "127.0.0.1:0".parse()?;
-    settings.data_dir = dir.clone();
-    settings.database_url = options.database_url.clone();
+    settings.data_dir = dir.to_path_buf();
+    settings.database_url = database_url;
     settings.demo = false;
     settings.bot.preload = false;
     // A phase's agents go away when it ends: their chats must not go back to the queue while
@@ -181,17 +181,30 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     settings.limits.messages =
         serde_json::from_value(json!({"per_second": 10_000_000, "burst": 10_000_000}))?;
     settings.limits.connections = u32::MAX;
-    let server = gateway::Server::start(settings).await?;
-    let state = server.state.clone();
-    gateway::demo::create_tenant(&state.store, &tenant()).await?;
+    Ok(settings)
+}
+
+/// A human-first tenant without message limits.
+pub(super) async fn create_tenant(store: &store::Store, tenant: &str) -> anyhow::Result<()> {
+    gateway::demo::create_tenant(store, tenant).await?;
     let unlimited = json!({"per_second": 10_000_000, "burst": 10_000_000});
-    state
-        .store
+    store
         .set_tenant_settings(
-            &tenant(),
+            tenant,
             &json!({"work_mode": "human_first", "limits": {"customer": unlimited, "agent": unlimited, "tenant": unlimited}}),
         )
         .await?;
+    Ok(())
+}
+
+/// Runs the whole benchmark and returns the report.
+pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = server_settings(&dir, options.database_url.clone())?;
+    let server = gateway::Server::start(settings).await?;
+    let state = server.state.clone();
+    create_tenant(&state.store, &tenant()).await?;
     let base = format!("http://{}", server.addr);
     let ws_base = format!("ws://{}", server.addr);
     let http = reqwest::Client::new();
@@ -238,10 +251,14 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     Ok(report.join("\n"))
 }
 
-async fn visitor(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+pub(super) async fn visitor(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+) -> anyhow::Result<String> {
     let body: Value = http
         .post(format!("{base}/v1/web/session"))
-        .json(&json!({"tenant": tenant()}))
+        .json(&json!({"tenant": tenant}))
         .send()
         .await?
         .error_for_status()?
@@ -272,7 +289,7 @@ async fn pairs(
         let token = gateway::agent_token(state, &agent);
         let mut agent_ws = connect(&format!("{ws_base}/v1/agent/ws?token={token}")).await?;
         while next_json(&mut agent_ws).await?["type"] != "hello" {}
-        let token = visitor(http, base).await?;
+        let token = visitor(http, base, &tenant()).await?;
         let mut customer = connect(&format!("{ws_base}/v1/web/ws?token={token}")).await?;
         customer
             .send(Message::Text(

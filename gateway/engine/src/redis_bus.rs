@@ -1,0 +1,922 @@
+//! The cluster bus on Redis Streams, sharded by conversation.
+//!
+//! - A conversation's events (`conv:<id>`: messages, typing, queue positions) go to one of
+//!   `[bus] shards` streams, `switchboard:bus:shard:<n>`, chosen by a hash of the conversation
+//!   id that every node computes the same way. The shards can live on several Redis servers
+//!   (`[bus] shard_urls`, shard `n` on server `n % len`), so the bus is not one Redis's CPU.
+//! - Everything else (agents' and customers' topics, the dispatcher's kicks, presence) is rare
+//!   and goes to one control stream, `switchboard:bus:control`, on the node's own Redis; every
+//!   node reads it.
+//! - The outbox topic never leaves the node: the node that stored an agent's or bot's message
+//!   writes its delivery row (other nodes would only repeat that write).
+//!
+//! A node reads only the shards of the conversations it has subscribers for: subscribing to a
+//! conversation on a shard it does not follow joins that shard (its consumer group starts a
+//! moment before the subscription, so nothing published meanwhile is missed), and a shard
+//! without subscribers here for a few seconds is left. Each node reads through consumer groups
+//! of its own and acknowledges what it read; streams are trimmed; a node that falls behind or
+//! misses an event catches up from the store, as every lagging subscriber does.
+//!
+//! The readers and writers run on a thread of their own (`switchboard-bus`), whose CPU time
+//! is [`BusStats::cpu_seconds`]: what the bus costs a node, measured apart from the rest.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::bus::{Bus, BusEvent, LocalBus, OUTBOUND_TOPIC};
+
+/// `[bus]`: how a cluster's events are spread over Redis streams. Every node of a cluster needs
+/// the same settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSettings {
+    /// Streams the conversations are spread over (at least 1). A node reads the shards of the
+    /// conversations it serves, so with many more shards than conversations per node its bus
+    /// work follows its own traffic, not the cluster's (docs/benchmarks.md); each followed
+    /// shard costs a little per read.
+    pub shards: usize,
+    /// `redis://...` servers for the shards (shard `n` on `shard_urls[n % len]`); empty: the
+    /// node's `redis_url`.
+    pub shard_urls: Vec<String>,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        BusSettings {
+            shards: 64,
+            shard_urls: Vec::new(),
+        }
+    }
+}
+
+/// What the bus did on this node, for `/metrics` and the node-scaling bench.
+#[derive(Debug, Default)]
+pub struct BusStats {
+    cpu_nanos: AtomicU64,
+    /// Events this node appended to the streams.
+    pub written: AtomicU64,
+    /// Events read back from the streams (this node's own included).
+    pub read: AtomicU64,
+    /// Other nodes' events handed to a subscriber here.
+    pub delivered: AtomicU64,
+    /// Events not sent because Redis was out of reach and the queue was full.
+    pub dropped: AtomicU64,
+    /// Shards this node follows now.
+    pub shards_followed: AtomicU64,
+    /// Times this node joined a shard.
+    pub joins: AtomicU64,
+}
+
+impl BusStats {
+    /// CPU time of the bus thread (Linux; 0 elsewhere), sampled twice a second.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9
+    }
+
+    /// The Prometheus lines (`switchboard_bus_*`).
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP switchboard_bus_cpu_seconds_total CPU time of the bus thread (Redis reads and writes).");
+        let _ = writeln!(out, "# TYPE switchboard_bus_cpu_seconds_total counter");
+        let _ = writeln!(
+            out,
+            "switchboard_bus_cpu_seconds_total {}",
+            self.cpu_seconds()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_bus_events_total Bus events by what this node did with them."
+        );
+        let _ = writeln!(out, "# TYPE switchboard_bus_events_total counter");
+        for (what, counter) in [
+            ("written", &self.written),
+            ("read", &self.read),
+            ("delivered", &self.delivered),
+            ("dropped", &self.dropped),
+        ] {
+            let _ = writeln!(
+                out,
+                "switchboard_bus_events_total{{what=\"{what}\"}} {}",
+                count(counter)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_bus_shards_followed Conversation shards this node reads."
+        );
+        let _ = writeln!(out, "# TYPE switchboard_bus_shards_followed gauge");
+        let _ = writeln!(
+            out,
+            "switchboard_bus_shards_followed {}",
+            count(&self.shards_followed)
+        );
+        let _ = writeln!(out, "# TYPE switchboard_bus_shard_joins_total counter");
+        let _ = writeln!(
+            out,
+            "switchboard_bus_shard_joins_total {}",
+            count(&self.joins)
+        );
+    }
+}
+
+/// The control stream: events every node reads.
+const CONTROL: &str = "switchboard:bus:control";
+/// Entries kept in the control stream, and shared by the shards (each keeps its part, at least
+/// [`MIN_SHARD_MAXLEN`]): a node that falls this far behind catches up from the store.
+const STREAM_MAXLEN: usize = 100_000;
+const MIN_SHARD_MAXLEN: usize = 10_000;
+/// How far before "now" (Redis's clock) a joined shard is read from: events published
+/// between a subscription and the join are read, not missed (a subscriber skips the seqs it
+/// has).
+const JOIN_REPLAY_MS: u64 = 2_000;
+/// Sweeps (one a second) a followed shard may go without subscribers here before it is left.
+const IDLE_SWEEPS: u8 = 5;
+/// Events waiting for Redis at most (per server); more are dropped and counted.
+const MAX_PENDING: usize = 100_000;
+/// Entries per stream per read.
+const READ_COUNT: usize = 512;
+/// How long a read waits for new entries (also the longest a new follow waits to be read).
+const READ_BLOCK_MS: u64 = 100;
+
+/// Where a topic's events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// This node only.
+    Local,
+    /// The control stream.
+    Control,
+    /// A conversation shard.
+    Shard(usize),
+}
+
+fn route(topic: &str, shards: usize) -> Route {
+    if topic == OUTBOUND_TOPIC {
+        Route::Local
+    } else if let Some(conversation) = topic.strip_prefix("conv:") {
+        Route::Shard(shard_of(conversation, shards))
+    } else {
+        Route::Control
+    }
+}
+
+/// The shard of a conversation: FNV-1a of its id (the same on every node and every build).
+fn shard_of(conversation: &str, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in conversation.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards.max(1) as u64) as usize
+}
+
+fn shard_stream(shard: usize) -> String {
+    format!("switchboard:bus:shard:{shard}")
+}
+
+/// One Redis server of the bus: its writer's queue.
+struct Server {
+    client: redis::Client,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    pending: AtomicUsize,
+}
+
+struct Outgoing {
+    stream: Arc<str>,
+    maxlen: usize,
+    topic: String,
+    event: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    No,
+    Joining,
+    Yes { idle_sweeps: u8 },
+}
+
+struct Shards {
+    state: Vec<Follow>,
+    /// Bumped whenever a shard starts or stops being read.
+    generation: u64,
+    /// Shards this node ever joined (their consumer groups are removed on a clean stop).
+    joined: HashSet<usize>,
+}
+
+/// Several nodes: each event is delivered to this node's subscribers at once and appended to
+/// its stream; every node reads the streams it follows through consumer groups of its own and
+/// hands the others' events to its subscribers (see the module's documentation).
+pub struct RedisBus {
+    local: LocalBus,
+    client: redis::Client,
+    /// One multiplexed connection for commands (presence, limits), opened again after an error.
+    commands: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    node: String,
+    shard_count: usize,
+    shard_maxlen: usize,
+    streams: Vec<Arc<str>>,
+    control: Arc<str>,
+    servers: Vec<Arc<Server>>,
+    shards: Mutex<Shards>,
+    stats: Arc<BusStats>,
+    /// The bus thread's runtime; the thread ends when this bus is dropped.
+    runtime: tokio::runtime::Handle,
+    me: Weak<RedisBus>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl RedisBus {
+    /// Connects, creates this node's consumer group on the control stream at its end, and
+    /// starts the bus thread with its writers, readers and sweeper.
+    pub async fn connect(
+        url: &str,
+        settings: &BusSettings,
+        capacity: usize,
+    ) -> anyhow::Result<Arc<RedisBus>> {
+        let client = redis::Client::open(url).context("invalid redis url")?;
+        let mut commands = client
+            .get_multiplexed_async_connection()
+            .await
+            .context("cannot connect to redis")?;
+        let node = store::util::new_id("node_");
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(CONTROL)
+            .arg(&node)
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut commands)
+            .await
+            .context("cannot create the consumer group")?;
+        let shard_count = settings.shards.max(1);
+        let mut servers = Vec::new();
+        let mut clients = vec![client.clone()];
+        for shard_url in &settings.shard_urls {
+            clients.push(
+                redis::Client::open(shard_url.as_str())
+                    .with_context(|| format!("invalid bus shard url {shard_url}"))?,
+            );
+        }
+        let (runtime, stop) = bus_thread()?;
+        let mut queues = Vec::new();
+        for client in clients {
+            let (outgoing, queue) = mpsc::unbounded_channel();
+            servers.push(Arc::new(Server {
+                client,
+                outgoing,
+                pending: AtomicUsize::new(0),
+            }));
+            queues.push(queue);
+        }
+        let bus = Arc::new_cyclic(|me| RedisBus {
+            local: LocalBus::new(capacity),
+            client,
+            commands: Mutex::new(Some(commands)),
+            node,
+            shard_count,
+            shard_maxlen: (STREAM_MAXLEN / shard_count).max(MIN_SHARD_MAXLEN),
+            streams: (0..shard_count).map(|n| shard_stream(n).into()).collect(),
+            control: CONTROL.into(),
+            servers,
+            shards: Mutex::new(Shards {
+                state: vec![Follow::No; shard_count],
+                generation: 0,
+                joined: HashSet::new(),
+            }),
+            stats: Arc::new(BusStats::default()),
+            runtime,
+            me: me.clone(),
+            _stop: stop,
+        });
+        for (index, queue) in queues.into_iter().enumerate() {
+            let server = bus.servers[index].clone();
+            let node = bus.node.clone();
+            let stats = bus.stats.clone();
+            bus.runtime
+                .spawn(async move { write_loop(server, node, queue, stats).await });
+        }
+        // A reader per server: server 0, the node's own Redis, holds the control stream (and
+        // the shards when there are no shard servers).
+        for server in 0..bus.servers.len() {
+            let weak = Arc::downgrade(&bus);
+            bus.runtime
+                .spawn(async move { read_loop(weak, server).await });
+        }
+        let weak = Arc::downgrade(&bus);
+        bus.runtime.spawn(async move { sweep_loop(weak).await });
+        let stats = bus.stats.clone();
+        bus.runtime.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if let Some(nanos) = thread_cpu_nanos() {
+                    stats.cpu_nanos.store(nanos, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(bus)
+    }
+
+    /// What the bus did on this node.
+    pub fn stats(&self) -> &BusStats {
+        &self.stats
+    }
+
+    /// The shard of `conversation`'s events.
+    pub fn shard_of(&self, conversation: &str) -> usize {
+        shard_of(conversation, self.shard_count)
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The server holding shard `shard`.
+    fn server_of(&self, shard: usize) -> usize {
+        if self.servers.len() > 1 {
+            1 + shard % (self.servers.len() - 1)
+        } else {
+            0
+        }
+    }
+
+    /// The streams server `server` reads now, and the generation they belong to.
+    fn streams_of(&self, server: usize) -> (u64, Vec<Arc<str>>) {
+        let shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = Vec::new();
+        if server == 0 {
+            streams.push(self.control.clone());
+        }
+        for (shard, follow) in shards.state.iter().enumerate() {
+            if matches!(follow, Follow::Yes { .. }) && self.server_of(shard) == server {
+                streams.push(self.streams[shard].clone());
+            }
+        }
+        (shards.generation, streams)
+    }
+
+    /// Starts following `shard` unless this node follows it or is joining it already.
+    fn follow(&self, shard: usize) {
+        {
+            let mut shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
+            if shards.state[shard] != Follow::No {
+                return;
+            }
+            shards.state[shard] = Follow::Joining;
+        }
+        let bus = self.me.clone();
+        self.runtime.spawn(async move {
+            let Some(bus) = bus.upgrade() else { return };
+            let joined = bus.join(shard).await;
+            let mut shards = bus.shards.lock().unwrap_or_else(|p| p.into_inner());
+            match joined {
+                Ok(()) => {
+                    shards.state[shard] = Follow::Yes { idle_sweeps: 0 };
+                    shards.joined.insert(shard);
+                    shards.generation += 1;
+                    bus.stats.joins.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    // The sweep tries again while the shard has subscribers here.
+                    tracing::warn!(shard, error = %error, "bus: cannot join a shard");
+                    shards.state[shard] = Follow::No;
+                }
+            }
+        });
+    }
+
+    /// Points this node's consumer group of `shard` a moment before now (creating it if need
+    /// be): what was published since the subscription is read, an old backlog is not.
+    async fn join(&self, shard: usize) -> anyhow::Result<()> {
+        let server = &self.servers[self.server_of(shard)];
+        let mut connection = server.client.get_multiplexed_async_connection().await?;
+        let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut connection).await?;
+        let from_ms = (seconds * 1000 + micros / 1000).saturating_sub(JOIN_REPLAY_MS);
+        let from = format!("{from_ms}-0");
+        let stream = &*self.streams[shard];
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(&self.node)
+            .arg(&from)
+            .arg("MKSTREAM")
+            .query_async(&mut connection)
+            .await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(error) if error.code() == Some("BUSYGROUP") => {
+                let _: () = redis::cmd("XGROUP")
+                    .arg("SETID")
+                    .arg(stream)
+                    .arg(&self.node)
+                    .arg(&from)
+                    .query_async(&mut connection)
+                    .await?;
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Once a second: joins the shards with subscribers here that are not followed (a failed
+    /// join), and leaves the shards without subscribers here for [`IDLE_SWEEPS`] sweeps.
+    fn sweep(&self) {
+        let mut live = vec![false; self.shard_count];
+        self.local.live_topics(|topic| {
+            if let Route::Shard(shard) = route(topic, self.shard_count) {
+                live[shard] = true;
+            }
+        });
+        let mut missing = Vec::new();
+        {
+            let mut shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changed = false;
+            for (shard, follow) in shards.state.iter_mut().enumerate() {
+                match (*follow, live[shard]) {
+                    (Follow::No, true) => missing.push(shard),
+                    (Follow::Yes { .. }, true) => *follow = Follow::Yes { idle_sweeps: 0 },
+                    (Follow::Yes { idle_sweeps }, false) if idle_sweeps + 1 >= IDLE_SWEEPS => {
+                        *follow = Follow::No;
+                        changed = true;
+                    }
+                    (Follow::Yes { idle_sweeps }, false) => {
+                        *follow = Follow::Yes {
+                            idle_sweeps: idle_sweeps + 1,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if changed {
+                shards.generation += 1;
+            }
+            let followed = shards
+                .state
+                .iter()
+                .filter(|f| matches!(f, Follow::Yes { .. }))
+                .count();
+            self.stats
+                .shards_followed
+                .store(followed as u64, Ordering::Relaxed);
+        }
+        for shard in missing {
+            self.follow(shard);
+        }
+    }
+
+    /// After Redis lost this node's consumer groups (a restart without persistence): the
+    /// control group is made again at the end, and the shards of `server` are joined again.
+    async fn regroup(&self, server: usize, connection: &mut redis::aio::MultiplexedConnection) {
+        if server == 0 {
+            let made: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&*self.control)
+                .arg(&self.node)
+                .arg("$")
+                .arg("MKSTREAM")
+                .query_async(connection)
+                .await;
+            if let Some(error) = made
+                .as_ref()
+                .err()
+                .filter(|e| e.code() != Some("BUSYGROUP"))
+            {
+                tracing::warn!(error = %error, "bus: cannot create the control group");
+            }
+        }
+        let mut shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
+        for shard in 0..self.shard_count {
+            if self.server_of(shard) == server && matches!(shards.state[shard], Follow::Yes { .. })
+            {
+                shards.state[shard] = Follow::No;
+            }
+        }
+        shards.generation += 1;
+    }
+
+    /// The shared command connection (a cheap clone), opened again if an earlier call failed.
+    async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        if let Some(connection) = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(connection);
+        }
+        let connection = self.client.get_multiplexed_async_connection().await?;
+        *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `pipe` on the shared connection; an error drops it so the next call reconnects.
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> anyhow::Result<T> {
+        let mut connection = self.connection().await?;
+        match pipe.query_async(&mut connection).await {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Err(error.into())
+            }
+        }
+    }
+
+    pub(crate) async fn mark_online(&self, agents: &[String], ttl: Duration) -> anyhow::Result<()> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for agent in agents {
+            pipe.cmd("SET")
+                .arg(format!("switchboard:agent:{agent}"))
+                .arg(&self.node)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .ignore();
+        }
+        self.query::<()>(&pipe).await
+    }
+
+    pub(crate) async fn online(&self, agents: &[String]) -> anyhow::Result<Vec<bool>> {
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for agent in agents {
+            pipe.cmd("EXISTS").arg(format!("switchboard:agent:{agent}"));
+        }
+        let found: Vec<i64> = self.query(&pipe).await?;
+        Ok(found.into_iter().map(|n| n > 0).collect())
+    }
+
+    pub(crate) async fn tenant_message(
+        &self,
+        tenant: &str,
+        budget: u64,
+    ) -> anyhow::Result<Result<(), u64>> {
+        let now = store::util::now_ms();
+        let second = now / 1000;
+        let key = format!("switchboard:rate:{tenant}:{second}");
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(2_000);
+        let (count, _): (u64, i64) = self.query(&pipe).await?;
+        Ok(if count > budget {
+            Err((1000 - now % 1000).max(1) as u64)
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Removes this node's consumer groups (on a clean stop; a crashed node's groups only cost
+    /// a few bytes in Redis, as they never hold pending entries).
+    pub async fn leave(&self) -> anyhow::Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(&*self.control)
+            .arg(&self.node);
+        self.query::<(i64,)>(&pipe).await?;
+        let joined: Vec<usize> = {
+            let shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
+            shards.joined.iter().copied().collect()
+        };
+        for shard in joined {
+            let server = &self.servers[self.server_of(shard)];
+            let mut connection = server.client.get_multiplexed_async_connection().await?;
+            let _: i64 = redis::cmd("XGROUP")
+                .arg("DESTROY")
+                .arg(&*self.streams[shard])
+                .arg(&self.node)
+                .query_async(&mut connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the others' events of a read to this node's subscribers and acknowledges them.
+    async fn deliver_remote(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        reply: redis::streams::StreamReadReply,
+    ) {
+        let text = |entry: &redis::streams::StreamId, field: &str| -> Option<String> {
+            entry.get::<String>(field)
+        };
+        let mut acks = redis::pipe();
+        let mut read = 0;
+        let mut delivered = 0;
+        for key in reply.keys {
+            let mut ids = Vec::with_capacity(key.ids.len());
+            for entry in key.ids {
+                read += 1;
+                if text(&entry, "node").as_deref() != Some(self.node.as_str()) {
+                    if let (Some(topic), Some(event)) =
+                        (text(&entry, "topic"), text(&entry, "event"))
+                    {
+                        match serde_json::from_str::<BusEvent>(&event) {
+                            Ok(event) => delivered += u64::from(self.local.deliver(&topic, event)),
+                            Err(error) => tracing::warn!(error = %error, "bus: unreadable event"),
+                        }
+                    }
+                }
+                ids.push(entry.id);
+            }
+            if !ids.is_empty() {
+                acks.cmd("XACK")
+                    .arg(&key.key)
+                    .arg(&self.node)
+                    .arg(&ids)
+                    .ignore();
+            }
+        }
+        self.stats.read.fetch_add(read, Ordering::Relaxed);
+        self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+        if read > 0 {
+            if let Err(error) = acks.query_async::<()>(connection).await {
+                tracing::warn!(error = %error, "bus: cannot acknowledge");
+            }
+        }
+    }
+}
+
+/// A thread of its own with a single-threaded runtime for the bus's tasks; it stops when the
+/// sender is dropped.
+fn bus_thread() -> anyhow::Result<(tokio::runtime::Handle, oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the bus runtime")?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("switchboard-bus".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            })
+        })
+        .context("cannot start the bus thread")?;
+    Ok((handle, stop))
+}
+
+/// CPU time of the calling thread (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu_nanos() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Everything queued for `server` since the last round goes out in one pipeline.
+async fn write_loop(
+    server: Arc<Server>,
+    node: String,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    stats: Arc<BusStats>,
+) {
+    let mut writer = None;
+    let mut batch = Vec::new();
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < 4096 {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        server.pending.fetch_sub(batch.len(), Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        for outgoing in &batch {
+            pipe.cmd("XADD")
+                .arg(&*outgoing.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(outgoing.maxlen)
+                .arg("*")
+                .arg("node")
+                .arg(&node)
+                .arg("topic")
+                .arg(&outgoing.topic)
+                .arg("event")
+                .arg(&outgoing.event)
+                .ignore();
+        }
+        if writer.is_none() {
+            match server.client.get_multiplexed_async_connection().await {
+                Ok(connection) => writer = Some(connection),
+                Err(error) => {
+                    tracing::warn!(error = %error, "bus: cannot reach redis to append");
+                    batch.clear();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(connection) = writer.as_mut() else {
+            continue;
+        };
+        match pipe.query_async::<()>(connection).await {
+            Ok(()) => {
+                stats
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "bus: cannot append to a redis stream");
+                writer = None;
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Reads the streams `server` holds that this node follows, until the bus is dropped.
+async fn read_loop(bus: Weak<RedisBus>, server: usize) {
+    let mut reader = None;
+    let mut streams: Vec<Arc<str>> = Vec::new();
+    let mut generation = u64::MAX;
+    loop {
+        let Some(bus) = bus.upgrade() else { break };
+        if reader.is_none() {
+            match bus.servers[server]
+                .client
+                .get_multiplexed_async_connection()
+                .await
+            {
+                Ok(mut connection) => {
+                    // A read blocks up to READ_BLOCK_MS: allow far more for its reply.
+                    connection.set_response_timeout(Duration::from_secs(5));
+                    reader = Some(connection);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "bus: cannot reach redis");
+                    drop(bus);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(connection) = reader.as_mut() else {
+            continue;
+        };
+        let (now, current) = bus.streams_of(server);
+        if now != generation {
+            generation = now;
+            streams = current;
+        }
+        if streams.is_empty() {
+            drop(bus);
+            tokio::time::sleep(Duration::from_millis(READ_BLOCK_MS)).await;
+            continue;
+        }
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(&bus.node)
+            .arg("reader")
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(READ_BLOCK_MS)
+            .arg("STREAMS");
+        for stream in &streams {
+            read.arg(&**stream);
+        }
+        for _ in &streams {
+            read.arg(">");
+        }
+        let result: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
+            read.query_async(connection).await;
+        match result {
+            Ok(Some(reply)) => bus.deliver_remote(connection, reply).await,
+            Ok(None) => {}
+            Err(error) if error.code() == Some("NOGROUP") => {
+                tracing::warn!("bus: redis lost this node's consumer groups; joining again");
+                bus.regroup(server, connection).await;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "bus: cannot read the redis streams");
+                reader = None;
+                drop(bus);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn sweep_loop(bus: Weak<RedisBus>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(bus) = bus.upgrade() else { break };
+        bus.sweep();
+    }
+}
+
+/// Mobile token nonces for the whole cluster: a token accepted by one node is a replay on every
+/// other (`SET NX` until the token's window closes). Without Redis a nonce cannot be checked, and
+/// the token is refused (the caller answers "try again later") rather than risk a replay.
+impl switchboard_channels::mobile::NonceStore for RedisBus {
+    fn remember<'a>(
+        &'a self,
+        key: &'a str,
+        _now_unix: i64,
+        remember_until: i64,
+    ) -> switchboard_channels::mobile::NonceFuture<'a> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(format!("switchboard:nonce:{key}"))
+                .arg(1)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(remember_until);
+            let (set,): (Option<String>,) = self.query(&pipe).await.map_err(|error| {
+                switchboard_channels::mobile::NonceStoreError::Unavailable(error.to_string())
+            })?;
+            Ok(set.is_some())
+        })
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, topic: &str, event: BusEvent) {
+        let (server, stream, maxlen) = match route(topic, self.shard_count) {
+            Route::Local => {
+                self.local.deliver(topic, event);
+                return;
+            }
+            Route::Control => (0, self.control.clone(), STREAM_MAXLEN),
+            Route::Shard(shard) => (
+                self.server_of(shard),
+                self.streams[shard].clone(),
+                self.shard_maxlen,
+            ),
+        };
+        let server = &self.servers[server];
+        if server.pending.load(Ordering::Relaxed) >= MAX_PENDING {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if let Ok(json) = serde_json::to_string(&event) {
+            server.pending.fetch_add(1, Ordering::Relaxed);
+            let outgoing = Outgoing {
+                stream,
+                maxlen,
+                topic: topic.to_owned(),
+                event: json,
+            };
+            if server.outgoing.send(outgoing).is_err() {
+                server.pending.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.local.deliver(topic, event);
+    }
+
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<BusEvent> {
+        let receiver = self.local.subscribe(topic);
+        if let Route::Shard(shard) = route(topic, self.shard_count) {
+            self.follow(shard);
+        }
+        receiver
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::CLUSTER_TOPIC;
+
+    #[test]
+    fn conversations_go_to_their_shard_and_the_rest_to_control() {
+        assert_eq!(route(OUTBOUND_TOPIC, 8), Route::Local);
+        assert_eq!(route(CLUSTER_TOPIC, 8), Route::Control);
+        assert_eq!(route("agent:ag_1", 8), Route::Control);
+        assert_eq!(route("customer:cu_1", 8), Route::Control);
+        // The same conversation, the same shard, on every node; spread over all of them.
+        assert_eq!(route("conv:cv_1", 8), route("conv:cv_1", 8));
+        let mut used = HashSet::new();
+        for n in 0..1000 {
+            let Route::Shard(shard) = route(&format!("conv:cv_{n}"), 8) else {
+                panic!("a conversation is sharded");
+            };
+            used.insert(shard);
+        }
+        assert_eq!(used.len(), 8);
+        assert_eq!(route("conv:cv_1", 1), Route::Shard(0));
+        // Fixed values: a change of the hash would split a cluster running two builds.
+        assert_eq!(shard_of("cv_1", 64), 40);
+        assert_eq!(shard_of("cv_abc", 64), 23);
+    }
+}
