@@ -30,6 +30,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_QUERY_CHARS: usize = 2_000;
 /// At most this many distinct query tokens are searched (bounds query cost).
 pub const MAX_QUERY_TOKENS: usize = 64;
+/// A rebuild, or an upsert of at least this many records, merges the index into one segment.
+const BULK_WRITE: usize = 1_000;
 /// At most this many candidates are returned by one search.
 pub const MAX_K: usize = 100;
 
@@ -276,12 +278,14 @@ impl KnowledgeIndex {
     }
 
     /// Runs `apply` with the tenant's writer, then commits with the new revision and reloads.
-    /// `full` is true for a rebuild (the whole record list), false for an upsert or delete.
+    /// `full` is true for a rebuild (the whole record list), false for an upsert or delete;
+    /// `added` is the number of records written (for an upsert).
     fn write<F>(
         &self,
         tenant: &str,
         revision: u64,
         full: bool,
+        added: usize,
         apply: F,
     ) -> Result<(), KnowledgeError>
     where
@@ -330,6 +334,17 @@ impl KnowledgeIndex {
         if full {
             tenant_index.replaced.store(false, Ordering::Relaxed);
         }
+        if full || added >= BULK_WRITE {
+            // A bulk write leaves several segments, and every search works through each of them
+            // separately: merge them into one before the write returns. Best effort: the index
+            // is correct either way (the merge keeps the commit's payload).
+            let segments = tenant_index.index.searchable_segment_ids()?;
+            if segments.len() > 1 {
+                if let Err(error) = writer.merge(&segments).wait() {
+                    tracing::debug!(%error, "knowledge index: merge after a bulk write skipped");
+                }
+            }
+        }
         tenant_index.reader.reload()?;
         Ok(())
     }
@@ -351,7 +366,7 @@ impl KnowledgeIndex {
                     source,
                 })?;
         }
-        self.write(tenant, revision, false, |writer, fields| {
+        self.write(tenant, revision, false, records.len(), |writer, fields| {
             for record in records {
                 writer.delete_term(Term::from_field_text(fields.id, &record.id));
                 if record.enabled {
@@ -364,7 +379,7 @@ impl KnowledgeIndex {
 
     /// Removes records by id (unknown ids are ignored) and records `revision`.
     pub fn delete(&self, tenant: &str, ids: &[&str], revision: u64) -> Result<(), KnowledgeError> {
-        self.write(tenant, revision, false, |writer, fields| {
+        self.write(tenant, revision, false, 0, |writer, fields| {
             for id in ids {
                 writer.delete_term(Term::from_field_text(fields.id, id));
             }
@@ -383,7 +398,7 @@ impl KnowledgeIndex {
     where
         I: IntoIterator<Item = &'a FaqRecord>,
     {
-        self.write(tenant, revision, true, |writer, fields| {
+        self.write(tenant, revision, true, 0, |writer, fields| {
             writer.delete_all_documents()?;
             for record in records {
                 record
