@@ -8,10 +8,11 @@
 //!
 //! `--compare` also measures the same index searched without the common-term gate;
 //! `--profile` breaks the slowest 1% of searches down (clauses, doc counts, time per phase);
-//! `--writer-mb N` sets the writer's memory budget (default 256; the gateway uses the crate's 32).
+//! `--writer-mb N` sets the writer's memory budget (default 256; the gateway uses the crate's 32);
+//! `--k N` searches for N hits instead of 5 (the bot's rerank pool is 20 or more).
 //!
 //! `cargo run --release -p switchboard-knowledge --example bench_index [-- COUNT] [--tiny-vocab]
-//! [--compare] [--profile] [--writer-mb N]`
+//! [--compare] [--profile] [--writer-mb N] [--k N]`
 
 use std::time::{Duration, Instant};
 
@@ -296,11 +297,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn measure(
     index: &KnowledgeIndex,
     queries: &[String],
+    k: usize,
     label: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let none = Synonyms::none();
     for query in queries.iter().take(200) {
-        index.search("bench", query, 5, &none)?;
+        index.search("bench", query, k, &none)?;
     }
     let mut times = Vec::with_capacity(queries.len());
     let mut returned = 0;
@@ -308,7 +310,7 @@ fn measure(
     let loop_started = Instant::now();
     for query in queries {
         let started = Instant::now();
-        returned += index.search("bench", query, 5, &none)?.len();
+        returned += index.search("bench", query, k, &none)?.len();
         times.push(started.elapsed());
     }
     let wall = loop_started.elapsed();
@@ -317,13 +319,13 @@ fn measure(
         // schedstat is updated at scheduler ticks: only the mean over many queries is meaningful.
         let n = queries.len() as u32;
         println!(
-            "search k=5 mean{label}: {:.3?} on cpu, {:.3?} wall (the rest is waiting for a core)",
+            "search k={k} mean{label}: {:.3?} on cpu, {:.3?} wall (the rest is waiting for a core)",
             after.saturating_sub(before) / n,
             wall / n
         );
     }
     println!(
-        "search k=5 over {} queries{label}: p50 {:.3?}, p99 {:.3?}, max {:.3?} ({:.1} hits/query)",
+        "search k={k} over {} queries{label}: p50 {:.3?}, p99 {:.3?}, max {:.3?} ({:.1} hits/query)",
         times.len(),
         percentile(&times, 0.50),
         percentile(&times, 0.99),
@@ -339,7 +341,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = args
         .iter()
         .enumerate()
-        .find(|(at, a)| !a.starts_with("--") && (*at == 0 || args[at - 1] != "--writer-mb"))
+        .find(|(at, a)| {
+            !a.starts_with("--")
+                && (*at == 0 || !["--writer-mb", "--k"].contains(&args[at - 1].as_str()))
+        })
         .map(|(_, a)| a)
         .map(|a| a.parse())
         .transpose()?
@@ -387,25 +392,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| rng.words(2, 5, &vocabs[n % 2], n % 2 == 0))
         .collect();
     let none = Synonyms::none();
-    measure(&index, &queries, "")?;
+    let k: usize = match args.iter().position(|a| a == "--k") {
+        Some(at) => args.get(at + 1).ok_or("--k needs a number")?.parse()?,
+        None => 5,
+    };
+    measure(&index, &queries, k, "")?;
     if args.iter().any(|a| a == "--compare") {
         // The same index searched without the common-term gate, in the same process.
         let ungated = KnowledgeIndex::open(dir.path())?.with_tuning(SearchTuning {
             common_fraction: 1.0,
             ..SearchTuning::default()
         });
-        measure(&ungated, &queries, " (no common-term gate)")?;
-        measure(&index, &queries, " (again, with the gate)")?;
+        measure(&ungated, &queries, k, " (no common-term gate)")?;
+        measure(&index, &queries, k, " (again, with the gate)")?;
         // How far the gate moves the results from the ungated ranking.
         let (mut same_top, mut overlap) = (0, 0);
         for query in &queries {
             let gated: Vec<String> = index
-                .search("bench", query, 5, &none)?
+                .search("bench", query, k, &none)?
                 .into_iter()
                 .map(|c| c.id)
                 .collect();
             let full: Vec<String> = ungated
-                .search("bench", query, 5, &none)?
+                .search("bench", query, k, &none)?
                 .into_iter()
                 .map(|c| c.id)
                 .collect();
@@ -413,9 +422,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             overlap += gated.iter().filter(|id| full.contains(id)).count();
         }
         println!(
-            "gate vs no gate: same top hit for {:.1}% of queries, {:.1}% of the top 5 shared",
+            "gate vs no gate: same top hit for {:.1}% of queries, {:.1}% of the top {k} shared",
             same_top as f64 * 100.0 / queries.len() as f64,
-            overlap as f64 * 100.0 / (5 * queries.len()) as f64
+            overlap as f64 * 100.0 / (k * queries.len()) as f64
         );
     }
 
