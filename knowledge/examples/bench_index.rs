@@ -6,12 +6,18 @@
 //! `--tiny-vocab` draws uniformly from the shop words only: every query term then matches about a
 //! third of the index, a worst case.
 //!
-//! `cargo run --release -p switchboard-knowledge --example bench_index [-- COUNT] [--tiny-vocab]`
+//! `--compare` also measures the same index searched without the common-term gate;
+//! `--profile` breaks the slowest 1% of searches down (clauses, doc counts, time per phase);
+//! `--writer-mb N` sets the writer's memory budget (default 256; the gateway uses the crate's 32);
+//! `--k N` searches for N hits instead of 5 (the bot's rerank pool is 20 or more).
+//!
+//! `cargo run --release -p switchboard-knowledge --example bench_index [-- COUNT] [--tiny-vocab]
+//! [--compare] [--profile] [--writer-mb N] [--k N]`
 
 use std::time::{Duration, Instant};
 
 use switchboard_knowledge::{
-    parse_import, write_jsonl, FaqRecord, ImportFormat, KnowledgeIndex, Synonyms,
+    parse_import, write_jsonl, FaqRecord, ImportFormat, KnowledgeIndex, SearchTuning, Synonyms,
 };
 
 const ZH: &[&str] = &[
@@ -286,12 +292,60 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[at.min(sorted.len() - 1)]
 }
 
+/// 200 warm-up searches, then every query once, timed; prints mean CPU and wall time per search
+/// and the latency percentiles.
+fn measure(
+    index: &KnowledgeIndex,
+    queries: &[String],
+    k: usize,
+    label: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let none = Synonyms::none();
+    for query in queries.iter().take(200) {
+        index.search("bench", query, k, &none)?;
+    }
+    let mut times = Vec::with_capacity(queries.len());
+    let mut returned = 0;
+    let cpu_started = thread_cpu();
+    let loop_started = Instant::now();
+    for query in queries {
+        let started = Instant::now();
+        returned += index.search("bench", query, k, &none)?.len();
+        times.push(started.elapsed());
+    }
+    let wall = loop_started.elapsed();
+    times.sort();
+    if let (Some(before), Some(after)) = (cpu_started, thread_cpu()) {
+        // schedstat is updated at scheduler ticks: only the mean over many queries is meaningful.
+        let n = queries.len() as u32;
+        println!(
+            "search k={k} mean{label}: {:.3?} on cpu, {:.3?} wall (the rest is waiting for a core)",
+            after.saturating_sub(before) / n,
+            wall / n
+        );
+    }
+    println!(
+        "search k={k} over {} queries{label}: p50 {:.3?}, p99 {:.3?}, max {:.3?} ({:.1} hits/query)",
+        times.len(),
+        percentile(&times, 0.50),
+        percentile(&times, 0.99),
+        percentile(&times, 1.0),
+        returned as f64 / times.len() as f64
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tiny = args.iter().any(|a| a == "--tiny-vocab");
     let count: usize = args
         .iter()
-        .find(|a| !a.starts_with("--"))
+        .enumerate()
+        .find(|(at, a)| {
+            !a.starts_with("--")
+                && (*at == 0 || !["--writer-mb", "--k"].contains(&args[at - 1].as_str()))
+        })
+        .map(|(_, a)| a)
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(100_000);
@@ -306,7 +360,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let dir = tempfile::tempdir()?;
-    let index = KnowledgeIndex::open(dir.path())?.with_writer_memory(256 * 1024 * 1024);
+    let writer_mb: usize = match args.iter().position(|a| a == "--writer-mb") {
+        Some(at) => args
+            .get(at + 1)
+            .ok_or("--writer-mb needs a number")?
+            .parse()?,
+        None => 256,
+    };
+    let index = KnowledgeIndex::open(dir.path())?.with_writer_memory(writer_mb * 1024 * 1024);
     let started = Instant::now();
     let parsed = parse_import(&jsonl, Some(ImportFormat::Jsonl))?;
     let parse_time = started.elapsed();
@@ -331,37 +392,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| rng.words(2, 5, &vocabs[n % 2], n % 2 == 0))
         .collect();
     let none = Synonyms::none();
-    for query in queries.iter().take(200) {
-        index.search("bench", query, 5, &none)?;
-    }
-    let mut times = Vec::with_capacity(queries.len());
-    let mut returned = 0;
-    let cpu_started = thread_cpu();
-    let loop_started = Instant::now();
-    for query in &queries {
-        let started = Instant::now();
-        returned += index.search("bench", query, 5, &none)?.len();
-        times.push(started.elapsed());
-    }
-    let wall = loop_started.elapsed();
-    times.sort();
-    if let (Some(before), Some(after)) = (cpu_started, thread_cpu()) {
-        // schedstat is updated at scheduler ticks: only the mean over many queries is meaningful.
-        let n = queries.len() as u32;
+    let k: usize = match args.iter().position(|a| a == "--k") {
+        Some(at) => args.get(at + 1).ok_or("--k needs a number")?.parse()?,
+        None => 5,
+    };
+    measure(&index, &queries, k, "")?;
+    if args.iter().any(|a| a == "--compare") {
+        // The same index searched without the common-term gate, in the same process.
+        let ungated = KnowledgeIndex::open(dir.path())?.with_tuning(SearchTuning {
+            common_fraction: 1.0,
+            ..SearchTuning::default()
+        });
+        measure(&ungated, &queries, k, " (no common-term gate)")?;
+        measure(&index, &queries, k, " (again, with the gate)")?;
+        // How far the gate moves the results from the ungated ranking.
+        let (mut same_top, mut overlap) = (0, 0);
+        for query in &queries {
+            let gated: Vec<String> = index
+                .search("bench", query, k, &none)?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            let full: Vec<String> = ungated
+                .search("bench", query, k, &none)?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            same_top += usize::from(gated.first() == full.first());
+            overlap += gated.iter().filter(|id| full.contains(id)).count();
+        }
         println!(
-            "search k=5 mean: {:.3?} on cpu, {:.3?} wall (the rest is waiting for a core)",
-            after.saturating_sub(before) / n,
-            wall / n
+            "gate vs no gate: same top hit for {:.1}% of queries, {:.1}% of the top {k} shared",
+            same_top as f64 * 100.0 / queries.len() as f64,
+            overlap as f64 * 100.0 / (k * queries.len()) as f64
         );
     }
-    println!(
-        "search k=5 over {} queries: p50 {:.3?}, p99 {:.3?}, max {:.3?} ({:.1} hits/query)",
-        times.len(),
-        percentile(&times, 0.50),
-        percentile(&times, 0.99),
-        percentile(&times, 1.0),
-        returned as f64 / times.len() as f64
-    );
+
+    if args.iter().any(|a| a == "--profile") {
+        profile(&index, &queries)?;
+    }
 
     let started = Instant::now();
     let mut one = imported[7].clone();
@@ -376,5 +445,100 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed(),
         visible.as_deref() == Some("updated answer")
     );
+    Ok(())
+}
+
+/// `--profile`: every query through the profiling entry point (fastest of 3 runs); prints where the time of
+/// the slowest 1% went against the rest, and the slowest queries' clauses with their doc counts.
+fn profile(index: &KnowledgeIndex, queries: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let none = Synonyms::none();
+    let mut rows = Vec::with_capacity(queries.len());
+    for query in queries {
+        // The fastest of three runs: on a shared machine a single run may include waiting for a
+        // core, which says nothing about the query.
+        let mut best: Option<(Duration, switchboard_knowledge::SearchProfile)> = None;
+        for _ in 0..3 {
+            let p = index.profile_search("bench", query, 5, &none)?;
+            let total = p.analysis + p.scoring + p.fetching;
+            if best.as_ref().is_none_or(|b| total < b.0) {
+                best = Some((total, p));
+            }
+        }
+        if let Some((total, p)) = best {
+            rows.push((total, query, p));
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let first = &rows[0].2;
+    let fastest: Vec<Duration> = rows.iter().rev().map(|r| r.0).collect();
+    println!(
+        "profile: {} segments, {} docs; fastest of 3 runs: p50 {:.3?}, p99 {:.3?}, max {:.3?}",
+        first.segments,
+        first.num_docs,
+        percentile(&fastest, 0.5),
+        percentile(&fastest, 0.99),
+        percentile(&fastest, 1.0)
+    );
+    let slow = rows.len() / 100;
+    for (name, part) in [("slowest 1%", &rows[..slow]), ("other 99%", &rows[slow..])] {
+        let n = part.len() as u32;
+        let sum = |f: &dyn Fn(&switchboard_knowledge::SearchProfile) -> Duration| {
+            part.iter().map(|r| f(&r.2)).sum::<Duration>() / n
+        };
+        let clauses: usize = part.iter().map(|r| r.2.terms.len()).sum();
+        let postings: u64 = part
+            .iter()
+            .map(|r| r.2.terms.iter().map(|t| t.3).sum::<u64>())
+            .sum();
+        let chinese = part
+            .iter()
+            .filter(|r| r.1.chars().any(|c| c as u32 >= 0x4e00))
+            .count();
+        println!(
+            "{name}: n={n} analysis {:.1?} scoring {:.1?} fetch {:.1?}; {:.1} clauses, {:.0} postings/query, {chinese} chinese",
+            sum(&|p| p.analysis),
+            sum(&|p| p.scoring),
+            sum(&|p| p.fetching),
+            clauses as f64 / n as f64,
+            postings as f64 / n as f64,
+        );
+        let mut by_field: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+        for r in part {
+            for t in &r.2.terms {
+                let e = by_field.entry(t.0.clone()).or_default();
+                e.0 += 1;
+                e.1 += t.3;
+            }
+        }
+        for (field, (count, docs)) in by_field {
+            println!(
+                "    {field:10} {:.1} clauses/query, {:.0} postings/query",
+                count as f64 / n as f64,
+                docs as f64 / n as f64
+            );
+        }
+    }
+    for (total, query, p) in rows.iter().take(12) {
+        let terms: Vec<String> = p
+            .terms
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{}={}{}",
+                    &t.0[..2],
+                    t.1,
+                    t.3,
+                    if t.4 { "*" } else { "" }
+                )
+            })
+            .collect();
+        println!(
+            "{total:.2?} (analysis {:.0?}, scoring {:.2?}, fetch {:.0?}) {query:?}: {} (* common)",
+            p.analysis,
+            p.scoring,
+            p.fetching,
+            terms.join(" ")
+        );
+    }
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
@@ -10,7 +12,10 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    TantivyError, Term,
+};
 
 use crate::analysis::{
     analyze, analyzer, cjk_bigrams, CjkBigramTokenizer, Synonyms, ANALYZER_NAME, BIGRAMS_NAME,
@@ -25,6 +30,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_QUERY_CHARS: usize = 2_000;
 /// At most this many distinct query tokens are searched (bounds query cost).
 pub const MAX_QUERY_TOKENS: usize = 64;
+/// A rebuild, or an upsert of at least this many records, merges the index into one segment.
+const BULK_WRITE: usize = 1_000;
 /// At most this many candidates are returned by one search.
 pub const MAX_K: usize = 100;
 
@@ -61,6 +68,17 @@ pub struct SearchTuning {
     pub synonym_weight: f32,
     /// Weight of CJK character bigrams matched against question and alternates (0 disables).
     pub cjk_bigram_boost: f32,
+    /// A query term found in more than this fraction of the documents (in the field it is
+    /// searched in) is *common*, unless its token is among the [`SearchTuning::keep_rarest`]
+    /// rarest of the query. When the common terms' posting lists outweigh the others', the others
+    /// must match and the common ones only add to the scores of those documents (the "common
+    /// terms" query of Lucene): scores are unchanged, the long lists are skipped through, and only
+    /// documents that match nothing but common terms drop out. 1.0 or more disables the gate.
+    pub common_fraction: f32,
+    /// The gate applies only to indexes of at least this many documents (small ones are cheap).
+    pub common_min_docs: u64,
+    /// Tokens (and, separately, CJK bigrams) of each query that are never common, rarest first.
+    pub keep_rarest: usize,
 }
 
 impl Default for SearchTuning {
@@ -71,6 +89,9 @@ impl Default for SearchTuning {
             answer_boost: 1.0,
             synonym_weight: 0.8,
             cjk_bigram_boost: 1.0,
+            common_fraction: 0.02,
+            common_min_docs: 10_000,
+            keep_rarest: 2,
         }
     }
 }
@@ -123,6 +144,10 @@ struct TenantIndex {
     /// Created on the first write and kept, so tantivy's merges of small segments can run.
     writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
+    /// Set when an index of another schema (or a damaged one) was replaced by an empty one: until
+    /// a rebuild, writes keep the marker stale, so an upsert into the empty index cannot make it
+    /// read as fresh while it lacks the tenant's other records.
+    replaced: AtomicBool,
 }
 
 /// Per-tenant FAQ indexes under one root directory (`<root>/<tenant>/`). Cheap to share in an
@@ -212,6 +237,7 @@ impl KnowledgeIndex {
         let dir = self.tenant_dir(tenant);
         let (schema, fields) = schema();
         let existing = dir.join("meta.json").exists();
+        let mut replaced = false;
         let index = if existing {
             match Index::open_in_dir(&dir) {
                 Ok(index) if index.schema() == schema => index,
@@ -219,6 +245,7 @@ impl KnowledgeIndex {
                 _ if create => {
                     std::fs::remove_dir_all(&dir)?;
                     std::fs::create_dir_all(&dir)?;
+                    replaced = true;
                     Index::create_in_dir(&dir, schema)?
                 }
                 _ => return Ok(None),
@@ -244,13 +271,23 @@ impl KnowledgeIndex {
             reader,
             writer: Mutex::new(None),
             fields,
+            replaced: AtomicBool::new(replaced),
         });
         tenants.insert(tenant.to_string(), opened.clone());
         Ok(Some(opened))
     }
 
     /// Runs `apply` with the tenant's writer, then commits with the new revision and reloads.
-    fn write<F>(&self, tenant: &str, revision: u64, apply: F) -> Result<(), KnowledgeError>
+    /// `full` is true for a rebuild (the whole record list), false for an upsert or delete;
+    /// `added` is the number of records written (for an upsert).
+    fn write<F>(
+        &self,
+        tenant: &str,
+        revision: u64,
+        full: bool,
+        added: usize,
+        apply: F,
+    ) -> Result<(), KnowledgeError>
     where
         F: FnOnce(&IndexWriter, Fields) -> Result<(), KnowledgeError>,
     {
@@ -282,13 +319,32 @@ impl KnowledgeIndex {
             return Err(err);
         }
         let payload = serde_json::to_string(&Marker {
-            schema: SCHEMA_VERSION,
+            // Schema 0 reads as stale: see `TenantIndex::replaced`.
+            schema: if full || !tenant_index.replaced.load(Ordering::Relaxed) {
+                SCHEMA_VERSION
+            } else {
+                0
+            },
             revision,
         })
         .map_err(|e| KnowledgeError::Io(std::io::Error::other(e)))?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&payload);
         commit.commit()?;
+        if full {
+            tenant_index.replaced.store(false, Ordering::Relaxed);
+        }
+        if full || added >= BULK_WRITE {
+            // A bulk write leaves several segments, and every search works through each of them
+            // separately: merge them into one before the write returns. Best effort: the index
+            // is correct either way (the merge keeps the commit's payload).
+            let segments = tenant_index.index.searchable_segment_ids()?;
+            if segments.len() > 1 {
+                if let Err(error) = writer.merge(&segments).wait() {
+                    tracing::debug!(%error, "knowledge index: merge after a bulk write skipped");
+                }
+            }
+        }
         tenant_index.reader.reload()?;
         Ok(())
     }
@@ -310,7 +366,7 @@ impl KnowledgeIndex {
                     source,
                 })?;
         }
-        self.write(tenant, revision, |writer, fields| {
+        self.write(tenant, revision, false, records.len(), |writer, fields| {
             for record in records {
                 writer.delete_term(Term::from_field_text(fields.id, &record.id));
                 if record.enabled {
@@ -323,7 +379,7 @@ impl KnowledgeIndex {
 
     /// Removes records by id (unknown ids are ignored) and records `revision`.
     pub fn delete(&self, tenant: &str, ids: &[&str], revision: u64) -> Result<(), KnowledgeError> {
-        self.write(tenant, revision, |writer, fields| {
+        self.write(tenant, revision, false, 0, |writer, fields| {
             for id in ids {
                 writer.delete_term(Term::from_field_text(fields.id, id));
             }
@@ -342,7 +398,7 @@ impl KnowledgeIndex {
     where
         I: IntoIterator<Item = &'a FaqRecord>,
     {
-        self.write(tenant, revision, |writer, fields| {
+        self.write(tenant, revision, true, 0, |writer, fields| {
             writer.delete_all_documents()?;
             for record in records {
                 record
@@ -430,6 +486,30 @@ impl KnowledgeIndex {
         let Some(tenant_index) = self.tenant(tenant, false)? else {
             return Ok(Vec::new());
         };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let searcher = tenant_index.reader.searcher();
+        let weighted = self.query_terms(tenant_index.fields, &searcher, text, synonyms)?;
+        if weighted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = build_query(&weighted);
+        let hits = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        fetch(&searcher, tenant_index.fields, hits)
+    }
+
+    /// The weighted term clauses of a query text: analyzed tokens (and their synonym expansions)
+    /// in the question, alternates and answer fields, then CJK bigrams; in a large index each
+    /// carries its doc count and whether it is common (see [`SearchTuning::common_fraction`]).
+    /// Empty when the text has no word token.
+    fn query_terms(
+        &self,
+        fields: Fields,
+        searcher: &Searcher,
+        text: &str,
+        synonyms: &Synonyms,
+    ) -> Result<Vec<Clause>, KnowledgeError> {
         let text = match text.char_indices().nth(MAX_QUERY_CHARS) {
             Some((cut, _)) => &text[..cut],
             None => text,
@@ -443,6 +523,9 @@ impl KnowledgeIndex {
                 }
             }
         }
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut bigrams: Vec<String> = Vec::new();
         if self.tuning.cjk_bigram_boost > 0.0 {
             for gram in cjk_bigrams(text) {
@@ -451,70 +534,128 @@ impl KnowledgeIndex {
                 }
             }
         }
-        if k == 0 || tokens.is_empty() {
-            return Ok(Vec::new());
-        }
         let expansions = synonyms.expand(&tokens);
-        let fields = tenant_index.fields;
         let tuning = self.tuning;
-        let weighted = tokens
+        let num_docs = searcher.num_docs();
+        let gate = tuning.common_fraction < 1.0 && num_docs >= tuning.common_min_docs;
+        let limit = (f64::from(tuning.common_fraction) * num_docs as f64) as u64;
+        // One group of clauses per token or bigram; commonness is per clause, but the groups among
+        // the rarest `keep_rarest` (by their doc counts summed over their fields) are never common.
+        let word_fields = [
+            (fields.question, tuning.question_boost),
+            (fields.alternates, tuning.alternates_boost),
+            (fields.answer, tuning.answer_boost),
+        ];
+        let words = tokens
             .iter()
             .map(|t| (t, 1.0))
-            .chain(expansions.iter().map(|t| (t, tuning.synonym_weight)));
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (token, weight) in weighted {
-            for (field, boost) in [
-                (fields.question, tuning.question_boost),
-                (fields.alternates, tuning.alternates_boost),
-                (fields.answer, tuning.answer_boost),
-            ] {
-                if boost <= 0.0 {
-                    continue;
+            .chain(expansions.iter().map(|t| (t, tuning.synonym_weight)))
+            .map(|(token, weight)| {
+                word_fields
+                    .iter()
+                    .filter(|(_, boost)| *boost > 0.0)
+                    .map(|(field, boost)| (Term::from_field_text(*field, token), boost * weight))
+                    .collect::<Vec<_>>()
+            });
+        let grams = bigrams.iter().map(|gram| {
+            vec![(
+                Term::from_field_text(fields.bigrams, gram),
+                tuning.cjk_bigram_boost,
+            )]
+        });
+        let mut terms = Vec::new();
+        for groups in [words.collect::<Vec<_>>(), grams.collect::<Vec<_>>()] {
+            if !gate {
+                terms.extend(groups.into_iter().flatten().map(|(term, weight)| Clause {
+                    term,
+                    weight,
+                    doc_freq: 0,
+                    common: false,
+                }));
+                continue;
+            }
+            let mut counted = Vec::with_capacity(groups.len());
+            for group in groups {
+                let mut clauses = Vec::with_capacity(group.len());
+                for (term, weight) in group {
+                    let doc_freq = searcher.doc_freq(&term)?;
+                    clauses.push((term, weight, doc_freq));
                 }
-                let term = TermQuery::new(
-                    Term::from_field_text(field, token),
-                    IndexRecordOption::WithFreqs,
-                );
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(term), boost * weight)),
-                ));
+                // A token found nowhere matches nothing: it is never one of the rarest.
+                let total = match clauses.iter().map(|c| c.2).sum::<u64>() {
+                    0 => u64::MAX,
+                    total => total,
+                };
+                counted.push((total, clauses));
+            }
+            // The `keep_rarest` rarest groups (ties in query order) are never common.
+            let mut order: Vec<usize> = (0..counted.len()).collect();
+            order.sort_by_key(|&at| counted[at].0);
+            let mut keep_all = vec![false; counted.len()];
+            for &at in order.iter().take(tuning.keep_rarest) {
+                keep_all[at] = true;
+            }
+            for ((_, clauses), keep_all) in counted.into_iter().zip(keep_all) {
+                terms.extend(clauses.into_iter().map(|c| {
+                    let common = !keep_all && c.2 > limit;
+                    Clause {
+                        term: c.0,
+                        weight: c.1,
+                        doc_freq: c.2,
+                        common,
+                    }
+                }));
             }
         }
-        for gram in &bigrams {
-            let term = TermQuery::new(
-                Term::from_field_text(fields.bigrams, gram),
-                IndexRecordOption::WithFreqs,
-            );
-            clauses.push((
-                Occur::Should,
-                Box::new(BoostQuery::new(Box::new(term), tuning.cjk_bigram_boost)),
+        Ok(terms)
+    }
+
+    /// Profiling aid for the bench: runs one search like [`KnowledgeIndex::search`] and reports
+    /// where its time went and what the query looked like.
+    #[doc(hidden)]
+    pub fn profile_search(
+        &self,
+        tenant: &str,
+        text: &str,
+        k: usize,
+        synonyms: &Synonyms,
+    ) -> Result<SearchProfile, KnowledgeError> {
+        let Some(tenant_index) = self.tenant(tenant, false)? else {
+            return Err(KnowledgeError::BadTenant(tenant.to_string()));
+        };
+        let started = Instant::now();
+        let searcher = tenant_index.reader.searcher();
+        let weighted = self.query_terms(tenant_index.fields, &searcher, text, synonyms)?;
+        let analysis = started.elapsed();
+        let started = Instant::now();
+        let query = build_query(&weighted);
+        let hits = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        let scoring = started.elapsed();
+        let started = Instant::now();
+        let found = fetch(&searcher, tenant_index.fields, hits)?.len();
+        let fetching = started.elapsed();
+        let schema = tenant_index.index.schema();
+        let mut terms = Vec::new();
+        for clause in &weighted {
+            let doc_freq = searcher.doc_freq(&clause.term)?;
+            let text = clause.term.value().as_str().unwrap_or_default().to_string();
+            terms.push((
+                schema.get_field_name(clause.term.field()).to_string(),
+                text,
+                clause.weight,
+                doc_freq,
+                clause.common,
             ));
         }
-        let query = BooleanQuery::new(clauses);
-        let searcher = tenant_index.reader.searcher();
-        let hits = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
-        let mut out = Vec::with_capacity(hits.len());
-        for (score, address) in hits {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let text_of = |field| {
-                doc.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            out.push(Candidate {
-                id: text_of(fields.id),
-                question: text_of(fields.question),
-                answer: text_of(fields.answer),
-                alternates: doc
-                    .get_all(fields.alternates)
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-                score,
-            });
-        }
-        Ok(out)
+        Ok(SearchProfile {
+            analysis,
+            scoring,
+            fetching,
+            hits: found,
+            segments: searcher.segment_readers().len(),
+            num_docs: searcher.num_docs(),
+            terms,
+        })
     }
 
     /// The bot's entry point: fetches a wider pool of lexical candidates (4 × k, at least 20),
@@ -545,4 +686,100 @@ fn document(fields: Fields, record: &FaqRecord) -> TantivyDocument {
     }
     doc.add_text(fields.answer, &record.answer);
     doc
+}
+
+/// One weighted term clause of a query.
+struct Clause {
+    term: Term,
+    weight: f32,
+    /// Documents holding the term (only looked up in indexes large enough for the gate).
+    doc_freq: u64,
+    /// In more than [`SearchTuning::common_fraction`] of the documents, and not protected by
+    /// [`SearchTuning::keep_rarest`].
+    common: bool,
+}
+
+/// One disjunction of all clauses (tantivy scores it with block-max WAND), unless the common
+/// clauses (flagged `true`) hold more postings than the others: then the others must match and the
+/// common ones only add their scores to those documents, so their long posting lists are skipped
+/// through instead of read. Scores are unchanged for every document that matches an uncommon
+/// clause; only documents matching common terms alone are no longer found.
+fn build_query(weighted: &[Clause]) -> BooleanQuery {
+    let clause = |term: &Term, weight: f32| -> Box<dyn Query> {
+        Box::new(BoostQuery::new(
+            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+            weight,
+        ))
+    };
+    let (mut common, mut rare) = (0u64, 0u64);
+    for c in weighted {
+        if c.common {
+            common += c.doc_freq;
+        } else {
+            rare += c.doc_freq;
+        }
+    }
+    if rare > 0 && common > rare {
+        let rare: Vec<(Occur, Box<dyn Query>)> = weighted
+            .iter()
+            .filter(|c| !c.common)
+            .map(|c| (Occur::Should, clause(&c.term, c.weight)))
+            .collect();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(BooleanQuery::new(rare)))];
+        clauses.extend(
+            weighted
+                .iter()
+                .filter(|c| c.common)
+                .map(|c| (Occur::Should, clause(&c.term, c.weight))),
+        );
+        return BooleanQuery::new(clauses);
+    }
+    let clauses: Vec<(Occur, Box<dyn Query>)> = weighted
+        .iter()
+        .map(|c| (Occur::Should, clause(&c.term, c.weight)))
+        .collect();
+    BooleanQuery::new(clauses)
+}
+
+fn fetch(
+    searcher: &Searcher,
+    fields: Fields,
+    hits: Vec<(f32, DocAddress)>,
+) -> Result<Vec<Candidate>, KnowledgeError> {
+    let mut out = Vec::with_capacity(hits.len());
+    for (score, address) in hits {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let text_of = |field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        out.push(Candidate {
+            id: text_of(fields.id),
+            question: text_of(fields.question),
+            answer: text_of(fields.answer),
+            alternates: doc
+                .get_all(fields.alternates)
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            score,
+        });
+    }
+    Ok(out)
+}
+
+/// What [`KnowledgeIndex::profile_search`] measured.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct SearchProfile {
+    pub analysis: Duration,
+    pub scoring: Duration,
+    pub fetching: Duration,
+    pub hits: usize,
+    pub segments: usize,
+    pub num_docs: u64,
+    /// (field, token, weight, doc frequency, common) of every clause.
+    pub terms: Vec<(String, String, f32, u64, bool)>,
 }

@@ -63,7 +63,7 @@ pub use import::{
     MAX_XLSX_ENTRIES, MAX_XLSX_ENTRY_BYTES, MAX_XLSX_RATIO, MAX_XLSX_TOTAL_BYTES,
 };
 pub use index::{
-    validate_tenant, Candidate, KnowledgeIndex, Reranker, SearchTuning, MAX_K, MAX_QUERY_CHARS,
-    MAX_QUERY_TOKENS, SCHEMA_VERSION,
+    validate_tenant, Candidate, KnowledgeIndex, Reranker, SearchProfile, SearchTuning, MAX_K,
+    MAX_QUERY_CHARS, MAX_QUERY_TOKENS, SCHEMA_VERSION,
 };
 pub use record::{derived_id, guess_locale, validate_id, FaqRecord};

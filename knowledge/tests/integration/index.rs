@@ -268,6 +268,63 @@ fn a_damaged_index_reads_stale_and_rebuilds() {
     assert_eq!(index.revision("t1").expect("revision"), Some(1));
 }
 
+/// An index written by schema version 1 (question and alternates indexed as separate fields):
+/// it reads as stale, searches find nothing instead of failing, an upsert before the rebuild keeps
+/// it stale, and the rebuild makes it searchable again.
+#[test]
+fn an_index_of_an_older_schema_reads_stale_and_rebuilds() {
+    use tantivy::schema::{Schema, STORED, STRING, TEXT};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old_dir = dir.path().join("t1");
+    std::fs::create_dir_all(&old_dir).expect("mkdir");
+    {
+        let mut builder = Schema::builder();
+        let id = builder.add_text_field("id", STRING | STORED);
+        let question = builder.add_text_field("question", TEXT | STORED);
+        builder.add_text_field("alternates", TEXT | STORED);
+        builder.add_text_field("answer", TEXT | STORED);
+        builder.add_text_field("bigrams", TEXT);
+        let old = tantivy::Index::create_in_dir(&old_dir, builder.build()).expect("old index");
+        let mut writer: tantivy::IndexWriter = old.writer(15_000_000).expect("writer");
+        let mut doc = tantivy::TantivyDocument::new();
+        doc.add_text(id, "ship");
+        doc.add_text(question, "下单后多久发货？");
+        writer.add_document(doc).expect("add");
+        let mut commit = writer.prepare_commit().expect("prepare");
+        commit.set_payload(r#"{"schema":1,"revision":5}"#);
+        commit.commit().expect("commit");
+    }
+    let index = KnowledgeIndex::open(dir.path()).expect("open");
+    assert_eq!(index.revision("t1").expect("revision"), None);
+    assert!(!index.is_fresh("t1", 5).expect("fresh"));
+    assert!(index
+        .search("t1", "发货", 5, &Synonyms::none())
+        .expect("search")
+        .is_empty());
+    // A change arriving before the rebuild: applied, but the index must still read stale.
+    index
+        .upsert("t1", &[faq("x", "extra", "row")], 6)
+        .expect("upsert");
+    assert_eq!(index.revision("t1").expect("revision"), None);
+    index.rebuild("t1", &shop(), 6).expect("rebuild");
+    assert_eq!(index.revision("t1").expect("revision"), Some(6));
+    let hits = index
+        .search("t1", "多久发货", 5, &Synonyms::none())
+        .expect("search");
+    assert_eq!(hits.first().map(|c| c.id.as_str()), Some("ship"));
+    let hits = index
+        .search("t1", "when do I get my money", 5, &Synonyms::none())
+        .expect("search");
+    assert_eq!(hits.first().map(|c| c.id.as_str()), Some("refund"));
+    assert_eq!(
+        hits[0].alternates,
+        vec!["when do I get my money".to_string()]
+    );
+    drop(index);
+    let index = KnowledgeIndex::open(dir.path()).expect("reopen");
+    assert_eq!(index.revision("t1").expect("revision"), Some(6));
+}
+
 #[test]
 fn shared_across_threads() {
     let (_dir, index) = open();
