@@ -28,12 +28,12 @@ const NONE: u32 = u32::MAX;
 /// The root's own `check` (never the parent of anything).
 const ROOT_CHECK: u32 = u32::MAX - 1;
 const ROOT: usize = 0;
-/// Code points below this are mapped by one dense table (ASCII, Latin, general punctuation,
-/// CJK symbols and punctuation, kana, and the CJK ideographs U+3400..=U+9FFF).
-const LOW_TABLE_END: u32 = 0xA000;
-/// Half-width and full-width forms (full-width ASCII, full-width punctuation).
-const WIDE_FIRST: u32 = 0xFF00;
-const WIDE_LAST: u32 = 0xFFEF;
+/// Entries of the dense table over the Basic Multilingual Plane: an alphabet id below
+/// `BMP_SEPARATOR`, or one of these two markers.
+const BMP_SEPARATOR: u16 = u16::MAX;
+/// The character's id does not fit 16 bits (an alphabet of more than 65,533 characters): look it
+/// up in the map. Ids are given by frequency, so only the rarest characters get there.
+const BMP_LARGE: u16 = u16::MAX - 1;
 /// The ring of origins lives on the stack up to this many entries (the longest pattern allowed
 /// by `WordList::new`); longer patterns (only possible through deserialized lists) or texts
 /// over 4 GiB use a heap ring.
@@ -75,11 +75,10 @@ pub(crate) struct Hit {
 
 #[derive(Clone)]
 pub(crate) struct CharMatcher {
-    /// Alphabet id of every code point below `LOW_TABLE_END`, after folding.
-    low: Box<[u32]>,
-    /// Alphabet id of `WIDE_FIRST..=WIDE_LAST`, after folding.
-    wide: Box<[u32]>,
-    /// Folded character → alphabet id, for every other character.
+    /// Alphabet id of every code point of the BMP after folding (`BMP_SEPARATOR`, `BMP_LARGE`):
+    /// 128 KiB, one look-up folds and classifies a character.
+    bmp: Box<[u16]>,
+    /// Folded character → alphabet id, for characters outside the BMP and `BMP_LARGE` ones.
     alphabet: HashMap<char, u32>,
     /// The root's transition for every alphabet id (the root itself when there is none).
     root_next: Box<[u32]>,
@@ -139,11 +138,14 @@ impl CharMatcher {
                 Some(folded) => alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
             }
         };
-        let low: Box<[u32]> = (0..LOW_TABLE_END)
-            .map(|code| char::from_u32(code).map_or(SEPARATOR, id_of_folded))
-            .collect();
-        let wide: Box<[u32]> = (WIDE_FIRST..=WIDE_LAST)
-            .map(|code| char::from_u32(code).map_or(SEPARATOR, id_of_folded))
+        let bmp: Box<[u16]> = (0..0x1_0000u32)
+            .map(|code| match char::from_u32(code).map_or(SEPARATOR, id_of_folded) {
+                SEPARATOR => BMP_SEPARATOR,
+                id => u16::try_from(id)
+                    .ok()
+                    .filter(|&id| id < BMP_LARGE)
+                    .unwrap_or(BMP_LARGE),
+            })
             .collect();
 
         // Patterns as id sequences, inserted into a sibling-list trie in sorted order, so the
@@ -336,8 +338,7 @@ impl CharMatcher {
         slots.shrink_to_fit();
         pattern_of.shrink_to_fit();
         Ok(Self {
-            low,
-            wide,
+            bmp,
             alphabet,
             root_next,
             slots,
@@ -350,8 +351,7 @@ impl CharMatcher {
 
     /// Heap bytes of the automaton and its tables.
     pub(crate) fn memory_usage(&self) -> usize {
-        self.low.len() * 4
-            + self.wide.len() * 4
+        self.bmp.len() * 2
             + self.alphabet.capacity() * (std::mem::size_of::<(char, u32)>() + 1)
             + self.root_next.len() * 4
             + self.slots.capacity() * std::mem::size_of::<Slot>()
@@ -388,16 +388,23 @@ impl CharMatcher {
 
     #[inline(always)]
     fn id(&self, c: char) -> u32 {
-        let code = c as u32;
-        if code < LOW_TABLE_END {
-            self.low[code as usize]
-        } else if (WIDE_FIRST..=WIDE_LAST).contains(&code) {
-            self.wide[(code - WIDE_FIRST) as usize]
-        } else {
-            match fold(c) {
-                None => SEPARATOR,
-                Some(folded) => self.alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
+        if let Some(&id) = self.bmp.get(c as usize) {
+            if id < BMP_LARGE {
+                return u32::from(id);
             }
+            if id == BMP_SEPARATOR {
+                return SEPARATOR;
+            }
+        }
+        self.id_slow(c)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn id_slow(&self, c: char) -> u32 {
+        match fold(c) {
+            None => SEPARATOR,
+            Some(folded) => self.alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
         }
     }
 
@@ -433,7 +440,11 @@ impl CharMatcher {
                 state = ROOT;
                 continue;
             }
-            state = self.next(state, id);
+            state = if state == ROOT {
+                self.root_next[id as usize] as usize
+            } else {
+                self.next(state, id)
+            };
             if self.slots[state].base & HAS_OUT == 0 {
                 continue;
             }
