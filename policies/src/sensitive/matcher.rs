@@ -34,10 +34,6 @@ const BMP_SEPARATOR: u16 = u16::MAX;
 /// The character's id does not fit 16 bits (an alphabet of more than 65,533 characters): look it
 /// up in the map. Ids are given by frequency, so only the rarest characters get there.
 const BMP_LARGE: u16 = u16::MAX - 1;
-/// The ring of origins lives on the stack up to this many entries (the longest pattern allowed
-/// by `WordList::new`); longer patterns (only possible through deserialized lists) or texts
-/// over 4 GiB use a heap ring.
-const STACK_RING: usize = 256;
 
 /// The hot half of a double-array slot: what one step of the automaton reads.
 #[derive(Debug, Clone, Copy)]
@@ -89,8 +85,6 @@ pub(crate) struct CharMatcher {
     pattern_of: Vec<u32>,
     /// Length of each pattern in folded characters.
     pattern_chars: Vec<u32>,
-    /// Ring size (a power of two at least as long as the longest pattern).
-    ring: usize,
 }
 
 impl fmt::Debug for CharMatcher {
@@ -334,7 +328,6 @@ impl CharMatcher {
                 _ => ROOT as u32,
             })
             .collect();
-        let longest = encoded.iter().map(Vec::len).max().unwrap_or(1);
         slots.shrink_to_fit();
         pattern_of.shrink_to_fit();
         Ok(Self {
@@ -345,7 +338,6 @@ impl CharMatcher {
             links,
             pattern_of,
             pattern_chars: encoded.iter().map(|ids| ids.len() as u32).collect(),
-            ring: longest.next_power_of_two().max(64),
         })
     }
 
@@ -410,32 +402,13 @@ impl CharMatcher {
 
     /// Calls `on_hit` for every occurrence of every pattern in `text` (folded on the fly),
     /// overlapping ones included, in order of end, longest first at the same end.
-    pub(crate) fn find(&self, text: &str, on_hit: impl FnMut(Hit)) {
-        // A smaller ring is cheaper to clear; every size is a power of two.
-        let small_text = u32::try_from(text.len()).is_ok();
-        if small_text && self.ring <= 64 {
-            self.find_with(text, &mut [(0u32, 0u32); 64], on_hit);
-        } else if small_text && self.ring <= 128 {
-            self.find_with(text, &mut [(0u32, 0u32); 128], on_hit);
-        } else if small_text && self.ring <= STACK_RING {
-            self.find_with(text, &mut [(0u32, 0u32); STACK_RING], on_hit);
-        } else {
-            self.find_with(text, &mut vec![(0usize, 0usize); self.ring], on_hit);
-        }
-    }
-
-    /// `ring` holds the (char, byte) origin of the last `ring.len()` folded characters.
-    fn find_with<O: Origin>(&self, text: &str, ring: &mut [O], mut on_hit: impl FnMut(Hit)) {
-        let mask = ring.len() - 1;
+    pub(crate) fn find(&self, text: &str, mut on_hit: impl FnMut(Hit)) {
         let mut state = ROOT;
-        let mut folded = 0usize;
         for (char_index, (byte_index, c)) in text.char_indices().enumerate() {
             let id = self.id(c);
             if id == SEPARATOR {
                 continue;
             }
-            ring[folded & mask] = O::new(char_index, byte_index);
-            folded += 1;
             if id == UNKNOWN {
                 state = ROOT;
                 continue;
@@ -445,54 +418,91 @@ impl CharMatcher {
             } else {
                 self.next(state, id)
             };
-            if self.slots[state].base & HAS_OUT == 0 {
-                continue;
-            }
-            let mut out = self.links[state].out;
-            while out != NONE {
-                let pattern = self.pattern_of[out as usize] as usize;
-                let chars = self.pattern_chars[pattern] as usize;
-                let (start_char, start_byte) = ring[(folded - chars) & mask].get();
-                on_hit(Hit {
-                    pattern,
-                    start_char,
-                    end_char: char_index + 1,
-                    start_byte,
-                    end_byte: byte_index + c.len_utf8(),
-                });
-                out = self.links[self.links[out as usize].fail as usize].out;
+            if self.slots[state].base & HAS_OUT != 0 {
+                self.report(
+                    text,
+                    state,
+                    char_index + 1,
+                    byte_index + c.len_utf8(),
+                    &mut on_hit,
+                );
             }
         }
     }
-}
 
-/// Where a folded character came from: (character index, byte index) in the original text.
-trait Origin: Copy {
-    fn new(char_index: usize, byte_index: usize) -> Self;
-    fn get(self) -> (usize, usize);
-}
-
-/// For texts under 4 GiB (every chat message): half the ring to clear.
-impl Origin for (u32, u32) {
-    #[inline]
-    fn new(char_index: usize, byte_index: usize) -> Self {
-        (char_index as u32, byte_index as u32)
+    /// Reports the patterns that end at `state`, after the original text's `end_char`th
+    /// character (ending at `end_byte`). Their starts are found by walking back over the text,
+    /// counting the characters that do not fold to nothing: a hit is rare next to a step, so
+    /// the steps keep no record of where each folded character came from. The walk is done once
+    /// per position, however many patterns end there (longest first).
+    #[inline(never)]
+    fn report(
+        &self,
+        text: &str,
+        state: usize,
+        end_char: usize,
+        end_byte: usize,
+        on_hit: &mut impl FnMut(Hit),
+    ) {
+        let first = self.links[state].out;
+        let longest = self.pattern_chars[self.pattern_of[first as usize] as usize] as usize;
+        let mut report = |out: u32, start: (usize, usize)| {
+            on_hit(Hit {
+                pattern: self.pattern_of[out as usize] as usize,
+                start_char: start.0,
+                end_char,
+                start_byte: start.1,
+                end_byte,
+            })
+        };
+        let second = self.links[self.links[first as usize].fail as usize].out;
+        if second == NONE {
+            let mut start = (end_char, end_byte);
+            self.walk_back(text, end_char, end_byte, longest, |_, origin| start = origin);
+            report(first, start);
+            return;
+        }
+        // Several patterns (suffixes of one another): the origin of each of the last `longest`
+        // folded characters, the last one first.
+        let mut small = [(0usize, 0usize); 32];
+        let mut large = Vec::new();
+        let origins: &mut [(usize, usize)] = if longest <= small.len() {
+            &mut small[..longest]
+        } else {
+            large.resize(longest, (0, 0));
+            &mut large
+        };
+        self.walk_back(text, end_char, end_byte, longest, |folded, origin| {
+            origins[folded - 1] = origin;
+        });
+        let mut out = first;
+        while out != NONE {
+            let chars = self.pattern_chars[self.pattern_of[out as usize] as usize] as usize;
+            report(out, origins[chars - 1]);
+            out = self.links[self.links[out as usize].fail as usize].out;
+        }
     }
 
+    /// Walks back from `end_byte` over the last `count` characters that do not fold to nothing,
+    /// calling `visit(n, (char index, byte index))` for the nth of them.
     #[inline]
-    fn get(self) -> (usize, usize) {
-        (self.0 as usize, self.1 as usize)
-    }
-}
-
-impl Origin for (usize, usize) {
-    #[inline]
-    fn new(char_index: usize, byte_index: usize) -> Self {
-        (char_index, byte_index)
-    }
-
-    #[inline]
-    fn get(self) -> (usize, usize) {
-        self
+    fn walk_back(
+        &self,
+        text: &str,
+        end_char: usize,
+        end_byte: usize,
+        count: usize,
+        mut visit: impl FnMut(usize, (usize, usize)),
+    ) {
+        let mut folded = 0;
+        for (walked, (byte_index, c)) in text[..end_byte].char_indices().rev().enumerate() {
+            if self.id(c) != SEPARATOR {
+                folded += 1;
+                visit(folded, (end_char - walked - 1, byte_index));
+                if folded == count {
+                    return;
+                }
+            }
+        }
     }
 }
