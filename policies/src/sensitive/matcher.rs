@@ -38,7 +38,7 @@ const BMP_LARGE: u16 = u16::MAX - 1;
 /// The hot half of a double-array slot: what one step of the automaton reads.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// Children of this state are at `base & BASE_MASK` + id; the two high bits are flags.
+    /// Children of this state are at `base & BASE_MASK` + id; the three high bits are flags.
     base: u32,
     /// The parent state of the state stored in this slot, `NONE` when the slot is free.
     check: u32,
@@ -57,7 +57,18 @@ struct Links {
 const HAS_OUT: u32 = 1 << 31;
 /// Flag in `Slot::base`: the failure link is the root (true of every depth-1 state).
 const FAILS_TO_ROOT: u32 = 1 << 30;
-const BASE_MASK: u32 = FAILS_TO_ROOT - 1;
+/// Flag in `Slot::base`: a pattern ends at this very state (`Links::out` is the state itself).
+const ENDS_HERE: u32 = 1 << 29;
+const BASE_MASK: u32 = ENDS_HERE - 1;
+
+/// `CharMatcher::ends` entry: pattern id << `END_PATTERN_SHIFT` | `END_MORE` when a shorter
+/// pattern ends at the same place too | the pattern's length in folded characters, or
+/// `END_LONG` for 255 and more (then in `pattern_chars`).
+const END_PATTERN_SHIFT: u32 = 9;
+const END_MORE: u32 = 1 << 8;
+const END_LONG: u32 = 0xFF;
+/// Pattern ids must fit the `ends` entries.
+const MAX_PATTERNS: usize = 1 << (32 - END_PATTERN_SHIFT);
 
 /// One occurrence, in original-text offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +92,9 @@ pub(crate) struct CharMatcher {
     /// Double array; padded so that `base + id` is always in bounds.
     slots: Vec<Slot>,
     links: Vec<Links>,
-    /// Pattern id of every slot whose state ends a pattern, `NONE` elsewhere.
-    pattern_of: Vec<u32>,
+    /// What a hit needs about each slot whose state ends a pattern, in one read (see
+    /// `END_PATTERN_SHIFT`); `NONE` elsewhere.
+    ends: Vec<u32>,
     /// Length of each pattern in folded characters.
     pattern_chars: Vec<u32>,
 }
@@ -110,6 +122,12 @@ struct TrieNode {
 impl CharMatcher {
     /// Builds the automaton for distinct, non-empty, already folded patterns.
     pub(crate) fn new(patterns: &[String]) -> Result<Self, String> {
+        if patterns.len() >= MAX_PATTERNS {
+            return Err(format!(
+                "the word lists are too large: more than {} distinct words",
+                MAX_PATTERNS - 1
+            ));
+        }
         // Alphabet: the folded characters of the patterns, most frequent first (small ids pack
         // the double array better).
         let mut counts: HashMap<char, u32> = HashMap::new();
@@ -321,7 +339,22 @@ impl CharMatcher {
             if links[slot].out != NONE {
                 slots[slot].base |= HAS_OUT;
             }
+            if links[slot].out == slot as u32 {
+                slots[slot].base |= ENDS_HERE;
+            }
         }
+        let ends: Vec<u32> = pattern_of
+            .iter()
+            .enumerate()
+            .map(|(slot, &pattern)| {
+                if pattern == NONE {
+                    return NONE;
+                }
+                let more = links[links[slot].fail as usize].out != NONE;
+                let chars = (encoded[pattern as usize].len() as u32).min(END_LONG);
+                pattern << END_PATTERN_SHIFT | if more { END_MORE } else { 0 } | chars
+            })
+            .collect();
         let root_next: Box<[u32]> = (0..alphabet_len as u32)
             .map(|id| match child(&slots, ROOT, id) {
                 Some(next) if id != UNKNOWN => next as u32,
@@ -329,14 +362,13 @@ impl CharMatcher {
             })
             .collect();
         slots.shrink_to_fit();
-        pattern_of.shrink_to_fit();
         Ok(Self {
             bmp,
             alphabet,
             root_next,
             slots,
             links,
-            pattern_of,
+            ends,
             pattern_chars: encoded.iter().map(|ids| ids.len() as u32).collect(),
         })
     }
@@ -348,7 +380,7 @@ impl CharMatcher {
             + self.root_next.len() * 4
             + self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.links.capacity() * std::mem::size_of::<Links>()
-            + self.pattern_of.capacity() * 4
+            + self.ends.capacity() * 4
             + self.pattern_chars.capacity() * 4
     }
 
@@ -444,22 +476,27 @@ impl CharMatcher {
         end_byte: usize,
         on_hit: &mut impl FnMut(Hit),
     ) {
-        let first = self.links[state].out;
-        let longest = self.pattern_chars[self.pattern_of[first as usize] as usize] as usize;
-        let mut report = |out: u32, start: (usize, usize)| {
+        // Most often the state itself ends one pattern: one read of `ends` says so.
+        let first = if self.slots[state].base & ENDS_HERE != 0 {
+            state as u32
+        } else {
+            self.links[state].out
+        };
+        let end = self.ends[first as usize];
+        let longest = self.chars(end);
+        let mut report = |end: u32, start: (usize, usize)| {
             on_hit(Hit {
-                pattern: self.pattern_of[out as usize] as usize,
+                pattern: (end >> END_PATTERN_SHIFT) as usize,
                 start_char: start.0,
                 end_char,
                 start_byte: start.1,
                 end_byte,
             })
         };
-        let second = self.links[self.links[first as usize].fail as usize].out;
-        if second == NONE {
+        if end & END_MORE == 0 {
             let mut start = (end_char, end_byte);
             self.walk_back(text, end_char, end_byte, longest, |_, origin| start = origin);
-            report(first, start);
+            report(end, start);
             return;
         }
         // Several patterns (suffixes of one another): the origin of each of the last `longest`
@@ -477,9 +514,18 @@ impl CharMatcher {
         });
         let mut out = first;
         while out != NONE {
-            let chars = self.pattern_chars[self.pattern_of[out as usize] as usize] as usize;
-            report(out, origins[chars - 1]);
+            let end = self.ends[out as usize];
+            report(end, origins[self.chars(end) - 1]);
             out = self.links[self.links[out as usize].fail as usize].out;
+        }
+    }
+
+    /// The length in folded characters of the pattern of an `ends` entry.
+    #[inline]
+    fn chars(&self, end: u32) -> usize {
+        match end & END_LONG {
+            END_LONG => self.pattern_chars[(end >> END_PATTERN_SHIFT) as usize] as usize,
+            chars => chars as usize,
         }
     }
 
