@@ -520,6 +520,8 @@ impl Ranges {
     }
 }
 
+const STARS: &str = "********************************";
+
 /// Replaces every character inside the byte `ranges` (on character boundaries) with `*`.
 fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
     if ranges.is_empty() {
@@ -538,8 +540,17 @@ fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
         }
         let start = start.max(copied);
         out.push_str(&text[copied..start]);
-        let stars = text[start..end].chars().count();
-        out.extend(std::iter::repeat_n('*', stars));
+        // The characters in the range: its bytes that do not continue a character (a range is a
+        // few characters, too short for `chars().count()`'s wide path).
+        let mut stars = text.as_bytes()[start..end]
+            .iter()
+            .filter(|&&byte| (byte as i8) >= -0x40)
+            .count();
+        while stars > 0 {
+            let run = stars.min(STARS.len());
+            out.push_str(&STARS[..run]);
+            stars -= run;
+        }
         copied = end;
     }
     out.push_str(&text[copied..]);
