@@ -438,11 +438,11 @@ impl CharMatcher {
         let mut state = ROOT;
         for (char_index, (byte_index, c)) in text.char_indices().enumerate() {
             let id = self.id(c);
-            if id == SEPARATOR {
-                continue;
-            }
-            if id == UNKNOWN {
-                state = ROOT;
+            // One test for both rare ids (`UNKNOWN` is 0, `SEPARATOR` the largest).
+            if id.wrapping_sub(1) >= SEPARATOR - 1 {
+                if id == UNKNOWN {
+                    state = ROOT;
+                }
                 continue;
             }
             state = if state == ROOT {
