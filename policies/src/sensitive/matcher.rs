@@ -3,13 +3,14 @@
 //! Why not the `aho-corasick` crate: it works on UTF-8 bytes, so a Chinese character costs three
 //! transitions through an automaton with about three times as many states, and the text has to
 //! be folded into a new string first, with an origin index per byte to map matches back. Every
-//! character of the original text is folded *and* mapped to a dense alphabet id by one table
-//! look-up (a character that occurs in no pattern gets id 0 and sends the automaton straight
-//! back to the root), then takes one transition of a double-array trie (`base[s] + id`,
-//! verified by `check`), so a Chinese character costs one mostly-cached look-up and one
-//! automaton step, and nothing is allocated. Matches are mapped back to original character and
-//! byte offsets through a small ring of the last folded characters' origins (a pattern is at
-//! most as long as the ring).
+//! character of the original text is folded *and* mapped to a dense alphabet id by one look-up
+//! in a 64K-entry table of 16-bit ids over the whole BMP (a character that occurs in no pattern
+//! gets id 0 and sends the automaton straight back to the root), then takes one transition of a
+//! double-array trie (`base[s] + id`, verified by `check`; from the root, one read of a dense
+//! table), so a Chinese character costs one mostly-cached look-up and one automaton step, with
+//! no folded copy of the text and nothing allocated. The steps record nothing else: a hit (rare
+//! next to a step) walks back over the original text, once per position, to map its patterns'
+//! starts back to original character and byte offsets.
 //!
 //! Semantics are those of matching the folded patterns against the folded text with every
 //! overlapping occurrence reported, exactly what the previous byte automaton did.
@@ -151,13 +152,15 @@ impl CharMatcher {
             }
         };
         let bmp: Box<[u16]> = (0..0x1_0000u32)
-            .map(|code| match char::from_u32(code).map_or(SEPARATOR, id_of_folded) {
-                SEPARATOR => BMP_SEPARATOR,
-                id => u16::try_from(id)
-                    .ok()
-                    .filter(|&id| id < BMP_LARGE)
-                    .unwrap_or(BMP_LARGE),
-            })
+            .map(
+                |code| match char::from_u32(code).map_or(SEPARATOR, id_of_folded) {
+                    SEPARATOR => BMP_SEPARATOR,
+                    id => u16::try_from(id)
+                        .ok()
+                        .filter(|&id| id < BMP_LARGE)
+                        .unwrap_or(BMP_LARGE),
+                },
+            )
             .collect();
 
         // Patterns as id sequences, inserted into a sibling-list trie in sorted order, so the
@@ -495,7 +498,9 @@ impl CharMatcher {
         };
         if end & END_MORE == 0 {
             let mut start = (end_char, end_byte);
-            self.walk_back(text, end_char, end_byte, longest, |_, origin| start = origin);
+            self.walk_back(text, end_char, end_byte, longest, |_, origin| {
+                start = origin
+            });
             report(end, start);
             return;
         }
