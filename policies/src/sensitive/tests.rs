@@ -401,8 +401,8 @@ fn nested_words_ending_together_match_the_reference() {
         let words: Vec<String> = (0..1 + rng.below(6))
             .map(|_| chars[chars.len() - 1 - rng.below(chars.len())..].concat())
             .collect();
-        let lists = [WordList::new("nested", Action::Mask, words).unwrap()];
-        let engine = SensitiveWords::build(&lists).unwrap();
+        let lists = [WordList::new("nested", Action::Mask, words).expect("list")];
+        let engine = SensitiveWords::build(&lists).expect("build");
         for _ in 0..5 {
             let mut text = String::new();
             for _ in 0..1 + rng.below(2) {
