@@ -3,13 +3,14 @@
 //! Why not the `aho-corasick` crate: it works on UTF-8 bytes, so a Chinese character costs three
 //! transitions through an automaton with about three times as many states, and the text has to
 //! be folded into a new string first, with an origin index per byte to map matches back. Every
-//! character of the original text is folded *and* mapped to a dense alphabet id by one table
-//! look-up (a character that occurs in no pattern gets id 0 and sends the automaton straight
-//! back to the root), then takes one transition of a double-array trie (`base[s] + id`,
-//! verified by `check`), so a Chinese character costs one mostly-cached look-up and one
-//! automaton step, and nothing is allocated. Matches are mapped back to original character and
-//! byte offsets through a small ring of the last folded characters' origins (a pattern is at
-//! most as long as the ring).
+//! character of the original text is folded *and* mapped to a dense alphabet id by one look-up
+//! in a 64K-entry table of 16-bit ids over the whole BMP (a character that occurs in no pattern
+//! gets id 0 and sends the automaton straight back to the root), then takes one transition of a
+//! double-array trie (`base[s] + id`, verified by `check`; from the root, one read of a dense
+//! table), so a Chinese character costs one mostly-cached look-up and one automaton step, with
+//! no folded copy of the text and nothing allocated. The steps record nothing else: a hit (rare
+//! next to a step) walks back over the original text, once per position, to map its patterns'
+//! starts back to original character and byte offsets.
 //!
 //! Semantics are those of matching the folded patterns against the folded text with every
 //! overlapping occurrence reported, exactly what the previous byte automaton did.
@@ -28,21 +29,17 @@ const NONE: u32 = u32::MAX;
 /// The root's own `check` (never the parent of anything).
 const ROOT_CHECK: u32 = u32::MAX - 1;
 const ROOT: usize = 0;
-/// Code points below this are mapped by one dense table (ASCII, Latin, general punctuation,
-/// CJK symbols and punctuation, kana, and the CJK ideographs U+3400..=U+9FFF).
-const LOW_TABLE_END: u32 = 0xA000;
-/// Half-width and full-width forms (full-width ASCII, full-width punctuation).
-const WIDE_FIRST: u32 = 0xFF00;
-const WIDE_LAST: u32 = 0xFFEF;
-/// The ring of origins lives on the stack up to this many entries (the longest pattern allowed
-/// by `WordList::new`); longer patterns (only possible through deserialized lists) or texts
-/// over 4 GiB use a heap ring.
-const STACK_RING: usize = 256;
+/// Entries of the dense table over the Basic Multilingual Plane: an alphabet id below
+/// `BMP_SEPARATOR`, or one of these two markers.
+const BMP_SEPARATOR: u16 = u16::MAX;
+/// The character's id does not fit 16 bits (an alphabet of more than 65,533 characters): look it
+/// up in the map. Ids are given by frequency, so only the rarest characters get there.
+const BMP_LARGE: u16 = u16::MAX - 1;
 
 /// The hot half of a double-array slot: what one step of the automaton reads.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// Children of this state are at `base & BASE_MASK` + id; the two high bits are flags.
+    /// Children of this state are at `base & BASE_MASK` + id; the three high bits are flags.
     base: u32,
     /// The parent state of the state stored in this slot, `NONE` when the slot is free.
     check: u32,
@@ -61,7 +58,18 @@ struct Links {
 const HAS_OUT: u32 = 1 << 31;
 /// Flag in `Slot::base`: the failure link is the root (true of every depth-1 state).
 const FAILS_TO_ROOT: u32 = 1 << 30;
-const BASE_MASK: u32 = FAILS_TO_ROOT - 1;
+/// Flag in `Slot::base`: a pattern ends at this very state (`Links::out` is the state itself).
+const ENDS_HERE: u32 = 1 << 29;
+const BASE_MASK: u32 = ENDS_HERE - 1;
+
+/// `CharMatcher::ends` entry: pattern id << `END_PATTERN_SHIFT` | `END_MORE` when a shorter
+/// pattern ends at the same place too | the pattern's length in folded characters, or
+/// `END_LONG` for 255 and more (then in `pattern_chars`).
+const END_PATTERN_SHIFT: u32 = 9;
+const END_MORE: u32 = 1 << 8;
+const END_LONG: u32 = 0xFF;
+/// Pattern ids must fit the `ends` entries.
+const MAX_PATTERNS: usize = 1 << (32 - END_PATTERN_SHIFT);
 
 /// One occurrence, in original-text offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,23 +83,21 @@ pub(crate) struct Hit {
 
 #[derive(Clone)]
 pub(crate) struct CharMatcher {
-    /// Alphabet id of every code point below `LOW_TABLE_END`, after folding.
-    low: Box<[u32]>,
-    /// Alphabet id of `WIDE_FIRST..=WIDE_LAST`, after folding.
-    wide: Box<[u32]>,
-    /// Folded character → alphabet id, for every other character.
+    /// Alphabet id of every code point of the BMP after folding (`BMP_SEPARATOR`, `BMP_LARGE`):
+    /// 128 KiB, one look-up folds and classifies a character.
+    bmp: Box<[u16]>,
+    /// Folded character → alphabet id, for characters outside the BMP and `BMP_LARGE` ones.
     alphabet: HashMap<char, u32>,
     /// The root's transition for every alphabet id (the root itself when there is none).
     root_next: Box<[u32]>,
     /// Double array; padded so that `base + id` is always in bounds.
     slots: Vec<Slot>,
     links: Vec<Links>,
-    /// Pattern id of every slot whose state ends a pattern, `NONE` elsewhere.
-    pattern_of: Vec<u32>,
+    /// What a hit needs about each slot whose state ends a pattern, in one read (see
+    /// `END_PATTERN_SHIFT`); `NONE` elsewhere.
+    ends: Vec<u32>,
     /// Length of each pattern in folded characters.
     pattern_chars: Vec<u32>,
-    /// Ring size (a power of two at least as long as the longest pattern).
-    ring: usize,
 }
 
 impl fmt::Debug for CharMatcher {
@@ -117,6 +123,12 @@ struct TrieNode {
 impl CharMatcher {
     /// Builds the automaton for distinct, non-empty, already folded patterns.
     pub(crate) fn new(patterns: &[String]) -> Result<Self, String> {
+        if patterns.len() >= MAX_PATTERNS {
+            return Err(format!(
+                "the word lists are too large: more than {} distinct words",
+                MAX_PATTERNS - 1
+            ));
+        }
         // Alphabet: the folded characters of the patterns, most frequent first (small ids pack
         // the double array better).
         let mut counts: HashMap<char, u32> = HashMap::new();
@@ -139,11 +151,16 @@ impl CharMatcher {
                 Some(folded) => alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
             }
         };
-        let low: Box<[u32]> = (0..LOW_TABLE_END)
-            .map(|code| char::from_u32(code).map_or(SEPARATOR, id_of_folded))
-            .collect();
-        let wide: Box<[u32]> = (WIDE_FIRST..=WIDE_LAST)
-            .map(|code| char::from_u32(code).map_or(SEPARATOR, id_of_folded))
+        let bmp: Box<[u16]> = (0..0x1_0000u32)
+            .map(
+                |code| match char::from_u32(code).map_or(SEPARATOR, id_of_folded) {
+                    SEPARATOR => BMP_SEPARATOR,
+                    id => u16::try_from(id)
+                        .ok()
+                        .filter(|&id| id < BMP_LARGE)
+                        .unwrap_or(BMP_LARGE),
+                },
+            )
             .collect();
 
         // Patterns as id sequences, inserted into a sibling-list trie in sorted order, so the
@@ -325,38 +342,48 @@ impl CharMatcher {
             if links[slot].out != NONE {
                 slots[slot].base |= HAS_OUT;
             }
+            if links[slot].out == slot as u32 {
+                slots[slot].base |= ENDS_HERE;
+            }
         }
+        let ends: Vec<u32> = pattern_of
+            .iter()
+            .enumerate()
+            .map(|(slot, &pattern)| {
+                if pattern == NONE {
+                    return NONE;
+                }
+                let more = links[links[slot].fail as usize].out != NONE;
+                let chars = (encoded[pattern as usize].len() as u32).min(END_LONG);
+                pattern << END_PATTERN_SHIFT | if more { END_MORE } else { 0 } | chars
+            })
+            .collect();
         let root_next: Box<[u32]> = (0..alphabet_len as u32)
             .map(|id| match child(&slots, ROOT, id) {
                 Some(next) if id != UNKNOWN => next as u32,
                 _ => ROOT as u32,
             })
             .collect();
-        let longest = encoded.iter().map(Vec::len).max().unwrap_or(1);
         slots.shrink_to_fit();
-        pattern_of.shrink_to_fit();
         Ok(Self {
-            low,
-            wide,
+            bmp,
             alphabet,
             root_next,
             slots,
             links,
-            pattern_of,
+            ends,
             pattern_chars: encoded.iter().map(|ids| ids.len() as u32).collect(),
-            ring: longest.next_power_of_two().max(64),
         })
     }
 
     /// Heap bytes of the automaton and its tables.
     pub(crate) fn memory_usage(&self) -> usize {
-        self.low.len() * 4
-            + self.wide.len() * 4
+        self.bmp.len() * 2
             + self.alphabet.capacity() * (std::mem::size_of::<(char, u32)>() + 1)
             + self.root_next.len() * 4
             + self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.links.capacity() * std::mem::size_of::<Links>()
-            + self.pattern_of.capacity() * 4
+            + self.ends.capacity() * 4
             + self.pattern_chars.capacity() * 4
     }
 
@@ -388,100 +415,145 @@ impl CharMatcher {
 
     #[inline(always)]
     fn id(&self, c: char) -> u32 {
-        let code = c as u32;
-        if code < LOW_TABLE_END {
-            self.low[code as usize]
-        } else if (WIDE_FIRST..=WIDE_LAST).contains(&code) {
-            self.wide[(code - WIDE_FIRST) as usize]
-        } else {
-            match fold(c) {
-                None => SEPARATOR,
-                Some(folded) => self.alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
+        if let Some(&id) = self.bmp.get(c as usize) {
+            if id < BMP_LARGE {
+                return u32::from(id);
             }
+            if id == BMP_SEPARATOR {
+                return SEPARATOR;
+            }
+        }
+        self.id_slow(c)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn id_slow(&self, c: char) -> u32 {
+        match fold(c) {
+            None => SEPARATOR,
+            Some(folded) => self.alphabet.get(&folded).copied().unwrap_or(UNKNOWN),
         }
     }
 
     /// Calls `on_hit` for every occurrence of every pattern in `text` (folded on the fly),
     /// overlapping ones included, in order of end, longest first at the same end.
-    pub(crate) fn find(&self, text: &str, on_hit: impl FnMut(Hit)) {
-        // A smaller ring is cheaper to clear; every size is a power of two.
-        let small_text = u32::try_from(text.len()).is_ok();
-        if small_text && self.ring <= 64 {
-            self.find_with(text, &mut [(0u32, 0u32); 64], on_hit);
-        } else if small_text && self.ring <= 128 {
-            self.find_with(text, &mut [(0u32, 0u32); 128], on_hit);
-        } else if small_text && self.ring <= STACK_RING {
-            self.find_with(text, &mut [(0u32, 0u32); STACK_RING], on_hit);
-        } else {
-            self.find_with(text, &mut vec![(0usize, 0usize); self.ring], on_hit);
-        }
-    }
-
-    /// `ring` holds the (char, byte) origin of the last `ring.len()` folded characters.
-    fn find_with<O: Origin>(&self, text: &str, ring: &mut [O], mut on_hit: impl FnMut(Hit)) {
-        let mask = ring.len() - 1;
+    pub(crate) fn find(&self, text: &str, mut on_hit: impl FnMut(Hit)) {
         let mut state = ROOT;
-        let mut folded = 0usize;
         for (char_index, (byte_index, c)) in text.char_indices().enumerate() {
             let id = self.id(c);
-            if id == SEPARATOR {
+            // One test for both rare ids (`UNKNOWN` is 0, `SEPARATOR` the largest).
+            if id.wrapping_sub(1) >= SEPARATOR - 1 {
+                if id == UNKNOWN {
+                    state = ROOT;
+                }
                 continue;
             }
-            ring[folded & mask] = O::new(char_index, byte_index);
-            folded += 1;
-            if id == UNKNOWN {
-                state = ROOT;
-                continue;
-            }
-            state = self.next(state, id);
-            if self.slots[state].base & HAS_OUT == 0 {
-                continue;
-            }
-            let mut out = self.links[state].out;
-            while out != NONE {
-                let pattern = self.pattern_of[out as usize] as usize;
-                let chars = self.pattern_chars[pattern] as usize;
-                let (start_char, start_byte) = ring[(folded - chars) & mask].get();
-                on_hit(Hit {
-                    pattern,
-                    start_char,
-                    end_char: char_index + 1,
-                    start_byte,
-                    end_byte: byte_index + c.len_utf8(),
-                });
-                out = self.links[self.links[out as usize].fail as usize].out;
+            state = if state == ROOT {
+                self.root_next[id as usize] as usize
+            } else {
+                self.next(state, id)
+            };
+            if self.slots[state].base & HAS_OUT != 0 {
+                self.report(
+                    text,
+                    state,
+                    char_index + 1,
+                    byte_index + c.len_utf8(),
+                    &mut on_hit,
+                );
             }
         }
     }
-}
 
-/// Where a folded character came from: (character index, byte index) in the original text.
-trait Origin: Copy {
-    fn new(char_index: usize, byte_index: usize) -> Self;
-    fn get(self) -> (usize, usize);
-}
-
-/// For texts under 4 GiB (every chat message): half the ring to clear.
-impl Origin for (u32, u32) {
-    #[inline]
-    fn new(char_index: usize, byte_index: usize) -> Self {
-        (char_index as u32, byte_index as u32)
+    /// Reports the patterns that end at `state`, after the original text's `end_char`th
+    /// character (ending at `end_byte`). Their starts are found by walking back over the text,
+    /// counting the characters that do not fold to nothing: a hit is rare next to a step, so
+    /// the steps keep no record of where each folded character came from. The walk is done once
+    /// per position, however many patterns end there (longest first).
+    #[inline(never)]
+    fn report(
+        &self,
+        text: &str,
+        state: usize,
+        end_char: usize,
+        end_byte: usize,
+        on_hit: &mut impl FnMut(Hit),
+    ) {
+        // Most often the state itself ends one pattern: one read of `ends` says so.
+        let first = if self.slots[state].base & ENDS_HERE != 0 {
+            state as u32
+        } else {
+            self.links[state].out
+        };
+        let end = self.ends[first as usize];
+        let longest = self.chars(end);
+        let mut report = |end: u32, start: (usize, usize)| {
+            on_hit(Hit {
+                pattern: (end >> END_PATTERN_SHIFT) as usize,
+                start_char: start.0,
+                end_char,
+                start_byte: start.1,
+                end_byte,
+            })
+        };
+        if end & END_MORE == 0 {
+            let mut start = (end_char, end_byte);
+            self.walk_back(text, end_char, end_byte, longest, |_, origin| {
+                start = origin
+            });
+            report(end, start);
+            return;
+        }
+        // Several patterns (suffixes of one another): the origin of each of the last `longest`
+        // folded characters, the last one first.
+        let mut small = [(0usize, 0usize); 32];
+        let mut large = Vec::new();
+        let origins: &mut [(usize, usize)] = if longest <= small.len() {
+            &mut small[..longest]
+        } else {
+            large.resize(longest, (0, 0));
+            &mut large
+        };
+        self.walk_back(text, end_char, end_byte, longest, |folded, origin| {
+            origins[folded - 1] = origin;
+        });
+        let mut out = first;
+        while out != NONE {
+            let end = self.ends[out as usize];
+            report(end, origins[self.chars(end) - 1]);
+            out = self.links[self.links[out as usize].fail as usize].out;
+        }
     }
 
+    /// The length in folded characters of the pattern of an `ends` entry.
     #[inline]
-    fn get(self) -> (usize, usize) {
-        (self.0 as usize, self.1 as usize)
-    }
-}
-
-impl Origin for (usize, usize) {
-    #[inline]
-    fn new(char_index: usize, byte_index: usize) -> Self {
-        (char_index, byte_index)
+    fn chars(&self, end: u32) -> usize {
+        match end & END_LONG {
+            END_LONG => self.pattern_chars[(end >> END_PATTERN_SHIFT) as usize] as usize,
+            chars => chars as usize,
+        }
     }
 
+    /// Walks back from `end_byte` over the last `count` characters that do not fold to nothing,
+    /// calling `visit(n, (char index, byte index))` for the nth of them.
     #[inline]
-    fn get(self) -> (usize, usize) {
-        self
+    fn walk_back(
+        &self,
+        text: &str,
+        end_char: usize,
+        end_byte: usize,
+        count: usize,
+        mut visit: impl FnMut(usize, (usize, usize)),
+    ) {
+        let mut folded = 0;
+        for (walked, (byte_index, c)) in text[..end_byte].char_indices().rev().enumerate() {
+            if self.id(c) != SEPARATOR {
+                folded += 1;
+                visit(folded, (end_char - walked - 1, byte_index));
+                if folded == count {
+                    return;
+                }
+            }
+        }
     }
 }

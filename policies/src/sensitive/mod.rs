@@ -250,30 +250,33 @@ pub struct BuildStats {
     pub build_time: Duration,
 }
 
-/// Which list entries a folded pattern stands for.
+/// One (list, word) entry a folded pattern stands for. `owners[pattern]` is the pattern's first
+/// entry, so a hit reads one record (and the word's text) in the common case of a pattern with
+/// one entry; further entries are chained after the patterns' first ones, in list order.
 #[derive(Debug, Clone, Copy)]
 struct PatternOwner {
+    /// The list's index; `MASKS` set (in the first entry only) when one of the pattern's lists
+    /// masks or blocks.
     list: u32,
-    word: u32,
+    /// The word as written in the list: `texts[text_start..text_start + text_len]`.
+    text_start: u32,
+    text_len: u32,
+    /// Index in `owners` of the pattern's next entry, `NO_OWNER` after the last one.
+    next: u32,
 }
 
-/// A pattern's owners (`owners[first..first + count]`) and whether one of their lists masks.
-#[derive(Debug, Clone, Copy)]
-struct PatternInfo {
-    first: u32,
-    count: u32,
-    masks: bool,
-}
+const MASKS: u32 = 1 << 31;
+const NO_OWNER: u32 = u32::MAX;
 
 /// A compiled set of word lists (one tenant's). Immutable and `Sync`; rebuild to change.
 #[derive(Debug, Clone)]
 pub struct SensitiveWords {
     lists: Vec<WordList>,
     matcher: Option<CharMatcher>,
-    /// Pattern id → where its owners are in `owners` and whether one of its lists masks.
-    patterns: Vec<PatternInfo>,
-    /// The (list, word) pairs that fold to each pattern, pattern after pattern, in list order.
+    /// The entries of every pattern: pattern id → its first entry, then the chained others.
     owners: Vec<PatternOwner>,
+    /// The words' text, one after the other, so copying a matched word reads one place.
+    texts: String,
     stats: BuildStats,
 }
 
@@ -289,8 +292,8 @@ impl SensitiveWords {
         Self {
             lists: Vec::new(),
             matcher: None,
-            patterns: Vec::new(),
             owners: Vec::new(),
+            texts: String::new(),
             stats: BuildStats {
                 patterns: 0,
                 ignored_words: 0,
@@ -304,7 +307,8 @@ impl SensitiveWords {
         let started = Instant::now();
         let mut pattern_ids: HashMap<String, usize> = HashMap::new();
         let mut patterns: Vec<String> = Vec::new();
-        let mut owners: Vec<Vec<PatternOwner>> = Vec::new();
+        // The (list, word) indices of every pattern.
+        let mut owners: Vec<Vec<(usize, usize)>> = Vec::new();
         let mut ignored_words = 0;
         for (list_index, list) in lists.iter().enumerate() {
             for (word_index, word) in list.words.iter().enumerate() {
@@ -318,10 +322,7 @@ impl SensitiveWords {
                     owners.push(Vec::new());
                     patterns.len() - 1
                 });
-                owners[id].push(PatternOwner {
-                    list: list_index as u32,
-                    word: word_index as u32,
-                });
+                owners[id].push((list_index, word_index));
             }
         }
         let matcher = if patterns.is_empty() {
@@ -329,26 +330,49 @@ impl SensitiveWords {
         } else {
             Some(CharMatcher::new(&patterns).map_err(SensitiveWordsError::Build)?)
         };
-        // Flatten the owners, pattern after pattern, so a hit reads one small record and one
-        // run of owners instead of chasing a vector per pattern.
-        let mut infos = Vec::with_capacity(owners.len());
+        // Every pattern's first entry at its id, the others chained after them.
+        let texts_len: usize = owners
+            .iter()
+            .flatten()
+            .map(|&(list, word)| lists[list].words[word].len())
+            .sum();
+        if u32::try_from(texts_len).is_err() {
+            return Err(SensitiveWordsError::Build(
+                "the word lists are too large: more than 4 GiB of words".to_owned(),
+            ));
+        }
+        let mut texts = String::with_capacity(texts_len);
         let mut flat = Vec::with_capacity(owners.iter().map(Vec::len).sum());
-        for pattern_owners in owners {
-            infos.push(PatternInfo {
-                first: flat.len() as u32,
-                count: pattern_owners.len() as u32,
-                masks: pattern_owners.iter().any(|owner| {
-                    matches!(
-                        lists[owner.list as usize].action,
-                        Action::Mask | Action::Block
-                    )
-                }),
+        let mut add = |flat: &mut Vec<PatternOwner>, &(list, word): &(usize, usize)| {
+            let word = &lists[list].words[word];
+            flat.push(PatternOwner {
+                list: list as u32,
+                text_start: texts.len() as u32,
+                text_len: word.len() as u32,
+                next: NO_OWNER,
             });
-            flat.extend(pattern_owners);
+            texts.push_str(word);
+        };
+        for pattern_owners in &owners {
+            add(&mut flat, &pattern_owners[0]);
+            if pattern_owners
+                .iter()
+                .any(|&(list, _)| matches!(lists[list].action, Action::Mask | Action::Block))
+            {
+                flat.last_mut().expect("just pushed").list |= MASKS;
+            }
+        }
+        for (pattern, pattern_owners) in owners.iter().enumerate() {
+            let mut previous = pattern;
+            for owner in &pattern_owners[1..] {
+                flat[previous].next = flat.len() as u32;
+                previous = flat.len();
+                add(&mut flat, owner);
+            }
         }
         let memory_bytes = matcher.as_ref().map_or(0, CharMatcher::memory_usage)
-            + infos.capacity() * std::mem::size_of::<PatternInfo>()
-            + flat.capacity() * std::mem::size_of::<PatternOwner>();
+            + flat.capacity() * std::mem::size_of::<PatternOwner>()
+            + texts.capacity();
         let stats = BuildStats {
             patterns: patterns.len(),
             ignored_words,
@@ -358,8 +382,8 @@ impl SensitiveWords {
         Ok(Self {
             lists: lists.to_vec(),
             matcher,
-            patterns: infos,
             owners: flat,
+            texts,
             stats,
         })
     }
@@ -379,7 +403,12 @@ impl SensitiveWords {
         let mut count = 0;
         if let Some(matcher) = &self.matcher {
             matcher.find(text, |hit| {
-                count += self.patterns[hit.pattern].count as usize
+                let mut owner = self.owners[hit.pattern];
+                count += 1;
+                while owner.next != NO_OWNER {
+                    owner = self.owners[owner.next as usize];
+                    count += 1;
+                }
             });
         }
         count
@@ -401,24 +430,28 @@ impl SensitiveWords {
         // Byte ranges of the original text to mask.
         let mut masked_ranges = Ranges::default();
         matcher.find(text, |hit| {
-            let info = self.patterns[hit.pattern];
-            if info.masks {
+            let mut owner = self.owners[hit.pattern];
+            if owner.list & MASKS != 0 {
                 masked_ranges.push((hit.start_byte, hit.end_byte));
             }
-            let first = info.first as usize;
-            for owner in &self.owners[first..first + info.count as usize] {
-                let list = &self.lists[owner.list as usize];
+            loop {
+                let list = &self.lists[(owner.list & !MASKS) as usize];
                 action = action.max(list.action);
                 if matches.len() >= MAX_MATCHES_KEPT {
                     matches_dropped += 1;
-                    continue;
+                } else {
+                    let start = owner.text_start as usize;
+                    matches.push(WordMatch {
+                        word: self.texts[start..start + owner.text_len as usize].to_owned(),
+                        start: hit.start_char,
+                        end: hit.end_char,
+                        list: list.name.clone(),
+                    });
                 }
-                matches.push(WordMatch {
-                    word: list.words[owner.word as usize].clone(),
-                    start: hit.start_char,
-                    end: hit.end_char,
-                    list: list.name.clone(),
-                });
+                if owner.next == NO_OWNER {
+                    break;
+                }
+                owner = self.owners[owner.next as usize];
             }
         });
         // Hits come ordered by end; the verdict lists them by start, then end, then list name
@@ -487,6 +520,8 @@ impl Ranges {
     }
 }
 
+const STARS: &str = "********************************";
+
 /// Replaces every character inside the byte `ranges` (on character boundaries) with `*`.
 fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
     if ranges.is_empty() {
@@ -505,8 +540,17 @@ fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
         }
         let start = start.max(copied);
         out.push_str(&text[copied..start]);
-        let stars = text[start..end].chars().count();
-        out.extend(std::iter::repeat_n('*', stars));
+        // The characters in the range: its bytes that do not continue a character (a range is a
+        // few characters, too short for `chars().count()`'s wide path).
+        let mut stars = text.as_bytes()[start..end]
+            .iter()
+            .filter(|&&byte| (byte as i8) >= -0x40)
+            .count();
+        while stars > 0 {
+            let run = stars.min(STARS.len());
+            out.push_str(&STARS[..run]);
+            stars -= run;
+        }
         copied = end;
     }
     out.push_str(&text[copied..]);

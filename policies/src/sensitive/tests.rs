@@ -384,3 +384,42 @@ fn overlapping_words_against_a_long_message_keep_a_bounded_verdict() {
     );
     assert_eq!(verdict.masked, "*".repeat(64 * 1024));
 }
+
+/// Words that are suffixes of one another end at the same position: their starts come from one
+/// walk back over the text, through a stack buffer of 32 origins or a heap one for longer words.
+/// Separators, combining marks, emoji, full-width and traditional forms sit between characters.
+#[test]
+fn nested_words_ending_together_match_the_reference() {
+    const PIECES: &[&str] = &["刷", "單", "单", "Ａ", "a", "B", "é", "𠀀"];
+    const NOISE: &[&str] = &[
+        " ", "\u{301}", "😀", "，", "\u{200B}", "　", "的", "", "", "", "",
+    ];
+    let mut rng = Rng(0x0005_EED0_F5E9);
+    let mut found = 0;
+    for case in 0..60 {
+        let chars: Vec<&str> = (0..20 + rng.below(50)).map(|_| rng.pick(PIECES)).collect();
+        let words: Vec<String> = (0..1 + rng.below(6))
+            .map(|_| chars[chars.len() - 1 - rng.below(chars.len())..].concat())
+            .collect();
+        let lists = [WordList::new("nested", Action::Mask, words).expect("list")];
+        let engine = SensitiveWords::build(&lists).expect("build");
+        for _ in 0..5 {
+            let mut text = String::new();
+            for _ in 0..1 + rng.below(2) {
+                text.push_str(rng.pick(NOISE));
+                for piece in &chars {
+                    text.push_str(piece);
+                    text.push_str(rng.pick(NOISE));
+                }
+            }
+            let verdict = engine.check(&text);
+            found += verdict.matches.len();
+            assert_eq!(
+                verdict,
+                reference_check(&lists, &text),
+                "case {case}, text {text:?}, lists {lists:?}"
+            );
+        }
+    }
+    assert!(found > 500, "the cases should match often, found {found}");
+}
