@@ -333,7 +333,7 @@ fn matches_the_reference_on_random_lists_and_texts() {
 }
 
 #[test]
-fn words_longer_than_the_stack_ring_still_map_back() {
+fn words_longer_than_the_word_cap_still_map_back() {
     // `WordList::new` caps words at MAX_WORD_CHARS, but a deserialized list is not checked.
     let long: String = (0..300)
         .map(|index| ["刷", "单", "a"][index % 3])
