@@ -95,6 +95,15 @@ async fn sign_in(app: &TestApp, binary: &PathBuf, email: &str, password: &str) -
     browser
 }
 
+/// A knowledge manager of the bot-first demo shop signs in.
+async fn knowledge_manager_signs_in(app: &TestApp, binary: &PathBuf) -> Browser {
+    let email = "km@acme.example";
+    let password = app
+        .add_member("acme", email, MemberRole::KnowledgeManager)
+        .await;
+    sign_in(app, binary, email, password.as_str()).await
+}
+
 /// The pages in the navigation, in order.
 async fn nav_pages(browser: &mut Browser) -> Value {
     browser
@@ -156,11 +165,7 @@ async fn knowledge_manager_imports_xlsx_edits_a_faq_and_the_bot_answers_with_it(
         return;
     };
     let app = TestApp::spawn_bot_first().await;
-    let email = "km@acme.example";
-    let password = app
-        .add_member("acme", email, MemberRole::KnowledgeManager)
-        .await;
-    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    let mut browser = knowledge_manager_signs_in(&app, &binary).await;
     // A knowledge manager sees the knowledge base and what their areas allow, not the team.
     let pages = nav_pages(&mut browser).await;
     assert_eq!(pages[0], "knowledge", "{pages}");
@@ -271,11 +276,7 @@ async fn knowledge_manager_sees_what_the_bot_misses_and_the_check_follows_a_chan
         return;
     };
     let app = TestApp::spawn_bot_first().await;
-    let email = "km@acme.example";
-    let password = app
-        .add_member("acme", email, MemberRole::KnowledgeManager)
-        .await;
-    let mut browser = sign_in(&app, &binary, email, password.as_str()).await;
+    let mut browser = knowledge_manager_signs_in(&app, &binary).await;
     let shown = browser
         .wait_for("the self-check", SELF_CHECK)
         .await
