@@ -22,8 +22,7 @@ use store::crypto::SecretKey;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::loadgen::{
-    connect, create_tenant, latency_of, next_json, payload, server_settings, visitor, Samples,
-    Socket,
+    create_tenant, latency_of, pair_up, payload, server_settings, Pair, Samples, Socket,
 };
 
 pub struct ClusterOptions {
@@ -37,13 +36,6 @@ pub struct ClusterOptions {
     pub seconds: u64,
     pub database_url: String,
     pub redis_url: String,
-}
-
-/// One pair: the customer's socket and the agent's, and the agent's node.
-struct Pair {
-    customer: Socket,
-    agent: Socket,
-    agent_node: usize,
 }
 
 /// One node's bus figures at a moment.
@@ -143,58 +135,6 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<String> {
         }
     }
     Ok(report.join("\n"))
-}
-
-/// Pairs a customer with an agent each, sticky-free: agent `i` on node `i % n`, its customer on
-/// node `(i + 1) % n`.
-async fn pair_up(
-    nodes: &[gateway::Server],
-    tenant: &str,
-    count: usize,
-) -> anyhow::Result<Vec<Pair>> {
-    let http = reqwest::Client::new();
-    let mut out = Vec::new();
-    for index in 0..count {
-        let (agent_node, customer_node) = (index % nodes.len(), (index + 1) % nodes.len());
-        let state = &nodes[agent_node].state;
-        let agent = state
-            .store
-            .create_agent(
-                tenant,
-                &format!("agent {index}"),
-                &["general".to_owned()],
-                1,
-            )
-            .await?;
-        let token = gateway::agent_token(state, &agent);
-        let mut agent_ws = connect(&format!(
-            "ws://{}/v1/agent/ws?token={token}",
-            nodes[agent_node].addr
-        ))
-        .await?;
-        while next_json(&mut agent_ws).await?["type"] != "hello" {}
-        let base = format!("http://{}", nodes[customer_node].addr);
-        let token = visitor(&http, &base, tenant).await?;
-        let mut customer = connect(&format!(
-            "ws://{}/v1/web/ws?token={token}",
-            nodes[customer_node].addr
-        ))
-        .await?;
-        customer
-            .send(Message::Text(
-                json!({"type":"send","client_msg_id":"open","text":"hello"})
-                    .to_string()
-                    .into(),
-            ))
-            .await?;
-        while next_json(&mut agent_ws).await?["type"] != "assigned" {}
-        out.push(Pair {
-            customer,
-            agent: agent_ws,
-            agent_node,
-        });
-    }
-    Ok(out)
 }
 
 struct OpenLoop {

@@ -205,9 +205,6 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
     let server = gateway::Server::start(settings).await?;
     let state = server.state.clone();
     create_tenant(&state.store, &tenant()).await?;
-    let base = format!("http://{}", server.addr);
-    let ws_base = format!("ws://{}", server.addr);
-    let http = reqwest::Client::new();
     let mut report = vec![format!(
         "switchboard bench on {}: {} pairs, {} in flight each, {} s, {}-byte messages; open files limit {}",
         if options.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
@@ -218,9 +215,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
         open_files_limit()
     )];
 
-    let relay = relay_phase(&options, &state, &http, &base, &ws_base, None).await?;
+    let relay = relay_phase(&options, &server, None).await?;
     let acks = Arc::new(AckLog::default());
-    let acked = relay_phase(&options, &state, &http, &base, &ws_base, Some(acks.clone())).await?;
+    let acked = relay_phase(&options, &server, Some(acks.clone())).await?;
     let echo = echo_phase(&options).await?;
     report.push(relay.line("relay (stored, delivered)"));
     report.push(acked.line("relay, clients ack /150 ms"));
@@ -238,7 +235,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<String> {
         acked.cpu_us_per_message / relay.cpu_us_per_message.max(1e-6)
     ));
     report.push(acks.stored(&state.store).await?);
-    let unloaded = unloaded_latency(&state, &http, &base, &ws_base).await?;
+    let unloaded = unloaded_latency(&server).await?;
     report.push(format!(
         "unloaded one-way customer→agent: p50 {:.3} ms, p99 {:.3} ms (200 messages, one at a time)",
         unloaded.0, unloaded.1
@@ -267,30 +264,48 @@ pub(super) async fn visitor(
     Ok(body["token"].as_str().context("token")?.to_owned())
 }
 
-/// Pairs a customer with an agent each; returns (customer socket, agent socket, conversation).
-async fn pairs(
+/// One pair: the customer's socket and the agent's, and the agent's node.
+pub(super) struct Pair {
+    pub(super) customer: Socket,
+    pub(super) agent: Socket,
+    pub(super) agent_node: usize,
+}
+
+/// Pairs a customer with an agent each on `nodes`, sticky-free: agent `i` on node `i % n`, its customer on
+/// node `(i + 1) % n`.
+pub(super) async fn pair_up(
+    nodes: &[gateway::Server],
+    tenant: &str,
     count: usize,
-    state: &gateway::AppState,
-    http: &reqwest::Client,
-    base: &str,
-    ws_base: &str,
-) -> anyhow::Result<Vec<(Socket, Socket)>> {
+) -> anyhow::Result<Vec<Pair>> {
+    let http = reqwest::Client::new();
     let mut out = Vec::new();
     for index in 0..count {
+        let (agent_node, customer_node) = (index % nodes.len(), (index + 1) % nodes.len());
+        let state = &nodes[agent_node].state;
         let agent = state
             .store
             .create_agent(
-                &tenant(),
+                tenant,
                 &format!("agent {index}"),
                 &["general".to_owned()],
                 1,
             )
             .await?;
         let token = gateway::agent_token(state, &agent);
-        let mut agent_ws = connect(&format!("{ws_base}/v1/agent/ws?token={token}")).await?;
+        let mut agent_ws = connect(&format!(
+            "ws://{}/v1/agent/ws?token={token}",
+            nodes[agent_node].addr
+        ))
+        .await?;
         while next_json(&mut agent_ws).await?["type"] != "hello" {}
-        let token = visitor(http, base, &tenant()).await?;
-        let mut customer = connect(&format!("{ws_base}/v1/web/ws?token={token}")).await?;
+        let base = format!("http://{}", nodes[customer_node].addr);
+        let token = visitor(&http, &base, tenant).await?;
+        let mut customer = connect(&format!(
+            "ws://{}/v1/web/ws?token={token}",
+            nodes[customer_node].addr
+        ))
+        .await?;
         customer
             .send(Message::Text(
                 json!({"type":"send","client_msg_id":"open","text":"hello"})
@@ -299,7 +314,11 @@ async fn pairs(
             ))
             .await?;
         while next_json(&mut agent_ws).await?["type"] != "assigned" {}
-        out.push((customer, agent_ws));
+        out.push(Pair {
+            customer,
+            agent: agent_ws,
+            agent_node,
+        });
     }
     Ok(out)
 }
@@ -363,20 +382,22 @@ impl AckLog {
 /// `acks`: the clients ack every [`ACK_EVERY`] and log what they sent there.
 async fn relay_phase(
     options: &BenchOptions,
-    state: &gateway::AppState,
-    http: &reqwest::Client,
-    base: &str,
-    ws_base: &str,
+    server: &gateway::Server,
     acks: Option<Arc<AckLog>>,
 ) -> anyhow::Result<Phase> {
-    let pairs = pairs(options.pairs, state, http, base, ws_base).await?;
+    let pairs = pair_up(std::slice::from_ref(server), &tenant(), options.pairs).await?;
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(Samples::default());
     let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let (stop_all, all_samples, measuring_all) = (stop.clone(), samples.clone(), measuring.clone());
-    for (customer, mut agent) in pairs {
+    for Pair {
+        customer,
+        mut agent,
+        ..
+    } in pairs
+    {
         let (mut sink, mut stream) = customer.split();
         let stop = stop_all.clone();
         let inflight = options.inflight;
@@ -579,14 +600,14 @@ async fn echo_phase(options: &BenchOptions) -> anyhow::Result<Phase> {
 }
 
 /// One message at a time from a customer to its agent: the relay's latency without load.
-async fn unloaded_latency(
-    state: &gateway::AppState,
-    http: &reqwest::Client,
-    base: &str,
-    ws_base: &str,
-) -> anyhow::Result<(f64, f64)> {
-    let mut pair = pairs(1, state, http, base, ws_base).await?;
-    let (mut customer, mut agent) = pair.remove(0);
+async fn unloaded_latency(server: &gateway::Server) -> anyhow::Result<(f64, f64)> {
+    let Pair {
+        mut customer,
+        mut agent,
+        ..
+    } = pair_up(std::slice::from_ref(server), &tenant(), 1)
+        .await?
+        .remove(0);
     let started = Instant::now();
     let mut micros = Vec::new();
     for index in 0..200 {
