@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -196,28 +197,80 @@ pub(crate) struct Batch {
     pub mask: Vec<i64>,
 }
 
-pub(crate) fn tokenize_batch(
+pub(crate) fn tokenize_batch<S: AsRef<str>>(
     tokenizer: &Tokenizer,
-    texts: &[String],
+    texts: &[S],
     pad_id: i64,
 ) -> Result<Batch> {
-    let mut encoded: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
+    tokenize_batch_timed(tokenizer, texts, pad_id, None)
+}
+
+/// Time spent in each stage of [`Encoder::embed_kind_profiled`], summed over calls: where an
+/// embedding's time goes (benchmarks, profiling).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Prefixing, trimming and sorting the texts by length.
+    pub prepare: Duration,
+    /// `tokenizers` encoding (normalization, pre-tokenization, the Unigram model).
+    pub tokenize: Duration,
+    /// Padding ids and masks into the input tensors.
+    pub inputs: Duration,
+    /// `Session::run` (ONNX Runtime).
+    pub run: Duration,
+    /// Reading the output tensor into one vector per text.
+    pub outputs: Duration,
+    /// ONNX runs.
+    pub runs: u64,
+}
+
+impl StageTimes {
+    /// The sum of all stages.
+    pub fn total(&self) -> Duration {
+        self.prepare + self.tokenize + self.inputs + self.run + self.outputs
+    }
+}
+
+fn add_elapsed(
+    times: &mut Option<&mut StageTimes>,
+    field: fn(&mut StageTimes) -> &mut Duration,
+    since: Instant,
+) -> Instant {
+    let now = Instant::now();
+    if let Some(times) = times.as_deref_mut() {
+        *field(times) += now - since;
+    }
+    now
+}
+
+fn tokenize_batch_timed<S: AsRef<str>>(
+    tokenizer: &Tokenizer,
+    texts: &[S],
+    pad_id: i64,
+    mut times: Option<&mut StageTimes>,
+) -> Result<Batch> {
+    let start = Instant::now();
+    // `encode_fast`: the same ids as `encode` without tracking offsets, which nothing here reads.
+    let mut encoded = Vec::with_capacity(texts.len());
     for text in texts {
         let encoding = tokenizer
-            .encode(text.as_str(), true)
+            .encode_fast(text.as_ref(), true)
             .map_err(|e| ModelError::Tokenize(lowercase_first(&e.to_string())))?;
-        encoded.push(encoding.get_ids().to_vec());
+        encoded.push(encoding);
     }
-    let columns = encoded.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let start = add_elapsed(&mut times, |t| &mut t.tokenize, start);
+    let columns = encoded.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
     let rows = encoded.len();
     let mut ids = vec![pad_id; rows * columns];
     let mut mask = vec![0_i64; rows * columns];
-    for (row, tokens) in encoded.iter().enumerate() {
-        for (col, &token) in tokens.iter().enumerate() {
-            ids[row * columns + col] = i64::from(token);
-            mask[row * columns + col] = 1;
+    for (row, encoding) in encoded.iter().enumerate() {
+        let start = row * columns;
+        let tokens = encoding.get_ids();
+        for (slot, &token) in ids[start..start + tokens.len()].iter_mut().zip(tokens) {
+            *slot = i64::from(token);
         }
+        mask[start..start + tokens.len()].fill(1);
     }
+    add_elapsed(&mut times, |t| &mut t.inputs, start);
     Ok(Batch {
         rows,
         columns,
@@ -300,25 +353,60 @@ impl Encoder {
     /// Embeds with the given prefix policy. Runs on the calling thread: call it from a
     /// blocking pool, or use [`crate::EncoderService`] from async code.
     pub fn embed_kind_blocking(&self, kind: TextKind, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_kind_timed(kind, texts, None)
+    }
+
+    /// [`Encoder::embed_kind_blocking`], adding the time of each stage to `times`.
+    pub fn embed_kind_profiled(
+        &self,
+        kind: TextKind,
+        texts: &[&str],
+        times: &mut StageTimes,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.embed_kind_timed(kind, texts, Some(times))
+    }
+
+    fn embed_kind_timed(
+        &self,
+        kind: TextKind,
+        texts: &[&str],
+        mut times: Option<&mut StageTimes>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let start = Instant::now();
         let prepared: Vec<String> = texts
             .iter()
             .map(|t| format!("{}{}", kind.prefix(), t.trim()))
             .collect();
-        self.embed_prepared(&prepared)
+        if let Some(times) = times.as_deref_mut() {
+            times.prepare += start.elapsed();
+        }
+        self.embed_prepared_timed(&prepared, times)
     }
 
     /// Embeds texts that already carry their prefix. Texts are sorted by length and run in
     /// batches of at most `max_batch`, so padding stays small.
     pub(crate) fn embed_prepared(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.embed_prepared_timed(texts, None)
+    }
+
+    fn embed_prepared_timed(
+        &self,
+        texts: &[String],
+        mut times: Option<&mut StageTimes>,
+    ) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let start = Instant::now();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        if let Some(times) = times.as_deref_mut() {
+            times.prepare += start.elapsed();
+        }
         for chunk in order.chunks(self.config.max_batch) {
-            let batch_texts: Vec<String> = chunk.iter().map(|&i| texts[i].clone()).collect();
-            let vectors = self.run_batch(&batch_texts)?;
+            let batch_texts: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let vectors = self.run_batch(&batch_texts, times.as_deref_mut())?;
             for (&i, vector) in chunk.iter().zip(vectors) {
                 out[i] = vector;
             }
@@ -326,17 +414,25 @@ impl Encoder {
         Ok(out)
     }
 
-    fn run_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let batch = tokenize_batch(&self.tokenizer, texts, self.pad_id)?;
+    fn run_batch(
+        &self,
+        texts: &[&str],
+        mut times: Option<&mut StageTimes>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let batch =
+            tokenize_batch_timed(&self.tokenizer, texts, self.pad_id, times.as_deref_mut())?;
+        let start = Instant::now();
         let shape = [batch.rows, batch.columns];
         let ids = Tensor::from_array((shape, batch.ids))
             .map_err(|e| ModelError::Inference(e.to_string()))?;
         let mask = Tensor::from_array((shape, batch.mask))
             .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let start = add_elapsed(&mut times, |t| &mut t.inputs, start);
         let mut session = self.take_session();
         let outputs = session
             .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])
             .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
+        let start = add_elapsed(&mut times, |t| &mut t.run, start);
         let (out_shape, data) = outputs[ENCODER_OUTPUT]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Inference(lowercase_first(&e.to_string())))?;
@@ -348,7 +444,12 @@ impl Encoder {
             )));
         }
         let dim = dims[1] as usize;
-        Ok(data.chunks(dim).map(<[f32]>::to_vec).collect())
+        let vectors = data.chunks(dim).map(<[f32]>::to_vec).collect();
+        if let Some(times) = times {
+            times.outputs += start.elapsed();
+            times.runs += 1;
+        }
+        Ok(vectors)
     }
 
     fn take_session(&self) -> std::sync::MutexGuard<'_, Session> {

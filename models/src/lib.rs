@@ -54,7 +54,9 @@ pub mod use_encoder;
 pub mod worker;
 
 pub use byom::{parse_label_list, ClassifierModel};
-pub use encoder::{cosine, default_model_dir, Encoder, EncoderConfig, EncoderFiles, TextKind};
+pub use encoder::{
+    cosine, default_model_dir, Encoder, EncoderConfig, EncoderFiles, StageTimes, TextKind,
+};
 pub use error::{ModelError, Result};
 pub use intent::{
     train_on_texts, EvalReport, IntentHead, LabelCount, LabelScore, Prediction, Sample,
