@@ -14,7 +14,7 @@
 //! conversation on a shard it does not follow joins that shard (its consumer group starts a
 //! moment before the subscription, so nothing published meanwhile is missed), and a shard
 //! without subscribers here for a few seconds is left. Each node reads through consumer groups
-//! of its own and acknowledges what it read; streams are trimmed; a node that falls behind or
+//! of its own (reading with `NOACK`: nothing is left pending); streams are trimmed; a node that falls behind or
 //! misses an event catches up from the store, as every lagging subscriber does.
 //!
 //! The readers and writers run on a thread of their own (`switchboard-bus`), whose CPU time
@@ -580,7 +580,7 @@ impl RedisBus {
     }
 
     /// Removes this node's consumer groups (on a clean stop; a crashed node's groups only cost
-    /// a few bytes in Redis, as they never hold pending entries).
+    /// a few bytes in Redis, as they never hold pending entries: reads are `NOACK`).
     pub async fn leave(&self) -> anyhow::Result<()> {
         let mut pipe = redis::pipe();
         pipe.cmd("XGROUP")
@@ -605,49 +605,30 @@ impl RedisBus {
         Ok(())
     }
 
-    /// Hands the others' events of a read to this node's subscribers and acknowledges them.
-    async fn deliver_remote(
-        &self,
-        connection: &mut redis::aio::MultiplexedConnection,
-        reply: redis::streams::StreamReadReply,
-    ) {
+    /// Hands the others' events of a read to this node's subscribers. (Reads are `NOACK`: an
+    /// entry read is done with, as a node never reads an entry twice; what it misses it reads
+    /// from the store.)
+    fn deliver_remote(&self, reply: redis::streams::StreamReadReply) {
         let text = |entry: &redis::streams::StreamId, field: &str| -> Option<String> {
             entry.get::<String>(field)
         };
-        let mut acks = redis::pipe();
         let mut read = 0;
         let mut delivered = 0;
-        for key in reply.keys {
-            let mut ids = Vec::with_capacity(key.ids.len());
-            for entry in key.ids {
-                read += 1;
-                if text(&entry, "node").as_deref() != Some(self.node.as_str()) {
-                    if let (Some(topic), Some(event)) =
-                        (text(&entry, "topic"), text(&entry, "event"))
-                    {
-                        match serde_json::from_str::<BusEvent>(&event) {
-                            Ok(event) => delivered += u64::from(self.local.deliver(&topic, event)),
-                            Err(error) => tracing::warn!(error = %error, "bus: unreadable event"),
-                        }
-                    }
-                }
-                ids.push(entry.id);
+        for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
+            read += 1;
+            if text(&entry, "node").as_deref() == Some(self.node.as_str()) {
+                continue;
             }
-            if !ids.is_empty() {
-                acks.cmd("XACK")
-                    .arg(&key.key)
-                    .arg(&self.node)
-                    .arg(&ids)
-                    .ignore();
+            let (Some(topic), Some(event)) = (text(&entry, "topic"), text(&entry, "event")) else {
+                continue;
+            };
+            match serde_json::from_str::<BusEvent>(&event) {
+                Ok(event) => delivered += u64::from(self.local.deliver(&topic, event)),
+                Err(error) => tracing::warn!(error = %error, "bus: unreadable event"),
             }
         }
         self.stats.read.fetch_add(read, Ordering::Relaxed);
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
-        if read > 0 {
-            if let Err(error) = acks.query_async::<()>(connection).await {
-                tracing::warn!(error = %error, "bus: cannot acknowledge");
-            }
-        }
     }
 }
 
@@ -791,6 +772,7 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
             .arg(READ_COUNT)
             .arg("BLOCK")
             .arg(READ_BLOCK_MS)
+            .arg("NOACK")
             .arg("STREAMS");
         for stream in &streams {
             read.arg(&**stream);
@@ -801,7 +783,7 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
         let result: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
             read.query_async(connection).await;
         match result {
-            Ok(Some(reply)) => bus.deliver_remote(connection, reply).await,
+            Ok(Some(reply)) => bus.deliver_remote(reply),
             Ok(None) => {}
             Err(error) if error.code() == Some("NOGROUP") => {
                 tracing::warn!("bus: redis lost this node's consumer groups; joining again");
