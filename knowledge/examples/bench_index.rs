@@ -9,10 +9,11 @@
 //! `--compare` also measures the same index searched without the common-term gate;
 //! `--profile` breaks the slowest 1% of searches down (clauses, doc counts, time per phase);
 //! `--writer-mb N` sets the writer's memory budget (default 256; the gateway uses the crate's 32);
-//! `--k N` searches for N hits instead of 5 (the bot's rerank pool is 20 or more).
+//! `--k N` searches for N hits instead of 5 (the bot's rerank pool is 20 or more);
+//! `--write-jsonl PATH` writes the FAQs to PATH and 3,000 queries to PATH.queries, then stops.
 //!
 //! `cargo run --release -p switchboard-knowledge --example bench_index [-- COUNT] [--tiny-vocab]
-//! [--compare] [--profile] [--writer-mb N] [--k N]`
+//! [--compare] [--profile] [--writer-mb N] [--k N] [--write-jsonl PATH]`
 
 use std::time::{Duration, Instant};
 
@@ -248,6 +249,14 @@ impl Rng {
     }
 }
 
+/// The 3,000 search queries: 2 to 6 words, alternately Chinese and English.
+fn queries(vocabs: &[Vocab; 2]) -> Vec<String> {
+    let mut rng = Rng(42);
+    (0..3_000)
+        .map(|n| rng.words(2, 5, &vocabs[n % 2], n % 2 == 0))
+        .collect()
+}
+
 fn generate(count: usize, vocabs: &[Vocab; 2]) -> Vec<FaqRecord> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     (0..count)
@@ -343,7 +352,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enumerate()
         .find(|(at, a)| {
             !a.starts_with("--")
-                && (*at == 0 || !["--writer-mb", "--k"].contains(&args[at - 1].as_str()))
+                && (*at == 0
+                    || !["--writer-mb", "--k", "--write-jsonl"].contains(&args[at - 1].as_str()))
         })
         .map(|(_, a)| a)
         .map(|a| a.parse())
@@ -358,6 +368,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "generated {count} faqs ({:.1} MB of jsonl)",
         jsonl.len() as f64 / 1e6
     );
+    // `--write-jsonl PATH`: the generated FAQs for an import through the API
+    // (scripts/bench-kb-api.sh), and nothing else.
+    if let Some(at) = args.iter().position(|a| a == "--write-jsonl") {
+        let path = args.get(at + 1).ok_or("--write-jsonl needs a path")?;
+        std::fs::write(path, &jsonl)?;
+        std::fs::write(format!("{path}.queries"), queries(&vocabs).join("\n"))?;
+        return Ok(());
+    }
 
     let dir = tempfile::tempdir()?;
     let writer_mb: usize = match args.iter().position(|a| a == "--writer-mb") {
@@ -387,10 +405,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Let background merges of the fresh segments finish before measuring.
     std::thread::sleep(Duration::from_secs(5));
-    let mut rng = Rng(42);
-    let queries: Vec<String> = (0..3_000)
-        .map(|n| rng.words(2, 5, &vocabs[n % 2], n % 2 == 0))
-        .collect();
+    let queries = queries(&vocabs);
     let none = Synonyms::none();
     let k: usize = match args.iter().position(|a| a == "--k") {
         Some(at) => args.get(at + 1).ok_or("--k needs a number")?.parse()?,
