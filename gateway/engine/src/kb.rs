@@ -19,6 +19,8 @@ use store::{Store, UpsertCounts};
 
 /// Records are written to the store in batches of this size (progress is reported per batch).
 const IMPORT_BATCH: usize = 1_000;
+/// Records written to the index at once during an import (see [`Knowledge::import`]).
+const IMPORT_INDEX_BATCH: usize = 50_000;
 
 #[derive(Debug, Serialize)]
 pub struct ImportReport {
@@ -155,12 +157,20 @@ impl Knowledge {
             .collect();
         let mut counts = UpsertCounts::default();
         let total = records.len();
+        // The index takes what the store wrote in few large writes: each write of 1,000 or more
+        // records merges the tenant's index into one segment, so a write per store batch would
+        // merge the growing index a hundred times in an import of 100,000.
+        let mut unindexed = Vec::new();
         for (done, batch) in records.chunks(IMPORT_BATCH).enumerate() {
             let (batch_counts, written, revision) = self.store.upsert_faqs(tenant, batch).await?;
             counts.inserted += batch_counts.inserted;
             counts.updated += batch_counts.updated;
             counts.unchanged += batch_counts.unchanged;
-            self.index_written(tenant, written, revision).await?;
+            unindexed.extend(written);
+            if unindexed.len() >= IMPORT_INDEX_BATCH || (done + 1) * IMPORT_BATCH >= total {
+                self.index_written(tenant, std::mem::take(&mut unindexed), revision)
+                    .await?;
+            }
             progress(((done + 1) * IMPORT_BATCH).min(total), total);
         }
         tracing::info!(
