@@ -36,7 +36,7 @@ use crate::bus::{Bus, BusEvent, LocalBus, OUTBOUND_TOPIC};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
-    /// Streams the conversations are spread over (at least 1). A node reads the shards of the
+    /// Streams the conversations are spread over (1 to 4,096). A node reads the shards of the
     /// conversations it serves, so with many more shards than conversations per node its bus
     /// work follows its own traffic, not the cluster's (docs/benchmarks.md); each followed
     /// shard costs a little per read.
@@ -138,6 +138,8 @@ const MIN_SHARD_MAXLEN: usize = 10_000;
 const JOIN_REPLAY_MS: u64 = 2_000;
 /// Sweeps (one a second) a followed shard may go without subscribers here before it is left.
 const IDLE_SWEEPS: u8 = 5;
+/// The most shards a cluster may have (each costs a stream name and a slot per node).
+const MAX_SHARDS: usize = 4096;
 /// Events waiting for Redis at most (per server); more are dropped and counted.
 const MAX_PENDING: usize = 100_000;
 /// Entries per stream per read.
@@ -239,6 +241,11 @@ impl RedisBus {
         settings: &BusSettings,
         capacity: usize,
     ) -> anyhow::Result<Arc<RedisBus>> {
+        anyhow::ensure!(
+            (1..=MAX_SHARDS).contains(&settings.shards),
+            "[bus] shards must be 1 to {MAX_SHARDS}, not {}",
+            settings.shards
+        );
         let client = redis::Client::open(url).context("invalid redis url")?;
         let mut commands = client
             .get_multiplexed_async_connection()
@@ -254,7 +261,7 @@ impl RedisBus {
             .query_async(&mut commands)
             .await
             .context("cannot create the consumer group")?;
-        let shard_count = settings.shards.max(1);
+        let shard_count = settings.shards;
         let mut servers = Vec::new();
         let mut clients = vec![client.clone()];
         for shard_url in &settings.shard_urls {
@@ -879,6 +886,27 @@ impl Bus for RedisBus {
 mod tests {
     use super::*;
     use crate::bus::CLUSTER_TOPIC;
+
+    #[tokio::test]
+    async fn a_shard_count_out_of_range_is_refused_before_connecting() {
+        for shards in [0, MAX_SHARDS + 1] {
+            let settings = BusSettings {
+                shards,
+                shard_urls: Vec::new(),
+            };
+            // Nothing listens on port 1: the settings are refused before any connection.
+            let refused = RedisBus::connect("redis://127.0.0.1:1", &settings, 4)
+                .await
+                .err()
+                .map(|error| error.to_string());
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|text| text.contains("[bus] shards")),
+                "{refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn conversations_go_to_their_shard_and_the_rest_to_control() {
