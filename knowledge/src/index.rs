@@ -30,7 +30,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_QUERY_CHARS: usize = 2_000;
 /// At most this many distinct query tokens are searched (bounds query cost).
 pub const MAX_QUERY_TOKENS: usize = 64;
-/// A rebuild, or an upsert of at least this many records, merges the index into one segment.
+/// A rebuild, or an upsert of at least this many records and at least a tenth of the index,
+/// merges the index into one segment: a merge rewrites the whole index, so only writes large
+/// against it pay for one (a script writing 1,000 records at a time into a large index would
+/// otherwise rewrite the index on every call; tantivy's own merge policy handles the small
+/// segments).
 const BULK_WRITE: usize = 1_000;
 /// At most this many candidates are returned by one search.
 pub const MAX_K: usize = 100;
@@ -334,7 +338,8 @@ impl KnowledgeIndex {
         if full {
             tenant_index.replaced.store(false, Ordering::Relaxed);
         }
-        if full || added >= BULK_WRITE {
+        let indexed = tenant_index.reader.searcher().num_docs() as usize;
+        if full || added >= BULK_WRITE.max(indexed / 10) {
             // A bulk write leaves several segments, and every search works through each of them
             // separately: merge them into one before the write returns. Best effort: the index
             // is correct either way (the merge keeps the commit's payload).
@@ -412,6 +417,16 @@ impl KnowledgeIndex {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// How many searchable segments the tenant's index has (0 without an index): what bulk
+    /// writes merge (see `BULK_WRITE`).
+    #[doc(hidden)]
+    pub fn segment_count(&self, tenant: &str) -> Result<usize, KnowledgeError> {
+        Ok(match self.tenant(tenant, false)? {
+            Some(tenant_index) => tenant_index.index.searchable_segment_ids()?.len(),
+            None => 0,
         })
     }
 

@@ -379,3 +379,31 @@ fn reranker_reorders_a_wider_pool() {
     // The pool was 20 wide (4 × 3, at least 20), so the reversed head is the 20th lexical hit.
     assert_eq!(reranked[0].id, plain[19].id);
 }
+
+/// A write merges the index into one segment only when it is large against the index: a rebuild,
+/// or an upsert of 1,000 records and a tenth of the index. Small writes into a large index leave
+/// their segment to tantivy's merge policy instead of rewriting the whole index each time.
+#[test]
+fn only_writes_large_against_the_index_merge_it() {
+    let (_dir, index) = open();
+    let records = |from: usize, count: usize| -> Vec<switchboard_knowledge::FaqRecord> {
+        (from..from + count)
+            .map(|n| faq(&format!("f{n}"), &format!("question {n}"), "answer"))
+            .collect()
+    };
+    index
+        .rebuild("t1", &records(0, 20_000), 1)
+        .expect("rebuild");
+    assert_eq!(index.segment_count("t1").expect("segments"), 1);
+    // 1,000 into 20,000: under a tenth, not merged.
+    index
+        .upsert("t1", &records(20_000, 1_000), 2)
+        .expect("upsert");
+    assert_eq!(index.segment_count("t1").expect("segments"), 2);
+    // 3,000 into 21,000: over a tenth, merged.
+    index
+        .upsert("t1", &records(21_000, 3_000), 3)
+        .expect("upsert");
+    assert_eq!(index.segment_count("t1").expect("segments"), 1);
+    assert_eq!(index.revision("t1").expect("revision"), Some(3));
+}
