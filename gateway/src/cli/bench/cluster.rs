@@ -43,6 +43,7 @@ pub struct ClusterOptions {
 struct BusSnapshot {
     cpu: f64,
     read: u64,
+    reads: u64,
     followed: u64,
 }
 
@@ -55,6 +56,7 @@ fn snapshot(server: &gateway::Server) -> BusSnapshot {
         .map(|stats| BusSnapshot {
             cpu: stats.cpu_seconds(),
             read: stats.read.load(Ordering::Relaxed),
+            reads: stats.reads.load(Ordering::Relaxed),
             followed: stats.shards_followed.load(Ordering::Relaxed),
         })
         .unwrap_or_default()
@@ -108,27 +110,16 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<String> {
             let mean_cpu = per_node.iter().map(|n| n.cpu_us).sum::<f64>() / per_node.len() as f64;
             let baseline = *one_node.get_or_insert((mean_cpu, closed));
             report.push(format!(
-                "shards {shards:>4}, {count} node(s): delivered {:.0} msgs/s, p50 {:.2} ms, p99 {:.2} ms; bus CPU per delivered message {} (mean {:.1} µs, {:.2}x one node); stream entries read per delivered message {}; shards followed {}; closed loop {:.0} msgs/s ({:.2}x one node)",
+                "shards {shards:>4}, {count} node(s): delivered {:.0} msgs/s, p50 {:.2} ms, p99 {:.2} ms; bus CPU per delivered message {} (mean {:.1} µs, {:.2}x one node); stream entries read per delivered message {}; reads/s {}; shards followed {}; closed loop {:.0} msgs/s ({:.2}x one node)",
                 open.per_second,
                 open.p50_ms,
                 open.p99_ms,
-                per_node
-                    .iter()
-                    .map(|n| format!("{:.1} µs", n.cpu_us))
-                    .collect::<Vec<_>>()
-                    .join(" / "),
+                each(&per_node, |n| format!("{:.1} µs", n.cpu_us)),
                 mean_cpu,
                 mean_cpu / baseline.0.max(1e-9),
-                per_node
-                    .iter()
-                    .map(|n| format!("{:.2}", n.read_per_message))
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-                per_node
-                    .iter()
-                    .map(|n| n.followed.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" / "),
+                each(&per_node, |n| format!("{:.2}", n.read_per_message)),
+                each(&per_node, |n| format!("{:.0}", n.reads_per_second)),
+                each(&per_node, |n| n.followed.to_string()),
                 closed,
                 closed / baseline.1.max(1e-9),
             ));
@@ -146,6 +137,7 @@ struct OpenLoop {
 struct NodeFigures {
     cpu_us: f64,
     read_per_message: f64,
+    reads_per_second: f64,
     followed: u64,
 }
 
@@ -236,6 +228,8 @@ async fn open_loop(
             NodeFigures {
                 cpu_us: (after[node].cpu - before[node].cpu) * 1e6 / messages,
                 read_per_message: (after[node].read - before[node].read) as f64 / messages,
+                reads_per_second: (after[node].reads - before[node].reads) as f64
+                    / elapsed.max(1e-3),
                 followed: after[node].followed,
             }
         })
@@ -299,6 +293,11 @@ async fn closed_loop(pairs: Vec<Pair>, options: &ClusterOptions) -> anyhow::Resu
         task.abort();
     }
     Ok(per_second)
+}
+
+/// One figure per node, `a / b / c`.
+fn each(nodes: &[NodeFigures], figure: impl Fn(&NodeFigures) -> String) -> String {
+    nodes.iter().map(figure).collect::<Vec<_>>().join(" / ")
 }
 
 /// `--nodes 1,2,4`: a list of counts.
