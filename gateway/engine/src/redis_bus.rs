@@ -189,11 +189,39 @@ fn shard_stream(shard: usize) -> String {
     format!("switchboard:bus:shard:{shard}")
 }
 
-/// One Redis server of the bus: its writer's queue.
+/// One Redis server of the bus: its writer's queue, and a connection for joining and leaving
+/// shards.
 struct Server {
     client: redis::Client,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     pending: AtomicUsize,
+    groups: Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl Server {
+    /// Runs `command` on the server's group connection (opened on first use, and again after
+    /// an error).
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> redis::RedisResult<T> {
+        let cached = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut connection = match cached {
+            Some(connection) => connection,
+            None => {
+                let connection = self.client.get_multiplexed_async_connection().await?;
+                *self.groups.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+                connection
+            }
+        };
+        let result = command.query_async(&mut connection).await;
+        if result.as_ref().is_err_and(|error| error.code().is_none()) {
+            // Not an answer of the server's (BUSYGROUP and the like) but the connection's fault.
+            *self.groups.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        result
+    }
 }
 
 struct Outgoing {
@@ -285,6 +313,7 @@ impl RedisBus {
                 client,
                 outgoing,
                 pending: AtomicUsize::new(0),
+                groups: Mutex::new(None),
             }));
             queues.push(queue);
         }
@@ -410,29 +439,23 @@ impl RedisBus {
     /// be): what was published since the subscription is read, an old backlog is not.
     async fn join(&self, shard: usize) -> anyhow::Result<()> {
         let server = &self.servers[self.server_of(shard)];
-        let mut connection = server.client.get_multiplexed_async_connection().await?;
-        let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut connection).await?;
+        let (seconds, micros): (u64, u64) = server.query(&redis::cmd("TIME")).await?;
         let from_ms = (seconds * 1000 + micros / 1000).saturating_sub(JOIN_REPLAY_MS);
         let from = format!("{from_ms}-0");
         let stream = &*self.streams[shard];
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        let mut create = redis::cmd("XGROUP");
+        create
             .arg("CREATE")
             .arg(stream)
             .arg(&self.node)
             .arg(&from)
-            .arg("MKSTREAM")
-            .query_async(&mut connection)
-            .await;
-        match created {
+            .arg("MKSTREAM");
+        match server.query::<()>(&create).await {
             Ok(()) => Ok(()),
             Err(error) if error.code() == Some("BUSYGROUP") => {
-                let _: () = redis::cmd("XGROUP")
-                    .arg("SETID")
-                    .arg(stream)
-                    .arg(&self.node)
-                    .arg(&from)
-                    .query_async(&mut connection)
-                    .await?;
+                let mut set = redis::cmd("XGROUP");
+                set.arg("SETID").arg(stream).arg(&self.node).arg(&from);
+                server.query::<()>(&set).await?;
                 Ok(())
             }
             Err(error) => Err(error.into()),
@@ -607,13 +630,13 @@ impl RedisBus {
             shards.joined.iter().copied().collect()
         };
         for shard in joined {
-            let server = &self.servers[self.server_of(shard)];
-            let mut connection = server.client.get_multiplexed_async_connection().await?;
-            let _: i64 = redis::cmd("XGROUP")
+            let mut destroy = redis::cmd("XGROUP");
+            destroy
                 .arg("DESTROY")
                 .arg(&*self.streams[shard])
-                .arg(&self.node)
-                .query_async(&mut connection)
+                .arg(&self.node);
+            self.servers[self.server_of(shard)]
+                .query::<i64>(&destroy)
                 .await?;
         }
         Ok(())
