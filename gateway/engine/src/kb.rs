@@ -157,9 +157,9 @@ impl Knowledge {
             .collect();
         let mut counts = UpsertCounts::default();
         let total = records.len();
-        // The index takes what the store wrote in few large writes: each write of 1,000 or more
-        // records merges the tenant's index into one segment, so a write per store batch would
-        // merge the growing index a hundred times in an import of 100,000.
+        // The index takes what the store wrote in few large writes: a large write merges the
+        // tenant's index into one segment (see the knowledge crate's `BULK_WRITE`), and a write
+        // per store batch made an import of 100,000 merge the growing index again and again.
         let mut unindexed = Vec::new();
         for (done, batch) in records.chunks(IMPORT_BATCH).enumerate() {
             let (batch_counts, written, revision) = self.store.upsert_faqs(tenant, batch).await?;

@@ -265,6 +265,9 @@ pub struct RedisBus {
     /// The bus thread's runtime; the thread ends when this bus is dropped.
     runtime: tokio::runtime::Handle,
     me: Weak<RedisBus>,
+    /// Set by [`RedisBus::leave`]: the readers and the sweeper stop, and no shard is joined
+    /// (a read after the groups are gone would make them again).
+    left: std::sync::atomic::AtomicBool,
     _stop: oneshot::Sender<()>,
 }
 
@@ -335,6 +338,7 @@ impl RedisBus {
             stats: Arc::new(BusStats::default()),
             runtime,
             me: me.clone(),
+            left: Default::default(),
             _stop: stop,
         });
         for (index, queue) in queues.into_iter().enumerate() {
@@ -407,6 +411,9 @@ impl RedisBus {
 
     /// Starts following `shard` unless this node follows it or is joining it already.
     fn follow(&self, shard: usize) {
+        if self.left.load(Ordering::Relaxed) {
+            return;
+        }
         {
             let mut shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
             if shards.state[shard] != Follow::No {
@@ -416,7 +423,12 @@ impl RedisBus {
         }
         let bus = self.me.clone();
         self.runtime.spawn(async move {
-            let Some(bus) = bus.upgrade() else { return };
+            let Some(bus) = bus
+                .upgrade()
+                .filter(|bus| !bus.left.load(Ordering::Relaxed))
+            else {
+                return;
+            };
             let joined = bus.join(shard).await;
             let mut shards = bus.shards.lock().unwrap_or_else(|p| p.into_inner());
             match joined {
@@ -511,6 +523,9 @@ impl RedisBus {
     /// After Redis lost this node's consumer groups (a restart without persistence): the
     /// control group is made again at the end, and the shards of `server` are joined again.
     async fn regroup(&self, server: usize, connection: &mut redis::aio::MultiplexedConnection) {
+        if self.left.load(Ordering::Relaxed) {
+            return;
+        }
         if server == 0 {
             let made: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
@@ -619,6 +634,7 @@ impl RedisBus {
     /// Removes this node's consumer groups (on a clean stop; a crashed node's groups only cost
     /// a few bytes in Redis, as they never hold pending entries: reads are `NOACK`).
     pub async fn leave(&self) -> anyhow::Result<()> {
+        self.left.store(true, Ordering::Relaxed);
         let mut pipe = redis::pipe();
         pipe.cmd("XGROUP")
             .arg("DESTROY")
@@ -770,7 +786,12 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
     let mut streams: Vec<Arc<str>> = Vec::new();
     let mut generation = u64::MAX;
     loop {
-        let Some(bus) = bus.upgrade() else { break };
+        let Some(bus) = bus
+            .upgrade()
+            .filter(|bus| !bus.left.load(Ordering::Relaxed))
+        else {
+            break;
+        };
         if reader.is_none() {
             match bus.servers[server]
                 .client
@@ -849,7 +870,12 @@ async fn sweep_loop(bus: Weak<RedisBus>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let Some(bus) = bus.upgrade() else { break };
+        let Some(bus) = bus
+            .upgrade()
+            .filter(|bus| !bus.left.load(Ordering::Relaxed))
+        else {
+            break;
+        };
         bus.sweep();
     }
 }

@@ -273,3 +273,42 @@ async fn redis_a_shard_left_is_joined_again_without_its_backlog() {
     assert!(read < 100, "b read {read} entries: the backlog came back");
     leave(buses).await;
 }
+
+/// A node that leaves removes its consumer groups, and its readers do not make them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_node_that_leaves_leaves_no_consumer_group() {
+    let bus = RedisBus::connect(&redis_url(), &BusSettings::default(), 64)
+        .await
+        .expect("redis bus");
+    let id = store::util::new_id("cv_");
+    let _receiver = bus.subscribe(&format!("conv:{id}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bus.stats().joins.load(Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bus.leave().await.expect("leave");
+    // Longer than a read's block: a reader still reading when the groups went would be back.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let client = redis::Client::open(redis_url()).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for stream in [
+        "switchboard:bus:control".to_owned(),
+        format!("switchboard:bus:shard:{}", bus.shard_of(&id)),
+    ] {
+        let groups: redis::Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .query_async(&mut connection)
+            .await
+            .expect("groups");
+        assert!(
+            !format!("{groups:?}").contains(bus.node()),
+            "{stream} still has {}",
+            bus.node()
+        );
+    }
+}
