@@ -528,23 +528,8 @@ async fn erasing_a_customer_removes_their_conversation_and_attachments() {
         assert_eq!(fetch(&app, link).await.status(), 200);
     }
 
-    let erase = || async {
-        let response = app
-            .http
-            .delete(app.url(&format!(
-                "/v1/tenants/{}/customers/{customer_id}",
-                app.tenant
-            )))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json::<Value>().await.unwrap_or(Value::Null),
-        )
-    };
+    let customer_path = format!("/v1/tenants/{}/customers/{customer_id}", app.tenant);
+    let erase = || app.call(reqwest::Method::DELETE, &customer_path, &app.admin_key);
     let (status, body) = erase().await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -604,14 +589,10 @@ async fn erasing_a_customer_removes_their_conversation_and_attachments() {
         .unwrap()
         .is_empty());
     // Their token opens no session any more.
-    let response = app
-        .http
-        .post(app.url("/v1/web/ticket"))
-        .bearer_auth(&visitor)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let (status, _) = app
+        .call(reqwest::Method::POST, "/v1/web/ticket", &visitor)
+        .await;
+    assert_eq!(status, 401);
     assert_eq!(erase().await.0, 404, "erased once");
 
     let (_, audit) = app
@@ -644,20 +625,7 @@ async fn fresh_links_for_the_messages_a_caller_may_read() {
 
     let renew = |path: String, token: String| {
         let app = &app;
-        async move {
-            let response = app
-                .http
-                .get(app.url(&path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        async move { app.call(reqwest::Method::GET, &path, &token).await }
     };
     // The visitor: both messages of their conversation (a seq without attachments is left out).
     let (status, body) = renew(

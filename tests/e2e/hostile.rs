@@ -466,15 +466,10 @@ async fn sockets_open_with_one_time_tickets_and_visitor_tokens_expire_and_can_be
         .await;
     assert_eq!(told["code"], "token_revoked");
     for old in [token.clone(), fresh] {
-        let response = app
-            .http
-            .post(app.url("/v1/web/ticket"))
-            .bearer_auth(&old)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = app
+            .call(reqwest::Method::POST, "/v1/web/ticket", &old)
+            .await;
+        assert_eq!(status, 401);
         assert_eq!(body["code"], "token_revoked");
     }
 

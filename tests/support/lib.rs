@@ -360,13 +360,18 @@ impl TestApp {
     }
 
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, &self.admin_key).await
+    }
+
+    /// A request without a body, with `token` as the bearer: (status, body).
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(self.url(path))
-            .bearer_auth(&self.admin_key)
+            .request(method, self.url(path))
+            .bearer_auth(token)
             .send()
             .await
-            .expect("get");
+            .expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
