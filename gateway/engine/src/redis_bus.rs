@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,11 @@ pub struct BusSettings {
     /// `redis://...` servers for the shards (shard `n` on `shard_urls[n % len]`); empty: the
     /// node's `redis_url`.
     pub shard_urls: Vec<String>,
+    /// The longest a reader lets entries gather after a read that found few (0 to 50 ms): it
+    /// waits about as long as its recent traffic says the rest of a full read takes, so a
+    /// node's reads follow its traffic, not the clock. A quiet node's first event is read at
+    /// once; under steady traffic events cross nodes up to this much later.
+    pub linger_ms: u64,
 }
 
 impl Default for BusSettings {
@@ -51,6 +56,7 @@ impl Default for BusSettings {
         BusSettings {
             shards: 64,
             shard_urls: Vec::new(),
+            linger_ms: DEFAULT_LINGER_MS,
         }
     }
 }
@@ -148,9 +154,11 @@ const MAX_SHARDS: usize = 4096;
 const MAX_PENDING: usize = 100_000;
 /// Entries per stream per read.
 const READ_COUNT: usize = 512;
-/// After a read of fewer entries than this, the reader waits [`GATHER`] before the next one.
-const GATHER_BELOW: u64 = 32;
-const GATHER: Duration = Duration::from_millis(1);
+/// The entries a read (or the events a write) aims for: after a round of fewer, the reader or
+/// writer lingers (see [`Pacer`]).
+const ROUND_TARGET: u64 = 16;
+const DEFAULT_LINGER_MS: u64 = 5;
+const MAX_LINGER_MS: u64 = 50;
 /// How long a read waits for new entries (also the longest a new follow waits to be read).
 const READ_BLOCK_MS: u64 = 100;
 
@@ -257,6 +265,8 @@ pub struct RedisBus {
     node: String,
     shard_count: usize,
     shard_maxlen: usize,
+    /// `[bus] linger_ms`.
+    linger: Duration,
     streams: Vec<Arc<str>>,
     control: Arc<str>,
     servers: Vec<Arc<Server>>,
@@ -283,6 +293,11 @@ impl RedisBus {
             (1..=MAX_SHARDS).contains(&settings.shards),
             "[bus] shards must be 1 to {MAX_SHARDS}, not {}",
             settings.shards
+        );
+        anyhow::ensure!(
+            settings.linger_ms <= MAX_LINGER_MS,
+            "[bus] linger_ms must be 0 to {MAX_LINGER_MS}, not {}",
+            settings.linger_ms
         );
         let client = redis::Client::open(url).context("invalid redis url")?;
         let mut commands = client
@@ -327,6 +342,7 @@ impl RedisBus {
             node,
             shard_count,
             shard_maxlen: (STREAM_MAXLEN / shard_count).max(MIN_SHARD_MAXLEN),
+            linger: Duration::from_millis(settings.linger_ms),
             streams: (0..shard_count).map(|n| shard_stream(n).into()).collect(),
             control: CONTROL.into(),
             servers,
@@ -345,8 +361,9 @@ impl RedisBus {
             let server = bus.servers[index].clone();
             let node = bus.node.clone();
             let stats = bus.stats.clone();
+            let linger = bus.linger;
             bus.runtime
-                .spawn(async move { write_loop(server, node, queue, stats).await });
+                .spawn(async move { write_loop(server, node, queue, stats, linger).await });
         }
         // A reader per server: server 0, the node's own Redis, holds the control stream (and
         // the shards when there are no shard servers).
@@ -658,33 +675,79 @@ impl RedisBus {
         Ok(())
     }
 
-    /// Hands the others' events of a read to this node's subscribers. (Reads are `NOACK`: an
-    /// entry read is done with, as a node never reads an entry twice; what it misses it reads
-    /// from the store.)
-    fn deliver_remote(&self, reply: redis::streams::StreamReadReply) -> u64 {
-        let text = |entry: &redis::streams::StreamId, field: &str| -> Option<String> {
-            entry.get::<String>(field)
-        };
+    /// Hands the others' events of a read to this node's subscribers, and answers how many
+    /// entries it held. The reply is read in place: an entry of this node's own is skipped on
+    /// its `node` field without copying anything. (Reads are `NOACK`: an entry read is done
+    /// with, as a node never reads an entry twice; what it misses it reads from the store.)
+    fn deliver_remote(&self, reply: &redis::Value) -> u64 {
         let mut read = 0;
         let mut delivered = 0;
-        for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
+        for_each_entry(reply, |fields| {
             read += 1;
-            if text(&entry, "node").as_deref() == Some(self.node.as_str()) {
-                continue;
+            if field(fields, "node") == Some(self.node.as_bytes()) {
+                return;
             }
-            let (Some(topic), Some(event)) = (text(&entry, "topic"), text(&entry, "event")) else {
-                continue;
+            let topic = field(fields, "topic").and_then(|topic| std::str::from_utf8(topic).ok());
+            let (Some(topic), Some(event)) = (topic, field(fields, "event")) else {
+                return;
             };
-            match serde_json::from_str::<BusEvent>(&event) {
-                Ok(event) => delivered += u64::from(self.local.deliver(&topic, event)),
+            match serde_json::from_slice::<BusEvent>(event) {
+                Ok(event) => delivered += u64::from(self.local.deliver(topic, event)),
                 Err(error) => tracing::warn!(error = %error, "bus: unreadable event"),
             }
-        }
+        });
         self.stats.read.fetch_add(read, Ordering::Relaxed);
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
         read
     }
+}
+
+/// Calls `each` with the field list (`[name, value, ...]`) of every entry of an `XREADGROUP`
+/// reply: `[[stream, [[id, fields], ...]], ...]` (a map of streams in RESP3).
+fn for_each_entry(reply: &redis::Value, mut each: impl FnMut(&[redis::Value])) {
+    use redis::Value;
+    let mut entries_of = |entries: &Value| {
+        let Value::Array(entries) = entries else {
+            return;
+        };
+        for entry in entries {
+            if let Value::Array(parts) = entry {
+                if let Some(Value::Array(fields)) = parts.get(1) {
+                    each(fields);
+                }
+            }
+        }
+    };
+    match reply {
+        Value::Array(streams) => {
+            for stream in streams {
+                if let Value::Array(parts) = stream {
+                    if let Some(entries) = parts.get(1) {
+                        entries_of(entries);
+                    }
+                }
+            }
+        }
+        Value::Map(streams) => {
+            for (_, entries) in streams {
+                entries_of(entries);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value of field `name` in an entry's field list.
+fn field<'a>(fields: &'a [redis::Value], name: &str) -> Option<&'a [u8]> {
+    fields.chunks_exact(2).find_map(|pair| match pair {
+        [redis::Value::BulkString(key), redis::Value::BulkString(value)]
+            if key.as_slice() == name.as_bytes() =>
+        {
+            Some(value.as_slice())
+        }
+        _ => None,
+    })
 }
 
 /// A thread of its own with a single-threaded runtime for the bus's tasks; it stops when the
@@ -717,15 +780,18 @@ fn thread_cpu_nanos() -> Option<u64> {
         .ok()
 }
 
-/// Everything queued for `server` since the last round goes out in one pipeline.
+/// Everything queued for `server` since the last round goes out in one pipeline (rounds paced
+/// by [`Pacer`]).
 async fn write_loop(
     server: Arc<Server>,
     node: String,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     stats: Arc<BusStats>,
+    linger: Duration,
 ) {
     let mut writer = None;
     let mut batch = Vec::new();
+    let mut pacer = Pacer::new(linger);
     while let Some(first) = queue.recv().await {
         batch.push(first);
         while batch.len() < 4096 {
@@ -776,12 +842,20 @@ async fn write_loop(
                 writer = None;
             }
         }
+        let sent = batch.len() as u64;
         batch.clear();
+        if let Some(wait) = pacer.after_round(sent, Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
 /// Reads the streams `server` holds that this node follows, until the bus is dropped.
 async fn read_loop(bus: Weak<RedisBus>, server: usize) {
+    let mut pacer = match bus.upgrade() {
+        Some(bus) => Pacer::new(bus.linger),
+        None => return,
+    };
     let mut reader = None;
     let mut streams: Vec<Arc<str>> = Vec::new();
     let mut generation = u64::MAX;
@@ -840,18 +914,16 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
         for _ in &streams {
             read.arg(">");
         }
-        let result: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
-            read.query_async(connection).await;
+        let result: redis::RedisResult<redis::Value> = read.query_async(connection).await;
         match result {
-            Ok(Some(reply)) => {
-                // A read that found little: let entries gather a moment, so a busy node makes
-                // fewer, fuller reads (each names every followed stream).
-                if bus.deliver_remote(reply) < GATHER_BELOW {
+            Ok(redis::Value::Nil) => {}
+            Ok(reply) => {
+                let entries = bus.deliver_remote(&reply);
+                if let Some(wait) = pacer.after_round(entries, Instant::now()) {
                     drop(bus);
-                    tokio::time::sleep(GATHER).await;
+                    tokio::time::sleep(wait).await;
                 }
             }
-            Ok(None) => {}
             Err(error) if error.code() == Some("NOGROUP") => {
                 tracing::warn!("bus: redis lost this node's consumer groups; joining again");
                 bus.regroup(server, connection).await;
@@ -863,6 +935,54 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+}
+
+/// Spaces a reader's reads, or a writer's pipelines, by the traffic it sees. Each round has a
+/// fixed cost (system calls on both ends, a reply to parse, every followed stream named), so a
+/// node whose rounds carry an event or two pays it per message; and rounds that go as soon as
+/// anything is there come at a rate set by the clock, not by the node's traffic. After a round
+/// of fewer than [`ROUND_TARGET`] events the loop waits as long as the recent rate says the
+/// rest take to arrive, at most `linger`. The wait comes after a round, never before one: the
+/// first event after a quiet spell goes at once.
+struct Pacer {
+    linger: Duration,
+    /// Entries a second, a moving average over reads.
+    rate: f64,
+    last: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(linger: Duration) -> Self {
+        Pacer {
+            linger,
+            rate: 0.0,
+            last: None,
+        }
+    }
+
+    /// How long to wait before the next read, after one that found `entries` at `now`.
+    fn after_round(&mut self, entries: u64, now: Instant) -> Option<Duration> {
+        if let Some(last) = self.last.replace(now) {
+            let seconds = now.saturating_duration_since(last).as_secs_f64().max(1e-4);
+            let sample = entries as f64 / seconds;
+            self.rate = if self.rate == 0.0 {
+                sample
+            } else {
+                0.75 * self.rate + 0.25 * sample
+            };
+        }
+        if entries >= ROUND_TARGET || self.linger.is_zero() {
+            return None;
+        }
+        let wanted = (ROUND_TARGET - entries) as f64 / self.rate;
+        let wait = if wanted < self.linger.as_secs_f64() {
+            Duration::from_secs_f64(wanted)
+        } else {
+            self.linger
+        };
+        // Shorter than the timer's tick: read again at once.
+        (wait >= Duration::from_micros(500)).then_some(wait)
     }
 }
 
@@ -953,24 +1073,116 @@ mod tests {
     use crate::bus::CLUSTER_TOPIC;
 
     #[tokio::test]
-    async fn a_shard_count_out_of_range_is_refused_before_connecting() {
-        for shards in [0, MAX_SHARDS + 1] {
-            let settings = BusSettings {
-                shards,
-                shard_urls: Vec::new(),
-            };
+    async fn settings_out_of_range_are_refused_before_connecting() {
+        let shards = |shards| BusSettings {
+            shards,
+            ..BusSettings::default()
+        };
+        let linger = |linger_ms| BusSettings {
+            linger_ms,
+            ..BusSettings::default()
+        };
+        for (settings, named) in [
+            (shards(0), "[bus] shards"),
+            (shards(MAX_SHARDS + 1), "[bus] shards"),
+            (linger(MAX_LINGER_MS + 1), "[bus] linger_ms"),
+        ] {
             // Nothing listens on port 1: the settings are refused before any connection.
             let refused = RedisBus::connect("redis://127.0.0.1:1", &settings, 4)
                 .await
                 .err()
                 .map(|error| error.to_string());
             assert!(
-                refused
-                    .as_deref()
-                    .is_some_and(|text| text.contains("[bus] shards")),
+                refused.as_deref().is_some_and(|text| text.contains(named)),
                 "{refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn entries_are_read_in_place_from_both_reply_shapes() {
+        use redis::Value;
+        let text = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let entry = |id: &str, node: &str, topic: &str| {
+            Value::Array(vec![
+                text(id),
+                Value::Array(vec![
+                    text("node"),
+                    text(node),
+                    text("topic"),
+                    text(topic),
+                    text("event"),
+                    text("{}"),
+                ]),
+            ])
+        };
+        let entries = Value::Array(vec![
+            entry("1-0", "n1", "conv:a"),
+            entry("2-0", "n2", "conv:b"),
+        ]);
+        let resp2 = Value::Array(vec![
+            Value::Array(vec![text("switchboard:bus:shard:1"), entries.clone()]),
+            Value::Array(vec![
+                text("switchboard:bus:control"),
+                Value::Array(vec![entry("3-0", "n1", "kick")]),
+            ]),
+        ]);
+        let resp3 = Value::Map(vec![(text("switchboard:bus:shard:1"), entries)]);
+        let seen = |reply: &Value| {
+            let mut seen = Vec::new();
+            for_each_entry(reply, |fields| {
+                let node = field(fields, "node").map(|n| String::from_utf8_lossy(n).into_owned());
+                let topic = field(fields, "topic").map(|t| String::from_utf8_lossy(t).into_owned());
+                seen.push((node, topic, field(fields, "missing").is_none()));
+            });
+            seen
+        };
+        let some = |text: &str| Some(text.to_owned());
+        assert_eq!(
+            seen(&resp2),
+            vec![
+                (some("n1"), some("conv:a"), true),
+                (some("n2"), some("conv:b"), true),
+                (some("n1"), some("kick"), true),
+            ]
+        );
+        assert_eq!(seen(&resp3).len(), 2);
+        // Anything else (a timeout's nil, a malformed entry) yields nothing, and no panic.
+        assert!(seen(&Value::Nil).is_empty());
+        assert!(seen(&Value::Array(vec![
+            Value::Array(vec![text("s")]),
+            Value::Int(3)
+        ]))
+        .is_empty());
+        let odd = [text("node"), text("n1"), text("topic")];
+        assert_eq!(field(&odd, "topic"), None);
+    }
+
+    #[test]
+    fn a_reader_lingers_by_its_traffic_and_never_past_the_setting() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let linger = Duration::from_millis(5);
+        // A full read: read again at once.
+        let mut pacer = Pacer::new(linger);
+        assert_eq!(pacer.after_round(ROUND_TARGET, at(0)), None);
+        // Busy: 4 entries a millisecond, so the 12 missing take 3 ms.
+        let wait = pacer.after_round(4, at(1)).expect("a wait");
+        assert!(wait.abs_diff(Duration::from_millis(3)) < Duration::from_micros(1));
+        // Quiet: one entry after a long wait lingers the most, not longer.
+        let mut quiet = Pacer::new(linger);
+        quiet.after_round(1, at(0));
+        assert_eq!(quiet.after_round(1, at(2_000)), Some(linger));
+        // The first read knows no rate yet: it lingers the most.
+        assert_eq!(Pacer::new(linger).after_round(1, at(0)), Some(linger));
+        // Very busy, a little short of the target: shorter than a timer tick, no wait.
+        let mut busy = Pacer::new(linger);
+        busy.after_round(ROUND_TARGET - 1, at(0));
+        assert_eq!(busy.after_round(ROUND_TARGET - 1, at(1)), None);
+        // `linger_ms = 0`: never waits.
+        let mut off = Pacer::new(Duration::ZERO);
+        off.after_round(1, at(0));
+        assert_eq!(off.after_round(1, at(1)), None);
     }
 
     #[test]

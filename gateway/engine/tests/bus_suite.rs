@@ -197,6 +197,7 @@ async fn redis_shards_live_on_the_shard_servers() {
     let settings = BusSettings {
         shards: 4,
         shard_urls: vec![format!("{}/3", redis_url().trim_end_matches('/'))],
+        ..BusSettings::default()
     };
     let a = RedisBus::connect(&redis_url(), &settings, 64)
         .await

@@ -36,9 +36,15 @@ pub struct BenchArgs {
     /// The cluster bench's bus layouts compared (`[bus] shards`; 1 = one stream for everything).
     #[arg(long, default_value = "1,256")]
     shards: String,
+    /// The cluster bench's reader lingers compared (`[bus] linger_ms`).
+    #[arg(long, default_value = "5")]
+    linger: String,
     /// The cluster bench's open-loop load: messages per second over all pairs.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
+    /// The cluster bench's `--rate` is per node: the load grows with the node count.
+    #[arg(long)]
+    per_node: bool,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -52,7 +58,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         nodes,
         redis_url,
         shards,
+        linger,
         rate,
+        per_node,
     } = args;
     // Quiet unless asked (RUST_LOG): the report is the output. Logs go out as the server's do
     // (`serve`): through the writer thread, in colour only on a terminal.
@@ -72,10 +80,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(nodes) = nodes {
         let report = cluster::run(cluster::ClusterOptions {
-            nodes: cluster::parse_list(&nodes)?,
-            shards: cluster::parse_list(&shards)?,
+            nodes: cluster::parse_list(&nodes, 1)?,
+            shards: cluster::parse_list(&shards, 1)?,
+            lingers: cluster::parse_list(&linger, 0)?,
             pairs: pairs.max(1),
             rate,
+            per_node,
             inflight: inflight.max(1),
             seconds: seconds.max(1),
             database_url: database_url.unwrap_or_default(),

@@ -29,9 +29,14 @@ pub struct ClusterOptions {
     pub nodes: Vec<usize>,
     /// Bus layouts compared (`[bus] shards`).
     pub shards: Vec<usize>,
+    /// Reader lingers compared (`[bus] linger_ms`).
+    pub lingers: Vec<usize>,
     pub pairs: usize,
     /// Messages per second offered in the open-loop phase, over all pairs.
     pub rate: u64,
+    /// `rate` is per node: the load grows with the cluster (as when nodes are added for more
+    /// traffic) instead of being spread over it.
+    pub per_node: bool,
     pub inflight: usize,
     pub seconds: u64,
     pub database_url: String,
@@ -69,20 +74,26 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<String> {
     );
     let (signing, encryption) = (SecretKey::generate(), SecretKey::generate());
     let mut report = vec![format!(
-        "switchboard cluster bench: {} pairs, open loop {} msgs/s offered, closed loop {} in flight per customer, {} s each; nodes {:?}, bus shards {:?}; {} cores shared by every node, Redis, PostgreSQL and the load generator",
+        "switchboard cluster bench: {} pairs, open loop {} msgs/s offered{}, closed loop {} in flight per customer, {} s each; nodes {:?}, bus shards {:?}, reader linger {:?} ms; {} cores shared by every node, Redis, PostgreSQL and the load generator",
         options.pairs,
         options.rate,
+        if options.per_node { " per node" } else { " over all nodes" },
         options.inflight,
         options.seconds,
         options.nodes,
         options.shards,
+        options.lingers,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )];
-    for &shards in &options.shards {
+    let layouts = options
+        .shards
+        .iter()
+        .flat_map(|&shards| options.lingers.iter().map(move |&linger| (shards, linger)));
+    for (shards, linger) in layouts {
         let mut one_node: Option<(f64, f64)> = None;
         for &count in &options.nodes {
             let dir = std::env::temp_dir().join(format!(
-                "switchboard-cluster-bench-{}-{shards}-{count}",
+                "switchboard-cluster-bench-{}-{shards}-{linger}-{count}",
                 std::process::id()
             ));
             let mut nodes = Vec::new();
@@ -93,14 +104,20 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<String> {
                 )?;
                 settings.redis_url = Some(options.redis_url.clone());
                 settings.bus.shards = shards;
+                settings.bus.linger_ms = linger as u64;
                 settings.secrets.signing_key = Some(signing.clone());
                 settings.secrets.encryption_key = Some(encryption.clone());
                 nodes.push(gateway::Server::start(settings).await?);
             }
-            let tenant = format!("benchc{}s{shards}n{count}", std::process::id());
+            let tenant = format!("benchc{}s{shards}l{linger}n{count}", std::process::id());
             create_tenant(&nodes[0].state.store, &tenant).await?;
             let pairs = pair_up(&nodes, &tenant, options.pairs).await?;
-            let (open, per_node) = open_loop(&nodes, pairs, &options).await?;
+            let rate = if options.per_node {
+                options.rate * count.max(1) as u64
+            } else {
+                options.rate
+            };
+            let (open, per_node) = open_loop(&nodes, pairs, rate, &options).await?;
             let pairs = pair_up(&nodes, &tenant, options.pairs).await?;
             let closed = closed_loop(pairs, &options).await?;
             for node in nodes {
@@ -110,7 +127,7 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<String> {
             let mean_cpu = per_node.iter().map(|n| n.cpu_us).sum::<f64>() / per_node.len() as f64;
             let baseline = *one_node.get_or_insert((mean_cpu, closed));
             report.push(format!(
-                "shards {shards:>4}, {count} node(s): delivered {:.0} msgs/s, p50 {:.2} ms, p99 {:.2} ms; bus CPU per delivered message {} (mean {:.1} µs, {:.2}x one node); stream entries read per delivered message {}; reads/s {}; shards followed {}; closed loop {:.0} msgs/s ({:.2}x one node)",
+                "shards {shards:>4}, linger {linger:>2} ms, {count} node(s): delivered {:.0} msgs/s, p50 {:.2} ms, p99 {:.2} ms; bus CPU per delivered message {} (mean {:.1} µs, {:.2}x one node); stream entries read per delivered message {}; reads/s {}; shards followed {}; closed loop {:.0} msgs/s ({:.2}x one node)",
                 open.per_second,
                 open.p50_ms,
                 open.p99_ms,
@@ -173,13 +190,14 @@ fn agent_task(
 async fn open_loop(
     nodes: &[gateway::Server],
     pairs: Vec<Pair>,
+    rate: u64,
     options: &ClusterOptions,
 ) -> anyhow::Result<(OpenLoop, Vec<NodeFigures>)> {
     let started = Instant::now();
     let measuring = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(Samples::default());
     let delivered: Vec<Arc<AtomicU64>> = nodes.iter().map(|_| Arc::default()).collect();
-    let every = Duration::from_secs_f64(pairs.len() as f64 / options.rate.max(1) as f64);
+    let every = Duration::from_secs_f64(pairs.len() as f64 / rate.max(1) as f64);
     let mut tasks = Vec::new();
     for (index, pair) in pairs.into_iter().enumerate() {
         tasks.push(agent_task(
@@ -300,15 +318,15 @@ fn each(nodes: &[NodeFigures], figure: impl Fn(&NodeFigures) -> String) -> Strin
     nodes.iter().map(figure).collect::<Vec<_>>().join(" / ")
 }
 
-/// `--nodes 1,2,4`: a list of counts.
-pub fn parse_list(text: &str) -> anyhow::Result<Vec<usize>> {
+/// `--nodes 1,2,4`: a list of numbers, each at least `min`.
+pub fn parse_list(text: &str, min: usize) -> anyhow::Result<Vec<usize>> {
     text.split(',')
         .map(|part| {
             part.trim()
                 .parse::<usize>()
                 .ok()
-                .filter(|n| *n > 0)
-                .with_context(|| format!("{part:?} is not a positive number"))
+                .filter(|n| *n >= min)
+                .with_context(|| format!("{part:?} is not a number of at least {min}"))
         })
         .collect()
 }
