@@ -223,7 +223,7 @@ fn main() {
                     if scan.action == Action::Mask {
                         std::hint::black_box(scan.masked().into_owned());
                     }
-                    scan.matches.len()
+                    scan.matches().len()
                 })
                 .sum::<usize>()
         });
@@ -272,7 +272,7 @@ fn main() {
     // 2. Messages that match nothing, through the chat path's `scan` (nothing allocated).
     let clean: Vec<&String> = messages
         .iter()
-        .filter(|message| engine.scan(message).matches.is_empty())
+        .filter(|message| engine.scan(message).matches().is_empty())
         .collect();
     let clean_bytes: usize = clean.iter().map(|message| message.len()).sum();
     const CLEAN_ROUNDS: usize = 4;
@@ -280,7 +280,7 @@ fn main() {
         let (matches, wall, cpu) = timed(|| {
             (0..CLEAN_ROUNDS)
                 .flat_map(|_| clean.iter())
-                .map(|message| engine.scan(message).matches.len())
+                .map(|message| engine.scan(message).matches().len())
                 .sum::<usize>()
         });
         assert_eq!(matches, 0);

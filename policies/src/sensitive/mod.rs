@@ -20,7 +20,7 @@
 //! assert_eq!((verdict.matches[0].start, verdict.matches[0].end), (3, 6));
 //!
 //! let scan = words.scan("你这个笨 蛋");
-//! assert_eq!((scan.action, scan.matches[0].word, scan.matches[0].list), (Action::Mask, "笨蛋", "rude"));
+//! assert_eq!((scan.action, scan.matches()[0].word, scan.matches()[0].list), (Action::Mask, "笨蛋", "rude"));
 //! assert_eq!(scan.masked(), "你这个***");
 //! assert_eq!(scan.to_verdict(), verdict);
 //! ```
@@ -436,7 +436,7 @@ impl SensitiveWords {
     pub fn scan<'w, 't>(&'w self, text: &'t str) -> Scan<'w, 't> {
         let mut scan = Scan {
             action: Action::Allow,
-            matches: Vec::new(),
+            matches: MatchList::default(),
             matches_dropped: 0,
             text,
             masked_ranges: Ranges::default(),
@@ -445,7 +445,7 @@ impl SensitiveWords {
             return scan;
         };
         let mut action = Action::Allow;
-        let mut matches: Vec<MatchRef<'w>> = Vec::new();
+        let matches = &mut scan.matches;
         let mut matches_dropped = 0;
         // Byte ranges of the original text to mask.
         let masked_ranges = &mut scan.masked_ranges;
@@ -477,6 +477,7 @@ impl SensitiveWords {
         // Hits come ordered by end; the verdict lists them by start, then end, then list name
         // (a stable sort, so the owners of one pattern keep their list order). Matches that do
         // not overlap are already in that order.
+        let matches = scan.matches.as_mut_slice();
         let in_order = matches
             .windows(2)
             .all(|pair| (pair[0].start, pair[0].end) < (pair[1].start, pair[1].end));
@@ -490,7 +491,6 @@ impl SensitiveWords {
         }
         scan.masked_ranges.normalize();
         scan.action = action;
-        scan.matches = matches;
         scan.matches_dropped = matches_dropped;
         scan
     }
@@ -527,8 +527,8 @@ impl MatchRef<'_> {
 pub struct Scan<'w, 't> {
     /// The strongest action across the matches, `allow` when nothing matched.
     pub action: Action,
-    /// As [`Verdict::matches`]: ordered by start then end, the first [`MAX_MATCHES_KEPT`].
-    pub matches: Vec<MatchRef<'w>>,
+    /// As [`Verdict::matches`] (see [`matches`](Self::matches)).
+    matches: MatchList<'w>,
     /// Occurrences found beyond those kept in `matches`.
     pub matches_dropped: usize,
     text: &'t str,
@@ -536,7 +536,13 @@ pub struct Scan<'w, 't> {
     masked_ranges: Ranges,
 }
 
-impl<'t> Scan<'_, 't> {
+impl<'w, 't> Scan<'w, 't> {
+    /// As [`Verdict::matches`]: the occurrences, overlapping ones included, ordered by start
+    /// then end (then list name): the first [`MAX_MATCHES_KEPT`] found.
+    pub fn matches(&self) -> &[MatchRef<'w>] {
+        self.matches.as_slice()
+    }
+
     /// The checked text.
     pub fn text(&self) -> &'t str {
         self.text
@@ -553,9 +559,70 @@ impl<'t> Scan<'_, 't> {
     pub fn to_verdict(&self) -> Verdict {
         Verdict {
             action: self.action,
-            matches: self.matches.iter().map(MatchRef::to_word_match).collect(),
+            matches: self.matches().iter().map(MatchRef::to_word_match).collect(),
             matches_dropped: self.matches_dropped,
             masked: self.masked().into_owned(),
+        }
+    }
+}
+
+/// A scan's matches: the first few inline (a chat message rarely has more), so most scans do
+/// not allocate.
+#[derive(Debug, Clone)]
+struct MatchList<'w> {
+    inline: [MatchRef<'w>; 4],
+    len: usize,
+    spilled: Vec<MatchRef<'w>>,
+}
+
+impl Default for MatchList<'_> {
+    fn default() -> Self {
+        let none = MatchRef {
+            word: "",
+            start: 0,
+            end: 0,
+            list: "",
+        };
+        Self {
+            inline: [none; 4],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+}
+
+impl<'w> MatchList<'w> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn push(&mut self, found: MatchRef<'w>) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = found;
+        } else {
+            if self.len == self.inline.len() {
+                self.spilled.reserve(16);
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push(found);
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[MatchRef<'w>] {
+        if self.len <= self.inline.len() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [MatchRef<'w>] {
+        if self.len <= self.inline.len() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spilled
         }
     }
 }

@@ -1002,7 +1002,7 @@ fn screened(
     // Each list and word once, however often it matched.
     let lists = || {
         verdict
-            .matches
+            .matches()
             .iter()
             .map(|m| m.list)
             .collect::<std::collections::BTreeSet<_>>()
@@ -1019,7 +1019,7 @@ fn screened(
         )),
         Action::Flag | Action::Handoff => {
             let words: std::collections::BTreeSet<&str> =
-                verdict.matches.iter().map(|m| m.word).collect();
+                verdict.matches().iter().map(|m| m.word).collect();
             Ok((
                 text.to_owned(),
                 Some(serde_json::json!({ "sensitive": {
