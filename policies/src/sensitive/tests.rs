@@ -484,6 +484,10 @@ fn scan_agrees_with_the_reference_on_random_lists_and_texts() {
         spilled > 20,
         "some cases should mask many ranges, {spilled}"
     );
+    assert!(
+        many > 200,
+        "some cases should match more than the inline four, {many}"
+    );
 }
 
 /// Ranges to mask that arrive out of order: a long word ending last covers ranges pushed before
