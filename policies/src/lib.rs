@@ -62,7 +62,8 @@
 //! with an action `block|mask|flag|handoff`; tenants start with none) compiled into one
 //! Aho-Corasick automaton per tenant. [`sensitive::SensitiveWords::check`] returns the
 //! [`sensitive::Verdict`] `{action, matches: [{word, start, end, list}], masked}` that the
-//! dry-run endpoint returns as JSON. Text and words are folded the same way before matching
+//! dry-run endpoint returns as JSON; [`sensitive::SensitiveWords::scan`] finds the same with the
+//! words and list names borrowed and the masked text built on demand (the chat path). Text and words are folded the same way before matching
 //! (full-width, case, separators, traditional → simplified), with offsets in characters of the
 //! original text. [`sensitive::WordList::from_plain_text`] parses the one-word-a-line upload.
 //!

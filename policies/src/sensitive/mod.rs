@@ -1,7 +1,10 @@
 //! The sensitive-word engine: per-tenant named word lists, each with an action, compiled into one
 //! Aho-Corasick automaton per tenant over folded text (see [`normalize`]). The automaton works on
 //! characters, folding the text as it reads it (see `matcher.rs`), so checking a message
-//! allocates nothing but the verdict.
+//! allocates nothing but the verdict. [`SensitiveWords::scan`] borrows the words and list names
+//! from the compiled lists instead of copying them, and masks only when asked: a message that
+//! matches nothing allocates nothing at all. [`SensitiveWords::check`] builds the owned,
+//! serializable [`Verdict`] the API returns from it.
 //!
 //! ```
 //! use switchboard_policies::sensitive::{Action, SensitiveWords, WordList};
@@ -15,11 +18,17 @@
 //! assert_eq!(verdict.action, Action::Mask);
 //! assert_eq!(verdict.masked, "你这个***");
 //! assert_eq!((verdict.matches[0].start, verdict.matches[0].end), (3, 6));
+//!
+//! let scan = words.scan("你这个笨 蛋");
+//! assert_eq!((scan.action, scan.matches()[0].word, scan.matches()[0].list), (Action::Mask, "笨蛋", "rude"));
+//! assert_eq!(scan.masked(), "你这个***");
+//! assert_eq!(scan.to_verdict(), verdict);
 //! ```
 
 mod matcher;
 pub mod normalize;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
@@ -414,21 +423,32 @@ impl SensitiveWords {
         count
     }
 
-    /// Finds every listed word in `text` after folding both sides.
+    /// Finds every listed word in `text` after folding both sides: the owned, serializable
+    /// verdict the API returns. [`scan`](Self::scan) finds the same without copying the words
+    /// and list names, and masks only when asked.
     pub fn check(&self, text: &str) -> Verdict {
+        self.scan(text).to_verdict()
+    }
+
+    /// What [`check`](Self::check) finds, borrowing the words and list names from `self`:
+    /// nothing is allocated unless something matches (then the match vector), and the masked
+    /// text is built only by [`Scan::masked`]. The chat path uses this.
+    pub fn scan<'w, 't>(&'w self, text: &'t str) -> Scan<'w, 't> {
+        let mut scan = Scan {
+            action: Action::Allow,
+            matches: MatchList::default(),
+            matches_dropped: 0,
+            text,
+            masked_ranges: Ranges::default(),
+        };
         let Some(matcher) = &self.matcher else {
-            return Verdict {
-                action: Action::Allow,
-                matches: Vec::new(),
-                matches_dropped: 0,
-                masked: text.to_owned(),
-            };
+            return scan;
         };
         let mut action = Action::Allow;
-        let mut matches = Vec::new();
+        let matches = &mut scan.matches;
         let mut matches_dropped = 0;
         // Byte ranges of the original text to mask.
-        let mut masked_ranges = Ranges::default();
+        let masked_ranges = &mut scan.masked_ranges;
         matcher.find(text, |hit| {
             let mut owner = self.owners[hit.pattern];
             if owner.list & MASKS != 0 {
@@ -441,11 +461,11 @@ impl SensitiveWords {
                     matches_dropped += 1;
                 } else {
                     let start = owner.text_start as usize;
-                    matches.push(WordMatch {
-                        word: self.texts[start..start + owner.text_len as usize].to_owned(),
+                    matches.push(MatchRef {
+                        word: &self.texts[start..start + owner.text_len as usize],
                         start: hit.start_char,
                         end: hit.end_char,
-                        list: list.name.clone(),
+                        list: &list.name,
                     });
                 }
                 if owner.next == NO_OWNER {
@@ -457,6 +477,7 @@ impl SensitiveWords {
         // Hits come ordered by end; the verdict lists them by start, then end, then list name
         // (a stable sort, so the owners of one pattern keep their list order). Matches that do
         // not overlap are already in that order.
+        let matches = scan.matches.as_mut_slice();
         let in_order = matches
             .windows(2)
             .all(|pair| (pair[0].start, pair[0].end) < (pair[1].start, pair[1].end));
@@ -465,22 +486,150 @@ impl SensitiveWords {
                 a.start
                     .cmp(&b.start)
                     .then(a.end.cmp(&b.end))
-                    .then_with(|| a.list.cmp(&b.list))
+                    .then_with(|| a.list.cmp(b.list))
             });
         }
-        let masked = mask(text, masked_ranges.as_mut_slice());
+        scan.masked_ranges.normalize();
+        scan.action = action;
+        scan.matches_dropped = matches_dropped;
+        scan
+    }
+}
+
+/// One occurrence of a word, as [`SensitiveWords::scan`] finds it: [`WordMatch`] with the word
+/// and the list name borrowed from the compiled lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchRef<'w> {
+    /// The word as it is written in the list.
+    pub word: &'w str,
+    /// Character offsets (Unicode scalar values) into the original text: `start..end`.
+    pub start: usize,
+    pub end: usize,
+    /// The list the word belongs to.
+    pub list: &'w str,
+}
+
+impl MatchRef<'_> {
+    /// The owned, serializable form.
+    pub fn to_word_match(&self) -> WordMatch {
+        WordMatch {
+            word: self.word.to_owned(),
+            start: self.start,
+            end: self.end,
+            list: self.list.to_owned(),
+        }
+    }
+}
+
+/// The result of [`SensitiveWords::scan`]: a [`Verdict`] that borrows the words and list names
+/// from the compiled lists (`'w`) and the text (`'t`), and masks only on demand.
+#[derive(Debug, Clone)]
+pub struct Scan<'w, 't> {
+    /// The strongest action across the matches, `allow` when nothing matched.
+    pub action: Action,
+    /// As [`Verdict::matches`] (see [`matches`](Self::matches)).
+    matches: MatchList<'w>,
+    /// Occurrences found beyond those kept in `matches`.
+    pub matches_dropped: usize,
+    text: &'t str,
+    /// Sorted, disjoint byte ranges to mask.
+    masked_ranges: Ranges,
+}
+
+impl<'w, 't> Scan<'w, 't> {
+    /// As [`Verdict::matches`]: the occurrences, overlapping ones included, ordered by start
+    /// then end (then list name): the first [`MAX_MATCHES_KEPT`] found.
+    pub fn matches(&self) -> &[MatchRef<'w>] {
+        self.matches.as_slice()
+    }
+
+    /// The checked text.
+    pub fn text(&self) -> &'t str {
+        self.text
+    }
+
+    /// [`Verdict::masked`]: the text with every character matched by a word of a masking or
+    /// blocking list (and separators inside such a match) as `*`; the text itself, borrowed,
+    /// when there is nothing to mask.
+    pub fn masked(&self) -> Cow<'t, str> {
+        mask(self.text, self.masked_ranges.as_slice())
+    }
+
+    /// The owned, serializable verdict ([`SensitiveWords::check`]).
+    pub fn to_verdict(&self) -> Verdict {
         Verdict {
-            action,
-            matches,
-            matches_dropped,
-            masked,
+            action: self.action,
+            matches: self.matches().iter().map(MatchRef::to_word_match).collect(),
+            matches_dropped: self.matches_dropped,
+            masked: self.masked().into_owned(),
+        }
+    }
+}
+
+/// A scan's matches: the first few inline (a chat message rarely has more), so most scans do
+/// not allocate.
+#[derive(Debug, Clone)]
+struct MatchList<'w> {
+    inline: [MatchRef<'w>; 4],
+    len: usize,
+    spilled: Vec<MatchRef<'w>>,
+}
+
+impl Default for MatchList<'_> {
+    fn default() -> Self {
+        let none = MatchRef {
+            word: "",
+            start: 0,
+            end: 0,
+            list: "",
+        };
+        Self {
+            inline: [none; 4],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+}
+
+impl<'w> MatchList<'w> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn push(&mut self, found: MatchRef<'w>) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = found;
+        } else {
+            if self.len == self.inline.len() {
+                self.spilled.reserve(16);
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push(found);
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[MatchRef<'w>] {
+        if self.len <= self.inline.len() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [MatchRef<'w>] {
+        if self.len <= self.inline.len() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spilled
         }
     }
 }
 
 /// Byte ranges to mask: the first few on the stack (a chat message rarely has more), ranges that
 /// overlap the last one merged into it as they come (hits arrive ordered by end).
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Ranges {
     inline: [(usize, usize); 8],
     len: usize,
@@ -511,34 +660,58 @@ impl Ranges {
         self.len += 1;
     }
 
-    fn as_mut_slice(&mut self) -> &mut [(usize, usize)] {
+    fn as_slice(&self) -> &[(usize, usize)] {
         if self.len <= self.inline.len() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    /// Sorts the ranges and merges those that overlap, so they are disjoint and ascending.
+    fn normalize(&mut self) {
+        let ranges: &mut [(usize, usize)] = if self.len <= self.inline.len() {
             &mut self.inline[..self.len]
         } else {
             &mut self.spilled
+        };
+        if ranges.windows(2).all(|pair| pair[0].1 < pair[1].0) {
+            return;
         }
+        ranges.sort_unstable();
+        let mut kept = 0;
+        for index in 1..ranges.len() {
+            let (start, end) = ranges[index];
+            if start <= ranges[kept].1 {
+                ranges[kept].1 = ranges[kept].1.max(end);
+            } else {
+                kept += 1;
+                ranges[kept] = (start, end);
+            }
+        }
+        let len = kept + 1;
+        if self.len > self.inline.len() {
+            self.spilled.truncate(len);
+            if len <= self.inline.len() {
+                self.inline[..len].copy_from_slice(&self.spilled);
+                self.spilled.clear();
+            }
+        }
+        self.len = len;
     }
 }
 
 const STARS: &str = "********************************";
 
-/// Replaces every character inside the byte `ranges` (on character boundaries) with `*`.
-fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
+/// Replaces every character inside the byte `ranges` (sorted, disjoint, on character
+/// boundaries) with `*`.
+fn mask<'t>(text: &'t str, ranges: &[(usize, usize)]) -> Cow<'t, str> {
     if ranges.is_empty() {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
-    ranges.sort_unstable();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    let mut index = 0;
-    while index < ranges.len() {
-        let (start, mut end) = ranges[index];
-        index += 1;
-        while index < ranges.len() && ranges[index].0 <= end {
-            end = end.max(ranges[index].1);
-            index += 1;
-        }
-        let start = start.max(copied);
+    for &(start, end) in ranges {
         out.push_str(&text[copied..start]);
         // The characters in the range: its bytes that do not continue a character (a range is a
         // few characters, too short for `chars().count()`'s wide path).
@@ -554,7 +727,7 @@ fn mask(text: &str, ranges: &mut [(usize, usize)]) -> String {
         copied = end;
     }
     out.push_str(&text[copied..]);
-    out
+    Cow::Owned(out)
 }
 
 /// The word lists of every tenant and their compiled matchers. Tenants start with no lists.

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use super::*;
 
 fn words(lists: &[(&str, Action, &[&str])]) -> SensitiveWords {
@@ -422,4 +424,119 @@ fn nested_words_ending_together_match_the_reference() {
         }
     }
     assert!(found > 500, "the cases should match often, found {found}");
+}
+
+/// The borrowed scan's fields, compared with an owned verdict.
+fn assert_scan_is(scan: &Scan<'_, '_>, verdict: &Verdict, context: &str) {
+    assert_eq!(scan.action, verdict.action, "{context}");
+    let matches: Vec<WordMatch> = scan.matches().iter().map(MatchRef::to_word_match).collect();
+    assert_eq!(matches, verdict.matches, "{context}");
+    assert_eq!(scan.matches_dropped, verdict.matches_dropped, "{context}");
+    let masked = scan.masked();
+    assert_eq!(masked, verdict.masked, "{context}");
+    // The text itself, not a copy, when nothing is masked.
+    if masked == scan.text() {
+        assert!(matches!(masked, Cow::Borrowed(_)), "{context}");
+    }
+    assert_eq!(&scan.to_verdict(), verdict, "{context}");
+}
+
+#[test]
+fn scan_agrees_with_the_reference_on_random_lists_and_texts() {
+    const WORD_PIECES: &[&str] = &["刷", "单", "發", "票", "a", "B", "ｃ", "1", "é", "𠀀"];
+    const TEXT_PIECES: &[&str] = &[
+        "刷", "单", "發", "发", "票", "a", "A", "b", "ｂ", "C", "１", "é", "É", "𠀀", " ", "，",
+        "\u{200B}", "😀", "的", "z",
+    ];
+    const ACTIONS: &[Action] = &[Action::Flag, Action::Mask, Action::Handoff, Action::Block];
+    let mut rng = Rng(0x5CA7_0B0E);
+    let (mut found, mut masked, mut spilled, mut many) = (0, 0, 0, 0);
+    for case in 0..300 {
+        let lists: Vec<WordList> = (0..1 + rng.below(3))
+            .map(|index| {
+                let words: Vec<String> = (0..1 + rng.below(10))
+                    .map(|_| {
+                        (0..1 + rng.below(4))
+                            .map(|_| rng.pick(WORD_PIECES))
+                            .collect()
+                    })
+                    .collect();
+                let action = ACTIONS[rng.below(ACTIONS.len())];
+                WordList::new(format!("list-{}", rng.below(3) + index), action, words).unwrap()
+            })
+            .collect();
+        let engine = SensitiveWords::build(&lists).unwrap();
+        for _ in 0..20 {
+            let text: String = (0..rng.below(80)).map(|_| rng.pick(TEXT_PIECES)).collect();
+            let scan = engine.scan(&text);
+            found += scan.matches().len();
+            masked += usize::from(matches!(scan.masked(), Cow::Owned(_)));
+            spilled += usize::from(scan.masked_ranges.len > 8);
+            many += usize::from(scan.matches().len() > 4);
+            let context = format!("case {case}, text {text:?}, lists {lists:?}");
+            assert_scan_is(&scan, &reference_check(&lists, &text), &context);
+            assert_eq!(scan.to_verdict(), engine.check(&text), "{context}");
+        }
+    }
+    assert!(found > 5_000, "the cases should match often, found {found}");
+    assert!(masked > 500, "the cases should mask often, masked {masked}");
+    assert!(
+        spilled > 20,
+        "some cases should mask many ranges, {spilled}"
+    );
+    assert!(
+        many > 200,
+        "some cases should match more than the inline four, {many}"
+    );
+}
+
+/// Ranges to mask that arrive out of order: a long word ending last covers ranges pushed before
+/// it; more than the inline buffer holds, next to a flagging list that masks nothing.
+#[test]
+fn scan_masks_nested_and_many_ranges_like_check() {
+    let lists = [
+        WordList::new(
+            "rude",
+            Action::Mask,
+            ["ab", "de", "abcdef"].map(str::to_owned),
+        )
+        .unwrap(),
+        WordList::new("watch", Action::Flag, ["cd", "x"].map(str::to_owned)).unwrap(),
+    ];
+    let engine = SensitiveWords::build(&lists).unwrap();
+    for text in [
+        "abcdef",
+        "a b c d e f",
+        "ab de abcdef",
+        &"abcdef x ".repeat(12),
+        &"ab-de x ".repeat(10),
+        "x cd x",
+        "",
+    ] {
+        let scan = engine.scan(text);
+        assert_scan_is(&scan, &reference_check(&lists, text), text);
+    }
+    assert_eq!(engine.scan("ab de abcdef").masked(), "** ** ******");
+    assert_eq!(engine.scan("x cd x").action, Action::Flag);
+    assert!(matches!(engine.scan("x cd x").masked(), Cow::Borrowed(_)));
+    assert!(SensitiveWords::empty().scan("刷单").matches().is_empty());
+}
+
+#[test]
+fn scan_keeps_the_same_bounded_matches_as_check() {
+    let words: Vec<String> = (1..=MAX_WORD_CHARS).map(|n| "a".repeat(n)).collect();
+    let lists = [
+        WordList::new("hostile", Action::Mask, words.clone()).expect("list"),
+        WordList::new("also", Action::Flag, words).expect("list"),
+    ];
+    let engine = SensitiveWords::build(&lists).expect("build");
+    let text = format!("{}b{}", "a".repeat(4 * 1024), "a".repeat(300));
+    let scan = engine.scan(&text);
+    assert_eq!(scan.matches().len(), MAX_MATCHES_KEPT);
+    assert!(scan.matches_dropped > 100_000, "{}", scan.matches_dropped);
+    assert_scan_is(&scan, &engine.check(&text), "hostile");
+    assert_eq!(
+        scan.masked(),
+        format!("{}b{}", "*".repeat(4 * 1024), "*".repeat(300))
+    );
 }

@@ -43,7 +43,7 @@ use store::{
     Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord,
     NewMessage, PendingAppend, Store, StoreError,
 };
-use switchboard_policies::sensitive::{Action, Verdict};
+use switchboard_policies::sensitive::{Action, Scan};
 
 /// Why and where a conversation goes to a person.
 #[derive(Debug, Clone)]
@@ -414,9 +414,12 @@ impl Chat {
             // Redis unreachable: the node's own limits still hold; do not refuse chats.
             Err(error) => tracing::warn!(error = %error, "cluster rate limit unavailable"),
         }
-        let verdict = self.policies.check(&customer.tenant_id, text).await;
-        let (text, mut meta) = screened(&verdict, text)?;
-        let mut handoff = verdict.action == Action::Handoff;
+        let (text, mut meta, mut handoff) = {
+            let words = self.policies.words(&customer.tenant_id).await;
+            let verdict = words.scan(text);
+            let (text, meta) = screened(&verdict, text)?;
+            (text, meta, verdict.action == Action::Handoff)
+        };
         if !attachments.is_empty() {
             let uploader = crate::files::Uploader::customer(customer);
             let records = self.files.for_message(&uploader, attachments).await?;
@@ -545,10 +548,13 @@ impl Chat {
         self.limits
             .agent_message(&agent.tenant_id, &agent.id, settings.limits)?;
         // Agents' messages are blocked or masked; flag and handoff lists are about customers.
-        let verdict = self.policies.check(&agent.tenant_id, text).await;
-        let (text, mut meta) = match verdict.action {
-            Action::Block | Action::Mask => screened(&verdict, text)?,
-            _ => (text.to_owned(), None),
+        let (text, mut meta) = {
+            let words = self.policies.words(&agent.tenant_id).await;
+            let verdict = words.scan(text);
+            match verdict.action {
+                Action::Block | Action::Mask => screened(&verdict, text)?,
+                _ => (text.to_owned(), None),
+            }
         };
         if !attachments.is_empty() {
             let uploader = crate::files::Uploader::agent(agent);
@@ -961,8 +967,9 @@ impl Chat {
         meta: &mut Option<serde_json::Value>,
     ) -> ServiceResult<bool> {
         let mut handoff = false;
+        let words = self.policies.words(tenant).await;
         for record in &mut records {
-            let verdict = self.policies.check(tenant, &record.name).await;
+            let verdict = words.scan(&record.name);
             match verdict.action {
                 Action::Block => {
                     return Err(ServiceError::invalid(
@@ -970,7 +977,7 @@ impl Chat {
                         "a file name contains words that are not allowed here",
                     ))
                 }
-                Action::Mask => record.name = verdict.masked.clone(),
+                Action::Mask => record.name = verdict.masked().into_owned(),
                 Action::Handoff => handoff = true,
                 Action::Allow | Action::Flag => {}
             }
@@ -988,13 +995,16 @@ impl Chat {
 }
 
 /// The text to store and its meta after the sensitive-word verdict; a block is an error.
-fn screened(verdict: &Verdict, text: &str) -> ServiceResult<(String, Option<serde_json::Value>)> {
+fn screened(
+    verdict: &Scan<'_, '_>,
+    text: &str,
+) -> ServiceResult<(String, Option<serde_json::Value>)> {
     // Each list and word once, however often it matched.
     let lists = || {
         verdict
-            .matches
+            .matches()
             .iter()
-            .map(|m| m.list.as_str())
+            .map(|m| m.list)
             .collect::<std::collections::BTreeSet<_>>()
     };
     match verdict.action {
@@ -1004,12 +1014,12 @@ fn screened(verdict: &Verdict, text: &str) -> ServiceResult<(String, Option<serd
             "this message contains words that are not allowed here",
         )),
         Action::Mask => Ok((
-            verdict.masked.clone(),
+            verdict.masked().into_owned(),
             Some(serde_json::json!({ "sensitive": { "action": "mask", "lists": lists() } })),
         )),
         Action::Flag | Action::Handoff => {
             let words: std::collections::BTreeSet<&str> =
-                verdict.matches.iter().map(|m| m.word.as_str()).collect();
+                verdict.matches().iter().map(|m| m.word).collect();
             Ok((
                 text.to_owned(),
                 Some(serde_json::json!({ "sensitive": {
