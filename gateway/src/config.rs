@@ -32,7 +32,7 @@ pub struct Settings {
     /// `redis://...`: cluster mode. Events cross nodes through a Redis stream; every node of
     /// a cluster needs the same PostgreSQL database, Redis and secrets.
     pub redis_url: Option<String>,
-    /// `[bus] shards, shard_urls`: how cluster events are spread over Redis streams (see
+    /// `[bus] shards, shard_urls, linger_ms`: how cluster events are spread over Redis streams (see
     /// `engine::redis_bus::BusSettings`; the same on every node).
     pub bus: engine::redis_bus::BusSettings,
     /// How long an agent may be disconnected before their chats go back to the queue.
@@ -321,6 +321,7 @@ mod tests {
             ("SWITCHBOARD__ADDR".to_owned(), "0.0.0.0:9000".to_owned()),
             ("SWITCHBOARD__AGENT_GRACE_MS".to_owned(), "500".to_owned()),
             ("SWITCHBOARD__BUS__SHARDS".to_owned(), "8".to_owned()),
+            ("SWITCHBOARD__BUS__LINGER_MS".to_owned(), "2".to_owned()),
             ("SWITCHBOARD__SECRETS__SIGNING_KEY".to_owned(), key),
             ("OTHER".to_owned(), "ignored".to_owned()),
         ]);
@@ -328,6 +329,7 @@ mod tests {
         assert_eq!(settings.addr.port(), 9000);
         assert_eq!(settings.agent_grace_ms, 500);
         assert_eq!(settings.bus.shards, 8);
+        assert_eq!(settings.bus.linger_ms, 2);
         assert!(settings.bus.shard_urls.is_empty());
         assert!(settings.secrets.signing_key.is_some());
         assert!(!format!("{settings:?}").contains(&env["SWITCHBOARD__SECRETS__SIGNING_KEY"]));

@@ -17,6 +17,9 @@
 //! of its own (reading with `NOACK`: nothing is left pending); streams are trimmed; a node that falls behind or
 //! misses an event catches up from the store, as every lagging subscriber does.
 //!
+//! Reads and writes are paced by traffic ([`BusSettings::linger_ms`], see `Pacer`), and replies
+//! are read in place.
+//!
 //! The readers and writers run on a thread of their own (`switchboard-bus`), whose CPU time
 //! is [`BusStats::cpu_seconds`]: what the bus costs a node, measured apart from the rest.
 
