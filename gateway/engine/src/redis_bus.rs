@@ -47,10 +47,11 @@ pub struct BusSettings {
     /// `redis://...` servers for the shards (shard `n` on `shard_urls[n % len]`); empty: the
     /// node's `redis_url`.
     pub shard_urls: Vec<String>,
-    /// The longest a reader lets entries gather after a read that found few (0 to 50 ms): it
-    /// waits about as long as its recent traffic says the rest of a full read takes, so a
-    /// node's reads follow its traffic, not the clock. A quiet node's first event is read at
-    /// once; under steady traffic events cross nodes up to this much later.
+    /// The longest a node lets events gather before its next Redis read or write, after one
+    /// that carried few (0 to 50 ms; 0: no pacing): it waits about as long as its recent
+    /// traffic says the rest of a full round takes, so its rounds follow its traffic, not the
+    /// clock. The first event after a quiet spell goes at once; under steady traffic an event
+    /// crosses nodes up to this much later on each side (docs/benchmarks.md).
     pub linger_ms: u64,
 }
 
