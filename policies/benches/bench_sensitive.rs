@@ -150,6 +150,24 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration, Duration) {
 }
 
 /// "W MB/s wall, C MB/s on-CPU".
+/// `runs` rows of `work` over every message: rates, time a message and matches found.
+fn per_message_rows(
+    runs: usize,
+    label: &str,
+    messages: &[String],
+    work: impl Fn(&String) -> usize,
+) {
+    let bytes: usize = messages.iter().map(String::len).sum();
+    for _ in 0..runs {
+        let (matches, wall, cpu) = timed(|| messages.iter().map(&work).sum::<usize>());
+        println!(
+            "{label}: {}, {:.2} µs a message, {matches} matches",
+            rates(bytes, wall, cpu),
+            wall.as_secs_f64() * 1e6 / messages.len().max(1) as f64,
+        );
+    }
+}
+
 fn rates(bytes: usize, wall: Duration, cpu: Duration) -> String {
     format!(
         "{:>7.1} MB/s wall, {:>7.1} MB/s on-CPU",
@@ -214,60 +232,36 @@ fn main() {
     //    module): one `scan` per chat message (fold + overlapping match, words and list names
     //    borrowed), and the masked text only when the verdict's action is `mask` (a `block` is
     //    refused, `flag`/`handoff`/`allow` store the text as it is).
-    for _ in 0..3 {
-        let (matches, wall, cpu) = timed(|| {
-            messages
-                .iter()
-                .map(|message| {
-                    let scan = engine.scan(message);
-                    if scan.action == Action::Mask {
-                        std::hint::black_box(scan.masked().into_owned());
-                    }
-                    scan.matches().len()
-                })
-                .sum::<usize>()
-        });
-        println!(
-            "check per message, chat path (scan + mask when it masks): {}, {:.2} µs a message, {} matches",
-            rates(total_bytes, wall, cpu),
-            wall.as_secs_f64() * 1e6 / messages.len() as f64,
-            matches
-        );
-    }
+    per_message_rows(
+        3,
+        "check per message, chat path (scan + mask when it masks)",
+        &messages,
+        |message| {
+            let scan = engine.scan(message);
+            if scan.action == Action::Mask {
+                std::hint::black_box(scan.masked().into_owned());
+            }
+            scan.matches().len()
+        },
+    );
 
     // 1a. The owned, serializable verdict (the dry-run API, `check`): two strings per match and
     //     the masked copy always.
-    for _ in 0..2 {
-        let (matches, wall, cpu) = timed(|| {
-            messages
-                .iter()
-                .map(|message| engine.check(message).matches.len())
-                .sum::<usize>()
-        });
-        println!(
-            "owned verdict per message (check, the dry-run API): {}, {:.2} µs a message, {} matches",
-            rates(total_bytes, wall, cpu),
-            wall.as_secs_f64() * 1e6 / messages.len() as f64,
-            matches
-        );
-    }
+    per_message_rows(
+        2,
+        "owned verdict per message (check, the dry-run API)",
+        &messages,
+        |message| engine.check(message).matches.len(),
+    );
 
     // 1b. The matching alone (fold + automaton + offsets, no verdict): what the engine costs
     //     before it allocates the two strings per match and the masked copy the API returns.
-    for _ in 0..2 {
-        let (matches, wall, cpu) = timed(|| {
-            messages
-                .iter()
-                .map(|message| engine.count_matches(message))
-                .sum::<usize>()
-        });
-        println!(
-            "match only per message (no verdict):     {}, {:.2} µs a message, {} matches",
-            rates(total_bytes, wall, cpu),
-            wall.as_secs_f64() * 1e6 / messages.len() as f64,
-            matches
-        );
-    }
+    per_message_rows(
+        2,
+        "match only per message (no verdict)    ",
+        &messages,
+        |message| engine.count_matches(message),
+    );
 
     // 2. Messages that match nothing, through the chat path's `scan` (nothing allocated).
     let clean: Vec<&String> = messages

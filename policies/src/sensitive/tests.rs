@@ -283,6 +283,36 @@ impl Rng {
     }
 }
 
+/// One to three lists with random actions, each of 1 to `words` words of 1 to `pieces` pieces;
+/// with `spaces`, one word in eight gets a space after its first character.
+fn random_lists(
+    rng: &mut Rng,
+    word_pieces: &[&str],
+    words: usize,
+    pieces: usize,
+    spaces: bool,
+) -> Vec<WordList> {
+    const ACTIONS: &[Action] = &[Action::Flag, Action::Mask, Action::Handoff, Action::Block];
+    (0..1 + rng.below(3))
+        .map(|index| {
+            let list: Vec<String> = (0..1 + rng.below(words))
+                .map(|_| {
+                    let mut word: String = (0..1 + rng.below(pieces))
+                        .map(|_| rng.pick(word_pieces))
+                        .collect();
+                    if spaces && rng.below(8) == 0 {
+                        let middle = word.char_indices().nth(1).map_or(0, |(at, _)| at);
+                        word.insert(middle, ' ');
+                    }
+                    word
+                })
+                .collect();
+            let action = ACTIONS[rng.below(ACTIONS.len())];
+            WordList::new(format!("list-{}", rng.below(3) + index), action, list).unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn matches_the_reference_on_random_lists_and_texts() {
     // Few distinct characters so words overlap, nest and share prefixes and suffixes; with
@@ -297,28 +327,10 @@ fn matches_the_reference_on_random_lists_and_texts() {
         "１", "２", "é", "É", "ß", "𠀀", " ", "，", "。", "·", "\u{200B}", "😀", "　", "的", "z",
         "Ω", "\n",
     ];
-    const ACTIONS: &[Action] = &[Action::Flag, Action::Mask, Action::Handoff, Action::Block];
     let mut rng = Rng(0x0DDB_A115_EED5);
     let mut found = 0;
     for case in 0..400 {
-        let lists: Vec<WordList> = (0..1 + rng.below(3))
-            .map(|index| {
-                let words: Vec<String> = (0..1 + rng.below(12))
-                    .map(|_| {
-                        let mut word: String = (0..1 + rng.below(5))
-                            .map(|_| rng.pick(WORD_PIECES))
-                            .collect();
-                        if rng.below(8) == 0 {
-                            let middle = word.char_indices().nth(1).map_or(0, |(at, _)| at);
-                            word.insert(middle, ' ');
-                        }
-                        word
-                    })
-                    .collect();
-                let action = ACTIONS[rng.below(ACTIONS.len())];
-                WordList::new(format!("list-{}", rng.below(3) + index), action, words).unwrap()
-            })
-            .collect();
+        let lists = random_lists(&mut rng, WORD_PIECES, 12, 5, true);
         let engine = SensitiveWords::build(&lists).unwrap();
         for _ in 0..20 {
             let text: String = (0..rng.below(40)).map(|_| rng.pick(TEXT_PIECES)).collect();
@@ -448,23 +460,10 @@ fn scan_agrees_with_the_reference_on_random_lists_and_texts() {
         "刷", "单", "發", "发", "票", "a", "A", "b", "ｂ", "C", "１", "é", "É", "𠀀", " ", "，",
         "\u{200B}", "😀", "的", "z",
     ];
-    const ACTIONS: &[Action] = &[Action::Flag, Action::Mask, Action::Handoff, Action::Block];
     let mut rng = Rng(0x5CA7_0B0E);
     let (mut found, mut masked, mut spilled, mut many) = (0, 0, 0, 0);
     for case in 0..300 {
-        let lists: Vec<WordList> = (0..1 + rng.below(3))
-            .map(|index| {
-                let words: Vec<String> = (0..1 + rng.below(10))
-                    .map(|_| {
-                        (0..1 + rng.below(4))
-                            .map(|_| rng.pick(WORD_PIECES))
-                            .collect()
-                    })
-                    .collect();
-                let action = ACTIONS[rng.below(ACTIONS.len())];
-                WordList::new(format!("list-{}", rng.below(3) + index), action, words).unwrap()
-            })
-            .collect();
+        let lists = random_lists(&mut rng, WORD_PIECES, 10, 4, false);
         let engine = SensitiveWords::build(&lists).unwrap();
         for _ in 0..20 {
             let text: String = (0..rng.below(80)).map(|_| rng.pick(TEXT_PIECES)).collect();
