@@ -109,7 +109,9 @@ where
     T: Serialize,
 {
     let text = serde_json::to_string(frame).map_err(|_| Gone)?;
-    out.send(Outgoing::Text(text)).await.map_err(|_| Gone)
+    // Fed, not flushed: the connection's loop flushes once nothing else is ready, so a burst of
+    // frames leaves in one write (`serve`).
+    out.feed(Outgoing::Text(text)).await.map_err(|_| Gone)
 }
 
 fn error_frame(error: &ServiceError) -> ServerFrame {
@@ -237,6 +239,8 @@ enum Step<T> {
     Event(String, Result<BusEvent, BroadcastStreamRecvError>),
     Sent(T),
     Frame(Option<Incoming>),
+    /// Nothing else is ready and frames were fed since the last flush: send them.
+    Flush,
     Ping,
 }
 
@@ -249,6 +253,8 @@ where
 {
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
+    // Frames fed before the loop (a greeting) go out on its first turn.
+    let mut unflushed = true;
     loop {
         // Events first: each send adds one, so taking frames first (or at random) would let
         // them pile up past the bus's buffer and force reads from the store. The handlers are
@@ -261,9 +267,11 @@ where
                 Some((topic, event)) = subscriptions.next() => Step::Event(topic, event),
                 Some(sent) = sending.next() => Step::Sent(sent),
                 frame = incoming.next(), if sending.len() < PIPELINE => Step::Frame(frame),
+                () = std::future::ready(()), if unflushed => Step::Flush,
                 _ = keepalive.tick() => Step::Ping,
             }
         };
+        unflushed = !matches!(step, Step::Flush | Step::Ping);
         let result = match step {
             Step::Event(topic, event) => Box::pin(handler.on_event(&topic, event, out)).await,
             Step::Sent(sent) => Box::pin(handler.on_sent(sent, out)).await,
@@ -272,6 +280,7 @@ where
                 send_json(out, &FrameError::Binary.to_frame()).await
             }
             Step::Frame(Some(Incoming::Text(raw))) => Box::pin(handler.on_frame(&raw, out)).await,
+            Step::Flush => out.flush().await.map_err(|_| Gone),
             Step::Ping => out.send(Outgoing::Ping).await.map_err(|_| Gone),
         };
         if result.is_err() {
