@@ -283,6 +283,22 @@ impl Rng {
     }
 }
 
+/// Checks `text` and asserts the verdict equals the reference's; answers the matches found.
+fn check_agrees_with_reference(
+    engine: &SensitiveWords,
+    lists: &[WordList],
+    text: &str,
+    case: usize,
+) -> usize {
+    let verdict = engine.check(text);
+    assert_eq!(
+        verdict,
+        reference_check(lists, text),
+        "case {case}, text {text:?}, lists {lists:?}"
+    );
+    verdict.matches.len()
+}
+
 /// One to three lists with random actions, each of 1 to `words` words of 1 to `pieces` pieces;
 /// with `spaces`, one word in eight gets a space after its first character.
 fn random_lists(
@@ -334,13 +350,7 @@ fn matches_the_reference_on_random_lists_and_texts() {
         let engine = SensitiveWords::build(&lists).unwrap();
         for _ in 0..20 {
             let text: String = (0..rng.below(40)).map(|_| rng.pick(TEXT_PIECES)).collect();
-            let verdict = engine.check(&text);
-            found += verdict.matches.len();
-            assert_eq!(
-                verdict,
-                reference_check(&lists, &text),
-                "case {case}, text {text:?}, lists {lists:?}"
-            );
+            found += check_agrees_with_reference(&engine, &lists, &text, case);
         }
     }
     assert!(found > 2_000, "the cases should match often, found {found}");
@@ -426,13 +436,7 @@ fn nested_words_ending_together_match_the_reference() {
                     text.push_str(rng.pick(NOISE));
                 }
             }
-            let verdict = engine.check(&text);
-            found += verdict.matches.len();
-            assert_eq!(
-                verdict,
-                reference_check(&lists, &text),
-                "case {case}, text {text:?}, lists {lists:?}"
-            );
+            found += check_agrees_with_reference(&engine, &lists, &text, case);
         }
     }
     assert!(found > 500, "the cases should match often, found {found}");
