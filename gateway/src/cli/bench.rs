@@ -78,6 +78,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             None => builder.with_writer(std::io::stderr).init(),
         }
     }
+    if let Some(url) = database_url
+        .as_deref()
+        .filter(|url| url.starts_with("postgres"))
+    {
+        ensure_database(url).await?;
+    }
     if let Some(nodes) = nodes {
         let report = cluster::run(cluster::ClusterOptions {
             nodes: cluster::parse_list(&nodes, 1)?,
@@ -105,5 +111,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
     .await?;
     println!("{report}");
+    Ok(())
+}
+
+/// Makes the bench's PostgreSQL database when it does not exist yet, so a fresh machine needs no
+/// step by hand.
+async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if store::Store::create_postgres_database_if_missing(url)
+        .await
+        .with_context(|| format!("cannot make the bench database ({url})"))?
+    {
+        eprintln!("created the bench database ({url})");
+    }
     Ok(())
 }

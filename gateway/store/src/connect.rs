@@ -8,6 +8,24 @@ use crate::crypto::FieldCipher;
 use crate::{acks, append, Dialect, Store, StoreError, StoreOptions, StoreResult, SQLITE_PRAGMAS};
 
 impl Store {
+    /// Makes the PostgreSQL database `url` names when it does not exist yet (`CREATE DATABASE`
+    /// on the same server, as the user of the url); answers whether it made it. The benches use
+    /// it, so that a fresh machine needs no step by hand; the server itself never creates its
+    /// database.
+    pub async fn create_postgres_database_if_missing(url: &str) -> StoreResult<bool> {
+        use sqlx::migrate::MigrateDatabase;
+        if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            return Err(StoreError::UnsupportedUrl(
+                url.split(':').next().unwrap_or_default().to_owned(),
+            ));
+        }
+        if sqlx::Postgres::database_exists(url).await? {
+            return Ok(false);
+        }
+        sqlx::Postgres::create_database(url).await?;
+        Ok(true)
+    }
+
     /// Connects to `sqlite://PATH` or `postgres://...` (the SQLite file is created if missing).
     /// Commits on SQLite are `synchronous = FULL` (see [`crate::SqliteSynchronous`]).
     pub async fn connect(url: &str, cipher: FieldCipher) -> StoreResult<Store> {
