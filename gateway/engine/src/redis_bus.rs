@@ -415,19 +415,39 @@ impl RedisBus {
         }
     }
 
-    /// The streams server `server` reads now, and the generation they belong to.
-    fn streams_of(&self, server: usize) -> (u64, Vec<Arc<str>>) {
+    /// The `XREADGROUP` for the streams server `server` holds that this node follows, when they
+    /// changed since generation `known`: the new generation and the command (`None` when the
+    /// node follows none there). Built once per change, not per read.
+    fn read_command(&self, server: usize, known: u64) -> Option<(u64, Option<redis::Cmd>)> {
         let shards = self.shards.lock().unwrap_or_else(|p| p.into_inner());
-        let mut streams = Vec::new();
+        if shards.generation == known {
+            return None;
+        }
+        let mut streams: Vec<&str> = Vec::new();
         if server == 0 {
-            streams.push(self.control.clone());
+            streams.push(&self.control);
         }
         for (shard, follow) in shards.state.iter().enumerate() {
             if matches!(follow, Follow::Yes { .. }) && self.server_of(shard) == server {
-                streams.push(self.streams[shard].clone());
+                streams.push(&self.streams[shard]);
             }
         }
-        (shards.generation, streams)
+        let command = (!streams.is_empty()).then(|| {
+            let mut read = redis::cmd("XREADGROUP");
+            read.arg("GROUP")
+                .arg(&self.node)
+                .arg("reader")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(READ_BLOCK_MS)
+                .arg("NOACK")
+                .arg("STREAMS")
+                .arg(&streams)
+                .arg(vec![">"; streams.len()]);
+            read
+        });
+        Some((shards.generation, command))
     }
 
     /// Starts following `shard` unless this node follows it or is joining it already.
@@ -861,7 +881,7 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
         None => return,
     };
     let mut reader = None;
-    let mut streams: Vec<Arc<str>> = Vec::new();
+    let mut read: Option<redis::Cmd> = None;
     let mut generation = u64::MAX;
     loop {
         let Some(bus) = bus
@@ -892,32 +912,15 @@ async fn read_loop(bus: Weak<RedisBus>, server: usize) {
         let Some(connection) = reader.as_mut() else {
             continue;
         };
-        let (now, current) = bus.streams_of(server);
-        if now != generation {
+        if let Some((now, command)) = bus.read_command(server, generation) {
             generation = now;
-            streams = current;
+            read = command;
         }
-        if streams.is_empty() {
+        let Some(read) = read.as_ref() else {
             drop(bus);
             tokio::time::sleep(Duration::from_millis(READ_BLOCK_MS)).await;
             continue;
-        }
-        let mut read = redis::cmd("XREADGROUP");
-        read.arg("GROUP")
-            .arg(&bus.node)
-            .arg("reader")
-            .arg("COUNT")
-            .arg(READ_COUNT)
-            .arg("BLOCK")
-            .arg(READ_BLOCK_MS)
-            .arg("NOACK")
-            .arg("STREAMS");
-        for stream in &streams {
-            read.arg(&**stream);
-        }
-        for _ in &streams {
-            read.arg(">");
-        }
+        };
         let result: redis::RedisResult<redis::Value> = read.query_async(connection).await;
         match result {
             Ok(redis::Value::Nil) => {}
