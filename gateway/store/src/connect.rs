@@ -14,9 +14,11 @@ impl Store {
     /// database.
     pub async fn create_postgres_database_if_missing(url: &str) -> StoreResult<bool> {
         use sqlx::migrate::MigrateDatabase;
-        if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            return Err(StoreError::UnsupportedUrl(
-                url.split(':').next().unwrap_or_default().to_owned(),
+        if dialect_of(url)? != Dialect::Postgres {
+            return Err(StoreError::Invalid(
+                "only a PostgreSQL database is made this way (a SQLite file is made when the \
+                 store connects)"
+                    .into(),
             ));
         }
         if sqlx::Postgres::database_exists(url).await? {
@@ -40,15 +42,7 @@ impl Store {
     ) -> StoreResult<Store> {
         let synchronous = store_options.sqlite_synchronous;
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Dialect::Postgres
-        } else if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else {
-            return Err(StoreError::UnsupportedUrl(
-                url.split(':').next().unwrap_or_default().to_owned(),
-            ));
-        };
+        let dialect = dialect_of(url)?;
         let url = match dialect {
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
@@ -92,5 +86,18 @@ impl Store {
         store.appender = Some(append::start(&store, &url, 4));
         acks::start(&store);
         Ok(store)
+    }
+}
+
+/// The backend a database url names.
+fn dialect_of(url: &str) -> StoreResult<Dialect> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Dialect::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Dialect::Sqlite)
+    } else {
+        Err(StoreError::UnsupportedUrl(
+            url.split(':').next().unwrap_or_default().to_owned(),
+        ))
     }
 }

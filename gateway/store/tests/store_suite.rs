@@ -1575,6 +1575,35 @@ async fn sqlite_is_synchronous_full_by_default_and_normal_on_request() {
     backend.finish().await;
 }
 
+/// `switchboard bench --database-url postgres://...` makes its database when it is missing: once,
+/// and never over one that exists; a SQLite url is refused (its file is made on connect).
+#[tokio::test]
+async fn a_missing_postgres_database_is_made_once() {
+    use sqlx::migrate::MigrateDatabase;
+    let admin = store::testing::postgres_admin_url();
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    let url = format!("{base}/sb_test_{}", uuid::Uuid::new_v4().simple());
+    assert!(Store::create_postgres_database_if_missing(&url)
+        .await
+        .expect("made"));
+    assert!(!Store::create_postgres_database_if_missing(&url)
+        .await
+        .expect("found"));
+    let made = Store::connect(&url, FieldCipher::new(&SecretKey::generate()))
+        .await
+        .expect("the made database takes the migrations");
+    made.close().await;
+    sqlx::Postgres::force_drop_database(&url)
+        .await
+        .expect("dropped");
+    assert!(matches!(
+        Store::create_postgres_database_if_missing("sqlite://bench.db").await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
 async fn members_sessions_and_the_audit_log(backend: &Backend) {
     use store::{AuditFilter, MemberRole, MemberUpdate, NewAuditEntry};
     let store = &backend.store;
