@@ -36,7 +36,7 @@ pub struct BenchArgs {
     /// The cluster bench's bus layouts compared (`[bus] shards`; 1 = one stream for everything).
     #[arg(long, default_value = "1,256")]
     shards: String,
-    /// The cluster bench's reader lingers compared (`[bus] linger_ms`).
+    /// The cluster bench's bus lingers compared, readers and writers alike (`[bus] linger_ms`).
     #[arg(long, default_value = "5")]
     linger: String,
     /// The cluster bench's open-loop load: messages per second over all pairs.

@@ -29,7 +29,7 @@ pub struct ClusterOptions {
     pub nodes: Vec<usize>,
     /// Bus layouts compared (`[bus] shards`).
     pub shards: Vec<usize>,
-    /// Reader lingers compared (`[bus] linger_ms`).
+    /// Lingers compared, for readers and writers alike (`[bus] linger_ms`).
     pub lingers: Vec<usize>,
     pub pairs: usize,
     /// Messages per second offered in the open-loop phase, over all pairs.
@@ -74,7 +74,7 @@ pub async fn run(options: ClusterOptions) -> anyhow::Result<String> {
     );
     let (signing, encryption) = (SecretKey::generate(), SecretKey::generate());
     let mut report = vec![format!(
-        "switchboard cluster bench: {} pairs, open loop {} msgs/s offered{}, closed loop {} in flight per customer, {} s each; nodes {:?}, bus shards {:?}, reader linger {:?} ms; {} cores shared by every node, Redis, PostgreSQL and the load generator",
+        "switchboard cluster bench: {} pairs, open loop {} msgs/s offered{}, closed loop {} in flight per customer, {} s each; nodes {:?}, bus shards {:?}, bus linger {:?} ms; {} cores shared by every node, Redis, PostgreSQL and the load generator",
         options.pairs,
         options.rate,
         if options.per_node { " per node" } else { " over all nodes" },
