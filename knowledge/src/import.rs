@@ -32,6 +32,10 @@ pub const MAX_XLSX_ENTRIES: usize = 10_000;
 pub const MAX_XLSX_COLUMNS: u32 = 1024;
 /// Most non-empty cells read from the sheet.
 pub const MAX_XLSX_CELLS: usize = MAX_IMPORT_ROWS * 16;
+/// Most bytes of text all the sheet's cells may hold together. A cell that names a shared
+/// string gets its own copy of it, so a small file whose cells all name one long string would
+/// otherwise make far more text than the file holds.
+pub const MAX_XLSX_TEXT_BYTES: usize = 128 << 20;
 
 /// Column order of CSV export.
 pub const CSV_COLUMNS: [&str; 8] = [
@@ -340,12 +344,14 @@ fn parse_csv(bytes: &[u8]) -> Result<Rows, ImportError> {
     Ok(rows)
 }
 
-fn cell_text(cell: &calamine::Data) -> String {
+fn cell_text(cell: calamine::DataRef<'_>) -> String {
+    use calamine::DataRef;
     match cell {
-        calamine::Data::Empty => String::new(),
-        calamine::Data::String(s) => s.clone(),
-        calamine::Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-        other => other.to_string(),
+        DataRef::Empty => String::new(),
+        DataRef::String(s) => s,
+        DataRef::SharedString(s) => s.to_owned(),
+        DataRef::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        other => calamine::Data::from(other).to_string(),
     }
 }
 
@@ -431,24 +437,50 @@ fn parse_xlsx(bytes: &[u8]) -> Result<Rows, ImportError> {
         )));
     }
     let mut cells: Vec<(u32, u32, String)> = Vec::new();
-    while let Some(cell) = reader.next_cell().map_err(not_xlsx)? {
-        let (row, col) = cell.get_position();
-        if col >= MAX_XLSX_COLUMNS {
-            return Err(ImportError::XlsxTooLarge(format!(
-                "a cell is in column {}, beyond the {MAX_XLSX_COLUMNS} read",
-                u64::from(col) + 1
-            )));
+    let mut text_bytes = 0usize;
+    // calamine indexes the shared-string table with a cell's number unchecked and panics on one
+    // past its end: such a workbook is malformed, and the caller is told so.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        while let Some(cell) = reader.next_cell().map_err(not_xlsx)? {
+            let (row, col) = cell.get_position();
+            if col >= MAX_XLSX_COLUMNS {
+                return Err(ImportError::XlsxTooLarge(format!(
+                    "a cell is in column {}, beyond the {MAX_XLSX_COLUMNS} read",
+                    u64::from(col) + 1
+                )));
+            }
+            let value = cell.get_value();
+            // Counted before a shared string is copied out of the table.
+            text_bytes += match value {
+                calamine::DataRef::SharedString(s) => s.len(),
+                calamine::DataRef::String(s) => s.len(),
+                _ => 0,
+            };
+            if text_bytes > MAX_XLSX_TEXT_BYTES {
+                return Err(ImportError::XlsxTooLarge(format!(
+                    "its cells hold more than {MAX_XLSX_TEXT_BYTES} bytes of text"
+                )));
+            }
+            let text = cell_text(value.clone());
+            if text.is_empty() {
+                continue;
+            }
+            if cells.len() >= MAX_XLSX_CELLS {
+                return Err(ImportError::XlsxTooLarge(format!(
+                    "more than {MAX_XLSX_CELLS} non-empty cells"
+                )));
+            }
+            cells.push((row, col, text));
         }
-        let text = cell_text(&calamine::Data::from(cell.get_value().clone()));
-        if text.is_empty() {
-            continue;
+        Ok(())
+    }));
+    match read {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ImportError::NotXlsx(
+                "a cell could not be read (a malformed workbook)".into(),
+            ))
         }
-        if cells.len() >= MAX_XLSX_CELLS {
-            return Err(ImportError::XlsxTooLarge(format!(
-                "more than {MAX_XLSX_CELLS} non-empty cells"
-            )));
-        }
-        cells.push((row, col, text));
     }
     drop(reader);
     cells.sort_by_key(|&(row, col, _)| (row, col));

@@ -28,6 +28,33 @@ fn gradient(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
     bytes.into_inner()
 }
 
+/// The start of a PNG that declares `width` × `height` (RGBA) and holds no pixels: what a
+/// decompression bomb shows before it is decoded.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let crc = |bytes: &[u8]| {
+        let mut crc = u32::MAX;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+            }
+        }
+        !crc
+    };
+    let mut header = b"IHDR".to_vec();
+    header.extend(width.to_be_bytes());
+    header.extend(height.to_be_bytes());
+    header.extend([8, 6, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    // The header, then an empty data chunk (a reader wants one before it tells the size).
+    for chunk in [header, b"IDAT".to_vec()] {
+        png.extend((chunk.len() as u32 - 4).to_be_bytes());
+        png.extend(&chunk);
+        png.extend(crc(&chunk).to_be_bytes());
+    }
+    png
+}
+
 /// A PNG of noise (incompressible: about 3 bytes a pixel).
 pub(crate) fn noisy_png(side: u32) -> Vec<u8> {
     let mut state: u32 = 0x9E37_79B9;
@@ -263,6 +290,8 @@ async fn the_content_decides_and_the_tenant_limits_hold() {
             400,
             "bad_image",
         ),
+        // 16,384 × 8,192 (512 MiB as RGBA) from a few bytes: refused on its header.
+        ("bomb.png", png_header(16_384, 8_192), 400, "bad_image"),
     ] {
         let (got, body) = upload(&app, "/v1/web/attachments", &visitor, name, body).await;
         assert_eq!(
@@ -270,6 +299,10 @@ async fn the_content_decides_and_the_tenant_limits_hold() {
             (status, Some(code)),
             "{name}: {body}"
         );
+        if name == "bomb.png" {
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("megapixels"), "{body}");
+        }
     }
     // Without a token: refused before a byte is kept.
     let response = app

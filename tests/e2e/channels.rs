@@ -868,6 +868,45 @@ async fn a_wechat_signature_cannot_be_replayed_with_another_body() {
     agent.expect_text("a second message").await;
 }
 
+/// A push refused for a moment (here the customer's message rate) was not stored: WeChat's
+/// redelivery of it, with the same signed nonce, is taken, not refused as a replay.
+#[tokio::test]
+async fn a_wechat_push_refused_for_a_moment_is_taken_when_delivered_again_with_its_nonce() {
+    let fake = Fake::start().await;
+    let app = spawn(&fake).await;
+    let body = json!({"appid": APPID, "token": TOKEN, "appsecret": APPSECRET});
+    let (status, _) = put_app(&app, "acme", &app.admin_key, "wechat", "wx2", body).await;
+    assert_eq!(status, 200);
+    let timestamp = now_secs().to_string();
+    let mut refused = None;
+    for n in 0..40 {
+        let nonce = nonce();
+        let xml = wechat_text_xml("oBURST", &format!("95{n:02}"), &format!("burst {n}"));
+        let (status, body) =
+            wechat_plain_push_with(&app, "wx2", &timestamp, &nonce, xml.clone()).await;
+        if status == 429 {
+            refused = Some((n, nonce, xml));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let (n, nonce, xml) = refused.expect("a customer's burst is far below 40 messages");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, body) = wechat_plain_push_with(&app, "wx2", &timestamp, &nonce, xml).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, conversations) = app.admin_get("/v1/tenants/acme/conversations").await;
+    let conversation_id = conversations["conversations"][0]["id"]
+        .as_str()
+        .expect("the customer's conversation")
+        .to_owned();
+    let texts = customer_texts(&app, &conversation_id).await;
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some(format!("burst {n}").as_str())
+    );
+    assert_eq!(texts.len(), n + 1, "{texts:?}");
+}
+
 // ---- Douyin ---------------------------------------------------------------------------------
 
 pub(crate) async fn douyin_push(

@@ -15,6 +15,7 @@ pub enum NonceStoreError {
 }
 
 pub type NonceFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, NonceStoreError>> + Send + 'a>>;
+pub type ForgetFuture<'a> = Pin<Box<dyn Future<Output = Result<(), NonceStoreError>> + Send + 'a>>;
 
 /// Where nonces are remembered. The in-memory store serves one node; a Redis store
 /// (`SET key 1 NX EXAT remember_until`) serves a cluster behind the same trait.
@@ -22,6 +23,10 @@ pub trait NonceStore: Send + Sync {
     /// Records `key` until `remember_until` (unix seconds). Answers `true` when the key was new,
     /// `false` when it is already remembered (a replay).
     fn remember<'a>(&'a self, key: &'a str, now_unix: i64, remember_until: i64) -> NonceFuture<'a>;
+
+    /// Forgets `key`, so it is accepted once more: for a delivery remembered but then not
+    /// processed, whose sender retries with the same nonce.
+    fn forget<'a>(&'a self, key: &'a str) -> ForgetFuture<'a>;
 }
 
 /// A bounded in-memory nonce store with expiry. Cheap to share: hold it in an `Arc`.
@@ -98,6 +103,19 @@ impl Default for MemoryNonceStore {
 impl NonceStore for MemoryNonceStore {
     fn remember<'a>(&'a self, key: &'a str, now_unix: i64, remember_until: i64) -> NonceFuture<'a> {
         let result = self.remember_now(key, now_unix, remember_until);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn forget<'a>(&'a self, key: &'a str) -> ForgetFuture<'a> {
+        let result = match self.inner.lock() {
+            Ok(mut inner) => {
+                if let Some(expiry) = inner.expiry_by_key.remove(key) {
+                    inner.by_expiry.remove(&(expiry, key.to_owned()));
+                }
+                Ok(())
+            }
+            Err(_) => Err(NonceStoreError::Unavailable("lock poisoned".to_owned())),
+        };
         Box::pin(std::future::ready(result))
     }
 }

@@ -123,8 +123,7 @@ impl WechatAdapter {
             .map(|since| since.as_secs())
             .unwrap_or(0);
         let now = i64::try_from(now).unwrap_or(i64::MAX);
-        let skew = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
-        if (now - sent).abs() > skew {
+        if now.abs_diff(sent) > skew.as_secs() {
             return Err(WebhookError::StaleTimestamp);
         }
         Ok(())

@@ -158,6 +158,12 @@ async fn the_nonce_store_is_bounded_and_forgets_after_the_window() {
     assert_eq!(store.remember("c", NOW + 300, NOW + 600).await, Ok(true));
     assert_eq!(store.len(), 1);
     assert_eq!(store.remember("a", NOW + 301, NOW + 601).await, Ok(true));
+    // A forgotten nonce is taken once more (a delivery that was not processed), and only once.
+    assert_eq!(store.forget("a").await, Ok(()));
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.remember("a", NOW + 302, NOW + 602).await, Ok(true));
+    assert_eq!(store.remember("a", NOW + 303, NOW + 603).await, Ok(false));
+    assert_eq!(store.forget("never remembered").await, Ok(()));
 
     // A full store surfaces as a typed error from authenticate.
     let tiny = MemoryNonceStore::new(1);

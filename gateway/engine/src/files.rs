@@ -35,8 +35,12 @@ pub const THUMBNAIL_SIDE: u32 = 320;
 /// Images are refused past this many pixels a side (a decompression bomb is refused before it
 /// is decoded).
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
-/// Memory one image decode may allocate.
-pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// Images are refused past this many pixels (64 megapixels: a 48 MP phone photo fits), checked
+/// on the header before anything is decoded.
+pub const MAX_IMAGE_PIXELS: u64 = 64 * 1024 * 1024;
+/// Memory one image decode may allocate: the largest image allowed as 8-bit RGBA, and a little
+/// more.
+pub const MAX_DECODE_BYTES: u64 = MAX_IMAGE_PIXELS * 4 + 32 * 1024 * 1024;
 /// Image decodes at once on a node.
 const DECODES_AT_ONCE: usize = 2;
 /// Uploads received at once on a node; more are refused with `busy`.
@@ -729,6 +733,12 @@ fn decode_and_thumbnail(source: &Path, thumbnail: &Path) -> ServiceResult<Decode
     let (width, height) = open()?
         .into_dimensions()
         .map_err(|e| bad(format!("the image cannot be read: {e}")))?;
+    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(bad(format!(
+            "the image is {width}x{height}: more than {} megapixels",
+            MAX_IMAGE_PIXELS >> 20
+        )));
+    }
     let image = open()?
         .decode()
         .map_err(|e| bad(format!("the image cannot be decoded: {e}")))?;

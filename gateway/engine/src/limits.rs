@@ -231,7 +231,7 @@ impl RateLimits {
         limits: TenantLimits,
     ) -> ServiceResult<()> {
         if let Some(ip) = origin {
-            if let Err(not_until) = self.ip_messages.check_key(&ip) {
+            if let Err(not_until) = self.ip_messages.check_key(&address_key(ip)) {
                 self.count(Scope::IpMessage);
                 return Err(refused(not_until.wait_time_from(self.clock.now())));
             }
@@ -265,22 +265,26 @@ impl RateLimits {
     }
 
     pub fn session(&self, ip: IpAddr) -> ServiceResult<()> {
-        self.sessions.check_key(&ip).map_err(|not_until| {
-            self.count(Scope::Session);
-            refused(not_until.wait_time_from(self.clock.now()))
-        })
+        self.sessions
+            .check_key(&address_key(ip))
+            .map_err(|not_until| {
+                self.count(Scope::Session);
+                refused(not_until.wait_time_from(self.clock.now()))
+            })
     }
 
     pub fn webhook(&self, ip: IpAddr) -> ServiceResult<()> {
-        self.webhooks.check_key(&ip).map_err(|not_until| {
-            self.count(Scope::Webhook);
-            refused(not_until.wait_time_from(self.clock.now()))
-        })
+        self.webhooks
+            .check_key(&address_key(ip))
+            .map_err(|not_until| {
+                self.count(Scope::Webhook);
+                refused(not_until.wait_time_from(self.clock.now()))
+            })
     }
 
     /// One console sign-in attempt from `ip` for `account` (tenant and email).
     pub fn sign_in(&self, ip: IpAddr, account: &str) -> ServiceResult<()> {
-        let by_ip = self.sign_ins.check_key(&ip);
+        let by_ip = self.sign_ins.check_key(&address_key(ip));
         let by_account = by_ip.and_then(|_| self.sign_in_accounts.check_key(&account.to_owned()));
         by_account.map_err(|not_until| {
             self.count(Scope::SignIn);
@@ -304,5 +308,48 @@ impl RateLimits {
             limiters.customer.retain_recent();
             limiters.agent.retain_recent();
         }
+    }
+}
+
+/// The key an address's limits are kept under: an IPv4 address itself (also when written as
+/// IPv6), an IPv6 address's /64. One subscriber is routinely given a whole /64, so keying on the
+/// full address would let one client rotate through 2^64 of them past every per-address limit.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_64_and_ipv4_by_its_address() {
+        let key = |text: &str| address_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+    }
+
+    #[test]
+    fn sessions_from_one_64_share_one_budget() {
+        let limits = RateLimits::new(IpLimits::default());
+        let mut refused = 0;
+        for n in 0..10_000u32 {
+            let ip: IpAddr = format!("2001:db8::{:x}:{:x}", n >> 16, n & 0xffff)
+                .parse()
+                .unwrap();
+            refused += usize::from(limits.session(ip).is_err());
+        }
+        assert!(refused > 9_000, "{refused} of 10,000 refused");
     }
 }

@@ -1031,6 +1031,17 @@ impl switchboard_channels::mobile::NonceStore for RedisBus {
             Ok(set.is_some())
         })
     }
+
+    fn forget<'a>(&'a self, key: &'a str) -> switchboard_channels::mobile::ForgetFuture<'a> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("DEL").arg(format!("switchboard:nonce:{key}"));
+            let (_,): (i64,) = self.query(&pipe).await.map_err(|error| {
+                switchboard_channels::mobile::NonceStoreError::Unavailable(error.to_string())
+            })?;
+            Ok(())
+        })
+    }
 }
 
 impl Bus for RedisBus {

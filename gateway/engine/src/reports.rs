@@ -449,7 +449,7 @@ pub async fn report(
             "`to` must be after `from`",
         ));
     }
-    if filter.to - filter.from > MAX_PERIOD_MS {
+    if filter.to.saturating_sub(filter.from) > MAX_PERIOD_MS {
         return Err(ServiceError::invalid(
             "bad_period",
             "a report covers at most 400 days",

@@ -21,7 +21,7 @@ pub fn customer_slots(
 ) -> Result<[ConnectionSlot; 2], ServiceError> {
     let visitor = state.connections.open(customer, PER_VISITOR)?;
     let address = state.connections.open(
-        &format!("ip {ip}"),
+        &format!("ip {}", engine::limits::address_key(ip)),
         state.settings.limits.connections as usize,
     )?;
     Ok([visitor, address])

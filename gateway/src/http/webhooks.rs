@@ -173,8 +173,16 @@ async fn wechat(
     let outcome = adapter
         .handle(&request)
         .map_err(|error| refused(&tenant, &app, ChannelKind::Wechat, &error))?;
-    remember_wechat_nonce(&state, &tenant, &app, &request, skew).await?;
-    if let Some(handshake) = admit(&state, &tenant, &app, ChannelKind::Wechat, outcome).await? {
+    let nonce = remember_wechat_nonce(&state, &tenant, &app, &request, skew).await?;
+    let admitted = admit(&state, &tenant, &app, ChannelKind::Wechat, outcome).await;
+    if let (Err(_), Some(key)) = (&admitted, &nonce) {
+        // Not stored (a limit, the database): WeChat delivers again, perhaps with the same
+        // nonce, and that delivery must not be refused as a replay.
+        if let Err(error) = state.chat.cluster.nonces.forget(key).await {
+            tracing::warn!(tenant = %tenant, app = %app, error = %error, "webhook nonce not forgotten");
+        }
+    }
+    if let Some(handshake) = admitted? {
         return Ok(handshake);
     }
     // Messages and ignored deliveries: `success`, so WeChat neither retries nor warns the customer.
@@ -184,15 +192,16 @@ async fn wechat(
 /// Remembers a verified push's signed (timestamp, nonce) while its timestamp is acceptable, in
 /// the cluster's nonce store (Redis across nodes), and refuses a second delivery of the same
 /// pair: a plain-mode signature does not cover the body, so a replay could carry another one.
+/// Answers the key remembered (none when the push carries no nonce).
 async fn remember_wechat_nonce(
     state: &AppState,
     tenant: &str,
     app: &str,
     request: &WebhookRequest,
     skew_secs: u64,
-) -> ApiResult<()> {
+) -> ApiResult<Option<String>> {
     let Some((timestamp, nonce)) = switchboard_channels::wechat::push_nonce(request) else {
-        return Ok(());
+        return Ok(None);
     };
     let now = store::util::now_ms() / 1000;
     // Accepted while |now - timestamp| <= skew: remember until timestamp + skew. Without a
@@ -213,7 +222,7 @@ async fn remember_wechat_nonce(
         .remember(&key, now, remember_until)
         .await
     {
-        Ok(true) => Ok(()),
+        Ok(true) => Ok(Some(key)),
         Ok(false) => Err(refused(tenant, app, ChannelKind::Wechat, &WebhookError::Replayed).into()),
         Err(error) => {
             tracing::error!(tenant, app, error = %error, "webhook nonce store failed");
@@ -334,13 +343,19 @@ async fn store_inbound(
         {
             Some(guard) => Some(guard),
             None => {
+                // Not `success`: the first delivery may still fail, and then only a later
+                // redelivery can store the message (a stored one is answered `success` below).
                 tracing::info!(
                     tenant,
                     app,
                     channel = kind.as_str(),
-                    "retried delivery dropped while its media is fetched"
+                    "retried delivery refused while its media is fetched"
                 );
-                return Ok(());
+                return Err(ServiceError::unavailable(
+                    "in_progress",
+                    "an earlier delivery of this message is still being processed",
+                )
+                .into());
             }
         },
         None => None,

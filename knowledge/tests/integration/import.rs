@@ -292,3 +292,48 @@ fn xlsx_deflate_bomb_in_shared_strings_is_refused_before_parsing() {
     assert_eq!(parsed.records.len(), 1);
     assert!(parsed.errors.is_empty());
 }
+
+#[test]
+fn xlsx_cells_naming_one_long_shared_string_are_refused_past_the_text_budget() {
+    use switchboard_knowledge::testing::xlsx;
+    use switchboard_knowledge::MAX_XLSX_TEXT_BYTES;
+    // Just under the size whose compression ratio is checked: one string of ~1 MB.
+    let mut strings = br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>question</t></si><si><t>answer</t></si><si><t>"#.to_vec();
+    strings.extend(std::iter::repeat_n(b'a', 1_000_000));
+    strings.extend_from_slice(b"</t></si></sst>");
+    // Every cell names it: each would be a copy of its own (200 MB from a file of a few KB).
+    let copies = MAX_XLSX_TEXT_BYTES / 1_000_000 + 2;
+    let mut rows = String::from(
+        r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>"#,
+    );
+    for row in 2..copies + 2 {
+        rows.push_str(&format!(
+            r#"<row r="{row}"><c r="A{row}" t="s"><v>2</v></c></row>"#
+        ));
+    }
+    let bytes = xlsx(&rows, None, Some(&strings));
+    assert!(bytes.len() < 64 << 10, "{}", bytes.len());
+    match parse_import(&bytes, Some(ImportFormat::Xlsx)) {
+        Err(ImportError::XlsxTooLarge(why)) => assert!(why.contains("bytes of text"), "{why}"),
+        other => panic!("{:?}", other.map(|p| p.records.len())),
+    }
+    // A few such cells are read (and their rows fail on their own: no answer).
+    let few = format!(
+        r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row><row r="2"><c r="A2" t="s"><v>2</v></c></row>"#
+    );
+    let parsed = parse_import(&xlsx(&few, None, Some(&strings)), None).expect("parse");
+    assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+}
+
+#[test]
+fn xlsx_cell_naming_a_missing_shared_string_is_a_bad_file_not_a_panic() {
+    use switchboard_knowledge::testing::xlsx;
+    let rows = r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>7</v></c></row>"#;
+    let strings = br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>question</t></si></sst>"#;
+    for shared in [None, Some(&strings[..])] {
+        match parse_import(&xlsx(rows, None, shared), Some(ImportFormat::Xlsx)) {
+            Err(ImportError::NotXlsx(why)) => assert!(why.contains("malformed"), "{why}"),
+            other => panic!("{shared:?}: {other:?}"),
+        }
+    }
+}
