@@ -698,3 +698,46 @@ async fn a_tenants_own_llm_endpoint_phrases_its_answers_and_its_key_is_never_sho
     assert_eq!(removed.status(), 204);
     assert_eq!(dry_run(&app, "运费怎么算？").await["reason"], "faq_match");
 }
+
+/// The stored LLM key is sent only to the address it was set for: moving the endpoint needs the
+/// key again, so a role that may edit the bot cannot point the bot (and the key) at its own host.
+#[tokio::test]
+async fn moving_the_llm_endpoint_needs_its_key_again() {
+    let app = TestApp::spawn().await;
+    let put = |body: Value| {
+        let app = &app;
+        async move {
+            app.admin_put(
+                "/v1/tenants/acme/bot/llm",
+                "application/json",
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    let (status, body) = put(json!({"base_url": "https://llm.acme.example/v1",
+        "model": "qwen-plus", "api_key": "sk-acme-secret"}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Elsewhere without the key: refused, and nothing changes.
+    let (status, body) =
+        put(json!({"base_url": "https://collector.example/v1", "model": "qwen-plus"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("api_key_required")),
+        "{body}"
+    );
+    let (_, stored) = app.admin_get("/v1/tenants/acme/bot/llm").await;
+    assert_eq!(stored["llm"]["base_url"], "https://llm.acme.example/v1");
+    // The same address with another model keeps the key.
+    let (status, body) =
+        put(json!({"base_url": "https://llm.acme.example/v1", "model": "qwen-max"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["llm"]["api_key_set"], true, "{body}");
+    // Elsewhere with a key of its own (here none): taken.
+    let (status, body) = put(json!({"base_url": "https://collector.example/v1",
+        "model": "qwen-plus", "api_key": ""}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["llm"]["api_key_set"], false, "{body}");
+}

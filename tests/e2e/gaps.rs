@@ -270,6 +270,16 @@ async fn unanswered_questions_become_faqs_the_bot_then_answers() {
         by_topic["engraving"]
     );
 
+    // The groups quote customers of the whole tenant: an agent's token does not open them.
+    let response = app
+        .http
+        .get(app.url("/v1/tenants/acme/kb/gaps"))
+        .bearer_auth(&agent_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "an agent reads no knowledge gaps");
+
     // The off-topic group is dismissed, and stays dismissed when the question comes again.
     let weather = groups
         .iter()

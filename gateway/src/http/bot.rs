@@ -305,6 +305,18 @@ async fn put_llm(
     if !(100..=60_000).contains(&timeout_ms) {
         return Err(bad("timeout_ms is 100 to 60000").into());
     }
+    // The stored key goes only to the address it was given for: whoever moves the endpoint
+    // gives its key (or "" for none), so no one can point the bot, and the key, at their host.
+    if body.api_key.is_none() {
+        let stored = state.store.tenant_llm(&tenant).await?;
+        if stored.is_some_and(|llm| !llm.api_key.is_empty() && llm.base_url != base_url) {
+            return Err(ServiceError::invalid(
+                "api_key_required",
+                "the endpoint changed: give its api_key (\"\" for none); the stored key is kept only for the same base_url",
+            )
+            .into());
+        }
+    }
     let llm = state
         .store
         .set_tenant_llm(

@@ -11,7 +11,7 @@ use serde_json::json;
 use switchboard_knowledge::FaqRecord;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{require, require_reader, Area};
+use crate::http::auth::{require, Area};
 use crate::http::record;
 use crate::AppState;
 
@@ -48,7 +48,7 @@ async fn list(
     query: QueryParams<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Path(tenant) = path?;
-    require_reader(&state, &headers, &tenant, Area::Knowledge).await?;
+    require(&state, &headers, &tenant, Area::Knowledge).await?;
     let Query(query) = query?;
     // Without the encoder (no ONNX Runtime) the groups made so far are still listed.
     let (refreshed, refresh_error) = match engine::gaps::refresh(&state.store, &tenant).await {

@@ -111,7 +111,7 @@ impl Store {
     }
 
     /// Changes a member. Disabling a member or changing their password or role ends their
-    /// sessions. The last enabled admin can be neither disabled nor given another role.
+    /// sessions and revokes the token of the agent they answer chats as. The last enabled admin can be neither disabled nor given another role.
     pub async fn update_member(
         &self,
         tenant: &str,
@@ -175,6 +175,18 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            // The agent the member answers chats as (a take-over) holds a token of its own:
+            // it stops working too.
+            if let Some(agent) = current.agent_id.as_deref().filter(|a| !a.is_empty()) {
+                sqlx::query(
+                    "UPDATE agents SET token_version = token_version + 1 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(agent)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         self.member(tenant, id)

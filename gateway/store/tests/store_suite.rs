@@ -1686,6 +1686,27 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
         .create_member_session(&second, "s-2", future)
         .await
         .unwrap();
+    // The agent the member answers chats as (a take-over makes one).
+    let own_agent = store
+        .create_agent("t1", "KB", &["general".into()], 5)
+        .await
+        .unwrap();
+    store
+        .update_member(
+            "t1",
+            &second.id,
+            &MemberUpdate {
+                agent_id: Some(own_agent.id.clone()),
+                ..MemberUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token_version = |store: &Store| {
+        let (store, id) = (store.clone(), own_agent.id.clone());
+        async move { store.agent("t1", &id).await.unwrap().unwrap().token_version }
+    };
+    assert_eq!(token_version(&store).await, own_agent.token_version);
     let disabled = store
         .update_member(
             "t1",
@@ -1700,6 +1721,8 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
     assert!(disabled.disabled);
     assert_eq!(disabled.role, MemberRole::KnowledgeManager);
     assert!(store.session_member("s-2").await.unwrap().is_none());
+    // Their agent's tokens are revoked with the sessions.
+    assert_eq!(token_version(&store).await, own_agent.token_version + 1);
     // Re-enabled, the old session stays ended.
     store
         .update_member(
