@@ -400,8 +400,30 @@ async fn a_tenant_can_require_identified_visitors() {
     refused(status, &body, "identity_required");
     let (status, body) = session(&app, json!({"tenant": "acme", "token": anonymous_token})).await;
     refused(status, &body, "identity_required");
+    // Nor does the token an anonymous visitor got before work anywhere else.
+    let response = app
+        .http
+        .post(app.url("/v1/web/messages"))
+        .bearer_auth(&anonymous_token)
+        .json(&json!({"client_msg_id": "m1", "text": "still here?"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    refused(status, &body, "identity_required");
     let (status, body) = signed_session(&app, "user-1", &secret).await;
     assert_eq!(status, 200, "{body}");
+    // An identified visitor's token works.
+    let response = app
+        .http
+        .post(app.url("/v1/web/messages"))
+        .bearer_auth(body["token"].as_str().unwrap())
+        .json(&json!({"client_msg_id": "m2", "text": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     // Another tenant's settings are its own.
     app.create_tenant("other").await;

@@ -279,6 +279,19 @@ async fn visitor_of(state: &AppState, claims: &Claims) -> ApiResult<Customer> {
         )
         .into());
     }
+    // An anonymous visitor's token, made before the tenant began to require identified
+    // visitors, works no longer.
+    let anonymous = customer.channel == switchboard_channels::ChannelKind::Web.as_str()
+        && !customer
+            .external_id
+            .starts_with(store::identity::IDENTIFIED_PREFIX);
+    if anonymous && super::identity::identification_required(state, &claims.tenant).await? {
+        return Err(ServiceError::unauthenticated(
+            "identity_required",
+            "this site identifies its visitors: open the session with user_id and user_hash",
+        )
+        .into());
+    }
     Ok(customer)
 }
 

@@ -98,7 +98,7 @@ pub(crate) async fn identified_visitor(
 
 /// Whether the tenant refuses anonymous visitors.
 pub(crate) async fn identification_required(state: &AppState, tenant: &str) -> ApiResult<bool> {
-    Ok(state.store.tenant_identity(tenant).await?.required)
+    Ok(state.store.identification_required(tenant).await?)
 }
 
 fn view(identity: &TenantIdentity) -> serde_json::Value {

@@ -108,6 +108,18 @@ pub fn is_valid_user_id(user_id: &str) -> bool {
 
 impl Store {
     /// The tenant's identity settings (the defaults when it never set any).
+    /// Whether the tenant refuses anonymous web visitors (one light read: no secret opened).
+    pub async fn identification_required(&self, tenant: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT required FROM tenant_identity WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<i64, _>("required")? != 0,
+            None => false,
+        })
+    }
+
     pub async fn tenant_identity(&self, tenant: &str) -> StoreResult<TenantIdentity> {
         let row = sqlx::query(
             "SELECT secret_enc, secret_created_at, required, link_mobile, updated_at \
