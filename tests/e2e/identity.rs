@@ -106,6 +106,20 @@ async fn ticket_status(app: &TestApp, token: &str) -> u16 {
         .as_u16()
 }
 
+/// `POST /v1/web/messages` with a visitor token: (status, answer).
+async fn send_message(app: &TestApp, token: &str, text: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/v1/web/messages"))
+        .bearer_auth(token)
+        .json(&json!({"client_msg_id": text, "text": text}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 fn refused(status: u16, body: &Value, code: &str) {
     assert_eq!((status, body["code"].as_str()), (401, Some(code)), "{body}");
     assert!(body.get("token").is_none() && body.get("conversation_id").is_none());
@@ -401,29 +415,13 @@ async fn a_tenant_can_require_identified_visitors() {
     let (status, body) = session(&app, json!({"tenant": "acme", "token": anonymous_token})).await;
     refused(status, &body, "identity_required");
     // Nor does the token an anonymous visitor got before work anywhere else.
-    let response = app
-        .http
-        .post(app.url("/v1/web/messages"))
-        .bearer_auth(&anonymous_token)
-        .json(&json!({"client_msg_id": "m1", "text": "still here?"}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, body) = send_message(&app, &anonymous_token, "still here?").await;
     refused(status, &body, "identity_required");
     let (status, body) = signed_session(&app, "user-1", &secret).await;
     assert_eq!(status, 200, "{body}");
     // An identified visitor's token works.
-    let response = app
-        .http
-        .post(app.url("/v1/web/messages"))
-        .bearer_auth(body["token"].as_str().unwrap())
-        .json(&json!({"client_msg_id": "m2", "text": "hello"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, body) = send_message(&app, body["token"].as_str().unwrap(), "hello").await;
+    assert_eq!(status, 200, "{body}");
 
     // Another tenant's settings are its own.
     app.create_tenant("other").await;

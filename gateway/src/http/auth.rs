@@ -285,7 +285,7 @@ async fn visitor_of(state: &AppState, claims: &Claims) -> ApiResult<Customer> {
         && !customer
             .external_id
             .starts_with(store::identity::IDENTIFIED_PREFIX);
-    if anonymous && super::identity::identification_required(state, &claims.tenant).await? {
+    if anonymous && state.store.identification_required(&claims.tenant).await? {
         return Err(ServiceError::unauthenticated(
             "identity_required",
             "this site identifies its visitors: open the session with user_id and user_hash",
