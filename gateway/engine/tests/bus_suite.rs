@@ -143,6 +143,13 @@ async fn redis_a_nonce_seen_on_one_node_is_a_replay_on_another() {
         b.remember(&other, now, now + 2).await.unwrap(),
         "another nonce is new"
     );
+    // Forgotten on one node (a push that was not stored), it is taken once more on another.
+    b.forget(&other).await.unwrap();
+    assert!(
+        a.remember(&other, now, now + 2).await.unwrap(),
+        "taken again"
+    );
+    assert!(!b.remember(&other, now, now + 2).await.unwrap(), "and once");
     // Past its window the nonce is forgotten (the token itself is refused by then for its age).
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert!(b.remember(&key, now + 3, now + 5).await.unwrap());
