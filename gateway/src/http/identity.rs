@@ -96,11 +96,6 @@ pub(crate) async fn identified_visitor(
         .await?)
 }
 
-/// Whether the tenant refuses anonymous visitors.
-pub(crate) async fn identification_required(state: &AppState, tenant: &str) -> ApiResult<bool> {
-    Ok(state.store.identification_required(tenant).await?)
-}
-
 fn view(identity: &TenantIdentity) -> serde_json::Value {
     serde_json::json!({ "identity": identity })
 }

@@ -80,7 +80,7 @@ async fn create_session(
     if request.user_id.is_some() || request.user_hash.is_some() {
         return identified_session(&state, request).await;
     }
-    if super::identity::identification_required(&state, &request.tenant).await? {
+    if state.store.identification_required(&request.tenant).await? {
         return Err(ServiceError::unauthenticated(
             "identity_required",
             "this site identifies its visitors: open the session with user_id and user_hash",
