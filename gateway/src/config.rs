@@ -76,6 +76,10 @@ pub struct Settings {
     /// Mark the operator console's session cookie `Secure` (sent over HTTPS only). Set it when
     /// the console is served over HTTPS (directly or behind a TLS-terminating proxy).
     pub secure_cookies: bool,
+    /// A console session not used for this many minutes ends (the member signs in again), on
+    /// top of its 12-hour lifetime; 0 turns the idle limit off. Every console request and the
+    /// open live view count as use.
+    pub console_idle_minutes: u32,
 }
 
 /// Networks of trusted reverse proxies.
@@ -227,6 +231,7 @@ impl Default for Settings {
             metrics_addr: None,
             trusted_proxies: TrustedProxies::default(),
             secure_cookies: false,
+            console_idle_minutes: 120,
         }
     }
 }

@@ -19,7 +19,9 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
 
-use engine::bus::{agent_topic, conversation_topic, customer_topic, BusEvent};
+use engine::bus::{
+    agent_topic, anonymous_visitors_topic, conversation_topic, customer_topic, BusEvent,
+};
 use engine::chat::{Chat, TransferTarget};
 use engine::files::Files;
 use engine::presence::AgentStatus;
@@ -187,6 +189,13 @@ async fn send_message<K: Sink<Outgoing> + Unpin>(
         "delivered"
     );
     send_json(out, &message_frame_for(&chat.files, message, for_agent)).await
+}
+
+/// Ends the connection for `error`: its error frame, then a close with its code as the reason.
+async fn end<K: Sink<Outgoing> + Unpin>(out: &mut K, error: ServiceError) -> Result<(), Gone> {
+    send_json(out, &error_frame(&error)).await?;
+    let _ = out.send(Outgoing::Close(error.code())).await;
+    Err(Gone)
 }
 
 fn subscribe(chat: &Chat, subscriptions: &mut Subscriptions, topic: String) {
@@ -386,6 +395,30 @@ pub async fn run_customer<S, K>(
         &mut session.subscriptions,
         customer_topic(&session.customer.id),
     );
+    if store::identity::is_anonymous_visitor(&session.customer) {
+        subscribe(
+            &chat,
+            &mut session.subscriptions,
+            anonymous_visitors_topic(&session.customer.tenant_id),
+        );
+        // The tenant may have begun to require identified visitors between the ticket's check
+        // and this subscription: read the setting once more now that its event would be heard.
+        match chat
+            .store
+            .identification_required(&session.customer.tenant_id)
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = end(&mut out, ServiceError::identity_required()).await;
+                return;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "customer session could not read the identity settings");
+                return;
+            }
+        }
+    }
     match chat
         .store
         .conversation_for_customer(&session.customer.id)
@@ -644,15 +677,20 @@ impl CustomerSession {
         // The customer's tokens were revoked: this connection, opened with one, ends.
         if let Ok(BusEvent::VisitorRevoked { version, .. }) = &event {
             if *version > self.customer.token_version {
-                let error = ServiceError::unauthenticated(
-                    "token_revoked",
-                    "this visitor token was revoked; start a new session",
-                );
-                send_json(out, &error_frame(&error)).await?;
-                let _ = out.send(Outgoing::Close("token_revoked")).await;
-                return Err(Gone);
+                return end(
+                    out,
+                    ServiceError::unauthenticated(
+                        "token_revoked",
+                        "this visitor token was revoked; start a new session",
+                    ),
+                )
+                .await;
             }
             return Ok(());
+        }
+        // The tenant now requires identified visitors, and this one is anonymous.
+        if let Ok(BusEvent::IdentificationRequired { .. }) = &event {
+            return end(out, ServiceError::identity_required()).await;
         }
         let Some(conversation_id) = self.conversation_id.clone() else {
             return match event {

@@ -401,6 +401,19 @@ async fn a_tenant_can_require_identified_visitors() {
     // Anonymous visitors are welcome by default.
     let (anonymous_token, _) = app.visitor_in("acme").await;
     let secret = rotate(&app).await;
+    // Two open connections: an anonymous visitor's and a signed-in user's, each live (a
+    // message answered with its receipt).
+    let (status, body) = signed_session(&app, "user-0", &secret).await;
+    assert_eq!(status, 200, "{body}");
+    let mut sockets = Vec::new();
+    for token in [anonymous_token.as_str(), body["token"].as_str().unwrap()] {
+        let mut socket = app.customer_ws(token).await;
+        socket
+            .send(json!({"type": "send", "client_msg_id": "c1", "text": "hello"}))
+            .await;
+        socket.expect_type("receipt").await;
+        sockets.push(socket);
+    }
     let (status, body) = admin(
         &app,
         reqwest::Method::PATCH,
@@ -409,6 +422,21 @@ async fn a_tenant_can_require_identified_visitors() {
     )
     .await;
     assert_eq!((status, &body["identity"]["required"]), (200, &json!(true)));
+    // The anonymous visitor's connection is told and closed; the signed-in user's goes on.
+    let mut identified_socket = sockets.pop().unwrap();
+    let mut anonymous_socket = sockets.pop().unwrap();
+    let told = anonymous_socket
+        .expect("the end", |frame| frame["type"] == "error")
+        .await;
+    assert_eq!(told["code"], "identity_required");
+    let after = anonymous_socket
+        .next_within(std::time::Duration::from_secs(5))
+        .await;
+    assert!(after.is_err(), "the socket stays open: {after:?}");
+    identified_socket
+        .send(json!({"type": "send", "client_msg_id": "c2", "text": "still here"}))
+        .await;
+    identified_socket.expect_type("receipt").await;
 
     let (status, body) = session(&app, json!({"tenant": "acme"})).await;
     refused(status, &body, "identity_required");

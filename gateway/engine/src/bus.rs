@@ -64,6 +64,11 @@ pub enum BusEvent {
         customer_id: String,
         version: i64,
     },
+    /// The tenant began to require identified visitors: its anonymous visitors' open
+    /// connections close (published on [`anonymous_visitors_topic`]).
+    IdentificationRequired {
+        tenant: String,
+    },
     /// The agent's token was reissued at `version`: connections opened with an older token close.
     TokenRevoked {
         agent_id: String,
@@ -91,6 +96,11 @@ pub fn agent_topic(id: &str) -> String {
 
 pub fn customer_topic(id: &str) -> String {
     format!("customer:{id}")
+}
+
+/// Every anonymous web visitor connection of the tenant follows this topic.
+pub fn anonymous_visitors_topic(tenant: &str) -> String {
+    format!("anonymous:{tenant}")
 }
 
 /// Node-to-node coordination: dispatcher kicks and agent presence.

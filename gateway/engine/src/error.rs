@@ -58,6 +58,14 @@ impl ServiceError {
         }
     }
 
+    /// An anonymous visitor, while the tenant requires identified visitors.
+    pub fn identity_required() -> Self {
+        Self::unauthenticated(
+            "identity_required",
+            "this site identifies its visitors: open the session with user_id and user_hash",
+        )
+    }
+
     pub fn denied(code: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Denied {
             code,

@@ -181,17 +181,24 @@ pub async fn authenticate(
             .map(|_| Caller::AdminKey);
     }
     let cookie = session_cookie(headers).ok_or(ServiceError::Unauthorized)?;
-    let (member, _) = state
-        .store
-        .session_member(&session_key(cookie))
+    let (member, _) = session_member(state, &session_key(cookie))
         .await?
-        .ok_or_else(|| {
-            ServiceError::unauthenticated("session_expired", "sign in again: the session ended")
-        })?;
+        .ok_or_else(session_expired)?;
     if member.tenant_id != tenant {
         return Err(ServiceError::denied("other_tenant", "signed in to another tenant").into());
     }
     Ok(Caller::Member(member))
+}
+
+/// The member of a live console session (by its cookie's key), and when it expires: not past
+/// its lifetime, nor unused for the node's `console_idle_minutes`. Records the use.
+pub async fn session_member(state: &AppState, key: &str) -> ApiResult<Option<(Member, i64)>> {
+    let idle_ms = i64::from(state.settings.console_idle_minutes) * 60_000;
+    Ok(state.store.session_member(key, idle_ms).await?)
+}
+
+pub fn session_expired() -> ServiceError {
+    ServiceError::unauthenticated("session_expired", "sign in again: the session ended")
 }
 
 async fn require_admin_key(state: &AppState, key: &str, tenant: &str) -> ApiResult<Tenant> {
@@ -281,16 +288,10 @@ async fn visitor_of(state: &AppState, claims: &Claims) -> ApiResult<Customer> {
     }
     // An anonymous visitor's token, made before the tenant began to require identified
     // visitors, works no longer.
-    let anonymous = customer.channel == switchboard_channels::ChannelKind::Web.as_str()
-        && !customer
-            .external_id
-            .starts_with(store::identity::IDENTIFIED_PREFIX);
-    if anonymous && state.store.identification_required(&claims.tenant).await? {
-        return Err(ServiceError::unauthenticated(
-            "identity_required",
-            "this site identifies its visitors: open the session with user_id and user_hash",
-        )
-        .into());
+    if store::identity::is_anonymous_visitor(&customer)
+        && state.store.identification_required(&claims.tenant).await?
+    {
+        return Err(ServiceError::identity_required().into());
     }
     Ok(customer)
 }

@@ -141,6 +141,16 @@ async fn patch_identity(
             }
             other => other.into(),
         })?;
+    if after.required && !before.required {
+        // Anonymous visitors' tokens are refused from now on; their open connections, on
+        // every node, close too.
+        state.bus.publish(
+            &engine::bus::anonymous_visitors_topic(&tenant),
+            engine::bus::BusEvent::IdentificationRequired {
+                tenant: tenant.clone(),
+            },
+        );
+    }
     record::note(serde_json::json!({
         "before": { "required": before.required, "link_mobile": before.link_mobile },
         "after": { "required": after.required, "link_mobile": after.link_mobile },

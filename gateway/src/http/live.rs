@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiResult, ServiceError};
-use crate::http::auth::{require, session_cookie, session_key, Area, Caller};
+use crate::http::auth::{require, session_cookie, session_key, session_member, Area, Caller};
 use crate::http::record;
 use crate::AppState;
 use engine::chat::TransferTarget;
@@ -122,7 +122,7 @@ async fn watch(
         ticks = ticks.wrapping_add(1);
         if ticks % SESSION_RECHECK_TICKS == 0 {
             if let Some(session) = &session {
-                let alive = matches!(state.store.session_member(session).await, Ok(Some(_)));
+                let alive = matches!(session_member(&state, session).await, Ok(Some(_)));
                 if !alive {
                     let _ = socket.send(Message::Close(None)).await;
                     return;

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{
-    areas_of, authenticate, csrf_token, require, session_cookie, session_key, Area, Caller,
-    SESSION_COOKIE,
+    areas_of, authenticate, csrf_token, require, session_cookie, session_expired, session_key,
+    session_member, Area, Caller, SESSION_COOKIE,
 };
 use crate::http::client_ip::client_ip;
 use crate::http::record;
@@ -216,14 +216,10 @@ async fn me(
 ) -> ApiResult<Response> {
     let Path(tenant) = path?;
     let cookie = session_cookie(&headers).ok_or(ServiceError::Unauthorized)?;
-    let (member, expires_at) = state
-        .store
-        .session_member(&session_key(cookie))
+    let (member, expires_at) = session_member(&state, &session_key(cookie))
         .await?
         .filter(|(member, _)| member.tenant_id == tenant)
-        .ok_or_else(|| {
-            ServiceError::unauthenticated("session_expired", "sign in again: the session ended")
-        })?;
+        .ok_or_else(session_expired)?;
     let mut response = Json(signed_in_body(&state, &member, cookie, expires_at)).into_response();
     response
         .headers_mut()

@@ -81,11 +81,7 @@ async fn create_session(
         return identified_session(&state, request).await;
     }
     if state.store.identification_required(&request.tenant).await? {
-        return Err(ServiceError::unauthenticated(
-            "identity_required",
-            "this site identifies its visitors: open the session with user_id and user_hash",
-        )
-        .into());
+        return Err(ServiceError::identity_required().into());
     }
     let (customer, token) = match request.token {
         // A live widget renews its token here: the same visitor, a fresh token.

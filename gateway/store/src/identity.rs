@@ -24,6 +24,13 @@ use crate::util::now_ms;
 /// start with `v_`, so the two never meet).
 pub const IDENTIFIED_PREFIX: &str = "user:";
 
+/// Whether the customer is an anonymous web visitor: the widget's own visitor, not one a
+/// site vouched for. These are refused while the tenant requires identified visitors.
+pub fn is_anonymous_visitor(customer: &Customer) -> bool {
+    customer.channel == ChannelKind::Web.as_str()
+        && !customer.external_id.starts_with(IDENTIFIED_PREFIX)
+}
+
 /// The longest user id a site may give (bytes).
 pub const MAX_USER_ID_BYTES: usize = 128;
 

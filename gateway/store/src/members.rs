@@ -36,6 +36,9 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// How often a console session's last use is written (at most), in milliseconds.
+pub const SESSION_SEEN_EVERY_MS: i64 = 60_000;
+
 impl Store {
     /// Adds a member; an email already used in the tenant is a conflict.
     pub async fn create_member(
@@ -208,8 +211,8 @@ impl Store {
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO member_sessions (id_hash, tenant_id, member_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO member_sessions (id_hash, tenant_id, member_id, created_at, expires_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $4)",
         )
         .bind(id_hash)
         .bind(&member.tenant_id)
@@ -221,20 +224,47 @@ impl Store {
         Ok(())
     }
 
-    /// The enabled member a live session belongs to, and when the session expires.
-    pub async fn session_member(&self, id_hash: &str) -> StoreResult<Option<(Member, i64)>> {
+    /// The enabled member a live session belongs to, and when the session expires: a session
+    /// past its lifetime, or last used `idle_ms` or longer ago (when `idle_ms` is not 0), is
+    /// not live. A use is recorded at most once a minute ([`SESSION_SEEN_EVERY_MS`]), so a
+    /// session in use costs a write a minute, not one per request.
+    pub async fn session_member(
+        &self,
+        id_hash: &str,
+        idle_ms: i64,
+    ) -> StoreResult<Option<(Member, i64)>> {
+        let now = now_ms();
         let row = sqlx::query(
             "SELECT m.id, m.tenant_id, m.email, m.name, m.role, m.agent_id, m.disabled, \
-             m.created_at, m.updated_at, s.expires_at FROM member_sessions s \
+             m.created_at, m.updated_at, s.expires_at, s.last_seen_at FROM member_sessions s \
              JOIN members m ON m.id = s.member_id \
              WHERE s.id_hash = $1 AND s.expires_at > $2 AND m.disabled = 0",
         )
         .bind(id_hash)
-        .bind(now_ms())
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| Ok((member_from_row(&row)?, row.try_get("expires_at")?)))
-            .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let last_seen_at: i64 = row.try_get("last_seen_at")?;
+        if idle_ms > 0 && last_seen_at > 0 && now.saturating_sub(last_seen_at) >= idle_ms {
+            return Ok(None);
+        }
+        // Written at most once a minute, and often enough that a use is never missed by more
+        // than half the idle limit.
+        let seen_every = match idle_ms {
+            0 => SESSION_SEEN_EVERY_MS,
+            idle => SESSION_SEEN_EVERY_MS.min(idle / 2),
+        };
+        if now.saturating_sub(last_seen_at) >= seen_every {
+            sqlx::query("UPDATE member_sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                .bind(id_hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some((member_from_row(&row)?, row.try_get("expires_at")?)))
     }
 
     pub async fn delete_member_session(&self, id_hash: &str) -> StoreResult<()> {

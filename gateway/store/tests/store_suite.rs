@@ -1677,11 +1677,38 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
         .create_member_session(&second, "s-old", 1)
         .await
         .unwrap();
-    let (member, expires) = store.session_member("s-live").await.unwrap().unwrap();
+    let (member, expires) = store.session_member("s-live", 0).await.unwrap().unwrap();
     assert_eq!((member.id.as_str(), expires), (second.id.as_str(), future));
-    assert!(store.session_member("s-old").await.unwrap().is_none());
+    assert!(store.session_member("s-old", 0).await.unwrap().is_none());
+    // Idle: a session unused for the idle limit ends; each use (recorded at most every half
+    // limit) starts the limit again.
+    store
+        .create_member_session(&second, "s-idle", future)
+        .await
+        .unwrap();
+    let idle_ms = 2_000;
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert!(store
+        .session_member("s-idle", idle_ms)
+        .await
+        .unwrap()
+        .is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert!(store
+        .session_member("s-idle", idle_ms)
+        .await
+        .unwrap()
+        .is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    assert!(store
+        .session_member("s-idle", idle_ms)
+        .await
+        .unwrap()
+        .is_none());
+    // Without an idle limit only the lifetime counts.
+    assert!(store.session_member("s-idle", 0).await.unwrap().is_some());
     store.delete_member_session("s-live").await.unwrap();
-    assert!(store.session_member("s-live").await.unwrap().is_none());
+    assert!(store.session_member("s-live", 0).await.unwrap().is_none());
     store
         .create_member_session(&second, "s-2", future)
         .await
@@ -1720,7 +1747,7 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
         .unwrap();
     assert!(disabled.disabled);
     assert_eq!(disabled.role, MemberRole::KnowledgeManager);
-    assert!(store.session_member("s-2").await.unwrap().is_none());
+    assert!(store.session_member("s-2", 0).await.unwrap().is_none());
     // Their agent's tokens are revoked with the sessions.
     assert_eq!(token_version(&store).await, own_agent.token_version + 1);
     // Re-enabled, the old session stays ended.
@@ -1736,7 +1763,7 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
         )
         .await
         .unwrap();
-    assert!(store.session_member("s-2").await.unwrap().is_none());
+    assert!(store.session_member("s-2", 0).await.unwrap().is_none());
     // With a second admin, the first may change role.
     let changed = store.update_member("t1", &admin.id, &demote).await.unwrap();
     assert_eq!(changed.role, MemberRole::Supervisor);
