@@ -162,7 +162,7 @@ pub enum FrameError {
     EmptyText,
     #[error("text is {0} bytes, more than the {MAX_TEXT_BYTES} allowed")]
     TooLarge(usize),
-    #[error("client_msg_id must be 1 to 128 characters")]
+    #[error("client_msg_id must be 1 to 128 characters, without control characters")]
     BadClientMessageId,
     #[error("binary frames are not part of this protocol")]
     Binary,
@@ -241,7 +241,10 @@ pub fn check_message(
     text: &str,
     attachments: usize,
 ) -> Result<(), FrameError> {
-    if client_msg_id.is_empty() || client_msg_id.chars().count() > 128 {
+    if client_msg_id.is_empty()
+        || client_msg_id.chars().count() > 128
+        || client_msg_id.chars().any(char::is_control)
+    {
         return Err(FrameError::BadClientMessageId);
     }
     if text.len() > MAX_TEXT_BYTES {
@@ -295,6 +298,10 @@ mod tests {
         assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
         assert_eq!(code(r#"{"text":"no type"}"#), "unknown_type");
         assert_eq!(code(r#"{"type":"ack","seq":"x"}"#), "bad_frame");
+        assert_eq!(
+            code(r#"{"type":"send","client_msg_id":"c\u0000","text":"hi"}"#),
+            "bad_client_msg_id"
+        );
         assert_eq!(
             code(r#"{"type":"send","client_msg_id":"c","text":"  "}"#),
             "empty_text"

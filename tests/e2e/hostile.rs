@@ -607,3 +607,89 @@ async fn a_resume_from_the_start_is_paged_by_bytes_until_acknowledged() {
     }
     assert_eq!(received, (1..=300).collect::<Vec<_>>());
 }
+
+/// A NUL character (U+0000), which PostgreSQL cannot store as text: a message's is replaced by
+/// U+FFFD (over HTTP and the WebSocket), a profile's and a `client_msg_id`'s are refused with
+/// their codes; never a server error. On PostgreSQL, where it used to be a 500 (and made the
+/// writer store its whole batch one by one).
+#[tokio::test]
+async fn nul_characters_are_replaced_or_refused_never_a_server_error() {
+    let database = switchboard_tests::PostgresDatabase::create()
+        .await
+        .expect("a database on the local PostgreSQL server");
+    let url = database.url.clone();
+    let app = TestApp::spawn_with(|settings| settings.database_url = Some(url)).await;
+    let post = |path: &'static str, token: Option<String>, body: Value| {
+        let app = &app;
+        async move {
+            let mut request = app.http.post(app.url(path)).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, body) = post(
+        "/v1/web/session",
+        None,
+        json!({"tenant": "acme", "profile": {"name": "Ada\u{0}"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_profile")),
+        "{body}"
+    );
+
+    let token = app.visitor().await;
+    let (status, body) = post(
+        "/v1/web/messages",
+        Some(token.clone()),
+        json!({"client_msg_id": "n\u{0}", "text": "hello"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_client_msg_id")),
+        "{body}"
+    );
+    let (status, body) = post(
+        "/v1/web/messages",
+        Some(token.clone()),
+        json!({"client_msg_id": "n1", "text": "hello\u{0}world"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut socket = app.customer_ws(&token).await;
+    socket
+        .send(json!({"type": "send", "client_msg_id": "n2", "text": "\u{0}bye"}))
+        .await;
+    socket.expect_type("receipt").await;
+
+    let response = app
+        .http
+        .get(app.url("/v1/web/poll?after=0"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let texts: Vec<&str> = body["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .filter(|frame| frame["type"] == "message" && frame["sender"] == "customer")
+        .filter_map(|frame| frame["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["hello\u{FFFD}world", "\u{FFFD}bye"]);
+    drop(socket);
+    drop(app);
+    database.drop_database().await;
+}

@@ -122,6 +122,9 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound(what) => ServiceError::NotFound(what),
             StoreError::Conflict(message) => ServiceError::Conflict(message),
             StoreError::Invalid(message) => ServiceError::invalid("bad_query", message),
+            other if other.is_unstorable_text() => {
+                ServiceError::invalid("bad_text", "text may not contain NUL characters (U+0000)")
+            }
             other => ServiceError::Internal(anyhow::Error::new(other)),
         }
     }

@@ -81,15 +81,21 @@ async fn revoke_customer_tokens(
     ))
 }
 
-/// A profile whose fields fit their limits, or `bad_profile`.
+/// A profile whose fields fit their limits and hold no control characters, or `bad_profile`.
 pub(crate) fn check_profile(profile: &CustomerProfile) -> Result<(), ServiceError> {
-    match profile.too_long() {
-        Some((field, limit)) => Err(ServiceError::invalid(
+    if let Some((field, limit)) = profile.too_long() {
+        return Err(ServiceError::invalid(
             "bad_profile",
             format!("{field} is longer than {limit} characters"),
-        )),
-        None => Ok(()),
+        ));
     }
+    if let Some(field) = profile.with_control_characters() {
+        return Err(ServiceError::invalid(
+            "bad_profile",
+            format!("{field} has control characters"),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

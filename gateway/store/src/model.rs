@@ -26,6 +26,20 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+impl StoreError {
+    /// PostgreSQL refused a text value it cannot store: a NUL character (U+0000) in `text` or
+    /// in a JSON value (SQLite stores it). Bad input, not a fault of the store.
+    pub fn is_unstorable_text(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(error)) => {
+                // character_not_in_repertoire, untranslatable_character
+                matches!(error.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +109,18 @@ impl CustomerProfile {
         ("email", 254),
         ("address", 500),
     ];
+
+    /// The first field with a control character other than a tab or a line break (a NUL, an
+    /// escape sequence).
+    pub fn with_control_characters(&self) -> Option<&'static str> {
+        let values = [&self.name, &self.phone, &self.email, &self.address];
+        let bad = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+        Self::LIMITS
+            .into_iter()
+            .zip(values)
+            .find(|(_, value)| value.as_ref().is_some_and(|v| v.chars().any(bad)))
+            .map(|((field, _), _)| field)
+    }
 
     /// The first field longer than its limit, with the limit.
     pub fn too_long(&self) -> Option<(&'static str, usize)> {

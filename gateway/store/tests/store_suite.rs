@@ -38,6 +38,7 @@ each_backend!(
     jobs_and_settings_changes,
     episodes_ratings_and_the_idle_close,
     coalesced_acks_keep_the_highest_and_are_written,
+    text_postgresql_cannot_store_is_bad_input,
 );
 
 fn queued() -> Entry {
@@ -2121,4 +2122,28 @@ async fn episodes_ratings_and_the_idle_close(backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
+}
+
+/// PostgreSQL cannot store a NUL character as text; the store says so as bad input (the edge
+/// answers `400 bad_text`), not as a fault. SQLite stores it.
+async fn text_postgresql_cannot_store_is_bad_input(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let stored = store
+        .append_customer_message(&customer, Some("a"), "a\u{0}b", &queued())
+        .await;
+    match store.dialect() {
+        store::Dialect::Sqlite => assert_eq!(stored.unwrap().message.text, "a\u{0}b"),
+        store::Dialect::Postgres => {
+            assert!(stored.is_err_and(|error| error.is_unstorable_text()))
+        }
+    }
+    let fine = store
+        .append_customer_message(&customer, Some("b"), "fine", &queued())
+        .await;
+    assert!(fine.is_ok(), "{fine:?}");
 }

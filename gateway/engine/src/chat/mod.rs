@@ -393,6 +393,7 @@ impl Chat {
     ) -> ServiceResult<SubmittedMessage> {
         check_message(client_msg_id, text, attachments.len())
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
+        let text = &*without_nul(text);
         let settings = self.tenant_settings(&customer.tenant_id).await;
         if !attachments.is_empty() && !settings.attachments.customers {
             return Err(ServiceError::denied(
@@ -544,6 +545,7 @@ impl Chat {
     ) -> ServiceResult<PendingAppend> {
         check_message(client_msg_id, text, attachments.len())
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
+        let text = &*without_nul(text);
         let settings = self.tenant_settings(&agent.tenant_id).await;
         self.limits
             .agent_message(&agent.tenant_id, &agent.id, settings.limits)?;
@@ -995,6 +997,17 @@ impl Chat {
 }
 
 /// The text to store and its meta after the sensitive-word verdict; a block is an error.
+/// The text with every NUL character (U+0000) replaced by U+FFFD: PostgreSQL cannot store one,
+/// so a message is stored the same way on both backends (and one such message never fails the
+/// batch it is written in).
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 fn screened(
     verdict: &Scan<'_, '_>,
     text: &str,
