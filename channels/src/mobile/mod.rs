@@ -73,6 +73,9 @@ struct Header {
     alg: String,
 }
 
+/// The longest `sub` (the app's user id) a token may carry, in bytes.
+pub const MAX_SUB_BYTES: usize = 128;
+
 /// Verifies tokens for one tenant.
 #[derive(Clone)]
 pub struct MobileTokenVerifier {
@@ -135,6 +138,14 @@ impl MobileTokenVerifier {
         let claims: MobileClaims = decode_part(payload, "payload")?;
         if claims.sub.is_empty() {
             return Err(MobileAuthError::MissingClaim("sub"));
+        }
+        // The app's user id becomes the customer's external id (in a unique index: PostgreSQL
+        // refuses a NUL, and index rows over 2,704 bytes) and, with `link_mobile`, a web user id
+        // (at most 128 bytes).
+        if claims.sub.len() > MAX_SUB_BYTES || claims.sub.chars().any(char::is_control) {
+            return Err(MobileAuthError::Malformed(format!(
+                "sub is at most {MAX_SUB_BYTES} bytes, without control characters"
+            )));
         }
         if claims.nonce.is_empty() || claims.nonce.len() > 256 {
             return Err(MobileAuthError::MissingClaim("nonce"));

@@ -141,6 +141,22 @@ fn malformed_tokens_are_typed_errors() {
         verifier().verify(&empty_nonce, NOW),
         Err(MobileAuthError::MissingClaim("nonce"))
     );
+    // A signed `sub` too long for an index, or with a NUL, is malformed too.
+    for sub in ["u".repeat(129), "user\u{0}".to_owned()] {
+        let token = verifier().sign(&MobileClaims {
+            sub,
+            ..claims("n-sub")
+        });
+        assert!(matches!(
+            verifier().verify(&token, NOW),
+            Err(MobileAuthError::Malformed(_))
+        ));
+    }
+    let longest = verifier().sign(&MobileClaims {
+        sub: "u".repeat(128),
+        ..claims("n-sub")
+    });
+    assert!(verifier().verify(&longest, NOW).is_ok());
 }
 
 #[tokio::test]
