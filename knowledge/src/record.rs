@@ -122,14 +122,16 @@ impl FaqRecord {
         Ok(())
     }
 
-    /// Trims text fields, drops empty alternates and tags, fills a missing id and locale.
-    /// Import calls this before [`FaqRecord::validate`].
+    /// Trims text fields and takes NUL characters out of them (a stray one from a spreadsheet
+    /// export would make PostgreSQL refuse the whole import), drops empty alternates and tags,
+    /// fills a missing id and locale. Import calls this before [`FaqRecord::validate`].
     pub fn normalize(&mut self) {
-        self.id = self.id.trim().to_string();
-        self.question = self.question.trim().to_string();
-        self.answer = self.answer.trim().to_string();
+        let clean = |text: &str| text.replace('\0', "").trim().to_string();
+        self.id = clean(&self.id);
+        self.question = clean(&self.question);
+        self.answer = clean(&self.answer);
         for list in [&mut self.alternates, &mut self.tags] {
-            list.iter_mut().for_each(|s| *s = s.trim().to_string());
+            list.iter_mut().for_each(|s| *s = clean(s));
             list.retain(|s| !s.is_empty());
         }
         self.locale = self.locale.trim().to_ascii_lowercase();
@@ -182,6 +184,18 @@ pub fn guess_locale(text: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalizing_takes_nul_characters_out() {
+        let mut record = FaqRecord::new(" 如何\u{0}退货 ", "七天内\u{0}可退");
+        record.alternates = vec!["\u{0}".into(), "怎么退\u{0}".into()];
+        record.normalize();
+        assert_eq!(
+            (record.question.as_str(), record.answer.as_str()),
+            ("如何退货", "七天内可退")
+        );
+        assert_eq!(record.alternates, ["怎么退"]);
+    }
 
     #[test]
     fn validation_reports_each_problem() {

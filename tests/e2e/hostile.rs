@@ -148,20 +148,37 @@ async fn a_visitor_profile_over_the_limits_is_refused() {
     assert_eq!(fine.status().as_u16(), 200);
 }
 
-/// A tenant's word lists are capped in number, and a message that matches a hostile list
-/// millions of times stores each list and word once.
+/// A tenant's word lists are capped in number and in words ending together, and a message that
+/// matches a hostile list hundreds of thousands of times stores each list and word once.
 #[tokio::test]
 async fn word_lists_are_capped_and_matches_stored_once() {
     let app = TestApp::spawn().await;
-    // 256 overlapping words: `a`, `aa`, ... as a flag list.
-    let words: Vec<String> = (1..=256).map(|n| "a".repeat(n)).collect();
-    let (status, body) = app
-        .admin_put(
-            "/v1/tenants/acme/policies/sensitive-words/hostile",
-            "application/json",
-            serde_json::to_vec(&serde_json::json!({ "action": "flag", "words": words })).unwrap(),
-        )
+    let put = |words: Vec<String>| {
+        let app = &app;
+        async move {
+            app.admin_put(
+                "/v1/tenants/acme/policies/sensitive-words/hostile",
+                "application/json",
+                serde_json::to_vec(&serde_json::json!({ "action": "flag", "words": words }))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // 256 words ending together (`a`, `aa`, ...) would make each character of a message 256
+    // matches: refused, and nothing is stored.
+    let (status, body) = put((1..=256).map(|n| "a".repeat(n)).collect()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("too_nested")),
+        "{body}"
+    );
+    let (_, lists) = app
+        .admin_get("/v1/tenants/acme/policies/sensitive-words")
         .await;
+    assert!(!lists.to_string().contains("hostile"), "{lists}");
+    // As many as allowed (32), each long: overlapping matches all over the message.
+    let (status, body) = put((225..=256).map(|n| "a".repeat(n)).collect()).await;
     assert_eq!(status, 200, "{body}");
     let (agent_id, agent_token) = app.create_agent("A", &["general"], 5).await;
     let _ = agent_id;

@@ -317,8 +317,16 @@ impl Policies {
                 format!("a tenant's lists hold at most {MAX_WORDS_PER_TENANT} words together"),
             ));
         }
+        // The tenant's lists as they would be must build (their words may not be too nested):
+        // refused before anything is stored, so what is stored always builds.
+        let mut lists = word_lists_of(&others);
+        let words = list.words().join("\n");
+        lists.push(list);
+        blocking(move || SensitiveWords::build(&lists).map(drop))
+            .await?
+            .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         self.store
-            .put_sensitive_list(tenant, name, action.as_str(), &list.words().join("\n"))
+            .put_sensitive_list(tenant, name, action.as_str(), &words)
             .await?;
         self.refresh_words(tenant).await?;
         Ok(serde_json::json!({ "name": name, "action": action.as_str(), "words": count }))
@@ -337,14 +345,7 @@ impl Policies {
     /// Rebuilds the tenant's matcher from the store.
     async fn refresh_words(&self, tenant: &str) -> ServiceResult<()> {
         let stamp = self.store.sensitive_stamp(tenant).await?;
-        let records = self.store.sensitive_lists(tenant).await?;
-        let lists: Vec<WordList> = records
-            .iter()
-            .filter_map(|record| {
-                let action = record.action.parse().ok()?;
-                WordList::from_plain_text(record.name.clone(), action, &record.words).ok()
-            })
-            .collect();
+        let lists = word_lists_of(&self.store.sensitive_lists(tenant).await?);
         // Building a large list takes tens of milliseconds: off the executor.
         let built = blocking(move || SensitiveWords::build(&lists))
             .await?
@@ -479,4 +480,15 @@ pub fn language_of(messages: &[MessageRecord]) -> String {
         "zh" => "zh-CN".into(),
         _ => "en".into(),
     }
+}
+
+/// Stored word lists as the matcher takes them (a record that does not parse is left out).
+fn word_lists_of(records: &[SensitiveListRecord]) -> Vec<WordList> {
+    records
+        .iter()
+        .filter_map(|record| {
+            let action = record.action.parse().ok()?;
+            WordList::from_plain_text(record.name.clone(), action, &record.words).ok()
+        })
+        .collect()
 }

@@ -27,8 +27,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// PostgreSQL refused a text value it cannot store: a NUL character (U+0000) in `text` or
-    /// in a JSON value (SQLite stores it). Bad input, not a fault of the store.
+    /// PostgreSQL refused a text value it cannot store: one with a NUL character (U+0000),
+    /// which SQLite stores. Bad input, not a fault of the store.
     pub fn is_unstorable_text(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::Database(error)) => {

@@ -70,6 +70,10 @@ const END_MORE: u32 = 1 << 8;
 const END_LONG: u32 = 0xFF;
 /// Pattern ids must fit the `ends` entries.
 const MAX_PATTERNS: usize = 1 << (32 - END_PATTERN_SHIFT);
+/// Patterns up to this many folded characters find their starts by walking back over the text
+/// from the hit; longer ones through [`Origins`], so a text full of long hits is not walked
+/// again for each of them.
+const SHORT_WALK: usize = 32;
 
 /// One occurrence, in original-text offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +102,24 @@ pub(crate) struct CharMatcher {
     ends: Vec<u32>,
     /// Length of each pattern in folded characters.
     pattern_chars: Vec<u32>,
+    /// The size of an [`Origins`] ring: a power of two, at least the longest pattern.
+    ring_size: usize,
+}
+
+/// The origins (character and byte index) of the last folded characters before the latest hit
+/// of a long pattern, in a ring filled forward from one such hit to the next: over one scan
+/// each character is walked once more at most, however many long patterns end at each place.
+#[derive(Default)]
+struct Origins {
+    /// Empty until the scan's first long hit.
+    ring: Vec<(usize, usize)>,
+    /// Where the next folded character's origin goes.
+    head: usize,
+    /// How many of the ring's entries, counting back from `head`, are filled.
+    filled: usize,
+    /// The text is accounted for up to here.
+    end_char: usize,
+    end_byte: usize,
 }
 
 impl fmt::Debug for CharMatcher {
@@ -372,6 +394,12 @@ impl CharMatcher {
             slots,
             links,
             ends,
+            ring_size: encoded
+                .iter()
+                .map(Vec::len)
+                .max()
+                .unwrap_or(0)
+                .next_power_of_two(),
             pattern_chars: encoded.iter().map(|ids| ids.len() as u32).collect(),
         })
     }
@@ -385,6 +413,25 @@ impl CharMatcher {
             + self.links.capacity() * std::mem::size_of::<Links>()
             + self.ends.capacity() * 4
             + self.pattern_chars.capacity() * 4
+    }
+
+    /// The most weight (`weight(pattern)` summed over the patterns) ending at one place of a
+    /// text: the heaviest chain of patterns that are suffixes of one another. Counting stops
+    /// past `cap`, so this costs at most `cap + 1` reads per pattern.
+    pub(crate) fn heaviest_end(&self, weight: impl Fn(usize) -> usize, cap: usize) -> usize {
+        let mut heaviest = 0;
+        for (state, &end) in self.ends.iter().enumerate() {
+            if end == NONE {
+                continue;
+            }
+            let (mut out, mut total) = (state as u32, 0);
+            while out != NONE && total <= cap {
+                total += weight((self.ends[out as usize] >> END_PATTERN_SHIFT) as usize);
+                out = self.links[self.links[out as usize].fail as usize].out;
+            }
+            heaviest = heaviest.max(total);
+        }
+        heaviest
     }
 
     /// One step: the state after reading `id` (a real alphabet id) in `state`.
@@ -438,6 +485,7 @@ impl CharMatcher {
     /// Calls `on_hit` for every occurrence of every pattern in `text` (folded on the fly),
     /// overlapping ones included, in order of end, longest first at the same end.
     pub(crate) fn find(&self, text: &str, mut on_hit: impl FnMut(Hit)) {
+        let mut origins = Origins::default();
         let mut state = ROOT;
         for (char_index, (byte_index, c)) in text.char_indices().enumerate() {
             let id = self.id(c);
@@ -459,6 +507,7 @@ impl CharMatcher {
                     state,
                     char_index + 1,
                     byte_index + c.len_utf8(),
+                    &mut origins,
                     &mut on_hit,
                 );
             }
@@ -469,7 +518,8 @@ impl CharMatcher {
     /// character (ending at `end_byte`). Their starts are found by walking back over the text,
     /// counting the characters that do not fold to nothing: a hit is rare next to a step, so
     /// the steps keep no record of where each folded character came from. The walk is done once
-    /// per position, however many patterns end there (longest first).
+    /// per position, however many patterns end there (longest first); for patterns longer than
+    /// [`SHORT_WALK`] the origins come from `origins`, filled forward from the last long hit.
     #[inline(never)]
     fn report(
         &self,
@@ -477,6 +527,7 @@ impl CharMatcher {
         state: usize,
         end_char: usize,
         end_byte: usize,
+        origins: &mut Origins,
         on_hit: &mut impl FnMut(Hit),
     ) {
         // Most often the state itself ends one pattern: one read of `ends` says so.
@@ -496,6 +547,28 @@ impl CharMatcher {
                 end_byte,
             })
         };
+        // Each pattern of the chain at `first` (suffixes of one another, longest first) with
+        // the origin of its first folded character, given by `origin(length)`.
+        let chain = |origin: &dyn Fn(usize) -> (usize, usize),
+                     report: &mut dyn FnMut(u32, (usize, usize))| {
+            let mut out = first;
+            while out != NONE {
+                let end = self.ends[out as usize];
+                report(end, origin(self.chars(end)));
+                out = self.links[self.links[out as usize].fail as usize].out;
+            }
+        };
+        if longest > SHORT_WALK {
+            self.fill_origins(origins, text, end_char, end_byte, longest);
+            let mask = origins.ring.len() - 1;
+            let ring = &origins.ring;
+            let head = origins.head;
+            chain(
+                &|length| ring[head.wrapping_sub(length) & mask],
+                &mut report,
+            );
+            return;
+        }
         if end & END_MORE == 0 {
             let mut start = (end_char, end_byte);
             self.walk_back(text, end_char, end_byte, longest, |_, origin| {
@@ -504,25 +577,54 @@ impl CharMatcher {
             report(end, start);
             return;
         }
-        // Several patterns (suffixes of one another): the origin of each of the last `longest`
-        // folded characters, the last one first.
-        let mut small = [(0usize, 0usize); 32];
-        let mut large = Vec::new();
-        let origins: &mut [(usize, usize)] = if longest <= small.len() {
-            &mut small[..longest]
-        } else {
-            large.resize(longest, (0, 0));
-            &mut large
-        };
+        // Several short patterns: the origin of each of the last `longest` folded characters,
+        // the last one first.
+        let mut small = [(0usize, 0usize); SHORT_WALK];
         self.walk_back(text, end_char, end_byte, longest, |folded, origin| {
-            origins[folded - 1] = origin;
+            small[folded - 1] = origin;
         });
-        let mut out = first;
-        while out != NONE {
-            let end = self.ends[out as usize];
-            report(end, origins[self.chars(end) - 1]);
-            out = self.links[self.links[out as usize].fail as usize].out;
+        chain(&|length| small[length - 1], &mut report);
+    }
+
+    /// Brings `origins` up to `end_byte` with at least the last `count` folded characters:
+    /// forward from where it was left when that is enough, else by a walk back from the end.
+    fn fill_origins(
+        &self,
+        origins: &mut Origins,
+        text: &str,
+        end_char: usize,
+        end_byte: usize,
+        count: usize,
+    ) {
+        if origins.ring.is_empty() {
+            origins.ring = vec![(0, 0); self.ring_size];
         }
+        let mask = origins.ring.len() - 1;
+        if origins.filled > 0 {
+            let mut char_index = origins.end_char;
+            for (offset, c) in text[origins.end_byte..end_byte].char_indices() {
+                if self.id(c) != SEPARATOR {
+                    origins.ring[origins.head] = (char_index, origins.end_byte + offset);
+                    origins.head = (origins.head + 1) & mask;
+                    origins.filled = (origins.filled + 1).min(origins.ring.len());
+                }
+                char_index += 1;
+            }
+            origins.end_char = end_char;
+            origins.end_byte = end_byte;
+            if origins.filled >= count {
+                return;
+            }
+        }
+        let (ring, head) = (&mut origins.ring, origins.head);
+        let mut filled = 0;
+        self.walk_back(text, end_char, end_byte, count, |folded, origin| {
+            ring[head.wrapping_sub(folded) & mask] = origin;
+            filled = folded;
+        });
+        origins.filled = filled;
+        origins.end_char = end_char;
+        origins.end_byte = end_byte;
     }
 
     /// The length in folded characters of the pattern of an `ends` entry.

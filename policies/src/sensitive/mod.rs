@@ -106,6 +106,11 @@ pub enum SensitiveWordsError {
     },
     #[error("list has {count} words, the limit is {limit}")]
     TooManyWords { count: usize, limit: usize },
+    #[error(
+        "more than {limit} words of the lists end at one place of a text (words that are \
+         endings of one another, like \"ab\", \"aab\" and \"aaab\", counted once per list)"
+    )]
+    TooNested { limit: usize },
     #[error("cannot build the matcher: {0}")]
     Build(String),
 }
@@ -119,6 +124,7 @@ impl SensitiveWordsError {
             SensitiveWordsError::InvalidListName(_) => "invalid_list_name",
             SensitiveWordsError::WordTooLong { .. } => "word_too_long",
             SensitiveWordsError::TooManyWords { .. } => "too_many_words",
+            SensitiveWordsError::TooNested { .. } => "too_nested",
             SensitiveWordsError::Build(_) => "build_failed",
         }
     }
@@ -126,6 +132,11 @@ impl SensitiveWordsError {
 
 /// Longest word accepted, in characters.
 pub const MAX_WORD_CHARS: usize = 256;
+/// Most (list, word) entries that may end at one place of a text: words that are endings of
+/// one another (`ab`, `aab`, `aaab`), each counted once per list holding it. Real lists stay far
+/// below (at most 6 in a 65k-word list); a hostile one would make every character of a message
+/// report this many matches.
+pub const MAX_ENDING_TOGETHER: usize = 32;
 /// Most words in one list.
 pub const MAX_WORDS_PER_LIST: usize = 200_000;
 /// Matches a verdict keeps (the action and the masking still see every match): a hostile list
@@ -339,6 +350,15 @@ impl SensitiveWords {
         } else {
             Some(CharMatcher::new(&patterns).map_err(SensitiveWordsError::Build)?)
         };
+        if let Some(matcher) = &matcher {
+            let heaviest =
+                matcher.heaviest_end(|pattern| owners[pattern].len(), MAX_ENDING_TOGETHER);
+            if heaviest > MAX_ENDING_TOGETHER {
+                return Err(SensitiveWordsError::TooNested {
+                    limit: MAX_ENDING_TOGETHER,
+                });
+            }
+        }
         // Every pattern's first entry at its id, the others chained after them.
         let texts_len: usize = owners
             .iter()

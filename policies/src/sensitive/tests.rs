@@ -390,13 +390,18 @@ fn characters_in_no_word_reset_the_automaton() {
     assert_eq!(engine.check("刷的单").masked, "刷的单");
 }
 
-/// A list of overlapping words (`a`, `aa`, ... 256 of them) against a long message of `a`s finds
-/// millions of matches; the verdict keeps a bounded number and still acts on all of them.
+/// A list of overlapping words (`a` × 193, ... `a` × 256: as many ending together as allowed)
+/// against a long message of `a`s finds millions of matches; the verdict keeps a bounded number
+/// and still acts on all of them.
 #[test]
 fn overlapping_words_against_a_long_message_keep_a_bounded_verdict() {
-    let words: Vec<String> = (1..=MAX_WORD_CHARS).map(|n| "a".repeat(n)).collect();
+    // As many words ending together as a list may have, each longer than a short walk back.
+    let words: Vec<String> = (MAX_WORD_CHARS + 1 - MAX_ENDING_TOGETHER..=MAX_WORD_CHARS)
+        .map(|n| "a".repeat(n))
+        .collect();
     let list = WordList::new("hostile", Action::Mask, words).expect("list");
-    let matcher = SensitiveWords::build(&[list]).expect("build");
+    let lists = [list];
+    let matcher = SensitiveWords::build(&lists).expect("build");
     let text = "a".repeat(64 * 1024);
     let verdict = matcher.check(&text);
     assert_eq!(verdict.action, Action::Mask);
@@ -407,6 +412,44 @@ fn overlapping_words_against_a_long_message_keep_a_bounded_verdict() {
         verdict.matches_dropped
     );
     assert_eq!(verdict.masked, "*".repeat(64 * 1024));
+    // The starts found through the ring of origins are the reference's, separators between
+    // (198 folded characters: 21 matches).
+    let text = "a a，a".repeat(66);
+    assert_eq!(matcher.check(&text), reference_check(&lists, &text));
+}
+
+/// Words that are endings of one another all match at one place: past
+/// [`MAX_ENDING_TOGETHER`] (counted once per list holding a word) the lists are refused, so a
+/// message costs at most that many matches a character.
+#[test]
+fn lists_whose_words_end_together_too_often_are_refused() {
+    let nested = |count: usize| {
+        let words: Vec<String> = (1..=count).map(|n| "a".repeat(n)).collect();
+        WordList::new("nested", Action::Mask, words).expect("list")
+    };
+    assert!(SensitiveWords::build(&[nested(MAX_ENDING_TOGETHER)]).is_ok());
+    let refused = SensitiveWords::build(&[nested(MAX_ENDING_TOGETHER + 1)]).unwrap_err();
+    assert_eq!(refused.code(), "too_nested");
+    // The same two words in many lists count once per list.
+    let copies = |count: usize| -> Vec<WordList> {
+        (0..count)
+            .map(|index| {
+                WordList::new(
+                    format!("l{index}"),
+                    Action::Flag,
+                    vec!["刷单".into(), "单".into()],
+                )
+                .expect("list")
+            })
+            .collect()
+    };
+    assert!(SensitiveWords::build(&copies(MAX_ENDING_TOGETHER / 2)).is_ok());
+    assert_eq!(
+        SensitiveWords::build(&copies(MAX_ENDING_TOGETHER / 2 + 1))
+            .unwrap_err()
+            .code(),
+        "too_nested"
+    );
 }
 
 /// Words that are suffixes of one another end at the same position: their starts come from one
@@ -527,7 +570,10 @@ fn scan_masks_nested_and_many_ranges_like_check() {
 
 #[test]
 fn scan_keeps_the_same_bounded_matches_as_check() {
-    let words: Vec<String> = (1..=MAX_WORD_CHARS).map(|n| "a".repeat(n)).collect();
+    // Two lists of the same nested words: as many matches at one place as lists may have.
+    let words: Vec<String> = (MAX_WORD_CHARS + 1 - MAX_ENDING_TOGETHER / 2..=MAX_WORD_CHARS)
+        .map(|n| "a".repeat(n))
+        .collect();
     let lists = [
         WordList::new("hostile", Action::Mask, words.clone()).expect("list"),
         WordList::new("also", Action::Flag, words).expect("list"),

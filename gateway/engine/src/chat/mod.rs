@@ -996,7 +996,6 @@ impl Chat {
     }
 }
 
-/// The text to store and its meta after the sensitive-word verdict; a block is an error.
 /// The text with every NUL character (U+0000) replaced by U+FFFD: PostgreSQL cannot store one,
 /// so a message is stored the same way on both backends (and one such message never fails the
 /// batch it is written in).
@@ -1008,6 +1007,7 @@ fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The text to store and its meta after the sensitive-word verdict; a block is an error.
 fn screened(
     verdict: &Scan<'_, '_>,
     text: &str,
