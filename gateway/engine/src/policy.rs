@@ -347,7 +347,7 @@ impl Policies {
         let stamp = self.store.sensitive_stamp(tenant).await?;
         let lists = word_lists_of(&self.store.sensitive_lists(tenant).await?);
         // Building a large list takes tens of milliseconds: off the executor.
-        let built = blocking(move || SensitiveWords::build(&lists))
+        let built = blocking(move || SensitiveWords::load(&lists))
             .await?
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         self.words
@@ -389,6 +389,18 @@ impl Policies {
             if changed {
                 if let Err(error) = self.refresh_words(tenant).await {
                     tracing::error!(tenant, error = %error, "cannot load word lists");
+                    // Tried again after the stamp's time to live, not at every message (a
+                    // build can take a large fraction of a second).
+                    self.word_stamps
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(
+                            tenant.to_owned(),
+                            Slot {
+                                checked: Instant::now(),
+                                stamp: cached.map_or((-1, -1), |slot| slot.stamp),
+                            },
+                        );
                 }
             } else if let Some(slot) = cached {
                 self.word_stamps

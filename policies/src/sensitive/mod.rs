@@ -323,7 +323,25 @@ impl SensitiveWords {
         }
     }
 
+    /// Compiles `lists`, refusing words that end together too often ([`MAX_ENDING_TOGETHER`]):
+    /// for lists being uploaded.
     pub fn build(lists: &[WordList]) -> Result<Self, SensitiveWordsError> {
+        let built = Self::load(lists)?;
+        if let Some(matcher) = &built.matcher {
+            let heaviest =
+                matcher.heaviest_end(|pattern| built.owner_count(pattern), MAX_ENDING_TOGETHER);
+            if heaviest > MAX_ENDING_TOGETHER {
+                return Err(SensitiveWordsError::TooNested {
+                    limit: MAX_ENDING_TOGETHER,
+                });
+            }
+        }
+        Ok(built)
+    }
+
+    /// Compiles lists that were accepted when they were stored, under the limits of that time:
+    /// a list stored before [`MAX_ENDING_TOGETHER`] still loads (it is never left unscreened).
+    pub fn load(lists: &[WordList]) -> Result<Self, SensitiveWordsError> {
         let started = Instant::now();
         let mut pattern_ids: HashMap<String, usize> = HashMap::new();
         let mut patterns: Vec<String> = Vec::new();
@@ -350,15 +368,6 @@ impl SensitiveWords {
         } else {
             Some(CharMatcher::new(&patterns).map_err(SensitiveWordsError::Build)?)
         };
-        if let Some(matcher) = &matcher {
-            let heaviest =
-                matcher.heaviest_end(|pattern| owners[pattern].len(), MAX_ENDING_TOGETHER);
-            if heaviest > MAX_ENDING_TOGETHER {
-                return Err(SensitiveWordsError::TooNested {
-                    limit: MAX_ENDING_TOGETHER,
-                });
-            }
-        }
         // Every pattern's first entry at its id, the others chained after them.
         let texts_len: usize = owners
             .iter()
@@ -415,6 +424,17 @@ impl SensitiveWords {
             texts,
             stats,
         })
+    }
+
+    /// How many (list, word) entries the pattern stands for.
+    fn owner_count(&self, pattern: usize) -> usize {
+        let mut owner = self.owners[pattern];
+        let mut count = 1;
+        while owner.next != NO_OWNER {
+            owner = self.owners[owner.next as usize];
+            count += 1;
+        }
+        count
     }
 
     pub fn lists(&self) -> &[WordList] {
@@ -794,7 +814,7 @@ impl SensitiveWordRegistry {
             .map(|list| (list.name.clone(), list.clone()))
             .collect();
         lists.insert(list.name.clone(), list);
-        self.install(tenant, lists.into_values().collect())
+        self.install(tenant, lists.into_values().collect(), SensitiveWords::build)
     }
 
     /// Removes a list by name; returns whether it existed.
@@ -813,7 +833,7 @@ impl SensitiveWordRegistry {
             .collect();
         let existed = lists.len() != before;
         if existed {
-            self.install(tenant, lists)?;
+            self.install(tenant, lists, SensitiveWords::load)?;
         }
         Ok(existed)
     }
@@ -828,15 +848,18 @@ impl SensitiveWordRegistry {
             .writers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.install(tenant, lists)
+        self.install(tenant, lists, SensitiveWords::load)
     }
 
+    /// Builds `lists` with `build` ([`SensitiveWords::build`] for a new list, `load` for lists
+    /// accepted before) and swaps the tenant's matcher.
     fn install(
         &self,
         tenant: &str,
         lists: Vec<WordList>,
+        build: fn(&[WordList]) -> Result<SensitiveWords, SensitiveWordsError>,
     ) -> Result<BuildStats, SensitiveWordsError> {
-        let built = SensitiveWords::build(&lists)?;
+        let built = build(&lists)?;
         let stats = built.stats();
         if let Ok(mut tenants) = self.tenants.write() {
             tenants.insert(tenant.to_owned(), Arc::new(built));

@@ -430,6 +430,9 @@ fn lists_whose_words_end_together_too_often_are_refused() {
     assert!(SensitiveWords::build(&[nested(MAX_ENDING_TOGETHER)]).is_ok());
     let refused = SensitiveWords::build(&[nested(MAX_ENDING_TOGETHER + 1)]).unwrap_err();
     assert_eq!(refused.code(), "too_nested");
+    // A list stored before the limit still loads: it is screened, not left out.
+    let legacy = SensitiveWords::load(&[nested(MAX_ENDING_TOGETHER + 1)]).expect("loads");
+    assert_eq!(legacy.check("aaa").action, Action::Mask);
     // The same two words in many lists count once per list.
     let copies = |count: usize| -> Vec<WordList> {
         (0..count)
