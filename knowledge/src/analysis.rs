@@ -5,7 +5,7 @@
 //! segmentation, ASCII words split on punctuation, Chinese function words dropped), then
 //! tantivy's English stop-word filter and English stemmer (which leave Chinese tokens as they are).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tantivy::tokenizer::{
     Language, Stemmer, StopWordFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
@@ -182,7 +182,17 @@ impl Tokenizer for CjkBigramTokenizer {
 pub struct Synonyms {
     /// Each group is a list of members; each member is its analyzed tokens.
     groups: Vec<Vec<Vec<String>>>,
+    /// The groups that have a member beginning with each token, so a query looks at the groups
+    /// its own tokens can match, not at every group.
+    by_first_token: HashMap<String, Vec<u32>>,
 }
+
+/// Most groups a tenant's synonyms may have (one a line).
+pub const MAX_SYNONYM_GROUPS: usize = 20_000;
+/// Most members in one group.
+pub const MAX_SYNONYM_MEMBERS: usize = 32;
+/// Most tokens synonyms add to one query (each becomes a clause in three fields).
+pub const MAX_SYNONYM_TOKENS: usize = 32;
 
 impl Synonyms {
     /// No synonyms.
@@ -199,30 +209,71 @@ impl Synonyms {
         M::Item: AsRef<str>,
     {
         let mut out = Vec::new();
+        let mut by_first_token: HashMap<String, Vec<u32>> = HashMap::new();
         for group in groups {
             let mut members: Vec<Vec<String>> = Vec::new();
+            let mut seen: HashSet<Vec<String>> = HashSet::new();
             for member in group {
                 let tokens = analyze(member.as_ref());
-                if !tokens.is_empty() && !members.contains(&tokens) {
+                if !tokens.is_empty() && seen.insert(tokens.clone()) {
                     members.push(tokens);
                 }
             }
             if members.len() >= 2 {
+                let index = out.len() as u32;
+                for member in &members {
+                    let groups = by_first_token.entry(member[0].clone()).or_default();
+                    if groups.last() != Some(&index) {
+                        groups.push(index);
+                    }
+                }
                 out.push(members);
             }
         }
-        Synonyms { groups: out }
+        Synonyms {
+            groups: out,
+            by_first_token,
+        }
+    }
+
+    /// Whether `text` is within the limits for a tenant's synonyms: at most
+    /// [`MAX_SYNONYM_GROUPS`] groups of at most [`MAX_SYNONYM_MEMBERS`] members. The error says
+    /// which limit, and the line.
+    pub fn check(text: &str) -> Result<(), String> {
+        let mut groups = 0;
+        for (number, line) in Self::group_lines(text) {
+            groups += 1;
+            if groups > MAX_SYNONYM_GROUPS {
+                return Err(format!(
+                    "more than {MAX_SYNONYM_GROUPS} synonym groups (one a line)"
+                ));
+            }
+            let members = Self::members(line).count();
+            if members > MAX_SYNONYM_MEMBERS {
+                return Err(format!(
+                    "line {number} has {members} synonyms, the limit is {MAX_SYNONYM_MEMBERS}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The lines that hold groups, numbered from 1: not blank, not `#` comments.
+    fn group_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+        text.lines()
+            .enumerate()
+            .map(|(index, line)| (index + 1, line.trim()))
+            .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+    }
+
+    fn members(line: &str) -> impl Iterator<Item = &str> {
+        line.split(['=', ',', '，'])
     }
 
     /// Parses one group a line, members separated by `=` or `,`; blank lines and `#` comments
     /// are skipped. Example: `快递=物流=包裹` and `refund = money back`.
     pub fn parse(text: &str) -> Synonyms {
-        Synonyms::new(
-            text.lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                .map(|line| line.split(['=', ',', '，']).collect::<Vec<_>>()),
-        )
+        Synonyms::new(Self::group_lines(text).map(|(_, line)| Self::members(line)))
     }
 
     /// Number of usable groups.
@@ -235,11 +286,25 @@ impl Synonyms {
         self.groups.is_empty()
     }
 
-    /// Tokens to add to a query made of `query_tokens`, without those already present.
+    /// Tokens to add to a query made of `query_tokens`, without those already present: at most
+    /// [`MAX_SYNONYM_TOKENS`], from the groups in their order.
     pub fn expand(&self, query_tokens: &[String]) -> Vec<String> {
         let present: HashSet<&str> = query_tokens.iter().map(String::as_str).collect();
+        // The groups one of whose members begins with a query token, in group order.
+        let mut candidates: Vec<u32> = query_tokens
+            .iter()
+            .filter_map(|token| self.by_first_token.get(token))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut added: Vec<String> = Vec::new();
-        for group in &self.groups {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for group in candidates
+            .into_iter()
+            .map(|index| &self.groups[index as usize])
+        {
             let matched = group
                 .iter()
                 .any(|member| member.iter().all(|t| present.contains(t.as_str())));
@@ -247,7 +312,10 @@ impl Synonyms {
                 continue;
             }
             for token in group.iter().flatten() {
-                if !present.contains(token.as_str()) && !added.contains(token) {
+                if !present.contains(token.as_str()) && seen.insert(token.as_str()) {
+                    if added.len() == MAX_SYNONYM_TOKENS {
+                        return added;
+                    }
                     added.push(token.clone());
                 }
             }
@@ -325,5 +393,29 @@ mod tests {
         let added = synonyms.expand(&analyze("refund please"));
         assert_eq!(added, vec!["money", "back"]);
         assert!(synonyms.expand(&analyze("hello")).is_empty());
+    }
+
+    /// A tenant's synonyms are bounded when they are set, and a query takes a bounded number
+    /// of tokens from them, however large a group is.
+    #[test]
+    fn synonyms_are_bounded() {
+        let members = |count: usize| {
+            (0..count)
+                .map(|n| format!("w{n}"))
+                .collect::<Vec<_>>()
+                .join("=")
+        };
+        assert_eq!(Synonyms::check(&members(MAX_SYNONYM_MEMBERS)), Ok(()));
+        let error = Synonyms::check(&format!("# groups\n\n{}", members(MAX_SYNONYM_MEMBERS + 1)))
+            .unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
+        let many = "a=b\n".repeat(MAX_SYNONYM_GROUPS + 1);
+        assert!(Synonyms::check(&many).is_err());
+        // A group stored before the limits (150,000 members) parses in linear time and adds at
+        // most MAX_SYNONYM_TOKENS tokens to a query.
+        let huge = Synonyms::parse(&members(150_000));
+        let added = huge.expand(&analyze("w7"));
+        assert_eq!(added.len(), MAX_SYNONYM_TOKENS);
+        assert!(!added.contains(&"w7".to_string()));
     }
 }

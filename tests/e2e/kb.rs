@@ -304,6 +304,23 @@ async fn search_is_per_tenant_takes_any_text_and_uses_synonyms() {
         search(&app, "acme", &app.admin_key, "reimbursement").await[0]["id"],
         "refund"
     );
+    // Over the limits (a group of 33): refused, and the synonyms in use stay.
+    let group: Vec<String> = (0..33).map(|n| format!("w{n}")).collect();
+    let refused = app
+        .http
+        .put(app.url("/v1/tenants/acme/kb/synonyms"))
+        .bearer_auth(&app.admin_key)
+        .body(group.join("="))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "bad_synonyms");
+    assert_eq!(
+        search(&app, "acme", &app.admin_key, "reimbursement").await[0]["id"],
+        "refund"
+    );
     // Agents of the tenant may search too.
     let (_, agent_token) = app.create_agent("Searcher", &["general"], 1).await;
     assert_eq!(

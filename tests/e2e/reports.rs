@@ -169,6 +169,11 @@ async fn an_agents_conversation_is_rated_over_http_and_reported_by_agent_with_ti
         .admin_get("/v1/tenants/acme/reports?from=2026-13-01")
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_period")));
+    // A period at the end of the i64 range would cut slices past it.
+    let (status, body) = app
+        .admin_get("/v1/tenants/acme/reports?from=9223372036840375806&to=9223372036854775807")
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_period")));
 
     // Each table downloads as CSV.
     let csv = app

@@ -68,8 +68,8 @@ impl BotRuntime {
         }
         let bot = Arc::new(bot);
         let started = Instant::now();
-        let states = self.store.kb_states().await.map_err(|e| e.to_string())?;
-        for (tenant, _, _) in states {
+        let states = self.store.kb_revisions().await.map_err(|e| e.to_string())?;
+        for (tenant, _) in states {
             let (records, _) = self
                 .store
                 .all_faqs(&tenant)

@@ -40,7 +40,8 @@ pub enum KbChange {
 pub struct Knowledge {
     store: Store,
     index: Arc<KnowledgeIndex>,
-    synonyms: RwLock<HashMap<String, Arc<Synonyms>>>,
+    /// Each tenant's parsed synonyms, with the knowledge revision they were read at.
+    synonyms: RwLock<HashMap<String, (u64, Arc<Synonyms>)>>,
     changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<KbChange>>,
     changes_sent: std::sync::atomic::AtomicU64,
 }
@@ -100,11 +101,22 @@ impl Knowledge {
 
     /// Rebuilds every tenant index that is missing or behind the store, and refreshes synonyms.
     pub async fn sync(&self) -> ServiceResult<()> {
-        for (tenant, revision, synonyms) in self.store.kb_states().await? {
-            self.synonyms
-                .write()
+        for (tenant, revision) in self.store.kb_revisions().await? {
+            // Synonyms are read and parsed again only when the revision moved.
+            let parsed_at = self
+                .synonyms
+                .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(tenant.clone(), Arc::new(Synonyms::parse(&synonyms)));
+                .get(&tenant)
+                .map(|(revision, _)| *revision);
+            if parsed_at != Some(revision) {
+                let text = self.store.kb_synonyms(&tenant).await?;
+                let synonyms = blocking("synonyms", move || Synonyms::parse(&text)).await?;
+                self.synonyms
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(tenant.clone(), (revision, Arc::new(synonyms)));
+            }
             let index = self.index.clone();
             let name = tenant.clone();
             if index_work(move || index.is_fresh(&name, revision)).await? {
@@ -238,12 +250,17 @@ impl Knowledge {
         index_work(move || index.delete(&tenant, &[id.as_str()], revision)).await
     }
 
+    /// Replaces the tenant's synonyms (one group a line); over the limits
+    /// ([`Synonyms::check`]) it is `bad_synonyms` and nothing changes.
     pub async fn set_synonyms(&self, tenant: &str, text: &str) -> ServiceResult<()> {
+        Synonyms::check(text).map_err(|message| ServiceError::invalid("bad_synonyms", message))?;
+        let owned = text.to_owned();
+        let synonyms = blocking("synonyms", move || Synonyms::parse(&owned)).await?;
         let revision = self.store.set_kb_synonyms(tenant, text).await?;
         self.synonyms
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.to_owned(), Arc::new(Synonyms::parse(text)));
+            .insert(tenant.to_owned(), (revision, Arc::new(synonyms)));
         // The index content did not change, only its revision: record that without a rebuild.
         let index = self.index.clone();
         let tenant = tenant.to_owned();
@@ -255,7 +272,7 @@ impl Knowledge {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(tenant)
-            .cloned()
+            .map(|(_, synonyms)| synonyms.clone())
             .unwrap_or_else(|| Arc::new(Synonyms::none()))
     }
 

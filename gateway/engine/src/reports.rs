@@ -436,6 +436,9 @@ async fn read_slice(
     }
 }
 
+/// The last millisecond a report may cover: 9999-12-31T23:59:59.999Z.
+const LAST_MS: i64 = 253_402_300_799_999;
+
 /// Reads a tenant's episodes for `filter` and builds the report.
 pub async fn report(
     store: &Store,
@@ -447,6 +450,13 @@ pub async fn report(
         return Err(ServiceError::invalid(
             "bad_period",
             "`to` must be after `from`",
+        ));
+    }
+    // Slices are cut with plain arithmetic on the bounds: they stay far from overflow.
+    if filter.to > LAST_MS {
+        return Err(ServiceError::invalid(
+            "bad_period",
+            "a report ends by the year 9999",
         ));
     }
     if filter.to.saturating_sub(filter.from) > MAX_PERIOD_MS {

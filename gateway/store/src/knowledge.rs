@@ -130,8 +130,9 @@ impl Store {
     }
 
     /// Every tenant's knowledge-base revision and synonyms.
-    pub async fn kb_states(&self) -> StoreResult<Vec<(String, u64, String)>> {
-        let rows = sqlx::query("SELECT tenant_id, revision, synonyms FROM kb_state")
+    /// Every tenant's knowledge revision (it moves with each change of FAQs or synonyms).
+    pub async fn kb_revisions(&self) -> StoreResult<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT tenant_id, revision FROM kb_state")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -139,7 +140,6 @@ impl Store {
                 Ok((
                     row.try_get("tenant_id")?,
                     row.try_get::<i64, _>("revision")? as u64,
-                    row.try_get("synonyms")?,
                 ))
             })
             .collect()
