@@ -87,6 +87,10 @@ pub struct IpLimits {
     pub sessions: Rate,
     /// Webhook deliveries (WeChat, Douyin) per IP.
     pub webhooks: Rate,
+    /// `POST /v1/web/ticket` per IP: each ticket holds an entry of the node's nonce store (the
+    /// one WebSocket tickets, mobile tokens and WeChat pushes share) for 30 s, so a script must
+    /// not fill it.
+    pub tickets: Rate,
     /// Customer messages from one IP, whatever the visitor (the widget, mobile apps; webhook
     /// messages come from the providers' addresses and are not counted here): a script behind
     /// one address cannot spend the tenant's whole message budget. Generous for offices and
@@ -101,6 +105,7 @@ impl Default for IpLimits {
         IpLimits {
             sessions: Rate::new(20, 100),
             webhooks: Rate::new(200, 400),
+            tickets: Rate::new(10, 60),
             messages: Rate::new(50, 200),
             connections: 512,
         }
@@ -135,9 +140,10 @@ pub enum Scope {
     Webhook,
     SignIn,
     IpMessage,
+    Ticket,
 }
 
-const SCOPES: [&str; 7] = [
+const SCOPES: [&str; 8] = [
     "customer",
     "agent",
     "tenant",
@@ -145,6 +151,7 @@ const SCOPES: [&str; 7] = [
     "webhook",
     "sign_in",
     "ip_message",
+    "ticket",
 ];
 
 /// Console sign-in attempts: per client IP, and per account (tenant and email) whatever the IP,
@@ -159,8 +166,9 @@ pub struct RateLimits {
     sign_ins: DefaultKeyedRateLimiter<IpAddr>,
     sign_in_accounts: DefaultKeyedRateLimiter<String>,
     ip_messages: DefaultKeyedRateLimiter<IpAddr>,
+    tickets: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
-    refused: [AtomicU64; 7],
+    refused: [AtomicU64; 8],
 }
 
 fn per_minute(count: u32) -> Quota {
@@ -183,6 +191,7 @@ impl RateLimits {
             sign_ins: RateLimiter::keyed(per_minute(SIGN_INS_PER_IP_PER_MINUTE)),
             sign_in_accounts: RateLimiter::keyed(per_minute(SIGN_INS_PER_ACCOUNT_PER_MINUTE)),
             ip_messages: RateLimiter::keyed(ip.messages.quota()),
+            tickets: RateLimiter::keyed(ip.tickets.quota()),
             clock: DefaultClock::default(),
             refused: Default::default(),
         })
@@ -282,6 +291,16 @@ impl RateLimits {
             })
     }
 
+    /// One visitor WebSocket ticket asked for from `ip`.
+    pub fn ticket(&self, ip: IpAddr) -> ServiceResult<()> {
+        self.tickets
+            .check_key(&address_key(ip))
+            .map_err(|not_until| {
+                self.count(Scope::Ticket);
+                refused(not_until.wait_time_from(self.clock.now()))
+            })
+    }
+
     /// One console sign-in attempt from `ip` for `account` (tenant and email).
     pub fn sign_in(&self, ip: IpAddr, account: &str) -> ServiceResult<()> {
         let by_ip = self.sign_ins.check_key(&address_key(ip));
@@ -299,6 +318,7 @@ impl RateLimits {
         self.sign_ins.retain_recent();
         self.sign_in_accounts.retain_recent();
         self.ip_messages.retain_recent();
+        self.tickets.retain_recent();
         for limiters in self
             .tenants
             .read()
@@ -351,5 +371,19 @@ mod tests {
             refused += usize::from(limits.session(ip).is_err());
         }
         assert!(refused > 9_000, "{refused} of 10,000 refused");
+    }
+
+    /// A script cannot fill the nonce store with tickets: one address gets its burst, then a
+    /// few a second; another address is not affected.
+    #[test]
+    fn tickets_are_limited_per_address() {
+        let limits = RateLimits::new(IpLimits::default());
+        let one: IpAddr = "198.51.100.7".parse().unwrap();
+        let granted = (0..10_000).filter(|_| limits.ticket(one).is_ok()).count();
+        assert!((60..100).contains(&granted), "{granted} of 10,000 granted");
+        assert!(limits.ticket("198.51.100.8".parse().unwrap()).is_ok());
+        assert!(limits
+            .refused()
+            .contains(&("ticket", (10_000 - granted) as u64)));
     }
 }

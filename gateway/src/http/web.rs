@@ -200,8 +200,11 @@ async fn websocket(
 /// never rides in a URL.
 async fn ticket(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    state.chat.limits.ticket(client)?;
     let customer =
         visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let ticket = ws_ticket(
