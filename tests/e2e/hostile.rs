@@ -627,7 +627,7 @@ async fn a_resume_from_the_start_is_paged_by_bytes_until_acknowledged() {
 
 /// A NUL character (U+0000), which PostgreSQL cannot store as text: a message's is replaced by
 /// U+FFFD (over HTTP and the WebSocket), a profile's and a `client_msg_id`'s are refused with
-/// their codes; never a server error. On PostgreSQL, where it used to be a 500 (and made the
+/// their codes; never a server error. A web visitor may not use a webhook's `wechat:` ids. On PostgreSQL, where it used to be a 500 (and made the
 /// writer store its whole batch one by one).
 #[tokio::test]
 async fn nul_characters_are_replaced_or_refused_never_a_server_error() {
@@ -669,6 +669,18 @@ async fn nul_characters_are_replaced_or_refused_never_a_server_error() {
         "/v1/web/messages",
         Some(token.clone()),
         json!({"client_msg_id": "n\u{0}", "text": "hello"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_client_msg_id")),
+        "{body}"
+    );
+    // The webhooks' own ids are theirs.
+    let (status, body) = post(
+        "/v1/web/messages",
+        Some(token.clone()),
+        json!({"client_msg_id": "wechat:app:1", "text": "hello"}),
     )
     .await;
     assert_eq!(

@@ -393,6 +393,19 @@ impl Chat {
     ) -> ServiceResult<SubmittedMessage> {
         check_message(client_msg_id, text, attachments.len())
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
+        // `wechat:` and `douyin:` ids are the webhooks' own: the outbox's recovery scan takes
+        // them as "written through that channel", so no other client may use them.
+        if let Some((prefix, _)) = client_msg_id.split_once(':') {
+            let provider = [ChannelKind::Wechat, ChannelKind::Douyin]
+                .iter()
+                .any(|kind| kind.as_str() == prefix);
+            if provider && customer.channel != prefix {
+                return Err(ServiceError::invalid(
+                    "bad_client_msg_id",
+                    format!("client_msg_id may not begin with `{prefix}:`"),
+                ));
+            }
+        }
         let text = &*without_nul(text);
         let settings = self.tenant_settings(&customer.tenant_id).await;
         if !attachments.is_empty() && !settings.attachments.customers {
