@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::bot::append_bot_tx;
 use super::{finish_transition, Store, StoreResult, CONVERSATION_COLUMNS};
-use crate::model::{Actor, Conversation, MessageRecord};
+use crate::model::{Actor, Conversation, Dialect, MessageRecord};
 use crate::util::now_ms;
 
 /// One ended episode of a conversation: from its creation or reopening to its close.
@@ -78,7 +78,7 @@ fn tenant_episode_columns() -> &'static str {
     EPISODE_COLUMNS.trim_start_matches("e.tenant_id, ")
 }
 
-/// Tags as stored: `|a|b|` (a `|` inside a tag is dropped), so one tag is found with LIKE.
+/// Tags as stored: `|a|b|` (a `|` inside a tag is dropped), so one tag is found as `|tag|`.
 fn encode_tags(tags: &[String]) -> String {
     let mut out = String::from("|");
     for tag in tags {
@@ -103,17 +103,10 @@ fn decode_tags(stored: &str) -> Vec<String> {
         .collect()
 }
 
-/// The LIKE pattern that finds one tag: `%|tag|%`, with LIKE's own characters escaped by `\`.
-fn tag_pattern(tag: &str) -> String {
-    let mut pattern = String::from("%|");
-    for c in tag.chars().filter(|c| *c != '|') {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push_str("|%");
-    pattern
+/// What finds one tag in the stored tags: `|tag|` (a `|` inside the tag dropped, as stored).
+fn tag_needle(tag: &str) -> String {
+    let clean: String = tag.chars().filter(|c| *c != '|').collect();
+    format!("|{clean}|")
 }
 
 fn episode_from_row(row: &AnyRow) -> StoreResult<Episode> {
@@ -226,11 +219,15 @@ impl Store {
             }
         }
         if let Some(tag) = &filter.tag {
-            texts.push(tag_pattern(tag));
-            sql.push_str(&format!(
-                " AND e.tags LIKE ${} ESCAPE '\\'",
-                3 + texts.len()
-            ));
+            // The tag between its bars, found as it is written on both backends (SQLite's LIKE
+            // would ignore ASCII case where PostgreSQL's does not).
+            texts.push(tag_needle(tag));
+            let find = match self.dialect() {
+                Dialect::Sqlite => "instr(e.tags, ${}) > 0",
+                Dialect::Postgres => "strpos(e.tags, ${}) > 0",
+            };
+            sql.push_str(" AND ");
+            sql.push_str(&find.replace("{}", &(3 + texts.len()).to_string()));
         }
         let mut next = 4 + texts.len();
         if after.is_some() {
@@ -405,6 +402,6 @@ mod tests {
         assert_eq!(decode_tags("|vip|ab|50%_off|"), ["vip", "ab", "50%_off"]);
         assert_eq!(encode_tags(&[]), "");
         assert!(decode_tags("").is_empty());
-        assert_eq!(tag_pattern("50%_off"), "%|50\\%\\_off|%");
+        assert_eq!(tag_needle("50%_o|ff"), "|50%_off|");
     }
 }
