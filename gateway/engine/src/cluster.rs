@@ -47,7 +47,11 @@ pub struct Cluster {
     pub bus: Arc<dyn Bus>,
     pub agents: Arc<dyn AgentRegistry>,
     pub budget: Arc<dyn TenantBudget>,
+    /// Mobile tokens' and webhook pushes' nonces.
     pub nonces: Arc<dyn NonceStore>,
+    /// WebSocket tickets' nonces. On one node a store of their own (each bounded in memory),
+    /// so tickets, which anonymous visitors ask for, cannot crowd out logins and pushes.
+    pub tickets: Arc<dyn NonceStore>,
     redis: Option<Arc<RedisBus>>,
 }
 
@@ -60,6 +64,7 @@ impl Cluster {
             agents: Arc::new(LocalAgents::default()),
             budget: Arc::new(LocalBudget::default()),
             nonces: Arc::new(MemoryNonceStore::default()),
+            tickets: Arc::new(MemoryNonceStore::default()),
             redis: None,
         }
     }
@@ -77,6 +82,7 @@ impl Cluster {
             agents: redis.clone(),
             budget: redis.clone(),
             nonces: redis.clone(),
+            tickets: redis.clone(),
             redis: Some(redis),
         })
     }

@@ -341,7 +341,7 @@ async fn redeem_ticket(state: &AppState, ticket: &str, kind: TokenKind) -> ApiRe
     let first = state
         .chat
         .cluster
-        .nonces
+        .tickets
         .remember(
             &format!("ticket:{}", claims.nonce),
             now,
