@@ -83,6 +83,9 @@ pub(crate) struct Hit {
     pub end_char: usize,
     pub start_byte: usize,
     pub end_byte: usize,
+    /// This hit stands for the whole chain of patterns ending here (`pattern` is its longest;
+    /// the start is that of its summary length, see [`CharMatcher::set_summary_lengths`]).
+    pub summary: bool,
 }
 
 #[derive(Clone)]
@@ -104,6 +107,9 @@ pub(crate) struct CharMatcher {
     pattern_chars: Vec<u32>,
     /// The size of an [`Origins`] ring: a power of two, at least the longest pattern.
     ring_size: usize,
+    /// Per pattern, the length (folded characters) whose start a summary hit of the chain the
+    /// pattern begins carries; 0: the hit's start is its end. Empty: no summaries.
+    summary_len: Vec<u32>,
 }
 
 /// The origins (character and byte index) of the last folded characters before the latest hit
@@ -401,6 +407,7 @@ impl CharMatcher {
                 .unwrap_or(0)
                 .next_power_of_two(),
             pattern_chars: encoded.iter().map(|ids| ids.len() as u32).collect(),
+            summary_len: Vec::new(),
         })
     }
 
@@ -413,6 +420,7 @@ impl CharMatcher {
             + self.links.capacity() * std::mem::size_of::<Links>()
             + self.ends.capacity() * 4
             + self.pattern_chars.capacity() * 4
+            + self.summary_len.capacity() * 4
     }
 
     /// The most weight (`weight(pattern)` summed over the patterns) ending at one place of a
@@ -432,6 +440,31 @@ impl CharMatcher {
             heaviest = heaviest.max(total);
         }
         heaviest
+    }
+
+    /// Calls `visit(chain)` for every pattern with the chain of patterns that end wherever it
+    /// does: the pattern itself first, then those that are its endings, longest first.
+    pub(crate) fn for_each_chain(&self, mut visit: impl FnMut(&[usize])) {
+        let mut chain = Vec::new();
+        for (state, &end) in self.ends.iter().enumerate() {
+            if end == NONE {
+                continue;
+            }
+            chain.clear();
+            let mut out = state as u32;
+            while out != NONE {
+                chain.push((self.ends[out as usize] >> END_PATTERN_SHIFT) as usize);
+                out = self.links[self.links[out as usize].fail as usize].out;
+            }
+            visit(&chain);
+        }
+    }
+
+    /// Turns on summary hits: once a caller of [`CharMatcher::find`] answers a hit with
+    /// `false`, each later place is reported by one hit for its whole chain, whose start is
+    /// `lengths[longest pattern]` folded characters back (0: the end).
+    pub(crate) fn set_summary_lengths(&mut self, lengths: Vec<u32>) {
+        self.summary_len = lengths;
     }
 
     /// One step: the state after reading `id` (a real alphabet id) in `state`.
@@ -484,8 +517,10 @@ impl CharMatcher {
 
     /// Calls `on_hit` for every occurrence of every pattern in `text` (folded on the fly),
     /// overlapping ones included, in order of end, longest first at the same end.
-    pub(crate) fn find(&self, text: &str, mut on_hit: impl FnMut(Hit)) {
+    pub(crate) fn find(&self, text: &str, mut on_hit: impl FnMut(Hit) -> bool) {
         let mut origins = Origins::default();
+        // Set once `on_hit` answered `false` (with summary lengths set).
+        let mut summarize = false;
         let mut state = ROOT;
         for (char_index, (byte_index, c)) in text.char_indices().enumerate() {
             let id = self.id(c);
@@ -508,6 +543,7 @@ impl CharMatcher {
                     char_index + 1,
                     byte_index + c.len_utf8(),
                     &mut origins,
+                    &mut summarize,
                     &mut on_hit,
                 );
             }
@@ -521,6 +557,7 @@ impl CharMatcher {
     /// per position, however many patterns end there (longest first); for patterns longer than
     /// [`SHORT_WALK`] the origins come from `origins`, filled forward from the last long hit.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &self,
         text: &str,
@@ -528,7 +565,8 @@ impl CharMatcher {
         end_char: usize,
         end_byte: usize,
         origins: &mut Origins,
-        on_hit: &mut impl FnMut(Hit),
+        summarize: &mut bool,
+        on_hit: &mut impl FnMut(Hit) -> bool,
     ) {
         // Most often the state itself ends one pattern: one read of `ends` says so.
         let first = if self.slots[state].base & ENDS_HERE != 0 {
@@ -538,14 +576,39 @@ impl CharMatcher {
         };
         let end = self.ends[first as usize];
         let longest = self.chars(end);
-        let mut report = |end: u32, start: (usize, usize)| {
+        if *summarize {
+            let pattern = (end >> END_PATTERN_SHIFT) as usize;
+            let length = self.summary_len[pattern] as usize;
+            let start = if length == 0 {
+                (end_char, end_byte)
+            } else if length > SHORT_WALK {
+                self.fill_origins(origins, text, end_char, end_byte, length);
+                origins.ring[origins.head.wrapping_sub(length) & (origins.ring.len() - 1)]
+            } else {
+                let mut start = (end_char, end_byte);
+                self.walk_back(text, end_char, end_byte, length, |_, origin| start = origin);
+                start
+            };
             on_hit(Hit {
+                pattern,
+                start_char: start.0,
+                end_char,
+                start_byte: start.1,
+                end_byte,
+                summary: true,
+            });
+            return;
+        }
+        let mut wants_each = true;
+        let mut report = |end: u32, start: (usize, usize)| {
+            wants_each &= on_hit(Hit {
                 pattern: (end >> END_PATTERN_SHIFT) as usize,
                 start_char: start.0,
                 end_char,
                 start_byte: start.1,
                 end_byte,
-            })
+                summary: false,
+            });
         };
         // Each pattern of the chain at `first` (suffixes of one another, longest first) with
         // the origin of its first folded character, given by `origin(length)`.
@@ -567,23 +630,24 @@ impl CharMatcher {
                 &|length| ring[head.wrapping_sub(length) & mask],
                 &mut report,
             );
-            return;
-        }
-        if end & END_MORE == 0 {
+        } else if end & END_MORE == 0 {
             let mut start = (end_char, end_byte);
             self.walk_back(text, end_char, end_byte, longest, |_, origin| {
                 start = origin
             });
             report(end, start);
-            return;
+        } else {
+            // Several short patterns: the origin of each of the last `longest` folded
+            // characters, the last one first.
+            let mut small = [(0usize, 0usize); SHORT_WALK];
+            self.walk_back(text, end_char, end_byte, longest, |folded, origin| {
+                small[folded - 1] = origin;
+            });
+            chain(&|length| small[length - 1], &mut report);
         }
-        // Several short patterns: the origin of each of the last `longest` folded characters,
-        // the last one first.
-        let mut small = [(0usize, 0usize); SHORT_WALK];
-        self.walk_back(text, end_char, end_byte, longest, |folded, origin| {
-            small[folded - 1] = origin;
-        });
-        chain(&|length| small[length - 1], &mut report);
+        if !wants_each && !self.summary_len.is_empty() {
+            *summarize = true;
+        }
     }
 
     /// Brings `origins` up to `end_byte` with at least the last `count` folded characters:
@@ -601,14 +665,14 @@ impl CharMatcher {
         }
         let mask = origins.ring.len() - 1;
         if origins.filled > 0 {
-            let mut char_index = origins.end_char;
-            for (offset, c) in text[origins.end_byte..end_byte].char_indices() {
+            let from_byte = origins.end_byte;
+            let chars = text[from_byte..end_byte].char_indices();
+            for (char_index, (offset, c)) in (origins.end_char..).zip(chars) {
                 if self.id(c) != SEPARATOR {
-                    origins.ring[origins.head] = (char_index, origins.end_byte + offset);
+                    origins.ring[origins.head] = (char_index, from_byte + offset);
                     origins.head = (origins.head + 1) & mask;
                     origins.filled = (origins.filled + 1).min(origins.ring.len());
                 }
-                char_index += 1;
             }
             origins.end_char = end_char;
             origins.end_byte = end_byte;

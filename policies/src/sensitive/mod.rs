@@ -297,6 +297,11 @@ pub struct SensitiveWords {
     owners: Vec<PatternOwner>,
     /// The words' text, one after the other, so copying a matched word reads one place.
     texts: String,
+    /// Per pattern, what the chain of patterns ending wherever it does stands for (itself and
+    /// its endings): how many (list, word) entries, and the strongest action. A scan that has
+    /// kept its [`MAX_MATCHES_KEPT`] matches takes each further place as one summary hit.
+    chain_entries: Vec<u32>,
+    chain_action: Vec<Action>,
     stats: BuildStats,
 }
 
@@ -314,6 +319,8 @@ impl SensitiveWords {
             matcher: None,
             owners: Vec::new(),
             texts: String::new(),
+            chain_entries: Vec::new(),
+            chain_action: Vec::new(),
             stats: BuildStats {
                 patterns: 0,
                 ignored_words: 0,
@@ -363,11 +370,35 @@ impl SensitiveWords {
                 owners[id].push((list_index, word_index));
             }
         }
-        let matcher = if patterns.is_empty() {
+        let mut matcher = if patterns.is_empty() {
             None
         } else {
             Some(CharMatcher::new(&patterns).map_err(SensitiveWordsError::Build)?)
         };
+        // What each chain stands for, and the length of its longest word that masks (whose
+        // start a summary hit carries: the masked range covers the chain's other masking
+        // words, which are its endings).
+        let mut chain_entries = vec![0u32; patterns.len()];
+        let mut chain_action = vec![Action::Allow; patterns.len()];
+        let mut summary_len = vec![0u32; patterns.len()];
+        let masks = |list: usize| matches!(lists[list].action, Action::Mask | Action::Block);
+        if let Some(matcher) = &mut matcher {
+            matcher.for_each_chain(|chain| {
+                let first = chain[0];
+                for &pattern in chain {
+                    chain_entries[first] += owners[pattern].len() as u32;
+                    for &(list, _) in &owners[pattern] {
+                        chain_action[first] = chain_action[first].max(lists[list].action);
+                    }
+                    if summary_len[first] == 0
+                        && owners[pattern].iter().any(|&(list, _)| masks(list))
+                    {
+                        summary_len[first] = patterns[pattern].chars().count() as u32;
+                    }
+                }
+            });
+            matcher.set_summary_lengths(summary_len);
+        }
         // Every pattern's first entry at its id, the others chained after them.
         let texts_len: usize = owners
             .iter()
@@ -410,7 +441,9 @@ impl SensitiveWords {
         }
         let memory_bytes = matcher.as_ref().map_or(0, CharMatcher::memory_usage)
             + flat.capacity() * std::mem::size_of::<PatternOwner>()
-            + texts.capacity();
+            + texts.capacity()
+            + chain_entries.capacity() * 4
+            + chain_action.capacity() * std::mem::size_of::<Action>();
         let stats = BuildStats {
             patterns: patterns.len(),
             ignored_words,
@@ -422,6 +455,8 @@ impl SensitiveWords {
             matcher,
             owners: flat,
             texts,
+            chain_entries,
+            chain_action,
             stats,
         })
     }
@@ -458,6 +493,7 @@ impl SensitiveWords {
                     owner = self.owners[owner.next as usize];
                     count += 1;
                 }
+                true
             });
         }
         count
@@ -490,6 +526,15 @@ impl SensitiveWords {
         // Byte ranges of the original text to mask.
         let masked_ranges = &mut scan.masked_ranges;
         matcher.find(text, |hit| {
+            if hit.summary {
+                // The kept matches are full: the chain counts, acts and masks as a whole.
+                matches_dropped += self.chain_entries[hit.pattern] as usize;
+                action = action.max(self.chain_action[hit.pattern]);
+                if hit.start_byte < hit.end_byte {
+                    masked_ranges.push((hit.start_byte, hit.end_byte));
+                }
+                return true;
+            }
             let mut owner = self.owners[hit.pattern];
             if owner.list & MASKS != 0 {
                 masked_ranges.push((hit.start_byte, hit.end_byte));
@@ -513,6 +558,8 @@ impl SensitiveWords {
                 }
                 owner = self.owners[owner.next as usize];
             }
+            // Once the kept matches are full, each further place may come as one summary hit.
+            matches.len() < MAX_MATCHES_KEPT
         });
         // Hits come ordered by end; the verdict lists them by start, then end, then list name
         // (a stable sort, so the owners of one pattern keep their list order). Matches that do

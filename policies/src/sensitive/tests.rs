@@ -592,3 +592,48 @@ fn scan_keeps_the_same_bounded_matches_as_check() {
         format!("{}b{}", "*".repeat(4 * 1024), "*".repeat(300))
     );
 }
+
+/// Past the kept matches, each place comes as one summary of its chain of words: the counts,
+/// the action and the masking stay those of every match.
+#[test]
+fn summaries_after_the_kept_matches_count_act_and_mask_like_each_hit() {
+    let lists = [
+        WordList::new("m", Action::Mask, vec!["ab".into(), "b".into()]).expect("list"),
+        WordList::new("f", Action::Flag, vec!["aab".into(), "ab".into()]).expect("list"),
+        WordList::new("long", Action::Mask, vec!["ab".repeat(20)]).expect("list"),
+    ];
+    let engine = SensitiveWords::build(&lists).expect("build");
+    for (text, masked) in [
+        (
+            format!("{}cb", "aab".repeat(400)),
+            format!("{}c*", "a**".repeat(400)),
+        ),
+        ("ab".repeat(300), "*".repeat(600)),
+        // Separators inside a match are masked with it ("ab" spans "a b").
+        (
+            format!("{}x", "a b，".repeat(200)),
+            format!("{}，x", "*".repeat(799)),
+        ),
+    ] {
+        let scan = engine.scan(&text);
+        assert_eq!(scan.action, Action::Mask);
+        assert_eq!(scan.matches().len(), MAX_MATCHES_KEPT);
+        assert_eq!(
+            scan.matches().len() + scan.matches_dropped,
+            engine.count_matches(&text),
+            "{text:.12}"
+        );
+        assert_eq!(scan.masked(), masked, "{text:.12}");
+    }
+    // Flag-only chains past the kept ones still raise the action.
+    let lists = [
+        WordList::new("m", Action::Mask, vec!["q".into()]).expect("list"),
+        WordList::new("h", Action::Handoff, vec!["z".into()]).expect("list"),
+    ];
+    let engine = SensitiveWords::build(&lists).expect("build");
+    let text = format!("{}z", "q".repeat(300));
+    let scan = engine.scan(&text);
+    assert_eq!(scan.action, Action::Handoff);
+    assert_eq!(scan.masked(), format!("{}z", "*".repeat(300)));
+    assert_eq!(scan.matches_dropped, 301 - MAX_MATCHES_KEPT);
+}
