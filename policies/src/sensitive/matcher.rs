@@ -423,25 +423,6 @@ impl CharMatcher {
             + self.summary_len.capacity() * 4
     }
 
-    /// The most weight (`weight(pattern)` summed over the patterns) ending at one place of a
-    /// text: the heaviest chain of patterns that are suffixes of one another. Counting stops
-    /// past `cap`, so this costs at most `cap + 1` reads per pattern.
-    pub(crate) fn heaviest_end(&self, weight: impl Fn(usize) -> usize, cap: usize) -> usize {
-        let mut heaviest = 0;
-        for (state, &end) in self.ends.iter().enumerate() {
-            if end == NONE {
-                continue;
-            }
-            let (mut out, mut total) = (state as u32, 0);
-            while out != NONE && total <= cap {
-                total += weight((self.ends[out as usize] >> END_PATTERN_SHIFT) as usize);
-                out = self.links[self.links[out as usize].fail as usize].out;
-            }
-            heaviest = heaviest.max(total);
-        }
-        heaviest
-    }
-
     /// Calls `visit(chain)` for every pattern with the chain of patterns that end wherever it
     /// does: the pattern itself first, then those that are its endings, longest first.
     pub(crate) fn for_each_chain(&self, mut visit: impl FnMut(&[usize])) {
@@ -516,7 +497,9 @@ impl CharMatcher {
     }
 
     /// Calls `on_hit` for every occurrence of every pattern in `text` (folded on the fly),
-    /// overlapping ones included, in order of end, longest first at the same end.
+    /// overlapping ones included, in order of end, longest first at the same end. `on_hit`
+    /// answers whether it still wants each one: once it says no (and summary lengths are set),
+    /// each later place comes as one summary hit for all the patterns ending there.
     pub(crate) fn find(&self, text: &str, mut on_hit: impl FnMut(Hit) -> bool) {
         let mut origins = Origins::default();
         // Set once `on_hit` answered `false` (with summary lengths set).

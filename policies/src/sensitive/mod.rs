@@ -334,14 +334,12 @@ impl SensitiveWords {
     /// for lists being uploaded.
     pub fn build(lists: &[WordList]) -> Result<Self, SensitiveWordsError> {
         let built = Self::load(lists)?;
-        if let Some(matcher) = &built.matcher {
-            let heaviest =
-                matcher.heaviest_end(|pattern| built.owner_count(pattern), MAX_ENDING_TOGETHER);
-            if heaviest > MAX_ENDING_TOGETHER {
-                return Err(SensitiveWordsError::TooNested {
-                    limit: MAX_ENDING_TOGETHER,
-                });
-            }
+        // The chain that ends at a pattern's place holds every entry ending there.
+        let heaviest = built.chain_entries.iter().max().copied().unwrap_or(0);
+        if heaviest as usize > MAX_ENDING_TOGETHER {
+            return Err(SensitiveWordsError::TooNested {
+                limit: MAX_ENDING_TOGETHER,
+            });
         }
         Ok(built)
     }
@@ -459,17 +457,6 @@ impl SensitiveWords {
             chain_action,
             stats,
         })
-    }
-
-    /// How many (list, word) entries the pattern stands for.
-    fn owner_count(&self, pattern: usize) -> usize {
-        let mut owner = self.owners[pattern];
-        let mut count = 1;
-        while owner.next != NO_OWNER {
-            owner = self.owners[owner.next as usize];
-            count += 1;
-        }
-        count
     }
 
     pub fn lists(&self) -> &[WordList] {
