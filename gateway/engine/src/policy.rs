@@ -354,6 +354,12 @@ impl Policies {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(tenant.to_owned(), Arc::new(built));
+        self.checked_words(tenant, stamp);
+        Ok(())
+    }
+
+    /// Records that the tenant's word lists were checked now, at `stamp`.
+    fn checked_words(&self, tenant: &str, stamp: (i64, i64)) {
         self.word_stamps
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -364,7 +370,6 @@ impl Policies {
                     stamp,
                 },
             );
-        Ok(())
     }
 
     /// The tenant's compiled word lists, re-read when the store changed.
@@ -391,28 +396,10 @@ impl Policies {
                     tracing::error!(tenant, error = %error, "cannot load word lists");
                     // Tried again after the stamp's time to live, not at every message (a
                     // build can take a large fraction of a second).
-                    self.word_stamps
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(
-                            tenant.to_owned(),
-                            Slot {
-                                checked: Instant::now(),
-                                stamp: cached.map_or((-1, -1), |slot| slot.stamp),
-                            },
-                        );
+                    self.checked_words(tenant, cached.map_or((-1, -1), |slot| slot.stamp));
                 }
             } else if let Some(slot) = cached {
-                self.word_stamps
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        tenant.to_owned(),
-                        Slot {
-                            checked: Instant::now(),
-                            stamp: slot.stamp,
-                        },
-                    );
+                self.checked_words(tenant, slot.stamp);
             }
         }
         self.words
