@@ -251,6 +251,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if !clustering.answered.is_empty() {
+            prune_empty_groups(&mut tx, tenant).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -385,7 +388,23 @@ async fn prune(tx: &mut super::Tx<'_>, tenant: &str, keep: i64) -> StoreResult<u
         .bind(boundary)
         .execute(&mut **tx)
         .await?;
+    prune_empty_groups(tx, tenant).await?;
     Ok(done.rows_affected())
+}
+
+/// Deletes the tenant's groups left without questions, unless someone dismissed them or drafted
+/// a FAQ from them: the groups stay as few as the questions kept, and every clustering compares
+/// new questions with fewer centroids.
+async fn prune_empty_groups(tx: &mut super::Tx<'_>, tenant: &str) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM gap_groups WHERE tenant_id = $1 AND dismissed = 0 AND faq_id IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM gap_questions q \
+         WHERE q.tenant_id = gap_groups.tenant_id AND q.group_id = gap_groups.id)",
+    )
+    .bind(tenant)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A vector as little-endian f32 bytes.

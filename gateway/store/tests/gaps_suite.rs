@@ -241,21 +241,69 @@ async fn questions_beyond_the_cap_are_pruned_newest_kept(backend: &Backend) {
     let store = &backend.store;
     store.create_tenant("t1", "h").await.unwrap();
     store.create_tenant("t2", "h").await.unwrap();
+    let mut ids = Vec::new();
     for index in 0..30 {
-        store
-            .record_gap_question(&question("t1", "c", index, &format!("q{index}")))
-            .await
-            .unwrap();
+        ids.push(
+            store
+                .record_gap_question(&question("t1", "c", index, &format!("q{index}")))
+                .await
+                .unwrap(),
+        );
     }
     store
         .record_gap_question(&question("t2", "c", 0, "kept"))
         .await
         .unwrap();
+    // Groups whose questions all go with the prune: an empty one goes too, unless it was
+    // dismissed; one with a kept question stays.
+    let group = |label: &str| GapGroup {
+        id: store.new_gap_group_id(),
+        centroid: vec![1.0, 0.0, 0.0],
+        label: label.into(),
+        dismissed: false,
+        faq_id: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let (emptied, dismissed, kept) = (group("emptied"), group("dismissed"), group("kept"));
+    store
+        .save_gap_clustering(
+            "t1",
+            &GapClustering {
+                groups: vec![emptied.clone(), dismissed.clone(), kept.clone()],
+                assignments: vec![
+                    (ids[0], emptied.id.clone()),
+                    (ids[1], emptied.id.clone()),
+                    (ids[2], dismissed.id.clone()),
+                    (ids[3], kept.id.clone()),
+                    (ids[25], kept.id.clone()),
+                ],
+                ..GapClustering::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .set_gap_group_dismissed("t1", &dismissed.id, true)
+        .await
+        .unwrap();
     assert_eq!(store.prune_gap_questions("t1", 10).await.unwrap(), 20);
+    let mut groups: Vec<String> = store
+        .gap_groups("t1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.label)
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["dismissed", "kept"]);
     let kept = store.unclustered_gap_questions("t1", 100).await.unwrap();
     assert_eq!(
         kept.iter().map(|q| q.text.clone()).collect::<Vec<_>>(),
-        (20..30).map(|i| format!("q{i}")).collect::<Vec<_>>()
+        (20..30)
+            .filter(|i| *i != 25)
+            .map(|i| format!("q{i}"))
+            .collect::<Vec<_>>()
     );
     assert_eq!(store.prune_gap_questions("t1", 10).await.unwrap(), 0);
     assert_eq!(
