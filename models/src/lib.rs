@@ -64,6 +64,9 @@ pub use intent::{
 };
 pub use runtime::{init_runtime, locate_runtime_library};
 pub use service::{Embedding, EncoderService, ServiceConfig, ServiceStats};
-pub use training_data::{parse_examples, Example, LineError, ParseErrors, TrainingFormat};
+pub use training_data::{
+    check_training_set, parse_examples, Example, LineError, ParseErrors, TrainingFileError,
+    TrainingFormat, MAX_EXAMPLES, MAX_LABELS,
+};
 pub use use_encoder::UseEncoder;
 pub use worker::WorkerConfig;

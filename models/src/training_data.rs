@@ -1,6 +1,10 @@
 //! Parsing labelled training files: JSON Lines `{"text": "...", "label": "..."}` and CSV
 //! `text,label` (RFC 4180 quoting, optional header). Every bad line is reported with its number;
-//! nothing panics on bad input.
+//! nothing panics on bad input. A training set is bounded ([`MAX_EXAMPLES`], [`MAX_LABELS`]):
+//! parsing stops at the first record over a bound, before anything is embedded or trained.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,13 +80,123 @@ pub struct ParseErrors {
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Longest accepted label, in bytes.
 pub const MAX_LABEL_BYTES: usize = 128;
+/// Most examples in one training set (records of a file, bad ones included): every one is
+/// embedded in the training process (384 f32 each), so this bounds its memory and time. The
+/// gateway's 32 MiB training file is sized for it.
+pub const MAX_EXAMPLES: usize = 100_000;
+/// Most distinct labels in one training set (the head's output layer grows with them).
+pub const MAX_LABELS: usize = 500;
 
-/// Parses a training file. Blank lines are skipped. Returns every example, or every error.
-pub fn parse_examples(content: &str, format: TrainingFormat) -> Result<Vec<Example>, ParseErrors> {
+/// Why a training file or set is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrainingFileError {
+    /// Bad lines, each with its number.
+    #[error(transparent)]
+    Lines(#[from] ParseErrors),
+    /// Over [`MAX_EXAMPLES`]; `line`: the first record over it (for a set: its position).
+    #[error("a training set has at most {MAX_EXAMPLES} examples (line {line} is one more)")]
+    TooManyExamples { line: usize },
+    /// Over [`MAX_LABELS`]; `line`: the record with the first label over it.
+    #[error("a training set has at most {MAX_LABELS} distinct labels (line {line} has one more)")]
+    TooManyLabels { line: usize },
+}
+
+impl TrainingFileError {
+    /// The stable code callers match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TrainingFileError::Lines(_) => "bad_training_file",
+            TrainingFileError::TooManyExamples { .. } => "too_many_examples",
+            TrainingFileError::TooManyLabels { .. } => "too_many_labels",
+        }
+    }
+}
+
+/// Counts records and distinct labels against [`MAX_EXAMPLES`] and [`MAX_LABELS`].
+#[derive(Default)]
+struct Bounds {
+    records: usize,
+    labels: HashSet<String>,
+}
+
+impl Bounds {
+    /// Admits one more record (`label`: its label when it is valid).
+    fn admit(&mut self, line: usize, label: Option<&str>) -> Result<(), TrainingFileError> {
+        if self.records >= MAX_EXAMPLES {
+            return Err(TrainingFileError::TooManyExamples { line });
+        }
+        self.records += 1;
+        if let Some(label) = label {
+            if !self.labels.contains(label) {
+                if self.labels.len() >= MAX_LABELS {
+                    return Err(TrainingFileError::TooManyLabels { line });
+                }
+                self.labels.insert(label.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an already parsed training set against [`MAX_EXAMPLES`] and [`MAX_LABELS`] (the
+/// positions in the error are 1-based example numbers).
+pub fn check_training_set(examples: &[Example]) -> Result<(), TrainingFileError> {
+    let mut bounds = Bounds::default();
+    for (index, example) in examples.iter().enumerate() {
+        bounds.admit(index + 1, Some(&example.label))?;
+    }
+    Ok(())
+}
+
+/// Parses a training file. Blank lines are skipped. Returns every example, or every bad line,
+/// or stops at the first record over [`MAX_EXAMPLES`] or [`MAX_LABELS`].
+pub fn parse_examples(
+    content: &str,
+    format: TrainingFormat,
+) -> Result<Vec<Example>, TrainingFileError> {
     let content = content.strip_prefix('\u{feff}').unwrap_or(content);
     match format {
         TrainingFormat::JsonLines => parse_jsonl(content),
         TrainingFormat::Csv => parse_csv(content),
+    }
+}
+
+/// The examples and bad lines of a file as it is read, within the bounds.
+#[derive(Default)]
+struct Collected {
+    examples: Vec<Example>,
+    errors: Vec<LineError>,
+    bounds: Bounds,
+}
+
+impl Collected {
+    fn add(
+        &mut self,
+        line: usize,
+        outcome: Result<Example, String>,
+    ) -> Result<(), TrainingFileError> {
+        match outcome {
+            Ok(example) => {
+                self.bounds.admit(line, Some(&example.label))?;
+                self.examples.push(example);
+            }
+            Err(message) => {
+                self.bounds.admit(line, None)?;
+                self.errors.push(LineError { line, message });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<Example>, TrainingFileError> {
+        if self.errors.is_empty() {
+            Ok(self.examples)
+        } else {
+            Err(ParseErrors {
+                errors: self.errors,
+            }
+            .into())
+        }
     }
 }
 
@@ -107,83 +221,42 @@ fn check(text: &str, label: &str) -> Result<Example, String> {
     Ok(Example::new(text, label))
 }
 
-fn parse_jsonl(content: &str) -> Result<Vec<Example>, ParseErrors> {
+fn parse_jsonl(content: &str) -> Result<Vec<Example>, TrainingFileError> {
     #[derive(Deserialize)]
     struct Line {
         text: Option<serde_json::Value>,
         label: Option<serde_json::Value>,
     }
-    let mut examples = Vec::new();
-    let mut errors = Vec::new();
+    let mut collected = Collected::default();
     for (index, raw) in content.lines().enumerate() {
         let line = index + 1;
         if raw.trim().is_empty() {
             continue;
         }
-        let parsed: Line = match serde_json::from_str(raw) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                errors.push(LineError {
-                    line,
-                    message: format!("invalid json: {e}"),
-                });
-                continue;
-            }
+        let outcome = match serde_json::from_str::<Line>(raw) {
+            Err(e) => Err(format!("invalid json: {e}")),
+            Ok(parsed) => match (parsed.text, parsed.label) {
+                (None, _) => Err("missing field text".into()),
+                (Some(serde_json::Value::String(text)), label) => match label {
+                    Some(serde_json::Value::String(label)) => check(&text, &label),
+                    Some(serde_json::Value::Number(n)) => check(&text, &n.to_string()),
+                    Some(_) => Err("field label is not a string".into()),
+                    None => Err("missing field label".into()),
+                },
+                (Some(_), _) => Err("field text is not a string".into()),
+            },
         };
-        let text = match parsed.text {
-            Some(serde_json::Value::String(s)) => s,
-            Some(_) => {
-                errors.push(LineError {
-                    line,
-                    message: "field text is not a string".into(),
-                });
-                continue;
-            }
-            None => {
-                errors.push(LineError {
-                    line,
-                    message: "missing field text".into(),
-                });
-                continue;
-            }
-        };
-        let label = match parsed.label {
-            Some(serde_json::Value::String(s)) => s,
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            Some(_) => {
-                errors.push(LineError {
-                    line,
-                    message: "field label is not a string".into(),
-                });
-                continue;
-            }
-            None => {
-                errors.push(LineError {
-                    line,
-                    message: "missing field label".into(),
-                });
-                continue;
-            }
-        };
-        match check(&text, &label) {
-            Ok(example) => examples.push(example),
-            Err(message) => errors.push(LineError { line, message }),
-        }
+        collected.add(line, outcome)?;
     }
-    finish(examples, errors)
+    collected.finish()
 }
 
-fn finish(examples: Vec<Example>, errors: Vec<LineError>) -> Result<Vec<Example>, ParseErrors> {
-    if errors.is_empty() {
-        Ok(examples)
-    } else {
-        Err(ParseErrors { errors })
-    }
-}
-
-/// Splits CSV content into records of fields, each with the line it starts on.
-fn csv_records(content: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
-    let mut records = Vec::new();
+/// Splits CSV content into records of fields, each with the line it starts on, and hands each
+/// to `each` until it breaks.
+fn csv_records<B>(
+    content: &str,
+    mut each: impl FnMut(usize, Result<Vec<String>, String>) -> ControlFlow<B>,
+) -> ControlFlow<B> {
     let mut fields: Vec<String> = Vec::new();
     let mut field = String::new();
     let mut in_quotes = false;
@@ -234,7 +307,7 @@ fn csv_records(content: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
                         Some(e) => Err(e),
                         None => Ok(std::mem::take(&mut fields)),
                     };
-                    records.push((record_line, result));
+                    each(record_line, result)?;
                 }
                 fields.clear();
                 field.clear();
@@ -256,48 +329,50 @@ fn csv_records(content: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
         }
     }
     if in_quotes {
-        records.push((record_line, Err("unterminated quoted field".into())));
+        each(record_line, Err("unterminated quoted field".into()))?;
     } else if record_has_content || !field.is_empty() {
         fields.push(field);
         let result = match error {
             Some(e) => Err(e),
             None => Ok(fields),
         };
-        records.push((record_line, result));
+        each(record_line, result)?;
     }
-    records
+    ControlFlow::Continue(())
 }
 
-fn parse_csv(content: &str) -> Result<Vec<Example>, ParseErrors> {
-    let mut examples = Vec::new();
-    let mut errors = Vec::new();
-    for (position, (line, record)) in csv_records(content).into_iter().enumerate() {
-        let fields = match record {
-            Ok(fields) => fields,
-            Err(message) => {
-                errors.push(LineError { line, message });
-                continue;
+fn parse_csv(content: &str) -> Result<Vec<Example>, TrainingFileError> {
+    let mut collected = Collected::default();
+    let mut position = 0;
+    let read = csv_records(content, |line, record| {
+        let first = position == 0;
+        position += 1;
+        let outcome = match record {
+            Err(message) => Err(message),
+            Ok(fields) if fields.iter().all(|f| f.trim().is_empty()) => {
+                return ControlFlow::Continue(())
             }
+            // header: text,label or text,category
+            Ok(fields)
+                if first && fields.len() == 2 && fields[0].trim().eq_ignore_ascii_case("text") =>
+            {
+                return ControlFlow::Continue(())
+            }
+            Ok(fields) if fields.len() != 2 => Err(format!(
+                "expected 2 fields (text,label), found {}",
+                fields.len()
+            )),
+            Ok(fields) => check(&fields[0], &fields[1]),
         };
-        if fields.iter().all(|f| f.trim().is_empty()) {
-            continue;
+        match collected.add(line, outcome) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(over) => ControlFlow::Break(over),
         }
-        if position == 0 && fields.len() == 2 && fields[0].trim().eq_ignore_ascii_case("text") {
-            continue; // header: text,label or text,category
-        }
-        if fields.len() != 2 {
-            errors.push(LineError {
-                line,
-                message: format!("expected 2 fields (text,label), found {}", fields.len()),
-            });
-            continue;
-        }
-        match check(&fields[0], &fields[1]) {
-            Ok(example) => examples.push(example),
-            Err(message) => errors.push(LineError { line, message }),
-        }
+    });
+    match read {
+        ControlFlow::Break(over) => Err(over),
+        ControlFlow::Continue(()) => collected.finish(),
     }
-    finish(examples, errors)
 }
 
 #[cfg(test)]
@@ -305,10 +380,17 @@ fn parse_csv(content: &str) -> Result<Vec<Example>, ParseErrors> {
 mod tests {
     use super::*;
 
+    fn bad_lines(error: TrainingFileError) -> ParseErrors {
+        match error {
+            TrainingFileError::Lines(errors) => errors,
+            other => panic!("expected bad lines, got {other}"),
+        }
+    }
+
     #[test]
     fn jsonl_reports_each_bad_line() {
         let input = "{\"text\":\"hi\",\"label\":\"greeting\"}\n\nnot json\n{\"text\":\"x\"}\n{\"text\":\"\",\"label\":\"a\"}\n";
-        let err = parse_examples(input, TrainingFormat::JsonLines).unwrap_err();
+        let err = bad_lines(parse_examples(input, TrainingFormat::JsonLines).unwrap_err());
         let lines: Vec<usize> = err.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 5]);
         assert!(err.errors[1].message.contains("missing field label"));
@@ -323,7 +405,7 @@ mod tests {
     #[test]
     fn csv_quotes_header_and_errors() {
         let input = "text,category\n\"hello, there\",greeting\n\"say \"\"hi\"\"\",greeting\r\nthree,fields,here\n\"open,label\n";
-        let err = parse_examples(input, TrainingFormat::Csv).unwrap_err();
+        let err = bad_lines(parse_examples(input, TrainingFormat::Csv).unwrap_err());
         assert_eq!(err.errors.len(), 2);
         assert_eq!(err.errors[0].line, 4);
         assert_eq!(err.errors[1].line, 5);
@@ -349,6 +431,100 @@ mod tests {
         assert_eq!(
             TrainingFormat::detect(None, "text,label"),
             TrainingFormat::Csv
+        );
+    }
+
+    /// `count` CSV lines after a header, the i-th labelled `label(i)`.
+    fn csv(count: usize, label: impl Fn(usize) -> String) -> String {
+        let mut out = String::from("text,label\n");
+        for i in 0..count {
+            out.push_str(&format!("t{i},{}\n", label(i)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_file_over_the_example_bound_is_refused_at_its_first_record_too_many() {
+        let fits = csv(MAX_EXAMPLES, |i| format!("L{}", i % 3));
+        assert_eq!(
+            parse_examples(&fits, TrainingFormat::Csv).unwrap().len(),
+            MAX_EXAMPLES
+        );
+        let over = csv(MAX_EXAMPLES + 1, |i| format!("L{}", i % 3));
+        let error = parse_examples(&over, TrainingFormat::Csv).unwrap_err();
+        // The header is line 1: the first record over the bound is on line MAX_EXAMPLES + 2.
+        assert_eq!(
+            error,
+            TrainingFileError::TooManyExamples {
+                line: MAX_EXAMPLES + 2
+            }
+        );
+        assert_eq!(error.code(), "too_many_examples");
+        assert!(error.to_string().contains("100000"), "{error}");
+        // Bad records count too: a file of bad lines cannot pile up errors without end.
+        let bad = "a,b,c\n".repeat(MAX_EXAMPLES + 1);
+        assert_eq!(
+            parse_examples(&bad, TrainingFormat::Csv)
+                .unwrap_err()
+                .code(),
+            "too_many_examples"
+        );
+        let jsonl = "{\"text\":\"t\",\"label\":\"a\"}\n".repeat(MAX_EXAMPLES + 1);
+        assert_eq!(
+            parse_examples(&jsonl, TrainingFormat::JsonLines).unwrap_err(),
+            TrainingFileError::TooManyExamples {
+                line: MAX_EXAMPLES + 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_label_bound_is_refused_at_its_first_label_too_many() {
+        let fits = csv(2 * MAX_LABELS, |i| format!("L{}", i % MAX_LABELS));
+        assert_eq!(
+            parse_examples(&fits, TrainingFormat::Csv).unwrap().len(),
+            2 * MAX_LABELS
+        );
+        let over = csv(MAX_LABELS + 1, |i| format!("L{i}"));
+        let error = parse_examples(&over, TrainingFormat::Csv).unwrap_err();
+        assert_eq!(
+            error,
+            TrainingFileError::TooManyLabels {
+                line: MAX_LABELS + 2
+            }
+        );
+        assert_eq!(error.code(), "too_many_labels");
+        assert!(error.to_string().contains("500"), "{error}");
+        let jsonl: String = (0..=MAX_LABELS)
+            .map(|i| format!("{{\"text\":\"t\",\"label\":\"L{i}\"}}\n"))
+            .collect();
+        assert_eq!(
+            parse_examples(&jsonl, TrainingFormat::JsonLines)
+                .unwrap_err()
+                .code(),
+            "too_many_labels"
+        );
+    }
+
+    #[test]
+    fn a_parsed_set_is_checked_against_the_same_bounds() {
+        let set = |count: usize, labels: usize| -> Vec<Example> {
+            (0..count)
+                .map(|i| Example::new("t", format!("L{}", i % labels)))
+                .collect()
+        };
+        assert_eq!(check_training_set(&set(MAX_EXAMPLES, MAX_LABELS)), Ok(()));
+        assert_eq!(
+            check_training_set(&set(MAX_EXAMPLES + 1, 2)),
+            Err(TrainingFileError::TooManyExamples {
+                line: MAX_EXAMPLES + 1
+            })
+        );
+        assert_eq!(
+            check_training_set(&set(MAX_LABELS + 1, MAX_LABELS + 1)),
+            Err(TrainingFileError::TooManyLabels {
+                line: MAX_LABELS + 1
+            })
         );
     }
 }

@@ -50,6 +50,7 @@ async fn uploads_are_refused_before_their_body_is_read() {
         ("POST", "/v1/tenants/acme/intents/train"),
         ("PUT", "/v1/tenants/acme/policies/routing"),
         ("PUT", "/v1/tenants/acme/policies/sensitive-words/list"),
+        ("PUT", "/v1/tenants/acme/intents/model"),
         ("POST", "/v1/tenants/nobody/kb/import"),
     ] {
         let status =
@@ -73,6 +74,53 @@ async fn uploads_are_refused_before_their_body_is_read() {
     assert_eq!(response.status().as_u16(), 413);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "too_large");
+}
+
+/// A training file is bounded in examples and distinct labels, not only in bytes: one example
+/// or one label too many is refused while the file is parsed, before any job embeds or trains
+/// (before, 32 MiB of `t,L123456` lines made ~3 million examples with a label each).
+#[tokio::test]
+async fn training_files_are_capped_in_examples_and_labels() {
+    let app = TestApp::spawn().await;
+    let train = |csv: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/v1/tenants/acme/intents/train?format=csv"))
+                .bearer_auth(&app.admin_key)
+                .body(csv)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    // 100,001 examples of two labels.
+    let csv: String = (0..100_001).map(|i| format!("t{i},L{}\n", i % 2)).collect();
+    let (status, body) = train(csv).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("too_many_examples")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("100000"),
+        "{body}"
+    );
+    // 501 examples, each with a label of its own.
+    let csv: String = (0..501).map(|i| format!("t{i},L{i}\n")).collect();
+    let (status, body) = train(csv).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("too_many_labels")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("500"), "{body}");
+    // Nothing was started.
+    let (_, jobs) = app.admin_get("/v1/tenants/acme/jobs").await;
+    assert!(!jobs.to_string().contains("intents_train"), "{jobs}");
 }
 
 /// A small CSV import with the admin key.

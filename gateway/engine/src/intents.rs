@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 pub use switchboard_models::WorkerConfig;
 use switchboard_models::{
-    builtin, parse_examples, train_on_texts, ClassifierModel, Encoder, EncoderService, Example,
-    IntentHead, ModelError, Prediction, ServiceConfig, TrainConfig, TrainReport, TrainingFormat,
+    builtin, check_training_set, parse_examples, train_on_texts, ClassifierModel, Encoder,
+    EncoderService, Example, IntentHead, ModelError, Prediction, ServiceConfig, TrainConfig,
+    TrainReport, TrainingFileError, TrainingFormat,
 };
 
 use crate::error::{ServiceError, ServiceResult};
@@ -170,18 +171,29 @@ async fn blocking<T: Send + 'static>(
     crate::error::blocking("model", work).await
 }
 
-/// Parses a training file (JSON Lines or CSV `text,label`); every bad line is reported.
+/// Parses a training file (JSON Lines or CSV `text,label`); every bad line is reported
+/// (`bad_training_file`). A file over the bounds of a training set is refused while it is read,
+/// at its first record too many: `too_many_examples` (over
+/// [`switchboard_models::MAX_EXAMPLES`]), `too_many_labels` (over
+/// [`switchboard_models::MAX_LABELS`]).
 pub fn parse_training(content: &str, file_name: Option<&str>) -> ServiceResult<Vec<Example>> {
     let format = TrainingFormat::detect(file_name, content);
-    parse_examples(content, format).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .errors
-            .iter()
-            .take(20)
-            .map(|error| error.to_string())
-            .collect();
-        ServiceError::invalid("bad_training_file", lines.join("; "))
-    })
+    parse_examples(content, format).map_err(training_file_error)
+}
+
+fn training_file_error(error: TrainingFileError) -> ServiceError {
+    match error {
+        TrainingFileError::Lines(errors) => {
+            let lines: Vec<String> = errors
+                .errors
+                .iter()
+                .take(20)
+                .map(|error| error.to_string())
+                .collect();
+            ServiceError::invalid("bad_training_file", lines.join("; "))
+        }
+        over => ServiceError::invalid(over.code(), over.to_string()),
+    }
 }
 
 impl Intents {
@@ -274,6 +286,9 @@ impl Intents {
         if examples.is_empty() {
             return Err(ServiceError::invalid("bad_training_set", "no examples"));
         }
+        // Parsed files are within the bounds already; a set from elsewhere is held to them
+        // before anything is embedded.
+        check_training_set(&examples).map_err(training_file_error)?;
         let models = models().await?;
         let tenant_examples = examples.len();
         let (head, report, out_of_scope_recall) = blocking(move || {

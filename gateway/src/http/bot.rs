@@ -1,6 +1,8 @@
 //! The bot's API for knowledge managers and tenant admins: intents (train, classify, bring your
 //! own model) and the bot's dry run.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,13 +12,14 @@ use serde::Deserialize;
 
 use crate::error::{ApiResult, ServiceError};
 use crate::http::auth::{require, require_reader, Area};
-use crate::http::upload::{read_upload, upload_slot};
+use crate::http::upload::{read_upload, upload_slot, within, UPLOAD_TIMEOUT};
 use crate::AppState;
 
 type PathParams<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
-/// A training file: up to 100k examples fit.
+/// A training file: up to 100k examples fit (a file is refused at its first example or label
+/// over `switchboard_models::MAX_EXAMPLES` / `MAX_LABELS`, while it is parsed).
 const MAX_TRAINING_BYTES: usize = 32 * 1024 * 1024;
 /// A tenant's own classifier with its tokenizer.
 const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
@@ -150,48 +153,59 @@ async fn put_model(
     let Path(tenant) = path?;
     require(&state, &headers, &tenant, Area::Bot).await?;
     let _slot = upload_slot(&state)?;
-    let mut multipart = multipart
+    let multipart = multipart
         .map_err(|error| ServiceError::invalid("bad_upload", error.body_text().to_lowercase()))?;
-    let (mut model, mut tokenizer, mut labels) = (None, None, None);
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|error| ServiceError::invalid("bad_upload", error.body_text().to_lowercase()))?
-    {
-        let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field.bytes().await.map_err(|error| {
-            ServiceError::invalid("bad_upload", error.body_text().to_lowercase())
-        })?;
-        match name.as_str() {
-            "model" => model = Some(bytes.to_vec()),
-            "tokenizer" => tokenizer = Some(bytes.to_vec()),
-            "labels" => {
-                labels = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    ServiceError::invalid("bad_labels", "the label list is not UTF-8 text")
-                })?)
-            }
-            other => {
-                return Err(ServiceError::invalid(
-                    "bad_upload",
-                    format!("unexpected part `{other}`: send model, tokenizer and labels"),
-                )
-                .into())
-            }
-        }
-    }
-    let (Some(model), Some(tokenizer), Some(labels)) = (model, tokenizer, labels) else {
-        return Err(ServiceError::invalid(
-            "bad_upload",
-            "send three parts: model (onnx), tokenizer (tokenizer.json) and labels",
-        )
-        .into());
-    };
+    let (model, tokenizer, labels) = read_model_form(multipart, UPLOAD_TIMEOUT).await?;
     let report = state
         .chat
         .intents
         .upload_onnx(&tenant, model, tokenizer, labels)
         .await?;
     Ok((StatusCode::CREATED, Json(report)))
+}
+
+/// The parts of a model upload: `model`, `tokenizer`, `labels`, all arrived within `timeout`
+/// ([`UPLOAD_TIMEOUT`], as every upload body) or `upload_timeout`.
+async fn read_model_form(
+    mut multipart: Multipart,
+    timeout: Duration,
+) -> ApiResult<(Vec<u8>, Vec<u8>, String)> {
+    within(timeout, async move {
+        let (mut model, mut tokenizer, mut labels) = (None, None, None);
+        while let Some(field) = multipart.next_field().await.map_err(|error| {
+            ServiceError::invalid("bad_upload", error.body_text().to_lowercase())
+        })? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let bytes = field.bytes().await.map_err(|error| {
+                ServiceError::invalid("bad_upload", error.body_text().to_lowercase())
+            })?;
+            match name.as_str() {
+                "model" => model = Some(bytes.to_vec()),
+                "tokenizer" => tokenizer = Some(bytes.to_vec()),
+                "labels" => {
+                    labels = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ServiceError::invalid("bad_labels", "the label list is not UTF-8 text")
+                    })?)
+                }
+                other => {
+                    return Err(ServiceError::invalid(
+                        "bad_upload",
+                        format!("unexpected part `{other}`: send model, tokenizer and labels"),
+                    )
+                    .into())
+                }
+            }
+        }
+        match (model, tokenizer, labels) {
+            (Some(model), Some(tokenizer), Some(labels)) => Ok((model, tokenizer, labels)),
+            _ => Err(ServiceError::invalid(
+                "bad_upload",
+                "send three parts: model (onnx), tokenizer (tokenizer.json) and labels",
+            )
+            .into()),
+        }
+    })
+    .await
 }
 
 async fn delete_model(
@@ -345,4 +359,59 @@ async fn delete_llm(
     state.store.delete_tenant_llm(&tenant).await?;
     state.chat.llms.forget(&tenant);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+    use axum::extract::{FromRequest, Request};
+
+    use super::*;
+
+    type Sender = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+    /// A multipart request whose body is `start`, then ends (or, while the returned sender is
+    /// held, never does).
+    async fn form(start: &'static str, ends: bool) -> (Multipart, Option<Sender>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        sender.send(Ok(Bytes::from(start))).await.expect("send");
+        let sender = (!ends).then_some(sender);
+        let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let request = Request::builder()
+            .header(header::CONTENT_TYPE, "multipart/form-data; boundary=X")
+            .body(body)
+            .expect("request");
+        let form = Multipart::from_request(request, &())
+            .await
+            .expect("multipart");
+        (form, sender)
+    }
+
+    const PARTS: &str = "--X\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nm\r\n\
+        --X\r\ncontent-disposition: form-data; name=\"tokenizer\"\r\n\r\nt\r\n\
+        --X\r\ncontent-disposition: form-data; name=\"labels\"\r\n\r\na\nb\r\n--X--\r\n";
+
+    /// A model upload whose body stops arriving ends with `upload_timeout`, as the other upload
+    /// routes (before, it held its upload slot for as long as the peer kept the connection).
+    #[tokio::test]
+    async fn a_stalled_model_upload_times_out() {
+        let (whole, _) = form(PARTS, true).await;
+        let (model, tokenizer, labels) = read_model_form(whole, UPLOAD_TIMEOUT)
+            .await
+            .expect("a whole form");
+        assert_eq!(
+            (&model[..], &tokenizer[..], &labels[..]),
+            (&b"m"[..], &b"t"[..], "a\nb")
+        );
+
+        let stalled = "--X\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nmod";
+        let (stalled, _open) = form(stalled, false).await;
+        let read = read_model_form(stalled, Duration::from_millis(50));
+        let error = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the read ends on its own")
+            .expect_err("times out");
+        assert_eq!(error.0.code(), "upload_timeout");
+        assert_eq!(crate::error::status_of(&error.0), StatusCode::BAD_REQUEST);
+    }
 }

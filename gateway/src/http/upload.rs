@@ -4,6 +4,7 @@
 //! and a node reads at most [`UPLOADS_AT_ONCE`] such bodies at once, so anonymous or slow
 //! uploads cannot hold the node's memory.
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -37,26 +38,37 @@ pub async fn read_upload(
     Ok((permit, bytes))
 }
 
+/// `read`, or `upload_timeout` when it does not end within `timeout` ([`UPLOAD_TIMEOUT`] for
+/// a request): the time limit of [`read_upload`], for uploads read otherwise (a multipart
+/// form's parts). The caller holds an [`upload_slot`] while it reads.
+pub(crate) async fn within<T, E: From<ServiceError>>(
+    timeout: Duration,
+    read: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ServiceError::invalid(
+                "upload_timeout",
+                format!("the body did not arrive within {} s", timeout.as_secs()),
+            )
+            .into())
+        })
+}
+
 async fn read_limited(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, ServiceError> {
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Err(_) => Err(ServiceError::invalid(
-            "upload_timeout",
-            format!("the body did not arrive within {} s", timeout.as_secs()),
-        )),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(error)) => {
+    within(timeout, async move {
+        axum::body::to_bytes(body, limit).await.map_err(|error| {
             let too_large = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
-                Err(ServiceError::TooLarge(format!(
-                    "the body is larger than {} bytes",
-                    limit
-                )))
+                ServiceError::TooLarge(format!("the body is larger than {} bytes", limit))
             } else {
-                Err(ServiceError::invalid("bad_body", error.to_string()))
+                ServiceError::invalid("bad_body", error.to_string())
             }
-        }
-    }
+        })
+    })
+    .await
 }
 
 #[cfg(test)]
