@@ -1,6 +1,6 @@
 //! [`Bot`]: the shared pieces and the decision for one turn.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use switchboard_knowledge::{FaqRecord, KnowledgeIndex};
@@ -76,7 +76,15 @@ pub struct Bot {
     second_opinion: SecondOpinion,
     self_calibration: Option<SelfCheckOptions>,
     llm: Option<LlmClient>,
+    /// Most texts (questions and alternates) the dense side of one tenant holds.
+    max_dense_texts: usize,
 }
+
+/// Most texts (questions and alternates) embedded ahead for one tenant: about 70 MB of vectors
+/// and two minutes of encoder time. FAQs written past it are still found by the lexical search,
+/// and embedded when they are a turn's candidate; a tenant's upload cannot take the process's
+/// memory or the change loop's time without bound.
+pub const MAX_DENSE_TEXTS: usize = 20_000;
 
 /// One hit of [`Bot::search`]: the hybrid ranking the bot answers from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -150,7 +158,14 @@ impl Bot {
             second_opinion: SecondOpinion::DEFAULT,
             self_calibration: Some(SelfCheckOptions::default()),
             llm: None,
+            max_dense_texts: MAX_DENSE_TEXTS,
         }
+    }
+
+    /// Sets the most texts the dense side of one tenant holds ([`MAX_DENSE_TEXTS`] unless set).
+    pub fn with_max_dense_texts(mut self, max: usize) -> Bot {
+        self.max_dense_texts = max;
+        self
     }
 
     /// Turns the automatic per-tenant self-calibration after every change of the dense side
@@ -265,8 +280,40 @@ impl Bot {
     /// disabled records are removed instead). Call it with the same records as
     /// `KnowledgeIndex::upsert`/`rebuild`. CPU-heavy: about 5 ms per text, run it off the
     /// async executor.
+    ///
+    /// The dense side of a tenant holds at most [`MAX_DENSE_TEXTS`] texts: records that would
+    /// take it past that are left out (in the order given), and found lexically only.
     pub fn index_faqs(&self, tenant: &str, records: &[FaqRecord]) -> Result<(), BotError> {
-        let enabled: Vec<&FaqRecord> = records.iter().filter(|r| r.enabled).collect();
+        let current = self.tenant_dense(tenant);
+        let written: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let mut held: usize = current
+            .values()
+            .filter(|faq| !written.contains(faq.id.as_str()))
+            .map(|faq| faq.vectors.len())
+            .sum();
+        let mut left_out = 0usize;
+        let enabled: Vec<&FaqRecord> = records
+            .iter()
+            .filter(|r| r.enabled)
+            .filter(|r| {
+                let texts = DenseFaq::texts(r).len();
+                let fits = held + texts <= self.max_dense_texts;
+                if fits {
+                    held += texts;
+                } else {
+                    left_out += 1;
+                }
+                fits
+            })
+            .collect();
+        if left_out > 0 {
+            tracing::warn!(
+                tenant,
+                left_out,
+                max = self.max_dense_texts,
+                "FAQs past the dense side's limit are found lexically only"
+            );
+        }
         let texts: Vec<&str> = enabled.iter().flat_map(|r| DenseFaq::texts(r)).collect();
         let mut vectors = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(INDEX_BATCH) {
@@ -291,9 +338,11 @@ impl Bot {
                 use_vectors.by_ref().take(n).collect(),
             )));
         }
+        // Disabled records, and records left out (their old vectors no longer match them).
+        let kept: HashSet<&str> = enabled.iter().map(|r| r.id.as_str()).collect();
         let disabled: Vec<&str> = records
             .iter()
-            .filter(|r| !r.enabled)
+            .filter(|r| !kept.contains(r.id.as_str()))
             .map(|r| r.id.as_str())
             .collect();
         self.update_dense(tenant, |map| {

@@ -313,6 +313,33 @@ fn dense_side_follows_the_faqs() {
     assert_ne!(d.faq_id.as_deref(), Some("zh-ship-fee"), "{d:?}");
 }
 
+/// A tenant's dense side stops at its limit: records past it are left out (found lexically
+/// only), and a rewritten record that no longer fits loses its old vectors.
+#[test]
+fn the_dense_side_of_a_tenant_is_bounded() {
+    let f = fixture();
+    let mut records = f.records[..4].to_vec();
+    let texts = |r: &switchboard_knowledge::FaqRecord| {
+        1 + r.alternates.iter().filter(|a| !a.trim().is_empty()).count()
+    };
+    let limit = texts(&records[0]) + texts(&records[1]);
+    let bot =
+        switchboard_bot::Bot::with_default_head(f.index.clone(), f.encoder.clone(), f.head.clone())
+            .with_max_dense_texts(limit);
+    bot.index_faqs("capped", &records).expect("index");
+    assert_eq!(bot.dense_len("capped"), 2);
+    // Rewriting a kept record frees its own texts first: it still fits.
+    bot.index_faqs("capped", &records[..1]).expect("rewrite");
+    assert_eq!(bot.dense_len("capped"), 2);
+    // A record left out before is left out again.
+    bot.index_faqs("capped", &records[2..3]).expect("index");
+    assert_eq!(bot.dense_len("capped"), 2);
+    // A kept record that grows past the room left loses its place (and its stale vectors).
+    records[1].alternates.push("一个新的说法".into());
+    bot.index_faqs("capped", &records[1..2]).expect("grow");
+    assert_eq!(bot.dense_len("capped"), 1);
+}
+
 #[test]
 fn tenant_settings_parse_with_defaults() {
     let s: BotSettings = serde_json::from_str(r#"{"answer_threshold":0.8}"#).expect("settings");
