@@ -353,9 +353,11 @@ impl Server {
             })
         });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        // Chat frames are small: send them at once instead of waiting to coalesce (Nagle).
+        // Chat frames are small: send them at once instead of waiting to coalesce (Nagle). A
+        // peer that stops reading loses its connection (`http::stall`).
+        let listener = http::StallListener::new(listener, http::WRITE_STALL_TIMEOUT);
         let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-            if let Err(error) = stream.set_nodelay(true) {
+            if let Err(error) = stream.get_ref().set_nodelay(true) {
                 tracing::debug!(error = %error, "cannot set TCP_NODELAY");
             }
         });

@@ -50,11 +50,10 @@ pub enum Outgoing {
 const KEEPALIVE: Duration = Duration::from_secs(25);
 /// How many messages an agent sees when a conversation is assigned.
 const ASSIGNED_HISTORY: i64 = 50;
-const CATCH_UP_BATCH: i64 = 500;
-/// Text sent by one catch-up before it waits for the client's acknowledgement.
+/// Text sent by one catch-up before it waits for the client's acknowledgement (each message
+/// counted with `store::MESSAGE_OVERHEAD_BYTES`), and at most this many messages.
 pub const CATCH_UP_PAGE_BYTES: usize = 256 * 1024;
-/// What a message frame adds to its text, roughly (ids, seq, sender, time).
-const FRAME_OVERHEAD_BYTES: usize = 160;
+const CATCH_UP_PAGE_ROWS: usize = 2_000;
 
 type Subscriptions = StreamMap<String, BroadcastStream<BusEvent>>;
 
@@ -146,31 +145,31 @@ async fn deliver<K: Sink<Outgoing> + Unpin>(
         }
         _ => {}
     }
-    let mut sent_bytes = 0;
-    loop {
-        let batch = match chat
-            .store
-            .messages_after(conversation_id, *cursor, CATCH_UP_BATCH)
-            .await
-        {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::error!(conversation_id, error = %error, "catch-up read failed");
-                return Ok(false);
-            }
-        };
-        for message in &batch {
-            if sent_bytes >= CATCH_UP_PAGE_BYTES {
-                return Ok(true);
-            }
-            send_message(chat, out, message, for_agent, true).await?;
-            sent_bytes += message.text.len() + FRAME_OVERHEAD_BYTES;
-            *cursor = message.seq;
-        }
-        if (batch.len() as i64) < CATCH_UP_BATCH {
+    let page = match chat
+        .store
+        .messages_page(
+            conversation_id,
+            *cursor,
+            CATCH_UP_PAGE_ROWS,
+            CATCH_UP_PAGE_BYTES,
+        )
+        .await
+    {
+        Ok(page) => page,
+        Err(error) => {
+            tracing::error!(conversation_id, error = %error, "catch-up read failed");
             return Ok(false);
         }
+    };
+    for message in &page {
+        send_message(chat, out, message, for_agent, true).await?;
+        *cursor = message.seq;
     }
+    let page_bytes: usize = page
+        .iter()
+        .map(|message| message.text.len() + store::MESSAGE_OVERHEAD_BYTES)
+        .sum();
+    Ok(page.len() == CATCH_UP_PAGE_ROWS || page_bytes >= CATCH_UP_PAGE_BYTES)
 }
 
 /// Sends one message to this connection, logged under the message's trace id (the line that
@@ -577,6 +576,9 @@ impl CustomerSession {
                 }
                 Ok(())
             }
+            // While a page is out, a resume waits for its ack: a client cannot make the node
+            // read the conversation again faster than it takes the pages.
+            ClientFrame::Resume { .. } if self.behind => Ok(()),
             ClientFrame::Resume { last_seq } => {
                 self.cursor = last_seq.max(0);
                 match self.conversation_id.clone() {
@@ -1169,6 +1171,8 @@ impl AgentSession {
                 conversation_id,
                 last_seq,
             } => match self.cursors.get_mut(&conversation_id) {
+                // As for customers: no new catch-up while a page is out.
+                Some(_) if self.behind.contains(&conversation_id) => Ok(()),
                 Some(cursor) => {
                     *cursor = last_seq.max(0);
                     self.catch_up(&conversation_id, None, out).await

@@ -674,7 +674,7 @@ async fn a_resume_from_the_start_is_paged_by_bytes_until_acknowledged() {
 }
 
 /// A NUL character (U+0000), which PostgreSQL cannot store as text: a message's is replaced by
-/// U+FFFD (over HTTP and the WebSocket), a profile's and a `client_msg_id`'s are refused with
+/// U+FFFD (over HTTP and the WebSocket; other control characters but tab and line breaks too), a profile's and a `client_msg_id`'s are refused with
 /// their codes; never a server error. A web visitor may not use a webhook's `wechat:` ids. On PostgreSQL, where it used to be a 500 (and made the
 /// writer store its whole batch one by one).
 #[tokio::test]
@@ -730,7 +730,7 @@ async fn nul_characters_are_replaced_or_refused_never_a_server_error() {
     let (status, body) = post(
         "/v1/web/messages",
         Some(token.clone()),
-        json!({"client_msg_id": "n1", "text": "hello\u{0}world"}),
+        json!({"client_msg_id": "n1", "text": "hello\u{0}world\u{1}\t\nend"}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -756,7 +756,7 @@ async fn nul_characters_are_replaced_or_refused_never_a_server_error() {
         .filter(|frame| frame["type"] == "message" && frame["sender"] == "customer")
         .filter_map(|frame| frame["text"].as_str())
         .collect();
-    assert_eq!(texts, ["hello\u{FFFD}world", "\u{FFFD}bye"]);
+    assert_eq!(texts, ["hello\u{FFFD}world\u{FFFD}\t\nend", "\u{FFFD}bye"]);
     drop(socket);
     drop(app);
     database.drop_database().await;

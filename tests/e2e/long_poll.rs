@@ -98,3 +98,48 @@ async fn long_poll_sends_receives_and_holds() {
     let response = app.http.get(app.url("/v1/web/poll")).send().await.unwrap();
     assert_eq!(response.status(), 401);
 }
+
+/// A conversation of long messages comes back a page of about 64 KiB at a time (not 200
+/// messages of up to 64 KiB each at once); the next poll from the page's last seq has the rest.
+#[tokio::test]
+async fn long_messages_come_back_in_pages() {
+    let app = TestApp::spawn().await;
+    let visitor = app.visitor().await;
+    let long = "长".repeat(8_000);
+    for n in 0..6 {
+        let response = app
+            .http
+            .post(app.url("/v1/web/messages"))
+            .bearer_auth(&visitor)
+            .json(&json!({"client_msg_id": format!("long{n}"), "text": long}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "message {n}");
+    }
+    let mut after = 0;
+    let mut pages: Vec<usize> = Vec::new();
+    while pages.iter().sum::<usize>() < 6 {
+        assert!(pages.len() < 6, "pages so far: {pages:?}");
+        let page: Value = app
+            .http
+            .get(app.url(&format!("/v1/web/poll?after={after}")))
+            .bearer_auth(&visitor)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let frames = page["frames"].as_array().unwrap();
+        pages.push(frames.iter().filter(|f| f["text"] == long.as_str()).count());
+        after = frames
+            .iter()
+            .filter_map(|f| f["seq"].as_i64())
+            .max()
+            .unwrap_or(after);
+    }
+    // 24,000 bytes (and a frame's overhead) each: the third crosses 64 KiB.
+    assert_eq!(pages[0], 3, "pages: {pages:?}");
+    assert_eq!(pages.iter().sum::<usize>(), 6);
+}

@@ -16,7 +16,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-pub use nonce::{ForgetFuture, MemoryNonceStore, NonceFuture, NonceStore, NonceStoreError};
+pub use nonce::{
+    ForgetFuture, MemoryNonceStore, NonceFuture, NonceStore, NonceStoreError, TenantNonceStore,
+};
 
 /// Tokens longer than this are refused unparsed.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;

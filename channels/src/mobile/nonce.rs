@@ -119,3 +119,63 @@ impl NonceStore for MemoryNonceStore {
         Box::pin(std::future::ready(result))
     }
 }
+
+/// One bounded [`MemoryNonceStore`] per tenant, so a tenant that fills its own (with tokens its
+/// app server mints, or pushes signed with its own WeChat token) refuses no other tenant's.
+/// A key begins with its tenant's slug, ended by `:` or `/` (`<tenant>:<nonce>` for mobile
+/// tokens, `<tenant>/push/...` for webhook pushes); slugs hold neither. Keys reach the store only
+/// after their tenant and app were found, so the tenants it holds are real ones.
+#[derive(Debug)]
+pub struct TenantNonceStore {
+    per_tenant: usize,
+    tenants: Mutex<HashMap<String, std::sync::Arc<MemoryNonceStore>>>,
+}
+
+impl TenantNonceStore {
+    pub fn new(per_tenant: usize) -> Self {
+        TenantNonceStore {
+            per_tenant,
+            tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn tenant_of(key: &str) -> &str {
+        key.split([':', '/']).next().unwrap_or(key)
+    }
+
+    fn store(&self, key: &str) -> Result<std::sync::Arc<MemoryNonceStore>, NonceStoreError> {
+        let mut tenants = self
+            .tenants
+            .lock()
+            .map_err(|_| NonceStoreError::Unavailable("lock poisoned".to_owned()))?;
+        let tenant = Self::tenant_of(key);
+        if let Some(store) = tenants.get(tenant) {
+            return Ok(store.clone());
+        }
+        let store = std::sync::Arc::new(MemoryNonceStore::new(self.per_tenant));
+        tenants.insert(tenant.to_owned(), store.clone());
+        Ok(store)
+    }
+}
+
+impl Default for TenantNonceStore {
+    fn default() -> Self {
+        TenantNonceStore::new(100_000)
+    }
+}
+
+impl NonceStore for TenantNonceStore {
+    fn remember<'a>(&'a self, key: &'a str, now_unix: i64, remember_until: i64) -> NonceFuture<'a> {
+        let result = self
+            .store(key)
+            .and_then(|store| store.remember_now(key, now_unix, remember_until));
+        Box::pin(std::future::ready(result))
+    }
+
+    fn forget<'a>(&'a self, key: &'a str) -> ForgetFuture<'a> {
+        match self.store(key) {
+            Ok(store) => Box::pin(async move { store.forget(key).await }),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+}

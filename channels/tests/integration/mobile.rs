@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use switchboard_channels::mobile::{
     sign_with_header, MemoryNonceStore, MobileAuthError, MobileClaims, MobileTokenVerifier,
-    NonceStore, NonceStoreError,
+    NonceStore, NonceStoreError, TenantNonceStore,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -193,4 +193,47 @@ async fn the_nonce_store_is_bounded_and_forgets_after_the_window() {
         .await
         .expect_err("full");
     assert_eq!(error.code(), "nonce_store_unavailable");
+}
+
+/// A tenant that fills its own nonces (tokens its app server mints, pushes it signs) refuses no
+/// other tenant's: mobile keys and webhook push keys are counted per tenant.
+#[tokio::test]
+async fn one_tenant_cannot_fill_another_tenants_nonces() {
+    let store = TenantNonceStore::new(2);
+    assert_eq!(store.remember("evil:1", NOW, NOW + 300).await, Ok(true));
+    assert_eq!(
+        store
+            .remember("evil/push/wechat/app/1/n", NOW, NOW + 300)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        store.remember("evil:2", NOW, NOW + 300).await,
+        Err(NonceStoreError::Full(2))
+    );
+    assert_eq!(store.remember("shop:1", NOW, NOW + 300).await, Ok(true));
+    assert_eq!(
+        store
+            .remember("shop/push/wechat/app/1/n", NOW, NOW + 300)
+            .await,
+        Ok(true)
+    );
+    // Replays are still refused, forgetting still works, per tenant.
+    assert_eq!(
+        store.remember("shop:1", NOW + 1, NOW + 301).await,
+        Ok(false)
+    );
+    assert_eq!(store.forget("evil:1").await, Ok(()));
+    assert_eq!(store.remember("evil:2", NOW + 1, NOW + 301).await, Ok(true));
+    // Through authenticate, under each tenant's scope.
+    let verifier = verifier();
+    let error = verifier
+        .authenticate(&verifier.sign(&claims("z")), NOW, "evil", &store)
+        .await
+        .expect_err("evil is full");
+    assert_eq!(error.code(), "nonce_store_unavailable");
+    verifier
+        .authenticate(&verifier.sign(&claims("z")), NOW, "other", &store)
+        .await
+        .expect("another tenant");
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use switchboard_channels::mobile::{MemoryNonceStore, NonceStore};
+use switchboard_channels::mobile::{MemoryNonceStore, NonceStore, TenantNonceStore};
 
 use crate::bus::{Bus, LocalBus};
 use crate::redis_bus::{BusSettings, BusStats, RedisBus};
@@ -47,7 +47,8 @@ pub struct Cluster {
     pub bus: Arc<dyn Bus>,
     pub agents: Arc<dyn AgentRegistry>,
     pub budget: Arc<dyn TenantBudget>,
-    /// Mobile tokens' and webhook pushes' nonces.
+    /// Mobile tokens' and webhook pushes' nonces (keys begin with their tenant). On one node a
+    /// bounded store per tenant, so one tenant's tokens cannot refuse another's.
     pub nonces: Arc<dyn NonceStore>,
     /// WebSocket tickets' nonces. On one node a store of their own (each bounded in memory),
     /// so tickets, which anonymous visitors ask for, cannot crowd out logins and pushes.
@@ -63,7 +64,7 @@ impl Cluster {
             bus: Arc::new(LocalBus::new(bus_capacity)),
             agents: Arc::new(LocalAgents::default()),
             budget: Arc::new(LocalBudget::default()),
-            nonces: Arc::new(MemoryNonceStore::default()),
+            nonces: Arc::new(TenantNonceStore::default()),
             tickets: Arc::new(MemoryNonceStore::default()),
             redis: None,
         }

@@ -91,6 +91,9 @@ pub struct IpLimits {
     /// one WebSocket tickets, mobile tokens and WeChat pushes share) for 30 s, so a script must
     /// not fill it.
     pub tickets: Rate,
+    /// `GET /v1/web/poll` per IP: the long-polling widget's counterpart of a ticket (each poll
+    /// may hold a page of messages until its answer is written).
+    pub polls: Rate,
     /// Customer messages from one IP, whatever the visitor (the widget, mobile apps; webhook
     /// messages come from the providers' addresses and are not counted here): a script behind
     /// one address cannot spend the tenant's whole message budget. Generous for offices and
@@ -106,6 +109,7 @@ impl Default for IpLimits {
             sessions: Rate::new(20, 100),
             webhooks: Rate::new(200, 400),
             tickets: Rate::new(10, 60),
+            polls: Rate::new(10, 60),
             messages: Rate::new(50, 200),
             connections: 512,
         }
@@ -141,9 +145,10 @@ pub enum Scope {
     SignIn,
     IpMessage,
     Ticket,
+    Poll,
 }
 
-const SCOPES: [&str; 8] = [
+const SCOPES: [&str; 9] = [
     "customer",
     "agent",
     "tenant",
@@ -152,6 +157,7 @@ const SCOPES: [&str; 8] = [
     "sign_in",
     "ip_message",
     "ticket",
+    "poll",
 ];
 
 /// Console sign-in attempts: per client IP, and per account (tenant and email) whatever the IP,
@@ -167,8 +173,9 @@ pub struct RateLimits {
     sign_in_accounts: DefaultKeyedRateLimiter<String>,
     ip_messages: DefaultKeyedRateLimiter<IpAddr>,
     tickets: DefaultKeyedRateLimiter<IpAddr>,
+    polls: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
-    refused: [AtomicU64; 8],
+    refused: [AtomicU64; 9],
 }
 
 fn per_minute(count: u32) -> Quota {
@@ -192,6 +199,7 @@ impl RateLimits {
             sign_in_accounts: RateLimiter::keyed(per_minute(SIGN_INS_PER_ACCOUNT_PER_MINUTE)),
             ip_messages: RateLimiter::keyed(ip.messages.quota()),
             tickets: RateLimiter::keyed(ip.tickets.quota()),
+            polls: RateLimiter::keyed(ip.polls.quota()),
             clock: DefaultClock::default(),
             refused: Default::default(),
         })
@@ -301,6 +309,14 @@ impl RateLimits {
             })
     }
 
+    /// One long poll from `ip`.
+    pub fn poll(&self, ip: IpAddr) -> ServiceResult<()> {
+        self.polls.check_key(&address_key(ip)).map_err(|not_until| {
+            self.count(Scope::Poll);
+            refused(not_until.wait_time_from(self.clock.now()))
+        })
+    }
+
     /// One console sign-in attempt from `ip` for `account` (tenant and email).
     pub fn sign_in(&self, ip: IpAddr, account: &str) -> ServiceResult<()> {
         let by_ip = self.sign_ins.check_key(&address_key(ip));
@@ -319,6 +335,7 @@ impl RateLimits {
         self.sign_in_accounts.retain_recent();
         self.ip_messages.retain_recent();
         self.tickets.retain_recent();
+        self.polls.retain_recent();
         for limiters in self
             .tenants
             .read()
@@ -373,17 +390,25 @@ mod tests {
         assert!(refused > 9_000, "{refused} of 10,000 refused");
     }
 
-    /// A script cannot fill the nonce store with tickets: one address gets its burst, then a
-    /// few a second; another address is not affected.
+    /// A script cannot fill the nonce store with tickets, nor hold pages with long polls: one
+    /// address gets its burst, then a few a second; another address is not affected.
     #[test]
-    fn tickets_are_limited_per_address() {
-        let limits = RateLimits::new(IpLimits::default());
-        let one: IpAddr = "198.51.100.7".parse().unwrap();
-        let granted = (0..10_000).filter(|_| limits.ticket(one).is_ok()).count();
-        assert!((60..100).contains(&granted), "{granted} of 10,000 granted");
-        assert!(limits.ticket("198.51.100.8".parse().unwrap()).is_ok());
-        assert!(limits
-            .refused()
-            .contains(&("ticket", (10_000 - granted) as u64)));
+    fn tickets_and_polls_are_limited_per_address() {
+        type Check = fn(&RateLimits, IpAddr) -> ServiceResult<()>;
+        let cases: [(&str, Check); 2] =
+            [("ticket", RateLimits::ticket), ("poll", RateLimits::poll)];
+        for (scope, check) in cases {
+            let limits = RateLimits::new(IpLimits::default());
+            let one: IpAddr = "198.51.100.7".parse().unwrap();
+            let granted = (0..10_000).filter(|_| check(&limits, one).is_ok()).count();
+            assert!(
+                (60..100).contains(&granted),
+                "{scope}: {granted} of 10,000 granted"
+            );
+            assert!(check(&limits, "198.51.100.8".parse().unwrap()).is_ok());
+            assert!(limits
+                .refused()
+                .contains(&(scope, (10_000 - granted) as u64)));
+        }
     }
 }

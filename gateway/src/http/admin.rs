@@ -286,6 +286,9 @@ struct MessagesQuery {
     limit: Option<i64>,
 }
 
+/// About how much text one page of a conversation's messages holds in the console.
+const CONSOLE_PAGE_BYTES: usize = 1 << 20;
+
 async fn conversation_messages(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -296,8 +299,12 @@ async fn conversation_messages(
     require(&state, &headers, &tenant, Area::Live).await?;
     let Query(query) = query?;
     tenant_conversation(&state, &tenant, &id).await?;
-    let limit = query.limit.unwrap_or(200).clamp(1, 1000);
-    let messages = state.store.messages_after(&id, query.after, limit).await?;
+    // At most `limit` messages and about a MiB of text: long messages make a page shorter.
+    let limit = query.limit.unwrap_or(200).clamp(1, 1000) as usize;
+    let messages = state
+        .store
+        .messages_page(&id, query.after, limit, CONSOLE_PAGE_BYTES)
+        .await?;
     let frames: Vec<_> = messages
         .iter()
         .map(|message| crate::session::agent_message_frame(&state.chat.files, message))

@@ -235,10 +235,16 @@ async fn history(
     let Some(conversation) = own.filter(|conversation| conversation.id == conversation_id) else {
         return Err(ServiceError::NotFound("conversation").into());
     };
-    let limit = query.limit.unwrap_or(200).clamp(1, 500);
+    // A page like a WebSocket catch-up's: long messages make it shorter than `limit`.
+    let limit = query.limit.unwrap_or(200).clamp(1, 500) as usize;
     let messages = state
         .store
-        .messages_after(&conversation.id, query.after.max(0), limit)
+        .messages_page(
+            &conversation.id,
+            query.after.max(0),
+            limit,
+            crate::session::CATCH_UP_PAGE_BYTES,
+        )
         .await?;
     let frames: Vec<_> = messages
         .iter()

@@ -23,6 +23,7 @@ mod pages;
 mod policies;
 pub(crate) mod record;
 mod reports;
+mod stall;
 mod tenant_settings;
 mod upload;
 mod web;
@@ -33,6 +34,7 @@ pub use admin::agent_token;
 pub use members::{add_member, PASSWORD_CHECKS_AT_ONCE};
 /// The dedicated metrics listener's router (`metrics_addr`).
 pub use metrics::dedicated as metrics_router;
+pub use stall::{StallListener, WRITE_STALL_TIMEOUT};
 pub use upload::UPLOADS_AT_ONCE;
 
 use axum::Router;

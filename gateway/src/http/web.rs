@@ -303,6 +303,7 @@ async fn poll(
         visitor_from_token(&state, bearer(&headers).ok_or(ServiceError::Unauthorized)?).await?;
     let Query(PollQuery { after }) = query?;
     let client = super::client_ip::client_ip(&state.settings.trusted_proxies, peer.ip(), &headers);
+    state.chat.limits.poll(client)?;
     let _slots = super::connections::customer_slots(&state, &customer.id, client)?;
     let mut subscriptions = StreamMap::new();
     subscriptions.insert(
@@ -321,7 +322,7 @@ async fn poll(
                     BroadcastStream::new(state.bus.subscribe(&topic)),
                 );
             }
-            let messages = state.store.messages_after(&current.id, after, 200).await?;
+            let messages = poll_page(&state, &current.id, after).await?;
             if !messages.is_empty() {
                 return Ok(Json(poll_answer(&state, current, &messages)));
             }
@@ -334,7 +335,7 @@ async fn poll(
                     Some(current) => poll_answer(
                         &state,
                         current,
-                        &state.store.messages_after(&current.id, after, 200).await?,
+                        &poll_page(&state, &current.id, after).await?,
                     ),
                     None => serde_json::json!({ "frames": [] }),
                 };
@@ -343,6 +344,23 @@ async fn poll(
             _ => continue,
         }
     }
+}
+
+/// Text one poll answers with, about (at least one message, however long): a held poll's answer
+/// waits in memory until the client reads it, so it is kept small.
+const POLL_PAGE_BYTES: usize = 64 * 1024;
+
+/// A poll's messages: at most 200 and about [`POLL_PAGE_BYTES`]; the client asks again from
+/// the last one for the rest.
+async fn poll_page(
+    state: &AppState,
+    conversation_id: &str,
+    after: i64,
+) -> ApiResult<Vec<store::MessageRecord>> {
+    Ok(state
+        .store
+        .messages_page(conversation_id, after, 200, POLL_PAGE_BYTES)
+        .await?)
 }
 
 fn poll_answer(

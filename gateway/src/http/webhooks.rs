@@ -212,9 +212,9 @@ async fn remember_wechat_nonce(
             .max(now + 1),
         _ => now + 300,
     };
-    // `/` never occurs in a tenant slug or an app name, so these keys cannot meet the mobile
-    // token nonces (`<tenant>:<nonce>`) in the shared store.
-    let key = format!("push/wechat/{tenant}/{app}/{timestamp}/{nonce}");
+    // The tenant first: the store keeps each tenant's nonces apart. `/` never occurs in a tenant
+    // slug or an app name, so these keys cannot meet the mobile token nonces (`<tenant>:<nonce>`).
+    let key = format!("{tenant}/push/wechat/{app}/{timestamp}/{nonce}");
     match state
         .chat
         .cluster

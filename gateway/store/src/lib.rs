@@ -57,6 +57,9 @@ use crate::util::{new_id, now_ms};
 const CONVERSATION_COLUMNS: &str = "id, tenant_id, customer_id, channel, state, skill_group, priority, agent_id, \
     queue_key, handoff_reason, last_seq, customer_acked_seq, agent_acked_seq, created_at, updated_at, \
     assigned_at, first_response_at, closed_at";
+/// What a message adds to its text in a frame sent to a client, roughly (ids, seq, sender,
+/// time): how [`Store::messages_page`] counts a message's size.
+pub const MESSAGE_OVERHEAD_BYTES: usize = 160;
 const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, sender_kind, sender_id, text, client_msg_id, created_at, meta";
 
@@ -578,6 +581,43 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(message_from_row).collect()
+    }
+
+    /// Messages with seq greater than `after`, oldest first, as one page for a client: at most
+    /// `max_rows`, and no more once they reach `max_bytes` (each message counted as its text and
+    /// [`MESSAGE_OVERHEAD_BYTES`]; the message that crosses the limit is the page's last, so a
+    /// page always moves on). Rows are read a few at a time, so a conversation of long messages
+    /// costs about a page of reading, not `max_rows` messages.
+    pub async fn messages_page(
+        &self,
+        conversation_id: &str,
+        after: i64,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        const READ_ROWS: usize = 16;
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        let mut cursor = after;
+        while page.len() < max_rows && bytes < max_bytes {
+            let want = READ_ROWS.min(max_rows - page.len());
+            let batch = self
+                .messages_after(conversation_id, cursor, want as i64)
+                .await?;
+            let more = batch.len() == want;
+            for message in batch {
+                if bytes >= max_bytes {
+                    break;
+                }
+                bytes += message.text.len() + MESSAGE_OVERHEAD_BYTES;
+                cursor = message.seq;
+                page.push(message);
+            }
+            if !more {
+                break;
+            }
+        }
+        Ok(page)
     }
 
     /// The last `limit` messages, oldest first.

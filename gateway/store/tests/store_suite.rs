@@ -39,6 +39,7 @@ each_backend!(
     episodes_ratings_and_the_idle_close,
     coalesced_acks_keep_the_highest_and_are_written,
     text_postgresql_cannot_store_is_bad_input,
+    a_page_of_messages_stops_at_its_rows_or_its_bytes,
 );
 
 fn queued() -> Entry {
@@ -2143,4 +2144,55 @@ async fn text_postgresql_cannot_store_is_bad_input(backend: &Backend) {
         .append_customer_message(&customer, Some("b"), "fine", &queued())
         .await;
     assert!(fine.is_ok(), "{fine:?}");
+}
+
+/// A page for a client: at most its rows, and no more once its texts (with a frame's overhead
+/// each) reach its bytes, the message that crosses included; read 16 rows at a time, so a page
+/// spans several reads.
+async fn a_page_of_messages_stops_at_its_rows_or_its_bytes(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v1", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let mut conversation = String::new();
+    for n in 0..40 {
+        let text = if n % 10 == 9 {
+            "x".repeat(1_000)
+        } else {
+            format!("m{n}")
+        };
+        let appended = store
+            .append_customer_message(&customer, Some(&format!("c{n}")), &text, &queued())
+            .await
+            .unwrap();
+        conversation = appended.conversation.id;
+    }
+    let seqs = |page: &[store::MessageRecord]| page.iter().map(|m| m.seq).collect::<Vec<_>>();
+    // Rows: 20 of 40, over two reads.
+    let page = store
+        .messages_page(&conversation, 0, 20, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), (1..=20).collect::<Vec<_>>());
+    // Bytes: the tenth message (1,000 bytes) crosses 2,000; the page ends with it.
+    let limit = 2_000;
+    let page = store
+        .messages_page(&conversation, 0, 100, limit)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), (1..=10).collect::<Vec<_>>());
+    // From the middle, past the end: what is left.
+    let page = store
+        .messages_page(&conversation, 35, 100, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), (36..=40).collect::<Vec<_>>());
+    // A message longer than the whole page still makes a page of its own.
+    let page = store
+        .messages_page(&conversation, 18, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [19]);
 }

@@ -406,7 +406,7 @@ impl Chat {
                 ));
             }
         }
-        let text = &*without_nul(text);
+        let text = &*without_controls(text);
         let settings = self.tenant_settings(&customer.tenant_id).await;
         if !attachments.is_empty() && !settings.attachments.customers {
             return Err(ServiceError::denied(
@@ -558,7 +558,7 @@ impl Chat {
     ) -> ServiceResult<PendingAppend> {
         check_message(client_msg_id, text, attachments.len())
             .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
-        let text = &*without_nul(text);
+        let text = &*without_controls(text);
         let settings = self.tenant_settings(&agent.tenant_id).await;
         self.limits
             .agent_message(&agent.tenant_id, &agent.id, settings.limits)?;
@@ -1009,12 +1009,16 @@ impl Chat {
     }
 }
 
-/// The text with every NUL character (U+0000) replaced by U+FFFD: PostgreSQL cannot store one,
-/// so a message is stored the same way on both backends (and one such message never fails the
-/// batch it is written in).
-fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+/// The text with every control character but tab and line breaks (U+0000 to U+001F) replaced by
+/// U+FFFD. PostgreSQL cannot store a NUL, so a message is stored the same way on both backends
+/// (and one such message never fails the batch it is written in); and JSON writes each other
+/// one as six bytes (`\u0001`), which made a page of such messages six times its size.
+fn without_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c < ' ' && !matches!(c, '\t' | '\n' | '\r');
+    // Bytes, not characters, for the common case: a control character is one byte in UTF-8,
+    // and no other character's bytes look like one.
+    if text.bytes().any(|byte| control(char::from(byte))) {
+        std::borrow::Cow::Owned(text.replace(control, "\u{FFFD}"))
     } else {
         std::borrow::Cow::Borrowed(text)
     }
