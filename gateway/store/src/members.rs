@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{Store, StoreError, StoreResult};
+use super::{Dialect, Store, StoreError, StoreResult};
 use crate::model::{AuditEntry, AuditFilter, Member, MemberRole, MemberUpdate, NewAuditEntry};
 use crate::util::{new_id, now_ms};
 
@@ -293,8 +293,9 @@ impl Store {
         Ok(())
     }
 
-    /// The newest entries first, filtered by actor and action (substrings, case-insensitive),
-    /// older than `before` (an entry id) when given.
+    /// The newest entries first, filtered by actor and action (substrings; the case of ASCII
+    /// letters ignored, other characters as written, the same on both backends: SQLite's `LOWER`
+    /// knows ASCII only), older than `before` (an entry id) when given.
     pub async fn audit_entries(
         &self,
         tenant: &str,
@@ -304,22 +305,29 @@ impl Store {
         let pattern = |text: &Option<String>| {
             text.as_deref()
                 .filter(|text| !text.trim().is_empty())
-                .map(|text| format!("%{}%", escape_like(&text.trim().to_lowercase())))
+                .map(|text| format!("%{}%", escape_like(&text.trim().to_ascii_lowercase())))
                 .unwrap_or_else(|| "%".into())
         };
-        let rows = sqlx::query(
+        // PostgreSQL's `LOWER` follows the database's locale: the "C" collation keeps it to ASCII.
+        let collate = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        };
+        let sql = format!(
             "SELECT id, at, actor_kind, actor, action, target, status, summary FROM audit_log \
              WHERE tenant_id = $1 AND id < $2 \
-             AND LOWER(actor) LIKE $3 ESCAPE '\\' AND LOWER(action) LIKE $4 ESCAPE '\\' \
-             ORDER BY id DESC LIMIT $5",
-        )
-        .bind(tenant)
-        .bind(filter.before.unwrap_or(i64::MAX))
-        .bind(pattern(&filter.actor))
-        .bind(pattern(&filter.action))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+             AND LOWER(actor{collate}) LIKE $3 ESCAPE '\\' \
+             AND LOWER(action{collate}) LIKE $4 ESCAPE '\\' \
+             ORDER BY id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(filter.before.unwrap_or(i64::MAX))
+            .bind(pattern(&filter.actor))
+            .bind(pattern(&filter.action))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let summary: String = row.try_get("summary")?;

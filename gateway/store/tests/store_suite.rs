@@ -1762,6 +1762,7 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
 
     // The audit log: newest first, filtered, paged, per tenant.
     for (actor, action) in [
+        ("Ärger@example.com", "DELETE members/x"),
         ("ops@example.com", "PATCH settings"),
         ("admin key", "PUT policies/routing"),
         ("kb@example.com", "PUT kb/faqs/1"),
@@ -1791,7 +1792,8 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
             "POST kb/import",
             "PUT kb/faqs/1",
             "PUT policies/routing",
-            "PATCH settings"
+            "PATCH settings",
+            "DELETE members/x"
         ]
     );
     assert_eq!(all[0].summary["after"], 2);
@@ -1818,6 +1820,20 @@ async fn members_sessions_and_the_audit_log(backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(literal.len(), 1);
+    // ASCII letters in any case, other characters as written: the same on both backends.
+    for (actor, found) in [("ÄRG", 1), ("Ärg", 1), ("ärg", 0)] {
+        let entries = store
+            .audit_entries(
+                "t1",
+                &AuditFilter {
+                    actor: Some(actor.into()),
+                    ..AuditFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), found, "{actor}");
+    }
     let page = store
         .audit_entries(
             "t1",
