@@ -1,6 +1,8 @@
 //! What exports read: a tenant's conversations page by page in `(updated_at, id)` order (keyset
 //! pagination, so a page costs the same at the start and at the end of 100,000 conversations),
-//! and the messages and events of one page's conversations.
+//! and the messages and events of one page's conversations; a conversation too long to read at
+//! once is read a page of messages at a time, by seq (keyset again). Also where an episode's
+//! messages start, so that a close reads only its own episode.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -143,6 +145,48 @@ impl Store {
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(message_from_row).collect()
+    }
+
+    /// One page of a conversation's messages: at most `limit` of those of `tenant` with seq in
+    /// `(after, up_to]`, by seq. The next page is after the last seq of this one; a page shorter
+    /// than `limit` is the last.
+    pub async fn export_message_page(
+        &self,
+        tenant: &str,
+        conversation: &str,
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND tenant_id = $2 \
+             AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation)
+            .bind(tenant)
+            .bind(after)
+            .bind(up_to)
+            .bind(limit.max(1))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// The seq of a conversation's last message written before `at` (0: none): an episode
+    /// opened at `at` starts after it. The walk goes back from the newest message on the
+    /// primary key and stops at the first older one, so it costs the episode's length, not the
+    /// conversation's.
+    pub async fn last_seq_before(&self, conversation: &str, at: i64) -> StoreResult<i64> {
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM messages WHERE conversation_id = $1 AND created_at < $2 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(conversation)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(seq.unwrap_or(0))
     }
 
     /// The events of these conversations of `tenant`, by conversation id, then in order.

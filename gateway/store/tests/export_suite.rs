@@ -12,6 +12,8 @@ use common::Backend;
 each_backend!(
     export_pages_cover_every_conversation_once_in_order,
     export_filters_and_the_page_contents,
+    a_long_conversation_is_read_in_pages_by_seq,
+    an_episode_starts_after_the_last_message_before_it,
 );
 
 fn entry(skill_group: &str) -> Entry {
@@ -208,4 +210,93 @@ async fn export_filters_and_the_page_contents(backend: &Backend) {
     assert!(events.iter().all(|e| e.conversation_id != other));
     assert!(store.export_messages("t1", &[]).await.unwrap().is_empty());
     assert!(store.export_events("t2", &[web]).await.unwrap().is_empty());
+}
+
+async fn a_long_conversation_is_read_in_pages_by_seq(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    store.create_tenant("t2", "h").await.unwrap();
+    let id = conversation(store, "t1", ChannelKind::Web, "v", "general", 7).await;
+    conversation(store, "t1", ChannelKind::Web, "w", "general", 3).await;
+    let whole = store.export_messages("t1", &[id.clone()]).await.unwrap();
+    assert_eq!(whole.len(), 7);
+    // Pages of 3 up to seq 7: 3, 3, 1; each after the last seq of the one before.
+    let mut pages = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .export_message_page("t1", &id, after, 7, 3)
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        let short = page.len() < 3;
+        pages.push(page);
+        if short {
+            break;
+        }
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
+    let paged: Vec<_> = pages.concat();
+    let key = |m: &store::MessageRecord| (m.conversation_id.clone(), m.seq, m.text.clone());
+    assert_eq!(
+        paged.iter().map(key).collect::<Vec<_>>(),
+        whole.iter().map(key).collect::<Vec<_>>(),
+        "the same messages as one read, in seq order"
+    );
+    // Never past `up_to`, never another tenant's.
+    let bounded = store
+        .export_message_page("t1", &id, 2, 5, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        bounded.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert!(store
+        .export_message_page("t2", &id, 0, 7, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn an_episode_starts_after_the_last_message_before_it(backend: &Backend) {
+    let store = &backend.store;
+    store.create_tenant("t1", "h").await.unwrap();
+    let id = conversation(store, "t1", ChannelKind::Web, "v", "general", 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let customer = store
+        .customer_for_identity("t1", ChannelKind::Web, "v", &CustomerProfile::default())
+        .await
+        .unwrap();
+    let fourth = store
+        .append_customer_message(&customer, Some("later"), "later", &entry("general"))
+        .await
+        .unwrap()
+        .message;
+    assert_eq!(fourth.seq, 4);
+    assert_eq!(
+        store.last_seq_before(&id, fourth.created_at).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .last_seq_before(&id, fourth.created_at + 1)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store.last_seq_before(&id, 0).await.unwrap(),
+        0,
+        "none before"
+    );
+    assert_eq!(
+        store.last_seq_before("cv_nobody", i64::MAX).await.unwrap(),
+        0
+    );
 }

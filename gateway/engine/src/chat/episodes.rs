@@ -26,6 +26,14 @@ pub const MAX_RATING_COMMENT_CHARS: usize = 1_000;
 const IDLE_SWEEP_BATCH: i64 = 500;
 /// How many batches one sweep closes at most.
 const IDLE_SWEEP_BATCHES_A_TICK: usize = 20;
+/// Messages read at a time when an episode ends.
+const EPISODE_PAGE: i64 = 200;
+/// The most messages of an episode a quality policy (or the built-in scorer) is given: its
+/// first ones. A longer episode is scored on its beginning.
+pub const MAX_SCORED_MESSAGES: usize = 1_000;
+/// The most text (bytes) the messages given to a quality policy carry; the first message that
+/// would pass it ends the transcript the policy gets (a policy's memory is 16 MiB anyway).
+pub const MAX_SCORED_TEXT_BYTES: usize = 1 << 20;
 
 /// `[idle_close]`: when the bot's quiet conversations end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -116,37 +124,68 @@ pub fn episode_of(
         tags: Vec::new(),
     };
     for message in transcript.iter().filter(|m| in_episode(m.created_at)) {
-        match message.sender {
-            SenderKind::Customer => episode.customer_messages += 1,
-            SenderKind::Agent => {
-                episode.agent_messages += 1;
-                if episode.first_agent_reply_at.is_none() {
-                    episode.first_agent_reply_at = Some(message.created_at);
-                }
-            }
-            SenderKind::Bot => {
-                let meta = message.meta.as_ref();
-                let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(|v| v.as_str());
-                match field("decision") {
-                    // Answers from the knowledge base (or the LLM over it); greetings and
-                    // thanks are not answers.
-                    Some("answer")
-                        if meta
-                            .and_then(|m| m.get("faq_id"))
-                            .is_some_and(|v| !v.is_null())
-                            || field("reason") == Some("llm_answer") =>
-                    {
-                        episode.bot_answers += 1
-                    }
-                    Some("clarify") => episode.bot_clarifies += 1,
-                    Some("out_of_scope") => episode.bot_out_of_scope += 1,
-                    _ => {}
-                }
-            }
-            SenderKind::System => {}
-        }
+        count_message(&mut episode, message);
     }
     episode
+}
+
+/// Counts one more message of the episode (in seq order) into it.
+fn count_message(episode: &mut Episode, message: &MessageRecord) {
+    match message.sender {
+        SenderKind::Customer => episode.customer_messages += 1,
+        SenderKind::Agent => {
+            episode.agent_messages += 1;
+            if episode.first_agent_reply_at.is_none() {
+                episode.first_agent_reply_at = Some(message.created_at);
+            }
+        }
+        SenderKind::Bot => {
+            let meta = message.meta.as_ref();
+            let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(|v| v.as_str());
+            match field("decision") {
+                // Answers from the knowledge base (or the LLM over it); greetings and
+                // thanks are not answers.
+                Some("answer")
+                    if meta
+                        .and_then(|m| m.get("faq_id"))
+                        .is_some_and(|v| !v.is_null())
+                        || field("reason") == Some("llm_answer") =>
+                {
+                    episode.bot_answers += 1
+                }
+                Some("clarify") => episode.bot_clarifies += 1,
+                Some("out_of_scope") => episode.bot_out_of_scope += 1,
+                _ => {}
+            }
+        }
+        SenderKind::System => {}
+    }
+}
+
+/// The start of an episode's transcript, as quality scoring gets it: at most
+/// [`MAX_SCORED_MESSAGES`] messages and [`MAX_SCORED_TEXT_BYTES`] of text; the first message
+/// that does not fit ends it, so it is always the episode's beginning.
+#[derive(Debug, Default)]
+struct ScoredTranscript {
+    messages: Vec<MessageRecord>,
+    bytes: usize,
+    cut: bool,
+}
+
+impl ScoredTranscript {
+    fn push(&mut self, message: MessageRecord) {
+        if self.cut {
+            return;
+        }
+        if self.messages.len() >= MAX_SCORED_MESSAGES
+            || self.bytes + message.text.len() > MAX_SCORED_TEXT_BYTES
+        {
+            self.cut = true;
+            return;
+        }
+        self.bytes += message.text.len();
+        self.messages.push(message);
+    }
 }
 
 impl Chat {
@@ -179,29 +218,45 @@ impl Chat {
             })
             .map(|event| event.created_at)
             .unwrap_or(conversation.created_at);
-        let mut transcript = Vec::new();
-        let mut after = 0;
+        // Only this episode's messages, a page at a time: from the last one written before it
+        // opened (one walk back on the primary key), counted as they come; only the beginning
+        // of the transcript is kept, for quality scoring. A conversation of any length costs a
+        // page and that beginning, and a close does not read the episodes before it.
+        let mut episode = episode_of(conversation, closed_at, closed_by, opened_at, &events, &[]);
+        let scoring = closed_by == "agent";
+        let mut transcript = ScoredTranscript::default();
+        let mut after = self
+            .store
+            .last_seq_before(&conversation.id, opened_at)
+            .await?;
         loop {
             let batch = self
                 .store
-                .messages_after(&conversation.id, after, 500)
+                .messages_after(&conversation.id, after, EPISODE_PAGE)
                 .await?;
+            let full = batch.len() as i64 == EPISODE_PAGE;
             let Some(last) = batch.last() else { break };
             after = last.seq;
-            transcript.extend(
-                batch
-                    .into_iter()
-                    .filter(|m| m.created_at >= opened_at && m.created_at <= closed_at),
+            for message in batch
+                .into_iter()
+                .filter(|m| m.created_at >= opened_at && m.created_at <= closed_at)
+            {
+                count_message(&mut episode, &message);
+                if scoring {
+                    transcript.push(message);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if transcript.cut {
+            tracing::info!(
+                conversation_id = %conversation.id,
+                scored_messages = transcript.messages.len(),
+                "a long episode is scored on its beginning"
             );
         }
-        let mut episode = episode_of(
-            conversation,
-            closed_at,
-            closed_by,
-            opened_at,
-            &events,
-            &transcript,
-        );
         if episode.customer_messages > 0 {
             // The customer's CRM tags at the close, for the reports' tag filter (bounded).
             if let Some(customer) = self
@@ -222,7 +277,7 @@ impl Chat {
         }
         if closed_by == "agent" {
             let handed_off_at = episode.handed_off_at;
-            self.score_closed(conversation, opened_at, handed_off_at, transcript)
+            self.score_closed(conversation, opened_at, handed_off_at, transcript.messages)
                 .await?;
         }
         Ok(())
@@ -416,6 +471,55 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(seq: i64, sender: SenderKind, text: &str) -> MessageRecord {
+        MessageRecord {
+            conversation_id: "cv".into(),
+            seq,
+            sender,
+            sender_id: None,
+            text: text.into(),
+            client_msg_id: None,
+            created_at: 1_000 + seq,
+            meta: None,
+        }
+    }
+
+    #[test]
+    fn the_scored_transcript_is_the_episodes_beginning_within_its_limits() {
+        // A normal episode is kept whole.
+        let mut short = ScoredTranscript::default();
+        for seq in 1..=50 {
+            short.push(message(seq, SenderKind::Customer, "hello"));
+        }
+        assert_eq!(short.messages.len(), 50);
+        assert!(!short.cut);
+        // Many messages: the first MAX_SCORED_MESSAGES.
+        let mut many = ScoredTranscript::default();
+        for seq in 1..=(MAX_SCORED_MESSAGES as i64 + 500) {
+            many.push(message(seq, SenderKind::Customer, "hello"));
+        }
+        assert_eq!(many.messages.len(), MAX_SCORED_MESSAGES);
+        assert_eq!(
+            many.messages.last().map(|m| m.seq),
+            Some(MAX_SCORED_MESSAGES as i64)
+        );
+        assert!(many.cut);
+        // Long texts: up to MAX_SCORED_TEXT_BYTES, and nothing after the first that does not
+        // fit (a short one after it would leave a gap).
+        let long = "x".repeat(64 * 1024);
+        let mut heavy = ScoredTranscript::default();
+        for seq in 1..=20 {
+            heavy.push(message(seq, SenderKind::Customer, &long));
+        }
+        heavy.push(message(21, SenderKind::Agent, "short"));
+        assert_eq!(heavy.messages.len(), MAX_SCORED_TEXT_BYTES / long.len());
+        assert!(heavy.bytes <= MAX_SCORED_TEXT_BYTES);
+        assert!(heavy
+            .messages
+            .iter()
+            .all(|m| m.sender == SenderKind::Customer));
+    }
 
     #[test]
     fn survey_replies_are_single_digits_from_one_to_five() {

@@ -1,8 +1,13 @@
 //! Exports of a tenant's conversations with their messages and events, as CSV, JSON Lines or
 //! XLSX, one row per conversation or per message, streamed: the store is read a page at a time
 //! (keyset pagination by `(updated_at, id)`), each batch is encoded on the blocking pool and its
-//! bytes go out through a bounded channel, so an export holds one batch whatever its size and a
-//! slow reader slows the export down instead of filling memory.
+//! bytes go out through a bounded channel, so a slow reader slows the export down instead of
+//! filling memory. A conversation of more than [`PAGE_MESSAGES`] messages is never held whole:
+//! its messages are read [`PAGE_MESSAGES`] at a time by seq (keyset again), and each page is
+//! encoded and sent before the next is read. So an export holds at most one batch of shorter
+//! conversations (about [`BATCH_MESSAGES`] messages) or one page of a long one, plus the
+//! encoder's own buffers and the channel's batches, however long a conversation grows. The
+//! output is the same, byte for byte, as if every conversation had been read whole.
 //!
 //! Filters, written as the reports' are: the period `from`/`to` (milliseconds since the epoch,
 //! RFC 3339 times, or dates in the tenant's UTC offset with `to` naming a whole day), over each
@@ -26,7 +31,7 @@ pub use format::{guard_formula, ExportFormat, ExportRows, CONVERSATION_COLUMNS, 
 pub use xlsx::{MAX_CELL_CHARS, MAX_SHEET_ROWS};
 
 use crate::error::{blocking, ServiceError, ServiceResult};
-use format::{Buffer, Encoder};
+use format::{Buffer, Encoder, Summary};
 use store::export::{ExportCursor, ExportFilter, ExportedConversation};
 use store::{ConversationEvent, MessageRecord, Store};
 use switchboard_channels::ChannelKind;
@@ -35,8 +40,12 @@ use switchboard_channels::ChannelKind;
 pub const PAGE_CONVERSATIONS: i64 = 500;
 /// A page's conversations are encoded in batches of about this many messages (a conversation's
 /// `last_seq` says how many it has), so a batch's memory is bounded by messages, not by
-/// conversations; one longer conversation is a batch of its own.
+/// conversations; one longer conversation is a batch of its own, and one of more than
+/// [`PAGE_MESSAGES`] is read in pages.
 pub const BATCH_MESSAGES: i64 = 5_000;
+/// A conversation with more messages than this (by its `last_seq`) is read this many messages
+/// at a time, each page encoded and sent before the next is read (64 KiB messages: 16 MiB).
+pub const PAGE_MESSAGES: i64 = 256;
 /// Encoded batches waiting for the reader.
 pub const CHANNEL_BATCHES: usize = 4;
 /// The longest value of a text filter (as in the reports).
@@ -281,12 +290,27 @@ pub async fn run_with_sheet_rows(
     out: &mpsc::Sender<ExportChunk>,
     sheet_rows: u32,
 ) -> ServiceResult<ExportStats> {
+    run_with_pages(store, request, out, sheet_rows, PAGE_MESSAGES).await
+}
+
+/// As [`run_with_sheet_rows`], with conversations of more than `page_messages` messages read
+/// `page_messages` at a time (tests).
+#[doc(hidden)]
+pub async fn run_with_pages(
+    store: &Store,
+    request: &ExportRequest,
+    out: &mpsc::Sender<ExportChunk>,
+    sheet_rows: u32,
+    page_messages: i64,
+) -> ServiceResult<ExportStats> {
+    let page_messages = page_messages.max(1);
     let buffer = Buffer::default();
     let mut encoder =
         Encoder::with_sheet_rows(request.format, request.rows, buffer.clone(), sheet_rows)
             .map_err(io_error)?;
     let mut stats = ExportStats::default();
     let mut after: Option<ExportCursor> = None;
+    let long = |item: &ExportedConversation| item.conversation.last_seq > page_messages;
     loop {
         let page = store
             .export_conversations(
@@ -304,26 +328,59 @@ pub async fn run_with_sheet_rows(
                 .iter()
                 .map(|item| item.conversation.id.clone())
                 .collect();
-            let messages = store.export_messages(&request.tenant, &ids).await?;
+            // The shorter conversations' messages at once; a long one's a page at a time below.
+            let short: Vec<String> = batch
+                .iter()
+                .filter(|item| !long(item))
+                .map(|item| item.conversation.id.clone())
+                .collect();
+            let messages = store.export_messages(&request.tenant, &short).await?;
             let events = match request.rows {
                 ExportRows::Conversation => store.export_events(&request.tenant, &ids).await?,
                 ExportRows::Message => Vec::new(),
             };
-            let messages = by_conversation(messages, |m: &MessageRecord| &m.conversation_id);
-            let events = by_conversation(events, |e: &ConversationEvent| &e.conversation_id);
+            let mut messages = by_conversation(messages, |m: &MessageRecord| &m.conversation_id);
+            let mut events = by_conversation(events, |e: &ConversationEvent| &e.conversation_id);
             stats.conversations += batch.len() as u64;
-            let (returned, written) = blocking("export encoding", move || {
-                let mut encoder = encoder;
-                let written = encode_batch(&mut encoder, &batch, &messages, &events);
-                (encoder, written)
-            })
-            .await?;
-            encoder = returned;
-            written.map_err(io_error)?;
-            let chunk = buffer.take();
-            if !chunk.is_empty() {
-                out.send(Ok(chunk)).await.map_err(|_| cancelled())?;
+            let mut items = batch.into_iter().peekable();
+            loop {
+                // A run of shorter conversations, in order, encoded together.
+                let mut run = Vec::new();
+                while let Some(item) = items.next_if(|item| !long(item)) {
+                    run.push(item);
+                }
+                if !run.is_empty() {
+                    let mut run_messages = HashMap::new();
+                    let mut run_events = HashMap::new();
+                    for item in &run {
+                        let id = &item.conversation.id;
+                        if let Some(list) = messages.remove(id) {
+                            run_messages.insert(id.clone(), list);
+                        }
+                        if let Some(list) = events.remove(id) {
+                            run_events.insert(id.clone(), list);
+                        }
+                    }
+                    encoder = encode(encoder, move |encoder| {
+                        encode_batch(encoder, &run, &run_messages, &run_events)
+                    })
+                    .await?;
+                }
+                let Some(item) = items.next() else { break };
+                let item_events = events.remove(&item.conversation.id).unwrap_or_default();
+                encoder = export_long(
+                    store,
+                    request,
+                    encoder,
+                    (&buffer, out),
+                    item,
+                    item_events,
+                    page_messages,
+                )
+                .await?;
             }
+            encoder = encode(encoder, Encoder::flush).await?;
+            send(&buffer, out).await?;
         }
         if !full {
             break;
@@ -333,11 +390,109 @@ pub async fn run_with_sheet_rows(
     blocking("export encoding", move || encoder.finish())
         .await?
         .map_err(io_error)?;
+    send(&buffer, out).await?;
+    Ok(stats)
+}
+
+/// Runs `work` on the encoder on the blocking pool; answers the encoder.
+async fn encode(
+    encoder: Encoder,
+    work: impl FnOnce(&mut Encoder) -> std::io::Result<()> + Send + 'static,
+) -> ServiceResult<Encoder> {
+    let (encoder, written) = blocking("export encoding", move || {
+        let mut encoder = encoder;
+        let written = work(&mut encoder);
+        (encoder, written)
+    })
+    .await?;
+    written.map_err(io_error)?;
+    Ok(encoder)
+}
+
+/// Sends what the buffer holds, if anything.
+async fn send(buffer: &Buffer, out: &mpsc::Sender<ExportChunk>) -> ServiceResult<()> {
     let chunk = buffer.take();
     if !chunk.is_empty() {
         out.send(Ok(chunk)).await.map_err(|_| cancelled())?;
     }
-    Ok(stats)
+    Ok(())
+}
+
+/// One conversation read `page_messages` messages at a time, up to the `last_seq` its row had
+/// (so that two readings of it agree): each page is encoded and what it made sent before the
+/// next page is read. CSV conversation rows read it twice, first for the counts that come
+/// before the transcript.
+async fn export_long(
+    store: &Store,
+    request: &ExportRequest,
+    encoder: Encoder,
+    (buffer, out): (&Buffer, &mpsc::Sender<ExportChunk>),
+    item: ExportedConversation,
+    events: Vec<ConversationEvent>,
+    page_messages: i64,
+) -> ServiceResult<Encoder> {
+    let tenant = &request.tenant;
+    let id = item.conversation.id.clone();
+    let up_to = item.conversation.last_seq;
+    let mut encoder = encoder;
+    let item = std::sync::Arc::new(item);
+    let mut summary = None;
+    if encoder.needs_summary() {
+        let mut counted = Summary::default();
+        let mut after = 0;
+        loop {
+            let page = store
+                .export_message_page(tenant, &id, after, up_to, page_messages)
+                .await?;
+            counted.add(&page);
+            match page.last() {
+                Some(last) if page.len() as i64 == page_messages => after = last.seq,
+                _ => break,
+            }
+        }
+        if counted.messages() < 2 {
+            // Fewer than two messages after all (others were erased): one page, written whole.
+            let page = store
+                .export_message_page(tenant, &id, 0, up_to, page_messages)
+                .await?;
+            let encoded = encode(encoder, move |encoder| {
+                encoder.conversation(&item, &page, &events)
+            })
+            .await?;
+            send(buffer, out).await?;
+            return Ok(encoded);
+        }
+        summary = Some(counted);
+    }
+    let begun = std::sync::Arc::clone(&item);
+    encoder = encode(encoder, move |encoder| {
+        encoder.begin_paged(&begun, summary.as_ref(), &events)
+    })
+    .await?;
+    let mut after = 0;
+    loop {
+        let page = store
+            .export_message_page(tenant, &id, after, up_to, page_messages)
+            .await?;
+        let more = match page.last() {
+            Some(last) if page.len() as i64 == page_messages => {
+                after = last.seq;
+                true
+            }
+            _ => false,
+        };
+        let paged = std::sync::Arc::clone(&item);
+        encoder = encode(encoder, move |encoder| {
+            encoder.paged_messages(&paged, &page)
+        })
+        .await?;
+        send(buffer, out).await?;
+        if !more {
+            break;
+        }
+    }
+    encoder = encode(encoder, move |encoder| encoder.end_paged(&item)).await?;
+    Ok(encoder)
 }
 
 fn encode_batch(
@@ -354,7 +509,7 @@ fn encode_batch(
             events.get(id).map_or(&[][..], Vec::as_slice),
         )?;
     }
-    encoder.flush()
+    Ok(())
 }
 
 /// Starts an export on its own task; answers the receiving end of its output. A failure is the
@@ -501,6 +656,141 @@ mod tests {
             },
             quality_score: None,
         }
+    }
+
+    /// A store in a temporary folder with tenant `t`: a long bot conversation of 23 messages
+    /// (awkward text, attachments, the bot's decisions, a system note) and two short ones.
+    async fn seeded() -> (Store, tempfile::TempDir) {
+        use store::crypto::{FieldCipher, SecretKey};
+        use store::{CustomerProfile, Entry, UnsureStreak};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::connect(&url, FieldCipher::new(&SecretKey::generate()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store.create_tenant("t", "h").await.unwrap();
+        let entry = Entry {
+            state: store::ConversationState::Bot,
+            skill_group: "general".into(),
+            priority: 0,
+        };
+        let texts = [
+            "=1+1",
+            "中文, with \"quotes\"\nand a second line",
+            "-1 is my order",
+            "plain",
+            "\"quoted\" start",
+        ];
+        let customer = store
+            .customer_for_identity("t", ChannelKind::Web, "long", &CustomerProfile::default())
+            .await
+            .unwrap();
+        let long = "x".repeat(4_000);
+        for index in 0..8 {
+            let text = texts[index % texts.len()];
+            let meta = (index == 1).then(|| {
+                serde_json::json!({"attachments": [{"id": "att-1", "kind": "image",
+                    "name": "cup.png", "media_type": "image/png", "size": 812}]})
+            });
+            let id = store
+                .append_customer_message_with(
+                    &customer,
+                    Some(&format!("c{index}")),
+                    &format!("{text} {long}"),
+                    &entry,
+                    meta,
+                )
+                .await
+                .unwrap()
+                .conversation
+                .id;
+            let decision = ["answer", "clarify", "out_of_scope"][index % 3];
+            let meta = serde_json::json!({"decision": decision, "faq_id": "f1", "confidence": 0.5});
+            store
+                .append_bot_message(&id, &format!("bot, \"{index}\""), meta, UnsureStreak::Keep)
+                .await
+                .unwrap()
+                .unwrap();
+            if index % 4 == 3 {
+                store.append_system_message(&id, "a note").await.unwrap();
+            }
+        }
+        for (visitor, count) in [("short", 2), ("one", 1)] {
+            let customer = store
+                .customer_for_identity("t", ChannelKind::Web, visitor, &CustomerProfile::default())
+                .await
+                .unwrap();
+            for index in 0..count {
+                store
+                    .append_customer_message(
+                        &customer,
+                        Some(&format!("s{index}")),
+                        "hi, \"you\"",
+                        &entry,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        (store, dir)
+    }
+
+    /// An export's chunks, with conversations past `page_messages` messages read in pages.
+    async fn chunks(store: &Store, format: &str, rows: &str, page_messages: i64) -> Vec<Vec<u8>> {
+        let now = store::util::now_ms();
+        let request =
+            ExportRequest::parse("t", &query(&[("format", format), ("rows", rows)]), now, 0)
+                .unwrap();
+        let (sender, mut receiver) = mpsc::channel(100_000);
+        let stats = run_with_pages(store, &request, &sender, MAX_SHEET_ROWS, page_messages)
+            .await
+            .unwrap();
+        assert_eq!(stats.conversations, 3);
+        drop(sender);
+        let mut chunks = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            chunks.push(chunk.unwrap());
+        }
+        chunks
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_conversation_read_in_pages_exports_the_same_bytes() {
+        let (store, _dir) = seeded().await;
+        let long = store
+            .export_conversations("t", &ExportFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|item| item.conversation.last_seq)
+            .max()
+            .unwrap();
+        assert_eq!(long, 18, "8 customer messages, 8 bot answers, 2 notes");
+        for format in ["csv", "jsonl", "xlsx"] {
+            for rows in ["conversation", "message"] {
+                let whole = chunks(&store, format, rows, 1_000).await;
+                let whole: Vec<u8> = whole.concat();
+                for page in [1, 2, 3, 17, 18] {
+                    let paged = chunks(&store, format, rows, page).await;
+                    assert!(
+                        paged.concat() == whole,
+                        "{format} {rows}, pages of {page}: not the same output"
+                    );
+                    // Sent a page at a time: no chunk holds much more than one page (XLSX
+                    // goes through the deflater, which sends when its own buffer fills).
+                    if page <= 3 && format != "xlsx" {
+                        assert!(paged.len() >= 18 / page as usize, "{format} {rows} {page}");
+                        let largest = paged.iter().map(Vec::len).max().unwrap();
+                        assert!(
+                            largest <= page as usize * 8_200 + 8_192,
+                            "{format} {rows}, pages of {page}: a chunk of {largest} bytes"
+                        );
+                    }
+                }
+            }
+        }
+        store.close().await;
     }
 
     #[test]
