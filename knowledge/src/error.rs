@@ -17,7 +17,8 @@ pub enum RecordError {
     TooLong { field: &'static str, max: usize },
     #[error("more than {max} {field}")]
     TooMany { field: &'static str, max: usize },
-    #[error("locale {0:?} is not a language tag")]
+    /// The locale, quoted (and cut to its first 64 characters).
+    #[error("locale {0} is not a language tag")]
     BadLocale(String),
 }
 

@@ -15,6 +15,14 @@ use crate::record::FaqRecord;
 
 /// Most data rows accepted in one file (bounds memory; the gateway also limits the body size).
 pub const MAX_IMPORT_ROWS: usize = 500_000;
+/// Rejected rows reported one by one (the rest are only counted), and the longest message kept
+/// for each: a file of bad rows cannot make a report larger than the file.
+pub const MAX_ROW_ERRORS: usize = 1_000;
+const MAX_ERROR_CHARS: usize = 300;
+/// Items of a list (alternates, tags) kept while parsing: one more than any record may hold, so
+/// validation still refuses the record, but a cell or line of a million empty items cannot
+/// become a million strings.
+const LIST_ITEMS_KEPT: usize = 51;
 
 /// Most bytes one XLSX zip entry may inflate to (checked on the declared size, then while
 /// inflating, before calamine reads anything).
@@ -117,8 +125,32 @@ pub struct RowError {
 pub struct ParsedImport {
     /// Valid, normalized records (missing ids derived from the question), in file order.
     pub records: Vec<ImportedRecord>,
-    /// Rows that were skipped, in file order.
+    /// Rows that were skipped, in file order: the first [`MAX_ROW_ERRORS`].
     pub errors: Vec<RowError>,
+    /// Rows skipped beyond those in `errors`.
+    pub errors_dropped: usize,
+}
+
+impl ParsedImport {
+    fn reject(&mut self, line: usize, message: String) {
+        if self.errors.len() >= MAX_ROW_ERRORS {
+            self.errors_dropped += 1;
+            return;
+        }
+        let message = match message.char_indices().nth(MAX_ERROR_CHARS) {
+            Some((cut, _)) => format!("{}…", &message[..cut]),
+            None => message,
+        };
+        self.errors.push(RowError { line, message });
+    }
+}
+
+/// A cell's value quoted for an error message, cut to its first 64 characters.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
 }
 
 /// Parses a file given its declared format, or by sniffing when `format` is `None`.
@@ -156,16 +188,15 @@ pub fn parse_import(
         match checked {
             Ok(record) => {
                 if let Some(first) = seen.get(&record.id) {
-                    parsed.errors.push(RowError {
-                        line,
-                        message: format!("duplicate id {:?}, first on line {first}", record.id),
-                    });
+                    let message =
+                        format!("duplicate id {}, first on line {first}", quoted(&record.id));
+                    parsed.reject(line, message);
                 } else {
                     seen.insert(record.id.clone(), line);
                     parsed.records.push(ImportedRecord { line, record });
                 }
             }
-            Err(message) => parsed.errors.push(RowError { line, message }),
+            Err(message) => parsed.reject(line, message),
         }
     }
     Ok(parsed)
@@ -196,15 +227,46 @@ struct JsonRow {
     #[serde(default)]
     answer: Option<String>,
     #[serde(default)]
-    alternates: Option<Vec<String>>,
+    alternates: Option<BoundedStrings>,
     #[serde(default)]
-    tags: Option<Vec<String>>,
+    tags: Option<BoundedStrings>,
     #[serde(default)]
     locale: Option<String>,
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
     updated_at_ms: Option<i64>,
+}
+
+/// A JSON list of strings of which the first [`LIST_ITEMS_KEPT`] are kept; the rest are read
+/// and dropped without being made into strings.
+struct BoundedStrings(Vec<String>);
+
+impl<'de> Deserialize<'de> for BoundedStrings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = BoundedStrings;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<BoundedStrings, A::Error> {
+                let mut kept = Vec::new();
+                while kept.len() < LIST_ITEMS_KEPT {
+                    match seq.next_element::<String>()? {
+                        Some(item) => kept.push(item),
+                        None => return Ok(BoundedStrings(kept)),
+                    }
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(BoundedStrings(kept))
+            }
+        }
+        deserializer.deserialize_seq(Items)
+    }
 }
 
 fn parse_jsonl(bytes: &[u8]) -> Result<Rows, ImportError> {
@@ -217,23 +279,33 @@ fn parse_jsonl(bytes: &[u8]) -> Result<Rows, ImportError> {
             continue;
         }
         check_row_count(rows.len() + 1)?;
-        let row = match serde_json::from_str::<serde_json::Value>(line_text) {
-            Err(e) => Err(format!("invalid json: {e}")),
-            Ok(value) if !value.is_object() => Err("line is not a json object".to_string()),
-            Ok(value) => {
-                any_object = true;
-                serde_json::from_value::<JsonRow>(value)
-                    .map(|r| FaqRecord {
+        // Straight into the record's fields (never a `serde_json::Value` of the whole line,
+        // which costs 16 times a line of small numbers): unknown fields are skipped unread.
+        let row = if !line_text.starts_with('{') {
+            match serde_json::from_str::<serde::de::IgnoredAny>(line_text) {
+                Err(e) => Err(format!("invalid json: {e}")),
+                Ok(_) => Err("line is not a json object".to_string()),
+            }
+        } else {
+            match serde_json::from_str::<JsonRow>(line_text) {
+                Err(e) if e.classify() == serde_json::error::Category::Data => {
+                    any_object = true;
+                    Err(format!("invalid record: {e}"))
+                }
+                Err(e) => Err(format!("invalid json: {e}")),
+                Ok(r) => {
+                    any_object = true;
+                    Ok(FaqRecord {
                         id: r.id.unwrap_or_default(),
                         question: r.question.unwrap_or_default(),
                         answer: r.answer.unwrap_or_default(),
-                        alternates: r.alternates.unwrap_or_default(),
-                        tags: r.tags.unwrap_or_default(),
+                        alternates: r.alternates.map(|list| list.0).unwrap_or_default(),
+                        tags: r.tags.map(|list| list.0).unwrap_or_default(),
                         locale: r.locale.unwrap_or_default(),
                         enabled: r.enabled.unwrap_or(true),
                         updated_at_ms: r.updated_at_ms.unwrap_or(0),
                     })
-                    .map_err(|e| format!("invalid record: {e}"))
+                }
             }
         };
         rows.push((index + 1, row));
@@ -290,13 +362,18 @@ impl Columns {
         let enabled = match get("enabled").to_lowercase().as_str() {
             "" | "true" | "1" | "yes" | "是" => true,
             "false" | "0" | "no" | "否" => false,
-            other => return Err(format!("enabled must be true or false, not {other:?}")),
+            other => {
+                return Err(format!(
+                    "enabled must be true or false, not {}",
+                    quoted(other)
+                ))
+            }
         };
         let updated_at_ms = match get("updated_at_ms") {
             "" => 0,
             text => text
                 .parse::<i64>()
-                .map_err(|_| format!("updated_at_ms must be an integer, not {text:?}"))?,
+                .map_err(|_| format!("updated_at_ms must be an integer, not {}", quoted(text)))?,
         };
         Ok(FaqRecord {
             id: get("id").to_string(),
@@ -518,8 +595,15 @@ fn parse_xlsx(bytes: &[u8]) -> Result<Rows, ImportError> {
 }
 
 /// Splits a `|`-joined list, honouring `\|` and `\\`.
+/// Keeps the first [`LIST_ITEMS_KEPT`] non-empty items.
 pub fn split_list(text: &str) -> Vec<String> {
     let mut items = Vec::new();
+    let keep = |item: &str, items: &mut Vec<String>| {
+        let item = item.trim();
+        if !item.is_empty() && items.len() < LIST_ITEMS_KEPT {
+            items.push(item.to_string());
+        }
+    };
     let mut current = String::new();
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -532,16 +616,15 @@ pub fn split_list(text: &str) -> Vec<String> {
                 }
                 None => current.push('\\'),
             },
-            '|' => items.push(std::mem::take(&mut current)),
+            '|' => {
+                keep(&current, &mut items);
+                current.clear();
+            }
             _ => current.push(c),
         }
     }
-    items.push(current);
+    keep(&current, &mut items);
     items
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 /// Joins a list with `|`, escaping `\` and `|` inside items (the inverse of [`split_list`]).

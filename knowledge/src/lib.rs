@@ -59,8 +59,8 @@ pub use analysis::{analyze, Synonyms};
 pub use error::{ImportError, KnowledgeError, RecordError};
 pub use import::{
     join_list, parse_import, split_list, write_csv, write_jsonl, ImportFormat, ImportedRecord,
-    ParsedImport, RowError, CSV_COLUMNS, MAX_IMPORT_ROWS, MAX_XLSX_CELLS, MAX_XLSX_COLUMNS,
-    MAX_XLSX_ENTRIES, MAX_XLSX_ENTRY_BYTES, MAX_XLSX_RATIO, MAX_XLSX_TEXT_BYTES,
+    ParsedImport, RowError, CSV_COLUMNS, MAX_IMPORT_ROWS, MAX_ROW_ERRORS, MAX_XLSX_CELLS,
+    MAX_XLSX_COLUMNS, MAX_XLSX_ENTRIES, MAX_XLSX_ENTRY_BYTES, MAX_XLSX_RATIO, MAX_XLSX_TEXT_BYTES,
     MAX_XLSX_TOTAL_BYTES,
 };
 pub use index::{

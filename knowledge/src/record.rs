@@ -117,7 +117,7 @@ impl FaqRecord {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(RecordError::BadLocale(self.locale.clone()));
+            return Err(RecordError::BadLocale(crate::import::quoted(&self.locale)));
         }
         Ok(())
     }

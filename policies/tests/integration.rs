@@ -528,6 +528,23 @@ mod hostile {
         assert_contained(&engine, &policy, FailureKind::InvalidAnswer);
     }
 
+    /// An answer of 4 MiB is refused while it is copied out of the guest (at 1 MiB), not copied
+    /// whole and then found too long.
+    #[test]
+    fn an_oversized_answer_is_refused_before_it_is_copied_whole() {
+        let engine = engine();
+        let policy = hostile_policy(&engine, "hostile-answer");
+        assert_contained(&engine, &policy, FailureKind::InvalidAnswer);
+        let failure = policy
+            .route(&sample_handoff(), &BuiltinRouting::default())
+            .failure
+            .expect("a failure record");
+        assert!(
+            failure.detail.contains("larger than 1048576 bytes"),
+            "{failure}"
+        );
+    }
+
     #[test]
     fn validation_refuses_every_hostile_fixture_before_activation() {
         let engine = engine();
@@ -536,6 +553,7 @@ mod hostile {
             ("hostile-memory", FailureKind::MemoryLimit),
             ("hostile-trap", FailureKind::Trap),
             ("hostile-invalid", FailureKind::InvalidAnswer),
+            ("hostile-answer", FailureKind::InvalidAnswer),
         ] {
             match engine.load_routing(PolicyId::new("evil", 1), &fixture(name)) {
                 Err(PolicyError::SampleFailed { kind: got, .. }) => assert_eq!(got, kind, "{name}"),

@@ -231,6 +231,26 @@ async fn settings_switch_a_tenant_between_bot_first_and_human_first() {
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_settings")));
+    // The bot's queues are skill names like any other: 1 to 64 bytes, no control characters.
+    let long = "x".repeat(65);
+    for bot in [
+        json!({"default_skill": long}),
+        json!({"complaint_skill": "a\nb"}),
+        json!({"sensitive_skill": ""}),
+    ] {
+        let (status, body) = app
+            .admin_put(
+                "/v1/tenants/acme/settings",
+                "application/json",
+                serde_json::to_vec(&json!({ "bot": bot })).unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_settings")),
+            "{bot}"
+        );
+    }
     let (status, body) = app
         .admin_put(
             "/v1/tenants/acme/settings",

@@ -26,7 +26,15 @@ const IMPORT_INDEX_BATCH: usize = 50_000;
 pub struct ImportReport {
     #[serde(flatten)]
     pub counts: UpsertCounts,
+    /// The first rejected rows (`knowledge::MAX_ROW_ERRORS`).
     pub errors: Vec<RowError>,
+    /// Rejected rows beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_dropped: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// A change applied to this node's index, for whoever follows it (the bot's dense side).
@@ -189,12 +197,13 @@ impl Knowledge {
             tenant,
             inserted = counts.inserted,
             updated = counts.updated,
-            errors = parsed.errors.len(),
+            errors = parsed.errors.len() + parsed.errors_dropped,
             "knowledge import"
         );
         Ok(ImportReport {
             counts,
             errors: parsed.errors,
+            errors_dropped: parsed.errors_dropped,
         })
     }
 

@@ -86,8 +86,18 @@ impl TenantSettings {
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err("utc_offset_minutes must be between -720 and 840".into());
         }
-        if bot.default_skill.trim().is_empty() {
-            return Err("bot.default_skill must not be empty".into());
+        for (name, skill) in [
+            ("default_skill", &bot.default_skill),
+            ("complaint_skill", &bot.complaint_skill),
+            ("sensitive_skill", &bot.sensitive_skill),
+        ] {
+            // The same names a transfer or a routing policy may use: they end up in queue rows,
+            // metrics labels and every audit entry of a settings change.
+            if skill.trim().is_empty() || !crate::chat::is_skill_name(skill) {
+                return Err(format!(
+                    "bot.{name} must be a skill name of 1 to 64 bytes without control characters"
+                ));
+            }
         }
         if self.shedding.max_queued_turns == 0 {
             return Err("shedding.max_queued_turns must be at least 1".into());

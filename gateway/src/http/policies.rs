@@ -212,14 +212,16 @@ async fn put_word_list(
     } else {
         let text = std::str::from_utf8(&body)
             .map_err(|_| ServiceError::invalid("bad_word_list", "the list is not UTF-8 text"))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let action = query.get("action").cloned().ok_or_else(|| {
             ServiceError::invalid(
                 "bad_word_list",
                 "a plain-text list needs ?action=block|mask|flag|handoff",
             )
         })?;
-        (action, text.lines().map(str::to_owned).collect())
+        (
+            action,
+            switchboard_policies::sensitive::plain_text_words(text),
+        )
     };
     Ok(Json(
         state

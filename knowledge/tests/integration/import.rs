@@ -337,3 +337,59 @@ fn xlsx_cell_naming_a_missing_shared_string_is_a_bad_file_not_a_panic() {
         }
     }
 }
+
+/// What a file of bad rows costs: at most `MAX_ROW_ERRORS` errors listed (the rest counted), each
+/// message cut short, a bad cell quoted only in part; lists of a million items are never made
+/// into a million strings (the record is still refused for having too many).
+#[test]
+fn a_file_of_bad_rows_makes_a_bounded_report() {
+    use switchboard_knowledge::MAX_ROW_ERRORS;
+    let bad_locale = "\u{1}".repeat(100_000);
+    let mut text = String::from("question,answer,locale\n");
+    for n in 0..MAX_ROW_ERRORS + 500 {
+        text.push_str(&format!("q{n},a{n},{bad_locale}\n"));
+    }
+    let parsed = parse_import(text.as_bytes(), Some(ImportFormat::Csv)).expect("parse");
+    assert_eq!(parsed.errors.len(), MAX_ROW_ERRORS);
+    assert_eq!(parsed.errors_dropped, 500);
+    assert!(parsed
+        .errors
+        .iter()
+        .all(|e| e.message.chars().count() <= 301));
+    assert!(
+        parsed.errors[0].message.starts_with("locale \"\\u{1}"),
+        "{:?}",
+        parsed.errors[0]
+    );
+
+    // A million empty alternates in a CSV cell, a million in a JSON line.
+    let cell = "|".repeat(1_000_000);
+    let csv = format!("question,answer,alternates\nq,a,{cell}x|y\n");
+    let parsed = parse_import(csv.as_bytes(), Some(ImportFormat::Csv)).expect("parse");
+    assert_eq!(parsed.records[0].record.alternates, ["x", "y"]);
+    let many: Vec<String> = (0..1_000).map(|n| format!("alt{n}")).collect();
+    let csv = format!("question,answer,alternates\nq,a,{}\n", many.join("|"));
+    let parsed = parse_import(csv.as_bytes(), Some(ImportFormat::Csv)).expect("parse");
+    assert!(parsed.records.is_empty());
+    assert!(
+        parsed.errors[0].message.contains("alternates"),
+        "{:?}",
+        parsed.errors
+    );
+    let list: Vec<String> = (0..1_000_000).map(|n| format!("\"t{n}\"")).collect();
+    let list = list.join(",");
+    let jsonl = format!(
+        "{{\"question\":\"q\",\"answer\":\"a\",\"tags\":[{list}],\"extra\":[{}]}}\n",
+        vec!["0"; 1_000_000].join(",")
+    );
+    let parsed = parse_import(jsonl.as_bytes(), Some(ImportFormat::Jsonl)).expect("parse");
+    assert!(
+        parsed.records.is_empty(),
+        "51 tags kept: more than a record may have"
+    );
+    assert!(
+        parsed.errors[0].message.contains("tags"),
+        "{:?}",
+        parsed.errors
+    );
+}

@@ -139,6 +139,21 @@ pub const MAX_WORD_CHARS: usize = 256;
 pub const MAX_ENDING_TOGETHER: usize = 32;
 /// Most words in one list.
 pub const MAX_WORDS_PER_LIST: usize = 200_000;
+
+/// The words of a plain-text list (one a line, a byte-order mark allowed): its distinct non-blank
+/// lines, trimmed, in order, and no more than one past [`MAX_WORDS_PER_LIST`] (enough for
+/// [`WordList::new`] to refuse the list), so 16 MiB of blank or repeated lines never become
+/// millions of strings.
+pub fn plain_text_words(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .map(str::trim)
+        .filter(|word| !word.is_empty() && seen.insert(*word))
+        .take(MAX_WORDS_PER_LIST + 1)
+        .map(str::to_owned)
+        .collect()
+}
 /// Matches a verdict keeps (the action and the masking still see every match): a hostile list
 /// of overlapping words against a long message finds millions.
 pub const MAX_MATCHES_KEPT: usize = 256;
@@ -210,8 +225,7 @@ impl WordList {
         action: Action,
         text: &str,
     ) -> Result<Self, SensitiveWordsError> {
-        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-        Self::new(name, action, text.lines().map(str::to_owned))
+        Self::new(name, action, plain_text_words(text))
     }
 
     pub fn name(&self) -> &str {

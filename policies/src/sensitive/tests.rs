@@ -637,3 +637,24 @@ fn summaries_after_the_kept_matches_count_act_and_mask_like_each_hit() {
     assert_eq!(scan.masked(), format!("{}z", "*".repeat(300)));
     assert_eq!(scan.matches_dropped, 301 - MAX_MATCHES_KEPT);
 }
+
+/// A plain-text list's words: distinct non-blank lines, trimmed, in order; past the limit only
+/// one more is kept (enough for `WordList::new` to refuse the list), so blank or repeated lines
+/// never become millions of strings.
+#[test]
+fn plain_text_lists_keep_distinct_lines_and_stop_past_the_limit() {
+    assert_eq!(
+        plain_text_words("\u{FEFF}a\n\n  b \r\na\n\n"),
+        ["a".to_string(), "b".to_string()]
+    );
+    assert!(plain_text_words(&"\n".repeat(1 << 20)).is_empty());
+    let many: String = (0..MAX_WORDS_PER_LIST + 10)
+        .map(|n| format!("w{n}\n"))
+        .collect();
+    let words = plain_text_words(&many);
+    assert_eq!(words.len(), MAX_WORDS_PER_LIST + 1);
+    assert!(matches!(
+        WordList::new("big", Action::Mask, words),
+        Err(SensitiveWordsError::TooManyWords { .. })
+    ));
+}

@@ -91,7 +91,7 @@ impl TransferTarget {
 }
 
 /// A skill group's name: 1 to 64 bytes, no control characters.
-fn is_skill_name(name: &str) -> bool {
+pub(crate) fn is_skill_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && !name.chars().any(char::is_control)
 }
 
