@@ -390,6 +390,36 @@ pub const MAX_REPORT_EPISODES: usize = 2_000_000;
 const PAGE: i64 = 20_000;
 /// Reports built at once on a node; more wait their turn (a report is a scan of its period).
 static REPORTS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// One report at a time per tenant, so one tenant's reports queue behind each other and never
+/// hold both of the node's turns.
+static TENANT_TURNS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+> = std::sync::LazyLock::new(Default::default);
+/// How long a report waits for its turn before it is answered `503 busy`.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits for the tenant's turn, then the node's (at most [`TURN_WAIT`] in all).
+async fn report_turn(
+    tenant: &str,
+) -> ServiceResult<(
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::SemaphorePermit<'static>,
+)> {
+    let own = TENANT_TURNS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(tenant.to_owned())
+        .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)))
+        .clone();
+    let busy = || ServiceError::unavailable("busy", "reports are busy; retry in a minute");
+    tokio::time::timeout(TURN_WAIT, async {
+        let tenant_turn = own.acquire_owned().await.map_err(|_| busy())?;
+        let node_turn = REPORTS_AT_ONCE.acquire().await.map_err(|_| busy())?;
+        Ok((tenant_turn, node_turn))
+    })
+    .await
+    .map_err(|_| busy())?
+}
 
 /// How many slices of its period a report reads at once.
 const SLICES: i64 = 4;
@@ -465,10 +495,7 @@ pub async fn report(
             "a report covers at most 400 days",
         ));
     }
-    let _turn = REPORTS_AT_ONCE
-        .acquire()
-        .await
-        .map_err(|_| ServiceError::unavailable("busy", "reports are shutting down"))?;
+    let _turn = report_turn(tenant).await?;
     // The period is read in slices at once (each in index order, page by page): decoding rows
     // is most of a report's time, and the slices spread it over the cores.
     let slices = SLICES.min(((filter.to - filter.from) / 3_600_000).max(1));
@@ -578,7 +605,27 @@ pub fn csv_cell(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use store::reports::Episode;
+
+    /// A tenant's second report waits for its first, while another tenant gets the node's other
+    /// turn at once: one tenant never holds both.
+    #[tokio::test]
+    async fn one_tenant_holds_one_report_turn_at_a_time() {
+        let first = report_turn("turns-a").await.expect("a's first turn");
+        let second = tokio::time::timeout(Duration::from_millis(200), report_turn("turns-a")).await;
+        assert!(second.is_err(), "a's second report waits");
+        let other = tokio::time::timeout(Duration::from_millis(200), report_turn("turns-b"))
+            .await
+            .expect("b is not kept waiting")
+            .expect("b's turn");
+        drop(first);
+        let again = tokio::time::timeout(Duration::from_millis(200), report_turn("turns-a"))
+            .await
+            .expect("a's next report runs once its first is done")
+            .expect("a's turn");
+        drop((other, again));
+    }
 
     fn episode(id: &str, closed_at: i64) -> Episode {
         Episode {
