@@ -40,6 +40,7 @@ pub mod testing;
 pub mod util;
 
 pub use model::*;
+pub use policies::POLICY_VERSIONS_KEPT;
 pub use queue::{NewMessage, PendingAppend, MAX_BATCH};
 use std::collections::HashMap;
 use std::sync::Arc;

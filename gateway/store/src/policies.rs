@@ -9,8 +9,14 @@ use super::{parse_json_column, Store, StoreError, StoreResult};
 use crate::model::{PolicyVersion, QualityRecord, SensitiveListRecord};
 use crate::util::now_ms;
 
+/// Versions of one kind of policy a tenant keeps: the newest, so uploads (up to 8 MiB each,
+/// cheap when the compiled component is cached) cannot grow the database without bound, and a
+/// rollback still has the last twenty to go back to.
+pub const POLICY_VERSIONS_KEPT: i64 = 20;
+
 impl Store {
-    /// Stores a validated component as the next version of `kind` and makes it active.
+    /// Stores a validated component as the next version of `kind` and makes it active; versions
+    /// older than the newest [`POLICY_VERSIONS_KEPT`] are deleted.
     pub async fn add_policy_version(
         &self,
         tenant: &str,
@@ -44,6 +50,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         set_active(&mut tx, tenant, kind, version, now).await?;
+        sqlx::query(
+            "DELETE FROM policy_versions WHERE tenant_id = $1 AND kind = $2 AND version <= $3",
+        )
+        .bind(tenant)
+        .bind(kind)
+        .bind(version - POLICY_VERSIONS_KEPT)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(version)
     }

@@ -1073,6 +1073,23 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
             (2, false, 5, "admin key")
         ]
     );
+    // Only the newest versions are kept.
+    store.create_tenant("t-versions", "h").await.unwrap();
+    let kept = store::POLICY_VERSIONS_KEPT;
+    for n in 1..=kept + 2 {
+        store
+            .add_policy_version("t-versions", "routing", b"\0asm", &format!("v{n}"), "ops")
+            .await
+            .unwrap();
+    }
+    let versions: Vec<i64> = store
+        .policy_versions("t-versions", "routing")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, (3..=kept + 2).collect::<Vec<_>>());
     assert_eq!(
         store
             .policy_wasm("t1", "routing", 1)
