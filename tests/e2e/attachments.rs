@@ -776,3 +776,37 @@ async fn photo_chat(app: &TestApp) -> PhotoChat {
         pdf_seq,
     }
 }
+
+/// A tenant's customers share one daily upload budget (anonymous visitors can make as many
+/// sessions as they like, so a per-visitor budget would not keep them from filling the disk):
+/// past it every visitor's upload is refused with 429 until the day's uploads age out.
+#[tokio::test]
+async fn customers_share_a_daily_upload_budget() {
+    let app = TestApp::spawn().await;
+    let (status, body) =
+        patch_settings(&app, json!({"attachments": {"customer_daily_mb": 1}})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        patch_settings(&app, json!({"attachments": {"customer_daily_mb": 0}})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_settings")),
+        "{body}"
+    );
+    let notes = vec![b'a'; 600 * 1024];
+    for expected in [201, 201, 429] {
+        let visitor = app.visitor().await;
+        let (status, body) = upload(
+            &app,
+            "/v1/web/attachments",
+            &visitor,
+            "notes.txt",
+            notes.clone(),
+        )
+        .await;
+        assert_eq!(status, expected, "{body}");
+        if expected == 429 {
+            assert_eq!(body["code"], "rate_limited", "{body}");
+        }
+    }
+}

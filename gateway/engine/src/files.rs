@@ -86,6 +86,10 @@ pub struct AttachmentSettings {
     pub allowed_types: Vec<String>,
     /// Attachments older than this many days are deleted (0: kept).
     pub retention_days: u32,
+    /// What the tenant's customers may upload in all over the last 24 hours, in MB: anonymous
+    /// visitors can make as many sessions as they like, so this, not a per-visitor budget, is
+    /// what keeps them from filling the node's disk.
+    pub customer_daily_mb: u32,
 }
 
 impl Default for AttachmentSettings {
@@ -96,6 +100,7 @@ impl Default for AttachmentSettings {
             file_max_mb: 20,
             allowed_types: KNOWN_TYPES[..11].iter().map(|t| (*t).to_owned()).collect(),
             retention_days: 0,
+            customer_daily_mb: 2_048,
         }
     }
 }
@@ -103,6 +108,8 @@ impl Default for AttachmentSettings {
 impl AttachmentSettings {
     /// The largest size a tenant may set, in MB.
     pub const MAX_MB: u32 = 100;
+    /// The largest daily budget for customers' uploads a tenant may set, in MB.
+    pub const MAX_DAILY_MB: u32 = 1_000_000;
 
     pub fn validate(&self) -> Result<(), String> {
         for (name, value) in [
@@ -115,6 +122,12 @@ impl AttachmentSettings {
                     Self::MAX_MB
                 ));
             }
+        }
+        if !(1..=Self::MAX_DAILY_MB).contains(&self.customer_daily_mb) {
+            return Err(format!(
+                "attachments.customer_daily_mb must be between 1 and {}",
+                Self::MAX_DAILY_MB
+            ));
         }
         if let Some(unknown) = self
             .allowed_types
@@ -347,6 +360,10 @@ impl Files {
         E: std::fmt::Display,
     {
         let _mine = self.start_upload(uploader)?;
+        if uploader.kind == "customer" {
+            self.within_customer_budget(&uploader.tenant, settings)
+                .await?;
+        }
         let _slot = self.uploads.clone().try_acquire_owned().map_err(|_| {
             ServiceError::unavailable("busy", "too many uploads at once; retry in a moment")
         })?;
@@ -417,6 +434,29 @@ impl Files {
         }
         tracing::debug!(tenant = %record.tenant_id, id = %record.id, media_type = %record.media_type, size = record.size, "attachment stored");
         Ok(record)
+    }
+
+    /// Refuses a customer's upload once the tenant's customers have uploaded
+    /// `customer_daily_mb` over the last 24 hours (an upload under way may pass it by its own
+    /// size, at most the tenant's largest file).
+    async fn within_customer_budget(
+        &self,
+        tenant: &str,
+        settings: &AttachmentSettings,
+    ) -> ServiceResult<()> {
+        const DAY_MS: i64 = 86_400_000;
+        let used = self
+            .store
+            .attachment_bytes_since(tenant, "customer", now_ms() - DAY_MS)
+            .await?;
+        if used >= i64::from(settings.customer_daily_mb) << 20 {
+            tracing::warn!(tenant, used, "customers' daily upload budget used up");
+            // The budget frees as uploads age past a day: an hour is a fair time to come back.
+            return Err(ServiceError::RateLimited {
+                retry_after_ms: 3_600_000,
+            });
+        }
+        Ok(())
     }
 
     fn start_upload(&self, uploader: &Uploader) -> ServiceResult<InProgress<'_>> {

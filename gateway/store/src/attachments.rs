@@ -220,6 +220,25 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Bytes of the tenant's attachments uploaded by `uploader_kind` since `since` (ms).
+    pub async fn attachment_bytes_since(
+        &self,
+        tenant: &str,
+        uploader_kind: &str,
+        since: i64,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(size), 0) AS bytes FROM attachments \
+             WHERE tenant_id = $1 AND created_at >= $2 AND uploader_kind = $3",
+        )
+        .bind(tenant)
+        .bind(since)
+        .bind(uploader_kind)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("bytes")?)
+    }
+
     /// Tenants with attachments.
     pub async fn attachment_tenants(&self) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT DISTINCT tenant_id FROM attachments")
