@@ -12,7 +12,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -277,7 +277,14 @@ pub struct Files {
     uploads: Arc<tokio::sync::Semaphore>,
     /// Uploads in progress per uploader.
     in_progress: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// Per tenant, its customers' upload bytes over the last day as last read from the store
+    /// (and when), plus what this node stored since: read at most every [`BUDGET_READ_EVERY`],
+    /// so a flood of small uploads does not make each one sum a day of rows.
+    customer_bytes: std::sync::Mutex<std::collections::HashMap<String, (Instant, i64)>>,
 }
+
+/// How long a tenant's summed customer upload bytes are used before they are read again.
+const BUDGET_READ_EVERY: Duration = Duration::from_secs(10);
 
 /// One uploader's place among their uploads in progress, given back on drop.
 struct InProgress<'a> {
@@ -338,6 +345,7 @@ impl Files {
             decodes: tokio::sync::Semaphore::new(DECODES_AT_ONCE),
             uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
             in_progress: Default::default(),
+            customer_bytes: Default::default(),
         }
     }
 
@@ -432,6 +440,16 @@ impl Files {
             let _ = self.blobs.delete(&record.thumbnail_key()).await;
             return Err(error.into());
         }
+        if uploader.kind == "customer" {
+            if let Some((_, bytes)) = self
+                .customer_bytes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&record.tenant_id)
+            {
+                *bytes += record.size;
+            }
+        }
         tracing::debug!(tenant = %record.tenant_id, id = %record.id, media_type = %record.media_type, size = record.size, "attachment stored");
         Ok(record)
     }
@@ -445,10 +463,27 @@ impl Files {
         settings: &AttachmentSettings,
     ) -> ServiceResult<()> {
         const DAY_MS: i64 = 86_400_000;
-        let used = self
-            .store
-            .attachment_bytes_since(tenant, "customer", now_ms() - DAY_MS)
-            .await?;
+        let cached = self
+            .customer_bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .filter(|(read_at, _)| read_at.elapsed() < BUDGET_READ_EVERY)
+            .map(|&(_, bytes)| bytes);
+        let used = match cached {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self
+                    .store
+                    .attachment_bytes_since(tenant, "customer", now_ms() - DAY_MS)
+                    .await?;
+                self.customer_bytes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(tenant.to_owned(), (Instant::now(), bytes));
+                bytes
+            }
+        };
         if used >= i64::from(settings.customer_daily_mb) << 20 {
             tracing::warn!(tenant, used, "customers' daily upload budget used up");
             // The budget frees as uploads age past a day: an hour is a fair time to come back.
