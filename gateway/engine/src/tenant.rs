@@ -93,7 +93,7 @@ impl TenantSettings {
         ] {
             // The same names a transfer or a routing policy may use: they end up in queue rows,
             // metrics labels and every audit entry of a settings change.
-            if skill.trim().is_empty() || !crate::chat::is_skill_name(skill) {
+            if skill.trim().is_empty() || !is_skill_name(skill) {
                 return Err(format!(
                     "bot.{name} must be a skill name of 1 to 64 bytes without control characters"
                 ));
@@ -107,6 +107,11 @@ impl TenantSettings {
         self.attachments.validate()?;
         self.limits.validate()
     }
+}
+
+/// A skill group's name: 1 to 64 bytes, no control characters.
+pub(crate) fn is_skill_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && !name.chars().any(char::is_control)
 }
 
 /// Each tenant's settings as this node last read them, re-read after a few seconds (a change on

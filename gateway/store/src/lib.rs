@@ -31,7 +31,7 @@ pub mod jobs;
 mod knowledge;
 pub mod members;
 mod model;
-mod policies;
+pub mod policies;
 mod queue;
 pub mod recovery;
 pub mod reports;
@@ -40,7 +40,6 @@ pub mod testing;
 pub mod util;
 
 pub use model::*;
-pub use policies::POLICY_VERSIONS_KEPT;
 pub use queue::{NewMessage, PendingAppend, MAX_BATCH};
 use std::collections::HashMap;
 use std::sync::Arc;

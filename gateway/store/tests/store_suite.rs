@@ -1075,7 +1075,7 @@ async fn policies_intents_words_and_scores_round_trip(backend: &Backend) {
     );
     // Only the newest versions are kept.
     store.create_tenant("t-versions", "h").await.unwrap();
-    let kept = store::POLICY_VERSIONS_KEPT;
+    let kept = store::policies::POLICY_VERSIONS_KEPT;
     for n in 1..=kept + 2 {
         store
             .add_policy_version("t-versions", "routing", b"\0asm", &format!("v{n}"), "ops")

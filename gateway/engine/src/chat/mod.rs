@@ -37,7 +37,7 @@ use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::policy::Policies;
 use crate::presence::{AgentStatus, Presence};
-use crate::tenant::{TenantSettings, TenantSettingsCache};
+use crate::tenant::{is_skill_name, TenantSettings, TenantSettingsCache};
 use store::util::now_ms;
 use store::{
     Actor, Agent, Appended, Conversation, ConversationState, Customer, Entry, MessageRecord,
@@ -88,11 +88,6 @@ impl TransferTarget {
             _ => None,
         }
     }
-}
-
-/// A skill group's name: 1 to 64 bytes, no control characters.
-pub(crate) fn is_skill_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && !name.chars().any(char::is_control)
 }
 
 pub struct Chat {
