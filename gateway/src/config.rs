@@ -39,6 +39,9 @@ pub struct Settings {
     pub agent_grace_ms: u64,
     /// How long `GET /v1/web/poll` holds a request when there is nothing new.
     pub poll_timeout_ms: u64,
+    /// How long a small body of an anonymous route (the widget's JSON, webhook pushes) may take
+    /// to arrive (`http::body`).
+    pub body_timeout_ms: u64,
     /// Create the `demo` tenant, its agent and canned replies on first start.
     pub demo: bool,
     pub secrets: Secrets,
@@ -218,6 +221,7 @@ impl Default for Settings {
             bus: Default::default(),
             agent_grace_ms: 30_000,
             poll_timeout_ms: 25_000,
+            body_timeout_ms: 20_000,
             demo: true,
             secrets: Secrets::default(),
             log: LogSettings::default(),

@@ -39,6 +39,36 @@ async fn answer_to_a_partial_body(
     }
 }
 
+/// A small body that stops half-way is answered `400 body_timeout` once the node's
+/// `body_timeout_ms` passes (before, the node waited for it as long as the connection lasted);
+/// one declared over 2 MB is refused at once.
+#[tokio::test]
+async fn a_stalled_small_body_is_answered_in_time() {
+    let app = TestApp::spawn_with(|settings| settings.body_timeout_ms = 300).await;
+    for path in [
+        "/v1/web/session",
+        "/v1/web/messages",
+        "/v1/channels/wechat/acme/app",
+        "/v1/channels/douyin/acme/app",
+    ] {
+        let status =
+            answer_to_a_partial_body(&app, "POST", path, None, 1_000, Duration::from_secs(5)).await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 400 Bad Request"),
+            "{path}"
+        );
+        let status =
+            answer_to_a_partial_body(&app, "POST", path, None, 3 << 20, Duration::from_secs(5))
+                .await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 413 Payload Too Large"),
+            "{path}"
+        );
+    }
+}
+
 /// An anonymous upload is refused before its body is read: the answer comes at once, while
 /// the declared 100 MB never arrive (before, the node waited for and held the whole body).
 #[tokio::test]

@@ -5,6 +5,7 @@ mod admin_ui;
 mod agent;
 pub(crate) mod audit;
 pub(crate) mod auth;
+mod body;
 mod bot;
 mod channel_apps;
 mod client_ip;
@@ -43,7 +44,7 @@ use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(web::router())
+        .merge(web::router(&state))
         .merge(agent::router())
         .merge(admin::router())
         .merge(kb::router())
@@ -55,7 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(admin_ui::router())
         .merge(channel_apps::router())
-        .merge(webhooks::router())
+        .merge(webhooks::router(&state))
         .merge(mobile::router())
         .merge(members::router())
         .merge(live::router())

@@ -26,19 +26,26 @@ use store::{ConversationState, CustomerProfile};
 
 /// The widget is embedded on the tenant's own site, so these routes answer any origin. They use
 /// bearer tokens, never cookies, so no credentials ride along with cross-site requests.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .max_age(std::time::Duration::from_secs(3600));
-    Router::new()
+    // JSON bodies arrive in time (`http::body`); an attachment streams under its own limits.
+    let small = Router::new()
         .route("/v1/web/session", post(create_session))
-        .route("/v1/web/ws", get(websocket))
         .route("/v1/web/ticket", post(ticket))
         .route("/v1/web/messages", post(post_message))
-        .route("/v1/web/poll", get(poll))
         .route("/v1/web/rating", post(post_rating))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::body::in_time,
+        ));
+    Router::new()
+        .merge(small)
+        .route("/v1/web/ws", get(websocket))
+        .route("/v1/web/poll", get(poll))
         .route(
             "/v1/web/attachments",
             post(super::files::visitor_upload).get(super::files::visitor_links),

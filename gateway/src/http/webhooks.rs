@@ -30,13 +30,18 @@ use store::apps::{ChannelAppSecrets, ConversationRoute};
 use store::util::{is_valid_slug, new_id};
 use store::CustomerProfile;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/v1/channels/wechat/{tenant}/{app}",
             get(wechat).post(wechat),
         )
         .route("/v1/channels/douyin/{tenant}/{app}", post(douyin))
+        // Pushes are small and must arrive in time (`http::body`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::body::in_time,
+        ))
 }
 
 /// The raw request as adapters take it: lowercase header names, the query decoded, raw bytes.
