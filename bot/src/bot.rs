@@ -78,6 +78,8 @@ pub struct Bot {
     llm: Option<LlmClient>,
     /// Most texts (questions and alternates) the dense side of one tenant holds.
     max_dense_texts: usize,
+    /// Texts embedded for the dense side so far (see [`Bot::texts_embedded`]).
+    texts_embedded: std::sync::atomic::AtomicU64,
 }
 
 /// Most texts (questions and alternates) embedded ahead for one tenant: about 70 MB of vectors
@@ -159,6 +161,7 @@ impl Bot {
             self_calibration: Some(SelfCheckOptions::default()),
             llm: None,
             max_dense_texts: MAX_DENSE_TEXTS,
+            texts_embedded: Default::default(),
         }
     }
 
@@ -282,8 +285,20 @@ impl Bot {
     /// async executor.
     ///
     /// The dense side of a tenant holds at most [`MAX_DENSE_TEXTS`] texts: records that would
-    /// take it past that are left out (in the order given), and found lexically only.
+    /// take it past that are left out (in the order given), and found lexically only. A record
+    /// whose question, alternates and answer are those already embedded keeps its vectors.
     pub fn index_faqs(&self, tenant: &str, records: &[FaqRecord]) -> Result<(), BotError> {
+        let previous = self.tenant_dense(tenant);
+        self.index_faqs_reusing(tenant, records, &previous)
+    }
+
+    /// [`Bot::index_faqs`], taking the vectors of unchanged records from `previous`.
+    fn index_faqs_reusing(
+        &self,
+        tenant: &str,
+        records: &[FaqRecord],
+        previous: &TenantDense,
+    ) -> Result<(), BotError> {
         let current = self.tenant_dense(tenant);
         let written: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let mut held: usize = current
@@ -314,12 +329,30 @@ impl Bot {
                 "FAQs past the dense side's limit are found lexically only"
             );
         }
-        let texts: Vec<&str> = enabled.iter().flat_map(|r| DenseFaq::texts(r)).collect();
+        // Only what changed goes through the encoders: a tag edited, or a cluster node rebuilding
+        // a tenant's index after one FAQ changed elsewhere, costs no encoder time for the rest.
+        let unchanged = |record: &FaqRecord| {
+            previous.get(&record.id).filter(|old| {
+                old.answer == record.answer
+                    && old
+                        .phrasings
+                        .iter()
+                        .map(String::as_str)
+                        .eq(DenseFaq::texts(record))
+            })
+        };
+        let (reused, fresh): (Vec<&FaqRecord>, Vec<&FaqRecord>) = enabled
+            .iter()
+            .copied()
+            .partition(|record| unchanged(record).is_some());
+        let texts: Vec<&str> = fresh.iter().flat_map(|r| DenseFaq::texts(r)).collect();
+        self.texts_embedded
+            .fetch_add(texts.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut vectors = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(INDEX_BATCH) {
             vectors.extend(self.encoder.embed_kind_blocking(TextKind::Query, chunk)?);
         }
-        let answers: Vec<&str> = enabled.iter().map(|r| answer_text(&r.answer)).collect();
+        let answers: Vec<&str> = fresh.iter().map(|r| answer_text(&r.answer)).collect();
         let mut answer_vectors = Vec::with_capacity(answers.len());
         for chunk in answers.chunks(INDEX_BATCH) {
             answer_vectors.extend(self.encoder.embed_kind_blocking(TextKind::Passage, chunk)?);
@@ -329,7 +362,7 @@ impl Bot {
         let mut answer_vectors = answer_vectors.into_iter();
         let mut use_vectors = use_vectors.into_iter();
         let mut built = Vec::with_capacity(enabled.len());
-        for record in &enabled {
+        for record in &fresh {
             let n = DenseFaq::texts(record).len();
             built.push(Arc::new(DenseFaq::new(
                 record,
@@ -337,6 +370,16 @@ impl Bot {
                 answer_vectors.next(),
                 use_vectors.by_ref().take(n).collect(),
             )));
+        }
+        for record in &reused {
+            if let Some(old) = unchanged(record) {
+                built.push(Arc::new(DenseFaq::new(
+                    record,
+                    old.vectors.clone(),
+                    old.answer_vector.clone(),
+                    old.use_vectors.clone(),
+                )));
+            }
         }
         // Disabled records, and records left out (their old vectors no longer match them).
         let kept: HashSet<&str> = enabled.iter().map(|r| r.id.as_str()).collect();
@@ -358,9 +401,11 @@ impl Bot {
     }
 
     /// Replaces the whole dense side of `tenant` (after `KnowledgeIndex::rebuild`).
+    /// Records whose texts were embedded before keep their vectors.
     pub fn rebuild_faqs(&self, tenant: &str, records: &[FaqRecord]) -> Result<(), BotError> {
+        let previous = self.tenant_dense(tenant);
         self.remove_tenant(tenant);
-        self.index_faqs(tenant, records)
+        self.index_faqs_reusing(tenant, records, &previous)
     }
 
     /// Removes FAQs from the dense side of `tenant`.
@@ -702,6 +747,13 @@ impl Bot {
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
         self.remove_intent_head(tenant);
+    }
+
+    /// How many FAQ texts the dense side has embedded so far, over every tenant (a rewrite of
+    /// unchanged texts embeds nothing).
+    pub fn texts_embedded(&self) -> u64 {
+        self.texts_embedded
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of FAQs on the dense side of `tenant`.

@@ -313,6 +313,37 @@ fn dense_side_follows_the_faqs() {
     assert_ne!(d.faq_id.as_deref(), Some("zh-ship-fee"), "{d:?}");
 }
 
+/// Only what changed is embedded again: a tag edited, a rebuild of the same records (what every
+/// other node of a cluster does after one FAQ changed) cost no encoder time; a changed question
+/// or answer is embedded again.
+#[test]
+fn unchanged_faqs_keep_their_vectors() {
+    let f = fixture();
+    let bot =
+        switchboard_bot::Bot::with_default_head(f.index.clone(), f.encoder.clone(), f.head.clone());
+    let mut records = f.records[..3].to_vec();
+    let texts = |r: &switchboard_knowledge::FaqRecord| {
+        1 + r.alternates.iter().filter(|a| !a.trim().is_empty()).count() as u64
+    };
+    bot.index_faqs("reuse", &records).expect("index");
+    let first: u64 = records.iter().map(texts).sum();
+    assert_eq!(bot.texts_embedded(), first);
+    records[0].tags.push("edited".into());
+    bot.index_faqs("reuse", &records[..1]).expect("tag");
+    bot.rebuild_faqs("reuse", &records).expect("rebuild");
+    assert_eq!(bot.texts_embedded(), first, "nothing embedded again");
+    assert_eq!(bot.dense_len("reuse"), 3);
+    records[1].question.push_str("？");
+    records[2].answer.push_str(" ");
+    bot.index_faqs("reuse", &records[1..]).expect("change");
+    assert_eq!(
+        bot.texts_embedded(),
+        first + texts(&records[1]) + texts(&records[2])
+    );
+    let d = bot.decide(&Turn::new("reuse", &records[0].question));
+    assert_eq!(d.faq_id.as_deref(), Some(records[0].id.as_str()), "{d:?}");
+}
+
 /// A tenant's dense side stops at its limit: records past it are left out (found lexically
 /// only), and a rewritten record that no longer fits loses its old vectors.
 #[test]
