@@ -51,8 +51,10 @@ const KEEPALIVE: Duration = Duration::from_secs(25);
 /// How many messages an agent sees when a conversation is assigned.
 const ASSIGNED_HISTORY: i64 = 50;
 /// Text sent by one catch-up before it waits for the client's acknowledgement (each message
-/// counted with `store::MESSAGE_OVERHEAD_BYTES`), and at most this many messages.
+/// counted with `store::MESSAGE_OVERHEAD_BYTES`).
 pub const CATCH_UP_PAGE_BYTES: usize = 256 * 1024;
+/// At most this many messages a catch-up page (the bytes end a page first: 256 KiB holds at most
+/// about 1,640 messages with their overhead).
 const CATCH_UP_PAGE_ROWS: usize = 2_000;
 
 type Subscriptions = StreamMap<String, BroadcastStream<BusEvent>>;
