@@ -248,10 +248,7 @@ impl RateLimits {
         limits: TenantLimits,
     ) -> ServiceResult<()> {
         if let Some(ip) = origin {
-            if let Err(not_until) = self.ip_messages.check_key(&address_key(ip)) {
-                self.count(Scope::IpMessage);
-                return Err(refused(not_until.wait_time_from(self.clock.now())));
-            }
+            self.by_address(&self.ip_messages, Scope::IpMessage, ip)?;
         }
         let limiters = self.tenant(tenant, limits);
         if let Err(not_until) = limiters.customer.check_key(&customer.to_owned()) {
@@ -281,40 +278,35 @@ impl RateLimits {
             })
     }
 
+    /// One check of a per-address limiter, a refusal counted under `scope`.
+    fn by_address(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<IpAddr>,
+        scope: Scope,
+        ip: IpAddr,
+    ) -> ServiceResult<()> {
+        limiter.check_key(&address_key(ip)).map_err(|not_until| {
+            self.count(scope);
+            refused(not_until.wait_time_from(self.clock.now()))
+        })
+    }
+
     pub fn session(&self, ip: IpAddr) -> ServiceResult<()> {
-        self.sessions
-            .check_key(&address_key(ip))
-            .map_err(|not_until| {
-                self.count(Scope::Session);
-                refused(not_until.wait_time_from(self.clock.now()))
-            })
+        self.by_address(&self.sessions, Scope::Session, ip)
     }
 
     pub fn webhook(&self, ip: IpAddr) -> ServiceResult<()> {
-        self.webhooks
-            .check_key(&address_key(ip))
-            .map_err(|not_until| {
-                self.count(Scope::Webhook);
-                refused(not_until.wait_time_from(self.clock.now()))
-            })
+        self.by_address(&self.webhooks, Scope::Webhook, ip)
     }
 
     /// One visitor WebSocket ticket asked for from `ip`.
     pub fn ticket(&self, ip: IpAddr) -> ServiceResult<()> {
-        self.tickets
-            .check_key(&address_key(ip))
-            .map_err(|not_until| {
-                self.count(Scope::Ticket);
-                refused(not_until.wait_time_from(self.clock.now()))
-            })
+        self.by_address(&self.tickets, Scope::Ticket, ip)
     }
 
     /// One long poll from `ip`.
     pub fn poll(&self, ip: IpAddr) -> ServiceResult<()> {
-        self.polls.check_key(&address_key(ip)).map_err(|not_until| {
-            self.count(Scope::Poll);
-            refused(not_until.wait_time_from(self.clock.now()))
-        })
+        self.by_address(&self.polls, Scope::Poll, ip)
     }
 
     /// One console sign-in attempt from `ip` for `account` (tenant and email).
